@@ -1,0 +1,29 @@
+/* cli.h: what the vkllm subcommands share: argument parsing that rejects bad
+ * values with one clear line, and error reporting. */
+#ifndef VKLLM_CLI_H
+#define VKLLM_CLI_H
+
+#include "vkllm.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Prints "error: MSG" to stderr; returns 1 (the exit status for failures). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Each parses VALUE given to FLAG into *OUT, or prints an error and returns false. */
+bool cli_int(const char *flag, const char *value, long long min, long long max, long long *out);
+bool cli_float(const char *flag, const char *value, double min, double max, double *out);
+
+/* Returns the value after flag ARGV[*I] and advances *I, or prints an error. */
+const char *cli_value(int argc, char **argv, int *i);
+
+/* Milliseconds from a monotonic clock. */
+double cli_now_ms(void);
+
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,192 @@
+/* cmd_run.c: vkllm run: load a model, feed the prompt, stream sampled text. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char run_usage[] =
+    "usage: vkllm run [options]\n"
+    "\n"
+    "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
+    "  -p, --prompt TEXT      prompt (default: empty, generation starts after BOS)\n"
+    "  -n, --n-predict N      tokens to generate; -1 until end of text (default 128)\n"
+    "  -c, --ctx-size N       context size in tokens (default: the model's, at most 4096)\n"
+    "  -b, --batch-size N     prompt tokens per GPU step (default 64)\n"
+    "      --temp T           temperature; 0 is greedy (default 0.8)\n"
+    "      --top-k K          keep the K most likely tokens; 0 keeps all (default 40)\n"
+    "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
+    "      --min-p P          drop tokens below P times the most likely (default 0.05)\n"
+    "      --repeat-penalty F penalize recent tokens; 1 is off (default 1.0)\n"
+    "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
+    "  -s, --seed S           random seed (default: from the clock)\n"
+    "      --ignore-eos       keep generating after the end-of-text token\n"
+    "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
+    "      --validate         enable the Khronos validation layer\n";
+
+static void on_progress(float fraction, void *user)
+{
+    (void)user;
+    if (isatty(2)) fprintf(stderr, "\rloading %3.0f%%", fraction * 100.0f);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *model_path = NULL, *prompt = "", *device = NULL;
+    long long n_predict = 128, n_ctx = 0, n_batch = 0, seed = -1;
+    bool ignore_eos = false, validate = false;
+    struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long long n;
+        double f;
+#define VALUE() ((v = cli_value(argc, argv, &i)) != NULL)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(run_usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!VALUE()) return 1;
+            model_path = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!VALUE()) return 1;
+            prompt = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &n_predict)) return 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 24, &n_ctx)) return 1;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) return 1;
+        } else if (!strcmp(a, "--temp")) {
+            if (!VALUE() || !cli_float(a, v, 0, 1e6, &f)) return 1;
+            sp.temp = (float)f;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 30, &n)) return 1;
+            sp.top_k = (int32_t)n;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!VALUE() || !cli_float(a, v, 1e-9, 1, &f)) return 1;
+            sp.top_p = (float)f;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!VALUE() || !cli_float(a, v, 0, 1, &f)) return 1;
+            sp.min_p = (float)f;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!VALUE() || !cli_float(a, v, 1e-6, 1e6, &f)) return 1;
+            sp.repeat_penalty = (float)f;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 20, &n)) return 1;
+            sp.repeat_last_n = (int32_t)n;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            if (!VALUE() || !cli_int(a, v, 0, INT64_MAX, &seed)) return 1;
+        } else if (!strcmp(a, "--device")) {
+            if (!VALUE()) return 1;
+            device = v;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            ignore_eos = true;
+        } else if (!strcmp(a, "--validate")) {
+            validate = true;
+        } else {
+            return cli_error("unknown option '%s' for vkllm run (see vkllm run --help)", a);
+        }
+#undef VALUE
+    }
+    if (!model_path) model_path = getenv("VKLLM_MODEL");
+    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+    struct vkllm_error err = {0};
+    vkllm_context *ctx = NULL;
+    vkllm_model *model = NULL;
+    vkllm_session *session = NULL;
+    vkllm_sampler *sampler = NULL;
+    int32_t *tokens = NULL;
+    int status = 1;
+
+    double t0 = cli_now_ms();
+    struct vkllm_context_params cp = {.device = device, .validation = validate};
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    struct vkllm_model_params mp = {.progress = on_progress};
+    int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
+    if (isatty(2)) fputs("\r              \r", stderr);
+    if (rc) goto fail;
+    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch};
+    if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
+    const vkllm_vocab *vocab = vkllm_model_vocab(model);
+    if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
+    double t_load = cli_now_ms() - t0;
+    fprintf(stderr, "vkllm: %s on %s, loaded in %.0f ms (%.1f MiB of weights); seed %llu\n",
+            model_path, vkllm_context_device(ctx)->name, t_load,
+            vkllm_model_weight_bytes(model) / 1048576.0, (unsigned long long)sp.seed);
+
+    /* the prompt: BOS as the vocabulary asks, then the text */
+    uint32_t cap = vkllm_session_n_ctx(session);
+    tokens = malloc(cap * sizeof *tokens);
+    if (!tokens) {
+        cli_error("out of memory");
+        goto done;
+    }
+    int n_prompt = vkllm_tokenize(vocab, prompt, strlen(prompt), true, false, tokens, (int)cap);
+    if (n_prompt < 0) {
+        cli_error("%s: could not tokenize the prompt (%s)", model_path, vkllm_strerror(n_prompt));
+        goto done;
+    }
+    if ((uint32_t)n_prompt >= cap) {
+        cli_error("the prompt is %d tokens; the context holds %u (use -c)", n_prompt, cap);
+        goto done;
+    }
+    if (n_prompt == 0) { /* no BOS and no text: start from token 0 rather than nothing */
+        tokens[0] = 0;
+        n_prompt = 1;
+    }
+    for (int i = 0; i < n_prompt; i++) vkllm_sampler_accept(sampler, tokens[i]);
+
+    fputs(prompt, stdout);
+    fflush(stdout);
+    double t_prompt = cli_now_ms();
+    if (vkllm_session_decode(session, tokens, (uint32_t)n_prompt, &err)) goto fail;
+    t_prompt = cli_now_ms() - t_prompt;
+
+    double t_gen = cli_now_ms();
+    long long n_gen = 0;
+    char piece[256];
+    while (n_predict < 0 || n_gen < n_predict) {
+        int32_t tok = vkllm_sampler_sample(sampler, vkllm_session_logits(session, -1));
+        if (tok < 0) {
+            cli_error("sampling failed (%s)", vkllm_strerror(tok));
+            goto done;
+        }
+        n_gen++;
+        if (!ignore_eos && vkllm_vocab_is_eog(vocab, tok)) break;
+        int len = vkllm_token_to_piece(vocab, tok, false, piece, sizeof piece);
+        if (len > 0 && len <= (int)sizeof piece) fwrite(piece, 1, (size_t)len, stdout);
+        fflush(stdout);
+        if (vkllm_session_pos(session) >= cap) {
+            fprintf(stderr, "\nvkllm: context full (%u tokens)\n", cap);
+            break;
+        }
+        if (n_predict >= 0 && n_gen >= n_predict) break;
+        if (vkllm_session_decode(session, &tok, 1, &err)) goto fail;
+    }
+    t_gen = cli_now_ms() - t_gen;
+    fputc('\n', stdout);
+    fprintf(stderr, "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s); generated %lld tokens in "
+                    "%.1f ms (%.1f tok/s)\n",
+            n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), n_gen, t_gen,
+            n_gen / (t_gen / 1e3));
+    status = 0;
+    goto done;
+fail:
+    cli_error("%s", err.msg);
+done:
+    if (ctx && vkllm_context_validation_errors(ctx)) {
+        cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
+        status = 1;
+    }
+    free(tokens);
+    vkllm_sampler_free(sampler);
+    vkllm_session_free(session);
+    vkllm_model_free(model);
+    vkllm_context_destroy(ctx);
+    return status;
+}

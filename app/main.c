@@ -1,0 +1,106 @@
+/* main.c: the vkllm command line: dispatch to subcommands, and the argument
+ * helpers they share. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: vkllm COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  run       generate text from a prompt (vkllm run -p \"Once upon a time\")\n"
+    "  info      print a GGUF file's metadata and tensors (vkllm info MODEL)\n"
+    "  devices   list Vulkan devices with their features and limits\n"
+    "  tokenize  print the token ids of a text (vkllm tokenize -m MODEL -p TEXT)\n"
+    "\n"
+    "vkllm COMMAND --help shows a command's options.\n";
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+bool cli_int(const char *flag, const char *value, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || errno) {
+        cli_error("%s: '%s' is not an integer", flag, value);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_error("%s: %lld is out of range [%lld, %lld]", flag, v, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *flag, const char *value, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || isnan(v)) {
+        cli_error("%s: '%s' is not a number", flag, value);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_error("%s: %g is out of range [%g, %g]", flag, v, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *cli_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        cli_error("%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+double cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("vkllm %s\n", VKLLM_VERSION);
+        return 0;
+    }
+    cli_error("unknown command '%s' (try vkllm --help)", cmd);
+    return 1;
+}

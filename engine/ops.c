@@ -1,0 +1,145 @@
+/* ops.c: push constants, specialization and workgroup counts of each kernel. */
+#include "ops.h"
+
+#include "context.h"
+#include "kernels.h"
+
+#include <math.h>
+
+static int pipeline(struct op_env *e, enum shader_id s, const uint32_t *spec_rest, uint32_t n_rest,
+                    uint32_t n_bindings, uint32_t push_size, struct vk_pipeline **out,
+                    struct vkllm_error *err)
+{
+    uint32_t spec[PIPELINE_MAX_SPEC] = {e->ctx->wg_size};
+    for (uint32_t i = 0; i < n_rest; i++) spec[1 + i] = spec_rest[i];
+    return vk_pipeline_get(&e->ctx->pipes, s, spec, 1 + n_rest, n_bindings, push_size, out, err);
+}
+
+static enum shader_id by_type(uint32_t type, enum shader_id f32, enum shader_id f16,
+                              enum shader_id q8_0, enum shader_id q4_0)
+{
+    switch (type) {
+    case VKLLM_TYPE_F16: return f16;
+    case VKLLM_TYPE_Q8_0: return q8_0;
+    case VKLLM_TYPE_Q4_0: return q4_0;
+    default: return f32;
+    }
+}
+
+static uint32_t div_up(uint64_t a, uint32_t b) { return (uint32_t)((a + b - 1) / b); }
+
+int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct gpu_buf *out,
+                struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    enum shader_id s = by_type(table->type, SHADER_GET_ROWS_F32, SHADER_GET_ROWS_F16,
+                               SHADER_GET_ROWS_Q8_0, SHADER_GET_ROWS_Q4_0);
+    int rc = pipeline(e, s, NULL, 0, 3, sizeof(struct push_get_rows), &p, err);
+    for (uint32_t i = 0; !rc && i < table->n_parts; i++) {
+        const struct gpu_weight_part *part = &table->parts[i];
+        struct push_get_rows pc = {table->k, part->row_begin, part->row_begin + part->n_rows,
+                                   part->scale_offset};
+        struct gpu_buf bufs[] = {e->step, part->buf, *out};
+        /* parts write disjoint rows: only the last needs the barrier */
+        rc = gpu_graph_dispatch(e->graph, p, e->batch, &pc, bufs,
+                                i + 1 == table->n_parts ? GPU_BARRIER : GPU_NO_BARRIER, err);
+    }
+    return rc;
+}
+
+int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
+                const struct gpu_buf *out, uint32_t n, float eps, struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_RMS_NORM, NULL, 0, 4, sizeof(struct push_rms_norm), &p, err);
+    if (rc) return rc;
+    struct push_rms_norm pc = {n, eps};
+    struct gpu_buf bufs[] = {e->step, *x, *w, *out};
+    return gpu_graph_dispatch(e->graph, p, e->batch, &pc, bufs, GPU_BARRIER, err);
+}
+
+/* Rows per workgroup, and tokens per pass: one token for decode keeps the
+ * accumulators few; a batch shares each weight load among eight tokens. */
+#define MATVEC_ROWS 2
+#define MATVEC_TOKENS 8
+
+int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
+              const struct gpu_buf *y, bool acc, bool last_only, enum gpu_sync sync,
+              struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    enum shader_id s = by_type(w->type, SHADER_MATVEC_F32, SHADER_MATVEC_F16,
+                               SHADER_MATVEC_Q8_0, SHADER_MATVEC_Q4_0);
+    uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
+    uint32_t spec[] = {MATVEC_ROWS, nt, acc};
+    int rc = pipeline(e, s, spec, 3, 4, sizeof(struct push_matvec), &p, err);
+    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
+        const struct gpu_weight_part *part = &w->parts[i];
+        struct push_matvec pc = {
+            .k = w->k,
+            .n_rows = part->n_rows,
+            .row_offset = part->row_begin,
+            .scale_offset = part->scale_offset,
+            .x_stride = w->k,
+            .y_stride = w->n,
+            .last_only = last_only,
+        };
+        struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, MATVEC_ROWS), &pc, bufs,
+                                i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
+    }
+    return rc;
+}
+
+int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf *x,
+            uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox, enum gpu_sync sync,
+            struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_ROPE, NULL, 0, 3, sizeof(struct push_rope), &p, err);
+    if (rc) return rc;
+    struct push_rope pc = {n_heads, head_dim, n_rot, n_heads * head_dim, neox, n_rot};
+    struct gpu_buf bufs[] = {e->step, *table, *x};
+    uint64_t threads = (uint64_t)e->batch * n_heads * (n_rot / 2);
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, sync,
+                              err);
+}
+
+int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
+                const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
+                struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_KV_STORE, NULL, 0, 5, sizeof(struct push_kv_store), &p, err);
+    if (rc) return rc;
+    struct push_kv_store pc = {n_embd_kv};
+    struct gpu_buf bufs[] = {e->step, *k, *v, *k_cache, *v_cache};
+    uint64_t threads = (uint64_t)e->batch * (n_embd_kv / 2);
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs,
+                              GPU_BARRIER, err);
+}
+
+int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
+                 const struct gpu_buf *v_cache, const struct gpu_buf *scores,
+                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head,
+                 uint32_t n_head_kv, uint32_t n_ctx, struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_ATTENTION, NULL, 0, 6, sizeof(struct push_attention), &p, err);
+    if (rc) return rc;
+    struct push_attention pc = {head_dim, n_head, n_head_kv, n_ctx, 1.0f / sqrtf((float)head_dim)};
+    struct gpu_buf bufs[] = {e->step, *q, *k_cache, *v_cache, *scores, *out};
+    return gpu_graph_dispatch(e->graph, p, e->batch * n_head, &pc, bufs, GPU_BARRIER, err);
+}
+
+int op_swiglu(struct op_env *e, const struct gpu_buf *gate, const struct gpu_buf *up,
+              const struct gpu_buf *out, uint32_t n, struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_SWIGLU, NULL, 0, 4, sizeof(struct push_swiglu), &p, err);
+    if (rc) return rc;
+    struct push_swiglu pc = {n};
+    struct gpu_buf bufs[] = {e->step, *gate, *up, *out};
+    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * n, e->ctx->wg_size), &pc,
+                              bufs, GPU_BARRIER, err);
+}

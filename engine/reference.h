@@ -1,0 +1,37 @@
+/* reference.h: a plain float32 CPU forward pass of the llama architecture, and
+ * its operations one by one: what the shaders are checked against. Slow and
+ * simple on purpose. Internal to the engine; used by tests. */
+#ifndef VKLLM_REFERENCE_H
+#define VKLLM_REFERENCE_H
+
+#include "llama.h"
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] */
+void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float eps);
+/* y[r] = sum_k W[r][k] x[k]; W is (n, k) row-major floats */
+void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k);
+/* rotates the first n_rot dims of each of n_heads heads of x by TABLE (n_rot/2 cos,sin pairs) */
+void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
+              bool neox);
+/* out = silu(gate) * up */
+void ref_swiglu(const float *gate, const float *up, float *out, uint32_t n);
+/* one query token: q (n_head, hd) against N_POS cached rows of k and v (n_pos, n_head_kv, hd) */
+void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t n_pos,
+                   uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv);
+/* rounds through half precision, as the GPU's KV cache stores values */
+float ref_round_f16(float x);
+
+struct ref_model;
+
+/* Dequantizes every weight of a llama GGUF to floats. KV_F16 rounds the KV
+ * cache to half floats as the GPU does. */
+int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct ref_model **out,
+                     struct vkllm_error *err);
+void ref_model_free(struct ref_model *m);
+const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m);
+
+/* Runs TOKEN at the next position and writes n_vocab logits. */
+int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct vkllm_error *err);
+void ref_model_reset(struct ref_model *m);
+
+#endif

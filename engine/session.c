@@ -1,0 +1,210 @@
+/* session.c: one conversation: the KV cache and activations on the device, two
+ * recorded graphs (one token, and a batch for prompts), and the decode loop
+ * that feeds them. */
+#include "forward.h"
+#include "kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_N_CTX 4096
+#define DEFAULT_N_BATCH 64
+
+struct vkllm_session {
+    struct vkllm_model *m;
+    uint32_t n_ctx, n_batch;
+    bool logits_all;
+    uint32_t pos;
+
+    struct gpu_pool device; /* activations and KV cache */
+    struct gpu_pool host;   /* step header and rope table, written every step */
+    struct gpu_pool readback;
+    struct forward_state st;
+    struct gpu_buf out;     /* logits copied for the host: (n_batch or 1, n_vocab) */
+
+    struct gpu_graph one;   /* recorded for a single token */
+    struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
+
+    float *logits;          /* host copy: (n_logits, n_vocab) */
+    uint32_t n_logits, cap_logits;
+    double last_gpu_ms;
+};
+
+static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
+{
+    const struct vkllm_hparams *hp = &s->m->hp;
+    struct forward_state *st = &s->st;
+    const uint64_t B = s->n_batch, E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
+    const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim;
+    const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t logit_rows = s->logits_all ? B : 1;
+    int rc;
+    st->n_ctx = s->n_ctx;
+    if ((rc = gpu_pool_alloc(&s->host, STEP_HEADER_WORDS * 4 + B * 4, &st->step, err)) ||
+        (rc = gpu_pool_alloc(&s->host, B * hp->n_rot * 4, &st->rope, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * E * 4, &st->x, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * E * 4, &st->xn, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * Q * 4, &st->q, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * KV * 4, &st->k, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * KV * 4, &st->v, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * Q * 4, &st->att, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->gate, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->up, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->ffn, err)) ||
+        (rc = gpu_pool_alloc(&s->device, B * hp->n_head * s->n_ctx * 4, &st->scores, err)) ||
+        (rc = gpu_pool_alloc(&s->device, logit_rows * V * 4, &st->logits, err)) ||
+        (rc = gpu_pool_alloc(&s->readback, logit_rows * V * 4, &s->out, err)))
+        return rc;
+    st->k_cache = calloc(hp->n_layer, sizeof *st->k_cache);
+    st->v_cache = calloc(hp->n_layer, sizeof *st->v_cache);
+    if (!st->k_cache || !st->v_cache) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if ((rc = gpu_pool_alloc(&s->device, (uint64_t)s->n_ctx * KV * 2, &st->k_cache[l], err)) ||
+            (rc = gpu_pool_alloc(&s->device, (uint64_t)s->n_ctx * KV * 2, &st->v_cache[l], err)))
+            return rc;
+    return VKLLM_OK;
+}
+
+/* The largest batch whose activations each fit one binding. */
+static uint32_t fit_batch(const struct vkllm_hparams *hp, uint32_t want, uint32_t n_ctx,
+                          bool logits_all, uint64_t range)
+{
+    uint64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    if ((uint64_t)hp->n_head * hp->head_dim > widest) widest = (uint64_t)hp->n_head * hp->head_dim;
+    if ((uint64_t)hp->n_head * n_ctx > widest) widest = (uint64_t)hp->n_head * n_ctx;
+    if (logits_all && hp->n_vocab > widest) widest = hp->n_vocab;
+    uint64_t most = range / (4 * widest);
+    return most < want ? (uint32_t)most : want;
+}
+
+int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
+                         vkllm_session **out, struct vkllm_error *err)
+{
+    *out = NULL;
+    const struct vkllm_hparams *hp = &m->hp;
+    struct vk_device *dev = &m->ctx->dev;
+    struct vkllm_session *s = calloc(1, sizeof *s);
+    if (!s) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    s->m = m;
+    s->n_ctx = params && params->n_ctx ? params->n_ctx
+                                       : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train
+                                                                          : DEFAULT_N_CTX);
+    s->logits_all = params && params->logits_all;
+    uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
+    s->n_batch = fit_batch(hp, want, s->n_ctx, s->logits_all, dev->info.max_storage_buffer_range);
+    int rc = VKLLM_OK;
+    uint64_t kv_layer = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim * 2;
+    if (s->n_ctx > (1u << 24) || s->n_batch == 0 || kv_layer > dev->info.max_storage_buffer_range)
+        rc = vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                        "a context of %u tokens does not fit %s's storage buffer limit", s->n_ctx,
+                        dev->info.name);
+    if (rc) goto fail;
+
+    gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, 64ull << 20);
+    gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, 1ull << 20);
+    gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, 1ull << 20);
+    if ((rc = alloc_state(s, err))) goto fail;
+    if ((rc = gpu_graph_create(&s->one, dev, err)) ||
+        (rc = forward_record(m, &s->st, &s->one, 1, s->logits_all, &s->out, err)))
+        goto fail;
+    if (s->n_batch > 1 &&
+        ((rc = gpu_graph_create(&s->batch, dev, err)) ||
+         (rc = forward_record(m, &s->st, &s->batch, s->n_batch, s->logits_all, &s->out, err))))
+        goto fail;
+    *out = s;
+    return VKLLM_OK;
+fail:
+    vkllm_session_free(s);
+    return rc;
+}
+
+void vkllm_session_free(vkllm_session *s)
+{
+    if (!s) return;
+    gpu_graph_destroy(&s->batch);
+    gpu_graph_destroy(&s->one);
+    free(s->st.k_cache);
+    free(s->st.v_cache);
+    gpu_pool_destroy(&s->readback);
+    gpu_pool_destroy(&s->host);
+    gpu_pool_destroy(&s->device);
+    free(s->logits);
+    free(s);
+}
+
+/* Runs tokens [0, n) at positions pos.. through the graph recorded for up to
+ * that many, and copies their logits out. */
+static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
+                    struct vkllm_error *err)
+{
+    const struct vkllm_hparams *hp = &s->m->hp;
+    struct step_header *h = s->st.step.mapped;
+    h->n_tokens = n;
+    h->pos0 = s->pos;
+    memcpy(h + 1, tokens, n * sizeof *tokens);
+    llama_rope_table(hp, s->m->rope_freqs, s->st.rope.mapped, n, s->pos);
+
+    struct gpu_graph *g = n == 1 ? &s->one : &s->batch;
+    int rc = gpu_graph_run(g, err);
+    if (rc) return rc;
+    s->last_gpu_ms += gpu_graph_last_ms(g);
+    s->pos += n;
+
+    const uint32_t rows = s->logits_all ? n : 1;
+    if (s->n_logits + rows > s->cap_logits) {
+        uint32_t cap = s->n_logits + rows;
+        float *p = realloc(s->logits, (size_t)cap * hp->n_vocab * sizeof *p);
+        if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        s->logits = p;
+        s->cap_logits = cap;
+    }
+    if (!s->logits_all) s->n_logits = 0; /* only the last token's logits are kept */
+    memcpy(s->logits + (size_t)s->n_logits * hp->n_vocab, s->out.mapped,
+           (size_t)rows * hp->n_vocab * sizeof(float));
+    s->n_logits += rows;
+    return VKLLM_OK;
+}
+
+int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
+                         struct vkllm_error *err)
+{
+    if (n == 0) return vkllm_fail(err, VKLLM_E_INVALID, "no tokens to decode");
+    if (n > s->n_ctx - s->pos)
+        return vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                          "context full: %u tokens in the cache, %u more do not fit in %u", s->pos,
+                          n, s->n_ctx);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
+            return vkllm_fail(err, VKLLM_E_INVALID, "token id %d is outside the vocabulary of %u",
+                              tokens[i], s->m->hp.n_vocab);
+    s->n_logits = 0;
+    s->last_gpu_ms = 0;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t chunk = n - i < s->n_batch ? n - i : s->n_batch;
+        int rc = run_step(s, tokens + i, chunk, err);
+        if (rc) return rc;
+        i += chunk;
+    }
+    return VKLLM_OK;
+}
+
+const float *vkllm_session_logits(const vkllm_session *s, int32_t i)
+{
+    if (s->n_logits == 0) return NULL;
+    if (i < 0) i = (int32_t)s->n_logits - 1;
+    if (!s->logits_all && i != (int32_t)s->n_logits - 1) {
+        /* without logits_all only the last row exists; callers name it by -1 */
+        return NULL;
+    }
+    if ((uint32_t)i >= s->n_logits) return NULL;
+    return s->logits + (size_t)i * s->m->hp.n_vocab;
+}
+
+uint32_t vkllm_session_pos(const vkllm_session *s) { return s->pos; }
+uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s->n_ctx; }
+void vkllm_session_reset(vkllm_session *s)
+{
+    s->pos = 0;
+    s->n_logits = 0;
+}
+double vkllm_session_last_gpu_ms(const vkllm_session *s) { return s->last_gpu_ms; }

@@ -1,0 +1,936 @@
+/* tokenizer.c: text <-> token ids, exactly as llama.cpp does it.
+ *
+ * A vocabulary is built from a GGUF file's tokenizer.ggml.* keys. Tokenizing
+ * goes in two steps, as in llama.cpp's llama_vocab::tokenize:
+ *   1. partition: cut the text at special tokens ("<s>", user-defined tokens),
+ *      which become their ids directly;
+ *   2. encode every remaining piece of raw text with the vocabulary's own
+ *      algorithm (its "kind").
+ * Only SentencePiece-style vocabularies are implemented (tokenizer.ggml.model
+ * "llama", llama.cpp's SPM). A new kind (BPE) is one row of the kind table plus
+ * its encode and piece functions; loading, the partition and the public calls
+ * are shared.
+ *
+ * The file reads top to bottom: vocabulary storage, loading, the special-token
+ * partition, the SPM encoder, tokenize, token_to_piece.
+ */
+#include "error.h"
+#include "vkllm.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ============================== Vocabulary ============================== */
+
+/* Token attributes: llama.cpp's llama_token_attr bits, so that its rules read
+ * the same here. A token has one type bit, plus CONTROL when a rule forces it
+ * and LSTRIP/RSTRIP for the partition. */
+enum {
+    ATTR_UNDEFINED = 0,
+    ATTR_UNKNOWN = 1 << 0,
+    ATTR_UNUSED = 1 << 1,
+    ATTR_NORMAL = 1 << 2,
+    ATTR_CONTROL = 1 << 3,
+    ATTR_USER_DEFINED = 1 << 4,
+    ATTR_BYTE = 1 << 5,
+    ATTR_LSTRIP = 1 << 7, /* the partition eats whitespace before the token */
+    ATTR_RSTRIP = 1 << 8, /* ... and after it */
+};
+
+/* tokenizer.ggml.token_type (SentencePiece's piece types) -> attribute; other
+ * values are UNDEFINED, as in llama.cpp. */
+static const uint32_t token_type_attr[] = {
+    ATTR_UNDEFINED,    ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL,
+    ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE,
+};
+
+struct token {
+    const char *text; /* into vocab->arena; not NUL-terminated */
+    uint32_t len;
+    float score;   /* SPM: merge priority, higher first */
+    uint32_t attr; /* ATTR_* bits */
+    bool eog;      /* ends generation */
+};
+
+/* Token ids with a role. -1: none. */
+/* clang-format off */
+enum special {
+    SP_BOS, SP_EOS, SP_EOT, SP_EOM, SP_UNK, SP_SEP, SP_PAD, SP_MASK,
+    SP_FIM_PRE, SP_FIM_SUF, SP_FIM_MID, SP_FIM_PAD, SP_FIM_REP, SP_FIM_SEP,
+    SP_COUNT
+};
+/* clang-format on */
+
+/* A piece of the text to tokenize: raw bytes or an id found by the partition. */
+struct fragment {
+    int32_t token; /* -1: raw text text[off .. off + len) */
+    size_t off, len;
+};
+
+/* Where ids go: the caller's buffer, counting past its end so that the caller
+ * learns how much room it needs. */
+struct sink {
+    int32_t *out;
+    size_t cap, n;
+};
+
+static void emit(struct sink *s, int32_t id)
+{
+    if (s->n < s->cap) s->out[s->n] = id;
+    s->n++;
+}
+
+/* One row per tokenizer.ggml.model value we implement: llama.cpp's defaults for
+ * that kind and the functions that implement it. */
+struct kind_info {
+    const char *model;
+    int32_t bos, eos, unk; /* ids used when the file has no *_token_id key */
+    bool add_bos, add_eos, add_space_prefix;
+    /* Encodes the partitioned text, adding BOS/EOS if ADD_SPECIAL. */
+    int (*encode)(const vkllm_vocab *v, const char *text, const struct fragment *frags,
+                  size_t n_frags, bool add_special, struct sink *out);
+    /* The text of a token as token_to_piece(special = true) gives it; returns
+     * its length and copies it into BUF when it fits in CAP. */
+    int (*piece)(const vkllm_vocab *v, int32_t token, char *buf, int cap);
+};
+
+struct vkllm_vocab {
+    const struct kind_info *kind;
+    int32_t n_tokens;
+    struct token *tokens; /* (n_tokens) */
+    char *arena;          /* every token's text, back to back */
+    int32_t *index;       /* (index_mask + 1) open-addressing table of ids by text, -1 empty */
+    uint64_t index_mask;
+    int32_t *specials; /* (n_specials) ids the partition looks for, longest text first */
+    int32_t n_specials;
+    int32_t byte_token[256]; /* SPM byte fallback: "<0xXX>", else the 1-byte token, else -1 */
+    int32_t special[SP_COUNT];
+    bool add_bos, add_eos, add_space_prefix;
+};
+
+static uint64_t hash_text(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The slot holding TEXT, or the empty slot where it would go. */
+static int32_t *index_slot(const vkllm_vocab *v, const char *text, size_t len)
+{
+    for (uint64_t i = hash_text(text, len) & v->index_mask;; i = (i + 1) & v->index_mask) {
+        int32_t *slot = &v->index[i];
+        if (*slot < 0) return slot;
+        const struct token *t = &v->tokens[*slot];
+        if (t->len == len && memcmp(t->text, text, len) == 0) return slot;
+    }
+}
+
+/* The id of the token spelled TEXT, or -1. */
+static int32_t vocab_find(const vkllm_vocab *v, const char *text, size_t len)
+{
+    return *index_slot(v, text, len);
+}
+
+static int32_t vocab_find_str(const vkllm_vocab *v, const char *text)
+{
+    return vocab_find(v, text, strlen(text));
+}
+
+static void vocab_set_eog(vkllm_vocab *v, int32_t id)
+{
+    if (id >= 0) v->tokens[id].eog = true;
+}
+
+/* ============================== Loading ============================== */
+
+static int spm_encode_frags(const vkllm_vocab *v, const char *text, const struct fragment *frags,
+                            size_t n_frags, bool add_special, struct sink *out);
+static int spm_piece(const vkllm_vocab *v, int32_t token, char *buf, int cap);
+
+static const struct kind_info kinds[] = {
+    /* model  bos eos unk add_bos add_eos space_prefix */
+    {"llama", 1, 2, 0, true, false, true, spm_encode_frags, spm_piece},
+};
+
+/* The *_token_id keys, in llama.cpp's order: the deprecated names come last and
+ * win over the new ones. */
+static const struct {
+    const char *key;
+    enum special which;
+} special_keys[] = {
+    {"tokenizer.ggml.bos_token_id", SP_BOS},
+    {"tokenizer.ggml.eos_token_id", SP_EOS},
+    {"tokenizer.ggml.eot_token_id", SP_EOT},
+    {"tokenizer.ggml.eom_token_id", SP_EOM},
+    {"tokenizer.ggml.unknown_token_id", SP_UNK},
+    {"tokenizer.ggml.seperator_token_id", SP_SEP}, /* sic: the key is spelled so */
+    {"tokenizer.ggml.padding_token_id", SP_PAD},
+    {"tokenizer.ggml.mask_token_id", SP_MASK},
+    {"tokenizer.ggml.fim_pre_token_id", SP_FIM_PRE},
+    {"tokenizer.ggml.fim_suf_token_id", SP_FIM_SUF},
+    {"tokenizer.ggml.fim_mid_token_id", SP_FIM_MID},
+    {"tokenizer.ggml.fim_pad_token_id", SP_FIM_PAD},
+    {"tokenizer.ggml.fim_rep_token_id", SP_FIM_REP},
+    {"tokenizer.ggml.fim_sep_token_id", SP_FIM_SEP},
+    {"tokenizer.ggml.prefix_token_id", SP_FIM_PRE},
+    {"tokenizer.ggml.suffix_token_id", SP_FIM_SUF},
+    {"tokenizer.ggml.middle_token_id", SP_FIM_MID},
+};
+
+/* Roles llama.cpp gives by token text when the file names no id for them (its
+ * converters do not write these keys). A token so found is forced to CONTROL.
+ * llama.cpp takes the first match in hash-map order; we take the first text in
+ * this list that the vocabulary has, which agrees on every vocabulary we test
+ * (Phi-3 has both "<|end|>" and "<|endoftext|>": both give "<|end|>"). */
+static const struct {
+    enum special which;
+    const char *texts[12];
+} role_texts[] = {
+    {SP_EOT,
+     {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+      "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"}},
+    {SP_EOM, {"<|eom_id|>"}},
+    {SP_FIM_PRE,
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+      "<|code_prefix|>", "<|prefix|>"}},
+    {SP_FIM_SUF,
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+      "<|code_suffix|>", "<|suffix|>"}},
+    {SP_FIM_MID,
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+      "<|code_middle|>", "<|middle|>"}},
+    {SP_FIM_PAD, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+    {SP_FIM_REP, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+    {SP_FIM_SEP, {"<|file_sep|>"}},
+};
+
+/* Tokens that end generation, by text (llama.cpp's list); also forced to CONTROL. */
+/* clang-format off */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<｜end▁of▁sentence｜>", "[e~[",
+};
+/* clang-format on */
+
+/* gpt-oss: llama.cpp always renders these, whatever their type. */
+static const char *const user_defined_texts[] = {
+    "<|channel|>",
+    "<|message|>",
+    "<|start|>",
+    "<|constrain|>",
+};
+
+/* Looks the model name up in KINDS. */
+static int load_kind(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
+{
+    const char *name = vkllm_gguf_name(g);
+    struct vkllm_gguf_str model;
+    int rc = vkllm_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    if (rc == VKLLM_E_NOT_FOUND)
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: no tokenizer (key tokenizer.ggml.model is missing)", name);
+    if (rc) return rc;
+    int n = model.len > 64 ? 64 : (int)model.len;
+    for (size_t i = 0; i < COUNT(kinds); i++) {
+        if (strlen(kinds[i].model) == model.len &&
+            memcmp(kinds[i].model, model.ptr, model.len) == 0) {
+            v->kind = &kinds[i];
+            return VKLLM_OK;
+        }
+    }
+    if ((model.len == 4 && memcmp(model.ptr, "none", 4) == 0) ||
+        (model.len == 8 && memcmp(model.ptr, "no_vocab", 8) == 0))
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%s: the file has no vocabulary (tokenizer '%.*s')", name, n, model.ptr);
+    return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: tokenizer '%.*s' is not supported yet", name,
+                      n, model.ptr);
+}
+
+/* An optional per-token array (scores, token_type): NULL if absent. */
+static int load_token_array(const vkllm_gguf *g, const char *key, uint64_t n_tokens, bool allow_f32,
+                            const struct vkllm_gguf_kv **out, struct vkllm_error *err)
+{
+    *out = NULL;
+    int rc = vkllm_gguf_get_arr(g, key, VKLLM_GGUF_TYPE_COUNT, out, err);
+    if (rc == VKLLM_E_NOT_FOUND) return VKLLM_OK;
+    if (rc) return rc;
+    const struct vkllm_gguf_kv *kv = *out;
+    if (kv->arr_type != VKLLM_GGUF_INT32 && !(allow_f32 && kv->arr_type == VKLLM_GGUF_FLOAT32))
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: key '%s' is an array of %s, expected %s",
+                          vkllm_gguf_name(g), key, vkllm_gguf_type_name(kv->arr_type),
+                          allow_f32 ? "float32 or int32" : "int32");
+    if (kv->arr_len < n_tokens)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: key '%s' has %llu entries for %llu tokens",
+                          vkllm_gguf_name(g), key, (unsigned long long)kv->arr_len,
+                          (unsigned long long)n_tokens);
+    return VKLLM_OK;
+}
+
+/* tokenizer.ggml.tokens, scores and token_type: the token table and its index. */
+static int load_tokens(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
+{
+    const char *name = vkllm_gguf_name(g);
+    const struct vkllm_gguf_kv *list, *scores, *types;
+    int rc = vkllm_gguf_get_arr(g, "tokenizer.ggml.tokens", VKLLM_GGUF_STRING, &list, err);
+    if (rc == VKLLM_E_NOT_FOUND)
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: no vocabulary (key tokenizer.ggml.tokens is missing)", name);
+    if (rc) return rc;
+    if (list->arr_len == 0 || list->arr_len > INT32_MAX / 2)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tokenizer.ggml.tokens has %llu tokens", name,
+                          (unsigned long long)list->arr_len);
+    uint64_t n = list->arr_len;
+    if ((rc = load_token_array(g, "tokenizer.ggml.scores", n, true, &scores, err))) return rc;
+    if ((rc = load_token_array(g, "tokenizer.ggml.token_type", n, false, &types, err))) return rc;
+
+    /* llama.cpp renames empty tokens "[EMPTY_<id>]": reserve room for that */
+    uint64_t arena_size = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len = vkllm_gguf_arr_str(list, i).len;
+        if (len > INT32_MAX)
+            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: token %llu is %llu bytes long", name,
+                              (unsigned long long)i, (unsigned long long)len);
+        arena_size += len ? len : 24;
+    }
+    uint64_t index_size = 1;
+    while (index_size < 2 * n)
+        index_size <<= 1;
+    v->n_tokens = (int32_t)n;
+    v->tokens = calloc(n, sizeof *v->tokens);
+    v->arena = malloc(arena_size);
+    v->index = malloc(index_size * sizeof *v->index);
+    if (!v->tokens || !v->arena || !v->index)
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory for %llu tokens", name,
+                          (unsigned long long)n);
+    memset(v->index, 0xff, index_size * sizeof *v->index);
+    v->index_mask = index_size - 1;
+
+    char *p = v->arena;
+    for (uint64_t i = 0; i < n; i++) {
+        struct token *t = &v->tokens[i];
+        struct vkllm_gguf_str s = vkllm_gguf_arr_str(list, i);
+        t->text = p;
+        if (s.len) {
+            memcpy(p, s.ptr, s.len);
+            t->len = (uint32_t)s.len;
+        } else {
+            char tmp[24];
+            int len = snprintf(tmp, sizeof tmp, "[EMPTY_%llu]", (unsigned long long)i);
+            memcpy(p, tmp, (size_t)len);
+            t->len = (uint32_t)len;
+        }
+        p += t->len;
+        t->score = scores ? (float)vkllm_gguf_arr_float(scores, i) : 0.0f;
+        t->attr = ATTR_NORMAL;
+        if (types) {
+            int64_t type = vkllm_gguf_arr_int(types, i);
+            t->attr = type >= 0 && type < (int64_t)COUNT(token_type_attr) ? token_type_attr[type]
+                                                                          : ATTR_UNDEFINED;
+        }
+        int32_t *slot = index_slot(v, t->text, t->len);
+        if (*slot >= 0) /* llama.cpp asserts on this */
+            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tokens %d and %llu are both '%.*s'", name,
+                              (int)*slot, (unsigned long long)i, t->len > 64 ? 64 : (int)t->len,
+                              t->text);
+        *slot = (int32_t)i;
+    }
+    return VKLLM_OK;
+}
+
+/* SPM byte fallback: a byte with no token of its own becomes "<0xXX>", or the
+ * token spelled by that single byte. */
+static void load_byte_tokens(vkllm_vocab *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (int b = 0; b < 256; b++) {
+        char text[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
+        char byte = (char)b;
+        int32_t id = vocab_find(v, text, sizeof text);
+        v->byte_token[b] = id >= 0 ? id : vocab_find(v, &byte, 1);
+    }
+}
+
+/* Ids of BOS, EOS, ...: the kind's defaults, replaced by the file's keys. An id
+ * out of range is ignored, as llama.cpp does (stories260K has padding id
+ * 0xFFFFFFFF): the default stays, or none if the default is out of range too. */
+static int load_special_ids(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
+{
+    for (int i = 0; i < SP_COUNT; i++)
+        v->special[i] = -1;
+    v->special[SP_BOS] = v->kind->bos;
+    v->special[SP_EOS] = v->kind->eos;
+    v->special[SP_UNK] = v->kind->unk;
+    for (size_t i = 0; i < COUNT(special_keys); i++) {
+        int32_t *id = &v->special[special_keys[i].which];
+        if (*id >= v->n_tokens) *id = -1;
+        uint64_t value;
+        int rc = vkllm_gguf_get_uint(g, special_keys[i].key, &value, err);
+        if (rc == VKLLM_E_NOT_FOUND) continue;
+        if (rc) return rc;
+        if (value < (uint64_t)v->n_tokens) *id = (int32_t)value;
+    }
+    return VKLLM_OK;
+}
+
+/* An optional boolean key; DEF if absent. */
+static int load_flag(const vkllm_gguf *g, const char *key, bool def, bool *out,
+                     struct vkllm_error *err)
+{
+    *out = def;
+    int rc = vkllm_gguf_get_bool(g, key, out, err);
+    return rc == VKLLM_E_NOT_FOUND ? VKLLM_OK : rc;
+}
+
+static void force_control(vkllm_vocab *v, int32_t id)
+{
+    v->tokens[id].attr |= ATTR_CONTROL;
+}
+
+/* Whether the token spelled TEXT exists and ends generation. */
+static bool text_is_eog(const vkllm_vocab *v, const char *text)
+{
+    int32_t id = vocab_find_str(v, text);
+    return id >= 0 && v->tokens[id].eog;
+}
+
+/* llama.cpp's rules that find roles and end-of-generation tokens by text. */
+static void find_roles(vkllm_vocab *v)
+{
+    for (size_t r = 0; r < COUNT(role_texts); r++) {
+        int32_t *id = &v->special[role_texts[r].which];
+        for (size_t i = 0; *id < 0 && i < COUNT(role_texts[r].texts) && role_texts[r].texts[i];
+             i++) {
+            *id = vocab_find_str(v, role_texts[r].texts[i]);
+            if (*id >= 0) force_control(v, *id);
+        }
+    }
+
+    /* (llama.cpp also marks control tokens named "unused" UNUSED: only its log
+     * shows that) */
+    vocab_set_eog(v, v->special[SP_FIM_PAD]);
+    vocab_set_eog(v, v->special[SP_FIM_REP]);
+    vocab_set_eog(v, v->special[SP_FIM_SEP]);
+    for (size_t i = 0; i < COUNT(eog_texts); i++) {
+        int32_t id = vocab_find_str(v, eog_texts[i]);
+        if (id < 0) continue;
+        vocab_set_eog(v, id);
+        force_control(v, id);
+    }
+    for (size_t i = 0; i < COUNT(user_defined_texts); i++) {
+        int32_t id = vocab_find_str(v, user_defined_texts[i]);
+        if (id >= 0) v->tokens[id].attr = ATTR_USER_DEFINED;
+    }
+    vocab_set_eog(v, v->special[SP_EOS]);
+    vocab_set_eog(v, v->special[SP_EOT]);
+    vocab_set_eog(v, v->special[SP_EOM]);
+
+    /* gpt-oss (harmony) and solar-open: "<|end|>" ends a message, not the generation */
+    int32_t end = vocab_find_str(v, "<|end|>");
+    if (end >= 0 && v->tokens[end].eog &&
+        ((text_is_eog(v, "<|return|>") &&
+          (text_is_eog(v, "<|call|>") || text_is_eog(v, "<|calls|>"))) ||
+         ((text_is_eog(v, "<|call|>") || text_is_eog(v, "<|calls|>")) &&
+          text_is_eog(v, "<|flush|>")))) {
+        v->tokens[end].eog = false;
+        v->tokens[end].attr = ATTR_USER_DEFINED;
+    }
+    /* gemma4, paddleocr: "</s>" is ordinary text there */
+    int32_t s = vocab_find_str(v, "</s>");
+    if (s >= 0 && v->tokens[s].eog && text_is_eog(v, "<|tool_response>")) {
+        v->tokens[s].eog = false;
+        v->tokens[s].attr = ATTR_NORMAL;
+    }
+}
+
+struct special_key {
+    uint32_t len;
+    int32_t id;
+};
+
+/* Longest text first, so that "<|end|>" is cut out before a shorter token
+ * inside it; ties by id (llama.cpp's sort is not stable, but ties only matter
+ * between overlapping texts of the same length). */
+static int cmp_special(const void *a, const void *b)
+{
+    const struct special_key *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The tokens the partition looks for in the text: control, user-defined and
+ * unknown ones. */
+static int load_specials(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
+{
+    const uint32_t mask = ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN;
+    int32_t n = 0;
+    for (int32_t i = 0; i < v->n_tokens; i++)
+        n += (v->tokens[i].attr & mask) != 0;
+    struct special_key *keys = malloc((n ? (size_t)n : 1) * sizeof *keys);
+    v->specials = malloc((n ? (size_t)n : 1) * sizeof *v->specials);
+    if (!keys || !v->specials) {
+        free(keys);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", vkllm_gguf_name(g));
+    }
+    for (int32_t i = 0, k = 0; i < v->n_tokens; i++)
+        if (v->tokens[i].attr & mask) keys[k++] = (struct special_key){v->tokens[i].len, i};
+    qsort(keys, (size_t)n, sizeof *keys, cmp_special);
+    for (int32_t k = 0; k < n; k++)
+        v->specials[k] = keys[k].id;
+    v->n_specials = n;
+    free(keys);
+
+    /* llama.cpp's per-model rule for SPM vocabularies: in Phi-3 text, special
+     * tokens swallow the whitespace after them, except these three. */
+    struct vkllm_gguf_str model_name;
+    if (vkllm_gguf_get_str(g, "general.name", &model_name, NULL) == VKLLM_OK) {
+        char lower[256];
+        size_t len = model_name.len < sizeof lower - 1 ? model_name.len : sizeof lower - 1;
+        for (size_t i = 0; i < len; i++) {
+            char c = model_name.ptr[i];
+            lower[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+        lower[len] = 0;
+        if (strstr(lower, "phi-3") || strstr(lower, "phi3")) {
+            for (int32_t i = 0; i < v->n_specials; i++)
+                v->tokens[v->specials[i]].attr |= ATTR_RSTRIP;
+            int32_t id = vocab_find_str(v, "</s>");
+            if (id >= 0) v->tokens[id].attr |= ATTR_RSTRIP;
+            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+            for (int i = 0; i < 3; i++)
+                if ((id = vocab_find_str(v, keep[i])) >= 0)
+                    v->tokens[id].attr &= ~(uint32_t)ATTR_RSTRIP;
+        }
+    }
+    return VKLLM_OK;
+}
+
+int vkllm_vocab_load(const vkllm_gguf *g, vkllm_vocab **out, struct vkllm_error *err)
+{
+    if (!out) return vkllm_fail(err, VKLLM_E_INVALID, "vkllm_vocab_load: OUT is NULL");
+    *out = NULL;
+    if (!g) return vkllm_fail(err, VKLLM_E_INVALID, "vkllm_vocab_load: no file");
+    vkllm_vocab *v = calloc(1, sizeof *v);
+    if (!v) return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", vkllm_gguf_name(g));
+
+    bool add_bos, add_eos;
+    int rc;
+    if ((rc = load_kind(v, g, err)) ||
+        (rc = load_flag(g, "tokenizer.ggml.add_space_prefix", v->kind->add_space_prefix,
+                        &v->add_space_prefix, err)) ||
+        (rc = load_tokens(v, g, err)))
+        goto fail;
+    load_byte_tokens(v);
+    if ((rc = load_special_ids(v, g, err)) ||
+        (rc = load_flag(g, "tokenizer.ggml.add_bos_token", v->kind->add_bos, &add_bos, err)) ||
+        (rc = load_flag(g, "tokenizer.ggml.add_eos_token", v->kind->add_eos, &add_eos, err)))
+        goto fail;
+    /* llama.cpp asserts when asked to add a token the vocabulary lacks */
+    v->add_bos = add_bos && v->special[SP_BOS] >= 0;
+    v->add_eos = add_eos && v->special[SP_EOS] >= 0;
+    find_roles(v);
+    if ((rc = load_specials(v, g, err))) goto fail;
+    *out = v;
+    return VKLLM_OK;
+
+fail:
+    vkllm_vocab_free(v);
+    return rc;
+}
+
+void vkllm_vocab_free(vkllm_vocab *v)
+{
+    if (!v) return;
+    free(v->tokens);
+    free(v->arena);
+    free(v->index);
+    free(v->specials);
+    free(v);
+}
+
+int32_t vkllm_vocab_n_tokens(const vkllm_vocab *v)
+{
+    return v ? v->n_tokens : 0;
+}
+int32_t vkllm_vocab_bos(const vkllm_vocab *v)
+{
+    return v ? v->special[SP_BOS] : -1;
+}
+int32_t vkllm_vocab_eos(const vkllm_vocab *v)
+{
+    return v ? v->special[SP_EOS] : -1;
+}
+bool vkllm_vocab_add_bos(const vkllm_vocab *v)
+{
+    return v && v->add_bos;
+}
+
+bool vkllm_vocab_is_eog(const vkllm_vocab *v, int32_t token)
+{
+    return v && token >= 0 && token < v->n_tokens && v->tokens[token].eog;
+}
+
+/* ============================== Partition ============================== */
+
+static bool is_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* The first occurrence of NEEDLE (M > 0 bytes) in HAY (N bytes), or NULL. */
+static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m)
+{
+    if (m > n) return NULL;
+    const char *p = hay, *last = hay + (n - m);
+    while (p <= last && (p = memchr(p, needle[0], (size_t)(last - p) + 1))) {
+        if (memcmp(p, needle, m) == 0) return p;
+        p++;
+    }
+    return NULL;
+}
+
+struct frag_list {
+    struct fragment *items;
+    size_t n, cap;
+};
+
+static int frag_push(struct frag_list *l, int32_t token, size_t off, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        struct fragment *items = realloc(l->items, cap * sizeof *items);
+        if (!items) return VKLLM_E_NOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = (struct fragment){token, off, len};
+    return VKLLM_OK;
+}
+
+/* Cuts raw fragment F of TEXT at every occurrence of special token ID, left to
+ * right, appending the pieces to OUT. LSTRIP/RSTRIP tokens take the whitespace
+ * beside them along. */
+static int split_fragment(const vkllm_vocab *v, int32_t id, const char *text, struct fragment f,
+                          struct frag_list *out)
+{
+    const struct token *t = &v->tokens[id];
+    size_t off = f.off, end = f.off + f.len;
+    const char *match;
+    int rc;
+    while (off < end && (match = find_bytes(text + off, end - off, t->text, t->len))) {
+        size_t at = (size_t)(match - text), left = at - off;
+        if (t->attr & ATTR_LSTRIP)
+            while (left > 0 && is_space(text[off + left - 1]))
+                left--;
+        if (left > 0 && (rc = frag_push(out, -1, off, left))) return rc;
+        if ((rc = frag_push(out, id, 0, 0))) return rc;
+        off = at + t->len;
+        if (t->attr & ATTR_RSTRIP)
+            while (off < end && is_space(text[off]))
+                off++;
+    }
+    return off < end ? frag_push(out, -1, off, end - off) : VKLLM_OK;
+}
+
+/* Step 1 of tokenizing: llama.cpp's tokenizer_st_partition. Each special token
+ * in turn, longest first, is cut out of the raw fragments left by the ones
+ * before it. Without PARSE_SPECIAL only user-defined tokens are cut out:
+ * control and unknown tokens ("<s>", "<unk>") stay text. */
+static int partition(const vkllm_vocab *v, const char *text, size_t len, bool parse_special,
+                     struct frag_list *frags)
+{
+    struct frag_list next = {0};
+    int rc = len ? frag_push(frags, -1, 0, len) : VKLLM_OK;
+    for (int32_t s = 0; rc == VKLLM_OK && s < v->n_specials; s++) {
+        int32_t id = v->specials[s];
+        if (!parse_special && (v->tokens[id].attr & (ATTR_CONTROL | ATTR_UNKNOWN))) continue;
+        next.n = 0;
+        for (size_t i = 0; rc == VKLLM_OK && i < frags->n; i++)
+            rc = frags->items[i].token >= 0 ? frag_push(&next, frags->items[i].token, 0, 0)
+                                            : split_fragment(v, id, text, frags->items[i], &next);
+        struct frag_list tmp = *frags;
+        *frags = next;
+        next = tmp;
+    }
+    free(next.items);
+    return rc;
+}
+
+/* ============================== SPM encoder ============================== */
+
+/* SentencePiece's BPE-like merge (llama.cpp's llm_tokenizer_spm): start from
+ * single UTF-8 characters and keep merging the adjacent pair whose
+ * concatenation is the token with the highest score (ties: the leftmost pair),
+ * until no adjacent pair forms a token. A final symbol that is no token is a
+ * single character with no token of its own, and falls back to byte tokens.
+ *
+ * llama.cpp also keeps a "rev_merge" table to split such symbols into the
+ * pieces they were merged from; it never fires, since a pair is only merged
+ * when its text is a token (and it would recurse forever if it did), so it has
+ * no counterpart here. */
+
+struct spm_symbol {
+    int32_t prev, next; /* neighbours in the chain, -1 at the ends */
+    uint32_t off, n;    /* bytes text[off .. off + n); n = 0 once merged away */
+};
+
+struct spm_bigram {
+    int32_t left, right; /* symbols */
+    float score;
+    uint32_t size; /* bytes of both when queued: stale entries no longer match */
+};
+
+/* Buffers reused across the fragments of one tokenize call. */
+struct spm_work {
+    char *text;
+    size_t text_cap;
+    struct spm_symbol *syms;
+    size_t syms_cap;
+    struct spm_bigram *heap;
+    size_t heap_n, heap_cap;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return VKLLM_OK;
+    size_t cap2 = *cap ? *cap : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, cap2 * elem);
+    if (!q) return VKLLM_E_NOMEM;
+    *p = q;
+    *cap = cap2;
+    return VKLLM_OK;
+}
+
+/* Bytes in the UTF-8 character starting with byte C, from its top four bits
+ * only (llama.cpp's unicode_len_utf8): invalid input is cut the same way. */
+static uint32_t utf8_len(char c)
+{
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[(uint8_t)c >> 4];
+}
+
+/* The queue order: higher score first, then the lower left position (the
+ * ordering of llama.cpp's std::priority_queue). */
+static bool bigram_before(const struct spm_bigram *a, const struct spm_bigram *b)
+{
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void heap_swap(struct spm_bigram *h, size_t i, size_t j)
+{
+    struct spm_bigram t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
+/* Queues the pair LEFT, RIGHT if together they spell a token. */
+static int spm_try_pair(const vkllm_vocab *v, struct spm_work *w, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0) return VKLLM_OK;
+    const struct spm_symbol *l = &w->syms[left], *r = &w->syms[right];
+    int32_t id = vocab_find(v, w->text + l->off, l->n + r->n);
+    if (id < 0) return VKLLM_OK;
+    if (grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap)) return VKLLM_E_NOMEM;
+    struct spm_bigram *h = w->heap;
+    size_t i = w->heap_n++;
+    h[i] = (struct spm_bigram){left, right, v->tokens[id].score, l->n + r->n};
+    for (; i > 0 && bigram_before(&h[i], &h[(i - 1) / 2]); i = (i - 1) / 2)
+        heap_swap(h, i, (i - 1) / 2);
+    return VKLLM_OK;
+}
+
+static struct spm_bigram heap_pop(struct spm_work *w)
+{
+    struct spm_bigram *h = w->heap, top = h[0];
+    h[0] = h[--w->heap_n];
+    for (size_t i = 0;;) {
+        size_t best = i, l = 2 * i + 1, r = l + 1;
+        if (l < w->heap_n && bigram_before(&h[l], &h[best])) best = l;
+        if (r < w->heap_n && bigram_before(&h[r], &h[best])) best = r;
+        if (best == i) break;
+        heap_swap(h, i, best);
+        i = best;
+    }
+    return top;
+}
+
+/* Encodes one raw fragment. PREFIX adds the leading space SentencePiece puts
+ * before a text; every space becomes U+2581 "▁" first. */
+static int spm_encode(const vkllm_vocab *v, struct spm_work *w, const char *raw, size_t len,
+                      bool prefix, struct sink *out)
+{
+    static const char space[3] = {'\xe2', '\x96', '\x81'}; /* U+2581 */
+    size_t n_text = 0;
+    if (grow((void **)&w->text, &w->text_cap, 3 * (len + 1), 1)) return VKLLM_E_NOMEM;
+    if (prefix) {
+        memcpy(w->text, space, 3);
+        n_text = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] == ' ') {
+            memcpy(w->text + n_text, space, 3);
+            n_text += 3;
+        } else {
+            w->text[n_text++] = raw[i];
+        }
+    }
+
+    /* one symbol per character */
+    if (grow((void **)&w->syms, &w->syms_cap, n_text, sizeof *w->syms)) return VKLLM_E_NOMEM;
+    int32_t n_syms = 0;
+    for (size_t off = 0; off < n_text; n_syms++) {
+        uint32_t n = utf8_len(w->text[off]);
+        if (n > n_text - off) n = (uint32_t)(n_text - off);
+        w->syms[n_syms] = (struct spm_symbol){n_syms - 1, -1, (uint32_t)off, n};
+        off += n;
+        if (off < n_text) w->syms[n_syms].next = n_syms + 1;
+    }
+
+    /* merge the best pair until none is left */
+    w->heap_n = 0;
+    for (int32_t i = 1; i < n_syms; i++)
+        if (spm_try_pair(v, w, i - 1, i)) return VKLLM_E_NOMEM;
+    while (w->heap_n > 0) {
+        struct spm_bigram b = heap_pop(w);
+        struct spm_symbol *l = &w->syms[b.left], *r = &w->syms[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) w->syms[r->next].prev = b.left;
+        if (spm_try_pair(v, w, l->prev, b.left) || spm_try_pair(v, w, b.left, l->next))
+            return VKLLM_E_NOMEM;
+    }
+
+    /* the chain starts at symbol 0: merges keep the left symbol */
+    for (int32_t i = n_syms ? 0 : -1; i >= 0; i = w->syms[i].next) {
+        const struct spm_symbol *s = &w->syms[i];
+        int32_t id = vocab_find(v, w->text + s->off, s->n);
+        if (id >= 0) {
+            emit(out, id);
+            continue;
+        }
+        /* llama.cpp throws here when a byte has no token; we fall back to the
+         * unknown token, and fail only if there is none either */
+        for (uint32_t j = 0; j < s->n; j++) {
+            id = v->byte_token[(uint8_t)w->text[s->off + j]];
+            if (id < 0) id = v->special[SP_UNK];
+            if (id < 0) return VKLLM_E_UNSUPPORTED;
+            emit(out, id);
+        }
+    }
+    return VKLLM_OK;
+}
+
+/* Step 2 for SPM: BOS, then the fragments, then EOS. A space prefix goes before
+ * the first text and before every text that follows a special token. */
+static int spm_encode_frags(const vkllm_vocab *v, const char *text, const struct fragment *frags,
+                            size_t n_frags, bool add_special, struct sink *out)
+{
+    struct spm_work w = {0};
+    bool after_special = true;
+    int rc = VKLLM_OK;
+    if (add_special && v->add_bos) emit(out, v->special[SP_BOS]);
+    for (size_t i = 0; i < n_frags && rc == VKLLM_OK; i++) {
+        if (frags[i].token >= 0) {
+            emit(out, frags[i].token);
+            after_special = true;
+        } else {
+            rc = spm_encode(v, &w, text + frags[i].off, frags[i].len,
+                            v->add_space_prefix && after_special, out);
+            after_special = false;
+        }
+    }
+    if (rc == VKLLM_OK && add_special && v->add_eos) emit(out, v->special[SP_EOS]);
+    free(w.text);
+    free(w.syms);
+    free(w.heap);
+    return rc;
+}
+
+/* ============================== Tokenize ============================== */
+
+int vkllm_tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_special,
+                   bool parse_special, int32_t *out, int cap)
+{
+    /* the SPM encoder indexes the escaped text (up to 3 bytes a byte) with int32 */
+    if (!v || (!text && len) || cap < 0 || (!out && cap > 0) || len > INT32_MAX / 3 - 4)
+        return VKLLM_E_INVALID;
+    struct frag_list frags = {0};
+    struct sink sink = {out, (size_t)cap, 0};
+    int rc = partition(v, text, len, parse_special, &frags);
+    if (rc == VKLLM_OK) rc = v->kind->encode(v, text, frags.items, frags.n, add_special, &sink);
+    free(frags.items);
+    if (rc) return rc;
+    return sink.n > INT_MAX ? VKLLM_E_INVALID : (int)sink.n;
+}
+
+/* ============================== Token to piece ============================== */
+
+static int copy_piece(char *buf, int cap, const char *text, size_t len)
+{
+    if (len <= (size_t)cap) memcpy(buf, text, len);
+    return (int)len;
+}
+
+/* SPM: control, unknown and user-defined tokens are their text; "▁" in normal
+ * tokens is a space; a byte token "<0xXX>" is that byte. Unused and undefined
+ * tokens have no text. */
+static int spm_piece(const vkllm_vocab *v, int32_t token, char *buf, int cap)
+{
+    const struct token *t = &v->tokens[token];
+    if (t->attr & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED))
+        return copy_piece(buf, cap, t->text, t->len);
+    if (t->attr & ATTR_NORMAL) {
+        size_t n = 0;
+        for (uint32_t i = 0; i < t->len; i++, n++)
+            if (i + 2 < t->len && memcmp(t->text + i, "\xe2\x96\x81", 3) == 0) i += 2;
+        if (n <= (size_t)cap) {
+            for (uint32_t i = 0, j = 0; i < t->len; i++, j++) {
+                if (i + 2 < t->len && memcmp(t->text + i, "\xe2\x96\x81", 3) == 0) {
+                    buf[j] = ' ';
+                    i += 2;
+                } else {
+                    buf[j] = t->text[i];
+                }
+            }
+        }
+        return (int)n;
+    }
+    if (t->attr & ATTR_BYTE) {
+        /* llama.cpp: strtol of the two characters after "<0x" */
+        unsigned byte = 0;
+        for (uint32_t i = 3; i < 5 && i < t->len; i++) {
+            char c = t->text[i];
+            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                                : 16;
+            if (d == 16) break;
+            byte = byte * 16 + d;
+        }
+        char b = (char)byte;
+        return copy_piece(buf, cap, &b, 1);
+    }
+    return 0;
+}
+
+/* Nothing is written when the piece does not fit in CAP (the length still
+ * comes back, as for vkllm_tokenize). */
+int vkllm_token_to_piece(const vkllm_vocab *v, int32_t token, bool special, char *buf, int cap)
+{
+    if (!v || cap < 0 || (!buf && cap > 0) || token < 0 || token >= v->n_tokens)
+        return VKLLM_E_INVALID;
+    if (!special && (v->tokens[token].attr & (ATTR_UNKNOWN | ATTR_CONTROL))) return 0;
+    return v->kind->piece(v, token, buf, cap);
+}

@@ -1,0 +1,231 @@
+/* vk_commands.c: recording dispatches with their barriers, and replaying them. */
+#include "vk_commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SETS_PER_POOL 256
+
+int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->dev = dev;
+    VkCommandPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = dev->queue_family,
+    };
+    int rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &g->cmd_pool));
+    VkCommandBufferAllocateInfo cai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = g->cmd_pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    if (!rc) rc = VK_CHECK(err, vkAllocateCommandBuffers(dev->device, &cai, &g->cmd));
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if (!rc) rc = VK_CHECK(err, vkCreateFence(dev->device, &fci, NULL, &g->fence));
+    if (!rc && dev->timestamp_bits) {
+        VkQueryPoolCreateInfo qci = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+            .queryType = VK_QUERY_TYPE_TIMESTAMP,
+            .queryCount = 2,
+        };
+        rc = VK_CHECK(err, vkCreateQueryPool(dev->device, &qci, NULL, &g->queries));
+    }
+    if (rc) gpu_graph_destroy(g);
+    return rc;
+}
+
+static void free_descriptor_pools(struct gpu_graph *g)
+{
+    for (uint32_t i = 0; i < g->n_desc_pools; i++)
+        vkDestroyDescriptorPool(g->dev->device, g->desc_pools[i], NULL);
+    free(g->desc_pools);
+    g->desc_pools = NULL;
+    g->n_desc_pools = 0;
+    g->sets_left = 0;
+}
+
+void gpu_graph_destroy(struct gpu_graph *g)
+{
+    if (!g || !g->dev) return;
+    VkDevice dev = g->dev->device;
+    if (g->pending) vkWaitForFences(dev, 1, &g->fence, VK_TRUE, UINT64_MAX);
+    free_descriptor_pools(g);
+    if (g->queries) vkDestroyQueryPool(dev, g->queries, NULL);
+    if (g->fence) vkDestroyFence(dev, g->fence, NULL);
+    if (g->cmd_pool) vkDestroyCommandPool(dev, g->cmd_pool, NULL);
+    memset(g, 0, sizeof *g);
+}
+
+int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
+{
+    free_descriptor_pools(g);
+    g->n_dispatches = 0;
+    int rc = VK_CHECK(err, vkResetCommandBuffer(g->cmd, 0));
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    if (!rc) rc = VK_CHECK(err, vkBeginCommandBuffer(g->cmd, &bi));
+    if (rc) return rc;
+    if (g->queries) {
+        vkCmdResetQueryPool(g->cmd, g->queries, 0, 2);
+        vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, g->queries, 0);
+    }
+    /* the host wrote the step header and may have reused activations: make
+     * host writes and the previous replay's writes visible to this one */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                         VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+    };
+    vkCmdPipelineBarrier(g->cmd,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+                             VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    return VKLLM_OK;
+}
+
+static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layout,
+                                VkDescriptorSet *out, struct vkllm_error *err)
+{
+    VkDevice dev = g->dev->device;
+    if (g->sets_left == 0) {
+        VkDescriptorPool *pools = realloc(g->desc_pools, (g->n_desc_pools + 1) * sizeof *pools);
+        if (!pools) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        g->desc_pools = pools;
+        VkDescriptorPoolSize size = {
+            .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = SETS_PER_POOL * PIPELINE_MAX_BINDINGS,
+        };
+        VkDescriptorPoolCreateInfo ci = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+            .maxSets = SETS_PER_POOL,
+            .poolSizeCount = 1,
+            .pPoolSizes = &size,
+        };
+        int rc = VK_CHECK(err, vkCreateDescriptorPool(dev, &ci, NULL,
+                                                      &g->desc_pools[g->n_desc_pools]));
+        if (rc) return rc;
+        g->n_desc_pools++;
+        g->sets_left = SETS_PER_POOL;
+    }
+    VkDescriptorSetAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+        .descriptorPool = g->desc_pools[g->n_desc_pools - 1],
+        .descriptorSetCount = 1,
+        .pSetLayouts = &layout,
+    };
+    g->sets_left--;
+    return VK_CHECK(err, vkAllocateDescriptorSets(dev, &ai, out));
+}
+
+int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
+                       const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
+                       struct vkllm_error *err)
+{
+    if (n_groups == 0) return VKLLM_OK;
+    const struct vkllm_device_info *info = &g->dev->info;
+    VkDescriptorSet set;
+    int rc = descriptor_set_alloc(g, pipe->set_layout, &set, err);
+    if (rc) return rc;
+
+    VkDescriptorBufferInfo bi[PIPELINE_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[PIPELINE_MAX_BINDINGS];
+    for (uint32_t i = 0; i < pipe->n_bindings; i++) {
+        if (bufs[i].size > info->max_storage_buffer_range)
+            return vkllm_fail(err, VKLLM_E_INVALID,
+                              "%s: binding %u is %llu bytes, over the device's limit of %llu",
+                              shader_registry[pipe->shader].name, i,
+                              (unsigned long long)bufs[i].size,
+                              (unsigned long long)info->max_storage_buffer_range);
+        bi[i] = (VkDescriptorBufferInfo){bufs[i].buffer, bufs[i].offset, bufs[i].size};
+        writes[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &bi[i],
+        };
+    }
+    vkUpdateDescriptorSets(g->dev->device, pipe->n_bindings, writes, 0, NULL);
+
+    vkCmdBindPipeline(g->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
+    vkCmdBindDescriptorSets(g->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set, 0,
+                            NULL);
+    if (pipe->push_size)
+        vkCmdPushConstants(g->cmd, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, pipe->push_size,
+                           push);
+    uint32_t max_x = info->max_workgroup_count[0];
+    uint32_t gx = n_groups < max_x ? n_groups : max_x;
+    uint32_t gy = (n_groups + gx - 1) / gx;
+    if (gy > info->max_workgroup_count[1])
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: %u workgroups is too many for %s",
+                          shader_registry[pipe->shader].name, n_groups, info->name);
+    vkCmdDispatch(g->cmd, gx, gy, 1);
+    g->n_dispatches++;
+
+    if (sync == GPU_BARRIER) {
+        /* later dispatches read this one's output, or overwrite its inputs */
+        VkMemoryBarrier mb = {
+            .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT,
+            .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                             VK_ACCESS_TRANSFER_READ_BIT,
+        };
+        vkCmdPipelineBarrier(g->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             0, 1, &mb, 0, NULL, 0, NULL);
+    }
+    return VKLLM_OK;
+}
+
+void gpu_graph_copy(struct gpu_graph *g, const struct gpu_buf *src, const struct gpu_buf *dst,
+                    VkDeviceSize size)
+{
+    VkBufferCopy c = {.srcOffset = src->offset, .dstOffset = dst->offset, .size = size};
+    vkCmdCopyBuffer(g->cmd, src->buffer, dst->buffer, 1, &c);
+    /* the host reads the copy after waiting on the fence */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    vkCmdPipelineBarrier(g->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                         &mb, 0, NULL, 0, NULL);
+}
+
+int gpu_graph_end(struct gpu_graph *g, struct vkllm_error *err)
+{
+    if (g->queries)
+        vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, 1);
+    return VK_CHECK(err, vkEndCommandBuffer(g->cmd));
+}
+
+int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err)
+{
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &g->cmd,
+    };
+    int rc = VK_CHECK(err, vkQueueSubmit(g->dev->queue, 1, &si, g->fence));
+    if (rc) return rc;
+    g->pending = true;
+    rc = VK_CHECK(err, vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, UINT64_MAX));
+    g->pending = false;
+    if (!rc) rc = VK_CHECK(err, vkResetFences(g->dev->device, 1, &g->fence));
+    return rc;
+}
+
+double gpu_graph_last_ms(const struct gpu_graph *g)
+{
+    if (!g->queries) return 0.0;
+    uint64_t ts[2];
+    if (vkGetQueryPoolResults(g->dev->device, g->queries, 0, 2, sizeof ts, ts, sizeof ts[0],
+                              VK_QUERY_RESULT_64_BIT) != VK_SUCCESS)
+        return 0.0;
+    uint64_t mask = g->dev->timestamp_bits >= 64 ? ~0ull : (1ull << g->dev->timestamp_bits) - 1;
+    return (double)((ts[1] - ts[0]) & mask) * g->dev->info.timestamp_period_ns * 1e-6;
+}

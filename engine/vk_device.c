@@ -1,0 +1,434 @@
+/* vk_device.c: loading Vulkan, describing devices, choosing one, and creating
+ * the logical device with a compute queue. */
+#include "vk_device.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ============================== Results ============================== */
+
+const char *vk_result_name(VkResult r)
+{
+    switch (r) {
+#define R(x) case x: return #x;
+        R(VK_SUCCESS) R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_EVENT_SET) R(VK_EVENT_RESET)
+        R(VK_INCOMPLETE) R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
+        R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
+        R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
+        R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER)
+        R(VK_ERROR_TOO_MANY_OBJECTS) R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL)
+        R(VK_ERROR_UNKNOWN) R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE)
+        R(VK_ERROR_FRAGMENTATION) R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
+        R(VK_PIPELINE_COMPILE_REQUIRED) R(VK_ERROR_INVALID_SHADER_NV)
+#undef R
+    default: return "VkResult(unknown)";
+    }
+}
+
+int vk_check(struct vkllm_error *err, VkResult r, const char *call, const char *file, int line)
+{
+    if (r == VK_SUCCESS) return VKLLM_OK;
+    const char *base = strrchr(file, '/');
+    int code = (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+                   ? VKLLM_E_DEVICE_MEMORY
+                   : VKLLM_E_VULKAN;
+    return vkllm_fail(err, code, "%s failed with %s (%s:%d)", call, vk_result_name(r),
+                      base ? base + 1 : file, line);
+}
+
+/* ============================== Loading and instance ============================== */
+
+static int vk_load(struct vkllm_error *err)
+{
+    static int loaded;
+    if (loaded) return VKLLM_OK;
+    if (volkInitialize() != VK_SUCCESS)
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                          "no Vulkan driver found: install mesa-vulkan-drivers or your GPU's "
+                          "driver (libvulkan.so.1 could not be loaded)");
+    if (volkGetInstanceVersion() < VK_API_VERSION_1_2)
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                          "the Vulkan loader is older than 1.2: update libvulkan1");
+    loaded = 1;
+    return VKLLM_OK;
+}
+
+static bool has_layer(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0) return false;
+    VkLayerProperties *props = calloc(n, sizeof *props);
+    bool found = false;
+    if (props && vkEnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].layerName, name);
+    free(props);
+    return found;
+}
+
+static bool has_instance_extension(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *props = calloc(n, sizeof *props);
+    bool found = false;
+    if (props && vkEnumerateInstanceExtensionProperties(NULL, &n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].extensionName, name);
+    free(props);
+    return found;
+}
+
+/* Every validation message is printed and counted: tests fail on any. */
+static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation(
+    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
+    const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
+{
+    (void)types;
+    struct vk_device *d = user;
+    if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+        d->validation_messages++;
+        fprintf(stderr, "vulkan validation: %s\n", data->pMessage);
+    }
+    return VK_FALSE;
+}
+
+static int instance_create(struct vk_device *d, bool validation, struct vkllm_error *err)
+{
+    int rc = vk_load(err);
+    if (rc) return rc;
+
+    const char *layers[1];
+    const char *exts[2];
+    uint32_t n_layers = 0, n_exts = 0;
+    VkInstanceCreateFlags flags = 0;
+    if (validation) {
+        if (!has_layer("VK_LAYER_KHRONOS_validation"))
+            return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                              "validation requested but the Khronos validation layer is not "
+                              "installed (apt install vulkan-validationlayers)");
+        layers[n_layers++] = "VK_LAYER_KHRONOS_validation";
+        exts[n_exts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+    }
+    /* lists devices behind portability layers such as MoltenVK too */
+    if (has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        exts[n_exts++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
+        flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+    }
+
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "vkllm",
+        .pEngineName = "vkllm",
+        .apiVersion = VK_API_VERSION_1_2,
+    };
+    VkDebugUtilsMessengerCreateInfoEXT msg = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+                           VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT,
+        .pfnUserCallback = on_validation,
+        .pUserData = d,
+    };
+    VkInstanceCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pNext = validation ? &msg : NULL, /* also catches messages from vkCreateInstance */
+        .flags = flags,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = n_layers,
+        .ppEnabledLayerNames = layers,
+        .enabledExtensionCount = n_exts,
+        .ppEnabledExtensionNames = exts,
+    };
+    VkResult r = vkCreateInstance(&ci, NULL, &d->instance);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                          "no Vulkan driver found: install mesa-vulkan-drivers or your GPU's "
+                          "driver");
+    if ((rc = VK_CHECK(err, r))) return rc;
+    volkLoadInstanceOnly(d->instance);
+    if (validation &&
+        (rc = VK_CHECK(err, vkCreateDebugUtilsMessengerEXT(d->instance, &msg, NULL,
+                                                           &d->messenger))))
+        return rc;
+    return VKLLM_OK;
+}
+
+/* ============================== Describing devices ============================== */
+
+static bool has_device_extension(VkPhysicalDevice phys, const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(phys, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *props = calloc(n, sizeof *props);
+    bool found = false;
+    if (props && vkEnumerateDeviceExtensionProperties(phys, NULL, &n, props) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].extensionName, name);
+    free(props);
+    return found;
+}
+
+static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->index = index;
+
+    VkPhysicalDeviceProperties base;
+    vkGetPhysicalDeviceProperties(phys, &base);
+    const bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
+    info->subgroup_size_control =
+        v13 || has_device_extension(phys, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    const bool maint4 = v13 || has_device_extension(phys, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+
+    VkPhysicalDeviceMaintenance4Properties m4 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
+    VkPhysicalDeviceSubgroupSizeControlProperties ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES,
+        .pNext = maint4 ? &m4 : NULL};
+    VkPhysicalDeviceDriverProperties drv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+        .pNext = info->subgroup_size_control ? (void *)&ssc : (void *)(maint4 ? &m4 : NULL)};
+    VkPhysicalDeviceMaintenance3Properties m3 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &drv};
+    VkPhysicalDeviceSubgroupProperties sg = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &m3};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                         .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(phys, &props);
+
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
+    VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                       .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(phys, &feats);
+
+    const VkPhysicalDeviceLimits *lim = &props.properties.limits;
+    snprintf(info->name, sizeof info->name, "%s", props.properties.deviceName);
+    /* driverName and driverInfo are 256 bytes each: a long pair is cut short */
+    if (snprintf(info->driver, sizeof info->driver, "%s %s", drv.driverName, drv.driverInfo) < 0)
+        info->driver[0] = '\0';
+    switch (props.properties.deviceType) {
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: info->type = VKLLM_DEVICE_INTEGRATED; break;
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: info->type = VKLLM_DEVICE_DISCRETE; break;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: info->type = VKLLM_DEVICE_VIRTUAL; break;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: info->type = VKLLM_DEVICE_CPU; break;
+    default: info->type = VKLLM_DEVICE_OTHER; break;
+    }
+    info->vendor_id = props.properties.vendorID;
+    info->device_id = props.properties.deviceID;
+    info->api_version = props.properties.apiVersion;
+
+    VkPhysicalDeviceMemoryProperties mem;
+    vkGetPhysicalDeviceMemoryProperties(phys, &mem);
+    for (uint32_t i = 0; i < mem.memoryHeapCount; i++)
+        if (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            info->device_local_bytes += mem.memoryHeaps[i].size;
+
+    info->fp16 = f12.shaderFloat16;
+    info->int8 = f12.shaderInt8;
+    info->storage16 = f11.storageBuffer16BitAccess;
+    info->storage8 = f12.storageBuffer8BitAccess;
+    info->int_dot = v13 || has_device_extension(phys, "VK_KHR_shader_integer_dot_product");
+    info->coopmat = has_device_extension(phys, "VK_KHR_cooperative_matrix");
+    info->subgroup_size = sg.subgroupSize;
+    info->subgroup_min_size = info->subgroup_size_control ? ssc.minSubgroupSize : sg.subgroupSize;
+    info->subgroup_max_size = info->subgroup_size_control ? ssc.maxSubgroupSize : sg.subgroupSize;
+    info->subgroup_ops =
+        (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sg.supportedOperations : 0;
+
+    info->max_storage_buffer_range = lim->maxStorageBufferRange;
+    info->max_memory_allocation = m3.maxMemoryAllocationSize;
+    info->max_buffer_size = maint4 ? m4.maxBufferSize : m3.maxMemoryAllocationSize;
+    info->max_shared_memory = lim->maxComputeSharedMemorySize;
+    info->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; i++) info->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
+    info->max_push_constants = lim->maxPushConstantsSize;
+    info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
+    info->timestamp_period_ns = lim->timestampComputeAndGraphics ? lim->timestampPeriod : 0.0f;
+}
+
+/* The physical devices of D's instance, in enumeration order. */
+static int enumerate(struct vk_device *d, VkPhysicalDevice **out, uint32_t *n,
+                     struct vkllm_error *err)
+{
+    int rc = VK_CHECK(err, vkEnumeratePhysicalDevices(d->instance, n, NULL));
+    if (rc) return rc;
+    if (*n == 0)
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                          "no Vulkan device found: install mesa-vulkan-drivers or your GPU's "
+                          "driver");
+    *out = calloc(*n, sizeof **out);
+    if (!*out) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory listing devices");
+    if ((rc = VK_CHECK(err, vkEnumeratePhysicalDevices(d->instance, n, *out)))) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int vkllm_devices_list(struct vkllm_device_info *out, int cap, struct vkllm_error *err)
+{
+    struct vk_device d = {0};
+    VkPhysicalDevice *phys = NULL;
+    uint32_t n = 0;
+    int rc = instance_create(&d, false, err);
+    if (!rc) rc = enumerate(&d, &phys, &n, err);
+    if (!rc) {
+        for (uint32_t i = 0; i < n && (int)i < cap; i++) describe(phys[i], i, &out[i]);
+        rc = (int)n;
+    }
+    free(phys);
+    vk_device_destroy(&d);
+    return rc;
+}
+
+/* ============================== Choosing and creating ============================== */
+
+static int type_rank(enum vkllm_device_type t)
+{
+    switch (t) {
+    case VKLLM_DEVICE_DISCRETE: return 4;
+    case VKLLM_DEVICE_INTEGRATED: return 3;
+    case VKLLM_DEVICE_VIRTUAL: return 2;
+    case VKLLM_DEVICE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return true;
+    }
+    return n == 0;
+}
+
+static int choose(const struct vkllm_device_info *infos, uint32_t n, const char *selector,
+                  struct vkllm_error *err)
+{
+    if (selector && *selector) {
+        char *end;
+        unsigned long idx = strtoul(selector, &end, 10);
+        if (*end == '\0') {
+            if (idx >= n)
+                return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                                  "device %lu does not exist: there are %u (see vkllm devices)",
+                                  idx, n);
+            return (int)idx;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            if (contains_nocase(infos[i].name, selector)) return (int)i;
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE,
+                          "no Vulkan device matches '%s' (see vkllm devices)", selector);
+    }
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        int rb = type_rank(infos[best].type), ri = type_rank(infos[i].type);
+        if (ri > rb || (ri == rb && infos[i].device_local_bytes > infos[best].device_local_bytes))
+            best = i;
+    }
+    return (int)best;
+}
+
+/* VKLLM_MAX_BINDING=BYTES (K/M suffixes) pretends the device binds less per
+ * storage buffer, so tests reach the split-tensor paths with small models. */
+static void apply_binding_override(struct vkllm_device_info *info)
+{
+    const char *s = getenv("VKLLM_MAX_BINDING");
+    if (!s || !*s) return;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end == 'K' || *end == 'k') v <<= 10;
+    if (*end == 'M' || *end == 'm') v <<= 20;
+    v &= ~255ull; /* keep bindings aligned for any offset alignment */
+    if (v >= 4096 && v < info->max_storage_buffer_range) info->max_storage_buffer_range = v;
+}
+
+int vk_device_create(struct vk_device *d, const char *selector, bool validation,
+                     struct vkllm_error *err)
+{
+    memset(d, 0, sizeof *d);
+    if (!selector || !*selector) selector = getenv("VKLLM_DEVICE");
+    int rc = instance_create(d, validation, err);
+    if (rc) return rc;
+
+    VkPhysicalDevice *phys = NULL;
+    uint32_t n = 0;
+    if ((rc = enumerate(d, &phys, &n, err))) return rc;
+    struct vkllm_device_info *infos = calloc(n, sizeof *infos);
+    if (!infos) {
+        free(phys);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory listing devices");
+    }
+    for (uint32_t i = 0; i < n; i++) describe(phys[i], i, &infos[i]);
+    int chosen = choose(infos, n, selector, err);
+    if (chosen >= 0) {
+        d->phys = phys[chosen];
+        d->info = infos[chosen];
+    }
+    free(phys);
+    free(infos);
+    if (chosen < 0) return chosen;
+    apply_binding_override(&d->info);
+
+    if (d->info.api_version < VK_API_VERSION_1_2)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%s supports Vulkan %u.%u; vkllm needs 1.2 (update the driver)",
+                          d->info.name, VK_API_VERSION_MAJOR(d->info.api_version),
+                          VK_API_VERSION_MINOR(d->info.api_version));
+    vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(d->phys, &nq, NULL);
+    VkQueueFamilyProperties *qf = calloc(nq ? nq : 1, sizeof *qf);
+    if (!qf) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    vkGetPhysicalDeviceQueueFamilyProperties(d->phys, &nq, qf);
+    d->queue_family = UINT32_MAX;
+    for (uint32_t i = 0; i < nq && d->queue_family == UINT32_MAX; i++)
+        if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            d->queue_family = i;
+            d->timestamp_bits = qf[i].timestampValidBits;
+        }
+    free(qf);
+    if (d->queue_family == UINT32_MAX)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s has no compute queue", d->info.name);
+    if (d->timestamp_bits == 0) d->info.timestamp_period_ns = 0.0f;
+
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = d->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &priority,
+    };
+    VkDeviceCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &qci,
+    };
+    if ((rc = VK_CHECK(err, vkCreateDevice(d->phys, &dci, NULL, &d->device)))) return rc;
+    volkLoadDevice(d->device);
+    vkGetDeviceQueue(d->device, d->queue_family, 0, &d->queue);
+    return VKLLM_OK;
+}
+
+void vk_device_destroy(struct vk_device *d)
+{
+    if (!d) return;
+    if (d->device) {
+        vkDeviceWaitIdle(d->device);
+        vkDestroyDevice(d->device, NULL);
+    }
+    if (d->messenger) vkDestroyDebugUtilsMessengerEXT(d->instance, d->messenger, NULL);
+    if (d->instance) vkDestroyInstance(d->instance, NULL);
+    memset(d, 0, sizeof *d);
+}

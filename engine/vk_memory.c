@@ -1,0 +1,250 @@
+/* vk_memory.c: memory blocks, sub-allocation and the staging uploader. */
+#include "vk_memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ============================== Pools ============================== */
+
+void gpu_pool_init(struct gpu_pool *p, struct vk_device *dev, enum gpu_pool_kind kind,
+                   VkDeviceSize block_size)
+{
+    memset(p, 0, sizeof *p);
+    p->dev = dev;
+    p->kind = kind;
+    p->block_size = block_size;
+}
+
+/* The memory type allowed by BITS that has REQUIRED flags, preferring those
+ * that also have PREFERRED; -1 if none. */
+static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mem, uint32_t bits,
+                            VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred)
+{
+    int fallback = -1;
+    for (uint32_t i = 0; i < mem->memoryTypeCount; i++) {
+        if (!(bits & (1u << i))) continue;
+        VkMemoryPropertyFlags f = mem->memoryTypes[i].propertyFlags;
+        if ((f & required) != required) continue;
+        if ((f & preferred) == preferred) return (int)i;
+        if (fallback < 0) fallback = (int)i;
+    }
+    return fallback;
+}
+
+static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block *b,
+                        struct vkllm_error *err)
+{
+    struct vk_device *d = p->dev;
+    memset(b, 0, sizeof *b);
+    VkBufferCreateInfo bci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = size,
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    int rc = VK_CHECK(err, vkCreateBuffer(d->device, &bci, NULL, &b->buffer));
+    if (rc) return rc;
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(d->device, b->buffer, &req);
+
+    VkMemoryPropertyFlags required = 0, preferred = 0;
+    switch (p->kind) {
+    case GPU_POOL_DEVICE:
+        preferred = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+        break;
+    case GPU_POOL_UPLOAD:
+        required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+        break;
+    case GPU_POOL_READBACK:
+        required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+        preferred = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+        break;
+    }
+    int type = find_memory_type(&d->mem, req.memoryTypeBits, required, preferred);
+    if (type < 0) {
+        vkDestroyBuffer(d->device, b->buffer, NULL);
+        b->buffer = VK_NULL_HANDLE;
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s has no suitable memory type",
+                          d->info.name);
+    }
+    VkMemoryAllocateInfo mai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+        .allocationSize = req.size,
+        .memoryTypeIndex = (uint32_t)type,
+    };
+    VkResult r = vkAllocateMemory(d->device, &mai, NULL, &b->memory);
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
+        rc = vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                        "out of device memory: could not allocate %.1f MiB more on %s "
+                        "(%.1f MiB already held by this pool)",
+                        req.size / 1048576.0, d->info.name, p->allocated / 1048576.0);
+    } else {
+        rc = VK_CHECK(err, r);
+    }
+    if (!rc) rc = VK_CHECK(err, vkBindBufferMemory(d->device, b->buffer, b->memory, 0));
+    if (!rc && p->kind != GPU_POOL_DEVICE)
+        rc = VK_CHECK(err, vkMapMemory(d->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped));
+    if (rc) {
+        vkDestroyBuffer(d->device, b->buffer, NULL);
+        if (b->memory) vkFreeMemory(d->device, b->memory, NULL);
+        memset(b, 0, sizeof *b);
+        return rc;
+    }
+    b->size = size;
+    p->allocated += req.size;
+    return VKLLM_OK;
+}
+
+int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
+                   struct vkllm_error *err)
+{
+    const struct vkllm_device_info *info = &p->dev->info;
+    VkDeviceSize align = info->min_storage_buffer_offset_alignment;
+    if (align < 16) align = 16;
+    if (size == 0) size = 4; /* bindings of zero bytes are not allowed */
+    size = (size + 3) & ~(VkDeviceSize)3;
+
+    struct gpu_block *b = NULL;
+    for (uint32_t i = 0; i < p->n_blocks && !b; i++) {
+        struct gpu_block *c = &p->blocks[i];
+        VkDeviceSize start = (c->used + align - 1) / align * align;
+        if (start + size <= c->size) b = c;
+    }
+    if (!b) {
+        VkDeviceSize bs = size > p->block_size ? size : p->block_size;
+        VkDeviceSize limit = info->max_memory_allocation < info->max_buffer_size
+                                 ? info->max_memory_allocation
+                                 : info->max_buffer_size;
+        if (limit && bs > limit) bs = size;
+        if (limit && size > limit)
+            return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                              "a buffer of %.1f MiB exceeds %s's allocation limit of %.1f MiB",
+                              size / 1048576.0, info->name, limit / 1048576.0);
+        if (p->n_blocks == p->cap_blocks) {
+            uint32_t cap = p->cap_blocks ? 2 * p->cap_blocks : 8;
+            struct gpu_block *nb = realloc(p->blocks, cap * sizeof *nb);
+            if (!nb) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+            p->blocks = nb;
+            p->cap_blocks = cap;
+        }
+        int rc = block_create(p, bs, &p->blocks[p->n_blocks], err);
+        if (rc) return rc;
+        b = &p->blocks[p->n_blocks++];
+    }
+    VkDeviceSize start = (b->used + align - 1) / align * align;
+    b->used = start + size;
+    out->buffer = b->buffer;
+    out->offset = start;
+    out->size = size;
+    out->mapped = b->mapped ? (char *)b->mapped + start : NULL;
+    return VKLLM_OK;
+}
+
+void gpu_pool_destroy(struct gpu_pool *p)
+{
+    if (!p || !p->dev) return;
+    for (uint32_t i = 0; i < p->n_blocks; i++) {
+        vkDestroyBuffer(p->dev->device, p->blocks[i].buffer, NULL);
+        vkFreeMemory(p->dev->device, p->blocks[i].memory, NULL);
+    }
+    free(p->blocks);
+    memset(p, 0, sizeof *p);
+}
+
+/* ============================== Uploader ============================== */
+
+int gpu_uploader_create(struct gpu_uploader *u, struct vk_device *dev, VkDeviceSize capacity,
+                        struct vkllm_error *err)
+{
+    memset(u, 0, sizeof *u);
+    u->dev = dev;
+    gpu_pool_init(&u->staging, dev, GPU_POOL_UPLOAD, capacity);
+    int rc = gpu_pool_alloc(&u->staging, capacity, &u->ring, err);
+    if (rc) goto fail;
+    VkCommandPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = dev->queue_family,
+    };
+    if ((rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &u->cmd_pool))))
+        goto fail;
+    VkCommandBufferAllocateInfo cai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = u->cmd_pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    if ((rc = VK_CHECK(err, vkAllocateCommandBuffers(dev->device, &cai, &u->cmd)))) goto fail;
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if ((rc = VK_CHECK(err, vkCreateFence(dev->device, &fci, NULL, &u->fence)))) goto fail;
+    return VKLLM_OK;
+fail:
+    gpu_uploader_destroy(u);
+    return rc;
+}
+
+int gpu_upload_map(struct gpu_uploader *u, const struct gpu_buf *dst, VkDeviceSize dst_offset,
+                   VkDeviceSize size, void **out, struct vkllm_error *err)
+{
+    *out = NULL;
+    if (size > u->ring.size || dst_offset + size > dst->size)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "upload of %llu bytes does not fit (internal error)",
+                          (unsigned long long)size);
+    int rc;
+    if (u->used + size > u->ring.size && (rc = gpu_upload_flush(u, err))) return rc;
+    if (!u->recording) {
+        VkCommandBufferBeginInfo bi = {
+            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+            .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+        };
+        if ((rc = VK_CHECK(err, vkBeginCommandBuffer(u->cmd, &bi)))) return rc;
+        u->recording = true;
+    }
+    VkBufferCopy copy = {
+        .srcOffset = u->ring.offset + u->used,
+        .dstOffset = dst->offset + dst_offset,
+        .size = size,
+    };
+    vkCmdCopyBuffer(u->cmd, u->ring.buffer, dst->buffer, 1, &copy);
+    *out = (char *)u->ring.mapped + u->used;
+    u->used += (size + 15) & ~(VkDeviceSize)15;
+    return VKLLM_OK;
+}
+
+int gpu_upload_flush(struct gpu_uploader *u, struct vkllm_error *err)
+{
+    if (!u->recording) return VKLLM_OK;
+    u->recording = false;
+    u->used = 0;
+    /* the copies' writes must be visible to the compute shaders that follow */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+    };
+    vkCmdPipelineBarrier(u->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    int rc = VK_CHECK(err, vkEndCommandBuffer(u->cmd));
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &u->cmd,
+    };
+    if (!rc) rc = VK_CHECK(err, vkQueueSubmit(u->dev->queue, 1, &si, u->fence));
+    if (!rc) rc = VK_CHECK(err, vkWaitForFences(u->dev->device, 1, &u->fence, VK_TRUE, UINT64_MAX));
+    if (!rc) rc = VK_CHECK(err, vkResetFences(u->dev->device, 1, &u->fence));
+    if (!rc) rc = VK_CHECK(err, vkResetCommandBuffer(u->cmd, 0));
+    return rc;
+}
+
+void gpu_uploader_destroy(struct gpu_uploader *u)
+{
+    if (!u || !u->dev) return;
+    VkDevice dev = u->dev->device;
+    if (u->fence) vkDestroyFence(dev, u->fence, NULL);
+    if (u->cmd_pool) vkDestroyCommandPool(dev, u->cmd_pool, NULL);
+    gpu_pool_destroy(&u->staging);
+    memset(u, 0, sizeof *u);
+}

@@ -1,0 +1,43 @@
+/* vk_pipeline.h: compute pipelines built from the embedded SPIR-V registry
+ * (shaders.h), specialized by constants and cached by (shader, constants).
+ * Internal to the engine. */
+#ifndef VKLLM_VK_PIPELINE_H
+#define VKLLM_VK_PIPELINE_H
+
+#include "vk_device.h"
+
+#include "shaders.h"
+
+#define PIPELINE_MAX_SPEC 8
+#define PIPELINE_MAX_BINDINGS 8
+
+struct vk_pipeline {
+    enum shader_id shader;
+    uint32_t spec[PIPELINE_MAX_SPEC]; /* constant_id i = spec[i]; 0 is the workgroup size */
+    uint32_t n_spec;
+    uint32_t n_bindings; /* storage buffers at bindings 0..n-1 */
+    uint32_t push_size;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+};
+
+struct vk_pipelines {
+    struct vk_device *dev;
+    VkPipelineCache cache;
+    VkShaderModule modules[SHADER_COUNT];
+    struct vk_pipeline **items;
+    uint32_t n_items, cap_items;
+};
+
+int vk_pipelines_init(struct vk_pipelines *p, struct vk_device *dev, struct vkllm_error *err);
+void vk_pipelines_destroy(struct vk_pipelines *p);
+
+/* The pipeline for SHADER with specialization constants SPEC[0..N_SPEC),
+ * N_BINDINGS storage buffers and PUSH_SIZE bytes of push constants; built on
+ * first use and owned by P. */
+int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_t *spec,
+                    uint32_t n_spec, uint32_t n_bindings, uint32_t push_size,
+                    struct vk_pipeline **out, struct vkllm_error *err);
+
+#endif

@@ -1,0 +1,449 @@
+/* vkllm.h: run GGUF language models on any Vulkan device.
+ *
+ * A program uses the library in five steps, each with a create/destroy pair:
+ *
+ *   vkllm_context_create   picks a Vulkan device (--device, VKLLM_DEVICE, or the
+ *                          discrete GPU with most memory, then integrated, then CPU)
+ *   vkllm_model_load       reads a GGUF file, checks every tensor, uploads the
+ *                          weights to the device and builds the tokenizer
+ *   vkllm_session_create   allocates the KV cache and activations for one
+ *                          conversation and records the layer graph once
+ *   vkllm_tokenize         text -> token ids; vkllm_session_decode runs them and
+ *                          leaves logits; vkllm_sampler_sample picks the next one
+ *   vkllm_token_to_piece   token id -> bytes of text
+ *
+ * The GGUF reader and writer are public too: `vkllm info` and the test tools use
+ * them. Everything here is plain C11. The library never prints and never exits:
+ * every fallible call returns VKLLM_OK (0) or a negative enum vkllm_status, and
+ * fills the optional struct vkllm_error with one line saying what went wrong
+ * (for files: "PATH: what is wrong"). Destroy functions accept NULL.
+ */
+#ifndef VKLLM_H
+#define VKLLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================== Errors ============================== */
+
+enum vkllm_status {
+    VKLLM_OK = 0,
+    VKLLM_E_INVALID = -1,     /* a bad argument from the caller */
+    VKLLM_E_IO = -2,          /* a file could not be opened, read or written */
+    VKLLM_E_FORMAT = -3,      /* a file is malformed or truncated */
+    VKLLM_E_UNSUPPORTED = -4, /* well-formed, but not something vkllm runs yet */
+    VKLLM_E_NOMEM = -5,       /* host memory ran out */
+    VKLLM_E_VULKAN = -6,      /* a Vulkan call failed */
+    VKLLM_E_NO_DEVICE = -7,   /* no Vulkan driver, or no device matching the request */
+    VKLLM_E_DEVICE_MEMORY = -8, /* the model or context does not fit in device memory */
+    VKLLM_E_CONTEXT_FULL = -9,  /* more tokens than the session's context holds */
+    VKLLM_E_NOT_FOUND = -10,    /* an optional GGUF key is absent (not an error in itself) */
+};
+
+/* Details of the last failure. msg is one line, no trailing newline. */
+struct vkllm_error {
+    int code;
+    char msg[512];
+};
+
+/* Short fixed text for a status code ("malformed file", ...). */
+const char *vkllm_strerror(int code);
+
+/* ============================== Tensor types ============================== */
+
+/* ggml's type ids, as stored in GGUF files. */
+enum vkllm_type {
+    VKLLM_TYPE_F32 = 0,
+    VKLLM_TYPE_F16 = 1,
+    VKLLM_TYPE_Q4_0 = 2,
+    VKLLM_TYPE_Q4_1 = 3,
+    VKLLM_TYPE_Q5_0 = 6,
+    VKLLM_TYPE_Q5_1 = 7,
+    VKLLM_TYPE_Q8_0 = 8,
+    VKLLM_TYPE_Q8_1 = 9,
+    VKLLM_TYPE_Q2_K = 10,
+    VKLLM_TYPE_Q3_K = 11,
+    VKLLM_TYPE_Q4_K = 12,
+    VKLLM_TYPE_Q5_K = 13,
+    VKLLM_TYPE_Q6_K = 14,
+    VKLLM_TYPE_Q8_K = 15,
+    VKLLM_TYPE_IQ2_XXS = 16,
+    VKLLM_TYPE_IQ2_XS = 17,
+    VKLLM_TYPE_IQ3_XXS = 18,
+    VKLLM_TYPE_IQ1_S = 19,
+    VKLLM_TYPE_IQ4_NL = 20,
+    VKLLM_TYPE_IQ3_S = 21,
+    VKLLM_TYPE_IQ2_S = 22,
+    VKLLM_TYPE_IQ4_XS = 23,
+    VKLLM_TYPE_I8 = 24,
+    VKLLM_TYPE_I16 = 25,
+    VKLLM_TYPE_I32 = 26,
+    VKLLM_TYPE_I64 = 27,
+    VKLLM_TYPE_F64 = 28,
+    VKLLM_TYPE_IQ1_M = 29,
+    VKLLM_TYPE_BF16 = 30,
+    VKLLM_TYPE_TQ1_0 = 34,
+    VKLLM_TYPE_TQ2_0 = 35,
+    VKLLM_TYPE_MXFP4 = 39,
+    VKLLM_TYPE_NVFP4 = 40,
+    VKLLM_TYPE_Q1_0 = 41,
+    VKLLM_TYPE_Q2_0 = 42,
+    VKLLM_TYPE_COUNT = 43 /* one past the largest id */
+};
+
+struct vkllm_type_info {
+    const char *name;     /* "Q4_0" */
+    uint32_t block_size;  /* elements per block (1 for plain types) */
+    uint32_t block_bytes; /* bytes per block */
+};
+
+/* Size information for a type id, or NULL for an id ggml does not define. */
+const struct vkllm_type_info *vkllm_type_info(uint32_t type);
+
+/* ============================== GGUF reader ============================== */
+
+/* A GGUF file, memory-mapped and checked: every count, offset, size and string
+ * length was validated against the file size when it was opened, so the
+ * accessors below never read outside the map. */
+typedef struct vkllm_gguf vkllm_gguf;
+
+enum vkllm_gguf_type {
+    VKLLM_GGUF_UINT8 = 0,
+    VKLLM_GGUF_INT8 = 1,
+    VKLLM_GGUF_UINT16 = 2,
+    VKLLM_GGUF_INT16 = 3,
+    VKLLM_GGUF_UINT32 = 4,
+    VKLLM_GGUF_INT32 = 5,
+    VKLLM_GGUF_FLOAT32 = 6,
+    VKLLM_GGUF_BOOL = 7,
+    VKLLM_GGUF_STRING = 8,
+    VKLLM_GGUF_ARRAY = 9,
+    VKLLM_GGUF_UINT64 = 10,
+    VKLLM_GGUF_INT64 = 11,
+    VKLLM_GGUF_FLOAT64 = 12,
+    VKLLM_GGUF_TYPE_COUNT
+};
+
+/* A string inside the map: not NUL-terminated, may contain any bytes. */
+struct vkllm_gguf_str {
+    const char *ptr;
+    uint64_t len;
+};
+
+struct vkllm_gguf_kv {
+    struct vkllm_gguf_str key;
+    enum vkllm_gguf_type type;
+    enum vkllm_gguf_type arr_type; /* element type when type == ARRAY */
+    uint64_t arr_len;              /* element count when type == ARRAY, else 1 */
+    const uint8_t *data;           /* the value (first element of an array); unaligned */
+    const uint64_t *str_offsets;   /* string arrays: offset of element i from data */
+};
+
+struct vkllm_gguf_tensor {
+    struct vkllm_gguf_str name;
+    uint32_t n_dims;      /* 1..4 */
+    uint32_t type;        /* enum vkllm_type */
+    uint64_t ne[4];       /* elements per dimension, ne[0] contiguous; unused ones are 1 */
+    uint64_t offset;      /* from the start of the file, aligned to the file's alignment */
+    uint64_t size;        /* bytes */
+    const uint8_t *data;  /* offset + map base */
+};
+
+/* Maps and checks PATH. On failure *out is NULL and err says "PATH: reason". */
+int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err);
+
+/* Checks a GGUF image already in memory (which must outlive the result), naming
+ * it NAME in messages. The pure parser behind vkllm_gguf_open; fuzzed. */
+int vkllm_gguf_parse(const void *data, size_t size, const char *name, vkllm_gguf **out,
+                     struct vkllm_error *err);
+
+void vkllm_gguf_close(vkllm_gguf *g);
+
+uint32_t vkllm_gguf_version(const vkllm_gguf *g);   /* 2 or 3 */
+uint64_t vkllm_gguf_alignment(const vkllm_gguf *g); /* of tensor data, default 32 */
+uint64_t vkllm_gguf_file_size(const vkllm_gguf *g);
+const char *vkllm_gguf_name(const vkllm_gguf *g); /* the path or name given at open */
+
+uint64_t vkllm_gguf_kv_count(const vkllm_gguf *g);
+const struct vkllm_gguf_kv *vkllm_gguf_kv_at(const vkllm_gguf *g, uint64_t i);
+/* The key/value pair named KEY, or NULL. */
+const struct vkllm_gguf_kv *vkllm_gguf_find_kv(const vkllm_gguf *g, const char *key);
+
+/* Typed getters. Each returns VKLLM_OK and sets *out, VKLLM_E_NOT_FOUND if the
+ * key is absent (*out untouched, err untouched), or VKLLM_E_FORMAT if the value
+ * has the wrong type or does not fit (err says which key and why).
+ * get_uint accepts any integer type holding a non-negative value; get_float
+ * accepts FLOAT32 and FLOAT64; get_arr checks the element type unless it is
+ * VKLLM_GGUF_TYPE_COUNT (any). */
+int vkllm_gguf_get_uint(const vkllm_gguf *g, const char *key, uint64_t *out,
+                        struct vkllm_error *err);
+int vkllm_gguf_get_float(const vkllm_gguf *g, const char *key, double *out,
+                         struct vkllm_error *err);
+int vkllm_gguf_get_bool(const vkllm_gguf *g, const char *key, bool *out, struct vkllm_error *err);
+int vkllm_gguf_get_str(const vkllm_gguf *g, const char *key, struct vkllm_gguf_str *out,
+                       struct vkllm_error *err);
+int vkllm_gguf_get_arr(const vkllm_gguf *g, const char *key, enum vkllm_gguf_type elem_type,
+                       const struct vkllm_gguf_kv **out, struct vkllm_error *err);
+
+/* Element I of an array kv (I < arr_len, not checked). Integer and float
+ * elements convert to the requested form; strings are O(1). */
+struct vkllm_gguf_str vkllm_gguf_arr_str(const struct vkllm_gguf_kv *kv, uint64_t i);
+int64_t vkllm_gguf_arr_int(const struct vkllm_gguf_kv *kv, uint64_t i);
+double vkllm_gguf_arr_float(const struct vkllm_gguf_kv *kv, uint64_t i);
+
+/* Scalar value of a non-array kv, converted (bool -> 0/1). */
+int64_t vkllm_gguf_kv_int(const struct vkllm_gguf_kv *kv);
+double vkllm_gguf_kv_float(const struct vkllm_gguf_kv *kv);
+
+const char *vkllm_gguf_type_name(enum vkllm_gguf_type t); /* "uint32", ... or "?" */
+
+uint64_t vkllm_gguf_tensor_count(const vkllm_gguf *g);
+const struct vkllm_gguf_tensor *vkllm_gguf_tensor_at(const vkllm_gguf *g, uint64_t i);
+const struct vkllm_gguf_tensor *vkllm_gguf_find_tensor(const vkllm_gguf *g, const char *name);
+
+/* ============================== GGUF writer ============================== */
+
+/* Builds a GGUF v3 file in memory order: key/values, tensor infos, aligned data.
+ * Keys keep the order they were first set in; setting a key again replaces it.
+ * Tensor data is referenced, not copied: it must stay valid until _write. */
+typedef struct vkllm_gguf_writer vkllm_gguf_writer;
+
+int vkllm_gguf_writer_create(vkllm_gguf_writer **out, struct vkllm_error *err);
+void vkllm_gguf_writer_destroy(vkllm_gguf_writer *w);
+
+int vkllm_gguf_writer_set_uint32(vkllm_gguf_writer *w, const char *key, uint32_t v);
+int vkllm_gguf_writer_set_int32(vkllm_gguf_writer *w, const char *key, int32_t v);
+int vkllm_gguf_writer_set_uint64(vkllm_gguf_writer *w, const char *key, uint64_t v);
+int vkllm_gguf_writer_set_float32(vkllm_gguf_writer *w, const char *key, float v);
+int vkllm_gguf_writer_set_bool(vkllm_gguf_writer *w, const char *key, bool v);
+int vkllm_gguf_writer_set_str(vkllm_gguf_writer *w, const char *key, const char *v);
+/* An array of N fixed-size elements of ELEM_TYPE (not STRING or ARRAY), copied. */
+int vkllm_gguf_writer_set_arr(vkllm_gguf_writer *w, const char *key,
+                              enum vkllm_gguf_type elem_type, const void *data, uint64_t n);
+/* An array of N strings, copied. LENS may be NULL for NUL-terminated strings. */
+int vkllm_gguf_writer_set_arr_str(vkllm_gguf_writer *w, const char *key, const char *const *strs,
+                                  const uint64_t *lens, uint64_t n);
+/* Copies a key/value (of any type, arrays included) from an open file. */
+int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *kv);
+/* Sets the data alignment (a power of two; default 32, written as general.alignment
+ * only when it differs). */
+int vkllm_gguf_writer_set_alignment(vkllm_gguf_writer *w, uint32_t alignment);
+
+/* Adds a tensor. SIZE must equal what TYPE and NE imply. */
+int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type,
+                                 uint32_t n_dims, const uint64_t ne[4], const void *data,
+                                 uint64_t size);
+
+int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm_error *err);
+
+/* ============================== Devices ============================== */
+
+enum vkllm_device_type {
+    VKLLM_DEVICE_OTHER = 0,
+    VKLLM_DEVICE_INTEGRATED = 1,
+    VKLLM_DEVICE_DISCRETE = 2,
+    VKLLM_DEVICE_VIRTUAL = 3,
+    VKLLM_DEVICE_CPU = 4,
+};
+
+/* Subgroup operation bits, as VkSubgroupFeatureFlagBits. */
+enum vkllm_subgroup_ops {
+    VKLLM_SUBGROUP_BASIC = 1u << 0,
+    VKLLM_SUBGROUP_VOTE = 1u << 1,
+    VKLLM_SUBGROUP_ARITHMETIC = 1u << 2,
+    VKLLM_SUBGROUP_BALLOT = 1u << 3,
+    VKLLM_SUBGROUP_SHUFFLE = 1u << 4,
+    VKLLM_SUBGROUP_SHUFFLE_RELATIVE = 1u << 5,
+    VKLLM_SUBGROUP_CLUSTERED = 1u << 6,
+    VKLLM_SUBGROUP_QUAD = 1u << 7,
+};
+
+struct vkllm_device_info {
+    uint32_t index; /* position in vkllm_devices_list order, for --device N */
+    char name[256];
+    char driver[256]; /* driver name and version text */
+    enum vkllm_device_type type;
+    uint32_t vendor_id, device_id;
+    uint32_t api_version; /* VK_MAKE_API_VERSION packing */
+    uint64_t device_local_bytes; /* sum of device-local heaps */
+
+    /* features the shaders can use */
+    bool fp16;            /* shaderFloat16 */
+    bool int8;            /* shaderInt8 */
+    bool storage16;       /* storageBuffer16BitAccess */
+    bool storage8;        /* storageBuffer8BitAccess */
+    bool int_dot;         /* VK_KHR_shader_integer_dot_product */
+    bool coopmat;         /* VK_KHR_cooperative_matrix */
+    bool subgroup_size_control; /* VK_EXT_subgroup_size_control / Vulkan 1.3 */
+    uint32_t subgroup_size;
+    uint32_t subgroup_min_size, subgroup_max_size;
+    uint32_t subgroup_ops; /* enum vkllm_subgroup_ops bits, compute stage */
+
+    /* limits the engine respects */
+    uint64_t max_storage_buffer_range;
+    uint64_t max_memory_allocation;
+    uint64_t max_buffer_size;
+    uint32_t max_shared_memory;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_count[3];
+    uint32_t max_push_constants;
+    uint64_t min_storage_buffer_offset_alignment;
+    float timestamp_period_ns; /* 0 if the compute queue has no timestamps */
+};
+
+/* Lists every Vulkan device into OUT (up to CAP entries) and returns how many
+ * there are (which may exceed CAP), or a negative status. */
+int vkllm_devices_list(struct vkllm_device_info *out, int cap, struct vkllm_error *err);
+
+/* ============================== Context ============================== */
+
+typedef struct vkllm_context vkllm_context;
+
+struct vkllm_context_params {
+    /* Device to use: an index ("1") or part of a name ("llvmpipe"), case
+     * insensitive. NULL: the VKLLM_DEVICE environment variable, else the
+     * discrete GPU with most memory, then integrated, virtual, CPU. */
+    const char *device;
+    /* Enable the Khronos validation layer (also: VKLLM_VALIDATE=1). Every
+     * message it prints is counted; see vkllm_context_validation_errors. */
+    bool validation;
+};
+
+int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
+                         struct vkllm_error *err);
+void vkllm_context_destroy(vkllm_context *ctx);
+
+const struct vkllm_device_info *vkllm_context_device(const vkllm_context *ctx);
+/* Validation messages (warning or error) seen so far; they go to stderr too. */
+uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
+
+/* ============================== Model ============================== */
+
+typedef struct vkllm_model vkllm_model;
+
+/* Hyperparameters, read from the file's metadata. */
+struct vkllm_hparams {
+    uint32_t n_vocab;
+    uint32_t n_ctx_train; /* context length the model was trained for */
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv; /* < n_head for grouped-query attention */
+    uint32_t head_dim;  /* n_embd / n_head */
+    uint32_t n_ff;
+    uint32_t n_rot; /* dimensions rotated by RoPE, <= head_dim */
+    float rope_freq_base;
+    bool rope_neox; /* rotate halves (NeoX) instead of adjacent pairs */
+    float rms_eps;
+    bool tied_output; /* output projection shares token_embd */
+};
+
+struct vkllm_model_params {
+    /* Called during loading with the fraction done (0..1); may be NULL. */
+    void (*progress)(float fraction, void *user);
+    void *user;
+};
+
+int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_model_params *params,
+                     vkllm_model **out, struct vkllm_error *err);
+void vkllm_model_free(vkllm_model *m);
+
+const struct vkllm_hparams *vkllm_model_hparams(const vkllm_model *m);
+const vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
+/* Bytes of weights uploaded to the device. */
+uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
+
+/* ============================== Tokenizer ============================== */
+
+typedef struct vkllm_vocab vkllm_vocab;
+
+/* Builds the tokenizer from a file's tokenizer.ggml.* keys. */
+int vkllm_vocab_load(const vkllm_gguf *g, vkllm_vocab **out, struct vkllm_error *err);
+void vkllm_vocab_free(vkllm_vocab *v);
+const vkllm_vocab *vkllm_model_vocab(const vkllm_model *m);
+
+int32_t vkllm_vocab_n_tokens(const vkllm_vocab *v);
+int32_t vkllm_vocab_bos(const vkllm_vocab *v); /* -1 if none */
+int32_t vkllm_vocab_eos(const vkllm_vocab *v); /* -1 if none */
+bool vkllm_vocab_add_bos(const vkllm_vocab *v);
+/* True for tokens that end generation (EOS, EOT). */
+bool vkllm_vocab_is_eog(const vkllm_vocab *v, int32_t token);
+
+/* Tokenizes LEN bytes of TEXT into OUT (room for CAP ids). ADD_SPECIAL adds BOS
+ * (and EOS) as the vocabulary asks; PARSE_SPECIAL turns text like "<s>" into
+ * control tokens. Returns the number of tokens, which may exceed CAP (then only
+ * CAP were written: call again with more room), or a negative status. */
+int vkllm_tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_special,
+                   bool parse_special, int32_t *out, int cap);
+
+/* Writes the text of TOKEN into BUF (CAP bytes, not NUL-terminated) and
+ * returns its length. If that exceeds CAP nothing is written: call again with
+ * more room. Control tokens give "" unless SPECIAL. Negative status for an id
+ * out of range. */
+int vkllm_token_to_piece(const vkllm_vocab *v, int32_t token, bool special, char *buf, int cap);
+
+/* ============================== Session ============================== */
+
+typedef struct vkllm_session vkllm_session;
+
+struct vkllm_session_params {
+    uint32_t n_ctx;   /* tokens the KV cache holds; 0: the model's, at most 4096 */
+    uint32_t n_batch; /* most tokens one decode call sends to the GPU; 0: default */
+    bool logits_all;  /* keep logits for every token of a decode, not just the last */
+};
+
+int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
+                         vkllm_session **out, struct vkllm_error *err);
+void vkllm_session_free(vkllm_session *s);
+
+/* Runs N tokens at the next positions. Afterwards vkllm_session_logits gives
+ * the logits after the last one (and after each one with logits_all). */
+int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
+                         struct vkllm_error *err);
+/* Logits (n_vocab floats) after token I of the last decode; I = -1 means its
+ * last token. NULL if I was not kept. Valid until the next decode. */
+const float *vkllm_session_logits(const vkllm_session *s, int32_t i);
+uint32_t vkllm_session_pos(const vkllm_session *s); /* tokens in the cache */
+uint32_t vkllm_session_n_ctx(const vkllm_session *s);
+void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
+/* GPU time of the last decode, from timestamp queries (0 if unsupported). */
+double vkllm_session_last_gpu_ms(const vkllm_session *s);
+
+/* ============================== Sampler ============================== */
+
+typedef struct vkllm_sampler vkllm_sampler;
+
+/* Applied in this order: repetition penalty, top-k, top-p, min-p, temperature,
+ * then a draw from the seeded RNG. temp <= 0 is greedy (lowest id wins a tie). */
+struct vkllm_sampler_params {
+    float temp;           /* 0.8 */
+    int32_t top_k;        /* 40; <= 0 keeps all */
+    float top_p;          /* 0.95; in (0, 1], 1 keeps all */
+    float min_p;          /* 0.05; <= 0 keeps all */
+    float repeat_penalty; /* 1.0 = off */
+    int32_t repeat_last_n; /* 64: how many recent tokens the penalty looks at */
+    uint64_t seed;
+};
+
+/* The defaults above (llama.cpp's), with SEED. */
+struct vkllm_sampler_params vkllm_sampler_defaults(uint64_t seed);
+
+int vkllm_sampler_create(const struct vkllm_sampler_params *params, int32_t n_vocab,
+                         vkllm_sampler **out, struct vkllm_error *err);
+void vkllm_sampler_free(vkllm_sampler *s);
+/* Remembers TOKEN for the repetition penalty (prompt tokens and chosen ones). */
+void vkllm_sampler_accept(vkllm_sampler *s, int32_t token);
+/* Chooses a token from N_VOCAB logits (not modified) and accepts it; a
+ * negative status for NULL arguments. NaN logits count as -inf; if any are
+ * +inf, those share all the probability. */
+int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VKLLM_H */

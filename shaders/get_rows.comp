@@ -1,0 +1,23 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* get_rows: the token embedding lookup. One workgroup per token of the step
+ * copies (dequantizes) that token's row of the table, if this part holds it. */
+#define KERNEL_GET_ROWS
+#include "kernels.h"
+#include "common.glsl"
+
+layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
+layout(std430, binding = 2) writeonly buffer Out { float out_rows[]; };
+
+#include "quant.glsl"
+
+void main()
+{
+    uint t = group_index();
+    if (t >= step.n_tokens) return;
+    uint token = uint(step.tokens[t]);
+    if (token < pc.row_begin || token >= pc.row_end) return;
+    uint r = token - pc.row_begin;
+    for (uint k = gl_LocalInvocationID.x; k < pc.n_embd; k += WG)
+        out_rows[t * pc.n_embd + k] = weight_at(r, k, pc.n_embd, pc.scale_offset);
+}

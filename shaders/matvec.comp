@@ -1,0 +1,102 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* matvec: y = W x for every token of the step (or only the last), where W is
+ * one part of a weight tensor (see quant.glsl). Each workgroup computes NR rows
+ * for NT tokens at a time: its threads stride along the row, then the partial
+ * sums meet in shared memory. With ACC the result is added to y, which is how
+ * the attention output and FFN down projections land on the residual stream. */
+#define KERNEL_MATVEC
+#include "kernels.h"
+#include "common.glsl"
+
+layout(constant_id = 1) const uint NR = 2;  /* rows per workgroup */
+layout(constant_id = 2) const uint NT = 4;  /* tokens per pass over the rows */
+layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
+
+layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
+layout(std430, binding = 2) readonly buffer X { float x[]; };
+layout(std430, binding = 3) buffer Y { float y[]; };
+
+#include "quant.glsl"
+
+shared float red[NR * NT * WG];
+
+vec4 x_quad(uint offset)
+{
+    return vec4(x[offset], x[offset + 1u], x[offset + 2u], x[offset + 3u]);
+}
+
+void main()
+{
+    const uint row0 = group_index() * NR;
+    if (row0 >= pc.n_rows) return;
+    const uint tid = gl_LocalInvocationID.x;
+    const uint t_begin = pc.last_only != 0u ? step.n_tokens - 1u : 0u;
+    const uint t_end = step.n_tokens;
+
+    for (uint t0 = t_begin; t0 < t_end; t0 += NT) {
+        float acc[NR * NT];
+        [[unroll]] for (uint j = 0u; j < NR * NT; j++) acc[j] = 0.0;
+
+#ifdef WTYPE_BLOCKS
+        const uint nb = pc.k / QBLOCK;
+        for (uint bi = tid; bi < nb; bi += WG) {
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                if (row0 + r >= pc.n_rows) continue;
+                const uint b = (row0 + r) * nb + bi;
+                const float d = block_scale(pc.scale_offset, b);
+                [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                    const uint t = t0 + tt;
+                    if (t >= t_end) continue;
+                    const uint xo = t * pc.x_stride + bi * QBLOCK;
+                    float s = 0.0;
+#if defined(WTYPE_Q8_0)
+                    [[unroll]] for (uint i = 0u; i < 8u; i++)
+                        s += dot(q8_0_quad(b, i), x_quad(xo + 4u * i));
+#else
+                    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                        vec4 lo, hi;
+                        q4_0_quads(b, i, lo, hi);
+                        s += dot(lo, x_quad(xo + 4u * i)) + dot(hi, x_quad(xo + 16u + 4u * i));
+                    }
+#endif
+                    acc[r * NT + tt] += d * s;
+                }
+            }
+        }
+#else
+        for (uint k = tid; k < pc.k; k += WG) {
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                if (row0 + r >= pc.n_rows) continue;
+                const float w = weight_at(row0 + r, k, pc.k, 0u);
+                [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                    const uint t = t0 + tt;
+                    if (t < t_end) acc[r * NT + tt] += w * x[t * pc.x_stride + k];
+                }
+            }
+        }
+#endif
+
+        /* tree reduction over the workgroup; WG is a power of two */
+        [[unroll]] for (uint j = 0u; j < NR * NT; j++) red[j * WG + tid] = acc[j];
+        barrier();
+        for (uint s = WG / 2u; s > 0u; s >>= 1u) {
+            if (tid < s) {
+                [[unroll]] for (uint j = 0u; j < NR * NT; j++)
+                    red[j * WG + tid] += red[j * WG + tid + s];
+            }
+            barrier();
+        }
+        if (tid < NR * NT) {
+            const uint r = tid / NT, tt = tid % NT;
+            const uint t = t0 + tt;
+            if (row0 + r < pc.n_rows && t < t_end) {
+                const uint out_t = pc.last_only != 0u ? 0u : t;
+                const uint o = out_t * pc.y_stride + pc.row_offset + row0 + r;
+                const float v = red[tid * WG];
+                y[o] = ACC != 0u ? y[o] + v : v;
+            }
+        }
+        barrier(); /* red is reused by the next pass */
+    }
+}
