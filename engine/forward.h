@@ -19,6 +19,7 @@ struct forward_state {
     struct gpu_buf gate;   /* (batch, n_ff) */
     struct gpu_buf up;     /* (batch, n_ff) */
     struct gpu_buf ffn;    /* (batch, n_ff) silu(gate) * up */
+    struct gpu_buf xq;     /* the input of quantized matvecs: op_q8_bytes(batch, widest) */
     struct gpu_buf scores; /* (batch, n_head, n_ctx) attention scratch */
     struct gpu_buf logits; /* (batch or 1, n_vocab) */
     struct gpu_buf *k_cache, *v_cache; /* per layer: (n_ctx, n_head_kv * head_dim) halves */

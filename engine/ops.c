@@ -58,6 +58,27 @@ int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf 
     return gpu_graph_dispatch(e->graph, p, e->batch, &pc, bufs, GPU_BARRIER, err);
 }
 
+uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
+{
+    /* 32 int8 quants and one float scale per block */
+    return (uint64_t)batch * (k / 32) * (32 + 4);
+}
+
+/* Word offset of the scales in a quantized activation buffer. */
+static uint32_t q8_scale_offset(uint32_t batch, uint32_t k) { return batch * (k / 32) * 8; }
+
+int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq,
+                   uint32_t k, struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_QUANTIZE_Q8, NULL, 0, 3, sizeof(struct push_quantize_q8), &p, err);
+    if (rc) return rc;
+    struct push_quantize_q8 pc = {k, q8_scale_offset(e->batch, k)};
+    struct gpu_buf bufs[] = {e->step, *x, *xq};
+    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * (k / 32), e->ctx->wg_size),
+                              &pc, bufs, GPU_BARRIER, err);
+}
+
 /* Rows per workgroup, and tokens per pass: one token for decode keeps the
  * accumulators few; a batch shares each weight load among eight tokens. */
 #define MATVEC_ROWS 2
@@ -72,6 +93,7 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
                                SHADER_MATVEC_Q8_0, SHADER_MATVEC_Q4_0);
     uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
     uint32_t spec[] = {MATVEC_ROWS, nt, acc};
+    const bool quantized = w->type == VKLLM_TYPE_Q8_0 || w->type == VKLLM_TYPE_Q4_0;
     int rc = pipeline(e, s, spec, 3, 4, sizeof(struct push_matvec), &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
@@ -80,7 +102,8 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
             .n_rows = part->n_rows,
             .row_offset = part->row_begin,
             .scale_offset = part->scale_offset,
-            .x_stride = w->k,
+            .x_stride = quantized ? w->k / 32 * 8 : w->k,
+            .x_scale_offset = quantized ? q8_scale_offset(e->batch, w->k) : 0,
             .y_stride = w->n,
             .last_only = last_only,
         };

@@ -24,7 +24,14 @@ int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct g
 int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
                 const struct gpu_buf *out, uint32_t n, float eps, struct vkllm_error *err);
 
-/* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0. */
+/* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
+ * input of a quantized matvec. XQ holds op_q8_bytes(batch, k) bytes. */
+int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq,
+                   uint32_t k, struct vkllm_error *err);
+uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
+
+/* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.
+ * For quantized W, X is the output of op_quantize_q8; otherwise floats. */
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
               const struct gpu_buf *y, bool acc, bool last_only, enum gpu_sync sync,
               struct vkllm_error *err);

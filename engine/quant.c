@@ -152,6 +152,17 @@ static void quantize_q4_0(const float *x, struct block_q4_0 *y, uint64_t nb)
     }
 }
 
+void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n)
+{
+    for (uint64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        d[b] = fp16_to_f32(f32_to_fp16(amax / 127.0f));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < QK8_0; j++) q[b * QK8_0 + j] = (int8_t)nearbyintf(x[j] * id);
+    }
+}
+
 void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
 {
     switch (type) {

@@ -27,6 +27,13 @@ void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n
  * file written here matches one from llama-quantize bit for bit. */
 void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n);
 
+/* Quantizes N activations (a whole number of 32-blocks) to Q8_0 as llama.cpp's
+ * x86 CPU path does before a dot product with Q4_0 or Q8_0 weights: per block
+ * d = amax / 127 kept as a half float, q = round-half-even(x * 127 / amax).
+ * Writes int8 quants and each block's d (as a float). The GPU's
+ * quantize_q8.comp computes the same. */
+void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n);
+
 /* Block layouts as ggml stores them in GGUF files. */
 #define QK8_0 32
 #define QK4_0 32

@@ -27,6 +27,22 @@ void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k
     }
 }
 
+void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k)
+{
+    if (type == VKLLM_TYPE_Q8_0 || type == VKLLM_TYPE_Q4_0) {
+        int8_t q[32];
+        float d;
+        for (uint32_t b = 0; b < k / 32; b++) {
+            quant_q8_activations(x + 32 * b, q, &d, 32);
+            for (int j = 0; j < 32; j++) out[32 * b + j] = d * q[j];
+        }
+    } else if (type == VKLLM_TYPE_F16) {
+        for (uint32_t i = 0; i < k; i++) out[i] = ref_round_f16(x[i]);
+    } else {
+        memcpy(out, x, k * sizeof *out);
+    }
+}
+
 void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
               bool neox)
 {
@@ -62,16 +78,17 @@ void ref_attention(const float *q, const float *k, const float *v, float *out, u
         for (uint32_t j = 0; j < n_pos; j++) {
             const float *kj = k + (uint64_t)j * kv_dim + kvh * head_dim;
             double s = 0.0;
-            for (uint32_t d = 0; d < head_dim; d++) s += (double)qh[d] * kj[d];
+            for (uint32_t d = 0; d < head_dim; d++) s += (double)ref_round_f16(qh[d]) * kj[d];
             p[j] = s * scale;
             if (p[j] > max) max = p[j];
         }
         for (uint32_t j = 0; j < n_pos; j++) sum += (p[j] = exp(p[j] - max));
+        for (uint32_t j = 0; j < n_pos; j++) p[j] = ref_round_f16((float)(p[j] / sum));
         for (uint32_t d = 0; d < head_dim; d++) {
             double acc = 0.0;
             for (uint32_t j = 0; j < n_pos; j++)
                 acc += p[j] * v[(uint64_t)j * kv_dim + kvh * head_dim + d];
-            out[h * head_dim + d] = (float)(acc / sum);
+            out[h * head_dim + d] = (float)acc;
         }
     }
     free(p);
@@ -81,10 +98,15 @@ float ref_round_f16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
 /* ============================== Model ============================== */
 
+/* A matrix dequantized to floats, remembering its type for the input rounding. */
+struct ref_matrix {
+    float *w; /* rows as in the file: (out, in) */
+    uint32_t type;
+};
+
 struct ref_layer {
     float *attn_norm, *ffn_norm; /* (n_embd) */
-    float *wq, *wk, *wv, *wo;    /* rows as in the file: (out, in) */
-    float *w_gate, *w_up, *w_down;
+    struct ref_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
 };
 
 struct ref_model {
@@ -92,13 +114,31 @@ struct ref_model {
     uint32_t n_ctx;
     bool kv_f16;
     uint32_t pos;
-    float *tok_embd, *output_norm, *output; /* output may equal tok_embd */
+    float *tok_embd, *output_norm;
+    struct ref_matrix output; /* output.w may equal tok_embd */
     float *rope_freqs;
     struct ref_layer *layers;
     /* run state */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *ffn, *rope; /* one token */
+    float *in;                /* a matvec's prepared input: (max(n_embd, q_dim, n_ff)) */
     float *k_cache, *v_cache; /* (n_layer, n_ctx, kv_dim) */
 };
+
+static float *dequant(tensor_ref t);
+
+static bool matrix(tensor_ref t, struct ref_matrix *m)
+{
+    m->type = t->type;
+    return (m->w = dequant(t)) != NULL;
+}
+
+/* y = W x, with x prepared as the weight's type asks. */
+static void matvec(struct ref_model *m, const struct ref_matrix *w, const float *x, float *y,
+                   uint32_t n, uint32_t k)
+{
+    ref_matvec_input(w->type, x, m->in, k);
+    ref_matvec(w->w, m->in, y, n, k);
+}
 
 static float *dequant(tensor_ref t)
 {
@@ -130,22 +170,25 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
     bool ok = (m->tok_embd = dequant(t.tok_embd)) && (m->output_norm = dequant(t.output_norm)) &&
-              (m->output = hp->tied_output ? m->tok_embd : dequant(t.output)) &&
               (m->layers = calloc(hp->n_layer, sizeof *m->layers));
+    if (ok && hp->tied_output) m->output = (struct ref_matrix){m->tok_embd, t.tok_embd->type};
+    else if (ok) ok = matrix(t.output, &m->output);
     if (ok && t.rope_freqs) ok = (m->rope_freqs = dequant(t.rope_freqs)) != NULL;
     for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
         struct ref_layer *L = &m->layers[l];
         const struct llama_layer_tensors *T = &t.layers[l];
         ok = (L->attn_norm = dequant(T->attn_norm)) && (L->ffn_norm = dequant(T->ffn_norm)) &&
-             (L->wq = dequant(T->wq)) && (L->wk = dequant(T->wk)) && (L->wv = dequant(T->wv)) &&
-             (L->wo = dequant(T->wo)) && (L->w_gate = dequant(T->w_gate)) &&
-             (L->w_up = dequant(T->w_up)) && (L->w_down = dequant(T->w_down));
+             matrix(T->wq, &L->wq) && matrix(T->wk, &L->wk) && matrix(T->wv, &L->wv) &&
+             matrix(T->wo, &L->wo) && matrix(T->w_gate, &L->w_gate) &&
+             matrix(T->w_up, &L->w_up) && matrix(T->w_down, &L->w_down);
     }
     ok = ok && (m->x = calloc(hp->n_embd, 4)) && (m->xn = calloc(hp->n_embd, 4)) &&
          (m->q = calloc(Q, 4)) && (m->k = calloc(KV, 4)) && (m->v = calloc(KV, 4)) &&
          (m->att = calloc(Q, 4)) && (m->tmp = calloc(hp->n_embd, 4)) &&
          (m->gate = calloc(hp->n_ff, 4)) && (m->up = calloc(hp->n_ff, 4)) &&
          (m->ffn = calloc(hp->n_ff, 4)) && (m->rope = calloc(hp->n_rot, 4)) &&
+         (m->in = calloc(Q > hp->n_ff ? (Q > hp->n_embd ? Q : hp->n_embd)
+                                      : (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd), 4)) &&
          (m->k_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4)) &&
          (m->v_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4));
     llama_tensors_free(&t);
@@ -163,13 +206,14 @@ void ref_model_free(struct ref_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             struct ref_layer *L = &m->layers[l];
-            float *ps[] = {L->attn_norm, L->ffn_norm, L->wq,   L->wk,    L->wv,
-                           L->wo,        L->w_gate,   L->w_up, L->w_down};
+            float *ps[] = {L->attn_norm, L->ffn_norm, L->wq.w,   L->wk.w,    L->wv.w,
+                           L->wo.w,      L->w_gate.w, L->w_up.w, L->w_down.w};
             for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
         }
         free(m->layers);
     }
-    if (m->output != m->tok_embd) free(m->output);
+    if (m->output.w != m->tok_embd) free(m->output.w);
+    free(m->in);
     float *ps[] = {m->tok_embd, m->output_norm, m->rope_freqs, m->x,    m->xn,
                    m->q,        m->k,           m->v,          m->att,  m->tmp,
                    m->gate,     m->up,          m->ffn,        m->rope, m->k_cache,
@@ -198,9 +242,9 @@ int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct v
         float *vc = m->v_cache + (uint64_t)l * m->n_ctx * KV;
 
         ref_rms_norm(m->x, L->attn_norm, m->xn, E, hp->rms_eps);
-        ref_matvec(L->wq, m->xn, m->q, Q, E);
-        ref_matvec(L->wk, m->xn, m->k, KV, E);
-        ref_matvec(L->wv, m->xn, m->v, KV, E);
+        matvec(m, &L->wq, m->xn, m->q, Q, E);
+        matvec(m, &L->wk, m->xn, m->k, KV, E);
+        matvec(m, &L->wv, m->xn, m->v, KV, E);
         ref_rope(m->q, m->rope, hp->n_head, hd, hp->n_rot, hp->rope_neox);
         ref_rope(m->k, m->rope, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
         for (uint32_t i = 0; i < KV; i++) {
@@ -208,18 +252,18 @@ int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct v
             vc[(uint64_t)m->pos * KV + i] = m->kv_f16 ? ref_round_f16(m->v[i]) : m->v[i];
         }
         ref_attention(m->q, kc, vc, m->att, m->pos + 1, hd, hp->n_head, hp->n_head_kv);
-        ref_matvec(L->wo, m->att, m->tmp, E, Q);
+        matvec(m, &L->wo, m->att, m->tmp, E, Q);
         for (uint32_t i = 0; i < E; i++) m->x[i] += m->tmp[i];
 
         ref_rms_norm(m->x, L->ffn_norm, m->xn, E, hp->rms_eps);
-        ref_matvec(L->w_gate, m->xn, m->gate, F, E);
-        ref_matvec(L->w_up, m->xn, m->up, F, E);
+        matvec(m, &L->w_gate, m->xn, m->gate, F, E);
+        matvec(m, &L->w_up, m->xn, m->up, F, E);
         ref_swiglu(m->gate, m->up, m->ffn, F);
-        ref_matvec(L->w_down, m->ffn, m->tmp, E, F);
+        matvec(m, &L->w_down, m->ffn, m->tmp, E, F);
         for (uint32_t i = 0; i < E; i++) m->x[i] += m->tmp[i];
     }
     ref_rms_norm(m->x, m->output_norm, m->xn, E, hp->rms_eps);
-    ref_matvec(m->output, m->xn, logits, hp->n_vocab, E);
+    matvec(m, &m->output, m->xn, logits, hp->n_vocab, E);
     m->pos++;
     return VKLLM_OK;
 }

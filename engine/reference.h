@@ -10,12 +10,18 @@
 void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float eps);
 /* y[r] = sum_k W[r][k] x[k]; W is (n, k) row-major floats */
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k);
+/* The input a weight of TYPE multiplies, as llama.cpp's CPU path (and vkllm's
+ * shaders) prepare it: Q8_0-quantized activations for Q8_0/Q4_0 weights,
+ * half-rounded ones for F16, unchanged for F32. Writes K floats to OUT. */
+void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k);
 /* rotates the first n_rot dims of each of n_heads heads of x by TABLE (n_rot/2 cos,sin pairs) */
 void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
               bool neox);
 /* out = silu(gate) * up */
 void ref_swiglu(const float *gate, const float *up, float *out, uint32_t n);
-/* one query token: q (n_head, hd) against N_POS cached rows of k and v (n_pos, n_head_kv, hd) */
+/* one query token: q (n_head, hd) against N_POS cached rows of k and v (n_pos,
+ * n_head_kv, hd); q and the probabilities are rounded to half, as llama.cpp
+ * does before its products with a half-float cache */
 void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t n_pos,
                    uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv);
 /* rounds through half precision, as the GPU's KV cache stores values */

@@ -38,6 +38,8 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
     const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
     const uint64_t logit_rows = s->logits_all ? B : 1;
+    uint64_t widest = E > F ? E : F; /* longest input of a matvec */
+    if (Q > widest) widest = Q;
     int rc;
     st->n_ctx = s->n_ctx;
     if ((rc = gpu_pool_alloc(&s->host, STEP_HEADER_WORDS * 4 + B * 4, &st->step, err)) ||
@@ -51,6 +53,8 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
         (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->gate, err)) ||
         (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->up, err)) ||
         (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->ffn, err)) ||
+        (rc = gpu_pool_alloc(&s->device, op_q8_bytes((uint32_t)B, (uint32_t)widest), &st->xq,
+                             err)) ||
         (rc = gpu_pool_alloc(&s->device, B * hp->n_head * s->n_ctx * 4, &st->scores, err)) ||
         (rc = gpu_pool_alloc(&s->device, logit_rows * V * 4, &st->logits, err)) ||
         (rc = gpu_pool_alloc(&s->readback, logit_rows * V * 4, &s->out, err)))

@@ -138,9 +138,11 @@ struct vkllm_gguf_str {
 struct vkllm_gguf_kv {
     struct vkllm_gguf_str key;
     enum vkllm_gguf_type type;
-    enum vkllm_gguf_type arr_type; /* element type when type == ARRAY */
+    enum vkllm_gguf_type arr_type; /* element type when type == ARRAY, else TYPE_COUNT */
     uint64_t arr_len;              /* element count when type == ARRAY, else 1 */
-    const uint8_t *data;           /* the value (first element of an array); unaligned */
+    /* the value as stored, unaligned: a scalar's bytes, a string's uint64 length
+     * (its bytes follow), an array's first element */
+    const uint8_t *data;
     const uint64_t *str_offsets;   /* string arrays: offset of element i from data */
 };
 

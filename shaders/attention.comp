@@ -3,7 +3,9 @@
 /* attention: softmax(q K^T * scale) V for one query head of one token per
  * workgroup, over the cached positions 0..pos (causal). Scores go to a scratch
  * row in global memory so any context length fits; the KV cache is half floats.
- * Grouped-query attention: query head h reads KV head h / (n_head / n_head_kv). */
+ * Grouped-query attention: query head h reads KV head h / (n_head / n_head_kv).
+ * As in llama.cpp's CPU path, q and the normalized probabilities are rounded to
+ * half before their products with the half-float K and V. */
 #define KERNEL_ATTENTION
 #include "kernels.h"
 #include "common.glsl"
@@ -51,7 +53,7 @@ void main()
     const uint n_pos = step.pos0 + t + 1u;
     const uint srow = (t * pc.n_head + h) * pc.n_ctx;
 
-    for (uint d = tid; d < hd; d += WG) qs[d] = q[q_off + d] * pc.scale;
+    for (uint d = tid; d < hd; d += WG) qs[d] = round_f16(q[q_off + d]);
     barrier();
 
     /* scores and their maximum */
@@ -63,6 +65,7 @@ void main()
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[2u * i] * kk.x + qs[2u * i + 1u] * kk.y;
         }
+        s *= pc.scale;
         scores[srow + j] = s;
         m = max(m, s);
     }
@@ -80,8 +83,9 @@ void main()
     }
     red[tid] = sum;
     reduce_sum(tid);
-    sum = red[0];
-    memoryBarrierBuffer(); /* other threads read these scores below */
+    const float inv_sum = 1.0 / red[0];
+    for (uint j = tid; j < n_pos; j += WG) scores[srow + j] = round_f16(scores[srow + j] * inv_sum);
+    memoryBarrierBuffer(); /* other threads read these probabilities below */
     barrier();
 
     /* weighted sum of V: D threads across the head's dimensions, G groups of
@@ -104,6 +108,6 @@ void main()
     for (uint d = tid; d < hd; d += WG) {
         float acc = 0.0;
         for (uint g = 0u; g < G; g++) acc += partial[g * hd + d];
-        o[q_off + d] = acc / sum;
+        o[q_off + d] = acc;
     }
 }

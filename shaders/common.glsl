@@ -36,5 +36,60 @@ uint f32_to_f16(float f)
     return sign | (r >> 13);
 }
 
+/* a * b exactly as hi + lo (Dekker: 12-bit halves multiply without rounding). */
+vec2 two_prod(float a, float b)
+{
+    precise float ah = uintBitsToFloat(floatBitsToUint(a) & 0xfffff000u), al = a - ah;
+    precise float bh = uintBitsToFloat(floatBitsToUint(b) & 0xfffff000u), bl = b - bh;
+    precise float p = a * b;
+    precise float e = (((ah * bh - p) + ah * bl) + al * bh) + al * bl;
+    return vec2(p, e);
+}
+
+/* a + b exactly as hi + lo (Knuth's two-sum). */
+vec2 two_sum(float a, float b)
+{
+    precise float s = a + b;
+    precise float bb = s - a;
+    precise float e = (a - (s - bb)) + (b - bb);
+    return vec2(s, e);
+}
+
+/* Adds float-float numbers: about 48 bits, standing in for llama.cpp's doubles. */
+vec2 ff_add(vec2 a, vec2 b)
+{
+    vec2 s = two_sum(a.x, b.x);
+    precise float lo = s.y + a.y + b.y;
+    return two_sum(s.x, lo);
+}
+
+/* sqrt(a) rounded correctly: the first root corrected by its exact residual. */
+float sqrt_rn(float a)
+{
+    precise float s = sqrt(a);
+    vec2 sq = two_prod(s, s);
+    precise float r = (a - sq.x) - sq.y;
+    precise float corrected = s + r / (2.0 * s);
+    return corrected;
+}
+
+/* a / b rounded correctly (for normal floats). GLSL division may be 2.5 ulp
+ * off; where llama.cpp's CPU path divides, a last-bit difference can flip a
+ * quantized value. The first quotient is corrected by the exact residual
+ * a - q*b, computed with Dekker's splitting into 12-bit halves. */
+float div_rn(float a, float b)
+{
+    precise float q = a / b;
+    precise float qh = uintBitsToFloat(floatBitsToUint(q) & 0xfffff000u), ql = q - qh;
+    precise float bh = uintBitsToFloat(floatBitsToUint(b) & 0xfffff000u), bl = b - bh;
+    precise float r = (((a - qh * bh) - qh * bl) - ql * bh) - ql * bl;
+    precise float corrected = q + r / b;
+    return corrected;
+}
+
+/* x rounded to the nearest half float, as llama.cpp rounds values it hands to
+ * half-precision dot products */
+float round_f16(float x) { return unpackHalf2x16(f32_to_f16(x)).x; }
+
 float f16_lo(uint word) { return unpackHalf2x16(word).x; }
 float f16_hi(uint word) { return unpackHalf2x16(word).y; }

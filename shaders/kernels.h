@@ -58,9 +58,17 @@ PUSH_BEGIN(push_matvec)
     PC_UINT n_rows;       /* rows in this part of the weight tensor */
     PC_UINT row_offset;   /* output index of the part's first row */
     PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
-    PC_UINT x_stride;     /* floats between tokens in the input */
+    PC_UINT x_stride;     /* between tokens in the input: floats, or words of Q8 quants */
+    PC_UINT x_scale_offset; /* quantized types: word offset of the input's block scales */
     PC_UINT y_stride;     /* floats between tokens in the output */
     PC_UINT last_only;    /* 1: only the step's last token, into output row 0 */
+PUSH_END
+#endif
+
+#if !defined(VULKAN) || defined(KERNEL_QUANTIZE_Q8)
+PUSH_BEGIN(push_quantize_q8)
+    PC_UINT k;            /* floats per token, a multiple of 32 */
+    PC_UINT scale_offset; /* word offset of the block scales in the output */
 PUSH_END
 #endif
 
@@ -100,8 +108,9 @@ PUSH_END
 #ifndef VULKAN
 _Static_assert(sizeof(struct push_get_rows) == 16, "push_get_rows");
 _Static_assert(sizeof(struct push_rms_norm) == 8, "push_rms_norm");
-_Static_assert(sizeof(struct push_matvec) == 28, "push_matvec");
+_Static_assert(sizeof(struct push_matvec) == 32, "push_matvec");
 _Static_assert(sizeof(struct push_rope) == 24, "push_rope");
+_Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");
 _Static_assert(sizeof(struct push_kv_store) == 4, "push_kv_store");
 _Static_assert(sizeof(struct push_attention) == 20, "push_attention");
 _Static_assert(sizeof(struct push_swiglu) == 4, "push_swiglu");

@@ -4,7 +4,12 @@
  * one part of a weight tensor (see quant.glsl). Each workgroup computes NR rows
  * for NT tokens at a time: its threads stride along the row, then the partial
  * sums meet in shared memory. With ACC the result is added to y, which is how
- * the attention output and FFN down projections land on the residual stream. */
+ * the attention output and FFN down projections land on the residual stream.
+ *
+ * The input is prepared as llama.cpp's CPU backend prepares it, so that greedy
+ * decoding agrees with it token for token: quantized weights take activations
+ * quantized to Q8_0 blocks (quantize_q8.comp; the block dot product is then an
+ * exact integer sum), half-float weights take activations rounded to half. */
 #define KERNEL_MATVEC
 #include "kernels.h"
 #include "common.glsl"
@@ -14,17 +19,32 @@ layout(constant_id = 2) const uint NT = 4;  /* tokens per pass over the rows */
 layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
-layout(std430, binding = 2) readonly buffer X { float x[]; };
-layout(std430, binding = 3) buffer Y { float y[]; };
-
 #include "quant.glsl"
+
+#ifdef WTYPE_BLOCKS
+layout(std430, binding = 2) readonly buffer X { uint xq[]; };
+#else
+layout(std430, binding = 2) readonly buffer X { float x[]; };
+#endif
+layout(std430, binding = 3) buffer Y { float y[]; };
 
 shared float red[NR * NT * WG];
 
-vec4 x_quad(uint offset)
+#ifdef WTYPE_BLOCKS
+ivec4 i8x4(uint w)
 {
-    return vec4(x[offset], x[offset + 1u], x[offset + 2u], x[offset + 3u]);
+    return ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
+                 bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
 }
+
+ivec4 u4x4(uint w, int shift)
+{
+    return ivec4(bitfieldExtract(w, shift, 4), bitfieldExtract(w, shift + 8, 4),
+                 bitfieldExtract(w, shift + 16, 4), bitfieldExtract(w, shift + 24, 4)) - 8;
+}
+
+int dot4(ivec4 a, ivec4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+#endif
 
 void main()
 {
@@ -44,23 +64,23 @@ void main()
             [[unroll]] for (uint r = 0u; r < NR; r++) {
                 if (row0 + r >= pc.n_rows) continue;
                 const uint b = (row0 + r) * nb + bi;
-                const float d = block_scale(pc.scale_offset, b);
+                const float dw = block_scale(pc.scale_offset, b);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = t0 + tt;
                     if (t >= t_end) continue;
-                    const uint xo = t * pc.x_stride + bi * QBLOCK;
-                    float s = 0.0;
+                    const uint xo = t * pc.x_stride + bi * 8u;
+                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + bi]);
+                    int s = 0;
 #if defined(WTYPE_Q8_0)
                     [[unroll]] for (uint i = 0u; i < 8u; i++)
-                        s += dot(q8_0_quad(b, i), x_quad(xo + 4u * i));
+                        s += dot4(i8x4(weights[b * BLOCK_WORDS + i]), i8x4(xq[xo + i]));
 #else
                     [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                        vec4 lo, hi;
-                        q4_0_quads(b, i, lo, hi);
-                        s += dot(lo, x_quad(xo + 4u * i)) + dot(hi, x_quad(xo + 16u + 4u * i));
+                        const uint w = weights[b * BLOCK_WORDS + i];
+                        s += dot4(u4x4(w, 0), i8x4(xq[xo + i])) + dot4(u4x4(w, 4), i8x4(xq[xo + 4u + i]));
                     }
 #endif
-                    acc[r * NT + tt] += d * s;
+                    acc[r * NT + tt] += (dw * dx) * float(s);
                 }
             }
         }
@@ -71,7 +91,12 @@ void main()
                 const float w = weight_at(row0 + r, k, pc.k, 0u);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = t0 + tt;
-                    if (t < t_end) acc[r * NT + tt] += w * x[t * pc.x_stride + k];
+                    if (t >= t_end) continue;
+#ifdef WTYPE_F16
+                    acc[r * NT + tt] += w * round_f16(x[t * pc.x_stride + k]);
+#else
+                    acc[r * NT + tt] += w * x[t * pc.x_stride + k];
+#endif
                 }
             }
         }

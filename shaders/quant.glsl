@@ -29,28 +29,6 @@ float block_scale(uint scale_offset, uint b)
 }
 #endif
 
-#ifdef WTYPE_Q8_0
-/* Elements 4i..4i+3 of block b. */
-vec4 q8_0_quad(uint b, uint i)
-{
-    int w = int(weights[b * BLOCK_WORDS + i]);
-    return vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8), bitfieldExtract(w, 16, 8),
-                bitfieldExtract(w, 24, 8));
-}
-#endif
-
-#ifdef WTYPE_Q4_0
-/* Elements 4i..4i+3 (lo) and 16+4i..16+4i+3 (hi) of block b, before scaling. */
-void q4_0_quads(uint b, uint i, out vec4 lo, out vec4 hi)
-{
-    uint w = weights[b * BLOCK_WORDS + i];
-    lo = vec4(bitfieldExtract(w, 0, 4), bitfieldExtract(w, 8, 4), bitfieldExtract(w, 16, 4),
-              bitfieldExtract(w, 24, 4)) - 8.0;
-    hi = vec4(bitfieldExtract(w, 4, 4), bitfieldExtract(w, 12, 4), bitfieldExtract(w, 20, 4),
-              bitfieldExtract(w, 28, 4)) - 8.0;
-}
-#endif
-
 /* Element k of row r (row length K) of the part: the slow, general path. */
 float weight_at(uint r, uint k, uint K, uint scale_offset)
 {

@@ -6,8 +6,10 @@
  * the first and last byte of each tensor's data, and a copy of every key/value
  * into a writer. With ASan, a read one byte outside the input is a crash.
  *
- *   CC=clang cmake -S . -B build-fuzz -DVKLLM_FUZZ=ON && cmake --build build-fuzz --target
- * fuzz_gguf build-fuzz/tests/fuzz_gguf -max_total_time=600 CORPUS tests/data/fuzz/gguf
+ *   CC=clang cmake -S . -B build-fuzz -DVKLLM_FUZZ=ON
+ *   cmake --build build-fuzz --target fuzz_gguf
+ *   build-fuzz/tests/fuzz_gguf -max_total_time=600 -dict=tests/data/fuzz/gguf.dict \
+ *       CORPUS tests/data/fuzz/gguf
  *
  * Built with -DFUZZ_STANDALONE, a small main runs the entry point over files
  * and directories instead (the fuzz_gguf_corpus test replays the seeds).

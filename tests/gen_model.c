@@ -238,7 +238,7 @@ static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, 
     if (n_dims == 1) type = VKLLM_TYPE_F32;
     if (ne[0] % vkllm_type_info(type)->block_size) type = VKLLM_TYPE_F16;
     uint64_t nel = ne[0] * ne[1] * ne[2] * ne[3];
-    uint64_t size = quant_row_bytes(type, ne[0]) * (nel / ne[0]);
+    uint64_t size = quant_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3];
     void *data = keep(malloc(size ? size : 1));
     quant_quantize_row(type, x, data, nel);
     if (vkllm_gguf_writer_add_tensor(w, name, type, n_dims, ne, data, size) != VKLLM_OK)
