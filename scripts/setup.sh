@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# setup.sh: installs the Debian/Ubuntu packages vkllm needs that are missing.
+# Uses sudo when not root. Installs nothing when everything is there.
+set -euo pipefail
+packages=(
+    cmake make gcc libc6-dev          # build
+    libvulkan-dev libvulkan-volk-dev  # Vulkan headers; volk loads libvulkan at run time
+    glslang-tools spirv-tools         # shader compiler, validator, optimizer
+    libvulkan1 mesa-vulkan-drivers    # the loader and Mesa's drivers, lavapipe among them
+    vulkan-validationlayers           # the tests run with the Khronos validation layer
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# test_cli.sh: the vkllm program as a user runs it.
+#   test_cli.sh VKLLM GEN_MODEL DATA_DIR GOLDEN_DIR SCRATCH_DIR
+# 1. `vkllm run -p "Once upon a time" -n 64 --temp 0` prints exactly the prompt
+#    and llama.cpp's greedy continuation (tests/golden), for the bundled model
+#    and its F16, Q8_0 and Q4_0 conversions.
+# 2. Bad input (missing or malformed files, unsupported models, bad flags) gives
+#    one line starting with "error: " and a non-zero exit, never a crash (the
+#    "vkllm: " progress lines before it are allowed).
+# 3. info, tokenize and devices print what they should.
+set -u
+vkllm=$1 gen_model=$2 data=$3 golden=$4 scratch=$5
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# The continuation llama.cpp produced for PROMPT, from a golden file, unescaped.
+golden_text() { # FILE PROMPT
+    local line found=0
+    while IFS= read -r line; do
+        if [ "$line" = "prompt	$2" ]; then found=1; fi
+        if [ $found = 1 ] && [ "${line%%	*}" = text ]; then
+            printf '%b' "${line#text	}"
+            return 0
+        fi
+    done <"$1"
+    return 1
+}
+
+# ---- 1. greedy output equals llama.cpp's
+"$gen_model" -o "$scratch/cli-f16.gguf" --from "$data/stories260K.gguf" --type f16 &&
+"$gen_model" -o "$scratch/cli-q8_0.gguf" --from "$data/stories260K.gguf" --type q8_0 &&
+"$gen_model" -o "$scratch/cli-q4_0.gguf" --from "$data/stories260K.gguf" --type q4_0 ||
+    fail "gen_model"
+for variant in "" -f16 -q8_0 -q4_0; do
+    checks=$((checks + 1))
+    if [ -z "$variant" ]; then model_args=(); else model_args=(-m "$scratch/cli$variant.gguf"); fi
+    want="Once upon a time$(golden_text "$golden/stories260K$variant.txt" "Once upon a time")"
+    got=$("$vkllm" run "${model_args[@]}" -p "Once upon a time" -n 64 --temp 0 2>"$scratch/stderr")
+    status=$?
+    [ $status = 0 ] || fail "run stories260K$variant exited with $status: $(cat "$scratch/stderr")"
+    [ "$got" = "$want" ] || fail "run stories260K$variant printed
+  $got
+llama.cpp printed
+  $want"
+    grep -q "tok/s" "$scratch/stderr" || fail "run stories260K$variant printed no speed"
+done
+
+# sampling: the same seed gives the same text, and the text is not greedy's
+checks=$((checks + 1))
+a=$("$vkllm" run -p "Once upon a time" -n 40 --seed 7 --temp 1.0 2>/dev/null)
+b=$("$vkllm" run -p "Once upon a time" -n 40 --seed 7 --temp 1.0 2>/dev/null)
+c=$("$vkllm" run -p "Once upon a time" -n 40 --seed 8 --temp 1.0 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "the same seed gave different text"
+[ "$a" != "$c" ] || fail "seeds 7 and 8 gave the same 40 tokens"
+
+# ---- 2. bad input: one error line, non-zero exit
+expect_error() { # WHAT PATTERN COMMAND...
+    local what=$1 pattern=$2
+    shift 2
+    checks=$((checks + 1))
+    "$@" >"$scratch/stdout" 2>"$scratch/stderr"
+    local status=$?
+    if [ $status = 0 ] || [ $status -ge 128 ]; then
+        fail "$what: exit status $status"
+    elif [ "$(grep -vc '^vkllm: ' "$scratch/stderr")" != 1 ] ||
+        ! grep -q "^error: .*$pattern" "$scratch/stderr"; then
+        fail "$what: expected one line 'error: ...$pattern...', got: $(cat "$scratch/stderr")"
+    fi
+}
+printf 'GGUF\003\000\000\000' >"$scratch/truncated.gguf"
+head -c 600000 "$data/stories260K.gguf" >"$scratch/cut.gguf"
+printf 'not a model at all' >"$scratch/text.gguf"
+expect_error "missing file" "nope.gguf" "$vkllm" run -m "$scratch/nope.gguf" -p hi
+expect_error "truncated header" "truncated.gguf" "$vkllm" run -m "$scratch/truncated.gguf"
+expect_error "truncated data" "cut.gguf" "$vkllm" run -m "$scratch/cut.gguf"
+expect_error "not GGUF" "text.gguf" "$vkllm" run -m "$scratch/text.gguf"
+expect_error "a directory" "$scratch" "$vkllm" run -m "$scratch"
+expect_error "info of a truncated file" "cut.gguf" "$vkllm" info "$scratch/cut.gguf"
+expect_error "tokenize with a bad file" "text.gguf" "$vkllm" tokenize -m "$scratch/text.gguf" -p hi
+expect_error "a vocabulary without weights" "missing tensor" \
+    "$vkllm" run -m "$data/ggml-vocab-llama-spm.gguf"
+expect_error "unknown flag" "--frobnicate" "$vkllm" run --frobnicate
+expect_error "bad number" "--top-k" "$vkllm" run --top-k many
+expect_error "out of range" "--top-p" "$vkllm" run --top-p 2
+expect_error "missing value" "-n" "$vkllm" run -n
+expect_error "unknown command" "fly" "$vkllm" fly
+expect_error "no such device" "no Vulkan device matches" "$vkllm" run --device no-such-gpu
+expect_error "device index" "does not exist" "$vkllm" run --device 99
+expect_error "context too small" "context" "$vkllm" run -c 3 -p "Once upon a time there was"
+
+# ---- 3. the other commands
+checks=$((checks + 1))
+"$vkllm" info "$data/stories260K.gguf" >"$scratch/info" 2>&1 || fail "info failed"
+grep -q "llama.context_length *uint32 *2048" "$scratch/info" || fail "info: no context length"
+grep -q "blk.4.ffn_down.weight *F32 *172 x 64" "$scratch/info" || fail "info: no tensor row"
+checks=$((checks + 1))
+ids=$("$vkllm" tokenize -m "$data/stories260K.gguf" -p "Once upon a time" | tr '\n' ' ')
+[ "$ids" = "1 403 407 261 378 " ] || fail "tokenize gave '$ids'"
+ids=$("$vkllm" tokenize -m "$data/stories260K.gguf" -p "Once upon a time" --no-bos | tr '\n' ' ')
+[ "$ids" = "403 407 261 378 " ] || fail "tokenize --no-bos gave '$ids'"
+checks=$((checks + 1))
+"$vkllm" devices >"$scratch/devices" 2>&1 || fail "devices failed"
+grep -q "\[default\]" "$scratch/devices" || fail "devices: no default marked"
+grep -q "storage buffer range" "$scratch/devices" || fail "devices: no limits"
+
+echo "$checks checks, $failures failures" >&2
+[ $failures = 0 ]
