@@ -146,6 +146,7 @@ int cmd_run(int argc, char **argv)
     double t_prompt = cli_now_ms();
     if (vkllm_session_decode(session, tokens, (uint32_t)n_prompt, &err)) goto fail;
     t_prompt = cli_now_ms() - t_prompt;
+    double gpu_prompt = vkllm_session_last_gpu_ms(session), gpu_gen = 0.0;
 
     double t_gen = cli_now_ms();
     long long n_gen = 0;
@@ -167,13 +168,16 @@ int cmd_run(int argc, char **argv)
         }
         if (n_predict >= 0 && n_gen >= n_predict) break;
         if (vkllm_session_decode(session, &tok, 1, &err)) goto fail;
+        gpu_gen += vkllm_session_last_gpu_ms(session);
     }
     t_gen = cli_now_ms() - t_gen;
     fputc('\n', stdout);
-    fprintf(stderr, "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s); generated %lld tokens in "
-                    "%.1f ms (%.1f tok/s)\n",
-            n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), n_gen, t_gen,
-            n_gen / (t_gen / 1e3));
+    fflush(stdout); /* the story's last line before the statistics on stderr */
+    fprintf(stderr,
+            "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s, GPU %.1f ms); generated %lld tokens "
+            "in %.1f ms (%.1f tok/s, GPU %.2f ms per token)\n",
+            n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), gpu_prompt, n_gen, t_gen,
+            n_gen / (t_gen / 1e3), n_gen > 1 ? gpu_gen / (double)(n_gen - 1) : 0.0);
     status = 0;
     goto done;
 fail:

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release --log-level=WARNING
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" --target vkllm
 exec build/app/vkllm run "$@"
