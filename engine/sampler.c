@@ -32,6 +32,7 @@
  * and the history is a ring of repeat_last_n ids.
  */
 #include "error.h"
+#include "rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -57,7 +58,7 @@ struct vkllm_sampler {
     int32_t *hist;     /* (repeat_last_n) ring of accepted tokens */
     int32_t hist_len;  /* valid entries, <= repeat_last_n */
     int32_t hist_next; /* where the next accepted token goes */
-    uint64_t rng[4];   /* xoshiro256** state */
+    struct rng rng;
 };
 
 /* ============================== Parameters ============================== */
@@ -108,40 +109,11 @@ static int check_params(const struct vkllm_sampler_params *p, int32_t n_vocab,
 
 /* ============================== RNG ============================== */
 
-/* splitmix64 spreads the seed over xoshiro's state (as its authors advise),
- * so seeds 0, 1, 2 give unrelated streams and the state is never all zero. */
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** 1.0 (Blackman and Vigna). */
-static uint64_t rng_next(uint64_t s[4])
-{
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 /* Uniform in [0, 1) on a grid of 2^-24: the top 24 bits, the best bits of
  * xoshiro256**, and exactly representable as a float. */
-static double rng_uniform(uint64_t s[4])
+static double rng_uniform(struct rng *r)
 {
-    return (double)(rng_next(s) >> 40) * 0x1p-24;
+    return (double)(rng_next(r) >> 40) * 0x1p-24;
 }
 
 /* ============================== Exponential ============================== */
@@ -295,9 +267,7 @@ int vkllm_sampler_create(const struct vkllm_sampler_params *params, int32_t n_vo
         s->hist = malloc((size_t)params->repeat_last_n * sizeof *s->hist);
         if (!s->hist) goto fail_free;
     }
-    uint64_t x = params->seed;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&x);
+    rng_seed(&s->rng, params->seed);
     *out = s;
     return VKLLM_OK;
 
@@ -410,7 +380,7 @@ static int32_t sample_dist(vkllm_sampler *s)
         c[i].e = (float)exp_neg(((double)c[i].logit - max) / p->temp);
         sum += c[i].e;
     }
-    const double target = rng_uniform(s->rng) * sum;
+    const double target = rng_uniform(&s->rng) * sum;
     double acc = 0.0;
     int32_t last = 0; /* the last candidate with weight, if rounding walks off the end */
     for (int32_t i = 0; i < n; i++) {

@@ -26,6 +26,7 @@
  * quantizers are quant.c's, bit-exact with ggml's reference ones.
  */
 #include "quant.h"
+#include "rng.h"
 #include "vkllm.h"
 
 #include <math.h>
@@ -80,45 +81,14 @@ die(const char *fmt, ...)
 
 /* ============================== Random numbers ============================== */
 
-static uint64_t rng[4];
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t xoshiro(void)
-{
-    uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
-    rng[2] ^= rng[0];
-    rng[3] ^= rng[1];
-    rng[1] ^= rng[2];
-    rng[0] ^= rng[3];
-    rng[2] ^= t;
-    rng[3] = rotl(rng[3], 45);
-    return r;
-}
-
-static void rng_seed(uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        rng[i] = splitmix64(&seed);
-}
+static struct rng rng; /* the one random stream of a run */
 
 /* About N(0, 1): the sum of 12 uniforms on [0, 1) has mean 6 and variance 1. */
 static double normal(void)
 {
     double s = 0.0;
     for (int i = 0; i < 12; i++)
-        s += (double)(xoshiro() >> 11) * (1.0 / 9007199254740992.0);
+        s += (double)(rng_next(&rng) >> 11) * (1.0 / 9007199254740992.0);
     return s - 6.0;
 }
 
@@ -506,7 +476,7 @@ int main(int argc, char **argv)
         if (vkllm_gguf_open(a.from, &in, &err) != VKLLM_OK) die("%s", err.msg);
         build_from(w, &a, in);
     } else {
-        rng_seed(a.seed);
+        rng_seed(&rng, a.seed);
         build_random(w, &a);
     }
     if (vkllm_gguf_writer_write(w, a.out, &err) != VKLLM_OK) die("%s", err.msg);

@@ -88,7 +88,8 @@ expect_error "unknown command" "fly" "$vkllm" fly
 expect_error "no such device" "no Vulkan device matches" "$vkllm" run --device no-such-gpu
 expect_error "device index" "does not exist" "$vkllm" run --device 99
 expect_error "no Vulkan driver" "no Vulkan driver found" \
-    env VK_ICD_FILENAMES=/nonexistent.json VK_DRIVER_FILES=/nonexistent.json "$vkllm" run
+    env -u VKLLM_VALIDATE VK_ICD_FILENAMES=/nonexistent.json VK_DRIVER_FILES=/nonexistent.json \
+    "$vkllm" run
 expect_error "context too small" "context" "$vkllm" run -c 3 -p "Once upon a time there was"
 
 # ---- 3. the other commands
