@@ -1,6 +1,7 @@
 /* llama.c: hyperparameters and strict weight binding for the llama architecture. */
 #include "llama.h"
 
+#include "kernels.h" /* MAX_HEAD_DIM: the attention kernel's shared arrays */
 #include "error.h"
 #include "quant.h"
 
@@ -107,7 +108,7 @@ int llama_read_hparams(const vkllm_gguf *g, struct vkllm_hparams *hp, struct vkl
                           "%s: embedding length %u is not a multiple of %u heads", name,
                           hp->n_embd, hp->n_head);
     hp->head_dim = key_len ? key_len : hp->n_embd / hp->n_head;
-    if (hp->head_dim % 2 || hp->head_dim > 256)
+    if (hp->head_dim % 2 || hp->head_dim > MAX_HEAD_DIM)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: head size %u is not supported (even, at most 256)", name,
                           hp->head_dim);
