@@ -16,7 +16,10 @@ static const char *type_name(enum vkllm_device_type t)
     }
 }
 
-static const char *yes(bool b) { return b ? "yes" : "no"; }
+static const char *yes(bool b)
+{
+    return b ? "yes" : "no";
+}
 
 int cmd_devices(int argc, char **argv)
 {
@@ -44,9 +47,8 @@ int cmd_devices(int argc, char **argv)
         const struct vkllm_device_info *d = &infos[i];
         printf("%u: %s (%s)%s\n", d->index, d->name, type_name(d->type),
                d->index == chosen ? "  [default]" : "");
-        printf("   driver        %s, Vulkan %u.%u.%u\n", d->driver,
-               (d->api_version >> 22) & 0x7f, (d->api_version >> 12) & 0x3ff,
-               d->api_version & 0xfff);
+        printf("   driver        %s, Vulkan %u.%u.%u\n", d->driver, (d->api_version >> 22) & 0x7f,
+               (d->api_version >> 12) & 0x3ff, d->api_version & 0xfff);
         printf("   memory        %.0f MiB device-local\n", d->device_local_bytes / 1048576.0);
         printf("   features      fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, "
                "integer dot %s, cooperative matrix %s\n",

@@ -11,10 +11,14 @@ static void print_str(struct vkllm_gguf_str s, uint64_t max)
     putchar('"');
     for (uint64_t i = 0; i < s.len && i < max; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
-        else putchar(c);
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
     putchar('"');
     if (s.len > max) fputs("...", stdout);
@@ -38,9 +42,12 @@ static void print_kv(const struct vkllm_gguf_kv *kv)
         uint64_t show = kv->arr_len < 6 ? kv->arr_len : 6;
         for (uint64_t i = 0; i < show && kv->arr_type != VKLLM_GGUF_ARRAY; i++) {
             fputs(i ? ", " : " ", stdout);
-            if (kv->arr_type == VKLLM_GGUF_STRING) print_str(vkllm_gguf_arr_str(kv, i), 40);
-            else if (is_float(kv->arr_type)) printf("%g", vkllm_gguf_arr_float(kv, i));
-            else printf("%" PRId64, vkllm_gguf_arr_int(kv, i));
+            if (kv->arr_type == VKLLM_GGUF_STRING)
+                print_str(vkllm_gguf_arr_str(kv, i), 40);
+            else if (is_float(kv->arr_type))
+                printf("%g", vkllm_gguf_arr_float(kv, i));
+            else
+                printf("%" PRId64, vkllm_gguf_arr_int(kv, i));
         }
         if (show < kv->arr_len) fputs(", ...", stdout);
     } else if (is_float(kv->type)) {
@@ -72,7 +79,8 @@ int cmd_info(int argc, char **argv)
            argv[1], vkllm_gguf_version(g), vkllm_gguf_file_size(g), vkllm_gguf_kv_count(g),
            vkllm_gguf_tensor_count(g), vkllm_gguf_alignment(g));
     printf("\nmetadata:\n");
-    for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++) print_kv(vkllm_gguf_kv_at(g, i));
+    for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
+        print_kv(vkllm_gguf_kv_at(g, i));
 
     printf("\ntensors:\n  %-32s %-7s %-24s %12s %12s\n", "name", "type", "shape", "bytes",
            "offset");
@@ -85,8 +93,8 @@ int cmd_info(int argc, char **argv)
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%" PRIu64, d ? " x " : "",
                           t->ne[d]);
         const struct vkllm_type_info *ti = vkllm_type_info(t->type);
-        printf("  %-32.*s %-7s %-24s %12" PRIu64 " %12" PRIu64 "\n", (int)t->name.len,
-               t->name.ptr, ti ? ti->name : "?", shape, t->size, t->offset);
+        printf("  %-32.*s %-7s %-24s %12" PRIu64 " %12" PRIu64 "\n", (int)t->name.len, t->name.ptr,
+               ti ? ti->name : "?", shape, t->size, t->offset);
         total += t->size;
     }
     printf("  %" PRIu64 " tensors, %.2f MiB\n", vkllm_gguf_tensor_count(g), total / 1048576.0);

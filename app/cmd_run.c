@@ -139,7 +139,8 @@ int cmd_run(int argc, char **argv)
         tokens[0] = 0;
         n_prompt = 1;
     }
-    for (int i = 0; i < n_prompt; i++) vkllm_sampler_accept(sampler, tokens[i]);
+    for (int i = 0; i < n_prompt; i++)
+        vkllm_sampler_accept(sampler, tokens[i]);
 
     fputs(prompt, stdout);
     fflush(stdout);

@@ -51,7 +51,8 @@ int cmd_tokenize(int argc, char **argv)
         status = cli_error("%s: could not tokenize the text (%s)", model_path,
                            vkllm_strerror(n < 0 ? n : VKLLM_E_INVALID));
     } else {
-        for (int i = 0; i < n; i++) printf("%d\n", ids[i]);
+        for (int i = 0; i < n; i++)
+            printf("%d\n", ids[i]);
     }
     free(ids);
     vkllm_vocab_free(v);

@@ -23,9 +23,9 @@ static int prepare(struct op_env *e, const struct forward_state *st, const struc
     return VKLLM_OK;
 }
 
-int forward_record(const struct vkllm_model *m, const struct forward_state *st,
-                   struct gpu_graph *g, uint32_t batch, bool logits_all,
-                   const struct gpu_buf *readback, struct vkllm_error *err)
+int forward_record(const struct vkllm_model *m, const struct forward_state *st, struct gpu_graph *g,
+                   uint32_t batch, bool logits_all, const struct gpu_buf *readback,
+                   struct vkllm_error *err)
 {
     const struct vkllm_hparams *hp = &m->hp;
     const uint32_t kv_dim = hp->n_head_kv * hp->head_dim;
@@ -46,16 +46,16 @@ int forward_record(const struct vkllm_model *m, const struct forward_state *st,
         /* attention */
         TRY(op_rms_norm(&e, &st->x, &L->attn_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
         TRY(prepare(&e, st, &st->xn, hp->n_embd, &L->wq, &L->wk, &L->wv, err));
-        TRY(op_matvec(&e, &L->wq, input(&L->wq, &st->xn, xq), &st->q, false, false,
-                      GPU_NO_BARRIER, err));
-        TRY(op_matvec(&e, &L->wk, input(&L->wk, &st->xn, xq), &st->k, false, false,
-                      GPU_NO_BARRIER, err));
+        TRY(op_matvec(&e, &L->wq, input(&L->wq, &st->xn, xq), &st->q, false, false, GPU_NO_BARRIER,
+                      err));
+        TRY(op_matvec(&e, &L->wk, input(&L->wk, &st->xn, xq), &st->k, false, false, GPU_NO_BARRIER,
+                      err));
         TRY(op_matvec(&e, &L->wv, input(&L->wv, &st->xn, xq), &st->v, false, false, GPU_BARRIER,
                       err));
         TRY(op_rope(&e, &st->rope, &st->q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox,
                     GPU_NO_BARRIER, err));
-        TRY(op_rope(&e, &st->rope, &st->k, hp->n_head_kv, hp->head_dim, hp->n_rot,
-                    hp->rope_neox, GPU_BARRIER, err));
+        TRY(op_rope(&e, &st->rope, &st->k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox,
+                    GPU_BARRIER, err));
         TRY(op_kv_store(&e, &st->k, &st->v, &st->k_cache[l], &st->v_cache[l], kv_dim, err));
         TRY(op_attention(&e, &st->q, &st->k_cache[l], &st->v_cache[l], &st->scores, &st->att,
                          hp->head_dim, hp->n_head, hp->n_head_kv, st->n_ctx, err));

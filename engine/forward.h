@@ -29,8 +29,8 @@ struct forward_state {
 /* Records the whole forward pass for up to BATCH tokens into G, ending with
  * the logits copied to READBACK: of every token with LOGITS_ALL, else of the
  * step's last token only. */
-int forward_record(const struct vkllm_model *m, const struct forward_state *st,
-                   struct gpu_graph *g, uint32_t batch, bool logits_all,
-                   const struct gpu_buf *readback, struct vkllm_error *err);
+int forward_record(const struct vkllm_model *m, const struct forward_state *st, struct gpu_graph *g,
+                   uint32_t batch, bool logits_all, const struct gpu_buf *readback,
+                   struct vkllm_error *err);
 
 #endif

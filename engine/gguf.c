@@ -677,44 +677,28 @@ static int64_t double_to_int(double d)
 static int64_t load_int(enum vkllm_gguf_type t, const uint8_t *p)
 {
     switch (t) {
-    case VKLLM_GGUF_UINT8:
-        return p[0];
-    case VKLLM_GGUF_INT8:
-        return (int8_t)p[0];
-    case VKLLM_GGUF_BOOL:
-        return p[0] != 0;
-    case VKLLM_GGUF_UINT16:
-        return le16(p);
-    case VKLLM_GGUF_INT16:
-        return (int16_t)le16(p);
-    case VKLLM_GGUF_UINT32:
-        return le32(p);
-    case VKLLM_GGUF_INT32:
-        return (int32_t)le32(p);
-    case VKLLM_GGUF_UINT64:
-        return le64(p) > INT64_MAX ? INT64_MAX : (int64_t)le64(p);
-    case VKLLM_GGUF_INT64:
-        return (int64_t)le64(p);
-    case VKLLM_GGUF_FLOAT32:
-        return double_to_int(lef32(p));
-    case VKLLM_GGUF_FLOAT64:
-        return double_to_int(lef64(p));
-    default:
-        return 0;
+    case VKLLM_GGUF_UINT8: return p[0];
+    case VKLLM_GGUF_INT8: return (int8_t)p[0];
+    case VKLLM_GGUF_BOOL: return p[0] != 0;
+    case VKLLM_GGUF_UINT16: return le16(p);
+    case VKLLM_GGUF_INT16: return (int16_t)le16(p);
+    case VKLLM_GGUF_UINT32: return le32(p);
+    case VKLLM_GGUF_INT32: return (int32_t)le32(p);
+    case VKLLM_GGUF_UINT64: return le64(p) > INT64_MAX ? INT64_MAX : (int64_t)le64(p);
+    case VKLLM_GGUF_INT64: return (int64_t)le64(p);
+    case VKLLM_GGUF_FLOAT32: return double_to_int(lef32(p));
+    case VKLLM_GGUF_FLOAT64: return double_to_int(lef64(p));
+    default: return 0;
     }
 }
 
 static double load_float(enum vkllm_gguf_type t, const uint8_t *p)
 {
     switch (t) {
-    case VKLLM_GGUF_FLOAT32:
-        return lef32(p);
-    case VKLLM_GGUF_FLOAT64:
-        return lef64(p);
-    case VKLLM_GGUF_UINT64:
-        return (double)le64(p);
-    default:
-        return (double)load_int(t, p);
+    case VKLLM_GGUF_FLOAT32: return lef32(p);
+    case VKLLM_GGUF_FLOAT64: return lef64(p);
+    case VKLLM_GGUF_UINT64: return (double)le64(p);
+    default: return (double)load_int(t, p);
     }
 }
 

@@ -26,8 +26,8 @@ static int get_u32(const vkllm_gguf *g, const char *key, bool required, uint32_t
     }
     if (rc) return rc;
     if (v > (1u << 24))
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s = %llu is out of range",
-                          vkllm_gguf_name(g), key, (unsigned long long)v);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s = %llu is out of range", vkllm_gguf_name(g),
+                          key, (unsigned long long)v);
     *out = (uint32_t)v;
     return VKLLM_OK;
 }
@@ -43,8 +43,8 @@ static int get_f32(const vkllm_gguf *g, const char *key, float fallback, float *
     }
     if (rc) return rc;
     if (!isfinite(v) || v <= 0)
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s = %g must be positive",
-                          vkllm_gguf_name(g), key, v);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s = %g must be positive", vkllm_gguf_name(g),
+                          key, v);
     *out = (float)v;
     return VKLLM_OK;
 }
@@ -67,8 +67,8 @@ int llama_read_hparams(const vkllm_gguf *g, struct vkllm_hparams *hp, struct vkl
     if ((rc = get_u32(g, "llama.embedding_length", true, 0, &hp->n_embd, err)) ||
         (rc = get_u32(g, "llama.block_count", true, 0, &hp->n_layer, err)) ||
         (rc = get_u32(g, "llama.attention.head_count", true, 0, &hp->n_head, err)) ||
-        (rc = get_u32(g, "llama.attention.head_count_kv", false, hp->n_head, &hp->n_head_kv,
-                      err)) ||
+        (rc =
+             get_u32(g, "llama.attention.head_count_kv", false, hp->n_head, &hp->n_head_kv, err)) ||
         (rc = get_u32(g, "llama.feed_forward_length", true, 0, &hp->n_ff, err)) ||
         (rc = get_u32(g, "llama.context_length", false, 2048, &hp->n_ctx_train, err)) ||
         (rc = get_u32(g, "llama.attention.key_length", false, 0, &key_len, err)) ||
@@ -105,8 +105,8 @@ int llama_read_hparams(const vkllm_gguf *g, struct vkllm_hparams *hp, struct vkl
                           value_len);
     if (!key_len && hp->n_embd % hp->n_head)
         return vkllm_fail(err, VKLLM_E_FORMAT,
-                          "%s: embedding length %u is not a multiple of %u heads", name,
-                          hp->n_embd, hp->n_head);
+                          "%s: embedding length %u is not a multiple of %u heads", name, hp->n_embd,
+                          hp->n_head);
     hp->head_dim = key_len ? key_len : hp->n_embd / hp->n_head;
     if (hp->head_dim % 2 || hp->head_dim > MAX_HEAD_DIM)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
@@ -128,8 +128,8 @@ static void shape_text(char *buf, size_t cap, const uint64_t *ne, uint32_t n_dim
 {
     size_t used = 0;
     for (uint32_t i = 0; i < n_dims && used < cap; i++) {
-        int n = snprintf(buf + used, cap - used, "%s%llu", i ? ", " : "[",
-                         (unsigned long long)ne[i]);
+        int n =
+            snprintf(buf + used, cap - used, "%s%llu", i ? ", " : "[", (unsigned long long)ne[i]);
         if (n < 0) break;
         used += (size_t)n;
     }
@@ -149,7 +149,8 @@ static int bind(const vkllm_gguf *g, const char *name, uint32_t n_dims, uint64_t
     const struct vkllm_gguf_tensor *t = *out;
     uint64_t want[4] = {ne0, ne1, 1, 1};
     bool ok = true;
-    for (int i = 0; i < 4; i++) ok = ok && t->ne[i] == want[i];
+    for (int i = 0; i < 4; i++)
+        ok = ok && t->ne[i] == want[i];
     if (!ok) {
         char have[96], expect[96];
         shape_text(have, sizeof have, t->ne, t->n_dims);

@@ -22,10 +22,10 @@ struct llama_layer_tensors {
 };
 
 struct llama_tensors {
-    tensor_ref tok_embd;    /* (n_vocab, n_embd) */
-    tensor_ref output_norm; /* (n_embd) */
-    tensor_ref output;      /* (n_vocab, n_embd); tok_embd when tied */
-    tensor_ref rope_freqs;  /* (n_rot / 2) frequency divisors (Llama 3.1), or NULL */
+    tensor_ref tok_embd;                /* (n_vocab, n_embd) */
+    tensor_ref output_norm;             /* (n_embd) */
+    tensor_ref output;                  /* (n_vocab, n_embd); tok_embd when tied */
+    tensor_ref rope_freqs;              /* (n_rot / 2) frequency divisors (Llama 3.1), or NULL */
     struct llama_layer_tensors *layers; /* n_layer of them */
 };
 
@@ -35,8 +35,8 @@ int llama_read_hparams(const vkllm_gguf *g, struct vkllm_hparams *hp, struct vkl
 /* Finds every weight by name and checks its type and shape against HP,
  * reporting expected and actual on a mismatch. Sets hp->n_vocab (from the
  * embedding table) and hp->tied_output. */
-int llama_bind_tensors(const vkllm_gguf *g, struct vkllm_hparams *hp,
-                       struct llama_tensors *t, struct vkllm_error *err);
+int llama_bind_tensors(const vkllm_gguf *g, struct vkllm_hparams *hp, struct llama_tensors *t,
+                       struct vkllm_error *err);
 void llama_tensors_free(struct llama_tensors *t);
 
 /* The rotation table for N_TOKENS positions from POS0 (n_rot/2 pairs of cos,

@@ -49,8 +49,8 @@ static void progress(struct loader *ld, uint64_t bytes)
 static int load_matrix(struct loader *ld, tensor_ref t, struct gpu_weight *out,
                        struct vkllm_error *err)
 {
-    int rc = gpu_weight_upload(&ld->up, &ld->m->pool, t->type, t->ne[0], t->ne[1], t->data, 0,
-                               out, err);
+    int rc =
+        gpu_weight_upload(&ld->up, &ld->m->pool, t->type, t->ne[0], t->ne[1], t->data, 0, out, err);
     if (rc) {
         char what[128];
         snprintf(what, sizeof what, "%s: %.*s", vkllm_gguf_name(ld->m->gguf), (int)t->name.len,
@@ -134,9 +134,8 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
     ld.total = device_bytes(&m->hp, &t);
     if (info->device_local_bytes && ld.total > info->device_local_bytes) {
         rc = vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                        "%s: the weights need %.0f MiB but %s has %.0f MiB of device memory",
-                        path, ld.total / 1048576.0, info->name,
-                        info->device_local_bytes / 1048576.0);
+                        "%s: the weights need %.0f MiB but %s has %.0f MiB of device memory", path,
+                        ld.total / 1048576.0, info->name, info->device_local_bytes / 1048576.0);
         goto fail;
     }
     VkDeviceSize block = 256ull << 20;
@@ -162,9 +161,10 @@ void vkllm_model_free(vkllm_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             struct gpu_layer *G = &m->layers[l];
-            struct gpu_weight *ws[] = {&G->wq, &G->wk, &G->wv, &G->wo,
+            struct gpu_weight *ws[] = {&G->wq,     &G->wk,   &G->wv,    &G->wo,
                                        &G->w_gate, &G->w_up, &G->w_down};
-            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) gpu_weight_free(ws[i]);
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+                gpu_weight_free(ws[i]);
         }
         free(m->layers);
     }
@@ -177,7 +177,19 @@ void vkllm_model_free(vkllm_model *m)
     free(m);
 }
 
-const struct vkllm_hparams *vkllm_model_hparams(const vkllm_model *m) { return &m->hp; }
-const vkllm_gguf *vkllm_model_gguf(const vkllm_model *m) { return m->gguf; }
-const vkllm_vocab *vkllm_model_vocab(const vkllm_model *m) { return m->vocab; }
-uint64_t vkllm_model_weight_bytes(const vkllm_model *m) { return m->weight_bytes; }
+const struct vkllm_hparams *vkllm_model_hparams(const vkllm_model *m)
+{
+    return &m->hp;
+}
+const vkllm_gguf *vkllm_model_gguf(const vkllm_model *m)
+{
+    return m->gguf;
+}
+const vkllm_vocab *vkllm_model_vocab(const vkllm_model *m)
+{
+    return m->vocab;
+}
+uint64_t vkllm_model_weight_bytes(const vkllm_model *m)
+{
+    return m->weight_bytes;
+}

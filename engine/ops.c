@@ -11,7 +11,8 @@ static int pipeline(struct op_env *e, enum shader_id s, const uint32_t *spec_res
                     struct vkllm_error *err)
 {
     uint32_t spec[PIPELINE_MAX_SPEC] = {e->ctx->wg_size};
-    for (uint32_t i = 0; i < n_rest; i++) spec[1 + i] = spec_rest[i];
+    for (uint32_t i = 0; i < n_rest; i++)
+        spec[1 + i] = spec_rest[i];
     return vk_pipeline_get(&e->ctx->pipes, s, spec, 1 + n_rest, n_bindings, push_size, out, err);
 }
 
@@ -26,7 +27,10 @@ static enum shader_id by_type(uint32_t type, enum shader_id f32, enum shader_id 
     }
 }
 
-static uint32_t div_up(uint64_t a, uint32_t b) { return (uint32_t)((a + b - 1) / b); }
+static uint32_t div_up(uint64_t a, uint32_t b)
+{
+    return (uint32_t)((a + b - 1) / b);
+}
 
 int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct gpu_buf *out,
                 struct vkllm_error *err)
@@ -65,10 +69,13 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
 }
 
 /* Word offset of the scales in a quantized activation buffer. */
-static uint32_t q8_scale_offset(uint32_t batch, uint32_t k) { return batch * (k / 32) * 8; }
+static uint32_t q8_scale_offset(uint32_t batch, uint32_t k)
+{
+    return batch * (k / 32) * 8;
+}
 
-int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq,
-                   uint32_t k, struct vkllm_error *err)
+int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
+                   struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_QUANTIZE_Q8, NULL, 0, 3, sizeof(struct push_quantize_q8), &p, err);
@@ -81,7 +88,7 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
 
 /* Rows per workgroup, and tokens per pass: one token for decode keeps the
  * accumulators few; a batch shares each weight load among eight tokens. */
-#define MATVEC_ROWS 2
+#define MATVEC_ROWS   2
 #define MATVEC_TOKENS 8
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
@@ -89,8 +96,8 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
               struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    enum shader_id s = by_type(w->type, SHADER_MATVEC_F32, SHADER_MATVEC_F16,
-                               SHADER_MATVEC_Q8_0, SHADER_MATVEC_Q4_0);
+    enum shader_id s = by_type(w->type, SHADER_MATVEC_F32, SHADER_MATVEC_F16, SHADER_MATVEC_Q8_0,
+                               SHADER_MATVEC_Q4_0);
     uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
     uint32_t spec[] = {MATVEC_ROWS, nt, acc};
     const bool quantized = w->type == VKLLM_TYPE_Q8_0 || w->type == VKLLM_TYPE_Q4_0;
@@ -124,8 +131,7 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
     struct push_rope pc = {n_heads, head_dim, n_rot, n_heads * head_dim, neox, n_rot};
     struct gpu_buf bufs[] = {e->step, *table, *x};
     uint64_t threads = (uint64_t)e->batch * n_heads * (n_rot / 2);
-    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, sync,
-                              err);
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, sync, err);
 }
 
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
@@ -138,14 +144,14 @@ int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf 
     struct push_kv_store pc = {n_embd_kv};
     struct gpu_buf bufs[] = {e->step, *k, *v, *k_cache, *v_cache};
     uint64_t threads = (uint64_t)e->batch * (n_embd_kv / 2);
-    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs,
-                              GPU_BARRIER, err);
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, GPU_BARRIER,
+                              err);
 }
 
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
-                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head,
-                 uint32_t n_head_kv, uint32_t n_ctx, struct vkllm_error *err)
+                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
+                 uint32_t n_ctx, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_ATTENTION, NULL, 0, 6, sizeof(struct push_attention), &p, err);

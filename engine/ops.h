@@ -26,8 +26,8 @@ int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf 
 
 /* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
  * input of a quantized matvec. XQ holds op_q8_bytes(batch, k) bytes. */
-int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq,
-                   uint32_t k, struct vkllm_error *err);
+int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
+                   struct vkllm_error *err);
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.
@@ -51,8 +51,8 @@ int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf 
  * SCORES holds batch * n_head * n_ctx floats. */
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
-                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head,
-                 uint32_t n_head_kv, uint32_t n_ctx, struct vkllm_error *err);
+                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
+                 uint32_t n_ctx, struct vkllm_error *err);
 
 /* out = silu(gate) * up, N floats per token. */
 int op_swiglu(struct op_env *e, const struct gpu_buf *gate, const struct gpu_buf *up,

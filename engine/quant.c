@@ -120,11 +120,13 @@ static void quantize_q8_0(const float *x, struct block_q8_0 *y, uint64_t nb)
 {
     for (uint64_t i = 0; i < nb; i++, x += QK8_0) {
         float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK8_0; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = f32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < QK8_0; j++)
+            y[i].qs[j] = (int8_t)roundf(x[j] * id);
     }
 }
 
@@ -156,19 +158,19 @@ void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n)
 {
     for (uint64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK8_0; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
         d[b] = fp16_to_f32(f32_to_fp16(amax / 127.0f));
         const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < QK8_0; j++) q[b * QK8_0 + j] = (int8_t)nearbyintf(x[j] * id);
+        for (int j = 0; j < QK8_0; j++)
+            q[b * QK8_0 + j] = (int8_t)nearbyintf(x[j] * id);
     }
 }
 
 void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
 {
     switch (type) {
-    case VKLLM_TYPE_F32:
-        memcpy(dst, src, n * sizeof(float));
-        break;
+    case VKLLM_TYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
     case VKLLM_TYPE_F16: {
         const uint8_t *p = src;
         for (uint64_t i = 0; i < n; i++) {
@@ -184,7 +186,8 @@ void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n
             struct block_q8_0 b;
             memcpy(&b, p + i * sizeof b, sizeof b);
             const float d = fp16_to_f32(b.d);
-            for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = d * b.qs[j];
+            for (int j = 0; j < QK8_0; j++)
+                dst[i * QK8_0 + j] = d * b.qs[j];
         }
         break;
     }
@@ -207,9 +210,7 @@ void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n
 void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
 {
     switch (type) {
-    case VKLLM_TYPE_F32:
-        memcpy(dst, src, n * sizeof(float));
-        break;
+    case VKLLM_TYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
     case VKLLM_TYPE_F16: {
         uint8_t *p = dst;
         for (uint64_t i = 0; i < n; i++) {
@@ -218,11 +219,7 @@ void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
         }
         break;
     }
-    case VKLLM_TYPE_Q8_0:
-        quantize_q8_0(src, dst, n / QK8_0);
-        break;
-    case VKLLM_TYPE_Q4_0:
-        quantize_q4_0(src, dst, n / QK4_0);
-        break;
+    case VKLLM_TYPE_Q8_0: quantize_q8_0(src, dst, n / QK8_0); break;
+    case VKLLM_TYPE_Q4_0: quantize_q4_0(src, dst, n / QK4_0); break;
     }
 }

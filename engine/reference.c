@@ -13,16 +13,19 @@
 void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float eps)
 {
     double ss = 0.0;
-    for (uint32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    for (uint32_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (uint32_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
 }
 
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k)
 {
     for (uint32_t r = 0; r < n; r++) {
         double s = 0.0;
-        for (uint32_t i = 0; i < k; i++) s += (double)w[(uint64_t)r * k + i] * x[i];
+        for (uint32_t i = 0; i < k; i++)
+            s += (double)w[(uint64_t)r * k + i] * x[i];
         y[r] = (float)s;
     }
 }
@@ -34,10 +37,12 @@ void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k)
         float d;
         for (uint32_t b = 0; b < k / 32; b++) {
             quant_q8_activations(x + 32 * b, q, &d, 32);
-            for (int j = 0; j < 32; j++) out[32 * b + j] = d * q[j];
+            for (int j = 0; j < 32; j++)
+                out[32 * b + j] = d * q[j];
         }
     } else if (type == VKLLM_TYPE_F16) {
-        for (uint32_t i = 0; i < k; i++) out[i] = ref_round_f16(x[i]);
+        for (uint32_t i = 0; i < k; i++)
+            out[i] = ref_round_f16(x[i]);
     } else {
         memcpy(out, x, k * sizeof *out);
     }
@@ -61,7 +66,8 @@ void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim,
 
 void ref_swiglu(const float *gate, const float *up, float *out, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t n_pos,
@@ -78,12 +84,15 @@ void ref_attention(const float *q, const float *k, const float *v, float *out, u
         for (uint32_t j = 0; j < n_pos; j++) {
             const float *kj = k + (uint64_t)j * kv_dim + kvh * head_dim;
             double s = 0.0;
-            for (uint32_t d = 0; d < head_dim; d++) s += (double)ref_round_f16(qh[d]) * kj[d];
+            for (uint32_t d = 0; d < head_dim; d++)
+                s += (double)ref_round_f16(qh[d]) * kj[d];
             p[j] = s * scale;
             if (p[j] > max) max = p[j];
         }
-        for (uint32_t j = 0; j < n_pos; j++) sum += (p[j] = exp(p[j] - max));
-        for (uint32_t j = 0; j < n_pos; j++) p[j] = ref_round_f16((float)(p[j] / sum));
+        for (uint32_t j = 0; j < n_pos; j++)
+            sum += (p[j] = exp(p[j] - max));
+        for (uint32_t j = 0; j < n_pos; j++)
+            p[j] = ref_round_f16((float)(p[j] / sum));
         for (uint32_t d = 0; d < head_dim; d++) {
             double acc = 0.0;
             for (uint32_t j = 0; j < n_pos; j++)
@@ -94,7 +103,10 @@ void ref_attention(const float *q, const float *k, const float *v, float *out, u
     free(p);
 }
 
-float ref_round_f16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
+float ref_round_f16(float x)
+{
+    return fp16_to_f32(f32_to_fp16(x));
+}
 
 /* ============================== Model ============================== */
 
@@ -171,16 +183,18 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
     bool ok = (m->tok_embd = dequant(t.tok_embd)) && (m->output_norm = dequant(t.output_norm)) &&
               (m->layers = calloc(hp->n_layer, sizeof *m->layers));
-    if (ok && hp->tied_output) m->output = (struct ref_matrix){m->tok_embd, t.tok_embd->type};
-    else if (ok) ok = matrix(t.output, &m->output);
+    if (ok && hp->tied_output)
+        m->output = (struct ref_matrix){m->tok_embd, t.tok_embd->type};
+    else if (ok)
+        ok = matrix(t.output, &m->output);
     if (ok && t.rope_freqs) ok = (m->rope_freqs = dequant(t.rope_freqs)) != NULL;
     for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
         struct ref_layer *L = &m->layers[l];
         const struct llama_layer_tensors *T = &t.layers[l];
         ok = (L->attn_norm = dequant(T->attn_norm)) && (L->ffn_norm = dequant(T->ffn_norm)) &&
              matrix(T->wq, &L->wq) && matrix(T->wk, &L->wk) && matrix(T->wv, &L->wv) &&
-             matrix(T->wo, &L->wo) && matrix(T->w_gate, &L->w_gate) &&
-             matrix(T->w_up, &L->w_up) && matrix(T->w_down, &L->w_down);
+             matrix(T->wo, &L->wo) && matrix(T->w_gate, &L->w_gate) && matrix(T->w_up, &L->w_up) &&
+             matrix(T->w_down, &L->w_down);
     }
     ok = ok && (m->x = calloc(hp->n_embd, 4)) && (m->xn = calloc(hp->n_embd, 4)) &&
          (m->q = calloc(Q, 4)) && (m->k = calloc(KV, 4)) && (m->v = calloc(KV, 4)) &&
@@ -188,7 +202,8 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
          (m->gate = calloc(hp->n_ff, 4)) && (m->up = calloc(hp->n_ff, 4)) &&
          (m->ffn = calloc(hp->n_ff, 4)) && (m->rope = calloc(hp->n_rot, 4)) &&
          (m->in = calloc(Q > hp->n_ff ? (Q > hp->n_embd ? Q : hp->n_embd)
-                                      : (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd), 4)) &&
+                                      : (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd),
+                         4)) &&
          (m->k_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4)) &&
          (m->v_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4));
     llama_tensors_free(&t);
@@ -208,22 +223,29 @@ void ref_model_free(struct ref_model *m)
             struct ref_layer *L = &m->layers[l];
             float *ps[] = {L->attn_norm, L->ffn_norm, L->wq.w,   L->wk.w,    L->wv.w,
                            L->wo.w,      L->w_gate.w, L->w_up.w, L->w_down.w};
-            for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+            for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+                free(ps[i]);
         }
         free(m->layers);
     }
     if (m->output.w != m->tok_embd) free(m->output.w);
     free(m->in);
-    float *ps[] = {m->tok_embd, m->output_norm, m->rope_freqs, m->x,    m->xn,
-                   m->q,        m->k,           m->v,          m->att,  m->tmp,
-                   m->gate,     m->up,          m->ffn,        m->rope, m->k_cache,
-                   m->v_cache};
-    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+    float *ps[] = {m->tok_embd, m->output_norm, m->rope_freqs, m->x,      m->xn,   m->q,
+                   m->k,        m->v,           m->att,        m->tmp,    m->gate, m->up,
+                   m->ffn,      m->rope,        m->k_cache,    m->v_cache};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+        free(ps[i]);
     free(m);
 }
 
-const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m) { return &m->hp; }
-void ref_model_reset(struct ref_model *m) { m->pos = 0; }
+const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m)
+{
+    return &m->hp;
+}
+void ref_model_reset(struct ref_model *m)
+{
+    m->pos = 0;
+}
 
 int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct vkllm_error *err)
 {
@@ -253,14 +275,16 @@ int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct v
         }
         ref_attention(m->q, kc, vc, m->att, m->pos + 1, hd, hp->n_head, hp->n_head_kv);
         matvec(m, &L->wo, m->att, m->tmp, E, Q);
-        for (uint32_t i = 0; i < E; i++) m->x[i] += m->tmp[i];
+        for (uint32_t i = 0; i < E; i++)
+            m->x[i] += m->tmp[i];
 
         ref_rms_norm(m->x, L->ffn_norm, m->xn, E, hp->rms_eps);
         matvec(m, &L->w_gate, m->xn, m->gate, F, E);
         matvec(m, &L->w_up, m->xn, m->up, F, E);
         ref_swiglu(m->gate, m->up, m->ffn, F);
         matvec(m, &L->w_down, m->ffn, m->tmp, E, F);
-        for (uint32_t i = 0; i < E; i++) m->x[i] += m->tmp[i];
+        for (uint32_t i = 0; i < E; i++)
+            m->x[i] += m->tmp[i];
     }
     ref_rms_norm(m->x, m->output_norm, m->xn, E, hp->rms_eps);
     matvec(m, &m->output, m->xn, logits, hp->n_vocab, E);

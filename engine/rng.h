@@ -22,10 +22,14 @@ static inline uint64_t rng_splitmix64(uint64_t *x)
  * seeds 0, 1, 2 give unrelated streams and the state is never all zero. */
 static inline void rng_seed(struct rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) r->s[i] = rng_splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = rng_splitmix64(&seed);
 }
 
-static inline uint64_t rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rng_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t rng_next(struct rng *r)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_N_CTX 4096
+#define DEFAULT_N_CTX   4096
 #define DEFAULT_N_BATCH 64
 
 struct vkllm_session {
@@ -20,12 +20,12 @@ struct vkllm_session {
     struct gpu_pool host;   /* step header and rope table, written every step */
     struct gpu_pool readback;
     struct forward_state st;
-    struct gpu_buf out;     /* logits copied for the host: (n_batch or 1, n_vocab) */
+    struct gpu_buf out; /* logits copied for the host: (n_batch or 1, n_vocab) */
 
     struct gpu_graph one;   /* recorded for a single token */
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
 
-    float *logits;          /* host copy: (n_logits, n_vocab) */
+    float *logits; /* host copy: (n_logits, n_vocab) */
     uint32_t n_logits, cap_logits;
     double last_gpu_ms;
 };
@@ -90,9 +90,9 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
     struct vkllm_session *s = calloc(1, sizeof *s);
     if (!s) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     s->m = m;
-    s->n_ctx = params && params->n_ctx ? params->n_ctx
-                                       : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train
-                                                                          : DEFAULT_N_CTX);
+    s->n_ctx = params && params->n_ctx
+                   ? params->n_ctx
+                   : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train : DEFAULT_N_CTX);
     s->logits_all = params && params->logits_all;
     uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
     s->n_batch = fit_batch(hp, want, s->n_ctx, s->logits_all, dev->info.max_storage_buffer_range);
@@ -204,11 +204,20 @@ const float *vkllm_session_logits(const vkllm_session *s, int32_t i)
     return s->logits + (size_t)i * s->m->hp.n_vocab;
 }
 
-uint32_t vkllm_session_pos(const vkllm_session *s) { return s->pos; }
-uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s->n_ctx; }
+uint32_t vkllm_session_pos(const vkllm_session *s)
+{
+    return s->pos;
+}
+uint32_t vkllm_session_n_ctx(const vkllm_session *s)
+{
+    return s->n_ctx;
+}
 void vkllm_session_reset(vkllm_session *s)
 {
     s->pos = 0;
     s->n_logits = 0;
 }
-double vkllm_session_last_gpu_ms(const vkllm_session *s) { return s->last_gpu_ms; }
+double vkllm_session_last_gpu_ms(const vkllm_session *s)
+{
+    return s->last_gpu_ms;
+}

@@ -75,8 +75,8 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
      * host writes and the previous replay's writes visible to this one */
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                         VK_ACCESS_TRANSFER_WRITE_BIT,
+        .srcAccessMask =
+            VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
     };
     vkCmdPipelineBarrier(g->cmd,
@@ -104,8 +104,8 @@ static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layou
             .poolSizeCount = 1,
             .pPoolSizes = &size,
         };
-        int rc = VK_CHECK(err, vkCreateDescriptorPool(dev, &ci, NULL,
-                                                      &g->desc_pools[g->n_desc_pools]));
+        int rc =
+            VK_CHECK(err, vkCreateDescriptorPool(dev, &ci, NULL, &g->desc_pools[g->n_desc_pools]));
         if (rc) return rc;
         g->n_desc_pools++;
         g->sets_left = SETS_PER_POOL;

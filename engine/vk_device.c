@@ -11,20 +11,35 @@
 
 const char *vk_result_name(VkResult r)
 {
+    /* clang-format off */
     switch (r) {
-#define R(x) case x: return #x;
-        R(VK_SUCCESS) R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_EVENT_SET) R(VK_EVENT_RESET)
-        R(VK_INCOMPLETE) R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
-        R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
-        R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
-        R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER)
-        R(VK_ERROR_TOO_MANY_OBJECTS) R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL)
-        R(VK_ERROR_UNKNOWN) R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE)
-        R(VK_ERROR_FRAGMENTATION) R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
-        R(VK_PIPELINE_COMPILE_REQUIRED) R(VK_ERROR_INVALID_SHADER_NV)
-#undef R
+    case VK_SUCCESS: return "VK_SUCCESS";
+    case VK_NOT_READY: return "VK_NOT_READY";
+    case VK_TIMEOUT: return "VK_TIMEOUT";
+    case VK_EVENT_SET: return "VK_EVENT_SET";
+    case VK_EVENT_RESET: return "VK_EVENT_RESET";
+    case VK_INCOMPLETE: return "VK_INCOMPLETE";
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+    case VK_ERROR_FORMAT_NOT_SUPPORTED: return "VK_ERROR_FORMAT_NOT_SUPPORTED";
+    case VK_ERROR_FRAGMENTED_POOL: return "VK_ERROR_FRAGMENTED_POOL";
+    case VK_ERROR_UNKNOWN: return "VK_ERROR_UNKNOWN";
+    case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY";
+    case VK_ERROR_INVALID_EXTERNAL_HANDLE: return "VK_ERROR_INVALID_EXTERNAL_HANDLE";
+    case VK_ERROR_FRAGMENTATION: return "VK_ERROR_FRAGMENTATION";
+    case VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS: return "VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS";
+    case VK_PIPELINE_COMPILE_REQUIRED: return "VK_PIPELINE_COMPILE_REQUIRED";
     default: return "VkResult(unknown)";
     }
+    /* clang-format on */
 }
 
 int vk_check(struct vkllm_error *err, VkResult r, const char *call, const char *file, int line)
@@ -62,7 +77,8 @@ static bool has_layer(const char *name)
     VkLayerProperties *props = calloc(n, sizeof *props);
     bool found = false;
     if (props && vkEnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].layerName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(props[i].layerName, name);
     free(props);
     return found;
 }
@@ -75,7 +91,8 @@ static bool has_instance_extension(const char *name)
     VkExtensionProperties *props = calloc(n, sizeof *props);
     bool found = false;
     if (props && vkEnumerateInstanceExtensionProperties(NULL, &n, props) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].extensionName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(props[i].extensionName, name);
     free(props);
     return found;
 }
@@ -149,9 +166,8 @@ static int instance_create(struct vk_device *d, bool validation, struct vkllm_er
                           "driver");
     if ((rc = VK_CHECK(err, r))) return rc;
     volkLoadInstanceOnly(d->instance);
-    if (validation &&
-        (rc = VK_CHECK(err, vkCreateDebugUtilsMessengerEXT(d->instance, &msg, NULL,
-                                                           &d->messenger))))
+    if (validation && (rc = VK_CHECK(err, vkCreateDebugUtilsMessengerEXT(d->instance, &msg, NULL,
+                                                                         &d->messenger))))
         return rc;
     return VKLLM_OK;
 }
@@ -166,7 +182,8 @@ static bool has_device_extension(VkPhysicalDevice phys, const char *name)
     VkExtensionProperties *props = calloc(n, sizeof *props);
     bool found = false;
     if (props && vkEnumerateDeviceExtensionProperties(phys, NULL, &n, props) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(props[i].extensionName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(props[i].extensionName, name);
     free(props);
     return found;
 }
@@ -246,7 +263,8 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->max_buffer_size = maint4 ? m4.maxBufferSize : m3.maxMemoryAllocationSize;
     info->max_shared_memory = lim->maxComputeSharedMemorySize;
     info->max_workgroup_invocations = lim->maxComputeWorkGroupInvocations;
-    for (int i = 0; i < 3; i++) info->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
+    for (int i = 0; i < 3; i++)
+        info->max_workgroup_count[i] = lim->maxComputeWorkGroupCount[i];
     info->max_push_constants = lim->maxPushConstantsSize;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     info->timestamp_period_ns = lim->timestampComputeAndGraphics ? lim->timestampPeriod : 0.0f;
@@ -279,7 +297,8 @@ int vkllm_devices_list(struct vkllm_device_info *out, int cap, struct vkllm_erro
     int rc = instance_create(&d, false, err);
     if (!rc) rc = enumerate(&d, &phys, &n, err);
     if (!rc) {
-        for (uint32_t i = 0; i < n && (int)i < cap; i++) describe(phys[i], i, &out[i]);
+        for (uint32_t i = 0; i < n && (int)i < cap; i++)
+            describe(phys[i], i, &out[i]);
         rc = (int)n;
     }
     free(phys);
@@ -305,7 +324,8 @@ static bool contains_nocase(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n) return true;
     }
@@ -369,7 +389,8 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
         free(phys);
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory listing devices");
     }
-    for (uint32_t i = 0; i < n; i++) describe(phys[i], i, &infos[i]);
+    for (uint32_t i = 0; i < n; i++)
+        describe(phys[i], i, &infos[i]);
     int chosen = choose(infos, n, selector, err);
     if (chosen >= 0) {
         d->phys = phys[chosen];

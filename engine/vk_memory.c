@@ -50,9 +50,7 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
 
     VkMemoryPropertyFlags required = 0, preferred = 0;
     switch (p->kind) {
-    case GPU_POOL_DEVICE:
-        preferred = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-        break;
+    case GPU_POOL_DEVICE: preferred = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT; break;
     case GPU_POOL_UPLOAD:
         required = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
         break;
@@ -65,8 +63,7 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
     if (type < 0) {
         vkDestroyBuffer(d->device, b->buffer, NULL);
         b->buffer = VK_NULL_HANDLE;
-        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s has no suitable memory type",
-                          d->info.name);
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s has no suitable memory type", d->info.name);
     }
     VkMemoryAllocateInfo mai = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
@@ -167,8 +164,7 @@ int gpu_uploader_create(struct gpu_uploader *u, struct vk_device *dev, VkDeviceS
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
         .queueFamilyIndex = dev->queue_family,
     };
-    if ((rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &u->cmd_pool))))
-        goto fail;
+    if ((rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &u->cmd_pool)))) goto fail;
     VkCommandBufferAllocateInfo cai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = u->cmd_pool,

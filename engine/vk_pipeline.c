@@ -25,7 +25,8 @@ void vk_pipelines_destroy(struct vk_pipelines *p)
 {
     if (!p || !p->dev) return;
     VkDevice dev = p->dev->device;
-    for (uint32_t i = 0; i < p->n_items; i++) pipeline_free(dev, p->items[i]);
+    for (uint32_t i = 0; i < p->n_items; i++)
+        pipeline_free(dev, p->items[i]);
     free(p->items);
     for (int i = 0; i < SHADER_COUNT; i++)
         if (p->modules[i]) vkDestroyShaderModule(dev, p->modules[i], NULL);
@@ -80,8 +81,7 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
 
     VkSpecializationMapEntry entries[PIPELINE_MAX_SPEC];
     for (uint32_t i = 0; i < pl->n_spec; i++)
-        entries[i] = (VkSpecializationMapEntry){
-            .constantID = i, .offset = i * 4, .size = 4};
+        entries[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
     VkSpecializationInfo spec = {
         .mapEntryCount = pl->n_spec,
         .pMapEntries = entries,

@@ -8,7 +8,7 @@
 
 #include "shaders.h"
 
-#define PIPELINE_MAX_SPEC 8
+#define PIPELINE_MAX_SPEC     8
 #define PIPELINE_MAX_BINDINGS 8
 
 struct vk_pipeline {

@@ -33,13 +33,13 @@ extern "C" {
 
 enum vkllm_status {
     VKLLM_OK = 0,
-    VKLLM_E_INVALID = -1,     /* a bad argument from the caller */
-    VKLLM_E_IO = -2,          /* a file could not be opened, read or written */
-    VKLLM_E_FORMAT = -3,      /* a file is malformed or truncated */
-    VKLLM_E_UNSUPPORTED = -4, /* well-formed, but not something vkllm runs yet */
-    VKLLM_E_NOMEM = -5,       /* host memory ran out */
-    VKLLM_E_VULKAN = -6,      /* a Vulkan call failed */
-    VKLLM_E_NO_DEVICE = -7,   /* no Vulkan driver, or no device matching the request */
+    VKLLM_E_INVALID = -1,       /* a bad argument from the caller */
+    VKLLM_E_IO = -2,            /* a file could not be opened, read or written */
+    VKLLM_E_FORMAT = -3,        /* a file is malformed or truncated */
+    VKLLM_E_UNSUPPORTED = -4,   /* well-formed, but not something vkllm runs yet */
+    VKLLM_E_NOMEM = -5,         /* host memory ran out */
+    VKLLM_E_VULKAN = -6,        /* a Vulkan call failed */
+    VKLLM_E_NO_DEVICE = -7,     /* no Vulkan driver, or no device matching the request */
     VKLLM_E_DEVICE_MEMORY = -8, /* the model or context does not fit in device memory */
     VKLLM_E_CONTEXT_FULL = -9,  /* more tokens than the session's context holds */
     VKLLM_E_NOT_FOUND = -10,    /* an optional GGUF key is absent (not an error in itself) */
@@ -143,17 +143,17 @@ struct vkllm_gguf_kv {
     /* the value as stored, unaligned: a scalar's bytes, a string's uint64 length
      * (its bytes follow), an array's first element */
     const uint8_t *data;
-    const uint64_t *str_offsets;   /* string arrays: offset of element i from data */
+    const uint64_t *str_offsets; /* string arrays: offset of element i from data */
 };
 
 struct vkllm_gguf_tensor {
     struct vkllm_gguf_str name;
-    uint32_t n_dims;      /* 1..4 */
-    uint32_t type;        /* enum vkllm_type */
-    uint64_t ne[4];       /* elements per dimension, ne[0] contiguous; unused ones are 1 */
-    uint64_t offset;      /* from the start of the file, aligned to the file's alignment */
-    uint64_t size;        /* bytes */
-    const uint8_t *data;  /* offset + map base */
+    uint32_t n_dims;     /* 1..4 */
+    uint32_t type;       /* enum vkllm_type */
+    uint64_t ne[4];      /* elements per dimension, ne[0] contiguous; unused ones are 1 */
+    uint64_t offset;     /* from the start of the file, aligned to the file's alignment */
+    uint64_t size;       /* bytes */
+    const uint8_t *data; /* offset + map base */
 };
 
 /* Maps and checks PATH. On failure *out is NULL and err says "PATH: reason". */
@@ -225,8 +225,8 @@ int vkllm_gguf_writer_set_float32(vkllm_gguf_writer *w, const char *key, float v
 int vkllm_gguf_writer_set_bool(vkllm_gguf_writer *w, const char *key, bool v);
 int vkllm_gguf_writer_set_str(vkllm_gguf_writer *w, const char *key, const char *v);
 /* An array of N fixed-size elements of ELEM_TYPE (not STRING or ARRAY), copied. */
-int vkllm_gguf_writer_set_arr(vkllm_gguf_writer *w, const char *key,
-                              enum vkllm_gguf_type elem_type, const void *data, uint64_t n);
+int vkllm_gguf_writer_set_arr(vkllm_gguf_writer *w, const char *key, enum vkllm_gguf_type elem_type,
+                              const void *data, uint64_t n);
 /* An array of N strings, copied. LENS may be NULL for NUL-terminated strings. */
 int vkllm_gguf_writer_set_arr_str(vkllm_gguf_writer *w, const char *key, const char *const *strs,
                                   const uint64_t *lens, uint64_t n);
@@ -271,16 +271,16 @@ struct vkllm_device_info {
     char driver[256]; /* driver name and version text */
     enum vkllm_device_type type;
     uint32_t vendor_id, device_id;
-    uint32_t api_version; /* VK_MAKE_API_VERSION packing */
+    uint32_t api_version;        /* VK_MAKE_API_VERSION packing */
     uint64_t device_local_bytes; /* sum of device-local heaps */
 
     /* features the shaders can use */
-    bool fp16;            /* shaderFloat16 */
-    bool int8;            /* shaderInt8 */
-    bool storage16;       /* storageBuffer16BitAccess */
-    bool storage8;        /* storageBuffer8BitAccess */
-    bool int_dot;         /* VK_KHR_shader_integer_dot_product */
-    bool coopmat;         /* VK_KHR_cooperative_matrix */
+    bool fp16;                  /* shaderFloat16 */
+    bool int8;                  /* shaderInt8 */
+    bool storage16;             /* storageBuffer16BitAccess */
+    bool storage8;              /* storageBuffer8BitAccess */
+    bool int_dot;               /* VK_KHR_shader_integer_dot_product */
+    bool coopmat;               /* VK_KHR_cooperative_matrix */
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control / Vulkan 1.3 */
     uint32_t subgroup_size;
     uint32_t subgroup_min_size, subgroup_max_size;
@@ -423,11 +423,11 @@ typedef struct vkllm_sampler vkllm_sampler;
 /* Applied in this order: repetition penalty, top-k, top-p, min-p, temperature,
  * then a draw from the seeded RNG. temp <= 0 is greedy (lowest id wins a tie). */
 struct vkllm_sampler_params {
-    float temp;           /* 0.8 */
-    int32_t top_k;        /* 40; <= 0 keeps all */
-    float top_p;          /* 0.95; in (0, 1], 1 keeps all */
-    float min_p;          /* 0.05; <= 0 keeps all */
-    float repeat_penalty; /* 1.0 = off */
+    float temp;            /* 0.8 */
+    int32_t top_k;         /* 40; <= 0 keeps all */
+    float top_p;           /* 0.95; in (0, 1], 1 keeps all */
+    float min_p;           /* 0.05; <= 0 keeps all */
+    float repeat_penalty;  /* 1.0 = off */
     int32_t repeat_last_n; /* 64: how many recent tokens the penalty looks at */
     uint64_t seed;
 };

@@ -71,8 +71,8 @@ static int upload_rows(struct gpu_uploader *u, const struct gpu_weight_part *par
 }
 
 int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
-                      uint64_t n, const void *data, uint64_t max_part_bytes,
-                      struct gpu_weight *out, struct vkllm_error *err)
+                      uint64_t n, const void *data, uint64_t max_part_bytes, struct gpu_weight *out,
+                      struct vkllm_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!quant_supported(type) || quant_row_bytes(type, k) == 0 || n == 0 || k > UINT32_MAX ||
@@ -103,8 +103,7 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
         struct gpu_weight_part *p = &out->parts[i];
         p->row_begin = (uint32_t)(i * per_part);
         p->n_rows = (uint32_t)(n - p->row_begin < per_part ? n - p->row_begin : per_part);
-        if (block_words(type))
-            p->scale_offset = (uint32_t)(k / 32 * p->n_rows * block_words(type));
+        if (block_words(type)) p->scale_offset = (uint32_t)(k / 32 * p->n_rows * block_words(type));
         int rc = gpu_pool_alloc(pool, gpu_weight_bytes(type, k, p->n_rows), &p->buf, err);
         if (!rc) rc = upload_rows(u, p, type, k, data, err);
         if (rc) {
@@ -122,8 +121,8 @@ void gpu_weight_free(struct gpu_weight *w)
     memset(w, 0, sizeof *w);
 }
 
-int gpu_upload_floats(struct gpu_uploader *u, struct gpu_pool *pool, const float *data,
-                      uint64_t n, struct gpu_buf *out, struct vkllm_error *err)
+int gpu_upload_floats(struct gpu_uploader *u, struct gpu_pool *pool, const float *data, uint64_t n,
+                      struct gpu_buf *out, struct vkllm_error *err)
 {
     int rc = gpu_pool_alloc(pool, n * 4, out, err);
     const uint64_t per = u->ring.size / 4;

@@ -9,7 +9,7 @@
 
 struct gpu_weight_part {
     struct gpu_buf buf;
-    uint32_t row_begin;    /* first row of the matrix held here */
+    uint32_t row_begin; /* first row of the matrix held here */
     uint32_t n_rows;
     uint32_t scale_offset; /* word offset of the scales (quantized types) */
 };
@@ -29,12 +29,12 @@ uint64_t gpu_weight_bytes(uint32_t type, uint64_t k, uint64_t rows);
  * from POOL through U (flushed before returning). Parts are at most
  * MAX_PART_BYTES (0: the device's storage-buffer range). */
 int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
-                      uint64_t n, const void *data, uint64_t max_part_bytes,
-                      struct gpu_weight *out, struct vkllm_error *err);
+                      uint64_t n, const void *data, uint64_t max_part_bytes, struct gpu_weight *out,
+                      struct vkllm_error *err);
 void gpu_weight_free(struct gpu_weight *w);
 
 /* Uploads N floats into a new buffer from POOL. */
-int gpu_upload_floats(struct gpu_uploader *u, struct gpu_pool *pool, const float *data,
-                      uint64_t n, struct gpu_buf *out, struct vkllm_error *err);
+int gpu_upload_floats(struct gpu_uploader *u, struct gpu_pool *pool, const float *data, uint64_t n,
+                      struct gpu_buf *out, struct vkllm_error *err);
 
 #endif

@@ -53,14 +53,10 @@ struct args {
 static uint32_t file_type(uint32_t type)
 {
     switch (type) {
-    case VKLLM_TYPE_F16:
-        return 1;
-    case VKLLM_TYPE_Q4_0:
-        return 2;
-    case VKLLM_TYPE_Q8_0:
-        return 7;
-    default:
-        return 0;
+    case VKLLM_TYPE_F16: return 1;
+    case VKLLM_TYPE_Q4_0: return 2;
+    case VKLLM_TYPE_Q8_0: return 7;
+    default: return 0;
     }
 }
 

@@ -169,8 +169,8 @@ int main(int argc, char **argv)
     }
     fclose(f);
     CHECK(n_cases > 0, "%s: no cases", argv[1]);
-    fprintf(stderr, "%s: %d prompts, %d tokens identical to llama.cpp's, %d near ties\n",
-            argv[1], n_cases, n_compared, n_ties);
+    fprintf(stderr, "%s: %d prompts, %d tokens identical to llama.cpp's, %d near ties\n", argv[1],
+            n_cases, n_compared, n_ties);
     CHECK(vkllm_context_validation_errors(ctx) == 0, "validation messages");
     vkllm_model_free(m);
     vkllm_context_destroy(ctx);

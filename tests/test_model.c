@@ -155,7 +155,8 @@ int main(int argc, char **argv)
             check_model(ctx, generate(name, args), 24, 7);
         }
     } else if (argc > 1) {
-        for (int i = 1; i < argc; i++) check_model(ctx, argv[i], 24, 7);
+        for (int i = 1; i < argc; i++)
+            check_model(ctx, argv[i], 24, 7);
     } else {
         check_model(ctx, stories, 40, 64);
         check_model(ctx, stories, 24, 5);

@@ -45,7 +45,6 @@ static inline void test_explain(const char *fmt, ...)
 
 /* Ends main: prints a summary and returns the exit status for ctest. */
 #define TEST_REPORT()                                                                              \
-    (fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures),                    \
-     test_failures ? 1 : 0)
+    (fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures), test_failures ? 1 : 0)
 
 #endif
