@@ -74,7 +74,8 @@ static void model_path(const char *golden, const char *model, char *out, size_t 
         snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, VKLLM_TEST_DATA, at + 6);
     else
         snprintf(args, sizeof args, "%s", a);
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' %s", VKLLM_GEN_MODEL, out, args);
+    int n = snprintf(cmd, sizeof cmd, "'%s' -o '%s' %s", VKLLM_GEN_MODEL, out, args);
+    REQUIRE(n > 0 && (size_t)n < sizeof cmd, "%s: command too long", golden);
     REQUIRE(system(cmd) == 0, "%s failed", cmd);
 }
 
