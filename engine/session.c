@@ -25,7 +25,7 @@ struct vkllm_session {
     struct gpu_graph one;   /* recorded for a single token */
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
 
-    float *logits; /* host copy: (n_logits, n_vocab) */
+    float *logits; /* with logits_all, every row of the last decode: (n_logits, n_vocab) */
     uint32_t n_logits, cap_logits;
     double last_gpu_ms;
 };
@@ -137,7 +137,7 @@ void vkllm_session_free(vkllm_session *s)
 }
 
 /* Runs tokens [0, n) at positions pos.. through the graph recorded for up to
- * that many, and copies their logits out. */
+ * that many, and keeps their logits. */
 static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
                     struct vkllm_error *err)
 {
@@ -154,18 +154,21 @@ static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
     s->last_gpu_ms += gpu_graph_last_ms(g);
     s->pos += n;
 
-    const uint32_t rows = s->logits_all ? n : 1;
-    if (s->n_logits + rows > s->cap_logits) {
-        uint32_t cap = s->n_logits + rows;
+    if (!s->logits_all) {
+        /* the last token's logits are read where the GPU left them */
+        s->n_logits = 1;
+        return VKLLM_OK;
+    }
+    if (s->n_logits + n > s->cap_logits) {
+        uint32_t cap = s->n_logits + n;
         float *p = realloc(s->logits, (size_t)cap * hp->n_vocab * sizeof *p);
         if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         s->logits = p;
         s->cap_logits = cap;
     }
-    if (!s->logits_all) s->n_logits = 0; /* only the last token's logits are kept */
     memcpy(s->logits + (size_t)s->n_logits * hp->n_vocab, s->out.mapped,
-           (size_t)rows * hp->n_vocab * sizeof(float));
-    s->n_logits += rows;
+           (size_t)n * hp->n_vocab * sizeof(float));
+    s->n_logits += n;
     return VKLLM_OK;
 }
 
@@ -201,6 +204,7 @@ const float *vkllm_session_logits(const vkllm_session *s, int32_t i)
         return NULL;
     }
     if ((uint32_t)i >= s->n_logits) return NULL;
+    if (!s->logits_all) return s->out.mapped;
     return s->logits + (size_t)i * s->m->hp.n_vocab;
 }
 
