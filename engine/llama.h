@@ -9,6 +9,10 @@
 
 typedef const struct vkllm_gguf_tensor *tensor_ref;
 
+/* The matrices of a layer, named alike in struct llama_layer_tensors (the
+ * file), struct gpu_layer (the device) and the CPU reference: X(name) for each. */
+#define LAYER_MATRICES(X) X(wq) X(wk) X(wv) X(wo) X(w_gate) X(w_up) X(w_down)
+
 struct llama_layer_tensors {
     tensor_ref attn_norm; /* (n_embd) */
     tensor_ref wq;        /* (n_head * head_dim, n_embd): ne0 = n_embd */

@@ -19,13 +19,9 @@ static uint64_t device_bytes(const struct vkllm_hparams *hp, const struct llama_
     sum += 4 * hp->n_embd * (1 + 2 * (uint64_t)hp->n_layer);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const struct llama_layer_tensors *L = &t->layers[l];
-        MAT(L->wq);
-        MAT(L->wk);
-        MAT(L->wv);
-        MAT(L->wo);
-        MAT(L->w_gate);
-        MAT(L->w_up);
-        MAT(L->w_down);
+#define LAYER_MAT(name) MAT(L->name);
+        LAYER_MATRICES(LAYER_MAT)
+#undef LAYER_MAT
     }
 #undef MAT
     return sum;
@@ -92,15 +88,12 @@ static int upload(struct loader *ld, const struct llama_tensors *t, struct vkllm
         const struct llama_layer_tensors *L = &t->layers[l];
         struct gpu_layer *G = &m->layers[l];
         if ((rc = load_vector(ld, L->attn_norm, &G->attn_norm, err)) ||
-            (rc = load_vector(ld, L->ffn_norm, &G->ffn_norm, err)) ||
-            (rc = load_matrix(ld, L->wq, &G->wq, err)) ||
-            (rc = load_matrix(ld, L->wk, &G->wk, err)) ||
-            (rc = load_matrix(ld, L->wv, &G->wv, err)) ||
-            (rc = load_matrix(ld, L->wo, &G->wo, err)) ||
-            (rc = load_matrix(ld, L->w_gate, &G->w_gate, err)) ||
-            (rc = load_matrix(ld, L->w_up, &G->w_up, err)) ||
-            (rc = load_matrix(ld, L->w_down, &G->w_down, err)))
+            (rc = load_vector(ld, L->ffn_norm, &G->ffn_norm, err)))
             return rc;
+#define LOAD(name)                                                                                 \
+    if ((rc = load_matrix(ld, L->name, &G->name, err))) return rc;
+        LAYER_MATRICES(LOAD)
+#undef LOAD
     }
     if (t->rope_freqs) {
         m->rope_freqs = malloc(t->rope_freqs->ne[0] * sizeof(float));
@@ -161,10 +154,9 @@ void vkllm_model_free(vkllm_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             struct gpu_layer *G = &m->layers[l];
-            struct gpu_weight *ws[] = {&G->wq,     &G->wk,   &G->wv,    &G->wo,
-                                       &G->w_gate, &G->w_up, &G->w_down};
-            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-                gpu_weight_free(ws[i]);
+#define FREE(name) gpu_weight_free(&G->name);
+            LAYER_MATRICES(FREE)
+#undef FREE
         }
         free(m->layers);
     }

@@ -136,7 +136,16 @@ struct ref_model {
     float *k_cache, *v_cache; /* (n_layer, n_ctx, kv_dim) */
 };
 
-static float *dequant(tensor_ref t);
+static float *dequant(tensor_ref t)
+{
+    uint64_t n = t->ne[0] * t->ne[1];
+    float *f = malloc(n * sizeof *f);
+    if (!f) return NULL;
+    uint64_t row = quant_row_bytes(t->type, t->ne[0]);
+    for (uint64_t r = 0; r < t->ne[1]; r++)
+        quant_dequantize_row(t->type, t->data + r * row, f + r * t->ne[0], t->ne[0]);
+    return f;
+}
 
 static bool matrix(tensor_ref t, struct ref_matrix *m)
 {
@@ -150,17 +159,6 @@ static void matvec(struct ref_model *m, const struct ref_matrix *w, const float 
 {
     ref_matvec_input(w->type, x, m->in, k);
     ref_matvec(w->w, m->in, y, n, k);
-}
-
-static float *dequant(tensor_ref t)
-{
-    uint64_t n = t->ne[0] * t->ne[1];
-    float *f = malloc(n * sizeof *f);
-    if (!f) return NULL;
-    uint64_t row = quant_row_bytes(t->type, t->ne[0]);
-    for (uint64_t r = 0; r < t->ne[1]; r++)
-        quant_dequantize_row(t->type, t->data + r * row, f + r * t->ne[0], t->ne[0]);
-    return f;
 }
 
 int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct ref_model **out,
@@ -191,10 +189,10 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
         struct ref_layer *L = &m->layers[l];
         const struct llama_layer_tensors *T = &t.layers[l];
-        ok = (L->attn_norm = dequant(T->attn_norm)) && (L->ffn_norm = dequant(T->ffn_norm)) &&
-             matrix(T->wq, &L->wq) && matrix(T->wk, &L->wk) && matrix(T->wv, &L->wv) &&
-             matrix(T->wo, &L->wo) && matrix(T->w_gate, &L->w_gate) && matrix(T->w_up, &L->w_up) &&
-             matrix(T->w_down, &L->w_down);
+        ok = (L->attn_norm = dequant(T->attn_norm)) && (L->ffn_norm = dequant(T->ffn_norm));
+#define LOAD(name) ok = ok && matrix(T->name, &L->name);
+        LAYER_MATRICES(LOAD)
+#undef LOAD
     }
     ok = ok && (m->x = calloc(hp->n_embd, 4)) && (m->xn = calloc(hp->n_embd, 4)) &&
          (m->q = calloc(Q, 4)) && (m->k = calloc(KV, 4)) && (m->v = calloc(KV, 4)) &&
@@ -221,10 +219,11 @@ void ref_model_free(struct ref_model *m)
     if (m->layers) {
         for (uint32_t l = 0; l < m->hp.n_layer; l++) {
             struct ref_layer *L = &m->layers[l];
-            float *ps[] = {L->attn_norm, L->ffn_norm, L->wq.w,   L->wk.w,    L->wv.w,
-                           L->wo.w,      L->w_gate.w, L->w_up.w, L->w_down.w};
-            for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
-                free(ps[i]);
+            free(L->attn_norm);
+            free(L->ffn_norm);
+#define FREE(name) free(L->name.w);
+            LAYER_MATRICES(FREE)
+#undef FREE
         }
         free(m->layers);
     }
