@@ -1,8 +1,56 @@
 /* context.c: vkllm_context, a chosen device with its pipeline registry. */
 #include "context.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* True if the comma-separated LIST names WORD. */
+static bool listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, word, n)) return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static const char *const force_words[] = {"shared-reduce"};
+
+/* Picks each kernel path from the device's features and limits; FORCE (a
+ * comma-separated list of force_words) takes the fallbacks instead, so that
+ * every path can be tested on any device. */
+static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkllm_error *err)
+{
+    const struct vkllm_device_info *d = &ctx->dev.info;
+    for (const char *p = force; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        bool known = len == 0;
+        for (size_t i = 0; i < sizeof force_words / sizeof *force_words; i++)
+            known = known || (strlen(force_words[i]) == len && !strncmp(p, force_words[i], len));
+        if (!known)
+            return vkllm_fail(err, VKLLM_E_INVALID,
+                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce)", (int)len,
+                              p);
+        p = end ? end + 1 : NULL;
+    }
+    const uint32_t sg = d->subgroup_min_size ? d->subgroup_min_size : d->subgroup_size;
+    ctx->matvec_subgroup = (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 &&
+                           !listed(force, "shared-reduce");
+    /* threads per row: one subgroup, so its shuffles see the whole row; 32 when
+     * the device does not say (or has subgroups of one) */
+    ctx->matvec_tpr = sg >= 2 ? sg : 32;
+    if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
+    snprintf(ctx->paths, sizeof ctx->paths,
+             "matvec: %u threads per row, %s reduction; int8 dot: %s; cooperative matrix: %s",
+             ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
+             d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
+    return VKLLM_OK;
+}
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
                          struct vkllm_error *err)
@@ -21,6 +69,11 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     /* 64 threads: two warps, one AMD wave, eight lavapipe subgroups; within
      * every device's guaranteed minimum of 128 invocations */
     ctx->wg_size = 64;
+    const char *force = params && params->force ? params->force : getenv("VKLLM_FORCE");
+    if ((rc = choose_paths(ctx, force, err))) {
+        vkllm_context_destroy(ctx);
+        return rc;
+    }
     *out = ctx;
     return VKLLM_OK;
 }
@@ -36,6 +89,11 @@ void vkllm_context_destroy(vkllm_context *ctx)
 const struct vkllm_device_info *vkllm_context_device(const vkllm_context *ctx)
 {
     return &ctx->dev.info;
+}
+
+const char *vkllm_context_paths(const vkllm_context *ctx)
+{
+    return ctx->paths;
 }
 
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx)

@@ -10,6 +10,10 @@ struct vkllm_context {
     struct vk_device dev;
     struct vk_pipelines pipes;
     uint32_t wg_size; /* workgroup size of every kernel: a power of two */
+    /* the paths chosen for this device (vkllm_context_paths says why) */
+    bool matvec_subgroup; /* matvec reduces with subgroup shuffles, not shared memory */
+    uint32_t matvec_tpr;  /* matvec threads per row: within one subgroup */
+    char paths[256];      /* the choices above, in words */
 };
 
 #endif

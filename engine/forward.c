@@ -1,9 +1,12 @@
 /* forward.c: the llama forward pass, one dispatch per line. */
 #include "forward.h"
 
+#include "quant.h"
+
+/* True if W's matvec reads Q8_0-quantized activations. */
 static bool quantized(const struct gpu_weight *w)
 {
-    return w->type == VKLLM_TYPE_Q8_0 || w->type == VKLLM_TYPE_Q4_0;
+    return quant_format(w->type)->act == ACT_Q8;
 }
 
 /* What a matvec with W reads: X itself, or its Q8_0 quantization in XQ. */

@@ -2,7 +2,8 @@
  *
  * The writer collects key/values (each kept as its serialized value bytes, so a
  * value copied from another file needs no decoding) and tensor descriptions
- * (the data is only referenced), then writes the file in one pass:
+ * (the data is only referenced, or made by a callback as the file is written,
+ * one tensor at a time), then writes the file in one pass:
  *
  *   "GGUF", version 3, n_tensors, n_kv     all little-endian
  *   key/values                             in the order keys were first set
@@ -37,8 +38,10 @@ struct wtensor {
     char *name;
     uint32_t type, n_dims;
     uint64_t ne[4];
-    const void *data;
+    const void *data; /* or NULL, and FILL makes the data when it is written */
     uint64_t size;
+    int (*fill)(void *user, void *buf, struct vkllm_error *err);
+    void *user;
 };
 
 struct vkllm_gguf_writer {
@@ -331,9 +334,9 @@ int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *
 
 /* ============================== Tensors ============================== */
 
-int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type,
-                                 uint32_t n_dims, const uint64_t ne[4], const void *data,
-                                 uint64_t size)
+static int add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                      const uint64_t ne[4], const void *data, uint64_t size,
+                      int (*fill)(void *, void *, struct vkllm_error *), void *user)
 {
     const struct vkllm_type_info *ti = vkllm_type_info(type);
     if (!name || !*name || strlen(name) >= GGUF_MAX_NAME || !ti || n_dims < 1 || n_dims > 4)
@@ -350,8 +353,11 @@ int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_
     }
     if (t.ne[0] % ti->block_size || nel / ti->block_size > UINT64_MAX / ti->block_bytes)
         return VKLLM_E_INVALID;
-    if (size != nel / ti->block_size * ti->block_bytes || (size && !data)) return VKLLM_E_INVALID;
+    if (size != nel / ti->block_size * ti->block_bytes || (size && !data && !fill))
+        return VKLLM_E_INVALID;
     t.size = size;
+    t.fill = fill;
+    t.user = user;
 
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 64;
@@ -363,6 +369,22 @@ int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_
     if (!(t.name = strdup(name))) return VKLLM_E_NOMEM;
     w->t[w->n_t++] = t;
     return VKLLM_OK;
+}
+
+int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type,
+                                 uint32_t n_dims, const uint64_t ne[4], const void *data,
+                                 uint64_t size)
+{
+    return add_tensor(w, name, type, n_dims, ne, data, size, NULL, NULL);
+}
+
+int vkllm_gguf_writer_add_tensor_fill(vkllm_gguf_writer *w, const char *name, uint32_t type,
+                                      uint32_t n_dims, const uint64_t ne[4], uint64_t size,
+                                      int (*fill)(void *user, void *buf, struct vkllm_error *err),
+                                      void *user)
+{
+    if (!fill) return VKLLM_E_INVALID;
+    return add_tensor(w, name, type, n_dims, ne, NULL, size, fill, user);
 }
 
 /* ============================== Writing ============================== */
@@ -425,18 +447,34 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
         return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory for the GGUF header", path);
     }
 
+    /* one buffer, as large as the largest tensor made while writing */
+    uint64_t fill_size = 0;
+    for (size_t i = 0; i < w->n_t; i++)
+        if (w->t[i].fill && w->t[i].size > fill_size) fill_size = w->t[i].size;
+    uint8_t *fill_buf = NULL;
+    if (fill_size && ((size_t)fill_size != fill_size || !(fill_buf = malloc((size_t)fill_size)))) {
+        free(h.p);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory for a tensor of %llu bytes", path,
+                          (unsigned long long)fill_size);
+    }
+
     struct out o = {.f = fopen(path, "wb")};
     if (!o.f) {
         free(h.p);
+        free(fill_buf);
         return vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(errno));
     }
     out_write(&o, h.p, h.len);
     free(h.p);
     out_pad(&o, w->alignment);
-    for (size_t i = 0; i < w->n_t; i++) {
-        out_write(&o, w->t[i].data, w->t[i].size);
+    int fill_rc = VKLLM_OK;
+    for (size_t i = 0; i < w->n_t && !o.error && !fill_rc; i++) {
+        const struct wtensor *t = &w->t[i];
+        if (t->fill && (fill_rc = t->fill(t->user, fill_buf, err)) != VKLLM_OK) break;
+        out_write(&o, t->fill ? fill_buf : t->data, t->size);
         out_pad(&o, w->alignment);
     }
+    free(fill_buf);
     if (!o.error && fflush(o.f) != 0) o.error = errno ? errno : EIO;
 
     /* a half-written model would fail later with a confusing message: remove it,
@@ -444,8 +482,9 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
     struct stat st;
     bool regular = fstat(fileno(o.f), &st) == 0 && S_ISREG(st.st_mode);
     if (fclose(o.f) != 0 && !o.error) o.error = errno ? errno : EIO;
-    if (o.error) {
+    if (o.error || fill_rc) {
         if (regular) unlink(path);
+        if (fill_rc) return fill_rc; /* the fill function said why */
         return vkllm_fail(err, VKLLM_E_IO, "%s: write failed: %s", path, strerror(o.error));
     }
     return VKLLM_OK;

@@ -136,6 +136,19 @@ static void shape_text(char *buf, size_t cap, const uint64_t *ne, uint32_t n_dim
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
+/* The formats vkllm runs, for error messages: "F32, F16, ..." */
+static const char *supported_names(void)
+{
+    static char names[256];
+    if (!names[0]) {
+        size_t used = 0;
+        for (uint32_t i = 0; i < quant_format_count && used < sizeof names; i++)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                                     quant_formats[i].name);
+    }
+    return names;
+}
+
 /* Binds NAME, expecting N_DIMS dimensions NE0 (, NE1). A matrix must have a
  * type the shaders read; a vector is converted to float at upload. */
 static int bind(const vkllm_gguf *g, const char *name, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
@@ -162,8 +175,8 @@ static int bind(const vkllm_gguf *g, const char *name, uint32_t n_dims, uint64_t
         const struct vkllm_type_info *ti = vkllm_type_info(t->type);
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: tensor %s has type %s, which vkllm does not run yet (supported: "
-                          "F32, F16, Q8_0, Q4_0)",
-                          vkllm_gguf_name(g), name, ti ? ti->name : "?");
+                          "%s)",
+                          vkllm_gguf_name(g), name, ti ? ti->name : "?", supported_names());
     }
     return VKLLM_OK;
 }

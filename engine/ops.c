@@ -3,6 +3,7 @@
 
 #include "context.h"
 #include "kernels.h"
+#include "quant.h"
 
 #include <math.h>
 
@@ -16,15 +17,11 @@ static int pipeline(struct op_env *e, enum shader_id s, const uint32_t *spec_res
     return vk_pipeline_get(&e->ctx->pipes, s, spec, 1 + n_rest, n_bindings, push_size, out, err);
 }
 
-static enum shader_id by_type(uint32_t type, enum shader_id f32, enum shader_id f16,
-                              enum shader_id q8_0, enum shader_id q4_0)
+/* The variant of a per-format kernel: the build emits them in formats.h order
+ * starting from the F32 one (shaders/CMakeLists.txt). */
+static enum shader_id by_format(enum shader_id first, uint32_t type)
 {
-    switch (type) {
-    case VKLLM_TYPE_F16: return f16;
-    case VKLLM_TYPE_Q8_0: return q8_0;
-    case VKLLM_TYPE_Q4_0: return q4_0;
-    default: return f32;
-    }
+    return (enum shader_id)(first + quant_format_index(type));
 }
 
 static uint32_t div_up(uint64_t a, uint32_t b)
@@ -36,9 +33,8 @@ int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct g
                 struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    enum shader_id s = by_type(table->type, SHADER_GET_ROWS_F32, SHADER_GET_ROWS_F16,
-                               SHADER_GET_ROWS_Q8_0, SHADER_GET_ROWS_Q4_0);
-    int rc = pipeline(e, s, NULL, 0, 3, sizeof(struct push_get_rows), &p, err);
+    int rc = pipeline(e, by_format(SHADER_GET_ROWS_F32, table->type), NULL, 0, 3,
+                      sizeof(struct push_get_rows), &p, err);
     for (uint32_t i = 0; !rc && i < table->n_parts; i++) {
         const struct gpu_weight_part *part = &table->parts[i];
         struct push_get_rows pc = {table->k, part->row_begin, part->row_begin + part->n_rows,
@@ -86,22 +82,37 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
                               &pc, bufs, GPU_BARRIER, err);
 }
 
-/* Rows per workgroup, and tokens per pass: one token for decode keeps the
+/* Rows per thread group, and tokens per pass: one token for decode keeps the
  * accumulators few; a batch shares each weight load among eight tokens. */
 #define MATVEC_ROWS   2
 #define MATVEC_TOKENS 8
+
+static uint32_t pow2_floor(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p * 2 <= v) p *= 2;
+    return p;
+}
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
               const struct gpu_buf *y, bool acc, bool last_only, enum gpu_sync sync,
               struct vkllm_error *err)
 {
+    const struct quant_format *f = quant_format(w->type);
+    const struct vkllm_context *c = e->ctx;
+    /* threads per row: the subgroup size (the shuffles stay inside one), or
+     * fewer when a row has fewer 32-element sub-blocks than that */
+    const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
+    uint32_t tpr = pow2_floor(units < c->matvec_tpr ? units : c->matvec_tpr);
+    if (tpr > c->wg_size) tpr = c->wg_size;
+    const uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
+    const uint32_t rows_per_wg = c->wg_size / tpr * MATVEC_ROWS;
+    const uint32_t spec[] = {MATVEC_ROWS, nt, acc, tpr};
+    const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
+    const bool q8 = f->act == ACT_Q8;
     struct vk_pipeline *p;
-    enum shader_id s = by_type(w->type, SHADER_MATVEC_F32, SHADER_MATVEC_F16, SHADER_MATVEC_Q8_0,
-                               SHADER_MATVEC_Q4_0);
-    uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
-    uint32_t spec[] = {MATVEC_ROWS, nt, acc};
-    const bool quantized = w->type == VKLLM_TYPE_Q8_0 || w->type == VKLLM_TYPE_Q4_0;
-    int rc = pipeline(e, s, spec, 3, 4, sizeof(struct push_matvec), &p, err);
+    int rc = pipeline(e, by_format(first, w->type), spec, 4, 4, sizeof(struct push_matvec), &p,
+                      err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = {
@@ -109,13 +120,13 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
             .n_rows = part->n_rows,
             .row_offset = part->row_begin,
             .scale_offset = part->scale_offset,
-            .x_stride = quantized ? w->k / 32 * 8 : w->k,
-            .x_scale_offset = quantized ? q8_scale_offset(e->batch, w->k) : 0,
+            .x_stride = q8 ? w->k / 32 * 8 : w->k,
+            .x_scale_offset = q8 ? q8_scale_offset(e->batch, w->k) : 0,
             .y_stride = w->n,
             .last_only = last_only,
         };
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
-        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, MATVEC_ROWS), &pc, bufs,
+        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg), &pc, bufs,
                                 i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
     }
     return rc;

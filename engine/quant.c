@@ -1,4 +1,7 @@
-/* quant.c: the type table, half floats, and the Q8_0 / Q4_0 block formats. */
+/* quant.c: ggml's type table, half floats, the table of formats vkllm runs
+ * (formats.h), and each format's dequantizer: the CPU reference that the
+ * shaders' decoders (shaders/quant.glsl) are checked against. The quantizers
+ * are in quantize.c. */
 #include "quant.h"
 
 #include <math.h>
@@ -58,12 +61,6 @@ uint64_t quant_row_bytes(uint32_t type, uint64_t n)
     return n / ti->block_size * ti->block_bytes;
 }
 
-bool quant_supported(uint32_t type)
-{
-    return type == VKLLM_TYPE_F32 || type == VKLLM_TYPE_F16 || type == VKLLM_TYPE_Q8_0 ||
-           type == VKLLM_TYPE_Q4_0;
-}
-
 /* ============================== Half floats ============================== */
 
 static uint32_t f32_bits(float f)
@@ -114,44 +111,328 @@ uint16_t f32_to_fp16(float f)
     return sign | (uint16_t)(r >> 13);
 }
 
-/* ============================== Q8_0 and Q4_0 ============================== */
+/* ============================== Dequantizers ==============================
+ * Each converts N blocks (N elements for the float types) in GGUF layout to
+ * floats, with ggml's order of operations. Blocks are copied out with memcpy:
+ * file data is not aligned for their structs. */
 
-static void quantize_q8_0(const float *x, struct block_q8_0 *y, uint64_t nb)
+const int8_t quant_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                       1,    13,   25,  38,  53,  69,  89,  113};
+
+static void dequantize_F32(const void *src, float *y, uint64_t n)
 {
-    for (uint64_t i = 0; i < nb; i++, x += QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
-        const float d = amax / 127.0f;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = f32_to_fp16(d);
-        for (int j = 0; j < QK8_0; j++)
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    memcpy(y, src, n * sizeof(float));
+}
+
+static void dequantize_F16(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        y[i] = fp16_to_f32(h);
     }
 }
 
-static void quantize_q4_0(const float *x, struct block_q4_0 *y, uint64_t nb)
+static void dequantize_BF16(const void *src, float *y, uint64_t n)
 {
-    for (uint64_t i = 0; i < nb; i++, x += QK4_0) {
-        /* the element of largest magnitude, with its sign, maps to -8 */
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QK4_0; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        const float d = max / -8.0f;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = f32_to_fp16(d);
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        y[i] = bits_f32((uint32_t)h << 16);
+    }
+}
+
+static void dequantize_Q4_0(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q4_0), y += QK4_0) {
+        struct block_q4_0 b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
         for (int j = 0; j < QK4_0 / 2; j++) {
-            int q0 = (int8_t)(x[j] * id + 8.5f);
-            int q1 = (int8_t)(x[j + QK4_0 / 2] * id + 8.5f);
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+            y[j] = ((b.qs[j] & 0x0f) - 8) * d;
+            y[j + QK4_0 / 2] = ((b.qs[j] >> 4) - 8) * d;
         }
     }
+}
+
+static void dequantize_Q4_1(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q4_1), y += QK4_1) {
+        struct block_q4_1 b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d), m = fp16_to_f32(b.m);
+        for (int j = 0; j < QK4_1 / 2; j++) {
+            y[j] = (b.qs[j] & 0x0f) * d + m;
+            y[j + QK4_1 / 2] = (b.qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+static uint32_t le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void dequantize_Q5_0(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q5_0), y += QK5_0) {
+        struct block_q5_0 b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
+        const uint32_t qh = le32(b.qh);
+        for (int j = 0; j < QK5_0 / 2; j++) {
+            const int x0 = ((b.qs[j] & 0x0f) | (((qh >> j) << 4) & 0x10)) - 16;
+            const int x1 = ((b.qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
+            y[j] = x0 * d;
+            y[j + QK5_0 / 2] = x1 * d;
+        }
+    }
+}
+
+static void dequantize_Q5_1(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q5_1), y += QK5_1) {
+        struct block_q5_1 b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d), m = fp16_to_f32(b.m);
+        const uint32_t qh = le32(b.qh);
+        for (int j = 0; j < QK5_1 / 2; j++) {
+            const int x0 = (b.qs[j] & 0x0f) | (((qh >> j) << 4) & 0x10);
+            const int x1 = (b.qs[j] >> 4) | ((qh >> (j + 12)) & 0x10);
+            y[j] = x0 * d + m;
+            y[j + QK5_1 / 2] = x1 * d + m;
+        }
+    }
+}
+
+static void dequantize_Q8_0(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q8_0), y += QK8_0) {
+        struct block_q8_0 b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
+        for (int j = 0; j < QK8_0; j++)
+            y[j] = b.qs[j] * d;
+    }
+}
+
+static void dequantize_IQ4_NL(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_iq4_nl), y += QK4_NL) {
+        struct block_iq4_nl b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
+        for (int j = 0; j < QK4_NL / 2; j++) {
+            y[j] = d * quant_iq4nl_values[b.qs[j] & 0x0f];
+            y[j + QK4_NL / 2] = d * quant_iq4nl_values[b.qs[j] >> 4];
+        }
+    }
+}
+
+static void dequantize_Q2_K(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q2_K)) {
+        struct block_q2_K b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d), min = fp16_to_f32(b.dmin);
+        const uint8_t *q = b.qs;
+        int is = 0;
+        for (int half = 0; half < QK_K / 128; half++, q += 32) {
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int part = 0; part < 2; part++) {
+                    const uint8_t sc = b.scales[is++];
+                    const float dl = d * (sc & 0x0f), ml = min * (sc >> 4);
+                    for (int l = 0; l < 16; l++)
+                        *y++ = dl * ((q[l + 16 * part] >> shift) & 3) - ml;
+                }
+            }
+        }
+    }
+}
+
+/* Q3_K's 16 6-bit scales, unpacked from 12 bytes and re-centred on zero. */
+static void q3_k_scales(const uint8_t packed[12], int out[16])
+{
+    for (int j = 0; j < 16; j++) {
+        const int low = j < 8 ? packed[j] & 0x0f : packed[j - 8] >> 4;
+        const int high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+        out[j] = (low | high << 4) - 32;
+    }
+}
+
+static void dequantize_Q3_K(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q3_K)) {
+        struct block_q3_K b;
+        memcpy(&b, p, sizeof b);
+        const float d_all = fp16_to_f32(b.d);
+        int scales[16];
+        q3_k_scales(b.scales, scales);
+        const uint8_t *q = b.qs;
+        uint8_t m = 1;
+        int is = 0;
+        for (int half = 0; half < QK_K / 128; half++, q += 32) {
+            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
+                for (int part = 0; part < 2; part++) {
+                    const float dl = d_all * scales[is++];
+                    for (int l = 16 * part; l < 16 * part + 16; l++)
+                        *y++ = dl * (((q[l] >> shift) & 3) - ((b.hmask[l] & m) ? 0 : 4));
+                }
+            }
+        }
+    }
+}
+
+/* Scale and min J of the 8 6-bit pairs packed in Q4_K's and Q5_K's 12 bytes. */
+static void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void dequantize_Q4_K(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q4_K)) {
+        struct block_q4_K b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d), min = fp16_to_f32(b.dmin);
+        const uint8_t *q = b.qs;
+        for (int is = 0; is < 8; is += 2, q += 32) {
+            uint8_t sc, m;
+            k4_scale_min(is, b.scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            k4_scale_min(is + 1, b.scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++)
+                *y++ = d1 * (q[l] & 0x0f) - m1;
+            for (int l = 0; l < 32; l++)
+                *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+
+static void dequantize_Q5_K(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q5_K)) {
+        struct block_q5_K b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d), min = fp16_to_f32(b.dmin);
+        const uint8_t *ql = b.qs;
+        uint8_t u1 = 1, u2 = 2;
+        for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+            uint8_t sc, m;
+            k4_scale_min(is, b.scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            k4_scale_min(is + 1, b.scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++)
+                *y++ = d1 * ((ql[l] & 0x0f) + (b.qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++)
+                *y++ = d2 * ((ql[l] >> 4) + (b.qh[l] & u2 ? 16 : 0)) - m2;
+        }
+    }
+}
+
+static void dequantize_Q6_K(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_q6_K)) {
+        struct block_q6_K b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
+        const uint8_t *ql = b.ql, *qh = b.qh;
+        const int8_t *sc = b.scales;
+        for (int half = 0; half < QK_K / 128; half++, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; l++) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32;
+                const int q2 = ((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32;
+                const int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                y[l] = d * sc[is] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+        }
+    }
+}
+
+static void dequantize_IQ4_XS(const void *src, float *y, uint64_t n)
+{
+    const uint8_t *p = src;
+    for (uint64_t i = 0; i < n; i++, p += sizeof(struct block_iq4_xs)) {
+        struct block_iq4_xs b;
+        memcpy(&b, p, sizeof b);
+        const float d = fp16_to_f32(b.d);
+        const uint8_t *qs = b.qs;
+        for (int ib = 0; ib < QK_K / 32; ib++, y += 32, qs += 16) {
+            const int ls = ((b.scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) |
+                           (((b.scales_h >> 2 * ib) & 3) << 4);
+            const float dl = d * (ls - 32);
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * quant_iq4nl_values[qs[j] & 0x0f];
+                y[j + 16] = dl * quant_iq4nl_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+/* ============================== The format table ============================== */
+
+#define NONE (-1)
+#define FORMAT_ENTRY(NAME, id, bs, bb, half, act)                                                  \
+    {id, #NAME, bs, bb, half, act, dequantize_##NAME, quantize_##NAME},
+const struct quant_format quant_formats[] = {VKLLM_FORMATS(FORMAT_ENTRY)};
+#undef FORMAT_ENTRY
+#undef NONE
+const uint32_t quant_format_count = sizeof quant_formats / sizeof quant_formats[0];
+
+int quant_format_index(uint32_t type)
+{
+    for (uint32_t i = 0; i < quant_format_count; i++)
+        if (quant_formats[i].type == type) return (int)i;
+    return -1;
+}
+
+const struct quant_format *quant_format(uint32_t type)
+{
+    int i = quant_format_index(type);
+    return i < 0 ? NULL : &quant_formats[i];
+}
+
+bool quant_supported(uint32_t type)
+{
+    return quant_format(type) != NULL;
+}
+
+void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
+{
+    const struct quant_format *f = quant_format(type);
+    if (f) f->dequantize(src, dst, n / f->block_size);
+}
+
+void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
+{
+    const struct quant_format *f = quant_format(type);
+    if (f) f->quantize(src, dst, n / f->block_size);
 }
 
 void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n)
@@ -164,62 +445,5 @@ void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n)
         const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         for (int j = 0; j < QK8_0; j++)
             q[b * QK8_0 + j] = (int8_t)nearbyintf(x[j] * id);
-    }
-}
-
-void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n)
-{
-    switch (type) {
-    case VKLLM_TYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
-    case VKLLM_TYPE_F16: {
-        const uint8_t *p = src;
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2); /* file data is not always 2-aligned in memory */
-            dst[i] = fp16_to_f32(h);
-        }
-        break;
-    }
-    case VKLLM_TYPE_Q8_0: {
-        const uint8_t *p = src;
-        for (uint64_t i = 0; i < n / QK8_0; i++) {
-            struct block_q8_0 b;
-            memcpy(&b, p + i * sizeof b, sizeof b);
-            const float d = fp16_to_f32(b.d);
-            for (int j = 0; j < QK8_0; j++)
-                dst[i * QK8_0 + j] = d * b.qs[j];
-        }
-        break;
-    }
-    case VKLLM_TYPE_Q4_0: {
-        const uint8_t *p = src;
-        for (uint64_t i = 0; i < n / QK4_0; i++) {
-            struct block_q4_0 b;
-            memcpy(&b, p + i * sizeof b, sizeof b);
-            const float d = fp16_to_f32(b.d);
-            for (int j = 0; j < QK4_0 / 2; j++) {
-                dst[i * QK4_0 + j] = d * ((b.qs[j] & 0x0f) - 8);
-                dst[i * QK4_0 + j + QK4_0 / 2] = d * ((b.qs[j] >> 4) - 8);
-            }
-        }
-        break;
-    }
-    }
-}
-
-void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n)
-{
-    switch (type) {
-    case VKLLM_TYPE_F32: memcpy(dst, src, n * sizeof(float)); break;
-    case VKLLM_TYPE_F16: {
-        uint8_t *p = dst;
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t h = f32_to_fp16(src[i]);
-            memcpy(p + 2 * i, &h, 2);
-        }
-        break;
-    }
-    case VKLLM_TYPE_Q8_0: quantize_q8_0(src, dst, n / QK8_0); break;
-    case VKLLM_TYPE_Q4_0: quantize_q4_0(src, dst, n / QK4_0); break;
     }
 }

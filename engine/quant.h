@@ -4,6 +4,7 @@
 #ifndef VKLLM_QUANT_H
 #define VKLLM_QUANT_H
 
+#include "formats.h"
 #include "vkllm.h"
 
 #include <stdbool.h>
@@ -17,7 +18,7 @@ uint16_t f32_to_fp16(float f);
  * or the type is unknown. */
 uint64_t quant_row_bytes(uint32_t type, uint64_t n);
 
-/* True if the host code below can convert TYPE (the types models may use). */
+/* True if TYPE is in the format table (formats.h): vkllm can run it. */
 bool quant_supported(uint32_t type);
 
 /* Converts N elements of TYPE (a whole number of blocks) to floats. */
@@ -34,9 +35,42 @@ void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n);
  * quantize_q8.comp computes the same. */
 void quant_q8_activations(const float *x, int8_t *q, float *d, uint64_t n);
 
-/* Block layouts as ggml stores them in GGUF files. */
+/* ============================== The format table ==============================
+ * One entry per line of formats.h: what vkllm can run. */
+enum quant_act { ACT_F32, ACT_F16, ACT_BF16, ACT_Q8 };
+
+struct quant_format {
+    uint32_t type; /* enum vkllm_type */
+    const char *name;
+    uint32_t block_size;  /* elements per block (1 for F32, F16, BF16) */
+    uint32_t block_bytes; /* bytes per block in GGUF */
+    int32_t half_at;      /* byte offset of the scale the device layout moves out, or -1 */
+    enum quant_act act;   /* what the matvec multiplies the weights by */
+    /* N blocks (elements, for F32/F16/BF16) of the format to floats */
+    void (*dequantize)(const void *src, float *dst, uint64_t n);
+    /* N blocks from floats, bit-exact with ggml's reference quantizer (quantize.c) */
+    void (*quantize)(const float *src, void *dst, uint64_t n);
+};
+
+/* The format of TYPE, or NULL if vkllm cannot run it. */
+const struct quant_format *quant_format(uint32_t type);
+/* Every format, in formats.h order (the shader variants' order too). */
+extern const struct quant_format quant_formats[];
+extern const uint32_t quant_format_count;
+/* Index of TYPE in quant_formats, or -1. */
+int quant_format_index(uint32_t type);
+
+/* ============================== Block layouts ==============================
+ * As ggml stores them in GGUF files. Half floats are uint16_t. */
 #define QK8_0 32
 #define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK4_NL 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
 struct block_q8_0 {
     uint16_t d; /* scale, half float */
     int8_t qs[QK8_0];
@@ -45,7 +79,77 @@ struct block_q4_0 {
     uint16_t d;            /* scale, half float */
     uint8_t qs[QK4_0 / 2]; /* element j in the low nibble of qs[j], j+16 in the high */
 };
+struct block_q4_1 {
+    uint16_t d, m; /* x = d * q + m */
+    uint8_t qs[QK4_1 / 2];
+};
+struct block_q5_0 {
+    uint16_t d;
+    uint8_t qh[4]; /* bit j: the fifth bit of element j */
+    uint8_t qs[QK5_0 / 2];
+};
+struct block_q5_1 {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+};
+struct block_iq4_nl {
+    uint16_t d;
+    uint8_t qs[QK4_NL / 2]; /* indices into the non-linear table, nibbles as Q4_0 */
+};
+struct block_q2_K {
+    uint8_t scales[QK_K / 16]; /* per 16 elements: scale in the low nibble, min in the high */
+    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+    uint16_t d, dmin;          /* super-block scales for the scales and the mins */
+};
+struct block_q3_K {
+    uint8_t hmask[QK_K / 8]; /* the high bit of each quant */
+    uint8_t qs[QK_K / 4];    /* the low two bits */
+    uint8_t scales[12];      /* 16 6-bit scales */
+    uint16_t d;
+};
+struct block_q4_K {
+    uint16_t d, dmin;
+    uint8_t scales[K_SCALE_SIZE]; /* 8 6-bit scales and 8 6-bit mins */
+    uint8_t qs[QK_K / 2];
+};
+struct block_q5_K {
+    uint16_t d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+};
+struct block_q6_K {
+    uint8_t ql[QK_K / 2];      /* the low four bits */
+    uint8_t qh[QK_K / 4];      /* the high two bits */
+    int8_t scales[QK_K / 16];  /* per 16 elements */
+    uint16_t d;
+};
+struct block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;         /* the high two bits of 8 6-bit scales */
+    uint8_t scales_l[QK_K / 64]; /* their low four bits */
+    uint8_t qs[QK_K / 2];
+};
 _Static_assert(sizeof(struct block_q8_0) == 34, "Q8_0 block is 34 bytes");
 _Static_assert(sizeof(struct block_q4_0) == 18, "Q4_0 block is 18 bytes");
+_Static_assert(sizeof(struct block_q4_1) == 20, "Q4_1 block is 20 bytes");
+_Static_assert(sizeof(struct block_q5_0) == 22, "Q5_0 block is 22 bytes");
+_Static_assert(sizeof(struct block_q5_1) == 24, "Q5_1 block is 24 bytes");
+_Static_assert(sizeof(struct block_iq4_nl) == 18, "IQ4_NL block is 18 bytes");
+_Static_assert(sizeof(struct block_q2_K) == 84, "Q2_K block is 84 bytes");
+_Static_assert(sizeof(struct block_q3_K) == 110, "Q3_K block is 110 bytes");
+_Static_assert(sizeof(struct block_q4_K) == 144, "Q4_K block is 144 bytes");
+_Static_assert(sizeof(struct block_q5_K) == 176, "Q5_K block is 176 bytes");
+_Static_assert(sizeof(struct block_q6_K) == 210, "Q6_K block is 210 bytes");
+_Static_assert(sizeof(struct block_iq4_xs) == 136, "IQ4_XS block is 136 bytes");
+
+/* The 16 values IQ4_NL and IQ4_XS indices select. */
+extern const int8_t quant_iq4nl_values[16];
+
+/* Reference quantizers (quantize.c), one per block format: N blocks. */
+#define QUANTIZER(NAME, id, bs, bb, half, act) void quantize_##NAME(const float *x, void *y, uint64_t n);
+VKLLM_FORMATS(QUANTIZER)
+#undef QUANTIZER
 
 #endif

@@ -32,7 +32,8 @@ void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k
 
 void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k)
 {
-    if (type == VKLLM_TYPE_Q8_0 || type == VKLLM_TYPE_Q4_0) {
+    const enum quant_act act = quant_format(type) ? quant_format(type)->act : ACT_F32;
+    if (act == ACT_Q8) {
         int8_t q[32];
         float d;
         for (uint32_t b = 0; b < k / 32; b++) {
@@ -40,9 +41,16 @@ void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k)
             for (int j = 0; j < 32; j++)
                 out[32 * b + j] = d * q[j];
         }
-    } else if (type == VKLLM_TYPE_F16) {
+    } else if (act == ACT_F16) {
         for (uint32_t i = 0; i < k; i++)
             out[i] = ref_round_f16(x[i]);
+    } else if (act == ACT_BF16) {
+        for (uint32_t i = 0; i < k; i++) {
+            uint16_t h;
+            quantize_BF16(&x[i], &h, 1);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&out[i], &u, 4);
+        }
     } else {
         memcpy(out, x, k * sizeof *out);
     }

@@ -12,7 +12,8 @@ void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float 
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k);
 /* The input a weight of TYPE multiplies, as llama.cpp's CPU path (and vkllm's
  * shaders) prepare it: Q8_0-quantized activations for Q8_0/Q4_0 weights,
- * half-rounded ones for F16, unchanged for F32. Writes K floats to OUT. */
+ * rounded to half for F16 and to bfloat16 for BF16, unchanged for the other
+ * formats (the act column of formats.h). Writes K floats to OUT. */
 void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k);
 /* rotates the first n_rot dims of each of n_heads heads of x by TABLE (n_rot/2 cos,sin pairs) */
 void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,

@@ -240,7 +240,17 @@ int vkllm_gguf_writer_set_alignment(vkllm_gguf_writer *w, uint32_t alignment);
 int vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type,
                                  uint32_t n_dims, const uint64_t ne[4], const void *data,
                                  uint64_t size);
+/* Adds a tensor whose SIZE bytes are made while the file is written: FILL(USER,
+ * BUF, ERR) puts them in BUF and returns VKLLM_OK, or a status (ERR filled)
+ * that stops the write. Tensors are filled in the order they were added, one at
+ * a time, so a converter holds one converted tensor in memory, not the file. */
+int vkllm_gguf_writer_add_tensor_fill(vkllm_gguf_writer *w, const char *name, uint32_t type,
+                                      uint32_t n_dims, const uint64_t ne[4], uint64_t size,
+                                      int (*fill)(void *user, void *buf, struct vkllm_error *err),
+                                      void *user);
 
+/* Writes PATH. On failure (a fill included) nothing is left at PATH if it is
+ * a regular file. */
 int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm_error *err);
 
 /* ============================== Devices ============================== */
@@ -314,6 +324,10 @@ struct vkllm_context_params {
     /* Enable the Khronos validation layer (also: VKLLM_VALIDATE=1). Every
      * message it prints is counted; see vkllm_context_validation_errors. */
     bool validation;
+    /* Kernel paths to force to their fallbacks, comma-separated (also:
+     * VKLLM_FORCE): "shared-reduce" reduces matvec sums through shared memory
+     * instead of subgroup operations. NULL: the best the device offers. */
+    const char *force;
 };
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
@@ -321,6 +335,8 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
 void vkllm_context_destroy(vkllm_context *ctx);
 
 const struct vkllm_device_info *vkllm_context_device(const vkllm_context *ctx);
+/* The kernel paths chosen for the device, in one line of words. */
+const char *vkllm_context_paths(const vkllm_context *ctx);
 /* Validation messages (warning or error) seen so far; they go to stderr too. */
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
 
@@ -444,6 +460,51 @@ void vkllm_sampler_accept(vkllm_sampler *s, int32_t token);
  * negative status for NULL arguments. NaN logits count as -inf; if any are
  * +inf, those share all the probability. */
 int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits);
+
+/* ============================== Quantization ============================== */
+
+/* vkllm_quantize converts an F32, F16 or BF16 model to another weight format,
+ * as `llama-quantize IN OUT TYPE` does without an importance matrix: the same
+ * type for every tensor (llama.cpp's mixes: attn_v, ffn_down, output and
+ * token_embd rules, fallbacks for rows that are not whole blocks), the same
+ * metadata (general.file_type and general.quantization_version set, the rest
+ * copied in order) and the same bytes. 1-D tensors (norms) are copied as they
+ * are. */
+
+/* What vkllm_quantize reports as it goes. */
+struct vkllm_quantize_progress {
+    uint64_t tensor;             /* index of the tensor being written, from 0 */
+    uint64_t n_tensors;          /* how many the file has */
+    const char *name;            /* its name */
+    uint32_t from_type, to_type; /* enum vkllm_type */
+    float fraction;              /* of all the model's elements written, 0..1 */
+};
+
+struct vkllm_quantize_params {
+    /* A format of the table ("Q8_0", "Q4_K", "IQ4_XS", "F16", ...) or a mix
+     * ("Q4_K_M", "Q3_K_S", ...), as llama-quantize names them; case does not
+     * matter. vkllm_quantize_type_name lists them. */
+    const char *type;
+    /* Every 2-D weight in TYPE's own format, no mix rules (llama-quantize
+     * --pure); rows that are not whole blocks still fall back. */
+    bool pure;
+    int n_threads; /* 0: one per core */
+    /* Called from the calling thread as each tensor starts and as its rows are
+     * done; return false to stop (vkllm_quantize then fails and writes
+     * nothing). May be NULL. */
+    bool (*progress)(const struct vkllm_quantize_progress *p, void *user);
+    void *user;
+};
+
+/* Reads IN_PATH and writes OUT_PATH, through a temporary file beside it
+ * (OUT_PATH.tmp-XXXXXX) renamed at the end: a failed or stopped run leaves no
+ * OUT_PATH and no temporary file. */
+int vkllm_quantize(const char *in_path, const char *out_path,
+                   const struct vkllm_quantize_params *params, struct vkllm_error *err);
+
+/* The TYPE names vkllm_quantize accepts, for I = 0, 1, ... until NULL. If
+ * WHAT is not NULL it gets a few words on the type ("Q4_K mix: ..."). */
+const char *vkllm_quantize_type_name(int i, const char **what);
 
 #ifdef __cplusplus
 }

@@ -6,65 +6,71 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Words of quants per block in the device layout (0 for plain types). */
-static uint32_t block_words(uint32_t type)
+/* The device layout of a block format: each block's bytes as whole words,
+ * BLOCK_WORDS of them, blocks row-major; for blocks of 4k + 2 bytes the
+ * half-float scale at byte half_at is moved to an array of halves after the
+ * blocks (word scale_offset). Float types keep GGUF's rows unchanged. */
+static uint32_t block_words(const struct quant_format *f)
 {
-    switch (type) {
-    case VKLLM_TYPE_Q8_0: return 8;
-    case VKLLM_TYPE_Q4_0: return 4;
-    default: return 0;
-    }
+    return f->block_size == 1 ? 0 : (f->block_bytes - (f->half_at >= 0 ? 2 : 0)) / 4;
 }
 
 uint64_t gpu_weight_bytes(uint32_t type, uint64_t k, uint64_t rows)
 {
-    switch (type) {
-    case VKLLM_TYPE_F32: return 4 * k * rows;
-    case VKLLM_TYPE_F16: return (k * rows + 1) / 2 * 4;
-    default: {
-        uint64_t blocks = k / 32 * rows;
-        return blocks * block_words(type) * 4 + (blocks + 1) / 2 * 4;
-    }
-    }
+    const struct quant_format *f = quant_format(type);
+    if (!f) return 0;
+    if (f->block_size == 1) return (k * rows * f->block_bytes + 3) / 4 * 4;
+    const uint64_t blocks = k / f->block_size * rows;
+    return blocks * block_words(f) * 4 + (f->half_at >= 0 ? (blocks + 1) / 2 * 4 : 0);
 }
 
 /* Writes rows [r0, r1) of the GGUF data into the part, through the uploader.
  * Chunks hold an even number of rows so that half-float scales (and F16 rows of
  * odd length) never share a word between two copies. */
-static int upload_rows(struct gpu_uploader *u, const struct gpu_weight_part *part, uint32_t type,
-                       uint64_t k, const uint8_t *src, struct vkllm_error *err)
+static int upload_rows(struct gpu_uploader *u, const struct gpu_weight_part *part,
+                       const struct quant_format *f, uint64_t k, const uint8_t *src,
+                       struct vkllm_error *err)
 {
-    const uint64_t src_row = quant_row_bytes(type, k);
+    const uint64_t src_row = quant_row_bytes(f->type, k);
     const uint64_t cap = u->ring.size;
-    uint64_t chunk = cap / (gpu_weight_bytes(type, k, 1) + 8);
+    uint64_t chunk = cap / (gpu_weight_bytes(f->type, k, 1) + 8);
     chunk &= ~(uint64_t)1;
     if (chunk < 2) chunk = 2;
 
     for (uint64_t r0 = 0; r0 < part->n_rows; r0 += chunk) {
         uint64_t rows = part->n_rows - r0 < chunk ? part->n_rows - r0 : chunk;
         const uint8_t *s = src + (part->row_begin + r0) * src_row;
-        if (type == VKLLM_TYPE_F32 || type == VKLLM_TYPE_F16) {
-            uint64_t elem = type == VKLLM_TYPE_F32 ? 4 : 2;
-            uint64_t off = r0 * k * elem, bytes = rows * k * elem;
+        if (f->block_size == 1) {
+            uint64_t off = r0 * src_row, bytes = rows * src_row;
             void *dst;
             int rc = gpu_upload_map(u, &part->buf, off, (bytes + 3) & ~3ull, &dst, err);
             if (rc) return rc;
             memcpy(dst, s, bytes);
             continue;
         }
-        const uint64_t nb = k / 32, words = block_words(type);
+        const uint64_t nb = k / f->block_size, words = block_words(f);
         const uint64_t blocks = rows * nb, b0 = r0 * nb;
-        const uint64_t block_bytes = vkllm_type_info(type)->block_bytes;
-        void *q, *scales;
+        const uint64_t bb = f->block_bytes;
+        void *q;
         int rc = gpu_upload_map(u, &part->buf, b0 * words * 4, blocks * words * 4, &q, err);
         if (rc) return rc;
-        for (uint64_t b = 0; b < blocks; b++)
-            memcpy((uint8_t *)q + b * words * 4, s + b * block_bytes + 2, words * 4);
+        if (f->half_at < 0) {
+            memcpy(q, s, blocks * bb);
+            continue;
+        }
+        /* the block without its scale half, then the scales */
+        const uint64_t h = (uint64_t)f->half_at;
+        for (uint64_t b = 0; b < blocks; b++) {
+            uint8_t *dst = (uint8_t *)q + b * words * 4;
+            memcpy(dst, s + b * bb, h);
+            memcpy(dst + h, s + b * bb + h + 2, bb - h - 2);
+        }
+        void *scales;
         rc = gpu_upload_map(u, &part->buf, (uint64_t)part->scale_offset * 4 + b0 * 2,
                             (blocks + 1) / 2 * 4, &scales, err);
         if (rc) return rc;
         for (uint64_t b = 0; b < blocks; b++)
-            memcpy((uint8_t *)scales + 2 * b, s + b * block_bytes, 2);
+            memcpy((uint8_t *)scales + 2 * b, s + b * bb + h, 2);
         if (blocks & 1) memset((uint8_t *)scales + 2 * blocks, 0, 2); /* the padding half */
     }
     return VKLLM_OK;
@@ -75,7 +81,8 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
                       struct vkllm_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (!quant_supported(type) || quant_row_bytes(type, k) == 0 || n == 0 || k > UINT32_MAX ||
+    const struct quant_format *f = quant_format(type);
+    if (!f || quant_row_bytes(type, k) == 0 || n == 0 || k > UINT32_MAX ||
         n > UINT32_MAX)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "cannot place a %s matrix of %llu x %llu",
                           vkllm_type_info(type) ? vkllm_type_info(type)->name : "?",
@@ -103,9 +110,10 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
         struct gpu_weight_part *p = &out->parts[i];
         p->row_begin = (uint32_t)(i * per_part);
         p->n_rows = (uint32_t)(n - p->row_begin < per_part ? n - p->row_begin : per_part);
-        if (block_words(type)) p->scale_offset = (uint32_t)(k / 32 * p->n_rows * block_words(type));
+        if (f->half_at >= 0)
+            p->scale_offset = (uint32_t)(k / f->block_size * p->n_rows * block_words(f));
         int rc = gpu_pool_alloc(pool, gpu_weight_bytes(type, k, p->n_rows), &p->buf, err);
-        if (!rc) rc = upload_rows(u, p, type, k, data, err);
+        if (!rc) rc = upload_rows(u, p, f, k, data, err);
         if (rc) {
             gpu_weight_free(out);
             return rc;

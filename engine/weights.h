@@ -11,11 +11,11 @@ struct gpu_weight_part {
     struct gpu_buf buf;
     uint32_t row_begin; /* first row of the matrix held here */
     uint32_t n_rows;
-    uint32_t scale_offset; /* word offset of the scales (quantized types) */
+    uint32_t scale_offset; /* word offset of the blocks' scale halves (formats that split them) */
 };
 
 struct gpu_weight {
-    uint32_t type; /* enum vkllm_type: F32, F16, Q8_0 or Q4_0 */
+    uint32_t type; /* enum vkllm_type, a format of formats.h */
     uint32_t k;    /* row length (GGUF ne[0]) */
     uint32_t n;    /* rows (GGUF ne[1]) */
     uint32_t n_parts;

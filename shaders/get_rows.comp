@@ -18,6 +18,18 @@ void main()
     uint token = uint(step.tokens[t]);
     if (token < pc.row_begin || token >= pc.row_end) return;
     uint r = token - pc.row_begin;
+#ifdef WTYPE_BLOCKS
+    /* a thread per 32-element sub-block */
+    const uint subs = pc.n_embd / 32u;
+    for (uint sb = gl_LocalInvocationID.x; sb < subs; sb += WG) {
+        vec4 v[8];
+        dequant32(r * (pc.n_embd / QK) + sb / SUBS, sb % SUBS, pc.scale_offset, v);
+        const uint o = t * pc.n_embd + sb * 32u;
+        [[unroll]] for (uint i = 0u; i < 8u; i++)
+            [[unroll]] for (uint c = 0u; c < 4u; c++) out_rows[o + 4u * i + c] = v[i][c];
+    }
+#else
     for (uint k = gl_LocalInvocationID.x; k < pc.n_embd; k += WG)
         out_rows[t * pc.n_embd + k] = weight_at(r, k, pc.n_embd, pc.scale_offset);
+#endif
 }

@@ -1,36 +1,47 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* matvec: y = W x for every token of the step (or only the last), where W is
- * one part of a weight tensor (see quant.glsl). Each workgroup computes NR rows
- * for NT tokens at a time: its threads stride along the row, then the partial
- * sums meet in shared memory. With ACC the result is added to y, which is how
- * the attention output and FFN down projections land on the residual stream.
+ * one part of a weight tensor (see quant.glsl). The workgroup's threads form
+ * groups of TPR; each group computes NR rows for NT tokens at a time, its
+ * threads striding along the row by 32-element sub-blocks (by elements for the
+ * float formats), dequantizing in registers. The group's partial sums meet
+ * through subgroup shuffles (SUBGROUP variant; the host keeps TPR within the
+ * subgroup size) or through shared memory. With ACC the result is added to y,
+ * which is how the attention output and FFN down projections land on the
+ * residual stream.
  *
- * The input is prepared as llama.cpp's CPU backend prepares it, so that greedy
- * decoding agrees with it token for token: quantized weights take activations
- * quantized to Q8_0 blocks (quantize_q8.comp; the block dot product is then an
- * exact integer sum), half-float weights take activations rounded to half. */
+ * The input is prepared as llama.cpp's CPU backend prepares it where vkllm
+ * matches it token for token: Q4_0 and Q8_0 weights take activations quantized
+ * to Q8_0 blocks (quantize_q8.comp; the block dot product is then an exact
+ * integer sum), F16 and BF16 weights take activations rounded to their type.
+ * The other formats take the floats as they are. */
 #define KERNEL_MATVEC
 #include "kernels.h"
 #include "common.glsl"
+#ifdef SUBGROUP
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
-layout(constant_id = 1) const uint NR = 2;  /* rows per workgroup */
+layout(constant_id = 1) const uint NR = 2;  /* rows per thread group */
 layout(constant_id = 2) const uint NT = 4;  /* tokens per pass over the rows */
 layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
+layout(constant_id = 4) const uint TPR = 8; /* threads per group, a power of two <= WG */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 #include "quant.glsl"
 
-#ifdef WTYPE_BLOCKS
+#ifdef ACT_Q8
 layout(std430, binding = 2) readonly buffer X { uint xq[]; };
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 #endif
 layout(std430, binding = 3) buffer Y { float y[]; };
 
+#ifndef SUBGROUP
 shared float red[NR * NT * WG];
+#endif
 
-#ifdef WTYPE_BLOCKS
+#ifdef ACT_Q8
 ivec4 i8x4(uint w)
 {
     return ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
@@ -46,11 +57,26 @@ ivec4 u4x4(uint w, int shift)
 int dot4(ivec4 a, ivec4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 #endif
 
+/* the input element as the weight's format multiplies it */
+float act(float v)
+{
+#if defined(ACT_F16)
+    return round_f16(v);
+#elif defined(ACT_BF16)
+    uint u = floatBitsToUint(v);
+    return uintBitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+#else
+    return v;
+#endif
+}
+
 void main()
 {
-    const uint row0 = group_index() * NR;
-    if (row0 >= pc.n_rows) return;
     const uint tid = gl_LocalInvocationID.x;
+    const uint groups = WG / TPR;
+    if (group_index() * groups * NR >= pc.n_rows) return; /* the whole workgroup: uniform */
+    const uint lane = tid % TPR;
+    const uint row0 = (group_index() * groups + tid / TPR) * NR;
     const uint t_begin = pc.last_only != 0u ? step.n_tokens - 1u : 0u;
     const uint t_end = step.n_tokens;
 
@@ -59,69 +85,88 @@ void main()
         [[unroll]] for (uint j = 0u; j < NR * NT; j++) acc[j] = 0.0;
 
 #ifdef WTYPE_BLOCKS
-        const uint nb = pc.k / QBLOCK;
-        for (uint bi = tid; bi < nb; bi += WG) {
+        const uint nb = pc.k / QK;
+        for (uint sb = lane; sb < pc.k / 32u; sb += TPR) {
             [[unroll]] for (uint r = 0u; r < NR; r++) {
                 if (row0 + r >= pc.n_rows) continue;
-                const uint b = (row0 + r) * nb + bi;
+                const uint b = (row0 + r) * nb + sb / SUBS;
+#ifdef ACT_Q8
                 const float dw = block_scale(pc.scale_offset, b);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = t0 + tt;
                     if (t >= t_end) continue;
-                    const uint xo = t * pc.x_stride + bi * 8u;
-                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + bi]);
+                    const uint xo = t * pc.x_stride + sb * 8u;
+                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + sb]);
                     int s = 0;
 #if defined(WTYPE_Q8_0)
                     [[unroll]] for (uint i = 0u; i < 8u; i++)
-                        s += dot4(i8x4(weights[b * BLOCK_WORDS + i]), i8x4(xq[xo + i]));
+                        s += dot4(i8x4(bword(b, i)), i8x4(xq[xo + i]));
 #else
                     [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                        const uint w = weights[b * BLOCK_WORDS + i];
+                        const uint w = bword(b, i);
                         s += dot4(u4x4(w, 0), i8x4(xq[xo + i])) + dot4(u4x4(w, 4), i8x4(xq[xo + 4u + i]));
                     }
 #endif
                     acc[r * NT + tt] += (dw * dx) * float(s);
                 }
+#else
+                vec4 v[8];
+                dequant32(b, sb % SUBS, pc.scale_offset, v);
+                [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                    const uint t = t0 + tt;
+                    if (t >= t_end) continue;
+                    const uint xo = t * pc.x_stride + sb * 32u;
+                    float s = 0.0;
+                    [[unroll]] for (uint i = 0u; i < 8u; i++)
+                        s += dot(v[i], vec4(x[xo + 4u * i], x[xo + 4u * i + 1u], x[xo + 4u * i + 2u],
+                                            x[xo + 4u * i + 3u]));
+                    acc[r * NT + tt] += s;
+                }
+#endif
             }
         }
 #else
-        for (uint k = tid; k < pc.k; k += WG) {
+        for (uint k = lane; k < pc.k; k += TPR) {
             [[unroll]] for (uint r = 0u; r < NR; r++) {
                 if (row0 + r >= pc.n_rows) continue;
                 const float w = weight_at(row0 + r, k, pc.k, 0u);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = t0 + tt;
                     if (t >= t_end) continue;
-#ifdef WTYPE_F16
-                    acc[r * NT + tt] += w * round_f16(x[t * pc.x_stride + k]);
-#else
-                    acc[r * NT + tt] += w * x[t * pc.x_stride + k];
-#endif
+                    acc[r * NT + tt] += w * act(x[t * pc.x_stride + k]);
                 }
             }
         }
 #endif
 
-        /* tree reduction over the workgroup; WG is a power of two */
+        /* the group's sum, in lane 0 */
+#ifdef SUBGROUP
+        [[unroll]] for (uint j = 0u; j < NR * NT; j++)
+            for (uint o = 1u; o < TPR; o <<= 1) acc[j] += subgroupShuffleXor(acc[j], o);
+#else
         [[unroll]] for (uint j = 0u; j < NR * NT; j++) red[j * WG + tid] = acc[j];
         barrier();
-        for (uint s = WG / 2u; s > 0u; s >>= 1u) {
-            if (tid < s) {
+        for (uint s = TPR / 2u; s > 0u; s >>= 1u) {
+            if (lane < s) {
                 [[unroll]] for (uint j = 0u; j < NR * NT; j++)
                     red[j * WG + tid] += red[j * WG + tid + s];
             }
             barrier();
         }
-        if (tid < NR * NT) {
-            const uint r = tid / NT, tt = tid % NT;
-            const uint t = t0 + tt;
-            if (row0 + r < pc.n_rows && t < t_end) {
-                const uint out_t = pc.last_only != 0u ? 0u : t;
-                const uint o = out_t * pc.y_stride + pc.row_offset + row0 + r;
-                const float v = red[tid * WG];
-                y[o] = ACC != 0u ? y[o] + v : v;
+        [[unroll]] for (uint j = 0u; j < NR * NT; j++) acc[j] = red[j * WG + tid];
+        barrier(); /* red is reused by the next pass */
+#endif
+        if (lane == 0u) {
+            [[unroll]] for (uint r = 0u; r < NR; r++) {
+                [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                    const uint t = t0 + tt;
+                    if (row0 + r >= pc.n_rows || t >= t_end) continue;
+                    const uint out_t = pc.last_only != 0u ? 0u : t;
+                    const uint o = out_t * pc.y_stride + pc.row_offset + row0 + r;
+                    const float v = acc[r * NT + tt];
+                    y[o] = ACC != 0u ? y[o] + v : v;
+                }
             }
         }
-        barrier(); /* red is reused by the next pass */
     }
 }

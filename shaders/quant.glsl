@@ -1,54 +1,225 @@
-/* quant.glsl: reading weights in the device layout engine/model.c uploads.
+/* quant.glsl: reading weights in the device layout engine/weights.c uploads.
  *
+ * The build compiles one variant per line of engine/formats.h with
+ *   WTYPE_<NAME>  the format;  QK  elements per block;  BLOCK_BYTES  bytes per
+ *   block in GGUF;  HALF_AT  byte offset of the scale half moved out, or -1;
+ *   ACT_<KIND>  how the matvec prepares its input.
  * The kernel declares `uint weights[]` before including this file. Weights are
  * split by rows into parts of at most one storage-buffer binding; within a part:
- *   F32   row-major floats
- *   F16   row-major halves, two per word (low half first)
- *   Q8_0  the 32 int8 quants of each block as 8 words, blocks row-major; then,
- *         from word scale_offset, one half-float scale per block
- *   Q4_0  the 16 quant bytes of each block as 4 words (byte j: element j in the
- *         low nibble, element j+16 in the high nibble, as in GGUF); then scales
- * Splitting ggml's 34- and 18-byte blocks into quants and scales keeps every
- * load aligned without needing 8- or 16-bit storage features. */
+ *   F32, F16, BF16  GGUF's rows unchanged (halves two per word, low first)
+ *   block formats   each block's bytes as BW whole words, blocks row-major; a
+ *                   block of 4k + 2 bytes leaves its half-float scale (at byte
+ *                   HALF_AT) to an array of halves from word scale_offset.
+ * Byte offsets below are into the block as the device holds it: for HALF_AT 0
+ * they are GGUF's minus 2. Everything is read as 32-bit words, so no 8- or
+ * 16-bit storage feature is needed.
+ *
+ * Block formats provide dequant32(b, s, scale_offset, v): elements 32s .. 32s+31
+ * of block b of the part, as v[i] = elements 4i .. 4i+3. */
 
-#if defined(WTYPE_Q8_0) || defined(WTYPE_Q4_0)
+#if QK > 1
 #define WTYPE_BLOCKS 1
-#define QBLOCK 32u
+#if HALF_AT >= 0
+#define BW ((BLOCK_BYTES - 2u) / 4u)
+#else
+#define BW (BLOCK_BYTES / 4u)
 #endif
-#if defined(WTYPE_Q8_0)
-#define BLOCK_WORDS 8u
-#elif defined(WTYPE_Q4_0)
-#define BLOCK_WORDS 4u
-#endif
+#define SUBS (QK / 32u) /* 32-element sub-blocks per block */
 
-#ifdef WTYPE_BLOCKS
+uint bword(uint b, uint i) { return weights[b * BW + i]; }
+
+/* byte O of block B */
+uint bbyte(uint b, uint o) { return bitfieldExtract(bword(b, o >> 2), int(8u * (o & 3u)), 8); }
+
+/* the half float at byte O (even) of block B */
+float bhalf(uint b, uint o)
+{
+    uint w = bword(b, o >> 2);
+    return (o & 2u) == 0u ? f16_lo(w) : f16_hi(w);
+}
+
+/* the scale half the layout moved out of block B */
 float block_scale(uint scale_offset, uint b)
 {
     uint word = weights[scale_offset + (b >> 1)];
     return (b & 1u) == 0u ? f16_lo(word) : f16_hi(word);
 }
+
+/* the four bytes of W, as unsigned, signed, low and high nibbles */
+vec4 u8x4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xffu); }
+vec4 s8x4(uint w)
+{
+    return vec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
+                bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
+}
+vec4 lo4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xfu); }
+vec4 hi4(uint w) { return vec4(uvec4(w >> 4, w >> 12, w >> 20, w >> 28) & 0xfu); }
+/* bit BIT of each of the four bytes of W, times 16 */
+vec4 bit16(uint w, uint bit) { return vec4((uvec4(w, w >> 8, w >> 16, w >> 24) >> bit) & 1u) * 16.0; }
+/* bits 4i..4i+3 of W, each times 16 (Q5_0/Q5_1's fifth bits of four elements) */
+vec4 qh16(uint w, uint i) { return vec4((uvec4(w) >> (uvec4(0u, 1u, 2u, 3u) + 4u * i)) & 1u) * 16.0; }
+
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+const float iq4nl_values[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+                                         1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+vec4 iq4(vec4 idx)
+{
+    return vec4(iq4nl_values[int(idx.x)], iq4nl_values[int(idx.y)], iq4nl_values[int(idx.z)],
+                iq4nl_values[int(idx.w)]);
+}
 #endif
+
+#if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+/* scale and min J of the 8 6-bit pairs at bytes 4..15 */
+vec2 k4_scale_min(uint b, uint j)
+{
+    if (j < 4u) return vec2(bbyte(b, 4u + j) & 63u, bbyte(b, 8u + j) & 63u);
+    uint hi = bbyte(b, 8u + j);
+    return vec2((hi & 0xfu) | ((bbyte(b, j) >> 6) << 4), (hi >> 4) | ((bbyte(b, 4u + j) >> 6) << 4));
+}
+#endif
+
+void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
+{
+#if defined(WTYPE_Q4_0)
+    const float d = block_scale(scale_offset, b);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, w);
+        v[w] = (lo4(q) - 8.0) * d;
+        v[4u + w] = (hi4(q) - 8.0) * d;
+    }
+#elif defined(WTYPE_Q4_1)
+    const vec2 dm = unpackHalf2x16(bword(b, 0u));
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, 1u + w);
+        v[w] = lo4(q) * dm.x + dm.y;
+        v[4u + w] = hi4(q) * dm.x + dm.y;
+    }
+#elif defined(WTYPE_Q5_0)
+    const float d = block_scale(scale_offset, b);
+    const uint qh = bword(b, 0u);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, 1u + w);
+        v[w] = (lo4(q) + qh16(qh, w) - 16.0) * d;
+        v[4u + w] = (hi4(q) + qh16(qh, 4u + w) - 16.0) * d;
+    }
+#elif defined(WTYPE_Q5_1)
+    const vec2 dm = unpackHalf2x16(bword(b, 0u));
+    const uint qh = bword(b, 1u);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, 2u + w);
+        v[w] = (lo4(q) + qh16(qh, w)) * dm.x + dm.y;
+        v[4u + w] = (hi4(q) + qh16(qh, 4u + w)) * dm.x + dm.y;
+    }
+#elif defined(WTYPE_Q8_0)
+    const float d = block_scale(scale_offset, b);
+    [[unroll]] for (uint w = 0u; w < 8u; w++) v[w] = s8x4(bword(b, w)) * d;
+#elif defined(WTYPE_IQ4_NL)
+    const float d = block_scale(scale_offset, b);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, w);
+        v[w] = iq4(lo4(q)) * d;
+        v[4u + w] = iq4(hi4(q)) * d;
+    }
+#elif defined(WTYPE_Q2_K)
+    /* scales: bytes 0..15; quants: bytes 16..79; d, dmin: word 20. Sub-block s
+     * is bits 2(s%4) of quant bytes 32(s/4) .. +31, two scales of 16 each. */
+    const vec2 dm = unpackHalf2x16(bword(b, 20u));
+    const uint h = s / 4u, shift = 2u * (s % 4u);
+    [[unroll]] for (uint part = 0u; part < 2u; part++) {
+        const uint sc = bbyte(b, 8u * h + 2u * (s % 4u) + part);
+        const float dl = dm.x * float(sc & 0xfu), ml = dm.y * float(sc >> 4);
+        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
+            const uint q = bword(b, 4u + 8u * h + i);
+            v[i] = dl * vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u) - ml;
+        }
+    }
+#elif defined(WTYPE_Q3_K)
+    /* hmask: bytes 0..31; quants: bytes 32..95; 16 6-bit scales: bytes 96..107 */
+    const float d = block_scale(scale_offset, b);
+    const uint h = s / 4u, j = s % 4u, shift = 2u * j, hbit = 4u * h + j;
+    [[unroll]] for (uint part = 0u; part < 2u; part++) {
+        const uint is = 8u * h + 2u * j + part;
+        const uint low = is < 8u ? bbyte(b, 96u + is) & 0xfu : bbyte(b, 96u + is - 8u) >> 4;
+        const uint high = (bbyte(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
+        const float dl = d * (float(low | (high << 4)) - 32.0);
+        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
+            const uint q = bword(b, 8u + 8u * h + i), m = bword(b, i);
+            const vec4 lo = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
+            v[i] = dl * (lo - (4.0 - bit16(m, hbit) * 0.25));
+        }
+    }
+#elif defined(WTYPE_Q4_K)
+    /* d, dmin: word 0; scales: bytes 4..15; quants: bytes 16..143, 64 elements
+     * per 32 bytes (low nibbles first) */
+    const vec2 dm = unpackHalf2x16(bword(b, 0u));
+    const vec2 sm = k4_scale_min(b, s);
+    const float dl = dm.x * sm.x, ml = dm.y * sm.y;
+    const uint g = s / 2u;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint q = bword(b, 4u + 8u * g + i);
+        v[i] = dl * ((s & 1u) == 0u ? lo4(q) : hi4(q)) - ml;
+    }
+#elif defined(WTYPE_Q5_K)
+    /* d, dmin: word 0; scales: bytes 4..15; high bits: bytes 16..47 (bit s of
+     * byte l for element l of sub-block s); quants: bytes 48..175 */
+    const vec2 dm = unpackHalf2x16(bword(b, 0u));
+    const vec2 sm = k4_scale_min(b, s);
+    const float dl = dm.x * sm.x, ml = dm.y * sm.y;
+    const uint g = s / 2u;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint q = bword(b, 12u + 8u * g + i);
+        v[i] = dl * (((s & 1u) == 0u ? lo4(q) : hi4(q)) + bit16(bword(b, 4u + i), s)) - ml;
+    }
+#elif defined(WTYPE_Q6_K)
+    /* low nibbles: bytes 0..127; high pairs: bytes 128..191; int8 scales per
+     * 16 elements: bytes 192..207. Half h = s/4 of the block; quarter s%4 picks
+     * the nibble (s%4 / 2), the 32-byte run (s%4 & 1) and the high-bit pair. */
+    const float d = block_scale(scale_offset, b);
+    const uint h = s / 4u, qq = s % 4u;
+    [[unroll]] for (uint part = 0u; part < 2u; part++) {
+        const float dl = d * float(bitfieldExtract(int(bbyte(b, 192u + 8u * h + 2u * qq + part)), 0, 8));
+        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
+            const uint ql = bword(b, 16u * h + 8u * (qq & 1u) + i);
+            const uint qh = bword(b, 32u + 8u * h + i);
+            const vec4 lo = (qq < 2u) ? lo4(ql) : hi4(ql);
+            const vec4 hi = vec4((uvec4(qh, qh >> 8, qh >> 16, qh >> 24) >> (2u * qq)) & 3u);
+            v[i] = dl * (lo + hi * 16.0 - 32.0);
+        }
+    }
+#elif defined(WTYPE_IQ4_XS)
+    /* d, scales_h: word 0; scales_l: bytes 4..7; indices: bytes 8..135, 16 per
+     * sub-block with Q4_0's nibble order */
+    const vec2 dh = unpackHalf2x16(bword(b, 0u));
+    const uint scales_h = bword(b, 0u) >> 16;
+    const uint ls = ((bbyte(b, 4u + s / 2u) >> (4u * (s & 1u))) & 0xfu) | (((scales_h >> (2u * s)) & 3u) << 4);
+    const float dl = dh.x * (float(ls) - 32.0);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint q = bword(b, 2u + 4u * s + w);
+        v[w] = iq4(lo4(q)) * dl;
+        v[4u + w] = iq4(hi4(q)) * dl;
+    }
+#endif
+}
+#endif /* QK > 1 */
 
 /* Element k of row r (row length K) of the part: the slow, general path. */
 float weight_at(uint r, uint k, uint K, uint scale_offset)
 {
 #if defined(WTYPE_F32)
     return uintBitsToFloat(weights[r * K + k]);
-#elif defined(WTYPE_F16)
+#elif defined(WTYPE_F16) || defined(WTYPE_BF16)
     uint h = r * K + k;
     uint word = weights[h >> 1];
+#if defined(WTYPE_F16)
     return (h & 1u) == 0u ? f16_lo(word) : f16_hi(word);
 #else
-    uint b = r * (K / QBLOCK) + k / QBLOCK;
-    uint j = k % QBLOCK;
-#if defined(WTYPE_Q8_0)
-    int w = int(weights[b * BLOCK_WORDS + j / 4u]);
-    return block_scale(scale_offset, b) * float(bitfieldExtract(w, int(8u * (j % 4u)), 8));
-#else
-    uint byte_index = j % 16u;
-    uint w = weights[b * BLOCK_WORDS + byte_index / 4u];
-    int shift = int(8u * (byte_index % 4u) + (j >= 16u ? 4u : 0u));
-    return block_scale(scale_offset, b) * (float(bitfieldExtract(w, shift, 4)) - 8.0);
+    return uintBitsToFloat((h & 1u) == 0u ? word << 16 : word & 0xffff0000u);
 #endif
+#else
+    uint b = r * (K / QK) + k / QK;
+    vec4 v[8];
+    dequant32(b, (k % QK) / 32u, scale_offset, v);
+    return v[(k % 32u) / 4u][k % 4u];
 #endif
 }

@@ -1,6 +1,6 @@
 /* gen_model.c: writes llama-architecture GGUF files for tests.
  *
- *   gen_model -o OUT.gguf [--type f32|f16|q8_0|q4_0] [--seed N] [--n-vocab N]
+ *   gen_model -o OUT.gguf [--type TYPE] [--seed N] [--n-vocab N]
  *             [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
  *             [--n-ctx N] [--rope-base F] [--tied] [--scale F]
  *   gen_model -o OUT.gguf --type q4_0 --from IN.gguf
@@ -19,11 +19,13 @@
  * sqrt are used, which IEEE 754 rounds the same on every machine, so one seed
  * gives byte-identical files anywhere.
  *
- * With --from it copies every key/value and tensor of IN, converting the 2-D
- * tensors to --type when their rows (ne[0]) are a whole number of blocks and
- * to F16 otherwise, and keeping 1-D tensors (norms) in F32, as llama-quantize
- * does for these small models; general.file_type says the type chosen. The
- * quantizers are quant.c's, bit-exact with ggml's reference ones.
+ * TYPE is any format of engine/formats.h (f32, f16, bf16, q4_0 ... q6_k,
+ * iq4_nl, iq4_xs; case does not matter). 2-D tensors get TYPE when their rows
+ * (ne[0]) are a whole number of blocks, else llama-quantize's fallback (Q4_K ->
+ * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms) stay F32;
+ * general.file_type is llama.cpp's number for TYPE. With --from it copies
+ * every key/value and tensor of IN, converting them the same way. The
+ * quantizers are quantize.c's, bit-exact with ggml's.
  */
 #include "quant.h"
 #include "rng.h"
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF /* no FMAs: the same roundings on every machine */
@@ -49,15 +52,44 @@ struct args {
     bool tied, shape_given;
 };
 
-/* llama.cpp's LLAMA_FTYPE values for the types we write */
+/* llama.cpp's LLAMA_FTYPE values (llama.h) for files all of one type; a
+ * K-quant's is its _M mix's, as llama-quantize names them */
 static uint32_t file_type(uint32_t type)
 {
     switch (type) {
     case VKLLM_TYPE_F16: return 1;
     case VKLLM_TYPE_Q4_0: return 2;
+    case VKLLM_TYPE_Q4_1: return 3;
     case VKLLM_TYPE_Q8_0: return 7;
+    case VKLLM_TYPE_Q5_0: return 8;
+    case VKLLM_TYPE_Q5_1: return 9;
+    case VKLLM_TYPE_Q2_K: return 10;
+    case VKLLM_TYPE_Q3_K: return 12;
+    case VKLLM_TYPE_Q4_K: return 15;
+    case VKLLM_TYPE_Q5_K: return 17;
+    case VKLLM_TYPE_Q6_K: return 18;
+    case VKLLM_TYPE_IQ4_NL: return 25;
+    case VKLLM_TYPE_IQ4_XS: return 30;
+    case VKLLM_TYPE_BF16: return 32;
     default: return 0;
     }
+}
+
+/* llama-quantize's fallback for rows that are not whole blocks of TYPE
+ * (tensor_type_fallback in llama-quant.cpp) */
+static uint32_t fallback_type(uint32_t type, uint64_t ne0)
+{
+    if (ne0 % vkllm_type_info(type)->block_size == 0) return type;
+    switch (type) {
+    case VKLLM_TYPE_IQ4_XS: type = VKLLM_TYPE_IQ4_NL; break;
+    case VKLLM_TYPE_Q2_K:
+    case VKLLM_TYPE_Q3_K: type = VKLLM_TYPE_Q4_0; break;
+    case VKLLM_TYPE_Q4_K: type = VKLLM_TYPE_Q5_0; break;
+    case VKLLM_TYPE_Q5_K: type = VKLLM_TYPE_Q5_1; break;
+    case VKLLM_TYPE_Q6_K: type = VKLLM_TYPE_Q8_0; break;
+    default: break;
+    }
+    return ne0 % vkllm_type_info(type)->block_size ? VKLLM_TYPE_F16 : type;
 }
 
 #if defined(__GNUC__)
@@ -196,13 +228,13 @@ static void *keep(void *p)
     return p;
 }
 
-/* Adds NAME (N_DIMS, NE) from the floats X as TYPE, or as F16 when its rows are
- * not a whole number of TYPE's blocks; 1-D tensors stay F32. */
+/* Adds NAME (N_DIMS, NE) from the floats X as TYPE, or its fallback when its
+ * rows are not a whole number of TYPE's blocks; 1-D tensors stay F32. */
 static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
                        const float *x, uint32_t type)
 {
     if (n_dims == 1) type = VKLLM_TYPE_F32;
-    if (ne[0] % vkllm_type_info(type)->block_size) type = VKLLM_TYPE_F16;
+    type = fallback_type(type, ne[0]);
     uint64_t nel = ne[0] * ne[1] * ne[2] * ne[3];
     uint64_t size = quant_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3];
     void *data = keep(malloc(size ? size : 1));
@@ -332,7 +364,7 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
         const struct vkllm_gguf_tensor *t = order[i].t;
         const char *name = order[i].name;
         if (!quant_supported(t->type) || t->n_dims > 2)
-            die("tensor %s: gen_model converts 1-D and 2-D F32, F16, Q8_0 and Q4_0 tensors only",
+            die("tensor %s: gen_model converts 1-D and 2-D tensors of the formats in formats.h only",
                 name);
         uint64_t nel = t->ne[0] * t->ne[1];
         float *x = malloc((nel ? nel : 1) * sizeof *x);
@@ -348,9 +380,10 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
 
 static void usage(void)
 {
-    fputs("usage: gen_model -o OUT.gguf [--type f32|f16|q8_0|q4_0] [--from IN.gguf] [--seed N]\n"
+    fputs("usage: gen_model -o OUT.gguf [--type TYPE] [--from IN.gguf] [--seed N]\n"
           "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
-          "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n",
+          "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
+          "TYPE: a format of engine/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n",
           stderr);
 }
 
@@ -423,16 +456,11 @@ static void parse_args(int argc, char **argv, struct args *a)
         else if (!strcmp(o, "--scale"))
             a->scale = parse_float(o, v);
         else if (!strcmp(o, "--type")) {
-            if (!strcmp(v, "f32"))
-                a->type = VKLLM_TYPE_F32;
-            else if (!strcmp(v, "f16"))
-                a->type = VKLLM_TYPE_F16;
-            else if (!strcmp(v, "q8_0"))
-                a->type = VKLLM_TYPE_Q8_0;
-            else if (!strcmp(v, "q4_0"))
-                a->type = VKLLM_TYPE_Q4_0;
-            else
-                die("--type %s: expected f32, f16, q8_0 or q4_0", v);
+            uint32_t f = 0;
+            while (f < quant_format_count && strcasecmp(v, quant_formats[f].name))
+                f++;
+            if (f == quant_format_count) die("--type %s: not a format of formats.h", v);
+            a->type = quant_formats[f].type;
         } else {
             usage();
             die("unknown option %s", o);

@@ -206,9 +206,47 @@ static const char *type_name(uint32_t type)
     return vkllm_type_info(type)->name;
 }
 
+/* True if a matvec with TYPE reads Q8_0-quantized activations. */
 static bool is_quantized(uint32_t type)
 {
-    return type == VKLLM_TYPE_Q8_0 || type == VKLLM_TYPE_Q4_0;
+    return quant_format(type)->act == ACT_Q8;
+}
+
+/* Byte offsets of the half floats (scales) in a block of each format: random
+ * bytes there could be infinities or NaNs, so these get sane random scales. */
+static void block_halves(uint32_t type, int offsets[2])
+{
+    offsets[0] = offsets[1] = -1;
+    switch (type) {
+    case VKLLM_TYPE_Q4_1:
+    case VKLLM_TYPE_Q5_1:
+    case VKLLM_TYPE_Q4_K:
+    case VKLLM_TYPE_Q5_K: offsets[0] = 0, offsets[1] = 2; break;
+    case VKLLM_TYPE_Q2_K: offsets[0] = 80, offsets[1] = 82; break;
+    case VKLLM_TYPE_Q3_K: offsets[0] = 108; break;
+    case VKLLM_TYPE_Q6_K: offsets[0] = 208; break;
+    default: offsets[0] = 0; break; /* Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: d first */
+    }
+}
+
+/* Fills N rows of K elements of a block format with random bytes (every bit
+ * pattern the decoders may meet), scales kept finite and small. */
+static void random_blocks(uint32_t type, uint8_t *data, uint32_t k, uint32_t n, struct rng *r)
+{
+    const struct quant_format *f = quant_format(type);
+    const uint64_t blocks = (uint64_t)k / f->block_size * n;
+    int halves[2];
+    block_halves(type, halves);
+    for (uint64_t b = 0; b < blocks; b++) {
+        uint8_t *p = data + b * f->block_bytes;
+        for (uint32_t i = 0; i < f->block_bytes; i++)
+            p[i] = (uint8_t)rng_next(r);
+        for (int h = 0; h < 2; h++) {
+            if (halves[h] < 0) continue;
+            uint16_t v = f32_to_fp16(frand(r) * 0.05f);
+            memcpy(p + halves[h], &v, 2);
+        }
+    }
 }
 
 /* A random (N, K) matrix in GGUF's layout for TYPE, and the same values as
@@ -234,6 +272,12 @@ static struct matrix matrix_make(uint32_t type, uint32_t k, uint32_t n, uint64_t
     const uint64_t row = quant_row_bytes(type, k);
     m.data = malloc(row * n);
     REQUIRE(m.data, "out of memory");
+    if (quant_format(type)->block_size > 1) {
+        /* block formats: random bytes, as the CPU reference dequantizes them */
+        random_blocks(type, m.data, k, n, &r);
+        quant_dequantize_row(type, m.data, m.deq, (uint64_t)k * n);
+        return m;
+    }
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *dst = (uint8_t *)m.data + i * row;
         quant_quantize_row(type, m.deq + (uint64_t)i * k, dst, k);
@@ -353,7 +397,7 @@ static void check_q8_input(const float *x, const uint8_t *xq, uint32_t batch, ui
 
 static void test_matvec(const struct matvec_case *c)
 {
-    const uint32_t k = c->k, n = c->n, B = c->batch, WG = tb.ctx->wg_size;
+    const uint32_t k = c->k, n = c->n, B = c->batch;
     const bool quantized = is_quantized(c->type);
     struct op_env e = case_begin(B);
     double t_setup = now_s();
@@ -394,7 +438,10 @@ static void test_matvec(const struct matvec_case *c)
 
     struct diff d = {0};
     if (quantized) check_q8_input(xs, xq.mapped, B, c->n_tokens, k, &d);
-    const double roundings = ceil((double)k / WG) + log2(WG) + 6;
+    /* each thread of a row sums k / tpr products, then log2(tpr) steps add the
+     * threads' sums; a few more for dequantizing and the input's rounding */
+    const double tpr = tb.ctx->matvec_tpr;
+    const double roundings = ceil((double)k / tpr) + log2(tpr) + 6;
     float *in = malloc(k * sizeof *in);
     REQUIRE(in);
     for (uint32_t t = 0; t < B; t++) {
@@ -763,8 +810,9 @@ int main(void)
     int rc = vkllm_context_create(NULL, &tb.ctx, &tb.err);
     REQUIRE(rc == 0, "%s", tb.err.msg);
     const struct vkllm_device_info *info = vkllm_context_device(tb.ctx);
-    printf("device %s: storage-buffer range %llu MiB, workgroup %u\n", info->name,
-           (unsigned long long)(info->max_storage_buffer_range >> 20), tb.ctx->wg_size);
+    printf("device %s: storage-buffer range %llu MiB, workgroup %u\n%s\n", info->name,
+           (unsigned long long)(info->max_storage_buffer_range >> 20), tb.ctx->wg_size,
+           vkllm_context_paths(tb.ctx));
     REQUIRE(gpu_uploader_create(&tb.up, &tb.ctx->dev, 16u << 20, &tb.err) == 0, "%s", tb.err.msg);
     REQUIRE(gpu_graph_create(&tb.graph, &tb.ctx->dev, &tb.err) == 0, "%s", tb.err.msg);
 
@@ -809,6 +857,26 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
         test_matvec(&mv[i]);
+
+    /* every other format: rows of one and of several blocks (not a multiple of
+     * the threads per row), batches, ACC and LAST_ONLY, parts */
+    for (uint32_t i = 0; i < quant_format_count; i++) {
+        const struct quant_format *f = &quant_formats[i];
+        if (f->type == F32 || f->type == F16 || f->type == Q8 || f->type == Q4) continue;
+        const uint32_t bs = f->block_size, one = bs == 1 ? 13 : bs, odd = bs == 1 ? 4097 : bs * 37;
+        test_get_rows(f->type, one, 37, 10);
+        test_get_rows(f->type, odd, 21, 4);
+        const struct matvec_case fc[] = {
+            {f->type, one, 7, 1, 1, false, false, 0, 0},
+            {f->type, odd, 129, 8, 5, false, false, 0, 0},
+            {f->type, odd, 129, 16, 13, true, false, 30, 0},
+            {f->type, odd, 129, 8, 5, false, true, 30, 0},
+            {f->type, bs == 1 ? 2048 : bs * 8, 300, 1, 1, false, false, 0, 0},
+        };
+        for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
+            test_matvec(&fc[j]);
+    }
+
     test_matvec_big();
     test_many_workgroups();
 

@@ -479,7 +479,7 @@ static void test_rows(void)
 
     CHECK(quant_supported(VKLLM_TYPE_F32) && quant_supported(VKLLM_TYPE_F16) &&
           quant_supported(VKLLM_TYPE_Q8_0) && quant_supported(VKLLM_TYPE_Q4_0));
-    CHECK(!quant_supported(VKLLM_TYPE_Q4_K) && !quant_supported(VKLLM_TYPE_BF16) &&
+    CHECK(quant_supported(VKLLM_TYPE_Q4_K) && quant_supported(VKLLM_TYPE_BF16) && !quant_supported(VKLLM_TYPE_MXFP4) &&
           !quant_supported(4) && !quant_supported(1000));
 }
 

@@ -1,0 +1,118 @@
+/* cmd_quantize.c: vkllm quantize: convert an F32/F16/BF16 model to a smaller
+ * weight format, as llama-quantize does. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char quantize_usage[] =
+    "usage: vkllm quantize IN.gguf OUT.gguf TYPE [--pure] [-t THREADS]\n"
+    "\n"
+    "Converts an F32, F16 or BF16 model to TYPE, writing the file llama.cpp's\n"
+    "`llama-quantize IN OUT TYPE` writes (without an importance matrix).\n"
+    "\n"
+    "  --pure           every 2-D weight in TYPE itself, without the mix rules that\n"
+    "                   give some tensors (output, attn_v, ffn_down) more bits\n"
+    "  -t, --threads N  threads (default: one per core)\n"
+    "\n"
+    "TYPE:\n";
+
+/* Set by SIGINT/SIGTERM: the progress callback then asks the engine to stop,
+ * and it removes its temporary file. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct bar {
+    bool tty;       /* stderr is a terminal: one line redrawn, else a line per tensor */
+    uint64_t shown; /* tensors announced so far (plain lines) */
+    double t0;
+};
+
+static bool on_progress(const struct vkllm_quantize_progress *p, void *user)
+{
+    struct bar *b = user;
+    const char *from = vkllm_type_info(p->from_type)->name, *to = vkllm_type_info(p->to_type)->name;
+    if (b->tty) {
+        char bar[31];
+        int fill = (int)(p->fraction * 30.0f + 0.5f);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r\033[K[%s] %3.0f%% %s %s -> %s", bar, p->fraction * 100.0f, p->name, from,
+                to);
+    } else if (p->tensor >= b->shown) {
+        b->shown = p->tensor + 1;
+        fprintf(stderr, "vkllm: [%3llu/%3llu] %-32s %5s -> %s\n", (unsigned long long)b->shown,
+                (unsigned long long)p->n_tensors, p->name, from, to);
+    }
+    return !interrupted;
+}
+
+static void print_types(FILE *f)
+{
+    const char *what, *name;
+    for (int i = 0; (name = vkllm_quantize_type_name(i, &what)); i++)
+        fprintf(f, "  %-8s %s\n", name, what);
+}
+
+static double file_mib(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size / 1048576.0 : 0.0;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    const char *paths[3] = {NULL, NULL, NULL};
+    int n_paths = 0;
+    long long threads = 0;
+    bool pure = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(quantize_usage, stdout);
+            print_types(stdout);
+            return 0;
+        } else if (!strcmp(a, "--pure")) {
+            pure = true;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 256, &threads)) return 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("unknown option '%s' for vkllm quantize (see vkllm quantize --help)", a);
+        } else if (n_paths < 3) {
+            paths[n_paths++] = a;
+        } else {
+            return cli_error("too many arguments: '%s' (see vkllm quantize --help)", a);
+        }
+    }
+    if (n_paths < 3)
+        return cli_error("vkllm quantize needs IN.gguf OUT.gguf TYPE (see vkllm quantize --help)");
+
+    struct bar bar = {.tty = isatty(2) != 0, .t0 = cli_now_ms()};
+    struct vkllm_quantize_params qp = {
+        .type = paths[2],
+        .pure = pure,
+        .n_threads = (int)threads,
+        .progress = on_progress,
+        .user = &bar,
+    };
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    struct vkllm_error err = {0};
+    int rc = vkllm_quantize(paths[0], paths[1], &qp, &err);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (bar.tty) fputs("\r\033[K", stderr);
+    if (rc) return cli_error("%s", err.msg);
+    fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n", paths[1],
+            file_mib(paths[1]), file_mib(paths[0]), (cli_now_ms() - bar.t0) / 1e3);
+    return 0;
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_perplexity.sh: `vkllm perplexity` and `vkllm bench` as a user runs them.
+#   test_perplexity.sh VKLLM DATA_DIR GOLDEN_DIR SCRATCH_DIR
+# 1. perplexity of the bundled stories260K on tests/data/perplexity-stories.txt
+#    with 128-token windows agrees with llama.cpp's (tests/golden/
+#    perplexity-stories260K.tsv) within 0.5%, over the same number of windows;
+#    so does the running value after 3 windows decoded in batches of 32.
+# 2. Bad input (missing, empty or too short text, bad flags) gives one line
+#    starting with "error: " and a non-zero exit ("vkllm: " progress lines
+#    before it are allowed).
+# 3. bench -o json is a JSON array with llama-bench's field names and positive
+#    speeds; bench -o md has a table row for each test. No timing thresholds.
+set -u
+vkllm=$1 data=$2 golden=$3 scratch=$4
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+model=$data/stories260K.gguf
+text=$data/perplexity-stories.txt
+# A value from the golden file: "KEY<tab>VALUE" lines, '#' comments.
+want() { awk -F'\t' -v k="$1" '$1 == k { print $2 }' "$golden/perplexity-stories260K.tsv"; }
+# Is GOT within REL (relative) of WANT?
+close_to() { awk -v g="$1" -v w="$2" -v r="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= r * w) }'; }
+
+# ---- 1. perplexity agrees with llama.cpp's
+checks=$((checks + 1))
+out=$("$vkllm" perplexity -m "$model" -f "$text" -c "$(want ctx)" 2>"$scratch/ppl.stderr")
+status=$?
+if [ $status != 0 ]; then
+    fail "perplexity exited with $status: $(cat "$scratch/ppl.stderr")"
+elif ! [[ $out =~ ^perplexity:\ ([0-9.]+)\ \+/-\ ([0-9.]+)$ ]]; then
+    fail "perplexity printed '$out', not 'perplexity: P +/- E'"
+else
+    ppl=${BASH_REMATCH[1]} err=${BASH_REMATCH[2]}
+    close_to "$ppl" "$(want ppl)" 0.005 || fail "perplexity $ppl, llama.cpp $(want ppl) (more than 0.5% apart)"
+    # the +/- is a function of the same per-token figures: it agrees as closely
+    close_to "$err" "$(want ppl_stderr)" 0.02 ||
+        fail "uncertainty $err, llama.cpp $(want ppl_stderr) (more than 2% apart)"
+    windows=$(grep -o '\[[0-9]*\][0-9.]*,' "$scratch/ppl.stderr" | wc -l)
+    [ "$windows" = "$(want windows)" ] ||
+        fail "perplexity scored $windows windows, llama.cpp $(want windows)"
+fi
+
+# several decode calls per window, and --chunks
+checks=$((checks + 1))
+out=$("$vkllm" perplexity -m "$model" -f "$text" -c "$(want ctx)" -b 32 --chunks 3 2>"$scratch/ppl3.stderr")
+status=$?
+if [ $status != 0 ]; then
+    fail "perplexity -b 32 --chunks 3 exited with $status: $(cat "$scratch/ppl3.stderr")"
+else
+    ppl=$(echo "$out" | awk '{ print $2 }')
+    close_to "$ppl" "$(want ppl_3)" 0.005 ||
+        fail "perplexity -b 32 --chunks 3 gave $ppl, llama.cpp $(want ppl_3)"
+    windows=$(grep -o '\[[0-9]*\][0-9.]*,' "$scratch/ppl3.stderr" | wc -l)
+    [ "$windows" = 3 ] || fail "--chunks 3 scored $windows windows"
+fi
+
+# ---- 2. bad input: one error line, non-zero exit
+expect_error() { # WHAT PATTERN COMMAND...
+    local what=$1 pattern=$2
+    shift 2
+    checks=$((checks + 1))
+    "$@" >"$scratch/stdout" 2>"$scratch/stderr"
+    local status=$?
+    if [ $status = 0 ] || [ $status -ge 128 ]; then
+        fail "$what: exit status $status"
+    elif [ "$(grep -vc '^vkllm: ' "$scratch/stderr")" != 1 ] ||
+        ! grep -q "^error: .*$pattern" "$scratch/stderr"; then
+        fail "$what: expected one line 'error: ...$pattern...', got: $(cat "$scratch/stderr")"
+    fi
+}
+: >"$scratch/empty.txt"
+printf '\n' >"$scratch/newline.txt"
+printf 'Once upon a time, there was a cat.\n' >"$scratch/short.txt"
+expect_error "missing text file" "nope.txt: cannot open" \
+    "$vkllm" perplexity -m "$model" -f "$scratch/nope.txt"
+expect_error "empty text" "empty.txt: the text is empty" \
+    "$vkllm" perplexity -m "$model" -f "$scratch/empty.txt"
+expect_error "only a newline" "newline.txt: the text is empty" \
+    "$vkllm" perplexity -m "$model" -f "$scratch/newline.txt"
+expect_error "text shorter than a window" "short.txt: the text is .* tokens, shorter than one window" \
+    "$vkllm" perplexity -m "$model" -f "$scratch/short.txt" -c 128
+expect_error "a directory as text" "cannot read" "$vkllm" perplexity -m "$model" -f "$scratch"
+expect_error "no text" "needs -f" "$vkllm" perplexity -m "$model"
+expect_error "bad model" "nope.gguf" "$vkllm" perplexity -m "$scratch/nope.gguf" -f "$text"
+expect_error "perplexity unknown flag" "--frobnicate" "$vkllm" perplexity -f "$text" --frobnicate
+expect_error "perplexity bad number" "-c" "$vkllm" perplexity -f "$text" -c lots
+expect_error "perplexity window too small" "-c" "$vkllm" perplexity -f "$text" -c 2
+expect_error "perplexity missing value" "-f" "$vkllm" perplexity -f
+expect_error "bench unknown flag" "--frobnicate" "$vkllm" bench --frobnicate
+expect_error "bench bad format" "xml" "$vkllm" bench -o xml
+expect_error "bench nothing to do" "both 0" "$vkllm" bench -p 0 -n 0
+expect_error "bench bad model" "nope.gguf" "$vkllm" bench -m "$scratch/nope.gguf" -p 4 -n 0 -r 1
+
+# ---- 3. bench output that llama-bench's readers accept
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 2 -o json >"$scratch/bench.json" 2>"$scratch/bench.stderr"; then
+    fail "bench -o json failed: $(cat "$scratch/bench.stderr")"
+else
+    python3 - "$scratch/bench.json" <<'EOF' || fail "bench -o json: $(cat "$scratch/bench.json")"
+import json, sys
+tests = json.load(open(sys.argv[1]))
+assert isinstance(tests, list) and len(tests) == 2, "want an array of 2 tests"
+fields = ["model_filename", "model_type", "model_size", "n_prompt", "n_gen", "avg_ns",
+          "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts", "device"]
+for t in tests:
+    missing = [f for f in fields if f not in t]
+    assert not missing, f"missing fields {missing}"
+    assert t["avg_ts"] > 0 and t["avg_ns"] > 0 and t["model_size"] > 0, t
+    assert len(t["samples_ns"]) == 2 and len(t["samples_ts"]) == 2, t
+    assert all(x > 0 for x in t["samples_ts"]), t
+assert (tests[0]["n_prompt"], tests[0]["n_gen"]) == (16, 0), tests[0]
+assert (tests[1]["n_prompt"], tests[1]["n_gen"]) == (0, 4), tests[1]
+EOF
+fi
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 2 -o md >"$scratch/bench.md" 2>"$scratch/bench.stderr"; then
+    fail "bench -o md failed: $(cat "$scratch/bench.stderr")"
+else
+    grep -q '^| model  *| *size | *params | backend  *| *test | *t/s |$' "$scratch/bench.md" ||
+        fail "bench -o md: no header row: $(cat "$scratch/bench.md")"
+    for test in pp16 tg4; do
+        grep -Eq "^\| .* \| Vulkan +\| +$test \| +[0-9]+\.[0-9]{2} ± [0-9]+\.[0-9]{2} \|$" \
+            "$scratch/bench.md" || fail "bench -o md: no row for $test: $(cat "$scratch/bench.md")"
+    done
+fi
+
+echo "$checks checks, $failures failures" >&2
+[ $failures = 0 ]
