@@ -74,6 +74,16 @@ int cmd_devices(int argc, char **argv)
             printf("   timestamps    %.3g ns per tick\n", d->timestamp_period_ns);
         else
             printf("   timestamps    not on the compute queue\n");
+        /* the kernel paths vkllm would take on it (VKLLM_FORCE applies) */
+        char index[16];
+        snprintf(index, sizeof index, "%u", d->index);
+        struct vkllm_context_params cp = {.device = index};
+        if (vkllm_context_create(&cp, &ctx, &err) == 0)
+            printf("   paths         %s\n", vkllm_context_paths(ctx));
+        else
+            printf("   paths         none: %s\n", err.msg);
+        vkllm_context_destroy(ctx);
+        ctx = NULL;
     }
     return 0;
 }

@@ -14,7 +14,8 @@ static const char run_usage[] =
     "  -p, --prompt TEXT      prompt (default: empty, generation starts after BOS)\n"
     "  -n, --n-predict N      tokens to generate; -1 until end of text (default 128)\n"
     "  -c, --ctx-size N       context size in tokens (default: the model's, at most 4096)\n"
-    "  -b, --batch-size N     prompt tokens per GPU step (default 64)\n"
+    "  -b, --batch-size N     prompt tokens per GPU step, as one batch (default 512)\n"
+    "  -ub, --ubatch-size N   physical batch: steps of at most N tokens (default 512)\n"
     "      --temp T           temperature; 0 is greedy (default 0.8)\n"
     "      --top-k K          keep the K most likely tokens; 0 keeps all (default 40)\n"
     "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
@@ -35,7 +36,7 @@ static void on_progress(float fraction, void *user)
 int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = "", *device = NULL;
-    long long n_predict = 128, n_ctx = 0, n_batch = 0, seed = -1;
+    long long n_predict = 128, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
     bool ignore_eos = false, validate = false;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
 
@@ -59,6 +60,8 @@ int cmd_run(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 0, 1 << 24, &n_ctx)) return 1;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) return 1;
+        } else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size")) {
+            if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_ubatch)) return 1;
         } else if (!strcmp(a, "--temp")) {
             if (!VALUE() || !cli_float(a, v, 0, 1e6, &f)) return 1;
             sp.temp = (float)f;
@@ -110,7 +113,8 @@ int cmd_run(int argc, char **argv)
     int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
-    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch};
+    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch,
+                                       .n_ubatch = (uint32_t)n_ubatch};
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
@@ -118,6 +122,7 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "vkllm: %s on %s, loaded in %.0f ms (%.1f MiB of weights); seed %llu\n",
             model_path, vkllm_context_device(ctx)->name, t_load,
             vkllm_model_weight_bytes(model) / 1048576.0, (unsigned long long)sp.seed);
+    fprintf(stderr, "vkllm: %s\n", vkllm_context_paths(ctx));
 
     /* the prompt: BOS as the vocabulary asks, then the text */
     uint32_t cap = vkllm_session_n_ctx(session);

@@ -18,7 +18,7 @@ static bool listed(const char *list, const char *word)
     return false;
 }
 
-static const char *const force_words[] = {"shared-reduce"};
+static const char *const force_words[] = {"shared-reduce", "no-gemm"};
 
 /* Picks each kernel path from the device's features and limits; FORCE (a
  * comma-separated list of force_words) takes the fallbacks instead, so that
@@ -34,7 +34,7 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
             known = known || (strlen(force_words[i]) == len && !strncmp(p, force_words[i], len));
         if (!known)
             return vkllm_fail(err, VKLLM_E_INVALID,
-                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce)", (int)len,
+                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce, no-gemm)", (int)len,
                               p);
         p = end ? end + 1 : NULL;
     }
@@ -45,9 +45,16 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;
     if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
+    ctx->gemm = !listed(force, "no-gemm");
+    ctx->gemm_rows = 16;
+    char gemm[64] = "matvec";
+    if (ctx->gemm)
+        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup", ctx->wg_size,
+                 ctx->gemm_rows);
     snprintf(ctx->paths, sizeof ctx->paths,
-             "matvec: %u threads per row, %s reduction; int8 dot: %s; cooperative matrix: %s",
-             ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
+             "matvec: %u threads per row, %s reduction; prompts: %s; int8 dot: %s; cooperative "
+             "matrix: %s",
+             ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory", gemm,
              d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
     return VKLLM_OK;
 }

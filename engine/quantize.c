@@ -82,8 +82,10 @@ void quantize_Q8_0(const float *x, void *y, uint64_t n)
     struct block_q8_0 *out = y;
     for (uint64_t i = 0; i < n; i++, x += QK8_0) {
         float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK8_0; j++) {
+            const float ax = fabsf(x[j]);
+            amax = amax > ax ? amax : ax; /* ggml's MAX, not fmaxf: a NaN is not skipped */
+        }
         const float d = amax / 127.0f;
         const float id = d ? 1.0f / d : 0.0f;
         struct block_q8_0 b;
@@ -474,7 +476,7 @@ void quantize_Q2_K(const float *x, void *y, uint64_t n)
         if (max_min > 0) {
             const float iscale = q4scale / max_min;
             for (int j = 0; j < QK_K / 16; j++)
-                b.scales[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+                b.scales[j] |= (uint8_t)((unsigned)nearest_int(iscale * mins[j]) << 4);
             b.dmin = f32_to_fp16(max_min / q4scale);
         } else {
             b.dmin = f32_to_fp16(0.0f);

@@ -418,6 +418,48 @@ static int choose_types(const struct qtype *qt, bool pure, const vkllm_gguf *g, 
  * floats and quantizes it into the output. Every row is independent, so the
  * bytes do not depend on the number of threads. */
 
+/* What ggml_validate_row_data checks, and llama-quantize with it: no NaN or
+ * inf in a converted tensor, whether a value (F32, F16, BF16) or a block's
+ * half-float scale (at these byte offsets). Only a model with NaN or inf, or
+ * values beyond the half range, fails it. */
+static const struct {
+    uint32_t type;
+    uint8_t n, at[2];
+} block_halves[] = {
+    {VKLLM_TYPE_Q4_0, 1, {0}},    {VKLLM_TYPE_Q4_1, 2, {0, 2}},   {VKLLM_TYPE_Q5_0, 1, {0}},
+    {VKLLM_TYPE_Q5_1, 2, {0, 2}}, {VKLLM_TYPE_Q8_0, 1, {0}},      {VKLLM_TYPE_Q2_K, 2, {80, 82}},
+    {VKLLM_TYPE_Q3_K, 1, {108}},  {VKLLM_TYPE_Q4_K, 2, {0, 2}},   {VKLLM_TYPE_Q5_K, 2, {0, 2}},
+    {VKLLM_TYPE_Q6_K, 1, {208}},  {VKLLM_TYPE_IQ4_NL, 1, {0}},    {VKLLM_TYPE_IQ4_XS, 1, {0}},
+};
+
+static bool half_finite(const uint8_t *p)
+{
+    return ((p[0] | p[1] << 8) & 0x7c00) != 0x7c00;
+}
+
+static bool output_valid(uint32_t type, const uint8_t *p, uint64_t nbytes)
+{
+    if (type == VKLLM_TYPE_F32) {
+        for (uint64_t i = 0; i < nbytes; i += 4)
+            if ((p[i + 3] & 0x7f) == 0x7f && (p[i + 2] & 0x80)) return false;
+    } else if (type == VKLLM_TYPE_F16) {
+        for (uint64_t i = 0; i < nbytes; i += 2)
+            if (!half_finite(p + i)) return false;
+    } else if (type == VKLLM_TYPE_BF16) {
+        for (uint64_t i = 0; i < nbytes; i += 2)
+            if (((p[i] | p[i + 1] << 8) & 0x7f80) == 0x7f80) return false;
+    } else {
+        for (size_t k = 0; k < sizeof block_halves / sizeof block_halves[0]; k++) {
+            if (block_halves[k].type != type) continue;
+            const uint32_t bb = vkllm_type_info(type)->block_bytes;
+            for (uint64_t b = 0; b < nbytes; b += bb)
+                for (int h = 0; h < block_halves[k].n; h++)
+                    if (!half_finite(p + b + block_halves[k].at[h])) return false;
+        }
+    }
+    return true;
+}
+
 struct job {
     const struct qtensor *q;
     const struct quant_format *from, *to;
@@ -427,6 +469,7 @@ struct job {
     pthread_mutex_t lock;
     uint64_t next_row, rows_done; /* under lock */
     bool stop;                    /* under lock */
+    bool invalid;                 /* under lock: a chunk failed output_valid */
 };
 
 /* Takes the next chunk: false when none is left or the job was stopped. */
@@ -454,8 +497,14 @@ static uint64_t job_done(struct job *j, uint64_t count)
 static void job_convert(struct job *j, float *buf, uint64_t first, uint64_t count)
 {
     const uint64_t n = count * j->n_per_row;
+    uint8_t *out = j->out + first * j->out_row_bytes;
     j->from->dequantize(j->q->t->data + first * j->in_row_bytes, buf, n / j->from->block_size);
-    j->to->quantize(buf, j->out + first * j->out_row_bytes, n / j->to->block_size);
+    j->to->quantize(buf, out, n / j->to->block_size);
+    if (!output_valid(j->to->type, out, count * j->out_row_bytes)) {
+        pthread_mutex_lock(&j->lock);
+        j->invalid = j->stop = true;
+        pthread_mutex_unlock(&j->lock);
+    }
 }
 
 static void *job_worker(void *arg)
@@ -475,6 +524,7 @@ static void *job_worker(void *arg)
 /* The state of one vkllm_quantize call, shared with the fill callbacks. */
 struct run {
     const struct vkllm_quantize_params *params;
+    const vkllm_gguf *in;
     const char *out_path;
     struct qtensor *ts;
     uint64_t n_tensors, i_tensor;
@@ -559,6 +609,11 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
             pthread_join(threads[i], NULL);
         pthread_mutex_destroy(&j.lock);
         free(own);
+        if (j.invalid)
+            return vkllm_fail(err, VKLLM_E_FORMAT,
+                              "%s: tensor %s has NaN or inf values, or values too large for "
+                              "%s (a half float overflows); llama-quantize refuses it too",
+                              vkllm_gguf_name(r->in), q->name, j.to->name);
         if (stopped) goto stopped;
     }
     r->elems_done += nel;
@@ -699,6 +754,7 @@ int vkllm_quantize(const char *in_path, const char *out_path,
 
     struct run r = {
         .params = params,
+        .in = in,
         .out_path = out_path,
         .ts = ts,
         .n_tensors = n,

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define DEFAULT_N_CTX   4096
-#define DEFAULT_N_BATCH 64
+#define DEFAULT_N_BATCH 512 /* as llama.cpp's n_ubatch */
 
 struct vkllm_session {
     struct vkllm_model *m;
@@ -95,6 +95,7 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
                    : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train : DEFAULT_N_CTX);
     s->logits_all = params && params->logits_all;
     uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
+    if (params && params->n_ubatch && params->n_ubatch < want) want = params->n_ubatch;
     s->n_batch = fit_batch(hp, want, s->n_ctx, s->logits_all, dev->info.max_storage_buffer_range);
     int rc = VKLLM_OK;
     uint64_t kv_layer = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim * 2;

@@ -326,7 +326,8 @@ struct vkllm_context_params {
     bool validation;
     /* Kernel paths to force to their fallbacks, comma-separated (also:
      * VKLLM_FORCE): "shared-reduce" reduces matvec sums through shared memory
-     * instead of subgroup operations. NULL: the best the device offers. */
+     * instead of subgroup operations; "no-gemm" sends prompt batches through
+     * matvec instead of the tiled GEMM. NULL: the best the device offers. */
     const char *force;
 };
 
@@ -411,7 +412,10 @@ typedef struct vkllm_session vkllm_session;
 
 struct vkllm_session_params {
     uint32_t n_ctx;   /* tokens the KV cache holds; 0: the model's, at most 4096 */
-    uint32_t n_batch; /* most tokens one decode call sends to the GPU; 0: default */
+    uint32_t n_batch; /* most tokens one GPU step takes (a prompt is cut into steps
+                       * of this many, each through every layer as one batch);
+                       * 0: 512. Lowered to what the device's buffers hold. */
+    uint32_t n_ubatch; /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
     bool logits_all;  /* keep logits for every token of a decode, not just the last */
 };
 

@@ -1221,7 +1221,7 @@ static void check_gen_model(const char *gen)
     /* bad arguments: an error line and exit status 1 */
     const char *bad[] = {"--n-embd 60 --n-head 8",
                          "--n-head 8 --n-head-kv 3",
-                         "--type q5_0",
+                         "--type mxfp4",
                          "--n-vocab 100",
                          "--bogus",
                          "--n-embd 12 --n-head 4"};

@@ -14,14 +14,15 @@
  *              rounds identically; the shaders' float->half and the Q8_0
  *              quantizer round as the host does (to nearest even, with a
  *              correctly rounded division).
- *   matvec     the reference sums in double; each GPU thread adds about k/WG
- *              float products, then a tree adds the WG partial sums: at most
- *              (ceil(k/WG) + log2(WG) + 2) roundings on the way to each
+ *   matvec     the reference sums in double; each GPU thread adds about k/T
+ *              float products (T threads per row; the GEMM path has T = 1),
+ *              then a tree adds the T partial sums: at most
+ *              (ceil(k/T) + log2(T) + 2) roundings on the way to each
  *              output, each of relative size u of at most sum|w x| (Higham's
  *              gamma_n bound). The quantized kernels multiply (d_w * d_x) *
  *              integer dot, where the reference multiplies the dequantized
  *              values: four more roundings per term. So
- *              tol = (ceil(k/WG) + log2(WG) + 6) u sum_i |w_i x_i|, plus
+ *              tol = (ceil(k/T) + log2(T) + 6) u sum_i |w_i x_i|, plus
  *              2u (|y0| + |y|) with ACC. A dropped or repeated term at k = 4096
  *              is ~sum|w x| / k, fifty times larger.
  *   rms_norm   the scale differs in how it is rounded (GPU: float squares,
@@ -440,7 +441,7 @@ static void test_matvec(const struct matvec_case *c)
     if (quantized) check_q8_input(xs, xq.mapped, B, c->n_tokens, k, &d);
     /* each thread of a row sums k / tpr products, then log2(tpr) steps add the
      * threads' sums; a few more for dequantizing and the input's rounding */
-    const double tpr = tb.ctx->matvec_tpr;
+    const double tpr = op_matvec_uses_gemm(&e, c->type, c->last_only) ? 1 : tb.ctx->matvec_tpr;
     const double roundings = ceil((double)k / tpr) + log2(tpr) + 6;
     float *in = malloc(k * sizeof *in);
     REQUIRE(in);
@@ -473,7 +474,7 @@ static void test_matvec(const struct matvec_case *c)
     snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s", type_name(c->type), k,
              n, c->n_tokens, B, c->acc ? " acc" : "", c->last_only ? " last" : "", w.n_parts,
              c->sample > 1 ? " sampled" : "");
-    diff_report("matvec", shape, &d);
+    diff_report(op_matvec_uses_gemm(&e, c->type, c->last_only) ? "gemm" : "matvec", shape, &d);
     if (c->part_rows == 0 && c->sample > 1)
         printf("%-9s (of which %.0f ms making and uploading the matrix)\n", "", t_setup * 1e3);
     free(in);
@@ -854,6 +855,10 @@ int main(void)
         {Q4, 4096, 300, 8, 5, false, false, 0, 0},
         {Q4, 32 * 37, 129, 16, 13, true, false, 30, 0},
         {Q4, 32 * 37, 129, 8, 5, false, true, 30, 0},
+        {F32, 77, 100, 80, 70, false, false, 0, 0},
+        {F16, 172, 100, 80, 70, true, false, 30, 0},
+        {Q8, 64, 100, 80, 70, true, false, 0, 0},
+        {Q4, 64, 100, 130, 129, false, false, 30, 0},
     };
     for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
         test_matvec(&mv[i]);
@@ -863,7 +868,9 @@ int main(void)
     for (uint32_t i = 0; i < quant_format_count; i++) {
         const struct quant_format *f = &quant_formats[i];
         if (f->type == F32 || f->type == F16 || f->type == Q8 || f->type == Q4) continue;
-        const uint32_t bs = f->block_size, one = bs == 1 ? 13 : bs, odd = bs == 1 ? 4097 : bs * 37;
+        /* odd: a row of an odd number of blocks (5 super-blocks of 256, 37 of 32) */
+        const uint32_t bs = f->block_size, one = bs == 1 ? 13 : bs;
+        const uint32_t odd = bs == 1 ? 4097 : bs == 256 ? bs * 5 : bs * 37;
         test_get_rows(f->type, one, 37, 10);
         test_get_rows(f->type, odd, 21, 4);
         const struct matvec_case fc[] = {
@@ -872,6 +879,8 @@ int main(void)
             {f->type, odd, 129, 16, 13, true, false, 30, 0},
             {f->type, odd, 129, 8, 5, false, true, 30, 0},
             {f->type, bs == 1 ? 2048 : bs * 8, 300, 1, 1, false, false, 0, 0},
+            /* two GEMM token tiles, the second partial */
+            {f->type, bs == 1 ? 77 : bs * 2, 100, 80, 70, true, false, 0, 0},
         };
         for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
             test_matvec(&fc[j]);

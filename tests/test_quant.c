@@ -1,9 +1,12 @@
-/* test_quant.c: half floats, the Q8_0 / Q4_0 block formats and the type table.
+/* test_quant.c: half floats, the block formats and the type table.
  *
  * Half floats are checked exhaustively one way (all 65536 halves) and against
- * a slow reference written with frexp/ldexp the other way. The block formats
- * are checked against bytes worked out by hand, and against error bounds
- * derived below for random data.
+ * a slow reference written with frexp/ldexp the other way. Q8_0 and Q4_0 are
+ * checked against bytes worked out by hand, and against error bounds derived
+ * below for random data. Every format of formats.h is checked against golden
+ * hashes of ggml's own output (tests/data/quant_golden.txt: its quantizer's
+ * bytes and its dequantizer's floats, for a fixed input) and against error
+ * bounds for its bit width.
  *
  * What ggml does, as read in ggml-quants.c (quantize_row_q8_0_ref and
  * quantize_row_q4_0_ref) and confirmed by linking ggml's own functions
@@ -17,10 +20,14 @@
  */
 #include "testhelp.h"
 #include "quant.h"
+#include "rng.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint32_t f32_bits(float f)
 {
@@ -483,6 +490,395 @@ static void test_rows(void)
           !quant_supported(4) && !quant_supported(1000));
 }
 
+/* ============================== SHA-256 ==============================
+ * FIPS 180-4, for comparing outputs with the golden hashes. */
+
+struct sha256 {
+    uint32_t h[8];
+    uint8_t buf[64];
+    uint64_t len;
+};
+
+static uint32_t ror32(uint32_t x, int n)
+{
+    return x >> n | x << (32 - n);
+}
+
+static void sha256_block(struct sha256 *c, const uint8_t *p)
+{
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(v, c->h, sizeof v);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = v[7] + (ror32(v[4], 6) ^ ror32(v[4], 11) ^ ror32(v[4], 25)) +
+                      ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
+        uint32_t t2 = (ror32(v[0], 2) ^ ror32(v[0], 13) ^ ror32(v[0], 22)) +
+                      ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof v[0]);
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++)
+        c->h[i] += v[i];
+}
+
+static void sha256_init(struct sha256 *c)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->len = 0;
+}
+
+static void sha256_update(struct sha256 *c, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        c->buf[c->len++ % 64] = p[i];
+        if (c->len % 64 == 0) sha256_block(c, c->buf);
+    }
+}
+
+/* Finishes C and writes the digest as 64 hex digits into HEX. */
+static void sha256_hex(struct sha256 *c, char hex[65])
+{
+    const uint64_t bits = c->len * 8;
+    const uint8_t one = 0x80, zero = 0;
+    sha256_update(c, &one, 1);
+    while (c->len % 64 != 56)
+        sha256_update(c, &zero, 1);
+    for (int i = 7; i >= 0; i--) {
+        const uint8_t b = (uint8_t)(bits >> (8 * i));
+        sha256_update(c, &b, 1);
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 8 * i, 9, "%08x", c->h[i]);
+}
+
+static void sha256_of(const void *data, size_t n, char hex[65])
+{
+    struct sha256 c;
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_hex(&c, hex);
+}
+
+static void test_sha256(void)
+{
+    char hex[65];
+    sha256_of("abc", 3, hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "%s", hex);
+    sha256_of("", 0, hex);
+    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "%s", hex);
+}
+
+/* ============================== Golden data ==============================
+ * tests/data/quant_golden.txt has, for each format, the SHA-256 of what ggml
+ * (ggml_quantize_chunk with no importance matrix, as llama-quantize calls it)
+ * makes of golden_input(), of what ggml's dequantizer makes of those bytes,
+ * and of what it makes of golden_bytes(); tests/data/README.md says how it was
+ * made. The input is the same on every machine: rng.h's integers, and only
+ * +, * and exact conversions. */
+
+#define GOLDEN_ROWS 12
+#define GOLDEN_COLS 512 /* two 256-superblocks, sixteen 32-blocks */
+
+static double golden_uniform(struct rng *r) /* [0, 1), 53 bits */
+{
+    return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double golden_normal(struct rng *r) /* about N(0, 1): Irwin-Hall */
+{
+    double s = 0.0;
+    for (int i = 0; i < 12; i++)
+        s += golden_uniform(r);
+    return s - 6.0;
+}
+
+/* Rows of different shapes: the quantizers' special cases (all-zero groups,
+ * one-signed rows, outliers, ties) all occur. */
+static void golden_input(float *x)
+{
+    struct rng r;
+    rng_seed(&r, 20240601);
+    for (int row = 0; row < GOLDEN_ROWS; row++) {
+        float *y = x + row * GOLDEN_COLS;
+        for (int i = 0; i < GOLDEN_COLS; i++) {
+            const double g = golden_normal(&r), u = golden_uniform(&r);
+            double v;
+            switch (row) {
+            case 0: v = g; break;                              /* N(0, 1) */
+            case 1: v = g * 0.001; break;                      /* small */
+            case 2: v = u; break;                              /* all positive */
+            case 3: v = -u * 3.0; break;                       /* all negative */
+            case 4: v = 0.0; break;                            /* all zero */
+            case 5: v = i == 77 ? 40.0 : g; break;             /* one outlier */
+            case 6: v = i == 300 ? -55.0 : g * (u < 0.9 ? 0.0 : 3.0); break; /* sparse */
+            case 7: v = (double)((int)(u * 17.0) - 8); break;  /* integers: ties */
+            case 8: v = (double)((int)(u * 65.0) - 32) * 0.5; break; /* halves: ties */
+            case 9: v = i < 32 ? g * 1e-20 : g * 100.0; break; /* a near-zero group */
+            case 10: v = i < 256 ? 0.75 : g * g * g; break;    /* constant, heavy tail */
+            default: v = g * (i % 64 < 16 ? 1e-4 : 20.0); break; /* mixed scales */
+            }
+            y[i] = (float)v;
+        }
+    }
+}
+
+/* Random block bytes for the dequantizers (their half floats may be inf or
+ * NaN: NaNs are hashed as one canonical NaN, since their sign and payload
+ * are not reproducible across compilers). */
+static void golden_bytes(uint8_t *p, size_t n)
+{
+    struct rng r;
+    rng_seed(&r, 77);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(rng_next(&r) >> 56);
+}
+
+static void golden_hash_floats(const float *y, size_t n, char hex[65])
+{
+    struct sha256 c;
+    sha256_init(&c);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = isnan(y[i]) ? 0x7fc00000u : f32_bits(y[i]);
+        uint8_t le[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        sha256_update(&c, le, 4);
+    }
+    sha256_hex(&c, hex);
+}
+
+/* The three hashes of format F, from our quantizer and dequantizer. */
+static void golden_hashes(const struct quant_format *f, char quant[65], char deq[65],
+                          char deq_random[65])
+{
+    enum { N = GOLDEN_ROWS * GOLDEN_COLS };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    const size_t bytes = quant_row_bytes(f->type, N);
+    golden_input(x);
+    quant_quantize_row(f->type, x, q, N);
+    sha256_of(q, bytes, quant);
+    quant_dequantize_row(f->type, q, y, N);
+    golden_hash_floats(y, N, deq);
+    golden_bytes(q, bytes);
+    quant_dequantize_row(f->type, q, y, N);
+    golden_hash_floats(y, N, deq_random);
+}
+
+static void test_golden(void)
+{
+    FILE *fp = fopen(VKLLM_TEST_DATA "/quant_golden.txt", "r");
+    REQUIRE(fp, "cannot open " VKLLM_TEST_DATA "/quant_golden.txt");
+    char line[512];
+    int seen = 0;
+    while (fgets(line, sizeof line, fp)) {
+        char name[16], want[3][65], got[3][65];
+        if (line[0] == '#' || sscanf(line, "%15s %64s %64s %64s", name, want[0], want[1], want[2]) != 4)
+            continue;
+        const struct quant_format *f = NULL;
+        for (uint32_t i = 0; i < quant_format_count; i++)
+            if (!strcmp(quant_formats[i].name, name)) f = &quant_formats[i];
+        CHECK(f != NULL, "quant_golden.txt: %s is not in formats.h", name);
+        if (!f) continue;
+        seen++;
+        golden_hashes(f, got[0], got[1], got[2]);
+        CHECK(!strcmp(got[0], want[0]), "%s: quantized bytes differ from ggml's: sha256 %s, want %s",
+              name, got[0], want[0]);
+        CHECK(!strcmp(got[1], want[1]), "%s: dequantized floats differ from ggml's: %s, want %s",
+              name, got[1], want[1]);
+        CHECK(!strcmp(got[2], want[2]),
+              "%s: dequantized random blocks differ from ggml's: %s, want %s", name, got[2],
+              want[2]);
+    }
+    fclose(fp);
+    CHECK(seen == (int)quant_format_count, "quant_golden.txt has %d of the %u formats", seen,
+          quant_format_count);
+}
+
+/* ============================== Round trips ==============================
+ * y = dequantize(quantize(x)) for x ~ N(0, 1) (65536 values): the relative
+ * RMS error sqrt(sum (x-y)^2 / sum x^2) against a bound per format.
+ *
+ * The bounds come from the rounding error of a uniform quantizer, step / sqrt(12)
+ * RMS, with the step each format's layout allows for a group of g normal
+ * values: a 32-group spans about 4.1 (from min to max; its largest magnitude
+ * is about 2.2), a 16-group about 3.5 (1.8). So Q8_0 (amax / 127): 0.0050;
+ * Q5_0 (amax / 16) 0.040, Q5_1 (range / 31) 0.038, Q4_0 (amax / 8) 0.079,
+ * Q4_1 (range / 15) 0.079; Q6_K (16-groups, amax / 32) 0.016, Q5_K and Q4_K
+ * (32-groups, range / 31 and / 15) 0.038 and 0.079, Q3_K (16-groups, amax / 4)
+ * 0.13, Q2_K (16-groups, range / 3) 0.34; IQ4_NL and IQ4_XS, 16 non-uniform
+ * levels, as Q4_1. The searches for the K-quant scales help, their 4- to
+ * 8-bit scales hurt a little. The bounds are 1.25 times these (Q3_K 1.5
+ * times: its scales are 6-bit and signed), so a quantizer one bit worse than
+ * its format (twice the error) fails; ggml's reference measures within 15%
+ * of each estimate. F16 and BF16 round to 11 and 8 significant bits: relative
+ * RMS 2^-11 / sqrt(3) and 2^-8 / sqrt(3). */
+static void test_round_trip(void)
+{
+    static const struct {
+        uint32_t type;
+        double bound;
+    } bounds[] = {
+        {VKLLM_TYPE_F32, 0.0},       {VKLLM_TYPE_F16, 0.00035},   {VKLLM_TYPE_BF16, 0.0028},
+        {VKLLM_TYPE_Q8_0, 0.0063},   {VKLLM_TYPE_Q5_0, 0.050},    {VKLLM_TYPE_Q5_1, 0.048},
+        {VKLLM_TYPE_Q4_0, 0.099},    {VKLLM_TYPE_Q4_1, 0.099},    {VKLLM_TYPE_Q6_K, 0.020},
+        {VKLLM_TYPE_Q5_K, 0.048},    {VKLLM_TYPE_Q4_K, 0.099},    {VKLLM_TYPE_Q3_K, 0.195},
+        {VKLLM_TYPE_Q2_K, 0.425},    {VKLLM_TYPE_IQ4_NL, 0.099},  {VKLLM_TYPE_IQ4_XS, 0.099},
+    };
+    enum { N = 65536 };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    struct rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)golden_normal(&r);
+    int checked = 0;
+    for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
+        const struct quant_format *f = quant_format(bounds[k].type);
+        REQUIRE(f != NULL);
+        checked++;
+        quant_quantize_row(f->type, x, q, N);
+        quant_dequantize_row(f->type, q, y, N);
+        double se = 0.0, sx = 0.0;
+        for (int i = 0; i < N; i++) {
+            se += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+            sx += (double)x[i] * x[i];
+        }
+        const double nrmse = sqrt(se / sx);
+        CHECK(nrmse <= bounds[k].bound, "%s: relative RMS error %.5f > %.5f", f->name, nrmse,
+              bounds[k].bound);
+
+        /* zeros come back as zeros (+0 or -0), every format */
+        float z[QK_K] = {0}, back[QK_K];
+        memset(back, 0x55, sizeof back);
+        quant_quantize_row(f->type, z, q, QK_K);
+        quant_dequantize_row(f->type, q, back, QK_K);
+        int bad = 0;
+        for (int i = 0; i < QK_K; i++)
+            bad += back[i] != 0.0f;
+        CHECK(bad == 0, "%s: %d of 256 zeros come back non-zero", f->name, bad);
+    }
+    CHECK(checked == (int)quant_format_count, "a format of formats.h has no round-trip bound");
+}
+
+/* ============================== vkllm_quantize ==============================
+ * What the end-to-end test (test_quantize.sh) cannot easily do: stop a
+ * conversion half way, and look at the directory afterwards. */
+
+static bool stop_at_second(const struct vkllm_quantize_progress *p, void *user)
+{
+    (void)p;
+    return ++*(int *)user < 2;
+}
+
+/* Files in DIR other than "." and "..". */
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_quantize_model(void)
+{
+    const char *dir = VKLLM_TEST_GEN "/quantize";
+    char in[512], out[512];
+    snprintf(in, sizeof in, "%s/in.gguf", dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    REQUIRE(system("rm -rf " VKLLM_TEST_GEN "/quantize && mkdir -p " VKLLM_TEST_GEN "/quantize") == 0);
+
+    /* a 1-D norm and two matrices, one of rows that are not whole 256-blocks */
+    static float embd[256 * 8], odd[96 * 4], norm[256];
+    for (int i = 0; i < 256 * 8; i++)
+        embd[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    for (int i = 0; i < 96 * 4; i++)
+        odd[i] = (float)((i * 11) % 23) - 11.0f;
+    for (int i = 0; i < 256; i++)
+        norm[i] = 1.0f;
+    vkllm_gguf_writer *w;
+    struct vkllm_error err = {0};
+    REQUIRE(vkllm_gguf_writer_create(&w, &err) == VKLLM_OK);
+    const uint64_t ne_embd[4] = {256, 8, 1, 1}, ne_odd[4] = {96, 4, 1, 1}, ne_norm[4] = {256, 1, 1, 1};
+    CHECK(vkllm_gguf_writer_set_str(w, "general.architecture", "llama") == VKLLM_OK);
+    CHECK(vkllm_gguf_writer_add_tensor(w, "token_embd.weight", VKLLM_TYPE_F32, 2, ne_embd, embd,
+                                       sizeof embd) == VKLLM_OK);
+    CHECK(vkllm_gguf_writer_add_tensor(w, "blk.0.attn_q.weight", VKLLM_TYPE_F32, 2, ne_odd, odd,
+                                       sizeof odd) == VKLLM_OK);
+    CHECK(vkllm_gguf_writer_add_tensor(w, "output_norm.weight", VKLLM_TYPE_F32, 1, ne_norm, norm,
+                                       sizeof norm) == VKLLM_OK);
+    REQUIRE(vkllm_gguf_writer_write(w, in, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_gguf_writer_destroy(w);
+
+    /* stopped by the progress callback: an error, and nothing left behind */
+    int calls = 0;
+    struct vkllm_quantize_params qp = {.type = "q4_k", .pure = true, .n_threads = 2,
+                                       .progress = stop_at_second, .user = &calls};
+    int rc = vkllm_quantize(in, out, &qp, &err);
+    CHECK(rc != VKLLM_OK && strstr(err.msg, "out.gguf"), "stopped: rc %d, %s", rc, err.msg);
+    CHECK(count_files(dir) == 1, "a stopped run left %d files in %s", count_files(dir), dir);
+
+    /* the mixes need the model's shape; there is none here */
+    qp.pure = false;
+    qp.progress = NULL;
+    rc = vkllm_quantize(in, out, &qp, &err);
+    CHECK(rc == VKLLM_E_FORMAT && strstr(err.msg, "block_count"), "mix without shape: %s", err.msg);
+    CHECK(count_files(dir) == 1);
+
+    /* --pure Q4_K: the 256-row matrix in Q4_K, the 96 one falls back to Q5_0,
+     * the norm stays F32; the key/values end with the two llama-quantize sets */
+    qp.pure = true;
+    rc = vkllm_quantize(in, out, &qp, &err);
+    REQUIRE(rc == VKLLM_OK, "%s", err.msg);
+    CHECK(count_files(dir) == 2, "no temporary file is left");
+    vkllm_gguf *g;
+    REQUIRE(vkllm_gguf_open(out, &g, &err) == VKLLM_OK, "%s", err.msg);
+    const struct vkllm_gguf_tensor *t;
+    CHECK((t = vkllm_gguf_find_tensor(g, "token_embd.weight")) && t->type == VKLLM_TYPE_Q4_K);
+    CHECK((t = vkllm_gguf_find_tensor(g, "blk.0.attn_q.weight")) && t->type == VKLLM_TYPE_Q5_0);
+    CHECK((t = vkllm_gguf_find_tensor(g, "output_norm.weight")) && t->type == VKLLM_TYPE_F32 &&
+          t->n_dims == 1);
+    /* llama.cpp's loader order: tensors outside blocks first, by name, then blocks */
+    CHECK(vkllm_gguf_tensor_count(g) == 3 &&
+          !memcmp(vkllm_gguf_tensor_at(g, 0)->name.ptr, "output_norm", 11) &&
+          !memcmp(vkllm_gguf_tensor_at(g, 2)->name.ptr, "blk.0.", 6));
+    uint64_t v = 0;
+    CHECK(vkllm_gguf_get_uint(g, "general.file_type", &v, &err) == VKLLM_OK && v == 15);
+    CHECK(vkllm_gguf_kv_count(g) == 3 &&
+          !memcmp(vkllm_gguf_kv_at(g, 2)->key.ptr, "general.file_type", 17));
+    vkllm_gguf_close(g);
+
+    /* the output is already quantized: refused, and OUT is not touched */
+    rc = vkllm_quantize(out, in, &qp, &err);
+    CHECK(rc == VKLLM_E_UNSUPPORTED && strstr(err.msg, "F32, F16 or BF16"), "%s", err.msg);
+    qp.type = "Q9_K";
+    rc = vkllm_quantize(in, out, &qp, &err);
+    CHECK(rc == VKLLM_E_INVALID && strstr(err.msg, "Q4_K_M"), "unknown type: %s", err.msg);
+    CHECK(count_files(dir) == 2);
+}
+
 /* ============================== Type table ============================== */
 
 /* ggml's type_traits (ggml.c): type_name, blck_size and type_size, the last
@@ -547,6 +943,10 @@ int main(void)
     test_q4_0_known();
     test_error_bounds();
     test_rows();
+    test_sha256();
+    test_golden();
+    test_round_trip();
+    test_quantize_model();
     test_type_table();
     return TEST_REPORT();
 }

@@ -1,0 +1,104 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* gemm: y = W x for a batch of tokens (a prompt). A workgroup takes WG tokens,
+ * one per thread, and BM rows. It walks the rows in steps of 32 elements: each
+ * thread holds its token's 32 inputs in registers, and for each of the BM rows
+ * the workgroup decodes the weights' 32-element sub-block (the same one for
+ * every thread, so a device reads it once and broadcasts it) and every thread
+ * adds its dot product. Every weight block is decoded once per WG tokens, not
+ * once per token as in matvec, and no shared memory or barrier is needed.
+ * BM is a specialization constant chosen per device (ops.c). With ACC the
+ * result is added to y.
+ *
+ * Inputs are prepared as for matvec: Q4_0 and Q8_0 weights read the Q8_0
+ * activations (as d * q, so a prompt sees the values a decode step sees),
+ * F16 and BF16 weights read inputs rounded to their type. */
+#define KERNEL_MATVEC /* the same push constants */
+#include "kernels.h"
+#include "common.glsl"
+
+layout(constant_id = 1) const uint BM = 16; /* rows per workgroup */
+layout(constant_id = 2) const uint ACC = 0; /* 1: y += W x */
+
+layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
+#include "quant.glsl"
+
+#ifdef ACT_Q8
+layout(std430, binding = 2) readonly buffer X { uint xq[]; };
+#else
+layout(std430, binding = 2) readonly buffer X { float x[]; };
+#endif
+layout(std430, binding = 3) buffer Y { float y[]; };
+
+float act(float v)
+{
+#if defined(ACT_F16)
+    return round_f16(v);
+#elif defined(ACT_BF16)
+    uint u = floatBitsToUint(v);
+    return uintBitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+#else
+    return v;
+#endif
+}
+
+/* input element k of token t (both in range) */
+float input_at(uint t, uint k)
+{
+#ifdef ACT_Q8
+    const uint nb = pc.k / 32u;
+    const float d = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + k / 32u]);
+    const uint w = xq[t * pc.x_stride + k / 4u];
+    return d * float(bitfieldExtract(int(w), int(8u * (k % 4u)), 8));
+#else
+    return act(x[t * pc.x_stride + k]);
+#endif
+}
+
+void main()
+{
+    const uint row_tiles = (pc.n_rows + BM - 1u) / BM;
+    const uint row0 = (group_index() % row_tiles) * BM;
+    const uint tok0 = (group_index() / row_tiles) * WG;
+    if (tok0 >= step.n_tokens) return; /* the whole workgroup: uniform */
+    const uint t = tok0 + gl_LocalInvocationID.x;
+    const bool valid = t < step.n_tokens;
+    const uint n_rows = min(BM, pc.n_rows - row0);
+
+    float acc[BM];
+    [[unroll]] for (uint r = 0u; r < BM; r++) acc[r] = 0.0;
+
+#ifdef WTYPE_BLOCKS
+    const uint nb = pc.k / QK;
+    for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
+        vec4 xr[8];
+        [[unroll]] for (uint i = 0u; i < 8u; i++)
+            xr[i] = valid ? vec4(input_at(t, k0 + 4u * i), input_at(t, k0 + 4u * i + 1u),
+                                 input_at(t, k0 + 4u * i + 2u), input_at(t, k0 + 4u * i + 3u))
+                          : vec4(0.0);
+        /* rows past the matrix decode its last row again, unused: a guard
+         * here would keep the loop from being unrolled, and acc in registers */
+        [[unroll]] for (uint r = 0u; r < BM; r++) {
+            vec4 v[8];
+            dequant32((row0 + min(r, n_rows - 1u)) * nb + k0 / QK, (k0 % QK) / 32u, pc.scale_offset, v);
+            float s = 0.0;
+            [[unroll]] for (uint i = 0u; i < 8u; i++) s += dot(v[i], xr[i]);
+            acc[r] += s;
+        }
+    }
+#else
+    for (uint k = 0u; k < pc.k; k++) {
+        const float xv = valid ? input_at(t, k) : 0.0;
+        [[unroll]] for (uint r = 0u; r < BM; r++)
+            acc[r] += weight_at(row0 + min(r, n_rows - 1u), k, pc.k, 0u) * xv;
+    }
+#endif
+
+    if (!valid) return;
+    [[unroll]] for (uint r = 0u; r < BM; r++) {
+        if (r < n_rows) {
+            const uint o = t * pc.y_stride + pc.row_offset + row0 + r;
+            y[o] = ACC != 0u ? y[o] + acc[r] : acc[r];
+        }
+    }
+}

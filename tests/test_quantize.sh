@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# test_quantize.sh: vkllm quantize writes the files llama-quantize writes.
+#   test_quantize.sh VKLLM GEN_MODEL GOLDEN_FILE SCRATCH_DIR
+# 1. For the models and types of tests/golden/quantize.sha256 (made by
+#    llama.cpp's llama-quantize, --pure and mixes), `vkllm quantize` gives a
+#    file with the same sha256.
+# 2. Failures (missing input, unknown type, quantized input, an output
+#    directory that cannot be written) give one line "error: FILE: ...", exit
+#    status 1, and leave neither OUT nor a temporary file.
+# 3. Quantized models run: `vkllm run -n 8 --temp 0` exits 0 for a model of
+#    each family (K-quant mixes, IQ4, the 32-blocks, BF16, fallbacks).
+set -u
+vkllm=$1 gen_model=$2 golden=$3 scratch=$4
+rm -rf "$scratch"
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+hash() { sha256sum <"$1" | cut -c1-64; }
+
+# ---- 1. the same bytes as llama-quantize
+while read -r first name rest; do
+    [ "$first" = model ] || continue
+    # shellcheck disable=SC2086 # the arguments are words
+    "$gen_model" -o "$scratch/$name.gguf" $rest || fail "gen_model $name $rest"
+done <"$golden"
+while read -r want name mode type; do
+    case $want in \#* | model | "") continue ;; esac
+    checks=$((checks + 1))
+    in=$scratch/$name.gguf
+    if [ "$mode" = input ]; then
+        [ "$(hash "$in")" = "$want" ] ||
+            fail "gen_model's model $name is not the one the golden hashes were made from"
+        continue
+    fi
+    flags=()
+    [ "$mode" = pure ] && flags=(--pure)
+    out=$scratch/$name-$mode-$type.gguf
+    if ! "$vkllm" quantize "${flags[@]}" "$in" "$out" "$type" 2>"$scratch/stderr"; then
+        fail "quantize $name $mode $type: $(tail -1 "$scratch/stderr")"
+        continue
+    fi
+    [ "$(hash "$out")" = "$want" ] || fail "quantize $name $mode $type: not llama-quantize's bytes"
+done <"$golden"
+[ $checks -ge 90 ] || fail "only $checks golden hashes checked"
+
+# the same bytes with any number of threads
+checks=$((checks + 1))
+"$vkllm" quantize -t 1 "$scratch/B.gguf" "$scratch/t1.gguf" Q4_K_M 2>/dev/null &&
+    "$vkllm" quantize -t 3 "$scratch/B.gguf" "$scratch/t3.gguf" Q4_K_M 2>/dev/null &&
+    cmp -s "$scratch/t1.gguf" "$scratch/t3.gguf" || fail "1 and 3 threads wrote different files"
+
+# ---- 2. failures: one error line, exit 1, nothing left behind
+expect_error() { # WHAT PATTERN OUT COMMAND...
+    local what=$1 pattern=$2 out=$3
+    shift 3
+    checks=$((checks + 1))
+    "$@" >"$scratch/stdout" 2>"$scratch/stderr"
+    local status=$?
+    if [ $status != 1 ]; then
+        fail "$what: exit status $status"
+    elif [ "$(grep -vc '^vkllm: ' "$scratch/stderr")" != 1 ] ||
+        ! grep -q "^error: .*$pattern" "$scratch/stderr"; then
+        fail "$what: expected one line 'error: ...$pattern...', got: $(cat "$scratch/stderr")"
+    fi
+    local dir
+    dir=$(dirname "$out")
+    if [ -e "$out" ] || ls "$dir" 2>/dev/null | grep -q "$(basename "$out").tmp-"; then
+        fail "$what: left $out or a temporary file behind"
+    fi
+}
+printf 'not a directory' >"$scratch/file"
+cp "$scratch/A-pure-Q4_0.gguf" "$scratch/quantized.gguf"
+expect_error "missing input" "nope.gguf: No such file" "$scratch/o1.gguf" \
+    "$vkllm" quantize "$scratch/nope.gguf" "$scratch/o1.gguf" Q4_0
+expect_error "unknown type" "Q9_K: unknown type; choose one of F32, F16, BF16, .*Q4_K_M" \
+    "$scratch/o2.gguf" "$vkllm" quantize "$scratch/A.gguf" "$scratch/o2.gguf" Q9_K
+expect_error "quantized input" "quantized.gguf: .*already quantized.*F32, F16 or BF16" \
+    "$scratch/o3.gguf" "$vkllm" quantize "$scratch/quantized.gguf" "$scratch/o3.gguf" Q8_0
+expect_error "output under a file" "file/o4.gguf: Not a directory" "$scratch/file/o4.gguf" \
+    "$vkllm" quantize "$scratch/A.gguf" "$scratch/file/o4.gguf" Q4_0
+expect_error "output in a missing directory" "nodir/o5.gguf: No such file" \
+    "$scratch/nodir/o5.gguf" "$vkllm" quantize "$scratch/A.gguf" "$scratch/nodir/o5.gguf" Q4_0
+expect_error "no type" "needs IN.gguf OUT.gguf TYPE" "$scratch/o6.gguf" \
+    "$vkllm" quantize "$scratch/A.gguf" "$scratch/o6.gguf"
+if [ "$(id -u)" != 0 ]; then # root writes anywhere
+    mkdir -p "$scratch/ro" && chmod 555 "$scratch/ro"
+    expect_error "read-only directory" "ro/o7.gguf: Permission denied" "$scratch/ro/o7.gguf" \
+        "$vkllm" quantize "$scratch/A.gguf" "$scratch/ro/o7.gguf" Q4_0
+    chmod 755 "$scratch/ro"
+fi
+# a failed run over an existing OUT leaves it as it was
+checks=$((checks + 1))
+cp "$scratch/A-pure-Q8_0.gguf" "$scratch/keep.gguf"
+before=$(hash "$scratch/keep.gguf")
+"$vkllm" quantize "$scratch/quantized.gguf" "$scratch/keep.gguf" Q4_0 2>/dev/null &&
+    fail "quantizing a quantized model succeeded"
+[ "$(hash "$scratch/keep.gguf")" = "$before" ] || fail "a failed run changed the existing OUT"
+
+# ---- 3. quantized models run
+for model in A-mix-Q2_K A-mix-Q5_K_S A-pure-IQ4_XS A-pure-Q4_1 A-pure-Q5_1 A-pure-BF16 \
+    B-mix-Q3_K_M B-mix-Q4_K_M C-mix-Q4_K_M C-pure-IQ4_XS C-pure-Q5_0; do
+    checks=$((checks + 1))
+    "$vkllm" run -m "$scratch/$model.gguf" -n 8 --temp 0 -p "Once upon a time" \
+        >"$scratch/stdout" 2>"$scratch/stderr" ||
+        fail "run $model: $(grep -v '^vkllm: ' "$scratch/stderr" | head -3)"
+done
+
+echo "$checks checks, $failures failures"
+[ $failures = 0 ]
