@@ -136,16 +136,14 @@ static void shape_text(char *buf, size_t cap, const uint64_t *ne, uint32_t n_dim
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
-/* The formats vkllm runs, for error messages: "F32, F16, ..." */
-static const char *supported_names(void)
+/* The formats vkllm runs, for error messages: "F32, F16, ..." into NAMES. */
+static const char *supported_names(char *names, size_t cap)
 {
-    static char names[256];
-    if (!names[0]) {
-        size_t used = 0;
-        for (uint32_t i = 0; i < quant_format_count && used < sizeof names; i++)
-            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
-                                     quant_formats[i].name);
-    }
+    size_t used = 0;
+    names[0] = '\0';
+    for (uint32_t i = 0; i < quant_format_count && used < cap; i++)
+        used += (size_t)snprintf(names + used, cap - used, "%s%s", i ? ", " : "",
+                                 quant_formats[i].name);
     return names;
 }
 
@@ -173,10 +171,12 @@ static int bind(const vkllm_gguf *g, const char *name, uint32_t n_dims, uint64_t
     }
     if (!quant_supported(t->type)) {
         const struct vkllm_type_info *ti = vkllm_type_info(t->type);
+        char names[256];
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: tensor %s has type %s, which vkllm does not run yet (supported: "
                           "%s)",
-                          vkllm_gguf_name(g), name, ti ? ti->name : "?", supported_names());
+                          vkllm_gguf_name(g), name, ti ? ti->name : "?",
+                          supported_names(names, sizeof names));
     }
     return VKLLM_OK;
 }
