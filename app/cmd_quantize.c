@@ -14,9 +14,14 @@ static const char quantize_usage[] =
     "Converts an F32, F16 or BF16 model to TYPE, writing the file llama.cpp's\n"
     "`llama-quantize IN OUT TYPE` writes (without an importance matrix).\n"
     "\n"
-    "  --pure           every 2-D weight in TYPE itself, without the mix rules that\n"
-    "                   give some tensors (output, attn_v, ffn_down) more bits\n"
+    "  --pure           every 2-D weight in TYPE itself (a row that is not whole blocks\n"
+    "                   of it still falls back to a 32-block type or F16, as llama.cpp)\n"
     "  -t, --threads N  threads (default: one per core)\n"
+    "\n"
+    "Without --pure the quantized TYPEs follow llama.cpp's rules: output.weight (or\n"
+    "a tied token_embd) gets Q6_K (Q8_0 keeps Q8_0), and the K-quant mixes give\n"
+    "attn_v, attn_output and ffn_down more bits in some layers. 1-D tensors (norms)\n"
+    "are copied as they are.\n"
     "\n"
     "TYPE:\n";
 
@@ -46,8 +51,8 @@ static bool on_progress(const struct vkllm_quantize_progress *p, void *user)
         for (int i = 0; i < 30; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[30] = 0;
-        fprintf(stderr, "\r\033[K[%s] %3.0f%% %s %s -> %s", bar, p->fraction * 100.0f, p->name, from,
-                to);
+        fprintf(stderr, "\r\033[K[%s] %3.0f%% %s %s -> %s", bar, p->fraction * 100.0f, p->name,
+                from, to);
     } else if (p->tensor >= b->shown) {
         b->shown = p->tensor + 1;
         fprintf(stderr, "vkllm: [%3llu/%3llu] %-32s %5s -> %s\n", (unsigned long long)b->shown,
@@ -86,7 +91,8 @@ int cmd_quantize(int argc, char **argv)
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 256, &threads)) return 1;
         } else if (a[0] == '-' && a[1]) {
-            return cli_error("unknown option '%s' for vkllm quantize (see vkllm quantize --help)", a);
+            return cli_error("unknown option '%s' for vkllm quantize (see vkllm quantize --help)",
+                             a);
         } else if (n_paths < 3) {
             paths[n_paths++] = a;
         } else {

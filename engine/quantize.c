@@ -12,7 +12,7 @@
  * direct casts on x86, defined here for every input.
  *
  * The searches below were written from reading ggml-quants.c; the comments
- * say what each one looks for. Sections, in formats.h order:
+ * say what each one looks for. Sections:
  *   plain types (F32, F16, BF16), 32-blocks (Q4_0 .. Q8_0), the helpers of the
  *   K-quants, Q2_K .. Q6_K, and the non-linear IQ4_NL / IQ4_XS. */
 #include "quant.h"
@@ -29,9 +29,18 @@
  * GROUP_MAX_EPS). */
 #define GROUP_MAX_EPS 1e-15f
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int iclamp(int v, int lo, int hi) { return imax(lo, imin(hi, v)); }
+static inline int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+static inline int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+static inline int iclamp(int v, int lo, int hi)
+{
+    return imax(lo, imin(hi, v));
+}
 
 /* Float to int, truncating, as x86's cvttss2si does: a value out of range
  * (or NaN) gives INT32_MIN. ggml's casts compile to that instruction; C leaves
@@ -575,8 +584,8 @@ static void quantize_k4_block(const float *x, int nmax, float rmin, int nstep, u
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++)
             weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin,
-                                     0.1f, nstep, false);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                     rmin, 0.1f, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -693,7 +702,8 @@ void quantize_Q6_K(const float *x, void *y, uint64_t n)
                 const int q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
                 ql[l] = (uint8_t)((q1 & 0x0f) | ((q3 & 0x0f) << 4));
                 ql[l + 32] = (uint8_t)((q2 & 0x0f) | ((q4 & 0x0f) << 4));
-                qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+                qh[l] =
+                    (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
             }
         }
         memcpy(&out[i], &b, sizeof b);

@@ -68,17 +68,17 @@ static const struct qtype {
     {"Q6_K", FT_Q6_K, VKLLM_TYPE_Q6_K, "6.56 bpw"},
     {"Q5_0", FT_Q5_0, VKLLM_TYPE_Q5_0, "5.5 bpw"},
     {"Q5_1", FT_Q5_1, VKLLM_TYPE_Q5_1, "6 bpw"},
-    {"Q5_K", FT_Q5_K_M, VKLLM_TYPE_Q5_K, "Q5_K_M"},
+    {"Q5_K", FT_Q5_K_M, VKLLM_TYPE_Q5_K, "the same as Q5_K_M"},
     {"Q5_K_S", FT_Q5_K_S, VKLLM_TYPE_Q5_K, "Q5_K mix, small"},
     {"Q5_K_M", FT_Q5_K_M, VKLLM_TYPE_Q5_K, "Q5_K mix, some Q6_K"},
     {"Q4_0", FT_Q4_0, VKLLM_TYPE_Q4_0, "4.5 bpw"},
     {"Q4_1", FT_Q4_1, VKLLM_TYPE_Q4_1, "5 bpw"},
-    {"Q4_K", FT_Q4_K_M, VKLLM_TYPE_Q4_K, "Q4_K_M"},
+    {"Q4_K", FT_Q4_K_M, VKLLM_TYPE_Q4_K, "the same as Q4_K_M"},
     {"Q4_K_S", FT_Q4_K_S, VKLLM_TYPE_Q4_K, "Q4_K mix, small"},
     {"Q4_K_M", FT_Q4_K_M, VKLLM_TYPE_Q4_K, "Q4_K mix, some Q6_K"},
     {"IQ4_NL", FT_IQ4_NL, VKLLM_TYPE_IQ4_NL, "4.5 bpw non-linear"},
     {"IQ4_XS", FT_IQ4_XS, VKLLM_TYPE_IQ4_XS, "4.25 bpw non-linear"},
-    {"Q3_K", FT_Q3_K_M, VKLLM_TYPE_Q3_K, "Q3_K_M"},
+    {"Q3_K", FT_Q3_K_M, VKLLM_TYPE_Q3_K, "the same as Q3_K_M"},
     {"Q3_K_S", FT_Q3_K_S, VKLLM_TYPE_Q3_K, "Q3_K mix, small"},
     {"Q3_K_M", FT_Q3_K_M, VKLLM_TYPE_Q3_K, "Q3_K mix, some Q4_K and Q5_K"},
     {"Q3_K_L", FT_Q3_K_L, VKLLM_TYPE_Q3_K, "Q3_K mix, more Q5_K"},
@@ -154,18 +154,41 @@ static enum category category_of(const char *name)
 static bool allows_quantization(const char *name, uint32_t n_dims)
 {
     static const char *const kept[] = {
-        "_norm.weight",         "ffn_gate_inp.weight",     "ffn_gate_tid2eid.weight",
-        "altup",                "laurel",                  "per_layer_model_proj",
-        "ssm_conv1d",           "shortconv.conv.weight",   "indexer.k_proj.weight",
-        "indexer.q_proj.weight", "time_mix_first.weight",  "time_mix_w0.weight",
-        "time_mix_w1.weight",   "time_mix_w2.weight",      "time_mix_v0.weight",
-        "time_mix_v1.weight",   "time_mix_v2.weight",      "time_mix_a0.weight",
-        "time_mix_a1.weight",   "time_mix_a2.weight",      "time_mix_g1.weight",
-        "time_mix_g2.weight",   "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-        "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd",
-        "sam.pos_embd",         "sam.neck.",               "sam.net_",
-        ".rel_pos",             ".patch_embd",             ".patch_merger",
-        "a.rvq.codebook",       "mm.a.code_embd",
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "ffn_gate_tid2eid.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d",
+        "shortconv.conv.weight",
+        "indexer.k_proj.weight",
+        "indexer.q_proj.weight",
+        "time_mix_first.weight",
+        "time_mix_w0.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_v0.weight",
+        "time_mix_v1.weight",
+        "time_mix_v2.weight",
+        "time_mix_a0.weight",
+        "time_mix_a1.weight",
+        "time_mix_a2.weight",
+        "time_mix_g1.weight",
+        "time_mix_g2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight",
+        ".position_embd",
+        "sam.pos_embd",
+        "sam.neck.",
+        "sam.net_",
+        ".rel_pos",
+        ".patch_embd",
+        ".patch_merger",
+        "a.rvq.codebook",
+        "mm.a.code_embd",
     };
     const size_t len = strlen(name);
     if (n_dims < 2 || len < 6 || strcmp(name + len - 6, "weight")) return false;
@@ -250,14 +273,14 @@ static int mix_type(struct mix *m, enum category cat, const char *name, uint64_t
         if (ft == FT_Q2_K) {
             t = VKLLM_TYPE_Q3_K;
         } else if (ft == FT_Q3_K_M) {
-            t = i_layer < n_layer / 16                         ? VKLLM_TYPE_Q5_K
+            t = i_layer < n_layer / 16                          ? VKLLM_TYPE_Q5_K
                 : !m->falcon || use_more_bits(i_layer, n_layer) ? VKLLM_TYPE_Q4_K
                                                                 : VKLLM_TYPE_Q3_K;
         } else if (ft == FT_Q3_K_L) {
             t = m->falcon ? VKLLM_TYPE_Q4_K : VKLLM_TYPE_Q5_K;
         } else if (ft == FT_Q4_K_M) {
             if (m->falcon)
-                t = i_layer < n_layer / 16           ? VKLLM_TYPE_Q6_K
+                t = i_layer < n_layer / 16            ? VKLLM_TYPE_Q6_K
                     : use_more_bits(i_layer, n_layer) ? VKLLM_TYPE_Q5_K
                                                       : VKLLM_TYPE_Q4_K;
             else if (use_more_bits(i_layer, n_layer))
@@ -276,9 +299,12 @@ static int mix_type(struct mix *m, enum category cat, const char *name, uint64_t
                 ft == FT_Q4_K_S || ft == FT_Q4_K_M || ft == FT_IQ4_XS)
                 t = VKLLM_TYPE_Q5_K;
         } else if (!m->falcon) {
-            if (ft == FT_Q2_K) t = VKLLM_TYPE_Q3_K;
-            else if (ft == FT_Q3_K_M) t = VKLLM_TYPE_Q4_K;
-            else if (ft == FT_Q3_K_L) t = VKLLM_TYPE_Q5_K;
+            if (ft == FT_Q2_K)
+                t = VKLLM_TYPE_Q3_K;
+            else if (ft == FT_Q3_K_M)
+                t = VKLLM_TYPE_Q4_K;
+            else if (ft == FT_Q3_K_L)
+                t = VKLLM_TYPE_Q5_K;
         } else if (ft == FT_Q3_K_L) {
             t = VKLLM_TYPE_Q4_K;
         }
@@ -346,8 +372,8 @@ static int hparam(const vkllm_gguf *g, const char *arch, const char *suffix, uin
     const struct vkllm_gguf_kv *kv = vkllm_gguf_find_kv(g, key);
     *out = def;
     if (kv && kv->type == VKLLM_GGUF_ARRAY) {
-        const bool integer = kv->arr_type <= VKLLM_GGUF_INT32 || kv->arr_type == VKLLM_GGUF_UINT64 ||
-                             kv->arr_type == VKLLM_GGUF_INT64;
+        const bool integer = kv->arr_type <= VKLLM_GGUF_INT32 ||
+                             kv->arr_type == VKLLM_GGUF_UINT64 || kv->arr_type == VKLLM_GGUF_INT64;
         if (kv->arr_len && integer) *out = (uint64_t)vkllm_gguf_arr_int(kv, 0);
         return VKLLM_OK;
     }
@@ -403,7 +429,8 @@ static int choose_types(const struct qtype *qt, bool pure, const vkllm_gguf *g, 
         if (!allows_quantization(q->name, q->n_dims)) continue;
         uint32_t type = qt->type;
         if (is_quantized(type)) {
-            if (mixed && (rc = mix_type(&m, category_of(q->name), q->name, q->t->ne[0], &type, err)))
+            if (mixed &&
+                (rc = mix_type(&m, category_of(q->name), q->name, q->t->ne[0], &type, err)))
                 return rc;
             type = fallback_type(type, q->t->ne[0]);
         }
@@ -426,10 +453,10 @@ static const struct {
     uint32_t type;
     uint8_t n, at[2];
 } block_halves[] = {
-    {VKLLM_TYPE_Q4_0, 1, {0}},    {VKLLM_TYPE_Q4_1, 2, {0, 2}},   {VKLLM_TYPE_Q5_0, 1, {0}},
-    {VKLLM_TYPE_Q5_1, 2, {0, 2}}, {VKLLM_TYPE_Q8_0, 1, {0}},      {VKLLM_TYPE_Q2_K, 2, {80, 82}},
-    {VKLLM_TYPE_Q3_K, 1, {108}},  {VKLLM_TYPE_Q4_K, 2, {0, 2}},   {VKLLM_TYPE_Q5_K, 2, {0, 2}},
-    {VKLLM_TYPE_Q6_K, 1, {208}},  {VKLLM_TYPE_IQ4_NL, 1, {0}},    {VKLLM_TYPE_IQ4_XS, 1, {0}},
+    {VKLLM_TYPE_Q4_0, 1, {0}},    {VKLLM_TYPE_Q4_1, 2, {0, 2}}, {VKLLM_TYPE_Q5_0, 1, {0}},
+    {VKLLM_TYPE_Q5_1, 2, {0, 2}}, {VKLLM_TYPE_Q8_0, 1, {0}},    {VKLLM_TYPE_Q2_K, 2, {80, 82}},
+    {VKLLM_TYPE_Q3_K, 1, {108}},  {VKLLM_TYPE_Q4_K, 2, {0, 2}}, {VKLLM_TYPE_Q5_K, 2, {0, 2}},
+    {VKLLM_TYPE_Q6_K, 1, {208}},  {VKLLM_TYPE_IQ4_NL, 1, {0}},  {VKLLM_TYPE_IQ4_XS, 1, {0}},
 };
 
 static bool half_finite(const uint8_t *p)
@@ -567,7 +594,9 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     const uint64_t nel = tensor_elems(q->t);
     if (!report(r, q, 0)) goto stopped;
 
-    if (q->to_type == q->t->type) {
+    if (nel == 0) {
+        /* nothing to write (and BUF may be NULL) */
+    } else if (q->to_type == q->t->type) {
         memcpy(buf, q->t->data, q->t->size);
     } else {
         struct job j = {
@@ -579,7 +608,8 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
             .out = buf,
         };
         const uint64_t min_chunk = 32 * 512;
-        j.rows_per_chunk = j.n_per_row >= min_chunk ? 1 : (min_chunk + j.n_per_row - 1) / j.n_per_row;
+        j.rows_per_chunk =
+            j.n_per_row >= min_chunk ? 1 : (min_chunk + j.n_per_row - 1) / j.n_per_row;
         j.in_row_bytes = quant_row_bytes(q->t->type, j.n_per_row);
         j.out_row_bytes = quant_row_bytes(q->to_type, j.n_per_row);
         const uint64_t n_chunks = (j.n_rows + j.rows_per_chunk - 1) / j.rows_per_chunk;
@@ -720,13 +750,15 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", in_path);
         goto fail_close;
     }
-    if ((rc = collect_tensors(in, ts, n, err)) || (rc = choose_types(qt, params->pure, in, ts, n, err)))
+    if ((rc = collect_tensors(in, ts, n, err)) ||
+        (rc = choose_types(qt, params->pure, in, ts, n, err)))
         goto fail_close;
     for (uint64_t i = 0; i < n; i++) {
         const uint32_t from = ts[i].t->type;
         if (ts[i].to_type != from && !quant_format(from)) {
-            rc = vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: tensor %s is %s, which cannot be converted",
-                            in_path, ts[i].name, vkllm_type_info(from)->name);
+            rc = vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                            "%s: tensor %s is %s, which cannot be converted", in_path, ts[i].name,
+                            vkllm_type_info(from)->name);
             goto fail_close;
         }
     }

@@ -364,7 +364,8 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
         const struct vkllm_gguf_tensor *t = order[i].t;
         const char *name = order[i].name;
         if (!quant_supported(t->type) || t->n_dims > 2)
-            die("tensor %s: gen_model converts 1-D and 2-D tensors of the formats in formats.h only",
+            die("tensor %s: gen_model converts 1-D and 2-D tensors of the formats in formats.h "
+                "only",
                 name);
         uint64_t nel = t->ne[0] * t->ne[1];
         float *x = malloc((nel ? nel : 1) * sizeof *x);

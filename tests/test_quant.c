@@ -486,8 +486,8 @@ static void test_rows(void)
 
     CHECK(quant_supported(VKLLM_TYPE_F32) && quant_supported(VKLLM_TYPE_F16) &&
           quant_supported(VKLLM_TYPE_Q8_0) && quant_supported(VKLLM_TYPE_Q4_0));
-    CHECK(quant_supported(VKLLM_TYPE_Q4_K) && quant_supported(VKLLM_TYPE_BF16) && !quant_supported(VKLLM_TYPE_MXFP4) &&
-          !quant_supported(4) && !quant_supported(1000));
+    CHECK(quant_supported(VKLLM_TYPE_Q4_K) && quant_supported(VKLLM_TYPE_BF16) &&
+          !quant_supported(VKLLM_TYPE_MXFP4) && !quant_supported(4) && !quant_supported(1000));
 }
 
 /* ============================== SHA-256 ==============================
@@ -585,9 +585,11 @@ static void test_sha256(void)
 {
     char hex[65];
     sha256_of("abc", 3, hex);
-    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "%s", hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "%s",
+          hex);
     sha256_of("", 0, hex);
-    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "%s", hex);
+    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "%s",
+          hex);
 }
 
 /* ============================== Golden data ==============================
@@ -626,17 +628,17 @@ static void golden_input(float *x)
             const double g = golden_normal(&r), u = golden_uniform(&r);
             double v;
             switch (row) {
-            case 0: v = g; break;                              /* N(0, 1) */
-            case 1: v = g * 0.001; break;                      /* small */
-            case 2: v = u; break;                              /* all positive */
-            case 3: v = -u * 3.0; break;                       /* all negative */
-            case 4: v = 0.0; break;                            /* all zero */
-            case 5: v = i == 77 ? 40.0 : g; break;             /* one outlier */
+            case 0: v = g; break;                                            /* N(0, 1) */
+            case 1: v = g * 0.001; break;                                    /* small */
+            case 2: v = u; break;                                            /* all positive */
+            case 3: v = -u * 3.0; break;                                     /* all negative */
+            case 4: v = 0.0; break;                                          /* all zero */
+            case 5: v = i == 77 ? 40.0 : g; break;                           /* one outlier */
             case 6: v = i == 300 ? -55.0 : g * (u < 0.9 ? 0.0 : 3.0); break; /* sparse */
-            case 7: v = (double)((int)(u * 17.0) - 8); break;  /* integers: ties */
-            case 8: v = (double)((int)(u * 65.0) - 32) * 0.5; break; /* halves: ties */
-            case 9: v = i < 32 ? g * 1e-20 : g * 100.0; break; /* a near-zero group */
-            case 10: v = i < 256 ? 0.75 : g * g * g; break;    /* constant, heavy tail */
+            case 7: v = (double)((int)(u * 17.0) - 8); break;                /* integers: ties */
+            case 8: v = (double)((int)(u * 65.0) - 32) * 0.5; break;         /* halves: ties */
+            case 9: v = i < 32 ? g * 1e-20 : g * 100.0; break;               /* a near-zero group */
+            case 10: v = i < 256 ? 0.75 : g * g * g; break;      /* constant, heavy tail */
             default: v = g * (i % 64 < 16 ? 1e-4 : 20.0); break; /* mixed scales */
             }
             y[i] = (float)v;
@@ -693,7 +695,8 @@ static void test_golden(void)
     int seen = 0;
     while (fgets(line, sizeof line, fp)) {
         char name[16], want[3][65], got[3][65];
-        if (line[0] == '#' || sscanf(line, "%15s %64s %64s %64s", name, want[0], want[1], want[2]) != 4)
+        if (line[0] == '#' ||
+            sscanf(line, "%15s %64s %64s %64s", name, want[0], want[1], want[2]) != 4)
             continue;
         const struct quant_format *f = NULL;
         for (uint32_t i = 0; i < quant_format_count; i++)
@@ -702,8 +705,8 @@ static void test_golden(void)
         if (!f) continue;
         seen++;
         golden_hashes(f, got[0], got[1], got[2]);
-        CHECK(!strcmp(got[0], want[0]), "%s: quantized bytes differ from ggml's: sha256 %s, want %s",
-              name, got[0], want[0]);
+        CHECK(!strcmp(got[0], want[0]),
+              "%s: quantized bytes differ from ggml's: sha256 %s, want %s", name, got[0], want[0]);
         CHECK(!strcmp(got[1], want[1]), "%s: dequantized floats differ from ggml's: %s, want %s",
               name, got[1], want[1]);
         CHECK(!strcmp(got[2], want[2]),
@@ -739,11 +742,11 @@ static void test_round_trip(void)
         uint32_t type;
         double bound;
     } bounds[] = {
-        {VKLLM_TYPE_F32, 0.0},       {VKLLM_TYPE_F16, 0.00035},   {VKLLM_TYPE_BF16, 0.0028},
-        {VKLLM_TYPE_Q8_0, 0.0063},   {VKLLM_TYPE_Q5_0, 0.050},    {VKLLM_TYPE_Q5_1, 0.048},
-        {VKLLM_TYPE_Q4_0, 0.099},    {VKLLM_TYPE_Q4_1, 0.099},    {VKLLM_TYPE_Q6_K, 0.020},
-        {VKLLM_TYPE_Q5_K, 0.048},    {VKLLM_TYPE_Q4_K, 0.099},    {VKLLM_TYPE_Q3_K, 0.195},
-        {VKLLM_TYPE_Q2_K, 0.425},    {VKLLM_TYPE_IQ4_NL, 0.099},  {VKLLM_TYPE_IQ4_XS, 0.099},
+        {VKLLM_TYPE_F32, 0.0},     {VKLLM_TYPE_F16, 0.00035},  {VKLLM_TYPE_BF16, 0.0028},
+        {VKLLM_TYPE_Q8_0, 0.0063}, {VKLLM_TYPE_Q5_0, 0.050},   {VKLLM_TYPE_Q5_1, 0.048},
+        {VKLLM_TYPE_Q4_0, 0.099},  {VKLLM_TYPE_Q4_1, 0.099},   {VKLLM_TYPE_Q6_K, 0.020},
+        {VKLLM_TYPE_Q5_K, 0.048},  {VKLLM_TYPE_Q4_K, 0.099},   {VKLLM_TYPE_Q3_K, 0.195},
+        {VKLLM_TYPE_Q2_K, 0.425},  {VKLLM_TYPE_IQ4_NL, 0.099}, {VKLLM_TYPE_IQ4_XS, 0.099},
     };
     enum { N = 65536 };
     static float x[N], y[N];
@@ -808,7 +811,8 @@ static void test_quantize_model(void)
     char in[512], out[512];
     snprintf(in, sizeof in, "%s/in.gguf", dir);
     snprintf(out, sizeof out, "%s/out.gguf", dir);
-    REQUIRE(system("rm -rf " VKLLM_TEST_GEN "/quantize && mkdir -p " VKLLM_TEST_GEN "/quantize") == 0);
+    REQUIRE(system("rm -rf " VKLLM_TEST_GEN "/quantize && mkdir -p " VKLLM_TEST_GEN "/quantize") ==
+            0);
 
     /* a 1-D norm and two matrices, one of rows that are not whole 256-blocks */
     static float embd[256 * 8], odd[96 * 4], norm[256];
@@ -821,7 +825,8 @@ static void test_quantize_model(void)
     vkllm_gguf_writer *w;
     struct vkllm_error err = {0};
     REQUIRE(vkllm_gguf_writer_create(&w, &err) == VKLLM_OK);
-    const uint64_t ne_embd[4] = {256, 8, 1, 1}, ne_odd[4] = {96, 4, 1, 1}, ne_norm[4] = {256, 1, 1, 1};
+    const uint64_t ne_embd[4] = {256, 8, 1, 1}, ne_odd[4] = {96, 4, 1, 1},
+                   ne_norm[4] = {256, 1, 1, 1};
     CHECK(vkllm_gguf_writer_set_str(w, "general.architecture", "llama") == VKLLM_OK);
     CHECK(vkllm_gguf_writer_add_tensor(w, "token_embd.weight", VKLLM_TYPE_F32, 2, ne_embd, embd,
                                        sizeof embd) == VKLLM_OK);
@@ -834,8 +839,8 @@ static void test_quantize_model(void)
 
     /* stopped by the progress callback: an error, and nothing left behind */
     int calls = 0;
-    struct vkllm_quantize_params qp = {.type = "q4_k", .pure = true, .n_threads = 2,
-                                       .progress = stop_at_second, .user = &calls};
+    struct vkllm_quantize_params qp = {
+        .type = "q4_k", .pure = true, .n_threads = 2, .progress = stop_at_second, .user = &calls};
     int rc = vkllm_quantize(in, out, &qp, &err);
     CHECK(rc != VKLLM_OK && strstr(err.msg, "out.gguf"), "stopped: rc %d, %s", rc, err.msg);
     CHECK(count_files(dir) == 1, "a stopped run left %d files in %s", count_files(dir), dir);
