@@ -126,18 +126,10 @@ static uint32_t pow2_floor(uint32_t v)
     return p;
 }
 
-/* Q2_K, Q3_K and Q6_K's GEMM variants give wrong sums on lavapipe for long
- * rows split over several parts (test_kernels: k = 9472 in 5 parts), while
- * their matvec and every other format's GEMM agree with the reference; until
- * that is understood they take the matvec path for batches too. */
-static bool gemm_verified(uint32_t type)
-{
-    return type != VKLLM_TYPE_Q2_K && type != VKLLM_TYPE_Q3_K && type != VKLLM_TYPE_Q6_K;
-}
-
 bool op_matvec_uses_gemm(const struct op_env *e, uint32_t type, bool last_only)
 {
-    return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only && gemm_verified(type);
+    (void)type; /* every format has a verified GEMM */
+    return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only;
 }
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,

@@ -111,6 +111,15 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation(
     return VK_FALSE;
 }
 
+/* The Vulkan version to ask for: what the loader offers, at most 1.3 (the
+ * newest whose features the engine knows), at least 1.2. */
+static uint32_t instance_version(void)
+{
+    uint32_t v = volkGetInstanceVersion();
+    if (v > VK_API_VERSION_1_3) v = VK_API_VERSION_1_3;
+    return v < VK_API_VERSION_1_2 ? VK_API_VERSION_1_2 : v;
+}
+
 static int instance_create(struct vk_device *d, bool validation, struct vkllm_error *err)
 {
     int rc = vk_load(err);
@@ -138,7 +147,7 @@ static int instance_create(struct vk_device *d, bool validation, struct vkllm_er
         .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
         .pApplicationName = "vkllm",
         .pEngineName = "vkllm",
-        .apiVersion = VK_API_VERSION_1_2,
+        .apiVersion = instance_version(),
     };
     VkDebugUtilsMessengerCreateInfoEXT msg = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
@@ -431,8 +440,42 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
         .queueCount = 1,
         .pQueuePriorities = &priority,
     };
+    /* the features the kernels may use, enabled where the device has them */
+    const bool v13 = d->info.api_version >= VK_API_VERSION_1_3 &&
+                     instance_version() >= VK_API_VERSION_1_3;
+    VkPhysicalDeviceVulkan13Features f13 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .pNext = v13 ? &f13 : NULL};
+    VkPhysicalDeviceVulkan11Features f11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
+    VkPhysicalDeviceFeatures2 have = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                      .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(d->phys, &have);
+    VkPhysicalDeviceVulkan13Features e13 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
+        .subgroupSizeControl = f13.subgroupSizeControl,
+        .computeFullSubgroups = f13.computeFullSubgroups,
+        .shaderIntegerDotProduct = f13.shaderIntegerDotProduct,
+    };
+    VkPhysicalDeviceVulkan12Features e12 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .pNext = v13 ? &e13 : NULL,
+        .shaderFloat16 = f12.shaderFloat16,
+        .shaderInt8 = f12.shaderInt8,
+        .storageBuffer8BitAccess = f12.storageBuffer8BitAccess,
+    };
+    VkPhysicalDeviceVulkan11Features e11 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+        .pNext = &e12,
+        .storageBuffer16BitAccess = f11.storageBuffer16BitAccess,
+    };
+    VkPhysicalDeviceFeatures2 enable = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                        .pNext = &e11};
+    enable.features.shaderInt16 = have.features.shaderInt16;
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = &enable,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
     };

@@ -87,14 +87,15 @@ void main()
 #ifdef WTYPE_BLOCKS
         const uint nb = pc.k / QK;
         for (uint sb = lane; sb < pc.k / 32u; sb += TPR) {
+            /* rows past the part decode its last row, unused: a `continue`
+             * here can keep the compiler from unrolling, and acc from staying
+             * in registers (on lavapipe, a 100x slowdown) */
             [[unroll]] for (uint r = 0u; r < NR; r++) {
-                if (row0 + r >= pc.n_rows) continue;
-                const uint b = (row0 + r) * nb + sb / SUBS;
+                const uint b = min(row0 + r, pc.n_rows - 1u) * nb + sb / SUBS;
 #ifdef ACT_Q8
                 const float dw = block_scale(pc.scale_offset, b);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
-                    const uint t = t0 + tt;
-                    if (t >= t_end) continue;
+                    const uint t = min(t0 + tt, t_end - 1u); /* past the step: unused */
                     const uint xo = t * pc.x_stride + sb * 8u;
                     const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + sb]);
                     int s = 0;
@@ -113,8 +114,7 @@ void main()
                 vec4 v[8];
                 dequant32(b, sb % SUBS, pc.scale_offset, v);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
-                    const uint t = t0 + tt;
-                    if (t >= t_end) continue;
+                    const uint t = min(t0 + tt, t_end - 1u);
                     const uint xo = t * pc.x_stride + sb * 32u;
                     float s = 0.0;
                     [[unroll]] for (uint i = 0u; i < 8u; i++)
@@ -128,11 +128,9 @@ void main()
 #else
         for (uint k = lane; k < pc.k; k += TPR) {
             [[unroll]] for (uint r = 0u; r < NR; r++) {
-                if (row0 + r >= pc.n_rows) continue;
-                const float w = weight_at(row0 + r, k, pc.k, 0u);
+                const float w = weight_at(min(row0 + r, pc.n_rows - 1u), k, pc.k, 0u);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
-                    const uint t = t0 + tt;
-                    if (t >= t_end) continue;
+                    const uint t = min(t0 + tt, t_end - 1u);
                     acc[r * NT + tt] += w * act(x[t * pc.x_stride + k]);
                 }
             }
@@ -160,11 +158,12 @@ void main()
             [[unroll]] for (uint r = 0u; r < NR; r++) {
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = t0 + tt;
-                    if (row0 + r >= pc.n_rows || t >= t_end) continue;
-                    const uint out_t = pc.last_only != 0u ? 0u : t;
-                    const uint o = out_t * pc.y_stride + pc.row_offset + row0 + r;
-                    const float v = acc[r * NT + tt];
-                    y[o] = ACC != 0u ? y[o] + v : v;
+                    if (row0 + r < pc.n_rows && t < t_end) {
+                        const uint out_t = pc.last_only != 0u ? 0u : t;
+                        const uint o = out_t * pc.y_stride + pc.row_offset + row0 + r;
+                        const float v = acc[r * NT + tt];
+                        y[o] = ACC != 0u ? y[o] + v : v;
+                    }
                 }
             }
         }

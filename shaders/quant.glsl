@@ -126,28 +126,29 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
      * is bits 2(s%4) of quant bytes 32(s/4) .. +31, two scales of 16 each. */
     const vec2 dm = unpackHalf2x16(bword(b, 20u));
     const uint h = s / 4u, shift = 2u * (s % 4u);
-    [[unroll]] for (uint part = 0u; part < 2u; part++) {
-        const uint sc = bbyte(b, 8u * h + 2u * (s % 4u) + part);
-        const float dl = dm.x * float(sc & 0xfu), ml = dm.y * float(sc >> 4);
-        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
-            const uint q = bword(b, 4u + 8u * h + i);
-            v[i] = dl * vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u) - ml;
-        }
+    const uint sc0 = bbyte(b, 8u * h + 2u * (s % 4u)), sc1 = bbyte(b, 8u * h + 2u * (s % 4u) + 1u);
+    const float dl0 = dm.x * float(sc0 & 0xfu), ml0 = dm.y * float(sc0 >> 4);
+    const float dl1 = dm.x * float(sc1 & 0xfu), ml1 = dm.y * float(sc1 >> 4);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint q = bword(b, 4u + 8u * h + i);
+        const vec4 qv = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
+        v[i] = i < 4u ? dl0 * qv - ml0 : dl1 * qv - ml1;
     }
 #elif defined(WTYPE_Q3_K)
     /* hmask: bytes 0..31; quants: bytes 32..95; 16 6-bit scales: bytes 96..107 */
     const float d = block_scale(scale_offset, b);
     const uint h = s / 4u, j = s % 4u, shift = 2u * j, hbit = 4u * h + j;
+    float dl[2];
     [[unroll]] for (uint part = 0u; part < 2u; part++) {
         const uint is = 8u * h + 2u * j + part;
         const uint low = is < 8u ? bbyte(b, 96u + is) & 0xfu : bbyte(b, 96u + is - 8u) >> 4;
         const uint high = (bbyte(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
-        const float dl = d * (float(low | (high << 4)) - 32.0);
-        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
-            const uint q = bword(b, 8u + 8u * h + i), m = bword(b, i);
-            const vec4 lo = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
-            v[i] = dl * (lo - (4.0 - bit16(m, hbit) * 0.25));
-        }
+        dl[part] = d * (float(low | (high << 4)) - 32.0);
+    }
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint q = bword(b, 8u + 8u * h + i), m = bword(b, i);
+        const vec4 lo = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
+        v[i] = dl[i / 4u] * (lo - (4.0 - bit16(m, hbit) * 0.25));
     }
 #elif defined(WTYPE_Q4_K)
     /* d, dmin: word 0; scales: bytes 4..15; quants: bytes 16..143, 64 elements
@@ -177,15 +178,14 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
      * the nibble (s%4 / 2), the 32-byte run (s%4 & 1) and the high-bit pair. */
     const float d = block_scale(scale_offset, b);
     const uint h = s / 4u, qq = s % 4u;
-    [[unroll]] for (uint part = 0u; part < 2u; part++) {
-        const float dl = d * float(bitfieldExtract(int(bbyte(b, 192u + 8u * h + 2u * qq + part)), 0, 8));
-        [[unroll]] for (uint i = 4u * part; i < 4u * part + 4u; i++) {
-            const uint ql = bword(b, 16u * h + 8u * (qq & 1u) + i);
-            const uint qh = bword(b, 32u + 8u * h + i);
-            const vec4 lo = (qq < 2u) ? lo4(ql) : hi4(ql);
-            const vec4 hi = vec4((uvec4(qh, qh >> 8, qh >> 16, qh >> 24) >> (2u * qq)) & 3u);
-            v[i] = dl * (lo + hi * 16.0 - 32.0);
-        }
+    const float dl0 = d * float(bitfieldExtract(int(bbyte(b, 192u + 8u * h + 2u * qq)), 0, 8));
+    const float dl1 = d * float(bitfieldExtract(int(bbyte(b, 193u + 8u * h + 2u * qq)), 0, 8));
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint ql = bword(b, 16u * h + 8u * (qq & 1u) + i);
+        const uint qh = bword(b, 32u + 8u * h + i);
+        const vec4 lo = (qq < 2u) ? lo4(ql) : hi4(ql);
+        const vec4 hi = vec4((uvec4(qh, qh >> 8, qh >> 16, qh >> 24) >> (2u * qq)) & 3u);
+        v[i] = (i < 4u ? dl0 : dl1) * (lo + hi * 16.0 - 32.0);
     }
 #elif defined(WTYPE_IQ4_XS)
     /* d, scales_h: word 0; scales_l: bytes 4..7; indices: bytes 8..135, 16 per
