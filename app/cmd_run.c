@@ -113,8 +113,8 @@ int cmd_run(int argc, char **argv)
     int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
-    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch,
-                                       .n_ubatch = (uint32_t)n_ubatch};
+    struct vkllm_session_params ssp = {
+        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;

@@ -34,13 +34,13 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
             known = known || (strlen(force_words[i]) == len && !strncmp(p, force_words[i], len));
         if (!known)
             return vkllm_fail(err, VKLLM_E_INVALID,
-                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce, no-gemm)", (int)len,
-                              p);
+                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce, no-gemm)",
+                              (int)len, p);
         p = end ? end + 1 : NULL;
     }
     const uint32_t sg = d->subgroup_min_size ? d->subgroup_min_size : d->subgroup_size;
-    ctx->matvec_subgroup = (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 &&
-                           !listed(force, "shared-reduce");
+    ctx->matvec_subgroup =
+        (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 && !listed(force, "shared-reduce");
     /* threads per row: one subgroup, so its shuffles see the whole row; 32 when
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;

@@ -13,8 +13,8 @@ struct vkllm_context {
     /* the paths chosen for this device (vkllm_context_paths says why) */
     bool matvec_subgroup; /* matvec reduces with subgroup shuffles, not shared memory */
     uint32_t matvec_tpr;  /* matvec threads per row: within one subgroup */
-    bool gemm;             /* batches go through the tiled GEMM, not matvec */
-    uint32_t gemm_rows;    /* rows per GEMM workgroup (its tokens: wg_size) */
+    bool gemm;            /* batches go through the tiled GEMM, not matvec */
+    uint32_t gemm_rows;   /* rows per GEMM workgroup (its tokens: wg_size) */
     char paths[256];      /* the choices above, in words */
 };
 

@@ -6,7 +6,6 @@
 #include "quant.h"
 
 #include <math.h>
-#include <string.h>
 
 static int pipeline(struct op_env *e, enum shader_id s, const uint32_t *spec_rest, uint32_t n_rest,
                     uint32_t n_bindings, uint32_t push_size, struct vk_pipeline **out,
@@ -88,6 +87,23 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
 #define MATVEC_ROWS   2
 #define MATVEC_TOKENS 8
 
+/* The push constants of a matvec or GEMM over one part of W. */
+static struct push_matvec matvec_push(const struct op_env *e, const struct gpu_weight *w,
+                                      const struct gpu_weight_part *part, bool last_only)
+{
+    const bool q8 = quant_format(w->type)->act == ACT_Q8;
+    return (struct push_matvec){
+        .k = w->k,
+        .n_rows = part->n_rows,
+        .row_offset = part->row_begin,
+        .scale_offset = part->scale_offset,
+        .x_stride = q8 ? w->k / 32 * 8 : w->k,
+        .x_scale_offset = q8 ? q8_scale_offset(e->batch, w->k) : 0,
+        .y_stride = w->n,
+        .last_only = last_only,
+    };
+}
+
 static int gemm(struct op_env *e, const struct quant_format *f, const struct gpu_weight *w,
                 const struct gpu_buf *x, const struct gpu_buf *y, bool acc, enum gpu_sync sync,
                 struct vkllm_error *err)
@@ -95,23 +111,13 @@ static int gemm(struct op_env *e, const struct quant_format *f, const struct gpu
     const struct vkllm_context *c = e->ctx;
     const uint32_t bm = c->gemm_rows, bn = c->wg_size;
     const uint32_t spec[] = {bm, acc};
-    const bool q8 = f->act == ACT_Q8;
     struct vk_pipeline *p;
     int rc = pipeline(e, by_format(SHADER_GEMM_F32, f->type), spec, 2, 4,
                       sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, bn);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
-        struct push_matvec pc = {
-            .k = w->k,
-            .n_rows = part->n_rows,
-            .row_offset = part->row_begin,
-            .scale_offset = part->scale_offset,
-            .x_stride = q8 ? w->k / 32 * 8 : w->k,
-            .x_scale_offset = q8 ? q8_scale_offset(e->batch, w->k) : 0,
-            .y_stride = w->n,
-            .last_only = 0,
-        };
+        struct push_matvec pc = matvec_push(e, w, part, false);
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, bm) * tok_tiles, &pc, bufs,
                                 i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
@@ -122,13 +128,13 @@ static int gemm(struct op_env *e, const struct quant_format *f, const struct gpu
 static uint32_t pow2_floor(uint32_t v)
 {
     uint32_t p = 1;
-    while (p * 2 <= v) p *= 2;
+    while (p * 2 <= v)
+        p *= 2;
     return p;
 }
 
-bool op_matvec_uses_gemm(const struct op_env *e, uint32_t type, bool last_only)
+bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
 {
-    (void)type; /* every format has a verified GEMM */
     return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only;
 }
 
@@ -138,8 +144,7 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
 {
     const struct quant_format *f = quant_format(w->type);
     const struct vkllm_context *c = e->ctx;
-    if (op_matvec_uses_gemm(e, w->type, last_only))
-        return gemm(e, f, w, x, y, acc, sync, err);
+    if (op_matvec_uses_gemm(e, last_only)) return gemm(e, f, w, x, y, acc, sync, err);
     /* threads per row: the subgroup size (the shuffles stay inside one), or
      * fewer when a row has fewer 32-element sub-blocks than that */
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
@@ -149,22 +154,12 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     const uint32_t rows_per_wg = c->wg_size / tpr * MATVEC_ROWS;
     const uint32_t spec[] = {MATVEC_ROWS, nt, acc, tpr};
     const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
-    const bool q8 = f->act == ACT_Q8;
     struct vk_pipeline *p;
-    int rc = pipeline(e, by_format(first, w->type), spec, 4, 4, sizeof(struct push_matvec), &p,
-                      err);
+    int rc =
+        pipeline(e, by_format(first, w->type), spec, 4, 4, sizeof(struct push_matvec), &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
-        struct push_matvec pc = {
-            .k = w->k,
-            .n_rows = part->n_rows,
-            .row_offset = part->row_begin,
-            .scale_offset = part->scale_offset,
-            .x_stride = q8 ? w->k / 32 * 8 : w->k,
-            .x_scale_offset = q8 ? q8_scale_offset(e->batch, w->k) : 0,
-            .y_stride = w->n,
-            .last_only = last_only,
-        };
+        struct push_matvec pc = matvec_push(e, w, part, last_only);
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg), &pc, bufs,
                                 i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);

@@ -37,12 +37,11 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
               struct vkllm_error *err);
 
 /* Whether op_matvec runs as a GEMM (a graph of GEMM_MIN_BATCH tokens or more,
- * all of them wanted, on a context that did not force "no-gemm", for a format
- * whose GEMM is verified): a workgroup
+ * all of them wanted, on a context that did not force "no-gemm"): a workgroup
  * then takes a tile of tokens and rows, and each output sums its k products
  * in one thread, in order. Below that batch a tile would be mostly empty. */
 #define GEMM_MIN_BATCH 16
-bool op_matvec_uses_gemm(const struct op_env *e, uint32_t type, bool last_only);
+bool op_matvec_uses_gemm(const struct op_env *e, bool last_only);
 
 /* Rotates x in place: N_HEADS heads of HEAD_DIM per token, the first N_ROT of
  * each, by TABLE (per token: n_rot/2 pairs of cos, sin). */

@@ -384,8 +384,8 @@ static void dequantize_IQ4_XS(const void *src, float *y, uint64_t n)
         const float d = fp16_to_f32(b.d);
         const uint8_t *qs = b.qs;
         for (int ib = 0; ib < QK_K / 32; ib++, y += 32, qs += 16) {
-            const int ls = ((b.scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) |
-                           (((b.scales_h >> 2 * ib) & 3) << 4);
+            const int ls =
+                ((b.scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0f) | (((b.scales_h >> 2 * ib) & 3) << 4);
             const float dl = d * (ls - 32);
             for (int j = 0; j < 16; j++) {
                 y[j] = dl * quant_iq4nl_values[qs[j] & 0x0f];

@@ -62,13 +62,13 @@ int quant_format_index(uint32_t type);
 
 /* ============================== Block layouts ==============================
  * As ggml stores them in GGUF files. Half floats are uint16_t. */
-#define QK8_0 32
-#define QK4_0 32
-#define QK4_1 32
-#define QK5_0 32
-#define QK5_1 32
-#define QK4_NL 32
-#define QK_K 256
+#define QK8_0        32
+#define QK4_0        32
+#define QK4_1        32
+#define QK5_0        32
+#define QK5_1        32
+#define QK4_NL       32
+#define QK_K         256
 #define K_SCALE_SIZE 12
 
 struct block_q8_0 {
@@ -120,14 +120,14 @@ struct block_q5_K {
     uint8_t qs[QK_K / 2];
 };
 struct block_q6_K {
-    uint8_t ql[QK_K / 2];      /* the low four bits */
-    uint8_t qh[QK_K / 4];      /* the high two bits */
-    int8_t scales[QK_K / 16];  /* per 16 elements */
+    uint8_t ql[QK_K / 2];     /* the low four bits */
+    uint8_t qh[QK_K / 4];     /* the high two bits */
+    int8_t scales[QK_K / 16]; /* per 16 elements */
     uint16_t d;
 };
 struct block_iq4_xs {
     uint16_t d;
-    uint16_t scales_h;         /* the high two bits of 8 6-bit scales */
+    uint16_t scales_h;           /* the high two bits of 8 6-bit scales */
     uint8_t scales_l[QK_K / 64]; /* their low four bits */
     uint8_t qs[QK_K / 2];
 };
@@ -148,7 +148,8 @@ _Static_assert(sizeof(struct block_iq4_xs) == 136, "IQ4_XS block is 136 bytes");
 extern const int8_t quant_iq4nl_values[16];
 
 /* Reference quantizers (quantize.c), one per block format: N blocks. */
-#define QUANTIZER(NAME, id, bs, bb, half, act) void quantize_##NAME(const float *x, void *y, uint64_t n);
+#define QUANTIZER(NAME, id, bs, bb, half, act)                                                     \
+    void quantize_##NAME(const float *x, void *y, uint64_t n);
 VKLLM_FORMATS(QUANTIZER)
 #undef QUANTIZER
 

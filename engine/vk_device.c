@@ -441,8 +441,8 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
         .pQueuePriorities = &priority,
     };
     /* the features the kernels may use, enabled where the device has them */
-    const bool v13 = d->info.api_version >= VK_API_VERSION_1_3 &&
-                     instance_version() >= VK_API_VERSION_1_3;
+    const bool v13 =
+        d->info.api_version >= VK_API_VERSION_1_3 && instance_version() >= VK_API_VERSION_1_3;
     VkPhysicalDeviceVulkan13Features f13 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {

@@ -411,12 +411,12 @@ int vkllm_token_to_piece(const vkllm_vocab *v, int32_t token, bool special, char
 typedef struct vkllm_session vkllm_session;
 
 struct vkllm_session_params {
-    uint32_t n_ctx;   /* tokens the KV cache holds; 0: the model's, at most 4096 */
-    uint32_t n_batch; /* most tokens one GPU step takes (a prompt is cut into steps
-                       * of this many, each through every layer as one batch);
-                       * 0: 512. Lowered to what the device's buffers hold. */
+    uint32_t n_ctx;    /* tokens the KV cache holds; 0: the model's, at most 4096 */
+    uint32_t n_batch;  /* most tokens one GPU step takes (a prompt is cut into steps
+                        * of this many, each through every layer as one batch);
+                        * 0: 512. Lowered to what the device's buffers hold. */
     uint32_t n_ubatch; /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
-    bool logits_all;  /* keep logits for every token of a decode, not just the last */
+    bool logits_all;   /* keep logits for every token of a decode, not just the last */
 };
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,

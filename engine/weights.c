@@ -82,8 +82,7 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
 {
     memset(out, 0, sizeof *out);
     const struct quant_format *f = quant_format(type);
-    if (!f || quant_row_bytes(type, k) == 0 || n == 0 || k > UINT32_MAX ||
-        n > UINT32_MAX)
+    if (!f || quant_row_bytes(type, k) == 0 || n == 0 || k > UINT32_MAX || n > UINT32_MAX)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "cannot place a %s matrix of %llu x %llu",
                           vkllm_type_info(type) ? vkllm_type_info(type)->name : "?",
                           (unsigned long long)n, (unsigned long long)k);

@@ -134,12 +134,17 @@ int main(int argc, char **argv)
     int reps = 5;
     bool quick = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--formats") && i + 1 < argc) formats = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = (uint32_t)atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--quick")) quick = true;
+        if (!strcmp(argv[i], "--formats") && i + 1 < argc)
+            formats = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick"))
+            quick = true;
         else {
-            fprintf(stderr, "usage: bench_kernels [--formats A,B] [--batch N] [--reps R] [--quick]\n");
+            fprintf(stderr,
+                    "usage: bench_kernels [--formats A,B] [--batch N] [--reps R] [--quick]\n");
             return 1;
         }
     }

@@ -441,7 +441,7 @@ static void test_matvec(const struct matvec_case *c)
     if (quantized) check_q8_input(xs, xq.mapped, B, c->n_tokens, k, &d);
     /* each thread of a row sums k / tpr products, then log2(tpr) steps add the
      * threads' sums; a few more for dequantizing and the input's rounding */
-    const double tpr = op_matvec_uses_gemm(&e, c->type, c->last_only) ? 1 : tb.ctx->matvec_tpr;
+    const double tpr = op_matvec_uses_gemm(&e, c->last_only) ? 1 : tb.ctx->matvec_tpr;
     const double roundings = ceil((double)k / tpr) + log2(tpr) + 6;
     float *in = malloc(k * sizeof *in);
     REQUIRE(in);
@@ -474,7 +474,7 @@ static void test_matvec(const struct matvec_case *c)
     snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s", type_name(c->type), k,
              n, c->n_tokens, B, c->acc ? " acc" : "", c->last_only ? " last" : "", w.n_parts,
              c->sample > 1 ? " sampled" : "");
-    diff_report(op_matvec_uses_gemm(&e, c->type, c->last_only) ? "gemm" : "matvec", shape, &d);
+    diff_report(op_matvec_uses_gemm(&e, c->last_only) ? "gemm" : "matvec", shape, &d);
     if (c->part_rows == 0 && c->sample > 1)
         printf("%-9s (of which %.0f ms making and uploading the matrix)\n", "", t_setup * 1e3);
     free(in);
