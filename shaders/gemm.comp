@@ -27,6 +27,8 @@ layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 layout(std430, binding = 2) readonly buffer X { uint xq[]; };
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
+/* the same input as vec4s, for block formats (rows a multiple of 32 floats) */
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
 #endif
 layout(std430, binding = 3) buffer Y { float y[]; };
 
@@ -72,10 +74,15 @@ void main()
     const uint nb = pc.k / QK;
     for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
         vec4 xr[8];
-        [[unroll]] for (uint i = 0u; i < 8u; i++)
-            xr[i] = valid ? vec4(input_at(t, k0 + 4u * i), input_at(t, k0 + 4u * i + 1u),
-                                 input_at(t, k0 + 4u * i + 2u), input_at(t, k0 + 4u * i + 3u))
-                          : vec4(0.0);
+        const uint tv = valid ? t : tok0; /* a thread past the step reads a valid token, unused */
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+#if defined(ACT_Q8) || defined(ACT_F16) || defined(ACT_BF16)
+            xr[i] = vec4(input_at(tv, k0 + 4u * i), input_at(tv, k0 + 4u * i + 1u),
+                         input_at(tv, k0 + 4u * i + 2u), input_at(tv, k0 + 4u * i + 3u));
+#else
+            xr[i] = x4[(tv * pc.x_stride + k0) / 4u + i];
+#endif
+        }
         /* rows past the matrix decode its last row again, unused: a guard
          * here would keep the loop from being unrolled, and acc in registers */
         [[unroll]] for (uint r = 0u; r < BM; r++) {
