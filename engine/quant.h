@@ -147,6 +147,11 @@ _Static_assert(sizeof(struct block_iq4_xs) == 136, "IQ4_XS block is 136 bytes");
 /* The 16 values IQ4_NL and IQ4_XS indices select. */
 extern const int8_t quant_iq4nl_values[16];
 
+/* llama-quantize's fallback (tensor_type_fallback in llama-quant.cpp) for a
+ * row of NE0 elements that is not whole blocks of TYPE: a 32-block format of
+ * about the same size, else F16. TYPE itself when its blocks fit. */
+uint32_t quant_fallback_type(uint32_t type, uint64_t ne0);
+
 /* Reference quantizers (quantize.c), one per block format: N blocks. */
 #define QUANTIZER(NAME, id, bs, bb, half, act)                                                     \
     void quantize_##NAME(const float *x, void *y, uint64_t n);

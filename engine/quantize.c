@@ -837,3 +837,21 @@ void quantize_IQ4_XS(const float *x, void *y, uint64_t n)
         memcpy(&out[i], &b, sizeof b);
     }
 }
+
+/* ============================== Fallback ============================== */
+
+uint32_t quant_fallback_type(uint32_t type, uint64_t ne0)
+{
+    const struct quant_format *f = quant_format(type);
+    if (!f || ne0 % f->block_size == 0) return type;
+    switch (type) {
+    case VKLLM_TYPE_IQ4_XS: type = VKLLM_TYPE_IQ4_NL; break;
+    case VKLLM_TYPE_Q2_K:
+    case VKLLM_TYPE_Q3_K: type = VKLLM_TYPE_Q4_0; break;
+    case VKLLM_TYPE_Q4_K: type = VKLLM_TYPE_Q5_0; break;
+    case VKLLM_TYPE_Q5_K: type = VKLLM_TYPE_Q5_1; break;
+    case VKLLM_TYPE_Q6_K: type = VKLLM_TYPE_Q8_0; break;
+    default: break; /* a 32-block format: F16 below */
+    }
+    return ne0 % quant_format(type)->block_size ? VKLLM_TYPE_F16 : type;
+}

@@ -318,23 +318,6 @@ static int mix_type(struct mix *m, enum category cat, const char *name, uint64_t
     return VKLLM_OK;
 }
 
-/* tensor_type_fallback: a format whose blocks do not tile a row of NE0 gives
- * way to a 32-block one of about the same size, or to F16. */
-static uint32_t fallback_type(uint32_t type, uint64_t ne0)
-{
-    if (ne0 % block_size(type) == 0) return type;
-    switch (type) {
-    case VKLLM_TYPE_IQ4_XS: type = VKLLM_TYPE_IQ4_NL; break;
-    case VKLLM_TYPE_Q2_K:
-    case VKLLM_TYPE_Q3_K: type = VKLLM_TYPE_Q4_0; break;
-    case VKLLM_TYPE_Q4_K: type = VKLLM_TYPE_Q5_0; break;
-    case VKLLM_TYPE_Q5_K: type = VKLLM_TYPE_Q5_1; break;
-    case VKLLM_TYPE_Q6_K: type = VKLLM_TYPE_Q8_0; break;
-    default: break; /* a 32-block format: F16 below */
-    }
-    return ne0 % block_size(type) ? VKLLM_TYPE_F16 : type;
-}
-
 /* ============================== The model ============================== */
 
 /* One tensor of the input, in output order, with the format it gets. */
@@ -432,7 +415,7 @@ static int choose_types(const struct qtype *qt, bool pure, const vkllm_gguf *g, 
             if (mixed &&
                 (rc = mix_type(&m, category_of(q->name), q->name, q->t->ne[0], &type, err)))
                 return rc;
-            type = fallback_type(type, q->t->ne[0]);
+            type = quant_fallback_type(type, q->t->ne[0]);
         }
         q->to_type = type;
     }

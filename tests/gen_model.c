@@ -75,23 +75,6 @@ static uint32_t file_type(uint32_t type)
     }
 }
 
-/* llama-quantize's fallback for rows that are not whole blocks of TYPE
- * (tensor_type_fallback in llama-quant.cpp) */
-static uint32_t fallback_type(uint32_t type, uint64_t ne0)
-{
-    if (ne0 % vkllm_type_info(type)->block_size == 0) return type;
-    switch (type) {
-    case VKLLM_TYPE_IQ4_XS: type = VKLLM_TYPE_IQ4_NL; break;
-    case VKLLM_TYPE_Q2_K:
-    case VKLLM_TYPE_Q3_K: type = VKLLM_TYPE_Q4_0; break;
-    case VKLLM_TYPE_Q4_K: type = VKLLM_TYPE_Q5_0; break;
-    case VKLLM_TYPE_Q5_K: type = VKLLM_TYPE_Q5_1; break;
-    case VKLLM_TYPE_Q6_K: type = VKLLM_TYPE_Q8_0; break;
-    default: break;
-    }
-    return ne0 % vkllm_type_info(type)->block_size ? VKLLM_TYPE_F16 : type;
-}
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2), noreturn))
 #endif
@@ -234,7 +217,7 @@ static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, 
                        const float *x, uint32_t type)
 {
     if (n_dims == 1) type = VKLLM_TYPE_F32;
-    type = fallback_type(type, ne[0]);
+    type = quant_fallback_type(type, ne[0]);
     uint64_t nel = ne[0] * ne[1] * ne[2] * ne[3];
     uint64_t size = quant_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3];
     void *data = keep(malloc(size ? size : 1));
