@@ -75,14 +75,17 @@ void main()
     for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
         vec4 xr[8];
         const uint tv = valid ? t : tok0; /* a thread past the step reads a valid token, unused */
+#ifdef ACT_Q8
+        /* one Q8_0 block: its scale and eight words of four quants */
+        const float dx = uintBitsToFloat(xq[pc.x_scale_offset + tv * (pc.k / 32u) + k0 / 32u]);
         [[unroll]] for (uint i = 0u; i < 8u; i++) {
-#if defined(ACT_Q8) || defined(ACT_F16) || defined(ACT_BF16)
-            xr[i] = vec4(input_at(tv, k0 + 4u * i), input_at(tv, k0 + 4u * i + 1u),
-                         input_at(tv, k0 + 4u * i + 2u), input_at(tv, k0 + 4u * i + 3u));
-#else
-            xr[i] = x4[(tv * pc.x_stride + k0) / 4u + i];
-#endif
+            const int w = int(xq[tv * pc.x_stride + k0 / 4u + i]);
+            xr[i] = dx * vec4(bitfieldExtract(w, 0, 8), bitfieldExtract(w, 8, 8),
+                              bitfieldExtract(w, 16, 8), bitfieldExtract(w, 24, 8));
         }
+#else
+        [[unroll]] for (uint i = 0u; i < 8u; i++) xr[i] = x4[(tv * pc.x_stride + k0) / 4u + i];
+#endif
         /* rows past the matrix decode its last row again, unused: a guard
          * here would keep the loop from being unrolled, and acc in registers */
         [[unroll]] for (uint r = 0u; r < BM; r++) {
