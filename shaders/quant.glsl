@@ -53,6 +53,8 @@ vec4 s8x4(uint w)
                 bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
 }
 vec4 lo4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xfu); }
+/* the nibbles of W's four bytes at SHIFT (0: low, 4: high), one code path for both */
+vec4 nib4(uint w, uint shift) { return vec4((uvec4(w, w >> 8, w >> 16, w >> 24) >> shift) & 0xfu); }
 vec4 hi4(uint w) { return vec4(uvec4(w >> 4, w >> 12, w >> 20, w >> 28) & 0xfu); }
 /* bit BIT of each of the four bytes of W, times 16 */
 vec4 bit16(uint w, uint bit) { return vec4((uvec4(w, w >> 8, w >> 16, w >> 24) >> bit) & 1u) * 16.0; }
@@ -159,7 +161,7 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     const uint g = s / 2u;
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         const uint q = bword(b, 4u + 8u * g + i);
-        v[i] = dl * ((s & 1u) == 0u ? lo4(q) : hi4(q)) - ml;
+        v[i] = dl * nib4(q, 4u * (s & 1u)) - ml;
     }
 #elif defined(WTYPE_Q5_K)
     /* d, dmin: word 0; scales: bytes 4..15; high bits: bytes 16..47 (bit s of
@@ -170,7 +172,7 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     const uint g = s / 2u;
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         const uint q = bword(b, 12u + 8u * g + i);
-        v[i] = dl * (((s & 1u) == 0u ? lo4(q) : hi4(q)) + bit16(bword(b, 4u + i), s)) - ml;
+        v[i] = dl * (nib4(q, 4u * (s & 1u)) + bit16(bword(b, 4u + i), s)) - ml;
     }
 #elif defined(WTYPE_Q6_K)
     /* low nibbles: bytes 0..127; high pairs: bytes 128..191; int8 scales per
@@ -183,7 +185,7 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         const uint ql = bword(b, 16u * h + 8u * (qq & 1u) + i);
         const uint qh = bword(b, 32u + 8u * h + i);
-        const vec4 lo = (qq < 2u) ? lo4(ql) : hi4(ql);
+        const vec4 lo = nib4(ql, 4u * (qq >> 1));
         const vec4 hi = vec4((uvec4(qh, qh >> 8, qh >> 16, qh >> 24) >> (2u * qq)) & 3u);
         v[i] = (i < 4u ? dl0 : dl1) * (lo + hi * 16.0 - 32.0);
     }
