@@ -32,30 +32,10 @@ layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
 #endif
 layout(std430, binding = 3) buffer Y { float y[]; };
 
-float act(float v)
-{
-#if defined(ACT_F16)
-    return round_f16(v);
-#elif defined(ACT_BF16)
-    uint u = floatBitsToUint(v);
-    return uintBitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
-#else
-    return v;
+#ifndef WTYPE_BLOCKS
+/* input element k of token t (both in range), for the float formats */
+float input_at(uint t, uint k) { return act(x[t * pc.x_stride + k]); }
 #endif
-}
-
-/* input element k of token t (both in range) */
-float input_at(uint t, uint k)
-{
-#ifdef ACT_Q8
-    const uint nb = pc.k / 32u;
-    const float d = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + k / 32u]);
-    const uint w = xq[t * pc.x_stride + k / 4u];
-    return d * float(bitfieldExtract(int(w), int(8u * (k % 4u)), 8));
-#else
-    return act(x[t * pc.x_stride + k]);
-#endif
-}
 
 void main()
 {

@@ -57,19 +57,6 @@ ivec4 u4x4(uint w, int shift)
 int dot4(ivec4 a, ivec4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 #endif
 
-/* the input element as the weight's format multiplies it */
-float act(float v)
-{
-#if defined(ACT_F16)
-    return round_f16(v);
-#elif defined(ACT_BF16)
-    uint u = floatBitsToUint(v);
-    return uintBitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
-#else
-    return v;
-#endif
-}
-
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;

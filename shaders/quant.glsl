@@ -205,6 +205,19 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
 }
 #endif /* QK > 1 */
 
+/* An input element as a weight of this format multiplies it (ACT_*). */
+float act(float v)
+{
+#if defined(ACT_F16)
+    return round_f16(v);
+#elif defined(ACT_BF16)
+    uint u = floatBitsToUint(v);
+    return uintBitsToFloat((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+#else
+    return v;
+#endif
+}
+
 /* Element k of row r (row length K) of the part: the slow, general path. */
 float weight_at(uint r, uint k, uint K, uint scale_offset)
 {
