@@ -72,12 +72,18 @@ vec4 iq4(vec4 idx)
 #endif
 
 #if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
-/* scale and min J of the 8 6-bit pairs at bytes 4..15 */
+/* scale and min J of the 8 6-bit pairs at bytes 4..15: pairs 0-3 are the low
+ * six bits of bytes 4+j and 8+j; pairs 4-7 take their low four bits from the
+ * nibbles of byte 12+(j-4) and their high two from the top bits of bytes j-4
+ * and j. Three word loads and selects, no branch. */
 vec2 k4_scale_min(uint b, uint j)
 {
-    if (j < 4u) return vec2(bbyte(b, 4u + j) & 63u, bbyte(b, 8u + j) & 63u);
-    uint hi = bbyte(b, 8u + j);
-    return vec2((hi & 0xfu) | ((bbyte(b, j) >> 6) << 4), (hi >> 4) | ((bbyte(b, 4u + j) >> 6) << 4));
+    const uint sh = 8u * (j & 3u);
+    const uint b1 = (bword(b, 1u) >> sh) & 0xffu, b2 = (bword(b, 2u) >> sh) & 0xffu;
+    const uint b3 = (bword(b, 3u) >> sh) & 0xffu;
+    const uint d = j < 4u ? b1 & 63u : (b3 & 0xfu) | ((b1 >> 6) << 4);
+    const uint m = j < 4u ? b2 & 63u : (b3 >> 4) | ((b2 >> 6) << 4);
+    return vec2(d, m);
 }
 #endif
 
