@@ -18,6 +18,10 @@ bool cli_float(const char *flag, const char *value, double min, double max, doub
 /* Returns the value after flag ARGV[*I] and advances *I, or prints an error. */
 const char *cli_value(int argc, char **argv, int *i);
 
+/* STATUS, or 1 after an error line if the validation layer reported anything
+ * on CTX (which may be NULL): the end of every command that ran the GPU. */
+int cli_validation_status(const vkllm_context *ctx, int status);
+
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);
 

@@ -409,10 +409,7 @@ int cmd_bench(int argc, char **argv)
 fail:
     cli_error("%s", err.msg);
 done:
-    if (ctx && vkllm_context_validation_errors(ctx)) {
-        cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
-        status = 1;
-    }
+    status = cli_validation_status(ctx, status);
     free(tests[0].samples_ns);
     free(tests[1].samples_ns);
     vkllm_model_free(model);

@@ -189,10 +189,7 @@ int cmd_run(int argc, char **argv)
 fail:
     cli_error("%s", err.msg);
 done:
-    if (ctx && vkllm_context_validation_errors(ctx)) {
-        cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
-        status = 1;
-    }
+    status = cli_validation_status(ctx, status);
     free(tokens);
     vkllm_sampler_free(sampler);
     vkllm_session_free(session);

@@ -14,13 +14,13 @@ static const char usage[] =
     "usage: vkllm COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  run       generate text from a prompt (vkllm run -p \"Once upon a time\")\n"
-    "  info      print a GGUF file's metadata and tensors (vkllm info MODEL)\n"
-    "  devices   list Vulkan devices with their features and limits\n"
-    "  tokenize  print the token ids of a text (vkllm tokenize -m MODEL -p TEXT)\n"
-    "  quantize  convert a model to a smaller weight format (vkllm quantize IN OUT Q4_K_M)\n"
+    "  run         generate text from a prompt (vkllm run -p \"Once upon a time\")\n"
+    "  info        print a GGUF file's metadata and tensors (vkllm info MODEL)\n"
+    "  devices     list Vulkan devices with their features and limits\n"
+    "  tokenize    print the token ids of a text (vkllm tokenize -m MODEL -p TEXT)\n"
+    "  quantize    convert a model to a smaller weight format (vkllm quantize IN OUT Q4_K_M)\n"
     "  perplexity  a model's perplexity on a text, as llama-perplexity (-m MODEL -f FILE)\n"
-    "  bench     prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
+    "  bench       prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
     "\n"
     "vkllm COMMAND --help shows a command's options.\n";
 
@@ -76,6 +76,13 @@ const char *cli_value(int argc, char **argv, int *i)
         return NULL;
     }
     return argv[++*i];
+}
+
+int cli_validation_status(const vkllm_context *ctx, int status)
+{
+    if (ctx && vkllm_context_validation_errors(ctx))
+        return cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
+    return status;
 }
 
 double cli_now_ms(void)

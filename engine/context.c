@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* True if the comma-separated LIST names WORD. */
-static bool listed(const char *list, const char *word)
+/* True if the comma-separated LIST names the N characters at WORD. */
+static bool listed(const char *list, const char *word, size_t n)
 {
-    size_t n = strlen(word);
     for (const char *p = list; p && *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -18,10 +17,16 @@ static bool listed(const char *list, const char *word)
     return false;
 }
 
-static const char *const force_words[] = {"shared-reduce", "no-gemm"};
+static bool forced(const char *force, const char *path)
+{
+    return listed(force, path, strlen(path));
+}
+
+/* The fallbacks VKLLM_FORCE can name. */
+static const char force_known[] = "shared-reduce,no-gemm";
 
 /* Picks each kernel path from the device's features and limits; FORCE (a
- * comma-separated list of force_words) takes the fallbacks instead, so that
+ * comma-separated list from force_known) takes the fallbacks instead, so that
  * every path can be tested on any device. */
 static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkllm_error *err)
 {
@@ -29,23 +34,19 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
     for (const char *p = force; p && *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        bool known = len == 0;
-        for (size_t i = 0; i < sizeof force_words / sizeof *force_words; i++)
-            known = known || (strlen(force_words[i]) == len && !strncmp(p, force_words[i], len));
-        if (!known)
-            return vkllm_fail(err, VKLLM_E_INVALID,
-                              "VKLLM_FORCE: unknown path '%.*s' (known: shared-reduce, no-gemm)",
-                              (int)len, p);
+        if (len && !listed(force_known, p, len))
+            return vkllm_fail(err, VKLLM_E_INVALID, "VKLLM_FORCE: unknown path '%.*s' (known: %s)",
+                              (int)len, p, force_known);
         p = end ? end + 1 : NULL;
     }
     const uint32_t sg = d->subgroup_min_size ? d->subgroup_min_size : d->subgroup_size;
     ctx->matvec_subgroup =
-        (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 && !listed(force, "shared-reduce");
+        (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 && !forced(force, "shared-reduce");
     /* threads per row: one subgroup, so its shuffles see the whole row; 32 when
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;
     if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
-    ctx->gemm = !listed(force, "no-gemm");
+    ctx->gemm = !forced(force, "no-gemm");
     ctx->gemm_rows = 16;
     char gemm[64] = "matvec";
     if (ctx->gemm)

@@ -104,15 +104,14 @@ static struct push_matvec matvec_push(const struct op_env *e, const struct gpu_w
     };
 }
 
-static int gemm(struct op_env *e, const struct quant_format *f, const struct gpu_weight *w,
-                const struct gpu_buf *x, const struct gpu_buf *y, bool acc, enum gpu_sync sync,
-                struct vkllm_error *err)
+static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
+                const struct gpu_buf *y, bool acc, enum gpu_sync sync, struct vkllm_error *err)
 {
     const struct vkllm_context *c = e->ctx;
     const uint32_t bm = c->gemm_rows, bn = c->wg_size;
     const uint32_t spec[] = {bm, acc};
     struct vk_pipeline *p;
-    int rc = pipeline(e, by_format(SHADER_GEMM_F32, f->type), spec, 2, 4,
+    int rc = pipeline(e, by_format(SHADER_GEMM_F32, w->type), spec, 2, 4,
                       sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, bn);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
@@ -144,12 +143,11 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
 {
     const struct quant_format *f = quant_format(w->type);
     const struct vkllm_context *c = e->ctx;
-    if (op_matvec_uses_gemm(e, last_only)) return gemm(e, f, w, x, y, acc, sync, err);
+    if (op_matvec_uses_gemm(e, last_only)) return gemm(e, w, x, y, acc, sync, err);
     /* threads per row: the subgroup size (the shuffles stay inside one), or
      * fewer when a row has fewer 32-element sub-blocks than that */
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
     uint32_t tpr = pow2_floor(units < c->matvec_tpr ? units : c->matvec_tpr);
-    if (tpr > c->wg_size) tpr = c->wg_size;
     const uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
     const uint32_t rows_per_wg = c->wg_size / tpr * MATVEC_ROWS;
     const uint32_t spec[] = {MATVEC_ROWS, nt, acc, tpr};

@@ -106,7 +106,8 @@ void quantize_Q8_0(const float *x, void *y, uint64_t n)
 }
 
 /* The element of largest magnitude (the first one, with its sign) and its
- * magnitude: Q4_0 and Q5_0 map it to the most negative quant. */
+ * magnitude: Q4_0 and Q5_0 map it to the most negative quant; the K-quants'
+ * and IQ4's scale searches start from it. */
 static float signed_absmax(const float *x, int n)
 {
     float amax = 0.0f, max = 0.0f;
@@ -242,14 +243,7 @@ static inline int nearest_int(float f)
  * rmse_type 1 and no importance). */
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0.0f, amax = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    const float max = signed_absmax(x, n), amax = fabsf(max);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
@@ -291,14 +285,7 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L)
  * that does (ggml's make_q3_quants with do_rmse). Writes L = q + nmax. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0.0f, amax = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    const float max = signed_absmax(x, n), amax = fabsf(max);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
@@ -514,15 +501,9 @@ void quantize_Q3_K(const float *x, void *y, uint64_t n)
     for (uint64_t i = 0; i < n; i++, x += QK_K) {
         int8_t L[QK_K];
         float scales[QK_K / 16];
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < QK_K / 16; j++) {
+        for (int j = 0; j < QK_K / 16; j++)
             scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-            const float scale = fabsf(scales[j]);
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = signed_absmax(scales, QK_K / 16);
 
         struct block_q3_K b;
         memset(b.scales, 0, sizeof b.scales);
@@ -666,15 +647,9 @@ void quantize_Q6_K(const float *x, void *y, uint64_t n)
     for (uint64_t i = 0; i < n; i++, x += QK_K) {
         int8_t L[QK_K];
         float scales[QK_K / 16];
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < QK_K / 16; ib++) {
+        for (int ib = 0; ib < QK_K / 16; ib++)
             scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-            const float abs_scale = fabsf(scales[ib]);
-            if (abs_scale > max_abs_scale) {
-                max_abs_scale = abs_scale;
-                max_scale = scales[ib];
-            }
-        }
+        const float max_scale = signed_absmax(scales, QK_K / 16), max_abs_scale = fabsf(max_scale);
 
         struct block_q6_K b;
         memset(&b, 0, sizeof b);
@@ -745,14 +720,7 @@ static float iq4_block_scale(const float *x)
     float weight[32];
     for (int j = 0; j < 32; j++)
         weight[j] = x[j] * x[j];
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; j++) {
-        const float ax = fabsf(x[j]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[j];
-        }
-    }
+    const float max = signed_absmax(x, 32), amax = fabsf(max);
     if (amax < GROUP_MAX_EPS) return 0.0f;
     float d = -max / values[0];
     float id = 1 / d;
@@ -811,15 +779,9 @@ void quantize_IQ4_XS(const float *x, void *y, uint64_t n)
     struct block_iq4_xs *out = y;
     for (uint64_t i = 0; i < n; i++, x += QK_K) {
         float scales[QK_K / 32];
-        float max_scale = 0, amax_scale = 0;
-        for (int ib = 0; ib < QK_K / 32; ib++) {
+        for (int ib = 0; ib < QK_K / 32; ib++)
             scales[ib] = iq4_block_scale(x + 32 * ib);
-            const float abs_d = fabsf(scales[ib]);
-            if (abs_d > amax_scale) {
-                amax_scale = abs_d;
-                max_scale = scales[ib];
-            }
-        }
+        const float max_scale = signed_absmax(scales, QK_K / 32);
 
         struct block_iq4_xs b;
         memset(&b, 0, sizeof b);

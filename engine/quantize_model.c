@@ -106,11 +106,6 @@ static bool is_quantized(uint32_t type)
     return ti && ti->block_size > 1;
 }
 
-static uint64_t block_size(uint32_t type)
-{
-    return vkllm_type_info(type)->block_size;
-}
-
 /* ============================== Tensor types ==============================
  * llama_tensor_get_type and its helpers (llama-quant.cpp), for what a file
  * without an importance matrix and without overrides can reach. */
@@ -241,7 +236,7 @@ static int mix_type(struct mix *m, enum category cat, const char *name, uint64_t
     const enum ftype ft = m->ftype;
     uint32_t t = *type;
     if (cat == CAT_OUTPUT || (m->tied && cat == CAT_TOKEN_EMBD)) {
-        if (m->falcon || ne0 % block_size(t))
+        if (m->falcon || ne0 % vkllm_type_info(t)->block_size)
             t = VKLLM_TYPE_Q8_0;
         else if (t != VKLLM_TYPE_Q8_0)
             t = VKLLM_TYPE_Q6_K;

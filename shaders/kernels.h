@@ -8,22 +8,16 @@
 #define VKLLM_KERNELS_H
 
 #ifdef VULKAN /* GLSL */
-#define PC_UINT  uint
+#define PC_UINT uint
 #define PC_FLOAT float
-#define PUSH_BEGIN(name)                                                                           \
-    layout(push_constant) uniform name                                                             \
-    {
-#define PUSH_END                                                                                   \
-    }                                                                                              \
-    pc;
+#define PUSH_BEGIN(name) layout(push_constant) uniform name {
+#define PUSH_END } pc;
 #else
 #include <stdint.h>
-#define PC_UINT          uint32_t
-#define PC_FLOAT         float
+#define PC_UINT uint32_t
+#define PC_FLOAT float
 #define PUSH_BEGIN(name) struct name {
-#define PUSH_END                                                                                   \
-    }                                                                                              \
-    ;
+#define PUSH_END };
 #endif
 
 /* Binding 0 of every kernel: what changes from one replay of a recorded graph
@@ -44,70 +38,70 @@ _Static_assert(sizeof(struct step_header) == STEP_HEADER_WORDS * 4, "step header
 
 #if !defined(VULKAN) || defined(KERNEL_GET_ROWS)
 PUSH_BEGIN(push_get_rows)
-PC_UINT n_embd;       /* row length */
-PC_UINT row_begin;    /* first token id held by this part of the table */
-PC_UINT row_end;      /* one past the last */
-PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
+    PC_UINT n_embd;       /* row length */
+    PC_UINT row_begin;    /* first token id held by this part of the table */
+    PC_UINT row_end;      /* one past the last */
+    PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_RMS_NORM)
 PUSH_BEGIN(push_rms_norm)
-PC_UINT n; /* row length */
-PC_FLOAT eps;
+    PC_UINT n;         /* row length */
+    PC_FLOAT eps;
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_MATVEC)
 PUSH_BEGIN(push_matvec)
-PC_UINT k;              /* row length of the weights = input length */
-PC_UINT n_rows;         /* rows in this part of the weight tensor */
-PC_UINT row_offset;     /* output index of the part's first row */
-PC_UINT scale_offset;   /* quantized types: word offset of the scales in the part */
-PC_UINT x_stride;       /* between tokens in the input: floats, or words of Q8 quants */
-PC_UINT x_scale_offset; /* quantized types: word offset of the input's block scales */
-PC_UINT y_stride;       /* floats between tokens in the output */
-PC_UINT last_only;      /* 1: only the step's last token, into output row 0 */
+    PC_UINT k;            /* row length of the weights = input length */
+    PC_UINT n_rows;       /* rows in this part of the weight tensor */
+    PC_UINT row_offset;   /* output index of the part's first row */
+    PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
+    PC_UINT x_stride;     /* between tokens in the input: floats, or words of Q8 quants */
+    PC_UINT x_scale_offset; /* quantized types: word offset of the input's block scales */
+    PC_UINT y_stride;     /* floats between tokens in the output */
+    PC_UINT last_only;    /* 1: only the step's last token, into output row 0 */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_QUANTIZE_Q8)
 PUSH_BEGIN(push_quantize_q8)
-PC_UINT k;            /* floats per token, a multiple of 32 */
-PC_UINT scale_offset; /* word offset of the block scales in the output */
+    PC_UINT k;            /* floats per token, a multiple of 32 */
+    PC_UINT scale_offset; /* word offset of the block scales in the output */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_ROPE)
 PUSH_BEGIN(push_rope)
-PC_UINT n_heads;
-PC_UINT head_dim;
-PC_UINT n_rot;        /* leading dimensions of each head that rotate (even) */
-PC_UINT x_stride;     /* floats between tokens */
-PC_UINT neox;         /* 1: pairs (i, i + n_rot/2); 0: pairs (2i, 2i+1) */
-PC_UINT table_stride; /* floats between tokens in the cos/sin table */
+    PC_UINT n_heads;
+    PC_UINT head_dim;
+    PC_UINT n_rot;    /* leading dimensions of each head that rotate (even) */
+    PC_UINT x_stride; /* floats between tokens */
+    PC_UINT neox;     /* 1: pairs (i, i + n_rot/2); 0: pairs (2i, 2i+1) */
+    PC_UINT table_stride; /* floats between tokens in the cos/sin table */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_KV_STORE)
 PUSH_BEGIN(push_kv_store)
-PC_UINT n_embd_kv; /* floats per token in K and V (even) */
+    PC_UINT n_embd_kv; /* floats per token in K and V (even) */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_ATTENTION)
 PUSH_BEGIN(push_attention)
-PC_UINT head_dim;
-PC_UINT n_head;
-PC_UINT n_head_kv; /* divides n_head; query head h reads KV head h / (n_head / n_head_kv) */
-PC_UINT n_ctx;     /* positions per row of the score scratch */
-PC_FLOAT scale;    /* 1 / sqrt(head_dim) */
+    PC_UINT head_dim;
+    PC_UINT n_head;
+    PC_UINT n_head_kv; /* divides n_head; query head h reads KV head h / (n_head / n_head_kv) */
+    PC_UINT n_ctx;     /* positions per row of the score scratch */
+    PC_FLOAT scale;    /* 1 / sqrt(head_dim) */
 PUSH_END
 #endif
 
 #if !defined(VULKAN) || defined(KERNEL_SWIGLU)
 PUSH_BEGIN(push_swiglu)
-PC_UINT n; /* floats per token */
+    PC_UINT n; /* floats per token */
 PUSH_END
 #endif
 

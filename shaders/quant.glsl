@@ -31,13 +31,6 @@ uint bword(uint b, uint i) { return weights[b * BW + i]; }
 /* byte O of block B */
 uint bbyte(uint b, uint o) { return bitfieldExtract(bword(b, o >> 2), int(8u * (o & 3u)), 8); }
 
-/* the half float at byte O (even) of block B */
-float bhalf(uint b, uint o)
-{
-    uint w = bword(b, o >> 2);
-    return (o & 2u) == 0u ? f16_lo(w) : f16_hi(w);
-}
-
 /* the scale half the layout moved out of block B */
 float block_scale(uint scale_offset, uint b)
 {
@@ -45,8 +38,7 @@ float block_scale(uint scale_offset, uint b)
     return (b & 1u) == 0u ? f16_lo(word) : f16_hi(word);
 }
 
-/* the four bytes of W, as unsigned, signed, low and high nibbles */
-vec4 u8x4(uint w) { return vec4(uvec4(w, w >> 8, w >> 16, w >> 24) & 0xffu); }
+/* the four bytes of W, as signed bytes, low and high nibbles */
 vec4 s8x4(uint w)
 {
     return vec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
@@ -158,27 +150,21 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
         const vec4 lo = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
         v[i] = dl[i / 4u] * (lo - (4.0 - bit16(m, hbit) * 0.25));
     }
-#elif defined(WTYPE_Q4_K)
-    /* d, dmin: word 0; scales: bytes 4..15; quants: bytes 16..143, 64 elements
-     * per 32 bytes (low nibbles first) */
+#elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+    /* d, dmin: word 0; scales: bytes 4..15; quants: 64 elements per 32 bytes
+     * (low nibbles first) from byte 16 (Q4_K), or from byte 48 after Q5_K's
+     * high bits at bytes 16..47 (bit s of byte l for element l of sub-block s) */
     const vec2 dm = unpackHalf2x16(bword(b, 0u));
     const vec2 sm = k4_scale_min(b, s);
     const float dl = dm.x * sm.x, ml = dm.y * sm.y;
     const uint g = s / 2u;
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        const uint q = bword(b, 4u + 8u * g + i);
-        v[i] = dl * nib4(q, 4u * (s & 1u)) - ml;
-    }
-#elif defined(WTYPE_Q5_K)
-    /* d, dmin: word 0; scales: bytes 4..15; high bits: bytes 16..47 (bit s of
-     * byte l for element l of sub-block s); quants: bytes 48..175 */
-    const vec2 dm = unpackHalf2x16(bword(b, 0u));
-    const vec2 sm = k4_scale_min(b, s);
-    const float dl = dm.x * sm.x, ml = dm.y * sm.y;
-    const uint g = s / 2u;
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        const uint q = bword(b, 12u + 8u * g + i);
-        v[i] = dl * (nib4(q, 4u * (s & 1u)) + bit16(bword(b, 4u + i), s)) - ml;
+#if defined(WTYPE_Q4_K)
+        v[i] = dl * nib4(bword(b, 4u + 8u * g + i), 4u * (s & 1u)) - ml;
+#else
+        const vec4 q = nib4(bword(b, 12u + 8u * g + i), 4u * (s & 1u));
+        v[i] = dl * (q + bit16(bword(b, 4u + i), s)) - ml;
+#endif
     }
 #elif defined(WTYPE_Q6_K)
     /* low nibbles: bytes 0..127; high pairs: bytes 128..191; int8 scales per
