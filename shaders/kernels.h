@@ -6,6 +6,8 @@
  * push block: GLSL allows one push-constant block per stage. */
 #ifndef VKLLM_KERNELS_H
 #define VKLLM_KERNELS_H
+/* the push blocks are laid out by hand, to read as structs in C and GLSL alike */
+/* clang-format off */
 
 #ifdef VULKAN /* GLSL */
 #define PC_UINT uint
@@ -116,4 +118,5 @@ _Static_assert(sizeof(struct push_attention) == 20, "push_attention");
 _Static_assert(sizeof(struct push_swiglu) == 4, "push_swiglu");
 #endif
 
+/* clang-format on */
 #endif
