@@ -8,6 +8,8 @@ packages=(
     glslang-tools spirv-tools         # shader compiler, validator, optimizer
     libvulkan1 mesa-vulkan-drivers    # the loader and Mesa's drivers, lavapipe among them
     vulkan-validationlayers           # the tests run with the Khronos validation layer
+    pkg-config libpcre2-dev libutf8proc-dev  # pre-tokenizer regexes, Unicode categories
+    libjansson-dev                    # JSON: template contexts, saved chats, requests
 )
 missing=()
 for p in "${packages[@]}"; do
