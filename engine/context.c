@@ -46,16 +46,28 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;
     if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
+    /* attention: a subgroup per (token, head), counted at the largest size
+     * the device may run (extra pairs find no token); its shared arrays
+     * assume subgroups of 8 or more */
+    const uint32_t sg_max = d->subgroup_max_size > sg ? d->subgroup_max_size : sg;
+    ctx->attention_subgroup = ctx->matvec_subgroup && sg >= 8 && sg_max <= ctx->wg_size;
+    ctx->attention_per_group = ctx->attention_subgroup ? ctx->wg_size / sg_max : 1;
     ctx->gemm = !forced(force, "no-gemm");
-    ctx->gemm_rows = 16;
-    char gemm[64] = "matvec";
+    /* measured on lavapipe (docs/PERFORMANCE.md): more rows per thread share
+     * each loaded input among more rows, more tokens each decoded weight;
+     * workgroups of two subgroups leave narrow matrices enough of them */
+    ctx->gemm_wg = 2 * sg_max < ctx->wg_size ? 2 * sg_max : ctx->wg_size;
+    ctx->gemm_tokens = 16;
+    ctx->gemm_thread_rows = 16;
+    char gemm[80] = "matvec";
     if (ctx->gemm)
-        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup", ctx->wg_size,
-                 ctx->gemm_rows);
+        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup", ctx->gemm_tokens,
+                 ctx->gemm_wg * ctx->gemm_thread_rows);
     snprintf(ctx->paths, sizeof ctx->paths,
-             "matvec: %u threads per row, %s reduction; prompts: %s; int8 dot: %s; cooperative "
-             "matrix: %s",
-             ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory", gemm,
+             "matvec: %u threads per row, %s reduction; attention: %s per head; prompts: %s; int8 "
+             "dot: %s; cooperative matrix: %s",
+             ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
+             ctx->attention_subgroup ? "a subgroup" : "a workgroup", gemm,
              d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
     return VKLLM_OK;
 }

@@ -11,11 +11,15 @@ struct vkllm_context {
     struct vk_pipelines pipes;
     uint32_t wg_size; /* workgroup size of every kernel: a power of two */
     /* the paths chosen for this device (vkllm_context_paths says why) */
-    bool matvec_subgroup; /* matvec reduces with subgroup shuffles, not shared memory */
-    uint32_t matvec_tpr;  /* matvec threads per row: within one subgroup */
-    bool gemm;            /* batches go through the tiled GEMM, not matvec */
-    uint32_t gemm_rows;   /* rows per GEMM workgroup (its tokens: wg_size) */
-    char paths[256];      /* the choices above, in words */
+    bool matvec_subgroup;         /* matvec reduces with subgroup shuffles, not shared memory */
+    uint32_t matvec_tpr;          /* matvec threads per row: within one subgroup */
+    bool attention_subgroup;      /* attention gives each (token, head) a subgroup */
+    uint32_t attention_per_group; /* (token, head) pairs per workgroup */
+    bool gemm;                    /* batches go through the tiled GEMM, not matvec */
+    uint32_t gemm_wg;             /* threads per GEMM workgroup */
+    uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
+    uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
+    char paths[256];              /* the choices above, in words */
 };
 
 #endif

@@ -16,13 +16,14 @@ static const struct gpu_buf *input(const struct gpu_weight *w, const struct gpu_
     return quantized(w) ? xq : x;
 }
 
-/* Quantizes X into st->xq when any of the weights about to read it needs that. */
+/* Quantizes X into st->xq when any of the weights about to read it (with
+ * LAST_ONLY) needs that. */
 static int prepare(struct op_env *e, const struct forward_state *st, const struct gpu_buf *x,
-                   uint32_t k, const struct gpu_weight *a, const struct gpu_weight *b,
-                   const struct gpu_weight *c, struct vkllm_error *err)
+                   uint32_t k, bool last_only, const struct gpu_weight *a,
+                   const struct gpu_weight *b, const struct gpu_weight *c, struct vkllm_error *err)
 {
     if (quantized(a) || (b && quantized(b)) || (c && quantized(c)))
-        return op_quantize_q8(e, x, &st->xq, k, err);
+        return op_quantize_q8(e, x, &st->xq, k, last_only, err);
     return VKLLM_OK;
 }
 
@@ -48,7 +49,7 @@ int forward_record(const struct vkllm_model *m, const struct forward_state *st, 
         const struct gpu_layer *L = &m->layers[l];
         /* attention */
         TRY(op_rms_norm(&e, &st->x, &L->attn_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-        TRY(prepare(&e, st, &st->xn, hp->n_embd, &L->wq, &L->wk, &L->wv, err));
+        TRY(prepare(&e, st, &st->xn, hp->n_embd, false, &L->wq, &L->wk, &L->wv, err));
         TRY(op_matvec(&e, &L->wq, input(&L->wq, &st->xn, xq), &st->q, false, false, GPU_NO_BARRIER,
                       err));
         TRY(op_matvec(&e, &L->wk, input(&L->wk, &st->xn, xq), &st->k, false, false, GPU_NO_BARRIER,
@@ -62,23 +63,23 @@ int forward_record(const struct vkllm_model *m, const struct forward_state *st, 
         TRY(op_kv_store(&e, &st->k, &st->v, &st->k_cache[l], &st->v_cache[l], kv_dim, err));
         TRY(op_attention(&e, &st->q, &st->k_cache[l], &st->v_cache[l], &st->scores, &st->att,
                          hp->head_dim, hp->n_head, hp->n_head_kv, st->n_ctx, err));
-        TRY(prepare(&e, st, &st->att, q_dim, &L->wo, NULL, NULL, err));
+        TRY(prepare(&e, st, &st->att, q_dim, false, &L->wo, NULL, NULL, err));
         TRY(op_matvec(&e, &L->wo, input(&L->wo, &st->att, xq), &st->x, true, false, GPU_BARRIER,
                       err));
         /* feed-forward */
         TRY(op_rms_norm(&e, &st->x, &L->ffn_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-        TRY(prepare(&e, st, &st->xn, hp->n_embd, &L->w_gate, &L->w_up, NULL, err));
+        TRY(prepare(&e, st, &st->xn, hp->n_embd, false, &L->w_gate, &L->w_up, NULL, err));
         TRY(op_matvec(&e, &L->w_gate, input(&L->w_gate, &st->xn, xq), &st->gate, false, false,
                       GPU_NO_BARRIER, err));
         TRY(op_matvec(&e, &L->w_up, input(&L->w_up, &st->xn, xq), &st->up, false, false,
                       GPU_BARRIER, err));
         TRY(op_swiglu(&e, &st->gate, &st->up, &st->ffn, hp->n_ff, err));
-        TRY(prepare(&e, st, &st->ffn, hp->n_ff, &L->w_down, NULL, NULL, err));
+        TRY(prepare(&e, st, &st->ffn, hp->n_ff, false, &L->w_down, NULL, NULL, err));
         TRY(op_matvec(&e, &L->w_down, input(&L->w_down, &st->ffn, xq), &st->x, true, false,
                       GPU_BARRIER, err));
     }
     TRY(op_rms_norm(&e, &st->x, &m->output_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-    TRY(prepare(&e, st, &st->xn, hp->n_embd, &m->output, NULL, NULL, err));
+    TRY(prepare(&e, st, &st->xn, hp->n_embd, !logits_all, &m->output, NULL, NULL, err));
     TRY(op_matvec(&e, &m->output, input(&m->output, &st->xn, xq), &st->logits, false, !logits_all,
                   GPU_BARRIER, err));
 #undef TRY

@@ -7,14 +7,24 @@
 
 #include <math.h>
 
+/* The pipeline of kernel S with WG threads per workgroup and the rest of its
+ * specialization constants. */
+static int pipeline_wg(struct op_env *e, enum shader_id s, uint32_t wg, const uint32_t *spec_rest,
+                       uint32_t n_rest, uint32_t n_bindings, uint32_t push_size,
+                       struct vk_pipeline **out, struct vkllm_error *err)
+{
+    uint32_t spec[PIPELINE_MAX_SPEC] = {wg};
+    for (uint32_t i = 0; i < n_rest; i++)
+        spec[1 + i] = spec_rest[i];
+    return vk_pipeline_get(&e->ctx->pipes, s, spec, 1 + n_rest, n_bindings, push_size, out, err);
+}
+
+/* The same with the context's workgroup size, which most kernels take. */
 static int pipeline(struct op_env *e, enum shader_id s, const uint32_t *spec_rest, uint32_t n_rest,
                     uint32_t n_bindings, uint32_t push_size, struct vk_pipeline **out,
                     struct vkllm_error *err)
 {
-    uint32_t spec[PIPELINE_MAX_SPEC] = {e->ctx->wg_size};
-    for (uint32_t i = 0; i < n_rest; i++)
-        spec[1 + i] = spec_rest[i];
-    return vk_pipeline_get(&e->ctx->pipes, s, spec, 1 + n_rest, n_bindings, push_size, out, err);
+    return pipeline_wg(e, s, e->ctx->wg_size, spec_rest, n_rest, n_bindings, push_size, out, err);
 }
 
 /* The variant of a per-format kernel: the build emits them in formats.h order
@@ -60,8 +70,9 @@ int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf 
 
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
 {
-    /* 32 int8 quants and one float scale per block */
-    return (uint64_t)batch * (k / 32) * (32 + 4);
+    /* 32 int8 quants and one float scale per block; a batch that can run as a
+     * GEMM needs room for the floats it reads instead */
+    return (uint64_t)batch * (k / 32) * (batch >= GEMM_MIN_BATCH ? 32 * 4 : 32 + 4);
 }
 
 /* Word offset of the scales in a quantized activation buffer. */
@@ -71,10 +82,12 @@ static uint32_t q8_scale_offset(uint32_t batch, uint32_t k)
 }
 
 int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
-                   struct vkllm_error *err)
+                   bool last_only, struct vkllm_error *err)
 {
+    const uint32_t floats = op_matvec_uses_gemm(e, last_only);
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_QUANTIZE_Q8, NULL, 0, 3, sizeof(struct push_quantize_q8), &p, err);
+    int rc =
+        pipeline(e, SHADER_QUANTIZE_Q8, &floats, 1, 3, sizeof(struct push_quantize_q8), &p, err);
     if (rc) return rc;
     struct push_quantize_q8 pc = {k, q8_scale_offset(e->batch, k)};
     struct gpu_buf bufs[] = {e->step, *x, *xq};
@@ -104,32 +117,38 @@ static struct push_matvec matvec_push(const struct op_env *e, const struct gpu_w
     };
 }
 
-static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
-                const struct gpu_buf *y, bool acc, enum gpu_sync sync, struct vkllm_error *err)
-{
-    const struct vkllm_context *c = e->ctx;
-    const uint32_t bm = c->gemm_rows, bn = c->wg_size;
-    const uint32_t spec[] = {bm, acc};
-    struct vk_pipeline *p;
-    int rc = pipeline(e, by_format(SHADER_GEMM_F32, w->type), spec, 2, 4,
-                      sizeof(struct push_matvec), &p, err);
-    const uint32_t tok_tiles = div_up(e->batch, bn);
-    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
-        const struct gpu_weight_part *part = &w->parts[i];
-        struct push_matvec pc = matvec_push(e, w, part, false);
-        struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
-        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, bm) * tok_tiles, &pc, bufs,
-                                i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
-    }
-    return rc;
-}
-
 static uint32_t pow2_floor(uint32_t v)
 {
     uint32_t p = 1;
     while (p * 2 <= v)
         p *= 2;
     return p;
+}
+
+static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
+                const struct gpu_buf *y, bool acc, enum gpu_sync sync, struct vkllm_error *err)
+{
+    const struct vkllm_context *c = e->ctx;
+    const uint32_t tb = c->gemm_tokens;
+    /* fewer rows per thread where the matrix has too few rows to fill them */
+    uint32_t rpt = c->gemm_thread_rows;
+    const uint32_t fill = pow2_floor(w->n / c->gemm_wg ? w->n / c->gemm_wg : 1);
+    if (rpt > fill) rpt = fill;
+    const uint32_t rows_per_wg = c->gemm_wg * rpt;
+    const uint32_t spec[] = {tb, acc, rpt};
+    struct vk_pipeline *p;
+    int rc = pipeline_wg(e, by_format(SHADER_GEMM_F32, w->type), c->gemm_wg, spec, 3, 4,
+                         sizeof(struct push_matvec), &p, err);
+    const uint32_t tok_tiles = div_up(e->batch, tb);
+    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
+        const struct gpu_weight_part *part = &w->parts[i];
+        struct push_matvec pc = matvec_push(e, w, part, false);
+        pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
+        struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
+                                bufs, i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
+    }
+    return rc;
 }
 
 bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
@@ -197,12 +216,18 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
                  const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
                  uint32_t n_ctx, struct vkllm_error *err)
 {
+    /* a subgroup per (token, head) where the device reduces by subgroups,
+     * else a workgroup */
+    const struct vkllm_context *c = e->ctx;
+    const uint32_t per_group = c->attention_per_group;
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_ATTENTION, NULL, 0, 6, sizeof(struct push_attention), &p, err);
+    int rc = pipeline(e, c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH, NULL, 0, 6,
+                      sizeof(struct push_attention), &p, err);
     if (rc) return rc;
     struct push_attention pc = {head_dim, n_head, n_head_kv, n_ctx, 1.0f / sqrtf((float)head_dim)};
     struct gpu_buf bufs[] = {e->step, *q, *k_cache, *v_cache, *scores, *out};
-    return gpu_graph_dispatch(e->graph, p, e->batch * n_head, &pc, bufs, GPU_BARRIER, err);
+    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * n_head, per_group), &pc,
+                              bufs, GPU_BARRIER, err);
 }
 
 int op_swiglu(struct op_env *e, const struct gpu_buf *gate, const struct gpu_buf *up,

@@ -25,9 +25,11 @@ int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf 
                 const struct gpu_buf *out, uint32_t n, float eps, struct vkllm_error *err);
 
 /* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
- * input of a quantized matvec. XQ holds op_q8_bytes(batch, k) bytes. */
+ * input of a quantized op_matvec with the same LAST_ONLY. When that matvec runs
+ * as a GEMM, XQ gets the values the blocks stand for, as floats. XQ holds
+ * op_q8_bytes(batch, k) bytes. */
 int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
-                   struct vkllm_error *err);
+                   bool last_only, struct vkllm_error *err);
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.

@@ -1,10 +1,75 @@
 /* vk_commands.c: recording dispatches with their barriers, and replaying them. */
 #include "vk_commands.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SETS_PER_POOL 256
+#define PROFILE_MAX   8192 /* dispatches timed per graph */
+
+static int profile_create(struct gpu_graph *g, struct vkllm_error *err)
+{
+    const char *env = getenv("VKLLM_PROFILE");
+    if (!env || !*env || !strcmp(env, "0") || !g->dev->timestamp_bits) return VKLLM_OK;
+    g->profile_shader = malloc(PROFILE_MAX * sizeof *g->profile_shader);
+    g->profile_ms = calloc(SHADER_COUNT, sizeof *g->profile_ms);
+    g->profile_calls = calloc(SHADER_COUNT, sizeof *g->profile_calls);
+    if (!g->profile_shader || !g->profile_ms || !g->profile_calls)
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    VkQueryPoolCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+        .queryType = VK_QUERY_TYPE_TIMESTAMP,
+        .queryCount = PROFILE_MAX,
+    };
+    return VK_CHECK(err, vkCreateQueryPool(g->dev->device, &qci, NULL, &g->profile_queries));
+}
+
+/* Adds the last run's dispatch times to the per-kernel sums. */
+static void profile_collect(struct gpu_graph *g)
+{
+    uint32_t n = g->n_dispatches < PROFILE_MAX ? g->n_dispatches : PROFILE_MAX;
+    uint64_t start, *ts = malloc((n ? n : 1) * sizeof *ts);
+    if (!ts ||
+        vkGetQueryPoolResults(g->dev->device, g->queries, 0, 1, sizeof start, &start, sizeof start,
+                              VK_QUERY_RESULT_64_BIT) != VK_SUCCESS ||
+        (n && vkGetQueryPoolResults(g->dev->device, g->profile_queries, 0, n, n * sizeof *ts, ts,
+                                    sizeof *ts, VK_QUERY_RESULT_64_BIT) != VK_SUCCESS)) {
+        free(ts);
+        return;
+    }
+    const uint64_t mask =
+        g->dev->timestamp_bits >= 64 ? ~0ull : (1ull << g->dev->timestamp_bits) - 1;
+    uint64_t prev = start;
+    for (uint32_t i = 0; i < n; i++) {
+        g->profile_ms[g->profile_shader[i]] +=
+            (double)((ts[i] - prev) & mask) * g->dev->info.timestamp_period_ns * 1e-6;
+        g->profile_calls[g->profile_shader[i]]++;
+        prev = ts[i];
+    }
+    free(ts);
+}
+
+static void profile_print(const struct gpu_graph *g)
+{
+    double total = 0.0;
+    for (uint32_t s = 0; s < SHADER_COUNT; s++)
+        total += g->profile_ms[s];
+    if (total <= 0.0) return;
+    fprintf(stderr, "profile: %-16s %10s %12s %6s\n", "kernel", "dispatches", "ms", "share");
+    for (;;) { /* largest first; few kernels, so a selection is enough */
+        uint32_t best = SHADER_COUNT;
+        for (uint32_t s = 0; s < SHADER_COUNT; s++)
+            if (g->profile_calls[s] &&
+                (best == SHADER_COUNT || g->profile_ms[s] > g->profile_ms[best]))
+                best = s;
+        if (best == SHADER_COUNT) break;
+        fprintf(stderr, "profile: %-16s %10llu %12.2f %5.1f%%\n", shader_registry[best].name,
+                (unsigned long long)g->profile_calls[best], g->profile_ms[best],
+                100.0 * g->profile_ms[best] / total);
+        g->profile_calls[best] = 0;
+    }
+}
 
 int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_error *err)
 {
@@ -33,6 +98,7 @@ int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_er
         };
         rc = VK_CHECK(err, vkCreateQueryPool(dev->device, &qci, NULL, &g->queries));
     }
+    if (!rc) rc = profile_create(g, err);
     if (rc) gpu_graph_destroy(g);
     return rc;
 }
@@ -53,6 +119,13 @@ void gpu_graph_destroy(struct gpu_graph *g)
     VkDevice dev = g->dev->device;
     if (g->pending) vkWaitForFences(dev, 1, &g->fence, VK_TRUE, UINT64_MAX);
     free_descriptor_pools(g);
+    if (g->profile_queries) {
+        profile_print(g);
+        vkDestroyQueryPool(dev, g->profile_queries, NULL);
+    }
+    free(g->profile_shader);
+    free(g->profile_ms);
+    free(g->profile_calls);
     if (g->queries) vkDestroyQueryPool(dev, g->queries, NULL);
     if (g->fence) vkDestroyFence(dev, g->fence, NULL);
     if (g->cmd_pool) vkDestroyCommandPool(dev, g->cmd_pool, NULL);
@@ -71,6 +144,7 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
         vkCmdResetQueryPool(g->cmd, g->queries, 0, 2);
         vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, g->queries, 0);
     }
+    if (g->profile_queries) vkCmdResetQueryPool(g->cmd, g->profile_queries, 0, PROFILE_MAX);
     /* the host wrote the step header and may have reused activations: make
      * host writes and the previous replay's writes visible to this one */
     VkMemoryBarrier mb = {
@@ -164,6 +238,11 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: %u workgroups is too many for %s",
                           shader_registry[pipe->shader].name, n_groups, info->name);
     vkCmdDispatch(g->cmd, gx, gy, 1);
+    if (g->profile_queries && g->n_dispatches < PROFILE_MAX) {
+        g->profile_shader[g->n_dispatches] = pipe->shader;
+        vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->profile_queries,
+                            g->n_dispatches);
+    }
     g->n_dispatches++;
 
     if (sync == GPU_BARRIER) {
@@ -216,6 +295,7 @@ int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err)
     rc = VK_CHECK(err, vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, UINT64_MAX));
     g->pending = false;
     if (!rc) rc = VK_CHECK(err, vkResetFences(g->dev->device, 1, &g->fence));
+    if (!rc && g->profile_queries) profile_collect(g);
     return rc;
 }
 

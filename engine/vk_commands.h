@@ -1,6 +1,7 @@
 /* vk_commands.h: a recorded command buffer ("graph") of compute dispatches,
  * replayed by submitting it again; its descriptor sets live as long as it does.
- * Timestamps bracket each replay. Internal to the engine. */
+ * Timestamps bracket each replay; with VKLLM_PROFILE set, each dispatch.
+ * Internal to the engine. */
 #ifndef VKLLM_VK_COMMANDS_H
 #define VKLLM_VK_COMMANDS_H
 
@@ -18,6 +19,12 @@ struct gpu_graph {
     uint32_t sets_left; /* in the newest descriptor pool */
     uint32_t n_dispatches;
     bool pending; /* submitted and not yet waited for */
+    /* VKLLM_PROFILE: a timestamp after each dispatch, summed per kernel over
+     * every run and printed to stderr when the graph is destroyed */
+    VkQueryPool profile_queries;
+    uint32_t *profile_shader; /* the kernel of each recorded dispatch */
+    double *profile_ms;       /* per kernel (SHADER_COUNT) */
+    uint64_t *profile_calls;
 };
 
 /* Whether a dispatch's results are read by the next one. */

@@ -1,7 +1,10 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-/* attention: softmax(q K^T * scale) V for one query head of one token per
- * workgroup, over the cached positions 0..pos (causal). Scores go to a scratch
+/* attention: softmax(q K^T * scale) V for one query head of one token, over
+ * the cached positions 0..pos (causal). The SUBGROUP variant gives each
+ * (token, head) one subgroup, reduced by shuffles with no workgroup barrier
+ * (on a CPU device barriers dominate a prompt's attention); the other gives
+ * it a whole workgroup, reduced through shared memory. Scores go to a scratch
  * row in global memory so any context length fits; the KV cache is half floats.
  * Grouped-query attention: query head h reads KV head h / (n_head / n_head_kv).
  * As in llama.cpp's CPU path, q and the normalized probabilities are rounded to
@@ -16,6 +19,95 @@ layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
 layout(std430, binding = 4) coherent buffer Scores { float scores[]; };
 layout(std430, binding = 5) writeonly buffer Out { float o[]; };
 
+/* Where query head H of token T reads and writes. */
+struct Head {
+    uint kv_words;  /* words per cached position (all KV heads) */
+    uint head_word; /* first word of its KV head in a position */
+    uint q_off;     /* its query and output in q and o */
+    uint n_pos;     /* positions it attends to: 0 .. its own */
+    uint srow;      /* its scratch row of scores */
+};
+
+Head head_at(uint t, uint h)
+{
+    const uint kvh = h / (pc.n_head / pc.n_head_kv);
+    return Head(pc.n_head_kv * pc.head_dim / 2u, kvh * pc.head_dim / 2u,
+                (t * pc.n_head + h) * pc.head_dim, step.pos0 + t + 1u,
+                (t * pc.n_head + h) * pc.n_ctx);
+}
+
+#ifdef SUBGROUP
+#extension GL_KHR_shader_subgroup_shuffle : require
+
+/* q rounded to half, per subgroup; sized for subgroups of 8 or more */
+shared float qs[WG / 8u][MAX_HEAD_DIM];
+
+float subgroup_max(float v)
+{
+    for (uint s = gl_SubgroupSize / 2u; s > 0u; s >>= 1u) v = max(v, subgroupShuffleXor(v, s));
+    return v;
+}
+
+float subgroup_sum(float v)
+{
+    for (uint s = gl_SubgroupSize / 2u; s > 0u; s >>= 1u) v += subgroupShuffleXor(v, s);
+    return v;
+}
+
+void main()
+{
+    const uint pair = group_index() * gl_NumSubgroups + gl_SubgroupID;
+    const uint t = pair / pc.n_head;
+    if (t >= step.n_tokens) return; /* the whole subgroup */
+    const uint h = pair % pc.n_head;
+    const uint lane = gl_SubgroupInvocationID, SG = gl_SubgroupSize, sg = gl_SubgroupID;
+    const uint hd = pc.head_dim;
+    const Head a = head_at(t, h);
+
+    for (uint d = lane; d < hd; d += SG) qs[sg][d] = round_f16(q[a.q_off + d]);
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+
+    /* scores (lanes across positions) and their maximum */
+    float m = -1.0 / 0.0;
+    for (uint j = lane; j < a.n_pos; j += SG) {
+        const uint kb = j * a.kv_words + a.head_word;
+        float s = 0.0;
+        for (uint i = 0u; i < hd / 2u; i++) {
+            const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
+            s += qs[sg][2u * i] * kk.x + qs[sg][2u * i + 1u] * kk.y;
+        }
+        s *= pc.scale;
+        scores[a.srow + j] = s;
+        m = max(m, s);
+    }
+    m = subgroup_max(m);
+
+    /* exponentials and their sum (each lane rereads the scores it wrote) */
+    float sum = 0.0;
+    for (uint j = lane; j < a.n_pos; j += SG) {
+        const float e = exp(scores[a.srow + j] - m);
+        scores[a.srow + j] = e;
+        sum += e;
+    }
+    const float inv_sum = 1.0 / subgroup_sum(sum);
+    for (uint j = lane; j < a.n_pos; j += SG) scores[a.srow + j] = round_f16(scores[a.srow + j] * inv_sum);
+    subgroupMemoryBarrierBuffer(); /* every lane reads every probability below */
+    subgroupBarrier();
+
+    /* weighted sum of V: lanes across the head's dimensions */
+    for (uint d = lane; d < hd; d += SG) {
+        const uint half_index = a.head_word * 2u + d;
+        float acc = 0.0;
+        for (uint j = 0u; j < a.n_pos; j++) {
+            const vec2 vv = unpackHalf2x16(v_cache[j * a.kv_words + (half_index >> 1)]);
+            acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
+        }
+        o[a.q_off + d] = acc;
+    }
+}
+
+#else
 shared float qs[MAX_HEAD_DIM];
 shared float red[WG];
 shared float partial[WG + MAX_HEAD_DIM];
@@ -46,27 +138,22 @@ void main()
     const uint h = gid % pc.n_head;
     const uint tid = gl_LocalInvocationID.x;
     const uint hd = pc.head_dim;
-    const uint kvh = h / (pc.n_head / pc.n_head_kv);
-    const uint kv_words = pc.n_head_kv * hd / 2u; /* per position */
-    const uint head_word = kvh * hd / 2u;
-    const uint q_off = (t * pc.n_head + h) * hd;
-    const uint n_pos = step.pos0 + t + 1u;
-    const uint srow = (t * pc.n_head + h) * pc.n_ctx;
+    const Head a = head_at(t, h);
 
-    for (uint d = tid; d < hd; d += WG) qs[d] = round_f16(q[q_off + d]);
+    for (uint d = tid; d < hd; d += WG) qs[d] = round_f16(q[a.q_off + d]);
     barrier();
 
     /* scores and their maximum */
     float m = -1.0 / 0.0;
-    for (uint j = tid; j < n_pos; j += WG) {
-        const uint kb = j * kv_words + head_word;
+    for (uint j = tid; j < a.n_pos; j += WG) {
+        const uint kb = j * a.kv_words + a.head_word;
         float s = 0.0;
         for (uint i = 0u; i < hd / 2u; i++) {
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[2u * i] * kk.x + qs[2u * i + 1u] * kk.y;
         }
         s *= pc.scale;
-        scores[srow + j] = s;
+        scores[a.srow + j] = s;
         m = max(m, s);
     }
     red[tid] = m;
@@ -76,15 +163,15 @@ void main()
 
     /* exponentials and their sum */
     float sum = 0.0;
-    for (uint j = tid; j < n_pos; j += WG) {
-        const float e = exp(scores[srow + j] - m);
-        scores[srow + j] = e;
+    for (uint j = tid; j < a.n_pos; j += WG) {
+        const float e = exp(scores[a.srow + j] - m);
+        scores[a.srow + j] = e;
         sum += e;
     }
     red[tid] = sum;
     reduce_sum(tid);
     const float inv_sum = 1.0 / red[0];
-    for (uint j = tid; j < n_pos; j += WG) scores[srow + j] = round_f16(scores[srow + j] * inv_sum);
+    for (uint j = tid; j < a.n_pos; j += WG) scores[a.srow + j] = round_f16(scores[a.srow + j] * inv_sum);
     memoryBarrierBuffer(); /* other threads read these probabilities below */
     barrier();
 
@@ -96,10 +183,10 @@ void main()
         const uint g = tid / D;
         for (uint d = tid % D; d < hd; d += D) {
             float acc = 0.0;
-            const uint half_index = head_word * 2u + d;
-            for (uint j = g; j < n_pos; j += G) {
-                const vec2 vv = unpackHalf2x16(v_cache[j * kv_words + (half_index >> 1)]);
-                acc += scores[srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
+            const uint half_index = a.head_word * 2u + d;
+            for (uint j = g; j < a.n_pos; j += G) {
+                const vec2 vv = unpackHalf2x16(v_cache[j * a.kv_words + (half_index >> 1)]);
+                acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
             }
             partial[g * hd + d] = acc;
         }
@@ -108,6 +195,7 @@ void main()
     for (uint d = tid; d < hd; d += WG) {
         float acc = 0.0;
         for (uint g = 0u; g < G; g++) acc += partial[g * hd + d];
-        o[q_off + d] = acc;
+        o[a.q_off + d] = acc;
     }
 }
+#endif

@@ -85,7 +85,7 @@ static void bench(struct vkllm_context *ctx, const struct quant_format *f, const
     struct op_env e = {ctx, &g, step, batch};
     const bool q8 = f->act == ACT_Q8;
     CHECK_OK(gpu_graph_begin(&g, &err));
-    if (q8) CHECK_OK(op_quantize_q8(&e, &x, &xq, s->k, &err));
+    if (q8) CHECK_OK(op_quantize_q8(&e, &x, &xq, s->k, false, &err));
     CHECK_OK(op_matvec(&e, &w, q8 ? &xq : &x, &y, false, false, GPU_BARRIER, &err));
     CHECK_OK(gpu_graph_end(&g, &err));
     struct step_header *h = step.mapped;

@@ -82,6 +82,7 @@ expect_error "truncated header" "truncated.gguf" "$vkllm" run -m "$scratch/trunc
 expect_error "truncated data" "cut.gguf" "$vkllm" run -m "$scratch/cut.gguf"
 expect_error "not GGUF" "text.gguf" "$vkllm" run -m "$scratch/text.gguf"
 expect_error "a directory" "$scratch" "$vkllm" run -m "$scratch"
+expect_error "an unknown forced path" "VKLLM_FORCE: unknown path .bogus." env VKLLM_FORCE=no-gemm,bogus "$vkllm" run -p hi -n 1
 expect_error "info of a truncated file" "cut.gguf" "$vkllm" info "$scratch/cut.gguf"
 expect_error "tokenize with a bad file" "text.gguf" "$vkllm" tokenize -m "$scratch/text.gguf" -p hi
 expect_error "a vocabulary without weights" "missing tensor" \

@@ -378,9 +378,10 @@ static bool row_sampled(const struct gpu_weight *w, uint32_t sample, uint32_t r)
     return false;
 }
 
-/* Quantized weights also check quantize_q8, the matvec's input, bit for bit. */
+/* Quantized weights also check quantize_q8, the matvec's input, bit for bit:
+ * Q8_0 blocks, or with FLOATS (a GEMM's input) the values they stand for. */
 static void check_q8_input(const float *x, const uint8_t *xq, uint32_t batch, uint32_t n_tokens,
-                           uint32_t k, struct diff *d)
+                           uint32_t k, bool floats, struct diff *d)
 {
     const uint32_t nb = k / 32;
     const float *scales = (const float *)(xq + (uint64_t)batch * nb * 32);
@@ -390,6 +391,12 @@ static void check_q8_input(const float *x, const uint8_t *xq, uint32_t batch, ui
         for (uint32_t b = 0; b < nb; b++) {
             const uint64_t blk = (uint64_t)t * nb + b;
             quant_q8_activations(x + (uint64_t)t * k + 32 * b, q, &s, 32);
+            if (floats) {
+                for (int j = 0; j < 32; j++)
+                    diff_add(d, ((const float *)xq)[blk * 32 + j], s * q[j], 0.0, "xq",
+                             blk * 32 + j);
+                continue;
+            }
             diff_add(d, scales[blk], s, 0.0, "xq scale", blk);
             for (int j = 0; j < 32; j++)
                 diff_add(d, (int8_t)xq[blk * 32 + j], q[j], 0.0, "xq", blk * 32 + j);
@@ -416,7 +423,7 @@ static void test_matvec(const struct matvec_case *c)
     struct gpu_buf x = host_buf((uint64_t)B * k * 4), y = host_buf((uint64_t)B * n * 4), xq = {0};
     if (quantized) {
         xq = host_buf(op_q8_bytes(B, k));
-        REQUIRE(op_quantize_q8(&e, &x, &xq, k, &tb.err) == 0, "%s", tb.err.msg);
+        REQUIRE(op_quantize_q8(&e, &x, &xq, k, c->last_only, &tb.err) == 0, "%s", tb.err.msg);
     }
     REQUIRE(op_matvec(&e, &w, quantized ? &xq : &x, &y, c->acc, c->last_only, GPU_BARRIER,
                       &tb.err) == 0,
@@ -438,7 +445,8 @@ static void test_matvec(const struct matvec_case *c)
     run_step(&e, c->n_tokens, 0, NULL);
 
     struct diff d = {0};
-    if (quantized) check_q8_input(xs, xq.mapped, B, c->n_tokens, k, &d);
+    if (quantized)
+        check_q8_input(xs, xq.mapped, B, c->n_tokens, k, op_matvec_uses_gemm(&e, c->last_only), &d);
     /* each thread of a row sums k / tpr products, then log2(tpr) steps add the
      * threads' sums; a few more for dequantizing and the input's rounding */
     const double tpr = op_matvec_uses_gemm(&e, c->last_only) ? 1 : tb.ctx->matvec_tpr;
@@ -881,6 +889,8 @@ int main(void)
             {f->type, bs == 1 ? 2048 : bs * 8, 300, 1, 1, false, false, 0, 0},
             /* two GEMM token tiles, the second partial */
             {f->type, bs == 1 ? 77 : bs * 2, 100, 80, 70, true, false, 0, 0},
+            /* full rows per GEMM thread, the second row tile partial */
+            {f->type, one, 64 * 16 + 37, 16, 13, false, false, 0, 0},
         };
         for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
             test_matvec(&fc[j]);
