@@ -26,11 +26,13 @@ int cli_validation_status(const vkllm_context *ctx, int status);
 double cli_now_ms(void);
 
 int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 #endif

@@ -23,7 +23,8 @@ static const char run_usage[] =
     "      --repeat-penalty F penalize recent tokens; 1 is off (default 1.0)\n"
     "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S           random seed (default: from the clock)\n"
-    "      --ignore-eos       keep generating after the end-of-text token\n"
+    "      --stop TEXT        stop at TEXT (not printed); may be repeated\n"
+    "      --ignore-eos       keep generating after end-of-generation tokens\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n";
 
@@ -39,6 +40,8 @@ int cmd_run(int argc, char **argv)
     long long n_predict = 128, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
     bool ignore_eos = false, validate = false;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
+    const char *stops[64];
+    int n_stops = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -85,6 +88,11 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) return 1;
             device = v;
+        } else if (!strcmp(a, "--stop")) {
+            if (!VALUE()) return 1;
+            if (n_stops == (int)(sizeof stops / sizeof stops[0]))
+                return cli_error("--stop: at most %d stop strings", n_stops);
+            stops[n_stops++] = v;
         } else if (!strcmp(a, "--ignore-eos")) {
             ignore_eos = true;
         } else if (!strcmp(a, "--validate")) {
@@ -103,6 +111,7 @@ int cmd_run(int argc, char **argv)
     vkllm_model *model = NULL;
     vkllm_session *session = NULL;
     vkllm_sampler *sampler = NULL;
+    vkllm_stream *stream = NULL;
     int32_t *tokens = NULL;
     int status = 1;
 
@@ -118,6 +127,10 @@ int cmd_run(int argc, char **argv)
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
+    /* text in whole UTF-8 characters, ending at EOG tokens and stop strings */
+    if (vkllm_stream_create(vocab, ignore_eos, &stream, &err)) goto fail;
+    for (int i = 0; i < n_stops; i++)
+        if (vkllm_stream_add_stop(stream, stops[i], &err)) goto fail;
     double t_load = cli_now_ms() - t0;
     fprintf(stderr, "vkllm: %s on %s, loaded in %.0f ms (%.1f MiB of weights); seed %llu\n",
             model_path, vkllm_context_device(ctx)->name, t_load,
@@ -156,7 +169,8 @@ int cmd_run(int argc, char **argv)
 
     double t_gen = cli_now_ms();
     long long n_gen = 0;
-    char piece[256];
+    const char *text;
+    size_t text_len;
     while (n_predict < 0 || n_gen < n_predict) {
         int32_t tok = vkllm_sampler_sample(sampler, vkllm_session_logits(session, -1));
         if (tok < 0) {
@@ -164,10 +178,14 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
         n_gen++;
-        if (!ignore_eos && vkllm_vocab_is_eog(vocab, tok)) break;
-        int len = vkllm_token_to_piece(vocab, tok, false, piece, sizeof piece);
-        if (len > 0 && len <= (int)sizeof piece) fwrite(piece, 1, (size_t)len, stdout);
+        int st = vkllm_stream_push(stream, tok, &text, &text_len);
+        if (st < 0) {
+            cli_error("%s", vkllm_strerror(st));
+            goto done;
+        }
+        fwrite(text, 1, text_len, stdout);
         fflush(stdout);
+        if (st != VKLLM_STREAM_MORE) break;
         if (vkllm_session_pos(session) >= cap) {
             fprintf(stderr, "\nvkllm: context full (%u tokens)\n", cap);
             break;
@@ -177,6 +195,8 @@ int cmd_run(int argc, char **argv)
         gpu_gen += vkllm_session_last_gpu_ms(session);
     }
     t_gen = cli_now_ms() - t_gen;
+    vkllm_stream_finish(stream, &text, &text_len); /* what was held back */
+    fwrite(text, 1, text_len, stdout);
     fputc('\n', stdout);
     fflush(stdout); /* the story's last line before the statistics on stderr */
     fprintf(stderr,
@@ -191,6 +211,7 @@ fail:
 done:
     status = cli_validation_status(ctx, status);
     free(tokens);
+    vkllm_stream_free(stream);
     vkllm_sampler_free(sampler);
     vkllm_session_free(session);
     vkllm_model_free(model);

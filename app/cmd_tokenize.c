@@ -5,14 +5,77 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The whole of PATH, malloc'ed; *LEN its size. NULL on failure. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf; n += got) {
+        if (n == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+        }
+        if ((got = fread(buf + n, 1, cap - n, f)) == 0) break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* The first occurrence of NEEDLE (M > 0 bytes) in HAY (N bytes), or NULL. */
+static const char *find(const char *hay, size_t n, const char *needle, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0) return hay + i;
+    return NULL;
+}
+
+/* Prints the ids of LEN bytes of TEXT: one per line, or all on one line
+ * separated by spaces if ONE_LINE. Returns 0 or a CLI error. */
+static int print_ids(const vkllm_vocab *v, const char *what, const char *text, size_t len,
+                     bool add_special, bool parse_special, bool one_line)
+{
+    /* ask for the count first, then tokenize into room for exactly that */
+    int n = vkllm_tokenize(v, text, len, add_special, parse_special, NULL, 0);
+    int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+    if (n > 0)
+        n = ids ? vkllm_tokenize(v, text, len, add_special, parse_special, ids, n) : VKLLM_E_NOMEM;
+    if (n < 0) {
+        free(ids);
+        return cli_error("%s: could not tokenize the text (%s)", what, vkllm_strerror(n));
+    }
+    for (int i = 0; i < n; i++)
+        printf(one_line ? " %d" : "%d\n", ids[i]); /* .out lines: " 1 2 3" */
+    if (one_line) putchar('\n');
+    free(ids);
+    return 0;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
-    const char *model_path = NULL, *text = NULL;
+    const char *model_path = NULL, *text = NULL, *file = NULL, *cases = NULL;
     bool add_special = true, parse_special = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs("usage: vkllm tokenize -m MODEL -p TEXT [--no-bos] [--special]\n"
+            fputs("usage: vkllm tokenize -m MODEL (-p TEXT | -f FILE | --cases FILE) [--no-bos]\n"
+                  "                      [--special]\n"
+                  "\n"
+                  "Prints the token ids of TEXT (or of FILE's bytes, exactly), one per line.\n"
+                  "With --cases, FILE holds texts separated by lines \"__ggml_vocab_test__\"\n"
+                  "(llama.cpp's tokenizer test format, .inp) and each text's ids are printed\n"
+                  "on one line, each after a space (as in its .out).\n"
                   "\n"
                   "  --no-bos   add no BOS or other special tokens (as llama.cpp's tokenizer "
                   "tests)\n"
@@ -23,6 +86,10 @@ int cmd_tokenize(int argc, char **argv)
             if (!(model_path = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!(text = cli_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(file = cli_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "--cases")) {
+            if (!(cases = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "--no-bos")) {
             add_special = false;
         } else if (!strcmp(a, "--special")) {
@@ -33,28 +100,40 @@ int cmd_tokenize(int argc, char **argv)
     }
     if (!model_path) model_path = getenv("VKLLM_MODEL");
     if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
-    if (!text) return cli_error("vkllm tokenize needs -p TEXT");
+    if ((text != NULL) + (file != NULL) + (cases != NULL) != 1)
+        return cli_error("vkllm tokenize needs one of -p TEXT, -f FILE or --cases FILE");
+
+    size_t len = 0;
+    char *file_text = NULL;
+    if (file || cases) {
+        const char *path = file ? file : cases;
+        if (!(file_text = read_all(path, &len))) return cli_error("cannot read %s", path);
+        text = file_text;
+    } else {
+        len = strlen(text);
+    }
 
     struct vkllm_error err = {0};
     vkllm_gguf *g = NULL;
     vkllm_vocab *v = NULL;
     if (vkllm_gguf_open(model_path, &g, &err) || vkllm_vocab_load(g, &v, &err)) {
         vkllm_gguf_close(g);
+        free(file_text);
         return cli_error("%s", err.msg);
     }
-    size_t len = strlen(text);
-    int cap = (int)len + 8, n;
-    int32_t *ids = malloc((size_t)cap * sizeof *ids);
-    n = ids ? vkllm_tokenize(v, text, len, add_special, parse_special, ids, cap) : VKLLM_E_NOMEM;
     int status = 0;
-    if (n < 0 || n > cap) {
-        status = cli_error("%s: could not tokenize the text (%s)", model_path,
-                           vkllm_strerror(n < 0 ? n : VKLLM_E_INVALID));
+    if (!cases) {
+        status = print_ids(v, model_path, text, len, add_special, parse_special, false);
     } else {
-        for (int i = 0; i < n; i++)
-            printf("%d\n", ids[i]);
+        static const char sep[] = "\n__ggml_vocab_test__\n";
+        for (const char *p = text, *end = text + len; p < end && !status;) {
+            const char *next = find(p, (size_t)(end - p), sep, sizeof sep - 1);
+            size_t n = next ? (size_t)(next - p) : (size_t)(end - p);
+            status = print_ids(v, model_path, p, n, add_special, parse_special, true);
+            p = next ? next + sizeof sep - 1 : end;
+        }
     }
-    free(ids);
+    free(file_text);
     vkllm_vocab_free(v);
     vkllm_gguf_close(g);
     return status;

@@ -15,12 +15,14 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run         generate text from a prompt (vkllm run -p \"Once upon a time\")\n"
+    "  chat        talk with an instruct model in the terminal (vkllm chat -m MODEL)\n"
     "  info        print a GGUF file's metadata and tensors (vkllm info MODEL)\n"
     "  devices     list Vulkan devices with their features and limits\n"
     "  tokenize    print the token ids of a text (vkllm tokenize -m MODEL -p TEXT)\n"
     "  quantize    convert a model to a smaller weight format (vkllm quantize IN OUT Q4_K_M)\n"
     "  perplexity  a model's perplexity on a text, as llama-perplexity (-m MODEL -f FILE)\n"
     "  bench       prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
+    "  template    render a chat template (vkllm template -m MODEL --context CONTEXT.json)\n"
     "\n"
     "vkllm COMMAND --help shows a command's options.\n";
 
@@ -100,12 +102,14 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
         return 0;

@@ -226,3 +226,15 @@ double vkllm_session_last_gpu_ms(const vkllm_session *s)
 {
     return s->last_gpu_ms;
 }
+
+int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err)
+{
+    if (pos > s->pos)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "cannot cut the cache back to %u tokens: it holds %u", pos, s->pos);
+    /* attention reads positions < pos0 + t + 1 only, so what lies beyond is
+     * never seen before the next decode overwrites it */
+    s->pos = pos;
+    s->n_logits = 0;
+    return VKLLM_OK;
+}

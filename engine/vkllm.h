@@ -12,6 +12,11 @@
  *                          leaves logits; vkllm_sampler_sample picks the next one
  *   vkllm_token_to_piece   token id -> bytes of text
  *
+ * Above them, vkllm_stream turns sampled tokens into printable text (whole
+ * UTF-8 characters, end-of-generation tokens, stop strings), and vkllm_chat
+ * keeps a conversation: messages, the chat template, and the tokens of it
+ * already in a session's KV cache (vkllm_session_truncate cuts that back).
+ *
  * The GGUF reader and writer are public too: `vkllm info` and the test tools use
  * them. Everything here is plain C11. The library never prints and never exits:
  * every fallible call returns VKLLM_OK (0) or a negative enum vkllm_status, and
@@ -433,6 +438,12 @@ const float *vkllm_session_logits(const vkllm_session *s, int32_t i);
 uint32_t vkllm_session_pos(const vkllm_session *s); /* tokens in the cache */
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
+/* Cuts the cache back to its first POS tokens (POS <= vkllm_session_pos): the
+ * next decode continues at position POS and overwrites what lay beyond, so an
+ * edited or regenerated turn reprocesses only what changed. Logits are
+ * forgotten until the next decode. A session is one sequence: several share a
+ * model, each with its own cache. */
+int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err);
 /* GPU time of the last decode, from timestamp queries (0 if unsupported). */
 double vkllm_session_last_gpu_ms(const vkllm_session *s);
 
@@ -509,6 +520,145 @@ int vkllm_quantize(const char *in_path, const char *out_path,
 /* The TYPE names vkllm_quantize accepts, for I = 0, 1, ... until NULL. If
  * WHAT is not NULL it gets a few words on the type ("Q4_K mix: ..."). */
 const char *vkllm_quantize_type_name(int i, const char **what);
+
+/* ============================== Chat templates ============================== */
+
+/* Renders the chat template TMPL (LEN bytes, e.g. a GGUF's tokenizer.chat_template)
+ * as Hugging Face transformers renders it with Jinja2: the same text, byte for
+ * byte. CONTEXT_JSON is a JSON object holding the variables (messages,
+ * add_generation_prompt, bos_token, eos_token, tools, ...; NULL: none). On
+ * success *OUT is a malloc'd, NUL-terminated text of *OUT_LEN bytes (OUT_LEN
+ * may be NULL) for the caller to free. On failure *OUT is NULL and ERR says
+ * why: VKLLM_E_FORMAT for a syntax error in the template or bad JSON,
+ * VKLLM_E_INVALID when rendering fails; a template that calls
+ * raise_exception(MSG) fails with exactly MSG. A hostile template cannot crash
+ * or hang the caller: steps, nesting, output and memory are bounded. */
+int vkllm_template_render(const char *tmpl, size_t len, const char *context_json, char **out,
+                          size_t *out_len, struct vkllm_error *err);
+
+/* ============================== Streaming text ============================== */
+
+/* Turns sampled tokens into text to print, a token at a time, for a terminal,
+ * a window or a server alike. What it hands out is always whole, valid UTF-8
+ * characters (a character split across tokens waits for its last byte; bytes
+ * that can never be valid become U+FFFD), and never the start of a stop string
+ * that may yet complete: such text is held until it cannot. Generation ends at
+ * an end-of-generation token of the vocabulary (EOS, EOT, EOM, ...) or at a stop
+ * string, which is not printed. */
+typedef struct vkllm_stream vkllm_stream;
+
+enum vkllm_stream_state {
+    VKLLM_STREAM_MORE = 0, /* go on generating */
+    VKLLM_STREAM_EOG = 1,  /* an end-of-generation token came */
+    VKLLM_STREAM_STOP = 2, /* a stop string was completed */
+};
+
+/* VOCAB may be NULL if only vkllm_stream_push_text is used. IGNORE_EOG makes
+ * end-of-generation tokens ordinary (their text is empty). */
+int vkllm_stream_create(const vkllm_vocab *vocab, bool ignore_eog, vkllm_stream **out,
+                        struct vkllm_error *err);
+void vkllm_stream_free(vkllm_stream *s);
+/* Adds a stop string (copied; an empty one is ignored). */
+int vkllm_stream_add_stop(vkllm_stream *s, const char *stop, struct vkllm_error *err);
+/* Starts a new reply: forgets held text and the reply so far, keeps the stop strings. */
+void vkllm_stream_reset(vkllm_stream *s);
+
+/* Feeds one sampled token. *TEXT and *LEN get the text that may be printed
+ * now (possibly none), valid until the next call. Returns an enum
+ * vkllm_stream_state, or a negative status. After EOG or STOP the reply is
+ * over: what was held and can be printed has been handed out. */
+int vkllm_stream_push(vkllm_stream *s, int32_t token, const char **text, size_t *len);
+/* The same for LEN bytes of raw text (a token's piece). */
+int vkllm_stream_push_text(vkllm_stream *s, const char *piece, size_t n, const char **text,
+                           size_t *len);
+/* Ends the reply when generation stops for another reason (length, Ctrl+C):
+ * hands out what was held (an incomplete character as U+FFFD). */
+void vkllm_stream_finish(vkllm_stream *s, const char **text, size_t *len);
+/* The whole reply handed out so far (NUL-terminated), for the conversation. */
+const char *vkllm_stream_reply(const vkllm_stream *s, size_t *len);
+
+/* ============================== Conversation ============================== */
+
+/* A conversation with a model: the messages, the chat template that renders
+ * them, and the tokens of the rendering already in a session's KV cache. Each
+ * turn re-renders the whole conversation; only what differs from the cached
+ * tokens is decoded (the cache is cut back to the common prefix). Use:
+ *
+ *   vkllm_chat_create(model, session, &params, &chat, &err);
+ *   vkllm_chat_add(chat, "user", text, len, &err);
+ *   vkllm_chat_prefill(chat, &info, &err);          logits for the reply's first token
+ *   loop: token = vkllm_sampler_sample(...); vkllm_stream_push(...);
+ *         vkllm_chat_decode_token(chat, token, &err);
+ *   vkllm_chat_add(chat, "assistant", reply, len, &err);
+ */
+typedef struct vkllm_chat vkllm_chat;
+
+struct vkllm_chat_params {
+    /* The chat template; NULL: the model's tokenizer.chat_template. When there
+     * is none, or it fails to render, a built-in format chosen from the
+     * vocabulary (chatml, llama2, llama3, mistral, gemma, phi3, zephyr) is
+     * used and NOTICE says so. */
+    const char *template_text;
+    size_t template_len;
+    /* Tokens kept free for the reply when old turns must be dropped to fit the
+     * context; 0: a quarter of the context. */
+    uint32_t n_reserve;
+    /* Called with one line (no newline) when the engine changes something the
+     * user should know about: a fallback format, turns dropped. May be NULL. */
+    void (*notice)(const char *msg, void *user);
+    void *user;
+};
+
+/* What vkllm_chat_prefill did. */
+struct vkllm_chat_turn {
+    uint32_t n_cached;  /* tokens reused from the cache */
+    uint32_t n_new;     /* tokens decoded now */
+    uint32_t n_prompt;  /* n_cached + n_new: the rendered conversation */
+    uint32_t n_dropped; /* messages dropped (in all) to fit the context */
+};
+
+/* The session must be used by this conversation only; its cache is emptied.
+ * Neither the model nor the session is owned. */
+int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
+                      const struct vkllm_chat_params *params, vkllm_chat **out,
+                      struct vkllm_error *err);
+void vkllm_chat_free(vkllm_chat *c);
+
+/* Appends a message (ROLE "system", "user", "assistant", ...; CONTENT must be
+ * UTF-8). */
+int vkllm_chat_add(vkllm_chat *c, const char *role, const char *content, size_t len,
+                   struct vkllm_error *err);
+/* Forgets the messages (but the first one if KEEP_SYSTEM and it is a system
+ * message). The cache is kept: a new conversation reuses what still matches. */
+void vkllm_chat_clear(vkllm_chat *c, bool keep_system);
+/* Removes the last message (one that did not fit, say). */
+void vkllm_chat_pop(vkllm_chat *c);
+size_t vkllm_chat_count(const vkllm_chat *c);
+/* Message I's role and content (NUL-terminated; *LEN gets its length if LEN
+ * is not NULL); NULL for I out of range. */
+const char *vkllm_chat_role(const vkllm_chat *c, size_t i);
+const char *vkllm_chat_content(const vkllm_chat *c, size_t i, size_t *len);
+
+/* Renders the conversation with the generation prompt into *OUT (malloc'd,
+ * NUL-terminated; the caller frees it), as it is tokenized (a leading BOS text
+ * the tokenizer adds anyway is removed). */
+int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_error *err);
+/* Renders, tokenizes and decodes what is not yet in the cache, dropping the
+ * oldest turns after the system prompt when the context would overflow.
+ * Afterwards vkllm_session_logits(session, -1) predicts the reply's first
+ * token. VKLLM_E_CONTEXT_FULL when even the last message does not fit. */
+int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm_error *err);
+/* Decodes a sampled reply token (remembering it as cached). */
+int vkllm_chat_decode_token(vkllm_chat *c, int32_t token, struct vkllm_error *err);
+/* The tokens in the cache, as this conversation knows them (*N of them). */
+const int32_t *vkllm_chat_tokens(const vkllm_chat *c, uint32_t *n);
+
+/* Saves the messages as JSON ({"messages": [{"role", "content"}, ...]}),
+ * through a temporary file renamed over PATH. */
+int vkllm_chat_save(const vkllm_chat *c, const char *path, struct vkllm_error *err);
+/* Replaces the messages with those of a file vkllm_chat_save wrote (or any
+ * JSON object with such a "messages" array). */
+int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,13 @@
  *             [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
  *             [--n-ctx N] [--rope-base F] [--tied] [--scale F]
  *   gen_model -o OUT.gguf --type q4_0 --from IN.gguf
+ *   gen_model -o OUT.gguf --vocab-from VOCAB.gguf [--chat-template-file T.jinja] ...
+ *
+ * --vocab-from takes the tokenizer (every tokenizer.* key, the chat template
+ * included) from another GGUF, such as llama.cpp's vocabulary-only files, and
+ * sizes the model's vocabulary to it: a tiny model that speaks through a real
+ * tokenizer. --chat-template-file sets tokenizer.chat_template from a file
+ * (with or without --from).
  *
  * Without --from it makes a model of random weights with a synthetic
  * SentencePiece vocabulary that llama.cpp loads. Matrices are N(0,1) * scale /
@@ -44,7 +51,7 @@
 #endif
 
 struct args {
-    const char *out, *from;
+    const char *out, *from, *vocab_from, *template_file;
     uint32_t type;
     uint64_t seed;
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
@@ -240,7 +247,43 @@ static void add_random(vkllm_gguf_writer *w, const struct args *a, const char *n
     free(x);
 }
 
-static void build_random(vkllm_gguf_writer *w, const struct args *a)
+/* Copies every tokenizer.* key of VOCAB; returns its number of tokens. */
+static uint32_t copy_tokenizer(vkllm_gguf_writer *w, const vkllm_gguf *vocab, const char *name)
+{
+    const struct vkllm_gguf_kv *tokens;
+    if (vkllm_gguf_get_arr(vocab, "tokenizer.ggml.tokens", VKLLM_GGUF_STRING, &tokens, NULL) !=
+            VKLLM_OK ||
+        tokens->arr_len == 0 || tokens->arr_len > (1u << 24))
+        die("%s: no tokenizer.ggml.tokens", name);
+    for (uint64_t i = 0; i < vkllm_gguf_kv_count(vocab); i++) {
+        const struct vkllm_gguf_kv *kv = vkllm_gguf_kv_at(vocab, i);
+        if (kv->key.len >= 10 && !memcmp(kv->key.ptr, "tokenizer.", 10) &&
+            vkllm_gguf_writer_copy_kv(w, kv) != VKLLM_OK)
+            die("%s: cannot copy a key/value", name);
+    }
+    return (uint32_t)tokens->arr_len;
+}
+
+/* Sets tokenizer.chat_template to the text of PATH. */
+static void set_template(vkllm_gguf_writer *w, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die("%s: cannot open", path);
+    size_t cap = 1 << 16, n = 0, got;
+    char *text = malloc(cap);
+    while (text && (got = fread(text + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap && !(text = realloc(text, cap *= 2))) die("out of memory");
+    }
+    if (!text || ferror(f)) die("%s: read failed", path);
+    fclose(f);
+    text[n] = 0;
+    if (vkllm_gguf_writer_set_str(w, "tokenizer.chat_template", text) != VKLLM_OK)
+        die("out of memory");
+    free(text);
+}
+
+static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm_gguf *vocab)
 {
     const uint32_t head_dim = a->n_embd / a->n_head, n_kv = a->n_head_kv * head_dim;
     int rc = 0;
@@ -260,17 +303,23 @@ static void build_random(vkllm_gguf_writer *w, const struct args *a)
     rc |= vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2);
     rc |= vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a->type));
 
-    struct vocab v = {0};
-    vocab_build(&v, a->n_vocab);
-    rc |= vkllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    rc |= vkllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok,
-                                        NULL, v.n);
-    rc |= vkllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", VKLLM_GGUF_FLOAT32, v.score, v.n);
-    rc |= vkllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKLLM_GGUF_INT32, v.type, v.n);
-    rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.bos_token_id", 1);
-    rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.eos_token_id", 2);
-    rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.unknown_token_id", 0);
-    vocab_free(&v);
+    if (vocab) {
+        copy_tokenizer(w, vocab, a->vocab_from);
+    } else {
+        struct vocab v = {0};
+        vocab_build(&v, a->n_vocab);
+        rc |= vkllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        rc |= vkllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok,
+                                            NULL, v.n);
+        rc |=
+            vkllm_gguf_writer_set_arr(w, "tokenizer.ggml.scores", VKLLM_GGUF_FLOAT32, v.score, v.n);
+        rc |= vkllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKLLM_GGUF_INT32, v.type,
+                                        v.n);
+        rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.bos_token_id", 1);
+        rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.eos_token_id", 2);
+        rc |= vkllm_gguf_writer_set_uint32(w, "tokenizer.ggml.unknown_token_id", 0);
+        vocab_free(&v);
+    }
     if (rc) die("cannot set the metadata");
 
     /* ne0 is the input dimension of every matrix: y = W x has ne1 outputs */
@@ -367,6 +416,7 @@ static void usage(void)
     fputs("usage: gen_model -o OUT.gguf [--type TYPE] [--from IN.gguf] [--seed N]\n"
           "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
           "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
+          "                 [--vocab-from VOCAB.gguf] [--chat-template-file T.jinja]\n"
           "TYPE: a format of engine/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n",
           stderr);
 }
@@ -433,6 +483,10 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->out = v;
         else if (!strcmp(o, "--from"))
             a->from = v;
+        else if (!strcmp(o, "--vocab-from"))
+            a->vocab_from = v;
+        else if (!strcmp(o, "--chat-template-file"))
+            a->template_file = v;
         else if (!strcmp(o, "--seed"))
             a->seed = parse_uint(o, v, UINT64_MAX);
         else if (!strcmp(o, "--rope-base"))
@@ -465,7 +519,8 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->n_embd / a->n_head);
     if (a->n_head % a->n_head_kv)
         die("--n-head %u is not a multiple of --n-head-kv %u", a->n_head, a->n_head_kv);
-    if (a->n_vocab < 260)
+    if (a->from && a->vocab_from) die("--vocab-from makes a new model: leave out --from");
+    if (a->n_vocab < 260 && !a->vocab_from)
         die("--n-vocab %u is too small: the vocabulary has 259 special and byte tokens, and "
             "at least \"\xe2\x96\x81\"",
             a->n_vocab);
@@ -478,18 +533,27 @@ int main(int argc, char **argv)
 
     struct vkllm_error err;
     vkllm_gguf_writer *w;
-    vkllm_gguf *in = NULL;
+    vkllm_gguf *in = NULL, *vocab = NULL;
     if (vkllm_gguf_writer_create(&w, &err) != VKLLM_OK) die("%s", err.msg);
     if (a.from) {
         if (vkllm_gguf_open(a.from, &in, &err) != VKLLM_OK) die("%s", err.msg);
         build_from(w, &a, in);
     } else {
+        if (a.vocab_from) {
+            if (vkllm_gguf_open(a.vocab_from, &vocab, &err) != VKLLM_OK) die("%s", err.msg);
+            const struct vkllm_gguf_kv *tokens;
+            if (vkllm_gguf_get_arr(vocab, "tokenizer.ggml.tokens", VKLLM_GGUF_STRING, &tokens,
+                                   NULL) == VKLLM_OK)
+                a.n_vocab = (uint32_t)tokens->arr_len;
+        }
         rng_seed(&rng, a.seed);
-        build_random(w, &a);
+        build_random(w, &a, vocab);
     }
+    if (a.template_file) set_template(w, a.template_file);
     if (vkllm_gguf_writer_write(w, a.out, &err) != VKLLM_OK) die("%s", err.msg);
     vkllm_gguf_writer_destroy(w);
     vkllm_gguf_close(in);
+    vkllm_gguf_close(vocab);
     for (size_t i = 0; i < n_bufs; i++)
         free(bufs[i]);
     free(bufs);

@@ -9,13 +9,12 @@
  *   rules on tiny vocabularies     written with the GGUF writer: merge order,
  *                                  metadata defaults and errors, Phi-3's RSTRIP
  *
- * Set VKLLM_TEST_VOCABS to a directory of llama.cpp vocab files (shared/vocab)
- * to also run every SPM .inp/.out there and check the other kinds are refused.
+ * Every other vocabulary of llama.cpp's tests, BPE ones included, is in
+ * test_vocabs.c.
  */
 #include "testhelp.h"
 #include "vkllm.h"
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,46 +208,10 @@ static int run_vocab_vectors(const char *gguf_path, const char *inp_path, const 
 
 static void test_llama_spm_vectors(void)
 {
-    int n =
-        run_vocab_vectors(DATA("ggml-vocab-llama-spm.gguf"), DATA("ggml-vocab-llama-spm.gguf.inp"),
-                          DATA("ggml-vocab-llama-spm.gguf.out"));
+    int n = run_vocab_vectors(DATA("ggml-vocab-llama-spm.gguf"),
+                              DATA("vocab/ggml-vocab-llama-spm.gguf.inp"),
+                              DATA("vocab/ggml-vocab-llama-spm.gguf.out"));
     CHECK(n == 46, "%d cases", n);
-}
-
-/* Optional: every vocabulary in $VKLLM_TEST_VOCABS. SPM ones must pass their
- * vectors; the others must be refused as unsupported. */
-static void test_more_vocabs(void)
-{
-    const char *dir = getenv("VKLLM_TEST_VOCABS");
-    if (!dir || !*dir) return;
-    DIR *d = opendir(dir);
-    REQUIRE(d, "cannot open VKLLM_TEST_VOCABS=%s", dir);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 5, ".gguf") != 0) continue;
-        char path[4096], inp[4200], out[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        snprintf(inp, sizeof inp, "%s.inp", path);
-        snprintf(out, sizeof out, "%s.out", path);
-        vkllm_gguf *g = NULL;
-        vkllm_vocab *v = NULL;
-        struct vkllm_error err = {0};
-        REQUIRE_OK(vkllm_gguf_open(path, &g, &err), "%s", err.msg);
-        struct vkllm_gguf_str model = {0};
-        vkllm_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
-        int rc = vkllm_vocab_load(g, &v, &err);
-        if (model.len == 5 && memcmp(model.ptr, "llama", 5) == 0) {
-            CHECK(rc == VKLLM_OK, "%s", err.msg);
-            vkllm_vocab_free(v);
-            run_vocab_vectors(path, inp, out);
-        } else {
-            CHECK(rc == VKLLM_E_UNSUPPORTED && !v && strstr(err.msg, "is not supported yet"),
-                  "%s: %d %s", path, rc, err.msg);
-        }
-        vkllm_gguf_close(g);
-    }
-    closedir(d);
 }
 
 /* ============================== Oracle cross-check ============================== */
@@ -577,14 +540,14 @@ static void test_metadata(void)
         int code;
         const char *msg;
     } bad[] = {
-        {"gpt2",
+        {"gpt2 without merges",
          {.model = "gpt2", .tokens = base_tokens, .bos = -1, .add_space_prefix = -1},
-         VKLLM_E_UNSUPPORTED,
-         "tokenizer 'gpt2' is not supported yet"},
+         VKLLM_E_FORMAT,
+         "tokenizer.ggml.merges is missing"},
         {"bert",
          {.model = "bert", .tokens = base_tokens, .bos = -1, .add_space_prefix = -1},
          VKLLM_E_UNSUPPORTED,
-         "tokenizer 'bert' is not supported yet"},
+         "tokenizer 'bert' is not supported"},
         {"no model",
          {.tokens = base_tokens, .bos = -1, .add_space_prefix = -1},
          VKLLM_E_FORMAT,
@@ -674,7 +637,6 @@ static void test_user_defined_and_rstrip(void)
 int main(void)
 {
     test_llama_spm_vectors();
-    test_more_vocabs();
 
     vkllm_vocab *stories = load_vocab(DATA("stories260K.gguf"));
     vkllm_vocab *tiny = load_vocab(DATA("llama-2-tiny-random.gguf"));

@@ -1,21 +1,19 @@
-/* tokenizer.c: text <-> token ids, exactly as llama.cpp does it.
+/* vocab.c: the vocabulary, and text <-> token ids exactly as llama.cpp does it.
  *
  * A vocabulary is built from a GGUF file's tokenizer.ggml.* keys. Tokenizing
  * goes in two steps, as in llama.cpp's llama_vocab::tokenize:
  *   1. partition: cut the text at special tokens ("<s>", user-defined tokens),
  *      which become their ids directly;
  *   2. encode every remaining piece of raw text with the vocabulary's own
- *      algorithm (its "kind").
- * Only SentencePiece-style vocabularies are implemented (tokenizer.ggml.model
- * "llama", llama.cpp's SPM). A new kind (BPE) is one row of the kind table plus
- * its encode and piece functions; loading, the partition and the public calls
- * are shared.
+ *      algorithm (its "kind": SentencePiece in spm.c, byte-level BPE in bpe.c
+ *      with its pre-tokenizers in pretok.c).
+ * A kind is one row of the kind table; loading, the partition and the public
+ * calls are shared.
  *
  * The file reads top to bottom: vocabulary storage, loading, the special-token
- * partition, the SPM encoder, tokenize, token_to_piece.
+ * partition, tokenize, token_to_piece.
  */
-#include "error.h"
-#include "vkllm.h"
+#include "vocab_internal.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -23,94 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ============================== Vocabulary ============================== */
-
-/* Token attributes: llama.cpp's llama_token_attr bits, so that its rules read
- * the same here. A token has one type bit, plus CONTROL when a rule forces it
- * and LSTRIP/RSTRIP for the partition. */
-enum {
-    ATTR_UNDEFINED = 0,
-    ATTR_UNKNOWN = 1 << 0,
-    ATTR_UNUSED = 1 << 1,
-    ATTR_NORMAL = 1 << 2,
-    ATTR_CONTROL = 1 << 3,
-    ATTR_USER_DEFINED = 1 << 4,
-    ATTR_BYTE = 1 << 5,
-    ATTR_LSTRIP = 1 << 7, /* the partition eats whitespace before the token */
-    ATTR_RSTRIP = 1 << 8, /* ... and after it */
-};
 
 /* tokenizer.ggml.token_type (SentencePiece's piece types) -> attribute; other
  * values are UNDEFINED, as in llama.cpp. */
 static const uint32_t token_type_attr[] = {
     ATTR_UNDEFINED,    ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL,
     ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE,
-};
-
-struct token {
-    const char *text; /* into vocab->arena; not NUL-terminated */
-    uint32_t len;
-    float score;   /* SPM: merge priority, higher first */
-    uint32_t attr; /* ATTR_* bits */
-    bool eog;      /* ends generation */
-};
-
-/* Token ids with a role. -1: none. */
-/* clang-format off */
-enum special {
-    SP_BOS, SP_EOS, SP_EOT, SP_EOM, SP_UNK, SP_SEP, SP_PAD, SP_MASK,
-    SP_FIM_PRE, SP_FIM_SUF, SP_FIM_MID, SP_FIM_PAD, SP_FIM_REP, SP_FIM_SEP,
-    SP_COUNT
-};
-/* clang-format on */
-
-/* A piece of the text to tokenize: raw bytes or an id found by the partition. */
-struct fragment {
-    int32_t token; /* -1: raw text text[off .. off + len) */
-    size_t off, len;
-};
-
-/* Where ids go: the caller's buffer, counting past its end so that the caller
- * learns how much room it needs. */
-struct sink {
-    int32_t *out;
-    size_t cap, n;
-};
-
-static void emit(struct sink *s, int32_t id)
-{
-    if (s->n < s->cap) s->out[s->n] = id;
-    s->n++;
-}
-
-/* One row per tokenizer.ggml.model value we implement: llama.cpp's defaults for
- * that kind and the functions that implement it. */
-struct kind_info {
-    const char *model;
-    int32_t bos, eos, unk; /* ids used when the file has no *_token_id key */
-    bool add_bos, add_eos, add_space_prefix;
-    /* Encodes the partitioned text, adding BOS/EOS if ADD_SPECIAL. */
-    int (*encode)(const vkllm_vocab *v, const char *text, const struct fragment *frags,
-                  size_t n_frags, bool add_special, struct sink *out);
-    /* The text of a token as token_to_piece(special = true) gives it; returns
-     * its length and copies it into BUF when it fits in CAP. */
-    int (*piece)(const vkllm_vocab *v, int32_t token, char *buf, int cap);
-};
-
-struct vkllm_vocab {
-    const struct kind_info *kind;
-    int32_t n_tokens;
-    struct token *tokens; /* (n_tokens) */
-    char *arena;          /* every token's text, back to back */
-    int32_t *index;       /* (index_mask + 1) open-addressing table of ids by text, -1 empty */
-    uint64_t index_mask;
-    int32_t *specials; /* (n_specials) ids the partition looks for, longest text first */
-    int32_t n_specials;
-    int32_t byte_token[256]; /* SPM byte fallback: "<0xXX>", else the 1-byte token, else -1 */
-    int32_t special[SP_COUNT];
-    bool add_bos, add_eos, add_space_prefix;
 };
 
 static uint64_t hash_text(const char *p, size_t n)
@@ -132,8 +49,7 @@ static int32_t *index_slot(const vkllm_vocab *v, const char *text, size_t len)
     }
 }
 
-/* The id of the token spelled TEXT, or -1. */
-static int32_t vocab_find(const vkllm_vocab *v, const char *text, size_t len)
+int32_t vocab_find(const vkllm_vocab *v, const char *text, size_t len)
 {
     return *index_slot(v, text, len);
 }
@@ -148,15 +64,26 @@ static void vocab_set_eog(vkllm_vocab *v, int32_t id)
     if (id >= 0) v->tokens[id].eog = true;
 }
 
+int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return VKLLM_OK;
+    size_t cap2 = *cap ? *cap : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    if (cap2 > SIZE_MAX / elem) return VKLLM_E_NOMEM;
+    void *q = realloc(*p, cap2 * elem);
+    if (!q) return VKLLM_E_NOMEM;
+    *p = q;
+    *cap = cap2;
+    return VKLLM_OK;
+}
+
 /* ============================== Loading ============================== */
 
-static int spm_encode_frags(const vkllm_vocab *v, const char *text, const struct fragment *frags,
-                            size_t n_frags, bool add_special, struct sink *out);
-static int spm_piece(const vkllm_vocab *v, int32_t token, char *buf, int cap);
-
 static const struct kind_info kinds[] = {
-    /* model  bos eos unk add_bos add_eos space_prefix */
-    {"llama", 1, 2, 0, true, false, true, spm_encode_frags, spm_piece},
+    /* model  bos eos  unk add_bos add_eos space_prefix */
+    {"llama", 1, 2, 0, true, false, true, NULL, NULL, spm_encode_frags, spm_piece},
+    {"gpt2", 11, 11, -1, false, false, false, bpe_load, bpe_finish, bpe_encode_frags, bpe_piece},
 };
 
 /* The *_token_id keys, in llama.cpp's order: the deprecated names come last and
@@ -251,8 +178,10 @@ static int load_kind(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *er
         (model.len == 8 && memcmp(model.ptr, "no_vocab", 8) == 0))
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: the file has no vocabulary (tokenizer '%.*s')", name, n, model.ptr);
-    return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: tokenizer '%.*s' is not supported yet", name,
-                      n, model.ptr);
+    return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                      "%s: tokenizer '%.*s' is not supported (vkllm reads SentencePiece 'llama' "
+                      "and byte-level BPE 'gpt2' vocabularies)",
+                      name, n, model.ptr);
 }
 
 /* An optional per-token array (scores, token_type): NULL if absent. */
@@ -366,7 +295,7 @@ static int load_special_ids(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_er
 {
     for (int i = 0; i < SP_COUNT; i++)
         v->special[i] = -1;
-    v->special[SP_BOS] = v->kind->bos;
+    v->special[SP_BOS] = v->info && v->info->no_bos ? -1 : v->kind->bos;
     v->special[SP_EOS] = v->kind->eos;
     v->special[SP_UNK] = v->kind->unk;
     for (size_t i = 0; i < COUNT(special_keys); i++) {
@@ -451,6 +380,61 @@ static void find_roles(vkllm_vocab *v)
     }
 }
 
+/* Whether the string key KEY of G contains one of NEEDLES, ignoring ASCII case
+ * if LOWER. */
+static bool key_contains(const vkllm_gguf *g, const char *key, bool lower,
+                         const char *const *needles, size_t n)
+{
+    struct vkllm_gguf_str s;
+    if (vkllm_gguf_get_str(g, key, &s, NULL) != VKLLM_OK) return false;
+    char text[256];
+    size_t len = s.len < sizeof text - 1 ? s.len : sizeof text - 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = s.ptr[i];
+        text[i] = lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    text[len] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strstr(text, needles[i])) return true;
+    return false;
+}
+
+static void set_attr(vkllm_vocab *v, const char *text, uint32_t attr, bool on)
+{
+    int32_t id = vocab_find_str(v, text);
+    if (id < 0) return;
+    if (on)
+        v->tokens[id].attr |= attr;
+    else
+        v->tokens[id].attr &= ~attr;
+}
+
+/* llama.cpp's per-model token attributes (the files do not carry them), chosen
+ * by the pre-tokenizer, architecture or model name, first rule that applies. */
+static void per_model_rules(vkllm_vocab *v, const vkllm_gguf *g)
+{
+    static const char *const jina_pre[] = {"jina-v2-de", "jina-v2-es", "jina-v2-code"};
+    static const char *const jina_arch[] = {"nomic-bert-moe", "jina-bert-v3"};
+    static const char *const phi3[] = {"phi-3", "phi3"};
+    static const char *const modern_bert[] = {"modern-bert"};
+    if (key_contains(g, "tokenizer.ggml.pre", false, jina_pre, COUNT(jina_pre)) ||
+        key_contains(g, "general.architecture", false, jina_arch, COUNT(jina_arch))) {
+        /* the mask token eats the whitespace before it */
+        set_attr(v, "<mask>", ATTR_LSTRIP, true);
+    } else if (key_contains(g, "general.name", true, phi3, COUNT(phi3))) {
+        /* in Phi-3 text, special tokens swallow the whitespace after them,
+         * except these three */
+        for (int32_t i = 0; i < v->n_specials; i++)
+            v->tokens[v->specials[i]].attr |= ATTR_RSTRIP;
+        set_attr(v, "</s>", ATTR_RSTRIP, true);
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (int i = 0; i < 3; i++)
+            set_attr(v, keep[i], ATTR_RSTRIP, false);
+    } else if (key_contains(g, "general.name", true, modern_bert, COUNT(modern_bert))) {
+        set_attr(v, "[MASK]", ATTR_LSTRIP, true);
+    }
+}
+
 struct special_key {
     uint32_t len;
     int32_t id;
@@ -488,28 +472,7 @@ static int load_specials(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error
     v->n_specials = n;
     free(keys);
 
-    /* llama.cpp's per-model rule for SPM vocabularies: in Phi-3 text, special
-     * tokens swallow the whitespace after them, except these three. */
-    struct vkllm_gguf_str model_name;
-    if (vkllm_gguf_get_str(g, "general.name", &model_name, NULL) == VKLLM_OK) {
-        char lower[256];
-        size_t len = model_name.len < sizeof lower - 1 ? model_name.len : sizeof lower - 1;
-        for (size_t i = 0; i < len; i++) {
-            char c = model_name.ptr[i];
-            lower[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-        }
-        lower[len] = 0;
-        if (strstr(lower, "phi-3") || strstr(lower, "phi3")) {
-            for (int32_t i = 0; i < v->n_specials; i++)
-                v->tokens[v->specials[i]].attr |= ATTR_RSTRIP;
-            int32_t id = vocab_find_str(v, "</s>");
-            if (id >= 0) v->tokens[id].attr |= ATTR_RSTRIP;
-            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
-            for (int i = 0; i < 3; i++)
-                if ((id = vocab_find_str(v, keep[i])) >= 0)
-                    v->tokens[id].attr &= ~(uint32_t)ATTR_RSTRIP;
-        }
-    }
+    per_model_rules(v, g);
     return VKLLM_OK;
 }
 
@@ -526,18 +489,21 @@ int vkllm_vocab_load(const vkllm_gguf *g, vkllm_vocab **out, struct vkllm_error 
     if ((rc = load_kind(v, g, err)) ||
         (rc = load_flag(g, "tokenizer.ggml.add_space_prefix", v->kind->add_space_prefix,
                         &v->add_space_prefix, err)) ||
-        (rc = load_tokens(v, g, err)))
+        (rc = load_tokens(v, g, err)) || (v->kind->load && (rc = v->kind->load(v, g, err))))
         goto fail;
     load_byte_tokens(v);
+    /* a BPE pre-tokenizer may change the kind's defaults, as in llama.cpp */
+    bool default_bos = v->kind->add_bos || (v->info && v->info->force_add_bos);
     if ((rc = load_special_ids(v, g, err)) ||
-        (rc = load_flag(g, "tokenizer.ggml.add_bos_token", v->kind->add_bos, &add_bos, err)) ||
+        (rc = load_flag(g, "tokenizer.ggml.add_bos_token", default_bos, &add_bos, err)) ||
         (rc = load_flag(g, "tokenizer.ggml.add_eos_token", v->kind->add_eos, &add_eos, err)))
         goto fail;
     /* llama.cpp asserts when asked to add a token the vocabulary lacks */
     v->add_bos = add_bos && v->special[SP_BOS] >= 0;
     v->add_eos = add_eos && v->special[SP_EOS] >= 0;
     find_roles(v);
-    if ((rc = load_specials(v, g, err))) goto fail;
+    if ((rc = load_specials(v, g, err)) || (v->kind->finish && (rc = v->kind->finish(v, g, err))))
+        goto fail;
     *out = v;
     return VKLLM_OK;
 
@@ -553,6 +519,8 @@ void vkllm_vocab_free(vkllm_vocab *v)
     free(v->arena);
     free(v->index);
     free(v->specials);
+    bpe_free(v->bpe);
+    pretok_destroy(v->pre);
     free(v);
 }
 
@@ -664,200 +632,6 @@ static int partition(const vkllm_vocab *v, const char *text, size_t len, bool pa
     return rc;
 }
 
-/* ============================== SPM encoder ============================== */
-
-/* SentencePiece's BPE-like merge (llama.cpp's llm_tokenizer_spm): start from
- * single UTF-8 characters and keep merging the adjacent pair whose
- * concatenation is the token with the highest score (ties: the leftmost pair),
- * until no adjacent pair forms a token. A final symbol that is no token is a
- * single character with no token of its own, and falls back to byte tokens.
- *
- * llama.cpp also keeps a "rev_merge" table to split such symbols into the
- * pieces they were merged from; it never fires, since a pair is only merged
- * when its text is a token (and it would recurse forever if it did), so it has
- * no counterpart here. */
-
-struct spm_symbol {
-    int32_t prev, next; /* neighbours in the chain, -1 at the ends */
-    uint32_t off, n;    /* bytes text[off .. off + n); n = 0 once merged away */
-};
-
-struct spm_bigram {
-    int32_t left, right; /* symbols */
-    float score;
-    uint32_t size; /* bytes of both when queued: stale entries no longer match */
-};
-
-/* Buffers reused across the fragments of one tokenize call. */
-struct spm_work {
-    char *text;
-    size_t text_cap;
-    struct spm_symbol *syms;
-    size_t syms_cap;
-    struct spm_bigram *heap;
-    size_t heap_n, heap_cap;
-};
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return VKLLM_OK;
-    size_t cap2 = *cap ? *cap : 64;
-    while (cap2 < need)
-        cap2 *= 2;
-    void *q = realloc(*p, cap2 * elem);
-    if (!q) return VKLLM_E_NOMEM;
-    *p = q;
-    *cap = cap2;
-    return VKLLM_OK;
-}
-
-/* Bytes in the UTF-8 character starting with byte C, from its top four bits
- * only (llama.cpp's unicode_len_utf8): invalid input is cut the same way. */
-static uint32_t utf8_len(char c)
-{
-    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return len[(uint8_t)c >> 4];
-}
-
-/* The queue order: higher score first, then the lower left position (the
- * ordering of llama.cpp's std::priority_queue). */
-static bool bigram_before(const struct spm_bigram *a, const struct spm_bigram *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_swap(struct spm_bigram *h, size_t i, size_t j)
-{
-    struct spm_bigram t = h[i];
-    h[i] = h[j];
-    h[j] = t;
-}
-
-/* Queues the pair LEFT, RIGHT if together they spell a token. */
-static int spm_try_pair(const vkllm_vocab *v, struct spm_work *w, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0) return VKLLM_OK;
-    const struct spm_symbol *l = &w->syms[left], *r = &w->syms[right];
-    int32_t id = vocab_find(v, w->text + l->off, l->n + r->n);
-    if (id < 0) return VKLLM_OK;
-    if (grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap)) return VKLLM_E_NOMEM;
-    struct spm_bigram *h = w->heap;
-    size_t i = w->heap_n++;
-    h[i] = (struct spm_bigram){left, right, v->tokens[id].score, l->n + r->n};
-    for (; i > 0 && bigram_before(&h[i], &h[(i - 1) / 2]); i = (i - 1) / 2)
-        heap_swap(h, i, (i - 1) / 2);
-    return VKLLM_OK;
-}
-
-static struct spm_bigram heap_pop(struct spm_work *w)
-{
-    struct spm_bigram *h = w->heap, top = h[0];
-    h[0] = h[--w->heap_n];
-    for (size_t i = 0;;) {
-        size_t best = i, l = 2 * i + 1, r = l + 1;
-        if (l < w->heap_n && bigram_before(&h[l], &h[best])) best = l;
-        if (r < w->heap_n && bigram_before(&h[r], &h[best])) best = r;
-        if (best == i) break;
-        heap_swap(h, i, best);
-        i = best;
-    }
-    return top;
-}
-
-/* Encodes one raw fragment. PREFIX adds the leading space SentencePiece puts
- * before a text; every space becomes U+2581 "▁" first. */
-static int spm_encode(const vkllm_vocab *v, struct spm_work *w, const char *raw, size_t len,
-                      bool prefix, struct sink *out)
-{
-    static const char space[3] = {'\xe2', '\x96', '\x81'}; /* U+2581 */
-    size_t n_text = 0;
-    if (grow((void **)&w->text, &w->text_cap, 3 * (len + 1), 1)) return VKLLM_E_NOMEM;
-    if (prefix) {
-        memcpy(w->text, space, 3);
-        n_text = 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (raw[i] == ' ') {
-            memcpy(w->text + n_text, space, 3);
-            n_text += 3;
-        } else {
-            w->text[n_text++] = raw[i];
-        }
-    }
-
-    /* one symbol per character */
-    if (grow((void **)&w->syms, &w->syms_cap, n_text, sizeof *w->syms)) return VKLLM_E_NOMEM;
-    int32_t n_syms = 0;
-    for (size_t off = 0; off < n_text; n_syms++) {
-        uint32_t n = utf8_len(w->text[off]);
-        if (n > n_text - off) n = (uint32_t)(n_text - off);
-        w->syms[n_syms] = (struct spm_symbol){n_syms - 1, -1, (uint32_t)off, n};
-        off += n;
-        if (off < n_text) w->syms[n_syms].next = n_syms + 1;
-    }
-
-    /* merge the best pair until none is left */
-    w->heap_n = 0;
-    for (int32_t i = 1; i < n_syms; i++)
-        if (spm_try_pair(v, w, i - 1, i)) return VKLLM_E_NOMEM;
-    while (w->heap_n > 0) {
-        struct spm_bigram b = heap_pop(w);
-        struct spm_symbol *l = &w->syms[b.left], *r = &w->syms[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) w->syms[r->next].prev = b.left;
-        if (spm_try_pair(v, w, l->prev, b.left) || spm_try_pair(v, w, b.left, l->next))
-            return VKLLM_E_NOMEM;
-    }
-
-    /* the chain starts at symbol 0: merges keep the left symbol */
-    for (int32_t i = n_syms ? 0 : -1; i >= 0; i = w->syms[i].next) {
-        const struct spm_symbol *s = &w->syms[i];
-        int32_t id = vocab_find(v, w->text + s->off, s->n);
-        if (id >= 0) {
-            emit(out, id);
-            continue;
-        }
-        /* llama.cpp throws here when a byte has no token; we fall back to the
-         * unknown token, and fail only if there is none either */
-        for (uint32_t j = 0; j < s->n; j++) {
-            id = v->byte_token[(uint8_t)w->text[s->off + j]];
-            if (id < 0) id = v->special[SP_UNK];
-            if (id < 0) return VKLLM_E_UNSUPPORTED;
-            emit(out, id);
-        }
-    }
-    return VKLLM_OK;
-}
-
-/* Step 2 for SPM: BOS, then the fragments, then EOS. A space prefix goes before
- * the first text and before every text that follows a special token. */
-static int spm_encode_frags(const vkllm_vocab *v, const char *text, const struct fragment *frags,
-                            size_t n_frags, bool add_special, struct sink *out)
-{
-    struct spm_work w = {0};
-    bool after_special = true;
-    int rc = VKLLM_OK;
-    if (add_special && v->add_bos) emit(out, v->special[SP_BOS]);
-    for (size_t i = 0; i < n_frags && rc == VKLLM_OK; i++) {
-        if (frags[i].token >= 0) {
-            emit(out, frags[i].token);
-            after_special = true;
-        } else {
-            rc = spm_encode(v, &w, text + frags[i].off, frags[i].len,
-                            v->add_space_prefix && after_special, out);
-            after_special = false;
-        }
-    }
-    if (rc == VKLLM_OK && add_special && v->add_eos) emit(out, v->special[SP_EOS]);
-    free(w.text);
-    free(w.syms);
-    free(w.heap);
-    return rc;
-}
-
 /* ============================== Tokenize ============================== */
 
 int vkllm_tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_special,
@@ -877,52 +651,11 @@ int vkllm_tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_
 
 /* ============================== Token to piece ============================== */
 
-static int copy_piece(char *buf, int cap, const char *text, size_t len)
+int copy_piece(char *buf, int cap, const char *text, size_t len)
 {
-    if (len <= (size_t)cap) memcpy(buf, text, len);
+    if (len > INT_MAX) return VKLLM_E_UNSUPPORTED;
+    if (len && len <= (size_t)cap) memcpy(buf, text, len);
     return (int)len;
-}
-
-/* SPM: control, unknown and user-defined tokens are their text; "▁" in normal
- * tokens is a space; a byte token "<0xXX>" is that byte. Unused and undefined
- * tokens have no text. */
-static int spm_piece(const vkllm_vocab *v, int32_t token, char *buf, int cap)
-{
-    const struct token *t = &v->tokens[token];
-    if (t->attr & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED))
-        return copy_piece(buf, cap, t->text, t->len);
-    if (t->attr & ATTR_NORMAL) {
-        size_t n = 0;
-        for (uint32_t i = 0; i < t->len; i++, n++)
-            if (i + 2 < t->len && memcmp(t->text + i, "\xe2\x96\x81", 3) == 0) i += 2;
-        if (n <= (size_t)cap) {
-            for (uint32_t i = 0, j = 0; i < t->len; i++, j++) {
-                if (i + 2 < t->len && memcmp(t->text + i, "\xe2\x96\x81", 3) == 0) {
-                    buf[j] = ' ';
-                    i += 2;
-                } else {
-                    buf[j] = t->text[i];
-                }
-            }
-        }
-        return (int)n;
-    }
-    if (t->attr & ATTR_BYTE) {
-        /* llama.cpp: strtol of the two characters after "<0x" */
-        unsigned byte = 0;
-        for (uint32_t i = 3; i < 5 && i < t->len; i++) {
-            char c = t->text[i];
-            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                                : 16;
-            if (d == 16) break;
-            byte = byte * 16 + d;
-        }
-        char b = (char)byte;
-        return copy_piece(buf, cap, &b, 1);
-    }
-    return 0;
 }
 
 /* Nothing is written when the piece does not fit in CAP (the length still

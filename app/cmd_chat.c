@@ -1,0 +1,447 @@
+/* cmd_chat.c: vkllm chat: a conversation in the terminal (or through a pipe).
+ * Each line read is a user message; the reply streams to stdout. The
+ * conversation, its template and the reuse of the KV cache live in the engine
+ * (vkllm_chat); this file reads lines, runs the commands and the sampling
+ * loop, and turns Ctrl+C into "stop the reply". */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char chat_usage[] =
+    "usage: vkllm chat -m MODEL [options]\n"
+    "\n"
+    "Reads messages from stdin, one per line, and streams the model's replies.\n"
+    "Commands: /reset (start over), /save FILE, /load FILE, /exit (or end of input).\n"
+    "Ctrl+C stops a reply; at the prompt it exits.\n"
+    "\n"
+    "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
+    "      --system TEXT      the system prompt\n"
+    "      --chat-template-file FILE  a Jinja chat template instead of the model's\n"
+    "  -n, --n-predict N      most tokens per reply; -1 until the model stops (default -1)\n"
+    "  -c, --ctx-size N       context size in tokens (default: the model's, at most 4096)\n"
+    "  -b, --batch-size N     prompt tokens per GPU step, as one batch (default 512)\n"
+    "  -ub, --ubatch-size N   physical batch: steps of at most N tokens (default 512)\n"
+    "      --temp T           temperature; 0 is greedy (default 0.8)\n"
+    "      --top-k K          keep the K most likely tokens; 0 keeps all (default 40)\n"
+    "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
+    "      --min-p P          drop tokens below P times the most likely (default 0.05)\n"
+    "      --repeat-penalty F penalize recent tokens; 1 is off (default 1.0)\n"
+    "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
+    "  -s, --seed S           random seed (default: from the clock)\n"
+    "      --stop TEXT        end a reply at TEXT (not printed); may be repeated\n"
+    "      --ignore-eos       keep generating after end-of-generation tokens\n"
+    "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
+    "      --validate         enable the Khronos validation layer\n";
+
+/* Ctrl+C: during a reply it ends the reply; at the prompt it ends the
+ * program. The signal may land on any thread (the driver has its own), so the
+ * handler sets a flag and writes a byte to a pipe that the line reader polls
+ * beside stdin: a Ctrl+C just before the read still wakes it. */
+static atomic_int interrupted;
+static int wake[2] = {-1, -1};
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    atomic_store(&interrupted, 1);
+    if (write(wake[1], "", 1) < 0) { /* full: a wake-up is pending anyway */
+    }
+    errno = saved;
+}
+
+/* Forgets Ctrl+C presses so far. */
+static void drain_interrupts(void)
+{
+    char buf[64];
+    while (read(wake[0], buf, sizeof buf) > 0) {
+    }
+    atomic_store(&interrupted, 0);
+}
+
+/* Lines of stdin, read with read() so that poll() can watch the pipe too. */
+struct lines {
+    char *buf;
+    size_t n, cap, skip; /* bytes held; the last line returned, to drop next time */
+    bool eof;
+};
+
+/* The next line (NUL-terminated, no newline) in *LINE; returns its length, -1
+ * at the end of input, -2 on Ctrl+C. */
+static long read_line(struct lines *r, char **line)
+{
+    if (r->skip) {
+        memmove(r->buf, r->buf + r->skip, r->n - r->skip);
+        r->n -= r->skip;
+        r->skip = 0;
+    }
+    for (;;) {
+        char *nl = r->n ? memchr(r->buf, '\n', r->n) : NULL;
+        if (nl || (r->eof && r->n)) {
+            size_t len = nl ? (size_t)(nl - r->buf) : r->n;
+            r->skip = nl ? len + 1 : len;
+            if (!nl) { /* the last line has no newline: make room for the NUL */
+                char *p = realloc(r->buf, r->n + 1);
+                if (!p) return -1;
+                r->buf = p;
+            }
+            r->buf[len] = 0;
+            *line = r->buf;
+            return (long)len;
+        }
+        if (r->eof) return -1;
+        struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = wake[0], .events = POLLIN}};
+        if (atomic_load(&interrupted)) return -2;
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) return -1;
+        if (atomic_load(&interrupted) || (fds[1].revents & POLLIN)) return -2;
+        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (r->n + 4096 > r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 8192;
+            char *p = realloc(r->buf, cap);
+            if (!p) return -1;
+            r->buf = p;
+            r->cap = cap;
+        }
+        ssize_t got = read(0, r->buf + r->n, r->cap - r->n - 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0)
+            r->eof = true;
+        else
+            r->n += (size_t)got;
+    }
+}
+
+static void on_notice(const char *msg, void *user)
+{
+    (void)user;
+    fprintf(stderr, "vkllm: %s\n", msg);
+}
+
+/* Reads PATH whole (NUL-terminated); NULL after an error line. */
+static char *read_whole(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 14, n = 0, got;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) free(buf);
+            buf = bigger;
+        }
+    }
+    bool failed = !buf || ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        cli_error("%s: read failed", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+struct chat_state {
+    vkllm_session *session;
+    vkllm_sampler *sampler;
+    vkllm_stream *stream;
+    vkllm_chat *chat;
+    long long n_predict;
+    int turn;
+};
+
+/* One reply: prefill, then sample and stream until the reply ends. Returns
+ * false after a fatal error (message printed). */
+static bool reply(struct chat_state *cs)
+{
+    struct vkllm_error err = {0};
+    struct vkllm_chat_turn info;
+    cs->turn++;
+    if (vkllm_chat_prefill(cs->chat, &info, &err)) {
+        bool fatal = err.code != VKLLM_E_CONTEXT_FULL && err.code != VKLLM_E_INVALID;
+        if (fatal)
+            cli_error("%s", err.msg);
+        else
+            fprintf(stderr, "vkllm: %s\n", err.msg);
+        /* the message that did not fit goes, so that the next one may */
+        vkllm_chat_pop(cs->chat);
+        cs->turn--;
+        return !fatal;
+    }
+    fprintf(stderr, "vkllm: turn %d: %u new prompt tokens (%u cached)\n", cs->turn, info.n_new,
+            info.n_cached);
+
+    vkllm_stream_reset(cs->stream);
+    const char *text;
+    size_t len;
+    long long n_gen = 0;
+    const char *why = NULL;
+    for (;;) {
+        if (atomic_load(&interrupted)) {
+            why = "interrupted";
+            break;
+        }
+        int32_t tok = vkllm_sampler_sample(cs->sampler, vkllm_session_logits(cs->session, -1));
+        if (tok < 0) {
+            cli_error("sampling failed (%s)", vkllm_strerror(tok));
+            return false;
+        }
+        n_gen++;
+        int st = vkllm_stream_push(cs->stream, tok, &text, &len);
+        if (st < 0) {
+            cli_error("%s", vkllm_strerror(st));
+            return false;
+        }
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+        if (st != VKLLM_STREAM_MORE) break;
+        if (cs->n_predict >= 0 && n_gen >= cs->n_predict) break;
+        int rc = vkllm_chat_decode_token(cs->chat, tok, &err);
+        if (rc == VKLLM_E_CONTEXT_FULL) {
+            why = "context full: the next turn drops the oldest ones";
+            break;
+        }
+        if (rc) {
+            cli_error("%s", err.msg);
+            return false;
+        }
+    }
+    vkllm_stream_finish(cs->stream, &text, &len);
+    fwrite(text, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (why) fprintf(stderr, "vkllm: %s\n", why);
+    size_t rlen;
+    const char *r = vkllm_stream_reply(cs->stream, &rlen);
+    if (vkllm_chat_add(cs->chat, "assistant", r, rlen, &err)) {
+        cli_error("%s", err.msg);
+        return false;
+    }
+    fprintf(stderr, "vkllm: turn %d: replied %lld tokens (%u in the cache)\n", cs->turn, n_gen,
+            vkllm_session_pos(cs->session));
+    return true;
+}
+
+/* A line starting with '/'. Returns 0 to go on, 1 to end. */
+static int command(struct chat_state *cs, const char *line, const char *system)
+{
+    struct vkllm_error err = {0};
+    const char *arg = strchr(line, ' ');
+    size_t name_len = arg ? (size_t)(arg - line) : strlen(line);
+    while (arg && *arg == ' ')
+        arg++;
+#define IS(s) (name_len == strlen(s) && !strncmp(line, s, name_len))
+    if (IS("/exit") || IS("/quit")) return 1;
+    if (IS("/reset")) {
+        vkllm_chat_clear(cs->chat, system != NULL);
+        cs->turn = 0;
+        fprintf(stderr, "vkllm: the conversation starts over\n");
+    } else if ((IS("/save") || IS("/load")) && (!arg || !*arg)) {
+        fprintf(stderr, "vkllm: %.*s needs a file name\n", (int)name_len, line);
+    } else if (IS("/save")) {
+        if (vkllm_chat_save(cs->chat, arg, &err))
+            fprintf(stderr, "error: %s\n", err.msg);
+        else
+            fprintf(stderr, "vkllm: saved %zu messages to %s\n", vkllm_chat_count(cs->chat), arg);
+    } else if (IS("/load")) {
+        if (vkllm_chat_load(cs->chat, arg, &err))
+            fprintf(stderr, "error: %s\n", err.msg);
+        else
+            fprintf(stderr, "vkllm: loaded %zu messages from %s\n", vkllm_chat_count(cs->chat),
+                    arg);
+    } else {
+        fprintf(stderr, "vkllm: unknown command '%.*s' (/reset, /save FILE, /load FILE, /exit)\n",
+                (int)name_len, line);
+    }
+#undef IS
+    return 0;
+}
+
+int cmd_chat(int argc, char **argv)
+{
+    const char *model_path = NULL, *device = NULL, *system = NULL, *template_path = NULL;
+    long long n_predict = -1, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
+    bool ignore_eos = false, validate = false;
+    struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
+    const char **stops = calloc((size_t)argc, sizeof *stops);
+    int n_stops = 0;
+    if (!stops) return cli_error("out of memory");
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long long n;
+        double f;
+#define VALUE() ((v = cli_value(argc, argv, &i)) != NULL)
+#define FAIL()                                                                                     \
+    do {                                                                                           \
+        free(stops);                                                                               \
+        return 1;                                                                                  \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(chat_usage, stdout);
+            free(stops);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!VALUE()) FAIL();
+            model_path = v;
+        } else if (!strcmp(a, "--system")) {
+            if (!VALUE()) FAIL();
+            system = v;
+        } else if (!strcmp(a, "--chat-template-file")) {
+            if (!VALUE()) FAIL();
+            template_path = v;
+        } else if (!strcmp(a, "--stop")) {
+            if (!VALUE()) FAIL();
+            stops[n_stops++] = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &n_predict)) FAIL();
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 24, &n_ctx)) FAIL();
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) FAIL();
+        } else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size")) {
+            if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_ubatch)) FAIL();
+        } else if (!strcmp(a, "--temp")) {
+            if (!VALUE() || !cli_float(a, v, 0, 1e6, &f)) FAIL();
+            sp.temp = (float)f;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 30, &n)) FAIL();
+            sp.top_k = (int32_t)n;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!VALUE() || !cli_float(a, v, 1e-9, 1, &f)) FAIL();
+            sp.top_p = (float)f;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!VALUE() || !cli_float(a, v, 0, 1, &f)) FAIL();
+            sp.min_p = (float)f;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!VALUE() || !cli_float(a, v, 1e-6, 1e6, &f)) FAIL();
+            sp.repeat_penalty = (float)f;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!VALUE() || !cli_int(a, v, 0, 1 << 20, &n)) FAIL();
+            sp.repeat_last_n = (int32_t)n;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            if (!VALUE() || !cli_int(a, v, 0, INT64_MAX, &seed)) FAIL();
+        } else if (!strcmp(a, "--device")) {
+            if (!VALUE()) FAIL();
+            device = v;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            ignore_eos = true;
+        } else if (!strcmp(a, "--validate")) {
+            validate = true;
+        } else {
+            free(stops);
+            return cli_error("unknown option '%s' for vkllm chat (see vkllm chat --help)", a);
+        }
+#undef FAIL
+#undef VALUE
+    }
+    if (!model_path) model_path = getenv("VKLLM_MODEL");
+    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+    struct vkllm_error err = {0};
+    vkllm_context *ctx = NULL;
+    vkllm_model *model = NULL;
+    struct chat_state cs = {.n_predict = n_predict};
+    char *tmpl = NULL, *line = NULL;
+    size_t tmpl_len = 0;
+    struct lines lines = {0};
+    int status = 1;
+
+    if (template_path && !(tmpl = read_whole(template_path, &tmpl_len))) goto done;
+    struct vkllm_context_params cp = {.device = device, .validation = validate};
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    if (vkllm_model_load(ctx, model_path, NULL, &model, &err)) goto fail;
+    struct vkllm_session_params ssp = {
+        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
+    if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
+    const vkllm_vocab *vocab = vkllm_model_vocab(model);
+    if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &cs.sampler, &err)) goto fail;
+    if (vkllm_stream_create(vocab, ignore_eos, &cs.stream, &err)) goto fail;
+    for (int i = 0; i < n_stops; i++)
+        if (vkllm_stream_add_stop(cs.stream, stops[i], &err)) goto fail;
+    uint32_t reserve = n_predict > 0 ? (uint32_t)n_predict : 0;
+    struct vkllm_chat_params chp = {
+        .template_text = tmpl, .template_len = tmpl_len, .n_reserve = reserve, .notice = on_notice};
+    if (vkllm_chat_create(model, cs.session, &chp, &cs.chat, &err)) goto fail;
+    if (system && vkllm_chat_add(cs.chat, "system", system, strlen(system), &err)) goto fail;
+    fprintf(stderr, "vkllm: %s on %s, context %u tokens; seed %llu\n", model_path,
+            vkllm_context_device(ctx)->name, vkllm_session_n_ctx(cs.session),
+            (unsigned long long)sp.seed);
+
+    if (pipe(wake) || fcntl(wake[0], F_SETFL, O_NONBLOCK) || fcntl(wake[1], F_SETFL, O_NONBLOCK)) {
+        cli_error("cannot make a pipe: %s", strerror(errno));
+        goto done;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    bool tty = isatty(0);
+    status = 0;
+    for (;;) {
+        if (tty) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        long n = read_line(&lines, &line);
+        if (n < 0) { /* end of input, or Ctrl+C at the prompt */
+            if (tty) fputc('\n', stdout);
+            break;
+        }
+        while (n > 0 && line[n - 1] == '\r')
+            line[--n] = 0;
+        if (n == 0) continue;
+        if (line[0] == '/') {
+            int r = command(&cs, line, system);
+            if (r > 0) break;
+            continue;
+        }
+        if (vkllm_chat_add(cs.chat, "user", line, (size_t)n, &err)) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            continue;
+        }
+        drain_interrupts(); /* from here Ctrl+C stops the reply */
+        bool ok = reply(&cs);
+        drain_interrupts(); /* and from here it ends the program */
+        if (!ok) {
+            status = 1;
+            break;
+        }
+    }
+    goto done;
+fail:
+    cli_error("%s", err.msg);
+    status = 1;
+done:
+    signal(SIGINT, SIG_DFL);
+    for (int i = 0; i < 2; i++)
+        if (wake[i] >= 0) close(wake[i]);
+    status = cli_validation_status(ctx, status);
+    free(lines.buf);
+    free(tmpl);
+    free(stops);
+    vkllm_chat_free(cs.chat);
+    vkllm_stream_free(cs.stream);
+    vkllm_sampler_free(cs.sampler);
+    vkllm_session_free(cs.session);
+    vkllm_model_free(model);
+    vkllm_context_destroy(ctx);
+    return status;
+}

@@ -1,0 +1,593 @@
+/* strings.c: Python's str operations as templates use them, on UTF-8: strip,
+ * split, replace, case mapping (utf8proc), splitlines, str.format and
+ * printf-style %, and the str methods the sandbox allows. Positions count
+ * characters, not bytes, as in Python. */
+#define _GNU_SOURCE /* memmem */
+#include "tmpl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+static void put_cp(struct tstate *st, struct tbuf *b, int32_t c)
+{
+    utf8proc_uint8_t u[4];
+    utf8proc_ssize_t n = utf8proc_encode_char(c, u);
+    tbuf_put(st, b, (const char *)u, n > 0 ? (size_t)n : 0);
+}
+
+/* ============================== Strings ============================== */
+
+static bool in_chars(uint32_t c, struct tval chars)
+{
+    const char *end = chars.s.p + chars.s.n;
+    for (const char *p = chars.s.p; p < end;) {
+        size_t k;
+        if (utf8_decode_at(p, end, &k) == c) return true;
+        p += k;
+    }
+    return false;
+}
+
+/* str.strip/lstrip/rstrip: CHARS NONE strips whitespace. */
+struct tval tstr_strip(struct teval *ev, struct tval s, struct tval chars, bool left, bool right)
+{
+    bool ws = chars.kind == TV_NONE || chars.kind == TV_UNDEF;
+    if (!ws) tmpl_need_str(ev, chars, "strip arg");
+    const char *p = s.s.p, *end = p + s.s.n;
+    uint64_t cost = ws ? 1 : 1 + chars.s.n / 16;
+    while (left && p < end) {
+        tmpl_work(ev->st, cost);
+        size_t k;
+        uint32_t c = utf8_decode_at(p, end, &k);
+        if (ws ? !utf8_space(p, end) : !in_chars(c, chars)) break;
+        p += k;
+    }
+    while (right && end > p) {
+        tmpl_work(ev->st, cost);
+        const char *q = end - 1;
+        while (q > p && ((unsigned char)*q & 0xC0) == 0x80 && end - q < 4)
+            q--;
+        size_t k;
+        uint32_t c = utf8_decode_at(q, end, &k);
+        if (q + k != end) {
+            q = end - 1;
+            c = (unsigned char)*q;
+        }
+        if (ws ? !utf8_space(q, end) : !in_chars(c, chars)) break;
+        end = q;
+    }
+    return tv_str(p, (size_t)(end - p));
+}
+
+const char *tstr_find(const char *h, size_t hn, const char *n, size_t nn)
+{
+    /* glibc's memmem is linear (two-way), so a hostile needle cannot make this quadratic */
+    return nn ? memmem(h, hn, n, nn) : h;
+}
+
+struct tval tstr_split(struct teval *ev, struct tval s, struct tval sep, int64_t maxsplit,
+                       bool from_right)
+{
+    struct tval out = tv_list(ev->st, 0);
+    const char *p = s.s.p, *end = p + s.s.n;
+    if (sep.kind == TV_NONE || sep.kind == TV_UNDEF) {
+        /* runs of whitespace; no empty strings */
+        struct tval parts = tv_list(ev->st, 0);
+        while (p < end) {
+            size_t k;
+            while (p < end && (k = utf8_space(p, end)))
+                p += k;
+            if (p >= end) break;
+            const char *w = p;
+            while (p < end && !utf8_space(p, end))
+                p += utf8_len(p, end);
+            tv_list_push(ev->st, parts, tv_str(w, (size_t)(p - w)));
+        }
+        if (maxsplit < 0 || (size_t)maxsplit + 1 >= parts.l->n) return parts;
+        /* with maxsplit, the rest keeps its inner whitespace (left trimmed) */
+        size_t keep = (size_t)maxsplit;
+        if (!from_right) {
+            for (size_t i = 0; i < keep; i++)
+                tv_list_push(ev->st, out, parts.l->v[i]);
+            const char *rest = parts.l->v[keep].s.p;
+            struct tval r =
+                tstr_strip(ev, tv_str(rest, (size_t)(end - rest)), TV_MAKE_NONE, false, true);
+            tv_list_push(ev->st, out, r);
+        } else {
+            size_t first = parts.l->n - keep;
+            struct tval last = parts.l->v[first - 1];
+            struct tval r = tstr_strip(ev, tv_str(s.s.p, (size_t)(last.s.p + last.s.n - s.s.p)),
+                                       TV_MAKE_NONE, true, false);
+            tv_list_push(ev->st, out, r);
+            for (size_t i = first; i < parts.l->n; i++)
+                tv_list_push(ev->st, out, parts.l->v[i]);
+        }
+        return out;
+    }
+    tmpl_need_str(ev, sep, "separator");
+    if (!sep.s.n) tmpl_eval_fail(ev, "empty separator");
+    if (!from_right) {
+        const char *q;
+        while ((maxsplit < 0 || maxsplit-- > 0) &&
+               (q = tstr_find(p, (size_t)(end - p), sep.s.p, sep.s.n))) {
+            tv_list_push(ev->st, out, tv_str(p, (size_t)(q - p)));
+            p = q + sep.s.n;
+        }
+        tv_list_push(ev->st, out, tv_str(p, (size_t)(end - p)));
+        return out;
+    }
+    /* rsplit: collect from the right, then reverse */
+    struct tval rev = tv_list(ev->st, 0);
+    const char *e = end;
+    while (maxsplit < 0 || maxsplit-- > 0) {
+        const char *q = NULL;
+        for (const char *c = e - sep.s.n; c >= p && e - p >= (ptrdiff_t)sep.s.n; c--) {
+            tmpl_work(ev->st, 1 + sep.s.n / 16);
+            if (!memcmp(c, sep.s.p, sep.s.n)) {
+                q = c;
+                break;
+            }
+            if (c == p) break;
+        }
+        if (!q) break;
+        tv_list_push(ev->st, rev, tv_str(q + sep.s.n, (size_t)(e - q - sep.s.n)));
+        e = q;
+    }
+    tv_list_push(ev->st, rev, tv_str(p, (size_t)(e - p)));
+    for (size_t i = rev.l->n; i-- > 0;)
+        tv_list_push(ev->st, out, rev.l->v[i]);
+    return out;
+}
+
+struct tval tstr_replace(struct teval *ev, struct tval s, struct tval old, struct tval new_s,
+                         int64_t count)
+{
+    tmpl_need_str(ev, old, "replace arg");
+    new_s = tv_to_str(ev->st, new_s);
+    struct tbuf b = {0};
+    const char *p = s.s.p, *end = p + s.s.n;
+    if (!old.s.n) { /* between every character, and at both ends */
+        while (count < 0 || count-- > 0) {
+            tbuf_put(ev->st, &b, new_s.s.p, new_s.s.n);
+            if (p >= end) break;
+            size_t k = utf8_len(p, end);
+            tbuf_put(ev->st, &b, p, k);
+            p += k;
+        }
+        tbuf_put(ev->st, &b, p, (size_t)(end - p));
+        return tbuf_val(&b);
+    }
+    const char *q;
+    while ((count < 0 || count-- > 0) && (q = tstr_find(p, (size_t)(end - p), old.s.p, old.s.n))) {
+        tbuf_put(ev->st, &b, p, (size_t)(q - p));
+        tbuf_put(ev->st, &b, new_s.s.p, new_s.s.n);
+        p = q + old.s.n;
+    }
+    tbuf_put(ev->st, &b, p, (size_t)(end - p));
+    return tbuf_val(&b);
+}
+
+static bool is_cased(int32_t c)
+{
+    utf8proc_category_t cat = utf8proc_category(c);
+    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+           cat == UTF8PROC_CATEGORY_LT;
+}
+
+struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode)
+{
+    struct tbuf b = {0};
+    const char *p = s.s.p, *end = p + s.s.n;
+    bool prev_cased = false, first = true, word_start = true;
+    while (p < end) {
+        size_t k;
+        int32_t c = (int32_t)utf8_decode_at(p, end, &k);
+        if (mode == CASE_WORDS) {
+            /* Jinja2's title filter: words begin after runs of [-\s({[<] */
+            bool sep = utf8_space(p, end) || (c < 0x80 && strchr("-({[<", c) && c);
+            if (!sep && word_start) {
+                if (c == 0xDF)
+                    tbuf_put(ev->st, &b, "SS", 2);
+                else
+                    put_cp(ev->st, &b, utf8proc_toupper(c));
+            } else {
+                put_cp(ev->st, &b, sep ? c : utf8proc_tolower(c));
+            }
+            word_start = sep;
+            p += k;
+            continue;
+        }
+        if (k == 1 && (unsigned char)*p >= 0x80) { /* a stray byte stays as it is */
+            tbuf_put(ev->st, &b, p, 1);
+            p++;
+            continue;
+        }
+        int32_t o = c;
+        if (c == 0xDF && (mode == CASE_UPPER || ((mode == CASE_TITLE && !prev_cased) ||
+                                                 (mode == CASE_CAPITALIZE && first)))) {
+            /* Python's full case mapping: ß has no one-letter capital */
+            tbuf_put(ev->st, &b, mode == CASE_UPPER ? "SS" : "Ss", 2);
+            prev_cased = true;
+            first = false;
+            p += k;
+            continue;
+        }
+        switch (mode) {
+        case CASE_UPPER: o = utf8proc_toupper(c); break;
+        case CASE_LOWER: o = utf8proc_tolower(c); break;
+        case CASE_TITLE: o = prev_cased ? utf8proc_tolower(c) : utf8proc_totitle(c); break;
+        case CASE_CAPITALIZE: o = first ? utf8proc_totitle(c) : utf8proc_tolower(c); break;
+        case CASE_WORDS: break;
+        case CASE_SWAP:
+            o = utf8proc_isupper(c)   ? utf8proc_tolower(c)
+                : utf8proc_islower(c) ? utf8proc_toupper(c)
+                                      : c;
+            break;
+        }
+        prev_cased = is_cased(c);
+        first = false;
+        put_cp(ev->st, &b, o);
+        p += k;
+    }
+    return tbuf_val(&b);
+}
+
+/* Python's str.tstr_splitlines() (without keepends). */
+struct tval tstr_splitlines(struct teval *ev, struct tval s)
+{
+    struct tval out = tv_list(ev->st, 0);
+    const char *p = s.s.p, *end = p + s.s.n, *line = p;
+    while (p < end) {
+        size_t k;
+        uint32_t c = utf8_decode_at(p, end, &k);
+        bool nl = c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D ||
+                  c == 0x1E || c == 0x85 || c == 0x2028 || c == 0x2029;
+        if (!nl) {
+            p += k;
+            continue;
+        }
+        tv_list_push(ev->st, out, tv_str(line, (size_t)(p - line)));
+        p += k;
+        if (c == '\r' && p < end && *p == '\n') p++;
+        line = p;
+    }
+    if (line < end) tv_list_push(ev->st, out, tv_str(line, (size_t)(end - line)));
+    return out;
+}
+
+int64_t tstr_words(struct tval s)
+{
+    /* runs of \w, as Jinja2's wordcount counts them */
+    int64_t n = 0;
+    bool in_word = false;
+    for (const char *p = s.s.p, *end = p + s.s.n; p < end;) {
+        size_t k;
+        int32_t c = (int32_t)utf8_decode_at(p, end, &k);
+        utf8proc_category_t cat = utf8proc_category(c);
+        bool w = c == '_' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NO);
+        n += w && !in_word;
+        in_word = w;
+        p += k;
+    }
+    return n;
+}
+
+int64_t tstr_cp_index(const char *base, const char *at)
+{
+    return (int64_t)utf8_count(base, (size_t)(at - base));
+}
+
+bool tstr_affix(struct teval *ev, struct tval s, struct tval what, bool prefix)
+{
+    if (what.kind == TV_TUPLE || what.kind == TV_LIST) {
+        for (size_t i = 0; i < what.l->n; i++)
+            if (tstr_affix(ev, s, what.l->v[i], prefix)) return true;
+        return false;
+    }
+    tmpl_need_str(ev, what, prefix ? "startswith arg" : "endswith arg");
+    if (what.s.n > s.s.n) return false;
+    return !memcmp(prefix ? s.s.p : s.s.p + s.s.n - what.s.n, what.s.p, what.s.n);
+}
+
+bool tstr_all_chars(struct tval s, int kind)
+{
+    if (!s.s.n) return false;
+    const char *p = s.s.p, *end = p + s.s.n;
+    bool any_cased = false;
+    while (p < end) {
+        size_t k;
+        int32_t c = (int32_t)utf8_decode_at(p, end, &k);
+        utf8proc_category_t cat = utf8proc_category(c);
+        bool letter = cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
+        bool digit = cat == UTF8PROC_CATEGORY_ND;
+        switch (kind) {
+        case 'a':
+            if (!letter) return false;
+            break;
+        case 'd':
+            if (!digit) return false;
+            break;
+        case 'n':
+            if (!letter && !digit) return false;
+            break;
+        case 's':
+            if (!utf8_space(p, end)) return false;
+            break;
+        case 'u':
+            if (utf8proc_islower(c)) return false;
+            if (utf8proc_isupper(c)) any_cased = true;
+            break;
+        case 'l':
+            if (utf8proc_isupper(c)) return false;
+            if (utf8proc_islower(c)) any_cased = true;
+            break;
+        }
+        p += k;
+    }
+    return kind == 'u' || kind == 'l' ? any_cased : true;
+}
+
+/* "{} {0} {name}".format(...): fields without format specs. */
+static struct tval str_format(struct teval *ev, struct tval fmt, struct tval *args, size_t n_args,
+                              const char **kw_names, struct tval *kw_vals, size_t n_kw)
+{
+    struct tbuf b = {0};
+    size_t auto_index = 0;
+    const char *p = fmt.s.p, *end = p + fmt.s.n;
+    while (p < end) {
+        if (*p == '}') {
+            if (p + 1 < end && p[1] == '}') {
+                tbuf_putc(ev->st, &b, '}');
+                p += 2;
+                continue;
+            }
+            tmpl_eval_fail(ev, "Single '}' encountered in format string");
+        }
+        if (*p != '{') {
+            tbuf_putc(ev->st, &b, *p++);
+            continue;
+        }
+        if (p + 1 < end && p[1] == '{') {
+            tbuf_putc(ev->st, &b, '{');
+            p += 2;
+            continue;
+        }
+        const char *close = memchr(p, '}', (size_t)(end - p));
+        if (!close) tmpl_eval_fail(ev, "Single '{' encountered in format string");
+        const char *f = p + 1;
+        size_t fn = (size_t)(close - f);
+        if (memchr(f, ':', fn) || memchr(f, '!', fn) || memchr(f, '.', fn) || memchr(f, '[', fn))
+            tmpl_eval_fail(ev, "format specs are not supported in str.format");
+        struct tval v;
+        if (!fn || (f[0] >= '0' && f[0] <= '9')) {
+            size_t idx = fn ? (size_t)strtoull(f, NULL, 10) : auto_index++;
+            if (idx >= n_args) tmpl_eval_fail(ev, "Replacement index %zu out of range", idx);
+            v = args[idx];
+        } else {
+            bool found = false;
+            for (size_t k = 0; k < n_kw && !found; k++)
+                if (strlen(kw_names[k]) == fn && !memcmp(kw_names[k], f, fn)) {
+                    v = kw_vals[k];
+                    found = true;
+                }
+            if (!found) tmpl_eval_fail(ev, "'%.*s'", (int)fn, f);
+        }
+        tv_print(ev->st, &b, v);
+        p = close + 1;
+    }
+    return tbuf_val(&b);
+}
+
+/* printf-style "%s" % args. */
+struct tval tmpl_format(struct teval *ev, struct tval fmt, struct tval args)
+{
+    struct tbuf b = {0};
+    size_t next = 0, n_items = 1;
+    struct tval *items = &args;
+    if (args.kind == TV_TUPLE) {
+        items = args.l->v;
+        n_items = args.l->n;
+    }
+    const char *p = fmt.s.p, *end = p + fmt.s.n;
+    while (p < end) {
+        if (*p != '%') {
+            tbuf_putc(ev->st, &b, *p++);
+            continue;
+        }
+        p++;
+        struct tval v;
+        if (p < end && *p == '(') {
+            const char *close = memchr(p, ')', (size_t)(end - p));
+            if (!close || args.kind != TV_DICT) tmpl_eval_fail(ev, "format requires a mapping");
+            struct tval *x = tv_dict_getn(ev->st, args, p + 1, (size_t)(close - p - 1));
+            if (!x) tmpl_eval_fail(ev, "'%.*s'", (int)(close - p - 1), p + 1);
+            v = *x;
+            p = close + 1;
+        } else {
+            v = TV_MAKE_NONE;
+        }
+        char spec[32];
+        size_t sn = 0;
+        spec[sn++] = '%';
+        while (p < end && strchr("-+ #0123456789.", *p) && *p && sn < 20)
+            spec[sn++] = *p++;
+        if (p >= end) tmpl_eval_fail(ev, "incomplete format");
+        spec[sn] = 0;
+        /* widths and precisions go to snprintf: keep them small */
+        for (const char *d = spec + 1; *d; d++)
+            if (*d >= '1' && *d <= '9' && strspn(d, "0123456789") > 4)
+                tmpl_eval_fail(ev, "format width or precision too large");
+        char conv = *p++;
+        if (conv == '%') {
+            tbuf_putc(ev->st, &b, '%');
+            continue;
+        }
+        if (v.kind == TV_NONE && args.kind != TV_DICT) {
+            if (next >= n_items) tmpl_eval_fail(ev, "not enough arguments for format string");
+            v = items[next++];
+        }
+        if (v.kind == TV_UNDEF && conv != 's') tv_undef_fail(ev->st, v);
+        char out[512];
+        switch (conv) {
+        case 's':
+        case 'r': {
+            struct tbuf t = {0};
+            if (conv == 's')
+                tv_print(ev->st, &t, v);
+            else
+                tv_repr(ev->st, &t, v);
+            spec[sn++] = '.';
+            spec[sn] = 0;
+            /* width only; precision on strings is rare */
+            int width = atoi(spec + 1 + (spec[1] == '-'));
+            size_t chars = utf8_count(t.p ? t.p : "", t.n);
+            if (width > 0 && (size_t)width > chars && spec[1] != '-')
+                for (size_t i = chars; i < (size_t)width; i++)
+                    tbuf_putc(ev->st, &b, ' ');
+            tbuf_put(ev->st, &b, t.p ? t.p : "", t.n);
+            if (width > 0 && (size_t)width > chars && spec[1] == '-')
+                for (size_t i = chars; i < (size_t)width; i++)
+                    tbuf_putc(ev->st, &b, ' ');
+            continue;
+        }
+        case 'd':
+        case 'i':
+        case 'x':
+        case 'X':
+        case 'o': {
+            if (!tv_is_number(v)) tmpl_eval_fail(ev, "%%%c format: a number is required", conv);
+            long long x = v.kind == TV_FLOAT ? (long long)v.f : v.kind == TV_BOOL ? v.b : v.i;
+            memcpy(spec + sn, "ll", 2);
+            spec[sn + 2] = conv == 'i' ? 'd' : conv;
+            spec[sn + 3] = 0;
+            snprintf(out, sizeof out, spec, x);
+            break;
+        }
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G':
+            if (!tv_is_number(v))
+                tmpl_eval_fail(ev, "must be real number, not %s", tv_type_name(v));
+            spec[sn] = conv;
+            spec[sn + 1] = 0;
+            snprintf(out, sizeof out, spec, tv_as_double(v));
+            break;
+        default: tmpl_eval_fail(ev, "unsupported format character '%c'", conv);
+        }
+        tbuf_put(ev->st, &b, out, strlen(out));
+    }
+    /* Python lets a mapping or sequence argument go unused, not a tuple or scalar */
+    if (args.kind != TV_DICT && args.kind != TV_LIST && next < n_items)
+        tmpl_eval_fail(ev, "not all arguments converted during string formatting");
+    return tbuf_val(&b);
+}
+
+/* ============================== Methods and globals ============================== */
+
+struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struct tval *args,
+                        size_t n_args, const char **kw_names, struct tval *kw_vals, size_t n_kw)
+{
+    struct tval none = TV_MAKE_NONE;
+    tmpl_work(ev->st, s.s.n / 16 + 1);
+    if (name_is(name, "strip")) return tstr_strip(ev, s, ARG(0, "chars", none), true, true);
+    if (name_is(name, "lstrip")) return tstr_strip(ev, s, ARG(0, "chars", none), true, false);
+    if (name_is(name, "rstrip")) return tstr_strip(ev, s, ARG(0, "chars", none), false, true);
+    if (name_is(name, "split") || name_is(name, "rsplit")) {
+        struct tval max = ARG(1, "maxsplit", tv_int(-1));
+        return tstr_split(ev, s, ARG(0, "sep", none), tmpl_need_int(ev, max, "maxsplit"),
+                          name[0] == 'r');
+    }
+    if (name_is(name, "startswith") || name_is(name, "endswith"))
+        return tv_bool(tstr_affix(ev, s, ARG(0, "prefix", none), name[0] == 's'));
+    if (name_is(name, "replace")) {
+        struct tval count = ARG(2, "count", tv_int(-1));
+        return tstr_replace(ev, s, ARG(0, "old", none),
+                            tmpl_need_str(ev, ARG(1, "new", none), "replace arg"),
+                            tmpl_need_int(ev, count, "count"));
+    }
+    if (name_is(name, "upper")) return tstr_case(ev, s, CASE_UPPER);
+    if (name_is(name, "lower") || name_is(name, "casefold")) return tstr_case(ev, s, CASE_LOWER);
+    if (name_is(name, "title")) return tstr_case(ev, s, CASE_TITLE);
+    if (name_is(name, "capitalize")) return tstr_case(ev, s, CASE_CAPITALIZE);
+    if (name_is(name, "swapcase")) return tstr_case(ev, s, CASE_SWAP);
+    if (name_is(name, "format")) return str_format(ev, s, args, n_args, kw_names, kw_vals, n_kw);
+    if (name_is(name, "find") || name_is(name, "index") || name_is(name, "rfind") ||
+        name_is(name, "rindex") || name_is(name, "count")) {
+        struct tval sub = tmpl_need_str(ev, ARG(0, "sub", none), "substring");
+        const char *hit = NULL;
+        int64_t count = 0;
+        for (const char *p = s.s.p, *end = s.s.p + s.s.n; p <= end;) {
+            const char *q = tstr_find(p, (size_t)(end - p), sub.s.p, sub.s.n);
+            if (!q) break;
+            if (!hit || name[0] == 'r') hit = q;
+            count++;
+            if (name[0] != 'r' && name[0] != 'c') break;
+            p = q + (sub.s.n ? sub.s.n : utf8_len(q, end + (q == end)));
+            if (q == end) break;
+        }
+        if (name_is(name, "count")) return tv_int(count);
+        if (!hit && name[1] == 'n') tmpl_eval_fail(ev, "substring not found");
+        return tv_int(hit ? tstr_cp_index(s.s.p, hit) : -1);
+    }
+    if (name_is(name, "join")) {
+        size_t n;
+        struct tval *items = tmpl_iterate(ev, ARG(0, "iterable", none), &n);
+        struct tbuf b = {0};
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].kind != TV_STR)
+                tmpl_eval_fail(ev, "sequence item %zu: expected str instance, %s found", i,
+                               tv_type_name(items[i]));
+            if (i) tbuf_put(ev->st, &b, s.s.p, s.s.n);
+            tbuf_put(ev->st, &b, items[i].s.p, items[i].s.n);
+        }
+        return tbuf_val(&b);
+    }
+    if (name_is(name, "splitlines")) return tstr_splitlines(ev, s);
+    if (name_is(name, "isdigit") || name_is(name, "isnumeric") || name_is(name, "isdecimal"))
+        return tv_bool(tstr_all_chars(s, 'd'));
+    if (name_is(name, "isalpha")) return tv_bool(tstr_all_chars(s, 'a'));
+    if (name_is(name, "isalnum")) return tv_bool(tstr_all_chars(s, 'n'));
+    if (name_is(name, "isspace")) return tv_bool(tstr_all_chars(s, 's'));
+    if (name_is(name, "isupper")) return tv_bool(tstr_all_chars(s, 'u'));
+    if (name_is(name, "islower")) return tv_bool(tstr_all_chars(s, 'l'));
+    if (name_is(name, "removeprefix") || name_is(name, "removesuffix")) {
+        struct tval a = tmpl_need_str(ev, ARG(0, "prefix", none), "affix");
+        bool pre = name[6] == 'p';
+        if (tstr_affix(ev, s, a, pre)) return tv_str(pre ? s.s.p + a.s.n : s.s.p, s.s.n - a.s.n);
+        return s;
+    }
+    if (name_is(name, "zfill") || name_is(name, "center") || name_is(name, "ljust") ||
+        name_is(name, "rjust")) {
+        int64_t w = tmpl_need_int(ev, ARG(0, "width", tv_int(0)), "width");
+        if (w > 100000) tmpl_eval_fail(ev, "width too large");
+        int64_t len = (int64_t)utf8_count(s.s.p, s.s.n);
+        if (w <= len) return s;
+        struct tval fill = ARG(1, "fillchar", tv_str(" ", 1));
+        tmpl_need_str(ev, fill, "fillchar");
+        if (name[0] == 'z') fill = tv_str("0", 1);
+        int64_t pad = w - len, left = name[0] == 'l'   ? 0
+                                      : name[0] == 'c' ? pad / 2 + (pad & w & 1)
+                                                       : pad;
+        struct tbuf b = {0};
+        const char *body = s.s.p;
+        size_t body_n = s.s.n;
+        if (name[0] == 'z' && body_n && (body[0] == '-' || body[0] == '+')) {
+            tbuf_putc(ev->st, &b, body[0]);
+            body++;
+            body_n--;
+        }
+        for (int64_t i = 0; i < left; i++)
+            tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
+        tbuf_put(ev->st, &b, body, body_n);
+        for (int64_t i = 0; i < pad - left; i++)
+            tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
+        return tbuf_val(&b);
+    }
+    tmpl_eval_fail(ev, "'str' object has no attribute '%s'", name);
+}

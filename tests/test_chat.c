@@ -1,0 +1,316 @@
+/* test_chat.c: cutting the KV cache back, and the conversation module
+ * (engine/conversation.c) on the GPU.
+ *
+ * 1. vkllm_session_truncate: decoding other tokens, cutting back and decoding
+ *    the original ones again gives bit-identical logits (what lay beyond the
+ *    cut is never read): the guard for regenerating and editing turns.
+ * 2. A conversation reuses its cache: the second turn decodes only what is
+ *    new (the reply's sampled tokens are kept), and the logits then equal a
+ *    fresh decode of the whole conversation; editing the last message cuts
+ *    back to the common prefix.
+ * 3. A full context drops the oldest turns after the system prompt and says
+ *    so; save and load round-trip; a failing template and a missing one fall
+ *    back to a built-in format and say so.
+ */
+#include "testhelp.h"
+#include "vkllm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static vkllm_context *ctx;
+static vkllm_model *model;
+static uint32_t n_vocab;
+static int notices;
+static char last_notice[600];
+
+static void on_notice(const char *msg, void *user)
+{
+    (void)user;
+    notices++;
+    snprintf(last_notice, sizeof last_notice, "%s", msg);
+}
+
+static vkllm_session *new_session(uint32_t n_ctx, uint32_t n_batch)
+{
+    struct vkllm_session_params sp = {.n_ctx = n_ctx, .n_batch = n_batch};
+    vkllm_session *s;
+    struct vkllm_error err;
+    REQUIRE(vkllm_session_create(model, &sp, &s, &err) == VKLLM_OK, "%s", err.msg);
+    return s;
+}
+
+static float *copy_logits(const vkllm_session *s)
+{
+    const float *l = vkllm_session_logits(s, -1);
+    REQUIRE(l != NULL);
+    float *c = malloc(n_vocab * sizeof *c);
+    REQUIRE(c != NULL);
+    memcpy(c, l, n_vocab * sizeof *c);
+    return c;
+}
+
+static void test_truncate(void)
+{
+    struct vkllm_error err;
+    int32_t prompt[40], other[23];
+    for (int i = 0; i < 40; i++)
+        prompt[i] = 3 + (i * 37) % 300;
+    for (int i = 0; i < 23; i++)
+        other[i] = 5 + (i * 11) % 250;
+    /* the same steps (17 then 23 tokens, then one) with and without a detour */
+    vkllm_session *a = new_session(128, 16), *b = new_session(128, 16);
+    REQUIRE(vkllm_session_decode(a, prompt, 17, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_session_decode(a, prompt + 17, 23, &err) == VKLLM_OK, "%s", err.msg);
+    float *want = copy_logits(a);
+    REQUIRE(vkllm_session_decode(a, &prompt[0], 1, &err) == VKLLM_OK);
+    float *want1 = copy_logits(a);
+
+    REQUIRE(vkllm_session_decode(b, prompt, 17, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_session_decode(b, other, 23, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_session_decode(b, other, 9, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(vkllm_session_truncate(b, 60, &err) == VKLLM_E_INVALID, "past the end");
+    REQUIRE(vkllm_session_truncate(b, 17, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(vkllm_session_pos(b) == 17 && vkllm_session_logits(b, -1) == NULL);
+    REQUIRE(vkllm_session_decode(b, prompt + 17, 23, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(vkllm_session_pos(b) == 40);
+    CHECK(!memcmp(vkllm_session_logits(b, -1), want, n_vocab * sizeof(float)),
+          "logits after a cut-back differ from a fresh decode");
+    REQUIRE(vkllm_session_decode(b, &prompt[0], 1, &err) == VKLLM_OK);
+    CHECK(!memcmp(vkllm_session_logits(b, -1), want1, n_vocab * sizeof(float)),
+          "the next token's logits differ");
+    /* back to the start: a whole new sequence */
+    REQUIRE(vkllm_session_truncate(b, 0, &err) == VKLLM_OK);
+    REQUIRE(vkllm_session_decode(b, prompt, 17, &err) == VKLLM_OK);
+    REQUIRE(vkllm_session_decode(b, prompt + 17, 23, &err) == VKLLM_OK);
+    CHECK(!memcmp(vkllm_session_logits(b, -1), want, n_vocab * sizeof(float)));
+    free(want);
+    free(want1);
+    vkllm_session_free(a);
+    vkllm_session_free(b);
+}
+
+static const char chatml[] =
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+static vkllm_chat *new_chat(vkllm_session *s, const char *tmpl)
+{
+    struct vkllm_chat_params p = {.template_text = tmpl,
+                                  .template_len = tmpl ? strlen(tmpl) : 0,
+                                  .n_reserve = 16,
+                                  .notice = on_notice};
+    vkllm_chat *c;
+    struct vkllm_error err;
+    REQUIRE(vkllm_chat_create(model, s, &p, &c, &err) == VKLLM_OK, "%s", err.msg);
+    return c;
+}
+
+/* Whether TOKEN's text is whole UTF-8 characters: a reply of random weights
+ * that writes a lone byte becomes U+FFFD in the message, which then no longer
+ * matches the cached token (correctly, but this test is about reuse). */
+static bool whole_text(int32_t token)
+{
+    char buf[64];
+    int n = vkllm_token_to_piece(vkllm_model_vocab(model), token, false, buf, sizeof buf);
+    if (n <= 0 || n > (int)sizeof buf) return false;
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)buf[i] >= 0x80 || buf[i] == 0) return false;
+    return true;
+}
+
+/* Greedy reply of N tokens of whole text, decoded into the cache; adds it as
+ * a message. */
+static void reply(vkllm_chat *c, vkllm_session *s, int n)
+{
+    struct vkllm_error err;
+    vkllm_stream *st;
+    REQUIRE(vkllm_stream_create(vkllm_model_vocab(model), true, &st, NULL) == VKLLM_OK);
+    const char *text;
+    size_t len;
+    for (int i = 0; i < n; i++) {
+        const float *l = vkllm_session_logits(s, -1);
+        int32_t best = 0;
+        for (uint32_t k = 1; k < n_vocab; k++)
+            if ((l[k] > l[best] || !whole_text(best)) && whole_text((int32_t)k)) best = (int32_t)k;
+        vkllm_stream_push(st, best, &text, &len);
+        REQUIRE(vkllm_chat_decode_token(c, best, &err) == VKLLM_OK, "%s", err.msg);
+    }
+    vkllm_stream_finish(st, &text, &len);
+    const char *r = vkllm_stream_reply(st, &len);
+    REQUIRE(vkllm_chat_add(c, "assistant", r, len, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_stream_free(st);
+}
+
+/* The largest difference between the logits of S and a fresh decode of the
+ * tokens C holds, in a new session (the reply's sampled tokens included, which
+ * a new rendering might tokenize otherwise). */
+static float fresh_difference(vkllm_chat *c, vkllm_session *s)
+{
+    struct vkllm_error err;
+    uint32_t n;
+    const int32_t *tokens = vkllm_chat_tokens(c, &n);
+    REQUIRE(n == vkllm_session_pos(s) && n > 0);
+    vkllm_session *s2 = new_session(vkllm_session_n_ctx(s), 16);
+    REQUIRE(vkllm_session_decode(s2, tokens, n, &err) == VKLLM_OK, "%s", err.msg);
+    const float *a = vkllm_session_logits(s, -1), *b = vkllm_session_logits(s2, -1);
+    float most = 0;
+    for (uint32_t k = 0; k < n_vocab; k++)
+        most = fmaxf(most, fabsf(a[k] - b[k]));
+    vkllm_session_free(s2);
+    return most;
+}
+
+static void test_reuse(void)
+{
+    struct vkllm_error err;
+    struct vkllm_chat_turn t1, t2, t3;
+    vkllm_session *s = new_session(512, 16);
+    vkllm_chat *c = new_chat(s, chatml);
+    REQUIRE(vkllm_chat_add(c, "system", "be kind", 7, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "once upon a time", 16, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t1, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t1.n_cached == 0 && t1.n_new == t1.n_prompt && t1.n_prompt > 10);
+    reply(c, s, 6);
+    uint32_t cached = vkllm_session_pos(s);
+    CHECK(cached == t1.n_prompt + 6);
+
+    REQUIRE(vkllm_chat_add(c, "user", "the dog was happy", 17, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t2, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t2.n_cached == cached, "turn 2 reused %u of %u cached tokens", t2.n_cached, cached);
+    CHECK(t2.n_new > 0 && t2.n_new < t2.n_prompt && vkllm_session_pos(s) == t2.n_prompt);
+    /* half-precision KV and other step sizes: not bit-identical, but close
+     * (the logits' standard deviation is about 4) */
+    float d = fresh_difference(c, s);
+    CHECK(d < 2e-2f, "turn 2 logits differ from a fresh decode by %g", d);
+
+    /* edit the last message: back to the common prefix, the rest again */
+    vkllm_chat_pop(c);
+    REQUIRE(vkllm_chat_add(c, "user", "the cat was sad", 15, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t3, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t3.n_cached >= cached && t3.n_cached < t2.n_prompt, "edit reused %u", t3.n_cached);
+    d = fresh_difference(c, s);
+    CHECK(d < 2e-2f, "edited turn logits differ from a fresh decode by %g", d);
+
+    /* regenerate the reply: everything is cached, only the last token runs again */
+    struct vkllm_chat_turn t4;
+    REQUIRE(vkllm_chat_add(c, "assistant", "x", 1, &err) == VKLLM_OK);
+    vkllm_chat_pop(c);
+    REQUIRE(vkllm_chat_prefill(c, &t4, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t4.n_new == 1 && t4.n_cached == t3.n_prompt - 1, "regenerate: %u new, %u cached",
+          t4.n_new, t4.n_cached);
+    d = fresh_difference(c, s);
+    CHECK(d < 2e-2f, "regenerated turn logits differ from a fresh decode by %g", d);
+
+    /* save and load */
+    const char *path = VKLLM_TEST_GEN "/chat-save.json";
+    REQUIRE(vkllm_chat_add(c, "assistant", "caf\xc3\xa9 \"quoted\"\n\ttab", 20, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_save(c, path, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_chat *c2 = new_chat(s, chatml);
+    REQUIRE(vkllm_chat_load(c2, path, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(vkllm_chat_count(c2) == vkllm_chat_count(c));
+    for (size_t i = 0; i < vkllm_chat_count(c) && i < vkllm_chat_count(c2); i++) {
+        size_t l1, l2;
+        const char *a = vkllm_chat_content(c, i, &l1), *b = vkllm_chat_content(c2, i, &l2);
+        CHECK(!strcmp(vkllm_chat_role(c, i), vkllm_chat_role(c2, i)) && l1 == l2 &&
+                  !memcmp(a, b, l1),
+              "message %zu", i);
+    }
+    FILE *f = fopen(VKLLM_TEST_GEN "/chat-bad.json", "w");
+    REQUIRE(f != NULL);
+    fputs("{\"messages\": [{\"role\": \"user\"}]}", f);
+    fclose(f);
+    CHECK(vkllm_chat_load(c2, VKLLM_TEST_GEN "/chat-bad.json", &err) == VKLLM_E_FORMAT);
+    CHECK(vkllm_chat_count(c2) == vkllm_chat_count(c), "a bad file changes nothing");
+    CHECK(vkllm_chat_load(c2, VKLLM_TEST_GEN "/nope.json", &err) < 0);
+    vkllm_chat_free(c2);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
+static void test_full(void)
+{
+    struct vkllm_error err;
+    struct vkllm_chat_turn t;
+    vkllm_session *s = new_session(256, 16);
+    vkllm_chat *c = new_chat(s, chatml);
+    REQUIRE(vkllm_chat_add(c, "system", "sys", 3, &err) == VKLLM_OK);
+    int before = notices;
+    uint32_t dropped = 0;
+    for (int turn = 0; turn < 10; turn++) {
+        REQUIRE(vkllm_chat_add(c, "user", "the little girl went to the park", 32, &err) ==
+                VKLLM_OK);
+        REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "turn %d: %s", turn, err.msg);
+        CHECK(t.n_prompt + 16 <= 256, "turn %d: %u tokens leave no room", turn, t.n_prompt);
+        reply(c, s, 4);
+        dropped = t.n_dropped;
+    }
+    CHECK(dropped > 0 && notices > before, "no turn was dropped");
+    CHECK(strstr(last_notice, "dropped") != NULL, "notice: %s", last_notice);
+    char *text;
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK);
+    CHECK(!strncmp(text, "<|im_start|>system\nsys<|im_end|>", 31), "the system prompt stays");
+    free(text);
+    /* a message longer than the context does not fit at all */
+    static char big[2000];
+    for (int i = 0; i < 1999; i++)
+        big[i] = "abcdefgh "[i % 9];
+    REQUIRE(vkllm_chat_add(c, "user", big, strlen(big), &err) == VKLLM_OK);
+    CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_E_CONTEXT_FULL);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
+static void test_fallback(void)
+{
+    struct vkllm_error err;
+    vkllm_session *s = new_session(256, 16);
+    char *text;
+    /* the generated model has no template and a SentencePiece vocabulary
+     * without chat tokens: llama2 */
+    int before = notices;
+    vkllm_chat *c = new_chat(s, NULL);
+    CHECK(notices == before + 1 && strstr(last_notice, "llama2"), "notice: %s", last_notice);
+    REQUIRE(vkllm_chat_add(c, "system", "sys", 3, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "hi", 2, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK);
+    CHECK(!strcmp(text, "[INST] <<SYS>>\nsys\n<</SYS>>\n\nhi [/INST]"), "llama2: '%s'", text);
+    free(text);
+    vkllm_chat_free(c);
+    /* a template that raises: the format its text suggests (ChatML) */
+    c = new_chat(s, "{{ raise_exception('no') }}<|im_start|>");
+    REQUIRE(vkllm_chat_add(c, "user", "hi", 2, &err) == VKLLM_OK);
+    before = notices;
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK);
+    CHECK(notices == before + 1 && strstr(last_notice, "chatml"), "notice: %s", last_notice);
+    CHECK(!strcmp(text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"), "'%s'", text);
+    free(text);
+    struct vkllm_chat_turn t;
+    CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *path = VKLLM_TEST_GEN "/chat-model.gguf";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --n-vocab 320 --n-ctx 512", VKLLM_GEN_MODEL, path);
+    REQUIRE(system(cmd) == 0, "%s failed", cmd);
+    struct vkllm_error err;
+    REQUIRE(vkllm_context_create(NULL, &ctx, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_model_load(ctx, path, NULL, &model, &err) == VKLLM_OK, "%s", err.msg);
+    n_vocab = vkllm_model_hparams(model)->n_vocab;
+    test_truncate();
+    test_reuse();
+    test_full();
+    test_fallback();
+    vkllm_model_free(model);
+    CHECK(vkllm_context_validation_errors(ctx) == 0, "Vulkan validation messages");
+    vkllm_context_destroy(ctx);
+    return TEST_REPORT();
+}

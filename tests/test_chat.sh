@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# test_chat.sh: `vkllm chat` as a user runs it, on two tiny generated models
+# (random weights) that speak through real tokenizers and templates: Llama 3's
+# vocabulary with Llama 3.1's template, and Qwen 2's with Qwen 2.5's (ChatML).
+#   test_chat.sh VKLLM GEN_MODEL VOCAB_DIR TEMPLATE_DIR SCRATCH_DIR
+# 1. A multi-turn conversation through a pipe (greedy, a few tokens a reply):
+#    replies come; turn 2 decodes only what is new: the whole of turn 1's
+#    prompt comes from the cache, and turn 1's reply too where the template
+#    keeps it verbatim (ChatML); where it rewrites it (Llama 3.1 trims), the
+#    count still adds up to the tokens of the rendered conversation
+#    (`vkllm template` + `vkllm tokenize`); /save, /reset, /load, /exit.
+# 2. Ctrl+C in a terminal (a pty) during a reply stops the reply, not the
+#    program: the next line is answered; Ctrl+C at the prompt exits.
+#    A model without a template gets a built-in format, with a note.
+# 3. `vkllm run --stop` (the bundled model) ends before the stop string.
+set -u
+vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5
+mkdir -p "$scratch"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# the number in "vkllm: turn N: X new prompt tokens (Y cached)" etc.
+field() { # FILE SED-EXPRESSION (the Nth matching line: pass N as $3)
+    sed -n "$2" "$1" | sed -n "${3:-1}p"
+}
+
+for family in llama3 qwen2; do
+    case $family in
+    llama3) vocab=ggml-vocab-llama-bpe.gguf tmpl=meta-llama-Llama-3.1-8B-Instruct.jinja ;;
+    qwen2) vocab=ggml-vocab-qwen2.gguf tmpl=Qwen-Qwen2.5-7B-Instruct.jinja ;;
+    esac
+    model=$scratch/$family.gguf
+    "$gen_model" -o "$model" --vocab-from "$vocabs/$vocab" --chat-template-file "$templates/$tmpl" \
+        --n-embd 64 --n-layer 1 --n-ff 64 --tied --n-ctx 2048 || {
+        fail "$family: gen_model"
+        continue
+    }
+
+    # ---- 1. a conversation through a pipe
+    save=$scratch/$family-saved.json save2=$scratch/$family-saved2.json
+    rm -f "$save" "$save2"
+    printf '%s\n' "Hello there" "How are you today?" "/save $save" "/reset" "Hi" "/load $save" \
+        "Tell me more" "/save $save2" "/exit" "never read" |
+        timeout 300 "$vkllm" chat -m "$model" --system "You are terse." --temp 0 -n 8 --ignore-eos \
+            >"$scratch/$family.out" 2>"$scratch/$family.err"
+    status=$?
+    [ $status = 0 ] || fail "$family: chat exited with $status: $(tail -3 "$scratch/$family.err")"
+    grep -q '^error' "$scratch/$family.err" && fail "$family: $(grep '^error' "$scratch/$family.err")"
+    new='s/^vkllm: turn [0-9]*: \([0-9]*\) new prompt tokens (\([0-9]*\) cached)$/\1/p'
+    cached='s/^vkllm: turn [0-9]*: \([0-9]*\) new prompt tokens (\([0-9]*\) cached)$/\2/p'
+    in_cache='s/^vkllm: turn [0-9]*: replied \([0-9]*\) tokens (\([0-9]*\) in the cache)$/\2/p'
+    replied='s/^vkllm: turn [0-9]*: replied \([0-9]*\) tokens .*/\1/p'
+    [ "$(sed -n "$replied" "$scratch/$family.err" | tr '\n' ' ')" = "8 8 8 8 " ] ||
+        fail "$family: expected 4 replies of 8 tokens: $(cat "$scratch/$family.err")"
+    [ -s "$scratch/$family.out" ] || fail "$family: no reply printed"
+    n1=$(field "$scratch/$family.err" "$new" 1) c1=$(field "$scratch/$family.err" "$cached" 1)
+    n2=$(field "$scratch/$family.err" "$new" 2) c2=$(field "$scratch/$family.err" "$cached" 2)
+    k1=$(field "$scratch/$family.err" "$in_cache" 1)
+    echo "$family: turn 1: $n1 new, $c1 cached, $k1 after the reply; turn 2: $n2 new, $c2 cached"
+    if [ -z "$n1" ] || [ -z "$n2" ] || [ -z "$k1" ]; then
+        fail "$family: no turn counts on stderr: $(cat "$scratch/$family.err")"
+        continue
+    fi
+    [ "$c1" = 0 ] || fail "$family: turn 1 found $c1 tokens cached"
+    [ "$c2" -ge "$n1" ] || fail "$family: turn 2 reused $c2 tokens, less than turn 1's prompt ($n1)"
+    [ "$n2" -gt 0 ] && [ "$n2" -lt $((n2 + c2)) ] || fail "$family: turn 2 decoded $n2 of $((n2 + c2))"
+    if [ $family = qwen2 ]; then
+        # ChatML keeps the reply verbatim: everything cached is reused
+        [ "$c2" = "$k1" ] || fail "$family: turn 2 reused $c2 tokens; turn 1 left $k1 in the cache"
+    else
+        # Llama 3.1's template trims the reply: the cache holds it untrimmed,
+        # so that part is decoded again; the total is the rendering's length
+        python3 - "$save" "$scratch/ctx.json" <<'EOF' || fail "$family: cannot read $save"
+import json, sys
+m = json.load(open(sys.argv[1]))["messages"]
+json.dump({"messages": m[:4], "add_generation_prompt": True, "tools": None, "documents": None},
+          open(sys.argv[2], "w"))
+EOF
+        "$vkllm" template -m "$model" --context "$scratch/ctx.json" >"$scratch/render.txt" &&
+            total=$("$vkllm" tokenize -m "$model" -f "$scratch/render.txt" --no-bos --special | wc -l)
+        [ "${total:-x}" = $((n2 + c2)) ] ||
+            fail "$family: turn 2 has $((n2 + c2)) prompt tokens; the rendering has ${total:-?}"
+    fi
+    # /save wrote turn 1 and 2; /reset started over (turn 1 again, fewer
+    # tokens cached than turn 2 had); /load brought them back
+    python3 - "$save" "$save2" <<'EOF' || fail "$family: saved conversations: see above"
+import json, sys
+a = json.load(open(sys.argv[1]))["messages"]
+b = json.load(open(sys.argv[2]))["messages"]
+roles = ["system", "user", "assistant", "user", "assistant"]
+assert [m["role"] for m in a] == roles, a
+assert all(m["content"] for m in a), "an empty message"
+assert a[1]["content"] == "Hello there" and a[3]["content"] == "How are you today?"
+assert b[:5] == a, "/load did not restore the saved conversation"
+assert [m["role"] for m in b[5:]] == ["user", "assistant"] and b[5]["content"] == "Tell me more", b
+EOF
+    [ "$(grep -c '^vkllm: turn 1: .* new prompt tokens' "$scratch/$family.err")" = 2 ] ||
+        fail "$family: /reset did not start over at turn 1"
+    n3=$(field "$scratch/$family.err" "$new" 3) c3=$(field "$scratch/$family.err" "$cached" 3)
+    [ "${c3:-0}" -lt "$k1" ] || fail "$family: after /reset $c3 tokens still matched"
+    grep -q "^vkllm: loaded 5 messages" "$scratch/$family.err" || fail "$family: /load"
+    grep -q "never read" "$scratch/$family.out" && fail "$family: /exit did not exit"
+done
+
+# ---- 2. Ctrl+C in a terminal
+python3 - "$vkllm" "$scratch/qwen2.gguf" <<'EOF' || fail "Ctrl+C: see above"
+import os, pty, select, signal, sys, time
+
+vkllm, model = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(vkllm, [vkllm, "chat", "-m", model, "--temp", "0", "-n", "40", "--ignore-eos"])
+seen = b""
+def read_some(timeout):
+    global seen
+    if not select.select([fd], [], [], timeout)[0]:
+        sys.exit(f"Ctrl+C: nothing within {timeout} s; the terminal showed:\n{seen[-2000:]!r}")
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        data = b""
+    if not data:
+        sys.exit(f"Ctrl+C: the program ended early; the terminal showed:\n{seen[-2000:]!r}")
+    seen += data
+mark = 0  # where the next wait_for starts looking
+def wait_for(what, timeout):
+    """Reads the terminal until WHAT appears after the last match; returns the text up to it."""
+    global seen, mark
+    deadline = time.time() + timeout
+    while what not in seen[mark:]:
+        left = deadline - time.time()
+        if left <= 0:
+            sys.exit(f"Ctrl+C: no {what!r} within {timeout} s; the terminal showed:\n{seen[-2000:]!r}")
+        read_some(left)
+    end = seen.index(what, mark) + len(what)
+    text, mark = seen[mark:end], end
+    return text
+
+try:
+    wait_for(b"> ", 120)
+    os.write(fd, b"Tell me a long story\r")
+    wait_for(b"new prompt tokens", 120)
+    start = mark
+    while len(seen) - start < 8:  # some of the reply (40 tokens take seconds), then Ctrl+C
+        read_some(60)
+    os.write(fd, b"\x03")
+    wait_for(b"vkllm: interrupted", 60)
+    if b"turn 1: replied 40 tokens" in wait_for(b"> ", 60):
+        sys.exit("Ctrl+C: the first reply was not cut short")
+    os.write(fd, b"And then?\r")
+    wait_for(b"turn 2: replied 40 tokens", 300)  # the next line is answered in full
+    wait_for(b"> ", 60)
+    os.write(fd, b"\x03")  # at the prompt: the program ends
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                pass
+    else:
+        sys.exit("Ctrl+C at the prompt did not end the program")
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        sys.exit(f"Ctrl+C: exit status {status}; the terminal showed:\n{seen[-2000:]!r}")
+    if b"error" in seen:
+        sys.exit(f"Ctrl+C: an error:\n{seen[-2000:]!r}")
+    print("Ctrl+C: the reply stopped, the next line was answered, Ctrl+C at the prompt exited")
+finally:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+EOF
+
+# a file without a chat template (the bundled model) gets a built-in format, and says so
+printf 'hi\n' | timeout 120 "$vkllm" chat --temp 0 -n 4 >"$scratch/fallback.out" 2>"$scratch/fallback.err" ||
+    fail "chat without a template exited with $?: $(cat "$scratch/fallback.err")"
+grep -q "no chat template; using the built-in llama2 format" "$scratch/fallback.err" ||
+    fail "chat without a template: no note: $(cat "$scratch/fallback.err")"
+
+# ---- 3. `vkllm run --stop`: the text up to the first stop string, none of it
+python3 - "$vkllm" <<'EOF' || fail "run --stop: see above"
+import subprocess, sys
+vkllm, prompt = sys.argv[1], "Once upon a time"
+def run(*extra):
+    r = subprocess.run([vkllm, "run", "-p", prompt, "-n", "48", "--temp", "0", *extra],
+                       capture_output=True, timeout=120)
+    if r.returncode:
+        sys.exit(f"run {extra} exited with {r.returncode}: {r.stderr[-500:]!r}")
+    return r.stdout
+full = run()[len(prompt):-1]
+for a, b in ((20, 26), (5, 9), (31, 32)):  # across token boundaries, and one character
+    stop = full[a:b]
+    want = prompt.encode() + full[:full.index(stop)] + b"\n"
+    got = run("--stop", stop.decode(), "--stop", "never appears")
+    if got != want:
+        sys.exit(f"run --stop {stop!r} printed {got!r}, expected {want!r}")
+EOF
+
+[ $failures = 0 ] && echo "test_chat.sh: all passed" || echo "test_chat.sh: $failures failures"
+[ $failures = 0 ]
