@@ -28,12 +28,6 @@
 #define GEN(name) VKLLM_TEST_GEN "/" name
 
 /* REQUIRE evaluates its condition twice: calls with side effects go through this. */
-#define REQUIRE_OK(expr, ...)                                                                      \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        REQUIRE(rc_ == VKLLM_OK, __VA_ARGS__);                                                     \
-    } while (0)
-
 /* ============================== Building images ============================== */
 
 /* A GGUF image under construction, in little-endian bytes. */

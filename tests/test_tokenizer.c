@@ -13,6 +13,7 @@
  * test_vocabs.c.
  */
 #include "testhelp.h"
+#include "vocabhelp.h"
 #include "vkllm.h"
 
 #include <stdint.h>
@@ -23,52 +24,11 @@
 #define DATA(name) VKLLM_TEST_DATA "/" name
 #define GEN(name)  VKLLM_TEST_GEN "/" name
 
-/* REQUIRE evaluates its condition twice, so calls with effects go through this. */
-#define REQUIRE_OK(call, ...)                                                                      \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        REQUIRE(rc_ == VKLLM_OK, __VA_ARGS__);                                                     \
-    } while (0)
-
 /* ============================== Helpers ============================== */
-
-/* Loads PATH's vocabulary, and closes the file: the vocab must not need it. */
-static vkllm_vocab *load_vocab(const char *path)
-{
-    vkllm_gguf *g = NULL;
-    vkllm_vocab *v = NULL;
-    struct vkllm_error err = {0};
-    REQUIRE_OK(vkllm_gguf_open(path, &g, &err), "%s", err.msg);
-    REQUIRE_OK(vkllm_vocab_load(g, &v, &err), "%s", err.msg);
-    REQUIRE(v);
-    vkllm_gguf_close(g);
-    return v;
-}
-
-/* Tokenizes into a malloc'ed array; *N gets the count. */
-static int32_t *tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_special,
-                         bool parse_special, int *n)
-{
-    *n = vkllm_tokenize(v, text, len, add_special, parse_special, NULL, 0);
-    REQUIRE(*n >= 0, "tokenize: %d", *n);
-    int32_t *ids = malloc(((size_t)*n + 1) * sizeof *ids);
-    REQUIRE(ids);
-    int again = vkllm_tokenize(v, text, len, add_special, parse_special, ids, *n);
-    REQUIRE(again == *n, "tokenize gave %d then %d", *n, again);
-    return ids;
-}
 
 static bool same_ids(const int32_t *a, int na, const int32_t *b, int nb)
 {
     return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof *a) == 0);
-}
-
-static void print_ids(const char *label, const int32_t *ids, int n)
-{
-    fprintf(stderr, "  %s:", label);
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, " %d", (int)ids[i]);
-    fputc('\n', stderr);
 }
 
 /* Checks that TEXT gives exactly the ids EXPECT. */
@@ -93,55 +53,6 @@ static void check_ids(const vkllm_vocab *v, const char *what, const char *text, 
         check_ids(v, #v, text, strlen(text), add_special, parse_special, expect_,                  \
                   (int)(sizeof expect_ / sizeof expect_[0]));                                      \
     } while (0)
-
-/* The text of IDS as llama.cpp's llama_detokenize gives it (special tokens
- * not rendered): with a space-prefix vocabulary, the first piece loses one
- * leading space. Returns a malloc'ed string; *LEN its length. */
-static char *detokenize(const vkllm_vocab *v, const int32_t *ids, int n, bool strip_first_space,
-                        size_t *len)
-{
-    size_t cap = 16, used = 0;
-    char *text = malloc(cap);
-    REQUIRE(text);
-    for (int i = 0; i < n; i++) {
-        char piece[256];
-        int m = vkllm_token_to_piece(v, ids[i], false, piece, sizeof piece);
-        REQUIRE(m >= 0 && m <= (int)sizeof piece, "token_to_piece(%d) = %d", (int)ids[i], m);
-        const char *p = piece;
-        if (i == 0 && strip_first_space && m > 0 && piece[0] == ' ') {
-            p++;
-            m--;
-        }
-        if (used + (size_t)m + 1 > cap) {
-            while (used + (size_t)m + 1 > cap)
-                cap *= 2;
-            text = realloc(text, cap);
-            REQUIRE(text);
-        }
-        memcpy(text + used, p, (size_t)m);
-        used += (size_t)m;
-    }
-    text[used] = 0;
-    *len = used;
-    return text;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    REQUIRE(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size + 1);
-    REQUIRE(buf);
-    size_t got = fread(buf, 1, (size_t)size, f);
-    REQUIRE(got == (size_t)size, "short read of %s", path);
-    fclose(f);
-    buf[size] = 0;
-    *len = (size_t)size;
-    return buf;
-}
 
 /* Space-separated ids in S (up to END) into IDS (room for CAP); returns the count. */
 static int parse_ids(const char *s, const char *end, int32_t *ids, int cap)

@@ -26,6 +26,7 @@
  * (both for scripts/compare_tokenizers.py).
  */
 #include "testhelp.h"
+#include "vocabhelp.h"
 #include "vkllm.h"
 
 #include <stdint.h>
@@ -37,73 +38,7 @@
 #define GEN(name)   VKLLM_TEST_GEN "/" name
 #define VOCAB(name) VKLLM_TEST_VOCABS "/" name
 
-#define REQUIRE_OK(call, ...)                                                                      \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        REQUIRE(rc_ == VKLLM_OK, __VA_ARGS__);                                                     \
-    } while (0)
-
 /* ============================== Helpers ============================== */
-
-static vkllm_vocab *load_vocab(const char *path)
-{
-    vkllm_gguf *g = NULL;
-    vkllm_vocab *v = NULL;
-    struct vkllm_error err = {0};
-    REQUIRE_OK(vkllm_gguf_open(path, &g, &err), "%s", err.msg);
-    REQUIRE_OK(vkllm_vocab_load(g, &v, &err), "%s", err.msg);
-    vkllm_gguf_close(g);
-    return v;
-}
-
-static int32_t *tokenize(const vkllm_vocab *v, const char *text, size_t len, bool parse_special,
-                         int *n)
-{
-    *n = vkllm_tokenize(v, text, len, false, parse_special, NULL, 0);
-    REQUIRE(*n >= 0, "tokenize: %d", *n);
-    int32_t *ids = malloc(((size_t)*n + 1) * sizeof *ids);
-    REQUIRE(ids);
-    int again = vkllm_tokenize(v, text, len, false, parse_special, ids, *n);
-    REQUIRE(again == *n, "tokenize gave %d then %d", *n, again);
-    return ids;
-}
-
-/* The text of IDS: every piece (special tokens not rendered), grown as needed.
- * STRIP drops the first piece's leading space (SentencePiece's prefix). */
-static char *detokenize(const vkllm_vocab *v, const int32_t *ids, int n, bool strip, size_t *len)
-{
-    size_t cap = 64, used = 0;
-    char *text = malloc(cap);
-    REQUIRE(text);
-    for (int i = 0; i < n; i++) {
-        int m = vkllm_token_to_piece(v, ids[i], false, NULL, 0);
-        REQUIRE(m >= 0, "token_to_piece(%d) = %d", (int)ids[i], m);
-        while (used + (size_t)m + 1 > cap)
-            REQUIRE(text = realloc(text, cap *= 2));
-        REQUIRE(vkllm_token_to_piece(v, ids[i], false, text + used, m) == m);
-        if (i == 0 && strip && m > 0 && text[used] == ' ') memmove(text, text + 1, (size_t)--m);
-        used += (size_t)m;
-    }
-    text[used] = 0;
-    *len = used;
-    return text;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    REQUIRE(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size + 1);
-    REQUIRE(buf);
-    REQUIRE(fread(buf, 1, (size_t)size, f) == (size_t)size, "short read of %s", path);
-    fclose(f);
-    buf[size] = 0;
-    *len = (size_t)size;
-    return buf;
-}
 
 /* Space-separated ids in [S, END) into a malloc'ed array; *N the count. */
 static int32_t *parse_ids(const char *s, const char *end, int *n)
@@ -126,20 +61,12 @@ static int32_t *parse_ids(const char *s, const char *end, int *n)
     return ids;
 }
 
-static void print_ids(const char *label, const int32_t *ids, int n)
-{
-    fprintf(stderr, "  %s:", label);
-    for (int i = 0; i < n && i < 64; i++)
-        fprintf(stderr, " %d", (int)ids[i]);
-    fprintf(stderr, n > 64 ? " ...\n" : "\n");
-}
-
 /* Whether TEXT tokenizes to EXPECT; prints both if not. */
 static bool check_ids(const vkllm_vocab *v, const char *what, const char *text, size_t len,
                       bool parse_special, const int32_t *expect, int n_expect)
 {
     int n;
-    int32_t *ids = tokenize(v, text, len, parse_special, &n);
+    int32_t *ids = tokenize(v, text, len, false, parse_special, &n);
     bool ok = n == n_expect && (n == 0 || memcmp(ids, expect, (size_t)n * sizeof *ids) == 0);
     CHECK(ok, "%s: '%.*s'", what, (int)(len > 200 ? 200 : len), text);
     if (!ok) {
@@ -291,7 +218,7 @@ static void run_random(const vkllm_vocab *v, const char *name, const char *texts
         int n_expect;
         int32_t *expect = parse_ids(line, eol, &n_expect);
         int n_got;
-        int32_t *got = tokenize(v, text, len, false, &n_got);
+        int32_t *got = tokenize(v, text, len, false, false, &n_got);
         bool same = n_got == n_expect && memcmp(got, expect, (size_t)n_got * sizeof *got) == 0;
         CHECK(same || failed_shown >= 5, "%s: random text %d differs", name, n);
         if (!same && failed_shown++ < 5) {
@@ -651,7 +578,7 @@ static int batch(const char *model, const char *texts_path, bool special)
         size_t n;
         char *text = next_hex_text(&t, end, &n);
         int count;
-        int32_t *ids = tokenize(v, text, n, special, &count);
+        int32_t *ids = tokenize(v, text, n, false, special, &count);
         for (int i = 0; i < count; i++)
             printf(i ? " %d" : "%d", (int)ids[i]);
         printf("\n");

@@ -43,6 +43,13 @@ static inline void test_explain(const char *fmt, ...)
         }                                                                                          \
     } while (0)
 
+/* REQUIRE for a call that returns a vkllm status: it must be VKLLM_OK. */
+#define REQUIRE_OK(call, ...)                                                                      \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        REQUIRE(rc_ == VKLLM_OK, __VA_ARGS__);                                                     \
+    } while (0)
+
 /* Ends main: prints a summary and returns the exit status for ctest. */
 #define TEST_REPORT()                                                                              \
     (fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures), test_failures ? 1 : 0)
