@@ -6,10 +6,15 @@
 #include "vkllm.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Prints "error: MSG" to stderr; returns 1 (the exit status for failures). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* All of PATH, malloc'd and NUL-terminated, its size in *LEN; NULL after an
+ * error line ("PATH: cannot open: ..."). */
+char *cli_read_file(const char *path, size_t *len);
 
 /* Each parses VALUE given to FLAG into *OUT, or prints an error and returns false. */
 bool cli_int(const char *flag, const char *value, long long min, long long max, long long *out);

@@ -126,36 +126,6 @@ static void on_notice(const char *msg, void *user)
     fprintf(stderr, "vkllm: %s\n", msg);
 }
 
-/* Reads PATH whole (NUL-terminated); NULL after an error line. */
-static char *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 14, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger) free(buf);
-            buf = bigger;
-        }
-    }
-    bool failed = !buf || ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        cli_error("%s: read failed", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 struct chat_state {
     vkllm_session *session;
     vkllm_sampler *sampler;
@@ -363,7 +333,7 @@ int cmd_chat(int argc, char **argv)
     struct lines lines = {0};
     int status = 1;
 
-    if (template_path && !(tmpl = read_whole(template_path, &tmpl_len))) goto done;
+    if (template_path && !(tmpl = cli_read_file(template_path, &tmpl_len))) goto done;
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     if (vkllm_model_load(ctx, model_path, NULL, &model, &err)) goto fail;

@@ -38,45 +38,6 @@ static const char perplexity_usage[] =
     "Prints the running perplexity after each window ([1]7.1234,[2]...) on stderr and\n"
     "'perplexity: P +/- E' on stdout.\n";
 
-/* ============================== Text file ============================== */
-
-/* Reads all of PATH into a NUL-terminated buffer and sets *LEN; NULL after
- * printing an error. */
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open the text (%s)", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break; /* end of file or an error; ferror tells which */
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    if (!buf) {
-        fclose(f);
-        cli_error("%s: out of memory reading the text", path);
-        return NULL;
-    }
-    if (ferror(f)) {
-        int e = errno;
-        fclose(f);
-        free(buf);
-        cli_error("%s: cannot read the text (%s)", path, strerror(e));
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* ============================== Scoring ============================== */
 
 /* -log p(TARGET) from one row of logits, as llama-perplexity's log_softmax:
@@ -139,7 +100,7 @@ int cmd_perplexity(int argc, char **argv)
 
     /* the text first: a missing or empty file needs no GPU to report */
     size_t len = 0;
-    char *text = read_text(text_path, &len);
+    char *text = cli_read_file(text_path, &len);
     if (!text) return 1;
     if (len > 0 && text[len - 1] == '\n') text[--len] = '\0'; /* as llama.cpp's -f */
     if (len == 0) {

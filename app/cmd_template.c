@@ -21,36 +21,6 @@ static const char help[] =
     "  --context FILE       a JSON object of render variables: messages, add_generation_prompt,\n"
     "                       bos_token, eos_token, tools, documents, ...\n";
 
-/* Reads PATH whole into a malloc'd buffer (NUL-terminated); NULL after an error line. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger) free(buf);
-            buf = bigger;
-        }
-    }
-    bool failed = !buf || ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        cli_error("%s: read failed", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* The text of token ID_KEY's id in the model's token list, or NULL. */
 static json_t *token_text(const vkllm_gguf *g, const char *id_key)
 {
@@ -102,7 +72,7 @@ int cmd_template(int argc, char **argv)
     vkllm_gguf *g = NULL;
     const char *name = template_path;
     if (template_path) {
-        if (!(tmpl = read_file(template_path, &tmpl_len))) goto done;
+        if (!(tmpl = cli_read_file(template_path, &tmpl_len))) goto done;
     } else {
         struct vkllm_error err = {0};
         struct vkllm_gguf_str s;

@@ -5,34 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The whole of PATH, malloc'ed; *LEN its size. NULL on failure. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf; n += got) {
-        if (n == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-        }
-        if ((got = fread(buf + n, 1, cap - n, f)) == 0) break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* The first occurrence of NEEDLE (M > 0 bytes) in HAY (N bytes), or NULL. */
 static const char *find(const char *hay, size_t n, const char *needle, size_t m)
 {
@@ -107,7 +79,7 @@ int cmd_tokenize(int argc, char **argv)
     char *file_text = NULL;
     if (file || cases) {
         const char *path = file ? file : cases;
-        if (!(file_text = read_all(path, &len))) return cli_error("cannot read %s", path);
+        if (!(file_text = cli_read_file(path, &len))) return 1;
         text = file_text;
     } else {
         len = strlen(text);

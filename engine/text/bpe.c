@@ -246,22 +246,6 @@ static size_t unescape_spaces(const char *text, size_t len, char *out)
     return n;
 }
 
-/* A byte token "<0xXX>": llama.cpp's strtol of the two characters after "<0x". */
-static char token_byte(const struct token *t)
-{
-    unsigned byte = 0;
-    for (uint32_t i = 3; i < 5 && i < t->len; i++) {
-        char c = t->text[i];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16;
-        if (d == 16) break;
-        byte = byte * 16 + d;
-    }
-    return (char)byte;
-}
-
 /* The piece of token T, into OUT or only measured. */
 static size_t piece_of(const vkllm_vocab *v, const struct token *t, char *out)
 {

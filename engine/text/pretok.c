@@ -60,7 +60,7 @@
 #define RE_CASED_CLASSES(CONTR)                                                                    \
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"     \
     "+" CONTR "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}" \
-              "\\p{M}]*" CONTR
+    "\\p{M}]*" CONTR
 #define RE_NEWLINES   "[^\\n]+|[\\n]+"
 #define RE_TAIL_SLASH "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 

@@ -136,18 +136,7 @@ int spm_piece(const vkllm_vocab *v, int32_t token, char *buf, int cap)
         return (int)n;
     }
     if (t->attr & ATTR_BYTE) {
-        /* llama.cpp: strtol of the two characters after "<0x" */
-        unsigned byte = 0;
-        for (uint32_t i = 3; i < 5 && i < t->len; i++) {
-            char c = t->text[i];
-            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                         : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                                : 16;
-            if (d == 16) break;
-            byte = byte * 16 + d;
-        }
-        char b = (char)byte;
+        char b = token_byte(t);
         return copy_piece(buf, cap, &b, 1);
     }
     return 0;

@@ -275,6 +275,22 @@ static int load_tokens(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *
     return VKLLM_OK;
 }
 
+/* A byte token "<0xXX>": llama.cpp's strtol of the two characters after "<0x". */
+char token_byte(const struct token *t)
+{
+    unsigned byte = 0;
+    for (uint32_t i = 3; i < 5 && i < t->len; i++) {
+        char c = t->text[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16;
+        if (d == 16) break;
+        byte = byte * 16 + d;
+    }
+    return (char)byte;
+}
+
 /* SPM byte fallback: a byte with no token of its own becomes "<0xXX>", or the
  * token spelled by that single byte. */
 static void load_byte_tokens(vkllm_vocab *v)

@@ -128,6 +128,9 @@ static inline uint32_t utf8_len(char c)
     return len[(uint8_t)c >> 4];
 }
 
+/* The byte a byte token "<0xXX>" stands for. */
+char token_byte(const struct token *t);
+
 /* Copies TEXT into BUF if it fits in CAP; returns LEN either way. */
 int copy_piece(char *buf, int cap, const char *text, size_t len);
 

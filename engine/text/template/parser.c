@@ -736,6 +736,17 @@ static void parse_signature(struct parser *p, struct tnode *n)
     expect_op(p, ")");
 }
 
+/* A body that break and continue cannot leave (a macro's, a call block's):
+ * the loops around it do not count inside. */
+static struct tnodes parse_body_outside_loops(struct parser *p, const char *const *ends)
+{
+    int loops = p->loops;
+    p->loops = 0;
+    struct tnodes body = parse_body(p, ends);
+    p->loops = loops;
+    return body;
+}
+
 static struct tnode *parse_macro(struct parser *p)
 {
     static const char *const end_macro[] = {"endmacro", NULL};
@@ -746,10 +757,7 @@ static struct tnode *parse_macro(struct parser *p)
     n->n = t->n;
     parse_signature(p, n);
     expect_kind(p, TK_BLOCK_END);
-    int loops = p->loops;
-    p->loops = 0;
-    n->body = parse_body(p, end_macro);
-    p->loops = loops;
+    n->body = parse_body_outside_loops(p, end_macro);
     end_tag(p);
     return n;
 }
@@ -763,10 +771,7 @@ static struct tnode *parse_call_block(struct parser *p)
     n->a = parse_expression(p, true);
     if (n->a->kind != E_CALL) parse_fail(p, "expected call, got %s", "an expression");
     expect_kind(p, TK_BLOCK_END);
-    int loops = p->loops;
-    p->loops = 0;
-    n->body = parse_body(p, end_call);
-    p->loops = loops;
+    n->body = parse_body_outside_loops(p, end_call);
     end_tag(p);
     return n;
 }
