@@ -1,5 +1,5 @@
 /* kernels.h: the push constants of every kernel and the per-step header,
- * declared once for both C (engine/forward.c) and GLSL (shaders/\*.comp).
+ * declared once for both C (engine/exec/ops.c) and GLSL (shaders/\*.comp).
  *
  * All fields are 4-byte scalars so std430/push-constant layout equals C layout.
  * A kernel includes this file after defining KERNEL_<NAME>, which selects its

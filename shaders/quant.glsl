@@ -1,6 +1,6 @@
-/* quant.glsl: reading weights in the device layout engine/weights.c uploads.
+/* quant.glsl: reading weights in the device layout engine/model/weights.c uploads.
  *
- * The build compiles one variant per line of engine/formats.h with
+ * The build compiles one variant per line of engine/core/formats.h with
  *   WTYPE_<NAME>  the format;  QK  elements per block;  BLOCK_BYTES  bytes per
  *   block in GGUF;  HALF_AT  byte offset of the scale half moved out, or -1;
  *   ACT_<KIND>  how the matvec prepares its input.

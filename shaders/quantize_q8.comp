@@ -1,7 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* quantize_q8: activations to Q8_0 blocks for the quantized matvec, as
- * llama.cpp's CPU path quantizes them (engine/quant.c quant_q8_activations):
+ * llama.cpp's CPU path quantizes them (engine/core/quant.c quant_q8_activations):
  * d = amax / 127 rounded to half, q = round-half-even(x * 127 / amax).
  * Output: per token k/32 blocks of 8 words (int8 quants, little-endian), then
  * from scale_offset one float d per block, token-major. One thread per block.

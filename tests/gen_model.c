@@ -26,7 +26,7 @@
  * sqrt are used, which IEEE 754 rounds the same on every machine, so one seed
  * gives byte-identical files anywhere.
  *
- * TYPE is any format of engine/formats.h (f32, f16, bf16, q4_0 ... q6_k,
+ * TYPE is any format of engine/core/formats.h (f32, f16, bf16, q4_0 ... q6_k,
  * iq4_nl, iq4_xs; case does not matter). 2-D tensors get TYPE when their rows
  * (ne[0]) are a whole number of blocks, else llama-quantize's fallback (Q4_K ->
  * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms) stay F32;
@@ -417,7 +417,7 @@ static void usage(void)
           "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
           "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
           "                 [--vocab-from VOCAB.gguf] [--chat-template-file T.jinja]\n"
-          "TYPE: a format of engine/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n",
+          "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n",
           stderr);
 }
 

@@ -1,5 +1,5 @@
 /* test_chat.c: cutting the KV cache back, and the conversation module
- * (engine/conversation.c) on the GPU.
+ * (engine/exec/conversation.c) on the GPU.
  *
  * 1. vkllm_session_truncate: decoding other tokens, cutting back and decoding
  *    the original ones again gives bit-identical logits (what lay beyond the

@@ -2,7 +2,7 @@
 # test_formats.sh: files quantized by llama.cpp's own llama-quantize load and run.
 #   test_formats.sh VKLLM DATA_DIR GOLDEN_TSV FORMATS_H SCRATCH_DIR
 # DATA_DIR/formats holds llama-quantize's output for every format of
-# engine/formats.h and the common mixes (provenance in tests/data/README.md;
+# engine/core/formats.h and the common mixes (provenance in tests/data/README.md;
 # real-width K-quants need rows of 256, so those come from a 256-wide gen_model
 # model, the rest from stories260K). For each file of GOLDEN_TSV
 # (tests/golden/perplexity-formats.tsv):

@@ -1,5 +1,5 @@
 /* test_kernels.c: every compute kernel alone on the GPU against the CPU
- * reference (engine/reference.c, engine/quant.c), at odd and large shapes with
+ * reference (engine/exec/reference.c, engine/core/quant.c), at odd and large shapes with
  * fixed seeds, as llm.c's test_gpt2.c, ggml's test-backend-ops and ncnn's layer
  * tests do. Odd sizes (13, 127, 37 blocks) catch loops that assume a multiple
  * of the workgroup or of the two rows a matvec workgroup computes; tables split
