@@ -352,20 +352,34 @@ typedef struct vkllm_model vkllm_model;
 
 /* Hyperparameters, read from the file's metadata. */
 struct vkllm_hparams {
+    char arch[24]; /* general.architecture */
     uint32_t n_vocab;
     uint32_t n_ctx_train; /* context length the model was trained for */
     uint32_t n_embd;
     uint32_t n_layer;
     uint32_t n_head;
     uint32_t n_head_kv; /* < n_head for grouped-query attention */
-    uint32_t head_dim;  /* n_embd / n_head */
+    uint32_t head_dim;  /* n_embd / n_head unless the file says otherwise */
     uint32_t n_ff;
-    uint32_t n_rot; /* dimensions rotated by RoPE, <= head_dim */
+    uint32_t n_rot; /* dimensions rotated by RoPE, <= head_dim; 0 without RoPE */
     float rope_freq_base;
-    bool rope_neox; /* rotate halves (NeoX) instead of adjacent pairs */
-    float rms_eps;
-    bool tied_output; /* output projection shares token_embd */
+    float rope_freq_base_swa; /* of the sliding-window layers (gemma3) */
+    bool rope_neox;           /* rotate halves (NeoX) instead of adjacent pairs */
+    float norm_eps;
+    bool layer_norm;         /* LayerNorm (mean and variance) instead of RMSNorm */
+    bool parallel_residual;  /* attention and feed-forward both read the layer's input */
+    bool tied_output;        /* output projection shares token_embd */
+    uint32_t sliding_window; /* 0: none; else keys this many positions back are masked */
+    uint32_t n_swa_layers;   /* layers that use it */
+    float attn_softcap;      /* 0: none; else scores become c * tanh(score / c) */
+    float final_softcap;     /* the same for the logits */
+    float alibi_max_bias;    /* 0: no ALiBi */
 };
+
+/* Reads the hyperparameters of G's architecture and checks its tensors, as a
+ * load would, without a device: one clear error for an architecture or a
+ * feature vkllm does not run. */
+int vkllm_hparams_read(const vkllm_gguf *g, struct vkllm_hparams *hp, struct vkllm_error *err);
 
 struct vkllm_model_params {
     /* Called during loading with the fraction done (0..1); may be NULL. */

@@ -1,7 +1,10 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-/* attention: softmax(q K^T * scale) V for one query head of one token, over
- * the cached positions 0..pos (causal). The SUBGROUP variant gives each
+/* attention: softmax(score(q, K)) V for one query head of one token, over the
+ * cached positions up to its own (causal), or the last `window` of them. A
+ * score is dot(half(q * q_scale), k), soft-capped if asked, times kq_scale,
+ * plus the head's ALiBi slope times minus the distance (llama.cpp's order).
+ * Position p sits in slot p % ring of the cache (a windowed layer's ring). The SUBGROUP variant gives each
  * (token, head) one subgroup, reduced by shuffles with no workgroup barrier
  * (on a CPU device barriers dominate a prompt's attention); the other gives
  * it a whole workgroup, reduced through shared memory. Scores go to a scratch
@@ -24,16 +27,41 @@ struct Head {
     uint kv_words;  /* words per cached position (all KV heads) */
     uint head_word; /* first word of its KV head in a position */
     uint q_off;     /* its query and output in q and o */
-    uint n_pos;     /* positions it attends to: 0 .. its own */
-    uint srow;      /* its scratch row of scores */
+    uint first;     /* the first position it attends to */
+    uint n_pos;     /* how many: first .. its own */
+    uint srow;      /* its scratch row of scores, indexed by position - first */
+    float slope;    /* ALiBi slope, or 0 */
 };
 
 Head head_at(uint t, uint h)
 {
     const uint kvh = h / (pc.n_head / pc.n_head_kv);
+    const uint pos = step.pos0 + t;
+    const uint first = pc.window > 0u && pos >= pc.window ? pos - pc.window + 1u : 0u;
+    float slope = 0.0;
+    if (pc.alibi_heads > 0u)
+        slope = h < pc.alibi_heads ? pow(pc.alibi_m0, float(h + 1u))
+                                   : pow(pc.alibi_m1, float(2u * (h - pc.alibi_heads) + 1u));
     return Head(pc.n_head_kv * pc.head_dim / 2u, kvh * pc.head_dim / 2u,
-                (t * pc.n_head + h) * pc.head_dim, step.pos0 + t + 1u,
-                (t * pc.n_head + h) * pc.n_ctx);
+                (t * pc.n_head + h) * pc.head_dim, first, pos + 1u - first,
+                (t * pc.n_head + h) * pc.n_ctx, slope);
+}
+
+/* The score of position first + J from its raw dot product. */
+float finish_score(Head a, uint j, float dot)
+{
+    float s = dot;
+    if (pc.softcap > 0.0) s = tanh(s / pc.softcap) * pc.softcap;
+    s *= pc.kq_scale;
+    /* minus the distance, as llama.cpp's ALiBi mask holds it */
+    if (pc.alibi_heads > 0u) s += a.slope * -float(a.n_pos - 1u - j);
+    return s;
+}
+
+/* The first word of position first + J in the cache. */
+uint slot_word(Head a, uint j)
+{
+    return ((a.first + j) % pc.ring) * a.kv_words;
 }
 
 #ifdef SUBGROUP
@@ -64,20 +92,20 @@ void main()
     const uint hd = pc.head_dim;
     const Head a = head_at(t, h);
 
-    for (uint d = lane; d < hd; d += SG) qs[sg][d] = round_f16(q[a.q_off + d]);
+    for (uint d = lane; d < hd; d += SG) qs[sg][d] = round_f16(q[a.q_off + d] * pc.q_scale);
     subgroupMemoryBarrierShared();
     subgroupBarrier();
 
     /* scores (lanes across positions) and their maximum */
     float m = -1.0 / 0.0;
     for (uint j = lane; j < a.n_pos; j += SG) {
-        const uint kb = j * a.kv_words + a.head_word;
+        const uint kb = slot_word(a, j) + a.head_word;
         float s = 0.0;
         for (uint i = 0u; i < hd / 2u; i++) {
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[sg][2u * i] * kk.x + qs[sg][2u * i + 1u] * kk.y;
         }
-        s *= pc.scale;
+        s = finish_score(a, j, s);
         scores[a.srow + j] = s;
         m = max(m, s);
     }
@@ -100,7 +128,7 @@ void main()
         const uint half_index = a.head_word * 2u + d;
         float acc = 0.0;
         for (uint j = 0u; j < a.n_pos; j++) {
-            const vec2 vv = unpackHalf2x16(v_cache[j * a.kv_words + (half_index >> 1)]);
+            const vec2 vv = unpackHalf2x16(v_cache[slot_word(a, j) + (half_index >> 1)]);
             acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
         }
         o[a.q_off + d] = acc;
@@ -140,19 +168,19 @@ void main()
     const uint hd = pc.head_dim;
     const Head a = head_at(t, h);
 
-    for (uint d = tid; d < hd; d += WG) qs[d] = round_f16(q[a.q_off + d]);
+    for (uint d = tid; d < hd; d += WG) qs[d] = round_f16(q[a.q_off + d] * pc.q_scale);
     barrier();
 
     /* scores and their maximum */
     float m = -1.0 / 0.0;
     for (uint j = tid; j < a.n_pos; j += WG) {
-        const uint kb = j * a.kv_words + a.head_word;
+        const uint kb = slot_word(a, j) + a.head_word;
         float s = 0.0;
         for (uint i = 0u; i < hd / 2u; i++) {
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[2u * i] * kk.x + qs[2u * i + 1u] * kk.y;
         }
-        s *= pc.scale;
+        s = finish_score(a, j, s);
         scores[a.srow + j] = s;
         m = max(m, s);
     }
@@ -185,7 +213,7 @@ void main()
             float acc = 0.0;
             const uint half_index = a.head_word * 2u + d;
             for (uint j = g; j < a.n_pos; j += G) {
-                const vec2 vv = unpackHalf2x16(v_cache[j * a.kv_words + (half_index >> 1)]);
+                const vec2 vv = unpackHalf2x16(v_cache[slot_word(a, j) + (half_index >> 1)]);
                 acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
             }
             partial[g * hd + d] = acc;

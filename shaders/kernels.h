@@ -41,16 +41,21 @@ _Static_assert(sizeof(struct step_header) == STEP_HEADER_WORDS * 4, "step header
 #if !defined(VULKAN) || defined(KERNEL_GET_ROWS)
 PUSH_BEGIN(push_get_rows)
     PC_UINT n_embd;       /* row length */
-    PC_UINT row_begin;    /* first token id held by this part of the table */
+    PC_UINT row_begin;    /* first row held by this part of the table */
     PC_UINT row_end;      /* one past the last */
     PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
+    PC_UINT by_position;  /* 1: row pos0 + t (learned positions); 0: the token's row */
+    PC_UINT acc;          /* 1: add to the output instead of writing it */
 PUSH_END
 #endif
 
-#if !defined(VULKAN) || defined(KERNEL_RMS_NORM)
-PUSH_BEGIN(push_rms_norm)
-    PC_UINT n;         /* row length */
+#if !defined(VULKAN) || defined(KERNEL_NORM)
+PUSH_BEGIN(push_norm)
+    PC_UINT n;          /* row length */
     PC_FLOAT eps;
+    PC_UINT rows;       /* rows per token (heads, for per-head norms) */
+    PC_UINT layer_norm; /* 1: subtract the mean first (LayerNorm); 0: RMSNorm */
+    PC_UINT has_bias;   /* 1: add binding 3 after scaling by binding 2 */
 PUSH_END
 #endif
 
@@ -88,6 +93,7 @@ PUSH_END
 #if !defined(VULKAN) || defined(KERNEL_KV_STORE)
 PUSH_BEGIN(push_kv_store)
     PC_UINT n_embd_kv; /* floats per token in K and V (even) */
+    PC_UINT ring;      /* positions the cache holds; position p goes to p % ring */
 PUSH_END
 #endif
 
@@ -97,25 +103,43 @@ PUSH_BEGIN(push_attention)
     PC_UINT n_head;
     PC_UINT n_head_kv; /* divides n_head; query head h reads KV head h / (n_head / n_head_kv) */
     PC_UINT n_ctx;     /* positions per row of the score scratch */
-    PC_FLOAT scale;    /* 1 / sqrt(head_dim) */
+    PC_FLOAT q_scale;  /* q is multiplied by this before its rounding to half */
+    PC_FLOAT kq_scale; /* scores are multiplied by this after soft-capping */
+    PC_FLOAT softcap;  /* > 0: scores become softcap * tanh(score / softcap) */
+    PC_UINT window;    /* > 0: keys this many positions back or more are masked */
+    PC_UINT ring;      /* positions the cache holds; position p sits at p % ring */
+    PC_FLOAT alibi_m0; /* ALiBi (alibi_heads > 0): head h < alibi_heads has slope m0^(h+1), */
+    PC_FLOAT alibi_m1; /* the others m1^(2(h - alibi_heads) + 1), times -(distance) */
+    PC_UINT alibi_heads;
 PUSH_END
 #endif
 
-#if !defined(VULKAN) || defined(KERNEL_SWIGLU)
-PUSH_BEGIN(push_swiglu)
-    PC_UINT n; /* floats per token */
+/* The element-wise kernel's operations (specialization constant 1). */
+#define ELT_ADD      0 /* y += x */
+#define ELT_ADD_BIAS 1 /* y += x[i % n]: the same row for every token */
+#define ELT_SCALE    2 /* y *= f */
+#define ELT_GELU     3 /* y = gelu(y), as llama.cpp's CPU path: through a half-float table */
+#define ELT_SOFTCAP  4 /* y = f * tanh(y / f) */
+#define ELT_GLU_SILU 5 /* y = silu(y) * x */
+#define ELT_GLU_GELU 6 /* y = gelu(y) * x */
+
+#if !defined(VULKAN) || defined(KERNEL_ELTWISE)
+PUSH_BEGIN(push_eltwise)
+    PC_UINT n;         /* floats per token */
+    PC_FLOAT f;
+    PC_UINT last_only; /* 1: only row 0 (the step's last token, as a last-only matvec leaves it) */
 PUSH_END
 #endif
 
 #ifndef VULKAN
-_Static_assert(sizeof(struct push_get_rows) == 16, "push_get_rows");
-_Static_assert(sizeof(struct push_rms_norm) == 8, "push_rms_norm");
+_Static_assert(sizeof(struct push_get_rows) == 24, "push_get_rows");
+_Static_assert(sizeof(struct push_norm) == 20, "push_norm");
 _Static_assert(sizeof(struct push_matvec) == 32, "push_matvec");
 _Static_assert(sizeof(struct push_rope) == 24, "push_rope");
 _Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");
-_Static_assert(sizeof(struct push_kv_store) == 4, "push_kv_store");
-_Static_assert(sizeof(struct push_attention) == 20, "push_attention");
-_Static_assert(sizeof(struct push_swiglu) == 4, "push_swiglu");
+_Static_assert(sizeof(struct push_kv_store) == 8, "push_kv_store");
+_Static_assert(sizeof(struct push_attention) == 48, "push_attention");
+_Static_assert(sizeof(struct push_eltwise) == 12, "push_eltwise");
 #endif
 
 /* clang-format on */

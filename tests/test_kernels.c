@@ -38,10 +38,10 @@
  *   attention  see test_attention. */
 #include "context.h"
 #include "kernels.h"
-#include "llama.h"
 #include "ops.h"
 #include "quant.h"
 #include "reference.h"
+#include "rope.h"
 #include "rng.h"
 #include "testhelp.h"
 
@@ -100,7 +100,8 @@ static struct op_env case_begin(uint32_t batch)
 {
     gpu_pool_init(&tb.host, &tb.ctx->dev, GPU_POOL_UPLOAD, 4u << 20);
     gpu_pool_init(&tb.device, &tb.ctx->dev, GPU_POOL_DEVICE, 64u << 20);
-    struct op_env e = {tb.ctx, &tb.graph, host_buf(STEP_HEADER_WORDS * 4 + batch * 4), batch};
+    struct op_env e = {tb.ctx, &tb.graph, host_buf(STEP_HEADER_WORDS * 4 + batch * 4), batch,
+                       GPU_BARRIER};
     REQUIRE(gpu_graph_begin(&tb.graph, &tb.err) == 0, "%s", tb.err.msg);
     tb.t0 = now_s();
     tb.gpu_ms = 0.0;
@@ -323,7 +324,7 @@ static void test_get_rows(uint32_t type, uint32_t k, uint32_t n_rows, uint32_t p
     struct gpu_weight w = weight_upload(type, k, n_rows, m.data, part_rows);
     if (part_rows) REQUIRE(w.n_parts >= 3, "%u parts, wanted 3 or more", w.n_parts);
     struct gpu_buf out = host_buf((uint64_t)batch * k * 4);
-    REQUIRE(op_get_rows(&e, &w, &out, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_get_rows(&e, &w, &out, false, false, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     const int32_t last = (int32_t)n_rows - 1;
@@ -425,9 +426,8 @@ static void test_matvec(const struct matvec_case *c)
         xq = host_buf(op_q8_bytes(B, k));
         REQUIRE(op_quantize_q8(&e, &x, &xq, k, c->last_only, &tb.err) == 0, "%s", tb.err.msg);
     }
-    REQUIRE(op_matvec(&e, &w, quantized ? &xq : &x, &y, c->acc, c->last_only, GPU_BARRIER,
-                      &tb.err) == 0,
-            "%s", tb.err.msg);
+    REQUIRE(op_matvec(&e, &w, quantized ? &xq : &x, &y, c->acc, c->last_only, &tb.err) == 0, "%s",
+            tb.err.msg);
     record_end();
 
     /* tokens of different magnitudes, so that Q8_0 blocks get different scales;
@@ -514,7 +514,7 @@ static void test_rms_norm(uint32_t n, uint32_t batch, uint32_t n_tokens, float e
     struct op_env e = case_begin(batch);
     struct gpu_buf x = host_buf((uint64_t)batch * n * 4), w = host_buf((uint64_t)n * 4),
                    out = host_buf((uint64_t)batch * n * 4);
-    REQUIRE(op_rms_norm(&e, &x, &w, &out, n, eps, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_norm(&e, &x, &w, NULL, &out, n, 1, eps, false, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     /* magnitudes from 1e-3 (where eps matters) to 1e3 */
@@ -535,7 +535,7 @@ static void test_rms_norm(uint32_t n, uint32_t batch, uint32_t n_tokens, float e
     REQUIRE(want);
     for (uint32_t t = 0; t < batch; t++) {
         const float *xt = xs + (uint64_t)t * n;
-        if (t < n_tokens) ref_rms_norm(xt, ws, want, n, eps);
+        if (t < n_tokens) ref_norm(xt, ws, NULL, want, n, eps, false);
         /* llama.cpp's CPU rms_norm: float squares summed in double, the mean
          * and the scale in float, then (x * scale) * w */
         double sum = 0.0;
@@ -575,16 +575,13 @@ static void test_rope(uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool 
     struct op_env e = case_begin(batch);
     struct gpu_buf x = host_buf((uint64_t)batch * dim * 4),
                    table = host_buf((uint64_t)batch * n_rot * 4);
-    REQUIRE(op_rope(&e, &table, &x, n_heads, head_dim, n_rot, neox, GPU_BARRIER, &tb.err) == 0,
-            "%s", tb.err.msg);
+    REQUIRE(op_rope(&e, &table, &x, n_heads, head_dim, n_rot, neox, &tb.err) == 0, "%s",
+            tb.err.msg);
     record_end();
 
-    struct vkllm_hparams hp = {.n_head = n_heads,
-                               .head_dim = head_dim,
-                               .n_rot = n_rot,
-                               .rope_freq_base = freq_base,
-                               .rope_neox = neox};
-    llama_rope_table(&hp, NULL, table.mapped, n_tokens, pos0);
+    const struct rope_params rp = {
+        .n_rot = n_rot, .freq_base = freq_base, .freq_scale = 1.0f, .attn_factor = 1.0f};
+    rope_table(&rp, table.mapped, n_tokens, pos0);
     struct rng r;
     rng_seed(&r, 21 + head_dim);
     float *xs = x.mapped;
@@ -666,10 +663,15 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
                    out = host_buf((uint64_t)batch * q_dim * 4), scores;
     REQUIRE(gpu_pool_alloc(&tb.device, (uint64_t)batch * n_head * n_ctx * 4, &scores, &tb.err) == 0,
             "%s", tb.err.msg);
-    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, &tb.err) == 0, "%s", tb.err.msg);
-    REQUIRE(op_attention(&e, &qb, &kc, &vc, &scores, &out, hd, n_head, n_head_kv, n_ctx, &tb.err) ==
-                0,
-            "%s", tb.err.msg);
+    const struct attention_params ap = {.head_dim = hd,
+                                        .n_head = n_head,
+                                        .n_head_kv = n_head_kv,
+                                        .n_ctx = n_ctx,
+                                        .ring = n_ctx,
+                                        .q_scale = 1.0f,
+                                        .kq_scale = 1.0f / sqrtf((float)hd)};
+    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, n_ctx, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_attention(&e, &qb, &kc, &vc, &scores, &out, &ap, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     struct rng r;
@@ -704,7 +706,7 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
         if (p0 == 0 || p0 == last0) {
             for (uint32_t t = 0; t < batch; t++) {
                 const float *qt = Q + (uint64_t)(p0 + t) * q_dim;
-                if (t < nt) ref_attention(qt, Kr, Vr, want, p0 + t + 1, hd, n_head, n_head_kv);
+                if (t < nt) ref_attention(qt, Kr, Vr, want, p0 + t, &ap);
                 for (uint32_t i = 0; i < q_dim; i++) {
                     const uint64_t j = (uint64_t)t * q_dim + i;
                     if (t < nt)
@@ -715,7 +717,7 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
                 /* the NMSE bound's sensitivity: the last step's reference one
                  * position short */
                 if (t >= nt || p0 != last0 || p0 + t == 0) continue;
-                ref_attention(qt, Kr, Vr, short_by_one, p0 + t, hd, n_head, n_head_kv);
+                ref_attention(qt, Kr, Vr, short_by_one, p0 + t - 1, &ap);
                 for (uint32_t i = 0; i < q_dim; i++)
                     diff_add(&mutant, short_by_one[i], want[i], INFINITY, "", i);
             }
@@ -758,32 +760,33 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
 static void test_swiglu(uint32_t n, uint32_t batch, uint32_t n_tokens)
 {
     struct op_env e = case_begin(batch);
-    struct gpu_buf g = host_buf((uint64_t)batch * n * 4), up = host_buf((uint64_t)batch * n * 4),
-                   out = host_buf((uint64_t)batch * n * 4);
-    REQUIRE(op_swiglu(&e, &g, &up, &out, n, &tb.err) == 0, "%s", tb.err.msg);
+    struct gpu_buf g = host_buf((uint64_t)batch * n * 4), up = host_buf((uint64_t)batch * n * 4);
+    REQUIRE(op_eltwise(&e, ELT_GLU_SILU, &g, &up, n, 0.0f, false, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     /* gates over [-20, 20): exp(-g) from 2e-9 to 5e8 */
     struct rng r;
     rng_seed(&r, 41 + n);
-    float *gs = g.mapped, *us = up.mapped, *o = out.mapped;
+    float *gs = malloc((uint64_t)batch * n * sizeof *gs), *us = up.mapped, *o = g.mapped;
+    REQUIRE(gs);
     for (uint64_t i = 0; i < (uint64_t)batch * n; i++) {
-        gs[i] = frand(&r) * 20.0f;
+        o[i] = gs[i] = frand(&r) * 20.0f;
         us[i] = frand(&r) * 2.0f;
     }
-    fill(o, (uint64_t)batch * n, SENTINEL);
     run_step(&e, n_tokens, 0, NULL);
 
+    /* in place: rows past the step's tokens keep their gates */
     struct diff d = {0};
-    float want;
     for (uint64_t i = 0; i < (uint64_t)batch * n; i++) {
         if (i < (uint64_t)n_tokens * n) {
-            ref_swiglu(&gs[i], &us[i], &want, 1);
+            float want = gs[i];
+            ref_eltwise(ELT_GLU_SILU, &want, &us[i], 1, 0.0f);
             diff_add(&d, o[i], want, (17 + 4 * fabs(gs[i])) * U * fabs(want), "out", i);
         } else {
-            diff_same(&d, o[i], SENTINEL, "out", i);
+            diff_same(&d, o[i], gs[i], "out", i);
         }
     }
+    free(gs);
     char shape[96];
     snprintf(shape, sizeof shape, "n=%u %u/%u tok", n, n_tokens, batch);
     diff_report("swiglu", shape, &d);

@@ -46,9 +46,10 @@ static void check_model(vkllm_context *ctx, const char *path, uint32_t n_tokens,
     const struct vkllm_hparams *hp = vkllm_model_hparams(m);
     const bool quantized = has_quantized_weights(vkllm_model_gguf(m));
     if (expect_split)
-        REQUIRE(m->tok_embd.n_parts > 1 && m->output.n_parts > 1,
+        REQUIRE(model_tensor(m, 0, T_TOK_EMBD)->mat.n_parts > 1 &&
+                    model_tensor(m, 0, T_OUTPUT)->mat.n_parts > 1,
                 "%s: the embedding table should be split, is in %u part(s)", path,
-                m->tok_embd.n_parts);
+                model_tensor(m, 0, T_TOK_EMBD)->mat.n_parts);
     struct ref_model *ref = NULL;
     rc = ref_model_create(vkllm_model_gguf(m), 256, true, &ref, &err);
     REQUIRE(rc == 0, "%s", err.msg);

@@ -648,6 +648,7 @@ int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm
         c->text_len = 0;
         vkllm_session_truncate(c->session, 0, NULL);
     }
+replan:
     for (;;) {
         if (!c->n_msgs) return vkllm_fail(err, VKLLM_E_INVALID, "the conversation is empty");
         if ((rc = vkllm_chat_render(c, &r, &rlen, err))) return rc;
@@ -684,7 +685,16 @@ int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm
     }
 
     /* cut the cache back and decode the rest */
-    if ((rc = vkllm_session_truncate(c->session, p.keep, err))) goto done;
+    if ((rc = vkllm_session_truncate(c->session, p.keep, err)) == VKLLM_E_UNSUPPORTED) {
+        /* sliding-window layers lost the positions before the cut: start over */
+        c->n_tokens = c->n_marks = 0;
+        c->text_len = 0;
+        vkllm_session_truncate(c->session, 0, NULL);
+        free(r);
+        r = NULL;
+        goto replan;
+    }
+    if (rc) goto done;
     c->n_tokens = p.keep;
     c->text_len = 0;
     while (c->n_marks && c->marks[c->n_marks - 1].n_tokens > p.keep)

@@ -1,89 +1,124 @@
-/* forward.c: the llama forward pass, one dispatch per line. */
+/* forward.c: executing a graph (graph.h) on the device: each node becomes one
+ * op, a quantized matmul's input is quantized once for every matmul that reads
+ * it, and barriers come from what each dispatch reads and writes. */
 #include "forward.h"
 
 #include "quant.h"
 
-/* True if W's matvec reads Q8_0-quantized activations. */
-static bool quantized(const struct gpu_weight *w)
+/* What a dispatch may touch, as bits: the graph's buffers, then these. */
+enum {
+    RES_XQ = BUF_COUNT, /* quantized matmul input */
+    RES_KV,             /* the KV caches */
+    RES_SCORES,         /* the attention scratch */
+};
+#define RES(b) (1u << (b))
+
+struct recorder {
+    struct op_env e;
+    const struct vkllm_model *m;
+    const struct forward_state *st;
+    uint32_t read, written; /* since the last barrier */
+    uint8_t xq_of;          /* the buffer XQ holds quantized, or BUF_NONE */
+    bool xq_last_only;
+};
+
+/* A dispatch that reads READS and writes WRITES comes next: a barrier first if
+ * it reads what is not yet written, or overwrites what is not yet read. */
+static void touch(struct recorder *r, uint32_t reads, uint32_t writes)
 {
-    return quant_format(w->type)->act == ACT_Q8;
-}
-
-/* What a matvec with W reads: X itself, or its Q8_0 quantization in XQ. */
-static const struct gpu_buf *input(const struct gpu_weight *w, const struct gpu_buf *x,
-                                   const struct gpu_buf *xq)
-{
-    return quantized(w) ? xq : x;
-}
-
-/* Quantizes X into st->xq when any of the weights about to read it (with
- * LAST_ONLY) needs that. */
-static int prepare(struct op_env *e, const struct forward_state *st, const struct gpu_buf *x,
-                   uint32_t k, bool last_only, const struct gpu_weight *a,
-                   const struct gpu_weight *b, const struct gpu_weight *c, struct vkllm_error *err)
-{
-    if (quantized(a) || (b && quantized(b)) || (c && quantized(c)))
-        return op_quantize_q8(e, x, &st->xq, k, last_only, err);
-    return VKLLM_OK;
-}
-
-int forward_record(const struct vkllm_model *m, const struct forward_state *st, struct gpu_graph *g,
-                   uint32_t batch, bool logits_all, const struct gpu_buf *readback,
-                   struct vkllm_error *err)
-{
-    const struct vkllm_hparams *hp = &m->hp;
-    const uint32_t kv_dim = hp->n_head_kv * hp->head_dim;
-    const uint32_t q_dim = hp->n_head * hp->head_dim;
-    const struct gpu_buf *xq = &st->xq;
-    struct op_env e = {m->ctx, g, st->step, batch};
-    int rc = gpu_graph_begin(g, err);
-    if (rc) return rc;
-
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        if ((rc = (call))) return rc;                                                              \
-    } while (0)
-
-    TRY(op_get_rows(&e, &m->tok_embd, &st->x, err));
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const struct gpu_layer *L = &m->layers[l];
-        /* attention */
-        TRY(op_rms_norm(&e, &st->x, &L->attn_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-        TRY(prepare(&e, st, &st->xn, hp->n_embd, false, &L->wq, &L->wk, &L->wv, err));
-        TRY(op_matvec(&e, &L->wq, input(&L->wq, &st->xn, xq), &st->q, false, false, GPU_NO_BARRIER,
-                      err));
-        TRY(op_matvec(&e, &L->wk, input(&L->wk, &st->xn, xq), &st->k, false, false, GPU_NO_BARRIER,
-                      err));
-        TRY(op_matvec(&e, &L->wv, input(&L->wv, &st->xn, xq), &st->v, false, false, GPU_BARRIER,
-                      err));
-        TRY(op_rope(&e, &st->rope, &st->q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox,
-                    GPU_NO_BARRIER, err));
-        TRY(op_rope(&e, &st->rope, &st->k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox,
-                    GPU_BARRIER, err));
-        TRY(op_kv_store(&e, &st->k, &st->v, &st->k_cache[l], &st->v_cache[l], kv_dim, err));
-        TRY(op_attention(&e, &st->q, &st->k_cache[l], &st->v_cache[l], &st->scores, &st->att,
-                         hp->head_dim, hp->n_head, hp->n_head_kv, st->n_ctx, err));
-        TRY(prepare(&e, st, &st->att, q_dim, false, &L->wo, NULL, NULL, err));
-        TRY(op_matvec(&e, &L->wo, input(&L->wo, &st->att, xq), &st->x, true, false, GPU_BARRIER,
-                      err));
-        /* feed-forward */
-        TRY(op_rms_norm(&e, &st->x, &L->ffn_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-        TRY(prepare(&e, st, &st->xn, hp->n_embd, false, &L->w_gate, &L->w_up, NULL, err));
-        TRY(op_matvec(&e, &L->w_gate, input(&L->w_gate, &st->xn, xq), &st->gate, false, false,
-                      GPU_NO_BARRIER, err));
-        TRY(op_matvec(&e, &L->w_up, input(&L->w_up, &st->xn, xq), &st->up, false, false,
-                      GPU_BARRIER, err));
-        TRY(op_swiglu(&e, &st->gate, &st->up, &st->ffn, hp->n_ff, err));
-        TRY(prepare(&e, st, &st->ffn, hp->n_ff, false, &L->w_down, NULL, NULL, err));
-        TRY(op_matvec(&e, &L->w_down, input(&L->w_down, &st->ffn, xq), &st->x, true, false,
-                      GPU_BARRIER, err));
+    if (((reads | writes) & r->written) || (writes & r->read)) {
+        gpu_graph_barrier(r->e.graph);
+        r->read = r->written = 0;
     }
-    TRY(op_rms_norm(&e, &st->x, &m->output_norm, &st->xn, hp->n_embd, hp->rms_eps, err));
-    TRY(prepare(&e, st, &st->xn, hp->n_embd, !logits_all, &m->output, NULL, NULL, err));
-    TRY(op_matvec(&e, &m->output, input(&m->output, &st->xn, xq), &st->logits, false, !logits_all,
-                  GPU_BARRIER, err));
-#undef TRY
+    r->read |= reads;
+    r->written |= writes;
+    if (r->xq_of != BUF_NONE && (writes & RES(r->xq_of))) r->xq_of = BUF_NONE;
+}
 
-    gpu_graph_copy(g, &st->logits, readback, readback->size);
+static const struct gpu_buf *buf(const struct recorder *r, uint8_t b)
+{
+    return &r->st->bufs[b];
+}
+
+static int matmul(struct recorder *r, const struct graph_node *n, struct vkllm_error *err)
+{
+    const struct gpu_weight *w = &model_tensor(r->m, n->layer, n->w)->mat;
+    const struct gpu_buf *in = buf(r, n->src);
+    int rc;
+    if (quant_format(w->type)->act == ACT_Q8) {
+        if (r->xq_of != n->src || r->xq_last_only != n->last_only) {
+            touch(r, RES(n->src), RES(RES_XQ));
+            rc = op_quantize_q8(&r->e, in, &r->st->xq, w->k, n->last_only, err);
+            if (rc) return rc;
+            r->xq_of = n->src;
+            r->xq_last_only = n->last_only;
+        }
+        in = &r->st->xq;
+        touch(r, RES(RES_XQ) | (n->acc ? RES(n->dst) : 0), RES(n->dst));
+    } else {
+        touch(r, RES(n->src) | (n->acc ? RES(n->dst) : 0), RES(n->dst));
+    }
+    return op_matvec(&r->e, w, in, buf(r, n->dst), n->acc, n->last_only, err);
+}
+
+static int node(struct recorder *r, const struct graph_node *n, struct vkllm_error *err)
+{
+    const struct vkllm_model *m = r->m;
+    const struct forward_state *st = r->st;
+    const struct vkllm_hparams *hp = &m->hp;
+    const uint32_t l = n->layer;
+    switch ((enum node_op)n->op) {
+    case NODE_EMBED:
+        touch(r, n->acc ? RES(n->dst) : 0, RES(n->dst));
+        return op_get_rows(&r->e, &model_tensor(m, l, n->w)->mat, buf(r, n->dst), n->sub, n->acc,
+                           err);
+    case NODE_NORM:
+        touch(r, RES(n->src), RES(n->dst));
+        return op_norm(&r->e, buf(r, n->src), &model_tensor(m, l, n->w)->vec,
+                       n->b == T_NONE ? NULL : &model_tensor(m, l, n->b)->vec, buf(r, n->dst), n->n,
+                       n->rows, n->f, n->sub, err);
+    case NODE_MATMUL: return matmul(r, n, err);
+    case NODE_ELTWISE: {
+        const struct gpu_buf *x = n->src != BUF_NONE ? buf(r, n->src)
+                                  : n->b != T_NONE   ? &model_tensor(m, l, n->b)->vec
+                                                     : NULL;
+        touch(r, RES(n->dst) | (n->src != BUF_NONE ? RES(n->src) : 0), RES(n->dst));
+        return op_eltwise(&r->e, n->sub, buf(r, n->dst), x, n->n, n->f, n->last_only, err);
+    }
+    case NODE_ROPE:
+        touch(r, RES(n->dst), RES(n->dst));
+        return op_rope(&r->e, &st->rope[n->sub], buf(r, n->dst), n->rows, n->n, hp->n_rot,
+                       hp->rope_neox, err);
+    case NODE_KV_STORE:
+        touch(r, RES(BUF_K) | RES(BUF_V), RES(RES_KV));
+        return op_kv_store(&r->e, buf(r, BUF_K), buf(r, BUF_V), &st->k_cache[l], &st->v_cache[l],
+                           n->n, st->ring[l], err);
+    case NODE_ATTENTION: {
+        struct attention_params p;
+        graph_attention_params(&m->am, l, st->n_ctx, st->ring[l], &p);
+        touch(r, RES(n->src) | RES(RES_KV) | RES(RES_SCORES), RES(n->dst) | RES(RES_SCORES));
+        return op_attention(&r->e, buf(r, n->src), &st->k_cache[l], &st->v_cache[l], &st->scores,
+                            buf(r, n->dst), &p, err);
+    }
+    }
+    return vkllm_fail(err, VKLLM_E_INVALID, "unknown graph node %u", n->op);
+}
+
+int forward_record(const struct vkllm_model *m, const struct graph *gr,
+                   const struct forward_state *st, struct gpu_graph *g, uint32_t batch,
+                   const struct gpu_buf *readback, struct vkllm_error *err)
+{
+    struct recorder r = {
+        .e = {m->ctx, g, st->step, batch, GPU_NO_BARRIER},
+        .m = m,
+        .st = st,
+        .xq_of = BUF_NONE,
+    };
+    int rc = gpu_graph_begin(g, err);
+    for (uint32_t i = 0; !rc && i < gr->n_nodes; i++)
+        rc = node(&r, &gr->nodes[i], err);
+    if (rc) return rc;
+    gpu_graph_barrier(g);
+    gpu_graph_copy(g, &st->bufs[BUF_LOGITS], readback, readback->size);
     return gpu_graph_end(g, err);
 }

@@ -40,32 +40,34 @@ static uint32_t div_up(uint64_t a, uint32_t b)
 }
 
 int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct gpu_buf *out,
-                struct vkllm_error *err)
+                bool by_position, bool acc, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, by_format(SHADER_GET_ROWS_F32, table->type), NULL, 0, 3,
                       sizeof(struct push_get_rows), &p, err);
     for (uint32_t i = 0; !rc && i < table->n_parts; i++) {
         const struct gpu_weight_part *part = &table->parts[i];
-        struct push_get_rows pc = {table->k, part->row_begin, part->row_begin + part->n_rows,
-                                   part->scale_offset};
+        struct push_get_rows pc = {
+            table->k,           part->row_begin, part->row_begin + part->n_rows,
+            part->scale_offset, by_position,     acc};
         struct gpu_buf bufs[] = {e->step, part->buf, *out};
         /* parts write disjoint rows: only the last needs the barrier */
         rc = gpu_graph_dispatch(e->graph, p, e->batch, &pc, bufs,
-                                i + 1 == table->n_parts ? GPU_BARRIER : GPU_NO_BARRIER, err);
+                                i + 1 == table->n_parts ? e->sync : GPU_NO_BARRIER, err);
     }
     return rc;
 }
 
-int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
-                const struct gpu_buf *out, uint32_t n, float eps, struct vkllm_error *err)
+int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
+            const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
+            float eps, bool layer_norm, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_RMS_NORM, NULL, 0, 4, sizeof(struct push_rms_norm), &p, err);
+    int rc = pipeline(e, SHADER_NORM, NULL, 0, 5, sizeof(struct push_norm), &p, err);
     if (rc) return rc;
-    struct push_rms_norm pc = {n, eps};
-    struct gpu_buf bufs[] = {e->step, *x, *w, *out};
-    return gpu_graph_dispatch(e->graph, p, e->batch, &pc, bufs, GPU_BARRIER, err);
+    struct push_norm pc = {n, eps, rows, layer_norm, b != NULL};
+    struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out};
+    return gpu_graph_dispatch(e->graph, p, e->batch * rows, &pc, bufs, e->sync, err);
 }
 
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
@@ -92,7 +94,7 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
     struct push_quantize_q8 pc = {k, q8_scale_offset(e->batch, k)};
     struct gpu_buf bufs[] = {e->step, *x, *xq};
     return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * (k / 32), e->ctx->wg_size),
-                              &pc, bufs, GPU_BARRIER, err);
+                              &pc, bufs, e->sync, err);
 }
 
 /* Rows per thread group, and tokens per pass: one token for decode keeps the
@@ -126,7 +128,7 @@ static uint32_t pow2_floor(uint32_t v)
 }
 
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
-                const struct gpu_buf *y, bool acc, enum gpu_sync sync, struct vkllm_error *err)
+                const struct gpu_buf *y, bool acc, struct vkllm_error *err)
 {
     const struct vkllm_context *c = e->ctx;
     const uint32_t tb = c->gemm_tokens;
@@ -146,7 +148,7 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
         pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
-                                bufs, i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
+                                bufs, i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
     }
     return rc;
 }
@@ -157,12 +159,11 @@ bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
 }
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
-              const struct gpu_buf *y, bool acc, bool last_only, enum gpu_sync sync,
-              struct vkllm_error *err)
+              const struct gpu_buf *y, bool acc, bool last_only, struct vkllm_error *err)
 {
     const struct quant_format *f = quant_format(w->type);
     const struct vkllm_context *c = e->ctx;
-    if (op_matvec_uses_gemm(e, last_only)) return gemm(e, w, x, y, acc, sync, err);
+    if (op_matvec_uses_gemm(e, last_only)) return gemm(e, w, x, y, acc, err);
     /* threads per row: the subgroup size (the shuffles stay inside one), or
      * fewer when a row has fewer 32-element sub-blocks than that */
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
@@ -179,14 +180,13 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
         struct push_matvec pc = matvec_push(e, w, part, last_only);
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg), &pc, bufs,
-                                i + 1 == w->n_parts ? sync : GPU_NO_BARRIER, err);
+                                i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
     }
     return rc;
 }
 
 int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf *x,
-            uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox, enum gpu_sync sync,
-            struct vkllm_error *err)
+            uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_ROPE, NULL, 0, 3, sizeof(struct push_rope), &p, err);
@@ -194,27 +194,38 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
     struct push_rope pc = {n_heads, head_dim, n_rot, n_heads * head_dim, neox, n_rot};
     struct gpu_buf bufs[] = {e->step, *table, *x};
     uint64_t threads = (uint64_t)e->batch * n_heads * (n_rot / 2);
-    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, sync, err);
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, e->sync,
+                              err);
 }
 
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
-                struct vkllm_error *err)
+                uint32_t ring, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_KV_STORE, NULL, 0, 5, sizeof(struct push_kv_store), &p, err);
     if (rc) return rc;
-    struct push_kv_store pc = {n_embd_kv};
+    struct push_kv_store pc = {n_embd_kv, ring};
     struct gpu_buf bufs[] = {e->step, *k, *v, *k_cache, *v_cache};
     uint64_t threads = (uint64_t)e->batch * (n_embd_kv / 2);
-    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, GPU_BARRIER,
+    return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, e->sync,
                               err);
+}
+
+void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint32_t *heads)
+{
+    uint32_t h = 1;
+    while (h * 2 <= n_head)
+        h *= 2;
+    *heads = h;
+    *m0 = powf(2.0f, -max_bias / (float)h);
+    *m1 = powf(2.0f, -(max_bias / 2.0f) / (float)h);
 }
 
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
-                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
-                 uint32_t n_ctx, struct vkllm_error *err)
+                 const struct gpu_buf *out, const struct attention_params *a,
+                 struct vkllm_error *err)
 {
     /* a subgroup per (token, head) where the device reduces by subgroups,
      * else a workgroup */
@@ -224,20 +235,33 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
     int rc = pipeline(e, c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH, NULL, 0, 6,
                       sizeof(struct push_attention), &p, err);
     if (rc) return rc;
-    struct push_attention pc = {head_dim, n_head, n_head_kv, n_ctx, 1.0f / sqrtf((float)head_dim)};
+    struct push_attention pc = {
+        .head_dim = a->head_dim,
+        .n_head = a->n_head,
+        .n_head_kv = a->n_head_kv,
+        .n_ctx = a->n_ctx,
+        .q_scale = a->q_scale,
+        .kq_scale = a->kq_scale,
+        .softcap = a->softcap,
+        .window = a->window,
+        .ring = a->ring,
+    };
+    if (a->alibi_max_bias > 0)
+        attention_alibi(a->n_head, a->alibi_max_bias, &pc.alibi_m0, &pc.alibi_m1, &pc.alibi_heads);
     struct gpu_buf bufs[] = {e->step, *q, *k_cache, *v_cache, *scores, *out};
-    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * n_head, per_group), &pc,
-                              bufs, GPU_BARRIER, err);
+    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * a->n_head, per_group), &pc,
+                              bufs, e->sync, err);
 }
 
-int op_swiglu(struct op_env *e, const struct gpu_buf *gate, const struct gpu_buf *up,
-              const struct gpu_buf *out, uint32_t n, struct vkllm_error *err)
+int op_eltwise(struct op_env *e, uint32_t op, const struct gpu_buf *y, const struct gpu_buf *x,
+               uint32_t n, float f, bool last_only, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_SWIGLU, NULL, 0, 4, sizeof(struct push_swiglu), &p, err);
+    int rc = pipeline(e, SHADER_ELTWISE, &op, 1, 3, sizeof(struct push_eltwise), &p, err);
     if (rc) return rc;
-    struct push_swiglu pc = {n};
-    struct gpu_buf bufs[] = {e->step, *gate, *up, *out};
-    return gpu_graph_dispatch(e->graph, p, div_up((uint64_t)e->batch * n, e->ctx->wg_size), &pc,
-                              bufs, GPU_BARRIER, err);
+    struct push_eltwise pc = {n, f, last_only};
+    struct gpu_buf bufs[] = {e->step, *y, x ? *x : *y};
+    const uint64_t rows = last_only ? 1 : e->batch;
+    return gpu_graph_dispatch(e->graph, p, div_up(rows * n, e->ctx->wg_size), &pc, bufs, e->sync,
+                              err);
 }

@@ -1,8 +1,9 @@
 /* ops.h: one function per kernel, recording it into a graph with its push
- * constants, workgroup count and barrier. The forward pass (forward.c) and the
- * kernel tests call these. Every op runs on the tokens of the step header
- * (binding 0, STEP); BATCH is the most tokens the graph is recorded for.
- * Internal to the engine. */
+ * constants and workgroup count. The forward pass (forward.c) and the kernel
+ * tests call these. Every op runs on the tokens of the step header (binding 0,
+ * STEP); BATCH is the most tokens the graph is recorded for. Each op ends with
+ * SYNC: a barrier (the default, for tests that run one op after another), or
+ * none when the caller places the barriers itself. Internal to the engine. */
 #ifndef VKLLM_OPS_H
 #define VKLLM_OPS_H
 
@@ -14,15 +15,20 @@ struct op_env {
     struct gpu_graph *graph;
     struct gpu_buf step; /* struct step_header + int32 tokens[batch] */
     uint32_t batch;
+    enum gpu_sync sync; /* after each op */
 };
 
-/* out[t] = row tokens[t] of TABLE, as floats. */
+/* out[t] = row tokens[t] of TABLE as floats, or with BY_POSITION row pos0 + t;
+ * ACC adds it to out[t]. */
 int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct gpu_buf *out,
-                struct vkllm_error *err);
+                bool by_position, bool acc, struct vkllm_error *err);
 
-/* out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, rows of N floats. */
-int op_rms_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
-                const struct gpu_buf *out, uint32_t n, float eps, struct vkllm_error *err);
+/* out = x / sqrt(mean(x^2) + eps) * w (+ b), over rows of N floats, ROWS of
+ * them per token; LAYER_NORM subtracts each row's mean first and divides by
+ * the deviation. B may be NULL; OUT may be X. */
+int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
+            const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
+            float eps, bool layer_norm, struct vkllm_error *err);
 
 /* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
  * input of a quantized op_matvec with the same LAST_ONLY. When that matvec runs
@@ -35,8 +41,7 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.
  * For quantized W, X is the output of op_quantize_q8; otherwise floats. */
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
-              const struct gpu_buf *y, bool acc, bool last_only, enum gpu_sync sync,
-              struct vkllm_error *err);
+              const struct gpu_buf *y, bool acc, bool last_only, struct vkllm_error *err);
 
 /* Whether op_matvec runs as a GEMM (a graph of GEMM_MIN_BATCH tokens or more,
  * all of them wanted, on a context that did not force "no-gemm"): a workgroup
@@ -48,23 +53,40 @@ bool op_matvec_uses_gemm(const struct op_env *e, bool last_only);
 /* Rotates x in place: N_HEADS heads of HEAD_DIM per token, the first N_ROT of
  * each, by TABLE (per token: n_rot/2 pairs of cos, sin). */
 int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf *x,
-            uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox, enum gpu_sync sync,
+            uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox,
             struct vkllm_error *err);
 
-/* Appends K and V (N_EMBD_KV floats per token) to the half-float caches. */
+/* Appends K and V (N_EMBD_KV floats per token) to the half-float caches, which
+ * hold RING positions (position p in slot p % ring). */
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
-                struct vkllm_error *err);
+                uint32_t ring, struct vkllm_error *err);
 
-/* out = causal softmax(q K^T / sqrt(head_dim)) V over cached positions;
- * SCORES holds batch * n_head * n_ctx floats. */
+/* What shapes an attention's scores (push_attention in kernels.h says how
+ * each is applied). */
+struct attention_params {
+    uint32_t head_dim, n_head, n_head_kv;
+    uint32_t n_ctx;  /* floats per row of the score scratch */
+    uint32_t ring;   /* positions the cache holds */
+    uint32_t window; /* 0: every earlier position */
+    float q_scale, kq_scale, softcap;
+    float alibi_max_bias; /* 0: no ALiBi */
+};
+
+/* The ALiBi slopes' bases as llama.cpp derives them from the maximum bias:
+ * M0 for the first *HEADS (a power of two) heads, M1 for the rest. */
+void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint32_t *heads);
+
+/* out = causal softmax(score(q, K)) V over cached positions; SCORES holds
+ * batch * n_head * n_ctx floats. */
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
-                 const struct gpu_buf *out, uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv,
-                 uint32_t n_ctx, struct vkllm_error *err);
+                 const struct gpu_buf *out, const struct attention_params *p,
+                 struct vkllm_error *err);
 
-/* out = silu(gate) * up, N floats per token. */
-int op_swiglu(struct op_env *e, const struct gpu_buf *gate, const struct gpu_buf *up,
-              const struct gpu_buf *out, uint32_t n, struct vkllm_error *err);
+/* y = OP(y, x) element-wise (ELT_* in kernels.h), N floats per token, F its
+ * parameter; X may be NULL for operations without one; LAST_ONLY: row 0 only. */
+int op_eltwise(struct op_env *e, uint32_t op, const struct gpu_buf *y, const struct gpu_buf *x,
+               uint32_t n, float f, bool last_only, struct vkllm_error *err);
 
 #endif

@@ -2,7 +2,10 @@
 #include "reference.h"
 
 #include "error.h"
+#include "graph.h"
+#include "kernels.h" /* ELT_* */
 #include "quant.h"
+#include "rope.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,14 +13,26 @@
 
 /* ============================== Operations ============================== */
 
-void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float eps)
+void ref_norm(const float *x, const float *w, const float *b, float *out, uint32_t n, float eps,
+              bool layer_norm)
 {
+    float mean = 0.0f;
+    if (layer_norm) {
+        double sum = 0.0;
+        for (uint32_t i = 0; i < n; i++)
+            sum += x[i];
+        mean = (float)(sum / n);
+    }
     double ss = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
+    for (uint32_t i = 0; i < n; i++) {
+        const float v = x[i] - mean;
+        ss += (double)(v * v);
+    }
     float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (uint32_t i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
+    for (uint32_t i = 0; i < n; i++) {
+        const float v = (x[i] - mean) * scale * w[i];
+        out[i] = b ? v + b[i] : v;
+    }
 }
 
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k)
@@ -72,40 +87,69 @@ void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim,
     }
 }
 
-void ref_swiglu(const float *gate, const float *up, float *out, uint32_t n)
+float ref_gelu(float x)
 {
-    for (uint32_t i = 0; i < n; i++)
-        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float h = ref_round_f16(x);
+    return ref_round_f16(
+        0.5f * h *
+        (1.0f + tanhf(0.79788456080286535587989211986876f * h * (1.0f + 0.044715f * h * h))));
 }
 
-void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t n_pos,
-                   uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv)
+void ref_eltwise(uint32_t op, float *y, const float *x, uint32_t n, float f)
 {
-    const uint32_t group = n_head / n_head_kv, kv_dim = n_head_kv * head_dim;
-    const double scale = 1.0 / sqrt((double)head_dim);
-    double *p = malloc(n_pos * sizeof *p);
-    if (!p) abort(); /* reference code for tests: no recovery */
-    for (uint32_t h = 0; h < n_head; h++) {
-        const float *qh = q + h * head_dim;
-        const uint32_t kvh = h / group;
-        double max = -INFINITY, sum = 0.0;
-        for (uint32_t j = 0; j < n_pos; j++) {
-            const float *kj = k + (uint64_t)j * kv_dim + kvh * head_dim;
-            double s = 0.0;
-            for (uint32_t d = 0; d < head_dim; d++)
-                s += (double)ref_round_f16(qh[d]) * kj[d];
-            p[j] = s * scale;
-            if (p[j] > max) max = p[j];
+    for (uint32_t i = 0; i < n; i++) {
+        const float v = y[i];
+        switch (op) {
+        case ELT_ADD:
+        case ELT_ADD_BIAS: y[i] = v + x[i]; break;
+        case ELT_SCALE: y[i] = v * f; break;
+        case ELT_GELU: y[i] = ref_gelu(v); break;
+        case ELT_SOFTCAP: y[i] = tanhf(v / f) * f; break;
+        case ELT_GLU_SILU: y[i] = v / (1.0f + expf(-v)) * x[i]; break;
+        case ELT_GLU_GELU: y[i] = ref_gelu(v) * x[i]; break;
         }
-        for (uint32_t j = 0; j < n_pos; j++)
+    }
+}
+
+void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t pos,
+                   const struct attention_params *a)
+{
+    const uint32_t hd = a->head_dim, group = a->n_head / a->n_head_kv, kv_dim = a->n_head_kv * hd;
+    const uint32_t first = a->window && pos >= a->window ? pos - a->window + 1 : 0;
+    float m0 = 0, m1 = 0;
+    uint32_t alibi_heads = 0;
+    if (a->alibi_max_bias > 0)
+        attention_alibi(a->n_head, a->alibi_max_bias, &m0, &m1, &alibi_heads);
+    double *p = malloc((pos + 1) * sizeof *p);
+    if (!p) abort(); /* reference code for tests: no recovery */
+    for (uint32_t h = 0; h < a->n_head; h++) {
+        const float *qh = q + h * hd;
+        const uint32_t kvh = h / group;
+        const float slope = h < alibi_heads ? powf(m0, (float)(h + 1))
+                                            : powf(m1, (float)(2 * (h - alibi_heads) + 1));
+        double max = -INFINITY, sum = 0.0;
+        for (uint32_t j = first; j <= pos; j++) {
+            const float *kj = k + (uint64_t)j * kv_dim + kvh * hd;
+            double s = 0.0;
+            for (uint32_t d = 0; d < hd; d++)
+                s += (double)ref_round_f16(qh[d] * a->q_scale) * kj[d];
+            if (a->softcap > 0) s = tanh(s / a->softcap) * a->softcap;
+            s *= a->kq_scale;
+            if (alibi_heads) s += slope * -(double)(pos - j);
+            p[j] = s;
+            if (s > max) max = s;
+        }
+        for (uint32_t j = first; j <= pos; j++)
             sum += (p[j] = exp(p[j] - max));
-        for (uint32_t j = 0; j < n_pos; j++)
+        for (uint32_t j = first; j <= pos; j++)
             p[j] = ref_round_f16((float)(p[j] / sum));
-        for (uint32_t d = 0; d < head_dim; d++) {
+        for (uint32_t d = 0; d < hd; d++) {
             double acc = 0.0;
-            for (uint32_t j = 0; j < n_pos; j++)
-                acc += p[j] * v[(uint64_t)j * kv_dim + kvh * head_dim + d];
-            out[h * head_dim + d] = (float)acc;
+            for (uint32_t j = first; j <= pos; j++)
+                acc += p[j] * v[(uint64_t)j * kv_dim + kvh * hd + d];
+            out[h * hd + d] = (float)acc;
         }
     }
     free(p);
@@ -118,55 +162,57 @@ float ref_round_f16(float x)
 
 /* ============================== Model ============================== */
 
-/* A matrix dequantized to floats, remembering its type for the input rounding. */
-struct ref_matrix {
-    float *w; /* rows as in the file: (out, in) */
+/* A role's slice dequantized to floats, remembering its type for the input
+ * rounding; the output's data is token_embd's when tied. */
+struct ref_tensor {
+    float *data; /* rows as in the file: (out, in) */
     uint32_t type;
 };
 
-struct ref_layer {
-    float *attn_norm, *ffn_norm; /* (n_embd) */
-    struct ref_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
-};
-
 struct ref_model {
-    struct vkllm_hparams hp;
+    struct arch_model am;
+    struct graph graph;
     uint32_t n_ctx;
     bool kv_f16;
     uint32_t pos;
-    float *tok_embd, *output_norm;
-    struct ref_matrix output; /* output.w may equal tok_embd */
-    float *rope_freqs;
-    struct ref_layer *layers;
-    /* run state */
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *ffn, *rope; /* one token */
-    float *in;                /* a matvec's prepared input: (max(n_embd, q_dim, n_ff)) */
+    struct ref_tensor *tensors; /* as am.slices */
+    struct rope_params rope[2];
+    /* run state, one token */
+    float *bufs[BUF_COUNT];
+    float *in;                /* a matvec's prepared input */
+    float *tmp;               /* a matvec's output before it is added */
+    float *table[2];          /* the token's rotation per rotary setting */
     float *k_cache, *v_cache; /* (n_layer, n_ctx, kv_dim) */
 };
 
-static float *dequant(tensor_ref t)
+static const struct ref_tensor *tensor(const struct ref_model *m, uint32_t layer,
+                                       enum tensor_role role)
 {
-    uint64_t n = t->ne[0] * t->ne[1];
-    float *f = malloc(n * sizeof *f);
+    return &m->tensors[arch_slice(&m->am, layer, role) - m->am.slices];
+}
+
+/* The slice S dequantized: COUNT rows (or elements) from FIRST. */
+static float *dequant(const struct tensor_slice *s, bool matrix)
+{
+    tensor_ref t = s->t;
+    const uint64_t k = matrix ? t->ne[0] : 1, rows = s->count;
+    float *f = malloc(k * rows * sizeof *f);
     if (!f) return NULL;
-    uint64_t row = quant_row_bytes(t->type, t->ne[0]);
-    for (uint64_t r = 0; r < t->ne[1]; r++)
-        quant_dequantize_row(t->type, t->data + r * row, f + r * t->ne[0], t->ne[0]);
+    if (!matrix) {
+        float *all = malloc(t->ne[0] * sizeof *all);
+        if (!all) {
+            free(f);
+            return NULL;
+        }
+        quant_dequantize_row(t->type, t->data, all, t->ne[0]);
+        memcpy(f, all + s->first, rows * sizeof *f);
+        free(all);
+        return f;
+    }
+    const uint64_t row = quant_row_bytes(t->type, k);
+    for (uint64_t r = 0; r < rows; r++)
+        quant_dequantize_row(t->type, t->data + (s->first + r) * row, f + r * k, k);
     return f;
-}
-
-static bool matrix(tensor_ref t, struct ref_matrix *m)
-{
-    m->type = t->type;
-    return (m->w = dequant(t)) != NULL;
-}
-
-/* y = W x, with x prepared as the weight's type asks. */
-static void matvec(struct ref_model *m, const struct ref_matrix *w, const float *x, float *y,
-                   uint32_t n, uint32_t k)
-{
-    ref_matvec_input(w->type, x, m->in, k);
-    ref_matvec(w->w, m->in, y, n, k);
 }
 
 int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct ref_model **out,
@@ -175,48 +221,46 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     *out = NULL;
     struct ref_model *m = calloc(1, sizeof *m);
     if (!m) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    struct llama_tensors t = {0};
-    int rc = llama_read_hparams(g, &m->hp, err);
-    if (!rc) rc = llama_bind_tensors(g, &m->hp, &t, err);
+    int rc = arch_bind(g, &m->am, err);
+    if (!rc) rc = graph_build(&m->am, false, &m->graph, err);
     if (rc) {
-        free(m);
+        ref_model_free(m);
         return rc;
     }
-    const struct vkllm_hparams *hp = &m->hp;
+    const struct vkllm_hparams *hp = &m->am.hp;
     m->n_ctx = n_ctx ? n_ctx : hp->n_ctx_train;
     m->kv_f16 = kv_f16;
-    const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim;
-    const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
-    bool ok = (m->tok_embd = dequant(t.tok_embd)) && (m->output_norm = dequant(t.output_norm)) &&
-              (m->layers = calloc(hp->n_layer, sizeof *m->layers));
-    if (ok && hp->tied_output)
-        m->output = (struct ref_matrix){m->tok_embd, t.tok_embd->type};
-    else if (ok)
-        ok = matrix(t.output, &m->output);
-    if (ok && t.rope_freqs) ok = (m->rope_freqs = dequant(t.rope_freqs)) != NULL;
-    for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
-        struct ref_layer *L = &m->layers[l];
-        const struct llama_layer_tensors *T = &t.layers[l];
-        ok = (L->attn_norm = dequant(T->attn_norm)) && (L->ffn_norm = dequant(T->ffn_norm));
-#define LOAD(name) ok = ok && matrix(T->name, &L->name);
-        LAYER_MATRICES(LOAD)
-#undef LOAD
+    const uint64_t n_slots = (uint64_t)hp->n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    bool ok = (m->tensors = calloc(n_slots, sizeof *m->tensors)) != NULL;
+    for (uint64_t i = 0; ok && i < n_slots; i++) {
+        const struct tensor_slice *s = &m->am.slices[i];
+        const enum tensor_role role =
+            i >= (uint64_t)hp->n_layer * T_LAYER_COUNT
+                ? (enum tensor_role)(T_MODEL_FIRST + (i - (uint64_t)hp->n_layer * T_LAYER_COUNT))
+                : (enum tensor_role)(i % T_LAYER_COUNT);
+        if (!s->t || (role == T_OUTPUT && hp->tied_output)) continue;
+        m->tensors[i].type = s->t->type;
+        ok = (m->tensors[i].data = dequant(s, arch_role_is_matrix(role))) != NULL;
     }
-    ok = ok && (m->x = calloc(hp->n_embd, 4)) && (m->xn = calloc(hp->n_embd, 4)) &&
-         (m->q = calloc(Q, 4)) && (m->k = calloc(KV, 4)) && (m->v = calloc(KV, 4)) &&
-         (m->att = calloc(Q, 4)) && (m->tmp = calloc(hp->n_embd, 4)) &&
-         (m->gate = calloc(hp->n_ff, 4)) && (m->up = calloc(hp->n_ff, 4)) &&
-         (m->ffn = calloc(hp->n_ff, 4)) && (m->rope = calloc(hp->n_rot, 4)) &&
-         (m->in = calloc(Q > hp->n_ff ? (Q > hp->n_embd ? Q : hp->n_embd)
-                                      : (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd),
-                         4)) &&
+    if (ok && hp->tied_output)
+        m->tensors[arch_slice(&m->am, 0, T_OUTPUT) - m->am.slices] = *tensor(m, 0, T_TOK_EMBD);
+
+    uint64_t widest = 0;
+    for (int b = 0; ok && b < BUF_COUNT; b++) {
+        if (m->graph.width[b] > widest) widest = m->graph.width[b];
+        ok = (m->bufs[b] = calloc(m->graph.width[b] + 1, 4)) != NULL;
+    }
+    const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    ok = ok && (m->in = calloc(widest, 4)) && (m->tmp = calloc(widest, 4)) &&
+         (m->table[0] = calloc(hp->n_rot + 2, 4)) && (m->table[1] = calloc(hp->n_rot + 2, 4)) &&
          (m->k_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4)) &&
          (m->v_cache = calloc((uint64_t)hp->n_layer * m->n_ctx * KV, 4));
-    llama_tensors_free(&t);
     if (!ok) {
         ref_model_free(m);
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory for the reference model");
     }
+    const struct tensor_slice *freqs = arch_slice(&m->am, 0, T_ROPE_FREQS);
+    rope_settings(&m->am, freqs->t ? (const float *)freqs->t->data : NULL, m->n_ctx, m->rope);
     *out = m;
     return VKLLM_OK;
 }
@@ -224,77 +268,94 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
 void ref_model_free(struct ref_model *m)
 {
     if (!m) return;
-    if (m->layers) {
-        for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-            struct ref_layer *L = &m->layers[l];
-            free(L->attn_norm);
-            free(L->ffn_norm);
-#define FREE(name) free(L->name.w);
-            LAYER_MATRICES(FREE)
-#undef FREE
-        }
-        free(m->layers);
+    if (m->tensors) {
+        const uint64_t n_slots =
+            (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+        if (m->am.hp.tied_output)
+            m->tensors[arch_slice(&m->am, 0, T_OUTPUT) - m->am.slices].data = NULL;
+        for (uint64_t i = 0; i < n_slots; i++)
+            free(m->tensors[i].data);
+        free(m->tensors);
     }
-    if (m->output.w != m->tok_embd) free(m->output.w);
-    free(m->in);
-    float *ps[] = {m->tok_embd, m->output_norm, m->rope_freqs, m->x,      m->xn,   m->q,
-                   m->k,        m->v,           m->att,        m->tmp,    m->gate, m->up,
-                   m->ffn,      m->rope,        m->k_cache,    m->v_cache};
+    for (int b = 0; b < BUF_COUNT; b++)
+        free(m->bufs[b]);
+    float *ps[] = {m->in, m->tmp, m->table[0], m->table[1], m->k_cache, m->v_cache};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         free(ps[i]);
+    graph_free(&m->graph);
+    arch_model_free(&m->am);
     free(m);
 }
 
 const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m)
 {
-    return &m->hp;
+    return &m->am.hp;
 }
 void ref_model_reset(struct ref_model *m)
 {
     m->pos = 0;
 }
 
+/* Runs node N for the current token. */
+static void run_node(struct ref_model *m, const struct graph_node *n, int32_t token)
+{
+    const struct vkllm_hparams *hp = &m->am.hp;
+    const uint32_t l = n->layer, KV = hp->n_head_kv * hp->head_dim;
+    float *dst = n->dst != BUF_NONE ? m->bufs[n->dst] : NULL;
+    const float *src = n->src != BUF_NONE ? m->bufs[n->src] : NULL;
+    const struct ref_tensor *w = n->w != T_NONE ? tensor(m, l, n->w) : NULL;
+    const float *b = n->b != T_NONE ? tensor(m, l, n->b)->data : NULL;
+    float *kc = m->k_cache + (uint64_t)l * m->n_ctx * KV;
+    float *vc = m->v_cache + (uint64_t)l * m->n_ctx * KV;
+    switch ((enum node_op)n->op) {
+    case NODE_EMBED: {
+        const uint32_t row = n->sub ? m->pos : (uint32_t)token;
+        for (uint32_t i = 0; i < n->n; i++)
+            dst[i] = (n->acc ? dst[i] : 0.0f) + w->data[(uint64_t)row * n->n + i];
+        break;
+    }
+    case NODE_NORM:
+        for (uint32_t r = 0; r < n->rows; r++)
+            ref_norm(src + r * n->n, w->data, b, dst + r * n->n, n->n, n->f, n->sub);
+        break;
+    case NODE_MATMUL: {
+        const uint32_t k = arch_slice(&m->am, l, n->w)->t->ne[0];
+        ref_matvec_input(w->type, src, m->in, k);
+        ref_matvec(w->data, m->in, n->acc ? m->tmp : dst, n->n, k);
+        if (n->acc)
+            for (uint32_t i = 0; i < n->n; i++)
+                dst[i] += m->tmp[i];
+        break;
+    }
+    case NODE_ELTWISE: ref_eltwise(n->sub, dst, src ? src : b, n->n, n->f); break;
+    case NODE_ROPE: ref_rope(dst, m->table[n->sub], n->rows, n->n, hp->n_rot, hp->rope_neox); break;
+    case NODE_KV_STORE:
+        for (uint32_t i = 0; i < KV; i++) {
+            const float k = m->bufs[BUF_K][i], v = m->bufs[BUF_V][i];
+            kc[(uint64_t)m->pos * KV + i] = m->kv_f16 ? ref_round_f16(k) : k;
+            vc[(uint64_t)m->pos * KV + i] = m->kv_f16 ? ref_round_f16(v) : v;
+        }
+        break;
+    case NODE_ATTENTION: {
+        struct attention_params p;
+        graph_attention_params(&m->am, l, m->n_ctx, m->n_ctx, &p);
+        ref_attention(src, kc, vc, dst, m->pos, &p);
+        break;
+    }
+    }
+}
+
 int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct vkllm_error *err)
 {
-    const struct vkllm_hparams *hp = &m->hp;
+    const struct vkllm_hparams *hp = &m->am.hp;
     if (token < 0 || (uint32_t)token >= hp->n_vocab)
         return vkllm_fail(err, VKLLM_E_INVALID, "token %d out of range", token);
     if (m->pos >= m->n_ctx) return vkllm_fail(err, VKLLM_E_CONTEXT_FULL, "context full");
-    const uint32_t E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
-    const uint32_t Q = hp->n_head * hd, KV = hp->n_head_kv * hd;
-
-    memcpy(m->x, m->tok_embd + (uint64_t)token * E, E * sizeof(float));
-    llama_rope_table(hp, m->rope_freqs, m->rope, 1, m->pos);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const struct ref_layer *L = &m->layers[l];
-        float *kc = m->k_cache + (uint64_t)l * m->n_ctx * KV;
-        float *vc = m->v_cache + (uint64_t)l * m->n_ctx * KV;
-
-        ref_rms_norm(m->x, L->attn_norm, m->xn, E, hp->rms_eps);
-        matvec(m, &L->wq, m->xn, m->q, Q, E);
-        matvec(m, &L->wk, m->xn, m->k, KV, E);
-        matvec(m, &L->wv, m->xn, m->v, KV, E);
-        ref_rope(m->q, m->rope, hp->n_head, hd, hp->n_rot, hp->rope_neox);
-        ref_rope(m->k, m->rope, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-        for (uint32_t i = 0; i < KV; i++) {
-            kc[(uint64_t)m->pos * KV + i] = m->kv_f16 ? ref_round_f16(m->k[i]) : m->k[i];
-            vc[(uint64_t)m->pos * KV + i] = m->kv_f16 ? ref_round_f16(m->v[i]) : m->v[i];
-        }
-        ref_attention(m->q, kc, vc, m->att, m->pos + 1, hd, hp->n_head, hp->n_head_kv);
-        matvec(m, &L->wo, m->att, m->tmp, E, Q);
-        for (uint32_t i = 0; i < E; i++)
-            m->x[i] += m->tmp[i];
-
-        ref_rms_norm(m->x, L->ffn_norm, m->xn, E, hp->rms_eps);
-        matvec(m, &L->w_gate, m->xn, m->gate, F, E);
-        matvec(m, &L->w_up, m->xn, m->up, F, E);
-        ref_swiglu(m->gate, m->up, m->ffn, F);
-        matvec(m, &L->w_down, m->ffn, m->tmp, E, F);
-        for (uint32_t i = 0; i < E; i++)
-            m->x[i] += m->tmp[i];
-    }
-    ref_rms_norm(m->x, m->output_norm, m->xn, E, hp->rms_eps);
-    matvec(m, &m->output, m->xn, logits, hp->n_vocab, E);
+    for (uint32_t i = 0; i < m->am.layers.n_rope && hp->n_rot; i++)
+        rope_table(&m->rope[i], m->table[i], 1, m->pos);
+    for (uint32_t i = 0; i < m->graph.n_nodes; i++)
+        run_node(m, &m->graph.nodes[i], token);
+    memcpy(logits, m->bufs[BUF_LOGITS], hp->n_vocab * sizeof *logits);
     m->pos++;
     return VKLLM_OK;
 }

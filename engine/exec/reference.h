@@ -1,13 +1,17 @@
-/* reference.h: a plain float32 CPU forward pass of the llama architecture, and
- * its operations one by one: what the shaders are checked against. Slow and
- * simple on purpose. Internal to the engine; used by tests. */
+/* reference.h: a plain float32 CPU forward pass that executes the same graph
+ * as the GPU (graph.h), and its operations one by one: what the shaders are
+ * checked against. Slow and simple on purpose. Internal to the engine; used by
+ * tests. */
 #ifndef VKLLM_REFERENCE_H
 #define VKLLM_REFERENCE_H
 
-#include "llama.h"
+#include "ops.h" /* struct attention_params */
+#include "vkllm.h"
 
-/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] */
-void ref_rms_norm(const float *x, const float *w, float *out, uint32_t n, float eps);
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] (+ b[i]); LAYER_NORM subtracts
+ * the mean first and divides by the deviation. B may be NULL. */
+void ref_norm(const float *x, const float *w, const float *b, float *out, uint32_t n, float eps,
+              bool layer_norm);
 /* y[r] = sum_k W[r][k] x[k]; W is (n, k) row-major floats */
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k);
 /* The input a weight of TYPE multiplies, as llama.cpp's CPU path (and vkllm's
@@ -18,19 +22,24 @@ void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k);
 /* rotates the first n_rot dims of each of n_heads heads of x by TABLE (n_rot/2 cos,sin pairs) */
 void ref_rope(float *x, const float *table, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
               bool neox);
-/* out = silu(gate) * up */
-void ref_swiglu(const float *gate, const float *up, float *out, uint32_t n);
-/* one query token: q (n_head, hd) against N_POS cached rows of k and v (n_pos,
- * n_head_kv, hd); q and the probabilities are rounded to half, as llama.cpp
- * does before its products with a half-float cache */
-void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t n_pos,
-                   uint32_t head_dim, uint32_t n_head, uint32_t n_head_kv);
+/* y = OP(y, x) element-wise (ELT_* of kernels.h) over N floats; X may be NULL
+ * where OP takes no operand; for ELT_ADD_BIAS x is the bias row */
+void ref_eltwise(uint32_t op, float *y, const float *x, uint32_t n, float f);
+/* llama.cpp's CPU GELU: the tanh form through a half-float table */
+float ref_gelu(float x);
+/* one query token at position POS: q (n_head, hd) against the cached rows
+ * 0..pos of k and v (n_pos, n_head_kv, hd), as P describes the scores (the
+ * window, scales, soft-cap, ALiBi; its ring is ignored: these caches hold every
+ * position); q and the probabilities are rounded to half, as llama.cpp does
+ * before its products with a half-float cache */
+void ref_attention(const float *q, const float *k, const float *v, float *out, uint32_t pos,
+                   const struct attention_params *p);
 /* rounds through half precision, as the GPU's KV cache stores values */
 float ref_round_f16(float x);
 
 struct ref_model;
 
-/* Dequantizes every weight of a llama GGUF to floats. KV_F16 rounds the KV
+/* Dequantizes every weight of a GGUF to floats. KV_F16 rounds the KV
  * cache to half floats as the GPU does. */
 int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct ref_model **out,
                      struct vkllm_error *err);

@@ -3,6 +3,7 @@
  * that feeds them. */
 #include "forward.h"
 #include "kernels.h"
+#include "rope.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,11 @@ struct vkllm_session {
     struct gpu_pool device; /* activations and KV cache */
     struct gpu_pool host;   /* step header and rope table, written every step */
     struct gpu_pool readback;
+    struct graph graph;
     struct forward_state st;
-    struct gpu_buf out; /* logits copied for the host: (n_batch or 1, n_vocab) */
+    struct rope_params rope[2]; /* per rotary setting of the layers */
+    bool windowed;              /* some layer's cache is a ring shorter than the context */
+    struct gpu_buf out;         /* logits copied for the host: (n_batch or 1, n_vocab) */
 
     struct gpu_graph one;   /* recorded for a single token */
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
@@ -32,40 +36,50 @@ struct vkllm_session {
 
 static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
 {
-    const struct vkllm_hparams *hp = &s->m->hp;
+    const struct vkllm_model *m = s->m;
+    const struct vkllm_hparams *hp = &m->hp;
     struct forward_state *st = &s->st;
-    const uint64_t B = s->n_batch, E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
-    const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim;
+    const uint64_t B = s->n_batch;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
-    const uint64_t logit_rows = s->logits_all ? B : 1;
-    uint64_t widest = E > F ? E : F; /* longest input of a matvec */
-    if (Q > widest) widest = Q;
+    uint64_t widest = 0; /* longest input of a matvec */
+    for (int b = 0; b < BUF_COUNT; b++)
+        if (b != BUF_LOGITS && s->graph.width[b] > widest) widest = s->graph.width[b];
     int rc;
     st->n_ctx = s->n_ctx;
-    if ((rc = gpu_pool_alloc(&s->host, STEP_HEADER_WORDS * 4 + B * 4, &st->step, err)) ||
-        (rc = gpu_pool_alloc(&s->host, B * hp->n_rot * 4, &st->rope, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * E * 4, &st->x, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * E * 4, &st->xn, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * Q * 4, &st->q, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * KV * 4, &st->k, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * KV * 4, &st->v, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * Q * 4, &st->att, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->gate, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->up, err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * F * 4, &st->ffn, err)) ||
-        (rc = gpu_pool_alloc(&s->device, op_q8_bytes((uint32_t)B, (uint32_t)widest), &st->xq,
+    if ((rc = gpu_pool_alloc(&s->host, STEP_HEADER_WORDS * 4 + B * 4, &st->step, err))) return rc;
+    for (uint32_t i = 0; i < m->am.layers.n_rope; i++)
+        if ((rc = gpu_pool_alloc(&s->host, B * (hp->n_rot ? hp->n_rot : 2) * 4, &st->rope[i], err)))
+            return rc;
+    for (int b = 0; b < BUF_COUNT; b++) {
+        const uint64_t rows = b == BUF_LOGITS && !s->logits_all ? 1 : B;
+        if (s->graph.width[b] &&
+            (rc = gpu_pool_alloc(&s->device, rows * s->graph.width[b] * 4, &st->bufs[b], err)))
+            return rc;
+    }
+    const uint64_t logit_bytes = (s->logits_all ? B : 1) * hp->n_vocab * 4;
+    if ((rc = gpu_pool_alloc(&s->device, op_q8_bytes((uint32_t)B, (uint32_t)widest), &st->xq,
                              err)) ||
         (rc = gpu_pool_alloc(&s->device, B * hp->n_head * s->n_ctx * 4, &st->scores, err)) ||
-        (rc = gpu_pool_alloc(&s->device, logit_rows * V * 4, &st->logits, err)) ||
-        (rc = gpu_pool_alloc(&s->readback, logit_rows * V * 4, &s->out, err)))
+        (rc = gpu_pool_alloc(&s->readback, logit_bytes, &s->out, err)))
         return rc;
     st->k_cache = calloc(hp->n_layer, sizeof *st->k_cache);
     st->v_cache = calloc(hp->n_layer, sizeof *st->v_cache);
-    if (!st->k_cache || !st->v_cache) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    for (uint32_t l = 0; l < hp->n_layer; l++)
-        if ((rc = gpu_pool_alloc(&s->device, (uint64_t)s->n_ctx * KV * 2, &st->k_cache[l], err)) ||
-            (rc = gpu_pool_alloc(&s->device, (uint64_t)s->n_ctx * KV * 2, &st->v_cache[l], err)))
+    st->ring = calloc(hp->n_layer, sizeof *st->ring);
+    if (!st->k_cache || !st->v_cache || !st->ring)
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        /* a windowed layer keeps the window and one batch: a batch's first
+         * query still sees the window behind it while the batch is written */
+        uint64_t ring = s->n_ctx;
+        if (m->am.layers.swa[l] && (uint64_t)hp->sliding_window + B < ring) {
+            ring = hp->sliding_window + B;
+            s->windowed = true;
+        }
+        st->ring[l] = (uint32_t)ring;
+        if ((rc = gpu_pool_alloc(&s->device, ring * KV * 2, &st->k_cache[l], err)) ||
+            (rc = gpu_pool_alloc(&s->device, ring * KV * 2, &st->v_cache[l], err)))
             return rc;
+    }
     return VKLLM_OK;
 }
 
@@ -105,16 +119,18 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
                         dev->info.name);
     if (rc) goto fail;
 
+    if ((rc = graph_build(&m->am, s->logits_all, &s->graph, err))) goto fail;
+    rope_settings(&m->am, m->rope_freqs, s->n_ctx, s->rope);
     gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, 64ull << 20);
     gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, 1ull << 20);
     gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, 1ull << 20);
     if ((rc = alloc_state(s, err))) goto fail;
     if ((rc = gpu_graph_create(&s->one, dev, err)) ||
-        (rc = forward_record(m, &s->st, &s->one, 1, s->logits_all, &s->out, err)))
+        (rc = forward_record(m, &s->graph, &s->st, &s->one, 1, &s->out, err)))
         goto fail;
     if (s->n_batch > 1 &&
         ((rc = gpu_graph_create(&s->batch, dev, err)) ||
-         (rc = forward_record(m, &s->st, &s->batch, s->n_batch, s->logits_all, &s->out, err))))
+         (rc = forward_record(m, &s->graph, &s->st, &s->batch, s->n_batch, &s->out, err))))
         goto fail;
     *out = s;
     return VKLLM_OK;
@@ -130,6 +146,8 @@ void vkllm_session_free(vkllm_session *s)
     gpu_graph_destroy(&s->one);
     free(s->st.k_cache);
     free(s->st.v_cache);
+    free(s->st.ring);
+    graph_free(&s->graph);
     gpu_pool_destroy(&s->readback);
     gpu_pool_destroy(&s->host);
     gpu_pool_destroy(&s->device);
@@ -147,7 +165,8 @@ static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
     h->n_tokens = n;
     h->pos0 = s->pos;
     memcpy(h + 1, tokens, n * sizeof *tokens);
-    llama_rope_table(hp, s->m->rope_freqs, s->st.rope.mapped, n, s->pos);
+    for (uint32_t i = 0; i < s->m->am.layers.n_rope && hp->n_rot; i++)
+        rope_table(&s->rope[i], s->st.rope[i].mapped, n, s->pos);
 
     struct gpu_graph *g = n == 1 ? &s->one : &s->batch;
     int rc = gpu_graph_run(g, err);
@@ -233,7 +252,13 @@ int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *e
         return vkllm_fail(err, VKLLM_E_INVALID,
                           "cannot cut the cache back to %u tokens: it holds %u", pos, s->pos);
     /* attention reads positions < pos0 + t + 1 only, so what lies beyond is
-     * never seen before the next decode overwrites it */
+     * never seen before the next decode overwrites it; but a ring may have
+     * overwritten the window before POS since */
+    if (s->windowed && pos < s->pos && s->pos - pos > s->n_batch)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "cannot cut the cache back to %u tokens: the sliding-window layers no "
+                          "longer hold the positions before it",
+                          pos);
     s->pos = pos;
     s->n_logits = 0;
     return VKLLM_OK;

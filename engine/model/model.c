@@ -8,25 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Device bytes the weights will take, to refuse a model that cannot fit before
- * uploading most of it. */
-static uint64_t device_bytes(const struct vkllm_hparams *hp, const struct llama_tensors *t)
-{
-    uint64_t sum = 0;
-#define MAT(x) sum += gpu_weight_bytes((x)->type, (x)->ne[0], (x)->ne[1])
-    MAT(t->tok_embd);
-    if (!hp->tied_output) MAT(t->output);
-    sum += 4 * hp->n_embd * (1 + 2 * (uint64_t)hp->n_layer);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const struct llama_layer_tensors *L = &t->layers[l];
-#define LAYER_MAT(name) MAT(L->name);
-        LAYER_MATRICES(LAYER_MAT)
-#undef LAYER_MAT
-    }
-#undef MAT
-    return sum;
-}
-
 struct loader {
     struct vkllm_model *m;
     struct gpu_uploader up;
@@ -42,64 +23,72 @@ static void progress(struct loader *ld, uint64_t bytes)
                              ld->params->user);
 }
 
-static int load_matrix(struct loader *ld, tensor_ref t, struct gpu_weight *out,
+/* Uploads the slice of ROLE in LAYER. */
+static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
                        struct vkllm_error *err)
 {
-    int rc =
-        gpu_weight_upload(&ld->up, &ld->m->pool, t->type, t->ne[0], t->ne[1], t->data, 0, out, err);
+    struct vkllm_model *m = ld->m;
+    const struct tensor_slice *s = arch_slice(&m->am, layer, role);
+    struct gpu_tensor *out = &m->tensors[s - m->am.slices];
+    tensor_ref t = s->t;
+    if (!t || (role == T_OUTPUT && m->hp.tied_output)) return VKLLM_OK;
+    int rc;
+    uint64_t bytes;
+    if (arch_role_is_matrix(role)) {
+        const uint64_t row = quant_row_bytes(t->type, t->ne[0]);
+        bytes = row * s->count;
+        rc = gpu_weight_upload(&ld->up, &m->pool, t->type, t->ne[0], s->count,
+                               t->data + row * s->first, 0, &out->mat, err);
+    } else {
+        float *f = malloc(t->ne[0] * sizeof *f);
+        if (!f) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        quant_dequantize_row(t->type, t->data, f, t->ne[0]);
+        bytes = quant_row_bytes(t->type, s->count);
+        rc = gpu_upload_floats(&ld->up, &m->pool, f + s->first, s->count, &out->vec, err);
+        free(f);
+    }
     if (rc) {
         char what[128];
-        snprintf(what, sizeof what, "%s: %.*s", vkllm_gguf_name(ld->m->gguf), (int)t->name.len,
+        snprintf(what, sizeof what, "%s: %.*s", vkllm_gguf_name(m->gguf), (int)t->name.len,
                  t->name.ptr);
         vkllm_error_prefix(err, what);
         return rc;
     }
-    progress(ld, t->size);
+    progress(ld, bytes);
     return VKLLM_OK;
 }
 
-static int load_vector(struct loader *ld, tensor_ref t, struct gpu_buf *out,
+/* A host copy of a rotary factor vector, or NULL. */
+static int host_floats(const struct vkllm_model *m, enum tensor_role role, float **out,
                        struct vkllm_error *err)
 {
-    float *f = malloc(t->ne[0] * sizeof *f);
-    if (!f) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    quant_dequantize_row(t->type, t->data, f, t->ne[0]);
-    int rc = gpu_upload_floats(&ld->up, &ld->m->pool, f, t->ne[0], out, err);
-    free(f);
-    if (!rc) progress(ld, t->size);
-    return rc;
+    const struct tensor_slice *s = arch_slice(&m->am, 0, role);
+    *out = NULL;
+    if (!s->t) return VKLLM_OK;
+    if (!(*out = malloc(s->count * sizeof(float))))
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    memcpy(*out, s->t->data, s->count * sizeof(float));
+    return VKLLM_OK;
 }
 
-static int upload(struct loader *ld, const struct llama_tensors *t, struct vkllm_error *err)
+static int upload(struct loader *ld, struct vkllm_error *err)
 {
     struct vkllm_model *m = ld->m;
+    const uint64_t n_slots = (uint64_t)m->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    m->tensors = calloc(n_slots, sizeof *m->tensors);
+    if (!m->tensors) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     int rc;
-    if ((rc = load_matrix(ld, t->tok_embd, &m->tok_embd, err)) ||
-        (rc = load_vector(ld, t->output_norm, &m->output_norm, err)))
+    for (int r = T_MODEL_FIRST; r < T_COUNT; r++)
+        if ((rc = load_tensor(ld, 0, (enum tensor_role)r, err))) return rc;
+    if (m->hp.tied_output)
+        *(struct gpu_tensor *)model_tensor(m, 0, T_OUTPUT) = *model_tensor(m, 0, T_TOK_EMBD);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++)
+        for (int r = 0; r < T_LAYER_COUNT; r++)
+            if ((rc = load_tensor(ld, l, (enum tensor_role)r, err))) return rc;
+    if ((rc = host_floats(m, T_ROPE_FREQS, &m->rope_freqs, err)) ||
+        (rc = host_floats(m, T_ROPE_LONG, &m->rope_long, err)) ||
+        (rc = host_floats(m, T_ROPE_SHORT, &m->rope_short, err)))
         return rc;
-    if (m->hp.tied_output) {
-        m->output = m->tok_embd;
-    } else if ((rc = load_matrix(ld, t->output, &m->output, err))) {
-        return rc;
-    }
-    m->layers = calloc(m->hp.n_layer, sizeof *m->layers);
-    if (!m->layers) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        const struct llama_layer_tensors *L = &t->layers[l];
-        struct gpu_layer *G = &m->layers[l];
-        if ((rc = load_vector(ld, L->attn_norm, &G->attn_norm, err)) ||
-            (rc = load_vector(ld, L->ffn_norm, &G->ffn_norm, err)))
-            return rc;
-#define LOAD(name)                                                                                 \
-    if ((rc = load_matrix(ld, L->name, &G->name, err))) return rc;
-        LAYER_MATRICES(LOAD)
-#undef LOAD
-    }
-    if (t->rope_freqs) {
-        m->rope_freqs = malloc(t->rope_freqs->ne[0] * sizeof(float));
-        if (!m->rope_freqs) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-        memcpy(m->rope_freqs, t->rope_freqs->data, t->rope_freqs->ne[0] * sizeof(float));
-    }
     return VKLLM_OK;
 }
 
@@ -110,13 +99,12 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
     struct vkllm_model *m = calloc(1, sizeof *m);
     if (!m) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     m->ctx = ctx;
-    struct llama_tensors t = {0};
     struct loader ld = {.m = m, .params = params};
     const struct vkllm_device_info *info = &ctx->dev.info;
 
     int rc = vkllm_gguf_open(path, &m->gguf, err);
-    if (!rc) rc = llama_read_hparams(m->gguf, &m->hp, err);
-    if (!rc) rc = llama_bind_tensors(m->gguf, &m->hp, &t, err);
+    if (!rc) rc = arch_bind(m->gguf, &m->am, err);
+    if (!rc) m->hp = m->am.hp;
     if (!rc) rc = vkllm_vocab_load(m->gguf, &m->vocab, err);
     if (!rc && vkllm_vocab_n_tokens(m->vocab) != (int32_t)m->hp.n_vocab)
         rc = vkllm_fail(err, VKLLM_E_FORMAT,
@@ -124,7 +112,7 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
                         vkllm_vocab_n_tokens(m->vocab), m->hp.n_vocab);
     if (rc) goto fail;
 
-    ld.total = device_bytes(&m->hp, &t);
+    ld.total = arch_device_bytes(&m->am);
     if (info->device_local_bytes && ld.total > info->device_local_bytes) {
         rc = vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                         "%s: the weights need %.0f MiB but %s has %.0f MiB of device memory", path,
@@ -135,15 +123,13 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
     if (ld.total + 4096 < block) block = ld.total + 4096; /* small models take what they need */
     gpu_pool_init(&m->pool, &ctx->dev, GPU_POOL_DEVICE, block);
     if ((rc = gpu_uploader_create(&ld.up, &ctx->dev, 32ull << 20, err))) goto fail;
-    rc = upload(&ld, &t, err);
+    rc = upload(&ld, err);
     gpu_uploader_destroy(&ld.up);
     if (rc) goto fail;
     m->weight_bytes = ld.total;
-    llama_tensors_free(&t);
     *out = m;
     return VKLLM_OK;
 fail:
-    llama_tensors_free(&t);
     vkllm_model_free(m);
     return rc;
 }
@@ -151,19 +137,20 @@ fail:
 void vkllm_model_free(vkllm_model *m)
 {
     if (!m) return;
-    if (m->layers) {
-        for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-            struct gpu_layer *G = &m->layers[l];
-#define FREE(name) gpu_weight_free(&G->name);
-            LAYER_MATRICES(FREE)
-#undef FREE
-        }
-        free(m->layers);
+    if (m->tensors) {
+        const uint64_t n_slots =
+            (uint64_t)m->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+        struct gpu_tensor *out = (struct gpu_tensor *)model_tensor(m, 0, T_OUTPUT);
+        if (m->hp.tied_output) out->mat = (struct gpu_weight){0}; /* token_embd's */
+        for (uint64_t i = 0; i < n_slots; i++)
+            gpu_weight_free(&m->tensors[i].mat);
+        free(m->tensors);
     }
-    if (!m->hp.tied_output) gpu_weight_free(&m->output);
-    gpu_weight_free(&m->tok_embd);
     gpu_pool_destroy(&m->pool);
     free(m->rope_freqs);
+    free(m->rope_long);
+    free(m->rope_short);
+    arch_model_free(&m->am);
     vkllm_vocab_free(m->vocab);
     vkllm_gguf_close(m->gguf);
     free(m);

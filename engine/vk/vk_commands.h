@@ -44,6 +44,9 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err);
 int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
                        const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
                        struct vkllm_error *err);
+/* Records a barrier: what was dispatched before is done, and its writes
+ * visible, before what is dispatched (or copied) after starts. */
+void gpu_graph_barrier(struct gpu_graph *g);
 /* Records a copy; a barrier makes it visible to the host after the fence. */
 void gpu_graph_copy(struct gpu_graph *g, const struct gpu_buf *src, const struct gpu_buf *dst,
                     VkDeviceSize size);

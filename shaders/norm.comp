@@ -1,0 +1,74 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+
+/* norm: out = normalize(x) * weight (+ bias), one workgroup per row; a token
+ * has `rows` rows (its heads, for per-head Q/K norms). RMSNorm scales by
+ * 1 / sqrt(mean(x^2) + eps); LayerNorm subtracts the mean first and scales by
+ * 1 / sqrt(variance + eps). The scale is computed as llama.cpp's CPU path
+ * computes it (sums in double, then 1.0f / sqrtf(...)): float-float sums and
+ * correctly rounded sqrt and division, so the normalized values match it to
+ * the last bit and a Q8_0 quantization of them rounds the same way. In place
+ * (x = out) is allowed: each thread rewrites only the elements it read. */
+
+#define KERNEL_NORM
+#include "kernels.h"
+#include "common.glsl"
+
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 2) readonly buffer W { float w[]; };
+layout(std430, binding = 3) readonly buffer B { float b[]; };
+layout(std430, binding = 4) buffer Out { float y[]; };
+
+shared vec2 partial[WG];
+
+/* The float-float sum of every thread's PART. */
+vec2 reduce(uint tid, vec2 part)
+{
+    partial[tid] = part;
+    barrier();
+    for (uint s = WG / 2u; s > 0u; s >>= 1u) {
+        if (tid < s) partial[tid] = ff_add(partial[tid], partial[tid + s]);
+        barrier();
+    }
+    const vec2 total = partial[0];
+    barrier(); /* partial is reused */
+    return total;
+}
+
+/* (hi + lo) / n rounded once: the quotient of hi, corrected by lo and by its
+ * own exact residual */
+float mean_of(vec2 total, float n)
+{
+    precise float m0 = div_rn(total.x, n);
+    vec2 back = two_prod(m0, n);
+    precise float mean = m0 + (((total.x - back.x) - back.y) + total.y) / n;
+    return mean;
+}
+
+void main()
+{
+    const uint row = group_index();
+    if (row >= step.n_tokens * pc.rows) return;
+    const uint tid = gl_LocalInvocationID.x;
+    const uint o = row * pc.n;
+    const float n = float(pc.n);
+
+    float mean = 0.0;
+    if (pc.layer_norm != 0u) {
+        vec2 sum = vec2(0.0);
+        for (uint i = tid; i < pc.n; i += WG) sum = ff_add(sum, vec2(x[o + i], 0.0));
+        mean = mean_of(reduce(tid, sum), n);
+    }
+    vec2 sum = vec2(0.0);
+    for (uint i = tid; i < pc.n; i += WG) {
+        precise float v = x[o + i] - mean;
+        precise float sq = v * v; /* rounded to float, as llama.cpp's x*x is */
+        sum = ff_add(sum, vec2(sq, 0.0));
+    }
+    precise float denom = sqrt_rn(mean_of(reduce(tid, sum), n) + pc.eps);
+    const float scale = div_rn(1.0, denom);
+    for (uint i = tid; i < pc.n; i += WG) {
+        precise float v = (x[o + i] - mean) * scale * w[i];
+        y[o + i] = pc.has_bias != 0u ? v + b[i] : v;
+    }
+}
