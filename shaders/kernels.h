@@ -56,6 +56,7 @@ PUSH_BEGIN(push_norm)
     PC_UINT rows;       /* rows per token (heads, for per-head norms) */
     PC_UINT layer_norm; /* 1: subtract the mean first (LayerNorm); 0: RMSNorm */
     PC_UINT has_bias;   /* 1: add binding 3 after scaling by binding 2 */
+    PC_UINT row_weights; /* 1: each of a token's rows has its own weights (n * rows) */
 PUSH_END
 #endif
 
@@ -133,7 +134,7 @@ PUSH_END
 
 #ifndef VULKAN
 _Static_assert(sizeof(struct push_get_rows) == 24, "push_get_rows");
-_Static_assert(sizeof(struct push_norm) == 20, "push_norm");
+_Static_assert(sizeof(struct push_norm) == 24, "push_norm");
 _Static_assert(sizeof(struct push_matvec) == 32, "push_matvec");
 _Static_assert(sizeof(struct push_rope) == 24, "push_rope");
 _Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");

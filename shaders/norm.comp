@@ -2,7 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 
 /* norm: out = normalize(x) * weight (+ bias), one workgroup per row; a token
- * has `rows` rows (its heads, for per-head Q/K norms). RMSNorm scales by
+ * has `rows` rows (its heads, for per-head Q/K norms), which share one weight
+ * vector or have one each (stablelm). RMSNorm scales by
  * 1 / sqrt(mean(x^2) + eps); LayerNorm subtracts the mean first and scales by
  * 1 / sqrt(variance + eps). The scale is computed as llama.cpp's CPU path
  * computes it (sums in double, then 1.0f / sqrtf(...)): float-float sums and
@@ -67,8 +68,9 @@ void main()
     }
     precise float denom = sqrt_rn(mean_of(reduce(tid, sum), n) + pc.eps);
     const float scale = div_rn(1.0, denom);
+    const uint wo = pc.row_weights != 0u ? (row % pc.rows) * pc.n : 0u;
     for (uint i = tid; i < pc.n; i += WG) {
-        precise float v = (x[o + i] - mean) * scale * w[i];
+        precise float v = (x[o + i] - mean) * scale * w[wo + i];
         y[o + i] = pc.has_bias != 0u ? v + b[i] : v;
     }
 }

@@ -514,7 +514,7 @@ static void test_rms_norm(uint32_t n, uint32_t batch, uint32_t n_tokens, float e
     struct op_env e = case_begin(batch);
     struct gpu_buf x = host_buf((uint64_t)batch * n * 4), w = host_buf((uint64_t)n * 4),
                    out = host_buf((uint64_t)batch * n * 4);
-    REQUIRE(op_norm(&e, &x, &w, NULL, &out, n, 1, eps, false, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_norm(&e, &x, &w, NULL, &out, n, 1, eps, false, false, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     /* magnitudes from 1e-3 (where eps matters) to 1e3 */

@@ -76,7 +76,7 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
         touch(r, RES(n->src), RES(n->dst));
         return op_norm(&r->e, buf(r, n->src), &model_tensor(m, l, n->w)->vec,
                        n->b == T_NONE ? NULL : &model_tensor(m, l, n->b)->vec, buf(r, n->dst), n->n,
-                       n->rows, n->f, n->sub, err);
+                       n->rows, n->f, n->sub & NORM_LAYER_BIT, n->sub & NORM_ROW_BIT, err);
     case NODE_MATMUL: return matmul(r, n, err);
     case NODE_ELTWISE: {
         const struct gpu_buf *x = n->src != BUF_NONE ? buf(r, n->src)

@@ -51,12 +51,15 @@ static void norm(struct builder *b, enum graph_buf dst, enum graph_buf src, enum
                  enum tensor_role bias, uint32_t n, uint32_t rows)
 {
     const struct vkllm_hparams *hp = &b->am->hp;
+    const bool row_weights =
+        rows > 1 && arch_slice(b->am, b->layer, w)->count == (uint64_t)n * rows;
     add(b, (struct graph_node){.op = NODE_NORM,
                                .dst = dst,
                                .src = src,
                                .w = w,
                                .b = bias == T_NONE ? T_NONE : role_if(b, bias),
-                               .sub = hp->layer_norm,
+                               .sub = (hp->layer_norm ? NORM_LAYER_BIT : 0) |
+                                      (row_weights ? NORM_ROW_BIT : 0),
                                .n = n,
                                .rows = rows,
                                .f = hp->norm_eps});

@@ -37,11 +37,15 @@ enum node_op {
 
 #define BUF_NONE 0xff
 
+/* A NORM node's kind, as bits. */
+#define NORM_LAYER_BIT 1 /* LayerNorm, else RMSNorm */
+#define NORM_ROW_BIT   2 /* each of a token's rows has its own weights (stablelm's Q/K norms) */
+
 struct graph_node {
     uint8_t op;
     uint8_t dst, src; /* enum graph_buf, or BUF_NONE */
     uint8_t w, b;     /* enum tensor_role of the weight and the bias/operand, or T_NONE */
-    uint8_t sub;      /* EMBED: by position; NORM: LayerNorm; ELTWISE: ELT_*; ROPE: setting */
+    uint8_t sub;      /* EMBED: by position; NORM: NORM_*; ELTWISE: ELT_*; ROPE: setting */
     bool acc;         /* EMBED, MATMUL: add to dst */
     bool last_only;   /* MATMUL and what follows it: the step's last token only, in row 0 */
     uint32_t layer;   /* whose tensors and cache */

@@ -60,12 +60,12 @@ int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct g
 
 int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
             const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
-            float eps, bool layer_norm, struct vkllm_error *err)
+            float eps, bool layer_norm, bool row_weights, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_NORM, NULL, 0, 5, sizeof(struct push_norm), &p, err);
     if (rc) return rc;
-    struct push_norm pc = {n, eps, rows, layer_norm, b != NULL};
+    struct push_norm pc = {n, eps, rows, layer_norm, b != NULL, row_weights};
     struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out};
     return gpu_graph_dispatch(e->graph, p, e->batch * rows, &pc, bufs, e->sync, err);
 }

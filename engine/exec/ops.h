@@ -25,10 +25,11 @@ int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct g
 
 /* out = x / sqrt(mean(x^2) + eps) * w (+ b), over rows of N floats, ROWS of
  * them per token; LAYER_NORM subtracts each row's mean first and divides by
- * the deviation. B may be NULL; OUT may be X. */
+ * the deviation; ROW_WEIGHTS: W holds N weights for each of the ROWS. B may be
+ * NULL; OUT may be X. */
 int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
             const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
-            float eps, bool layer_norm, struct vkllm_error *err);
+            float eps, bool layer_norm, bool row_weights, struct vkllm_error *err);
 
 /* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
  * input of a quantized op_matvec with the same LAST_ONLY. When that matvec runs

@@ -199,12 +199,13 @@ static float *dequant(const struct tensor_slice *s, bool matrix)
     float *f = malloc(k * rows * sizeof *f);
     if (!f) return NULL;
     if (!matrix) {
-        float *all = malloc(t->ne[0] * sizeof *all);
+        const uint64_t nel = t->ne[0] * t->ne[1];
+        float *all = malloc(nel * sizeof *all);
         if (!all) {
             free(f);
             return NULL;
         }
-        quant_dequantize_row(t->type, t->data, all, t->ne[0]);
+        quant_dequantize_row(t->type, t->data, all, nel);
         memcpy(f, all + s->first, rows * sizeof *f);
         free(all);
         return f;
@@ -316,7 +317,8 @@ static void run_node(struct ref_model *m, const struct graph_node *n, int32_t to
     }
     case NODE_NORM:
         for (uint32_t r = 0; r < n->rows; r++)
-            ref_norm(src + r * n->n, w->data, b, dst + r * n->n, n->n, n->f, n->sub);
+            ref_norm(src + r * n->n, w->data + (n->sub & NORM_ROW_BIT ? r * n->n : 0), b,
+                     dst + r * n->n, n->n, n->f, n->sub & NORM_LAYER_BIT);
         break;
     case NODE_MATMUL: {
         const uint32_t k = arch_slice(&m->am, l, n->w)->t->ne[0];

@@ -212,10 +212,10 @@ static const struct arch archs[] = {
     {"gptneox", NORM_LAYER, FFN_GELU, ROPE_NEOX, ARCH_OUTPUT_NEEDED,
      BASE_REQUIRED | LN_BIASES | GELU_FFN | BIT(WQKV) | BIT(BQKV) | BIT(BO) | BIT(OUTPUT), 0,
      gptneox_keys},
-    {"stablelm", NORM_LAYER, FFN_SILU_GLU, ROPE_NEOX, ARCH_OUTPUT_NEEDED,
+    {"stablelm", NORM_LAYER, FFN_SILU_GLU, ROPE_NEOX, ARCH_OUTPUT_NEEDED | ARCH_HEAD_NORMS,
      BASE_REQUIRED | BIT(ATTN_NORM_B) | BIT(OUTPUT_NORM_B) | QKV | BIT(WGATE) | BIT(WUP) |
          BIT(WDOWN) | BIT(OUTPUT),
-     QKV_EITHER | QKV_BIASES | BIT(FFN_NORM) | BIT(FFN_NORM_B), NULL},
+     QKV_EITHER | QKV_BIASES | BIT(FFN_NORM) | BIT(FFN_NORM_B) | BIT(Q_NORM) | BIT(K_NORM), NULL},
     {"starcoder", NORM_LAYER, FFN_GELU, ROPE_NONE, 0,
      BASE_REQUIRED | LN_BIASES | GELU_FFN | BIT(POS_EMBD) | BIT(WQKV) | BIT(BQKV) | BIT(BO),
      BIT(OUTPUT), NULL},
@@ -431,13 +431,15 @@ static int check_tensor(const vkllm_gguf *g, const struct arch_model *am, enum t
     const struct role_info *ri = &roles[role];
     uint64_t want[4] = {dim_size(am, ri->ne0), dim_size(am, ri->ne1), 1, 1};
     if (role == T_WUP && (am->arch->flags & ARCH_FUSED_UP)) want[1] *= 2;
+    if ((am->arch->flags & ARCH_HEAD_NORMS) && (role == T_Q_NORM || role == T_K_NORM))
+        want[1] = role == T_Q_NORM ? am->hp.n_head : am->hp.n_head_kv;
     bool ok = true;
     for (int i = 0; i < 4; i++)
         ok = ok && t->ne[i] == want[i];
     if (!ok) {
         char have[96], expect[96];
         shape_text(have, sizeof have, t->ne, t->n_dims);
-        shape_text(expect, sizeof expect, want, ri->kind == MAT ? 2 : 1);
+        shape_text(expect, sizeof expect, want, ri->kind == MAT || want[1] > 1 ? 2 : 1);
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor %.*s has shape %s, expected %s",
                           vkllm_gguf_name(g), (int)t->name.len, t->name.ptr, have, expect);
     }
@@ -533,7 +535,9 @@ static int bind_tensors(const vkllm_gguf *g, struct arch_model *am, struct vkllm
         }
         int rc = check_tensor(g, am, r, t, err);
         if (rc) return rc;
-        *slot(am, l, r) = (struct tensor_slice){t, 0, roles[r].kind == MAT ? t->ne[1] : t->ne[0]};
+        /* a matrix's rows, a vector's elements (per-head norms: every head's) */
+        *slot(am, l, r) =
+            (struct tensor_slice){t, 0, roles[r].kind == MAT ? t->ne[1] : t->ne[0] * t->ne[1]};
     }
 
     /* what must be there is there; fused tensors stand for their parts */

@@ -89,6 +89,7 @@ enum arch_flags {
     ARCH_TIED_ONLY = 1 << 5,     /* the output matrix is always token_embd (gemma, gemma2) */
     ARCH_OUTPUT_NEEDED = 1 << 6, /* output.weight must be present (gptneox, stablelm) */
     ARCH_FUSED_UP = 1 << 7,      /* ffn_up holds gate and up, 2 * n_ff rows (phi3) */
+    ARCH_HEAD_NORMS = 1 << 8,    /* Q/K norms weigh each head differently (stablelm) */
 };
 
 struct arch_model; /* below */

@@ -40,9 +40,10 @@ static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
         rc = gpu_weight_upload(&ld->up, &m->pool, t->type, t->ne[0], s->count,
                                t->data + row * s->first, 0, &out->mat, err);
     } else {
-        float *f = malloc(t->ne[0] * sizeof *f);
+        const uint64_t nel = t->ne[0] * t->ne[1];
+        float *f = malloc(nel * sizeof *f);
         if (!f) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-        quant_dequantize_row(t->type, t->data, f, t->ne[0]);
+        quant_dequantize_row(t->type, t->data, f, nel);
         bytes = quant_row_bytes(t->type, s->count);
         rc = gpu_upload_floats(&ld->up, &m->pool, f + s->first, s->count, &out->vec, err);
         free(f);
