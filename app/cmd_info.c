@@ -64,6 +64,36 @@ static void print_kv(const struct vkllm_gguf_kv *kv)
     putchar('\n');
 }
 
+/* The hyperparameters vkllm derives, or why it cannot run the file. */
+static void print_model(const vkllm_gguf *g)
+{
+    struct vkllm_error err = {0};
+    struct vkllm_hparams hp;
+    if (vkllm_hparams_read(g, &hp, &err)) {
+        printf("\nmodel: vkllm cannot run this file: %s\n", err.msg);
+        return;
+    }
+    printf("\nmodel: %s, %u layers, %u wide, %u heads (%u KV) of %u, FFN %u, vocabulary %u, "
+           "trained for %u tokens\n",
+           hp.arch, hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_ff,
+           hp.n_vocab, hp.n_ctx_train);
+    printf("  norm: %s, eps %g%s\n", hp.layer_norm ? "LayerNorm" : "RMSNorm", hp.norm_eps,
+           hp.parallel_residual ? "; attention and FFN in parallel" : "");
+    if (hp.alibi_max_bias > 0)
+        printf("  positions: ALiBi, maximum bias %g\n", hp.alibi_max_bias);
+    else if (hp.n_rot)
+        printf("  positions: RoPE (%s), %u of %u dimensions, base %g\n",
+               hp.rope_neox ? "NeoX" : "pairs", hp.n_rot, hp.head_dim, hp.rope_freq_base);
+    else
+        printf("  positions: learned\n");
+    if (hp.sliding_window)
+        printf("  sliding window: %u tokens in %u of %u layers (their RoPE base %g)\n",
+               hp.sliding_window, hp.n_swa_layers, hp.n_layer, hp.rope_freq_base_swa);
+    if (hp.attn_softcap > 0 || hp.final_softcap > 0)
+        printf("  soft-capping: attention %g, logits %g\n", hp.attn_softcap, hp.final_softcap);
+    printf("  output: %s\n", hp.tied_output ? "tied to the token embeddings" : "its own matrix");
+}
+
 int cmd_info(int argc, char **argv)
 {
     if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -98,6 +128,7 @@ int cmd_info(int argc, char **argv)
         total += t->size;
     }
     printf("  %" PRIu64 " tensors, %.2f MiB\n", vkllm_gguf_tensor_count(g), total / 1048576.0);
+    print_model(g);
     vkllm_gguf_close(g);
     return 0;
 }

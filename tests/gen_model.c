@@ -1,10 +1,52 @@
-/* gen_model.c: writes llama-architecture GGUF files for tests.
+/* gen_model.c: writes GGUF files of random-weight models for tests.
  *
- *   gen_model -o OUT.gguf [--type TYPE] [--seed N] [--n-vocab N]
+ *   gen_model -o OUT.gguf [--arch NAME] [--type TYPE] [--seed N] [--n-vocab N]
  *             [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
- *             [--n-ctx N] [--rope-base F] [--tied] [--scale F]
+ *             [--n-ctx N] [--rope-base F] [--tied] [--scale F] [family options]
  *   gen_model -o OUT.gguf --type q4_0 --from IN.gguf
  *   gen_model -o OUT.gguf --vocab-from VOCAB.gguf [--chat-template-file T.jinja] ...
+ *
+ * --arch NAME (default llama) picks the architecture: llama, qwen2, qwen3,
+ * phi3, gemma, gemma2, gemma3, falcon, gptneox, stablelm, starcoder, bloom or starcoder2,
+ * each written with the keys and tensors that llama.cpp's loader (v0.5.0,
+ * src/models/NAME.cpp) asks for, no more (it refuses a file with a tensor it
+ * does not ask for). Also gptj, a file llama.cpp refuses ("unsupported model
+ * architecture"), for testing that refusal. The family options:
+ *
+ *   --n-rot N           rotary dimensions per head (default all): phi3,
+ *                       gptneox, stablelm (partial rotary; llama.cpp requires
+ *                       all of them for the others)
+ *   --fused-qkv         one attn_qkv matrix instead of attn_q/k/v: llama,
+ *                       qwen2, qwen3, gemma*, stablelm (phi3 has it by
+ *                       default; falcon, gptneox, starcoder, bloom always)
+ *   --split-qkv         attn_q/k/v for phi3
+ *   --qkv-bias 0|1      q/k/v (or qkv) biases: default 1 for qwen2, 0 for the
+ *                       families where they are optional; gptneox, starcoder
+ *                       and bloom always have them, falcon never
+ *   --window N          attention.sliding_window: gemma2 (default 4096 when
+ *                       absent), gemma3 (no window when absent); written also
+ *                       for llama and phi3, whose loaders ignore it
+ *   --swa-pattern N     attention.sliding_window_pattern (gemma2, gemma3):
+ *                       every Nth layer is global, the others use the window
+ *                       (default 2 for gemma2, 6 for gemma3)
+ *   --rope-base-swa F   rope.freq_base_swa, the RoPE base of the windowed
+ *                       layers (gemma2, gemma3)
+ *   --attn-softcap F    attn_logit_softcapping (gemma2; 50 when absent)
+ *   --final-softcap F   final_logit_softcapping (gemma2: 30 when absent;
+ *                       gemma3: none when absent)
+ *   --parallel-residual 0|1  gptneox: use_parallel_residual (default 1);
+ *                       stablelm: 1 leaves out ffn_norm, so that the FFN reads
+ *                       the attention's input norm (StableLM 2 12B; default 0)
+ *   --qk-norm           stablelm: per-head LayerNorm of q and k
+ *                       (attn_q_norm [head_dim, n_head], attn_k_norm)
+ *   --falcon-norm2      falcon: attn_norm_2, the attention's own input norm
+ *                       (Falcon 40B)
+ *
+ * --tied leaves out output.weight (the output matrix is then token_embd);
+ * gemma and gemma2 are always tied, gptneox and stablelm never. RMS-norm
+ * families (llama, qwen*, phi3, gemma*) write
+ * attention.layer_norm_rms_epsilon, LayerNorm families
+ * attention.layer_norm_epsilon and a bias beside every norm weight.
  *
  * --vocab-from takes the tokenizer (every tokenizer.* key, the chat template
  * included) from another GGUF, such as llama.cpp's vocabulary-only files, and
@@ -13,11 +55,18 @@
  * (with or without --from).
  *
  * Without --from it makes a model of random weights with a synthetic
- * SentencePiece vocabulary that llama.cpp loads. Matrices are N(0,1) * scale /
- * sqrt(fan_in), fan_in being the row length ne[0]; with the final RMS norm the
- * logits then have a standard deviation of about `scale` (default 4), enough
- * spread that greedy decoding rarely meets a near-tie. Norm weights are
- * 1 + 0.1 N(0,1).
+ * SentencePiece vocabulary that llama.cpp loads (with any architecture).
+ * Matrices are N(0,1) * scale / sqrt(fan_in), fan_in being the row length
+ * ne[0]; with the final norm the logits then have a standard deviation of
+ * about `scale` (default 4), enough spread that greedy decoding rarely meets a
+ * near-tie. Norm weights are 1 + 0.1 N(0,1); biases (LayerNorm's and the
+ * matrices') 0.1 N(0,1). Tensors are drawn in the order they are written.
+ * gemma* scale their input embedding by sqrt(n_embd), so their token_embd is
+ * drawn sqrt(n_embd) times smaller (else it outweighs what the layers add and
+ * the model repeats its last token), with output_norm's weights sqrt(n_embd)
+ * times larger when token_embd is also the output matrix; and gemma2/3's
+ * post-norms (post_attention_norm, post_ffw_norm), which set the size of what
+ * each layer adds, have weights scale * (1 + 0.1 N(0,1)).
  *
  * Reproducible everywhere: the RNG is our own xoshiro256** seeded by
  * splitmix64, and the normal deviates are Irwin-Hall sums (12 uniforms - 6, a
@@ -29,7 +78,9 @@
  * TYPE is any format of engine/core/formats.h (f32, f16, bf16, q4_0 ... q6_k,
  * iq4_nl, iq4_xs; case does not matter). 2-D tensors get TYPE when their rows
  * (ne[0]) are a whole number of blocks, else llama-quantize's fallback (Q4_K ->
- * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms) stay F32;
+ * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms, biases) and
+ * 2-D norms ("*_norm.weight") stay F32, and position_embd.weight, which
+ * llama-quantize does not quantize either, is F32 for a quantized TYPE;
  * general.file_type is llama.cpp's number for TYPE. With --from it copies
  * every key/value and tensor of IN, converting them the same way. The
  * quantizers are quantize.c's, bit-exact with ggml's.
@@ -50,13 +101,60 @@
 #pragma STDC FP_CONTRACT OFF /* no FMAs: the same roundings on every machine */
 #endif
 
+/* What llama.cpp's loader asks of each architecture (src/models/NAME.cpp). */
+enum qkv_form { QKV_SPLIT, QKV_EITHER, QKV_FUSED }; /* only separate, either, only fused */
+enum presence { NEVER, OPTIONAL, ALWAYS };
+
+struct family {
+    const char *name;
+    bool layer_norm;        /* LayerNorm with a bias (else RMSNorm, no bias) */
+    float eps;              /* the norm epsilon real files of the family have */
+    bool rope, partial_rot; /* RoPE keys; a rotary dimension below head_dim allowed */
+    enum qkv_form qkv;
+    bool fused_default;    /* QKV_EITHER: fused unless --split-qkv (phi3) */
+    enum presence qkv_bias; /* q/k/v or qkv biases */
+    bool qkv_bias_default;  /* OPTIONAL: on unless --qkv-bias 0 (qwen2) */
+    bool lin_bias;          /* attn_output and FFN biases (gpt-2 style) */
+    bool gated;             /* ffn_gate (SwiGLU / GeGLU) */
+    bool fused_up;          /* ffn_up holds gate and up: 2 * n_ff rows (phi3) */
+    bool ffn_norm;          /* a norm before the FFN (falcon has none) */
+    bool qk_norm;           /* attn_q_norm / attn_k_norm [head_dim] (RMS) */
+    bool post_norms;        /* post_attention_norm and post_ffw_norm (gemma2/3) */
+    enum presence output;   /* output.weight (OPTIONAL: --tied leaves it out) */
+    bool pos_embd;          /* learned positions: position_embd [n_embd, n_ctx] */
+    bool tok_norm;          /* token_embd_norm after the embedding (bloom) */
+    bool window;            /* --window, --swa-pattern, --rope-base-swa */
+    bool gptj_layout;       /* gptj's old tensors: ffn_up/down and output biases */
+};
+
+static const struct family families[] = {
+    /* name   LN    eps   rope  part. qkv         fdef   qkv_bias  bdef   lin_b  gated  f_up   ffn_n  qk_n   post   output    pos    tok_n  window gptj */
+    {"llama", false, 1e-5f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, OPTIONAL, false, false, true, false},
+    {"qwen2", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, true, false, true, false, true, false, false, OPTIONAL, false, false, false, false},
+    {"qwen3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, true, false, OPTIONAL, false, false, false, false},
+    {"phi3", false, 1e-5f, true, true, QKV_EITHER, true, OPTIONAL, false, false, false, true, true, false, false, OPTIONAL, false, false, true, false},
+    {"gemma", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, NEVER, false, false, false, false},
+    {"gemma2", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, true, NEVER, false, false, true, false},
+    {"gemma3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, true, true, OPTIONAL, false, false, true, false},
+    {"falcon", true, 1e-5f, true, false, QKV_FUSED, true, NEVER, false, false, false, false, false, false, false, OPTIONAL, false, false, false, false},
+    {"gptneox", true, 1e-5f, true, true, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, ALWAYS, false, false, false, false},
+    {"stablelm", true, 1e-5f, true, true, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, ALWAYS, false, false, false, false},
+    {"starcoder", true, 1e-5f, false, false, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, OPTIONAL, true, false, false, false},
+    {"bloom", true, 1e-5f, false, false, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, OPTIONAL, false, true, false, false},
+    {"starcoder2", true, 1e-5f, true, false, QKV_EITHER, false, OPTIONAL, true, true, false, false, true, false, false, OPTIONAL, false, false, false, false},
+    {"gptj", true, 1e-5f, true, true, QKV_SPLIT, false, NEVER, false, false, false, false, false, false, false, ALWAYS, false, false, false, true},
+};
+
 struct args {
     const char *out, *from, *vocab_from, *template_file;
+    const struct family *fam;
     uint32_t type;
     uint64_t seed;
-    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
-    double rope_base, scale;
-    bool tied, shape_given;
+    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_rot;
+    uint32_t window, swa_pattern;
+    double rope_base, scale, rope_base_swa, attn_softcap, final_softcap;
+    int fused_qkv, qkv_bias, par_res; /* -1: the family's default */
+    bool tied, qk_norm, falcon_norm2, shape_given;
 };
 
 /* llama.cpp's LLAMA_FTYPE values (llama.h) for files all of one type; a
@@ -218,12 +316,28 @@ static void *keep(void *p)
     return p;
 }
 
-/* Adds NAME (N_DIMS, NE) from the floats X as TYPE, or its fallback when its
- * rows are not a whole number of TYPE's blocks; 1-D tensors stay F32. */
-static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
-                       const float *x, uint32_t type)
+static bool ends_with(const char *s, const char *tail)
 {
-    if (n_dims == 1) type = VKLLM_TYPE_F32;
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && !strcmp(s + n - m, tail);
+}
+
+/* Adds NAME (N_DIMS, NE) from the floats X as TYPE, or its fallback when its
+ * rows are not a whole number of TYPE's blocks. Like llama-quantize, it leaves
+ * alone 1-D tensors, norms and position_embd: those keep ORIG (the type they
+ * had in --from's input; -1 for a new model: F32, or TYPE when TYPE is a float
+ * format and the tensor is position_embd). */
+static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       const float *x, uint32_t type, int orig)
+{
+    const bool float_type =
+        type == VKLLM_TYPE_F32 || type == VKLLM_TYPE_F16 || type == VKLLM_TYPE_BF16;
+    if (n_dims == 1)
+        type = VKLLM_TYPE_F32;
+    else if (ends_with(name, "_norm.weight"))
+        type = orig >= 0 ? (uint32_t)orig : VKLLM_TYPE_F32;
+    else if (!strcmp(name, "position_embd.weight"))
+        type = orig >= 0 ? (uint32_t)orig : float_type ? type : VKLLM_TYPE_F32;
     type = quant_fallback_type(type, ne[0]);
     uint64_t nel = ne[0] * ne[1] * ne[2] * ne[3];
     uint64_t size = quant_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3];
@@ -233,18 +347,32 @@ static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, 
         die("cannot add tensor %s", name);
 }
 
-/* A random matrix [ne0, ne1] (ne0 = fan_in), or a norm vector [ne0] when ne1 is 0. */
-static void add_random(vkllm_gguf_writer *w, const struct args *a, const char *name, uint64_t ne0,
-                       uint64_t ne1)
+/* What add_random makes: a matrix, a norm weight or a bias. */
+enum kind { MATRIX, NORM, BIAS };
+
+/* A random [ne0, ne1] (ne1 0 for a vector): a MATRIX is N(0,1) * scale /
+ * sqrt(ne0) (ne0 = fan_in), a NORM weight 1 + 0.1 N(0,1), a BIAS 0.1 N(0,1);
+ * each times GAIN. */
+static void add_random_gain(vkllm_gguf_writer *w, const struct args *a, const char *name,
+                            uint64_t ne0, uint64_t ne1, enum kind kind, double gain)
 {
     uint64_t ne[4] = {ne0, ne1 ? ne1 : 1, 1, 1}, n = ne0 * ne[1];
     float *x = malloc(n * sizeof *x);
     if (!x) die("out of memory");
     const double f = a->scale / sqrt((double)ne0);
     for (uint64_t i = 0; i < n; i++)
-        x[i] = (float)(ne1 ? normal() * f : 1.0 + 0.1 * normal());
-    add_tensor(w, name, ne1 ? 2 : 1, ne, x, a->type);
+        x[i] = (float)((kind == MATRIX ? normal() * f
+                        : kind == NORM ? 1.0 + 0.1 * normal()
+                                       : 0.1 * normal()) *
+                       gain);
+    add_tensor(w, name, ne1 ? 2 : 1, ne, x, a->type, -1);
     free(x);
+}
+
+static void add_random(vkllm_gguf_writer *w, const struct args *a, const char *name, uint64_t ne0,
+                       uint64_t ne1, enum kind kind)
+{
+    add_random_gain(w, a, name, ne0, ne1, kind, 1.0);
 }
 
 /* Copies every tokenizer.* key of VOCAB; returns its number of tokens. */
@@ -283,23 +411,90 @@ static void set_template(vkllm_gguf_writer *w, const char *path)
     free(text);
 }
 
+/* The writer's calls for "<arch>.KEY". */
+static int set_u32(vkllm_gguf_writer *w, const struct args *a, const char *key, uint32_t v)
+{
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", a->fam->name, key);
+    return vkllm_gguf_writer_set_uint32(w, k, v);
+}
+
+static int set_f32(vkllm_gguf_writer *w, const struct args *a, const char *key, double v)
+{
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", a->fam->name, key);
+    return vkllm_gguf_writer_set_float32(w, k, (float)v);
+}
+
+/* add_random for "blk.L.PART.SUFFIX" (L < 0: "PART.SUFFIX") */
+static void add_part(vkllm_gguf_writer *w, const struct args *a, long l, const char *part,
+                     const char *suffix, uint64_t ne0, uint64_t ne1, enum kind kind)
+{
+    char t[96];
+    if (l < 0)
+        snprintf(t, sizeof t, "%s.%s", part, suffix);
+    else
+        snprintf(t, sizeof t, "blk.%ld.%s.%s", l, part, suffix);
+    add_random(w, a, t, ne0, ne1, kind);
+}
+
+static const char *pname(long l, const char *part)
+{
+    static char t[96];
+    snprintf(t, sizeof t, "blk.%ld.%s.weight", l, part);
+    return t;
+}
+
+/* A norm of N: its weight, and its bias for a LayerNorm family. */
+static void add_norm(vkllm_gguf_writer *w, const struct args *a, long l, const char *part,
+                     uint64_t n)
+{
+    add_part(w, a, l, part, "weight", n, 0, NORM);
+    if (a->fam->layer_norm) add_part(w, a, l, part, "bias", n, 0, BIAS);
+}
+
+/* A matrix [ne0, ne1] and, when BIAS, its bias [ne1]. */
+static void add_linear(vkllm_gguf_writer *w, const struct args *a, long l, const char *part,
+                       uint64_t ne0, uint64_t ne1, bool bias)
+{
+    add_part(w, a, l, part, "weight", ne0, ne1, MATRIX);
+    if (bias) add_part(w, a, l, part, "bias", ne1, 0, BIAS);
+}
+
 static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm_gguf *vocab)
 {
+    const struct family *fam = a->fam;
     const uint32_t head_dim = a->n_embd / a->n_head, n_kv = a->n_head_kv * head_dim;
     int rc = 0;
-    rc |= vkllm_gguf_writer_set_str(w, "general.architecture", "llama");
+    rc |= vkllm_gguf_writer_set_str(w, "general.architecture", fam->name);
     char name[96];
     snprintf(name, sizeof name, "gen_model seed %llu", (unsigned long long)a->seed);
     rc |= vkllm_gguf_writer_set_str(w, "general.name", name);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.context_length", a->n_ctx);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.embedding_length", a->n_embd);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.block_count", a->n_layer);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.feed_forward_length", a->n_ff);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.attention.head_count", a->n_head);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.attention.head_count_kv", a->n_head_kv);
-    rc |= vkllm_gguf_writer_set_uint32(w, "llama.rope.dimension_count", head_dim);
-    rc |= vkllm_gguf_writer_set_float32(w, "llama.rope.freq_base", (float)a->rope_base);
-    rc |= vkllm_gguf_writer_set_float32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    rc |= set_u32(w, a, "context_length", a->n_ctx);
+    rc |= set_u32(w, a, "embedding_length", a->n_embd);
+    rc |= set_u32(w, a, "block_count", a->n_layer);
+    rc |= set_u32(w, a, "feed_forward_length", a->n_ff);
+    rc |= set_u32(w, a, "attention.head_count", a->n_head);
+    rc |= set_u32(w, a, "attention.head_count_kv", a->n_head_kv);
+    if (fam->rope) {
+        rc |= set_u32(w, a, "rope.dimension_count", a->n_rot);
+        rc |= set_f32(w, a, "rope.freq_base", a->rope_base);
+    }
+    rc |= set_f32(w, a,
+                  fam->layer_norm ? "attention.layer_norm_epsilon"
+                                  : "attention.layer_norm_rms_epsilon",
+                  fam->eps);
+    /* the family's own keys, only when asked for (llama's output is as before) */
+    if (a->window) rc |= set_u32(w, a, "attention.sliding_window", a->window);
+    if (a->swa_pattern) rc |= set_u32(w, a, "attention.sliding_window_pattern", a->swa_pattern);
+    if (a->rope_base_swa > 0) rc |= set_f32(w, a, "rope.freq_base_swa", a->rope_base_swa);
+    if (a->attn_softcap > 0) rc |= set_f32(w, a, "attn_logit_softcapping", a->attn_softcap);
+    if (a->final_softcap > 0) rc |= set_f32(w, a, "final_logit_softcapping", a->final_softcap);
+    if (!strcmp(fam->name, "gptneox")) {
+        char k[64];
+        snprintf(k, sizeof k, "%s.use_parallel_residual", fam->name);
+        rc |= vkllm_gguf_writer_set_bool(w, k, a->par_res != 0);
+    }
     rc |= vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2);
     rc |= vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a->type));
 
@@ -323,23 +518,60 @@ static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm
     if (rc) die("cannot set the metadata");
 
     /* ne0 is the input dimension of every matrix: y = W x has ne1 outputs */
-    add_random(w, a, "token_embd.weight", a->n_embd, a->n_vocab);
-    for (uint32_t l = 0; l < a->n_layer; l++) {
-        static const char *const parts[] = {"attn_norm", "attn_q",      "attn_k",
-                                            "attn_v",    "attn_output", "ffn_norm",
-                                            "ffn_gate",  "ffn_up",      "ffn_down"};
-        const uint64_t ne0[] = {a->n_embd, a->n_embd, a->n_embd, a->n_embd, a->n_embd,
-                                a->n_embd, a->n_embd, a->n_embd, a->n_ff};
-        const uint64_t ne1[] = {0, a->n_embd, n_kv,    n_kv,     a->n_embd,
-                                0, a->n_ff,   a->n_ff, a->n_embd};
-        for (int p = 0; p < 9; p++) {
-            char t[64];
-            snprintf(t, sizeof t, "blk.%u.%s.weight", l, parts[p]);
-            add_random(w, a, t, ne0[p], ne1[p]);
+    const uint64_t n_embd = a->n_embd, n_ff = a->n_ff;
+    const bool fused = a->fused_qkv == 1, qkv_bias = a->qkv_bias == 1;
+    /* gemma* multiply the embedding by sqrt(n_embd): drawn that much smaller, it
+     * weighs in the residual stream as other families' does (else it drowns
+     * the layers' output and the model repeats its input); where it is the
+     * output matrix too, output_norm's weights are sqrt(n_embd) larger to
+     * keep the logits' spread */
+    const bool gemma = !strncmp(fam->name, "gemma", 5);
+    const double embd_gain = gemma ? 1.0 / sqrt((double)n_embd) : 1.0;
+    const double out_gain = gemma && a->tied ? sqrt((double)n_embd) : 1.0;
+    /* gemma2/3's post-norms set the size of what each layer adds to the
+     * residual stream: at 1 the embedding would still outweigh it */
+    const double post_gain = a->scale;
+    add_random_gain(w, a, "token_embd.weight", n_embd, a->n_vocab, MATRIX, embd_gain);
+    if (fam->tok_norm) add_norm(w, a, -1, "token_embd_norm", n_embd);
+    if (fam->pos_embd) add_random(w, a, "position_embd.weight", n_embd, a->n_ctx, MATRIX);
+    for (long l = 0; l < (long)a->n_layer; l++) {
+        add_norm(w, a, l, "attn_norm", n_embd);
+        if (a->falcon_norm2) add_norm(w, a, l, "attn_norm_2", n_embd);
+        if (fused) {
+            add_linear(w, a, l, "attn_qkv", n_embd, n_embd + 2 * n_kv, qkv_bias);
+        } else {
+            add_linear(w, a, l, "attn_q", n_embd, n_embd, false);
+            add_linear(w, a, l, "attn_k", n_embd, n_kv, false);
+            add_linear(w, a, l, "attn_v", n_embd, n_kv, false);
+            if (qkv_bias) {
+                add_part(w, a, l, "attn_q", "bias", n_embd, 0, BIAS);
+                add_part(w, a, l, "attn_k", "bias", n_kv, 0, BIAS);
+                add_part(w, a, l, "attn_v", "bias", n_kv, 0, BIAS);
+            }
         }
+        if (fam->qk_norm) { /* RMS over each head, one weight for all heads */
+            add_part(w, a, l, "attn_q_norm", "weight", head_dim, 0, NORM);
+            add_part(w, a, l, "attn_k_norm", "weight", head_dim, 0, NORM);
+        }
+        if (a->qk_norm) { /* stablelm: LayerNorm without bias, a weight per head */
+            add_part(w, a, l, "attn_q_norm", "weight", head_dim, a->n_head, NORM);
+            add_part(w, a, l, "attn_k_norm", "weight", head_dim, a->n_head_kv, NORM);
+        }
+        add_linear(w, a, l, "attn_output", n_embd, n_embd, fam->lin_bias);
+        if (fam->post_norms)
+            add_random_gain(w, a, pname(l, "post_attention_norm"), n_embd, 0, NORM, post_gain);
+        if (fam->ffn_norm && !(a->par_res == 1 && !strcmp(fam->name, "stablelm")))
+            add_norm(w, a, l, "ffn_norm", n_embd);
+        if (fam->gated) add_linear(w, a, l, "ffn_gate", n_embd, n_ff, false);
+        add_linear(w, a, l, "ffn_up", n_embd, fam->fused_up ? 2 * n_ff : n_ff,
+                   fam->lin_bias || fam->gptj_layout);
+        add_linear(w, a, l, "ffn_down", n_ff, n_embd, fam->lin_bias || fam->gptj_layout);
+        if (fam->post_norms)
+            add_random_gain(w, a, pname(l, "post_ffw_norm"), n_embd, 0, NORM, post_gain);
     }
-    add_random(w, a, "output_norm.weight", a->n_embd, 0);
-    if (!a->tied) add_random(w, a, "output.weight", a->n_embd, a->n_vocab);
+    add_random_gain(w, a, "output_norm.weight", n_embd, 0, NORM, out_gain);
+    if (fam->layer_norm) add_random(w, a, "output_norm.bias", n_embd, 0, BIAS);
+    if (!a->tied) add_linear(w, a, -1, "output", n_embd, a->n_vocab, fam->gptj_layout);
 }
 
 static bool key_is(const struct vkllm_gguf_kv *kv, const char *key)
@@ -403,7 +635,7 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
         float *x = malloc((nel ? nel : 1) * sizeof *x);
         if (!x) die("out of memory");
         quant_dequantize_row(t->type, t->data, x, nel);
-        add_tensor(w, name, t->n_dims, t->ne, x, a->type);
+        add_tensor(w, name, t->n_dims, t->ne, x, a->type, (int)t->type);
         free(x);
     }
     free(order);
@@ -413,11 +645,34 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
 
 static void usage(void)
 {
-    fputs("usage: gen_model -o OUT.gguf [--type TYPE] [--from IN.gguf] [--seed N]\n"
+    fputs("usage: gen_model -o OUT.gguf [--arch NAME] [--type TYPE] [--from IN.gguf] [--seed N]\n"
           "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
           "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
           "                 [--vocab-from VOCAB.gguf] [--chat-template-file T.jinja]\n"
-          "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n",
+          "                 [--n-rot N] [--fused-qkv | --split-qkv] [--qkv-bias 0|1]\n"
+          "                 [--window N] [--swa-pattern N] [--rope-base-swa F]\n"
+          "                 [--attn-softcap F] [--final-softcap F] [--parallel-residual 0|1]\n"
+          "                 [--qk-norm] [--falcon-norm2]\n"
+          "NAME: llama (default), qwen2, qwen3, phi3, gemma, gemma2, gemma3, falcon, gptneox,\n"
+          "      stablelm, starcoder, bloom, starcoder2; gptj (a file llama.cpp refuses)\n"
+          "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n"
+          "--n-rot N               rotary dimensions per head (phi3, gptneox, stablelm; default all)\n"
+          "--fused-qkv             attn_qkv instead of attn_q/k/v (llama, qwen*, gemma*, stablelm;\n"
+          "                        default for phi3, always for falcon, gptneox, starcoder, bloom)\n"
+          "--split-qkv             attn_q/k/v for phi3\n"
+          "--qkv-bias 0|1          q/k/v biases (default 1 for qwen2, else 0; always for gptneox,\n"
+          "                        starcoder, bloom; never for falcon)\n"
+          "--window N              attention.sliding_window (gemma2, gemma3; llama, phi3: ignored\n"
+          "                        by llama.cpp)\n"
+          "--swa-pattern N         attention.sliding_window_pattern: every Nth layer global\n"
+          "                        (gemma2: default 2, gemma3: default 6)\n"
+          "--rope-base-swa F       rope.freq_base_swa, for the windowed layers (gemma2, gemma3)\n"
+          "--attn-softcap F        attn_logit_softcapping (gemma2; 50 when absent)\n"
+          "--final-softcap F       final_logit_softcapping (gemma2: 30 when absent; gemma3: none)\n"
+          "--parallel-residual 0|1 gptneox: use_parallel_residual (default 1); stablelm: 1 drops\n"
+          "                        ffn_norm, the FFN then reads the attention's norm (default 0)\n"
+          "--qk-norm               stablelm: per-head LayerNorm of q and k\n"
+          "--falcon-norm2          falcon: attn_norm_2, a separate norm before attention (40B)\n",
           stderr);
 }
 
@@ -437,9 +692,24 @@ static double parse_float(const char *opt, const char *s)
     return v;
 }
 
+static const struct family *find_family(const char *name)
+{
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        if (!strcmp(name, families[f].name)) return &families[f];
+    die("--arch %s: not one of llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, falcon, "
+        "gptneox, stablelm, starcoder, bloom, starcoder2, gptj",
+        name);
+}
+
+static bool is(const struct family *f, const char *name)
+{
+    return !strcmp(f->name, name);
+}
+
 static void parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){.type = VKLLM_TYPE_F32,
+    *a = (struct args){.fam = &families[0],
+                       .type = VKLLM_TYPE_F32,
                        .seed = 1,
                        .n_vocab = 320,
                        .n_embd = 64,
@@ -448,11 +718,28 @@ static void parse_args(int argc, char **argv, struct args *a)
                        .n_ff = 128,
                        .n_ctx = 512,
                        .rope_base = 10000.0,
-                       .scale = 4.0};
+                       .scale = 4.0,
+                       .fused_qkv = -1,
+                       .qkv_bias = -1,
+                       .par_res = -1};
+    bool model_option = false; /* an option that --from cannot take */
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--tied")) {
             a->tied = a->shape_given = true;
+            continue;
+        }
+        if (!strcmp(o, "--fused-qkv") || !strcmp(o, "--split-qkv")) {
+            a->fused_qkv = o[2] == 'f';
+            model_option = true;
+            continue;
+        }
+        if (!strcmp(o, "--qk-norm")) {
+            a->qk_norm = model_option = true;
+            continue;
+        }
+        if (!strcmp(o, "--falcon-norm2")) {
+            a->falcon_norm2 = model_option = true;
             continue;
         }
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
@@ -470,13 +757,26 @@ static void parse_args(int argc, char **argv, struct args *a)
         } dims[] = {{"--n-vocab", &a->n_vocab},     {"--n-embd", &a->n_embd},
                     {"--n-layer", &a->n_layer},     {"--n-head", &a->n_head},
                     {"--n-head-kv", &a->n_head_kv}, {"--n-ff", &a->n_ff},
-                    {"--n-ctx", &a->n_ctx}};
+                    {"--n-ctx", &a->n_ctx},         {"--n-rot", &a->n_rot},
+                    {"--window", &a->window},       {"--swa-pattern", &a->swa_pattern}};
         bool done = false;
         for (size_t k = 0; k < sizeof dims / sizeof dims[0] && !done; k++) {
             if (strcmp(o, dims[k].name)) continue;
             *dims[k].dst = (uint32_t)parse_uint(o, v, 1u << 24);
             if (!*dims[k].dst) die("%s must be at least 1", o);
             done = a->shape_given = true;
+        }
+        if (done) continue;
+        struct {
+            const char *name;
+            double *dst;
+        } floats[] = {{"--rope-base-swa", &a->rope_base_swa},
+                      {"--attn-softcap", &a->attn_softcap},
+                      {"--final-softcap", &a->final_softcap}};
+        for (size_t k = 0; k < sizeof floats / sizeof floats[0] && !done; k++) {
+            if (strcmp(o, floats[k].name)) continue;
+            *floats[k].dst = parse_float(o, v);
+            done = model_option = true;
         }
         if (done) continue;
         if (!strcmp(o, "-o"))
@@ -493,6 +793,12 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->rope_base = parse_float(o, v), a->shape_given = true;
         else if (!strcmp(o, "--scale"))
             a->scale = parse_float(o, v);
+        else if (!strcmp(o, "--arch"))
+            a->fam = find_family(v), model_option = true;
+        else if (!strcmp(o, "--qkv-bias"))
+            a->qkv_bias = (int)parse_uint(o, v, 1), model_option = true;
+        else if (!strcmp(o, "--parallel-residual"))
+            a->par_res = (int)parse_uint(o, v, 1), model_option = true;
         else if (!strcmp(o, "--type")) {
             uint32_t f = 0;
             while (f < quant_format_count && strcasecmp(v, quant_formats[f].name))
@@ -508,15 +814,15 @@ static void parse_args(int argc, char **argv, struct args *a)
         usage();
         die("-o OUT.gguf is required");
     }
-    if (a->from && a->shape_given)
-        die("--from takes the model's shape from %s: leave out --n-*, --rope-base and --tied",
+    if (a->from && (a->shape_given || model_option))
+        die("--from takes the model from %s: leave out --arch, --n-*, --rope-base, --tied and "
+            "the family options",
             a->from);
     if (!a->n_head_kv) a->n_head_kv = a->n_head;
     if (a->n_embd % a->n_head)
         die("--n-embd %u is not a multiple of --n-head %u", a->n_embd, a->n_head);
-    if ((a->n_embd / a->n_head) % 2)
-        die("the head dimension (n_embd / n_head = %u) must be even for RoPE",
-            a->n_embd / a->n_head);
+    const uint32_t head_dim = a->n_embd / a->n_head;
+    if (head_dim % 2) die("the head dimension (n_embd / n_head = %u) must be even for RoPE", head_dim);
     if (a->n_head % a->n_head_kv)
         die("--n-head %u is not a multiple of --n-head-kv %u", a->n_head, a->n_head_kv);
     if (a->from && a->vocab_from) die("--vocab-from makes a new model: leave out --from");
@@ -524,6 +830,37 @@ static void parse_args(int argc, char **argv, struct args *a)
         die("--n-vocab %u is too small: the vocabulary has 259 special and byte tokens, and "
             "at least \"\xe2\x96\x81\"",
             a->n_vocab);
+
+    /* what the family allows, and its defaults */
+    const struct family *f = a->fam;
+    if (a->n_rot && (!f->rope || !f->partial_rot))
+        die("--n-rot: %s takes no rotary dimension count (only phi3, gptneox, stablelm)", f->name);
+    if (a->n_rot > head_dim || a->n_rot % 2)
+        die("--n-rot %u: must be even and at most the head dimension %u", a->n_rot, head_dim);
+    if (!a->n_rot) a->n_rot = head_dim;
+    if (a->fused_qkv >= 0 && f->qkv != QKV_EITHER)
+        die("--%s-qkv: %s has %s q/k/v only", a->fused_qkv ? "fused" : "split", f->name,
+            f->qkv == QKV_FUSED ? "fused" : "separate");
+    if (a->fused_qkv < 0) a->fused_qkv = f->qkv == QKV_FUSED || f->fused_default;
+    if (a->qkv_bias >= 0 && f->qkv_bias != OPTIONAL)
+        die("--qkv-bias: %s %s q/k/v biases", f->name,
+            f->qkv_bias == ALWAYS ? "always has" : "has no");
+    if (a->qkv_bias < 0) a->qkv_bias = f->qkv_bias == ALWAYS || f->qkv_bias_default;
+    if ((a->window && !f->window) ||
+        ((a->swa_pattern || a->rope_base_swa > 0) && !is(f, "gemma2") && !is(f, "gemma3")))
+        die("--window, --swa-pattern, --rope-base-swa: not for %s (--window: gemma2, gemma3, "
+            "llama, phi3; the others: gemma2, gemma3)",
+            f->name);
+    if (a->attn_softcap > 0 && !is(f, "gemma2")) die("--attn-softcap: gemma2 only");
+    if (a->final_softcap > 0 && !is(f, "gemma2") && !is(f, "gemma3"))
+        die("--final-softcap: gemma2 and gemma3 only");
+    if (a->par_res >= 0 && !is(f, "gptneox") && !is(f, "stablelm"))
+        die("--parallel-residual: gptneox and stablelm only");
+    if (a->par_res < 0) a->par_res = is(f, "gptneox");
+    if (a->qk_norm && !is(f, "stablelm")) die("--qk-norm: stablelm only (qwen3, gemma3 always)");
+    if (a->falcon_norm2 && !is(f, "falcon")) die("--falcon-norm2: falcon only");
+    if (f->output == ALWAYS && a->tied) die("--tied: %s always has output.weight", f->name);
+    if (f->output == NEVER) a->tied = true; /* gemma, gemma2: token_embd is the output */
 }
 
 int main(int argc, char **argv)

@@ -223,6 +223,10 @@ static const struct arch archs[] = {
      BASE_REQUIRED | LN_BIASES | GELU_FFN | BIT(TOK_NORM) | BIT(TOK_NORM_B) | BIT(WQKV) |
          BIT(BQKV) | BIT(BO),
      BIT(OUTPUT), bloom_keys},
+    /* the last family added, as a table entry alone (docs/ARCHITECTURES.md) */
+    {"starcoder2", NORM_LAYER, FFN_GELU, ROPE_NEOX, ARCH_FULL_ROTARY,
+     BASE_REQUIRED | LN_BIASES | GELU_FFN | QKV | BIT(BO), QKV_EITHER | QKV_BIASES | BIT(OUTPUT),
+     NULL},
 };
 
 const struct arch *arch_find(const char *name, size_t len)
