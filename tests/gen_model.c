@@ -41,6 +41,12 @@
  *                       (attn_q_norm [head_dim, n_head], attn_k_norm)
  *   --falcon-norm2      falcon: attn_norm_2, the attention's own input norm
  *                       (Falcon 40B)
+ *   --rope-scaling T    rope.scaling.type T (linear, yarn, longrope), with
+ *   --rope-factor F     rope.scaling.factor and
+ *   --rope-orig-ctx N   rope.scaling.original_context_length (when given)
+ *   --rope-factors      frequency factors: llama's rope_freqs.weight (Llama
+ *                       3.1), phi3's rope_factors_long/short.weight with
+ *                       rope.scaling.attn_factor (LongRoPE); by formula
  *
  * --tied leaves out output.weight (the output matrix is then token_embd);
  * gemma and gemma2 are always tied, gptneox and stablelm never. RMS-norm
@@ -111,7 +117,7 @@ struct family {
     float eps;              /* the norm epsilon real files of the family have */
     bool rope, partial_rot; /* RoPE keys; a rotary dimension below head_dim allowed */
     enum qkv_form qkv;
-    bool fused_default;    /* QKV_EITHER: fused unless --split-qkv (phi3) */
+    bool fused_default;     /* QKV_EITHER: fused unless --split-qkv (phi3) */
     enum presence qkv_bias; /* q/k/v or qkv biases */
     bool qkv_bias_default;  /* OPTIONAL: on unless --qkv-bias 0 (qwen2) */
     bool lin_bias;          /* attn_output and FFN biases (gpt-2 style) */
@@ -128,21 +134,36 @@ struct family {
 };
 
 static const struct family families[] = {
-    /* name   LN    eps   rope  part. qkv         fdef   qkv_bias  bdef   lin_b  gated  f_up   ffn_n  qk_n   post   output    pos    tok_n  window gptj */
-    {"llama", false, 1e-5f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, OPTIONAL, false, false, true, false},
-    {"qwen2", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, true, false, true, false, true, false, false, OPTIONAL, false, false, false, false},
-    {"qwen3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, true, false, OPTIONAL, false, false, false, false},
-    {"phi3", false, 1e-5f, true, true, QKV_EITHER, true, OPTIONAL, false, false, false, true, true, false, false, OPTIONAL, false, false, true, false},
-    {"gemma", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, NEVER, false, false, false, false},
-    {"gemma2", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, true, NEVER, false, false, true, false},
-    {"gemma3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, true, true, OPTIONAL, false, false, true, false},
-    {"falcon", true, 1e-5f, true, false, QKV_FUSED, true, NEVER, false, false, false, false, false, false, false, OPTIONAL, false, false, false, false},
-    {"gptneox", true, 1e-5f, true, true, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, ALWAYS, false, false, false, false},
-    {"stablelm", true, 1e-5f, true, true, QKV_EITHER, false, OPTIONAL, false, false, true, false, true, false, false, ALWAYS, false, false, false, false},
-    {"starcoder", true, 1e-5f, false, false, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, OPTIONAL, true, false, false, false},
-    {"bloom", true, 1e-5f, false, false, QKV_FUSED, true, ALWAYS, true, true, false, false, true, false, false, OPTIONAL, false, true, false, false},
-    {"starcoder2", true, 1e-5f, true, false, QKV_EITHER, false, OPTIONAL, true, true, false, false, true, false, false, OPTIONAL, false, false, false, false},
-    {"gptj", true, 1e-5f, true, true, QKV_SPLIT, false, NEVER, false, false, false, false, false, false, false, ALWAYS, false, false, false, true},
+    /* name   LN    eps   rope  part. qkv         fdef   qkv_bias  bdef   lin_b  gated  f_up   ffn_n
+       qk_n   post   output    pos    tok_n  window gptj */
+    {"llama", false, 1e-5f, true,  false, QKV_EITHER, false, OPTIONAL, false, false,
+     true,    false, true,  false, false, OPTIONAL,   false, false,    true,  false},
+    {"qwen2", false, 1e-6f, true,  false, QKV_EITHER, false, OPTIONAL, true,  false,
+     true,    false, true,  false, false, OPTIONAL,   false, false,    false, false},
+    {"qwen3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false,
+     true,    false, true,  true, false, OPTIONAL,   false, false,    false, false},
+    {"phi3", false, 1e-5f, true,  true,  QKV_EITHER, true,  OPTIONAL, false, false,
+     false,  true,  true,  false, false, OPTIONAL,   false, false,    true,  false},
+    {"gemma", false, 1e-6f, true,  false, QKV_EITHER, false, OPTIONAL, false, false,
+     true,    false, true,  false, false, NEVER,      false, false,    false, false},
+    {"gemma2", false, 1e-6f, true,  false, QKV_EITHER, false, OPTIONAL, false, false,
+     true,     false, true,  false, true,  NEVER,      false, false,    true,  false},
+    {"gemma3", false, 1e-6f, true, false, QKV_EITHER, false, OPTIONAL, false, false,
+     true,     false, true,  true, true,  OPTIONAL,   false, false,    true,  false},
+    {"falcon", true,  1e-5f, true,  false, QKV_FUSED, true,  NEVER, false, false,
+     false,    false, false, false, false, OPTIONAL,  false, false, false, false},
+    {"gptneox", true,  1e-5f, true,  true,  QKV_FUSED, true,  ALWAYS, true,  true,
+     false,     false, true,  false, false, ALWAYS,    false, false,  false, false},
+    {"stablelm", true,  1e-5f, true,  true,  QKV_EITHER, false, OPTIONAL, false, false,
+     true,       false, true,  false, false, ALWAYS,     false, false,    false, false},
+    {"starcoder", true,  1e-5f, false, false, QKV_FUSED, true, ALWAYS, true,  true,
+     false,       false, true,  false, false, OPTIONAL,  true, false,  false, false},
+    {"bloom", true,  1e-5f, false, false, QKV_FUSED, true,  ALWAYS, true,  true,
+     false,   false, true,  false, false, OPTIONAL,  false, true,   false, false},
+    {"starcoder2", true,  1e-5f, true,  false, QKV_EITHER, false, OPTIONAL, true,  true,
+     false,        false, true,  false, false, OPTIONAL,   false, false,    false, false},
+    {"gptj", true,  1e-5f, true,  true,  QKV_SPLIT, false, NEVER, false, false,
+     false,  false, false, false, false, ALWAYS,    false, false, false, true},
 };
 
 struct args {
@@ -152,7 +173,10 @@ struct args {
     uint64_t seed;
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_rot;
     uint32_t window, swa_pattern;
-    double rope_base, scale, rope_base_swa, attn_softcap, final_softcap;
+    double rope_base, scale, rope_base_swa, attn_softcap, final_softcap, rope_factor;
+    const char *rope_scaling;
+    uint32_t rope_orig_ctx;
+    bool rope_factors;
     int fused_qkv, qkv_bias, par_res; /* -1: the family's default */
     bool tied, qk_norm, falcon_norm2, shape_given;
 };
@@ -480,16 +504,25 @@ static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm
         rc |= set_u32(w, a, "rope.dimension_count", a->n_rot);
         rc |= set_f32(w, a, "rope.freq_base", a->rope_base);
     }
-    rc |= set_f32(w, a,
-                  fam->layer_norm ? "attention.layer_norm_epsilon"
-                                  : "attention.layer_norm_rms_epsilon",
-                  fam->eps);
+    rc |= set_f32(
+        w, a, fam->layer_norm ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon",
+        fam->eps);
     /* the family's own keys, only when asked for (llama's output is as before) */
     if (a->window) rc |= set_u32(w, a, "attention.sliding_window", a->window);
     if (a->swa_pattern) rc |= set_u32(w, a, "attention.sliding_window_pattern", a->swa_pattern);
     if (a->rope_base_swa > 0) rc |= set_f32(w, a, "rope.freq_base_swa", a->rope_base_swa);
     if (a->attn_softcap > 0) rc |= set_f32(w, a, "attn_logit_softcapping", a->attn_softcap);
     if (a->final_softcap > 0) rc |= set_f32(w, a, "final_logit_softcapping", a->final_softcap);
+    if (a->rope_scaling) {
+        char k[96];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", fam->name);
+        rc |= vkllm_gguf_writer_set_str(w, k, a->rope_scaling);
+    }
+    if (a->rope_factor > 0) rc |= set_f32(w, a, "rope.scaling.factor", a->rope_factor);
+    if (a->rope_orig_ctx)
+        rc |= set_u32(w, a, "rope.scaling.original_context_length", a->rope_orig_ctx);
+    if (a->rope_factors && !strcmp(fam->name, "phi3"))
+        rc |= set_f32(w, a, "rope.scaling.attn_factor", 1.1902380714238083);
     if (!strcmp(fam->name, "gptneox")) {
         char k[64];
         snprintf(k, sizeof k, "%s.use_parallel_residual", fam->name);
@@ -572,6 +605,22 @@ static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm
     add_random_gain(w, a, "output_norm.weight", n_embd, 0, NORM, out_gain);
     if (fam->layer_norm) add_random(w, a, "output_norm.bias", n_embd, 0, BIAS);
     if (!a->tied) add_linear(w, a, -1, "output", n_embd, a->n_vocab, fam->gptj_layout);
+    if (a->rope_factors) {
+        /* smooth, positive and exact in float: 1 + i/4 (long, and Llama 3.1's
+         * divisors), 1 + i/32 (short) */
+        const uint64_t half = a->n_rot / 2, ne[4] = {half, 1, 1, 1};
+        float *longf = keep(malloc(half * sizeof *longf)), *shortf = keep(malloc(half * 4));
+        for (uint64_t i = 0; i < half; i++) {
+            longf[i] = 1.0f + (float)i / 4.0f;
+            shortf[i] = 1.0f + (float)i / 32.0f;
+        }
+        const bool phi3 = !strcmp(fam->name, "phi3");
+        if (vkllm_gguf_writer_add_tensor(w, phi3 ? "rope_factors_long.weight" : "rope_freqs.weight",
+                                         VKLLM_TYPE_F32, 1, ne, longf, half * 4) != VKLLM_OK ||
+            (phi3 && vkllm_gguf_writer_add_tensor(w, "rope_factors_short.weight", VKLLM_TYPE_F32, 1,
+                                                  ne, shortf, half * 4) != VKLLM_OK))
+            die("cannot add the rope factors");
+    }
 }
 
 static bool key_is(const struct vkllm_gguf_kv *kv, const char *key)
@@ -645,35 +694,42 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
 
 static void usage(void)
 {
-    fputs("usage: gen_model -o OUT.gguf [--arch NAME] [--type TYPE] [--from IN.gguf] [--seed N]\n"
-          "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
-          "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
-          "                 [--vocab-from VOCAB.gguf] [--chat-template-file T.jinja]\n"
-          "                 [--n-rot N] [--fused-qkv | --split-qkv] [--qkv-bias 0|1]\n"
-          "                 [--window N] [--swa-pattern N] [--rope-base-swa F]\n"
-          "                 [--attn-softcap F] [--final-softcap F] [--parallel-residual 0|1]\n"
-          "                 [--qk-norm] [--falcon-norm2]\n"
-          "NAME: llama (default), qwen2, qwen3, phi3, gemma, gemma2, gemma3, falcon, gptneox,\n"
-          "      stablelm, starcoder, bloom, starcoder2; gptj (a file llama.cpp refuses)\n"
-          "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n"
-          "--n-rot N               rotary dimensions per head (phi3, gptneox, stablelm; default all)\n"
-          "--fused-qkv             attn_qkv instead of attn_q/k/v (llama, qwen*, gemma*, stablelm;\n"
-          "                        default for phi3, always for falcon, gptneox, starcoder, bloom)\n"
-          "--split-qkv             attn_q/k/v for phi3\n"
-          "--qkv-bias 0|1          q/k/v biases (default 1 for qwen2, else 0; always for gptneox,\n"
-          "                        starcoder, bloom; never for falcon)\n"
-          "--window N              attention.sliding_window (gemma2, gemma3; llama, phi3: ignored\n"
-          "                        by llama.cpp)\n"
-          "--swa-pattern N         attention.sliding_window_pattern: every Nth layer global\n"
-          "                        (gemma2: default 2, gemma3: default 6)\n"
-          "--rope-base-swa F       rope.freq_base_swa, for the windowed layers (gemma2, gemma3)\n"
-          "--attn-softcap F        attn_logit_softcapping (gemma2; 50 when absent)\n"
-          "--final-softcap F       final_logit_softcapping (gemma2: 30 when absent; gemma3: none)\n"
-          "--parallel-residual 0|1 gptneox: use_parallel_residual (default 1); stablelm: 1 drops\n"
-          "                        ffn_norm, the FFN then reads the attention's norm (default 0)\n"
-          "--qk-norm               stablelm: per-head LayerNorm of q and k\n"
-          "--falcon-norm2          falcon: attn_norm_2, a separate norm before attention (40B)\n",
-          stderr);
+    fputs(
+        "usage: gen_model -o OUT.gguf [--arch NAME] [--type TYPE] [--from IN.gguf] [--seed N]\n"
+        "                 [--n-vocab N] [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N]\n"
+        "                 [--n-ff N] [--n-ctx N] [--rope-base F] [--tied] [--scale F]\n"
+        "                 [--vocab-from VOCAB.gguf] [--chat-template-file T.jinja]\n"
+        "                 [--n-rot N] [--fused-qkv | --split-qkv] [--qkv-bias 0|1]\n"
+        "                 [--window N] [--swa-pattern N] [--rope-base-swa F]\n"
+        "                 [--attn-softcap F] [--final-softcap F] [--parallel-residual 0|1]\n"
+        "                 [--qk-norm] [--falcon-norm2] [--rope-scaling T] [--rope-factor F]\n"
+        "                 [--rope-orig-ctx N] [--rope-factors]\n"
+        "NAME: llama (default), qwen2, qwen3, phi3, gemma, gemma2, gemma3, falcon, gptneox,\n"
+        "      stablelm, starcoder, bloom, starcoder2; gptj (a file llama.cpp refuses)\n"
+        "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n"
+        "--n-rot N               rotary dimensions per head (phi3, gptneox, stablelm; default "
+        "all)\n"
+        "--fused-qkv             attn_qkv instead of attn_q/k/v (llama, qwen*, gemma*, stablelm;\n"
+        "                        default for phi3, always for falcon, gptneox, starcoder, bloom)\n"
+        "--split-qkv             attn_q/k/v for phi3\n"
+        "--qkv-bias 0|1          q/k/v biases (default 1 for qwen2, else 0; always for gptneox,\n"
+        "                        starcoder, bloom; never for falcon)\n"
+        "--window N              attention.sliding_window (gemma2, gemma3; llama, phi3: ignored\n"
+        "                        by llama.cpp)\n"
+        "--swa-pattern N         attention.sliding_window_pattern: every Nth layer global\n"
+        "                        (gemma2: default 2, gemma3: default 6)\n"
+        "--rope-base-swa F       rope.freq_base_swa, for the windowed layers (gemma2, gemma3)\n"
+        "--attn-softcap F        attn_logit_softcapping (gemma2; 50 when absent)\n"
+        "--final-softcap F       final_logit_softcapping (gemma2: 30 when absent; gemma3: none)\n"
+        "--parallel-residual 0|1 gptneox: use_parallel_residual (default 1); stablelm: 1 drops\n"
+        "                        ffn_norm, the FFN then reads the attention's norm (default 0)\n"
+        "--qk-norm               stablelm: per-head LayerNorm of q and k\n"
+        "--falcon-norm2          falcon: attn_norm_2, a separate norm before attention (40B)\n"
+        "--rope-scaling T        rope.scaling.type (linear, yarn, longrope); --rope-factor F\n"
+        "                        and --rope-orig-ctx N its factor and original context\n"
+        "--rope-factors          llama: rope_freqs.weight; phi3: rope_factors_long/short and\n"
+        "                        rope.scaling.attn_factor (LongRoPE)\n",
+        stderr);
 }
 
 static uint64_t parse_uint(const char *opt, const char *s, uint64_t max)
@@ -742,6 +798,10 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->falcon_norm2 = model_option = true;
             continue;
         }
+        if (!strcmp(o, "--rope-factors")) {
+            a->rope_factors = model_option = true;
+            continue;
+        }
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage();
             exit(0);
@@ -754,11 +814,17 @@ static void parse_args(int argc, char **argv, struct args *a)
         struct {
             const char *name;
             uint32_t *dst;
-        } dims[] = {{"--n-vocab", &a->n_vocab},     {"--n-embd", &a->n_embd},
-                    {"--n-layer", &a->n_layer},     {"--n-head", &a->n_head},
-                    {"--n-head-kv", &a->n_head_kv}, {"--n-ff", &a->n_ff},
-                    {"--n-ctx", &a->n_ctx},         {"--n-rot", &a->n_rot},
-                    {"--window", &a->window},       {"--swa-pattern", &a->swa_pattern}};
+        } dims[] = {{"--n-vocab", &a->n_vocab},
+                    {"--n-embd", &a->n_embd},
+                    {"--n-layer", &a->n_layer},
+                    {"--n-head", &a->n_head},
+                    {"--n-head-kv", &a->n_head_kv},
+                    {"--n-ff", &a->n_ff},
+                    {"--n-ctx", &a->n_ctx},
+                    {"--n-rot", &a->n_rot},
+                    {"--window", &a->window},
+                    {"--swa-pattern", &a->swa_pattern},
+                    {"--rope-orig-ctx", &a->rope_orig_ctx}};
         bool done = false;
         for (size_t k = 0; k < sizeof dims / sizeof dims[0] && !done; k++) {
             if (strcmp(o, dims[k].name)) continue;
@@ -772,7 +838,8 @@ static void parse_args(int argc, char **argv, struct args *a)
             double *dst;
         } floats[] = {{"--rope-base-swa", &a->rope_base_swa},
                       {"--attn-softcap", &a->attn_softcap},
-                      {"--final-softcap", &a->final_softcap}};
+                      {"--final-softcap", &a->final_softcap},
+                      {"--rope-factor", &a->rope_factor}};
         for (size_t k = 0; k < sizeof floats / sizeof floats[0] && !done; k++) {
             if (strcmp(o, floats[k].name)) continue;
             *floats[k].dst = parse_float(o, v);
@@ -793,6 +860,8 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->rope_base = parse_float(o, v), a->shape_given = true;
         else if (!strcmp(o, "--scale"))
             a->scale = parse_float(o, v);
+        else if (!strcmp(o, "--rope-scaling"))
+            a->rope_scaling = v, model_option = true;
         else if (!strcmp(o, "--arch"))
             a->fam = find_family(v), model_option = true;
         else if (!strcmp(o, "--qkv-bias"))
@@ -822,7 +891,8 @@ static void parse_args(int argc, char **argv, struct args *a)
     if (a->n_embd % a->n_head)
         die("--n-embd %u is not a multiple of --n-head %u", a->n_embd, a->n_head);
     const uint32_t head_dim = a->n_embd / a->n_head;
-    if (head_dim % 2) die("the head dimension (n_embd / n_head = %u) must be even for RoPE", head_dim);
+    if (head_dim % 2)
+        die("the head dimension (n_embd / n_head = %u) must be even for RoPE", head_dim);
     if (a->n_head % a->n_head_kv)
         die("--n-head %u is not a multiple of --n-head-kv %u", a->n_head, a->n_head_kv);
     if (a->from && a->vocab_from) die("--vocab-from makes a new model: leave out --from");
@@ -858,6 +928,9 @@ static void parse_args(int argc, char **argv, struct args *a)
         die("--parallel-residual: gptneox and stablelm only");
     if (a->par_res < 0) a->par_res = is(f, "gptneox");
     if (a->qk_norm && !is(f, "stablelm")) die("--qk-norm: stablelm only (qwen3, gemma3 always)");
+    if (a->rope_factors && !is(f, "llama") && !is(f, "phi3")) die("--rope-factors: llama and phi3");
+    if ((a->rope_scaling || a->rope_factor > 0 || a->rope_orig_ctx) && !f->rope)
+        die("--rope-scaling, --rope-factor, --rope-orig-ctx: %s has no RoPE", f->name);
     if (a->falcon_norm2 && !is(f, "falcon")) die("--falcon-norm2: falcon only");
     if (f->output == ALWAYS && a->tied) die("--tied: %s always has output.weight", f->name);
     if (f->output == NEVER) a->tied = true; /* gemma, gemma2: token_embd is the output */
