@@ -13,7 +13,9 @@
  *              conversion or one float product d * q on both sides, which IEEE
  *              rounds identically; the shaders' float->half and the Q8_0
  *              quantizer round as the host does (to nearest even, with a
- *              correctly rounded division).
+ *              correctly rounded division). get_rows with ACC, and the
+ *              element-wise add, add_bias and scale: one float addition or
+ *              product on both sides, correctly rounded in Vulkan too.
  *   matvec     the reference sums in double; each GPU thread adds about k/T
  *              float products (T threads per row; the GEMM path has T = 1),
  *              then a tree adds the T partial sums: at most
@@ -25,16 +27,44 @@
  *              tol = (ceil(k/T) + log2(T) + 6) u sum_i |w_i x_i|, plus
  *              2u (|y0| + |y|) with ACC. A dropped or repeated term at k = 4096
  *              is ~sum|w x| / k, fifty times larger.
- *   rms_norm   the scale differs in how it is rounded (GPU: float squares,
- *              mean, + eps, sqrt and 1/x each rounded, as llama.cpp; reference:
- *              double, rounded once): about 5u; then x * scale * w rounds
- *              twice on both sides: tol = 10u |out|. Also checked: equal bit
- *              for bit to llama.cpp's own rounding, the shader's contract.
+ *   norm       the scale differs in how it is rounded (GPU: float squares,
+ *              mean (and LayerNorm's variance), + eps, sqrt and 1/x each
+ *              rounded, as llama.cpp; reference: double, rounded once): about
+ *              5u; then (x - mean) * scale * w rounds twice on both sides, and
+ *              a bias once: tol = 12u (|out| + |b|). LayerNorm's mean is the
+ *              same float on both sides (a double or float-float sum, divided
+ *              and rounded once), so x - mean is too; that matters for inputs
+ *              far from zero mean, tested at mean = 30 and 1000 times the
+ *              spread: there a mean one ulp off moves outputs by ~1000u, which
+ *              is checked to break the bound. Also checked: equal bit for bit
+ *              to llama.cpp's own rounding, the shader's contract.
  *   rope       x0 c - x1 s on both sides from the same table, each possibly
  *              fused into an fma: tol = 4u (|x0| + |x1|); dimensions past
  *              n_rot are untouched (exact).
  *   swiglu     Vulkan allows exp (3 + 2|x|) ulp and division 2.5 ulp (an ulp
  *              is at most 2u relative): tol = (17 + 4|g|) u |out|.
+ *   softcap    f tanh(y / f). Vulkan specifies tanh only through sinh/cosh
+ *              and exp ((3 + 2|a|) ulp): an absolute error of at most
+ *              (29 + 16|a|) u for a = y / f; the division adds 2.5 ulp of a
+ *              (tanh' <= 1) and the product with f one rounding:
+ *              tol = f (29 + 21|a|) u + 2u |out|.
+ *   gelu       llama.cpp's: both sides round the input to half (exact),
+ *              evaluate the tanh form in float and round that to half. Where
+ *              1 + tanh(z) does not cancel (h >= -3: 1 + tanh >= 2.4e-3), a
+ *              tanh a few float ulps off moves the float value by under a
+ *              tenth of a half ulp: the halves are equal, or one half ulp apart
+ *              when a rounding boundary falls between. Below, tanh's absolute
+ *              error E_t near -1 becomes 0.5 |h| E_t in values under 3e-4,
+ *              several of their half ulps (lavapipe: up to 5, E_t <= 2u):
+ *              tol = one half ulp + 0.5 |h| 4u, rounded to half on both sides.
+ *              Every half input in [-10.5, 10.5] is run (GELU's inputs are
+ *              halves), and the edges at +-10 where it becomes 0 and x. As
+ *              one half ulp is as large as the difference between GELU's tanh
+ *              and erf forms, the values that differ at all are counted too:
+ *              at most 0.1% where h >= -3 (lavapipe: 0.02%); the erf form,
+ *              computed here the same way, differs in 8% and must fail that.
+ *              geglu: gelu(y) * x, the product rounded alike on both sides:
+ *              |x| times GELU's tolerance, plus 2u |out|.
  *   attention  see test_attention. */
 #include "context.h"
 #include "kernels.h"
@@ -314,9 +344,13 @@ static struct gpu_weight weight_upload(uint32_t type, uint32_t k, uint32_t n, co
 /* ============================== get_rows ============================== */
 
 /* A table of N_ROWS rows of K, split in parts of about PART_ROWS rows (0: one
- * part), looked up in two replays of one recording: the first and last rows,
- * both sides of the first and last part boundaries, a repeated token. */
-static void test_get_rows(uint32_t type, uint32_t k, uint32_t n_rows, uint32_t part_rows)
+ * part), looked up in replays of one recording: the first and last rows,
+ * both sides of the first and last part boundaries, a repeated token. With
+ * BY_POSITION the rows are pos0 + t (learned position embeddings), the steps
+ * then starting at 0, across the first part boundary and at the end; with ACC
+ * each row is added to what out holds. */
+static void test_get_rows(uint32_t type, uint32_t k, uint32_t n_rows, uint32_t part_rows,
+                          bool by_position, bool acc)
 {
     const uint32_t batch = 8;
     struct op_env e = case_begin(batch);
@@ -324,7 +358,7 @@ static void test_get_rows(uint32_t type, uint32_t k, uint32_t n_rows, uint32_t p
     struct gpu_weight w = weight_upload(type, k, n_rows, m.data, part_rows);
     if (part_rows) REQUIRE(w.n_parts >= 3, "%u parts, wanted 3 or more", w.n_parts);
     struct gpu_buf out = host_buf((uint64_t)batch * k * 4);
-    REQUIRE(op_get_rows(&e, &w, &out, false, false, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_get_rows(&e, &w, &out, by_position, acc, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
     const int32_t last = (int32_t)n_rows - 1;
@@ -332,30 +366,50 @@ static void test_get_rows(uint32_t type, uint32_t k, uint32_t n_rows, uint32_t p
     const int32_t bl = (int32_t)w.parts[w.n_parts - 1].row_begin;
     const int32_t step1[] = {0, last, b1 > 0 ? b1 - 1 : 1, b1, bl, last / 2, 0};
     const int32_t step2[] = {last, bl > 0 ? bl - 1 : 0, 1};
-    const struct {
+    struct {
         const int32_t *tokens;
-        uint32_t n;
-    } steps[] = {{step1, 7}, {step2, 3}};
+        uint32_t n, pos0;
+    } steps[] = {{step1, 7, 0}, {step2, 3, 0}, {NULL, 3, 0}};
+    int n_steps = 2;
+    if (by_position) {
+        /* rows pos0.. : from 0, across the first part boundary, to the last row */
+        REQUIRE(n_rows >= 8 && b1 >= 2);
+        steps[0].tokens = steps[1].tokens = NULL;
+        steps[1].pos0 = (uint32_t)b1 - 2;
+        steps[2].pos0 = n_rows - 3;
+        n_steps = 3;
+    }
 
+    struct rng r;
+    rng_seed(&r, 200 + k);
     struct diff d = {0};
-    float *o = out.mapped;
-    for (int s = 0; s < 2; s++) {
-        fill(o, (uint64_t)batch * k, SENTINEL);
-        run_step(&e, steps[s].n, 0, steps[s].tokens);
+    float *o = out.mapped, *y0 = malloc((uint64_t)batch * k * sizeof *y0);
+    REQUIRE(y0);
+    for (int s = 0; s < n_steps; s++) {
+        for (uint64_t i = 0; i < (uint64_t)batch * k; i++)
+            o[i] = y0[i] = acc ? frand(&r) * 4.0f : SENTINEL;
+        run_step(&e, steps[s].n, steps[s].pos0, steps[s].tokens);
         for (uint32_t t = 0; t < batch; t++) {
-            const float *want = t < steps[s].n ? m.deq + (uint64_t)steps[s].tokens[t] * k : NULL;
+            const uint32_t row = by_position      ? steps[s].pos0 + t
+                                 : t < steps[s].n ? (uint32_t)steps[s].tokens[t]
+                                                  : 0;
+            const float *want = t < steps[s].n ? m.deq + (uint64_t)row * k : NULL;
             for (uint32_t i = 0; i < k; i++) {
+                const uint64_t j = (uint64_t)t * k + i;
+                /* with ACC one float addition on both sides: exact too */
                 if (want)
-                    diff_add(&d, o[t * k + i], want[i], 0.0, "out", t * k + i);
+                    diff_add(&d, o[j], acc ? y0[j] + want[i] : want[i], 0.0, "out", j);
                 else
-                    diff_same(&d, o[t * k + i], SENTINEL, "out", t * k + i);
+                    diff_same(&d, o[j], y0[j], "out", j);
             }
         }
     }
     char shape[96];
-    snprintf(shape, sizeof shape, "%s %u x %u, %u part(s), 7+3 of %u tokens", type_name(type),
-             n_rows, k, w.n_parts, batch);
+    snprintf(shape, sizeof shape, "%s %u x %u, %u part(s), %s of %u tokens%s", type_name(type),
+             n_rows, k, w.n_parts, by_position ? "pos 0+7, b-2+3, end-3+3" : "7+3", batch,
+             acc ? ", acc" : "");
     diff_report("get_rows", shape, &d);
+    free(y0);
     gpu_weight_free(&w);
     matrix_free(&m);
     case_end();
@@ -507,62 +561,129 @@ static void test_matvec_big(void)
     test_matvec(&c);
 }
 
-/* ============================== rms_norm ============================== */
+/* ============================== norm ============================== */
 
-static void test_rms_norm(uint32_t n, uint32_t batch, uint32_t n_tokens, float eps)
+struct norm_case {
+    uint32_t n, rows; /* ROWS rows of N per token (per-head norms) */
+    uint32_t batch, n_tokens;
+    float eps;
+    bool layer_norm, bias, row_weights, in_place;
+    float offset; /* each input is (uniform [-1, 1) + offset) * the token's scale */
+};
+
+/* What norm.comp promises: llama.cpp's CPU values to the last bit, the sums
+ * in double, the mean, the variance and the scale rounded to float as it
+ * rounds them, then ((x - mean) * scale) * w (+ b). NUDGE moves LayerNorm's
+ * mean one float ulp up: the mutant the tolerance must catch. */
+static void llama_norm(const float *x, const float *w, const float *b, float *out, uint32_t n,
+                       float eps, bool layer_norm, bool nudge)
 {
-    struct op_env e = case_begin(batch);
-    struct gpu_buf x = host_buf((uint64_t)batch * n * 4), w = host_buf((uint64_t)n * 4),
-                   out = host_buf((uint64_t)batch * n * 4);
-    REQUIRE(op_norm(&e, &x, &w, NULL, &out, n, 1, eps, false, false, &tb.err) == 0, "%s", tb.err.msg);
+    double sum = 0.0;
+    float mean = 0.0f;
+    if (layer_norm) {
+        for (uint32_t i = 0; i < n; i++)
+            sum += x[i];
+        mean = (float)(sum / n);
+        if (nudge) mean = nextafterf(mean, INFINITY);
+    }
+    sum = 0.0;
+    for (uint32_t i = 0; i < n; i++) {
+        const float v = x[i] - mean;
+        sum += (double)(v * v);
+    }
+    const float var = (float)(sum / n), scale = 1.0f / sqrtf(var + eps);
+    for (uint32_t i = 0; i < n; i++) {
+        const float v = (x[i] - mean) * scale * w[i];
+        out[i] = b ? v + b[i] : v;
+    }
+}
+
+static void test_norm(const struct norm_case *c)
+{
+    const uint32_t n = c->n, rows = c->rows, per_tok = n * rows, B = c->batch;
+    const uint32_t n_w = c->row_weights ? per_tok : n;
+    struct op_env e = case_begin(B);
+    struct gpu_buf x = host_buf((uint64_t)B * per_tok * 4), w = host_buf((uint64_t)n_w * 4),
+                   b = host_buf((uint64_t)n * 4);
+    struct gpu_buf out = c->in_place ? x : host_buf((uint64_t)B * per_tok * 4);
+    REQUIRE(op_norm(&e, &x, &w, c->bias ? &b : NULL, &out, n, rows, c->eps, c->layer_norm,
+                    c->row_weights, &tb.err) == 0,
+            "%s", tb.err.msg);
     record_end();
 
-    /* magnitudes from 1e-3 (where eps matters) to 1e3 */
+    /* magnitudes from 1e-3 (where eps matters) to 1e3, and with OFFSET a
+     * common part OFFSET times the spread (every other token, either sign) */
     static const float scales[] = {1.0f, 1e-3f, 1e3f, 0.1f, 10.0f};
     struct rng r;
-    rng_seed(&r, 11 + n);
-    float *xs = x.mapped, *ws = w.mapped, *o = out.mapped;
-    for (uint32_t i = 0; i < n; i++)
+    rng_seed(&r, 11 + n + 1000 * rows);
+    float *xs = x.mapped, *ws = w.mapped, *bs = b.mapped, *o = out.mapped;
+    float *x0 = malloc((uint64_t)B * per_tok * sizeof *x0);
+    REQUIRE(x0);
+    for (uint32_t i = 0; i < n_w; i++)
         ws[i] = 1.0f + frand(&r) * 0.9f;
-    for (uint32_t t = 0; t < batch; t++)
-        for (uint32_t i = 0; i < n; i++)
-            xs[(uint64_t)t * n + i] = frand(&r) * scales[t % 5];
-    fill(o, (uint64_t)batch * n, SENTINEL);
-    run_step(&e, n_tokens, 0, NULL);
-
-    struct diff d = {0}, dl = {0};
-    float *want = malloc(n * sizeof *want);
-    REQUIRE(want);
-    for (uint32_t t = 0; t < batch; t++) {
-        const float *xt = xs + (uint64_t)t * n;
-        if (t < n_tokens) ref_norm(xt, ws, NULL, want, n, eps, false);
-        /* llama.cpp's CPU rms_norm: float squares summed in double, the mean
-         * and the scale in float, then (x * scale) * w */
-        double sum = 0.0;
-        for (uint32_t i = 0; i < n; i++)
-            sum += (double)(xt[i] * xt[i]);
-        const float mean = (float)(sum / n), scale = 1.0f / sqrtf(mean + eps);
-        for (uint32_t i = 0; i < n; i++) {
-            const uint64_t j = (uint64_t)t * n + i;
-            if (t >= n_tokens) {
-                diff_same(&d, o[j], SENTINEL, "out", j);
-                continue;
-            }
-            diff_add(&d, o[j], want[i], 10 * U * fabs(want[i]), "out", j);
-            diff_add(&dl, o[j], xt[i] * scale * ws[i], 0.0, "out (llama.cpp)", j);
-        }
+    for (uint32_t i = 0; i < n; i++)
+        bs[i] = frand(&r) * 2.0f;
+    for (uint32_t t = 0; t < B; t++) {
+        const float off = t % 2 ? 0.0f : t % 4 ? -c->offset : c->offset;
+        for (uint32_t i = 0; i < per_tok; i++)
+            xs[(uint64_t)t * per_tok + i] = x0[(uint64_t)t * per_tok + i] =
+                (frand(&r) + off) * scales[t % 5];
     }
-    /* the shader's contract (rms_norm.comp): llama.cpp's values to the last
-     * bit, so that the Q8_0 quantization that follows rounds as llama.cpp's.
-     * Its float-float sum could in principle round a near-tie of the double
-     * sum differently; no such tie occurs with these seeds. */
-    CHECK(dl.bad == 0, "rms_norm n=%u: %llu of %llu values differ from llama.cpp's rounding", n,
+    if (!c->in_place) fill(o, (uint64_t)B * per_tok, SENTINEL);
+    run_step(&e, c->n_tokens, 0, NULL);
+
+    struct diff d = {0}, dl = {0}, mutant = {0};
+    float *want = malloc(n * sizeof *want), *bits = malloc(n * sizeof *bits),
+          *nudged = malloc(n * sizeof *nudged);
+    REQUIRE(want && bits && nudged);
+    for (uint32_t t = 0; t < B; t++)
+        for (uint32_t h = 0; h < rows; h++) {
+            const uint64_t row = ((uint64_t)t * rows + h) * n;
+            const float *xr = x0 + row, *wr = ws + (c->row_weights ? h * n : 0);
+            const float *br = c->bias ? bs : NULL;
+            if (t < c->n_tokens) {
+                ref_norm(xr, wr, br, want, n, c->eps, c->layer_norm);
+                llama_norm(xr, wr, br, bits, n, c->eps, c->layer_norm, false);
+                llama_norm(xr, wr, br, nudged, n, c->eps, c->layer_norm, c->offset > 0);
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                const uint64_t j = row + i;
+                if (t >= c->n_tokens) {
+                    diff_same(&d, o[j], c->in_place ? x0[j] : SENTINEL, "out", j);
+                    continue;
+                }
+                const double bi = br ? fabs(br[i]) : 0.0;
+                diff_add(&d, o[j], want[i], 12 * U * (fabs(want[i]) + bi), "out", j);
+                diff_add(&dl, o[j], bits[i], 0.0, "out (llama.cpp)", j);
+                /* counted, not printed: the mutant is expected out of bounds */
+                mutant.n++;
+                mutant.bad += !(fabs(nudged[i] - want[i]) <= 12 * U * (fabs(want[i]) + bi));
+            }
+        }
+    /* far from zero mean, the tolerance holds the mean to the reference's
+     * rounding: one ulp off puts outputs out of bounds */
+    if (c->offset > 0) CHECK(mutant.bad > 0, "norm n=%u: a mean one ulp off goes unnoticed", n);
+    /* Its float-float sums could in principle round a near-tie of the double
+     * sums differently; no such tie occurs with these seeds. */
+    CHECK(dl.bad == 0, "norm n=%u: %llu of %llu values differ from llama.cpp's rounding", n,
           (unsigned long long)dl.bad, (unsigned long long)dl.n);
-    char shape[96];
-    snprintf(shape, sizeof shape, "n=%u %u/%u tok eps=%g, llama.cpp's bits: %s", n, n_tokens, batch,
-             eps, dl.bad ? "no" : "yes");
-    diff_report("rms_norm", shape, &d);
+    char shape[128];
+    snprintf(shape, sizeof shape, "n=%u", n);
+    if (rows > 1)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " x%u rows%s", rows,
+                 c->row_weights ? " (own w)" : "");
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
+             "%s%s %u/%u tok eps=%g, llama.cpp's bits: %s", c->bias ? " +b" : "",
+             c->in_place ? " in place" : "", c->n_tokens, B, c->eps, dl.bad ? "no" : "yes");
+    if (c->offset > 0)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
+                 ", mean %gx sd (mean+1ulp: %.0f%% out)", c->offset,
+                 100.0 * mutant.bad / (double)mutant.n);
+    diff_report(c->layer_norm ? "layernorm" : "rms_norm", shape, &d);
     free(want);
+    free(bits);
+    free(nudged);
+    free(x0);
     case_end();
 }
 
@@ -625,62 +746,112 @@ static void test_rope(uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool 
 /* Fills a KV cache of N_POS positions (plus 3 never written, left NaN so that
  * reading past the causal limit shows) step by step through one recording of
  * [kv_store, attention], the last step N_LAST tokens at pos0 = n_pos - n_last.
- * The attention of the first and last steps is checked against ref_attention
- * on the half-rounded K and V; the whole cache bit for bit at the end.
+ * The attention of the first and last steps (of every step, up to 100
+ * positions) is checked against ref_attention on the half-rounded K and V;
+ * the whole cache bit for bit at the end. With a RING the cache holds that
+ * many positions, position p in slot p % ring, and ref_attention reads a
+ * full-length copy kept here; the other parameters are those of struct
+ * attention_params.
  *
- * Tolerance: both sides round q and the probabilities to half; the GPU's
- * scores are float sums of head_dim products (the reference's double). With
- * |q| <= QSCALE and |k|, |v| <= 1 a score is at most smax = QSCALE
- * sqrt(head_dim) and is off by at most (head_dim + 3) u smax; a probability
- * exp(s_j - m) / sum_i exp(s_i - m) by twice that (numerator and sum; m
- * cancels), plus Vulkan's exp error of (3 + 2|x|) ulp with |x| <= 2 smax, plus
- * (n_pos + 2) u for the sum and the normalization: call that rho. Rounding to
- * half then agrees, or falls on the other side of a rounding boundary: one
- * half ulp apart, at most 2^-10 relative, 2^-11 more than rho. The output
- * sums n_pos products in G groups (G <= WG): (n_pos + WG + 1) u. With
- * sum_j p_j |v_j| <= 1:
+ * Tolerance: both sides round q * q_scale and the probabilities to half; the
+ * GPU's scores are float sums of head_dim products (the reference's double).
+ * With |q| <= QSCALE and |k|, |v| <= 1 a raw score is at most
+ * D = QSCALE q_scale head_dim, and off by at most (head_dim + 3) u D. A
+ * soft-cap c adds tanh's error, c (29 + 21 D/c) u as for ELT_SOFTCAP (the
+ * score then at most c); kq_scale scales what it has and adds a rounding;
+ * ALiBi's slope is pow(m, h + 1) = exp2((h + 1) log2 m), with log2 off by at
+ * most 2^-21 absolutely in [0.5, 2] and exp2 by (3 + 2|x|) ulp: under 2^-16
+ * relative for 12 heads, times the largest slope times the longest distance.
+ * Call the total ds and the largest |score| smax (kq_scale min(D, c) plus the
+ * ALiBi range). A probability exp(s_j - m) / sum_i exp(s_i - m) is then off
+ * by 2 ds relatively (numerator and sum; m cancels), plus Vulkan's exp error
+ * of (3 + 2|x|) ulp with |x| <= 2 smax, plus (n_pos + 2) u for the sum and
+ * the normalization: call that rho. Rounding to half then agrees, or falls on
+ * the other side of a rounding boundary: one half ulp apart, at most 2^-10
+ * relative, 2^-11 more than rho. The output sums n_pos products in G groups
+ * (G <= WG): (n_pos + WG + 1) u. With sum_j p_j |v_j| <= 1:
  *   tol = 2^-11 + rho + (n_pos + WG + 1) u
  * (5e-4 at head_dim 8, 2e-3 at 256). That bound is the worst case, every
  * probability straddling a boundary; in practice errors are far smaller, so
  * the normalized MSE is checked too, as test-backend-ops does: NMSE_MAX is
- * over 1000 times the largest observed on lavapipe (8e-11) and over 1000 times
- * smaller than the NMSE of an attention one position short at 600 positions
- * (6e-4, computed below from the reference and checked to stay above it). */
+ * 100 times the largest observed on lavapipe (1e-9, the 90-position ring
+ * checked at every step; 2e-10 elsewhere) and over 1000 times smaller than
+ * the NMSE of an attention one position short at 600 positions (6e-4,
+ * computed below from the reference and checked to stay above it).
+ * Each case has such a mutant, checked to exceed NMSE_MAX: one position short
+ * (the last step's reference at pos - 1), a window one position wider, no
+ * soft-cap, or no ALiBi. */
 #define QSCALE   3.0f
 #define NMSE_MAX 1e-7
 
-static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uint32_t n_pos,
-                           uint32_t n_last, uint32_t batch)
+struct attn_case {
+    uint32_t n_head, n_head_kv, hd, n_pos, n_last, batch;
+    uint32_t window;               /* 0: none */
+    bool ring;                     /* a cache of window + batch positions */
+    float q_scale, kq_scale;       /* 0: 1 and 1 / sqrt(hd) */
+    float softcap, alibi_max_bias; /* 0: none */
+};
+
+/* The GPU cache's slots at the end: which position each holds, or -1. */
+static int64_t slot_position(uint32_t slot, uint32_t n_pos, uint32_t ring)
 {
+    if (slot >= n_pos) return -1;
+    return slot + (int64_t)ring * ((n_pos - 1 - slot) / ring);
+}
+
+static void test_attention(const struct attn_case *c)
+{
+    const uint32_t n_head = c->n_head, n_head_kv = c->n_head_kv, hd = c->hd, n_pos = c->n_pos;
+    const uint32_t n_last = c->n_last, batch = c->batch;
     const uint32_t kv_dim = n_head_kv * hd, q_dim = n_head * hd, n_ctx = n_pos + 3;
+    const uint32_t ring = c->ring ? c->window + batch : n_ctx;
     const uint32_t WG = tb.ctx->wg_size;
+    if (c->ring) REQUIRE(c->window > 0 && ring < n_pos, "a ring that wraps needs a window");
     struct op_env e = case_begin(batch);
     struct gpu_buf kb = host_buf((uint64_t)batch * kv_dim * 4),
                    vb = host_buf((uint64_t)batch * kv_dim * 4),
                    qb = host_buf((uint64_t)batch * q_dim * 4),
-                   kc = host_buf((uint64_t)n_ctx * kv_dim * 2),
-                   vc = host_buf((uint64_t)n_ctx * kv_dim * 2),
+                   kc = host_buf((uint64_t)ring * kv_dim * 2),
+                   vc = host_buf((uint64_t)ring * kv_dim * 2),
                    out = host_buf((uint64_t)batch * q_dim * 4), scores;
     REQUIRE(gpu_pool_alloc(&tb.device, (uint64_t)batch * n_head * n_ctx * 4, &scores, &tb.err) == 0,
             "%s", tb.err.msg);
-    const struct attention_params ap = {.head_dim = hd,
-                                        .n_head = n_head,
-                                        .n_head_kv = n_head_kv,
-                                        .n_ctx = n_ctx,
-                                        .ring = n_ctx,
-                                        .q_scale = 1.0f,
-                                        .kq_scale = 1.0f / sqrtf((float)hd)};
-    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, n_ctx, &tb.err) == 0, "%s", tb.err.msg);
+    const struct attention_params ap = {
+        .head_dim = hd,
+        .n_head = n_head,
+        .n_head_kv = n_head_kv,
+        .n_ctx = n_ctx,
+        .ring = ring,
+        .window = c->window,
+        .q_scale = c->q_scale ? c->q_scale : 1.0f,
+        .kq_scale = c->kq_scale ? c->kq_scale : 1.0f / sqrtf((float)hd),
+        .softcap = c->softcap,
+        .alibi_max_bias = c->alibi_max_bias,
+    };
+    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, ring, &tb.err) == 0, "%s", tb.err.msg);
     REQUIRE(op_attention(&e, &qb, &kc, &vc, &scores, &out, &ap, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
+    /* the mutant: a window one wider, no soft-cap, no ALiBi, else one
+     * position short */
+    struct attention_params mp = ap;
+    const char *mutant_name = "-1 pos";
+    if (c->window)
+        mp.window = c->window + 1, mutant_name = "window+1";
+    else if (c->softcap > 0)
+        mp.softcap = 0, mutant_name = "no softcap";
+    else if (c->alibi_max_bias > 0)
+        mp.alibi_max_bias = 0, mutant_name = "no alibi";
+    const bool short_mutant = mp.window == ap.window && mp.softcap == ap.softcap &&
+                              mp.alibi_max_bias == ap.alibi_max_bias;
+
     struct rng r;
-    rng_seed(&r, 31 + hd * 1000 + n_pos);
+    rng_seed(&r, 31 + hd * 1000 + n_pos + 7 * c->window);
     float *K = malloc((uint64_t)n_pos * kv_dim * 4), *V = malloc((uint64_t)n_pos * kv_dim * 4);
     float *Kr = malloc((uint64_t)n_pos * kv_dim * 4), *Vr = malloc((uint64_t)n_pos * kv_dim * 4);
     float *Q = malloc((uint64_t)n_pos * q_dim * 4), *want = malloc(q_dim * 4),
-          *short_by_one = malloc(q_dim * 4);
-    REQUIRE(K && V && Kr && Vr && Q && want && short_by_one);
+          *mutated = malloc(q_dim * 4);
+    REQUIRE(K && V && Kr && Vr && Q && want && mutated);
     for (uint64_t i = 0; i < (uint64_t)n_pos * kv_dim; i++) {
         Kr[i] = ref_round_f16(K[i] = frand(&r));
         Vr[i] = ref_round_f16(V[i] = frand(&r));
@@ -690,9 +861,27 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
     memset(kc.mapped, 0xff, kc.size); /* NaN halves */
     memset(vc.mapped, 0xff, vc.size);
 
-    const double smax = QSCALE * sqrt((double)hd);
-    const double rho = 2 * (hd + 3) * U * smax + (3 + 4 * smax) * 2 * U + (n_pos + 2) * U;
+    /* the tolerance of the header */
+    const double D = QSCALE * ap.q_scale * hd;
+    double ds = (hd + 3) * U * D, s_raw = D;
+    if (ap.softcap > 0) {
+        ds += ap.softcap * (29 + 21 * D / ap.softcap) * U;
+        s_raw = fmin(D, ap.softcap);
+    }
+    double smax = ap.kq_scale * s_raw;
+    ds = ap.kq_scale * ds + U * smax;
+    if (ap.alibi_max_bias > 0) {
+        float m0, m1;
+        uint32_t heads;
+        attention_alibi(n_head, ap.alibi_max_bias, &m0, &m1, &heads);
+        const double dist = (c->window ? c->window : n_pos) - 1;
+        const double bias = fmax(m0, heads < n_head ? m1 : 0) * dist;
+        ds += 0x1p-16 * bias + U * (smax + bias);
+        smax += bias;
+    }
+    const double rho = 2 * ds + (3 + 4 * smax) * 2 * U + (n_pos + 2) * U;
     const double tol = 0x1p-11 + rho + (n_pos + WG + 1) * U;
+
     struct diff d = {0}, mutant = {0};
     const uint32_t last0 = n_pos - n_last;
     float *o = out.mapped;
@@ -703,7 +892,7 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
         memcpy(qb.mapped, Q + (uint64_t)p0 * q_dim, (uint64_t)nt * q_dim * 4);
         fill(o, (uint64_t)batch * q_dim, SENTINEL);
         run_step(&e, nt, p0, NULL);
-        if (p0 == 0 || p0 == last0) {
+        if (p0 == 0 || p0 == last0 || n_pos <= 100) {
             for (uint32_t t = 0; t < batch; t++) {
                 const float *qt = Q + (uint64_t)(p0 + t) * q_dim;
                 if (t < nt) ref_attention(qt, Kr, Vr, want, p0 + t, &ap);
@@ -714,12 +903,17 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
                     else
                         diff_same(&d, o[j], SENTINEL, "out", j);
                 }
-                /* the NMSE bound's sensitivity: the last step's reference one
-                 * position short */
-                if (t >= nt || p0 != last0 || p0 + t == 0) continue;
-                ref_attention(qt, Kr, Vr, short_by_one, p0 + t - 1, &ap);
+                /* the NMSE bound's sensitivity: the mutant's distance from the
+                 * reference (one position short: at the last step) */
+                if (t >= nt) continue;
+                if (short_mutant) {
+                    if (p0 != last0 || p0 + t == 0) continue;
+                    ref_attention(qt, Kr, Vr, mutated, p0 + t - 1, &ap);
+                } else {
+                    ref_attention(qt, Kr, Vr, mutated, p0 + t, &mp);
+                }
                 for (uint32_t i = 0; i < q_dim; i++)
-                    diff_add(&mutant, short_by_one[i], want[i], INFINITY, "", i);
+                    diff_add(&mutant, mutated[i], want[i], INFINITY, "", i);
             }
         }
         p0 += nt;
@@ -729,21 +923,36 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
     if (mutant.n)
         CHECK(diff_nmse(&mutant) > NMSE_MAX, "NMSE_MAX too loose: %.3g", diff_nmse(&mutant));
 
-    /* the cache, bit for bit: written positions, and the untouched tail */
+    /* the cache, bit for bit: the last position written to each slot, and
+     * NaN in slots never written */
     struct diff dc = {0};
     const uint16_t *kh = kc.mapped, *vh = vc.mapped;
-    for (uint64_t i = 0; i < (uint64_t)n_ctx * kv_dim; i++) {
-        const bool w = i < (uint64_t)n_pos * kv_dim;
-        diff_add(&dc, kh[i], w ? f32_to_fp16(K[i]) : 0xffff, 0.0, "k_cache", i);
-        diff_add(&dc, vh[i], w ? f32_to_fp16(V[i]) : 0xffff, 0.0, "v_cache", i);
+    for (uint32_t slot = 0; slot < ring; slot++) {
+        const int64_t p = slot_position(slot, n_pos, ring);
+        for (uint32_t i = 0; i < kv_dim; i++) {
+            const uint64_t j = (uint64_t)slot * kv_dim + i, src = (uint64_t)p * kv_dim + i;
+            diff_add(&dc, kh[j], p >= 0 ? f32_to_fp16(K[src]) : 0xffff, 0.0, "k_cache", j);
+            diff_add(&dc, vh[j], p >= 0 ? f32_to_fp16(V[src]) : 0xffff, 0.0, "v_cache", j);
+        }
     }
 
-    char shape[96];
+    char shape[160];
     snprintf(shape, sizeof shape, "heads %u/%u x %u, %u pos, last %u/%u tok", n_head, n_head_kv, hd,
              n_pos, n_last, batch);
+    if (c->window)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", window %u", c->window);
+    if (c->ring) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", ring %u", ring);
     diff_report("kv_store", shape, &dc);
-    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", nmse %.0e (-1 pos: %.0e)",
-             nmse, diff_nmse(&mutant));
+    if (ap.q_scale != 1.0f)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", q*%.3g kq*%.3g",
+                 ap.q_scale, ap.kq_scale);
+    if (ap.softcap > 0)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", softcap %g", ap.softcap);
+    if (ap.alibi_max_bias > 0)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", alibi %g",
+                 ap.alibi_max_bias);
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", nmse %.0e (%s: %.0e)", nmse,
+             mutant_name, diff_nmse(&mutant));
     diff_report("attention", shape, &d);
     free(K);
     free(V);
@@ -751,7 +960,139 @@ static void test_attention(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uin
     free(Vr);
     free(Q);
     free(want);
-    free(short_by_one);
+    free(mutated);
+    case_end();
+}
+
+/* ============================== eltwise ============================== */
+
+/* One ulp of the half float nearest V: the spacing of halves there (2^-24
+ * among the subnormal ones). */
+static double half_ulp(float v)
+{
+    int e;
+    frexp(fabs((double)ref_round_f16(v)), &e);
+    return ldexp(1.0, e - 11 > -24 ? e - 11 : -24);
+}
+
+/* GELU's tanh form as ref_gelu, but with erf (the exact GELU): a mutant the
+ * GELU check must tell apart. */
+static float gelu_erf(float x)
+{
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float h = ref_round_f16(x);
+    return ref_round_f16(0.5f * h * (1.0f + erff(h * 0.70710678f)));
+}
+
+/* Inputs of GELU: every half float in [-10.5, 10.5] (GELU rounds its input
+ * to half first, so these are all the inputs of the tanh form), the edges
+ * around +-10, then random floats in [-12, 12) that are not halves. Returns
+ * how many are not random: all of them when COUNT is over 37504. */
+#define GELU_EXHAUSTIVE 37514
+static uint64_t gelu_inputs(float *y, uint64_t count, struct rng *r)
+{
+    uint64_t i = 0;
+    for (uint32_t bits = 0; bits < 0x10000 && i < count; bits++) {
+        const float h = fp16_to_f32((uint16_t)bits);
+        if (fabsf(h) <= 10.5f) y[i++] = h;
+    }
+    const float edges[] = {10.0f,
+                           -10.0f,
+                           nextafterf(10.0f, 0.0f),
+                           nextafterf(-10.0f, 0.0f),
+                           nextafterf(10.0f, 11.0f),
+                           nextafterf(-10.0f, -11.0f),
+                           9.998f,
+                           -9.998f};
+    for (size_t k = 0; k < sizeof edges / sizeof edges[0] && i < count; k++)
+        y[i++] = edges[k];
+    const uint64_t fixed = i;
+    while (i < count)
+        y[i++] = frand(r) * 12.0f;
+    return fixed;
+}
+
+/* The elementwise ops, y = OP(y, x) on N floats per token, in place. Where a
+ * row is not the step's (past N_TOKENS, or with LAST_ONLY past row 0), y must
+ * keep its value. See the header for each op's tolerance. */
+static void test_eltwise(uint32_t op, uint32_t n, uint32_t batch, uint32_t n_tokens, float f,
+                         bool last_only)
+{
+    static const char *names[] = {"add", "add_bias", "scale", "gelu", "softcap", "swiglu", "geglu"};
+    const bool gelu = op == ELT_GELU || op == ELT_GLU_GELU;
+    const bool has_x = op == ELT_ADD || op == ELT_ADD_BIAS || op == ELT_GLU_SILU || gelu;
+    const uint64_t total = (uint64_t)batch * n, x_len = op == ELT_ADD_BIAS ? n : total;
+    struct op_env e = case_begin(batch);
+    struct gpu_buf y = host_buf(total * 4), x = host_buf(x_len * 4);
+    const bool glu = op == ELT_GLU_SILU || op == ELT_GLU_GELU;
+    REQUIRE(op_eltwise(&e, op, &y, has_x && op != ELT_GELU ? &x : NULL, n, f, last_only, &tb.err) ==
+                0,
+            "%s", tb.err.msg);
+    record_end();
+
+    struct rng r;
+    rng_seed(&r, 51 + op * 100 + n);
+    float *ys = y.mapped, *xs = x.mapped, *y0 = malloc(total * sizeof *y0);
+    REQUIRE(y0);
+    const uint64_t rows = last_only ? 1 : n_tokens;
+    const bool exhaustive = gelu && gelu_inputs(y0, rows * n, &r) == GELU_EXHAUSTIVE;
+    for (uint64_t i = gelu ? rows * n : 0; i < total; i++)
+        y0[i] = frand(&r) * (op == ELT_SOFTCAP ? 4 * f : op == ELT_GLU_SILU ? 20.0f : 8.0f);
+    memcpy(ys, y0, total * sizeof *ys);
+    for (uint64_t i = 0; i < x_len; i++)
+        xs[i] = frand(&r) * (glu ? 2.0f : 8.0f);
+    run_step(&e, n_tokens, 0, NULL);
+
+    struct diff d = {0};
+    /* GELU values not equal to the reference's, where 1 + tanh does not cancel
+     * (h >= -3), and of those the erf form's */
+    uint64_t differ = 0, erf_differ = 0, n_plain = 0;
+    for (uint64_t i = 0; i < total; i++) {
+        if (i >= rows * n) {
+            diff_same(&d, ys[i], y0[i], "y", i);
+            continue;
+        }
+        const float xi = has_x ? xs[op == ELT_ADD_BIAS ? i % n : i] : 0.0f;
+        float want = y0[i];
+        ref_eltwise(op, &want, &xi, 1, f);
+        double tol = 0.0;
+        if (op == ELT_SOFTCAP) {
+            const double a = fabs((double)y0[i] / f);
+            tol = f * (29 + 21 * a) * U + 2 * U * fabs(want);
+        } else if (op == ELT_GLU_SILU) {
+            tol = (17 + 4 * fabs(y0[i])) * U * fabs(want);
+        } else if (gelu) {
+            /* one half ulp, plus tanh's absolute error E_t = 4u times h / 2
+             * where 1 + tanh cancels: see the header */
+            const float g = ref_gelu(y0[i]), h = ref_round_f16(y0[i]);
+            const double e_g = half_ulp(g) + 0.5 * fabs(h) * 4 * U;
+            tol = op == ELT_GELU ? e_g : fabs(xi) * e_g + 2 * U * fabs(want);
+            if (h >= -3.0f) {
+                n_plain++;
+                differ += ys[i] != want;
+                erf_differ += gelu_erf(y0[i]) != g;
+            }
+        }
+        diff_add(&d, ys[i], want, tol, "y", i);
+    }
+    char shape[128];
+    snprintf(shape, sizeof shape, "n=%u %u/%u tok%s", n, n_tokens, batch, last_only ? " last" : "");
+    if (op == ELT_SCALE || op == ELT_SOFTCAP)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " f=%g", f);
+    if (exhaustive) {
+        /* most values equal llama.cpp's bit for bit; a GELU of another form
+         * (erf) differs in far more */
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape),
+                 ", h>=-3 not equal: %.2f%% (erf form: %.0f%%)", 100.0 * differ / n_plain,
+                 100.0 * erf_differ / n_plain);
+        CHECK(differ <= n_plain / 1000, "%s: %llu of %llu values differ from llama.cpp's",
+              names[op], (unsigned long long)differ, (unsigned long long)n_plain);
+        CHECK(erf_differ > n_plain / 1000, "GELU check too loose: erf differs in %llu",
+              (unsigned long long)erf_differ);
+    }
+    diff_report(names[op], shape, &d);
+    free(y0);
     case_end();
 }
 
@@ -831,15 +1172,23 @@ int main(void)
     /* odd row lengths (F16 rows then start mid-word), odd row counts, parts */
     const uint32_t F32 = VKLLM_TYPE_F32, F16 = VKLLM_TYPE_F16, Q8 = VKLLM_TYPE_Q8_0,
                    Q4 = VKLLM_TYPE_Q4_0;
-    test_get_rows(F32, 13, 37, 10);
-    test_get_rows(F32, 127, 41, 0);
-    test_get_rows(F16, 13, 37, 10);
-    test_get_rows(F16, 127, 41, 6);
-    test_get_rows(F16, 4097, 9, 0);
-    test_get_rows(Q8, 32, 37, 10);
-    test_get_rows(Q8, 32 * 37, 21, 4);
-    test_get_rows(Q4, 32, 37, 10);
-    test_get_rows(Q4, 32 * 37, 21, 4);
+    test_get_rows(F32, 13, 37, 10, false, false);
+    test_get_rows(F32, 127, 41, 0, false, false);
+    test_get_rows(F16, 13, 37, 10, false, false);
+    test_get_rows(F16, 127, 41, 6, false, false);
+    test_get_rows(F16, 4097, 9, 0, false, false);
+    test_get_rows(Q8, 32, 37, 10, false, false);
+    test_get_rows(Q8, 32 * 37, 21, 4, false, false);
+    test_get_rows(Q4, 32, 37, 10, false, false);
+    test_get_rows(Q4, 32 * 37, 21, 4, false, false);
+    /* learned positions (starcoder's position_embd, F32 or F16 or quantized),
+     * added to the token embedding; and a token lookup that adds */
+    test_get_rows(F32, 13, 37, 10, true, true);
+    test_get_rows(F16, 127, 41, 6, true, true);
+    test_get_rows(Q8, 32 * 3, 37, 10, true, true);
+    test_get_rows(Q4, 32, 37, 10, true, false);
+    test_get_rows(F32, 127, 41, 0, false, true);
+    test_get_rows(Q4, 32 * 37, 21, 4, false, true);
 
     /* batch 1 (one token per pass), batches of 8 tokens per pass with a
      * partial last pass, fewer tokens than the batch, ACC, LAST_ONLY, parts */
@@ -882,8 +1231,8 @@ int main(void)
         /* odd: a row of an odd number of blocks (5 super-blocks of 256, 37 of 32) */
         const uint32_t bs = f->block_size, one = bs == 1 ? 13 : bs;
         const uint32_t odd = bs == 1 ? 4097 : bs == 256 ? bs * 5 : bs * 37;
-        test_get_rows(f->type, one, 37, 10);
-        test_get_rows(f->type, odd, 21, 4);
+        test_get_rows(f->type, one, 37, 10, false, false);
+        test_get_rows(f->type, odd, 21, 4, false, false);
         const struct matvec_case fc[] = {
             {f->type, one, 7, 1, 1, false, false, 0, 0},
             {f->type, odd, 129, 8, 5, false, false, 0, 0},
@@ -902,10 +1251,26 @@ int main(void)
     test_matvec_big();
     test_many_workgroups();
 
-    test_rms_norm(13, 8, 5, 1e-5f);
-    test_rms_norm(127, 8, 8, 1e-6f);
-    test_rms_norm(4099, 16, 13, 1e-5f);
-    test_rms_norm(4096, 1, 1, 1e-5f);
+    /* n, rows, batch, tokens, eps, layer_norm, bias, row_weights, in_place, offset */
+    const struct norm_case nc[] = {
+        {13, 1, 8, 5, 1e-5f, false, false, false, false, 0},
+        {127, 1, 8, 8, 1e-6f, false, false, false, false, 0},
+        {4099, 1, 16, 13, 1e-5f, false, false, false, false, 0},
+        {4096, 1, 1, 1, 1e-5f, false, false, false, false, 0},
+        /* per-head Q/K norms (qwen3, gemma3): shared weights, in place */
+        {64, 5, 4, 3, 1e-6f, false, false, false, true, 0},
+        {127, 3, 8, 5, 1e-5f, false, false, true, false, 0},
+        /* LayerNorm: plain, with a bias, far from zero mean, in place */
+        {13, 1, 8, 5, 1e-5f, true, false, false, false, 0},
+        {4099, 1, 16, 13, 1e-5f, true, true, false, false, 1000.0f},
+        {127, 1, 8, 6, 1e-5f, true, true, false, true, 30.0f},
+        {4096, 1, 1, 1, 1e-5f, true, true, false, false, 1000.0f},
+        /* stablelm's per-head LayerNorms of q and k: each head its own weights */
+        {16, 6, 8, 5, 1e-5f, true, false, true, true, 30.0f},
+        {96, 2, 4, 4, 1e-5f, true, false, true, false, 1000.0f},
+    };
+    for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++)
+        test_norm(&nc[i]);
 
     test_rope(4, 64, 64, false, 10000.0f, 0, 1, 1);
     test_rope(5, 64, 64, false, 10000.0f, 37, 8, 7);
@@ -914,17 +1279,53 @@ int main(void)
     test_rope(7, 96, 96, true, 1e6f, 4095, 8, 5);
     test_rope(1, 6, 4, true, 10000.0f, 3, 4, 3);
 
-    test_attention(8, 2, 8, 1, 1, 1);
-    test_attention(8, 2, 64, 37, 5, 8);
-    test_attention(6, 3, 64, 37, 7, 8);
-    test_attention(8, 2, 128, 37, 5, 8);
-    test_attention(8, 2, 256, 37, 5, 8);
-    test_attention(4, 2, 96, 37, 5, 8); /* head_dim neither dividing nor divided by WG */
-    test_attention(6, 3, 256, 1, 1, 4);
-    test_attention(8, 2, 256, 600, 13, 16);
-    test_attention(6, 3, 64, 600, 13, 16);
-    test_attention(6, 3, 8, 37, 3, 4);
+    const float r32 = 1.0f / sqrtf(32.0f), r128 = 1.0f / sqrtf(128.0f);
+    /* heads, kv heads, head_dim, positions, last step, batch; window, ring;
+     * q_scale, kq_scale (0: 1, 1/sqrt(hd)); softcap, ALiBi max bias */
+    const struct attn_case ac[] = {
+        {8, 2, 8, 1, 1, 1, 0, false, 0, 0, 0, 0},
+        {8, 2, 64, 37, 5, 8, 0, false, 0, 0, 0, 0},
+        {6, 3, 64, 37, 7, 8, 0, false, 0, 0, 0, 0},
+        {8, 2, 128, 37, 5, 8, 0, false, 0, 0, 0, 0},
+        {8, 2, 256, 37, 5, 8, 0, false, 0, 0, 0, 0},
+        {4, 2, 96, 37, 5, 8, 0, false, 0, 0, 0,
+         0}, /* head_dim neither dividing nor divided by WG */
+        {6, 3, 256, 1, 1, 4, 0, false, 0, 0, 0, 0},
+        {8, 2, 256, 600, 13, 16, 0, false, 0, 0, 0, 0},
+        {6, 3, 64, 600, 13, 16, 0, false, 0, 0, 0, 0},
+        {6, 3, 8, 37, 3, 4, 0, false, 0, 0, 0, 0},
+        /* a sliding window over a full cache, then over rings that wrap
+         * several times (steps of 4, and of 16 with a partial last step) */
+        {8, 2, 64, 40, 5, 8, 7, false, 0, 0, 0, 0},
+        {6, 3, 64, 53, 3, 4, 9, true, 0, 0, 0, 0},
+        {4, 2, 128, 90, 13, 16, 20, true, 0, 0, 0, 0},
+        /* gemma/phi3: q prescaled, scores not scaled */
+        {8, 2, 128, 37, 5, 8, 0, false, r128, 1.0f, 0, 0},
+        /* gemma2: soft-capped scores, then with a window over a ring */
+        {8, 4, 32, 37, 5, 8, 0, false, r32, 1.0f, 2.0f, 0},
+        {8, 4, 32, 41, 3, 4, 6, true, r32, 1.0f, 3.0f, 0},
+        /* bloom: ALiBi over 12 heads (8 with slopes from m0, 4 from m1) and 6 */
+        {12, 12, 16, 45, 5, 8, 0, false, 0, 0, 0, 8.0f},
+        {6, 6, 32, 37, 7, 8, 0, false, 0, 0, 0, 8.0f},
+    };
+    for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++)
+        test_attention(&ac[i]);
 
+    /* every element-wise op; GELU over every half input (38k values) */
+    test_eltwise(ELT_ADD, 13, 8, 5, 0.0f, false);
+    test_eltwise(ELT_ADD, 4099, 4, 3, 0.0f, false);
+    test_eltwise(ELT_ADD_BIAS, 13, 8, 5, 0.0f, false);
+    test_eltwise(ELT_ADD_BIAS, 4099, 4, 3, 0.0f, false);
+    test_eltwise(ELT_ADD_BIAS, 301, 8, 5, 0.0f, true);
+    test_eltwise(ELT_SCALE, 13, 8, 5, 8.0f, false);
+    test_eltwise(ELT_SCALE, 4099, 4, 3, 0.37f, false);
+    test_eltwise(ELT_GELU, 12800, 4, 3, 0.0f, false);
+    test_eltwise(ELT_GELU, 13, 8, 5, 0.0f, false);
+    test_eltwise(ELT_GLU_GELU, 12800, 4, 3, 0.0f, false);
+    test_eltwise(ELT_SOFTCAP, 13, 8, 5, 30.0f, false);
+    test_eltwise(ELT_SOFTCAP, 4099, 4, 3, 50.0f, false);
+    test_eltwise(ELT_SOFTCAP, 301, 8, 5, 15.0f, true);
+    test_eltwise(ELT_GLU_SILU, 301, 8, 5, 0.0f, true);
     test_swiglu(13, 8, 5);
     test_swiglu(127, 1, 1);
     test_swiglu(11008 + 3, 16, 13);
