@@ -28,6 +28,7 @@ struct Head {
     uint head_word; /* first word of its KV head in a position */
     uint q_off;     /* its query and output in q and o */
     uint first;     /* the first position it attends to */
+    uint first_slot; /* where the cache holds it */
     uint n_pos;     /* how many: first .. its own */
     uint srow;      /* its scratch row of scores, indexed by position - first */
     float slope;    /* ALiBi slope, or 0 */
@@ -43,7 +44,7 @@ Head head_at(uint t, uint h)
         slope = h < pc.alibi_heads ? pow(pc.alibi_m0, float(h + 1u))
                                    : pow(pc.alibi_m1, float(2u * (h - pc.alibi_heads) + 1u));
     return Head(pc.n_head_kv * pc.head_dim / 2u, kvh * pc.head_dim / 2u,
-                (t * pc.n_head + h) * pc.head_dim, first, pos + 1u - first,
+                (t * pc.n_head + h) * pc.head_dim, first, first % pc.ring, pos + 1u - first,
                 (t * pc.n_head + h) * pc.n_ctx, slope);
 }
 
@@ -58,10 +59,13 @@ float finish_score(Head a, uint j, float dot)
     return s;
 }
 
-/* The first word of position first + J in the cache. */
+/* The first word of position first + J in the cache: J < n_pos <= ring, so
+ * one subtraction wraps it (a division here costs a third of a prompt's
+ * attention on a CPU device). */
 uint slot_word(Head a, uint j)
 {
-    return ((a.first + j) % pc.ring) * a.kv_words;
+    const uint s = a.first_slot + j;
+    return (s >= pc.ring ? s - pc.ring : s) * a.kv_words;
 }
 
 #ifdef SUBGROUP
@@ -123,13 +127,22 @@ void main()
     subgroupMemoryBarrierBuffer(); /* every lane reads every probability below */
     subgroupBarrier();
 
-    /* weighted sum of V: lanes across the head's dimensions */
+    /* weighted sum of V: lanes across the head's dimensions; the positions in
+     * two runs, before and after the ring wraps, each walked by one add */
+    const uint n_before_wrap = min(a.n_pos, pc.ring - a.first_slot);
     for (uint d = lane; d < hd; d += SG) {
         const uint half_index = a.head_word * 2u + d;
+        const bool low = (half_index & 1u) == 0u;
         float acc = 0.0;
-        for (uint j = 0u; j < a.n_pos; j++) {
-            const vec2 vv = unpackHalf2x16(v_cache[slot_word(a, j) + (half_index >> 1)]);
-            acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
+        uint w = a.first_slot * a.kv_words + (half_index >> 1);
+        for (uint j = 0u; j < n_before_wrap; j++, w += a.kv_words) {
+            const vec2 vv = unpackHalf2x16(v_cache[w]);
+            acc += scores[a.srow + j] * (low ? vv.x : vv.y);
+        }
+        w = half_index >> 1;
+        for (uint j = n_before_wrap; j < a.n_pos; j++, w += a.kv_words) {
+            const vec2 vv = unpackHalf2x16(v_cache[w]);
+            acc += scores[a.srow + j] * (low ? vv.x : vv.y);
         }
         o[a.q_off + d] = acc;
     }
