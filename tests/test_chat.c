@@ -293,6 +293,40 @@ static void test_fallback(void)
     vkllm_session_free(s);
 }
 
+/* A sliding-window model whose caches are rings (window + batch is shorter
+ * than the context): editing the first message cuts the cache back further
+ * than the rings still hold, so the conversation starts over instead of
+ * attending to overwritten positions; its logits equal a fresh decode. */
+static void test_window_ring(void)
+{
+    const char *path = VKLLM_TEST_GEN "/chat-gemma2.gguf";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -o '%s' --arch gemma2 --n-vocab 320 --n-ctx 512 --window 4 --swa-pattern 2",
+             VKLLM_GEN_MODEL, path);
+    REQUIRE(system(cmd) == 0, "%s failed", cmd);
+    struct vkllm_error err;
+    vkllm_model *saved = model;
+    REQUIRE(vkllm_model_load(ctx, path, NULL, &model, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_session *s = new_session(128, 3);
+    vkllm_chat *c = new_chat(s, chatml);
+    struct vkllm_chat_turn t;
+    REQUIRE(vkllm_chat_add(c, "user", "once upon a time", 16, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    reply(c, s, 8);
+    vkllm_chat_clear(c, false);
+    REQUIRE(vkllm_chat_add(c, "user", "once upon a dog", 15, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t.n_cached == 0 && t.n_new == t.n_prompt,
+          "a cut behind the rings reused %u cached tokens", t.n_cached);
+    float d = fresh_difference(c, s);
+    CHECK(d < 2e-2f, "after starting over the logits differ from a fresh decode by %g", d);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+    vkllm_model_free(model);
+    model = saved;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -309,6 +343,7 @@ int main(int argc, char **argv)
     test_reuse();
     test_full();
     test_fallback();
+    test_window_ring();
     vkllm_model_free(model);
     CHECK(vkllm_context_validation_errors(ctx) == 0, "Vulkan validation messages");
     vkllm_context_destroy(ctx);

@@ -269,6 +269,25 @@ static const struct arch_case {
      0},
 };
 
+/* A ring cache has overwritten what lies a window behind an old position:
+ * cutting the cache back that far must be refused (the conversation then
+ * starts over), a cut of one token allowed. */
+static void check_ring_truncate(vkllm_model *m, const char *name)
+{
+    struct vkllm_error err = {0};
+    struct vkllm_session_params sp = {.n_ctx = 64, .n_batch = 3};
+    vkllm_session *s = NULL;
+    REQUIRE(vkllm_session_create(m, &sp, &s, &err) == 0, "%s", err.msg);
+    int32_t tokens[30] = {0};
+    REQUIRE(vkllm_session_decode(s, tokens, 30, &err) == 0, "%s", err.msg);
+    CHECK(vkllm_session_truncate(s, 29, &err) == 0, "%s: a cut of one token: %s", name, err.msg);
+    CHECK(vkllm_session_truncate(s, 5, &err) == VKLLM_E_UNSUPPORTED,
+          "%s: a cut behind the ring was accepted", name);
+    CHECK(vkllm_session_pos(s) == 29, "%s: a refused cut moved the cache to %u", name,
+          vkllm_session_pos(s));
+    vkllm_session_free(s);
+}
+
 static void check_archs(vkllm_context *ctx, const char *only)
 {
     for (size_t i = 0; i < sizeof arch_cases / sizeof arch_cases[0]; i++) {
@@ -285,6 +304,7 @@ static void check_archs(vkllm_context *ctx, const char *only)
         CHECK(hp->sliding_window == c->window && (c->window == 0) == (hp->n_swa_layers == 0),
               "%s: window %u on %u layers, expected %u", c->name, hp->sliding_window,
               hp->n_swa_layers, c->window);
+        if (c->window) check_ring_truncate(m, c->name);
         vkllm_model_free(m);
         /* a prompt of 20 in steps of 16, the GEMM path (the ring of a window
          * layer, window + 16, then wraps by token 40); then steps of 3 (and a

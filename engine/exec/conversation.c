@@ -685,7 +685,8 @@ replan:
     }
 
     /* cut the cache back and decode the rest */
-    if ((rc = vkllm_session_truncate(c->session, p.keep, err)) == VKLLM_E_UNSUPPORTED) {
+    if ((rc = vkllm_session_truncate(c->session, p.keep, err)) == VKLLM_E_UNSUPPORTED &&
+        p.keep > 0) {
         /* sliding-window layers lost the positions before the cut: start over */
         c->n_tokens = c->n_marks = 0;
         c->text_len = 0;

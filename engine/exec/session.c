@@ -254,7 +254,7 @@ int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *e
     /* attention reads positions < pos0 + t + 1 only, so what lies beyond is
      * never seen before the next decode overwrites it; but a ring may have
      * overwritten the window before POS since */
-    if (s->windowed && pos < s->pos && s->pos - pos > s->n_batch)
+    if (s->windowed && pos > 0 && pos < s->pos && s->pos - pos > s->n_batch)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "cannot cut the cache back to %u tokens: the sliding-window layers no "
                           "longer hold the positions before it",
