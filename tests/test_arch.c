@@ -24,10 +24,10 @@ static void gen(const char *name, const char *args, char *path, size_t cap)
 }
 
 /* Copies IN to OUT with general.architecture = ARCH (NULL: unchanged), the
- * extra key KEY = 1 (or none), tensor DROP left out and tensor ADD (a copy of
+ * key KEY = VALUE (or none), tensor DROP left out and tensor ADD (a copy of
  * DROP's first tensor under that name) added. */
 static void rewrite(const char *in, const char *out, const char *arch, const char *key,
-                    const char *drop, const char *add)
+                    uint32_t value, const char *drop, const char *add)
 {
     struct vkllm_error err = {0};
     vkllm_gguf *g = NULL;
@@ -37,7 +37,7 @@ static void rewrite(const char *in, const char *out, const char *arch, const cha
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
         REQUIRE_OK(vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i)), "copy");
     if (arch) REQUIRE_OK(vkllm_gguf_writer_set_str(w, "general.architecture", arch), "arch");
-    if (key) REQUIRE_OK(vkllm_gguf_writer_set_uint32(w, key, 4), "key");
+    if (key) REQUIRE_OK(vkllm_gguf_writer_set_uint32(w, key, value), "key");
     for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[96];
@@ -116,24 +116,26 @@ int main(int argc, char **argv)
     /* architectures we do not run, and files that do not match their family */
     gen("base", "--arch llama", path, sizeof path);
     snprintf(bad, sizeof bad, "%s/arch-test-bad.gguf", VKLLM_TEST_GEN);
-    rewrite(path, bad, "gptj", NULL, NULL, NULL);
+    rewrite(path, bad, "gptj", NULL, 0, NULL, NULL);
     expect_refused(bad, VKLLM_E_UNSUPPORTED, "architecture 'gptj' is not supported");
-    rewrite(path, bad, "qwen2moe", NULL, NULL, NULL);
+    rewrite(path, bad, "qwen2moe", NULL, 0, NULL, NULL);
     expect_refused(bad, VKLLM_E_UNSUPPORTED, "mixture of experts");
-    rewrite(path, bad, NULL, "llama.expert_count", NULL, NULL);
+    rewrite(path, bad, NULL, "llama.expert_count", 4, NULL, NULL);
     expect_refused(bad, VKLLM_E_UNSUPPORTED, "mixture-of-experts");
-    rewrite(path, bad, NULL, NULL, NULL, "blk.0.ssm_in.weight");
+    rewrite(path, bad, NULL, "llama.block_count", 4097, NULL, NULL);
+    expect_refused(bad, VKLLM_E_FORMAT, "4097 blocks is out of range");
+    rewrite(path, bad, NULL, NULL, 0, NULL, "blk.0.ssm_in.weight");
     expect_refused(bad, VKLLM_E_UNSUPPORTED, "blk.0.ssm_in.weight is not part of a llama model");
-    rewrite(path, bad, NULL, NULL, "blk.1.ffn_up.weight", NULL);
+    rewrite(path, bad, NULL, NULL, 0, "blk.1.ffn_up.weight", NULL);
     expect_refused(bad, VKLLM_E_FORMAT, "missing tensor blk.1.ffn_up.weight");
-    rewrite(path, bad, NULL, NULL, "blk.0.attn_q.weight", "blk.0.attn_q.weight");
+    rewrite(path, bad, NULL, NULL, 0, "blk.0.attn_q.weight", "blk.0.attn_q.weight");
     expect_refused(bad, VKLLM_E_FORMAT, "tensor blk.0.attn_q.weight has shape");
     gen("gemma-untied", "--arch gemma", path, sizeof path);
-    rewrite(path, bad, NULL, NULL, NULL, "output.weight");
+    rewrite(path, bad, NULL, NULL, 0, NULL, "output.weight");
     expect_refused(bad, VKLLM_E_FORMAT, "always uses token_embd");
 
     /* the program: one line, a failure, nothing loaded */
-    rewrite(path, bad, "gptj", NULL, NULL, NULL);
+    rewrite(path, bad, "gptj", NULL, 0, NULL, NULL);
     char cmd[2048], line[512] = "";
     snprintf(cmd, sizeof cmd, "'%s' run -m '%s' -p hi -n 1 2>&1 >/dev/null; echo \"status $?\"",
              argv[1], bad);

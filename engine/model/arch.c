@@ -17,6 +17,8 @@
 
 /* ============================== Keys ============================== */
 
+#define MAX_LAYERS 4096
+
 /* "ARCH.SUFFIX", the way every family-specific key is spelled. */
 static const char *key(const struct vkllm_hparams *hp, const char *suffix)
 {
@@ -300,6 +302,9 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
         return vkllm_fail(err, VKLLM_E_FORMAT,
                           "%s: embedding length, blocks, heads and FFN length must be nonzero",
                           name);
+    if (hp->n_layer > MAX_LAYERS) /* real models have at most 126 */
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %u blocks is out of range (at most %u)", name,
+                          hp->n_layer, MAX_LAYERS);
     if (hp->n_head % hp->n_head_kv)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %u heads is not a multiple of %u KV heads",
                           name, hp->n_head, hp->n_head_kv);
