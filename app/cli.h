@@ -9,11 +9,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Prints "error: MSG" to stderr; returns 1 (the exit status for failures). */
+/* Prints "error: MSG" to stderr, MSG made printable (vkllm_printable): a path
+ * or file text cannot act on the terminal. Returns 1 (the exit status for
+ * failures). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* TEXT (a file name, say) made printable (vkllm_printable) for a progress
+ * line: escape sequences in it cannot act on the terminal. The buffer is
+ * reused by the next call. */
+const char *cli_shown(const char *text);
+
+/* Flushes stdout; false once a write to it failed (a full disk, a closed
+ * stdout, a reader that quit), so that a command stops producing output that
+ * goes nowhere. main reports the failure when the command returns. */
+bool cli_flush(void);
+
 /* All of PATH, malloc'd and NUL-terminated, its size in *LEN; NULL after an
- * error line ("PATH: cannot open: ..."). */
+ * error line ("PATH: cannot open: ..."). A pipe or FIFO is read as cat reads
+ * it (waiting for a writer: process substitution and /dev/stdin are pipes);
+ * more than 256 MiB is refused, so an endless source ends in an error. */
 char *cli_read_file(const char *path, size_t *len);
 
 /* Each parses VALUE given to FLAG into *OUT, or prints an error and returns false. */

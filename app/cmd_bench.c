@@ -382,8 +382,8 @@ int cmd_bench(int argc, char **argv)
     const char *dev_name = vkllm_context_device(ctx)->name;
     struct bench_model bm;
     describe_model(vkllm_model_gguf(model), model_path, &bm);
-    fprintf(stderr, "vkllm: %s on %s, %lld runs of each test after a warm-up\n", model_path,
-            dev_name, reps);
+    fprintf(stderr, "vkllm: %s on %s, %lld runs of each test after a warm-up\n",
+            cli_shown(model_path), dev_name, reps);
 
     if (json)
         fputs("[\n", stdout);

@@ -75,8 +75,12 @@ struct lines {
     bool eof;
 };
 
+/* A message longer than this is refused: no context holds it, and without a
+ * limit an endless line (stdin from /dev/zero) would take all the memory. */
+#define CHAT_MAX_LINE (16u << 20)
+
 /* The next line (NUL-terminated, no newline) in *LINE; returns its length, -1
- * at the end of input, -2 on Ctrl+C. */
+ * at the end of input, -2 on Ctrl+C, -3 after an error line. */
 static long read_line(struct lines *r, char **line)
 {
     if (r->skip) {
@@ -91,7 +95,10 @@ static long read_line(struct lines *r, char **line)
             r->skip = nl ? len + 1 : len;
             if (!nl) { /* the last line has no newline: make room for the NUL */
                 char *p = realloc(r->buf, r->n + 1);
-                if (!p) return -1;
+                if (!p) {
+                    cli_error("out of memory reading stdin");
+                    return -3;
+                }
                 r->buf = p;
             }
             r->buf[len] = 0;
@@ -104,10 +111,17 @@ static long read_line(struct lines *r, char **line)
         if (poll(fds, 2, -1) < 0 && errno != EINTR) return -1;
         if (atomic_load(&interrupted) || (fds[1].revents & POLLIN)) return -2;
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (r->n >= CHAT_MAX_LINE) {
+            cli_error("stdin: a line of more than %u MiB", CHAT_MAX_LINE >> 20);
+            return -3;
+        }
         if (r->n + 4096 > r->cap) {
             size_t cap = r->cap ? r->cap * 2 : 8192;
             char *p = realloc(r->buf, cap);
-            if (!p) return -1;
+            if (!p) {
+                cli_error("out of memory reading stdin");
+                return -3;
+            }
             r->buf = p;
             r->cap = cap;
         }
@@ -207,9 +221,20 @@ static bool reply(struct chat_state *cs)
     return true;
 }
 
+/* LEN bytes of S, typed by the user, as vkllm_printable shows them (at most
+ * about 200 bytes of S): echoed raw, an escape sequence would act on the
+ * terminal. Returns BUF. */
+static const char *printable(char buf[static 256], const char *s, size_t len)
+{
+    size_t took = vkllm_printable(buf, 252, s, len);
+    if (took < len) strcat(buf, "...");
+    return buf;
+}
+
 /* A line starting with '/'. Returns 0 to go on, 1 to end. */
 static int command(struct chat_state *cs, const char *line, const char *system)
 {
+    char shown[256];
     struct vkllm_error err = {0};
     const char *arg = strchr(line, ' ');
     size_t name_len = arg ? (size_t)(arg - line) : strlen(line);
@@ -225,18 +250,19 @@ static int command(struct chat_state *cs, const char *line, const char *system)
         fprintf(stderr, "vkllm: %.*s needs a file name\n", (int)name_len, line);
     } else if (IS("/save")) {
         if (vkllm_chat_save(cs->chat, arg, &err))
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
         else
-            fprintf(stderr, "vkllm: saved %zu messages to %s\n", vkllm_chat_count(cs->chat), arg);
+            fprintf(stderr, "vkllm: saved %zu messages to %s\n", vkllm_chat_count(cs->chat),
+                    printable(shown, arg, strlen(arg)));
     } else if (IS("/load")) {
         if (vkllm_chat_load(cs->chat, arg, &err))
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
         else
             fprintf(stderr, "vkllm: loaded %zu messages from %s\n", vkllm_chat_count(cs->chat),
-                    arg);
+                    printable(shown, arg, strlen(arg)));
     } else {
-        fprintf(stderr, "vkllm: unknown command '%.*s' (/reset, /save FILE, /load FILE, /exit)\n",
-                (int)name_len, line);
+        fprintf(stderr, "vkllm: unknown command '%s' (/reset, /save FILE, /load FILE, /exit)\n",
+                printable(shown, line, name_len));
     }
 #undef IS
     return 0;
@@ -334,6 +360,10 @@ int cmd_chat(int argc, char **argv)
     int status = 1;
 
     if (template_path && !(tmpl = cli_read_file(template_path, &tmpl_len))) goto done;
+    if (template_path && tmpl_len == 0) { /* else the model's template would be used, silently */
+        cli_error("%s: the template is empty", template_path);
+        goto done;
+    }
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     if (vkllm_model_load(ctx, model_path, NULL, &model, &err)) goto fail;
@@ -350,7 +380,7 @@ int cmd_chat(int argc, char **argv)
         .template_text = tmpl, .template_len = tmpl_len, .n_reserve = reserve, .notice = on_notice};
     if (vkllm_chat_create(model, cs.session, &chp, &cs.chat, &err)) goto fail;
     if (system && vkllm_chat_add(cs.chat, "system", system, strlen(system), &err)) goto fail;
-    fprintf(stderr, "vkllm: %s on %s, context %u tokens; seed %llu\n", model_path,
+    fprintf(stderr, "vkllm: %s on %s, context %u tokens; seed %llu\n", cli_shown(model_path),
             vkllm_context_device(ctx)->name, vkllm_session_n_ctx(cs.session),
             (unsigned long long)sp.seed);
 
@@ -371,6 +401,10 @@ int cmd_chat(int argc, char **argv)
             fflush(stdout);
         }
         long n = read_line(&lines, &line);
+        if (n == -3) {
+            status = 1;
+            break;
+        }
         if (n < 0) { /* end of input, or Ctrl+C at the prompt */
             if (tty) fputc('\n', stdout);
             break;
@@ -384,7 +418,7 @@ int cmd_chat(int argc, char **argv)
             continue;
         }
         if (vkllm_chat_add(cs.chat, "user", line, (size_t)n, &err)) {
-            fprintf(stderr, "error: %s\n", err.msg);
+            cli_error("%s", err.msg);
             continue;
         }
         drain_interrupts(); /* from here Ctrl+C stops the reply */

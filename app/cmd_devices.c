@@ -49,7 +49,9 @@ int cmd_devices(int argc, char **argv)
                d->index == chosen ? "  [default]" : "");
         printf("   driver        %s, Vulkan %u.%u.%u\n", d->driver, (d->api_version >> 22) & 0x7f,
                (d->api_version >> 12) & 0x3ff, d->api_version & 0xfff);
-        printf("   memory        %.0f MiB device-local\n", d->device_local_bytes / 1048576.0);
+        printf("   memory        %.0f MiB device-local, budget %.0f MiB (%s)\n",
+               d->device_local_bytes / 1048576.0, d->budget_bytes / 1048576.0,
+               d->memory_budget ? "VK_EXT_memory_budget" : "the heaps' size");
         printf("   features      fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, "
                "integer dot %s, cooperative matrix %s\n",
                yes(d->fp16), yes(d->int8), yes(d->storage16), yes(d->storage8), yes(d->int_dot),

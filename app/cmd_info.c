@@ -1,27 +1,49 @@
-/* cmd_info.c: vkllm info: a GGUF file's metadata and tensor table. Needs no GPU. */
+/* cmd_info.c: vkllm info: a GGUF file's metadata and tensor table, and the memory it
+ * needs. Needs no GPU: without one the sizes are a typical GPU's. */
 #include "cli.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Prints a string with control characters escaped, at most MAX bytes. */
-static void print_str(struct vkllm_gguf_str s, uint64_t max)
+/* Prints LEN bytes of file text made printable (vkllm_printable): a key,
+ * value or tensor name must not act on the terminal. */
+static void print_text(const char *p, size_t len)
 {
-    putchar('"');
-    for (uint64_t i = 0; i < s.len && i < max; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
+    char buf[1024];
+    while (len > 0) {
+        size_t took = vkllm_printable(buf, sizeof buf, p, len); /* at least a character */
+        fputs(buf, stdout);
+        p += took;
+        len -= took;
     }
+}
+
+/* How many of LEN bytes at P to show when at most MAX are: MAX, moved back to
+ * the start of a UTF-8 character. */
+static size_t shown(const char *p, uint64_t len, size_t max)
+{
+    if (len <= max) return (size_t)len;
+    while (max > 0 && ((unsigned char)p[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+/* Prints a string in quotes, quotes and backslashes escaped, at most MAX bytes. */
+static void print_str(struct vkllm_gguf_str s, size_t max)
+{
+    size_t n = shown(s.ptr, s.len, max), start = 0;
     putchar('"');
-    if (s.len > max) fputs("...", stdout);
+    for (size_t i = 0; i < n; i++)
+        if (s.ptr[i] == '"' || s.ptr[i] == '\\') {
+            print_text(s.ptr + start, i - start);
+            printf("\\%c", s.ptr[i]);
+            start = i + 1;
+        }
+    print_text(s.ptr + start, n - start);
+    putchar('"');
+    if (n < s.len) fputs("...", stdout);
 }
 
 static bool is_float(enum vkllm_gguf_type t)
@@ -31,7 +53,12 @@ static bool is_float(enum vkllm_gguf_type t)
 
 static void print_kv(const struct vkllm_gguf_kv *kv)
 {
-    printf("  %-44.*s %-8s ", (int)kv->key.len, kv->key.ptr, vkllm_gguf_type_name(kv->type));
+    /* a key may be longer than INT_MAX bytes: no "%.*s" */
+    char key[4 * 200 + 4];
+    size_t n = shown(kv->key.ptr, kv->key.len, 200);
+    vkllm_printable(key, sizeof key, kv->key.ptr, n);
+    if (n < kv->key.len) strcat(key, "...");
+    printf("  %-44s %-8s ", key, vkllm_gguf_type_name(kv->type));
     if (kv->type == VKLLM_GGUF_STRING) {
         /* a string value is its uint64 length followed by the bytes */
         struct vkllm_gguf_str s = {(const char *)kv->data + 8, 0};
@@ -94,19 +121,114 @@ static void print_model(const vkllm_gguf *g)
     printf("  output: %s\n", hp.tied_output ? "tied to the token embeddings" : "its own matrix");
 }
 
+/* What the model and a session of SP take, and whether the device has it. */
+static int print_memory(const vkllm_gguf *g, const char *device,
+                        const struct vkllm_session_params *sp)
+{
+    struct vkllm_error err = {0};
+    struct vkllm_hparams hp;
+    if (vkllm_hparams_read(g, &hp, &err)) return 0; /* print_model said why */
+    /* the device's limits and free memory where there is one; else the sizes
+     * for a typical GPU */
+    vkllm_context *ctx = NULL;
+    struct vkllm_context_params cp = {.device = device};
+    int rc = vkllm_context_create(&cp, &ctx, &err);
+    /* no Vulkan at all is fine; a device asked for and not found is not */
+    if (rc && (rc == VKLLM_E_INVALID || device || getenv("VKLLM_DEVICE")))
+        return cli_error("%s", err.msg);
+    char no_device[600] = "";
+    if (rc) snprintf(no_device, sizeof no_device, "%s", err.msg);
+    struct vkllm_memory_needs n;
+    if (vkllm_memory_needs(g, ctx, sp, &n, &err)) {
+        fputs("\nmemory: ", stdout);
+        print_text(err.msg, strlen(err.msg));
+        putchar('\n');
+        rc = cli_validation_status(ctx, 0);
+        vkllm_context_destroy(ctx);
+        return rc;
+    }
+    const char *on = ctx ? vkllm_context_device(ctx)->name : "a typical GPU (no Vulkan device)";
+    printf("\nmemory: a context of %u tokens, batches of %u, on ", n.n_ctx, n.n_batch);
+    print_text(on, strlen(on));
+    putchar('\n');
+#define ROW(name, bytes, note)                                                                     \
+    printf("  %-14s %12" PRIu64 " bytes %10.2f MiB%s\n", name, (uint64_t)(bytes),                  \
+           (bytes) / 1048576.0, note)
+    ROW("weights", n.weights, "");
+    for (uint32_t t = 0; t < VKLLM_TYPE_COUNT; t++)
+        if (n.weights_type[t]) {
+            char name[24];
+            snprintf(name, sizeof name, "  %s", vkllm_type_info(t)->name);
+            ROW(name, n.weights_type[t], "");
+        }
+    ROW("KV cache", n.kv_cache, "  (F16)");
+    ROW("activations", n.activations, "");
+    ROW("host buffers", n.session_host, "  (the session's tokens and logits)");
+    ROW("staging", n.staging, "  (while loading)");
+    ROW("total", n.total, "  (at most at once: staging goes before the session comes)");
+#undef ROW
+    if (!ctx) {
+        fputs("  device: none (", stdout);
+        print_text(no_device, strlen(no_device));
+        fputs(")\n", stdout);
+        return 0;
+    }
+    struct vkllm_memory_budget b;
+    vkllm_context_memory(ctx, &b);
+    printf("  device: %.2f MiB, %.2f MiB free (%s)\n", b.size / 1048576.0,
+           (b.budget > b.usage ? b.budget - b.usage : 0) / 1048576.0,
+           b.reported ? "VK_EXT_memory_budget" : "heap size; the driver reports no budget");
+    rc = vkllm_memory_check(g, ctx, sp, &err);
+    fputs(rc ? "  fits: no: " : "  fits: yes", stdout);
+    if (rc) print_text(err.msg, strlen(err.msg));
+    putchar('\n');
+    rc = cli_validation_status(ctx, 0);
+    vkllm_context_destroy(ctx);
+    return rc;
+}
+
 int cmd_info(int argc, char **argv)
 {
-    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs("usage: vkllm info MODEL.gguf\n", argc == 2 ? stdout : stderr);
-        return argc == 2 ? 0 : 1;
+    const char *path = NULL, *device = NULL;
+    struct vkllm_session_params sp = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [--device N|NAME]\n\n"
+                  "The file's metadata and tensors, what vkllm derives, and the memory a\n"
+                  "session of N tokens (-c, default: the model's, at most 4096) takes with\n"
+                  "the weights, against what the device has free.\n",
+                  stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(path = cli_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            const char *val = cli_value(argc, argv, &i);
+            if (!val || !cli_int(a, val, 1, 1 << 24, &v)) return 1;
+            sp.n_ctx = (uint32_t)v;
+        } else if (!strcmp(a, "--device")) {
+            if (!(device = cli_value(argc, argv, &i))) return 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_error("unknown option '%s' for vkllm info", a);
+        } else if (!path) {
+            path = a;
+        } else {
+            return cli_error("vkllm info takes one model; '%s' is a second", a);
+        }
+    }
+    if (!path) {
+        fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [--device N|NAME]\n", stderr);
+        return 1;
     }
     struct vkllm_error err = {0};
     vkllm_gguf *g = NULL;
-    if (vkllm_gguf_open(argv[1], &g, &err)) return cli_error("%s", err.msg);
+    if (vkllm_gguf_open(path, &g, &err)) return cli_error("%s", err.msg);
 
-    printf("%s: GGUF v%u, %" PRIu64 " bytes, %" PRIu64 " metadata keys, %" PRIu64
+    print_text(path, strlen(path));
+    printf(": GGUF v%u, %" PRIu64 " bytes, %" PRIu64 " metadata keys, %" PRIu64
            " tensors, alignment %" PRIu64 "\n",
-           argv[1], vkllm_gguf_version(g), vkllm_gguf_file_size(g), vkllm_gguf_kv_count(g),
+           vkllm_gguf_version(g), vkllm_gguf_file_size(g), vkllm_gguf_kv_count(g),
            vkllm_gguf_tensor_count(g), vkllm_gguf_alignment(g));
     printf("\nmetadata:\n");
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
@@ -123,12 +245,15 @@ int cmd_info(int argc, char **argv)
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%" PRIu64, d ? " x " : "",
                           t->ne[d]);
         const struct vkllm_type_info *ti = vkllm_type_info(t->type);
-        printf("  %-32.*s %-7s %-24s %12" PRIu64 " %12" PRIu64 "\n", (int)t->name.len, t->name.ptr,
-               ti ? ti->name : "?", shape, t->size, t->offset);
+        char name[4 * 64 + 1]; /* the parser refuses names of 64 bytes or more */
+        vkllm_printable(name, sizeof name, t->name.ptr, t->name.len);
+        printf("  %-32s %-7s %-24s %12" PRIu64 " %12" PRIu64 "\n", name, ti ? ti->name : "?", shape,
+               t->size, t->offset);
         total += t->size;
     }
     printf("  %" PRIu64 " tensors, %.2f MiB\n", vkllm_gguf_tensor_count(g), total / 1048576.0);
     print_model(g);
+    int rc = print_memory(g, device, &sp);
     vkllm_gguf_close(g);
-    return 0;
+    return rc;
 }

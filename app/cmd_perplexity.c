@@ -157,8 +157,9 @@ int cmd_perplexity(int argc, char **argv)
         cli_error("out of memory");
         goto done;
     }
-    fprintf(stderr, "vkllm: %s on %s: %d tokens, %d windows of %lld, batch %lld\n", model_path,
-            vkllm_context_device(ctx)->name, n_tokens, n_chunk, n_ctx, n_batch);
+    fprintf(stderr, "vkllm: %s on %s: %d tokens, %d windows of %lld, batch %lld\n",
+            cli_shown(model_path), vkllm_context_device(ctx)->name, n_tokens, n_chunk, n_ctx,
+            n_batch);
     if (n_tokens < 2 * n_ctx)
         fprintf(stderr,
                 "vkllm: note: llama-perplexity refuses texts under %lld tokens "

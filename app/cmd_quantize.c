@@ -45,18 +45,20 @@ static bool on_progress(const struct vkllm_quantize_progress *p, void *user)
 {
     struct bar *b = user;
     const char *from = vkllm_type_info(p->from_type)->name, *to = vkllm_type_info(p->to_type)->name;
+    char name[4 * 63 + 1]; /* a GGUF tensor name (at most 63 bytes) is file text: shown escaped */
+    vkllm_printable(name, sizeof name, p->name, strlen(p->name));
     if (b->tty) {
         char bar[31];
         int fill = (int)(p->fraction * 30.0f + 0.5f);
         for (int i = 0; i < 30; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[30] = 0;
-        fprintf(stderr, "\r\033[K[%s] %3.0f%% %s %s -> %s", bar, p->fraction * 100.0f, p->name,
-                from, to);
+        fprintf(stderr, "\r\033[K[%s] %3.0f%% %s %s -> %s", bar, p->fraction * 100.0f, name, from,
+                to);
     } else if (p->tensor >= b->shown) {
         b->shown = p->tensor + 1;
         fprintf(stderr, "vkllm: [%3llu/%3llu] %-32s %5s -> %s\n", (unsigned long long)b->shown,
-                (unsigned long long)p->n_tensors, p->name, from, to);
+                (unsigned long long)p->n_tensors, name, from, to);
     }
     return !interrupted;
 }
@@ -118,7 +120,7 @@ int cmd_quantize(int argc, char **argv)
     signal(SIGTERM, SIG_DFL);
     if (bar.tty) fputs("\r\033[K", stderr);
     if (rc) return cli_error("%s", err.msg);
-    fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n", paths[1],
+    fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n", cli_shown(paths[1]),
             file_mib(paths[1]), file_mib(paths[0]), (cli_now_ms() - bar.t0) / 1e3);
     return 0;
 }

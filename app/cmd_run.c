@@ -53,6 +53,7 @@ int cmd_run(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!VALUE()) return 1;
+            if (!*v) return cli_error("%s: empty file name", a);
             model_path = v;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!VALUE()) return 1;
@@ -118,13 +119,21 @@ int cmd_run(int argc, char **argv)
     double t0 = cli_now_ms();
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
-    struct vkllm_model_params mp = {.progress = on_progress};
+    struct vkllm_session_params ssp = {
+        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
+    /* with the session given, a context too big for the device is refused
+     * before any weight is uploaded */
+    struct vkllm_model_params mp = {.progress = on_progress, .session = &ssp};
     int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
-    struct vkllm_session_params ssp = {
-        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
+    const uint32_t n_ctx_train = vkllm_model_hparams(model)->n_ctx_train;
+    if (vkllm_session_n_ctx(session) > n_ctx_train) /* as llama.cpp warns */
+        fprintf(stderr,
+                "warning: the context of %u tokens exceeds the %u the model was trained for; "
+                "text past that may degrade\n",
+                vkllm_session_n_ctx(session), n_ctx_train);
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
     /* text in whole UTF-8 characters, ending at EOG tokens and stop strings */
@@ -133,7 +142,7 @@ int cmd_run(int argc, char **argv)
         if (vkllm_stream_add_stop(stream, stops[i], &err)) goto fail;
     double t_load = cli_now_ms() - t0;
     fprintf(stderr, "vkllm: %s on %s, loaded in %.0f ms (%.1f MiB of weights); seed %llu\n",
-            model_path, vkllm_context_device(ctx)->name, t_load,
+            cli_shown(model_path), vkllm_context_device(ctx)->name, t_load,
             vkllm_model_weight_bytes(model) / 1048576.0, (unsigned long long)sp.seed);
     fprintf(stderr, "vkllm: %s\n", vkllm_context_paths(ctx));
 
@@ -161,7 +170,7 @@ int cmd_run(int argc, char **argv)
         vkllm_sampler_accept(sampler, tokens[i]);
 
     fputs(prompt, stdout);
-    fflush(stdout);
+    if (!cli_flush()) goto done; /* main reports why */
     double t_prompt = cli_now_ms();
     if (vkllm_session_decode(session, tokens, (uint32_t)n_prompt, &err)) goto fail;
     t_prompt = cli_now_ms() - t_prompt;
@@ -184,7 +193,7 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
         fwrite(text, 1, text_len, stdout);
-        fflush(stdout);
+        if (!cli_flush()) goto done; /* no one reads the rest: main reports why */
         if (st != VKLLM_STREAM_MORE) break;
         if (vkllm_session_pos(session) >= cap) {
             fprintf(stderr, "\nvkllm: context full (%u tokens)\n", cap);

@@ -58,8 +58,14 @@ int cmd_template(int argc, char **argv)
         return cli_error("vkllm template needs -m MODEL or --template FILE (one of them)");
     if (!context_path) return cli_error("vkllm template needs --context CONTEXT.json");
 
+    /* read as every other file is (special files, size limit, messages), then parsed:
+     * jansson's own reader cuts a long path out of its message */
+    size_t context_len = 0;
+    char *context_text = cli_read_file(context_path, &context_len);
+    if (!context_text) return 1;
     json_error_t jerr;
-    json_t *ctx = json_load_file(context_path, JSON_ALLOW_NUL, &jerr);
+    json_t *ctx = json_loadb(context_text, context_len, JSON_ALLOW_NUL, &jerr);
+    free(context_text);
     if (!ctx) return cli_error("%s: line %d: %s", context_path, jerr.line, jerr.text);
     if (!json_is_object(ctx)) {
         json_decref(ctx);
@@ -114,10 +120,8 @@ int cmd_template(int argc, char **argv)
         cli_error("%s: %s", name, err.msg);
         goto done;
     }
-    if (fwrite(out, 1, out_len, stdout) != out_len || fflush(stdout)) {
-        cli_error("writing the output failed");
-        goto done;
-    }
+    fwrite(out, 1, out_len, stdout);
+    if (!cli_flush()) goto done; /* main reports why */
     status = 0;
 done:
     free(out);

@@ -56,6 +56,7 @@ int cmd_tokenize(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(model_path = cli_value(argc, argv, &i))) return 1;
+            if (!*model_path) return cli_error("%s: empty file name", a);
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!(text = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {

@@ -3,7 +3,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +30,48 @@ static const char usage[] =
 
 int cli_error(const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    fputs("error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    va_copy(again, ap);
+    char small[512], *msg = small;
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(msg, (size_t)n + 1, fmt, again);
+    if (!msg) { /* out of memory: the start of the message is better than none */
+        msg = small;
+        n = (int)sizeof small - 1;
+    }
+    va_end(again);
     va_end(ap);
+    /* a path or a message may hold file text: escaped once more (which leaves
+     * an escaped engine message as it is) so that it cannot act on the terminal */
+    size_t len = n > 0 ? (size_t)n : 0;
+    char *safe = malloc(4 * len + 1);
+    if (safe) vkllm_printable(safe, 4 * len + 1, msg, len);
+    fprintf(stderr, "error: %s\n", safe ? safe : "out of memory");
+    free(safe);
+    if (msg != small) free(msg);
     return 1;
 }
 
+const char *cli_shown(const char *text)
+{
+    static char shown[4 * 4096 + 1];
+    vkllm_printable(shown, sizeof shown, text, strlen(text));
+    return shown;
+}
+
+/* Texts, templates and JSON that vkllm reads whole are far smaller; the limit
+ * turns an endless source (/dev/zero, `yes >fifo`) into an error line rather
+ * than memory exhaustion. */
+#define CLI_MAX_FILE (256u << 20)
+
 char *cli_read_file(const char *path, size_t *len)
 {
+    if (!*path) {
+        cli_error("empty file name");
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         cli_error("%s: cannot open: %s", path, strerror(errno));
@@ -49,6 +82,12 @@ char *cli_read_file(const char *path, size_t *len)
     while (buf) {
         n += fread(buf + n, 1, cap - 1 - n, f);
         if (n < cap - 1) break; /* end of file or an error; ferror tells which */
+        if (cap >= CLI_MAX_FILE) {
+            fclose(f);
+            free(buf);
+            cli_error("%s: larger than %u MiB, more than vkllm reads", path, CLI_MAX_FILE >> 20);
+            return NULL;
+        }
         char *bigger = realloc(buf, cap * 2);
         if (!bigger) free(buf);
         buf = bigger;
@@ -129,7 +168,17 @@ double cli_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-int main(int argc, char **argv)
+/* Why the first write to stdout failed, as cli_flush saw it; 0: not seen. */
+static int stdout_errno;
+
+bool cli_flush(void)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 && !stdout_errno) stdout_errno = errno;
+    return !ferror(stdout);
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -155,4 +204,41 @@ int main(int argc, char **argv)
     }
     cli_error("unknown command '%s' (try vkllm --help)", cmd);
     return 1;
+}
+
+/* Started with a standard descriptor closed (`>&-`), the program would hand
+ * that number to the next file it opens (a model, a driver's device node) and
+ * printf would write into it. Each closed one gets /dev/null instead: stdout
+ * read-only, so that writing to it still fails and is reported. */
+static void keep_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY); /* the lowest free number: fd */
+}
+
+/* Every command's output is checked here, once: text lost to a full disk, a
+ * closed stdout or a reader that quit is an error, not exit status 0. The
+ * reason is this last flush's, or the one cli_flush saw. */
+static int finish_stdout(int status)
+{
+    errno = 0;
+    int failed = fflush(stdout) != 0 || ferror(stdout);
+    int e = errno ? errno : stdout_errno;
+    if (fclose(stdout) != 0 && !failed) {
+        failed = 1;
+        e = errno;
+    }
+    if (!failed) return status;
+    cli_error("stdout: %s", e ? strerror(e) : "write error");
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    keep_standard_fds();
+    /* a pipe whose reader quit gives EPIPE, reported like any failed write,
+     * rather than a silent death by SIGPIPE halfway through freeing the device */
+    signal(SIGPIPE, SIG_IGN);
+    return finish_stdout(dispatch(argc, argv));
 }

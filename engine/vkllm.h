@@ -4,10 +4,12 @@
  *
  *   vkllm_context_create   picks a Vulkan device (--device, VKLLM_DEVICE, or the
  *                          discrete GPU with most memory, then integrated, then CPU)
- *   vkllm_model_load       reads a GGUF file, checks every tensor, uploads the
- *                          weights to the device and builds the tokenizer
- *   vkllm_session_create   allocates the KV cache and activations for one
- *                          conversation and records the layer graph once
+ *   vkllm_model_load       reads a GGUF file, checks every tensor and that the
+ *                          weights fit the device's free memory, uploads them
+ *                          and builds the tokenizer
+ *   vkllm_session_create   checks, then allocates the KV cache and activations
+ *                          for one conversation and records the layer graph once
+ *                          (vkllm_memory_needs says how much each takes)
  *   vkllm_tokenize         text -> token ids; vkllm_session_decode runs them and
  *                          leaves logits; vkllm_sampler_sample picks the next one
  *   vkllm_token_to_piece   token id -> bytes of text
@@ -48,9 +50,12 @@ enum vkllm_status {
     VKLLM_E_DEVICE_MEMORY = -8, /* the model or context does not fit in device memory */
     VKLLM_E_CONTEXT_FULL = -9,  /* more tokens than the session's context holds */
     VKLLM_E_NOT_FOUND = -10,    /* an optional GGUF key is absent (not an error in itself) */
+    VKLLM_E_NUMERIC = -11,      /* the model computed NaN or infinite logits */
 };
 
-/* Details of the last failure. msg is one line, no trailing newline. */
+/* Details of the last failure. msg is one line, no trailing newline, safe to
+ * print (made by vkllm_printable); a longer message loses its middle, marked
+ * "...", so that the reason at its end survives a long file name. */
 struct vkllm_error {
     int code;
     char msg[512];
@@ -58,6 +63,16 @@ struct vkllm_error {
 
 /* Short fixed text for a status code ("malformed file", ...). */
 const char *vkllm_strerror(int code);
+
+/* Copies LEN bytes of SRC, which may come from a file (key and tensor names,
+ * strings), into DST (CAP bytes, always NUL-terminated if CAP > 0) so that a
+ * terminal shows them as they are: valid UTF-8 passes; control characters
+ * (C0 including newline and tab, DEL, C1), line separators, bidirectional
+ * overrides and bytes that are not valid UTF-8 become "\xNN", one escape per
+ * byte. A backslash is kept, so escaping escaped text changes nothing. Never
+ * cuts a character or an escape in two. Returns how many bytes of SRC it
+ * took: LEN when everything fitted; 4 * LEN + 1 bytes of DST always suffice. */
+size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len);
 
 /* ============================== Tensor types ============================== */
 
@@ -197,8 +212,10 @@ int vkllm_gguf_get_str(const vkllm_gguf *g, const char *key, struct vkllm_gguf_s
 int vkllm_gguf_get_arr(const vkllm_gguf *g, const char *key, enum vkllm_gguf_type elem_type,
                        const struct vkllm_gguf_kv **out, struct vkllm_error *err);
 
-/* Element I of an array kv (I < arr_len, not checked). Integer and float
- * elements convert to the requested form; strings are O(1). */
+/* Element I of an array kv. Integer and float elements convert to the
+ * requested form; strings are O(1). I >= arr_len, a kv that is not an array,
+ * or elements of the wrong kind (arr_str of numbers, arr_int or arr_float of
+ * strings or arrays) give "" (len 0), 0 and 0.0, reading nothing. */
 struct vkllm_gguf_str vkllm_gguf_arr_str(const struct vkllm_gguf_kv *kv, uint64_t i);
 int64_t vkllm_gguf_arr_int(const struct vkllm_gguf_kv *kv, uint64_t i);
 double vkllm_gguf_arr_float(const struct vkllm_gguf_kv *kv, uint64_t i);
@@ -288,6 +305,9 @@ struct vkllm_device_info {
     uint32_t vendor_id, device_id;
     uint32_t api_version;        /* VK_MAKE_API_VERSION packing */
     uint64_t device_local_bytes; /* sum of device-local heaps */
+    uint64_t budget_bytes;       /* what this process may use of them now: VK_EXT_memory_budget's
+                                  * heapBudget, else their size; VKLLM_MAX_MEMORY caps both */
+    bool memory_budget;          /* the driver reports budgets (VK_EXT_memory_budget) */
 
     /* features the shaders can use */
     bool fp16;                  /* shaderFloat16 */
@@ -323,8 +343,9 @@ typedef struct vkllm_context vkllm_context;
 
 struct vkllm_context_params {
     /* Device to use: an index ("1") or part of a name ("llvmpipe"), case
-     * insensitive. NULL: the VKLLM_DEVICE environment variable, else the
-     * discrete GPU with most memory, then integrated, virtual, CPU. */
+     * insensitive; a blank name or a negative index is refused. NULL: the
+     * VKLLM_DEVICE environment variable (unless empty), else the discrete GPU
+     * with most memory, then integrated, virtual, CPU. */
     const char *device;
     /* Enable the Khronos validation layer (also: VKLLM_VALIDATE=1). Every
      * message it prints is counted; see vkllm_context_validation_errors. */
@@ -345,6 +366,24 @@ const struct vkllm_device_info *vkllm_context_device(const vkllm_context *ctx);
 const char *vkllm_context_paths(const vkllm_context *ctx);
 /* Validation messages (warning or error) seen so far; they go to stderr too. */
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
+/* True once the device was lost (VK_ERROR_DEVICE_LOST, or a wait that timed
+ * out, VKLLM_TIMEOUT seconds, default 60): every later call on the context
+ * and its models and sessions fails with the same error. Free them and the
+ * context, and create a new one to continue. VKLLM_FAULT=KIND:N makes the Nth
+ * Vulkan call of a kind fail, for tests (engine/vk/vk_fault.h lists them). */
+bool vkllm_context_lost(const vkllm_context *ctx);
+
+/* The device-local heap that weights, KV cache and activations go to.
+ * VKLLM_MAX_MEMORY=BYTES (K/M/G suffixes) makes the device report at most that
+ * much, to try what a smaller device refuses. Free: budget - usage. */
+struct vkllm_memory_budget {
+    uint64_t size;   /* the heap's size */
+    uint64_t budget; /* what this process may use: the driver's estimate, else size */
+    uint64_t usage;  /* what this process uses now */
+    bool reported;   /* budget and usage come from the driver (VK_EXT_memory_budget);
+                      * else usage counts vkllm's own allocations */
+};
+void vkllm_context_memory(const vkllm_context *ctx, struct vkllm_memory_budget *out);
 
 /* ============================== Model ============================== */
 
@@ -385,6 +424,12 @@ struct vkllm_model_params {
     /* Called during loading with the fraction done (0..1); may be NULL. */
     void (*progress)(float fraction, void *user);
     void *user;
+    /* The session the caller will create, or NULL. The load refuses a model
+     * that does not fit the device's free memory (VKLLM_E_DEVICE_MEMORY, with
+     * the numbers) before uploading anything: the weights and staging, plus
+     * this session's KV cache and activations when given (else those are
+     * checked by vkllm_session_create). */
+    const struct vkllm_session_params *session;
 };
 
 int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_model_params *params,
@@ -393,7 +438,7 @@ void vkllm_model_free(vkllm_model *m);
 
 const struct vkllm_hparams *vkllm_model_hparams(const vkllm_model *m);
 const vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
-/* Bytes of weights uploaded to the device. */
+/* Bytes of device memory holding the weights. */
 uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
 
 /* ============================== Tokenizer ============================== */
@@ -430,12 +475,13 @@ int vkllm_token_to_piece(const vkllm_vocab *v, int32_t token, bool special, char
 typedef struct vkllm_session vkllm_session;
 
 struct vkllm_session_params {
-    uint32_t n_ctx;    /* tokens the KV cache holds; 0: the model's, at most 4096 */
-    uint32_t n_batch;  /* most tokens one GPU step takes (a prompt is cut into steps
-                        * of this many, each through every layer as one batch);
-                        * 0: 512. Lowered to what the device's buffers hold. */
-    uint32_t n_ubatch; /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
-    bool logits_all;   /* keep logits for every token of a decode, not just the last */
+    uint32_t n_ctx;      /* tokens the KV cache holds; 0: the model's, at most 4096 */
+    uint32_t n_batch;    /* most tokens one GPU step takes (a prompt is cut into steps
+                          * of this many, each through every layer as one batch);
+                          * 0: 512. Lowered to what the device's buffers hold. */
+    uint32_t n_ubatch;   /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
+    bool logits_all;     /* keep logits for every token of a decode, not just the last */
+    bool no_logit_check; /* skip the scan for NaN and infinite logits (benchmarks) */
 };
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
@@ -443,7 +489,12 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
 void vkllm_session_free(vkllm_session *s);
 
 /* Runs N tokens at the next positions. Afterwards vkllm_session_logits gives
- * the logits after the last one (and after each one with logits_all). */
+ * the logits after the last one (and after each one with logits_all).
+ * VKLLM_E_NUMERIC if a row of those logits holds a NaN or an infinity (err
+ * names its position). All or nothing: on any failure the session is at the
+ * position it had before the call and has no logits; except that a model with
+ * sliding-window layers whose failure came after its first n_batch tokens has
+ * lost the window before that position, and is reset to position 0. */
 int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
                          struct vkllm_error *err);
 /* Logits (n_vocab floats) after token I of the last decode; I = -1 means its
@@ -460,6 +511,37 @@ void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err);
 /* GPU time of the last decode, from timestamp queries (0 if unsupported). */
 double vkllm_session_last_gpu_ms(const vkllm_session *s);
+/* Bytes of device memory the session holds: KV cache, activations, and its
+ * host-visible step and logits buffers. */
+uint64_t vkllm_session_memory_bytes(const vkllm_session *s);
+
+/* ============================== Memory needs ============================== */
+
+/* What a model and one session take, as the loader and vkllm_session_create
+ * allocate it (pool alignment and block rounding included), in bytes. */
+struct vkllm_memory_needs {
+    uint64_t weights;                        /* every weight, on the device */
+    uint64_t weights_type[VKLLM_TYPE_COUNT]; /* each type's tensors, before alignment;
+                                              * norms and biases are F32 there */
+    uint64_t kv_cache;                       /* keys and values, half floats */
+    uint64_t activations;                    /* one batch's activations and attention scores */
+    uint64_t session_host;                   /* the session's host-visible buffers */
+    uint64_t staging;                        /* the upload ring, while loading only */
+    uint64_t total;                          /* the most at once: weights + staging or session */
+    uint32_t n_ctx, n_batch;                 /* the session's, defaults applied */
+};
+
+/* Computes the needs of G's model with a session of PARAMS (NULL: defaults)
+ * on CTX's device, or, with CTX NULL, on a typical GPU (64-byte alignment,
+ * 4 GiB bindings): that needs no Vulkan. */
+int vkllm_memory_needs(const vkllm_gguf *g, const vkllm_context *ctx,
+                       const struct vkllm_session_params *params, struct vkllm_memory_needs *out,
+                       struct vkllm_error *err);
+/* VKLLM_OK if G's model and a session of PARAMS fit CTX's free memory (the
+ * total of vkllm_memory_needs), else VKLLM_E_DEVICE_MEMORY with one line
+ * "PATH: needs ... but DEVICE has ... free: try -c N or a smaller quantization". */
+int vkllm_memory_check(const vkllm_gguf *g, const vkllm_context *ctx,
+                       const struct vkllm_session_params *params, struct vkllm_error *err);
 
 /* ============================== Sampler ============================== */
 

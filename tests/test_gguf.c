@@ -639,10 +639,34 @@ static void test_open_errors(void)
           err.msg);
 
     CHECK(vkllm_gguf_open(VKLLM_TEST_GEN, &g, &err) == VKLLM_E_IO && !g);
-    CHECK(strstr(err.msg, VKLLM_TEST_GEN ": Is a directory"), "%s", err.msg);
+    CHECK(strstr(err.msg, VKLLM_TEST_GEN ": is a directory, not a model file"), "%s", err.msg);
 
     CHECK(vkllm_gguf_open("/dev/null", &g, &err) == VKLLM_E_IO && !g);
-    CHECK(strstr(err.msg, "/dev/null: not a regular file"), "%s", err.msg);
+    CHECK(strstr(err.msg, "/dev/null: is a character device, not a model file"), "%s", err.msg);
+
+    /* regression: a FIFO was opened before it was checked, and open() waited
+     * for a writer forever (ctest's timeout catches a hang) */
+    unlink(GEN("fifo.gguf"));
+    if (mkfifo(GEN("fifo.gguf"), 0600) == 0) {
+        CHECK(vkllm_gguf_open(GEN("fifo.gguf"), &g, &err) == VKLLM_E_IO && !g);
+        CHECK(strstr(err.msg, "fifo.gguf: is a FIFO, not a model file"), "%s", err.msg);
+        unlink(GEN("fifo.gguf"));
+    }
+
+    /* regression: "error: : No such file or directory" */
+    CHECK(vkllm_gguf_open("", &g, &err) == VKLLM_E_IO && !g);
+    CHECK(strcmp(err.msg, "empty file name") == 0, "%s", err.msg);
+
+    /* regression: a message was cut at 511 bytes, so a long path lost its
+     * reason; now the middle goes and the reason stays */
+    char long_path[5001];
+    memset(long_path, 'a', 5000);
+    long_path[0] = '/';
+    long_path[5000] = 0;
+    CHECK(vkllm_gguf_open(long_path, &g, &err) == VKLLM_E_IO && !g);
+    CHECK(strlen(err.msg) < sizeof err.msg && strstr(err.msg, "/aaa") == err.msg &&
+              strstr(err.msg, "aaa...aaa") && strstr(err.msg, ": File name too long"),
+          "%s", err.msg);
 
     write_file(GEN("empty.gguf"), "", 0);
     CHECK(vkllm_gguf_open(GEN("empty.gguf"), &g, &err) == VKLLM_E_FORMAT && !g);
@@ -678,6 +702,53 @@ static void test_open_errors(void)
     free(m.p);
 
     vkllm_gguf_close(NULL);
+}
+
+/* ============================== Printable text ============================== */
+
+/* vkllm_printable of SRC (LEN bytes) into a buffer of CAP bytes is WANT, having
+ * taken TAKEN bytes. */
+static void expect_printable(const char *src, size_t len, size_t cap, const char *want,
+                             size_t taken)
+{
+    char out[256];
+    size_t n = vkllm_printable(out, cap, src, len);
+    CHECK(n == taken && strcmp(out, want) == 0, "'%s' took %zu: '%s' took %zu, expected '%s'", src,
+          len, out, n, want);
+}
+
+/* File text reached the terminal raw: a key, tensor name or architecture could
+ * set the window title, colours, or forge lines. */
+static void test_printable(void)
+{
+    expect_printable("plain", 5, 64, "plain", 5);
+    expect_printable("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80", 14, 64,
+                     "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80", 14);
+    expect_printable("\x1b]0;owned\x07", 10, 64, "\\x1b]0;owned\\x07", 10);
+    expect_printable("a\nb\rc\td\x7f", 8, 64, "a\\x0ab\\x0dc\\x09d\\x7f", 8);
+    expect_printable("x\0y", 3, 64, "x\\x00y", 3);
+    /* C1 controls as UTF-8 (U+009B is CSI), bidirectional override, line separator */
+    expect_printable("\xc2\x9b"
+                     "2J\xe2\x80\xae\xe2\x80\xa8",
+                     10, 64, "\\xc2\\x9b2J\\xe2\\x80\\xae\\xe2\\x80\\xa8", 10);
+    /* invalid UTF-8: a lone continuation byte, 0xff, an overlong '/', a
+     * surrogate, a cut-off sequence: each byte escaped, the rest resynchronized */
+    expect_printable("\x80\xff\xc0\xafok\xed\xa0\x80\xe4\xb8", 11, 128,
+                     "\\x80\\xff\\xc0\\xafok\\xed\\xa0\\x80\\xe4\\xb8", 11);
+    /* idempotent: escaping escaped text changes nothing */
+    expect_printable("\\x1b", 4, 64, "\\x1b", 4);
+    /* never half a character or half an escape; CAP includes the NUL */
+    expect_printable("ab\xc3\xa9", 4, 4, "ab", 2);
+    expect_printable("ab\xc3\xa9", 4, 5, "ab\xc3\xa9", 4);
+    expect_printable("a\x1b", 2, 5, "a", 1);
+    expect_printable("a\x1b", 2, 6, "a\\x1b", 2);
+    expect_printable("abc", 3, 1, "", 0);
+
+    /* errors are escaped where they are made: a file name or key in a message */
+    struct vkllm_error err = {0};
+    vkllm_gguf *g = NULL;
+    CHECK(vkllm_gguf_parse("GGUF", 4, "evil\x1b[2J\n.gguf", &g, &err) == VKLLM_E_FORMAT && !g);
+    CHECK(strncmp(err.msg, "evil\\x1b[2J .gguf: ", 19) == 0, "%s", err.msg);
 }
 
 /* ============================== Round trip ============================== */
@@ -1227,6 +1298,74 @@ static void check_gen_model(const char *gen)
     CHECK(run(cmd) == 1, "no -o");
 }
 
+/* ============================== Array accessors ============================== */
+
+/* Regression: vkllm_gguf_arr_* read element I without checking it against
+ * arr_len (or a string array's offsets table). Each array here is followed by
+ * bytes that are not zero, and the last one ends the image, which is
+ * malloc'ed to its exact size: an unchecked index reads a wrong value, or past
+ * the buffer (ASan). */
+static void test_arr_index(void)
+{
+    struct img m = {0};
+    b_header(&m, 3, 0, 4);
+    b_str(&m, "a.int");
+    b_u32(&m, VKLLM_GGUF_ARRAY);
+    b_u32(&m, VKLLM_GGUF_INT32);
+    b_u64(&m, 2);
+    b_u32(&m, (uint32_t)-5);
+    b_u32(&m, 6);
+    b_str(&m, "a.float");
+    b_u32(&m, VKLLM_GGUF_ARRAY);
+    b_u32(&m, VKLLM_GGUF_FLOAT32);
+    b_u64(&m, 1);
+    b_raw(&m, &(float){2.5f}, 4);
+    b_str(&m, "s.u32");
+    b_u32(&m, VKLLM_GGUF_UINT32);
+    b_u32(&m, 9);
+    b_str(&m, "a.str");
+    b_u32(&m, VKLLM_GGUF_ARRAY);
+    b_u32(&m, VKLLM_GGUF_STRING);
+    b_u64(&m, 2);
+    b_str(&m, "x");
+    b_str(&m, "yz");
+
+    uint8_t *copy = malloc(m.len);
+    REQUIRE(copy);
+    memcpy(copy, m.p, m.len);
+    struct vkllm_error err;
+    vkllm_gguf *g;
+    REQUIRE_OK(vkllm_gguf_parse(copy, m.len, "arrays", &g, &err), "%s", err.msg);
+    const struct vkllm_gguf_kv *ai = vkllm_gguf_find_kv(g, "a.int"),
+                               *af = vkllm_gguf_find_kv(g, "a.float"),
+                               *su = vkllm_gguf_find_kv(g, "s.u32"),
+                               *as = vkllm_gguf_find_kv(g, "a.str");
+    REQUIRE(ai && af && su && as);
+    /* in range: the values */
+    CHECK(vkllm_gguf_arr_int(ai, 0) == -5 && vkllm_gguf_arr_int(ai, 1) == 6);
+    CHECK(vkllm_gguf_arr_float(ai, 1) == 6.0 && vkllm_gguf_arr_float(af, 0) == 2.5);
+    CHECK(vkllm_gguf_arr_int(af, 0) == 2);
+    CHECK(str_is(vkllm_gguf_arr_str(as, 0), "x") && str_is(vkllm_gguf_arr_str(as, 1), "yz"));
+    /* out of range, at the end, far past it and at the largest index: 0, 0.0, "" */
+    const uint64_t bad[] = {2, 3, 1000, UINT64_MAX / 4 + 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(vkllm_gguf_arr_int(ai, bad[i]) == 0, "a.int[%llu]", (unsigned long long)bad[i]);
+        CHECK(vkllm_gguf_arr_float(ai, bad[i]) == 0.0, "a.int[%llu]", (unsigned long long)bad[i]);
+        CHECK(vkllm_gguf_arr_float(af, bad[i] - 1) == 0.0, "a.float[%llu]",
+              (unsigned long long)(bad[i] - 1));
+        struct vkllm_gguf_str s = vkllm_gguf_arr_str(as, bad[i]);
+        CHECK(s.len == 0 && s.ptr && !*s.ptr, "a.str[%llu]", (unsigned long long)bad[i]);
+    }
+    /* the wrong kind: strings as numbers, numbers as strings, a scalar as an array */
+    CHECK(vkllm_gguf_arr_int(as, 0) == 0 && vkllm_gguf_arr_float(as, 1) == 0.0);
+    CHECK(vkllm_gguf_arr_str(ai, 0).len == 0 && vkllm_gguf_arr_str(af, 0).len == 0);
+    CHECK(vkllm_gguf_arr_int(su, 0) == 0 && vkllm_gguf_arr_float(su, 0) == 0.0);
+    CHECK(vkllm_gguf_arr_str(su, 0).len == 0);
+    vkllm_gguf_close(g);
+    free(copy);
+    free(m.p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--gen-model") == 0) {
@@ -1240,8 +1379,10 @@ int main(int argc, char **argv)
     test_kv_errors();
     test_tensor_errors();
     test_open_errors();
+    test_printable();
     test_round_trip();
     test_write_errors();
     test_stories();
+    test_arr_index();
     return TEST_REPORT();
 }

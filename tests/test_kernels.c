@@ -1153,6 +1153,16 @@ static void test_many_workgroups(void)
     struct matvec_case c = {VKLLM_TYPE_F32, 32, 2 * max_x + 5, 1, 1, false, false, 0, 0};
     test_matvec(&c);
     test_swiglu(tb.ctx->wg_size * max_x + 7, 1, 1);
+    /* A GEMM dispatches row tiles times token tiles: 17 rows are two row tiles
+     * (one or two rows per thread), and this many tokens make more than max_x
+     * workgroups, the last token tile partial. The review's "more rows times
+     * tokens than threads silently skips rows": the tokens of the groups in y. */
+    if (!tb.ctx->gemm) return;
+    const uint32_t tokens = (max_x / 2 + 2) * tb.ctx->gemm_tokens - 3;
+    const uint64_t x_bytes = (uint64_t)tokens * 32 * 4;
+    if (x_bytes > tb.ctx->dev.info.max_storage_buffer_range) return;
+    struct matvec_case g = {VKLLM_TYPE_F32, 32, 17, tokens, tokens, false, false, 0, 0};
+    test_matvec(&g);
 }
 
 /* ============================== Main ============================== */

@@ -558,23 +558,39 @@ fail:
     return rc;
 }
 
+/* What a file that is not a regular file is, for the message refusing it. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
 int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(errno));
+    if (!*path) return vkllm_fail(err, VKLLM_E_IO, "empty file name");
+    /* only a regular file is opened: opening a FIFO waits for a writer, forever,
+     * and opening a device can act on it (a tape rewinds) */
     struct stat st;
+    if (stat(path, &st) != 0) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return vkllm_fail(err, VKLLM_E_IO, "%s: is %s, not a model file", path,
+                          file_kind(st.st_mode));
+    /* O_NONBLOCK and fstat: the path may have become a FIFO since stat */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(errno));
     int rc;
     if (fstat(fd, &st) != 0) {
         rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(errno));
         goto close_fd;
     }
-    if (S_ISDIR(st.st_mode)) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(EISDIR));
-        goto close_fd;
-    }
     if (!S_ISREG(st.st_mode)) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s: not a regular file", path);
+        rc =
+            vkllm_fail(err, VKLLM_E_IO, "%s: is %s, not a model file", path, file_kind(st.st_mode));
         goto close_fd;
     }
     if (st.st_size == 0) {
@@ -702,10 +718,21 @@ static double load_float(enum vkllm_gguf_type t, const uint8_t *p)
     }
 }
 
+/* Element I of a numeric array kv, or NULL: not an array, an array of strings
+ * or arrays, or I out of range (a caller's bad index must not read past the
+ * array, which may end at the end of the mapping). */
+static const uint8_t *arr_elem(const struct vkllm_gguf_kv *kv, uint64_t i)
+{
+    const uint64_t sz = type_size(kv->arr_type);
+    if (kv->type != VKLLM_GGUF_ARRAY || !sz || i >= kv->arr_len) return NULL;
+    return kv->data + i * sz;
+}
+
 struct vkllm_gguf_str vkllm_gguf_arr_str(const struct vkllm_gguf_kv *kv, uint64_t i)
 {
     struct vkllm_gguf_str s = {"", 0};
-    if (kv->type != VKLLM_GGUF_ARRAY || kv->arr_type != VKLLM_GGUF_STRING) return s;
+    if (kv->type != VKLLM_GGUF_ARRAY || kv->arr_type != VKLLM_GGUF_STRING || i >= kv->arr_len)
+        return s;
     const uint8_t *p = kv->data + kv->str_offsets[i];
     s.len = le64(p);
     s.ptr = (const char *)p + 8;
@@ -714,14 +741,14 @@ struct vkllm_gguf_str vkllm_gguf_arr_str(const struct vkllm_gguf_kv *kv, uint64_
 
 int64_t vkllm_gguf_arr_int(const struct vkllm_gguf_kv *kv, uint64_t i)
 {
-    uint64_t sz = type_size(kv->arr_type);
-    return kv->type == VKLLM_GGUF_ARRAY && sz ? load_int(kv->arr_type, kv->data + i * sz) : 0;
+    const uint8_t *p = arr_elem(kv, i);
+    return p ? load_int(kv->arr_type, p) : 0;
 }
 
 double vkllm_gguf_arr_float(const struct vkllm_gguf_kv *kv, uint64_t i)
 {
-    uint64_t sz = type_size(kv->arr_type);
-    return kv->type == VKLLM_GGUF_ARRAY && sz ? load_float(kv->arr_type, kv->data + i * sz) : 0.0;
+    const uint8_t *p = arr_elem(kv, i);
+    return p ? load_float(kv->arr_type, p) : 0.0;
 }
 
 int64_t vkllm_gguf_kv_int(const struct vkllm_gguf_kv *kv)

@@ -13,17 +13,16 @@
  *                 them), tensors in the order llama.cpp's loader sorts them,
  *                 written to a temporary file that is renamed at the end
  */
+#include "atomic_file.h"
 #include "error.h"
 #include "quant.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NAME_MAX_LEN 64 /* ggml's GGML_MAX_NAME, NUL included */
@@ -499,13 +498,26 @@ static uint64_t job_done(struct job *j, uint64_t count)
     return done;
 }
 
+static bool values_finite(const float *x, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
 static void job_convert(struct job *j, float *buf, uint64_t first, uint64_t count)
 {
     const uint64_t n = count * j->n_per_row;
     uint8_t *out = j->out + first * j->out_row_bytes;
     j->from->dequantize(j->q->t->data + first * j->in_row_bytes, buf, n / j->from->block_size);
-    j->to->quantize(buf, out, n / j->to->block_size);
-    if (!output_valid(j->to->type, out, count * j->out_row_bytes)) {
+    /* a NaN input can still give finite block scales (ggml's maximum skips
+     * it), and llama-quantize then writes garbage quietly: refuse it here */
+    bool valid = values_finite(buf, n);
+    if (valid) {
+        j->to->quantize(buf, out, n / j->to->block_size);
+        valid = output_valid(j->to->type, out, count * j->out_row_bytes);
+    }
+    if (!valid) {
         pthread_mutex_lock(&j->lock);
         j->invalid = j->stop = true;
         pthread_mutex_unlock(&j->lock);
@@ -638,25 +650,6 @@ static bool key_is(const struct vkllm_gguf_kv *kv, const char *key)
     return kv->key.len == strlen(key) && !memcmp(kv->key.ptr, key, kv->key.len);
 }
 
-/* Opens a new, empty OUT.tmp-XXXXXX beside OUT (mode 0666 less the umask, as
- * the final file should have) and writes its name to TMP. */
-static int temp_create(const char *out, char *tmp, size_t cap, struct vkllm_error *err)
-{
-    uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)tmp;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        if (snprintf(tmp, cap, "%s.tmp-%06x", out, (unsigned)(x >> 40)) >= (int)cap)
-            return vkllm_fail(err, VKLLM_E_INVALID, "%s: path too long", out);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) {
-            close(fd);
-            return VKLLM_OK;
-        }
-        if (errno != EEXIST) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", out, strerror(errno));
-    }
-    return vkllm_fail(err, VKLLM_E_IO, "%s: cannot find a free temporary name", out);
-}
-
 /* The writer names the temporary file in its messages; the user knows OUT. */
 static void rename_in_message(struct vkllm_error *err, const char *tmp, const char *out)
 {
@@ -718,7 +711,7 @@ int vkllm_quantize(const char *in_path, const char *out_path,
     vkllm_gguf *in = NULL;
     vkllm_gguf_writer *w = NULL;
     struct qtensor *ts = NULL;
-    char tmp[4096];
+    char *tmp = NULL;
     int rc = vkllm_gguf_open(in_path, &in, err);
     if (rc) return rc;
 
@@ -782,16 +775,13 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         }
     }
 
-    if ((rc = temp_create(out_path, tmp, sizeof tmp, err))) goto fail_close;
+    if ((rc = atomic_file_create(out_path, &tmp, err))) goto fail_close;
     if ((rc = vkllm_gguf_writer_write(w, tmp, err))) {
         rename_in_message(err, tmp, out_path);
-        unlink(tmp); /* the writer removed it unless it was not a regular file */
+        atomic_file_abort(tmp);
         goto fail_close;
     }
-    if (rename(tmp, out_path)) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", out_path, strerror(errno));
-        unlink(tmp);
-    }
+    rc = atomic_file_commit(tmp, out_path, err);
 fail_close:
     vkllm_gguf_writer_destroy(w);
     free(ts);

@@ -23,6 +23,7 @@
  * Files without a chat template, or whose template fails, get a built-in
  * format chosen as llama.cpp's llm_chat_detect_template chooses it.
  */
+#include "atomic_file.h"
 #include "error.h"
 
 #include <errno.h>
@@ -31,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct message {
     char *role, *content;
@@ -779,33 +778,23 @@ int vkllm_chat_save(const vkllm_chat *c, const char *path, struct vkllm_error *e
         }
     }
     /* a temporary file beside PATH, renamed over it: never half a file */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) {
+    char *tmp;
+    int rc = atomic_file_create(path, &tmp, err);
+    if (rc) {
         json_decref(root);
-        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        return rc;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp-XXXXXX", 12);
-    int rc = VKLLM_OK, fd = mkstemp(tmp);
-    if (fd >= 0) fchmod(fd, 0644); /* mkstemp's 0600 is for secrets */
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot create: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
+    FILE *f = fopen(tmp, "w");
+    bool ok =
+        f && json_dumpf(root, f, JSON_INDENT(2)) == 0 && fputc('\n', f) != EOF && fflush(f) == 0;
+    int e = errno;
+    ok = (!f || fclose(f) == 0) && ok;
+    if (ok) {
+        rc = atomic_file_commit(tmp, path, err);
     } else {
-        bool ok = json_dumpf(root, f, JSON_INDENT(2)) == 0 && fputc('\n', f) != EOF &&
-                  fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot write: %s", path, strerror(errno));
-            unlink(tmp);
-        }
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot write: %s", path, strerror(e ? e : EIO));
+        atomic_file_abort(tmp);
     }
-    free(tmp);
     json_decref(root);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* session.c: one conversation: the KV cache and activations on the device, two
  * recorded graphs (one token, and a batch for prompts), and the decode loop
  * that feeds them. */
+#include "budget.h"
 #include "forward.h"
 #include "kernels.h"
 #include "rope.h"
@@ -8,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_N_CTX   4096
-#define DEFAULT_N_BATCH 512 /* as llama.cpp's n_ubatch */
-
 struct vkllm_session {
     struct vkllm_model *m;
     uint32_t n_ctx, n_batch;
     bool logits_all;
+    bool check_logits; /* scan read-back logits for NaN and infinities */
     uint32_t pos;
+    struct session_plan plan; /* every buffer's size (budget.c) */
 
     struct gpu_pool device; /* activations and KV cache */
     struct gpu_pool host;   /* step header and rope table, written every step */
@@ -38,29 +38,20 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
 {
     const struct vkllm_model *m = s->m;
     const struct vkllm_hparams *hp = &m->hp;
+    const struct session_plan *p = &s->plan; /* the sizes, in the order budget.c counts them */
     struct forward_state *st = &s->st;
-    const uint64_t B = s->n_batch;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
-    uint64_t widest = 0; /* longest input of a matvec */
-    for (int b = 0; b < BUF_COUNT; b++)
-        if (b != BUF_LOGITS && s->graph.width[b] > widest) widest = s->graph.width[b];
     int rc;
     st->n_ctx = s->n_ctx;
-    if ((rc = gpu_pool_alloc(&s->host, STEP_HEADER_WORDS * 4 + B * 4, &st->step, err))) return rc;
+    if ((rc = gpu_pool_alloc(&s->host, p->step, &st->step, err))) return rc;
     for (uint32_t i = 0; i < m->am.layers.n_rope; i++)
-        if ((rc = gpu_pool_alloc(&s->host, B * (hp->n_rot ? hp->n_rot : 2) * 4, &st->rope[i], err)))
+        if ((rc = gpu_pool_alloc(&s->host, p->rope, &st->rope[i], err))) return rc;
+    for (int b = 0; b < BUF_COUNT; b++)
+        if (s->graph.width[b] && (rc = gpu_pool_alloc(&s->device, p->bufs[b], &st->bufs[b], err)))
             return rc;
-    for (int b = 0; b < BUF_COUNT; b++) {
-        const uint64_t rows = b == BUF_LOGITS && !s->logits_all ? 1 : B;
-        if (s->graph.width[b] &&
-            (rc = gpu_pool_alloc(&s->device, rows * s->graph.width[b] * 4, &st->bufs[b], err)))
-            return rc;
-    }
-    const uint64_t logit_bytes = (s->logits_all ? B : 1) * hp->n_vocab * 4;
-    if ((rc = gpu_pool_alloc(&s->device, op_q8_bytes((uint32_t)B, (uint32_t)widest), &st->xq,
-                             err)) ||
-        (rc = gpu_pool_alloc(&s->device, B * hp->n_head * s->n_ctx * 4, &st->scores, err)) ||
-        (rc = gpu_pool_alloc(&s->readback, logit_bytes, &s->out, err)))
+    if ((rc = gpu_pool_alloc(&s->device, p->xq, &st->xq, err)) ||
+        (rc = gpu_pool_alloc(&s->device, p->scores, &st->scores, err)) ||
+        (rc = gpu_pool_alloc(&s->readback, p->logits, &s->out, err)))
         return rc;
     st->k_cache = calloc(hp->n_layer, sizeof *st->k_cache);
     st->v_cache = calloc(hp->n_layer, sizeof *st->v_cache);
@@ -68,62 +59,38 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
     if (!st->k_cache || !st->v_cache || !st->ring)
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        /* a windowed layer keeps the window and one batch: a batch's first
-         * query still sees the window behind it while the batch is written */
-        uint64_t ring = s->n_ctx;
-        if (m->am.layers.swa[l] && (uint64_t)hp->sliding_window + B < ring) {
-            ring = hp->sliding_window + B;
-            s->windowed = true;
-        }
-        st->ring[l] = (uint32_t)ring;
-        if ((rc = gpu_pool_alloc(&s->device, ring * KV * 2, &st->k_cache[l], err)) ||
-            (rc = gpu_pool_alloc(&s->device, ring * KV * 2, &st->v_cache[l], err)))
+        st->ring[l] = budget_ring(&m->am, l, s->n_ctx, s->n_batch);
+        if (st->ring[l] < s->n_ctx) s->windowed = true;
+        if ((rc = gpu_pool_alloc(&s->device, st->ring[l] * KV * 2, &st->k_cache[l], err)) ||
+            (rc = gpu_pool_alloc(&s->device, st->ring[l] * KV * 2, &st->v_cache[l], err)))
             return rc;
     }
     return VKLLM_OK;
-}
-
-/* The largest batch whose activations each fit one binding. */
-static uint32_t fit_batch(const struct vkllm_hparams *hp, uint32_t want, uint32_t n_ctx,
-                          bool logits_all, uint64_t range)
-{
-    uint64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
-    if ((uint64_t)hp->n_head * hp->head_dim > widest) widest = (uint64_t)hp->n_head * hp->head_dim;
-    if ((uint64_t)hp->n_head * n_ctx > widest) widest = (uint64_t)hp->n_head * n_ctx;
-    if (logits_all && hp->n_vocab > widest) widest = hp->n_vocab;
-    uint64_t most = range / (4 * widest);
-    return most < want ? (uint32_t)most : want;
 }
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
                          vkllm_session **out, struct vkllm_error *err)
 {
     *out = NULL;
-    const struct vkllm_hparams *hp = &m->hp;
     struct vk_device *dev = &m->ctx->dev;
     struct vkllm_session *s = calloc(1, sizeof *s);
     if (!s) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     s->m = m;
-    s->n_ctx = params && params->n_ctx
-                   ? params->n_ctx
-                   : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train : DEFAULT_N_CTX);
-    s->logits_all = params && params->logits_all;
-    uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
-    if (params && params->n_ubatch && params->n_ubatch < want) want = params->n_ubatch;
-    s->n_batch = fit_batch(hp, want, s->n_ctx, s->logits_all, dev->info.max_storage_buffer_range);
-    int rc = VKLLM_OK;
-    uint64_t kv_layer = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim * 2;
-    if (s->n_ctx > (1u << 24) || s->n_batch == 0 || kv_layer > dev->info.max_storage_buffer_range)
-        rc = vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                        "a context of %u tokens does not fit %s's storage buffer limit", s->n_ctx,
-                        dev->info.name);
+    /* sized, and checked against the free memory, before anything is allocated */
+    int rc = budget_session(&m->am, &dev->info, params, &s->plan, err);
+    if (!rc)
+        rc = budget_check_session(vkllm_gguf_name(m->gguf), &m->am, dev, params, &s->plan, err);
     if (rc) goto fail;
+    s->n_ctx = s->plan.n_ctx;
+    s->n_batch = s->plan.n_batch;
+    s->logits_all = s->plan.logits_all;
+    s->check_logits = !(params && params->no_logit_check);
 
     if ((rc = graph_build(&m->am, s->logits_all, &s->graph, err))) goto fail;
     rope_settings(&m->am, m->rope_freqs, s->n_ctx, s->rope);
-    gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, 64ull << 20);
-    gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, 1ull << 20);
-    gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, 1ull << 20);
+    gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, s->plan.device_block);
+    gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, s->plan.host_block);
+    gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, s->plan.readback_block);
     if ((rc = alloc_state(s, err))) goto fail;
     if ((rc = gpu_graph_create(&s->one, dev, err)) ||
         (rc = forward_record(m, &s->graph, &s->st, &s->one, 1, &s->out, err)))
@@ -192,6 +159,44 @@ static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
     return VKLLM_OK;
 }
 
+/* Index of the first NaN or infinity in P[0, N), or N. The first pass only
+ * says whether there is one, in integers that vectorize (and survive
+ * -ffast-math): an exponent of all ones, plus one, carries into bit 31. About
+ * 20 us for 152k floats on a desktop CPU, against milliseconds per token. */
+static size_t first_nonfinite(const float *p, size_t n)
+{
+    uint32_t bad = 0, u;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(&u, p + i, sizeof u);
+        bad |= (u & 0x7f800000u) + 0x00800000u;
+    }
+    for (size_t i = 0; (bad & 0x80000000u) && i < n; i++) {
+        memcpy(&u, p + i, sizeof u);
+        if ((u & 0x7f800000u) == 0x7f800000u) return i;
+    }
+    return n;
+}
+
+/* Fails if a logits row the caller may read holds a NaN or an infinity: the
+ * sampler would pick a token from it all the same, and the text would look
+ * like a model's output. POS0 is the position of the decode's first token. */
+static int check_logits(const struct vkllm_session *s, uint32_t pos0, uint32_t n,
+                        struct vkllm_error *err)
+{
+    const size_t n_vocab = s->m->hp.n_vocab;
+    for (uint32_t row = s->logits_all ? 0 : n - 1; row < n; row++) {
+        const float *l = s->logits_all ? s->logits + row * n_vocab : s->out.mapped;
+        const size_t i = first_nonfinite(l, n_vocab);
+        if (i == n_vocab) continue;
+        return vkllm_fail(err, VKLLM_E_NUMERIC,
+                          "%s: logits at position %u are not finite (%s at token %zu): the "
+                          "file's weights are broken or a kernel failed",
+                          vkllm_gguf_name(s->m->gguf), pos0 + row,
+                          l[i] != l[i] ? "NaN" : "infinity", i);
+    }
+    return VKLLM_OK;
+}
+
 int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
                          struct vkllm_error *err)
 {
@@ -204,15 +209,25 @@ int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
             return vkllm_fail(err, VKLLM_E_INVALID, "token id %d is outside the vocabulary of %u",
                               tokens[i], s->m->hp.n_vocab);
+    const uint32_t pos0 = s->pos;
     s->n_logits = 0;
     s->last_gpu_ms = 0;
-    for (uint32_t i = 0; i < n;) {
+    int rc = VKLLM_OK;
+    uint32_t written = 0; /* positions from pos0 whose cache entries may have changed */
+    for (uint32_t i = 0; i < n && !rc; i += s->n_batch) {
         uint32_t chunk = n - i < s->n_batch ? n - i : s->n_batch;
-        int rc = run_step(s, tokens + i, chunk, err);
-        if (rc) return rc;
-        i += chunk;
+        written = i + chunk;
+        rc = run_step(s, tokens + i, chunk, err);
     }
-    return VKLLM_OK;
+    if (!rc && s->check_logits) rc = check_logits(s, pos0, n, err);
+    if (!rc) return VKLLM_OK;
+    /* All or nothing: the cache past pos0 is overwritten by the next decode
+     * before attention reads it. But a ring of a sliding-window layer that
+     * took more than one batch has lost the window before pos0 (as in
+     * vkllm_session_truncate): then nothing before pos0 is usable either. */
+    s->pos = s->windowed && written > s->n_batch ? 0 : pos0;
+    s->n_logits = 0;
+    return rc;
 }
 
 const float *vkllm_session_logits(const vkllm_session *s, int32_t i)
@@ -244,6 +259,10 @@ void vkllm_session_reset(vkllm_session *s)
 double vkllm_session_last_gpu_ms(const vkllm_session *s)
 {
     return s->last_gpu_ms;
+}
+uint64_t vkllm_session_memory_bytes(const vkllm_session *s)
+{
+    return s->device.allocated + s->host.allocated + s->readback.allocated;
 }
 
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err)

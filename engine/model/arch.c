@@ -295,6 +295,9 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     if (experts > 0)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: mixture-of-experts models are not supported yet", name);
+    /* a model trained on no tokens is a broken file, and would get a context of 0 */
+    if (hp->n_ctx_train == 0)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s is 0", name, key(hp, "context_length"));
     if ((rc = rope_scaling_read(g, hp->arch, hp->n_ctx_train, &am->rope, err))) return rc;
 
     if (hp->n_embd == 0 || hp->n_layer == 0 || hp->n_head == 0 || hp->n_head_kv == 0 ||

@@ -2,6 +2,7 @@
  * the device with a progress report. */
 #include "model.h"
 
+#include "budget.h"
 #include "quant.h"
 
 #include <stdio.h>
@@ -113,21 +114,30 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
                         vkllm_vocab_n_tokens(m->vocab), m->hp.n_vocab);
     if (rc) goto fail;
 
+    /* nothing is allocated before the whole model is known to fit */
+    struct weight_plan plan;
+    if ((rc = budget_weights(&m->am, info, &plan, err)) ||
+        (rc = budget_check_load(path, &m->am, &ctx->dev, params ? params->session : NULL, err)))
+        goto fail;
     ld.total = arch_device_bytes(&m->am);
-    if (info->device_local_bytes && ld.total > info->device_local_bytes) {
-        rc = vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                        "%s: the weights need %.0f MiB but %s has %.0f MiB of device memory", path,
-                        ld.total / 1048576.0, info->name, info->device_local_bytes / 1048576.0);
+    gpu_pool_init(&m->pool, &ctx->dev, GPU_POOL_DEVICE, plan.block);
+    if ((rc = gpu_uploader_create(&ld.up, &ctx->dev, plan.staging, err))) {
+        char what[1024];
+        snprintf(what, sizeof what, "%s: the staging buffer", path);
+        vkllm_error_prefix(err, what);
         goto fail;
     }
-    VkDeviceSize block = 256ull << 20;
-    if (ld.total + 4096 < block) block = ld.total + 4096; /* small models take what they need */
-    gpu_pool_init(&m->pool, &ctx->dev, GPU_POOL_DEVICE, block);
-    if ((rc = gpu_uploader_create(&ld.up, &ctx->dev, 32ull << 20, err))) goto fail;
     rc = upload(&ld, err);
     gpu_uploader_destroy(&ld.up);
+    if (rc && err) {
+        /* what was uploaded goes with the model, below */
+        size_t len = strlen(err->msg);
+        snprintf(err->msg + len, sizeof err->msg - len,
+                 " (after %.1f of %.1f MiB of weights; all of it freed)", ld.done / 1048576.0,
+                 ld.total / 1048576.0);
+    }
     if (rc) goto fail;
-    m->weight_bytes = ld.total;
+    m->weight_bytes = m->pool.allocated;
     *out = m;
     return VKLLM_OK;
 fail:

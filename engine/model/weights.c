@@ -24,6 +24,17 @@ uint64_t gpu_weight_bytes(uint32_t type, uint64_t k, uint64_t rows)
     return blocks * block_words(f) * 4 + (f->half_at >= 0 ? (blocks + 1) / 2 * 4 : 0);
 }
 
+uint64_t gpu_weight_rows_per_part(uint32_t type, uint64_t k, uint64_t n, uint64_t max_part_bytes)
+{
+    /* whole parts fit one binding, padding included; an even count keeps
+     * half-float scales from sharing a word across parts */
+    const uint64_t row_bytes = gpu_weight_bytes(type, k, 2) / 2 + 1;
+    uint64_t per_part = max_part_bytes > 16 ? (max_part_bytes - 16) / row_bytes : 0;
+    per_part &= ~(uint64_t)1;
+    if (per_part < 2) return 0;
+    return per_part < n ? per_part : n;
+}
+
 /* Writes rows [r0, r1) of the GGUF data into the part, through the uploader.
  * Chunks hold an even number of rows so that half-float scales (and F16 rows of
  * odd length) never share a word between two copies. */
@@ -88,16 +99,11 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
                           (unsigned long long)n, (unsigned long long)k);
     if (!max_part_bytes || max_part_bytes > pool->dev->info.max_storage_buffer_range)
         max_part_bytes = pool->dev->info.max_storage_buffer_range;
-
-    /* rows per part: whole parts fit one binding, padding included */
-    uint64_t row_bytes = gpu_weight_bytes(type, k, 2) / 2 + 1;
-    uint64_t per_part = (max_part_bytes - 16) / row_bytes;
-    per_part &= ~(uint64_t)1;
-    if (per_part < 2)
+    const uint64_t per_part = gpu_weight_rows_per_part(type, k, n, max_part_bytes);
+    if (!per_part)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "a row of %llu elements does not fit one storage buffer binding",
                           (unsigned long long)k);
-    if (per_part > n) per_part = n;
     out->type = type;
     out->k = (uint32_t)k;
     out->n = (uint32_t)n;

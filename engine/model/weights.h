@@ -25,6 +25,11 @@ struct gpu_weight {
 /* Bytes the device layout needs for ROWS rows of K elements of TYPE. */
 uint64_t gpu_weight_bytes(uint32_t type, uint64_t k, uint64_t rows);
 
+/* Rows in each part (the last may have fewer) when N rows of K elements of
+ * TYPE are split into parts of at most MAX_PART_BYTES; 0 when two rows do not
+ * fit one part. */
+uint64_t gpu_weight_rows_per_part(uint32_t type, uint64_t k, uint64_t n, uint64_t max_part_bytes);
+
 /* Uploads N rows of K elements of TYPE, in GGUF's layout at DATA, into memory
  * from POOL through U (flushed before returning). Parts are at most
  * MAX_PART_BYTES (0: the device's storage-buffer range). */

@@ -1,6 +1,8 @@
 /* context.c: vkllm_context, a chosen device with its pipeline registry. */
 #include "context.h"
 
+#include "vk_fault.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,11 +78,13 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
                          struct vkllm_error *err)
 {
     *out = NULL;
+    int rc = vk_fault_init(err);
+    if (rc) return rc;
     struct vkllm_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     const char *env = getenv("VKLLM_VALIDATE");
     bool validation = (params && params->validation) || (env && *env && strcmp(env, "0"));
-    int rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation, err);
+    rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation, err);
     if (!rc) rc = vk_pipelines_init(&ctx->pipes, &ctx->dev, err);
     if (rc) {
         vkllm_context_destroy(ctx);
@@ -119,4 +123,9 @@ const char *vkllm_context_paths(const vkllm_context *ctx)
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx)
 {
     return ctx->dev.validation_messages;
+}
+
+bool vkllm_context_lost(const vkllm_context *ctx)
+{
+    return ctx->dev.lost;
 }

@@ -1,6 +1,8 @@
 /* vk_commands.c: recording dispatches with their barriers, and replaying them. */
 #include "vk_commands.h"
 
+#include "vk_fault.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,8 @@ static int profile_create(struct gpu_graph *g, struct vkllm_error *err)
         .queryType = VK_QUERY_TYPE_TIMESTAMP,
         .queryCount = PROFILE_MAX,
     };
-    return VK_CHECK(err, vkCreateQueryPool(g->dev->device, &qci, NULL, &g->profile_queries));
+    return VK_DEV_CHECK(g->dev, err, VK_FAULT_OBJECT,
+                        vkCreateQueryPool(g->dev->device, &qci, NULL, &g->profile_queries));
 }
 
 /* Adds the last run's dispatch times to the per-kernel sums. */
@@ -74,29 +77,37 @@ static void profile_print(const struct gpu_graph *g)
 int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_error *err)
 {
     memset(g, 0, sizeof *g);
+    int rc = vk_dev_usable(dev, err);
+    if (rc) return rc;
     g->dev = dev;
     VkCommandPoolCreateInfo pci = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
         .queueFamilyIndex = dev->queue_family,
     };
-    int rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &g->cmd_pool));
+    rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                      vkCreateCommandPool(dev->device, &pci, NULL, &g->cmd_pool));
     VkCommandBufferAllocateInfo cai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = g->cmd_pool,
         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
         .commandBufferCount = 1,
     };
-    if (!rc) rc = VK_CHECK(err, vkAllocateCommandBuffers(dev->device, &cai, &g->cmd));
+    if (!rc)
+        rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                          vkAllocateCommandBuffers(dev->device, &cai, &g->cmd));
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    if (!rc) rc = VK_CHECK(err, vkCreateFence(dev->device, &fci, NULL, &g->fence));
+    if (!rc)
+        rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                          vkCreateFence(dev->device, &fci, NULL, &g->fence));
     if (!rc && dev->timestamp_bits) {
         VkQueryPoolCreateInfo qci = {
             .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
             .queryType = VK_QUERY_TYPE_TIMESTAMP,
             .queryCount = 2,
         };
-        rc = VK_CHECK(err, vkCreateQueryPool(dev->device, &qci, NULL, &g->queries));
+        rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                          vkCreateQueryPool(dev->device, &qci, NULL, &g->queries));
     }
     if (!rc) rc = profile_create(g, err);
     if (rc) gpu_graph_destroy(g);
@@ -105,7 +116,7 @@ int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_er
 
 static void free_descriptor_pools(struct gpu_graph *g)
 {
-    for (uint32_t i = 0; i < g->n_desc_pools; i++)
+    for (uint32_t i = 0; i < g->n_desc_pools && !g->dev->hung; i++)
         vkDestroyDescriptorPool(g->dev->device, g->desc_pools[i], NULL);
     free(g->desc_pools);
     g->desc_pools = NULL;
@@ -117,15 +128,22 @@ void gpu_graph_destroy(struct gpu_graph *g)
 {
     if (!g || !g->dev) return;
     VkDevice dev = g->dev->device;
-    if (g->pending) vkWaitForFences(dev, 1, &g->fence, VK_TRUE, UINT64_MAX);
+    /* after a failed wait the GPU may still run the recording: wait for it, or,
+     * if it never ends, leak what it uses (vk_fence_settle marks the device
+     * hung, and then nothing of it is destroyed) */
+    const bool idle = !g->pending || vk_fence_settle(g->dev, g->fence);
     free_descriptor_pools(g);
     if (g->profile_queries) {
         profile_print(g);
-        vkDestroyQueryPool(dev, g->profile_queries, NULL);
+        if (idle) vkDestroyQueryPool(dev, g->profile_queries, NULL);
     }
     free(g->profile_shader);
     free(g->profile_ms);
     free(g->profile_calls);
+    if (!idle) {
+        memset(g, 0, sizeof *g);
+        return;
+    }
     if (g->queries) vkDestroyQueryPool(dev, g->queries, NULL);
     if (g->fence) vkDestroyFence(dev, g->fence, NULL);
     if (g->cmd_pool) vkDestroyCommandPool(dev, g->cmd_pool, NULL);
@@ -134,11 +152,13 @@ void gpu_graph_destroy(struct gpu_graph *g)
 
 int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
 {
+    int rc = vk_dev_usable(g->dev, err);
+    if (rc) return rc;
     free_descriptor_pools(g);
     g->n_dispatches = 0;
-    int rc = VK_CHECK(err, vkResetCommandBuffer(g->cmd, 0));
+    rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkResetCommandBuffer(g->cmd, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    if (!rc) rc = VK_CHECK(err, vkBeginCommandBuffer(g->cmd, &bi));
+    if (!rc) rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkBeginCommandBuffer(g->cmd, &bi));
     if (rc) return rc;
     if (g->queries) {
         vkCmdResetQueryPool(g->cmd, g->queries, 0, 2);
@@ -160,38 +180,51 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
     return VKLLM_OK;
 }
 
+/* A descriptor set for LAYOUT from the newest pool, or from a new one when that
+ * is used up. The count drops only once a set is allocated, so that a failed
+ * allocation leaves it exact. */
 static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layout,
                                 VkDescriptorSet *out, struct vkllm_error *err)
 {
     VkDevice dev = g->dev->device;
-    if (g->sets_left == 0) {
-        VkDescriptorPool *pools = realloc(g->desc_pools, (g->n_desc_pools + 1) * sizeof *pools);
-        if (!pools) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-        g->desc_pools = pools;
-        VkDescriptorPoolSize size = {
-            .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .descriptorCount = SETS_PER_POOL * PIPELINE_MAX_BINDINGS,
+    for (int attempt = 0;; attempt++) {
+        if (g->sets_left == 0) {
+            VkDescriptorPool *pools = realloc(g->desc_pools, (g->n_desc_pools + 1) * sizeof *pools);
+            if (!pools) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+            g->desc_pools = pools;
+            VkDescriptorPoolSize size = {
+                .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                .descriptorCount = SETS_PER_POOL * PIPELINE_MAX_BINDINGS,
+            };
+            VkDescriptorPoolCreateInfo ci = {
+                .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                .maxSets = SETS_PER_POOL,
+                .poolSizeCount = 1,
+                .pPoolSizes = &size,
+            };
+            int rc = VK_DEV_CHECK(
+                g->dev, err, VK_FAULT_OBJECT,
+                vkCreateDescriptorPool(dev, &ci, NULL, &g->desc_pools[g->n_desc_pools]));
+            if (rc) return rc;
+            g->n_desc_pools++;
+            g->sets_left = SETS_PER_POOL;
+        }
+        VkDescriptorSetAllocateInfo ai = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+            .descriptorPool = g->desc_pools[g->n_desc_pools - 1],
+            .descriptorSetCount = 1,
+            .pSetLayouts = &layout,
         };
-        VkDescriptorPoolCreateInfo ci = {
-            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-            .maxSets = SETS_PER_POOL,
-            .poolSizeCount = 1,
-            .pPoolSizes = &size,
-        };
-        int rc =
-            VK_CHECK(err, vkCreateDescriptorPool(dev, &ci, NULL, &g->desc_pools[g->n_desc_pools]));
-        if (rc) return rc;
-        g->n_desc_pools++;
-        g->sets_left = SETS_PER_POOL;
+        VkResult r = VK_FAULTY(VK_FAULT_OBJECT, vkAllocateDescriptorSets(dev, &ai, out));
+        /* a pool may run out before its count says so (fragmentation): then
+         * the next set comes from a new pool */
+        if ((r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) && !attempt) {
+            g->sets_left = 0;
+            continue;
+        }
+        if (r == VK_SUCCESS) g->sets_left--;
+        return vk_dev_check(g->dev, err, r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
     }
-    VkDescriptorSetAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-        .descriptorPool = g->desc_pools[g->n_desc_pools - 1],
-        .descriptorSetCount = 1,
-        .pSetLayouts = &layout,
-    };
-    g->sets_left--;
-    return VK_CHECK(err, vkAllocateDescriptorSets(dev, &ai, out));
 }
 
 int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
@@ -282,7 +315,7 @@ int gpu_graph_end(struct gpu_graph *g, struct vkllm_error *err)
 {
     if (g->queries)
         vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->queries, 1);
-    return VK_CHECK(err, vkEndCommandBuffer(g->cmd));
+    return VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkEndCommandBuffer(g->cmd));
 }
 
 int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err)
@@ -292,12 +325,18 @@ int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err)
         .commandBufferCount = 1,
         .pCommandBuffers = &g->cmd,
     };
-    int rc = VK_CHECK(err, vkQueueSubmit(g->dev->queue, 1, &si, g->fence));
+    int rc = vk_dev_usable(g->dev, err);
+    if (!rc)
+        rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_SUBMIT,
+                          vkQueueSubmit(g->dev->queue, 1, &si, g->fence));
     if (rc) return rc;
+    /* until the fence says it is done, nothing it uses may be freed */
     g->pending = true;
-    rc = VK_CHECK(err, vkWaitForFences(g->dev->device, 1, &g->fence, VK_TRUE, UINT64_MAX));
+    char what[48];
+    snprintf(what, sizeof what, "a recording of %u dispatches", g->n_dispatches);
+    if ((rc = vk_fence_wait(g->dev, g->fence, what, err))) return rc;
     g->pending = false;
-    if (!rc) rc = VK_CHECK(err, vkResetFences(g->dev->device, 1, &g->fence));
+    rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkResetFences(g->dev->device, 1, &g->fence));
     if (!rc && g->profile_queries) profile_collect(g);
     return rc;
 }

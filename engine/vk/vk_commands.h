@@ -18,7 +18,7 @@ struct gpu_graph {
     uint32_t n_desc_pools;
     uint32_t sets_left; /* in the newest descriptor pool */
     uint32_t n_dispatches;
-    bool pending; /* submitted and not yet waited for */
+    bool pending; /* submitted, and not known to be done (a wait failed) */
     /* VKLLM_PROFILE: a timestamp after each dispatch, summed per kernel over
      * every run and printed to stderr when the graph is destroyed */
     VkQueryPool profile_queries;

@@ -2,7 +2,11 @@
  * the logical device with a compute queue. */
 #include "vk_device.h"
 
+#include "vk_fault.h"
+
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +201,65 @@ static bool has_device_extension(VkPhysicalDevice phys, const char *name)
     return found;
 }
 
+/* ============================== Memory budget ============================== */
+
+int vk_max_memory(uint64_t *out, struct vkllm_error *err)
+{
+    *out = 0;
+    const char *s = getenv("VKLLM_MAX_MEMORY");
+    if (!s || !*s) return VKLLM_OK;
+    char *end;
+    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    static const char units[] = "KkMmGg";
+    const char *u = v && *end ? strchr(units, *end) : NULL;
+    const int shift = u ? 10 * (1 + (int)(u - units) / 2) : 0;
+    if (u) end++;
+    if (!v || *end || v > (UINT64_MAX >> shift))
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "VKLLM_MAX_MEMORY: '%s' is not a size in bytes (e.g. 512M or 4G)", s);
+    *out = (uint64_t)v << shift;
+    return VKLLM_OK;
+}
+
+/* What this process may use of the device-local heaps now; VKLLM_MAX_MEMORY
+ * caps it (an invalid value is reported when a device is created). */
+static void describe_budget(VkPhysicalDevice phys, struct vkllm_device_info *info)
+{
+    info->memory_budget = has_device_extension(phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+        .pNext = info->memory_budget ? &b : NULL};
+    vkGetPhysicalDeviceMemoryProperties2(phys, &mp);
+    for (uint32_t i = 0; i < mp.memoryProperties.memoryHeapCount; i++)
+        if (mp.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            info->budget_bytes +=
+                info->memory_budget ? b.heapBudget[i] : mp.memoryProperties.memoryHeaps[i].size;
+    uint64_t max;
+    if (vk_max_memory(&max, NULL) == VKLLM_OK && max) {
+        if (info->device_local_bytes > max) info->device_local_bytes = max;
+        if (info->budget_bytes > max) info->budget_bytes = max;
+    }
+}
+
+void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out)
+{
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+        .pNext = d->memory_budget ? &b : NULL};
+    vkGetPhysicalDeviceMemoryProperties2(d->phys, &mp);
+    const uint32_t h = d->local_heap;
+    out->size = mp.memoryProperties.memoryHeaps[h].size;
+    out->reported = d->memory_budget;
+    out->budget = d->memory_budget ? b.heapBudget[h] : out->size;
+    out->usage = d->memory_budget ? b.heapUsage[h] : d->allocated;
+    if (d->max_memory && out->size > d->max_memory) out->size = d->max_memory;
+    if (d->max_memory && out->budget > d->max_memory) out->budget = d->max_memory;
+}
+
 static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -277,6 +340,7 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->max_push_constants = lim->maxPushConstantsSize;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     info->timestamp_period_ns = lim->timestampComputeAndGraphics ? lim->timestampPeriod : 0.0f;
+    describe_budget(phys, info);
 }
 
 /* The physical devices of D's instance, in enumeration order. */
@@ -303,7 +367,9 @@ int vkllm_devices_list(struct vkllm_device_info *out, int cap, struct vkllm_erro
     struct vk_device d = {0};
     VkPhysicalDevice *phys = NULL;
     uint32_t n = 0;
-    int rc = instance_create(&d, false, err);
+    uint64_t max_memory;
+    int rc = vk_max_memory(&max_memory, err);
+    if (!rc) rc = instance_create(&d, false, err);
     if (!rc) rc = enumerate(&d, &phys, &n, err);
     if (!rc) {
         for (uint32_t i = 0; i < n && (int)i < cap; i++)
@@ -344,14 +410,25 @@ static bool contains_nocase(const char *hay, const char *needle)
 static int choose(const struct vkllm_device_info *infos, uint32_t n, const char *selector,
                   struct vkllm_error *err)
 {
-    if (selector && *selector) {
+    if (selector) {
+        const char *p = selector;
+        while (isspace((unsigned char)*p))
+            p++;
+        /* a blank name is part of every name with a space: refused, not matched */
+        if (!*p)
+            return vkllm_fail(err, VKLLM_E_INVALID,
+                              "device '%s' is blank: give an index or part of a name (see "
+                              "vkllm devices)",
+                              selector);
         char *end;
-        unsigned long idx = strtoul(selector, &end, 10);
-        if (*end == '\0') {
-            if (idx >= n)
+        errno = 0;
+        long long idx = strtoll(selector, &end, 10);
+        if (end != selector && *end == '\0') { /* a number, negative and huge ones included */
+            if (errno || idx < 0 || idx >= n)
                 return vkllm_fail(err, VKLLM_E_NO_DEVICE,
-                                  "device %lu does not exist: there are %u (see vkllm devices)",
-                                  idx, n);
+                                  "device %s does not exist: there are %u, from 0 (see vkllm "
+                                  "devices)",
+                                  selector, n);
             return (int)idx;
         }
         for (uint32_t i = 0; i < n; i++)
@@ -368,26 +445,48 @@ static int choose(const struct vkllm_device_info *infos, uint32_t n, const char 
     return (int)best;
 }
 
-/* VKLLM_MAX_BINDING=BYTES (K/M suffixes) pretends the device binds less per
- * storage buffer, so tests reach the split-tensor paths with small models. */
-static void apply_binding_override(struct vkllm_device_info *info)
+/* VKLLM_MAX_BINDING=SIZE (bytes, or with a K, M or G suffix) pretends the
+ * device binds less per storage buffer, so tests reach the split-tensor paths
+ * with small models. A value it cannot read is an error: ignored, a test would
+ * believe it split tensors that it did not. */
+static int apply_binding_override(struct vkllm_device_info *info, struct vkllm_error *err)
 {
     const char *s = getenv("VKLLM_MAX_BINDING");
-    if (!s || !*s) return;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end == 'K' || *end == 'k') v <<= 10;
-    if (*end == 'M' || *end == 'm') v <<= 20;
+    if (!s || !*s) return VKLLM_OK;
+    char *end = (char *)s;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    unsigned shift = 0;
+    if (end != s && *end) {
+        const char *units = "KMG", *u = strchr(units, toupper((unsigned char)*end));
+        if (u) {
+            shift = 10 * (unsigned)(u - units + 1);
+            end++;
+        }
+    }
+    if (end == s || *end || errno || v > (ULLONG_MAX >> shift))
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "VKLLM_MAX_BINDING: '%s' is not a size (bytes, or a number with K, M "
+                          "or G)",
+                          s);
+    v <<= shift;
+    if (v < 4096)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "VKLLM_MAX_BINDING: %s is less than 4K, the least vkllm works with", s);
     v &= ~255ull; /* keep bindings aligned for any offset alignment */
-    if (v >= 4096 && v < info->max_storage_buffer_range) info->max_storage_buffer_range = v;
+    if (v < info->max_storage_buffer_range) info->max_storage_buffer_range = v;
+    return VKLLM_OK;
 }
 
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
                      struct vkllm_error *err)
 {
     memset(d, 0, sizeof *d);
-    if (!selector || !*selector) selector = getenv("VKLLM_DEVICE");
-    int rc = instance_create(d, validation, err);
+    /* an empty VKLLM_DEVICE is unset; an empty --device is a blank name */
+    const char *env = getenv("VKLLM_DEVICE");
+    if (!selector && env && *env) selector = env;
+    int rc = vk_max_memory(&d->max_memory, err);
+    if (!rc) rc = instance_create(d, validation, err);
     if (rc) return rc;
 
     VkPhysicalDevice *phys = NULL;
@@ -408,7 +507,7 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
     free(phys);
     free(infos);
     if (chosen < 0) return chosen;
-    apply_binding_override(&d->info);
+    if ((rc = apply_binding_override(&d->info, err))) return rc;
 
     if (d->info.api_version < VK_API_VERSION_1_2)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
@@ -416,6 +515,11 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
                           d->info.name, VK_API_VERSION_MAJOR(d->info.api_version),
                           VK_API_VERSION_MINOR(d->info.api_version));
     vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
+    /* the heap of the memory type device-local pools prefer (vk_memory.c) */
+    d->local_heap = d->mem.memoryTypes[0].heapIndex;
+    for (uint32_t i = d->mem.memoryTypeCount; i-- > 0;)
+        if (d->mem.memoryTypes[i].propertyFlags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)
+            d->local_heap = d->mem.memoryTypes[i].heapIndex;
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(d->phys, &nq, NULL);
@@ -473,13 +577,19 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
     VkPhysicalDeviceFeatures2 enable = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                         .pNext = &e11};
     enable.features.shaderInt16 = have.features.shaderInt16;
+    const char *budget_ext = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    d->memory_budget = d->info.memory_budget;
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &enable,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = d->memory_budget ? 1 : 0,
+        .ppEnabledExtensionNames = &budget_ext,
     };
-    if ((rc = VK_CHECK(err, vkCreateDevice(d->phys, &dci, NULL, &d->device)))) return rc;
+    if ((rc = VK_DEV_CHECK(d, err, VK_FAULT_DEVICE,
+                           vkCreateDevice(d->phys, &dci, NULL, &d->device))))
+        return rc;
     volkLoadDevice(d->device);
     vkGetDeviceQueue(d->device, d->queue_family, 0, &d->queue);
     return VKLLM_OK;
@@ -488,6 +598,10 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
 void vk_device_destroy(struct vk_device *d)
 {
     if (!d) return;
+    if (d->hung) { /* work that never ended may still use it: leaked, not destroyed */
+        memset(d, 0, sizeof *d);
+        return;
+    }
     if (d->device) {
         vkDeviceWaitIdle(d->device);
         vkDestroyDevice(d->device, NULL);

@@ -17,8 +17,17 @@ struct vk_device {
     uint32_t queue_family;
     uint32_t timestamp_bits; /* timestampValidBits of the queue family; 0: none */
     VkPhysicalDeviceMemoryProperties mem;
+    /* faults (vk_fault.c): after a loss every call fails with lost_msg; when
+     * work may still run (a wait timed out), what it uses is leaked, not freed */
+    bool lost;
+    bool hung;
+    char lost_msg[512];
     struct vkllm_device_info info;
     uint32_t validation_messages; /* counted by the debug messenger */
+    uint32_t local_heap;          /* the heap device-local pools allocate from */
+    bool memory_budget;           /* VK_EXT_memory_budget is enabled */
+    uint64_t max_memory;          /* VKLLM_MAX_MEMORY; 0: none */
+    uint64_t allocated;           /* bytes held by this device's pools (vk_memory.c) */
 };
 
 /* Checks a VkResult: VK_SUCCESS gives 0, anything else fills ERR with the call,
@@ -32,5 +41,13 @@ const char *vk_result_name(VkResult r);
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
                      struct vkllm_error *err);
 void vk_device_destroy(struct vk_device *d);
+
+/* The device-local heap's size, what this process may use of it and uses now:
+ * VK_EXT_memory_budget's figures where the driver has it, else the heap's size
+ * and what this device's pools hold; VKLLM_MAX_MEMORY caps size and budget. */
+void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out);
+
+/* Parses VKLLM_MAX_MEMORY=BYTES (K/M/G suffixes) into *OUT (0 when unset). */
+int vk_max_memory(uint64_t *out, struct vkllm_error *err);
 
 #endif

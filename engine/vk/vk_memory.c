@@ -1,6 +1,8 @@
 /* vk_memory.c: memory blocks, sub-allocation and the staging uploader. */
 #include "vk_memory.h"
 
+#include "vk_fault.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +45,8 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
                  VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
-    int rc = VK_CHECK(err, vkCreateBuffer(d->device, &bci, NULL, &b->buffer));
+    int rc =
+        VK_DEV_CHECK(d, err, VK_FAULT_ALLOC, vkCreateBuffer(d->device, &bci, NULL, &b->buffer));
     if (rc) return rc;
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(d->device, b->buffer, &req);
@@ -70,18 +73,23 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
         .allocationSize = req.size,
         .memoryTypeIndex = (uint32_t)type,
     };
-    VkResult r = vkAllocateMemory(d->device, &mai, NULL, &b->memory);
+    VkResult r = VK_FAULTY(VK_FAULT_ALLOC, vkAllocateMemory(d->device, &mai, NULL, &b->memory));
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
+        const char *inj = vk_fault_injected();
         rc = vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                         "out of device memory: could not allocate %.1f MiB more on %s "
-                        "(%.1f MiB already held by this pool)",
-                        req.size / 1048576.0, d->info.name, p->allocated / 1048576.0);
+                        "(%.1f MiB already held by this pool%s%s)",
+                        req.size / 1048576.0, d->info.name, p->allocated / 1048576.0,
+                        inj ? "; injected by VKLLM_FAULT=" : "", inj ? inj : "");
     } else {
-        rc = VK_CHECK(err, r);
+        rc = vk_dev_check(d, err, r, "vkAllocateMemory", __FILE__, __LINE__);
     }
-    if (!rc) rc = VK_CHECK(err, vkBindBufferMemory(d->device, b->buffer, b->memory, 0));
+    if (!rc)
+        rc = VK_DEV_CHECK(d, err, VK_FAULT_NONE,
+                          vkBindBufferMemory(d->device, b->buffer, b->memory, 0));
     if (!rc && p->kind != GPU_POOL_DEVICE)
-        rc = VK_CHECK(err, vkMapMemory(d->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped));
+        rc = VK_DEV_CHECK(d, err, VK_FAULT_MAP,
+                          vkMapMemory(d->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped));
     if (rc) {
         vkDestroyBuffer(d->device, b->buffer, NULL);
         if (b->memory) vkFreeMemory(d->device, b->memory, NULL);
@@ -90,6 +98,7 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
     }
     b->size = size;
     p->allocated += req.size;
+    d->allocated += req.size; /* the device's usage where the driver reports none */
     return VKLLM_OK;
 }
 
@@ -97,6 +106,8 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
                    struct vkllm_error *err)
 {
     const struct vkllm_device_info *info = &p->dev->info;
+    int rc = vk_dev_usable(p->dev, err);
+    if (rc) return rc;
     VkDeviceSize align = info->min_storage_buffer_offset_alignment;
     if (align < 16) align = 16;
     if (size == 0) size = 4; /* bindings of zero bytes are not allowed */
@@ -125,8 +136,7 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
             p->blocks = nb;
             p->cap_blocks = cap;
         }
-        int rc = block_create(p, bs, &p->blocks[p->n_blocks], err);
-        if (rc) return rc;
+        if ((rc = block_create(p, bs, &p->blocks[p->n_blocks], err))) return rc;
         b = &p->blocks[p->n_blocks++];
     }
     VkDeviceSize start = (b->used + align - 1) / align * align;
@@ -141,11 +151,13 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
 void gpu_pool_destroy(struct gpu_pool *p)
 {
     if (!p || !p->dev) return;
-    for (uint32_t i = 0; i < p->n_blocks; i++) {
+    /* work that timed out may still use the blocks: they are leaked, not freed */
+    for (uint32_t i = 0; i < p->n_blocks && !p->dev->hung; i++) {
         vkDestroyBuffer(p->dev->device, p->blocks[i].buffer, NULL);
         vkFreeMemory(p->dev->device, p->blocks[i].memory, NULL);
     }
     free(p->blocks);
+    p->dev->allocated -= p->allocated;
     memset(p, 0, sizeof *p);
 }
 
@@ -164,16 +176,22 @@ int gpu_uploader_create(struct gpu_uploader *u, struct vk_device *dev, VkDeviceS
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
         .queueFamilyIndex = dev->queue_family,
     };
-    if ((rc = VK_CHECK(err, vkCreateCommandPool(dev->device, &pci, NULL, &u->cmd_pool)))) goto fail;
+    if ((rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                           vkCreateCommandPool(dev->device, &pci, NULL, &u->cmd_pool))))
+        goto fail;
     VkCommandBufferAllocateInfo cai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = u->cmd_pool,
         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
         .commandBufferCount = 1,
     };
-    if ((rc = VK_CHECK(err, vkAllocateCommandBuffers(dev->device, &cai, &u->cmd)))) goto fail;
+    if ((rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                           vkAllocateCommandBuffers(dev->device, &cai, &u->cmd))))
+        goto fail;
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    if ((rc = VK_CHECK(err, vkCreateFence(dev->device, &fci, NULL, &u->fence)))) goto fail;
+    if ((rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                           vkCreateFence(dev->device, &fci, NULL, &u->fence))))
+        goto fail;
     return VKLLM_OK;
 fail:
     gpu_uploader_destroy(u);
@@ -188,14 +206,16 @@ int gpu_upload_map(struct gpu_uploader *u, const struct gpu_buf *dst, VkDeviceSi
         return vkllm_fail(err, VKLLM_E_INVALID,
                           "upload of %llu bytes does not fit (internal error)",
                           (unsigned long long)size);
-    int rc;
+    int rc = vk_dev_usable(u->dev, err);
+    if (rc) return rc;
     if (u->used + size > u->ring.size && (rc = gpu_upload_flush(u, err))) return rc;
     if (!u->recording) {
         VkCommandBufferBeginInfo bi = {
             .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
             .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
         };
-        if ((rc = VK_CHECK(err, vkBeginCommandBuffer(u->cmd, &bi)))) return rc;
+        if ((rc = VK_DEV_CHECK(u->dev, err, VK_FAULT_NONE, vkBeginCommandBuffer(u->cmd, &bi))))
+            return rc;
         u->recording = true;
     }
     VkBufferCopy copy = {
@@ -212,6 +232,8 @@ int gpu_upload_map(struct gpu_uploader *u, const struct gpu_buf *dst, VkDeviceSi
 int gpu_upload_flush(struct gpu_uploader *u, struct vkllm_error *err)
 {
     if (!u->recording) return VKLLM_OK;
+    int rc = vk_dev_usable(u->dev, err);
+    if (rc) return rc;
     u->recording = false;
     u->used = 0;
     /* the copies' writes must be visible to the compute shaders that follow */
@@ -222,16 +244,21 @@ int gpu_upload_flush(struct gpu_uploader *u, struct vkllm_error *err)
     };
     vkCmdPipelineBarrier(u->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
-    int rc = VK_CHECK(err, vkEndCommandBuffer(u->cmd));
+    struct vk_device *d = u->dev;
+    rc = VK_DEV_CHECK(d, err, VK_FAULT_NONE, vkEndCommandBuffer(u->cmd));
     VkSubmitInfo si = {
         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
         .commandBufferCount = 1,
         .pCommandBuffers = &u->cmd,
     };
-    if (!rc) rc = VK_CHECK(err, vkQueueSubmit(u->dev->queue, 1, &si, u->fence));
-    if (!rc) rc = VK_CHECK(err, vkWaitForFences(u->dev->device, 1, &u->fence, VK_TRUE, UINT64_MAX));
-    if (!rc) rc = VK_CHECK(err, vkResetFences(u->dev->device, 1, &u->fence));
-    if (!rc) rc = VK_CHECK(err, vkResetCommandBuffer(u->cmd, 0));
+    if (!rc) rc = VK_DEV_CHECK(d, err, VK_FAULT_SUBMIT, vkQueueSubmit(d->queue, 1, &si, u->fence));
+    if (rc) return rc;
+    /* until the fence says the copies are done, the ring must not be freed */
+    u->pending = true;
+    if ((rc = vk_fence_wait(d, u->fence, "the weight upload", err))) return rc;
+    u->pending = false;
+    rc = VK_DEV_CHECK(d, err, VK_FAULT_NONE, vkResetFences(d->device, 1, &u->fence));
+    if (!rc) rc = VK_DEV_CHECK(d, err, VK_FAULT_NONE, vkResetCommandBuffer(u->cmd, 0));
     return rc;
 }
 
@@ -239,6 +266,14 @@ void gpu_uploader_destroy(struct gpu_uploader *u)
 {
     if (!u || !u->dev) return;
     VkDevice dev = u->dev->device;
+    /* after a failed wait the copies may still read the ring and write their
+     * destinations: wait for them, or, if they never end, leak what they use
+     * (vk_fence_settle marks the device hung, and the pools leak their blocks) */
+    if (u->pending && !vk_fence_settle(u->dev, u->fence)) {
+        gpu_pool_destroy(&u->staging);
+        memset(u, 0, sizeof *u);
+        return;
+    }
     if (u->fence) vkDestroyFence(dev, u->fence, NULL);
     if (u->cmd_pool) vkDestroyCommandPool(dev, u->cmd_pool, NULL);
     gpu_pool_destroy(&u->staging);

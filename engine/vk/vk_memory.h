@@ -56,6 +56,7 @@ struct gpu_uploader {
     VkCommandBuffer cmd;
     VkFence fence;
     bool recording;
+    bool pending; /* submitted, and not known to be done (a wait failed) */
 };
 
 int gpu_uploader_create(struct gpu_uploader *u, struct vk_device *dev, VkDeviceSize capacity,

@@ -1,6 +1,8 @@
 /* vk_pipeline.c: shader modules, descriptor set layouts and compute pipelines. */
 #include "vk_pipeline.h"
 
+#include "vk_fault.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,12 +11,18 @@ int vk_pipelines_init(struct vk_pipelines *p, struct vk_device *dev, struct vkll
     memset(p, 0, sizeof *p);
     p->dev = dev;
     VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-    return VK_CHECK(err, vkCreatePipelineCache(dev->device, &ci, NULL, &p->cache));
+    return VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                        vkCreatePipelineCache(dev->device, &ci, NULL, &p->cache));
 }
 
+/* Frees PL, and its Vulkan objects unless DEV is VK_NULL_HANDLE. */
 static void pipeline_free(VkDevice dev, struct vk_pipeline *pl)
 {
     if (!pl) return;
+    if (!dev) {
+        free(pl);
+        return;
+    }
     if (pl->pipeline) vkDestroyPipeline(dev, pl->pipeline, NULL);
     if (pl->layout) vkDestroyPipelineLayout(dev, pl->layout, NULL);
     if (pl->set_layout) vkDestroyDescriptorSetLayout(dev, pl->set_layout, NULL);
@@ -24,13 +32,14 @@ static void pipeline_free(VkDevice dev, struct vk_pipeline *pl)
 void vk_pipelines_destroy(struct vk_pipelines *p)
 {
     if (!p || !p->dev) return;
-    VkDevice dev = p->dev->device;
+    /* work that timed out may still run the pipelines: they are leaked */
+    VkDevice dev = p->dev->hung ? VK_NULL_HANDLE : p->dev->device;
     for (uint32_t i = 0; i < p->n_items; i++)
         pipeline_free(dev, p->items[i]);
     free(p->items);
-    for (int i = 0; i < SHADER_COUNT; i++)
+    for (int i = 0; i < SHADER_COUNT && dev; i++)
         if (p->modules[i]) vkDestroyShaderModule(dev, p->modules[i], NULL);
-    if (p->cache) vkDestroyPipelineCache(dev, p->cache, NULL);
+    if (p->cache && dev) vkDestroyPipelineCache(dev, p->cache, NULL);
     memset(p, 0, sizeof *p);
 }
 
@@ -42,7 +51,8 @@ static int module_get(struct vk_pipelines *p, enum shader_id s, struct vkllm_err
         .codeSize = *shader_registry[s].bytes,
         .pCode = shader_registry[s].words,
     };
-    return VK_CHECK(err, vkCreateShaderModule(p->dev->device, &ci, NULL, &p->modules[s]));
+    return VK_DEV_CHECK(p->dev, err, VK_FAULT_PIPELINE,
+                        vkCreateShaderModule(p->dev->device, &ci, NULL, &p->modules[s]));
 }
 
 static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct vkllm_error *err)
@@ -64,7 +74,8 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
         .bindingCount = pl->n_bindings,
         .pBindings = bindings,
     };
-    if ((rc = VK_CHECK(err, vkCreateDescriptorSetLayout(dev, &dci, NULL, &pl->set_layout))))
+    if ((rc = VK_DEV_CHECK(p->dev, err, VK_FAULT_PIPELINE,
+                           vkCreateDescriptorSetLayout(dev, &dci, NULL, &pl->set_layout))))
         return rc;
     VkPushConstantRange range = {
         .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
@@ -77,7 +88,9 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
         .pushConstantRangeCount = pl->push_size ? 1 : 0,
         .pPushConstantRanges = &range,
     };
-    if ((rc = VK_CHECK(err, vkCreatePipelineLayout(dev, &lci, NULL, &pl->layout)))) return rc;
+    if ((rc = VK_DEV_CHECK(p->dev, err, VK_FAULT_PIPELINE,
+                           vkCreatePipelineLayout(dev, &lci, NULL, &pl->layout))))
+        return rc;
 
     VkSpecializationMapEntry entries[PIPELINE_MAX_SPEC];
     for (uint32_t i = 0; i < pl->n_spec; i++)
@@ -100,7 +113,8 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
             },
         .layout = pl->layout,
     };
-    rc = VK_CHECK(err, vkCreateComputePipelines(dev, p->cache, 1, &ci, NULL, &pl->pipeline));
+    rc = VK_DEV_CHECK(p->dev, err, VK_FAULT_PIPELINE,
+                      vkCreateComputePipelines(dev, p->cache, 1, &ci, NULL, &pl->pipeline));
     if (rc) vkllm_error_prefix(err, shader_registry[pl->shader].name);
     return rc;
 }
@@ -113,10 +127,12 @@ int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_
         push_size > p->dev->info.max_push_constants)
         return vkllm_fail(err, VKLLM_E_INVALID, "pipeline %s: too many constants or bindings",
                           shader_registry[shader].name);
+    /* the key is all that goes into the pipeline: the same shader with other
+     * bindings or push constants needs another layout */
     for (uint32_t i = 0; i < p->n_items; i++) {
         struct vk_pipeline *c = p->items[i];
-        if (c->shader == shader && c->n_spec == n_spec &&
-            !memcmp(c->spec, spec, n_spec * sizeof *spec)) {
+        if (c->shader == shader && c->n_spec == n_spec && c->n_bindings == n_bindings &&
+            c->push_size == push_size && !memcmp(c->spec, spec, n_spec * sizeof *spec)) {
             *out = c;
             return VKLLM_OK;
         }
@@ -128,6 +144,8 @@ int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_
         p->items = items;
         p->cap_items = cap;
     }
+    int rc = vk_dev_usable(p->dev, err);
+    if (rc) return rc;
     struct vk_pipeline *pl = calloc(1, sizeof *pl);
     if (!pl) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     pl->shader = shader;
@@ -135,8 +153,7 @@ int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_
     memcpy(pl->spec, spec, n_spec * sizeof *spec);
     pl->n_bindings = n_bindings;
     pl->push_size = push_size;
-    int rc = pipeline_build(p, pl, err);
-    if (rc) {
+    if ((rc = pipeline_build(p, pl, err))) {
         pipeline_free(p->dev->device, pl);
         return rc;
     }

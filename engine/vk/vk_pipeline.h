@@ -1,5 +1,6 @@
 /* vk_pipeline.h: compute pipelines built from the embedded SPIR-V registry
- * (shaders.h), specialized by constants and cached by (shader, constants).
+ * (shaders.h), specialized by constants and cached by everything that makes
+ * them: shader, constants, bindings and push-constant size.
  * Internal to the engine. */
 #ifndef VKLLM_VK_PIPELINE_H
 #define VKLLM_VK_PIPELINE_H

@@ -1,0 +1,86 @@
+/* printable.c: text from a file made safe to show on a terminal.
+ *
+ * Key names, tensor names and strings in a GGUF file come from whoever made
+ * the file. Written raw, an ESC or a C1 control starts a terminal command
+ * (window title, colours, cursor moves), a carriage return or a bidirectional
+ * override makes one line look like another. vkllm_printable keeps valid UTF-8
+ * and turns everything else, byte by byte, into "\xNN". A backslash stays as
+ * it is, so escaping twice changes nothing: a message can pass through more
+ * than one layer that escapes it.
+ */
+#include "vkllm.h"
+
+#include <stdint.h>
+
+/* The length of the valid UTF-8 character at S (N > 0 bytes), storing its code
+ * point, or 0 if S does not start one (a stray continuation byte, an overlong
+ * form, a surrogate, a code point above U+10FFFF, or a cut-off sequence). */
+static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        *cp = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        *cp = s[0] & 0x0fu;
+        if (s[0] == 0xe0) lo = 0xa0; /* overlong */
+        if (s[0] == 0xed) hi = 0x9f; /* surrogates */
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        *cp = s[0] & 0x07u;
+        if (s[0] == 0xf0) lo = 0x90; /* overlong */
+        if (s[0] == 0xf4) hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        *cp = *cp << 6 | (s[i] & 0x3fu);
+    }
+    return len;
+}
+
+/* Code points a terminal acts on or that rearrange what a line shows. */
+static bool is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || /* C0, DEL, C1 */
+           cp == 0x2028 || cp == 0x2029 ||           /* line and paragraph separators */
+           (cp >= 0x202a && cp <= 0x202e) ||         /* bidirectional embeddings, overrides */
+           (cp >= 0x2066 && cp <= 0x2069);           /* bidirectional isolates */
+}
+
+size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (cap == 0) return 0;
+    const unsigned char *s = (const unsigned char *)src;
+    size_t in = 0, out = 0;
+    while (in < len) {
+        uint32_t cp = 0;
+        size_t n = utf8_char(s + in, len - in, &cp);
+        bool escape = n == 0 || is_control(cp);
+        if (n == 0) n = 1; /* an invalid byte is escaped alone; the next one starts afresh */
+        size_t need = escape ? 4 * n : n;
+        if (out + need >= cap) break; /* never half a character or half an escape */
+        for (size_t i = 0; i < n; i++) {
+            if (escape) {
+                dst[out++] = '\\';
+                dst[out++] = 'x';
+                dst[out++] = hex[s[in + i] >> 4];
+                dst[out++] = hex[s[in + i] & 15];
+            } else {
+                dst[out++] = (char)s[in + i];
+            }
+        }
+        in += n;
+    }
+    dst[out] = '\0';
+    return in;
+}

@@ -1,0 +1,408 @@
+/* budget.c: what a model and a session take in device memory, from the parsed
+ * model alone, and the check against the device's free memory that comes
+ * before any upload. The sizes follow the allocations one by one (model.c's
+ * upload order, session.c's alloc_state), and a pool's block size comes from
+ * them, so what is reported is what the pools allocate.
+ *
+ * The session's buffers depend on the layer graph (exec/graph.h), which is
+ * built from the architecture alone: the one place model/ looks up to exec/. */
+#include "budget.h"
+
+#include "context.h"
+#include "kernels.h"
+#include "model.h"
+#include "ops.h"
+#include "quant.h"
+#include "weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_N_CTX   4096
+#define DEFAULT_N_BATCH 512 /* as llama.cpp's n_ubatch */
+#define SESSION_BLOCK   (64ull << 20)
+#define HOST_BLOCK      (1ull << 20)
+
+/* Sizes for a device without Vulkan at hand. */
+static const struct vkllm_device_info typical_device = {
+    .name = "a typical GPU",
+    .max_storage_buffer_range = UINT32_MAX,
+    .max_memory_allocation = 4ull << 30,
+    .max_buffer_size = 4ull << 30,
+    .min_storage_buffer_offset_alignment = 64,
+};
+
+/* ============================== Pools ============================== */
+
+/* The sizes a pool is asked for, in order. */
+struct sizes {
+    uint64_t *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void push(struct sizes *s, uint64_t size)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        uint64_t *v = realloc(s->v, cap * sizeof *v);
+        if (!v) {
+            s->oom = true;
+            return;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = size;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+static uint64_t pool_align(const struct vkllm_device_info *dev)
+{
+    return dev->min_storage_buffer_offset_alignment > 16 ? dev->min_storage_buffer_offset_alignment
+                                                         : 16;
+}
+
+static uint64_t pool_limit(const struct vkllm_device_info *dev)
+{
+    return dev->max_memory_allocation < dev->max_buffer_size ? dev->max_memory_allocation
+                                                             : dev->max_buffer_size;
+}
+
+/* What gpu_pool_alloc (vk_memory.c) allocates for S with blocks of BLOCK:
+ * each range aligned in the first block with room, else in a new block of
+ * BLOCK bytes, or of its own size when larger. */
+static int pool_bytes(const struct sizes *s, const struct vkllm_device_info *dev, uint64_t block,
+                      uint64_t *out, struct vkllm_error *err)
+{
+    const uint64_t align = pool_align(dev), limit = pool_limit(dev);
+    uint64_t *used = calloc(2 * s->n + 1, sizeof *used), *size = used + s->n;
+    if (!used || s->oom) {
+        free(used);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    }
+    uint32_t n = 0;
+    *out = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        uint64_t want = s->v[i] ? (s->v[i] + 3) & ~3ull : 4;
+        uint32_t b = 0;
+        while (b < n && align_up(used[b], align) + want > size[b])
+            b++;
+        if (b == n) {
+            uint64_t bs = want > block ? want : block;
+            if (limit && bs > limit) bs = want;
+            size[n] = bs;
+            used[n++] = 0;
+            *out += bs;
+        }
+        used[b] = align_up(used[b], align) + want;
+    }
+    free(used);
+    return VKLLM_OK;
+}
+
+/* The block size for S: all of it in one allocation when that is at most CAP
+ * and the device's limit, else CAP; *BYTES is what the pool then allocates. */
+static int pool_plan(const struct sizes *s, const struct vkllm_device_info *dev, uint64_t cap,
+                     uint64_t *block, uint64_t *bytes, struct vkllm_error *err)
+{
+    const uint64_t align = pool_align(dev), limit = pool_limit(dev);
+    uint64_t end = 0;
+    for (size_t i = 0; i < s->n; i++)
+        end = align_up(end, align) + (s->v[i] ? (s->v[i] + 3) & ~3ull : 4);
+    /* whole pages: what drivers round an allocation to anyway */
+    end = align_up(end ? end : 4, 4096);
+    *block = end <= cap && (!limit || end <= limit) ? end : cap;
+    return pool_bytes(s, dev, *block, bytes, err);
+}
+
+/* ============================== Weights ============================== */
+
+/* The ranges model.c's load_tensor allocates for ROLE in LAYER. */
+static int add_role(const struct arch_model *am, const struct vkllm_device_info *dev,
+                    uint32_t layer, enum tensor_role role, struct sizes *s, struct weight_plan *out,
+                    struct vkllm_error *err)
+{
+    const struct tensor_slice *sl = arch_slice(am, layer, role);
+    tensor_ref t = sl->t;
+    if (!t || (role == T_OUTPUT && am->hp.tied_output)) return VKLLM_OK;
+    if (!arch_role_is_matrix(role)) {
+        push(s, sl->count * 4);
+        out->by_type[VKLLM_TYPE_F32] += sl->count * 4;
+        return VKLLM_OK;
+    }
+    const uint64_t k = t->ne[0];
+    const uint64_t per =
+        gpu_weight_rows_per_part(t->type, k, sl->count, dev->max_storage_buffer_range);
+    if (!per)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%.*s: a row of %llu elements does not fit one storage buffer binding",
+                          (int)t->name.len, t->name.ptr, (unsigned long long)k);
+    for (uint64_t r = 0; r < sl->count; r += per) {
+        const uint64_t bytes =
+            gpu_weight_bytes(t->type, k, sl->count - r < per ? sl->count - r : per);
+        push(s, bytes);
+        out->by_type[t->type] += bytes;
+    }
+    return VKLLM_OK;
+}
+
+int budget_weights(const struct arch_model *am, const struct vkllm_device_info *dev,
+                   struct weight_plan *out, struct vkllm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct sizes s = {0};
+    int rc = VKLLM_OK;
+    /* model.c's order: the model's roles, then each layer's */
+    for (int r = T_MODEL_FIRST; r < T_COUNT && !rc; r++)
+        rc = add_role(am, dev, 0, (enum tensor_role)r, &s, out, err);
+    for (uint32_t l = 0; l < am->hp.n_layer && !rc; l++)
+        for (int r = 0; r < T_LAYER_COUNT && !rc; r++)
+            rc = add_role(am, dev, l, (enum tensor_role)r, &s, out, err);
+    if (!rc) rc = pool_plan(&s, dev, WEIGHT_BLOCK, &out->block, &out->bytes, err);
+    /* a ring that holds every weight copies any part or chunk in one go */
+    out->staging = out->bytes < STAGING_BYTES ? out->bytes : STAGING_BYTES;
+    free(s.v);
+    return rc;
+}
+
+/* ============================== Sessions ============================== */
+
+uint32_t budget_ring(const struct arch_model *am, uint32_t layer, uint32_t n_ctx, uint32_t n_batch)
+{
+    /* a windowed layer keeps the window and one batch: a batch's first query
+     * still sees the window behind it while the batch is written */
+    if (am->layers.swa[layer] && (uint64_t)am->hp.sliding_window + n_batch < n_ctx)
+        return am->hp.sliding_window + n_batch;
+    return n_ctx;
+}
+
+/* The largest batch whose activations each fit one binding. */
+static uint32_t fit_batch(const struct vkllm_hparams *hp, uint32_t want, uint32_t n_ctx,
+                          bool logits_all, uint64_t range)
+{
+    uint64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    if ((uint64_t)hp->n_head * hp->head_dim > widest) widest = (uint64_t)hp->n_head * hp->head_dim;
+    if ((uint64_t)hp->n_head * n_ctx > widest) widest = (uint64_t)hp->n_head * n_ctx;
+    if (logits_all && hp->n_vocab > widest) widest = hp->n_vocab;
+    uint64_t most = range / (4 * widest);
+    return most < want ? (uint32_t)most : want;
+}
+
+int budget_session(const struct arch_model *am, const struct vkllm_device_info *dev,
+                   const struct vkllm_session_params *params, struct session_plan *out,
+                   struct vkllm_error *err)
+{
+    const struct vkllm_hparams *hp = &am->hp;
+    memset(out, 0, sizeof *out);
+    out->n_ctx = params && params->n_ctx
+                     ? params->n_ctx
+                     : (hp->n_ctx_train < DEFAULT_N_CTX ? hp->n_ctx_train : DEFAULT_N_CTX);
+    out->logits_all = params && params->logits_all;
+    uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
+    if (params && params->n_ubatch && params->n_ubatch < want) want = params->n_ubatch;
+    out->n_batch = fit_batch(hp, want, out->n_ctx, out->logits_all, dev->max_storage_buffer_range);
+    const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    if (out->n_ctx > (1u << 24) || out->n_batch == 0 ||
+        out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "a context of %u tokens does not fit %s's storage buffer limit",
+                          out->n_ctx, dev->name);
+    struct graph g;
+    int rc = graph_build(am, out->logits_all, &g, err);
+    if (rc) return rc;
+
+    /* session.c's alloc_state, pool by pool, in its order */
+    const uint64_t B = out->n_batch;
+    struct sizes host = {0}, device = {0}, readback = {0};
+    out->step = STEP_HEADER_WORDS * 4 + B * 4;
+    out->rope = B * (hp->n_rot ? hp->n_rot : 2) * 4;
+    push(&host, out->step);
+    for (uint32_t i = 0; i < am->layers.n_rope; i++)
+        push(&host, out->rope);
+    uint64_t widest = 0; /* longest input of a matvec */
+    for (int b = 0; b < BUF_COUNT; b++) {
+        if (b != BUF_LOGITS && g.width[b] > widest) widest = g.width[b];
+        const uint64_t rows = b == BUF_LOGITS && !out->logits_all ? 1 : B;
+        out->bufs[b] = rows * g.width[b] * 4;
+        if (g.width[b]) push(&device, out->bufs[b]);
+    }
+    graph_free(&g);
+    out->xq = op_q8_bytes((uint32_t)B, (uint32_t)widest);
+    out->scores = B * hp->n_head * out->n_ctx * 4;
+    out->logits = (out->logits_all ? B : 1) * hp->n_vocab * 4;
+    push(&device, out->xq);
+    push(&device, out->scores);
+    push(&readback, out->logits);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const uint64_t bytes = budget_ring(am, l, out->n_ctx, out->n_batch) * KV * 2;
+        push(&device, bytes);
+        push(&device, bytes);
+        out->kv += 2 * align_up(bytes, pool_align(dev));
+    }
+    rc = pool_plan(&device, dev, SESSION_BLOCK, &out->device_block, &out->device, err);
+    if (!rc) rc = pool_plan(&host, dev, HOST_BLOCK, &out->host_block, &out->host, err);
+    if (!rc) rc = pool_plan(&readback, dev, HOST_BLOCK, &out->readback_block, &out->readback, err);
+    free(host.v);
+    free(device.v);
+    free(readback.v);
+    return rc;
+}
+
+/* ============================== Checks ============================== */
+
+static const char *human(char *buf, size_t n, uint64_t bytes)
+{
+    if (bytes >= (1ull << 30))
+        snprintf(buf, n, "%.1f GiB", bytes / 1073741824.0);
+    else if (bytes >= (1ull << 20))
+        snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+    else
+        snprintf(buf, n, "%.1f KiB", bytes / 1024.0);
+    return buf;
+}
+
+static uint64_t free_bytes(const struct vk_device *d)
+{
+    struct vkllm_memory_budget b;
+    vk_device_memory(d, &b);
+    return b.budget > b.usage ? b.budget - b.usage : 0;
+}
+
+static uint64_t session_bytes(const struct session_plan *p)
+{
+    return p->device + p->host + p->readback;
+}
+
+/* The most held at once: the weights, then the staging ring while loading
+ * and the session after it. */
+static uint64_t peak(const struct weight_plan *w, uint64_t session)
+{
+    return w->bytes + (w->staging > session ? w->staging : session);
+}
+
+/* The largest context under N_CTX whose session fits FREE beside the weights
+ * W (none: already in use), rounded down to 256 tokens when that large; 0 if
+ * none does. */
+static uint32_t fitting_ctx(const struct arch_model *am, const struct vkllm_device_info *dev,
+                            const struct vkllm_session_params *params, uint32_t n_ctx,
+                            const struct weight_plan *w, uint64_t free)
+{
+    struct vkllm_session_params p = params ? *params : (struct vkllm_session_params){0};
+    uint32_t lo = 0, hi = n_ctx; /* lo fits (or is 0), hi does not */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        struct session_plan plan;
+        p.n_ctx = mid;
+        if (!budget_session(am, dev, &p, &plan, NULL) &&
+            (w ? peak(w, session_bytes(&plan)) : session_bytes(&plan)) <= free)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo >= 256 ? lo & ~255u : lo;
+}
+
+static const char *capped(const struct vk_device *d)
+{
+    struct vkllm_memory_budget b;
+    vk_device_memory(d, &b);
+    return d->max_memory && b.budget == d->max_memory ? " (VKLLM_MAX_MEMORY)" : "";
+}
+
+int budget_check_load(const char *path, const struct arch_model *am, const struct vk_device *d,
+                      const struct vkllm_session_params *params, struct vkllm_error *err)
+{
+    struct weight_plan w;
+    struct session_plan s = {0};
+    int rc = budget_weights(am, &d->info, &w, err);
+    if (!rc && params) rc = budget_session(am, &d->info, params, &s, err);
+    if (rc) return rc;
+    const uint64_t need = peak(&w, params ? session_bytes(&s) : 0), free = free_bytes(d);
+    if (need <= free) return VKLLM_OK;
+
+    char a[32], b[32], c[32], e[32], f[32], g[32], try[48] = "";
+    if (!params)
+        return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                          "%s: needs %s (weights %s, staging %s while loading) but %s has %s "
+                          "free%s: try a smaller quantization",
+                          path, human(a, 32, need), human(b, 32, w.bytes), human(c, 32, w.staging),
+                          d->info.name, human(f, 32, free), capped(d));
+    const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free);
+    if (fits) snprintf(try, sizeof try, "-c %u or ", fits);
+    return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                      "%s: needs %s (weights %s, KV cache %s for %u tokens, activations %s; "
+                      "staging %s while loading) but %s has %s free%s: try %sa smaller "
+                      "quantization",
+                      path, human(a, 32, need), human(b, 32, w.bytes), human(c, 32, s.kv), s.n_ctx,
+                      human(e, 32, session_bytes(&s) - s.kv), human(g, 32, w.staging), d->info.name,
+                      human(f, 32, free), capped(d), try);
+}
+
+int budget_check_session(const char *path, const struct arch_model *am, const struct vk_device *d,
+                         const struct vkllm_session_params *params, const struct session_plan *plan,
+                         struct vkllm_error *err)
+{
+    const uint64_t need = session_bytes(plan), free = free_bytes(d);
+    if (need <= free) return VKLLM_OK;
+    char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-ub) or quantization";
+    const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free);
+    if (fits) snprintf(try, sizeof try, "-c %u", fits);
+    return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                      "%s: a context of %u tokens needs %s (KV cache %s, activations %s) but %s "
+                      "has %s free after the weights%s: try %s",
+                      path, plan->n_ctx, human(a, 32, need), human(b, 32, plan->kv),
+                      human(c, 32, need - plan->kv), d->info.name, human(f, 32, free), capped(d),
+                      try);
+}
+
+/* ============================== Public ============================== */
+
+void vkllm_context_memory(const vkllm_context *ctx, struct vkllm_memory_budget *out)
+{
+    vk_device_memory(&ctx->dev, out);
+}
+
+int vkllm_memory_needs(const vkllm_gguf *g, const vkllm_context *ctx,
+                       const struct vkllm_session_params *params, struct vkllm_memory_needs *out,
+                       struct vkllm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const struct vkllm_device_info *dev = ctx ? &ctx->dev.info : &typical_device;
+    struct arch_model am;
+    int rc = arch_bind(g, &am, err);
+    if (rc) return rc;
+    struct weight_plan w;
+    struct session_plan s;
+    if (!(rc = budget_weights(&am, dev, &w, err)) &&
+        !(rc = budget_session(&am, dev, params, &s, err))) {
+        out->weights = w.bytes;
+        memcpy(out->weights_type, w.by_type, sizeof w.by_type);
+        out->kv_cache = s.kv;
+        out->activations = s.device - s.kv;
+        out->session_host = s.host + s.readback;
+        out->staging = w.staging;
+        out->total = peak(&w, s.device + s.host + s.readback);
+        out->n_ctx = s.n_ctx;
+        out->n_batch = s.n_batch;
+    }
+    arch_model_free(&am);
+    return rc;
+}
+
+int vkllm_memory_check(const vkllm_gguf *g, const vkllm_context *ctx,
+                       const struct vkllm_session_params *params, struct vkllm_error *err)
+{
+    struct arch_model am;
+    int rc = arch_bind(g, &am, err);
+    if (rc) return rc;
+    struct vkllm_session_params p = params ? *params : (struct vkllm_session_params){0};
+    rc = budget_check_load(vkllm_gguf_name(g), &am, &ctx->dev, &p, err);
+    arch_model_free(&am);
+    return rc;
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# test_defects.sh: regressions for the user-facing defects of the hardening
+# issue, each found by probing the vkllm program as a user (or a file from a
+# stranger) can. Every command runs under `timeout`, so a hang fails the test
+# instead of blocking it.
+#   test_defects.sh VKLLM CRAFT_GGUF DATA_DIR SCRATCH_DIR
+# 1. A FIFO, a device or a directory as the model is refused at once (it was
+#    opened before it was checked: run, info and tokenize blocked forever).
+# 2. A failed write to stdout (/dev/full, closed, a reader that quit) is an
+#    error line and exit 1 (it was exit 0) for run, tokenize, info, devices
+#    and --help.
+# 3. Key names, values, tensor names and the architecture name from a file
+#    reach the terminal escaped (they were raw: title, colours, forged lines).
+# 4. A token longer than 256 bytes is printed by run (it was dropped).
+# 5. A long path keeps the reason in its message (cut at 511 bytes, it lost
+#    "File name too long").
+# 6. VKLLM_MAX_BINDING: an unreadable value is an error (it was ignored), and
+#    README's values work.
+# 7. -c above the trained context warns once; --device -1 and blank names, -m ''
+#    and a file with context_length 0 each get one clear error line.
+set -u
+vkllm=$1 craft=$2 data=$3 scratch=$4
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+model=$data/stories260K.gguf
+t() { timeout 120 "$@"; } # a hang is a failure, status 124
+
+# WHAT PATTERN COMMAND...: one line "error: ...PATTERN..." on stderr (the
+# "vkllm: " progress lines allowed), exit status 1..123, no hang, no crash.
+expect_error() {
+    local what=$1 pattern=$2
+    shift 2
+    checks=$((checks + 1))
+    t "$@" >"$scratch/stdout" 2>"$scratch/stderr"
+    local status=$?
+    if [ $status = 0 ] || [ $status -ge 124 ]; then
+        fail "$what: exit status $status ($(head -c 300 "$scratch/stderr"))"
+    elif [ "$(grep -vc '^vkllm: ' "$scratch/stderr")" != 1 ] ||
+        ! grep -q "^error: .*$pattern" "$scratch/stderr"; then
+        fail "$what: expected one line 'error: ...$pattern...', got: $(head -c 600 "$scratch/stderr")"
+    fi
+}
+
+# WHAT FILE: FILE holds no control character but newlines (no ESC, BEL, CR, C1).
+expect_printable() {
+    checks=$((checks + 1))
+    if tr -d '\n' <"$2" | LC_ALL=C grep -q '[[:cntrl:]]' ||
+        LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$2"; then
+        fail "$1: control characters reached the terminal: $(tr -d '\n' <"$2" | od -c | head -5)"
+    fi
+}
+
+# ---- 1. not a regular file as the model
+rm -f "$scratch/fifo.gguf"
+mkfifo "$scratch/fifo.gguf"
+expect_error "info of a FIFO" "fifo.gguf: is a FIFO" "$vkllm" info "$scratch/fifo.gguf"
+expect_error "tokenize with a FIFO" "is a FIFO" "$vkllm" tokenize -m "$scratch/fifo.gguf" -p hi
+expect_error "run with a FIFO" "is a FIFO" "$vkllm" run -m "$scratch/fifo.gguf" -p hi -n 1
+expect_error "info of a directory" "is a directory" "$vkllm" info "$scratch"
+expect_error "info of /dev/zero" "is a character device" "$vkllm" info /dev/zero
+# -f reads pipes as cat does, but an endless source ends in an error
+expect_error "tokenize -f /dev/zero" "larger than 256 MiB" "$vkllm" tokenize -m "$model" -f /dev/zero
+
+# ---- 2. failed writes to stdout
+# (without the device, `>/dev/full` would create a regular file in /dev)
+[ -c /dev/full ] || echo "no /dev/full device here: the full-disk checks are skipped"
+for cmd in "run -n 2 -p hi" "tokenize -p hi" "info $model" "devices" "--help" "run --help"; do
+    read -r -a args <<<"$cmd"
+    if [ -c /dev/full ]; then
+        checks=$((checks + 1))
+        t "$vkllm" "${args[@]}" >/dev/full 2>"$scratch/stderr"
+        status=$?
+        [ $status = 1 ] && grep -q "^error: stdout: No space left on device$" "$scratch/stderr" ||
+            fail "vkllm $cmd >/dev/full: status $status, $(head -c 300 "$scratch/stderr")"
+    fi
+    checks=$((checks + 1))
+    t "$vkllm" "${args[@]}" 2>"$scratch/stderr" >&-
+    status=$?
+    [ $status = 1 ] && grep -q "^error: stdout: Bad file descriptor$" "$scratch/stderr" ||
+        fail "vkllm $cmd >&-: status $status, $(head -c 300 "$scratch/stderr")"
+done
+# a reader that quits: EPIPE is reported (not a silent SIGPIPE death), and
+# generation stops there rather than running all 2000 tokens
+checks=$((checks + 1))
+t "$vkllm" run -n 2000 --ignore-eos -p hi 2>"$scratch/stderr" | head -c 1 >/dev/null
+status=${PIPESTATUS[0]}
+[ "$status" = 1 ] && grep -q "^error: stdout: Broken pipe$" "$scratch/stderr" &&
+    ! grep -q "generated 2000 tokens" "$scratch/stderr" ||
+    fail "run | head -c 1: status $status, $(head -c 300 "$scratch/stderr")"
+
+# ---- 3. file text on the terminal
+esc=$'\e' bel=$'\a' c1=$'\xc2\x9b'
+"$craft" "$model" "$scratch/evil-arch.gguf" \
+    --str general.architecture "ll${esc}]0;PWNED${bel}ama${c1}2J" || fail "craft_gguf evil-arch"
+expect_error "run with a hostile architecture" "is not supported" \
+    "$vkllm" run -m "$scratch/evil-arch.gguf" -n 1
+expect_printable "run's error about the architecture" "$scratch/stderr"
+checks=$((checks + 1))
+grep -q 'll\\x1b\]0;PWNED\\x07ama\\xc2\\x9b2J' "$scratch/stderr" ||
+    fail "the architecture is not shown escaped: $(cat "$scratch/stderr")"
+t "$vkllm" info "$scratch/evil-arch.gguf" >"$scratch/info" 2>&1
+expect_printable "info of a hostile architecture" "$scratch/info"
+
+"$craft" "$model" "$scratch/evil-names.gguf" \
+    --str "evil.${esc}[31mkey" "${esc}]0;title${bel}x"$'\r'"forged"$'\n'"error: forged line" \
+    --str evil.utf8 "café 中文" \
+    --str evil.bidi $'abc\xe2\x80\xaedef' \
+    --rename output_norm.weight "norm${esc}[2J"$'\n'"fake" || fail "craft_gguf evil-names"
+checks=$((checks + 1))
+t "$vkllm" info "$scratch/evil-names.gguf" >"$scratch/info" 2>&1 || fail "info of hostile names failed"
+expect_printable "info of hostile names" "$scratch/info"
+for want in 'evil.\x1b[31mkey ' '"\x1b]0;title\x07x\x0dforged\x0aerror: forged line"' \
+    '"café 中文"' '"abc\xe2\x80\xaedef"' ' norm\x1b[2J\x0afake '; do
+    checks=$((checks + 1))
+    grep -qF -- "$want" "$scratch/info" || fail "info does not show '$want' ($(grep evil "$scratch/info"))"
+done
+checks=$((checks + 1))
+! grep -q "^error: forged" "$scratch/info" || fail "a value forged a line of info's output"
+
+# ---- 4. a token longer than 256 bytes is printed
+long=$(printf 'x%.0s' {1..300})
+"$craft" "$model" "$scratch/long-tokens.gguf" --token-suffix "$long" || fail "craft_gguf long-tokens"
+checks=$((checks + 1))
+out=$(t "$vkllm" run -m "$scratch/long-tokens.gguf" -n 3 --temp 0 2>"$scratch/stderr")
+[[ $out == *"$long"* ]] || fail "run dropped a token of 300 bytes: '${out:0:80}' $(cat "$scratch/stderr")"
+
+# ---- 5. a long path keeps the reason
+path=/$(printf 'a%.0s' {1..5000}).gguf
+expect_error "info of a 5000-byte path" "aaa\.\.\.aaa.*: File name too long" "$vkllm" info "$path"
+expect_error "run with a 5000-byte path" ": File name too long" "$vkllm" run -m "$path" -n 1
+expect_error "tokenize -f a 5000-byte path" ": File name too long" \
+    "$vkllm" tokenize -m "$model" -f "$path"
+
+# ---- 6. VKLLM_MAX_BINDING
+expect_error "VKLLM_MAX_BINDING=abc" "VKLLM_MAX_BINDING: 'abc' is not a size" \
+    env VKLLM_MAX_BINDING=abc "$vkllm" run -n 1
+expect_error "VKLLM_MAX_BINDING=16X" "'16X' is not a size" env VKLLM_MAX_BINDING=16X "$vkllm" run -n 1
+expect_error "VKLLM_MAX_BINDING=100" "100 is less than 4K" env VKLLM_MAX_BINDING=100 "$vkllm" run -n 1
+# README: 128K runs the bundled model's default context, 16K needs -c 256
+for setting in "128K" "16K -c 256"; do
+    read -r size ctx <<<"$setting"
+    checks=$((checks + 1))
+    VKLLM_MAX_BINDING=$size t "$vkllm" run ${ctx:+$ctx} -n 4 --temp 0 -p "Once upon" \
+        >"$scratch/stdout" 2>"$scratch/stderr" && grep -q "Once upon ." "$scratch/stdout" ||
+        fail "VKLLM_MAX_BINDING=$setting: $(cat "$scratch/stderr")"
+done
+
+# ---- 7. the smaller ones
+checks=$((checks + 1))
+t "$vkllm" run -c 4096 -n 1 >/dev/null 2>"$scratch/stderr"
+[ "$(grep -c '^warning: ' "$scratch/stderr")" = 1 ] &&
+    grep -q "^warning: the context of 4096 tokens exceeds the 2048" "$scratch/stderr" ||
+    fail "-c 4096 (trained for 2048) gave no warning: $(cat "$scratch/stderr")"
+checks=$((checks + 1))
+t "$vkllm" run -c 2048 -n 1 >/dev/null 2>"$scratch/stderr"
+! grep -q '^warning: ' "$scratch/stderr" || fail "-c 2048 warned: $(cat "$scratch/stderr")"
+expect_error "--device -1" "device -1 does not exist" "$vkllm" run --device -1 -n 1
+checks=$((checks + 1))
+! grep -q 18446744073709551615 "$scratch/stderr" || fail "--device -1 wrapped around"
+expect_error "--device ' '" "device ' ' is blank" "$vkllm" run --device ' ' -n 1
+expect_error "--device ''" "device '' is blank" "$vkllm" run --device '' -n 1
+expect_error "run -m ''" "-m: empty file name$" "$vkllm" run -m '' -n 1
+expect_error "tokenize -m ''" "-m: empty file name$" "$vkllm" tokenize -m '' -p hi
+expect_error "info ''" "empty file name$" "$vkllm" info ''
+expect_error "tokenize -f ''" "empty file name$" "$vkllm" tokenize -m "$model" -f ''
+"$craft" "$model" "$scratch/ctx0.gguf" --u32 llama.context_length 0 || fail "craft_gguf ctx0"
+expect_error "context_length 0" "llama.context_length is 0" "$vkllm" run -m "$scratch/ctx0.gguf" -n 1
+checks=$((checks + 1))
+t "$vkllm" info "$scratch/ctx0.gguf" 2>&1 | grep -q "cannot run this file: .*context_length is 0" ||
+    fail "info does not say context_length 0 is wrong"
+
+echo "$checks checks, $failures failures"
+[ $failures = 0 ]
