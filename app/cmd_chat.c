@@ -366,9 +366,11 @@ int cmd_chat(int argc, char **argv)
     }
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
-    if (vkllm_model_load(ctx, model_path, NULL, &model, &err)) goto fail;
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
+    /* a context too big for the device is refused before any upload */
+    struct vkllm_model_params mp = {.session = &ssp};
+    if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &cs.sampler, &err)) goto fail;

@@ -115,9 +115,13 @@ int cmd_perplexity(int argc, char **argv)
     int32_t *tokens = NULL, *window = NULL;
     int status = 1;
 
+    struct vkllm_session_params sp = {
+        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .logits_all = true};
+    /* a context too big for the device is refused before any upload */
+    struct vkllm_model_params mp = {.session = &sp};
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err) ||
-        vkllm_model_load(ctx, model_path, NULL, &model, &err))
+        vkllm_model_load(ctx, model_path, &mp, &model, &err))
         goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     const int32_t n_vocab = vkllm_vocab_n_tokens(vocab);
@@ -149,8 +153,6 @@ int cmd_perplexity(int argc, char **argv)
     const int n_chunk = n_chunks < 0 || n_chunks > n_chunk_max ? n_chunk_max : (int)n_chunks;
     const int first = (int)n_ctx / 2;
 
-    struct vkllm_session_params sp = {
-        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .logits_all = true};
     if (vkllm_session_create(model, &sp, &session, &err)) goto fail;
     window = malloc((size_t)n_batch * sizeof *window);
     if (!window) {
