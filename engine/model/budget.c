@@ -256,15 +256,33 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
 
 /* ============================== Checks ============================== */
 
-static const char *human(char *buf, size_t n, uint64_t bytes)
+static const char *human_digits(char *buf, size_t n, uint64_t bytes, int digits)
 {
     if (bytes >= (1ull << 30))
-        snprintf(buf, n, "%.1f GiB", bytes / 1073741824.0);
+        snprintf(buf, n, "%.*f GiB", digits, bytes / 1073741824.0);
     else if (bytes >= (1ull << 20))
-        snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+        snprintf(buf, n, "%.*f MiB", digits, bytes / 1048576.0);
     else
-        snprintf(buf, n, "%.1f KiB", bytes / 1024.0);
+        snprintf(buf, n, "%.*f KiB", digits, bytes / 1024.0);
     return buf;
+}
+
+static const char *human(char *buf, size_t n, uint64_t bytes)
+{
+    return human_digits(buf, n, bytes, 1);
+}
+
+/* NEED and FREE (NEED > FREE) with as many digits as it takes for them to
+ * read differently: "needs 6.9 MiB but has 6.9 MiB free" explains nothing. */
+static void human_pair(char need_s[32], char free_s[32], uint64_t need, uint64_t free)
+{
+    for (int digits = 1; digits <= 3; digits++) {
+        human_digits(need_s, 32, need, digits);
+        human_digits(free_s, 32, free, digits);
+        if (strcmp(need_s, free_s)) return;
+    }
+    snprintf(need_s, 32, "%llu bytes", (unsigned long long)need);
+    snprintf(free_s, 32, "%llu bytes", (unsigned long long)free);
 }
 
 static uint64_t free_bytes(const struct vk_device *d)
@@ -327,21 +345,22 @@ int budget_check_load(const char *path, const struct arch_model *am, const struc
     if (need <= free) return VKLLM_OK;
 
     char a[32], b[32], c[32], e[32], f[32], g[32], try[48] = "";
+    human_pair(a, f, need, free);
     if (!params)
         return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                           "%s: needs %s (weights %s, staging %s while loading) but %s has %s "
                           "free%s: try a smaller quantization",
-                          path, human(a, 32, need), human(b, 32, w.bytes), human(c, 32, w.staging),
-                          d->info.name, human(f, 32, free), capped(d));
+                          path, a, human(b, 32, w.bytes), human(c, 32, w.staging), d->info.name, f,
+                          capped(d));
     const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free);
     if (fits) snprintf(try, sizeof try, "-c %u or ", fits);
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                       "%s: needs %s (weights %s, KV cache %s for %u tokens, activations %s; "
                       "staging %s while loading) but %s has %s free%s: try %sa smaller "
                       "quantization",
-                      path, human(a, 32, need), human(b, 32, w.bytes), human(c, 32, s.kv), s.n_ctx,
+                      path, a, human(b, 32, w.bytes), human(c, 32, s.kv), s.n_ctx,
                       human(e, 32, session_bytes(&s) - s.kv), human(g, 32, w.staging), d->info.name,
-                      human(f, 32, free), capped(d), try);
+                      f, capped(d), try);
 }
 
 int budget_check_session(const char *path, const struct arch_model *am, const struct vk_device *d,
@@ -351,14 +370,14 @@ int budget_check_session(const char *path, const struct arch_model *am, const st
     const uint64_t need = session_bytes(plan), free = free_bytes(d);
     if (need <= free) return VKLLM_OK;
     char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-ub) or quantization";
+    human_pair(a, f, need, free);
     const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free);
     if (fits) snprintf(try, sizeof try, "-c %u", fits);
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                       "%s: a context of %u tokens needs %s (KV cache %s, activations %s) but %s "
                       "has %s free after the weights%s: try %s",
-                      path, plan->n_ctx, human(a, 32, need), human(b, 32, plan->kv),
-                      human(c, 32, need - plan->kv), d->info.name, human(f, 32, free), capped(d),
-                      try);
+                      path, plan->n_ctx, a, human(b, 32, plan->kv), human(c, 32, need - plan->kv),
+                      d->info.name, f, capped(d), try);
 }
 
 /* ============================== Public ============================== */
