@@ -62,25 +62,12 @@ static uint64_t align_up(uint64_t x, uint64_t a)
     return (x + a - 1) / a * a;
 }
 
-static uint64_t pool_align(const struct vkllm_device_info *dev)
-{
-    return dev->min_storage_buffer_offset_alignment > 16 ? dev->min_storage_buffer_offset_alignment
-                                                         : 16;
-}
-
-static uint64_t pool_limit(const struct vkllm_device_info *dev)
-{
-    return dev->max_memory_allocation < dev->max_buffer_size ? dev->max_memory_allocation
-                                                             : dev->max_buffer_size;
-}
-
 /* What gpu_pool_alloc (vk_memory.c) allocates for S with blocks of BLOCK:
- * each range aligned in the first block with room, else in a new block of
- * BLOCK bytes, or of its own size when larger. */
+ * each range aligned in the first block with room, else in a new block. */
 static int pool_bytes(const struct sizes *s, const struct vkllm_device_info *dev, uint64_t block,
                       uint64_t *out, struct vkllm_error *err)
 {
-    const uint64_t align = pool_align(dev), limit = pool_limit(dev);
+    const uint64_t align = gpu_pool_alignment(dev), limit = gpu_pool_limit(dev);
     uint64_t *used = calloc(2 * s->n + 1, sizeof *used), *size = used + s->n;
     if (!used || s->oom) {
         free(used);
@@ -89,13 +76,12 @@ static int pool_bytes(const struct sizes *s, const struct vkllm_device_info *dev
     uint32_t n = 0;
     *out = 0;
     for (size_t i = 0; i < s->n; i++) {
-        uint64_t want = s->v[i] ? (s->v[i] + 3) & ~3ull : 4;
+        const uint64_t want = gpu_range_bytes(s->v[i]);
         uint32_t b = 0;
         while (b < n && align_up(used[b], align) + want > size[b])
             b++;
         if (b == n) {
-            uint64_t bs = want > block ? want : block;
-            if (limit && bs > limit) bs = want;
+            const uint64_t bs = gpu_new_block_bytes(want, block, limit);
             size[n] = bs;
             used[n++] = 0;
             *out += bs;
@@ -111,10 +97,10 @@ static int pool_bytes(const struct sizes *s, const struct vkllm_device_info *dev
 static int pool_plan(const struct sizes *s, const struct vkllm_device_info *dev, uint64_t cap,
                      uint64_t *block, uint64_t *bytes, struct vkllm_error *err)
 {
-    const uint64_t align = pool_align(dev), limit = pool_limit(dev);
+    const uint64_t align = gpu_pool_alignment(dev), limit = gpu_pool_limit(dev);
     uint64_t end = 0;
     for (size_t i = 0; i < s->n; i++)
-        end = align_up(end, align) + (s->v[i] ? (s->v[i] + 3) & ~3ull : 4);
+        end = align_up(end, align) + gpu_range_bytes(s->v[i]);
     /* whole pages: what drivers round an allocation to anyway */
     end = align_up(end ? end : 4, 4096);
     *block = end <= cap && (!limit || end <= limit) ? end : cap;
@@ -243,7 +229,7 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
         const uint64_t bytes = budget_ring(am, l, out->n_ctx, out->n_batch) * KV * 2;
         push(&device, bytes);
         push(&device, bytes);
-        out->kv += 2 * align_up(bytes, pool_align(dev));
+        out->kv += 2 * align_up(bytes, gpu_pool_alignment(dev));
     }
     rc = pool_plan(&device, dev, SESSION_BLOCK, &out->device_block, &out->device, err);
     if (!rc) rc = pool_plan(&host, dev, HOST_BLOCK, &out->host_block, &out->host, err);

@@ -102,16 +102,38 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
     return VKLLM_OK;
 }
 
+VkDeviceSize gpu_pool_alignment(const struct vkllm_device_info *info)
+{
+    return info->min_storage_buffer_offset_alignment > 16
+               ? info->min_storage_buffer_offset_alignment
+               : 16;
+}
+
+VkDeviceSize gpu_range_bytes(VkDeviceSize size)
+{
+    return size ? (size + 3) & ~(VkDeviceSize)3 : 4; /* bindings of zero bytes are not allowed */
+}
+
+VkDeviceSize gpu_pool_limit(const struct vkllm_device_info *info)
+{
+    return info->max_memory_allocation < info->max_buffer_size ? info->max_memory_allocation
+                                                               : info->max_buffer_size;
+}
+
+VkDeviceSize gpu_new_block_bytes(VkDeviceSize range, VkDeviceSize block_size, VkDeviceSize limit)
+{
+    VkDeviceSize bs = range > block_size ? range : block_size;
+    return limit && bs > limit ? range : bs;
+}
+
 int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
                    struct vkllm_error *err)
 {
     const struct vkllm_device_info *info = &p->dev->info;
     int rc = vk_dev_usable(p->dev, err);
     if (rc) return rc;
-    VkDeviceSize align = info->min_storage_buffer_offset_alignment;
-    if (align < 16) align = 16;
-    if (size == 0) size = 4; /* bindings of zero bytes are not allowed */
-    size = (size + 3) & ~(VkDeviceSize)3;
+    const VkDeviceSize align = gpu_pool_alignment(info);
+    size = gpu_range_bytes(size);
 
     struct gpu_block *b = NULL;
     for (uint32_t i = 0; i < p->n_blocks && !b; i++) {
@@ -120,11 +142,8 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
         if (start + size <= c->size) b = c;
     }
     if (!b) {
-        VkDeviceSize bs = size > p->block_size ? size : p->block_size;
-        VkDeviceSize limit = info->max_memory_allocation < info->max_buffer_size
-                                 ? info->max_memory_allocation
-                                 : info->max_buffer_size;
-        if (limit && bs > limit) bs = size;
+        const VkDeviceSize limit = gpu_pool_limit(info);
+        const VkDeviceSize bs = gpu_new_block_bytes(size, p->block_size, limit);
         if (limit && size > limit)
             return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                               "a buffer of %.1f MiB exceeds %s's allocation limit of %.1f MiB",

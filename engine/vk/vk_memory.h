@@ -39,6 +39,15 @@ struct gpu_pool {
 
 void gpu_pool_init(struct gpu_pool *p, struct vk_device *dev, enum gpu_pool_kind kind,
                    VkDeviceSize block_size);
+/* The placement rule of gpu_pool_alloc, for budget.c to predict what pools
+ * allocate without a device: a range's offset alignment, the bytes it takes,
+ * the largest block the device allows (0: no limit), and the size of the new
+ * block a range gets when no block has room. */
+VkDeviceSize gpu_pool_alignment(const struct vkllm_device_info *info);
+VkDeviceSize gpu_range_bytes(VkDeviceSize size);
+VkDeviceSize gpu_pool_limit(const struct vkllm_device_info *info);
+VkDeviceSize gpu_new_block_bytes(VkDeviceSize range, VkDeviceSize block_size, VkDeviceSize limit);
+
 /* A range of SIZE bytes aligned for storage-buffer binding. SIZE may exceed
  * the block size (it then gets a block of its own); it may not exceed the
  * device's buffer or allocation limits. */
