@@ -163,6 +163,9 @@ expect_error "--device ''" "device '' is blank" "$vkllm" run --device '' -n 1
 expect_error "run -m ''" "-m: empty file name$" "$vkllm" run -m '' -n 1
 expect_error "tokenize -m ''" "-m: empty file name$" "$vkllm" tokenize -m '' -p hi
 expect_error "info ''" "empty file name$" "$vkllm" info ''
+# a newline in a file name is shown escaped (it was a space: another file's name)
+expect_error "VKLLM_MODEL with a newline" 'no\\x0aline.gguf: No such file' \
+    env VKLLM_MODEL=$'no\nline.gguf' "$vkllm" run -n 1
 expect_error "tokenize -f ''" "empty file name$" "$vkllm" tokenize -m "$model" -f ''
 "$craft" "$model" "$scratch/ctx0.gguf" --u32 llama.context_length 0 || fail "craft_gguf ctx0"
 expect_error "context_length 0" "llama.context_length is 0" "$vkllm" run -m "$scratch/ctx0.gguf" -n 1

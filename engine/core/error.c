@@ -30,10 +30,8 @@ const char *vkllm_strerror(int code)
  * reason ("File name too long"), the start what it is about. */
 static void set_msg(struct vkllm_error *err, char *raw, size_t len)
 {
-    /* messages are one line: a newline from a file name or driver text would
-     * break `error: ...` output */
-    for (size_t i = 0; i < len; i++)
-        if (raw[i] == '\n' || raw[i] == '\r') raw[i] = ' ';
+    /* messages are one line: vkllm_printable escapes a newline from a file
+     * name or driver text as \x0a, which (unlike a space) names the file */
     const size_t cap = sizeof err->msg;
     size_t head = vkllm_printable(err->msg, cap, raw, len);
     if (head == len) return;
