@@ -10,6 +10,10 @@ packages=(
     vulkan-validationlayers           # the tests run with the Khronos validation layer
     pkg-config libpcre2-dev libutf8proc-dev  # pre-tokenizer regexes, Unicode categories
     libjansson-dev                    # JSON: template contexts, saved chats, requests
+    libsdl2-dev libsdl2-ttf-dev       # the chat window: SDL2, and SDL2_ttf with HarfBuzz shaping
+    libmd4c-dev                       # Markdown (CommonMark) in the chat window
+    libfontconfig-dev fonts-dejavu-core fonts-noto-color-emoji  # fonts and where to find them
+    xvfb xauth                        # the window's end-to-end test runs on a virtual display
 )
 missing=()
 for p in "${packages[@]}"; do
