@@ -74,6 +74,12 @@ const char *vkllm_strerror(int code);
  * took: LEN when everything fitted; 4 * LEN + 1 bytes of DST always suffice. */
 size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len);
 
+/* Writes LEN bytes of DATA to PATH so that PATH is always either the old file
+ * or the whole new one: a temporary file beside it (PATH.tmp-XXXXXX), fsync,
+ * rename. On failure PATH is untouched and no temporary file is left
+ * (a process killed mid-write leaves one, which readers must ignore). */
+int vkllm_write_file(const char *path, const void *data, size_t len, struct vkllm_error *err);
+
 /* ============================== Tensor types ============================== */
 
 /* ggml's type ids, as stored in GGUF files. */
