@@ -41,6 +41,10 @@ const char *cli_value(int argc, char **argv, int *i);
  * on CTX (which may be NULL): the end of every command that ran the GPU. */
 int cli_validation_status(const vkllm_context *ctx, int status);
 
+/* Warns on stderr, as llama.cpp does, when a context of N_CTX tokens is longer
+ * than MODEL was trained for: text past that may degrade. */
+void cli_warn_context(const vkllm_model *model, uint32_t n_ctx);
+
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);
 

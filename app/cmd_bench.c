@@ -384,6 +384,8 @@ int cmd_bench(int argc, char **argv)
     describe_model(vkllm_model_gguf(model), model_path, &bm);
     fprintf(stderr, "vkllm: %s on %s, %lld runs of each test after a warm-up\n",
             cli_shown(model_path), dev_name, reps);
+    /* each test has a context of its own length */
+    cli_warn_context(model, (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen));
 
     if (json)
         fputs("[\n", stdout);

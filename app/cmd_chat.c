@@ -21,7 +21,8 @@ static const char chat_usage[] =
     "\n"
     "Reads messages from stdin, one per line, and streams the model's replies.\n"
     "Commands: /reset (start over), /save FILE, /load FILE, /exit (or end of input).\n"
-    "Ctrl+C stops a reply; at the prompt it exits.\n"
+    "Ctrl+C stops a reply; at the prompt it exits. A message that does not fit the context\n"
+    "or a command that fails is an error line, and the chat goes on without it.\n"
     "\n"
     "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
     "      --system TEXT      the system prompt\n"
@@ -150,22 +151,24 @@ struct chat_state {
 };
 
 /* One reply: prefill, then sample and stream until the reply ends. Returns
- * false after a fatal error (message printed). */
+ * false after a fatal error (message printed) or when stdout failed (main
+ * reports it). */
 static bool reply(struct chat_state *cs)
 {
     struct vkllm_error err = {0};
     struct vkllm_chat_turn info;
     cs->turn++;
     if (vkllm_chat_prefill(cs->chat, &info, &err)) {
-        bool fatal = err.code != VKLLM_E_CONTEXT_FULL && err.code != VKLLM_E_INVALID;
-        if (fatal)
-            cli_error("%s", err.msg);
+        if (err.code == VKLLM_E_CONTEXT_FULL)
+            cli_error("%s; try a larger -c (the message is left out)", err.msg);
+        else if (err.code == VKLLM_E_INVALID)
+            cli_error("%s (the message is left out)", err.msg);
         else
-            fprintf(stderr, "vkllm: %s\n", err.msg);
+            cli_error("%s", err.msg);
         /* the message that did not fit goes, so that the next one may */
         vkllm_chat_pop(cs->chat);
         cs->turn--;
-        return !fatal;
+        return err.code == VKLLM_E_CONTEXT_FULL || err.code == VKLLM_E_INVALID;
     }
     fprintf(stderr, "vkllm: turn %d: %u new prompt tokens (%u cached)\n", cs->turn, info.n_new,
             info.n_cached);
@@ -175,7 +178,7 @@ static bool reply(struct chat_state *cs)
     size_t len;
     long long n_gen = 0;
     const char *why = NULL;
-    for (;;) {
+    while (cs->n_predict < 0 || n_gen < cs->n_predict) {
         if (atomic_load(&interrupted)) {
             why = "interrupted";
             break;
@@ -192,7 +195,7 @@ static bool reply(struct chat_state *cs)
             return false;
         }
         fwrite(text, 1, len, stdout);
-        fflush(stdout);
+        if (!cli_flush()) return false; /* no one reads the replies */
         if (st != VKLLM_STREAM_MORE) break;
         if (cs->n_predict >= 0 && n_gen >= cs->n_predict) break;
         int rc = vkllm_chat_decode_token(cs->chat, tok, &err);
@@ -208,7 +211,7 @@ static bool reply(struct chat_state *cs)
     vkllm_stream_finish(cs->stream, &text, &len);
     fwrite(text, 1, len, stdout);
     fputc('\n', stdout);
-    fflush(stdout);
+    if (!cli_flush()) return false;
     if (why) fprintf(stderr, "vkllm: %s\n", why);
     size_t rlen;
     const char *r = vkllm_stream_reply(cs->stream, &rlen);
@@ -247,7 +250,7 @@ static int command(struct chat_state *cs, const char *line, const char *system)
         cs->turn = 0;
         fprintf(stderr, "vkllm: the conversation starts over\n");
     } else if ((IS("/save") || IS("/load")) && (!arg || !*arg)) {
-        fprintf(stderr, "vkllm: %.*s needs a file name\n", (int)name_len, line);
+        cli_error("%.*s needs a file name", (int)name_len, line);
     } else if (IS("/save")) {
         if (vkllm_chat_save(cs->chat, arg, &err))
             cli_error("%s", err.msg);
@@ -261,8 +264,8 @@ static int command(struct chat_state *cs, const char *line, const char *system)
             fprintf(stderr, "vkllm: loaded %zu messages from %s\n", vkllm_chat_count(cs->chat),
                     printable(shown, arg, strlen(arg)));
     } else {
-        fprintf(stderr, "vkllm: unknown command '%s' (/reset, /save FILE, /load FILE, /exit)\n",
-                printable(shown, line, name_len));
+        cli_error("unknown command '%s' (/reset, /save FILE, /load FILE, /exit)",
+                  printable(shown, line, name_len));
     }
 #undef IS
     return 0;
@@ -372,6 +375,7 @@ int cmd_chat(int argc, char **argv)
     struct vkllm_model_params mp = {.session = &ssp};
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
+    cli_warn_context(model, vkllm_session_n_ctx(cs.session));
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &cs.sampler, &err)) goto fail;
     if (vkllm_stream_create(vocab, ignore_eos, &cs.stream, &err)) goto fail;
@@ -400,7 +404,7 @@ int cmd_chat(int argc, char **argv)
     for (;;) {
         if (tty) {
             fputs("> ", stdout);
-            fflush(stdout);
+            if (!cli_flush()) break; /* main reports why */
         }
         long n = read_line(&lines, &line);
         if (n == -3) {

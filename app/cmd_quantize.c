@@ -25,15 +25,90 @@ static const char quantize_usage[] =
     "\n"
     "TYPE:\n";
 
-/* Set by SIGINT/SIGTERM: the progress callback then asks the engine to stop,
- * and it removes its temporary file. */
+/* ============================== Signals ============================== */
+
+/* The signal that asked us to stop, 0 if none. The progress callback then
+ * asks the engine to stop, which removes its temporary file, and the signal
+ * is raised again once it has, so that the shell sees how the program ended. */
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    if (!interrupted) interrupted = sig;
 }
+
+/* Every signal whose default action ends the process and that can be caught,
+ * less those a fault raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+ * SIGSYS, SIGABRT): returning from their handler would fault again. SIGPIPE
+ * and SIGXFSZ (past `ulimit -f`) are ignored instead: the write then fails
+ * with EPIPE or EFBIG and is reported like any failed write. */
+/* clang-format off */
+static const int stop_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+#ifdef SIGIO
+    SIGIO,
+#endif
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+#ifdef SIGEMT
+    SIGEMT,
+#endif
+};
+/* clang-format on */
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
+
+struct signals {
+    int n;
+    int sig[N_STOP_SIGNALS + 64 + 2]; /* + the real-time ones, SIGPIPE, SIGXFSZ */
+    struct sigaction old[N_STOP_SIGNALS + 64 + 2];
+};
+
+/* A signal that was ignored stays ignored: `nohup vkllm quantize` must
+ * survive its SIGHUP. */
+static void catch_one(struct signals *s, int sig, void (*handler)(int))
+{
+    if (s->n == (int)(sizeof s->sig / sizeof s->sig[0])) return;
+    struct sigaction sa = {.sa_handler = handler, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    struct sigaction *old = &s->old[s->n];
+    if (sigaction(sig, NULL, old) == 0 && old->sa_handler != SIG_IGN &&
+        sigaction(sig, &sa, NULL) == 0)
+        s->sig[s->n++] = sig;
+}
+
+/* Installs the handlers, saving the old actions in S. */
+static void signals_catch(struct signals *s)
+{
+    s->n = 0;
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        catch_one(s, stop_signals[i], on_signal);
+    /* the real-time signals end the process by default too */
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        catch_one(s, sig, on_signal);
+    catch_one(s, SIGPIPE, SIG_IGN);
+    catch_one(s, SIGXFSZ, SIG_IGN);
+}
+
+/* Puts the old actions back; then, if a signal asked us to stop, ends the
+ * program by it (a core for SIGQUIT, as its default action says). */
+static void signals_restore(const struct signals *s)
+{
+    for (int i = 0; i < s->n; i++)
+        sigaction(s->sig[i], &s->old[i], NULL);
+    const int sig = interrupted;
+    if (!sig) return;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    fflush(stderr);
+    raise(sig);
+}
+
+/* ============================== Progress ============================== */
 
 struct bar {
     bool tty;       /* stderr is a terminal: one line redrawn, else a line per tensor */
@@ -112,15 +187,19 @@ int cmd_quantize(int argc, char **argv)
         .progress = on_progress,
         .user = &bar,
     };
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    struct signals sigs;
+    signals_catch(&sigs);
     struct vkllm_error err = {0};
     int rc = vkllm_quantize(paths[0], paths[1], &qp, &err);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
     if (bar.tty) fputs("\r\033[K", stderr);
-    if (rc) return cli_error("%s", err.msg);
-    fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n", cli_shown(paths[1]),
-            file_mib(paths[1]), file_mib(paths[0]), (cli_now_ms() - bar.t0) / 1e3);
-    return 0;
+    if (rc)
+        cli_error("%s", err.msg);
+    else
+        fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n",
+                cli_shown(paths[1]), file_mib(paths[1]), file_mib(paths[0]),
+                (cli_now_ms() - bar.t0) / 1e3);
+    signals_restore(&sigs);
+    /* the signal was blocked, or its default action ignores it */
+    if (interrupted) return 128 + interrupted;
+    return rc ? 1 : 0;
 }

@@ -128,12 +128,7 @@ int cmd_run(int argc, char **argv)
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
-    const uint32_t n_ctx_train = vkllm_model_hparams(model)->n_ctx_train;
-    if (vkllm_session_n_ctx(session) > n_ctx_train) /* as llama.cpp warns */
-        fprintf(stderr,
-                "warning: the context of %u tokens exceeds the %u the model was trained for; "
-                "text past that may degrade\n",
-                vkllm_session_n_ctx(session), n_ctx_train);
+    cli_warn_context(model, vkllm_session_n_ctx(session));
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
     /* text in whole UTF-8 characters, ending at EOG tokens and stop strings */
@@ -178,6 +173,7 @@ int cmd_run(int argc, char **argv)
 
     double t_gen = cli_now_ms();
     long long n_gen = 0;
+    bool full = false;
     const char *text;
     size_t text_len;
     while (n_predict < 0 || n_gen < n_predict) {
@@ -195,10 +191,7 @@ int cmd_run(int argc, char **argv)
         fwrite(text, 1, text_len, stdout);
         if (!cli_flush()) goto done; /* no one reads the rest: main reports why */
         if (st != VKLLM_STREAM_MORE) break;
-        if (vkllm_session_pos(session) >= cap) {
-            fprintf(stderr, "\nvkllm: context full (%u tokens)\n", cap);
-            break;
-        }
+        if ((full = vkllm_session_pos(session) >= cap)) break;
         if (n_predict >= 0 && n_gen >= n_predict) break;
         if (vkllm_session_decode(session, &tok, 1, &err)) goto fail;
         gpu_gen += vkllm_session_last_gpu_ms(session);
@@ -207,7 +200,8 @@ int cmd_run(int argc, char **argv)
     vkllm_stream_finish(stream, &text, &text_len); /* what was held back */
     fwrite(text, 1, text_len, stdout);
     fputc('\n', stdout);
-    fflush(stdout); /* the story's last line before the statistics on stderr */
+    fflush(stdout); /* the story's last line before the notes on stderr */
+    if (full) fprintf(stderr, "vkllm: context full (%u tokens)\n", cap);
     fprintf(stderr,
             "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s, GPU %.1f ms); generated %lld tokens "
             "in %.1f ms (%.1f tok/s, GPU %.2f ms per token)\n",

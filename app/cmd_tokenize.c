@@ -94,6 +94,9 @@ int cmd_tokenize(int argc, char **argv)
         free(file_text);
         return cli_error("%s", err.msg);
     }
+    /* what the library worked around in the file, e.g. a BOS id out of range */
+    for (size_t i = 0; i < vkllm_vocab_warning_count(v); i++)
+        fprintf(stderr, "warning: %s\n", vkllm_vocab_warning(v, i));
     int status = 0;
     if (!cases) {
         status = print_ids(v, model_path, text, len, add_special, parse_special, false);

@@ -161,6 +161,16 @@ int cli_validation_status(const vkllm_context *ctx, int status)
     return status;
 }
 
+void cli_warn_context(const vkllm_model *model, uint32_t n_ctx)
+{
+    const uint32_t n_ctx_train = vkllm_model_hparams(model)->n_ctx_train;
+    if (n_ctx > n_ctx_train)
+        fprintf(stderr,
+                "warning: the context of %u tokens exceeds the %u the model was trained for; "
+                "text past that may degrade\n",
+                n_ctx, n_ctx_train);
+}
+
 double cli_now_ms(void)
 {
     struct timespec ts;

@@ -75,9 +75,10 @@ const char *vkllm_strerror(int code);
 size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len);
 
 /* Writes LEN bytes of DATA to PATH so that PATH is always either the old file
- * or the whole new one: a temporary file beside it (PATH.tmp-XXXXXX), fsync,
- * rename. On failure PATH is untouched and no temporary file is left
- * (a process killed mid-write leaves one, which readers must ignore). */
+ * or the whole new one: a temporary file beside it (NAME.tmp-XXXXXX beside the
+ * file a symbolic link names, when PATH is one), fsync, rename. On failure
+ * PATH is untouched and no temporary file is left (a process killed mid-write
+ * leaves one, which readers must ignore). */
 int vkllm_write_file(const char *path, const void *data, size_t len, struct vkllm_error *err);
 
 /* ============================== Tensor types ============================== */
@@ -133,9 +134,11 @@ const struct vkllm_type_info *vkllm_type_info(uint32_t type);
 
 /* ============================== GGUF reader ============================== */
 
-/* A GGUF file, memory-mapped and checked: every count, offset, size and string
- * length was validated against the file size when it was opened, so the
- * accessors below never read outside the map. */
+/* A GGUF file, checked: every count, offset, size and string length was
+ * validated against the file size when it was opened, so the accessors below
+ * never read outside it. Its metadata and tensor infos are read into memory at
+ * open; tensor data stays in the file, read on demand by vkllm_gguf_read (so a
+ * file changed while it is open gives an error, not a crash). */
 typedef struct vkllm_gguf vkllm_gguf;
 
 enum vkllm_gguf_type {
@@ -155,7 +158,7 @@ enum vkllm_gguf_type {
     VKLLM_GGUF_TYPE_COUNT
 };
 
-/* A string inside the map: not NUL-terminated, may contain any bytes. */
+/* A string inside the file's metadata: not NUL-terminated, may contain any bytes. */
 struct vkllm_gguf_str {
     const char *ptr;
     uint64_t len;
@@ -174,15 +177,16 @@ struct vkllm_gguf_kv {
 
 struct vkllm_gguf_tensor {
     struct vkllm_gguf_str name;
-    uint32_t n_dims;     /* 1..4 */
-    uint32_t type;       /* enum vkllm_type */
-    uint64_t ne[4];      /* elements per dimension, ne[0] contiguous; unused ones are 1 */
-    uint64_t offset;     /* from the start of the file, aligned to the file's alignment */
-    uint64_t size;       /* bytes */
-    const uint8_t *data; /* offset + map base */
+    uint32_t n_dims; /* 1..4 */
+    uint32_t type;   /* enum vkllm_type */
+    uint64_t ne[4];  /* elements per dimension, ne[0] contiguous; unused ones are 1 */
+    uint64_t offset; /* from the start of the file, aligned to the file's alignment */
+    uint64_t size;   /* bytes; read them with vkllm_gguf_read */
 };
 
-/* Maps and checks PATH. On failure *out is NULL and err says "PATH: reason". */
+/* Reads and checks PATH's metadata, and keeps the file open for its tensor
+ * data. Tensors must be packed in order, each padded to the alignment (as
+ * llama.cpp writes them). On failure *out is NULL and err says "PATH: reason". */
 int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err);
 
 /* Checks a GGUF image already in memory (which must outlive the result), naming
@@ -235,6 +239,14 @@ const char *vkllm_gguf_type_name(enum vkllm_gguf_type t); /* "uint32", ... or "?
 uint64_t vkllm_gguf_tensor_count(const vkllm_gguf *g);
 const struct vkllm_gguf_tensor *vkllm_gguf_tensor_at(const vkllm_gguf *g, uint64_t i);
 const struct vkllm_gguf_tensor *vkllm_gguf_find_tensor(const vkllm_gguf *g, const char *name);
+
+/* Copies N bytes of tensor T of G, from OFFSET bytes into its data, to DST: the
+ * only way to its bytes. Safe from several threads at once. VKLLM_E_IO when
+ * the file changed since it was opened ("PATH: the file changed while being
+ * read (it is now N bytes; expected M)") or cannot be read; VKLLM_E_INVALID
+ * when the range is not inside the tensor. */
+int vkllm_gguf_read(const vkllm_gguf *g, const struct vkllm_gguf_tensor *t, uint64_t offset,
+                    void *dst, uint64_t n, struct vkllm_error *err);
 
 /* ============================== GGUF writer ============================== */
 
@@ -359,7 +371,9 @@ struct vkllm_context_params {
     /* Kernel paths to force to their fallbacks, comma-separated (also:
      * VKLLM_FORCE): "shared-reduce" reduces matvec sums through shared memory
      * instead of subgroup operations; "no-gemm" sends prompt batches through
-     * matvec instead of the tiled GEMM. NULL: the best the device offers. */
+     * matvec instead of the tiled GEMM; "no-memory-budget" counts free memory
+     * as a device without VK_EXT_memory_budget does (the heap's size, less
+     * what vkllm holds). NULL: the best the device offers. */
     const char *force;
 };
 
@@ -380,7 +394,7 @@ uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
 bool vkllm_context_lost(const vkllm_context *ctx);
 
 /* The device-local heap that weights, KV cache and activations go to.
- * VKLLM_MAX_MEMORY=BYTES (K/M/G suffixes) makes the device report at most that
+ * VKLLM_MAX_MEMORY=BYTES (K/M/G/T suffixes) makes the device report at most that
  * much, to try what a smaller device refuses. Free: budget - usage. */
 struct vkllm_memory_budget {
     uint64_t size;   /* the heap's size */
@@ -462,6 +476,12 @@ int32_t vkllm_vocab_eos(const vkllm_vocab *v); /* -1 if none */
 bool vkllm_vocab_add_bos(const vkllm_vocab *v);
 /* True for tokens that end generation (EOS, EOT). */
 bool vkllm_vocab_is_eog(const vkllm_vocab *v, int32_t token);
+/* What loading the vocabulary worked around, for the program to show: a
+ * special token id out of range (the default used instead), an unknown or
+ * missing pre-tokenizer. Each is one printable line, "PATH: what", valid while
+ * V is; vkllm_vocab_warning gives NULL for I >= the count. */
+size_t vkllm_vocab_warning_count(const vkllm_vocab *v);
+const char *vkllm_vocab_warning(const vkllm_vocab *v, size_t i);
 
 /* Tokenizes LEN bytes of TEXT into OUT (room for CAP ids). ADD_SPECIAL adds BOS
  * (and EOS) as the vocabulary asks; PARSE_SPECIAL turns text like "<s>" into
@@ -717,6 +737,7 @@ struct vkllm_chat_turn {
     uint32_t n_new;     /* tokens decoded now */
     uint32_t n_prompt;  /* n_cached + n_new: the rendered conversation */
     uint32_t n_dropped; /* messages dropped (in all) to fit the context */
+    uint32_t n_renders; /* renderings tried: 1, or about log2(turns) + 2 when turns are dropped */
 };
 
 /* The session must be used by this conversation only; its cache is emptied.
@@ -748,7 +769,8 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
 /* Renders, tokenizes and decodes what is not yet in the cache, dropping the
  * oldest turns after the system prompt when the context would overflow.
  * Afterwards vkllm_session_logits(session, -1) predicts the reply's first
- * token. VKLLM_E_CONTEXT_FULL when even the last message does not fit. */
+ * token. VKLLM_E_CONTEXT_FULL when even the last message does not fit; then
+ * no turn is dropped, so that popping that message restores the chat. */
 int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm_error *err);
 /* Decodes a sampled reply token (remembering it as cached). */
 int vkllm_chat_decode_token(vkllm_chat *c, int32_t token, struct vkllm_error *err);

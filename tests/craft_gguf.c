@@ -10,6 +10,7 @@
  * appends TEXT to every normal token of tokenizer.ggml.tokens (type 1), so
  * that whatever a model generates is that long. Each may be repeated.
  */
+#include "gguf_copy.h"
 #include "vkllm.h"
 
 #include <stdio.h>
@@ -97,17 +98,22 @@ int main(int argc, char **argv)
         }
         i += two ? 2 : 1;
     }
-    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g) && !rc; i++) {
+    const uint64_t n = vkllm_gguf_tensor_count(g);
+    struct gguf_copy *copies = calloc(n ? n : 1, sizeof *copies);
+    if (!copies) rc = fail("out of memory");
+    for (uint64_t i = 0; i < n && !rc; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         for (int r = 0; r < n_renames; r++)
             if (!strcmp(name, renames[r][0])) snprintf(name, sizeof name, "%s", renames[r][1]);
-        rc = vkllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size);
+        copies[i] = (struct gguf_copy){g, t, t->size};
+        rc = gguf_copy_add(w, name, t->n_dims, t->ne, &copies[i]);
     }
     if (!rc && vkllm_gguf_writer_write(w, argv[2], &err)) rc = fail(err.msg);
     if (rc && !err.msg[0]) fprintf(stderr, "craft_gguf: could not write %s\n", argv[2]);
     vkllm_gguf_writer_destroy(w);
+    free(copies);
     vkllm_gguf_close(g);
     return rc ? 1 : 0;
 }

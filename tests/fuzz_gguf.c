@@ -93,8 +93,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         touch_str(t->name);
-        if (t->size) sink += t->data[0] + t->data[t->size - 1];
-        if (t->data != data + t->offset || t->n_dims < 1 || t->n_dims > 4) abort();
+        if (t->offset > size || t->size > size - t->offset || t->n_dims < 1 || t->n_dims > 4)
+            abort();
+        uint8_t ends[2] = {0};
+        if (t->size && (vkllm_gguf_read(g, t, 0, ends, 1, &err) ||
+                        vkllm_gguf_read(g, t, t->size - 1, ends + 1, 1, &err)))
+            abort();
+        sink += ends[0] + ends[1];
         char name[64];
         if (t->name.len < sizeof name && !memchr(t->name.ptr, 0, t->name.len)) {
             memcpy(name, t->name.ptr, t->name.len);

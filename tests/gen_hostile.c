@@ -8,11 +8,12 @@
  *   strings; NaN and infinite hyperparameters and weights; zero and absurd
  *   sizes; a vocabulary whose token count disagrees with the embedding rows;
  *   a tensor whose shape disagrees with the hyperparameters; a chat template
- *   that would run for ever.
+ *   that would run for ever; 20,000 user-defined tokens; a negative BOS id.
  *
  *   gen_hostile IN.gguf OUT_DIR
  *
  * Writes OUT_DIR/NAME.gguf for every case and prints the names, one a line. */
+#include "gguf_copy.h"
 #include "vkllm.h"
 
 #include <math.h>
@@ -41,6 +42,9 @@ struct edit {
     float fill_value;       /* ... with this */
     const char *halve;      /* write this tensor with its first dimension halved */
     int vocab_delta;        /* tokens added (> 0, copies of the last) or removed (< 0) */
+    int extra_type;         /* the token type of added tokens; 0: normal */
+    const char *i32_key;    /* set this int32 key ... */
+    int32_t i32_value;      /* ... to this */
     const char *evil_token; /* replace token 300 with this text */
 };
 
@@ -80,11 +84,11 @@ static void write_vocab(vkllm_gguf_writer *w, const vkllm_gguf *g, const struct 
             lens[i] = s.len;
             sc[i] = (float)vkllm_gguf_arr_float(scores, i);
             ty[i] = (int32_t)vkllm_gguf_arr_int(types, i);
-        } else { /* new, distinct, normal tokens */
+        } else { /* new, distinct tokens "extraID": normal unless E says */
             snprintf(extra[i], sizeof extra[i], "extra%llu", (unsigned long long)i);
             strs[i] = extra[i];
             lens[i] = strlen(extra[i]);
-            ty[i] = 1;
+            ty[i] = e->extra_type ? e->extra_type : 1;
         }
     }
     if (e->evil_token) {
@@ -109,6 +113,9 @@ static void write_case(const vkllm_gguf *g, const char *dir, const struct edit *
     vkllm_gguf_writer *w = NULL;
     char *long_str = NULL;
     float *filled = NULL;
+    const uint64_t n_tensors = vkllm_gguf_tensor_count(g);
+    struct gguf_copy *copies = calloc(n_tensors ? n_tensors : 1, sizeof *copies);
+    if (!copies) die(e->name, "out of memory");
     check(vkllm_gguf_writer_create(&w, &err), err.msg);
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
         check(vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i)), "copy");
@@ -124,35 +131,38 @@ static void write_case(const vkllm_gguf *g, const char *dir, const struct edit *
     }
     if (e->u32_key) check(vkllm_gguf_writer_set_uint32(w, e->u32_key, e->u32_value), e->name);
     if (e->f32_key) check(vkllm_gguf_writer_set_float32(w, e->f32_key, e->f32_value), e->name);
+    if (e->i32_key) check(vkllm_gguf_writer_set_int32(w, e->i32_key, e->i32_value), e->name);
     if (e->vocab_delta || e->evil_token) write_vocab(w, g, e);
 
-    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+    for (uint64_t i = 0; i < n_tensors; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         uint64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
-        const void *data = t->data;
-        uint64_t size = t->size;
+        copies[i] = (struct gguf_copy){g, t, t->size};
         const char *out_name = e->rename && !strcmp(name, e->rename) ? e->rename_to : name;
-        if (e->fill && !strcmp(name, e->fill)) {
-            if (t->type != VKLLM_TYPE_F32) die(e->name, "the tensor to fill is not F32");
-            if (!(filled = malloc(size))) die(e->name, "out of memory");
-            for (uint64_t k = 0; k < size / sizeof *filled; k++)
-                filled[k] = e->fill_value;
-            data = filled;
-        }
         if (e->halve && !strcmp(name, e->halve)) {
             ne[0] /= 2;
-            size /= 2; /* F32: the first half of the rows' bytes, a valid size */
+            copies[i].size /= 2; /* F32: the first half of the rows' bytes, a valid size */
         }
-        check(vkllm_gguf_writer_add_tensor(w, out_name, t->type, t->n_dims, ne, data, size),
-              e->name);
+        if (e->fill && !strcmp(name, e->fill)) {
+            if (t->type != VKLLM_TYPE_F32) die(e->name, "the tensor to fill is not F32");
+            if (!(filled = malloc(t->size))) die(e->name, "out of memory");
+            for (uint64_t k = 0; k < t->size / sizeof *filled; k++)
+                filled[k] = e->fill_value;
+            check(vkllm_gguf_writer_add_tensor(w, out_name, t->type, t->n_dims, ne, filled,
+                                               copies[i].size),
+                  e->name);
+        } else {
+            check(gguf_copy_add(w, out_name, t->n_dims, ne, &copies[i]), e->name);
+        }
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, e->name);
     check(vkllm_gguf_writer_write(w, path, &err), err.msg);
     vkllm_gguf_writer_destroy(w);
     free(filled); /* the writer reads tensor data only in _write */
+    free(copies);
     free(long_str);
     printf("%s\n", e->name);
 }
@@ -219,6 +229,10 @@ int main(int argc, char **argv)
         {.name = "shape-q", .halve = "blk.0.attn_q.weight"},
         {.name = "shape-embd", .halve = "token_embd.weight"},
         {.name = "shape-norm", .halve = "output_norm.weight"},
+        /* the tokenizer: 20,000 user-defined tokens "extra512" ... "extra20511"
+         * (each one longer than others it starts with), a negative BOS id */
+        {.name = "many-user", .vocab_delta = 20000, .extra_type = 4},
+        {.name = "neg-bos", .i32_key = "tokenizer.ggml.bos_token_id", .i32_value = -7},
     };
     for (size_t i = 0; i < sizeof edits / sizeof *edits; i++)
         write_case(g, argv[2], &edits[i]);

@@ -682,9 +682,13 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
                 name);
         uint64_t nel = t->ne[0] * t->ne[1];
         float *x = malloc((nel ? nel : 1) * sizeof *x);
-        if (!x) die("out of memory");
-        quant_dequantize_row(t->type, t->data, x, nel);
+        void *raw = malloc(t->size ? t->size : 1);
+        if (!x || !raw) die("out of memory");
+        struct vkllm_error err = {0};
+        if (vkllm_gguf_read(in, t, 0, raw, t->size, &err)) die("%s", err.msg);
+        quant_dequantize_row(t->type, raw, x, nel);
         add_tensor(w, name, t->n_dims, t->ne, x, a->type, (int)t->type);
+        free(raw);
         free(x);
     }
     free(order);

@@ -7,6 +7,7 @@
  *
  * Usage: test_arch VKLLM_BINARY. The models come from gen_model (--arch). */
 #include "arch.h"
+#include "gguf_copy.h"
 #include "testhelp.h"
 #include "vkllm.h"
 
@@ -38,23 +39,25 @@ static void rewrite(const char *in, const char *out, const char *arch, const cha
         REQUIRE_OK(vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i)), "copy");
     if (arch) REQUIRE_OK(vkllm_gguf_writer_set_str(w, "general.architecture", arch), "arch");
     if (key) REQUIRE_OK(vkllm_gguf_writer_set_uint32(w, key, value), "key");
-    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+    const uint64_t n = vkllm_gguf_tensor_count(g);
+    struct gguf_copy *copies = calloc(n + 1, sizeof *copies);
+    REQUIRE(copies);
+    for (uint64_t i = 0; i < n; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         if (drop && !strcmp(name, drop)) continue;
-        REQUIRE_OK(
-            vkllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size),
-            "tensor");
+        copies[i] = (struct gguf_copy){g, t, t->size};
+        REQUIRE_OK(gguf_copy_add(w, name, t->n_dims, t->ne, &copies[i]), "tensor");
     }
     if (add) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, 0);
-        REQUIRE_OK(
-            vkllm_gguf_writer_add_tensor(w, add, t->type, t->n_dims, t->ne, t->data, t->size),
-            "tensor");
+        copies[n] = (struct gguf_copy){g, t, t->size};
+        REQUIRE_OK(gguf_copy_add(w, add, t->n_dims, t->ne, &copies[n]), "tensor");
     }
     REQUIRE_OK(vkllm_gguf_writer_write(w, out, &err), "%s", err.msg);
     vkllm_gguf_writer_destroy(w);
+    free(copies);
     vkllm_gguf_close(g);
 }
 

@@ -11,6 +11,8 @@
  *   held); a context that does not fit is refused at load (when the load is
  *   told the session) and at session creation, and the context each refusal
  *   suggests does fit; the exact total fits and one byte less does not.
+ * - Free memory from VK_EXT_memory_budget and without it (forced with
+ *   VKLLM_FORCE=no-memory-budget where the driver has it).
  * - Bad VKLLM_MAX_MEMORY values are one error line. */
 #include "context.h"
 #include "testhelp.h"
@@ -186,9 +188,63 @@ static void check_refusals(const char *path)
     vkllm_gguf_close(g);
 }
 
+/* The two ways free memory is counted (vk_device.c): VK_EXT_memory_budget's
+ * budget and usage, or the heap's size less what the pools hold. Lavapipe has
+ * no such extension, so its arithmetic is checked on made-up figures; on the
+ * device, VKLLM_FORCE=no-memory-budget takes the second way where the driver
+ * offers the first, and then counts the pools' bytes. */
+static void check_budget_paths(const char *path)
+{
+    VkPhysicalDeviceMemoryProperties mp = {.memoryHeapCount = 2};
+    mp.memoryHeaps[1].size = 8000;
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {0};
+    b.heapBudget[1] = 6000;
+    b.heapUsage[1] = 2500;
+    struct vkllm_memory_budget out;
+    vk_memory_figures(&mp, &b, 1, 100, 0, &out);
+    CHECK(out.reported && out.size == 8000 && out.budget == 6000 && out.usage == 2500);
+    vk_memory_figures(&mp, &b, 1, 100, 5000, &out); /* VKLLM_MAX_MEMORY=5000 */
+    CHECK(out.reported && out.size == 5000 && out.budget == 5000 && out.usage == 2500);
+    vk_memory_figures(&mp, NULL, 1, 100, 0, &out);
+    CHECK(!out.reported && out.size == 8000 && out.budget == 8000 && out.usage == 100);
+    vk_memory_figures(&mp, NULL, 1, 100, 7000, &out);
+    CHECK(!out.reported && out.size == 7000 && out.budget == 7000 && out.usage == 100);
+
+    unsetenv("VKLLM_MAX_MEMORY");
+    struct vkllm_error err = {0};
+    vkllm_context *ctx = NULL;
+    struct vkllm_context_params cp = {.force = "no-memory-budget"};
+    REQUIRE_OK(vkllm_context_create(&cp, &ctx, &err), "%s", err.msg);
+    CHECK(!ctx->dev.memory_budget && !vkllm_context_device(ctx)->memory_budget);
+    vkllm_model *m = NULL;
+    REQUIRE_OK(vkllm_model_load(ctx, path, NULL, &m, &err), "%s", err.msg);
+    vkllm_context_memory(ctx, &out);
+    CHECK(!out.reported && out.budget == out.size && out.usage == ctx->dev.allocated &&
+              out.usage >= vkllm_model_weight_bytes(m),
+          "size %llu, budget %llu, usage %llu, pools %llu", (unsigned long long)out.size,
+          (unsigned long long)out.budget, (unsigned long long)out.usage,
+          (unsigned long long)ctx->dev.allocated);
+    CHECK(vkllm_context_device(ctx)->budget_bytes >= out.size);
+    vkllm_model_free(m);
+    vkllm_context_destroy(ctx);
+}
+
 static void check_bad_values(void)
 {
-    const char *bad[] = {"12X", "0", "-5", "1.5G", "G", "4GB", "99999999999999999999G"};
+    /* strtoull saturated a number past 2^64 to 2^64 - 1 without a suffix */
+    const char *bad[] = {"12X",
+                         "0",
+                         "-5",
+                         "1.5G",
+                         "G",
+                         "4GB",
+                         "99999999999999999999G",
+                         "0K",
+                         "1P",
+                         "18446744073709551616",
+                         "99999999999999999999",
+                         "0x1000",
+                         " 4096"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv("VKLLM_MAX_MEMORY", bad[i], 1);
         vkllm_context *ctx = NULL;
@@ -242,6 +298,7 @@ int main(void)
 
     check_refusals(stories);
     check_refusals(models[3]);
+    check_budget_paths(stories);
     check_bad_values();
     return TEST_REPORT();
 }

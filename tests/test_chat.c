@@ -9,8 +9,9 @@
  *    fresh decode of the whole conversation; editing the last message cuts
  *    back to the common prefix.
  * 3. A full context drops the oldest turns after the system prompt and says
- *    so; save and load round-trip; a failing template and a missing one fall
- *    back to a built-in format and say so.
+ *    so, in one note and a few renderings for thousands of turns; a message
+ *    that cannot fit is refused without dropping any; save and load round-trip; a failing template
+ * and a missing one fall back to a built-in format and say so.
  */
 #include "testhelp.h"
 #include "vkllm.h"
@@ -259,6 +260,78 @@ static void test_full(void)
         big[i] = "abcdefgh "[i % 9];
     REQUIRE(vkllm_chat_add(c, "user", big, strlen(big), &err) == VKLLM_OK);
     CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_E_CONTEXT_FULL);
+    CHECK(strstr(err.msg, "the context holds 256") != NULL, "%s", err.msg);
+    /* refused, it drops nothing: without it the chat goes on as before
+     * (dropping every turn on the way to the refusal once left the system
+     * prompt alone) */
+    vkllm_chat_pop(c);
+    REQUIRE(vkllm_chat_add(c, "user", "and then?", 9, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t.n_dropped <= dropped + 2, "after a refused message %u messages are dropped, not %u",
+          t.n_dropped, dropped);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
+/* Adds the system prompt and N_TURNS turns, from turn FROM on, of a long
+ * conversation. */
+static void add_turns(vkllm_chat *c, int from, int n_turns)
+{
+    struct vkllm_error err;
+    char text[64];
+    REQUIRE(vkllm_chat_add(c, "system", "sys", 3, &err) == VKLLM_OK);
+    for (int i = from; i < n_turns; i++) {
+        int n = snprintf(text, sizeof text, "question %d about the park", i);
+        REQUIRE(vkllm_chat_add(c, "user", text, (size_t)n, &err) == VKLLM_OK);
+        if (i == n_turns - 1) break; /* it ends with a user message */
+        n = snprintf(text, sizeof text, "answer %d", i);
+        REQUIRE(vkllm_chat_add(c, "assistant", text, (size_t)n, &err) == VKLLM_OK);
+    }
+}
+
+/* A long conversation (a /load of 8,000 messages) into a small context: the
+ * turns that do not fit are found with a few renderings, not one per turn
+ * (which took seconds, and minutes with a real template), and one note says
+ * how many messages are no longer seen. The turns kept are the most that fit:
+ * the same conversation without the dropped turns fits without dropping, and
+ * with one turn more it does not. */
+static void test_long(void)
+{
+    enum { N_TURNS = 4000 };
+    struct vkllm_error err;
+    struct vkllm_chat_turn t;
+    vkllm_session *s = new_session(256, 64);
+    vkllm_chat *c = new_chat(s, chatml);
+    add_turns(c, 0, N_TURNS);
+    REQUIRE(vkllm_chat_count(c) == 2 * N_TURNS);
+    int before = notices;
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(notices == before + 1, "%d notes for one prefill", notices - before);
+    char want[128];
+    snprintf(want, sizeof want, "(%u messages no longer seen)", t.n_dropped);
+    CHECK(strstr(last_notice, want) != NULL, "note: %s", last_notice);
+    /* one rendering of the whole, one of the last turn, then a bisection of
+     * the 4,000 turns (12 steps) and the one it found */
+    CHECK(t.n_renders <= 15, "%u renderings for one prefill", t.n_renders);
+    CHECK(t.n_dropped > 0 && t.n_dropped % 2 == 0 && t.n_dropped < 2 * N_TURNS - 2);
+    CHECK(t.n_prompt + 16 <= 256, "%u tokens leave no room for the reply", t.n_prompt);
+    const int kept = N_TURNS - (int)t.n_dropped / 2; /* whole turns dropped */
+    uint32_t n_prompt = t.n_prompt;
+    vkllm_chat_free(c);
+
+    c = new_chat(s, chatml);
+    add_turns(c, N_TURNS - kept, N_TURNS);
+    before = notices;
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(notices == before && t.n_dropped == 0 && t.n_renders == 1 && t.n_prompt == n_prompt,
+          "the kept turns alone: %u tokens (not %u), %u dropped", t.n_prompt, n_prompt,
+          t.n_dropped);
+    vkllm_chat_free(c);
+
+    c = new_chat(s, chatml);
+    add_turns(c, N_TURNS - kept - 1, N_TURNS);
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(t.n_dropped == 2, "one turn more than was kept: %u messages dropped", t.n_dropped);
     vkllm_chat_free(c);
     vkllm_session_free(s);
 }
@@ -342,6 +415,7 @@ int main(int argc, char **argv)
     test_truncate();
     test_reuse();
     test_full();
+    test_long();
     test_fallback();
     test_window_ring();
     vkllm_model_free(model);

@@ -13,6 +13,11 @@
 #    program: the next line is answered; Ctrl+C at the prompt exits.
 #    A model without a template gets a built-in format, with a note.
 # 3. `vkllm run --stop` (the bundled model) ends before the stop string.
+# 4. A long saved conversation (8,000 messages) loaded into a small context:
+#    one note for the turns dropped, in seconds (it once took minutes and a
+#    note per turn); a message that cannot fit, a bad command or file: one
+#    error line each, and the chat goes on with its history.
+#    -n 0 replies nothing; a reader that quits ends the chat.
 set -u
 vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5
 mkdir -p "$scratch"
@@ -199,6 +204,58 @@ for a, b in ((20, 26), (5, 9), (31, 32)):  # across token boundaries, and one ch
     if got != want:
         sys.exit(f"run --stop {stop!r} printed {got!r}, expected {want!r}")
 EOF
+
+# ---- 4. long conversations, messages that do not fit, failed commands
+model=$scratch/qwen2.gguf
+python3 - "$scratch/long.json" <<'EOF'
+import json, sys
+m = [{"role": "system", "content": "You are terse."}]
+for i in range(4000):
+    m += [{"role": "user", "content": f"question {i} about the park"},
+          {"role": "assistant", "content": f"answer {i}"}]
+json.dump({"messages": m}, open(sys.argv[1], "w"))
+EOF
+too_long=$(for i in $(seq 400); do printf 'hi '; done)
+printf '%s\n' "/load $scratch/long.json" "Hello" "$too_long" "And then?" "/save" "/frob" \
+    "/load $scratch/nope.json" "Bye" |
+    timeout 120 "$vkllm" chat -m "$model" -c 256 --temp 0 -n 4 --ignore-eos \
+        >"$scratch/long.out" 2>"$scratch/long.err"
+status=$?
+err=$scratch/long.err
+[ $status = 0 ] || fail "long: exit status $status: $(tail -5 "$err")"
+grep -q "^vkllm: loaded 8001 messages" "$err" || fail "long: /load: $(head -5 "$err")"
+[ "$(sed -n "$replied" "$err" | tr '\n' ' ')" = "4 4 4 " ] || fail "long: not 3 replies: $(cat "$err")"
+# a note per turn at most (the first drops 3,991 turns at once), none before
+notes=$(grep -c "^vkllm: context full: dropped" "$err")
+[ "$notes" -ge 1 ] && [ "$notes" -le 3 ] && [ "$(wc -l <"$err")" -lt 20 ] ||
+    fail "long: $notes notes on dropped turns: $(head -20 "$err")"
+grep -A1 "^vkllm: context full: dropped the oldest 3991 turns after the system prompt (7982 messages no longer seen)" "$err" |
+    grep -q "^vkllm: turn 1: " || fail "long: the first note: $(head -5 "$err")"
+[ "$(grep -c '^error: ' "$err")" = 4 ] ||
+    fail "long: expected 4 error lines: $(grep -v '^vkllm: turn' "$err")"
+grep -q "^error: the conversation is [0-9]* tokens; the context holds 256; try a larger -c" "$err" ||
+    fail "long: the message that does not fit: $(grep '^error' "$err")"
+grep -q "^error: /save needs a file name" "$err" || fail "long: /save without a file"
+grep -q "^error: unknown command '/frob'" "$err" || fail "long: /frob"
+grep -q "^error: .*nope.json: cannot open: " "$err" || fail "long: /load of a missing file"
+# the refused message dropped no history: the next turn still sees the
+# conversation's last turns (it once saw the system prompt alone)
+n=$(field "$err" "$new" 2) c=$(field "$err" "$cached" 2)
+[ $((${n:-0} + ${c:-0})) -gt 150 ] || fail "long: the turn after the refused message has $n + $c tokens"
+
+printf 'hi\nthere\n' | timeout 120 "$vkllm" chat -m "$model" -n 0 >"$scratch/n0.out" 2>"$scratch/n0.err" ||
+    fail "-n 0: exit status $?"
+[ "$(sed -n "$replied" "$scratch/n0.err" | tr '\n' ' ')" = "0 0 " ] || fail "-n 0: $(cat "$scratch/n0.err")"
+
+# stdout closed by its reader after one byte: the chat stops rather than
+# answering the other 19 messages to no one
+for i in $(seq 20); do echo "message $i"; done |
+    timeout 300 "$vkllm" chat -m "$model" -n 16 --ignore-eos --temp 0 2>"$scratch/pipe.err" |
+    head -c 1 >/dev/null
+status=${PIPESTATUS[1]}
+[ "$status" = 1 ] && grep -q "^error: stdout: " "$scratch/pipe.err" &&
+    [ "$(grep -c "replied" "$scratch/pipe.err")" -lt 20 ] ||
+    fail "a reader that quit: status $status, $(grep -c replied "$scratch/pipe.err") replies: $(tail -3 "$scratch/pipe.err")"
 
 [ $failures = 0 ] && echo "test_chat.sh: all passed" || echo "test_chat.sh: $failures failures"
 [ $failures = 0 ]

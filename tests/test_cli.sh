@@ -8,6 +8,8 @@
 #    one line starting with "error: " and a non-zero exit, never a crash (the
 #    "vkllm: " progress lines before it are allowed).
 # 3. info, tokenize and devices print what they should.
+# 4. Notes and warnings on stderr are one line each: run, chat, perplexity and
+#    bench warn alike when their context exceeds the trained one.
 set -u
 vkllm=$1 gen_model=$2 data=$3 golden=$4 scratch=$5
 mkdir -p "$scratch"
@@ -113,6 +115,42 @@ checks=$((checks + 1))
 "$vkllm" devices >"$scratch/devices" 2>&1 || fail "devices failed"
 grep -q "\[default\]" "$scratch/devices" || fail "devices: no default marked"
 grep -q "storage buffer range" "$scratch/devices" || fail "devices: no limits"
+
+# ---- 4. notes and warnings: one line each
+# a prompt that fills the context: the story ends its line on stdout, and the
+# note is a line of its own on stderr (it once began with a blank line there)
+checks=$((checks + 1))
+"$vkllm" run -p "Once upon a time there" -c 8 -n 20 --temp 0 >"$scratch/stdout" 2>"$scratch/stderr"
+status=$?
+[ $status = 0 ] && grep -qx "vkllm: context full (8 tokens)" "$scratch/stderr" &&
+    ! grep -q '^$' "$scratch/stderr" && [ "$(tail -c 1 "$scratch/stdout" | od -An -c | tr -d ' ')" = '\n' ] ||
+    fail "run with a full context: status $status, stderr: $(cat -A "$scratch/stderr")"
+# a file trained for 64 tokens: every command with a longer context warns once
+# (bench for its longest test), and none with a shorter one
+"$gen_model" -o "$scratch/ctx64.gguf" --n-vocab 320 --n-ctx 64 || fail "gen_model --n-ctx 64"
+for i in $(seq 200); do printf 'the cat sat on the mat. '; done >"$scratch/text.txt"
+warns() { # WANT COMMAND...: WANT 1 (one warning for 80 tokens) or 0
+    local want=$1
+    shift
+    checks=$((checks + 1))
+    "$@" </dev/null >/dev/null 2>"$scratch/stderr" || fail "$*: exit status $?: $(cat "$scratch/stderr")"
+    local n
+    n=$(grep -c '^warning: ' "$scratch/stderr")
+    if [ "$want" = 1 ]; then
+        [ "$n" = 1 ] && grep -q "^warning: the context of 80 tokens exceeds the 64 the model was trained for" "$scratch/stderr" ||
+            fail "$*: expected one warning for 80 > 64 tokens: $(cat "$scratch/stderr")"
+    else
+        [ "$n" = 0 ] || fail "$*: warned: $(cat "$scratch/stderr")"
+    fi
+}
+m64=(-m "$scratch/ctx64.gguf")
+warns 1 "$vkllm" run "${m64[@]}" -c 80 -n 1
+warns 1 "$vkllm" chat "${m64[@]}" -c 80
+warns 1 "$vkllm" perplexity "${m64[@]}" -c 80 --chunks 1 -f "$scratch/text.txt"
+warns 1 "$vkllm" bench "${m64[@]}" -p 80 -n 16 -r 1
+warns 1 "$vkllm" bench "${m64[@]}" -p 16 -n 80 -r 1
+warns 0 "$vkllm" bench "${m64[@]}" -p 64 -n 16 -r 1
+warns 0 "$vkllm" perplexity "${m64[@]}" -c 64 --chunks 1 -f "$scratch/text.txt"
 
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]

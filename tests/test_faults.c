@@ -9,7 +9,8 @@
  *   copy from it (test_lost_upload: the validation layer reports objects
  *   destroyed in use).
  * And: after a loss every call fails fast with the same message; a wait that
- * times out says why; bad VKLLM_FAULT and VKLLM_TIMEOUT values are refused. */
+ * times out says why; bad VKLLM_FAULT and VKLLM_TIMEOUT values are refused,
+ * numbers past 64 bits, hex, "inf" and "nan" included (they were read). */
 #include "context.h"
 #include "kernels.h"
 #include "testhelp.h"
@@ -143,19 +144,45 @@ static void test_lost_upload(const char *fault, const char *timeout, const char 
 static void test_settings(void)
 {
     struct vkllm_error err = {0};
-    const char *bad_faults[] = {"alloc",     "alloc:0",        "alloc:-1", "alloc:1x",
-                                "nothing:1", "submit:1,alloc", ":3"};
+    /* strtoull saturated a count past 2^64 ("alloc:99999999999999999999" was
+     * the 2^64 - 1th call) and took a sign or spaces */
+    const char *bad_faults[] = {"alloc",
+                                "alloc:0",
+                                "alloc:-1",
+                                "alloc:1x",
+                                "nothing:1",
+                                "submit:1,alloc",
+                                ":3",
+                                "alloc:",
+                                "alloc:+1",
+                                "alloc: 1",
+                                "alloc:0x1",
+                                "alloc:18446744073709551616",
+                                "alloc:99999999999999999999"};
     for (size_t i = 0; i < sizeof bad_faults / sizeof *bad_faults; i++) {
         int rc = vk_fault_configure(bad_faults[i], NULL, &err);
         CHECK(rc == VKLLM_E_INVALID && !strncmp(err.msg, "VKLLM_FAULT: ", 13), "'%s': %d %s",
               bad_faults[i], rc, err.msg);
     }
-    const char *bad_timeouts[] = {"0", "-1", "soon", "1e9", "5s"};
+    CHECK(vk_fault_configure("alloc:99999999999999999999", NULL, &err) == VKLLM_E_INVALID &&
+              !strcmp(err.msg, "VKLLM_FAULT: 'alloc:99999999999999999999': N is too large for "
+                               "64 bits"),
+          "%s", err.msg);
+    /* strtod read hex ("0x10" was 16 s), "inf", "nan" and exponents */
+    const char *bad_timeouts[] = {
+        "0",   "-1", "soon", "1e9", "5s",  "0x10",      "inf",         "nan",
+        "1e3", " 5", "+5",   "2.",  "0.0", "1000000.1", "18446744074", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad_timeouts / sizeof *bad_timeouts; i++) {
         int rc = vk_fault_configure(NULL, bad_timeouts[i], &err);
-        CHECK(rc == VKLLM_E_INVALID && !strncmp(err.msg, "VKLLM_TIMEOUT: ", 15), "'%s': %d %s",
+        char start[64];
+        snprintf(start, sizeof start, "VKLLM_TIMEOUT: '%s' ", bad_timeouts[i]);
+        CHECK(rc == VKLLM_E_INVALID && !strncmp(err.msg, start, strlen(start)), "'%s': %d %s",
               bad_timeouts[i], rc, err.msg);
     }
+    const char *good_timeouts[] = {"1000000", "0.000000001", "007.5"};
+    for (size_t i = 0; i < sizeof good_timeouts / sizeof *good_timeouts; i++)
+        CHECK(vk_fault_configure(NULL, good_timeouts[i], &err) == VKLLM_OK, "'%s': %s",
+              good_timeouts[i], err.msg);
     CHECK(vk_fault_configure("submit:2,alloc:30,wait:1", "2.5", &err) == VKLLM_OK, "%s", err.msg);
     /* counted per kind, from 1 */
     CHECK(!vk_fault_hit(VK_FAULT_SUBMIT) && vk_fault_hit(VK_FAULT_SUBMIT) &&

@@ -15,9 +15,11 @@
  * outside its buffer: every in-memory image is malloc'ed to its exact size.
  */
 #include "testhelp.h"
+#include "gguf_copy.h"
 #include "quant.h"
 #include "vkllm.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -102,6 +104,8 @@ struct opts {
     uint32_t t0_n_dims, t0_type;
     uint64_t t0_ne[5], t0_offset;
     const char *t1_name; /* name of the second tensor, "n" */
+    bool t1_at;          /* "n" at t1_offset instead of right after "w" */
+    uint64_t t1_offset;
     bool dup_key;
     size_t boundary[16]; /* out: offsets where each section ends */
     int n_boundary;
@@ -148,7 +152,7 @@ static struct img build(struct opts *o)
     }
 
     const uint64_t w_ne[2] = {32, 2}, n_ne[1] = {4};
-    uint64_t n_off = (68 + a - 1) / a * a;
+    uint64_t n_off = o->t1_at ? o->t1_offset : (68 + a - 1) / a * a;
     if (o->t0_set)
         b_tensor(&m, "w", o->t0_n_dims, o->t0_ne, o->t0_type, o->t0_offset);
     else
@@ -272,11 +276,16 @@ static void test_valid_base(void)
     REQUIRE(w && n);
     CHECK(w->size == 68 && w->type == VKLLM_TYPE_Q8_0 && w->n_dims == 2);
     CHECK(w->ne[0] == 32 && w->ne[1] == 2 && w->ne[2] == 1 && w->ne[3] == 1);
-    CHECK(w->offset % 32 == 0 && w->data == m.p + w->offset && w->data[5] == 5);
+    uint8_t b[2];
+    CHECK(w->offset % 32 == 0 && vkllm_gguf_read(g, w, 5, b, 2, &err) == VKLLM_OK && b[0] == 5 &&
+          b[1] == 6);
     CHECK(n->offset == w->offset + 96 && n->size == 16 && n->offset + n->size == m.len);
     float f;
-    memcpy(&f, n->data + 4, 4);
-    CHECK(f == 1.5f);
+    CHECK(vkllm_gguf_read(g, n, 4, &f, 4, &err) == VKLLM_OK && f == 1.5f);
+    /* a range outside the tensor is refused, not read */
+    CHECK(vkllm_gguf_read(g, n, 15, b, 2, &err) == VKLLM_E_INVALID);
+    CHECK(vkllm_gguf_read(g, n, UINT64_MAX, b, 2, &err) == VKLLM_E_INVALID);
+    CHECK(vkllm_gguf_read(g, n, 16, b, 0, &err) == VKLLM_OK);
     CHECK(!vkllm_gguf_find_tensor(g, "x") && !vkllm_gguf_find_kv(g, "test"));
     CHECK(vkllm_gguf_tensor_at(g, 2) == NULL && vkllm_gguf_kv_at(g, 3) == NULL);
     vkllm_gguf_close(g);
@@ -578,12 +587,8 @@ static void test_tensor_errors(void)
         {"bytes overflow", 2, VKLLM_TYPE_F64, {1ull << 31, 1ull << 31}, 0, "byte size"},
         {"row not block", 2, VKLLM_TYPE_Q8_0, {33, 2}, 0, "33 is not a multiple of the Q8_0 block"},
         {"row not block K", 1, VKLLM_TYPE_Q4_K, {128}, 0, "block size 256"},
-        {"misaligned",
-         2,
-         VKLLM_TYPE_Q8_0,
-         {32, 2},
-         8,
-         "offset 8 is not a multiple of the alignment 32"},
+        {"misaligned", 2, VKLLM_TYPE_Q8_0, {32, 2}, 8, "'w': data at offset 8, expected 0"},
+        {"gap before", 2, VKLLM_TYPE_Q8_0, {32, 1}, 32, "'w': data at offset 32, expected 0"},
         {"past EOF", 2, VKLLM_TYPE_Q8_0, {32, 2}, 1024, "run past the end of the file"},
         {"offset huge", 2, VKLLM_TYPE_Q8_0, {32, 2}, UINT64_MAX - 31, "run past the end"},
         {"size past EOF", 2, VKLLM_TYPE_Q8_0, {32, 4}, 0, "136 bytes of data"},
@@ -618,8 +623,35 @@ static void test_tensor_errors(void)
     expect_ok("name 63 bytes", &m);
     free(m.p);
 
-    /* llama.cpp accepts dimensions of 0 elements, so we do: a 0-byte tensor */
-    o = (struct opts){.t0_set = true, .t0_n_dims = 2, .t0_type = VKLLM_TYPE_Q8_0, .t0_ne = {0, 5}};
+    /* Regression: tensors whose data overlapped were accepted. llama.cpp wants
+     * each where the one before it ended, padded to the alignment: "n" at the
+     * same offset as "w", inside it, and past a gap are refused (inside the
+     * file, so only the placement is wrong). */
+    const struct {
+        const char *what;
+        uint64_t offset;
+        const char *keyword;
+    } placed[] = {
+        {"same offset", 0, "tensor 1 'n': data at offset 0, expected 96"},
+        {"ranges cross", 64, "tensor 1 'n': data at offset 64, expected 96"},
+        {"aligned inside", 32,
+         "data at offset 32, expected 96 (tensors follow one another, each "
+         "padded to the alignment 32)"},
+    };
+    for (size_t i = 0; i < sizeof placed / sizeof placed[0]; i++) {
+        o = (struct opts){.t1_at = true, .t1_offset = placed[i].offset};
+        m = build(&o);
+        expect_fail(placed[i].what, &m, VKLLM_E_FORMAT, placed[i].keyword);
+        free(m.p);
+    }
+    /* llama.cpp accepts dimensions of 0 elements, so we do: a 0-byte tensor,
+     * which takes no room (the next one starts at its offset) */
+    o = (struct opts){.t0_set = true,
+                      .t0_n_dims = 2,
+                      .t0_type = VKLLM_TYPE_Q8_0,
+                      .t0_ne = {0, 5},
+                      .t1_at = true,
+                      .t1_offset = 0};
     m = build(&o);
     struct vkllm_error err;
     vkllm_gguf *g;
@@ -689,7 +721,9 @@ static void test_open_errors(void)
     if (g) {
         CHECK(vkllm_gguf_file_size(g) == m.len);
         CHECK(strcmp(vkllm_gguf_name(g), GEN("ok.gguf")) == 0);
-        CHECK(memcmp(vkllm_gguf_find_tensor(g, "n")->data, m.p + m.len - 16, 16) == 0);
+        uint8_t n_data[16];
+        CHECK(vkllm_gguf_read(g, vkllm_gguf_find_tensor(g, "n"), 0, n_data, 16, &err) == 0);
+        CHECK(memcmp(n_data, m.p + m.len - 16, 16) == 0);
     }
     vkllm_gguf_close(g);
     free(m.p);
@@ -748,7 +782,7 @@ static void test_printable(void)
     struct vkllm_error err = {0};
     vkllm_gguf *g = NULL;
     CHECK(vkllm_gguf_parse("GGUF", 4, "evil\x1b[2J\n.gguf", &g, &err) == VKLLM_E_FORMAT && !g);
-    CHECK(strncmp(err.msg, "evil\\x1b[2J .gguf: ", 19) == 0, "%s", err.msg);
+    CHECK(strncmp(err.msg, "evil\\x1b[2J\\x0a.gguf: ", 22) == 0, "%s", err.msg);
 }
 
 /* ============================== Round trip ============================== */
@@ -1034,7 +1068,10 @@ static void test_round_trip(void)
             CHECK(t->type == ts[i].type && t->n_dims == ts[i].n_dims && t->size == ts[i].size);
             for (uint32_t k = 0; k < 4; k++)
                 CHECK(t->ne[k] == (k < ts[i].n_dims ? ts[i].ne[k] : 1));
-            CHECK(memcmp(t->data, ts[i].data, ts[i].size) == 0, "%s data", ts[i].name);
+            uint8_t got[256];
+            REQUIRE(t->size <= sizeof got);
+            CHECK(vkllm_gguf_read(g, t, 0, got, t->size, &err) == VKLLM_OK, "%s", err.msg);
+            CHECK(memcmp(got, ts[i].data, ts[i].size) == 0, "%s data", ts[i].name);
             /* packed in order, each at the next aligned offset, as llama.cpp requires */
             CHECK(t->offset == next, "%s at %llu, expected %llu", ts[i].name,
                   (unsigned long long)t->offset, (unsigned long long)next);
@@ -1131,12 +1168,13 @@ static void test_stories(void)
     REQUIRE_OK(vkllm_gguf_writer_create(&w, &err));
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
         CHECK(vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i)) == VKLLM_OK);
-    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+    struct gguf_copy copies[48];
+    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g) && i < 48; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
-        CHECK(vkllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size) ==
-              VKLLM_OK);
+        copies[i] = (struct gguf_copy){g, t, t->size};
+        CHECK(gguf_copy_add(w, name, t->n_dims, t->ne, &copies[i]) == VKLLM_OK);
     }
     REQUIRE_OK(vkllm_gguf_writer_write(w, GEN("stories-copy.gguf"), &err), "%s", err.msg);
     vkllm_gguf_writer_destroy(w);
@@ -1146,6 +1184,193 @@ static void test_stories(void)
     CHECK(same_file(path, GEN("stories-copy.gguf")), "copy of stories260K differs");
     vkllm_gguf_close(c);
     vkllm_gguf_close(g);
+}
+
+/* ============================== A file that shrinks while open ============================== */
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb");
+    REQUIRE(f, "%s", from);
+    REQUIRE(fseek(f, 0, SEEK_END) == 0);
+    long n = ftell(f);
+    REQUIRE(n > 0 && fseek(f, 0, SEEK_SET) == 0);
+    char *p = malloc((size_t)n);
+    REQUIRE(p && fread(p, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    write_file(to, p, (size_t)n);
+    free(p);
+}
+
+/* Regression: the file was memory-mapped, and a model file truncated while it
+ * was open (`cp other.gguf model.gguf` during a load) killed the process with
+ * SIGBUS at the first read past its new end. Now a read past it is an error
+ * that says what happened, and what is still there reads as before. */
+static void test_shrink_read(void)
+{
+    const char *path = GEN("shrink.gguf");
+    copy_file(VKLLM_TEST_DATA "/stories260K.gguf", path);
+    struct vkllm_error err = {0};
+    vkllm_gguf *g;
+    REQUIRE_OK(vkllm_gguf_open(path, &g, &err), "%s", err.msg);
+    const uint64_t size = vkllm_gguf_file_size(g), half = size / 2;
+    REQUIRE(truncate(path, (off_t)half) == 0);
+
+    char want[600];
+    snprintf(want, sizeof want,
+             "%s: the file changed while being read (it is now %llu bytes; expected %llu)", path,
+             (unsigned long long)half, (unsigned long long)size);
+    int before = 0, after = 0;
+    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+        const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
+        uint8_t *buf = malloc(t->size);
+        REQUIRE(buf);
+        err = (struct vkllm_error){0};
+        int rc = vkllm_gguf_read(g, t, 0, buf, t->size, &err);
+        if (t->offset + t->size <= half) {
+            before++;
+            CHECK(rc == VKLLM_OK, "tensor %llu: %s", (unsigned long long)i, err.msg);
+        } else {
+            after++;
+            CHECK(rc == VKLLM_E_IO && err.code == VKLLM_E_IO && strcmp(err.msg, want) == 0,
+                  "tensor %llu: %d '%s'", (unsigned long long)i, rc, err.msg);
+            /* the part before the end is still there */
+            if (t->offset < half)
+                CHECK(vkllm_gguf_read(g, t, 0, buf, half - t->offset, &err) == VKLLM_OK, "%s",
+                      err.msg);
+        }
+        free(buf);
+    }
+    CHECK(before > 0 && after > 0, "%d tensors before the cut, %d after", before, after);
+    /* the metadata was read at open: still there */
+    const struct vkllm_gguf_kv *tok = vkllm_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    CHECK(tok && str_is(vkllm_gguf_arr_str(tok, 1), "<s>"));
+    vkllm_gguf_close(g);
+
+    /* opening the shrunk file is a format error, as for any truncated file */
+    CHECK(vkllm_gguf_open(path, &g, &err) == VKLLM_E_FORMAT && !g);
+    CHECK(strstr(err.msg, "run past the end of the file"), "%s", err.msg);
+    unlink(path);
+}
+
+/* vkllm_gguf_open reads a header in steps (1 MiB, then doubling): one of
+ * several MiB, which runs past the first read inside a string and inside a
+ * string array, reads back whole, and cut short it fails exactly as the same
+ * bytes parsed in memory do. */
+static void test_big_header(void)
+{
+    const size_t big = 3u << 20, n_toks = 150000;
+    char *str = malloc(big + 1);
+    char **toks = malloc(n_toks * sizeof *toks);
+    REQUIRE(str && toks);
+    memset(str, 'a', big);
+    memcpy(str + big - 3, "end", 4);
+    for (size_t i = 0; i < n_toks; i++) {
+        char tok[16];
+        snprintf(tok, sizeof tok, "tok%zu", i);
+        REQUIRE(toks[i] = strdup(tok));
+    }
+    struct vkllm_error err = {0};
+    vkllm_gguf_writer *w;
+    REQUIRE_OK(vkllm_gguf_writer_create(&w, &err));
+    const uint64_t ne[4] = {4, 1, 1, 1};
+    const float data[4] = {1, 2, 3, 4};
+    CHECK(vkllm_gguf_writer_set_arr_str(w, "toks", (const char *const *)toks, NULL, n_toks) == 0);
+    CHECK(vkllm_gguf_writer_set_str(w, "big", str) == 0);
+    CHECK(vkllm_gguf_writer_set_uint32(w, "after", 7) == 0);
+    CHECK(vkllm_gguf_writer_add_tensor(w, "t", VKLLM_TYPE_F32, 1, ne, data, sizeof data) == 0);
+    const char *path = GEN("big-header.gguf");
+    REQUIRE_OK(vkllm_gguf_writer_write(w, path, &err), "%s", err.msg);
+    vkllm_gguf_writer_destroy(w);
+
+    vkllm_gguf *g;
+    REQUIRE_OK(vkllm_gguf_open(path, &g, &err), "%s", err.msg);
+    const struct vkllm_gguf_kv *a = vkllm_gguf_find_kv(g, "toks");
+    struct vkllm_gguf_str v;
+    uint64_t u;
+    float got[4];
+    CHECK(a && a->arr_len == n_toks && str_is(vkllm_gguf_arr_str(a, n_toks - 1), "tok149999"));
+    CHECK(vkllm_gguf_get_str(g, "big", &v, &err) == 0 && v.len == big &&
+          memcmp(v.ptr + big - 4, "aend", 4) == 0);
+    CHECK(vkllm_gguf_get_uint(g, "after", &u, &err) == 0 && u == 7);
+    const struct vkllm_gguf_tensor *t = vkllm_gguf_find_tensor(g, "t");
+    CHECK(t && vkllm_gguf_read(g, t, 0, got, sizeof got, &err) == 0 &&
+          memcmp(got, data, sizeof got) == 0);
+    const uint64_t size = vkllm_gguf_file_size(g);
+    vkllm_gguf_close(g);
+
+    /* cut where the array's count no longer fits, in its elements past the
+     * first read, in the string and in the tensor infos */
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f);
+    struct img m = {0};
+    m.p = malloc(size);
+    m.len = m.cap = size;
+    REQUIRE(m.p && fread(m.p, 1, size, f) == size);
+    fclose(f);
+    const size_t cuts[] = {700000, 2000000, (3u << 20) + 77, size - 40};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        struct vkllm_error in_memory = {0};
+        write_file(GEN("big-cut.gguf"), m.p, cuts[i]);
+        CHECK(vkllm_gguf_open(GEN("big-cut.gguf"), &g, &err) == VKLLM_E_FORMAT && !g);
+        CHECK(parse_copy(&m, cuts[i], &g, &in_memory) == VKLLM_E_FORMAT);
+        const char *open_msg = strchr(err.msg, ':'), *mem_msg = strchr(in_memory.msg, ':');
+        CHECK(open_msg && mem_msg && strcmp(open_msg, mem_msg) == 0, "cut at %zu: '%s' vs '%s'",
+              cuts[i], err.msg, in_memory.msg);
+    }
+    unlink(GEN("big-cut.gguf"));
+    unlink(path);
+    free(m.p);
+    for (size_t i = 0; i < n_toks; i++)
+        free(toks[i]);
+    free(toks);
+    free(str);
+}
+
+/* Truncates the quantizer's input the first time a tensor after the first starts. */
+static bool shrink_on_progress(const struct vkllm_quantize_progress *p, void *user)
+{
+    const char *path = user;
+    struct stat st;
+    if (p->tensor >= 1 && stat(path, &st) == 0 && st.st_size > 4096)
+        REQUIRE(truncate(path, st.st_size / 2) == 0);
+    return true;
+}
+
+/* Whether DIR holds a file whose name starts with PREFIX. */
+static bool dir_has(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    REQUIRE(d, "%s", dir);
+    bool found = false;
+    for (struct dirent *e; (e = readdir(d));)
+        found |= strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
+}
+
+/* The same during `vkllm quantize`, from the converting threads as well:
+ * the run fails with the message and leaves neither OUT nor its temporary. */
+static void test_shrink_quantize(void)
+{
+    const char *in = GEN("shrink-in.gguf"), *out = GEN("shrink-out.gguf");
+    const char *types[] = {"Q8_0", "F32"}; /* converted, and copied as they are */
+    for (int k = 0; k < 2; k++) {
+        copy_file(VKLLM_TEST_DATA "/stories260K.gguf", in);
+        unlink(out);
+        struct vkllm_quantize_params qp = {
+            .type = types[k], .n_threads = 4, .progress = shrink_on_progress, .user = (void *)in};
+        struct vkllm_error err = {0};
+        int rc = vkllm_quantize(in, out, &qp, &err);
+        CHECK(rc == VKLLM_E_IO, "%s: %d '%s'", types[k], rc, err.msg);
+        char want[600];
+        snprintf(want, sizeof want, "%s: the file changed while being read (it is now ", in);
+        CHECK(strncmp(err.msg, want, strlen(want)) == 0, "%s: '%s'", types[k], err.msg);
+        CHECK(access(out, F_OK) != 0, "%s: %s was written", types[k], out);
+        CHECK(!dir_has(VKLLM_TEST_GEN, "shrink-out.gguf.tmp-"), "%s: a temporary file is left",
+              types[k]);
+    }
+    unlink(in);
 }
 
 /* ============================== gen_model ============================== */
@@ -1275,11 +1500,13 @@ static void check_gen_model(const char *gen)
     /* the quantized rows are ggml's: compare one with quant.c's quantizer */
     const struct vkllm_gguf_tensor *src = vkllm_gguf_find_tensor(s, "blk.2.attn_q.weight");
     const struct vkllm_gguf_tensor *dst = vkllm_gguf_find_tensor(g, "blk.2.attn_q.weight");
-    uint8_t q[2 * 34];
+    uint8_t q[2 * 34], got[2 * 34];
     float row[64];
-    memcpy(row, src->data + 64 * 4 * 3, sizeof row);
+    REQUIRE_OK(vkllm_gguf_read(s, src, 64 * 4 * 3, row, sizeof row, &err), "%s", err.msg);
     quant_quantize_row(VKLLM_TYPE_Q8_0, row, q, 64);
-    CHECK(dst->type == VKLLM_TYPE_Q8_0 && memcmp(dst->data + 3 * sizeof q, q, sizeof q) == 0);
+    CHECK(dst->type == VKLLM_TYPE_Q8_0 &&
+          vkllm_gguf_read(g, dst, 3 * sizeof q, got, sizeof got, &err) == VKLLM_OK &&
+          memcmp(got, q, sizeof q) == 0);
     vkllm_gguf_close(g);
     vkllm_gguf_close(s);
 
@@ -1383,6 +1610,9 @@ int main(int argc, char **argv)
     test_round_trip();
     test_write_errors();
     test_stories();
+    test_big_header();
+    test_shrink_read();
+    test_shrink_quantize();
     test_arr_index();
     return TEST_REPORT();
 }

@@ -185,6 +185,7 @@ good_value() { # COMMAND FLAG CLASS
     "bench -p" | "bench --n-prompt") echo 4 ; return ;;
     "bench -n" | "bench --n-gen") echo 2 ; return ;;
     "perplexity -c" | "perplexity --ctx-size") echo 16 ; return ;;
+    "chat -c" | "chat --ctx-size") echo 128 ; return ;; # ctx.json as a message fits
     "perplexity -f" | "perplexity --file") echo "$text" ; return ;;
     "template --context") echo "$scratch/ctx.json" ; return ;;
     "template --template" | "chat --chat-template-file") echo "$scratch/good.jinja" ; return ;;
@@ -302,7 +303,7 @@ feed_fifo() { timeout 30 bash -c 'cat -- "$1" >"$2"' _ "$1" "$scratch/fifo" 2>/d
 stop_feed() { kill "$feeder" 2>/dev/null; wait "$feeder" 2>/dev/null; }
 
 # check_special KIND EMPTY FEED COMMAND... with @ where the special file goes.
-# KIND model: the file is mapped, so a FIFO or device is refused at once. KIND
+# KIND model: only a regular file is opened, so a FIFO or device is refused at once. KIND
 # text: it is read as cat reads it, so a FIFO is read once a writer comes (FEED
 # is written into it; the command must then succeed) and /dev/zero ends at the
 # size limit. EMPTY: what an empty file must do (fail, or any: an empty text).
@@ -383,8 +384,10 @@ done
 printf '{"messages": [{"role": "user\\u001b[31m", "content": "\\u001b]0;x\\u0007"}]}' >"$scratch/evilchat.json"
 printf '/load %s\nhi\n' "$scratch/evilchat.json" >"$scratch/chat-in"
 stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
-# and lines a user might send: control characters, invalid UTF-8 (refused,
-# the chat goes on), NUL, commands, one far longer than the context
+# and lines a user might send: control characters, invalid UTF-8, NUL,
+# commands, one far longer than the context (six refused in an error line
+# each: invalid UTF-8, /, /save and /load without a file, /ESC, the long one;
+# the chat goes on)
 {
     printf 'hi %s\n' "$EVIL"
     printf '\xff\xfe\xc0\x80\n'
@@ -393,7 +396,7 @@ stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
     head -c 300000 "$text" | tr '\n' ' '
     printf '\n'
 } >"$scratch/chat-in"
-stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1 -c 64
+stdin=$scratch/chat-in check ok:6 "$vkllm" chat -n 1 -c 64
 # an endless line
 stdin=/dev/zero pattern="a line of more than" check fail "$vkllm" chat -n 1
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
@@ -536,6 +539,38 @@ for f in "$data"/fuzz/template/*; do
     check any "$vkllm" template --template "$f" --context "$scratch/fuzz-ctx.json"
 done
 # no tokenizer fuzz corpus exists yet (tests/data/fuzz holds gguf and template)
+
+# ---- 6. the tokenizer: special token ids out of range (a warning, exit 0),
+# 20,000 user-defined tokens (the partition once took 45 s for 900 KB), and
+# 1 MB prompts a tokenizer may choke on
+warned() { # FILE: the last case's stderr warns about FILE's bos_token_id
+    grep -q "^warning: .*$1: bad special token: 'tokenizer.ggml.bos_token_id'" "$err" ||
+        { failed=$((failed + 1)); report+=("FAIL tokenize -m $1: no warning about its BOS id"); }
+}
+check ok "$vkllm" tokenize -m "$g/bad-bos.gguf" -p "Once upon"
+warned bad-bos.gguf
+check ok "$vkllm" tokenize -m "$g/neg-bos.gguf" -p "Once upon"
+warned neg-bos.gguf
+# the longest token wins: "extra6000" over "extra600" (token id = the number)
+check ok "$vkllm" tokenize -m "$g/many-user.gguf" --no-bos -p "extra600extra6000extra6000"
+[ "$(tr '\n' ' ' <"$out")" = "600 6000 6000 " ] ||
+    { failed=$((failed + 1)); report+=("FAIL many-user.gguf: extra600extra6000extra6000 gave $(tr '\n' ' ' <"$out")"); }
+awk 'BEGIN { srand(7); while (n < 900000) { s = rand() < 0.5 ? "extra" int(512 + rand() * 20000) : " a story "; printf "%s", s; n += length(s) } }' >"$scratch/many.txt"
+limit=10 check ok "$vkllm" tokenize -m "$g/many-user.gguf" -f "$scratch/many.txt" # the old partition: 12 s of CPU
+[ "$(wc -l <"$out")" -gt 100000 ] || { failed=$((failed + 1)); report+=("FAIL many-user.gguf: $(wc -l <"$out") tokens for 900 KB"); }
+mb=1048576
+head -c $mb /dev/zero | tr '\0' a >"$scratch/1mb-a.txt"
+head -c $mb /dev/zero | tr '\0' ' ' >"$scratch/1mb-space.txt"
+head -c $mb /dev/zero | tr '\0' 7 >"$scratch/1mb-digit.txt"
+head -c $mb /dev/urandom >"$scratch/1mb-random.txt"
+head -c $mb /dev/zero | tr '\0' '\377' >"$scratch/1mb-ff.txt"
+head -c $mb /dev/zero | tr '\0' '\200' >"$scratch/1mb-cont.txt"
+LC_ALL=C tr -dc 'a-zA-Z' </dev/urandom | head -c $mb >"$scratch/1mb-word.txt"
+for f in a space digit random ff cont word; do
+    limit=30 check ok "$vkllm" tokenize -m "$model" -f "$scratch/1mb-$f.txt"
+    limit=30 check ok "$vkllm" tokenize -m "$g/many-user.gguf" --special -f "$scratch/1mb-$f.txt"
+done
+echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 
 # ---- summary
 chmod 600 "$scratch/unreadable" 2>/dev/null

@@ -27,6 +27,7 @@
  *                loss, so nothing runs after it).
  *
  * Usage: test_numeric (gen_model's path is compiled in). */
+#include "gguf_copy.h"
 #include "testhelp.h"
 #include "vk_fault.h"
 #include "vkllm.h"
@@ -66,31 +67,38 @@ static void poison(const char *in, const char *out, const struct patch *patches,
     REQUIRE_OK(vkllm_gguf_writer_create(&w, &err), "%s", err.msg);
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(g); i++)
         REQUIRE_OK(vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i)), "copy");
-    float *copies[4] = {0};
-    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+    float *patched[4] = {0};
+    const uint64_t n_tensors = vkllm_gguf_tensor_count(g);
+    struct gguf_copy *copies = calloc(n_tensors, sizeof *copies);
+    REQUIRE(copies);
+    for (uint64_t i = 0; i < n_tensors; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
-        const void *data = t->data;
+        const float *data = NULL;
         for (int p = 0; p < n_patches; p++) {
             if (strcmp(name, patches[p].name)) continue;
             REQUIRE(t->type == VKLLM_TYPE_F32 && p < 4, "%s is not F32", name);
             const uint64_t n = t->size / 4;
             REQUIRE(patches[p].begin + patches[p].count <= n, "%s: patch out of range", name);
-            float *f = copies[p] = malloc(t->size);
+            float *f = patched[p] = malloc(t->size);
             REQUIRE(f);
-            memcpy(f, t->data, t->size);
+            REQUIRE_OK(vkllm_gguf_read(g, t, 0, f, t->size, &err), "%s", err.msg);
             if (patches[p].zero_rest) memset(f, 0, t->size);
             for (uint64_t j = 0; j < patches[p].count; j++)
                 f[patches[p].begin + j] = patches[p].value;
             data = f;
         }
-        REQUIRE_OK(vkllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, data, t->size),
-                   "tensor %s", name);
+        copies[i] = (struct gguf_copy){g, t, t->size};
+        REQUIRE_OK(
+            data ? vkllm_gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, data, t->size)
+                 : gguf_copy_add(w, name, t->n_dims, t->ne, &copies[i]),
+            "tensor %s", name);
     }
     REQUIRE_OK(vkllm_gguf_writer_write(w, out, &err), "%s", err.msg);
     for (int p = 0; p < 4; p++)
-        free(copies[p]);
+        free(patched[p]);
+    free(copies);
     vkllm_gguf_writer_destroy(w);
     vkllm_gguf_close(g);
 }

@@ -207,6 +207,62 @@ static void test_values(void)
             "TrueTrueFalseFalseTrueFalse");
 }
 
+/* The round filter with a negative precision kept the number as it was
+ * (1234.5|round(-2) was 1234.0, and an int became a float): Jinja2 calls
+ * Python's round(value, precision), exact and ties to even, which leaves an
+ * int an int, and ceil/floor(value * 10**precision) / 10**precision. Ints are
+ * 64-bit here, so a rounded int past them is an error (Python's grow). */
+static void test_round(void)
+{
+    RENDERS("{{ 1234.5|round(-2) }} {{ 1234|round(-2) }} {{ 1250|round(-2) }} {{ 1350|round(-2) }} "
+            "{{ -15|round(-1) }} {{ true|round(-1) }}",
+            "1200.0 1200 1200 1400 -20 0");
+    RENDERS("{{ 1234|round(-2, 'ceil') }} {{ 1234.5|round(-2, 'floor') }} "
+            "{{ -1234.5|round(-2, 'floor') }} {{ 0.5|round(-1, 'ceil') }} "
+            "{{ -12.0|round(-2, 'ceil') }} {{ 7|round(2, 'floor') }}",
+            "1300.0 1200.0 -1300.0 10.0 0.0 7.0");
+    /* ties by the exact value: 1149.5 is below 1150, 1250.0001 above 1250 */
+    RENDERS("{{ 1149.5|round(-2) }} {{ 1250.0|round(-2) }} {{ 1250.0001|round(-2) }} "
+            "{{ 5.5|round(-1) }} {{ -0.4|round(-1) }} {{ 1234.5|round(-400) }}",
+            "1100.0 1200.0 1300.0 10.0 -0.0 0.0");
+    /* precision was capped at 30; math.ceil gives an int, which has no -0 */
+    RENDERS("{{ 1e-40|round(40) }} {{ 1.5|round(400) }} {{ 1e300|round(-299) }} "
+            "{{ -0.5|round(0, 'ceil') }}",
+            "1e-40 1.5 1e+300 0.0");
+    FAILS("{{ 1|round(1, 'bad') }}", "method must be common, ceil or floor");
+    FAILS("{{ 1.5|round(-400, 'ceil') }}", "float division by zero");
+    FAILS("{{ 1.7976931348623157e308|round(-308) }}", "rounded value too large to represent");
+    FAILS("{{ 9223372036854775807|round(-1) }}", "integer overflow in round");
+}
+
+/* strftime_now reads SOURCE_DATE_EPOCH as seconds; any other value is ignored
+ * for the clock (builtins.c says why): "abc" was 1970. */
+static void test_source_date_epoch(void)
+{
+    const char *saved = getenv("SOURCE_DATE_EPOCH");
+    char *keep = saved ? strdup(saved) : NULL;
+    setenv("SOURCE_DATE_EPOCH", "86400", 1);
+    RENDERS("{{ strftime_now('%Y-%m-%d %H:%M') }}", "1970-01-02 00:00");
+    const char *bad[] = {"abc", "", "-1", "1e9", "0x10", " 5", "99999999999999999999"};
+    const char *tmpl = "{{ strftime_now('%s') }}"; /* glibc's %s: seconds since 1970 */
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("SOURCE_DATE_EPOCH", bad[i], 1);
+        char *out = NULL;
+        struct vkllm_error err = {0};
+        time_t before = time(NULL);
+        int rc = vkllm_template_render(tmpl, strlen(tmpl), "{}", &out, NULL, &err);
+        time_t after = time(NULL), got = rc ? 0 : (time_t)strtoll(out, NULL, 10);
+        CHECK(rc == VKLLM_OK && got >= before && got <= after, "SOURCE_DATE_EPOCH='%s': %s", bad[i],
+              rc ? err.msg : out);
+        free(out);
+    }
+    if (keep)
+        setenv("SOURCE_DATE_EPOCH", keep, 1);
+    else
+        unsetenv("SOURCE_DATE_EPOCH");
+    free(keep);
+}
+
 static void test_tojson(void)
 {
     RENDERS("{{ x|tojson }}", "{\"b\": 1, \"a\": 2.5, \"c\": [1, 2, 3]}");
@@ -391,6 +447,8 @@ int main(int argc, char **argv)
     test_whitespace();
     test_loops();
     test_values();
+    test_round();
+    test_source_date_epoch();
     test_tojson();
     test_undefined();
     test_errors();

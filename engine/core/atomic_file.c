@@ -1,8 +1,11 @@
-/* atomic_file.c: temporary file, fsync, rename. */
+/* atomic_file.c: the target (through symbolic links), its checks, then a
+ * temporary file beside it, fsync, rename. The policy is in atomic_file.h. */
 #include "atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,49 +14,154 @@
 #include <time.h>
 #include <unistd.h>
 
+/* what atomic_file_create appends to the target's name: commit strips it */
+#define TMP_SUFFIX ".tmp-000000"
+enum { TMP_SUFFIX_LEN = sizeof TMP_SUFFIX - 1 };
+
+/* Linux follows at most 40 links in one lookup (MAXSYMLINKS); so do we */
+enum { MAX_LINKS = 40 };
+
+/* Fails with errno E about PATH, or "PATH -> TARGET" when PATH is a link (the
+ * user then sees which file was meant). */
+static int fail_target(struct vkllm_error *err, const char *path, const char *target, int e,
+                       const char *note)
+{
+    const bool linked = strcmp(path, target) != 0;
+    return vkllm_fail(err, VKLLM_E_IO, "%s%s%s: %s%s", path, linked ? " -> " : "",
+                      linked ? target : "", strerror(e), note);
+}
+
+/* The name link CUR (whose lstat is ST) points at, relative to the
+ * directory that holds CUR as the kernel reads it; NULL with errno set. */
+static char *follow_link(const char *cur, const struct stat *st)
+{
+    /* st_size is the text's length, except for /proc's links (0) */
+    const size_t cap = st->st_size > 0 ? (size_t)st->st_size + 1 : PATH_MAX;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    ssize_t n = readlink(cur, text, cap);
+    if (n < 0 || (size_t)n >= cap) {
+        if (n >= 0) errno = ENAMETOOLONG; /* it grew since lstat */
+        free(text);
+        return NULL;
+    }
+    text[n] = 0;
+    const char *slash = strrchr(cur, '/');
+    if (text[0] == '/' || !slash) return text;
+    const size_t dir = (size_t)(slash - cur) + 1;
+    char *next = malloc(dir + (size_t)n + 1);
+    if (next) {
+        memcpy(next, cur, dir);
+        memcpy(next + dir, text, (size_t)n + 1);
+    }
+    free(text);
+    return next;
+}
+
+/* Sets *TARGET (malloc'd) to the file that writing PATH replaces: PATH, or
+ * the end of its chain of symbolic links. Only the last component matters
+ * (the rename happens in the directory that holds it); the kernel resolves
+ * the directories on the way. *EXISTS tells whether it exists, ST its stat. */
+static int resolve_target(const char *path, char **target, bool *exists, struct stat *st,
+                          struct vkllm_error *err)
+{
+    char *cur = strdup(path);
+    for (int links = 0; cur; links++) {
+        const int e = lstat(cur, st) == 0 ? 0 : errno;
+        if (e && e != ENOENT) break;
+        if (e == ENOENT || !S_ISLNK(st->st_mode)) {
+            *exists = e == 0;
+            *target = cur;
+            return VKLLM_OK;
+        }
+        if (links == MAX_LINKS) {
+            errno = ELOOP;
+            break;
+        }
+        char *next = follow_link(cur, st);
+        if (!next) break;
+        free(cur);
+        cur = next;
+    }
+    const int e = errno;
+    int rc = cur ? fail_target(err, path, cur, e, "")
+                 : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    free(cur);
+    return rc;
+}
+
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
 {
     *tmp = NULL;
     if (!*path) return vkllm_fail(err, VKLLM_E_INVALID, "empty file name");
     struct stat st;
+    /* what PATH names in the end, asked first: /proc's links to pipes and
+     * terminals (/dev/stdout) have no name to follow */
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return vkllm_fail(err, VKLLM_E_IO, "%s: %s; vkllm writes only regular files", path,
                           S_ISDIR(st.st_mode) ? "is a directory"
                                               : "is a device, FIFO or socket, not a regular file");
-    const size_t n = strlen(path) + sizeof ".tmp-000000";
+    char *target = NULL;
+    bool exists = false;
+    int rc = resolve_target(path, &target, &exists, &st, err);
+    if (rc) return rc;
+    /* a file without write permission for anyone is read-only even for root,
+     * who access() lets write anything */
+    if (exists && ((st.st_mode & 0222) == 0 || access(target, W_OK) != 0)) {
+        const int e = (st.st_mode & 0222) == 0 ? EACCES : errno;
+        rc = fail_target(err, path, target, e, e == EACCES ? " (the file is read-only)" : "");
+        goto done;
+    }
+
+    const size_t n = strlen(target) + TMP_SUFFIX_LEN + 1;
     char *name = malloc(n);
-    if (!name) return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    if (!name) {
+        rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
     uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)name;
-    for (int attempt = 0; attempt < 100; attempt++) {
+    int e = EEXIST;
+    for (int attempt = 0; attempt < 100 && e == EEXIST; attempt++) {
         x = x * 6364136223846793005u + 1442695040888963407u;
-        snprintf(name, n, "%s.tmp-%06x", path, (unsigned)(x >> 40));
+        snprintf(name, n, "%s.tmp-%06x", target, (unsigned)(x >> 40));
         int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
+            /* best effort: a file system without permissions refuses it */
+            if (exists) (void)fchmod(fd, st.st_mode & 0777);
             close(fd);
             *tmp = name;
-            return VKLLM_OK;
+            goto done;
         }
-        if (errno != EEXIST) {
-            int e = errno;
-            free(name);
-            return vkllm_fail(err, VKLLM_E_IO, "%s: %s", path, strerror(e));
-        }
+        e = errno;
     }
+    rc = e == EEXIST ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot find a free temporary name", path)
+                     : fail_target(err, path, target, e, "");
     free(name);
-    return vkllm_fail(err, VKLLM_E_IO, "%s: cannot find a free temporary name", path);
+done:
+    free(target);
+    return rc;
 }
 
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
 {
+    const size_t n = strlen(tmp) - TMP_SUFFIX_LEN;
+    char *target = malloc(n + 1);
+    if (!target) {
+        atomic_file_abort(tmp);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(target, tmp, n);
+    target[n] = 0;
     int rc = VKLLM_OK;
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     /* the data on disk before the name points at it: otherwise a crash soon
      * after the rename can leave an empty file where the old one was */
-    if (fd < 0 || fsync(fd) != 0 || rename(tmp, path) != 0)
+    if (fd < 0 || fsync(fd) != 0 || rename(tmp, target) != 0)
         rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot write: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
     if (rc) unlink(tmp);
     free(tmp);
+    free(target);
     return rc;
 }
 

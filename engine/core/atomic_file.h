@@ -1,19 +1,33 @@
 /* atomic_file.h: the files vkllm writes (quantized models, conversations)
  * appear whole or not at all: written to a temporary file beside the target,
  * synced, then renamed over it. A crash or a full disk leaves the old file.
- * Internal to the engine. */
+ * Internal to the engine.
+ *
+ * The target is what a careful user expects to be replaced, as GNU sed -i and
+ * editors do:
+ * - PATH a symbolic link (or a chain of them): the file it names is replaced
+ *   and the link stays a link; a dangling link creates the file it names when
+ *   that file's directory exists. A loop is an error.
+ * - an existing file nobody may write (mode 0444), or one the user may not
+ *   write, is refused before any work: renaming over it would need only the
+ *   directory's permission, and would quietly defeat the file's.
+ * - an existing file's permission bits carry over to the new one (a private
+ *   0600 conversation stays private). A hard link to it keeps the old file. */
 #ifndef VKLLM_ATOMIC_FILE_H
 #define VKLLM_ATOMIC_FILE_H
 
 #include "error.h"
 
-/* Creates an empty PATH.tmp-XXXXXX beside PATH (mode 0666 less the umask) and
- * sets *TMP to its name (malloc'd). Refuses a PATH that exists and is not a
- * regular file: renaming over a device or FIFO would replace it. */
+/* Creates an empty TARGET.tmp-XXXXXX beside PATH's target (above), with the
+ * target's permission bits if it exists (else 0666 less the umask), and sets
+ * *TMP to its name (malloc'd). Refuses a target that exists and is not a
+ * regular file (renaming over a device or FIFO would replace it), or is not
+ * writable. Messages name PATH. */
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err);
 
-/* Syncs TMP and renames it over PATH; on failure removes TMP. Frees TMP
- * either way. */
+/* Syncs TMP and renames it over the target it was made for (its name less the
+ * ".tmp-XXXXXX"); on failure removes TMP. Frees TMP either way. PATH, the name
+ * given to atomic_file_create, is for messages. */
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err);
 
 /* Removes TMP and frees it (NULL is fine). */

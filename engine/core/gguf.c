@@ -18,7 +18,17 @@
  * offset is checked against the bytes that remain before it is used, with
  * arithmetic that cannot overflow, and a count is only allocated for once the
  * remaining bytes could hold that many items. It is the libFuzzer target in
- * tests/fuzz_gguf.c. vkllm_gguf_open maps a file and hands it to the parser.
+ * tests/fuzz_gguf.c.
+ *
+ * vkllm_gguf_open reads everything before the data section into memory and
+ * keeps the file open: tensor bytes are read with pread when they are wanted
+ * (vkllm_gguf_read). Nothing is mapped, because a mapped file that shrinks
+ * while it is open (`cp other.gguf model.gguf` during a load) kills the
+ * process with SIGBUS at the next touch of a page past its new end; a read
+ * instead comes back short, which is an error like any other. The parser runs
+ * over the first bytes of the file and says when it needs more: the buffer
+ * grows and the parse starts again (metadata is at most tens of MB, and the
+ * buffer at least doubles each time).
  *
  * A key/value's `data` points at its value as stored: a scalar's bytes, a
  * string's uint64 length (the bytes follow), an array's first element. Scalars
@@ -28,10 +38,10 @@
  *
  * Where the format leaves room, we follow llama.cpp's reader (ggml/src/gguf.cpp):
  * empty keys, duplicate keys and tensor names, names of 64 bytes or more, and
- * negative dimensions are errors; dimensions of 0 elements are allowed. Two
- * differences: we accept arrays of arrays (the spec has them, llama.cpp refuses
- * them), and we accept tensors at any aligned offset inside the file, where
- * llama.cpp wants them packed in order.
+ * negative dimensions are errors; dimensions of 0 elements are allowed; each
+ * tensor's data must start where the one before it ended, padded to the
+ * alignment (so no two overlap). One difference: we accept arrays of arrays
+ * (the spec has them, llama.cpp refuses them).
  */
 #include "error.h"
 
@@ -42,15 +52,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define GGUF_DEFAULT_ALIGNMENT 32
-#define GGUF_MAX_NAME          64 /* ggml's GGML_MAX_NAME, NUL included */
-#define GGUF_MAX_NESTING       16 /* arrays of arrays deeper than this are refused */
-#define MIN_KV_BYTES           14 /* key length, 1-byte key, type, 1-byte value */
-#define MIN_TENSOR_BYTES       32 /* name length, n_dims, one ne, type, offset */
+#define GGUF_MAX_NAME          64           /* ggml's GGML_MAX_NAME, NUL included */
+#define GGUF_MAX_NESTING       16           /* arrays of arrays deeper than this are refused */
+#define GGUF_FIRST_READ        (1u << 20)   /* the first read of a header: most fit */
+#define GGUF_MAX_HEADER        (1ull << 30) /* metadata larger than this is refused */
+#define GGUF_MAX_PREAD         (1u << 30)   /* bytes asked of one pread */
+#define NEED_MORE              1            /* not a status: the parse needs more of the file */
+#define MIN_KV_BYTES           14           /* key length, 1-byte key, type, 1-byte value */
+#define MIN_TENSOR_BYTES       32           /* name length, n_dims, one ne, type, offset */
 
 struct name_index {
     uint64_t *slots; /* item index + 1; 0 is an empty slot */
@@ -58,9 +71,10 @@ struct name_index {
 };
 
 struct vkllm_gguf {
-    const uint8_t *base;
-    uint64_t size;
-    bool mapped; /* base came from mmap and is ours to unmap */
+    const uint8_t *base; /* the buffer parsed: the whole image, or the file's header */
+    uint64_t size;       /* of the image, or of the file when it was opened */
+    int fd;              /* the open file, or -1 for an image in memory */
+    uint8_t *header;     /* base, when it is ours to free */
     char *name;
     uint32_t version;
     uint64_t alignment;
@@ -182,18 +196,22 @@ static const void *index_find(const struct name_index *ix, const void *items, si
 /* ============================== Cursor ============================== */
 
 /* Reading position in the buffer, and a description of what is being read
- * ("key 3 'general.name'") that starts every error message after the file name. */
+ * ("key 3 'general.name'") that starts every error message after the file name.
+ * The buffer holds the first SIZE bytes of a file of END bytes: everything is
+ * checked against END, and running past SIZE asks for more (NEED_MORE). */
 struct cursor {
     const uint8_t *buf;
-    uint64_t size, pos;
+    uint64_t size, end, pos;
+    uint64_t want; /* with NEED_MORE: the buffer must hold this many bytes */
     const char *name;
     char where[128];
     struct vkllm_error *err;
 };
 
+/* Bytes of the file after the position. */
 static uint64_t remaining(const struct cursor *c)
 {
-    return c->size - c->pos;
+    return c->end - c->pos;
 }
 
 /* Fails with "NAME: WHERE: message" and VKLLM_E_FORMAT. */
@@ -223,13 +241,19 @@ static void locate(struct cursor *c, const char *what, uint64_t i, const struct 
     snprintf(c->where + n, sizeof c->where - (size_t)n, " '%s%s'", pr, s->len > 64 ? "..." : "");
 }
 
+/* N bytes at the position must be in the file, and in the buffer to be read. */
 static int need(struct cursor *c, uint64_t n, const char *what)
 {
-    if (n <= remaining(c)) return VKLLM_OK;
-    return cfail(c,
-                 "truncated: %s needs %" PRIu64 " bytes at offset %" PRIu64
-                 " but the file ends at %" PRIu64,
-                 what, n, c->pos, c->size);
+    if (n > remaining(c))
+        return cfail(c,
+                     "truncated: %s needs %" PRIu64 " bytes at offset %" PRIu64
+                     " but the file ends at %" PRIu64,
+                     what, n, c->pos, c->end);
+    if (n > c->size - c->pos) {
+        c->want = c->pos + n;
+        return NEED_MORE;
+    }
+    return VKLLM_OK;
 }
 
 static int rd_u32(struct cursor *c, uint32_t *v, const char *what)
@@ -259,7 +283,8 @@ static int rd_str(struct cursor *c, struct vkllm_gguf_str *s, const char *what)
         return cfail(c,
                      "%s length %" PRIu64 " at offset %" PRIu64
                      " runs past the end of the file (%" PRIu64 " bytes)",
-                     what, len, c->pos - 8, c->size);
+                     what, len, c->pos - 8, c->end);
+    if ((rc = need(c, len, what))) return rc;
     s->ptr = (const char *)c->buf + c->pos;
     s->len = len;
     c->pos += len;
@@ -284,10 +309,11 @@ static int skip_elems(struct cursor *c, uint32_t t, uint64_t n, int depth)
         return cfail(c,
                      "array of %" PRIu64 " %s elements at offset %" PRIu64
                      " runs past the end of the file (%" PRIu64 " bytes)",
-                     n, vkllm_gguf_type_name(t), c->pos, c->size);
+                     n, vkllm_gguf_type_name(t), c->pos, c->end);
     if (t != VKLLM_GGUF_STRING && t != VKLLM_GGUF_ARRAY) {
-        c->pos += n * min;
-        return VKLLM_OK;
+        int rc = need(c, n * min, "array");
+        if (!rc) c->pos += n * min;
+        return rc;
     }
     if (t == VKLLM_GGUF_ARRAY && depth >= GGUF_MAX_NESTING)
         return cfail(c, "arrays nested more than %d deep", GGUF_MAX_NESTING);
@@ -345,7 +371,7 @@ static int read_header(struct cursor *c, vkllm_gguf *g)
 {
     int rc;
     snprintf(c->where, sizeof c->where, "header");
-    if (c->size == 0) return vkllm_fail(c->err, VKLLM_E_FORMAT, "%s: empty file", c->name);
+    if (c->end == 0) return vkllm_fail(c->err, VKLLM_E_FORMAT, "%s: empty file", c->name);
     if ((rc = need(c, 4, "magic"))) return rc;
     c->pos += 4;
     if (memcmp(c->buf, "GGUF", 4) != 0) {
@@ -487,50 +513,56 @@ static int read_tensor_info(struct cursor *c, vkllm_gguf *g, uint64_t i)
 }
 
 /* Places every tensor: the data section starts at the aligned end of the infos,
- * and each tensor's [offset, offset + size) must lie inside the file. */
+ * each tensor's [offset, offset + size) must lie inside the file, and starts
+ * where the one before it ended, padded to the alignment (llama.cpp's rule: no
+ * tensor's data overlaps another's, and none hides in a gap). */
 static int place_tensors(struct cursor *c, vkllm_gguf *g)
 {
     uint64_t a = g->alignment, pad = (a - c->pos % a) % a;
-    g->data_offset = c->pos + pad; /* pos <= size and a <= 2^31: no overflow */
+    g->data_offset = c->pos + pad; /* pos <= end and a <= 2^31: no overflow */
+    uint64_t next = 0;             /* where the next tensor must start */
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         struct vkllm_gguf_tensor *t = &g->tensors[i];
         locate(c, "tensor", i, &t->name);
-        if (t->offset % a)
-            return cfail(c, "offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
-                         t->offset, a);
-        if (g->data_offset > c->size)
+        if (g->data_offset > c->end)
             return cfail(c,
                          "data section starts at %" PRIu64 ", past the end of the file (%" PRIu64
                          " bytes)",
-                         g->data_offset, c->size);
-        uint64_t avail = c->size - g->data_offset;
+                         g->data_offset, c->end);
+        uint64_t avail = c->end - g->data_offset;
         if (t->offset > avail || t->size > avail - t->offset)
             return cfail(c,
                          "%" PRIu64 " bytes of data at data section offset %" PRIu64
                          " run past the end of the file (data section %" PRIu64 " to %" PRIu64 ")",
-                         t->size, t->offset, g->data_offset, c->size);
+                         t->size, t->offset, g->data_offset, c->end);
+        if (t->offset != next)
+            return cfail(c,
+                         "data at offset %" PRIu64 ", expected %" PRIu64
+                         " (tensors follow one another, each padded to the alignment %" PRIu64 ")",
+                         t->offset, next, a);
+        next = t->offset + (t->size + a - 1) / a * a; /* offset + size <= avail: no overflow */
         t->offset += g->data_offset;
-        t->data = c->buf + t->offset;
     }
     return VKLLM_OK;
 }
 
 /* ============================== Parse, open, close ============================== */
 
-int vkllm_gguf_parse(const void *data, size_t size, const char *name, vkllm_gguf **out,
-                     struct vkllm_error *err)
+/* Parses the first SIZE bytes of an image of END bytes, BUF. NEED_MORE (with
+ * *WANT, the bytes the buffer must hold) when the header goes on past SIZE. */
+static int parse(const uint8_t *buf, uint64_t size, uint64_t end, const char *name,
+                 vkllm_gguf **out, uint64_t *want, struct vkllm_error *err)
 {
     *out = NULL;
-    if (!name) name = "<memory>";
-    if (!data && size) return vkllm_fail(err, VKLLM_E_INVALID, "%s: no data", name);
     vkllm_gguf *g = calloc(1, sizeof *g);
     if (!g || !(g->name = strdup(name))) {
         free(g);
         return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", name);
     }
-    g->base = data;
-    g->size = size;
-    struct cursor c = {.buf = data, .size = size, .name = g->name, .err = err};
+    g->fd = -1;
+    g->base = buf;
+    g->size = end;
+    struct cursor c = {.buf = buf, .size = size, .end = end, .name = g->name, .err = err};
     int rc;
     if ((rc = read_header(&c, g)) || (rc = read_kvs(&c, g))) goto fail;
 
@@ -554,8 +586,49 @@ int vkllm_gguf_parse(const void *data, size_t size, const char *name, vkllm_gguf
     *out = g;
     return VKLLM_OK;
 fail:
+    *want = c.want;
     vkllm_gguf_close(g);
     return rc;
+}
+
+int vkllm_gguf_parse(const void *data, size_t size, const char *name, vkllm_gguf **out,
+                     struct vkllm_error *err)
+{
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (!data && size) return vkllm_fail(err, VKLLM_E_INVALID, "%s: no data", name);
+    uint64_t want; /* the whole image is there: never NEED_MORE */
+    return parse(data, size, size, name, out, &want, err);
+}
+
+/* Reads N bytes at OFF of the file FD, which had EXPECT bytes when it was
+ * opened: a short read means it shrank since (another program rewrote it). */
+static int read_at(int fd, const char *name, uint64_t expect, void *dst, uint64_t n, uint64_t off,
+                   struct vkllm_error *err)
+{
+    uint8_t *p = dst;
+    while (n) {
+        const size_t ask = n < GGUF_MAX_PREAD ? (size_t)n : GGUF_MAX_PREAD;
+        const ssize_t got = pread(fd, p, ask, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return vkllm_fail(err, VKLLM_E_IO, "%s: read: %s", name, strerror(errno));
+        if (got == 0) {
+            struct stat st;
+            if (fstat(fd, &st) != 0 || (uint64_t)st.st_size >= expect)
+                return vkllm_fail(err, VKLLM_E_IO,
+                                  "%s: the file changed while being read (a read at %" PRIu64
+                                  " came back empty; expected %" PRIu64 " bytes)",
+                                  name, off, expect);
+            return vkllm_fail(err, VKLLM_E_IO,
+                              "%s: the file changed while being read (it is now %" PRIu64
+                              " bytes; expected %" PRIu64 ")",
+                              name, (uint64_t)st.st_size, expect);
+        }
+        p += got;
+        off += (uint64_t)got;
+        n -= (uint64_t)got;
+    }
+    return VKLLM_OK;
 }
 
 /* What a file that is not a regular file is, for the message refusing it. */
@@ -567,6 +640,45 @@ static const char *file_kind(mode_t mode)
     if (S_ISCHR(mode)) return "a character device";
     if (S_ISBLK(mode)) return "a block device";
     return "not a regular file";
+}
+
+/* Reads and parses the header of the open file FD of END bytes, growing the
+ * buffer until the parse has what it needs. */
+static int read_header_of(int fd, const char *path, uint64_t end, vkllm_gguf **out,
+                          struct vkllm_error *err)
+{
+    uint8_t *buf = NULL;
+    uint64_t have = 0, len = end < GGUF_FIRST_READ ? end : GGUF_FIRST_READ;
+    for (;;) {
+        uint8_t *grown = realloc(buf, len);
+        if (!grown) {
+            free(buf);
+            return vkllm_fail(err, VKLLM_E_NOMEM,
+                              "%s: out of memory for %" PRIu64 " bytes of metadata", path, len);
+        }
+        buf = grown;
+        uint64_t want = 0;
+        int rc = read_at(fd, path, end, buf + have, len - have, have, err);
+        if (!rc) rc = parse(buf, len, end, path, out, &want, err);
+        if (!rc) {
+            (*out)->header = buf;
+            return VKLLM_OK;
+        }
+        if (rc != NEED_MORE) {
+            free(buf);
+            return rc;
+        }
+        if (want > GGUF_MAX_HEADER) {
+            free(buf);
+            return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                              "%s: the metadata and tensor infos go on past %llu MiB, more than "
+                              "any model has: corrupt, or not a model file",
+                              path, GGUF_MAX_HEADER >> 20);
+        }
+        have = len;
+        len = want > 2 * len ? want : 2 * len; /* want <= end: checked by the parse */
+        if (len > end) len = end;
+    }
 }
 
 int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err)
@@ -597,22 +709,8 @@ int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err)
         rc = vkllm_fail(err, VKLLM_E_FORMAT, "%s: empty file", path);
         goto close_fd;
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        rc = vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: too large to map", path);
-        goto close_fd;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s: mmap: %s", path, strerror(errno));
-        goto close_fd;
-    }
-    close(fd); /* the mapping stays valid without the descriptor */
-    if ((rc = vkllm_gguf_parse(map, size, path, out, err))) {
-        munmap(map, size);
-        return rc;
-    }
-    (*out)->mapped = true;
+    if ((rc = read_header_of(fd, path, (uint64_t)st.st_size, out, err))) goto close_fd;
+    (*out)->fd = fd; /* tensor data is read from it */
     return VKLLM_OK;
 close_fd:
     close(fd);
@@ -622,7 +720,8 @@ close_fd:
 void vkllm_gguf_close(vkllm_gguf *g)
 {
     if (!g) return;
-    if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->fd >= 0) close(g->fd);
+    free(g->header);
     free(g->kv_index.slots);
     free(g->tensor_index.slots);
     free(g->str_offsets);
@@ -630,6 +729,22 @@ void vkllm_gguf_close(vkllm_gguf *g)
     free(g->kv);
     free(g->name);
     free(g);
+}
+
+int vkllm_gguf_read(const vkllm_gguf *g, const struct vkllm_gguf_tensor *t, uint64_t offset,
+                    void *dst, uint64_t n, struct vkllm_error *err)
+{
+    if (offset > t->size || n > t->size - offset)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "%s: %" PRIu64 " bytes at %" PRIu64 " of a tensor of %" PRIu64
+                          " bytes (internal error)",
+                          g->name, n, offset, t->size);
+    if (!n) return VKLLM_OK;
+    if (g->fd < 0) {
+        memcpy(dst, g->base + t->offset + offset, n);
+        return VKLLM_OK;
+    }
+    return read_at(g->fd, g->name, g->size, dst, n, t->offset + offset, err);
 }
 
 /* ============================== File accessors ============================== */
@@ -720,7 +835,7 @@ static double load_float(enum vkllm_gguf_type t, const uint8_t *p)
 
 /* Element I of a numeric array kv, or NULL: not an array, an array of strings
  * or arrays, or I out of range (a caller's bad index must not read past the
- * array, which may end at the end of the mapping). */
+ * array, which may end at the end of the buffer). */
 static const uint8_t *arr_elem(const struct vkllm_gguf_kv *kv, uint64_t i)
 {
     const uint64_t sz = type_size(kv->arr_type);

@@ -465,6 +465,7 @@ static bool output_valid(uint32_t type, const uint8_t *p, uint64_t nbytes)
 }
 
 struct job {
+    const vkllm_gguf *in;
     const struct qtensor *q;
     const struct quant_format *from, *to;
     uint64_t n_per_row, n_rows, rows_per_chunk;
@@ -474,7 +475,28 @@ struct job {
     uint64_t next_row, rows_done; /* under lock */
     bool stop;                    /* under lock */
     bool invalid;                 /* under lock: a chunk failed output_valid */
+    int read_rc;                  /* under lock: the first failed read, and why */
+    struct vkllm_error read_err;
 };
+
+/* A thread's buffers: a chunk's bytes as read, and as floats. */
+struct chunk_bufs {
+    uint8_t *raw;
+    float *f;
+};
+
+static bool bufs_alloc(const struct job *j, struct chunk_bufs *b)
+{
+    b->raw = malloc(j->rows_per_chunk * j->in_row_bytes);
+    b->f = malloc(j->rows_per_chunk * j->n_per_row * sizeof *b->f);
+    return b->raw && b->f;
+}
+
+static void bufs_free(struct chunk_bufs *b)
+{
+    free(b->raw);
+    free(b->f);
+}
 
 /* Takes the next chunk: false when none is left or the job was stopped. */
 static bool job_take(struct job *j, uint64_t *first, uint64_t *count)
@@ -505,16 +527,29 @@ static bool values_finite(const float *x, uint64_t n)
     return true;
 }
 
-static void job_convert(struct job *j, float *buf, uint64_t first, uint64_t count)
+static void job_convert(struct job *j, struct chunk_bufs *b, uint64_t first, uint64_t count)
 {
     const uint64_t n = count * j->n_per_row;
     uint8_t *out = j->out + first * j->out_row_bytes;
-    j->from->dequantize(j->q->t->data + first * j->in_row_bytes, buf, n / j->from->block_size);
+    struct vkllm_error e = {0};
+    int rc = vkllm_gguf_read(j->in, j->q->t, first * j->in_row_bytes, b->raw,
+                             count * j->in_row_bytes, &e);
+    if (rc) {
+        pthread_mutex_lock(&j->lock);
+        if (!j->read_rc) {
+            j->read_rc = rc;
+            j->read_err = e;
+        }
+        j->stop = true;
+        pthread_mutex_unlock(&j->lock);
+        return;
+    }
+    j->from->dequantize(b->raw, b->f, n / j->from->block_size);
     /* a NaN input can still give finite block scales (ggml's maximum skips
      * it), and llama-quantize then writes garbage quietly: refuse it here */
-    bool valid = values_finite(buf, n);
+    bool valid = values_finite(b->f, n);
     if (valid) {
-        j->to->quantize(buf, out, n / j->to->block_size);
+        j->to->quantize(b->f, out, n / j->to->block_size);
         valid = output_valid(j->to->type, out, count * j->out_row_bytes);
     }
     if (!valid) {
@@ -527,14 +562,15 @@ static void job_convert(struct job *j, float *buf, uint64_t first, uint64_t coun
 static void *job_worker(void *arg)
 {
     struct job *j = arg;
-    float *buf = malloc(j->rows_per_chunk * j->n_per_row * sizeof *buf);
+    struct chunk_bufs b;
     uint64_t first, count;
-    /* without a buffer this thread takes no rows; the others do them */
-    while (buf && job_take(j, &first, &count)) {
-        job_convert(j, buf, first, count);
-        job_done(j, count);
-    }
-    free(buf);
+    /* without buffers this thread takes no rows; the others do them */
+    if (bufs_alloc(j, &b))
+        while (job_take(j, &first, &count)) {
+            job_convert(j, &b, first, count);
+            job_done(j, count);
+        }
+    bufs_free(&b);
     return NULL;
 }
 
@@ -587,9 +623,11 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     if (nel == 0) {
         /* nothing to write (and BUF may be NULL) */
     } else if (q->to_type == q->t->type) {
-        memcpy(buf, q->t->data, q->t->size);
+        int rc = vkllm_gguf_read(r->in, q->t, 0, buf, q->t->size, err);
+        if (rc) return rc;
     } else {
         struct job j = {
+            .in = r->in,
             .q = q,
             .from = quant_format(q->t->type),
             .to = quant_format(q->to_type),
@@ -603,9 +641,9 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         j.in_row_bytes = quant_row_bytes(q->t->type, j.n_per_row);
         j.out_row_bytes = quant_row_bytes(q->to_type, j.n_per_row);
         const uint64_t n_chunks = (j.n_rows + j.rows_per_chunk - 1) / j.rows_per_chunk;
-        float *own = malloc(j.rows_per_chunk * j.n_per_row * sizeof *own);
-        if (!own || pthread_mutex_init(&j.lock, NULL)) {
-            free(own);
+        struct chunk_bufs own;
+        if (!bufs_alloc(&j, &own) || pthread_mutex_init(&j.lock, NULL)) {
+            bufs_free(&own);
             return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory converting %s", r->out_path,
                               q->name);
         }
@@ -617,7 +655,7 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         uint64_t first, count;
         bool stopped = false;
         while (job_take(&j, &first, &count)) {
-            job_convert(&j, own, first, count);
+            job_convert(&j, &own, first, count);
             const uint64_t done = job_done(&j, count);
             if (!report(r, q, done * j.n_per_row)) {
                 pthread_mutex_lock(&j.lock);
@@ -628,7 +666,11 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         for (int i = 0; i < n_started; i++)
             pthread_join(threads[i], NULL);
         pthread_mutex_destroy(&j.lock);
-        free(own);
+        bufs_free(&own);
+        if (j.read_rc) {
+            if (err) *err = j.read_err;
+            return j.read_rc;
+        }
         if (j.invalid)
             return vkllm_fail(err, VKLLM_E_FORMAT,
                               "%s: tensor %s has NaN or inf values, or values too large for "

@@ -536,20 +536,6 @@ const char *vkllm_chat_content(const vkllm_chat *c, size_t i, size_t *len)
     return c->msgs[i].content;
 }
 
-/* Takes the oldest turn (a user message and what follows it up to the next
- * one) out of the rendering; false if that would leave no user message. */
-static bool drop_turn(vkllm_chat *c)
-{
-    size_t from = c->first;
-    if (is_system(c) && from < 1) from = 1;
-    size_t i = from + 1;
-    while (i < c->n_msgs && strcmp(c->msgs[i].role, "user"))
-        i++;
-    if (i >= c->n_msgs) return false;
-    c->first = i;
-    return true;
-}
-
 /* ============================== The cache ============================== */
 
 static int text_reserve(vkllm_chat *c, size_t need)
@@ -587,8 +573,11 @@ struct plan {
     uint32_t keep; /* cached tokens kept */
     int n_new;     /* tokens in the scratch buffer to decode after them */
     const int32_t *new_tokens;
+    uint32_t n_marks; /* the cache's marks that still hold once it is carried out */
 };
 
+/* Plans the prefill of rendering R against the cache. The chat is left as it
+ * was (but its scratch buffer), so that renderings may be tried in turn. */
 static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
 {
     /* common text prefix, cut back to a mark */
@@ -604,7 +593,7 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
     int room = (int)c->n_ctx + 1;
     int n = tokenize_tail(c, r + from, rlen - from, keep, room);
     if (n < 0) return n;
-    *p = (struct plan){keep, n, c->scratch};
+    *p = (struct plan){keep, n, c->scratch, c->n_marks};
     if (keep == c->n_tokens || n > room) return VKLLM_OK;
 
     /* by tokens: the whole rendering against the cache */
@@ -619,19 +608,104 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
         if (lcp == (uint32_t)total) lcp--;
     }
     if (total > 0 && total <= room && lcp > keep) {
-        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp};
         /* marks that still hold: both their tokens and their text kept */
         uint32_t k = 0;
         while (k < c->n_marks && c->marks[k].n_tokens <= lcp && c->marks[k].text_len <= L)
             k++;
-        c->n_marks = k;
+        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp, k};
         free(by_text);
         return VKLLM_OK;
     }
     memcpy(c->scratch, by_text, (size_t)n * sizeof *by_text);
     free(by_text);
-    c->n_marks = found ? m + 1 : 0;
+    p->n_marks = found ? m + 1 : 0;
     return VKLLM_OK;
+}
+
+/* Renders the conversation from message FIRST on (after the system prompt)
+ * into *R (replacing what it held) and plans its prefill. */
+static int try_window(vkllm_chat *c, size_t first, char **r, size_t *rlen, struct plan *p,
+                      struct vkllm_chat_turn *turn, struct vkllm_error *err)
+{
+    c->first = first;
+    free(*r);
+    *r = NULL;
+    turn->n_renders++;
+    int rc = vkllm_chat_render(c, r, rlen, err);
+    if (rc) return rc;
+    if ((rc = make_plan(c, *r, *rlen, p)))
+        return vkllm_fail(err, rc, "could not tokenize the conversation (%s)", vkllm_strerror(rc));
+    return VKLLM_OK;
+}
+
+static uint64_t plan_need(const struct plan *p)
+{
+    return (uint64_t)p->keep + (uint64_t)p->n_new;
+}
+
+/* Fits the rendering into the context, with N_RESERVE tokens to spare if it
+ * can: when the conversation from message c->first on does not, the oldest
+ * turns after the system prompt (a user message and what follows it up to the
+ * next one) leave the rendering, as few as make room. Dropping turns
+ * shortens the rendering, so the first turn kept is bisected: a few renderings,
+ * not one per turn (a loaded conversation may have thousands); what is chosen
+ * has been rendered and measured, whatever the template does. *R and *P get
+ * that rendering and its plan; on an error c->first is as it was, no turn
+ * dropped. */
+static int fit_window(vkllm_chat *c, char **r, size_t *rlen, struct plan *p,
+                      struct vkllm_chat_turn *turn, struct vkllm_error *err)
+{
+    const size_t first = c->first, sys = is_system(c) ? 1 : 0;
+    int rc = try_window(c, first, r, rlen, p, turn, err);
+    if (rc) return rc;
+    if (plan_need(p) + c->n_reserve <= c->n_ctx) return VKLLM_OK;
+
+    /* where each turn that may open the rendering starts: the user messages
+     * after the first one rendered (the last one always stays) */
+    size_t from = first > sys ? first : sys, n_starts = 0;
+    size_t *starts = malloc((c->n_msgs + 1) * sizeof *starts);
+    if (!starts) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    for (size_t i = from + 1; i < c->n_msgs; i++)
+        if (!strcmp(c->msgs[i].role, "user")) starts[n_starts++] = i;
+    /* turns dropped: starts[tried - 1] opens the rendering *R holds (0: FIRST) */
+    size_t tried = 0;
+    if (n_starts) {
+        if ((rc = try_window(c, starts[n_starts - 1], r, rlen, p, turn, err))) goto fail;
+        tried = n_starts;
+    }
+    if (plan_need(p) + c->n_reserve <= c->n_ctx) {
+        /* the fewest to drop: LO turns leave no room, HI do */
+        size_t lo = 0, hi = n_starts;
+        while (hi - lo > 1) {
+            tried = lo + (hi - lo) / 2;
+            if ((rc = try_window(c, starts[tried - 1], r, rlen, p, turn, err))) goto fail;
+            if (plan_need(p) + c->n_reserve <= c->n_ctx)
+                hi = tried;
+            else
+                lo = tried;
+        }
+        if (tried != hi && (rc = try_window(c, starts[hi - 1], r, rlen, p, turn, err))) goto fail;
+        tried = hi;
+    } else if (plan_need(p) >= c->n_ctx) { /* less room for the reply is all right; none is not */
+        rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                        "the conversation is %llu tokens; the context holds %u",
+                        (unsigned long long)plan_need(p), c->n_ctx);
+        goto fail;
+    }
+    free(starts);
+    if (tried) { /* one note, however many turns */
+        char turns[40] = "turn";
+        if (tried > 1) snprintf(turns, sizeof turns, "%zu turns", tried);
+        notify(c,
+               "context full: dropped the oldest %s after the system prompt (%zu messages no "
+               "longer seen)",
+               turns, c->first - sys);
+    }
+    return VKLLM_OK;
+fail:
+    free(starts);
+    c->first = first;
+    return rc;
 }
 
 int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm_error *err)
@@ -647,31 +721,15 @@ int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm
         c->text_len = 0;
         vkllm_session_truncate(c->session, 0, NULL);
     }
+    if (!c->n_msgs) return vkllm_fail(err, VKLLM_E_INVALID, "the conversation is empty");
 replan:
-    for (;;) {
-        if (!c->n_msgs) return vkllm_fail(err, VKLLM_E_INVALID, "the conversation is empty");
-        if ((rc = vkllm_chat_render(c, &r, &rlen, err))) return rc;
-        if ((rc = make_plan(c, r, rlen, &p))) {
-            free(r);
-            return vkllm_fail(err, rc, "could not tokenize the conversation (%s)",
-                              vkllm_strerror(rc));
-        }
-        uint64_t need = (uint64_t)p.keep + (uint64_t)p.n_new;
-        if (need + c->n_reserve <= c->n_ctx) break;
-        if (!drop_turn(c)) {
-            if (need < c->n_ctx) break; /* fits, with less room for the reply */
-            free(r);
-            return vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
-                              "the conversation is %llu tokens; the context holds %u",
-                              (unsigned long long)need, c->n_ctx);
-        }
-        turn.n_dropped = (uint32_t)(c->first - (is_system(c) ? 1 : 0));
-        notify(c,
-               "context full: dropped the oldest turn after the system prompt (%u messages "
-               "no longer seen)",
-               turn.n_dropped);
+    if ((rc = fit_window(c, &r, &rlen, &p, &turn, err))) {
         free(r);
+        if (info) *info = turn;
+        return rc;
     }
+    size_t sys = is_system(c) ? 1 : 0;
+    turn.n_dropped = (uint32_t)(c->first > sys ? c->first - sys : 0);
 
     if (p.n_new == 0) { /* all cached, but the reply needs logits: run the last token again */
         if (p.keep == 0) {
@@ -697,6 +755,7 @@ replan:
     if (rc) goto done;
     c->n_tokens = p.keep;
     c->text_len = 0;
+    c->n_marks = p.n_marks;
     while (c->n_marks && c->marks[c->n_marks - 1].n_tokens > p.keep)
         c->n_marks--;
     if ((rc = text_reserve(c, rlen))) {
@@ -802,10 +861,14 @@ int vkllm_chat_save(const vkllm_chat *c, const char *path, struct vkllm_error *e
 int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &jerr);
-    if (!root)
-        return vkllm_fail(err, jerr.line > 0 ? VKLLM_E_FORMAT : VKLLM_E_IO, "%s: %s%s", path,
-                          jerr.line > 0 ? "not valid JSON: " : "", jerr.text);
+    /* opened here rather than by json_load_file, whose message repeats the path */
+    FILE *f = fopen(path, "rb");
+    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    json_t *root = json_loadf(f, JSON_ALLOW_NUL, &jerr);
+    int e = ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    if (!root && e) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot read: %s", path, strerror(e));
+    if (!root) return vkllm_fail(err, VKLLM_E_FORMAT, "%s: not valid JSON: %s", path, jerr.text);
     json_t *msgs = json_object_get(root, "messages");
     size_t i;
     json_t *m;

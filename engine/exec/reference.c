@@ -191,29 +191,30 @@ static const struct ref_tensor *tensor(const struct ref_model *m, uint32_t layer
     return &m->tensors[arch_slice(&m->am, layer, role) - m->am.slices];
 }
 
-/* The slice S dequantized: COUNT rows (or elements) from FIRST. */
-static float *dequant(const struct tensor_slice *s, bool matrix)
+/* The slice S of G dequantized into *OUT: COUNT rows (or elements) from FIRST. */
+static int dequant(const vkllm_gguf *g, const struct tensor_slice *s, bool matrix, float **out,
+                   struct vkllm_error *err)
 {
     tensor_ref t = s->t;
     const uint64_t k = matrix ? t->ne[0] : 1, rows = s->count;
-    float *f = malloc(k * rows * sizeof *f);
-    if (!f) return NULL;
-    if (!matrix) {
-        const uint64_t nel = t->ne[0] * t->ne[1];
-        float *all = malloc(nel * sizeof *all);
-        if (!all) {
-            free(f);
-            return NULL;
-        }
-        quant_dequantize_row(t->type, t->data, all, nel);
-        memcpy(f, all + s->first, rows * sizeof *f);
-        free(all);
-        return f;
+    /* a matrix's rows are read alone; a vector's slice may start inside a block */
+    const uint64_t row = matrix ? quant_row_bytes(t->type, k) : 0;
+    const uint64_t raw_bytes = matrix ? row * rows : t->size;
+    const uint64_t nel = matrix ? k * rows : t->ne[0] * t->ne[1];
+    float *f = malloc(nel * sizeof *f);
+    uint8_t *raw = malloc(raw_bytes ? raw_bytes : 1);
+    int rc = f && raw
+                 ? vkllm_gguf_read(g, t, row * s->first, raw, raw_bytes, err)
+                 : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory for the reference model");
+    if (!rc) {
+        quant_dequantize_row(t->type, raw, f, nel);
+        if (!matrix) memmove(f, f + s->first, rows * sizeof *f);
+        *out = f;
+    } else {
+        free(f);
     }
-    const uint64_t row = quant_row_bytes(t->type, k);
-    for (uint64_t r = 0; r < rows; r++)
-        quant_dequantize_row(t->type, t->data + (s->first + r) * row, f + r * k, k);
-    return f;
+    free(raw);
+    return rc;
 }
 
 int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct ref_model **out,
@@ -232,8 +233,11 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     m->n_ctx = n_ctx ? n_ctx : hp->n_ctx_train;
     m->kv_f16 = kv_f16;
     const uint64_t n_slots = (uint64_t)hp->n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
-    bool ok = (m->tensors = calloc(n_slots, sizeof *m->tensors)) != NULL;
-    for (uint64_t i = 0; ok && i < n_slots; i++) {
+    if (!(m->tensors = calloc(n_slots, sizeof *m->tensors))) {
+        ref_model_free(m);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory for the reference model");
+    }
+    for (uint64_t i = 0; i < n_slots; i++) {
         const struct tensor_slice *s = &m->am.slices[i];
         const enum tensor_role role =
             i >= (uint64_t)hp->n_layer * T_LAYER_COUNT
@@ -241,12 +245,16 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
                 : (enum tensor_role)(i % T_LAYER_COUNT);
         if (!s->t || (role == T_OUTPUT && hp->tied_output)) continue;
         m->tensors[i].type = s->t->type;
-        ok = (m->tensors[i].data = dequant(s, arch_role_is_matrix(role))) != NULL;
+        if ((rc = dequant(g, s, arch_role_is_matrix(role), &m->tensors[i].data, err))) {
+            ref_model_free(m);
+            return rc;
+        }
     }
-    if (ok && hp->tied_output)
+    if (hp->tied_output)
         m->tensors[arch_slice(&m->am, 0, T_OUTPUT) - m->am.slices] = *tensor(m, 0, T_TOK_EMBD);
 
     uint64_t widest = 0;
+    bool ok = true;
     for (int b = 0; ok && b < BUF_COUNT; b++) {
         if (m->graph.width[b] > widest) widest = m->graph.width[b];
         ok = (m->bufs[b] = calloc(m->graph.width[b] + 1, 4)) != NULL;
@@ -260,8 +268,7 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
         ref_model_free(m);
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory for the reference model");
     }
-    const struct tensor_slice *freqs = arch_slice(&m->am, 0, T_ROPE_FREQS);
-    rope_settings(&m->am, freqs->t ? (const float *)freqs->t->data : NULL, m->n_ctx, m->rope);
+    rope_settings(&m->am, m->am.rope_freqs, m->n_ctx, m->rope);
     *out = m;
     return VKLLM_OK;
 }

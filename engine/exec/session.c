@@ -87,7 +87,7 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
     s->check_logits = !(params && params->no_logit_check);
 
     if ((rc = graph_build(&m->am, s->logits_all, &s->graph, err))) goto fail;
-    rope_settings(&m->am, m->rope_freqs, s->n_ctx, s->rope);
+    rope_settings(&m->am, m->am.rope_freqs, s->n_ctx, s->rope);
     gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, s->plan.device_block);
     gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, s->plan.host_block);
     gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, s->plan.readback_block);

@@ -588,16 +588,22 @@ static int bind_tensors(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     if ((a->flags & ARCH_OUTPUT_NEEDED) && hp->tied_output)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: missing tensor output.weight", name);
     if (hp->tied_output) *slot(am, 0, T_OUTPUT) = *arch_slice(am, 0, T_TOK_EMBD);
-    if (arch_has(am, 0, T_ROPE_LONG))
-        am->rope.long_factors = (const float *)arch_slice(am, 0, T_ROPE_LONG)->t->data;
-    if (arch_has(am, 0, T_ROPE_SHORT))
-        am->rope.short_factors = (const float *)arch_slice(am, 0, T_ROPE_SHORT)->t->data;
-    const enum tensor_role f32_only[] = {T_ROPE_FREQS, T_ROPE_LONG, T_ROPE_SHORT};
-    for (int i = 0; i < 3; i++)
-        if (arch_has(am, 0, f32_only[i]) &&
-            arch_slice(am, 0, f32_only[i])->t->type != VKLLM_TYPE_F32)
+    /* the rotary factors are needed on the host: read them now */
+    const enum tensor_role factors[] = {T_ROPE_FREQS, T_ROPE_LONG, T_ROPE_SHORT};
+    float **copies[] = {&am->rope_freqs, &am->rope_long, &am->rope_short};
+    for (int i = 0; i < 3; i++) {
+        tensor_ref t = arch_slice(am, 0, factors[i])->t;
+        if (!t) continue;
+        if (t->type != VKLLM_TYPE_F32)
             return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: %s must be F32", name,
-                              roles[f32_only[i]].name);
+                              roles[factors[i]].name);
+        if (!(*copies[i] = malloc(t->size ? t->size : 1)))
+            return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        int rc = vkllm_gguf_read(g, t, 0, *copies[i], t->size, err);
+        if (rc) return rc;
+    }
+    am->rope.long_factors = am->rope_long;
+    am->rope.short_factors = am->rope_short;
     return VKLLM_OK;
 }
 
@@ -616,6 +622,9 @@ void arch_model_free(struct arch_model *am)
     free(am->layers.swa);
     free(am->layers.rope_index);
     free(am->slices);
+    free(am->rope_freqs);
+    free(am->rope_long);
+    free(am->rope_short);
     memset(am, 0, sizeof *am);
 }
 

@@ -133,6 +133,10 @@ struct arch_model {
     float q_scale, kq_scale;     /* attention: q is multiplied by one, the scores by the other */
     struct rope_scaling rope;    /* as the file says; long/short factors set when present */
     float rope_freq_scale_swa;   /* the sliding-window layers' frequency scale */
+    /* rope_freqs.weight, rope_factors_long.weight, rope_factors_short.weight
+     * (n_rot/2 floats each) read from the file, or NULL; rope's long and short
+     * factors point at the last two */
+    float *rope_freqs, *rope_long, *rope_short;
 };
 
 /* The slice of ROLE in LAYER (or the model's, for the model roles). */

@@ -36,19 +36,25 @@ static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
     int rc;
     uint64_t bytes;
     if (arch_role_is_matrix(role)) {
-        const uint64_t row = quant_row_bytes(t->type, t->ne[0]);
-        bytes = row * s->count;
-        rc = gpu_weight_upload(&ld->up, &m->pool, t->type, t->ne[0], s->count,
-                               t->data + row * s->first, 0, &out->mat, err);
+        bytes = quant_row_bytes(t->type, t->ne[0]) * s->count;
+        rc = gpu_weight_upload_tensor(&ld->up, &m->pool, m->gguf, t, s->first, s->count, 0,
+                                      &out->mat, err);
     } else {
+        /* a vector (or a row of vectors) is converted to floats on the host */
         const uint64_t nel = t->ne[0] * t->ne[1];
         float *f = malloc(nel * sizeof *f);
-        if (!f) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-        quant_dequantize_row(t->type, t->data, f, nel);
+        void *raw = malloc(t->size ? t->size : 1);
+        rc = f && raw ? vkllm_gguf_read(m->gguf, t, 0, raw, t->size, err)
+                      : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        if (!rc) {
+            quant_dequantize_row(t->type, raw, f, nel);
+            rc = gpu_upload_floats(&ld->up, &m->pool, f + s->first, s->count, &out->vec, err);
+        }
         bytes = quant_row_bytes(t->type, s->count);
-        rc = gpu_upload_floats(&ld->up, &m->pool, f + s->first, s->count, &out->vec, err);
+        free(raw);
         free(f);
     }
+    if (rc == VKLLM_E_IO) return rc; /* the file's error: it names the file */
     if (rc) {
         char what[128];
         snprintf(what, sizeof what, "%s: %.*s", vkllm_gguf_name(m->gguf), (int)t->name.len,
@@ -57,19 +63,6 @@ static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
         return rc;
     }
     progress(ld, bytes);
-    return VKLLM_OK;
-}
-
-/* A host copy of a rotary factor vector, or NULL. */
-static int host_floats(const struct vkllm_model *m, enum tensor_role role, float **out,
-                       struct vkllm_error *err)
-{
-    const struct tensor_slice *s = arch_slice(&m->am, 0, role);
-    *out = NULL;
-    if (!s->t) return VKLLM_OK;
-    if (!(*out = malloc(s->count * sizeof(float))))
-        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    memcpy(*out, s->t->data, s->count * sizeof(float));
     return VKLLM_OK;
 }
 
@@ -87,10 +80,6 @@ static int upload(struct loader *ld, struct vkllm_error *err)
     for (uint32_t l = 0; l < m->hp.n_layer; l++)
         for (int r = 0; r < T_LAYER_COUNT; r++)
             if ((rc = load_tensor(ld, l, (enum tensor_role)r, err))) return rc;
-    if ((rc = host_floats(m, T_ROPE_FREQS, &m->rope_freqs, err)) ||
-        (rc = host_floats(m, T_ROPE_LONG, &m->rope_long, err)) ||
-        (rc = host_floats(m, T_ROPE_SHORT, &m->rope_short, err)))
-        return rc;
     return VKLLM_OK;
 }
 
@@ -158,9 +147,6 @@ void vkllm_model_free(vkllm_model *m)
         free(m->tensors);
     }
     gpu_pool_destroy(&m->pool);
-    free(m->rope_freqs);
-    free(m->rope_long);
-    free(m->rope_short);
     arch_model_free(&m->am);
     vkllm_vocab_free(m->vocab);
     vkllm_gguf_close(m->gguf);

@@ -21,7 +21,6 @@ struct vkllm_model {
     struct vkllm_hparams hp;    /* = am.hp */
     struct gpu_pool pool;       /* every weight below */
     struct gpu_tensor *tensors; /* as am.slices; output shares token_embd's when tied */
-    float *rope_freqs, *rope_long, *rope_short; /* host copies of the rotary factors, or NULL */
     uint64_t weight_bytes;
 };
 

@@ -35,61 +35,93 @@ uint64_t gpu_weight_rows_per_part(uint32_t type, uint64_t k, uint64_t n, uint64_
     return per_part < n ? per_part : n;
 }
 
-/* Writes rows [r0, r1) of the GGUF data into the part, through the uploader.
- * Chunks hold an even number of rows so that half-float scales (and F16 rows of
- * odd length) never share a word between two copies. */
+/* Where a matrix's bytes in GGUF's layout come from: memory, or a tensor of
+ * an open file (from byte BASE of it), read as they are copied. */
+struct weight_src {
+    const uint8_t *mem;
+    const vkllm_gguf *g; /* NULL: from MEM */
+    const struct vkllm_gguf_tensor *t;
+    uint64_t base;
+};
+
+static int src_read(const struct weight_src *s, uint64_t off, void *dst, uint64_t n,
+                    struct vkllm_error *err)
+{
+    if (!s->g) {
+        memcpy(dst, s->mem + off, n);
+        return VKLLM_OK;
+    }
+    return vkllm_gguf_read(s->g, s->t, s->base + off, dst, n, err);
+}
+
+#define REPACK_BYTES (4u << 20) /* host buffer for the formats whose blocks are repacked */
+
+/* Writes the part's rows of the GGUF data through the uploader. Chunks hold an
+ * even number of rows so that half-float scales (and F16 rows of odd length)
+ * never share a word between two copies. Bytes that are copied as they are go
+ * straight into the staging memory; blocks that are repacked go through a
+ * host buffer of about REPACK_BYTES. */
 static int upload_rows(struct gpu_uploader *u, const struct gpu_weight_part *part,
-                       const struct quant_format *f, uint64_t k, const uint8_t *src,
+                       const struct quant_format *f, uint64_t k, const struct weight_src *src,
                        struct vkllm_error *err)
 {
     const uint64_t src_row = quant_row_bytes(f->type, k);
     const uint64_t cap = u->ring.size;
     uint64_t chunk = cap / (gpu_weight_bytes(f->type, k, 1) + 8);
+    if (f->half_at >= 0 && chunk > REPACK_BYTES / src_row) chunk = REPACK_BYTES / src_row;
     chunk &= ~(uint64_t)1;
     if (chunk < 2) chunk = 2;
+    uint8_t *host = NULL;
+    if (f->half_at >= 0) {
+        const uint64_t rows = part->n_rows < chunk ? part->n_rows : chunk;
+        if (!(host = malloc(rows * src_row)))
+            return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    }
 
-    for (uint64_t r0 = 0; r0 < part->n_rows; r0 += chunk) {
+    int rc = VKLLM_OK;
+    for (uint64_t r0 = 0; !rc && r0 < part->n_rows; r0 += chunk) {
         uint64_t rows = part->n_rows - r0 < chunk ? part->n_rows - r0 : chunk;
-        const uint8_t *s = src + (part->row_begin + r0) * src_row;
+        const uint64_t from = (part->row_begin + r0) * src_row;
         if (f->block_size == 1) {
             uint64_t off = r0 * src_row, bytes = rows * src_row;
             void *dst;
-            int rc = gpu_upload_map(u, &part->buf, off, (bytes + 3) & ~3ull, &dst, err);
-            if (rc) return rc;
-            memcpy(dst, s, bytes);
+            rc = gpu_upload_map(u, &part->buf, off, (bytes + 3) & ~3ull, &dst, err);
+            if (!rc) rc = src_read(src, from, dst, bytes, err);
             continue;
         }
         const uint64_t nb = k / f->block_size, words = block_words(f);
         const uint64_t blocks = rows * nb, b0 = r0 * nb;
         const uint64_t bb = f->block_bytes;
         void *q;
-        int rc = gpu_upload_map(u, &part->buf, b0 * words * 4, blocks * words * 4, &q, err);
-        if (rc) return rc;
+        if ((rc = gpu_upload_map(u, &part->buf, b0 * words * 4, blocks * words * 4, &q, err)))
+            break;
         if (f->half_at < 0) {
-            memcpy(q, s, blocks * bb);
+            rc = src_read(src, from, q, blocks * bb, err);
             continue;
         }
+        if ((rc = src_read(src, from, host, blocks * bb, err))) break;
         /* the block without its scale half, then the scales */
         const uint64_t h = (uint64_t)f->half_at;
         for (uint64_t b = 0; b < blocks; b++) {
             uint8_t *dst = (uint8_t *)q + b * words * 4;
-            memcpy(dst, s + b * bb, h);
-            memcpy(dst + h, s + b * bb + h + 2, bb - h - 2);
+            memcpy(dst, host + b * bb, h);
+            memcpy(dst + h, host + b * bb + h + 2, bb - h - 2);
         }
         void *scales;
         rc = gpu_upload_map(u, &part->buf, (uint64_t)part->scale_offset * 4 + b0 * 2,
                             (blocks + 1) / 2 * 4, &scales, err);
-        if (rc) return rc;
+        if (rc) break;
         for (uint64_t b = 0; b < blocks; b++)
-            memcpy((uint8_t *)scales + 2 * b, s + b * bb + h, 2);
+            memcpy((uint8_t *)scales + 2 * b, host + b * bb + h, 2);
         if (blocks & 1) memset((uint8_t *)scales + 2 * blocks, 0, 2); /* the padding half */
     }
-    return VKLLM_OK;
+    free(host);
+    return rc;
 }
 
-int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
-                      uint64_t n, const void *data, uint64_t max_part_bytes, struct gpu_weight *out,
-                      struct vkllm_error *err)
+static int upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
+                  uint64_t n, const struct weight_src *src, uint64_t max_part_bytes,
+                  struct gpu_weight *out, struct vkllm_error *err)
 {
     memset(out, 0, sizeof *out);
     const struct quant_format *f = quant_format(type);
@@ -118,13 +150,31 @@ int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t ty
         if (f->half_at >= 0)
             p->scale_offset = (uint32_t)(k / f->block_size * p->n_rows * block_words(f));
         int rc = gpu_pool_alloc(pool, gpu_weight_bytes(type, k, p->n_rows), &p->buf, err);
-        if (!rc) rc = upload_rows(u, p, f, k, data, err);
+        if (!rc) rc = upload_rows(u, p, f, k, src, err);
         if (rc) {
             gpu_weight_free(out);
             return rc;
         }
     }
     return gpu_upload_flush(u, err);
+}
+
+int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
+                      uint64_t n, const void *data, uint64_t max_part_bytes, struct gpu_weight *out,
+                      struct vkllm_error *err)
+{
+    const struct weight_src src = {.mem = data};
+    return upload(u, pool, type, k, n, &src, max_part_bytes, out, err);
+}
+
+int gpu_weight_upload_tensor(struct gpu_uploader *u, struct gpu_pool *pool, const vkllm_gguf *g,
+                             const struct vkllm_gguf_tensor *t, uint64_t first, uint64_t n,
+                             uint64_t max_part_bytes, struct gpu_weight *out,
+                             struct vkllm_error *err)
+{
+    const struct weight_src src = {
+        .g = g, .t = t, .base = first * quant_row_bytes(t->type, t->ne[0])};
+    return upload(u, pool, t->type, t->ne[0], n, &src, max_part_bytes, out, err);
 }
 
 void gpu_weight_free(struct gpu_weight *w)

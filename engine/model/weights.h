@@ -36,6 +36,12 @@ uint64_t gpu_weight_rows_per_part(uint32_t type, uint64_t k, uint64_t n, uint64_
 int gpu_weight_upload(struct gpu_uploader *u, struct gpu_pool *pool, uint32_t type, uint64_t k,
                       uint64_t n, const void *data, uint64_t max_part_bytes, struct gpu_weight *out,
                       struct vkllm_error *err);
+/* The same for N rows from FIRST of tensor T of G, read from the file as they
+ * are copied (a read error, such as the file changing, is the upload's). */
+int gpu_weight_upload_tensor(struct gpu_uploader *u, struct gpu_pool *pool, const vkllm_gguf *g,
+                             const struct vkllm_gguf_tensor *t, uint64_t first, uint64_t n,
+                             uint64_t max_part_bytes, struct gpu_weight *out,
+                             struct vkllm_error *err);
 void gpu_weight_free(struct gpu_weight *w);
 
 /* Uploads N floats into a new buffer from POOL. */

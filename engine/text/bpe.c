@@ -319,19 +319,19 @@ int bpe_load(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
 
     if (!v->info) {
         /* llama.cpp takes the default for a missing name and refuses an
-         * unknown one; we run both with the default, and say so */
+         * unknown one; we run both with the default, and warn */
         v->info = pretok_default();
         int n = pre.len > 64 ? 64 : (int)pre.len;
         if (has_pre)
-            fprintf(stderr,
-                    "vkllm: %s: unknown pre-tokenizer '%.*s': using the default one (llama.cpp "
-                    "would refuse this file; text may tokenize differently from the original)\n",
-                    name, n, pre.ptr);
+            vocab_warn(v,
+                       "%s: unknown pre-tokenizer '%.*s': using the default one (llama.cpp "
+                       "would refuse this file; text may tokenize differently from the original)",
+                       name, n, pre.ptr);
         else
-            fprintf(stderr,
-                    "vkllm: %s: no tokenizer.ggml.pre: using the default pre-tokenizer (as "
-                    "llama.cpp does; text may tokenize differently from the original)\n",
-                    name);
+            vocab_warn(v,
+                       "%s: no tokenizer.ggml.pre: using the default pre-tokenizer (as "
+                       "llama.cpp does; text may tokenize differently from the original)",
+                       name);
     }
     if ((rc = pretok_create(v->info, &v->pre, err))) vkllm_error_prefix(err, name);
     return rc;

@@ -16,6 +16,7 @@
 #include "vocab_internal.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,26 @@ static int32_t vocab_find_str(const vkllm_vocab *v, const char *text)
 static void vocab_set_eog(vkllm_vocab *v, int32_t id)
 {
     if (id >= 0) v->tokens[id].eog = true;
+}
+
+void vocab_warn(vkllm_vocab *v, const char *fmt, ...)
+{
+    char raw[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    struct vkllm_error line;
+    vkllm_fail(&line, VKLLM_OK, "%s", raw); /* made printable, one line */
+    char *copy = malloc(strlen(line.msg) + 1);
+    char **list = realloc(v->warnings, (v->n_warnings + 1) * sizeof *list);
+    if (list) v->warnings = list;
+    if (!copy || !list) {
+        free(copy);
+        return;
+    }
+    strcpy(copy, line.msg);
+    v->warnings[v->n_warnings++] = copy;
 }
 
 int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -305,8 +326,10 @@ static void load_byte_tokens(vkllm_vocab *v)
 }
 
 /* Ids of BOS, EOS, ...: the kind's defaults, replaced by the file's keys. An id
- * out of range is ignored, as llama.cpp does (stories260K has padding id
- * 0xFFFFFFFF): the default stays, or none if the default is out of range too. */
+ * out of range (or negative) is ignored with a warning, as llama.cpp does: the
+ * default stays, or none if the default is out of range too. The value "none"
+ * (-1, or 0xFFFFFFFF as stories260K's padding id) warns only when a default
+ * takes its place. */
 static int load_special_ids(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
 {
     for (int i = 0; i < SP_COUNT; i++)
@@ -315,13 +338,35 @@ static int load_special_ids(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_er
     v->special[SP_EOS] = v->kind->eos;
     v->special[SP_UNK] = v->kind->unk;
     for (size_t i = 0; i < COUNT(special_keys); i++) {
+        const char *key = special_keys[i].key;
         int32_t *id = &v->special[special_keys[i].which];
         if (*id >= v->n_tokens) *id = -1;
-        uint64_t value;
-        int rc = vkllm_gguf_get_uint(g, special_keys[i].key, &value, err);
-        if (rc == VKLLM_E_NOT_FOUND) continue;
-        if (rc) return rc;
-        if (value < (uint64_t)v->n_tokens) *id = (int32_t)value;
+        const struct vkllm_gguf_kv *kv = vkllm_gguf_find_kv(g, key);
+        if (!kv) continue;
+        char shown[24];
+        bool none;
+        bool is_signed = kv->type == VKLLM_GGUF_INT8 || kv->type == VKLLM_GGUF_INT16 ||
+                         kv->type == VKLLM_GGUF_INT32 || kv->type == VKLLM_GGUF_INT64;
+        if (is_signed && vkllm_gguf_kv_int(kv) < 0) {
+            int64_t value = vkllm_gguf_kv_int(kv);
+            snprintf(shown, sizeof shown, "%lld", (long long)value);
+            none = value == -1;
+        } else {
+            uint64_t value;
+            int rc = vkllm_gguf_get_uint(g, key, &value, err);
+            if (rc) return rc;
+            if (value < (uint64_t)v->n_tokens) {
+                *id = (int32_t)value;
+                continue;
+            }
+            snprintf(shown, sizeof shown, "%llu", (unsigned long long)value);
+            none = value == UINT32_MAX || value == UINT64_MAX;
+        }
+        if (none && *id < 0) continue; /* as the file says: no such token */
+        char fallback[32] = "none";
+        if (*id >= 0) snprintf(fallback, sizeof fallback, "id %d", (int)*id);
+        vocab_warn(v, "%s: bad special token: '%s' = %s (the vocabulary has %d tokens), using %s",
+                   vkllm_gguf_name(g), key, shown, (int)v->n_tokens, fallback);
     }
     return VKLLM_OK;
 }
@@ -466,6 +511,8 @@ static int cmp_special(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+static int build_trie(vkllm_vocab *v, const char *name, struct vkllm_error *err); /* Partition */
+
 /* The tokens the partition looks for in the text: control, user-defined and
  * unknown ones. */
 static int load_specials(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *err)
@@ -489,7 +536,7 @@ static int load_specials(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error
     free(keys);
 
     per_model_rules(v, g);
-    return VKLLM_OK;
+    return build_trie(v, vkllm_gguf_name(g), err);
 }
 
 int vkllm_vocab_load(const vkllm_gguf *g, vkllm_vocab **out, struct vkllm_error *err)
@@ -535,6 +582,11 @@ void vkllm_vocab_free(vkllm_vocab *v)
     free(v->arena);
     free(v->index);
     free(v->specials);
+    free(v->trie);
+    free(v->special_node);
+    for (size_t i = 0; i < v->n_warnings; i++)
+        free(v->warnings[i]);
+    free(v->warnings);
     bpe_free(v->bpe);
     pretok_destroy(v->pre);
     free(v);
@@ -557,6 +609,16 @@ bool vkllm_vocab_add_bos(const vkllm_vocab *v)
     return v && v->add_bos;
 }
 
+size_t vkllm_vocab_warning_count(const vkllm_vocab *v)
+{
+    return v ? v->n_warnings : 0;
+}
+
+const char *vkllm_vocab_warning(const vkllm_vocab *v, size_t i)
+{
+    return v && i < v->n_warnings ? v->warnings[i] : NULL;
+}
+
 bool vkllm_vocab_is_eog(const vkllm_vocab *v, int32_t token)
 {
     return v && token >= 0 && token < v->n_tokens && v->tokens[token].eog;
@@ -564,21 +626,164 @@ bool vkllm_vocab_is_eog(const vkllm_vocab *v, int32_t token)
 
 /* ============================== Partition ============================== */
 
+/* llama.cpp's tokenizer_st_partition takes the special tokens one at a time,
+ * longest first (ties: lowest id), and cuts every occurrence of each, left to
+ * right, out of the raw text the ones before it left; the order decides
+ * overlaps ("<|end|>" beats "<|end", and a longer token beats a shorter one
+ * that starts earlier). Done so, it costs the number of special tokens times
+ * the text's length: minutes for a vocabulary with 20,000 user-defined tokens.
+ *
+ * We get the same cuts from the occurrences alone. Bytes cut out (a token, or
+ * the whitespace an LSTRIP/RSTRIP token takes along) are marked; the raw text
+ * left is what is unmarked. Every position where a special token starts holds
+ * a candidate, the longest such token not yet ruled out, in a heap ordered as
+ * llama.cpp's loops go: by the token's rank in vocab->specials, then position.
+ * The candidate at the top is cut out if its bytes are all unmarked; if not it
+ * can never be (marks stay), and the position's next candidate is the longest
+ * shorter token that fits before the first marked byte. Each position is
+ * found in one pass of the trie over the text, and costs a few heap steps. */
+
 static bool is_space(char c)
 {
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* The first occurrence of NEEDLE (M > 0 bytes) in HAY (N bytes), or NULL. */
-static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m)
+/* The child of NODE by byte B, or -1. */
+static int32_t trie_child(const vkllm_vocab *v, int32_t node, uint8_t b)
 {
-    if (m > n) return NULL;
-    const char *p = hay, *last = hay + (n - m);
-    while (p <= last && (p = memchr(p, needle[0], (size_t)(last - p) + 1))) {
-        if (memcmp(p, needle, m) == 0) return p;
-        p++;
+    if (node == 0) return v->trie_root[b];
+    for (int32_t c = v->trie[node].child; c >= 0; c = v->trie[c].sibling)
+        if (v->trie[c].byte == b) return c;
+    return -1;
+}
+
+/* The Aho-Corasick step: the node of the longest suffix of NODE's text + B. */
+static int32_t trie_step(const vkllm_vocab *v, int32_t node, uint8_t b)
+{
+    for (;;) {
+        int32_t c = trie_child(v, node, b);
+        if (c >= 0) return c;
+        if (node == 0) return 0;
+        node = v->trie[node].fail;
     }
-    return NULL;
+}
+
+/* Whether the partition may cut special token RANK out of the text in MODE
+ * (0: parse_special, 1: not: only user-defined tokens). */
+static bool special_allowed(const vkllm_vocab *v, int32_t rank, int mode)
+{
+    return mode == 0 || !(v->tokens[v->specials[rank]].attr & (ATTR_CONTROL | ATTR_UNKNOWN));
+}
+
+/* Builds the trie of the specials' reversed texts and its links. */
+static int build_trie(vkllm_vocab *v, const char *name, struct vkllm_error *err)
+{
+    uint64_t bytes = 1;
+    for (int32_t r = 0; r < v->n_specials; r++)
+        bytes += v->tokens[v->specials[r]].len;
+    if (bytes > INT32_MAX)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: the special tokens hold %llu bytes", name,
+                          (unsigned long long)bytes);
+    v->trie = malloc(bytes * sizeof *v->trie);
+    v->special_node = malloc((v->n_specials ? (size_t)v->n_specials : 1) * sizeof(int32_t));
+    int32_t *queue = malloc(bytes * sizeof *queue);
+    if (!v->trie || !v->special_node || !queue) {
+        free(queue);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", name);
+    }
+    memset(v->trie_root, 0xff, sizeof v->trie_root);
+    v->trie[0] = (struct trie_node){-1, -1, 0, {-1, -1}, -1, 0};
+    v->n_trie = 1;
+    for (int32_t r = 0; r < v->n_specials; r++) {
+        const struct token *t = &v->tokens[v->specials[r]];
+        int32_t node = 0;
+        for (uint32_t i = t->len; i-- > 0;) {
+            uint8_t b = (uint8_t)t->text[i];
+            int32_t c = trie_child(v, node, b);
+            if (c < 0) {
+                c = v->n_trie++;
+                v->trie[c] = (struct trie_node){-1, v->trie[node].child, 0, {-1, -1}, -1, b};
+                if (node == 0)
+                    v->trie_root[b] = c;
+                else
+                    v->trie[node].child = c;
+            }
+            node = c;
+        }
+        v->trie[node].rank = r; /* texts are unique: load_tokens refuses twins */
+        v->special_node[r] = node;
+    }
+
+    /* breadth first, so that a node's fail node (shallower) is done before it;
+     * the root's children (depth 1) fail to the root */
+    size_t head = 0, tail = 0;
+    for (int b = 0; b < 256; b++)
+        if (v->trie_root[b] >= 0) queue[tail++] = v->trie_root[b];
+    while (head < tail) {
+        int32_t u = queue[head++];
+        struct trie_node *n = &v->trie[u];
+        for (int mode = 0; mode < 2; mode++)
+            n->out[mode] =
+                n->rank >= 0 && special_allowed(v, n->rank, mode) ? u : v->trie[n->fail].out[mode];
+        for (int32_t c = n->child; c >= 0; c = v->trie[c].sibling) {
+            v->trie[c].fail = trie_step(v, n->fail, v->trie[c].byte);
+            queue[tail++] = c;
+        }
+    }
+    free(queue);
+    return VKLLM_OK;
+}
+
+/* ---- the heap of candidates: (rank << 32 | position), smallest first */
+
+static void heap_down(uint64_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t best = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && h[l] < h[best]) best = l;
+        if (r < n && h[r] < h[best]) best = r;
+        if (best == i) return;
+        uint64_t t = h[i];
+        h[i] = h[best];
+        h[best] = t;
+        i = best;
+    }
+}
+
+static void heap_push(uint64_t *h, size_t *n, uint64_t key)
+{
+    size_t i = (*n)++;
+    for (; i > 0 && key < h[(i - 1) / 2]; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = key;
+}
+
+/* ---- marked bytes: one bit each */
+
+static bool is_marked(const uint64_t *marks, size_t i)
+{
+    return (marks[i / 64] >> (i % 64)) & 1;
+}
+
+static void mark(uint64_t *marks, size_t i)
+{
+    marks[i / 64] |= 1ull << (i % 64);
+}
+
+/* Unmarked bytes from P on, counting up to MAX (P + MAX is inside the text). */
+static size_t unmarked_run(const uint64_t *marks, size_t p, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        size_t i = p + n;
+        uint64_t w = marks[i / 64] >> (i % 64);
+        if (w) {
+            n += (size_t)__builtin_ctzll(w);
+            return n < max ? n : max;
+        }
+        n += 64 - i % 64;
+    }
+    return max;
 }
 
 struct frag_list {
@@ -588,64 +793,114 @@ struct frag_list {
 
 static int frag_push(struct frag_list *l, int32_t token, size_t off, size_t len)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        struct fragment *items = realloc(l->items, cap * sizeof *items);
-        if (!items) return VKLLM_E_NOMEM;
-        l->items = items;
-        l->cap = cap;
-    }
+    if (grow((void **)&l->items, &l->cap, l->n + 1, sizeof *l->items)) return VKLLM_E_NOMEM;
     l->items[l->n++] = (struct fragment){token, off, len};
     return VKLLM_OK;
 }
 
-/* Cuts raw fragment F of TEXT at every occurrence of special token ID, left to
- * right, appending the pieces to OUT. LSTRIP/RSTRIP tokens take the whitespace
- * beside them along. */
-static int split_fragment(const vkllm_vocab *v, int32_t id, const char *text, struct fragment f,
-                          struct frag_list *out)
+/* The cuts, in text order: special tokens where CUT_AT (-1 elsewhere) says,
+ * and the unmarked bytes between them as raw fragments. */
+static int collect(const vkllm_vocab *v, size_t len, const uint64_t *marks, const int32_t *cut_at,
+                   struct frag_list *out)
 {
-    const struct token *t = &v->tokens[id];
-    size_t off = f.off, end = f.off + f.len;
-    const char *match;
-    int rc;
-    while (off < end && (match = find_bytes(text + off, end - off, t->text, t->len))) {
-        size_t at = (size_t)(match - text), left = at - off;
-        if (t->attr & ATTR_LSTRIP)
-            while (left > 0 && is_space(text[off + left - 1]))
-                left--;
-        if (left > 0 && (rc = frag_push(out, -1, off, left))) return rc;
-        if ((rc = frag_push(out, id, 0, 0))) return rc;
-        off = at + t->len;
-        if (t->attr & ATTR_RSTRIP)
-            while (off < end && is_space(text[off]))
-                off++;
+    size_t raw = 0, raw_len = 0;
+    int rc = VKLLM_OK;
+    for (size_t i = 0; i < len && rc == VKLLM_OK;) {
+        if (!is_marked(marks, i)) {
+            if (raw_len == 0) raw = i;
+            raw_len++;
+            i++;
+            continue;
+        }
+        if (raw_len) rc = frag_push(out, -1, raw, raw_len);
+        raw_len = 0;
+        if (rc == VKLLM_OK && cut_at[i] >= 0) {
+            rc = frag_push(out, cut_at[i], 0, 0);
+            i += v->tokens[cut_at[i]].len;
+        } else {
+            i++; /* whitespace a token took along */
+        }
     }
-    return off < end ? frag_push(out, -1, off, end - off) : VKLLM_OK;
+    if (rc == VKLLM_OK && raw_len) rc = frag_push(out, -1, raw, raw_len);
+    return rc;
 }
 
-/* Step 1 of tokenizing: llama.cpp's tokenizer_st_partition. Each special token
- * in turn, longest first, is cut out of the raw fragments left by the ones
- * before it. Without PARSE_SPECIAL only user-defined tokens are cut out:
- * control and unknown tokens ("<s>", "<unk>") stay text. */
-static int partition(const vkllm_vocab *v, const char *text, size_t len, bool parse_special,
-                     struct frag_list *frags)
+int vocab_partition(const vkllm_vocab *v, const char *text, size_t len, bool parse_special,
+                    struct fragment **frags, size_t *n_frags)
 {
-    struct frag_list next = {0};
-    int rc = len ? frag_push(frags, -1, 0, len) : VKLLM_OK;
-    for (int32_t s = 0; rc == VKLLM_OK && s < v->n_specials; s++) {
-        int32_t id = v->specials[s];
-        if (!parse_special && (v->tokens[id].attr & (ATTR_CONTROL | ATTR_UNKNOWN))) continue;
-        next.n = 0;
-        for (size_t i = 0; rc == VKLLM_OK && i < frags->n; i++)
-            rc = frags->items[i].token >= 0 ? frag_push(&next, frags->items[i].token, 0, 0)
-                                            : split_fragment(v, id, text, frags->items[i], &next);
-        struct frag_list tmp = *frags;
-        *frags = next;
-        next = tmp;
+    struct frag_list out = {0};
+    *frags = NULL;
+    *n_frags = 0;
+    const int mode = parse_special ? 0 : 1;
+    uint64_t *heap = NULL, *marks = NULL;
+    int32_t *cut_at = NULL;
+    int rc = VKLLM_OK;
+    if (len == 0) goto done;
+
+    /* the candidates: the longest token starting at each position */
+    size_t n = 0, cap = 0;
+    for (int32_t node = 0, p = (int32_t)len; p-- > 0;) {
+        node = trie_step(v, node, (uint8_t)text[p]);
+        int32_t o = v->trie[node].out[mode];
+        if (o < 0) continue;
+        if ((rc = grow((void **)&heap, &cap, n + 1, sizeof *heap))) goto done;
+        heap[n++] = (uint64_t)v->trie[o].rank << 32 | (uint32_t)p;
     }
-    free(next.items);
-    return rc;
+    if (n == 0) {
+        rc = frag_push(&out, -1, 0, len);
+        goto done;
+    }
+    for (size_t i = n / 2; i-- > 0;)
+        heap_down(heap, n, i);
+
+    marks = calloc((len + 63) / 64, sizeof *marks);
+    cut_at = malloc(len * sizeof *cut_at);
+    if (!marks || !cut_at) {
+        rc = VKLLM_E_NOMEM;
+        goto done;
+    }
+    memset(cut_at, 0xff, len * sizeof *cut_at);
+    while (n > 0) {
+        uint64_t top = heap[0];
+        heap[0] = heap[--n];
+        heap_down(heap, n, 0);
+        size_t p = (uint32_t)top;
+        int32_t rank = (int32_t)(top >> 32);
+        if (is_marked(marks, p)) continue; /* inside a cut: nothing starts here any more */
+        int32_t id = v->specials[rank];
+        const struct token *t = &v->tokens[id];
+        size_t free_bytes = unmarked_run(marks, p, t->len);
+        if (free_bytes < t->len) {
+            /* the next candidate here: shorter tokens in turn, from the fail chain */
+            int32_t o = v->trie[v->trie[v->special_node[rank]].fail].out[mode];
+            while (o >= 0 && v->tokens[v->specials[v->trie[o].rank]].len > free_bytes)
+                o = v->trie[v->trie[o].fail].out[mode];
+            if (o >= 0) heap_push(heap, &n, (uint64_t)v->trie[o].rank << 32 | (uint32_t)p);
+            continue;
+        }
+        cut_at[p] = id;
+        for (size_t i = p; i < p + t->len; i++)
+            mark(marks, i);
+        if (t->attr & ATTR_LSTRIP)
+            for (size_t i = p; i > 0 && !is_marked(marks, i - 1) && is_space(text[i - 1]); i--)
+                mark(marks, i - 1);
+        if (t->attr & ATTR_RSTRIP)
+            for (size_t i = p + t->len; i < len && !is_marked(marks, i) && is_space(text[i]); i++)
+                mark(marks, i);
+    }
+    rc = collect(v, len, marks, cut_at, &out);
+
+done:
+    free(heap);
+    free(marks);
+    free(cut_at);
+    if (rc) {
+        free(out.items);
+        return rc;
+    }
+    *frags = out.items;
+    *n_frags = out.n;
+    return VKLLM_OK;
 }
 
 /* ============================== Tokenize ============================== */
@@ -656,11 +911,12 @@ int vkllm_tokenize(const vkllm_vocab *v, const char *text, size_t len, bool add_
     /* the SPM encoder indexes the escaped text (up to 3 bytes a byte) with int32 */
     if (!v || (!text && len) || cap < 0 || (!out && cap > 0) || len > INT32_MAX / 3 - 4)
         return VKLLM_E_INVALID;
-    struct frag_list frags = {0};
+    struct fragment *frags;
+    size_t n_frags;
     struct sink sink = {out, (size_t)cap, 0};
-    int rc = partition(v, text, len, parse_special, &frags);
-    if (rc == VKLLM_OK) rc = v->kind->encode(v, text, frags.items, frags.n, add_special, &sink);
-    free(frags.items);
+    int rc = vocab_partition(v, text, len, parse_special, &frags, &n_frags);
+    if (rc == VKLLM_OK) rc = v->kind->encode(v, text, frags, n_frags, add_special, &sink);
+    free(frags);
     if (rc) return rc;
     return sink.n > INT_MAX ? VKLLM_E_INVALID : (int)sink.n;
 }

@@ -93,6 +93,21 @@ struct kind_info {
     int (*piece)(const vkllm_vocab *v, int32_t token, char *buf, int cap);
 };
 
+/* The special tokens' texts, reversed, in a trie with Aho-Corasick links: one
+ * pass backwards over a text finds, at every position, the longest special
+ * token that starts there, and the fail links lead from it to the shorter
+ * ones that start there too. Node 0 is the root. */
+struct trie_node {
+    int32_t child, sibling; /* first child, next sibling; -1: none */
+    int32_t fail;           /* the node of the longest proper suffix, 0 for none */
+    /* the nearest node on the fail chain, this one included, that ends a
+     * special token the partition may cut out: [0] with parse_special, [1]
+     * without (no control or unknown tokens); -1: none */
+    int32_t out[2];
+    int32_t rank; /* the token's index in vocab->specials, -1 if no token ends here */
+    uint8_t byte;
+};
+
 struct vkllm_vocab {
     const struct kind_info *kind;
     int32_t n_tokens;
@@ -102,6 +117,12 @@ struct vkllm_vocab {
     uint64_t index_mask;
     int32_t *specials; /* (n_specials) ids the partition looks for, longest text first */
     int32_t n_specials;
+    struct trie_node *trie; /* (n_trie) the specials' texts */
+    int32_t n_trie;
+    int32_t trie_root[256]; /* the root's children by byte, -1: none */
+    int32_t *special_node;  /* (n_specials) the node of each special */
+    char **warnings;        /* (n_warnings) printable lines, "PATH: what" */
+    size_t n_warnings;
     int32_t byte_token[256]; /* SPM byte fallback: "<0xXX>", else the 1-byte token, else -1 */
     int32_t special[SP_COUNT];
     bool add_bos, add_eos, add_space_prefix;
@@ -116,6 +137,16 @@ struct vkllm_vocab {
 
 /* The id of the token spelled TEXT, or -1. */
 int32_t vocab_find(const vkllm_vocab *v, const char *text, size_t len);
+
+/* Step 1 of tokenizing: cuts LEN bytes of TEXT at the special tokens, as
+ * llama.cpp's tokenizer_st_partition does, into *FRAGS (malloc'ed, *N of
+ * them). */
+int vocab_partition(const vkllm_vocab *v, const char *text, size_t len, bool parse_special,
+                    struct fragment **frags, size_t *n);
+
+/* Adds a warning to V's list: "PATH: ..." made printable. Without memory the
+ * warning is lost, not the vocabulary. */
+void vocab_warn(vkllm_vocab *v, const char *fmt, ...) VKLLM_PRINTF(2, 3);
 
 /* Grows *P (an array of ELEM-byte items, *CAP of them) to hold NEED. */
 int grow(void **p, size_t *cap, size_t need, size_t elem);

@@ -25,14 +25,12 @@ static bool forced(const char *force, const char *path)
 }
 
 /* The fallbacks VKLLM_FORCE can name. */
-static const char force_known[] = "shared-reduce,no-gemm";
+static const char force_known[] = "shared-reduce,no-gemm,no-memory-budget";
 
-/* Picks each kernel path from the device's features and limits; FORCE (a
- * comma-separated list from force_known) takes the fallbacks instead, so that
- * every path can be tested on any device. */
-static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkllm_error *err)
+/* Refuses a FORCE that names a path force_known does not, before any device
+ * is made. */
+static int check_force(const char *force, struct vkllm_error *err)
 {
-    const struct vkllm_device_info *d = &ctx->dev.info;
     for (const char *p = force; p && *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -41,6 +39,15 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
                               (int)len, p, force_known);
         p = end ? end + 1 : NULL;
     }
+    return VKLLM_OK;
+}
+
+/* Picks each kernel path from the device's features and limits; FORCE (a
+ * comma-separated list from force_known) takes the fallbacks instead, so that
+ * every path can be tested on any device. */
+static void choose_paths(struct vkllm_context *ctx, const char *force)
+{
+    const struct vkllm_device_info *d = &ctx->dev.info;
     const uint32_t sg = d->subgroup_min_size ? d->subgroup_min_size : d->subgroup_size;
     ctx->matvec_subgroup =
         (d->subgroup_ops & VKLLM_SUBGROUP_SHUFFLE) && sg >= 2 && !forced(force, "shared-reduce");
@@ -71,20 +78,24 @@ static int choose_paths(struct vkllm_context *ctx, const char *force, struct vkl
              ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
              ctx->attention_subgroup ? "a subgroup" : "a workgroup", gemm,
              d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
-    return VKLLM_OK;
 }
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
                          struct vkllm_error *err)
 {
     *out = NULL;
+    const char *force = params && params->force ? params->force : getenv("VKLLM_FORCE");
     int rc = vk_fault_init(err);
+    if (!rc) rc = check_force(force, err);
     if (rc) return rc;
     struct vkllm_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     const char *env = getenv("VKLLM_VALIDATE");
     bool validation = (params && params->validation) || (env && *env && strcmp(env, "0"));
-    rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation, err);
+    /* no-memory-budget: the heap's size and vkllm's own count, as on a device
+     * without VK_EXT_memory_budget (lavapipe), where the driver has it */
+    rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation,
+                          forced(force, "no-memory-budget"), err);
     if (!rc) rc = vk_pipelines_init(&ctx->pipes, &ctx->dev, err);
     if (rc) {
         vkllm_context_destroy(ctx);
@@ -93,11 +104,7 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     /* 64 threads: two warps, one AMD wave, eight lavapipe subgroups; within
      * every device's guaranteed minimum of 128 invocations */
     ctx->wg_size = 64;
-    const char *force = params && params->force ? params->force : getenv("VKLLM_FORCE");
-    if ((rc = choose_paths(ctx, force, err))) {
-        vkllm_context_destroy(ctx);
-        return rc;
-    }
+    choose_paths(ctx, force);
     *out = ctx;
     return VKLLM_OK;
 }

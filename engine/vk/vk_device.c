@@ -2,11 +2,11 @@
  * the logical device with a compute queue. */
 #include "vk_device.h"
 
+#include "number.h"
 #include "vk_fault.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,30 +208,27 @@ int vk_max_memory(uint64_t *out, struct vkllm_error *err)
     *out = 0;
     const char *s = getenv("VKLLM_MAX_MEMORY");
     if (!s || !*s) return VKLLM_OK;
-    char *end;
-    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
-    static const char units[] = "KkMmGg";
-    const char *u = v && *end ? strchr(units, *end) : NULL;
-    const int shift = u ? 10 * (1 + (int)(u - units) / 2) : 0;
-    if (u) end++;
-    if (!v || *end || v > (UINT64_MAX >> shift))
-        return vkllm_fail(err, VKLLM_E_INVALID,
-                          "VKLLM_MAX_MEMORY: '%s' is not a size in bytes (e.g. 512M or 4G)", s);
-    *out = (uint64_t)v << shift;
-    return VKLLM_OK;
+    int rc = number_setting("VKLLM_MAX_MEMORY", s, NUMBER_SIZE, out, err);
+    if (!rc && !*out)
+        rc = vkllm_fail(err, VKLLM_E_INVALID, "VKLLM_MAX_MEMORY: '%s' is not above 0 bytes", s);
+    return rc;
 }
 
-/* What this process may use of the device-local heaps now; VKLLM_MAX_MEMORY
- * caps it (an invalid value is reported when a device is created). */
-static void describe_budget(VkPhysicalDevice phys, struct vkllm_device_info *info)
+/* What this process may use of the device-local heaps now: the driver's
+ * budget where it has VK_EXT_memory_budget and USE_EXT allows it, else the
+ * heaps' size; VKLLM_MAX_MEMORY caps it (an invalid value is reported when a
+ * device is created). */
+static void describe_budget(VkPhysicalDevice phys, bool use_ext, struct vkllm_device_info *info)
 {
-    info->memory_budget = has_device_extension(phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    info->memory_budget =
+        use_ext && has_device_extension(phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
     VkPhysicalDeviceMemoryProperties2 mp = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
         .pNext = info->memory_budget ? &b : NULL};
     vkGetPhysicalDeviceMemoryProperties2(phys, &mp);
+    info->budget_bytes = 0;
     for (uint32_t i = 0; i < mp.memoryProperties.memoryHeapCount; i++)
         if (mp.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
             info->budget_bytes +=
@@ -243,6 +240,18 @@ static void describe_budget(VkPhysicalDevice phys, struct vkllm_device_info *inf
     }
 }
 
+void vk_memory_figures(const VkPhysicalDeviceMemoryProperties *mp,
+                       const VkPhysicalDeviceMemoryBudgetPropertiesEXT *budget, uint32_t heap,
+                       uint64_t allocated, uint64_t max_memory, struct vkllm_memory_budget *out)
+{
+    out->size = mp->memoryHeaps[heap].size;
+    out->reported = budget != NULL;
+    out->budget = budget ? budget->heapBudget[heap] : out->size;
+    out->usage = budget ? budget->heapUsage[heap] : allocated;
+    if (max_memory && out->size > max_memory) out->size = max_memory;
+    if (max_memory && out->budget > max_memory) out->budget = max_memory;
+}
+
 void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out)
 {
     VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {
@@ -251,13 +260,8 @@ void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
         .pNext = d->memory_budget ? &b : NULL};
     vkGetPhysicalDeviceMemoryProperties2(d->phys, &mp);
-    const uint32_t h = d->local_heap;
-    out->size = mp.memoryProperties.memoryHeaps[h].size;
-    out->reported = d->memory_budget;
-    out->budget = d->memory_budget ? b.heapBudget[h] : out->size;
-    out->usage = d->memory_budget ? b.heapUsage[h] : d->allocated;
-    if (d->max_memory && out->size > d->max_memory) out->size = d->max_memory;
-    if (d->max_memory && out->budget > d->max_memory) out->budget = d->max_memory;
+    vk_memory_figures(&mp.memoryProperties, d->memory_budget ? &b : NULL, d->local_heap,
+                      d->allocated, d->max_memory, out);
 }
 
 static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_info *info)
@@ -340,7 +344,7 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->max_push_constants = lim->maxPushConstantsSize;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     info->timestamp_period_ns = lim->timestampComputeAndGraphics ? lim->timestampPeriod : 0.0f;
-    describe_budget(phys, info);
+    describe_budget(phys, true, info);
 }
 
 /* The physical devices of D's instance, in enumeration order. */
@@ -445,7 +449,7 @@ static int choose(const struct vkllm_device_info *infos, uint32_t n, const char 
     return (int)best;
 }
 
-/* VKLLM_MAX_BINDING=SIZE (bytes, or with a K, M or G suffix) pretends the
+/* VKLLM_MAX_BINDING=SIZE (bytes, or with a K, M, G or T suffix) pretends the
  * device binds less per storage buffer, so tests reach the split-tensor paths
  * with small models. A value it cannot read is an error: ignored, a test would
  * believe it split tensors that it did not. */
@@ -453,23 +457,9 @@ static int apply_binding_override(struct vkllm_device_info *info, struct vkllm_e
 {
     const char *s = getenv("VKLLM_MAX_BINDING");
     if (!s || !*s) return VKLLM_OK;
-    char *end = (char *)s;
-    errno = 0;
-    unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
-    unsigned shift = 0;
-    if (end != s && *end) {
-        const char *units = "KMG", *u = strchr(units, toupper((unsigned char)*end));
-        if (u) {
-            shift = 10 * (unsigned)(u - units + 1);
-            end++;
-        }
-    }
-    if (end == s || *end || errno || v > (ULLONG_MAX >> shift))
-        return vkllm_fail(err, VKLLM_E_INVALID,
-                          "VKLLM_MAX_BINDING: '%s' is not a size (bytes, or a number with K, M "
-                          "or G)",
-                          s);
-    v <<= shift;
+    uint64_t v;
+    int rc = number_setting("VKLLM_MAX_BINDING", s, NUMBER_SIZE, &v, err);
+    if (rc) return rc;
     if (v < 4096)
         return vkllm_fail(err, VKLLM_E_INVALID,
                           "VKLLM_MAX_BINDING: %s is less than 4K, the least vkllm works with", s);
@@ -479,7 +469,7 @@ static int apply_binding_override(struct vkllm_device_info *info, struct vkllm_e
 }
 
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
-                     struct vkllm_error *err)
+                     bool no_memory_budget, struct vkllm_error *err)
 {
     memset(d, 0, sizeof *d);
     /* an empty VKLLM_DEVICE is unset; an empty --device is a blank name */
@@ -508,6 +498,7 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
     free(infos);
     if (chosen < 0) return chosen;
     if ((rc = apply_binding_override(&d->info, err))) return rc;
+    if (no_memory_budget) describe_budget(d->phys, false, &d->info);
 
     if (d->info.api_version < VK_API_VERSION_1_2)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,

@@ -37,17 +37,25 @@ struct vk_device {
 int vk_check(struct vkllm_error *err, VkResult r, const char *call, const char *file, int line);
 const char *vk_result_name(VkResult r);
 
-/* Creates the instance and device chosen by SELECTOR (see vkllm_context_params). */
+/* Creates the instance and device chosen by SELECTOR (see vkllm_context_params).
+ * NO_MEMORY_BUDGET leaves VK_EXT_memory_budget off where the device has it, to
+ * test the path of devices without it (VKLLM_FORCE=no-memory-budget). */
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
-                     struct vkllm_error *err);
+                     bool no_memory_budget, struct vkllm_error *err);
 void vk_device_destroy(struct vk_device *d);
 
 /* The device-local heap's size, what this process may use of it and uses now:
  * VK_EXT_memory_budget's figures where the driver has it, else the heap's size
  * and what this device's pools hold; VKLLM_MAX_MEMORY caps size and budget. */
 void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out);
+/* vk_device_memory's arithmetic, from the driver's figures: BUDGET is
+ * VK_EXT_memory_budget's (NULL: the device has none, or it is off), HEAP the
+ * heap, ALLOCATED what the pools hold, MAX_MEMORY VKLLM_MAX_MEMORY (0: none). */
+void vk_memory_figures(const VkPhysicalDeviceMemoryProperties *mp,
+                       const VkPhysicalDeviceMemoryBudgetPropertiesEXT *budget, uint32_t heap,
+                       uint64_t allocated, uint64_t max_memory, struct vkllm_memory_budget *out);
 
-/* Parses VKLLM_MAX_MEMORY=BYTES (K/M/G suffixes) into *OUT (0 when unset). */
+/* Parses VKLLM_MAX_MEMORY=BYTES (K/M/G/T suffixes) into *OUT (0 when unset). */
 int vk_max_memory(uint64_t *out, struct vkllm_error *err);
 
 #endif

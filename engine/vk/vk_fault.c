@@ -2,6 +2,8 @@
  * (VKLLM_FAULT, VKLLM_TIMEOUT). */
 #include "vk_fault.h"
 
+#include "number.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #define MAX_FAULTS      16
 #define DEFAULT_TIMEOUT 60.0 /* seconds: lavapipe on two cores takes seconds for a long prompt */
+#define MAX_TIMEOUT_NS  1000000000000000ull /* a million seconds: past it, a wait is a hang */
 
 /* ============================== Settings ============================== */
 
@@ -56,13 +59,12 @@ static int parse_faults(const char *s, struct fault *out, uint32_t *n, struct vk
             if ((size_t)(colon - p) == strlen(kinds[k].name) &&
                 !strncmp(p, kinds[k].name, (size_t)(colon - p)))
                 kind = (enum vk_fault_kind)k;
-        char digits[24] = "";
-        size_t nd = colon ? len - (size_t)(colon + 1 - p) : 0;
-        if (nd && nd < sizeof digits) memcpy(digits, colon + 1, nd), digits[nd] = 0;
-        char *dend;
-        unsigned long long v =
-            digits[0] >= '1' && digits[0] <= '9' ? strtoull(digits, &dend, 10) : 0;
-        if (kind == VK_FAULT_NONE || !v || *dend || *n == MAX_FAULTS)
+        uint64_t v = 0;
+        const char *why;
+        if (kind != VK_FAULT_NONE && *n < MAX_FAULTS &&
+            number_parse(colon + 1, len - (size_t)(colon + 1 - p), NUMBER_COUNT, &v, &why))
+            return vkllm_fail(err, VKLLM_E_INVALID, "VKLLM_FAULT: '%.*s': N %s", (int)len, p, why);
+        if (kind == VK_FAULT_NONE || !v || *n == MAX_FAULTS)
             return vkllm_fail(err, VKLLM_E_INVALID,
                               "VKLLM_FAULT: '%.*s' is not KIND:N with N from 1 (at most %d of "
                               "them; kinds: alloc, map, pipeline, object, submit, wait, timeout, "
@@ -78,13 +80,14 @@ static int parse_timeout(const char *s, uint64_t *out, struct vkllm_error *err)
 {
     *out = (uint64_t)(DEFAULT_TIMEOUT * 1e9);
     if (!s || !*s) return VKLLM_OK;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v > 0.0 && v <= 1e6))
+    uint64_t ns;
+    int rc = number_setting("VKLLM_TIMEOUT", s, NUMBER_SECONDS, &ns, err);
+    if (rc) return rc;
+    if (!ns || ns > MAX_TIMEOUT_NS)
         return vkllm_fail(err, VKLLM_E_INVALID,
-                          "VKLLM_TIMEOUT: '%s' is not a number of seconds (above 0, at most 1e6)",
+                          "VKLLM_TIMEOUT: '%s' is out of range (above 0, at most 1000000 seconds)",
                           s);
-    *out = (uint64_t)(v * 1e9);
+    *out = ns;
     return VKLLM_OK;
 }
 

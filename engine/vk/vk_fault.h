@@ -16,7 +16,9 @@
  *   timeout   vkWaitForFences                        VK_TIMEOUT
  *   device    vkCreateDevice                         VK_ERROR_INITIALIZATION_FAILED
  * The message of the error it causes ends with "injected by VKLLM_FAULT=KIND:N".
- * VKLLM_TIMEOUT=SECONDS bounds each wait for the device (default 60). */
+ * VKLLM_TIMEOUT=SECONDS ("60", "2.5": decimal, above 0, at most 1000000)
+ * bounds each wait for the device (default 60). Both read their numbers with
+ * core/number.h: digits only, nothing past 64 bits. */
 #ifndef VKLLM_VK_FAULT_H
 #define VKLLM_VK_FAULT_H
 

@@ -5,6 +5,8 @@
  * its methods in strings.c. */
 #include "tmpl.h"
 
+#include "number.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +262,26 @@ static struct tval make_dict(struct teval *ev, struct tval *args, size_t n_args,
     return d;
 }
 
+/* transformers' strftime_now is datetime.now().strftime(format): the local
+ * time. SOURCE_DATE_EPOCH (seconds since 1970, UTC: the reproducible-builds
+ * convention) fixes it, as the tests fix 2026-01-15 00:00:00 to match the
+ * reference renders; true, with *TM that time, when it is set and valid.
+ * A value that is not decimal seconds, or one past what the calendar holds,
+ * is ignored and the clock used: reproducible-builds.org asks build tools to
+ * fail on it, but vkllm is not one, and a chat that fails because a build
+ * environment leaked a broken setting (transformers never reads it) is worse;
+ * read as strtoll read it, "abc" was silently 1970. */
+static bool fixed_time(struct tm *tm)
+{
+    const char *epoch = getenv("SOURCE_DATE_EPOCH");
+    uint64_t secs;
+    const char *why;
+    if (!epoch || number_parse(epoch, strlen(epoch), NUMBER_COUNT, &secs, &why) || secs > INT64_MAX)
+        return false;
+    const time_t t = (time_t)secs;
+    return (uint64_t)t == secs && gmtime_r(&t, tm);
+}
+
 struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *args, size_t n_args,
                               const char **kw_names, struct tval *kw_vals, size_t n_kw)
 {
@@ -316,14 +338,11 @@ struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *a
         char fmt[260], out[2048];
         memcpy(fmt, f.s.p, f.s.n);
         fmt[f.s.n] = 0;
-        /* transformers uses the local time; SOURCE_DATE_EPOCH (seconds,
-         * UTC: the reproducible-builds convention) fixes it, as the tests
-         * fix 2026-01-15 00:00:00 to match the reference renders */
-        const char *epoch = getenv("SOURCE_DATE_EPOCH");
         struct tm tm;
-        time_t now = epoch && *epoch ? (time_t)strtoll(epoch, NULL, 10) : time(NULL);
-        if (!(epoch && *epoch ? gmtime_r(&now, &tm) : localtime_r(&now, &tm)))
-            tmpl_eval_fail(ev, "strftime_now: no calendar time");
+        if (!fixed_time(&tm)) {
+            time_t now = time(NULL);
+            if (!localtime_r(&now, &tm)) tmpl_eval_fail(ev, "strftime_now: no calendar time");
+        }
         size_t n = fmt[0] ? strftime(out, sizeof out, fmt, &tm) : 0;
         return tv_str(tmpl_strdup(ev->st, out, n), n);
     }

@@ -199,23 +199,115 @@ static struct tval to_float(struct teval *ev, struct tval v, struct tval dflt)
     return dflt;
 }
 
+/* ============================== round ============================== */
+
+/* Jinja2's round filter: Python's round(value, precision) for 'common', and
+ * math.ceil/floor(value * 10**precision) / 10**precision for the others, each
+ * step as Python takes it, so that the last bit agrees too. */
+
+/* Python's round(x, -k), k >= 1, for a float: the multiple of 10^k nearest
+ * X's exact value, ties to even, correctly rounded (CPython's float round goes
+ * through dtoa). X is a whole number whenever a tie is possible (ties are
+ * whole numbers), so its digits ("%.0f" prints them exactly) and whether it
+ * had a fraction decide. */
+static double round_float_left(double x, int64_t k)
+{
+    if (!isfinite(x)) return x;
+    if (k > 308) return 0.0 * x; /* CPython's NDIGITS_MIN: a signed zero */
+    double whole = floor(fabs(x));
+    const bool fraction = whole != fabs(x);
+    char digits[320 + 8]; /* a leading slot for a carry, 309 digits, "e308" */
+    int n = snprintf(digits + 1, 320, "%.0f", whole), keep = n - (int)k;
+    bool up = false;
+    if (keep >= 0) {
+        bool rest = fraction;
+        for (int i = keep + 1; i < n; i++)
+            rest |= digits[1 + i] != '0';
+        const char d = digits[1 + keep];
+        const bool odd = keep > 0 && (digits[keep] - '0') % 2;
+        up = d > '5' || (d == '5' && (rest || odd));
+    }
+    char *kept = digits + 1;
+    if (keep <= 0) { /* nothing kept: 0, or 1 when rounded up */
+        keep = 1;
+        kept[0] = '0';
+    }
+    for (int i = keep - 1; up && i >= -1; i--) {
+        if (i < 0) {
+            *--kept = '1';
+            keep++;
+        } else if (kept[i] == '9') {
+            kept[i] = '0';
+        } else {
+            kept[i]++;
+            up = false;
+        }
+    }
+    snprintf(kept + keep, 8, "e%d", (int)k);
+    return copysign(strtod(kept, NULL), x);
+}
+
+/* Python's round(v, -k), k >= 1, for an int: ties to even, still an int. */
+static struct tval round_int_left(struct teval *ev, int64_t v, int64_t k)
+{
+    if (k > 19) return tv_int(0); /* |v| < 2^63 < 10^20 / 2 */
+    uint64_t p = 1, m;
+    for (int64_t i = 0; i < k; i++)
+        p *= 10;
+    const uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, q = a / p, r = a % p;
+    const bool up = r > p / 2 || (r == p / 2 && (q & 1));
+    if (__builtin_mul_overflow(q + up, p, &m) || m > (v < 0 ? (uint64_t)INT64_MAX + 1 : INT64_MAX))
+        tmpl_eval_fail(ev, "integer overflow in round");
+    return tv_int(v < 0 ? (int64_t)(0 - m) : (int64_t)m);
+}
+
 static struct tval do_round(struct teval *ev, struct tval v, int64_t precision, struct tval how)
 {
     if (!tv_is_number(v)) tmpl_eval_fail(ev, "round needs a number, not %s", tv_type_name(v));
-    if (v.kind != TV_FLOAT && precision >= 0 && how.kind == TV_STR && how.s.n == 6)
-        return tv_int(v.kind == TV_BOOL ? v.b : v.i); /* Python's round(int) is the int */
-    double x = tv_as_double(v);
-    if (precision < 0 || precision > 30) precision = precision < 0 ? 0 : 30;
-    double scale = pow(10, (double)precision);
-    if (how.kind == TV_STR && how.s.n == 4 && !memcmp(how.s.p, "ceil", 4))
-        return tv_float(ceil(x * scale) / scale);
-    if (how.kind == TV_STR && how.s.n == 5 && !memcmp(how.s.p, "floor", 5))
-        return tv_float(floor(x * scale) / scale);
-    if (!isfinite(x)) return tv_float(x);
-    /* Python's round(): correctly rounded, half to even, as printf does it */
-    char buf[400];
-    snprintf(buf, sizeof buf, "%.*f", (int)precision, x);
-    return tv_float(strtod(buf, NULL));
+    static const char *const methods[] = {"common", "ceil", "floor"};
+    int method = 0;
+    while (method < 3 && !(how.kind == TV_STR && how.s.n == strlen(methods[method]) &&
+                           !memcmp(how.s.p, methods[method], how.s.n)))
+        method++;
+    if (method == 3) tmpl_eval_fail(ev, "method must be common, ceil or floor");
+    const bool is_int = v.kind != TV_FLOAT;
+    const int64_t i = v.kind == TV_BOOL ? v.b : v.i;
+    const double x = tv_as_double(v);
+    if (method == 0) {
+        if (is_int) return precision >= 0 ? tv_int(i) : round_int_left(ev, i, -precision);
+        if (precision < 0) {
+            const double r = round_float_left(x, -precision);
+            if (isinf(r) && isfinite(x)) tmpl_eval_fail(ev, "rounded value too large to represent");
+            return tv_float(r);
+        }
+        /* CPython's NDIGITS_MAX: past it, every double is already rounded */
+        if (precision > 323 || !isfinite(x)) return tv_float(x);
+        /* correctly rounded, half to even, as printf does it */
+        char buf[720];
+        snprintf(buf, sizeof buf, "%.*f", (int)precision, x);
+        return tv_float(strtod(buf, NULL));
+    }
+    /* an int times 10**precision >= 0 is exact, and so is dividing it back */
+    if (is_int && precision >= 0) return tv_float((double)i);
+    /* 10**precision: an int (converted to a double, correctly rounded, when
+     * multiplied) for precision >= 0; pow's double below 0 */
+    if (precision > 308) tmpl_eval_fail(ev, "int too large to convert to float");
+    char ten[32];
+    snprintf(ten, sizeof ten, "1e%lld", (long long)precision);
+    const double scale = precision >= 0 ? strtod(ten, NULL) : pow(10, (double)precision),
+                 y = x * scale;
+    if (isnan(y)) tmpl_eval_fail(ev, "cannot convert float NaN to integer");
+    if (isinf(y)) tmpl_eval_fail(ev, "cannot convert float infinity to integer");
+    /* math.ceil and floor give an int, which has no -0 */
+    const double whole = (method == 1 ? ceil(y) : floor(y)) + 0.0;
+    if (precision < 0) {
+        if (scale == 0) tmpl_eval_fail(ev, "float division by zero");
+        return tv_float(whole / scale);
+    }
+    /* int / int: the exact quotient, correctly rounded */
+    char q[360];
+    snprintf(q, sizeof q, "%.0fe-%lld", whole, (long long)precision);
+    return tv_float(strtod(q, NULL));
 }
 
 struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struct tval *args,

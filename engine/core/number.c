@@ -1,0 +1,67 @@
+/* number.c: decimal settings read strictly (number.h). */
+#include "number.h"
+
+#include <ctype.h>
+#include <string.h>
+
+static const char *const expected[] = {
+    [NUMBER_COUNT] = "is not a count (decimal digits)",
+    [NUMBER_SIZE] = "is not a size in bytes (decimal digits and an optional K, M, G or T: "
+                    "e.g. 512M or 4G)",
+    [NUMBER_SECONDS] = "is not a number of seconds (decimal digits and an optional fraction: "
+                       "e.g. 60 or 2.5)",
+};
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9'; /* isdigit may take other digits in some locales */
+}
+
+int number_parse(const char *s, size_t len, enum number_kind kind, uint64_t *out, const char **why)
+{
+    *out = 0;
+    uint64_t v = 0;
+    bool big = false; /* past 64 bits: read on, so that a bad suffix says so first */
+    size_t i = 0;
+    for (; i < len && is_digit(s[i]); i++)
+        big |= __builtin_mul_overflow(v, 10, &v) ||
+               __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v);
+    const size_t digits = i;
+    unsigned shift = 0;
+    uint64_t ns = 0; /* the fraction of a second */
+    if (kind == NUMBER_SIZE && digits && i < len) {
+        static const char units[] = "KMGT";
+        const char *u = memchr(units, toupper((unsigned char)s[i]), 4);
+        if (u) {
+            shift = 10 * (unsigned)(u - units + 1);
+            i++;
+        }
+    } else if (kind == NUMBER_SECONDS && digits && i < len && s[i] == '.') {
+        const size_t start = ++i;
+        for (uint64_t unit = 100000000; i < len && is_digit(s[i]); i++, unit /= 10)
+            ns += (uint64_t)(s[i] - '0') * unit;
+        if (i == start) i = 0; /* "2.": a fraction needs its digits */
+    }
+    if (!digits || i != len) {
+        *why = expected[kind];
+        return VKLLM_E_INVALID;
+    }
+    if (kind == NUMBER_SIZE) big |= v > UINT64_MAX >> shift;
+    if (kind == NUMBER_SECONDS)
+        big |= __builtin_mul_overflow(v, 1000000000, &v) || __builtin_add_overflow(v, ns, &v);
+    if (big) {
+        *why = kind == NUMBER_SECONDS ? "is too large (at most 18446744073 seconds)"
+                                      : "is too large for 64 bits";
+        return VKLLM_E_INVALID;
+    }
+    *out = v << shift;
+    return VKLLM_OK;
+}
+
+int number_setting(const char *name, const char *s, enum number_kind kind, uint64_t *out,
+                   struct vkllm_error *err)
+{
+    const char *why;
+    int rc = number_parse(s, strlen(s), kind, out, &why);
+    return rc ? vkllm_fail(err, rc, "%s: '%s' %s", name, s, why) : VKLLM_OK;
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# test_writes.sh: the files vkllm writes (engine/core/atomic_file.c), under
+# signals and odd targets, through `vkllm quantize` and the chat's /save.
+#   test_writes.sh VKLLM GEN_MODEL DATA_DIR SCRATCH_DIR
+# 1. A signal that ends quantize while it writes (HUP, QUIT, USR1, USR2,
+#    ALRM, XCPU, TERM, INT) leaves neither OUT nor OUT.tmp-*, prints the
+#    "stopped" error line, and ends the program by that signal (status
+#    128+N: the shell sees the interruption). They killed it and left the
+#    temporary file (all but TERM and INT). An ignored SIGHUP (nohup) stays
+#    ignored.
+# 2. Past `ulimit -f`: one error line "File too large", no temporary file (it
+#    was killed by SIGXFSZ and left one).
+# 3. OUT a symbolic link (relative, in another directory, a chain): the file it
+#    names is replaced and keeps its mode, the link stays a link (the link was
+#    replaced by a file). A dangling link creates the file it names; one into
+#    a missing directory, and a loop, are one error line each.
+# 4. OUT read-only (0444), directly or through a link: refused before any
+#    tensor is converted, the file unchanged (it was replaced).
+# 5. The chat's /save through a link and over a read-only file, the same.
+set -u
+vkllm=$1 gen_model=$2 data=$3 scratch=$4
+rm -rf "$scratch"
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+# job control: background jobs of a script otherwise start with SIGINT and
+# SIGQUIT ignored, and an ignored signal stays ignored in vkllm
+set -m
+ulimit -c 0 # SIGQUIT's default action dumps core
+cd "$scratch" || exit 1
+
+# fails WHAT if a temporary file was left in the scratch directory or below,
+# and removes it so that the next check starts clean
+no_leftovers() { # WHAT
+    local left
+    left=$(find . -name '*.tmp-*' | sort | tr '\n' ' ')
+    [ -z "$left" ] && return
+    fail "$1: left $left"
+    find . -name '*.tmp-*' -delete
+}
+# one line "error: ...PATTERN..." in FILE besides the "vkllm: " lines
+one_error() { # FILE PATTERN
+    [ "$(grep -vc '^vkllm: ' "$1")" = 1 ] && grep -q "^error: .*$2" "$1"
+}
+quantize() { timeout 300 "$vkllm" quantize "$@"; }
+
+# a model that takes a second or more to quantize on one thread (longer in the
+# sanitizer build), and a small one for the other checks
+"$gen_model" -o big.gguf --n-embd 512 --n-layer 4 --n-ff 1536 --n-vocab 8000 >/dev/null ||
+    fail "gen_model big"
+"$gen_model" -o small.gguf >/dev/null || fail "gen_model small"
+quantize small.gguf want.gguf Q4_0 2>/dev/null || fail "quantize small.gguf"
+
+# ---- 1. signals
+# Starts quantize in the background, waits for its temporary file, sends SIG.
+signal_run() { # SIG OUT
+    "$vkllm" quantize -t 1 big.gguf "$2" Q4_K_M 2>"$2.err" & # not under timeout: SIG is for vkllm
+    local pid=$! i
+    for ((i = 0; i < 3000; i++)); do
+        compgen -G "$2.tmp-*" >/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.01
+    done
+    kill -s "$1" $pid
+    wait $pid 2>/dev/null # no job notice
+}
+for sig in HUP QUIT USR1 USR2 ALRM XCPU TERM INT; do
+    checks=$((checks + 1))
+    out=sig-$sig.gguf
+    signal_run "$sig" "$out"
+    status=$? want=$((128 + $(kill -l "$sig")))
+    [ $status = "$want" ] || fail "SIG$sig: exit status $status, expected $want"
+    no_leftovers "SIG$sig"
+    [ -e "$out" ] && fail "SIG$sig: wrote $out"
+    one_error "$out.err" "$out: stopped; nothing was written" ||
+        fail "SIG$sig: expected the 'stopped' error line, got: $(cat "$out.err")"
+    rm -f sig-*
+done
+# nohup: SIGHUP ignored when quantize starts stays ignored
+checks=$((checks + 1))
+(
+    trap '' HUP
+    exec "$vkllm" quantize -t 1 big.gguf nohup.gguf Q8_0 2>/dev/null
+) &
+pid=$!
+for ((i = 0; i < 3000; i++)); do
+    compgen -G "nohup.gguf.tmp-*" >/dev/null && break
+    sleep 0.01
+done
+kill -s HUP $pid
+wait $pid || fail "an ignored SIGHUP stopped quantize (status $?)"
+[ -f nohup.gguf ] || fail "nohup: no output"
+rm -f nohup.gguf
+
+# ---- 2. past the file size limit (1 MiB)
+checks=$((checks + 1))
+(
+    ulimit -f 1024
+    exec timeout 300 "$vkllm" quantize big.gguf fsize.gguf Q8_0 2>fsize.err
+)
+status=$?
+[ $status = 1 ] || fail "ulimit -f: exit status $status, expected 1"
+one_error fsize.err "fsize.gguf: write failed: File too large" ||
+    fail "ulimit -f: expected one line 'error: fsize.gguf: ...File too large', got: $(cat fsize.err)"
+no_leftovers "ulimit -f"
+[ -e fsize.gguf ] && fail "ulimit -f: wrote fsize.gguf"
+
+# ---- 3. symbolic links
+mkdir -p sub links
+# LINK NAME: quantize small.gguf through LINK; TARGET must then hold the
+# output, keep mode 0640, and LINK be the same link
+through_link() { # WHAT LINK TARGET
+    checks=$((checks + 1))
+    local what=$1 link=$2 target=$3 before
+    before=$(readlink "$link")
+    if ! quantize small.gguf "$link" Q4_0 2>link.err; then
+        fail "$what: $(cat link.err)"
+        return
+    fi
+    [ -L "$link" ] || fail "$what: $link is no longer a link"
+    [ "$(readlink "$link")" = "$before" ] || fail "$what: $link was changed"
+    cmp -s "$target" want.gguf || fail "$what: $target does not hold the output"
+    [ ! -f "$target" ] || [ "$(stat -c %a "$target")" = 640 ] ||
+        fail "$what: $target has mode $(stat -c %a "$target"), was 640"
+    no_leftovers "$what"
+}
+echo old >real.gguf && chmod 640 real.gguf
+ln -s real.gguf link.gguf
+through_link "a link" link.gguf real.gguf
+echo old >real.gguf && chmod 640 real.gguf
+ln -s ../real.gguf links/up.gguf # relative to the link's directory
+through_link "a link in another directory" links/up.gguf real.gguf
+echo old >real.gguf && chmod 640 real.gguf
+ln -s link.gguf chain.gguf
+ln -s "$PWD/chain.gguf" links/abs.gguf
+through_link "a chain of links" links/abs.gguf real.gguf
+# a dangling link: the file it names appears
+ln -s sub/new.gguf dangling.gguf
+checks=$((checks + 1))
+quantize small.gguf dangling.gguf Q4_0 2>link.err || fail "a dangling link: $(cat link.err)"
+[ -L dangling.gguf ] || fail "a dangling link: it is no longer a link"
+cmp -s sub/new.gguf want.gguf || fail "a dangling link: sub/new.gguf not written through it"
+no_leftovers "a dangling link"
+
+# what ls -l says of FILE (a link: the link), and its contents' hash
+state() { { ls -l "$1" && sha256sum "$1"; } 2>&1; }
+# WHAT PATTERN OUT: one error line, exit 1, OUT untouched, nothing left behind
+expect_refusal() {
+    checks=$((checks + 1))
+    local what=$1 pattern=$2 out=$3 before
+    before=$(state "$out")
+    quantize big.gguf "$out" Q4_0 2>refusal.err
+    local status=$?
+    [ $status = 1 ] || fail "$what: exit status $status, expected 1"
+    one_error refusal.err "$pattern" ||
+        fail "$what: expected one line 'error: ...$pattern', got: $(cat refusal.err)"
+    # refused before any work: no tensor announced
+    grep -q '^vkllm: \[' refusal.err && fail "$what: tensors were converted before the refusal"
+    [ "$(state "$out")" = "$before" ] || fail "$what: $out changed"
+    no_leftovers "$what"
+}
+ln -s nodir/x.gguf dangling-nodir.gguf
+expect_refusal "a link into a missing directory" \
+    "dangling-nodir.gguf -> nodir/x.gguf: No such file or directory" dangling-nodir.gguf
+ln -s loop-b.gguf loop-a.gguf
+ln -s loop-a.gguf loop-b.gguf
+expect_refusal "a loop of links" "loop-a.gguf.*: Too many levels of symbolic links" loop-a.gguf
+ln -s self.gguf self.gguf
+expect_refusal "a link to itself" "self.gguf: Too many levels of symbolic links" self.gguf
+
+# ---- 4. read-only files (root too: nobody may write them)
+echo keep >ro.gguf && chmod 444 ro.gguf
+expect_refusal "a read-only file" "ro.gguf: Permission denied (the file is read-only)" ro.gguf
+ln -s ro.gguf ro-link.gguf
+expect_refusal "a link to a read-only file" \
+    "ro-link.gguf -> ro.gguf: Permission denied (the file is read-only)" ro-link.gguf
+[ -L ro-link.gguf ] || fail "a link to a read-only file: the link was replaced"
+
+# ---- 5. the chat's /save
+checks=$((checks + 1))
+echo old >chat-real.json && chmod 600 chat-real.json
+ln -s chat-real.json chat-link.json
+echo keep >chat-ro.json && chmod 444 chat-ro.json
+printf '%s\n' "Hello" "/save chat-link.json" "/save chat-ro.json" "/exit" |
+    timeout 300 "$vkllm" chat -m "$data/stories260K.gguf" --temp 0 -n 2 >chat.out 2>chat.err
+status=$?
+[ $status = 0 ] || fail "chat: exit status $status: $(tail -3 chat.err)"
+[ -L chat-link.json ] || fail "/save through a link: the link was replaced"
+grep -q '"messages"' chat-real.json || fail "/save through a link: chat-real.json not written"
+[ "$(stat -c %a chat-real.json)" = 600 ] ||
+    fail "/save: chat-real.json has mode $(stat -c %a chat-real.json), was 600"
+grep -q "^error: chat-ro.json: Permission denied (the file is read-only)$" chat.err ||
+    fail "/save over a read-only file: expected its error line, got: $(grep -v '^vkllm: turn' chat.err)"
+[ "$(cat chat-ro.json)" = keep ] || fail "/save over a read-only file: it changed"
+no_leftovers "chat"
+
+echo "$checks checks, $failures failures"
+[ $failures = 0 ]
