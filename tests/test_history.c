@@ -463,7 +463,7 @@ static void test_corrupt(void)
     } cases[] = {
         {"not JSON", "{\"version\": 1, \"messages\": [", "not valid JSON"},
         {"an array", "[1, 2]", "not a JSON object"},
-        {"a newer version", "{\"version\": 2, \"messages\": []}", "format version 2"},
+        {"an older version", "{\"version\": 0, \"messages\": []}", "format version 0"},
         {"invalid UTF-8",
          "{\"version\": 1, \"created\": 1, \"updated\": 1, \"messages\": [{\"role\": \"user\", "
          "\"content\": \"\xc3\x28\", \"created\": 1, \"parent\": -1, \"active\": 0}]}",
@@ -514,6 +514,16 @@ static void test_corrupt(void)
         CHECK(!exists(path) && exists(aside), "%s: set aside", cases[i].what);
         CHECK(!strcmp(read_all(aside, NULL), cases[i].text), "%s: kept as it was", cases[i].what);
     }
+
+    /* a newer vkllm's file is not corrupt: refused, left where it is */
+    snprintf(path, sizeof path, "%s/newer.json", dir);
+    write_all(path, "{\"version\": 2, \"messages\": []}");
+    struct vkllm_error newer = {0};
+    CHECK(history_load(dir, "newer", &(history *){0}, &newer) == VKLLM_E_UNSUPPORTED &&
+              strstr(newer.msg, "made by a newer vkllm") && !strstr(newer.msg, "moved aside"),
+          "%s", newer.msg);
+    CHECK(exists(path), "a newer file stays");
+    unlink(path);
 
     /* a second corrupt file of the same name does not replace the first */
     snprintf(path, sizeof path, "%s/bad-0.json", dir);

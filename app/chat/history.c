@@ -562,6 +562,11 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
     if (!json_is_object(root)) return fail(err, VKLLM_E_FORMAT, "not a JSON object");
     if (!get_int(root, "version", INT32_MIN, INT32_MAX, &v))
         return fail(err, VKLLM_E_FORMAT, "no format version");
+    /* a newer vkllm's file is not corrupt: it stays where it is for that vkllm */
+    if (v > FORMAT_VERSION)
+        return fail(err, VKLLM_E_UNSUPPORTED,
+                    "format version %lld, made by a newer vkllm (this one reads %d): left as it is",
+                    (long long)v, FORMAT_VERSION);
     if (v != FORMAT_VERSION)
         return fail(err, VKLLM_E_FORMAT, "format version %lld, but this vkllm reads %d",
                     (long long)v, FORMAT_VERSION);
