@@ -64,6 +64,15 @@ struct vkllm_error {
 /* Short fixed text for a status code ("malformed file", ...). */
 const char *vkllm_strerror(int code);
 
+/* Formats a one-line message into ERR (which may be NULL; the text is made
+ * printable, and a long one keeps its start and its end) and returns CODE, so a
+ * failing path reads `return vkllm_fail(err, VKLLM_E_FORMAT, ...)`. */
+int vkllm_fail(struct vkllm_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Copies LEN bytes of SRC, which may come from a file (key and tensor names,
  * strings), into DST (CAP bytes, always NUL-terminated if CAP > 0) so that a
  * terminal shows them as they are: valid UTF-8 passes; control characters

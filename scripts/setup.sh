@@ -14,6 +14,7 @@ packages=(
     libmd4c-dev                       # Markdown (CommonMark) in the chat window
     libfontconfig-dev fonts-dejavu-core fonts-noto-color-emoji  # fonts and where to find them
     xvfb xauth                        # the window's end-to-end test runs on a virtual display
+    libpng-dev                        # the window's screenshots (vkllm-chat --script)
 )
 missing=()
 for p in "${packages[@]}"; do

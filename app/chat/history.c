@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +27,6 @@
 #define SNIPPET_AFTER  80
 
 /* ============================== Helpers ============================== */
-
-/* Formats a one-line message into ERR and returns CODE (the app's own
- * vkllm_fail: error.h is internal to the engine). */
-static int fail(struct vkllm_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        char line[sizeof err->msg];
-        vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
-        err->code = code;
-        vkllm_printable(err->msg, sizeof err->msg, line, strlen(line));
-    }
-    return code;
-}
 
 /* A growing byte string; a failed allocation is remembered, not reported at
  * every append. */
@@ -217,7 +200,7 @@ static void touch(history *h)
 int history_create(history **out, struct vkllm_error *err)
 {
     *out = calloc(1, sizeof **out);
-    if (!*out) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (!*out) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     new_id(*out);
     (*out)->created = (*out)->updated = now();
     return VKLLM_OK;
@@ -309,17 +292,17 @@ static int kids_push(struct kids *k, uint32_t id)
 static int add_node(history *h, uint32_t parent, enum history_role role, const char *text,
                     size_t len, int64_t created, struct vkllm_error *err)
 {
-    if ((unsigned)role > HISTORY_ASSISTANT) return fail(err, VKLLM_E_INVALID, "no such role");
+    if ((unsigned)role > HISTORY_ASSISTANT) return vkllm_fail(err, VKLLM_E_INVALID, "no such role");
     if (h->n_nodes >= MAX_MESSAGES)
-        return fail(err, VKLLM_E_INVALID, "more than %u messages in one conversation",
-                    MAX_MESSAGES);
+        return vkllm_fail(err, VKLLM_E_INVALID, "more than %u messages in one conversation",
+                          MAX_MESSAGES);
     if (h->n_nodes == h->cap_nodes) {
         uint32_t cap = h->cap_nodes ? 2 * h->cap_nodes : 16;
         struct node **v = realloc(h->nodes, cap * sizeof *v);
-        if (!v) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+        if (!v) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         h->nodes = v;
         uint32_t *p = realloc(h->path, cap * sizeof *p);
-        if (!p) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+        if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         h->path = p;
         h->cap_nodes = cap;
     }
@@ -328,7 +311,7 @@ static int add_node(history *h, uint32_t parent, enum history_role role, const c
     if (!nd || !t || kids_push(kids_of(h, parent), h->n_nodes)) {
         free(nd);
         free(t);
-        return fail(err, VKLLM_E_NOMEM, "out of host memory");
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     }
     if (len) memcpy(t, text, len);
     t[len] = 0;
@@ -344,8 +327,8 @@ static int add_node(history *h, uint32_t parent, enum history_role role, const c
 static int add_active(history *h, uint32_t parent, enum history_role role, const char *text,
                       size_t len, uint32_t *id, struct vkllm_error *err)
 {
-    if (!text && len) return fail(err, VKLLM_E_INVALID, "no text");
-    if (!utf8_valid(text, len)) return fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
+    if (!text && len) return vkllm_fail(err, VKLLM_E_INVALID, "no text");
+    if (!utf8_valid(text, len)) return vkllm_fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
     int rc = add_node(h, parent, role, text, len, now(), err);
     if (rc) return rc;
     struct kids *k = kids_of(h, parent);
@@ -366,17 +349,17 @@ int history_append(history *h, enum history_role role, const char *text, size_t 
 
 int history_stream(history *h, uint32_t id, const char *text, size_t len, struct vkllm_error *err)
 {
-    if (id >= h->n_nodes) return fail(err, VKLLM_E_INVALID, "no message %u", id);
+    if (id >= h->n_nodes) return vkllm_fail(err, VKLLM_E_INVALID, "no message %u", id);
     if (!len) return VKLLM_OK;
     if (!text || !utf8_valid(text, len))
-        return fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
+        return vkllm_fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
     struct node *nd = h->nodes[id];
     if (nd->m.len + len + 1 > nd->cap) {
         /* doubling: a reply of N tokens is copied O(log N) times, not N */
         size_t cap = nd->cap * 2;
         if (cap < nd->m.len + len + 1) cap = nd->m.len + len + 1;
         char *t = realloc(nd->m.text, cap);
-        if (!t) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+        if (!t) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         nd->m.text = t;
         nd->cap = cap;
     }
@@ -391,13 +374,13 @@ int history_stream(history *h, uint32_t id, const char *text, size_t len, struct
 int history_set_stats(history *h, uint32_t id, const struct history_stats *stats,
                       struct vkllm_error *err)
 {
-    if (id >= h->n_nodes) return fail(err, VKLLM_E_INVALID, "no message %u", id);
+    if (id >= h->n_nodes) return vkllm_fail(err, VKLLM_E_INVALID, "no message %u", id);
     if ((unsigned)stats->end > HISTORY_END_LENGTH || !isfinite(stats->tokens_per_s))
-        return fail(err, VKLLM_E_INVALID, "bad reply statistics");
+        return vkllm_fail(err, VKLLM_E_INVALID, "bad reply statistics");
     if (stats->model && !utf8_valid(stats->model, strlen(stats->model)))
-        return fail(err, VKLLM_E_INVALID, "model name is not valid UTF-8");
+        return vkllm_fail(err, VKLLM_E_INVALID, "model name is not valid UTF-8");
     char *model = stats->model ? strdup(stats->model) : NULL;
-    if (stats->model && !model) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (stats->model && !model) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     struct node *nd = h->nodes[id];
     free(nd->model);
     nd->model = model;
@@ -412,7 +395,7 @@ int history_set_stats(history *h, uint32_t id, const struct history_stats *stats
 int history_regenerate(history *h, uint32_t *id, struct vkllm_error *err)
 {
     if (!h->n_path || h->nodes[h->path[h->n_path - 1]]->m.role != HISTORY_ASSISTANT)
-        return fail(err, VKLLM_E_INVALID, "the last message is not a reply to regenerate");
+        return vkllm_fail(err, VKLLM_E_INVALID, "the last message is not a reply to regenerate");
     return add_active(h, h->nodes[h->path[h->n_path - 1]]->parent, HISTORY_ASSISTANT, "", 0, id,
                       err);
 }
@@ -420,7 +403,7 @@ int history_regenerate(history *h, uint32_t *id, struct vkllm_error *err)
 int history_edit(history *h, size_t i, const char *text, size_t len, uint32_t *id,
                  struct vkllm_error *err)
 {
-    if (i >= h->n_path) return fail(err, VKLLM_E_INVALID, "no message %zu to edit", i + 1);
+    if (i >= h->n_path) return vkllm_fail(err, VKLLM_E_INVALID, "no message %zu to edit", i + 1);
     const struct node *old = h->nodes[h->path[i]];
     return add_active(h, old->parent, old->m.role, text, len, id, err);
 }
@@ -463,11 +446,12 @@ const char *history_title(history *h)
 int history_set_title(history *h, const char *title, struct vkllm_error *err)
 {
     size_t len = title ? strlen(title) : 0;
-    if (!utf8_valid(title, len)) return fail(err, VKLLM_E_INVALID, "title is not valid UTF-8");
+    if (!utf8_valid(title, len))
+        return vkllm_fail(err, VKLLM_E_INVALID, "title is not valid UTF-8");
     /* one line, as a sidebar shows it */
     struct sbuf b = {0};
     put_collapsed(&b, title, len, 4 * TITLE_BYTES);
-    if (b.oom) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (b.oom) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     free(h->custom_title);
     h->custom_title = b.p; /* NULL when empty: the default again */
     h->revision++;
@@ -559,26 +543,27 @@ static int role_from(const char *s)
 static int from_json(json_t *root, history *h, struct vkllm_error *err)
 {
     json_int_t v;
-    if (!json_is_object(root)) return fail(err, VKLLM_E_FORMAT, "not a JSON object");
+    if (!json_is_object(root)) return vkllm_fail(err, VKLLM_E_FORMAT, "not a JSON object");
     if (!get_int(root, "version", INT32_MIN, INT32_MAX, &v))
-        return fail(err, VKLLM_E_FORMAT, "no format version");
+        return vkllm_fail(err, VKLLM_E_FORMAT, "no format version");
     /* a newer vkllm's file is not corrupt: it stays where it is for that vkllm */
     if (v > FORMAT_VERSION)
-        return fail(err, VKLLM_E_UNSUPPORTED,
-                    "format version %lld, made by a newer vkllm (this one reads %d): left as it is",
-                    (long long)v, FORMAT_VERSION);
+        return vkllm_fail(
+            err, VKLLM_E_UNSUPPORTED,
+            "format version %lld, made by a newer vkllm (this one reads %d): left as it is",
+            (long long)v, FORMAT_VERSION);
     if (v != FORMAT_VERSION)
-        return fail(err, VKLLM_E_FORMAT, "format version %lld, but this vkllm reads %d",
-                    (long long)v, FORMAT_VERSION);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "format version %lld, but this vkllm reads %d",
+                          (long long)v, FORMAT_VERSION);
     json_t *msgs = json_object_get(root, "messages");
-    if (!json_is_array(msgs)) return fail(err, VKLLM_E_FORMAT, "no \"messages\" array");
+    if (!json_is_array(msgs)) return vkllm_fail(err, VKLLM_E_FORMAT, "no \"messages\" array");
     if (json_array_size(msgs) > MAX_MESSAGES)
-        return fail(err, VKLLM_E_FORMAT, "%zu messages, more than %u", json_array_size(msgs),
-                    MAX_MESSAGES);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%zu messages, more than %u", json_array_size(msgs),
+                          MAX_MESSAGES);
     json_int_t created, updated;
     if (!get_int(root, "created", 0, INT64_MAX, &created) ||
         !get_int(root, "updated", 0, INT64_MAX, &updated))
-        return fail(err, VKLLM_E_FORMAT, "no \"created\" or \"updated\" time");
+        return vkllm_fail(err, VKLLM_E_FORMAT, "no \"created\" or \"updated\" time");
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m)
@@ -588,15 +573,15 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         json_t *content = json_object_get(m, "content");
         if (!json_is_object(m) || !role || role_from(role) < 0 || !json_is_string(content) ||
             !get_int(m, "created", 0, INT64_MAX, &t))
-            return fail(err, VKLLM_E_FORMAT,
-                        "message %zu needs a role (system, user, assistant), content and time",
-                        i + 1);
+            return vkllm_fail(
+                err, VKLLM_E_FORMAT,
+                "message %zu needs a role (system, user, assistant), content and time", i + 1);
         /* parents come before their children: this rules out cycles too */
         if (!get_int(m, "parent", -1, (json_int_t)i - 1, &parent))
-            return fail(err, VKLLM_E_FORMAT,
-                        "message %zu: its parent is not an earlier message (a cycle or a "
-                        "dangling index)",
-                        i + 1);
+            return vkllm_fail(err, VKLLM_E_FORMAT,
+                              "message %zu: its parent is not an earlier message (a cycle or a "
+                              "dangling index)",
+                              i + 1);
         int rc = add_node(h, parent < 0 ? NO_PARENT : (uint32_t)parent, role_from(role),
                           json_string_value(content), json_string_length(content), t, err);
         if (rc) return rc;
@@ -610,7 +595,7 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
             if (!strcmp(end, end_names[k])) e = k;
         if (!get_int(st, "tokens", 0, UINT32_MAX, &tokens) || !json_is_number(tps) || e < 0 ||
             !(json_is_null(model) || json_is_string(model)))
-            return fail(err, VKLLM_E_FORMAT, "message %zu: bad \"stats\"", i + 1);
+            return vkllm_fail(err, VKLLM_E_FORMAT, "message %zu: bad \"stats\"", i + 1);
         struct history_stats s = {(uint32_t)tokens, json_number_value(tps),
                                   json_string_value(model), (enum history_end)e};
         rc = history_set_stats(h, (uint32_t)i, &s, err);
@@ -622,18 +607,18 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         struct kids *k = &h->nodes[i]->kids;
         json_int_t a;
         if (!get_int(m, "active", 0, k->n ? k->n - 1 : 0, &a))
-            return fail(err, VKLLM_E_FORMAT, "message %zu: \"active\" is not one of its %u replies",
-                        i + 1, k->n);
+            return vkllm_fail(err, VKLLM_E_FORMAT,
+                              "message %zu: \"active\" is not one of its %u replies", i + 1, k->n);
         k->active = (uint32_t)a;
     }
     if (!get_int(root, "active", 0, h->root.n ? h->root.n - 1 : 0, &v))
-        return fail(err, VKLLM_E_FORMAT, "\"active\" is not one of the %u first messages",
-                    h->root.n);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "\"active\" is not one of the %u first messages",
+                          h->root.n);
     h->root.active = (uint32_t)v;
     json_t *renamed = json_object_get(root, "renamed");
     const char *title = json_string_value(json_object_get(root, "title"));
     if (!json_is_boolean(renamed) || !title)
-        return fail(err, VKLLM_E_FORMAT, "no \"title\" and \"renamed\"");
+        return vkllm_fail(err, VKLLM_E_FORMAT, "no \"title\" and \"renamed\"");
     if (json_is_true(renamed)) {
         int rc = history_set_title(h, title, err);
         if (rc) return rc;
@@ -666,7 +651,7 @@ static char *file_path(const char *dir, const char *id, struct vkllm_error *err)
     size_t n = strlen(dir) + strlen(id) + sizeof "/.json";
     char *p = malloc(n);
     if (!p) {
-        fail(err, VKLLM_E_NOMEM, "out of host memory");
+        vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         return NULL;
     }
     snprintf(p, n, "%s/%s.json", dir, id);
@@ -684,7 +669,7 @@ static int make_dirs(char *path, struct vkllm_error *err)
         struct stat st;
         if (!rc && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) rc = ENOTDIR;
         if (rc) {
-            fail(err, VKLLM_E_IO, "%s: cannot create the directory: %s", path, strerror(rc));
+            vkllm_fail(err, VKLLM_E_IO, "%s: cannot create the directory: %s", path, strerror(rc));
             *p = c;
             return VKLLM_E_IO;
         }
@@ -700,12 +685,13 @@ int history_data_dir(char **out, struct vkllm_error *err)
     /* the XDG spec: a relative XDG_DATA_HOME is to be ignored */
     const char *base = xdg && xdg[0] == '/' ? xdg : home && home[0] == '/' ? home : NULL;
     if (!base)
-        return fail(err, VKLLM_E_INVALID,
-                    "neither XDG_DATA_HOME nor HOME is an absolute path: nowhere to keep chats");
+        return vkllm_fail(
+            err, VKLLM_E_INVALID,
+            "neither XDG_DATA_HOME nor HOME is an absolute path: nowhere to keep chats");
     const char *tail = base == xdg ? "/vkllm/chats" : "/.local/share/vkllm/chats";
     size_t n = strlen(base) + strlen(tail) + 1;
     char *p = malloc(n);
-    if (!p) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     snprintf(p, n, "%s%s", base, tail);
     int rc = make_dirs(p, err);
     if (rc) {
@@ -725,7 +711,7 @@ int history_save(history *h, const char *dir, struct vkllm_error *err)
     struct stat st;
     for (int i = 0; !h->on_disk && lstat(path, &st) == 0; i++) {
         if (i == 100) {
-            fail(err, VKLLM_E_IO, "%s: exists, and so do the other names tried", path);
+            vkllm_fail(err, VKLLM_E_IO, "%s: exists, and so do the other names tried", path);
             free(path);
             return VKLLM_E_IO;
         }
@@ -736,7 +722,7 @@ int history_save(history *h, const char *dir, struct vkllm_error *err)
     size_t len;
     char *text = serialize(h, &len);
     int rc = text ? vkllm_write_file(path, text, len, err)
-                  : fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
+                  : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
     if (!rc) h->on_disk = true;
     free(text);
     free(path);
@@ -750,25 +736,26 @@ static int read_tree(const char *path, const char *id, history **out, struct vkl
     *out = NULL;
     /* O_NONBLOCK: opening a FIFO named like a conversation must not hang the list */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return fail(err, VKLLM_E_IO, "%s", strerror(errno));
+    if (fd < 0) return vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
     struct stat st;
     char *buf = NULL;
     int rc = VKLLM_OK;
     if (fstat(fd, &st) != 0) {
-        rc = fail(err, VKLLM_E_IO, "%s", strerror(errno));
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, VKLLM_E_IO, "not a regular file");
+        rc = vkllm_fail(err, VKLLM_E_IO, "not a regular file");
     } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        rc = fail(err, VKLLM_E_FORMAT, "%lld bytes, more than a conversation can be (%zu MiB)",
-                  (long long)st.st_size, MAX_FILE_BYTES >> 20);
+        rc =
+            vkllm_fail(err, VKLLM_E_FORMAT, "%lld bytes, more than a conversation can be (%zu MiB)",
+                       (long long)st.st_size, MAX_FILE_BYTES >> 20);
     } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = fail(err, VKLLM_E_NOMEM, "out of host memory");
+        rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     }
     size_t n = 0;
     while (!rc && n < (size_t)st.st_size) {
         ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0) rc = fail(err, VKLLM_E_IO, "%s", strerror(errno));
+        if (k < 0) rc = vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
         if (k <= 0) break; /* shorter than fstat said: parse what is there */
         n += (size_t)k;
     }
@@ -779,13 +766,14 @@ static int read_tree(const char *path, const char *id, history **out, struct vkl
         /* no JSON_ALLOW_NUL: a text never holds NUL; jansson checks UTF-8 */
         root = json_loadb(buf, n, 0, &jerr);
         if (!root)
-            rc = fail(err, VKLLM_E_FORMAT, "not valid JSON (line %d: %s)", jerr.line, jerr.text);
+            rc = vkllm_fail(err, VKLLM_E_FORMAT, "not valid JSON (line %d: %s)", jerr.line,
+                            jerr.text);
     }
     free(buf);
     history *h = NULL;
     if (!rc) {
         if (!(h = calloc(1, sizeof *h))) {
-            rc = fail(err, VKLLM_E_NOMEM, "out of host memory");
+            rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         } else {
             snprintf(h->id, sizeof h->id, "%s", id);
             h->on_disk = true;
@@ -832,7 +820,7 @@ static int set_aside(const char *path, char *to, size_t cap)
 static int load_file(const char *dir, const char *id, history **out, struct vkllm_error *err)
 {
     *out = NULL;
-    if (!id_valid(id)) return fail(err, VKLLM_E_INVALID, "%s: not a conversation id", id);
+    if (!id_valid(id)) return vkllm_fail(err, VKLLM_E_INVALID, "%s: not a conversation id", id);
     char *path = file_path(dir, id, err);
     if (!path) return VKLLM_E_NOMEM;
     struct vkllm_error e = {0};
@@ -841,11 +829,11 @@ static int load_file(const char *dir, const char *id, history **out, struct vkll
         char to[256];
         int se = set_aside(path, to, sizeof to);
         if (se)
-            fail(err, rc, "%s: %s (cannot move it aside: %s)", path, e.msg, strerror(se));
+            vkllm_fail(err, rc, "%s: %s (cannot move it aside: %s)", path, e.msg, strerror(se));
         else
-            fail(err, rc, "%s: %s; moved aside to %s", path, e.msg, to);
+            vkllm_fail(err, rc, "%s: %s; moved aside to %s", path, e.msg, to);
     } else if (rc) {
-        fail(err, rc, "%s: %s", path, e.msg);
+        vkllm_fail(err, rc, "%s: %s", path, e.msg);
     }
     free(path);
     return rc;
@@ -954,7 +942,7 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
     *out = NULL;
     *n_out = 0;
     DIR *d = opendir(dir);
-    if (!d) return fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
+    if (!d) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
     struct history_entry *v = NULL;
     size_t n = 0, cap = 0;
     int rc = VKLLM_OK;
@@ -971,7 +959,7 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
         history *h;
         struct vkllm_error e = {0};
         int r = load_file(dir, id, &h, &e);
-        if (r == VKLLM_E_NOMEM) rc = fail(err, r, "%s", e.msg);
+        if (r == VKLLM_E_NOMEM) rc = vkllm_fail(err, r, "%s", e.msg);
         if (r) {
             if (notice && r != VKLLM_E_NOMEM) notice(e.msg, user);
             continue;
@@ -995,12 +983,12 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
                 snip = NULL;
                 if (!v[n++].title) rc = VKLLM_E_NOMEM;
             }
-            if (rc) rc = fail(err, VKLLM_E_NOMEM, "out of host memory");
+            if (rc) rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
         }
         free(snip);
         history_free(h);
     }
-    if (!rc && errno) rc = fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
+    if (!rc && errno) rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
     closedir(d);
     if (rc) {
         history_entries_free(v, n);
@@ -1024,9 +1012,10 @@ int history_search(const char *dir, const char *query, struct history_entry **ou
     *out = NULL;
     *n = 0;
     size_t len = strlen(query);
-    if (!utf8_valid(query, len)) return fail(err, VKLLM_E_INVALID, "query is not valid UTF-8");
+    if (!utf8_valid(query, len))
+        return vkllm_fail(err, VKLLM_E_INVALID, "query is not valid UTF-8");
     utf8proc_int32_t *q = malloc((len + 1) * sizeof *q);
-    if (!q) return fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (!q) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     size_t qn = 0;
     for (size_t i = 0; i < len;) {
         i += (size_t)utf8proc_iterate((const utf8proc_uint8_t *)query + i,
@@ -1053,12 +1042,12 @@ int history_rename(const char *dir, const char *id, const char *title, struct vk
 
 int history_delete(const char *dir, const char *id, struct vkllm_error *err)
 {
-    if (!id_valid(id)) return fail(err, VKLLM_E_INVALID, "%s: not a conversation id", id);
+    if (!id_valid(id)) return vkllm_fail(err, VKLLM_E_INVALID, "%s: not a conversation id", id);
     char *path = file_path(dir, id, err);
     if (!path) return VKLLM_E_NOMEM;
     int rc = unlink(path) == 0
                  ? VKLLM_OK
-                 : fail(err, VKLLM_E_IO, "%s: cannot delete: %s", path, strerror(errno));
+                 : vkllm_fail(err, VKLLM_E_IO, "%s: cannot delete: %s", path, strerror(errno));
     free(path);
     return rc;
 }
@@ -1078,7 +1067,7 @@ int history_export_markdown(history *h, const char *path, struct vkllm_error *er
         sb_put(&b, m->text, m->len);
         if (!m->len || m->text[m->len - 1] != '\n') sb_str(&b, "\n");
     }
-    int rc = b.oom ? fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path)
+    int rc = b.oom ? vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path)
                    : vkllm_write_file(path, b.p, b.n, err);
     free(b.p);
     return rc;

@@ -10,10 +10,6 @@
 #define VKLLM_PRINTF(f, a)
 #endif
 
-/* Formats a one-line message into ERR (which may be NULL) and returns CODE,
- * so a failing path can read `return vkllm_fail(err, VKLLM_E_FORMAT, ...)`. */
-int vkllm_fail(struct vkllm_error *err, int code, const char *fmt, ...) VKLLM_PRINTF(3, 4);
-
 /* Prefixes ERR's message with "PREFIX: " (used to add a file name). */
 void vkllm_error_prefix(struct vkllm_error *err, const char *prefix);
 

@@ -1,0 +1,227 @@
+/* app_state.c: the window's actions, whatever triggered them (a button, a
+ * key, the --script): they change the history under the lock and queue the
+ * worker's jobs; and the banner that shows what went wrong. */
+#include "app.h"
+
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double app_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+int app_px(const struct app *a, float n)
+{
+    return (int)(n * a->scale + 0.5f);
+}
+
+void app_banner(struct app *a, bool error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char line[sizeof a->banner];
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    vkllm_printable(a->banner, sizeof a->banner, line, strlen(line));
+    a->banner_error = error;
+    /* an error stays until the next action; a note fades */
+    a->banner_until = error ? 0 : app_now_ms() + 6000;
+    /* the terminal (and the tests) see them too */
+    fprintf(stderr, "vkllm-chat: %s%s\n", error ? "error: " : "", a->banner);
+}
+
+/* Lock held: an empty reply at the end of the path, and the job that fills it. */
+static bool start_reply(struct app *a)
+{
+    struct vkllm_error err = {0};
+    uint32_t id;
+    if (history_append(a->hist, HISTORY_ASSISTANT, "", 0, &id, &err) ||
+        worker_generate(a->worker, id, &err)) {
+        app_banner(a, true, "%s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* A reply running or queued: actions that start another wait for Esc. */
+static bool busy(struct app *a)
+{
+    pthread_mutex_lock(&a->lock);
+    bool b = worker_busy(a->worker) && worker_status(a->worker)->phase != WORKER_LOADING;
+    pthread_mutex_unlock(&a->lock);
+    if (b) app_banner(a, false, "a reply is being written: Esc stops it");
+    return b;
+}
+
+bool app_submit(struct app *a)
+{
+    size_t len;
+    const char *text = input_box_text(a->input, &len);
+    size_t lead = 0;
+    while (lead < len && strchr(" \t\r\n", text[lead]))
+        lead++;
+    if (lead == len || busy(a)) return false;
+    struct vkllm_error err = {0};
+    bool ok;
+    pthread_mutex_lock(&a->lock);
+    if (a->editing >= 0)
+        ok = !history_edit(a->hist, (size_t)a->editing, text, len, NULL, &err);
+    else
+        ok = !history_append(a->hist, HISTORY_USER, text, len, NULL, &err);
+    if (!ok)
+        app_banner(a, true, "%s", err.msg);
+    else
+        ok = start_reply(a);
+    pthread_mutex_unlock(&a->lock);
+    if (ok) {
+        input_box_set(a->input, "", 0);
+        a->editing = -1;
+        a->banner[0] = 0;
+    }
+    return ok;
+}
+
+void app_stop(struct app *a)
+{
+    worker_stop(a->worker);
+}
+
+bool app_regenerate(struct app *a)
+{
+    if (busy(a)) return false;
+    struct vkllm_error err = {0};
+    uint32_t id;
+    pthread_mutex_lock(&a->lock);
+    size_t n = history_count(a->hist);
+    const struct history_msg *last = n ? history_at(a->hist, n - 1) : NULL;
+    bool ok = last && last->role == HISTORY_ASSISTANT;
+    if (ok && (history_regenerate(a->hist, &id, &err) || worker_generate(a->worker, id, &err))) {
+        app_banner(a, true, "%s", err.msg);
+        ok = false;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return ok;
+}
+
+bool app_edit_begin(struct app *a, size_t i)
+{
+    pthread_mutex_lock(&a->lock);
+    const struct history_msg *m = history_at(a->hist, i);
+    bool ok = m && m->role == HISTORY_USER;
+    if (ok) input_box_set(a->input, m->text, m->len);
+    pthread_mutex_unlock(&a->lock);
+    if (!ok) return false;
+    a->editing = (int)i;
+    app_banner(a, false, "editing message %zu: Enter sends it as a new branch, Esc cancels", i + 1);
+    return true;
+}
+
+void app_edit_cancel(struct app *a)
+{
+    if (a->editing < 0) return;
+    a->editing = -1;
+    input_box_set(a->input, "", 0);
+    a->banner[0] = 0;
+}
+
+bool app_switch(struct app *a, size_t i, int step)
+{
+    pthread_mutex_lock(&a->lock);
+    bool ok = history_switch(a->hist, i, step);
+    pthread_mutex_unlock(&a->lock);
+    if (ok) a->editing = -1;
+    return ok;
+}
+
+void app_new_chat(struct app *a)
+{
+    worker_stop(a->worker);
+    pthread_mutex_lock(&a->lock);
+    worker_forget(a->worker); /* its reply's message goes now */
+    history_reset(a->hist);
+    pthread_mutex_unlock(&a->lock);
+    view_chat_forget(a);
+    a->editing = -1;
+    a->banner[0] = 0;
+}
+
+void app_load_model(struct app *a, const char *path)
+{
+    worker_stop(a->worker);
+    worker_load(a->worker, path);
+    a->banner[0] = 0;
+}
+
+int app_dump_state(struct app *a, const char *path, struct vkllm_error *err)
+{
+    char *copy = strdup(path);
+    if (!copy) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    const char *dir = dirname(copy);
+    pthread_mutex_lock(&a->lock);
+    int rc = history_save(a->hist, dir, err);
+    char saved[4096];
+    snprintf(saved, sizeof saved, "%s/%s.json", dir, history_id(a->hist));
+    pthread_mutex_unlock(&a->lock);
+    if (!rc && strcmp(saved, path) && rename(saved, path))
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot rename to %s", saved, path);
+    free(copy);
+    return rc;
+}
+
+bool app_key(struct app *a, const SDL_KeyboardEvent *k)
+{
+    bool ctrl = k->keysym.mod & KMOD_CTRL;
+    switch (k->keysym.sym) {
+    case SDLK_ESCAPE: {
+        pthread_mutex_lock(&a->lock);
+        bool generating = worker_busy(a->worker);
+        pthread_mutex_unlock(&a->lock);
+        if (generating)
+            app_stop(a);
+        else
+            app_edit_cancel(a);
+        return true;
+    }
+    case SDLK_PAGEUP:
+    case SDLK_PAGEDOWN: view_chat_scroll(a, k->keysym.sym == SDLK_PAGEUP ? -1 : 1); return true;
+    case SDLK_HOME:
+    case SDLK_END:
+        if (!ctrl) return false; /* the input box's */
+        view_chat_scroll(a, k->keysym.sym == SDLK_HOME ? -2 : 2);
+        return true;
+    case SDLK_n:
+        if (!ctrl) return false;
+        app_new_chat(a);
+        return true;
+    case SDLK_r:
+        if (!ctrl) return false;
+        app_regenerate(a);
+        return true;
+    case SDLK_c: return ctrl && view_chat_copy(a);
+    default: return false;
+    }
+}
+
+void app_poll_worker(struct app *a)
+{
+    pthread_mutex_lock(&a->lock);
+    const struct worker_status *st = worker_status(a->worker);
+    char error[sizeof st->error], note[sizeof st->note];
+    bool new_error = st->error_seq != a->error_seq, new_note = st->note_seq != a->note_seq;
+    memcpy(error, st->error, sizeof error);
+    memcpy(note, st->note, sizeof note);
+    a->error_seq = st->error_seq;
+    a->note_seq = st->note_seq;
+    bool loaded = st->has_model;
+    pthread_mutex_unlock(&a->lock);
+    if (new_note) app_banner(a, false, "%s", note);
+    if (new_error) app_banner(a, true, "%s", error);
+    if (loaded && !a->t_loaded) a->t_loaded = app_now_ms();
+}

@@ -1,0 +1,253 @@
+/* script.c: --script FILE, the window driven without a person, for tests
+ * and measurements. One command a line, run one a frame; the waits hold the
+ * script, never the window:
+ *
+ *   send TEXT           typed into the input box (SDL text events; "\n" is
+ *                       Shift+Enter), then Enter
+ *   wait-reply          until no reply or load is running or queued
+ *   wait-tokens N       until the reply has N tokens (or ended)
+ *   stop                Esc
+ *   regenerate          the Regenerate button
+ *   edit N TEXT         Edit on message N (0: the first), TEXT, Enter
+ *   switch N +1|-1      the "< >" switcher of message N
+ *   new-chat            New chat
+ *   load PATH           a file dropped on the window
+ *   expect-error TEXT   until the window shows an error containing TEXT
+ *   screenshot PATH     a PNG of the next frame
+ *   dump-state PATH     the conversation tree as history_save writes it
+ *   quit
+ *
+ * Text arguments are the rest of the line. A command that fails, or a wait
+ * longer than VKLLM_SCRIPT_TIMEOUT seconds (default 300), prints an error
+ * and ends the program with status 1. */
+#include "app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct script {
+    char *path;
+    char *buf;
+    char **lines;
+    size_t n, next;
+    enum { WAIT_NONE, WAIT_REPLY, WAIT_TOKENS, WAIT_ERROR } wait;
+    unsigned long wait_n;
+    char *wait_text;
+    double wait_since, timeout_ms;
+};
+
+int script_open(const char *path, struct script **out, struct vkllm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open", path);
+    struct script *s = calloc(1, sizeof *s);
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[4096];
+    while (s && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = (len + got + 1) * 2;
+            char *p = realloc(buf, cap);
+            if (!p) break;
+            buf = p;
+        }
+        memcpy(buf + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    if (!s || !buf || !(s->path = strdup(path))) {
+        free(buf);
+        script_free(s);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    }
+    buf[len] = 0;
+    s->buf = buf;
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == '\n';
+    s->lines = calloc(n, sizeof *s->lines);
+    if (!s->lines) {
+        script_free(s);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    }
+    for (char *p = buf; p; s->n++) {
+        s->lines[s->n] = p;
+        p = strchr(p, '\n');
+        if (p) *p++ = 0;
+    }
+    const char *t = getenv("VKLLM_SCRIPT_TIMEOUT");
+    s->timeout_ms = (t && atof(t) > 0 ? atof(t) : 300) * 1e3;
+    *out = s;
+    return VKLLM_OK;
+}
+
+void script_free(struct script *s)
+{
+    if (!s) return;
+    free(s->lines);
+    free(s->buf);
+    free(s->path);
+    free(s->wait_text);
+    free(s);
+}
+
+bool script_waiting(const struct app *a)
+{
+    return a->script && (a->script->wait != WAIT_NONE || a->script->next < a->script->n);
+}
+
+static void fail(struct app *a, const char *fmt, const char *arg)
+{
+    struct script *s = a->script;
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    fprintf(stderr, "vkllm-chat: error: %s:%zu: %s\n", s->path, s->next, msg);
+    a->status = 1;
+    a->quit = true;
+}
+
+/* ---- injected input: what a person's keyboard and mouse would send */
+
+static void push_key(SDL_Keycode sym, Uint16 mod)
+{
+    SDL_Event e = {0};
+    e.type = SDL_KEYDOWN;
+    e.key.state = SDL_PRESSED;
+    e.key.keysym.sym = sym;
+    e.key.keysym.scancode = SDL_GetScancodeFromKey(sym);
+    e.key.keysym.mod = mod;
+    SDL_PushEvent(&e);
+}
+
+/* TEXT as text-input events (at most 31 bytes each, whole characters); the
+ * two characters "\n" as Shift+Enter. */
+static void push_text(const char *text)
+{
+    char piece[SDL_TEXTINPUTEVENT_TEXT_SIZE];
+    size_t n = 0;
+    for (const char *p = text;; p++) {
+        bool newline = p[0] == '\\' && p[1] == 'n';
+        bool lead = ((unsigned char)*p & 0xC0) != 0x80;
+        if (!*p || newline || (lead && n + 4 >= sizeof piece)) {
+            if (n) {
+                SDL_Event e = {0};
+                e.type = SDL_TEXTINPUT;
+                memcpy(e.text.text, piece, n);
+                e.text.text[n] = 0;
+                SDL_PushEvent(&e);
+                n = 0;
+            }
+        }
+        if (!*p) break;
+        if (newline) {
+            push_key(SDLK_RETURN, KMOD_LSHIFT);
+            p++;
+            continue;
+        }
+        piece[n++] = *p;
+    }
+}
+
+/* ---- running */
+
+static bool waited(struct app *a)
+{
+    struct script *s = a->script;
+    pthread_mutex_lock(&a->lock);
+    const struct worker_status *st = worker_status(a->worker);
+    bool busy = worker_busy(a->worker);
+    bool done = s->wait == WAIT_REPLY ? !busy
+                : s->wait == WAIT_TOKENS
+                    ? !busy || (st->phase == WORKER_GENERATING && st->n_gen >= s->wait_n)
+                    : false;
+    pthread_mutex_unlock(&a->lock);
+    if (s->wait == WAIT_ERROR) done = a->banner_error && strstr(a->banner, s->wait_text);
+    if (done) return true;
+    if (app_now_ms() - s->wait_since > s->timeout_ms) {
+        fail(a, "%s: timed out", s->lines[s->next - 1]);
+        s->wait = WAIT_NONE;
+    }
+    return false;
+}
+
+/* "N REST": N, and REST after it. */
+static bool index_arg(const char *arg, size_t *n, const char **rest)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (end == arg) return false;
+    *n = v;
+    while (*end == ' ')
+        end++;
+    *rest = end;
+    return true;
+}
+
+void script_step(struct app *a)
+{
+    struct script *s = a->script;
+    if (!s || a->quit) return;
+    if (s->wait != WAIT_NONE) {
+        if (!waited(a)) return;
+        s->wait = WAIT_NONE;
+    }
+    while (s->next < s->n) {
+        char *line = s->lines[s->next++];
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+            line[--len] = 0;
+        if (!len || line[0] == '#') continue;
+        char *arg = strchr(line, ' ');
+        size_t cmd_len = arg ? (size_t)(arg - line) : len;
+        arg = arg ? arg + 1 : line + len;
+        struct vkllm_error err = {0};
+        size_t n;
+        const char *rest;
+        fprintf(stderr, "vkllm-chat: script: %s\n", line);
+#define IS(c) (cmd_len == strlen(c) && !strncmp(line, c, cmd_len))
+        if (IS("send")) {
+            push_text(arg);
+            push_key(SDLK_RETURN, KMOD_NONE);
+        } else if (IS("wait-reply") || IS("wait-tokens") || IS("expect-error")) {
+            s->wait = IS("wait-reply") ? WAIT_REPLY : IS("wait-tokens") ? WAIT_TOKENS : WAIT_ERROR;
+            s->wait_n = strtoul(arg, NULL, 10);
+            free(s->wait_text);
+            s->wait_text = strdup(arg);
+            s->wait_since = app_now_ms();
+        } else if (IS("stop")) {
+            push_key(SDLK_ESCAPE, KMOD_NONE);
+        } else if (IS("regenerate")) {
+            if (!app_regenerate(a)) fail(a, "%s: nothing to regenerate now", line);
+        } else if (IS("edit")) {
+            if (!index_arg(arg, &n, &rest) || !app_edit_begin(a, n)) {
+                fail(a, "%s: no user message there", line);
+            } else {
+                input_box_set(a->input, rest, strlen(rest));
+                push_key(SDLK_RETURN, KMOD_NONE);
+            }
+        } else if (IS("switch")) {
+            long step = index_arg(arg, &n, &rest) ? strtol(rest, NULL, 10) : 0;
+            if ((step != 1 && step != -1) || !app_switch(a, n, (int)step))
+                fail(a, "%s: no such branch", line);
+        } else if (IS("new-chat")) {
+            app_new_chat(a);
+        } else if (IS("load")) {
+            SDL_Event e = {0};
+            e.type = SDL_DROPFILE;
+            e.drop.file = SDL_strdup(arg);
+            SDL_PushEvent(&e);
+        } else if (IS("screenshot")) {
+            free(a->screenshot);
+            a->screenshot = strdup(arg);
+        } else if (IS("dump-state")) {
+            if (app_dump_state(a, arg, &err)) fail(a, "%s", err.msg);
+        } else if (IS("quit")) {
+            a->quit = true;
+        } else {
+            fail(a, "unknown command '%s'", line);
+        }
+#undef IS
+        return; /* one command a frame: its events are handled before the next */
+    }
+}

@@ -1,0 +1,420 @@
+/* worker.c: the generation thread (see worker.h). The sampling loop is the one
+ * `vkllm chat` runs (app/cmd_chat.c): vkllm_chat_prefill renders the path and
+ * decodes only what the KV cache lacks, then sample, stream, decode a token at
+ * a time; templates, stop strings and cache reuse are the engine's. */
+#include "worker.h"
+
+#include "app.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_JOBS 8
+
+struct job_msg {
+    enum history_role role;
+    char *text;
+    size_t len;
+};
+
+struct job {
+    enum { JOB_LOAD, JOB_GENERATE } kind;
+    char *path;  /* LOAD */
+    uint32_t id; /* GENERATE: the reply's message */
+    uint64_t epoch;
+    struct job_msg *msgs; /* GENERATE: the path before the reply */
+    size_t n_msgs;
+};
+
+struct engine {
+    vkllm_model *model;
+    vkllm_session *session;
+    vkllm_sampler *sampler;
+    vkllm_stream *stream;
+    vkllm_chat *chat;
+};
+
+struct worker {
+    struct worker_params par;
+    history *hist;
+    pthread_mutex_t *lock; /* the UI's: guards hist, the queue and status */
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool quit;
+    struct job jobs[MAX_JOBS];
+    size_t head, n_jobs;
+    bool running;
+    uint64_t epoch;  /* grows at each worker_forget */
+    atomic_int stop; /* end the current reply at its next token */
+    struct worker_status st;
+    /* engine objects: the worker thread's alone */
+    vkllm_context *ctx;
+    struct engine e;
+};
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void job_free(struct job *j)
+{
+    free(j->path);
+    for (size_t i = 0; i < j->n_msgs; i++)
+        free(j->msgs[i].text);
+    free(j->msgs);
+    memset(j, 0, sizeof *j);
+}
+
+/* Lock held. */
+static void set_error(struct worker *w, const char *msg)
+{
+    snprintf(w->st.error, sizeof w->st.error, "%s", msg);
+    w->st.error_seq++;
+}
+
+static void report(struct worker *w, const char *msg)
+{
+    pthread_mutex_lock(w->lock);
+    set_error(w, msg);
+    pthread_mutex_unlock(w->lock);
+}
+
+static void on_note(const char *msg, void *user)
+{
+    struct worker *w = user;
+    pthread_mutex_lock(w->lock);
+    snprintf(w->st.note, sizeof w->st.note, "%s", msg);
+    w->st.note_seq++;
+    pthread_mutex_unlock(w->lock);
+}
+
+static void on_progress(float fraction, void *user)
+{
+    struct worker *w = user;
+    pthread_mutex_lock(w->lock);
+    w->st.progress = fraction;
+    pthread_mutex_unlock(w->lock);
+}
+
+static void engine_free(struct engine *e)
+{
+    vkllm_chat_free(e->chat);
+    vkllm_stream_free(e->stream);
+    vkllm_sampler_free(e->sampler);
+    vkllm_session_free(e->session);
+    vkllm_model_free(e->model);
+    memset(e, 0, sizeof *e);
+}
+
+/* ---- loading */
+
+static void run_load(struct worker *w, const char *path)
+{
+    struct vkllm_error err = {0};
+    struct engine e = {0};
+    double t0 = now_ms();
+    if (!w->ctx) {
+        struct vkllm_context_params cp = {.device = w->par.device};
+        if (vkllm_context_create(&cp, &w->ctx, &err)) goto fail;
+    }
+    struct vkllm_session_params sp = {.n_ctx = w->par.n_ctx};
+    /* a model or context too big for the device is refused before any upload */
+    struct vkllm_model_params mp = {.progress = on_progress, .user = w, .session = &sp};
+    if (vkllm_model_load(w->ctx, path, &mp, &e.model, &err)) goto fail;
+    if (vkllm_session_create(e.model, &sp, &e.session, &err)) goto fail;
+    const vkllm_vocab *vocab = vkllm_model_vocab(e.model);
+    if (vkllm_sampler_create(&w->par.sampling, vkllm_vocab_n_tokens(vocab), &e.sampler, &err))
+        goto fail;
+    if (vkllm_stream_create(vocab, false, &e.stream, &err)) goto fail;
+    struct vkllm_chat_params chp = {.n_reserve =
+                                        w->par.n_predict > 0 ? (uint32_t)w->par.n_predict : 0,
+                                    .notice = on_note,
+                                    .user = w};
+    if (vkllm_chat_create(e.model, e.session, &chp, &e.chat, &err)) goto fail;
+
+    engine_free(&w->e); /* the previous model goes only now that this one works */
+    w->e = e;
+    struct vkllm_gguf_str name = {0};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (vkllm_gguf_get_str(vkllm_model_gguf(e.model), "general.name", &name, NULL) || !name.len)
+        name = (struct vkllm_gguf_str){base, strlen(base)};
+    pthread_mutex_lock(w->lock);
+    vkllm_printable(w->st.model, sizeof w->st.model, name.ptr, name.len);
+    vkllm_printable(w->st.path, sizeof w->st.path, path, strlen(path));
+    snprintf(w->st.device, sizeof w->st.device, "%s", vkllm_context_device(w->ctx)->name);
+    w->st.has_model = true;
+    w->st.n_ctx = vkllm_session_n_ctx(e.session);
+    w->st.ctx_used = 0;
+    w->st.load_ms = now_ms() - t0;
+    pthread_mutex_unlock(w->lock);
+    return;
+fail:
+    engine_free(&e);
+    report(w, err.msg);
+}
+
+/* ---- generating */
+
+/* Appends text to the reply unless a new chat forgot it; false then. */
+static bool emit(struct worker *w, const struct job *j, const char *text, size_t len)
+{
+    struct vkllm_error err = {0};
+    bool live = j->epoch == w->epoch;
+    if (live && len && history_stream(w->hist, j->id, text, len, &err)) {
+        set_error(w, err.msg);
+        live = false;
+    }
+    return live;
+}
+
+static void run_generate(struct worker *w, const struct job *j)
+{
+    struct vkllm_error err = {0};
+    struct engine *e = &w->e;
+    double t0 = now_ms();
+    if (!e->model) {
+        report(w, "no model is loaded: drop a .gguf file on the window");
+        return;
+    }
+    vkllm_chat_clear(e->chat, false);
+    for (size_t i = 0; i < j->n_msgs; i++)
+        if (vkllm_chat_add(e->chat, history_role_name(j->msgs[i].role), j->msgs[i].text,
+                           j->msgs[i].len, &err)) {
+            report(w, err.msg);
+            return;
+        }
+    struct vkllm_chat_turn info;
+    if (vkllm_chat_prefill(e->chat, &info, &err)) {
+        report(w, err.msg);
+        return;
+    }
+    double t_prompt = now_ms();
+    pthread_mutex_lock(w->lock);
+    w->st.phase = WORKER_GENERATING;
+    w->st.prompt_tps = t_prompt > t0 ? info.n_new / ((t_prompt - t0) / 1e3) : 0;
+    w->st.ctx_used = vkllm_session_pos(e->session);
+    w->st.n_gen = 0;
+    w->st.gen_tps = 0;
+    pthread_mutex_unlock(w->lock);
+
+    vkllm_stream_reset(e->stream);
+    enum history_end end = HISTORY_END_LENGTH;
+    uint32_t n_gen = 0;
+    double t_first = 0;
+    const char *text;
+    size_t len;
+    for (;;) {
+        if (w->par.n_predict >= 0 && n_gen >= (uint32_t)w->par.n_predict) break;
+        if (atomic_load(&w->stop)) {
+            end = HISTORY_END_USER;
+            break;
+        }
+        int32_t tok = vkllm_sampler_sample(e->sampler, vkllm_session_logits(e->session, -1));
+        if (tok < 0) {
+            report(w, "sampling failed");
+            break;
+        }
+        n_gen++;
+        int st = vkllm_stream_push(e->stream, tok, &text, &len);
+        double t = now_ms();
+        if (n_gen == 1) t_first = t;
+        pthread_mutex_lock(w->lock);
+        bool live = st >= 0 && emit(w, j, text, len);
+        if (n_gen == 1) w->st.ttft_ms = t - t0;
+        w->st.n_gen = n_gen;
+        w->st.gen_tps = n_gen > 1 ? (n_gen - 1) / ((t - t_first) / 1e3) : 0;
+        pthread_mutex_unlock(w->lock);
+        if (st < 0 || !live) {
+            end = HISTORY_END_USER;
+            break;
+        }
+        if (st != VKLLM_STREAM_MORE) {
+            end = HISTORY_END_MODEL;
+            break;
+        }
+        if (w->par.n_predict >= 0 && n_gen >= (uint32_t)w->par.n_predict) break;
+        int rc = vkllm_chat_decode_token(e->chat, tok, &err);
+        if (rc == VKLLM_E_CONTEXT_FULL) {
+            on_note("the context is full: the next turn drops the oldest ones", w);
+            break;
+        }
+        if (rc) {
+            report(w, err.msg);
+            break;
+        }
+        pthread_mutex_lock(w->lock);
+        w->st.ctx_used = vkllm_session_pos(e->session);
+        pthread_mutex_unlock(w->lock);
+    }
+    vkllm_stream_finish(e->stream, &text, &len);
+    pthread_mutex_lock(w->lock);
+    if (emit(w, j, text, len)) {
+        struct history_stats hs = {
+            .n_tokens = n_gen, .tokens_per_s = w->st.gen_tps, .model = w->st.model, .end = end};
+        if (history_set_stats(w->hist, j->id, &hs, &err)) set_error(w, err.msg);
+    }
+    pthread_mutex_unlock(w->lock);
+}
+
+/* ---- the thread */
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    pthread_mutex_lock(w->lock);
+    for (;;) {
+        while (!w->quit && !w->n_jobs)
+            pthread_cond_wait(&w->wake, w->lock);
+        if (w->quit) break;
+        struct job j = w->jobs[w->head];
+        w->head = (w->head + 1) % MAX_JOBS;
+        w->n_jobs--;
+        if (j.kind == JOB_GENERATE && j.epoch != w->epoch) { /* its chat is gone */
+            job_free(&j);
+            continue;
+        }
+        w->running = true;
+        atomic_store(&w->stop, 0); /* a stop before this point dropped the job instead */
+        w->st.phase = j.kind == JOB_LOAD ? WORKER_LOADING : WORKER_PREFILL;
+        w->st.progress = 0;
+        if (j.kind == JOB_GENERATE) w->st.reply_id = j.id;
+        pthread_mutex_unlock(w->lock);
+        if (j.kind == JOB_LOAD)
+            run_load(w, j.path);
+        else
+            run_generate(w, &j);
+        job_free(&j);
+        pthread_mutex_lock(w->lock);
+        w->running = false;
+        w->st.phase = WORKER_IDLE;
+    }
+    pthread_mutex_unlock(w->lock);
+    return NULL;
+}
+
+/* Lock held. False when the queue is full. */
+static bool push(struct worker *w, struct job *j)
+{
+    if (w->n_jobs == MAX_JOBS) return false;
+    w->jobs[(w->head + w->n_jobs++) % MAX_JOBS] = *j;
+    pthread_cond_signal(&w->wake);
+    return true;
+}
+
+int worker_start(const struct worker_params *params, history *h, pthread_mutex_t *lock,
+                 struct worker **out, struct vkllm_error *err)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    w->par = *params;
+    w->hist = h;
+    w->lock = lock;
+    if (pthread_cond_init(&w->wake, NULL)) {
+        free(w);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "cannot make a condition variable");
+    }
+    if (pthread_create(&w->thread, NULL, run, w)) {
+        pthread_cond_destroy(&w->wake);
+        free(w);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "cannot start the generation thread");
+    }
+    *out = w;
+    return VKLLM_OK;
+}
+
+uint32_t worker_free(struct worker *w)
+{
+    if (!w) return 0;
+    atomic_store(&w->stop, 1);
+    pthread_mutex_lock(w->lock);
+    w->quit = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(w->lock);
+    pthread_join(w->thread, NULL);
+    for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS)
+        job_free(&w->jobs[w->head]);
+    engine_free(&w->e);
+    uint32_t n = w->ctx ? vkllm_context_validation_errors(w->ctx) : 0;
+    vkllm_context_destroy(w->ctx);
+    pthread_cond_destroy(&w->wake);
+    free(w);
+    return n;
+}
+
+void worker_load(struct worker *w, const char *path)
+{
+    struct job j = {.kind = JOB_LOAD, .path = strdup(path)};
+    pthread_mutex_lock(w->lock);
+    if (!j.path || !push(w, &j)) {
+        set_error(w, "cannot queue the model: too many jobs waiting");
+        job_free(&j);
+    }
+    pthread_mutex_unlock(w->lock);
+}
+
+int worker_generate(struct worker *w, uint32_t reply_id, struct vkllm_error *err)
+{
+    struct job j = {.kind = JOB_GENERATE, .id = reply_id, .epoch = w->epoch};
+    size_t n = history_count(w->hist);
+    j.msgs = calloc(n ? n : 1, sizeof *j.msgs);
+    if (!j.msgs) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const struct history_msg *m = history_at(w->hist, i);
+        if (m->id == reply_id) break;
+        j.msgs[i] = (struct job_msg){.role = m->role, .text = malloc(m->len + 1), .len = m->len};
+        j.n_msgs++;
+        if (!j.msgs[i].text) {
+            job_free(&j);
+            return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+        }
+        memcpy(j.msgs[i].text, m->text, m->len + 1);
+    }
+    if (!push(w, &j)) {
+        job_free(&j);
+        return vkllm_fail(err, VKLLM_E_INVALID, "too many jobs waiting");
+    }
+    return VKLLM_OK;
+}
+
+void worker_stop(struct worker *w)
+{
+    pthread_mutex_lock(w->lock);
+    atomic_store(&w->stop, 1);
+    /* queued replies go too; queued loads stay */
+    struct job keep[MAX_JOBS];
+    size_t n = 0;
+    for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS) {
+        struct job *j = &w->jobs[w->head];
+        if (j->kind == JOB_LOAD)
+            keep[n++] = *j;
+        else
+            job_free(j);
+    }
+    w->head = 0;
+    for (size_t i = 0; i < n; i++)
+        w->jobs[w->n_jobs++] = keep[i];
+    pthread_mutex_unlock(w->lock);
+}
+
+void worker_forget(struct worker *w)
+{
+    w->epoch++;
+    atomic_store(&w->stop, 1);
+}
+
+const struct worker_status *worker_status(const struct worker *w)
+{
+    return &w->st;
+}
+
+bool worker_busy(const struct worker *w)
+{
+    return w->running || w->n_jobs > 0;
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# test_window.sh: the chat window (app/chat) end to end, on a virtual display
+# (Xvfb, SDL's software renderer), driven by --script with the bundled model.
+#   test_window.sh VKLLM_CHAT DATA_DIR SCRATCH_DIR
+# The script sends two messages (the second in three scripts and with a line
+# break, typed as SDL text events), stops the second reply with Esc, regenerates
+# it, edits the first message (a branch), switches back to the first branch,
+# drops a file that is not a model on the window (an error in the window, the
+# app goes on with its model) and sends once more. Checked: the exit status,
+# the conversation tree dumped through history_save (branches, which one is
+# active, how each reply ended), the error line, and the screenshots (PNG of
+# the window's size with more than a few colours: a blank window has one or
+# two).
+set -u
+chat=$1 data=$2 scratch=$3
+rm -rf "$scratch"
+mkdir -p "$scratch"
+cd "$scratch" || exit 1
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+command -v xvfb-run >/dev/null || { echo "FAIL: xvfb-run is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+
+echo "this is not a model" > not-a-model.txt
+cat > run.script <<EOF
+# first turn
+send Hello there
+wait-reply
+screenshot $scratch/first.png
+send Tell me a story\nabout Привет 👋 مرحبا
+wait-tokens 3
+stop
+wait-reply
+regenerate
+wait-reply
+screenshot $scratch/regenerated.png
+edit 0 Once upon a time
+wait-reply
+switch 0 -1
+screenshot $scratch/branches.png
+load $scratch/not-a-model.txt
+expect-error not-a-model.txt
+screenshot $scratch/error.png
+wait-reply
+send After the error
+wait-reply
+screenshot $scratch/after-error.png
+dump-state $scratch/state.json
+quit
+EOF
+
+# SDL's hint variables: X11 through Xvfb, the software renderer (no GL)
+SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/data" \
+    timeout 600 xvfb-run -a -s "-screen 0 1280x1024x24" \
+    "$chat" -m "$data/stories260K.gguf" -n 40 --seed 7 --size 1000x720 --script run.script \
+    >out.txt 2>err.txt
+status=$?
+[ $status = 0 ] || fail "exit status $status: $(tail -5 err.txt)"
+grep -q "^vkllm-chat: error: .*not-a-model.txt" err.txt ||
+    fail "no error line for the file that is not a model: $(grep error err.txt)"
+grep -q "^vkllm-chat: first frame [0-9]* ms after launch, model loaded [0-9]* ms" err.txt ||
+    fail "no timing line"
+
+python3 - "$scratch" <<'EOF' || fail "see above"
+import json, os, struct, sys, zlib
+
+scratch = sys.argv[1]
+bad = 0
+def check(cond, msg):
+    global bad
+    if not cond:
+        print("FAIL:", msg, file=sys.stderr)
+        bad += 1
+
+# ---- the screenshots: whole PNGs of the window, not blank
+def png_colours(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype == 6, "not 8-bit RGBA"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, bpp, stride = zlib.decompress(idat), 4, w * 4
+    prev, colours = bytearray(stride), set()
+    for y in range(h):
+        f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = row[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1: row[i] = (row[i] + a) & 255
+            elif f == 2: row[i] = (row[i] + b) & 255
+            elif f == 3: row[i] = (row[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        colours.update(bytes(row[i:i + 4]) for i in range(0, stride, 4 * 3))
+        prev = row
+    return w, h, len(colours)
+
+for name in ["first", "regenerated", "branches", "error", "after-error"]:
+    path = os.path.join(scratch, name + ".png")
+    if not os.path.exists(path):
+        check(False, f"{name}.png is missing")
+        continue
+    try:
+        w, h, n = png_colours(path)
+    except Exception as e:
+        check(False, f"{name}.png: {e}")
+        continue
+    check((w, h) == (1000, 720), f"{name}.png is {w}x{h}, not the window's 1000x720")
+    check(n > 16, f"{name}.png has {n} colours: blank")
+
+# ---- the conversation tree
+try:
+    d = json.load(open(os.path.join(scratch, "state.json")))
+except Exception as e:
+    print("FAIL: state.json:", e, file=sys.stderr)
+    sys.exit(1)
+msgs = d["messages"]
+def children(p):
+    return [i for i, m in enumerate(msgs) if m["parent"] == p]
+roots = children(-1)
+check([msgs[i]["content"] for i in roots] == ["Hello there", "Once upon a time"],
+      f"the first message and its edit are not siblings: {[msgs[i]['content'] for i in roots]}")
+path, kids = [], roots
+act = d["active"]
+while kids:
+    i = kids[act if act < len(kids) else 0]
+    path.append(i)
+    kids = children(i)
+    act = msgs[i]["active"]
+texts = [msgs[i]["content"] for i in path]
+check(len(path) == 6 and texts[0] == "Hello there" and texts[2] == "Tell me a story\nabout Привет 👋 مرحبا"
+      and texts[4] == "After the error",
+      f"the active path after switching back and sending again: {texts}")
+if len(path) == 6:
+    replies = children(path[2])
+    check(len(replies) == 2, f"regenerate: the second message has {len(replies)} replies, not 2")
+    stopped, again = (msgs[i] for i in replies[:2])
+    check(stopped.get("stats", {}).get("end") == "user" and 3 <= stopped["stats"]["tokens"] < 40,
+          f"the stopped reply: {stopped.get('stats')}")
+    check(path[3] == replies[1] and again["stats"]["end"] in ("length", "model") and again["content"],
+          f"the regenerated reply is not the active one, or empty: {again}")
+    last = msgs[path[5]]
+    check(last["role"] == "assistant" and last["content"] and last["stats"]["tokens"] > 0,
+          f"no reply after the error: {last}")
+    for i in path[1:4:2]:
+        check(msgs[i]["content"].strip() != "", f"reply {i} is empty")
+edited = children(roots[1])
+check(len(edited) == 1 and msgs[edited[0]]["content"], "the edited branch has no reply")
+sys.exit(1 if bad else 0)
+EOF
+
+[ $failures = 0 ] && echo "test_window: ok"
+[ $failures = 0 ]
