@@ -6,11 +6,17 @@
 # break, typed as SDL text events), stops the second reply with Esc, regenerates
 # it, edits the first message (a branch), switches back to the first branch,
 # drops a file that is not a model on the window (an error in the window, the
-# app goes on with its model) and sends once more. Checked: the exit status,
-# the conversation tree dumped through history_save (branches, which one is
-# active, how each reply ended), the error line, and the screenshots (PNG of
-# the window's size with more than a few colours: a blank window has one or
-# two).
+# app goes on with its model) and sends once more; then changes settings
+# (sampling, the system prompt, the light theme), shows the settings panel and
+# the help, and starts a second chat. A second run with the same data and
+# config directories (and a corrupt file among the chats) searches the saved
+# chats, reopens the first and replies in it, renames, exports and deletes.
+# Checked: the exit statuses, the conversation trees dumped through
+# history_save (branches, which one is active, how each reply ended), the
+# sidebar's lists, the settings file, the corrupt file reported once and set
+# aside, the export, the error line, and the screenshots (PNG of the window's
+# size with more than a few colours: a blank window has one or two; light
+# where the light theme is on, dark before).
 set -u
 chat=$1 data=$2 scratch=$3
 rm -rf "$scratch"
@@ -45,16 +51,64 @@ send After the error
 wait-reply
 screenshot $scratch/after-error.png
 dump-state $scratch/state.json
+settings temperature 0.5
+settings system_prompt You tell short stories.
+open-settings
+screenshot $scratch/settings.png
+close
+help
+screenshot $scratch/help.png
+close
+new-chat
+send A second chat about cats
+wait-reply
+theme light
+screenshot $scratch/light.png
+open-sidebar
+dump-list $scratch/list1.txt
+screenshot $scratch/sidebar.png
+quit
+EOF
+cat > run2.script <<EOF
+open-sidebar
+dump-list $scratch/list2.txt
+search upon a TIME
+dump-list $scratch/search.txt
+search Hello there
+reopen 0
+send One more line
+wait-reply
+dump-state $scratch/state2.json
+rename 0 Story time
+export 0 $scratch/export.md
+search cats
+delete 0
+search
+dump-list $scratch/list3.txt
+screenshot $scratch/reopened.png
 quit
 EOF
 
-# SDL's hint variables: X11 through Xvfb, the software renderer (no GL)
-SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/data" \
-    timeout 600 xvfb-run -a -s "-screen 0 1280x1024x24" \
-    "$chat" -m "$data/stories260K.gguf" -n 40 --seed 7 --size 1000x720 --script run.script \
-    >out.txt 2>err.txt
+# SDL's hint variables: X11 through Xvfb, the software renderer (no GL);
+# chats and settings in the scratch directory, never the user's
+window() {
+    SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/data" \
+        XDG_CONFIG_HOME="$scratch/config" timeout 600 xvfb-run -a -s "-screen 0 1280x1024x24" \
+        "$chat" -m "$data/stories260K.gguf" -n 40 --seed 7 --size 1000x720 "$@"
+}
+window --script run.script >out.txt 2>err.txt
 status=$?
 [ $status = 0 ] || fail "exit status $status: $(tail -5 err.txt)"
+chats=$scratch/data/vkllm/chats
+echo '{"version": 1, "messages": [' > "$chats/20200101-000000-c0ffee.json"
+window --script run2.script >out2.txt 2>err2.txt
+status=$?
+[ $status = 0 ] || fail "second run: exit status $status: $(tail -5 err2.txt)"
+[ "$(grep -c 'c0ffee.json: .*moved aside to 20200101-000000-c0ffee.json.corrupt-1' err2.txt)" = 1 ] ||
+    fail "the corrupt chat is not reported once: $(grep c0ffee err2.txt)"
+[ -f "$chats/20200101-000000-c0ffee.json.corrupt-1" ] || fail "the corrupt chat was not set aside"
+head -1 export.md 2>/dev/null | grep -qx '# Story time' || fail "export.md: $(head -3 export.md)"
+grep -qx '## User' export.md && grep -qx 'One more line' export.md || fail "export.md lacks the turns"
 grep -q "^vkllm-chat: error: .*not-a-model.txt" err.txt ||
     fail "no error line for the file that is not a model: $(grep error err.txt)"
 grep -q "^vkllm-chat: first frame [0-9]* ms after launch, model loaded [0-9]* ms" err.txt ||
@@ -86,7 +140,7 @@ def png_colours(path):
             idat += body
         pos += 12 + n
     raw, bpp, stride = zlib.decompress(idat), 4, w * 4
-    prev, colours = bytearray(stride), set()
+    prev, colours, bright = bytearray(stride), set(), []
     for y in range(h):
         f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for i in range(stride):
@@ -101,20 +155,27 @@ def png_colours(path):
                 row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         colours.update(bytes(row[i:i + 4]) for i in range(0, stride, 4 * 3))
         prev = row
-    return w, h, len(colours)
+        sample = range(0, stride, 4 * 7)
+        bright.append(sum(row[i] + row[i + 1] + row[i + 2] for i in sample) / (3 * len(sample)))
+    return w, h, len(colours), sum(bright) / len(bright)
 
-for name in ["first", "regenerated", "branches", "error", "after-error"]:
+for name in ["first", "regenerated", "branches", "error", "after-error", "settings", "help",
+             "light", "sidebar", "reopened"]:
     path = os.path.join(scratch, name + ".png")
     if not os.path.exists(path):
         check(False, f"{name}.png is missing")
         continue
     try:
-        w, h, n = png_colours(path)
+        w, h, n, mean = png_colours(path)
     except Exception as e:
         check(False, f"{name}.png: {e}")
         continue
     check((w, h) == (1000, 720), f"{name}.png is {w}x{h}, not the window's 1000x720")
     check(n > 16, f"{name}.png has {n} colours: blank")
+    # the light theme, and the second run that starts with it saved
+    light = name in ("light", "sidebar", "reopened")
+    check((mean > 160) == light,
+          f"{name}.png: mean brightness {mean:.0f}, not the {'light' if light else 'dark'} theme")
 
 # ---- the conversation tree
 try:
@@ -154,6 +215,38 @@ if len(path) == 6:
         check(msgs[i]["content"].strip() != "", f"reply {i} is empty")
 edited = children(roots[1])
 check(len(edited) == 1 and msgs[edited[0]]["content"], "the edited branch has no reply")
+
+# ---- saved chats and settings across the two runs
+def entries(name):
+    try:
+        return [l.split("\t", 1) for l in open(os.path.join(scratch, name)).read().splitlines()]
+    except OSError as e:
+        check(False, f"{name}: {e}")
+        return []
+l1, l2, found, l3 = (entries(n) for n in ("list1.txt", "list2.txt", "search.txt", "list3.txt"))
+check([t for _, t in l1] == ["A second chat about cats", "Hello there"],
+      f"the first run's list (newest first): {l1}")
+check(l2 == l1, f"the second run lists other chats: {l2} (first run: {l1})")
+check([t for _, t in found] == ["Hello there"], f"searching an edited branch's words: {found}")
+check(len(l3) == 1 and l3[0][1] == "Story time" and len(l1) == 2 and l3[0][0] == l1[1][0],
+      f"after rename and delete: {l3}")
+try:
+    m2 = json.load(open(os.path.join(scratch, "state2.json")))["messages"]
+    check(len(m2) == len(msgs) + 2 and
+          [m["content"] for m in m2[:len(msgs)]] == [m["content"] for m in msgs],
+          "the reopened chat is not the saved tree and one more turn")
+    check(m2[-2]["content"] == "One more line" and len(path) == 6 and m2[-2]["parent"] == path[5]
+          and m2[-1]["role"] == "assistant" and m2[-1]["stats"]["tokens"] > 0,
+          f"the turn after reopening: {m2[-2:]}")
+except Exception as e:
+    check(False, f"state2.json: {e!r}")
+try:
+    st = json.load(open(os.path.join(scratch, "config", "vkllm", "settings.json")))
+    check(st["temperature"] == 0.5 and st["theme"] == "light" and
+          st["system_prompt"] == "You tell short stories." and st["max_tokens"] == -1,
+          f"settings.json: {st} (-n 40 on the command line is for one run, not saved)")
+except Exception as e:
+    check(False, f"settings.json: {e!r}")
 sys.exit(1 if bad else 0)
 EOF
 

@@ -2,12 +2,15 @@
  * mouse input for the immediate-mode widgets, and each panel's entry points.
  *
  * Every frame main.c polls SDL's events (keys go to app_key, then to the
- * input box), runs a step of the --script if there is one, and draws the
- * panels top to bottom: top_bar, view_chat, input_box, status_bar. A panel
+ * focused text field or the input box), runs a step of the --script if there
+ * is one, and draws the panels: the sidebar of saved chats on the left (when
+ * open), then top to bottom top_bar, view_chat, input_box, status_bar, and
+ * over them the settings panel or the help overlay when one is open. A panel
  * reads the mouse from app.ui while it draws, so a widget's hit test and its
  * drawing are one call (ui_button). The actions a button, a key or the
  * script triggers (send, stop, regenerate, edit, switch, new chat, load) are
- * the app_* functions of app_state.c, whichever way they came.
+ * the app_* functions of app_state.c (the conversation), app_chats.c (saved
+ * chats) and app_settings.c, whichever way they came.
  *
  * Threads: the history and the worker's status are shared with the worker
  * under app.lock; the UI takes it for short copies and layout, never across a
@@ -17,6 +20,7 @@
 
 #include "font.h"
 #include "history.h"
+#include "settings.h"
 #include "text_layout.h"
 #include "worker.h"
 
@@ -25,10 +29,10 @@
 #include <stdbool.h>
 
 struct theme {
-    SDL_Color bg, panel, border, text, dim, accent, user_bg, code_bg, select, error, button,
+    SDL_Color bg, panel, border, text, dim, accent, user_bg, code_bg, code, select, error, button,
         button_hot;
 };
-extern const struct theme theme_dark;
+extern const struct theme theme_dark, theme_light;
 
 /* The mouse this frame, in drawable pixels. */
 struct ui {
@@ -41,15 +45,32 @@ struct ui {
     bool wheel_taken;
 };
 
+/* A one-line text field (search, rename, a setting): it has the keyboard
+ * when it is app.focus. */
+struct ui_field {
+    char text[4096];
+    size_t len, cursor;
+    bool submitted; /* Enter since the last ui_field call */
+    bool tabbed;    /* Tab since the owner last cleared this: the next field's turn */
+    bool changed;   /* the text changed since the owner last cleared this */
+};
+
 struct chat_view;
 struct input_box;
 struct script;
+struct sidebar;
+struct panel_settings;
+
+#define MAX_OVERRIDES 8
 
 struct app_options {
     const char *model;  /* -m */
     const char *script; /* --script */
     int width, height;  /* --size, in screen coordinates */
-    struct worker_params worker;
+    uint64_t seed;
+    /* settings given on the command line: for this run, never saved */
+    const char *overrides[MAX_OVERRIDES][2]; /* key, value */
+    int n_overrides;
 };
 
 struct app {
@@ -70,11 +91,19 @@ struct app {
     struct chat_view *view;
     struct input_box *input;
     struct script *script;
-    int editing;      /* path index of the user message being edited; -1: none */
-    char banner[512]; /* an error or note shown above the input */
+    struct sidebar *sidebar;
+    struct panel_settings *settings_panel;
+    struct ui_field *focus; /* the text field that has the keyboard; NULL: the input box */
+    bool sidebar_open, settings_open, help_open;
+    struct settings settings; /* as saved */
+    char *settings_path;      /* NULL: none could be made (then nothing is saved) */
+    char *data_dir;           /* saved chats; NULL: none could be made */
+    int editing;              /* path index of the user message being edited; -1: none */
+    char banner[512];         /* an error or note shown above the input */
     bool banner_error;
     double banner_until;          /* ms (app_now_ms); 0: until dismissed */
     uint64_t error_seq, note_seq; /* the worker's last ones shown */
+    uint64_t replies_saved;       /* the worker's replies_done at the last save */
     bool quit;
     int status; /* the exit status (a failed script command: 1) */
 
@@ -105,6 +134,8 @@ void app_edit_cancel(struct app *a);
 bool app_switch(struct app *a, size_t i, int step);
 void app_new_chat(struct app *a);
 void app_load_model(struct app *a, const char *path);
+/* Closes the settings panel and the help overlay, else cancels an edit. */
+void app_escape(struct app *a);
 /* Writes the conversation tree (history_save's JSON) to PATH. */
 int app_dump_state(struct app *a, const char *path, struct vkllm_error *err);
 /* The keys that act on the whole window (Esc, Ctrl+N, PgUp, ...); true if taken. */
@@ -112,7 +143,36 @@ bool app_key(struct app *a, const SDL_KeyboardEvent *k);
 /* Once a frame, before drawing: errors and notes from the worker to the banner. */
 void app_poll_worker(struct app *a);
 
-/* ---- drawing primitives and widgets (draw.c) */
+/* ---- saved chats (app_chats.c): each refreshes the sidebar's list */
+
+/* Saves the conversation (atomically) unless it is empty. */
+void app_save_chat(struct app *a);
+/* Replaces the conversation with saved one ID; the next reply prefills it. */
+bool app_reopen(struct app *a, const char *id);
+bool app_rename_chat(struct app *a, const char *id, const char *title);
+/* Deletes saved chat ID; when it is the open one, a new chat starts. */
+bool app_delete_chat(struct app *a, const char *id);
+/* Writes saved chat ID's active path as Markdown to PATH. */
+bool app_export_chat(struct app *a, const char *id, const char *path);
+/* One line for each file the list could not read, once each. */
+void app_list_notice(const char *msg, void *user);
+
+/* ---- settings (app_settings.c) */
+
+/* Loads the settings file (a problem goes to the banner) and applies the
+ * command line's overrides. Before the worker starts. */
+void app_settings_init(struct app *a);
+/* What the worker runs with: the settings, the overrides, the seed. */
+struct worker_params app_worker_params(const struct app *a);
+/* Saves S as the settings and applies what changed (theme, font size; the
+ * model is loaded again for the context, device or reply limit). */
+bool app_settings_commit(struct app *a, const struct settings *s);
+/* Sets one setting from text (the --script): refused with a message in the banner. */
+bool app_setting(struct app *a, const char *key, const char *value);
+/* The body text's size in pixels at the UI's scale. */
+int app_font_px(const struct app *a);
+
+/* ---- drawing primitives and widgets (draw.c, widget_field.c) */
 
 void draw_rect(struct app *a, SDL_Rect r, SDL_Color c);
 void draw_outline(struct app *a, SDL_Rect r, SDL_Color c);
@@ -121,8 +181,34 @@ bool ui_hover(const struct app *a, SDL_Rect r);
 bool ui_button(struct app *a, SDL_Rect r, const char *label, bool enabled);
 /* The width a button of LABEL takes. */
 int ui_button_width(struct app *a, const char *label);
+/* Field F in R (PLACEHOLDER while empty); a click gives it the keyboard.
+ * True when Enter was pressed in it since the last call. */
+bool ui_field(struct app *a, struct ui_field *f, SDL_Rect r, const char *placeholder);
+void ui_field_set(struct ui_field *f, const char *text);
+/* Text and editing keys for app.focus; true if taken. Esc gives the
+ * keyboard back to the input box. */
+bool ui_field_event(struct app *a, const SDL_Event *e);
+/* Gives the keyboard to F (NULL: the input box). */
+void ui_focus(struct app *a, struct ui_field *f);
 
-/* ---- panels, top to bottom */
+/* ---- panels: the sidebar, then top to bottom, then the overlays */
+
+int panel_sidebar_create(struct app *a, struct sidebar **out, struct vkllm_error *err);
+void panel_sidebar_destroy(struct sidebar *s);
+/* Its width; 0 when closed. */
+int panel_sidebar_width(struct app *a);
+void panel_sidebar_frame(struct app *a, SDL_Rect r);
+/* Ctrl+B: opens it (the list read again, the search box focused) or closes it. */
+void panel_sidebar_toggle(struct app *a);
+/* Reads the list again (with the search box's query). */
+void panel_sidebar_refresh(struct app *a);
+/* Types QUERY into the search box and searches now. */
+void panel_sidebar_search(struct app *a, const char *query);
+/* Entry I of the list as shown (NULL past the end). */
+const struct history_entry *panel_sidebar_entry(struct app *a, size_t i);
+size_t panel_sidebar_count(struct app *a);
+/* Up, Down, Enter, F2, Delete on the list while its search box has the keyboard. */
+bool panel_sidebar_key(struct app *a, const SDL_KeyboardEvent *k);
 
 void top_bar_frame(struct app *a, SDL_Rect r);
 int top_bar_height(struct app *a);
@@ -149,6 +235,16 @@ bool input_box_event(struct app *a, const SDL_Event *e);
 void input_box_set(struct input_box *b, const char *text, size_t len);
 const char *input_box_text(const struct input_box *b, size_t *len);
 void input_box_rescale(struct app *a);
+
+int panel_settings_create(struct app *a, struct panel_settings **out, struct vkllm_error *err);
+void panel_settings_destroy(struct panel_settings *p);
+/* Ctrl+, and the Settings button: opens it with the current values, or closes it. */
+void panel_settings_toggle(struct app *a);
+/* Over R (the whole window) while a->settings_open. */
+void panel_settings_frame(struct app *a, SDL_Rect r);
+
+/* F1: every shortcut, over R while a->help_open. */
+void overlay_help_frame(struct app *a, SDL_Rect r);
 
 void status_bar_frame(struct app *a, SDL_Rect r);
 int status_bar_height(struct app *a);

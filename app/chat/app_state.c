@@ -175,20 +175,43 @@ int app_dump_state(struct app *a, const char *path, struct vkllm_error *err)
     return rc;
 }
 
-bool app_key(struct app *a, const SDL_KeyboardEvent *k)
+void app_escape(struct app *a)
 {
-    bool ctrl = k->keysym.mod & KMOD_CTRL;
-    switch (k->keysym.sym) {
-    case SDLK_ESCAPE: {
+    if (a->help_open) {
+        a->help_open = false;
+    } else if (a->settings_open) {
+        panel_settings_toggle(a);
+    } else {
         pthread_mutex_lock(&a->lock);
         bool generating = worker_busy(a->worker);
         pthread_mutex_unlock(&a->lock);
         if (generating)
             app_stop(a);
+        else if (a->focus)
+            ui_focus(a, NULL); /* a sidebar field lets go (and its edit is cancelled) */
         else
             app_edit_cancel(a);
-        return true;
     }
+}
+
+bool app_key(struct app *a, const SDL_KeyboardEvent *k)
+{
+    bool ctrl = k->keysym.mod & KMOD_CTRL;
+    switch (k->keysym.sym) {
+    case SDLK_ESCAPE: app_escape(a); return true;
+    case SDLK_F1: a->help_open = !a->help_open; return true;
+    case SDLK_COMMA:
+        if (!ctrl) return false;
+        panel_settings_toggle(a);
+        return true;
+    case SDLK_b:
+        if (!ctrl) return false;
+        panel_sidebar_toggle(a);
+        return true;
+    case SDLK_t:
+        if (!ctrl) return false;
+        app_setting(a, "theme", a->settings.theme == SETTINGS_LIGHT ? "dark" : "light");
+        return true;
     case SDLK_PAGEUP:
     case SDLK_PAGEDOWN: view_chat_scroll(a, k->keysym.sym == SDLK_PAGEUP ? -1 : 1); return true;
     case SDLK_HOME:
@@ -220,7 +243,11 @@ void app_poll_worker(struct app *a)
     a->error_seq = st->error_seq;
     a->note_seq = st->note_seq;
     bool loaded = st->has_model;
+    bool replied = st->replies_done != a->replies_saved;
+    a->replies_saved = st->replies_done;
     pthread_mutex_unlock(&a->lock);
+    /* each finished reply saves the conversation */
+    if (replied) app_save_chat(a);
     if (new_note) app_banner(a, false, "%s", note);
     if (new_error) app_banner(a, true, "%s", error);
     if (loaded && !a->t_loaded) a->t_loaded = app_now_ms();

@@ -14,12 +14,15 @@ static const char usage[] =
     "\n"
     "A chat window for a GGUF model. Drop a .gguf file on it to open another.\n"
     "Enter sends, Shift+Enter breaks the line, Esc stops a reply (or cancels an edit),\n"
-    "Ctrl+R regenerates, Ctrl+N starts a new chat, PgUp/PgDn scroll.\n"
+    "Ctrl+R regenerates, Ctrl+N starts a new chat, Ctrl+B shows the saved chats,\n"
+    "Ctrl+, the settings, F1 every shortcut. Chats are saved in $XDG_DATA_HOME/vkllm/chats,\n"
+    "settings in $XDG_CONFIG_HOME/vkllm/settings.json; -c, -n, --temp and --device\n"
+    "override the settings for one run.\n"
     "\n"
     "  -m, --model FILE     GGUF model (default: the bundled stories260K.gguf)\n"
-    "  -c, --ctx-size N     context size in tokens (default: the model's, at most 4096)\n"
+    "  -c, --ctx-size N     context size in tokens (0, the default: the model's, at most 4096)\n"
     "  -n, --n-predict N    most tokens a reply; -1 until the model stops (default -1)\n"
-    "      --temp T         temperature; 0 is greedy (default 0.8)\n"
+    "      --temp T         temperature from 0 (greedy) to 5 (default 0.8)\n"
     "  -s, --seed S         random seed (default: from the clock)\n"
     "      --device D       Vulkan device: index or part of its name\n"
     "      --size WxH       the window's size (default 1000x720)\n"
@@ -37,14 +40,31 @@ static bool parse_int(const char *flag, const char *v, long long lo, long long h
     return true;
 }
 
+/* FLAG's VALUE overrides setting KEY for this run, checked as the panel checks it. */
+static bool override(struct app_options *o, const char *flag, const char *key, const char *value)
+{
+    struct settings scratch;
+    struct vkllm_error err = {0};
+    settings_defaults(&scratch);
+    if (value && settings_set(&scratch, key, value, &err)) {
+        fprintf(stderr, "error: %s: %s\n", flag, err.msg);
+        return false;
+    }
+    if (o->n_overrides == MAX_OVERRIDES) {
+        fprintf(stderr, "error: %s: too many settings on the command line\n", flag);
+        return false;
+    }
+    o->overrides[o->n_overrides][0] = key;
+    o->overrides[o->n_overrides++][1] = value;
+    return true;
+}
+
 /* Returns 0 to run, 1 after an error, 2 after --help. */
 static int parse_args(int argc, char **argv, struct app_options *o)
 {
-    long long n, seed = -1;
+    long long seed = -1;
     o->width = 1000;
     o->height = 720;
-    o->worker.n_predict = -1;
-    o->worker.sampling = vkllm_sampler_defaults(0);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -55,23 +75,15 @@ static int parse_args(int argc, char **argv, struct app_options *o)
         } else if (!strcmp(a, "--script")) {
             o->script = v;
         } else if (!strcmp(a, "--device")) {
-            o->worker.device = v;
+            if (!override(o, a, "device", v)) return 1;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!parse_int(a, v, 0, 1 << 24, &n)) return 1;
-            o->worker.n_ctx = (uint32_t)n;
+            if (!override(o, a, "context", v)) return 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!parse_int(a, v, -1, 1 << 30, &n)) return 1;
-            o->worker.n_predict = (int32_t)n;
+            if (!override(o, a, "max_tokens", v)) return 1;
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
             if (!parse_int(a, v, 0, INT64_MAX, &seed)) return 1;
         } else if (!strcmp(a, "--temp")) {
-            char *end;
-            double t = v ? strtod(v, &end) : -1;
-            if (!v || *end || !(t >= 0 && t <= 1e6)) {
-                fprintf(stderr, "error: --temp needs a number from 0 to 1e6\n");
-                return 1;
-            }
-            o->worker.sampling.temp = (float)t;
+            if (!override(o, a, "temperature", v)) return 1;
         } else if (!strcmp(a, "--size")) {
             if (!v || sscanf(v, "%dx%d", &o->width, &o->height) != 2 || o->width < 200 ||
                 o->height < 150 || o->width > 16384 || o->height > 16384) {
@@ -90,8 +102,7 @@ static int parse_args(int argc, char **argv, struct app_options *o)
     }
     if (!o->model) o->model = getenv("VKLLM_MODEL");
     if (!o->model) o->model = VKLLM_DEFAULT_MODEL;
-    o->worker.sampling.seed =
-        seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    o->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     return 0;
 }
 
@@ -117,7 +128,7 @@ static void measure_scale(struct app *a)
     if (scale > 4) scale = 4;
     if (a->fonts && scale != a->scale) {
         a->scale = scale;
-        fonts_set_size(a->fonts, app_px(a, 15));
+        fonts_set_size(a->fonts, app_font_px(a));
         view_chat_rescale(a);
         input_box_rescale(a);
     }
@@ -157,10 +168,21 @@ static void handle(struct app *a, SDL_Event *e)
         SDL_free(e->drop.file);
         break;
     case SDL_KEYDOWN:
-        if (!app_key(a, &e->key)) input_box_event(a, e);
+        /* the window's keys, then the sidebar's list, then whichever has the
+         * keyboard: a text field or the input box */
+        if (app_key(a, &e->key) || panel_sidebar_key(a, &e->key)) break;
+        if (a->focus)
+            ui_field_event(a, e);
+        else if (!a->help_open && !a->settings_open)
+            input_box_event(a, e);
         break;
     case SDL_TEXTINPUT:
-    case SDL_TEXTEDITING: input_box_event(a, e); break;
+    case SDL_TEXTEDITING:
+        if (a->focus)
+            ui_field_event(a, e);
+        else if (!a->help_open && !a->settings_open)
+            input_box_event(a, e);
+        break;
     default: break;
     }
 }
@@ -170,15 +192,30 @@ static void draw(struct app *a)
     const struct theme *th = a->th;
     SDL_SetRenderDrawColor(a->ren, th->bg.r, th->bg.g, th->bg.b, 255);
     SDL_RenderClear(a->ren);
+    /* an overlay takes the mouse: the panels under it draw as if it were away */
+    bool modal = a->settings_open || a->help_open;
+    struct ui mouse = a->ui;
+    if (modal) a->ui = (struct ui){.mx = -1, .my = -1, .taken = true, .wheel_taken = true};
+    int side = panel_sidebar_width(a), x = side, w = a->w - side;
+    if (side) panel_sidebar_frame(a, (SDL_Rect){0, 0, side, a->h});
     int top = top_bar_height(a), bottom = status_bar_height(a);
-    int input = input_box_height(a, a->w), banner = status_bar_banner_height(a);
+    int input = input_box_height(a, w), banner = status_bar_banner_height(a);
     int mid = a->h - top - bottom - input - banner;
     if (mid < 0) mid = 0;
-    top_bar_frame(a, (SDL_Rect){0, 0, a->w, top});
-    view_chat_frame(a, (SDL_Rect){0, top, a->w, mid});
-    status_bar_banner(a, (SDL_Rect){0, top + mid, a->w, banner});
-    input_box_frame(a, (SDL_Rect){0, top + mid + banner, a->w, input});
-    status_bar_frame(a, (SDL_Rect){0, a->h - bottom, a->w, bottom});
+    top_bar_frame(a, (SDL_Rect){x, 0, w, top});
+    view_chat_frame(a, (SDL_Rect){x, top, w, mid});
+    status_bar_banner(a, (SDL_Rect){x, top + mid, w, banner});
+    input_box_frame(a, (SDL_Rect){x, top + mid + banner, w, input});
+    status_bar_frame(a, (SDL_Rect){x, a->h - bottom, w, bottom});
+    if (!modal) return;
+    a->ui = mouse;
+    SDL_Color veil = a->th->bg;
+    veil.a = 160;
+    SDL_SetRenderDrawBlendMode(a->ren, SDL_BLENDMODE_BLEND);
+    draw_rect(a, (SDL_Rect){0, 0, a->w, a->h}, veil);
+    SDL_SetRenderDrawBlendMode(a->ren, SDL_BLENDMODE_NONE);
+    if (a->settings_open) panel_settings_frame(a, (SDL_Rect){0, 0, a->w, a->h});
+    if (a->help_open) overlay_help_frame(a, (SDL_Rect){0, 0, a->w, a->h});
 }
 
 /* Resident memory now and at most, from /proc (0 where unknown). */
@@ -256,6 +293,7 @@ static void run(struct app *a, bool vsync, double frame_ms)
 int main(int argc, char **argv)
 {
     struct app a = {.editing = -1, .th = &theme_dark, .t_launch = app_now_ms()};
+    struct worker_params wp;
     int rc = parse_args(argc, argv, &a.opt);
     if (rc) return rc == 2 ? 0 : 1;
     struct vkllm_error err = {0};
@@ -281,9 +319,15 @@ int main(int argc, char **argv)
     }
     SDL_SetWindowMinimumSize(a.win, 480, 360);
     measure_scale(&a);
-    if (fonts_create(a.ren, app_px(&a, 15), &a.fonts, &err) || history_create(&a.hist, &err) ||
+    /* a settings or data directory that cannot be had is shown, not fatal */
+    app_settings_init(&a);
+    if (history_data_dir(&a.data_dir, &err)) app_banner(&a, true, "%s", err.msg);
+    wp = app_worker_params(&a);
+    if (fonts_create(a.ren, app_font_px(&a), &a.fonts, &err) || history_create(&a.hist, &err) ||
         view_chat_create(&a, &a.view, &err) || input_box_create(&a, &a.input, &err) ||
-        worker_start(&a.opt.worker, a.hist, &a.lock, &a.worker, &err)) {
+        panel_sidebar_create(&a, &a.sidebar, &err) ||
+        panel_settings_create(&a, &a.settings_panel, &err) ||
+        worker_start(&wp, a.hist, &a.lock, &a.worker, &err)) {
         fprintf(stderr, "error: %s\n", err.msg);
         goto done;
     }
@@ -305,6 +349,10 @@ done:;
         fprintf(stderr, "error: %u validation messages\n", validation);
         status = 1;
     }
+    panel_settings_destroy(a.settings_panel);
+    panel_sidebar_destroy(a.sidebar);
+    free(a.settings_path);
+    free(a.data_dir);
     input_box_destroy(a.input);
     view_chat_destroy(a.view);
     history_free(a.hist);

@@ -15,6 +15,18 @@
  *   expect-error TEXT   until the window shows an error containing TEXT
  *   screenshot PATH     a PNG of the next frame
  *   dump-state PATH     the conversation tree as history_save writes it
+ *   open-sidebar        Ctrl+B, unless the sidebar is open
+ *   search TEXT         TEXT in the sidebar's search box, searched at once
+ *   reopen N            a click on chat N of the sidebar's list (0: the top)
+ *   rename N TEXT       Rename on chat N, TEXT, Enter
+ *   delete N            Delete on chat N, then its confirm
+ *   export N PATH       Export on chat N, PATH, Enter
+ *   dump-list PATH      the sidebar's list, "ID<TAB>TITLE" a line
+ *   settings KEY VALUE  one setting, as the panel sets it (settings.h's keys)
+ *   theme dark|light    the theme setting
+ *   open-settings       Ctrl+, unless the panel is open
+ *   help                F1, unless the help is open
+ *   close               Esc for an open panel or overlay
  *   quit
  *
  * Text arguments are the rest of the line. A command that fails, or a wait
@@ -149,6 +161,39 @@ static void push_text(const char *text)
     }
 }
 
+/* "N REST": N, and REST after it. */
+static bool index_arg(const char *arg, size_t *n, const char **rest)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (end == arg) return false;
+    *n = v;
+    while (*end == ' ')
+        end++;
+    *rest = end;
+    return true;
+}
+
+/* ---- the sidebar's list */
+
+static const char *entry_id(struct app *a, const char *arg, const char **rest)
+{
+    size_t n;
+    const struct history_entry *e = index_arg(arg, &n, rest) ? panel_sidebar_entry(a, n) : NULL;
+    return e ? e->id : NULL;
+}
+
+static int dump_list(struct app *a, const char *path, struct vkllm_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot create", path);
+    for (size_t i = 0; i < panel_sidebar_count(a); i++) {
+        const struct history_entry *e = panel_sidebar_entry(a, i);
+        fprintf(f, "%s\t%s\n", e->id, e->title);
+    }
+    return fclose(f) ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot write", path) : VKLLM_OK;
+}
+
 /* ---- running */
 
 static bool waited(struct app *a)
@@ -169,19 +214,6 @@ static bool waited(struct app *a)
         s->wait = WAIT_NONE;
     }
     return false;
-}
-
-/* "N REST": N, and REST after it. */
-static bool index_arg(const char *arg, size_t *n, const char **rest)
-{
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (end == arg) return false;
-    *n = v;
-    while (*end == ' ')
-        end++;
-    *rest = end;
-    return true;
 }
 
 void script_step(struct app *a)
@@ -242,6 +274,37 @@ void script_step(struct app *a)
             a->screenshot = strdup(arg);
         } else if (IS("dump-state")) {
             if (app_dump_state(a, arg, &err)) fail(a, "%s", err.msg);
+        } else if (IS("open-sidebar") || IS("search")) {
+            if (!a->sidebar_open) panel_sidebar_toggle(a);
+            if (IS("search")) panel_sidebar_search(a, arg);
+        } else if (IS("reopen") || IS("rename") || IS("delete") || IS("export")) {
+            char id[48];
+            const char *p = entry_id(a, arg, &rest);
+            if (!p) {
+                fail(a, "%s: no such chat in the list", line);
+            } else {
+                snprintf(id, sizeof id, "%s", p); /* the list is read again as it goes */
+                bool ok = IS("reopen")   ? app_reopen(a, id)
+                          : IS("rename") ? app_rename_chat(a, id, rest)
+                          : IS("delete") ? app_delete_chat(a, id)
+                                         : app_export_chat(a, id, rest);
+                if (!ok) fail(a, "%s: failed", line);
+            }
+        } else if (IS("dump-list")) {
+            if (dump_list(a, arg, &err)) fail(a, "%s", err.msg);
+        } else if (IS("settings")) {
+            char key[64];
+            const char *value = strchr(arg, ' ');
+            snprintf(key, sizeof key, "%.*s", value ? (int)(value - arg) : 0, arg);
+            if (!value || !app_setting(a, key, value + 1)) fail(a, "%s: refused", line);
+        } else if (IS("theme")) {
+            if (!app_setting(a, "theme", arg)) fail(a, "%s: refused", line);
+        } else if (IS("open-settings")) {
+            if (!a->settings_open) panel_settings_toggle(a);
+        } else if (IS("help")) {
+            a->help_open = true;
+        } else if (IS("close")) {
+            if (a->help_open || a->settings_open) app_escape(a);
         } else if (IS("quit")) {
             a->quit = true;
         } else {

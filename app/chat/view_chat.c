@@ -154,7 +154,7 @@ static SDL_Color run_colour(const struct app *a, const struct tl_run *r)
 {
     if (r->span == TL_MARKER || (r->style & MDOC_THINK)) return a->th->dim;
     if (r->style & MDOC_LINK) return a->th->accent;
-    if (r->style & MDOC_CODE) return (SDL_Color){0xf2, 0xb8, 0x7e, 255};
+    if (r->style & MDOC_CODE) return a->th->code;
     return a->th->text;
 }
 

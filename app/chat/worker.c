@@ -35,10 +35,12 @@ struct engine {
     vkllm_sampler *sampler;
     vkllm_stream *stream;
     vkllm_chat *chat;
+    struct vkllm_sampler_params sampling; /* the sampler's */
 };
 
 struct worker {
-    struct worker_params par;
+    struct worker_params par; /* the UI's (lock held) */
+    struct worker_params cur; /* the running job's copy */
     history *hist;
     pthread_mutex_t *lock; /* the UI's: guards hist, the queue and status */
     pthread_cond_t wake;
@@ -52,6 +54,8 @@ struct worker {
     struct worker_status st;
     /* engine objects: the worker thread's alone */
     vkllm_context *ctx;
+    char ctx_device[sizeof(struct worker_params){0}.device]; /* what ctx was made for */
+    uint32_t validation; /* messages counted by contexts already destroyed */
     struct engine e;
 };
 
@@ -114,32 +118,64 @@ static void engine_free(struct engine *e)
 
 /* ---- loading */
 
+/* What `vkllm info` says of M: parameters, and the type that holds most of
+ * the weights' bytes (a Q4_K_M file is mostly Q4_K). Lock held. */
+static void describe(struct worker *w, const struct engine *e)
+{
+    const vkllm_gguf *g = vkllm_model_gguf(e->model);
+    uint64_t by_type[VKLLM_TYPE_COUNT] = {0}, n_params = 0;
+    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+        const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
+        n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        if (t->type < VKLLM_TYPE_COUNT) by_type[t->type] += t->size;
+    }
+    uint32_t top = 0;
+    for (uint32_t k = 1; k < VKLLM_TYPE_COUNT; k++)
+        if (by_type[k] > by_type[top]) top = k;
+    const struct vkllm_type_info *ti = vkllm_type_info(top);
+    const struct vkllm_hparams *hp = vkllm_model_hparams(e->model);
+    snprintf(w->st.arch, sizeof w->st.arch, "%s", hp->arch);
+    snprintf(w->st.quant, sizeof w->st.quant, "%s", ti ? ti->name : "?");
+    w->st.n_params = n_params;
+    w->st.n_ctx_train = hp->n_ctx_train;
+    w->st.gpu_bytes = vkllm_model_weight_bytes(e->model) + vkllm_session_memory_bytes(e->session);
+}
+
 static void run_load(struct worker *w, const char *path)
 {
     struct vkllm_error err = {0};
     struct engine e = {0};
     double t0 = now_ms();
-    if (!w->ctx) {
-        struct vkllm_context_params cp = {.device = w->par.device};
-        if (vkllm_context_create(&cp, &w->ctx, &err)) goto fail;
+    vkllm_context *ctx = w->ctx, *new_ctx = NULL;
+    /* another device: a context of its own, the old one kept until this works */
+    if (!ctx || strcmp(w->ctx_device, w->cur.device)) {
+        struct vkllm_context_params cp = {.device = w->cur.device[0] ? w->cur.device : NULL};
+        if (vkllm_context_create(&cp, &new_ctx, &err)) goto fail;
+        ctx = new_ctx;
     }
-    struct vkllm_session_params sp = {.n_ctx = w->par.n_ctx};
+    struct vkllm_session_params sp = {.n_ctx = w->cur.n_ctx};
     /* a model or context too big for the device is refused before any upload */
     struct vkllm_model_params mp = {.progress = on_progress, .user = w, .session = &sp};
-    if (vkllm_model_load(w->ctx, path, &mp, &e.model, &err)) goto fail;
+    if (vkllm_model_load(ctx, path, &mp, &e.model, &err)) goto fail;
     if (vkllm_session_create(e.model, &sp, &e.session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(e.model);
-    if (vkllm_sampler_create(&w->par.sampling, vkllm_vocab_n_tokens(vocab), &e.sampler, &err))
-        goto fail;
+    e.sampling = w->cur.sampling;
+    if (vkllm_sampler_create(&e.sampling, vkllm_vocab_n_tokens(vocab), &e.sampler, &err)) goto fail;
     if (vkllm_stream_create(vocab, false, &e.stream, &err)) goto fail;
     struct vkllm_chat_params chp = {.n_reserve =
-                                        w->par.n_predict > 0 ? (uint32_t)w->par.n_predict : 0,
+                                        w->cur.n_predict > 0 ? (uint32_t)w->cur.n_predict : 0,
                                     .notice = on_note,
                                     .user = w};
     if (vkllm_chat_create(e.model, e.session, &chp, &e.chat, &err)) goto fail;
 
     engine_free(&w->e); /* the previous model goes only now that this one works */
     w->e = e;
+    if (new_ctx) {
+        if (w->ctx) w->validation += vkllm_context_validation_errors(w->ctx);
+        vkllm_context_destroy(w->ctx);
+        w->ctx = new_ctx;
+        snprintf(w->ctx_device, sizeof w->ctx_device, "%s", w->cur.device);
+    }
     struct vkllm_gguf_str name = {0};
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -153,10 +189,13 @@ static void run_load(struct worker *w, const char *path)
     w->st.n_ctx = vkllm_session_n_ctx(e.session);
     w->st.ctx_used = 0;
     w->st.load_ms = now_ms() - t0;
+    describe(w, &e);
     pthread_mutex_unlock(w->lock);
     return;
 fail:
     engine_free(&e);
+    if (new_ctx) w->validation += vkllm_context_validation_errors(new_ctx);
+    vkllm_context_destroy(new_ctx);
     report(w, err.msg);
 }
 
@@ -183,7 +222,25 @@ static void run_generate(struct worker *w, const struct job *j)
         report(w, "no model is loaded: drop a .gguf file on the window");
         return;
     }
+    /* new sampling settings: a new sampler (its RNG starts again from the seed) */
+    if (memcmp(&e->sampling, &w->cur.sampling, sizeof e->sampling)) {
+        vkllm_sampler *sm;
+        if (vkllm_sampler_create(&w->cur.sampling,
+                                 vkllm_vocab_n_tokens(vkllm_model_vocab(e->model)), &sm, &err)) {
+            report(w, err.msg);
+            return;
+        }
+        vkllm_sampler_free(e->sampler);
+        e->sampler = sm;
+        e->sampling = w->cur.sampling;
+    }
     vkllm_chat_clear(e->chat, false);
+    const char *sys = w->cur.system_prompt;
+    if (sys[0] && (!j->n_msgs || j->msgs[0].role != HISTORY_SYSTEM) &&
+        vkllm_chat_add(e->chat, "system", sys, strlen(sys), &err)) {
+        report(w, err.msg);
+        return;
+    }
     for (size_t i = 0; i < j->n_msgs; i++)
         if (vkllm_chat_add(e->chat, history_role_name(j->msgs[i].role), j->msgs[i].text,
                            j->msgs[i].len, &err)) {
@@ -211,7 +268,7 @@ static void run_generate(struct worker *w, const struct job *j)
     const char *text;
     size_t len;
     for (;;) {
-        if (w->par.n_predict >= 0 && n_gen >= (uint32_t)w->par.n_predict) break;
+        if (w->cur.n_predict >= 0 && n_gen >= (uint32_t)w->cur.n_predict) break;
         if (atomic_load(&w->stop)) {
             end = HISTORY_END_USER;
             break;
@@ -239,7 +296,7 @@ static void run_generate(struct worker *w, const struct job *j)
             end = HISTORY_END_MODEL;
             break;
         }
-        if (w->par.n_predict >= 0 && n_gen >= (uint32_t)w->par.n_predict) break;
+        if (w->cur.n_predict >= 0 && n_gen >= (uint32_t)w->cur.n_predict) break;
         int rc = vkllm_chat_decode_token(e->chat, tok, &err);
         if (rc == VKLLM_E_CONTEXT_FULL) {
             on_note("the context is full: the next turn drops the oldest ones", w);
@@ -259,6 +316,7 @@ static void run_generate(struct worker *w, const struct job *j)
         struct history_stats hs = {
             .n_tokens = n_gen, .tokens_per_s = w->st.gen_tps, .model = w->st.model, .end = end};
         if (history_set_stats(w->hist, j->id, &hs, &err)) set_error(w, err.msg);
+        w->st.replies_done++;
     }
     pthread_mutex_unlock(w->lock);
 }
@@ -285,6 +343,7 @@ static void *run(void *arg)
         w->st.phase = j.kind == JOB_LOAD ? WORKER_LOADING : WORKER_PREFILL;
         w->st.progress = 0;
         if (j.kind == JOB_GENERATE) w->st.reply_id = j.id;
+        w->cur = w->par;
         pthread_mutex_unlock(w->lock);
         if (j.kind == JOB_LOAD)
             run_load(w, j.path);
@@ -341,7 +400,7 @@ uint32_t worker_free(struct worker *w)
     for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS)
         job_free(&w->jobs[w->head]);
     engine_free(&w->e);
-    uint32_t n = w->ctx ? vkllm_context_validation_errors(w->ctx) : 0;
+    uint32_t n = w->validation + (w->ctx ? vkllm_context_validation_errors(w->ctx) : 0);
     vkllm_context_destroy(w->ctx);
     pthread_cond_destroy(&w->wake);
     free(w);
@@ -407,6 +466,16 @@ void worker_forget(struct worker *w)
 {
     w->epoch++;
     atomic_store(&w->stop, 1);
+}
+
+void worker_configure(struct worker *w, const struct worker_params *params)
+{
+    w->par = *params;
+}
+
+void worker_set_history(struct worker *w, history *h)
+{
+    w->hist = h;
 }
 
 const struct worker_status *worker_status(const struct worker *w)

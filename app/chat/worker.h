@@ -14,6 +14,8 @@
  *         worker_generate(w, id, &err); unlock
  *   Esc:  worker_stop(w)                       the reply ends before its next token
  *   new chat: lock; worker_forget(w); history_reset(h); unlock
+ *   reopen:   lock; worker_forget(w); worker_set_history(w, loaded); unlock
+ *   settings: lock; worker_configure(w, &params); unlock; worker_load(w, path)
  *   worker_free(w)                             stops, joins, frees the engine
  */
 #ifndef VKLLM_CHAT_WORKER_H
@@ -27,10 +29,11 @@
 #include <stdint.h>
 
 struct worker_params {
-    const char *device; /* --device (NULL: the default) */
-    uint32_t n_ctx;     /* 0: the model's, at most 4096 */
-    int32_t n_predict;  /* most tokens a reply; -1: until the model stops */
+    char device[128];  /* index or part of a name ("": the default) */
+    uint32_t n_ctx;    /* 0: the model's, at most 4096 */
+    int32_t n_predict; /* most tokens a reply; -1: until the model stops */
     struct vkllm_sampler_params sampling;
+    char system_prompt[4096]; /* "": none; else the first message of every prompt */
 };
 
 enum worker_phase {
@@ -48,6 +51,12 @@ struct worker_status {
     char model[128];  /* general.name, else the file name */
     char path[512];   /* the loaded model's file */
     char device[256]; /* the Vulkan device */
+    /* what `vkllm info` tells of the model */
+    char arch[24];        /* general.architecture */
+    char quant[16];       /* the type holding most of the weights' bytes ("Q4_K") */
+    uint64_t n_params;    /* elements of every tensor */
+    uint32_t n_ctx_train; /* the context it was trained for */
+    uint64_t gpu_bytes;   /* device memory: weights and the session */
     uint32_t reply_id;
     uint32_t n_ctx, ctx_used; /* tokens: the context, and what the conversation fills */
     double prompt_tps;        /* last prefill: new prompt tokens per second */
@@ -55,6 +64,7 @@ struct worker_status {
     double ttft_ms;           /* request to first token of the last reply */
     uint32_t n_gen;           /* tokens of this or the last reply */
     double load_ms;           /* how long the last load took */
+    uint64_t replies_done;    /* grows as each reply ends (its stats set): time to save */
     /* the last error ("FILE: what is wrong") and note (a fallback chat format,
      * turns dropped); each seq grows with every new one */
     char error[512];
@@ -85,6 +95,14 @@ void worker_stop(struct worker *w);
 /* Before history_reset, with the lock held: the reply being generated (its
  * message is about to go) streams nowhere from now on. */
 void worker_forget(struct worker *w);
+
+/* New parameters (lock held): sampling and the system prompt take effect
+ * with the next reply; the context size, device and reply limit with the
+ * next load (the caller queues one). */
+void worker_configure(struct worker *w, const struct worker_params *params);
+/* Another history to stream into (lock held), after worker_forget: a
+ * conversation reopened from its file. */
+void worker_set_history(struct worker *w, history *h);
 
 /* The status (lock held). */
 const struct worker_status *worker_status(const struct worker *w);

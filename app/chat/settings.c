@@ -1,0 +1,301 @@
+/* settings.c: the settings table, the checked text path in and out of it,
+ * and the JSON file (see settings.h). */
+#include "settings.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT_VERSION 1
+/* settings are a few kilobytes: a bigger file is not ours */
+#define MAX_FILE_BYTES (1 << 20)
+
+const struct settings_field settings_fields[] = {
+    {"system_prompt", "System prompt", SETTINGS_TEXT, 0, 0, false},
+    {"temperature", "Temperature", SETTINGS_FLOAT, 0, 5, false},
+    {"top_k", "Top-k", SETTINGS_INT, 0, 1000, false},
+    {"top_p", "Top-p", SETTINGS_FLOAT, 0.01, 1, false},
+    {"min_p", "Min-p", SETTINGS_FLOAT, 0, 1, false},
+    {"repeat_penalty", "Repetition penalty", SETTINGS_FLOAT, 0.5, 2, false},
+    {"max_tokens", "Max reply tokens", SETTINGS_INT, -1, 1 << 20, true},
+    {"context", "Context length", SETTINGS_INT, 0, 1 << 20, true},
+    {"device", "Device", SETTINGS_TEXT, 0, 0, true},
+    {"models_dir", "Models folder", SETTINGS_TEXT, 0, 0, false},
+    {"font_size", "Font size", SETTINGS_INT, 10, 32, false},
+    {"theme", "Theme", SETTINGS_THEME, 0, 0, false},
+};
+const size_t settings_n_fields = sizeof settings_fields / sizeof settings_fields[0];
+
+void settings_defaults(struct settings *s)
+{
+    struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
+    *s = (struct settings){.temp = sp.temp,
+                           .top_k = sp.top_k,
+                           .top_p = sp.top_p,
+                           .min_p = sp.min_p,
+                           .repeat_penalty = sp.repeat_penalty,
+                           .max_tokens = -1,
+                           .font_size = 15,
+                           .theme = SETTINGS_DARK};
+}
+
+const struct settings_field *settings_field(const char *key)
+{
+    for (size_t i = 0; i < settings_n_fields; i++)
+        if (!strcmp(settings_fields[i].key, key)) return &settings_fields[i];
+    return NULL;
+}
+
+/* ---- the fields as text */
+
+/* Where field F lives in S: a text's buffer and its size, or a number. */
+static char *text_of(struct settings *s, const struct settings_field *f, size_t *cap)
+{
+    if (!strcmp(f->key, "system_prompt")) return *cap = sizeof s->system_prompt, s->system_prompt;
+    if (!strcmp(f->key, "device")) return *cap = sizeof s->device, s->device;
+    return *cap = sizeof s->models_dir, s->models_dir;
+}
+
+static float *float_of(struct settings *s, const struct settings_field *f)
+{
+    return !strcmp(f->key, "temperature") ? &s->temp
+           : !strcmp(f->key, "top_p")     ? &s->top_p
+           : !strcmp(f->key, "min_p")     ? &s->min_p
+                                          : &s->repeat_penalty;
+}
+
+static int *int_of(struct settings *s, const struct settings_field *f)
+{
+    return !strcmp(f->key, "top_k")        ? &s->top_k
+           : !strcmp(f->key, "max_tokens") ? &s->max_tokens
+           : !strcmp(f->key, "context")    ? &s->n_ctx
+           : !strcmp(f->key, "font_size")  ? &s->font_size
+                                           : &s->theme;
+}
+
+int settings_set(struct settings *s, const char *key, const char *text, struct vkllm_error *err)
+{
+    const struct settings_field *f = settings_field(key);
+    if (!f) return vkllm_fail(err, VKLLM_E_INVALID, "%s: no such setting", key);
+    size_t cap;
+    char *end;
+    switch (f->kind) {
+    case SETTINGS_TEXT: {
+        char *dst = text_of(s, f, &cap);
+        size_t n = strlen(text);
+        if (n >= cap)
+            return vkllm_fail(err, VKLLM_E_INVALID, "%s: at most %zu bytes", f->label, cap - 1);
+        json_t *check = json_string(text); /* jansson takes only valid UTF-8 */
+        json_decref(check);
+        if (!check) return vkllm_fail(err, VKLLM_E_INVALID, "%s: not valid UTF-8", f->label);
+        memcpy(dst, text, n + 1);
+        return VKLLM_OK;
+    }
+    case SETTINGS_FLOAT: {
+        double v = strtod(text, &end);
+        while (*end == ' ')
+            end++;
+        if (end == text || *end || !isfinite(v) || v < f->lo || v > f->hi)
+            return vkllm_fail(err, VKLLM_E_INVALID, "%s: '%s' is not a number from %g to %g",
+                              f->label, text, f->lo, f->hi);
+        *float_of(s, f) = (float)v;
+        return VKLLM_OK;
+    }
+    case SETTINGS_INT: {
+        errno = 0;
+        long v = strtol(text, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (end == text || *end || errno || v < f->lo || v > f->hi)
+            return vkllm_fail(err, VKLLM_E_INVALID,
+                              "%s: '%s' is not a whole number from %.0f to %.0f", f->label, text,
+                              f->lo, f->hi);
+        *int_of(s, f) = (int)v;
+        return VKLLM_OK;
+    }
+    case SETTINGS_THEME:
+        if (strcmp(text, "dark") && strcmp(text, "light"))
+            return vkllm_fail(err, VKLLM_E_INVALID, "%s: '%s' is not dark or light", f->label,
+                              text);
+        s->theme = strcmp(text, "dark") ? SETTINGS_LIGHT : SETTINGS_DARK;
+        return VKLLM_OK;
+    }
+    return VKLLM_E_INVALID;
+}
+
+void settings_get(const struct settings *s, const char *key, char *buf, size_t cap)
+{
+    const struct settings_field *f = settings_field(key);
+    struct settings *m = (struct settings *)s; /* the accessors serve both ways */
+    size_t n;
+    if (!f)
+        snprintf(buf, cap, "%s", "");
+    else if (f->kind == SETTINGS_TEXT)
+        snprintf(buf, cap, "%s", text_of(m, f, &n));
+    else if (f->kind == SETTINGS_FLOAT)
+        snprintf(buf, cap, "%g", *float_of(m, f));
+    else if (f->kind == SETTINGS_INT)
+        snprintf(buf, cap, "%d", *int_of(m, f));
+    else
+        snprintf(buf, cap, "%s", s->theme == SETTINGS_LIGHT ? "light" : "dark");
+}
+
+/* ---- the file */
+
+/* Creates PATH's parent directories with mode 0700. */
+static int make_parents(char *path, struct vkllm_error *err)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        struct stat st;
+        int e = mkdir(path, 0700) != 0 && errno != EEXIST ? errno : 0;
+        if (!e && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) e = ENOTDIR;
+        if (e)
+            vkllm_fail(err, VKLLM_E_IO, "%s: cannot create the directory: %s", path, strerror(e));
+        *p = '/';
+        if (e) return VKLLM_E_IO;
+    }
+    return VKLLM_OK;
+}
+
+int settings_path(char **out, struct vkllm_error *err)
+{
+    *out = NULL;
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    /* the XDG spec: a relative XDG_CONFIG_HOME is to be ignored */
+    const char *base = xdg && xdg[0] == '/' ? xdg : home && home[0] == '/' ? home : NULL;
+    if (!base)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "neither XDG_CONFIG_HOME nor HOME is an absolute path: nowhere to keep "
+                          "settings");
+    const char *tail = base == xdg ? "/vkllm/settings.json" : "/.config/vkllm/settings.json";
+    size_t n = strlen(base) + strlen(tail) + 1;
+    char *p = malloc(n);
+    if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    snprintf(p, n, "%s%s", base, tail);
+    int rc = make_parents(p, err);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return VKLLM_OK;
+}
+
+/* Renames PATH to PATH.corrupt-N, never over an existing file (link, then
+ * unlink); *TO gets the new name's last part. 0 or an errno. */
+static int set_aside(const char *path, char *to, size_t cap)
+{
+    char dst[4200];
+    int e = EEXIST;
+    for (int i = 1; i < 1000 && e == EEXIST; i++) {
+        snprintf(dst, sizeof dst, "%s.corrupt-%d", path, i);
+        e = link(path, dst) == 0 ? (unlink(path) == 0 ? 0 : errno) : errno;
+    }
+    const char *slash = strrchr(dst, '/'), *base = slash ? slash + 1 : dst;
+    size_t k = strlen(base) < cap ? strlen(base) : cap - 1;
+    memcpy(to, base, k);
+    to[k] = 0;
+    return e;
+}
+
+/* Reads ROOT's known keys into S; a refused value stops with ERR. */
+static int from_json(json_t *root, struct settings *s, struct vkllm_error *err)
+{
+    if (!json_is_object(root)) return vkllm_fail(err, VKLLM_E_FORMAT, "not a JSON object");
+    for (size_t i = 0; i < settings_n_fields; i++) {
+        const struct settings_field *f = &settings_fields[i];
+        json_t *v = json_object_get(root, f->key);
+        if (!v) continue;
+        char num[64];
+        const char *text = num;
+        if (f->kind == SETTINGS_TEXT || f->kind == SETTINGS_THEME)
+            text = json_string_value(v);
+        else if (json_is_integer(v))
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v) && f->kind == SETTINGS_FLOAT)
+            snprintf(num, sizeof num, "%.9g", json_real_value(v));
+        else
+            text = NULL;
+        if (!text)
+            return vkllm_fail(err, VKLLM_E_FORMAT, "\"%s\" is not a %s", f->key,
+                              f->kind == SETTINGS_TEXT || f->kind == SETTINGS_THEME ? "string"
+                                                                                    : "number");
+        struct vkllm_error e = {0};
+        if (settings_set(s, f->key, text, &e))
+            return vkllm_fail(err, VKLLM_E_FORMAT, "\"%s\": %s", f->key, e.msg);
+    }
+    return VKLLM_OK;
+}
+
+int settings_load(const char *path, struct settings *s, struct vkllm_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp && errno == ENOENT) return VKLLM_OK;
+    if (!fp) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = malloc(MAX_FILE_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, fp) : 0;
+    bool failed = !buf || ferror(fp);
+    fclose(fp);
+    if (failed) {
+        int rc = buf ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot read", path)
+                     : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
+        free(buf);
+        return rc;
+    }
+    struct vkllm_error why = {0};
+    int rc = VKLLM_OK;
+    json_t *root = NULL;
+    if (n > MAX_FILE_BYTES) {
+        rc = vkllm_fail(&why, VKLLM_E_FORMAT, "more than %d bytes", MAX_FILE_BYTES);
+    } else {
+        json_error_t jerr;
+        root = json_loadb(buf, n, 0, &jerr);
+        rc = root ? from_json(root, s, &why)
+                  : vkllm_fail(&why, VKLLM_E_FORMAT, "not valid JSON (line %d: %s)", jerr.line,
+                               jerr.text);
+    }
+    json_decref(root);
+    free(buf);
+    if (!rc) return VKLLM_OK;
+    char to[256];
+    int e = set_aside(path, to, sizeof to);
+    if (e)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s (cannot move it aside: %s)", path, why.msg,
+                          strerror(e));
+    return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; moved aside to %s, defaults used", path,
+                      why.msg, to);
+}
+
+int settings_save(const struct settings *s, const char *path, struct vkllm_error *err)
+{
+    json_t *o = json_pack("{s:s, s:i}", "format", "vkllm-chat-settings", "version", FORMAT_VERSION);
+    struct settings *m = (struct settings *)s;
+    size_t cap;
+    for (size_t i = 0; o && i < settings_n_fields; i++) {
+        const struct settings_field *f = &settings_fields[i];
+        json_t *v = f->kind == SETTINGS_TEXT    ? json_string(text_of(m, f, &cap))
+                    : f->kind == SETTINGS_FLOAT ? json_real(*float_of(m, f))
+                    : f->kind == SETTINGS_INT
+                        ? json_integer(*int_of(m, f))
+                        : json_string(s->theme == SETTINGS_LIGHT ? "light" : "dark");
+        if (!v || json_object_set_new(o, f->key, v)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!text) return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
+    size_t len = strlen(text);
+    text[len] = '\n'; /* a text file ends its last line; json_dumps left room for the NUL */
+    int rc = vkllm_write_file(path, text, len + 1, err);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,202 @@
+/* test_settings_file.c: the chat window's settings (app/chat/settings.c).
+ *
+ * Every field set from text and read back, values out of range or not
+ * parsing refused with the range and the old value kept, the file's path
+ * under XDG_CONFIG_HOME and HOME, a save and load that round-trips every
+ * field, a missing file (defaults, no error), and corrupt files (not JSON, a
+ * wrong type, a value out of range): each reported, moved aside to
+ * settings.json.corrupt-N without replacing an earlier one, with the good
+ * values kept. Host code only.
+ */
+#include "settings.h"
+#include "testhelp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GEN VKLLM_TEST_GEN "/settings-file"
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* A and B hold the same values (memcmp would see bytes after a text's end). */
+static bool same(const struct settings *a, const struct settings *b)
+{
+    char x[sizeof a->system_prompt], y[sizeof a->system_prompt];
+    for (size_t i = 0; i < settings_n_fields; i++) {
+        settings_get(a, settings_fields[i].key, x, sizeof x);
+        settings_get(b, settings_fields[i].key, y, sizeof y);
+        if (strcmp(x, y)) return false;
+    }
+    return true;
+}
+
+static void check_fields(void)
+{
+    struct settings s;
+    struct vkllm_error err = {0};
+    settings_defaults(&s);
+    char buf[256];
+    CHECK(s.max_tokens == -1 && s.theme == SETTINGS_DARK && s.temp > 0.79f && s.temp < 0.81f);
+    /* every field in the table takes its own text back */
+    for (size_t i = 0; i < settings_n_fields; i++) {
+        settings_get(&s, settings_fields[i].key, buf, sizeof buf);
+        CHECK(settings_set(&s, settings_fields[i].key, buf, &err) == VKLLM_OK, "%s '%s': %s",
+              settings_fields[i].key, buf, err.msg);
+    }
+    REQUIRE_OK(settings_set(&s, "temperature", "0.25", &err));
+    REQUIRE_OK(settings_set(&s, "top_k", "7", &err));
+    REQUIRE_OK(settings_set(&s, "theme", "light", &err));
+    REQUIRE_OK(settings_set(&s, "system_prompt", "Réponds en français.", &err));
+    CHECK(s.temp == 0.25f && s.top_k == 7 && s.theme == SETTINGS_LIGHT);
+    settings_get(&s, "theme", buf, sizeof buf);
+    CHECK(!strcmp(buf, "light"), "%s", buf);
+    settings_get(&s, "system_prompt", buf, sizeof buf);
+    CHECK(!strcmp(buf, "Réponds en français."), "%s", buf);
+
+    /* refused, with the range in the message, and nothing changes */
+    static const char *const bad[][2] = {
+        {"temperature", "9"},       {"temperature", "warm"},
+        {"temperature", "nan"},     {"top_k", "-1"},
+        {"top_k", "2.5"},           {"top_p", "0"},
+        {"min_p", "1.5"},           {"max_tokens", "-2"},
+        {"context", "99999999999"}, {"font_size", "4"},
+        {"theme", "blue"},          {"no_such_key", "1"},
+        {"repeat_penalty", ""},     {"system_prompt", "\xff\xfe"},
+    };
+    struct settings before = s;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(settings_set(&s, bad[i][0], bad[i][1], &err) == VKLLM_E_INVALID, "%s = %s taken",
+              bad[i][0], bad[i][1]);
+        CHECK(err.msg[0], "%s = %s: no message", bad[i][0], bad[i][1]);
+    }
+    CHECK(same(&before, &s), "a refused value changed the settings");
+    settings_set(&s, "temperature", "9", &err);
+    CHECK(strstr(err.msg, "from 0 to 5"), "no range: %s", err.msg);
+    char big[sizeof s.device + 10];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK(settings_set(&s, "device", big, &err) == VKLLM_E_INVALID, "an overlong device taken");
+}
+
+static void check_path(void)
+{
+    struct vkllm_error err = {0};
+    char *p;
+    mkdir(VKLLM_TEST_GEN, 0755);
+    mkdir(GEN, 0755);
+    setenv("XDG_CONFIG_HOME", GEN "/xdg", 1);
+    REQUIRE_OK(settings_path(&p, &err), "%s", err.msg);
+    CHECK(!strcmp(p, GEN "/xdg/vkllm/settings.json"), "%s", p);
+    CHECK(exists(GEN "/xdg/vkllm"), "the directory was not made");
+    free(p);
+    /* a relative XDG_CONFIG_HOME is ignored, as the spec says */
+    setenv("XDG_CONFIG_HOME", "relative", 1);
+    setenv("HOME", GEN "/home", 1);
+    REQUIRE_OK(settings_path(&p, &err), "%s", err.msg);
+    CHECK(!strcmp(p, GEN "/home/.config/vkllm/settings.json"), "%s", p);
+    free(p);
+    unsetenv("XDG_CONFIG_HOME");
+    setenv("HOME", "nowhere", 1);
+    CHECK(settings_path(&p, &err) == VKLLM_E_INVALID && !p, "no absolute base, yet a path");
+}
+
+static void check_file(void)
+{
+    struct vkllm_error err = {0};
+    const char *path = GEN "/settings.json";
+    unlink(path);
+    for (int i = 1; i <= 3; i++) {
+        char f[256];
+        snprintf(f, sizeof f, "%s.corrupt-%d", path, i);
+        unlink(f);
+    }
+    struct settings s, t, def;
+    settings_defaults(&def);
+    /* missing: the defaults, no error */
+    t = def;
+    CHECK(settings_load(path, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(same(&t, &def), "a missing file changed the settings");
+
+    /* every field round-trips */
+    settings_defaults(&s);
+    const char *const set[][2] = {
+        {"system_prompt", "You are terse.\nSay \"ok\"."},
+        {"temperature", "0.3"},
+        {"top_k", "12"},
+        {"top_p", "0.9"},
+        {"min_p", "0.1"},
+        {"repeat_penalty", "1.15"},
+        {"max_tokens", "200"},
+        {"context", "2048"},
+        {"device", "lavapipe"},
+        {"models_dir", "/srv/models"},
+        {"font_size", "18"},
+        {"theme", "light"},
+    };
+    REQUIRE(sizeof set / sizeof set[0] == settings_n_fields, "a field is not tested");
+    for (size_t i = 0; i < settings_n_fields; i++)
+        REQUIRE_OK(settings_set(&s, set[i][0], set[i][1], &err), "%s", err.msg);
+    REQUIRE_OK(settings_save(&s, path, &err), "%s", err.msg);
+    t = def;
+    REQUIRE_OK(settings_load(path, &t, &err), "%s", err.msg);
+    CHECK(same(&s, &t), "the loaded settings differ from the saved ones");
+    CHECK(t.temp == 0.3f && t.top_k == 12 && t.n_ctx == 2048 && t.theme == SETTINGS_LIGHT &&
+          !strcmp(t.system_prompt, "You are terse.\nSay \"ok\"."));
+
+    /* corrupt files: reported, moved aside (never over an earlier one), good
+     * values kept, and the corrupt file's bytes untouched */
+    static const char *const corrupt[] = {
+        "{\"temperature\": 0.5, \"top_k\": ",
+        "{\"temperature\": 0.5, \"top_k\": \"many\"}",
+        "{\"temperature\": 0.5, \"font_size\": 400}",
+    };
+    for (int i = 0; i < 3; i++) {
+        write_text(path, corrupt[i]);
+        t = def;
+        err.msg[0] = 0;
+        CHECK(settings_load(path, &t, &err) == VKLLM_E_FORMAT, "corrupt file %d loaded", i + 1);
+        char aside[256], want[64];
+        snprintf(aside, sizeof aside, "%s.corrupt-%d", path, i + 1);
+        snprintf(want, sizeof want, "moved aside to settings.json.corrupt-%d", i + 1);
+        CHECK(strstr(err.msg, want) && strstr(err.msg, path), "%s", err.msg);
+        CHECK(!exists(path), "corrupt file %d still where it was", i + 1);
+        FILE *f = fopen(aside, "rb");
+        char got[128] = {0};
+        CHECK(f && fread(got, 1, sizeof got - 1, f) > 0 && !strcmp(got, corrupt[i]),
+              "%s does not hold corrupt file %d", aside, i + 1);
+        if (f) fclose(f);
+        if (i) CHECK(t.temp == 0.5f, "the good value before the bad one was lost");
+        CHECK(t.top_k == def.top_k && t.font_size == def.font_size, "a bad value was taken");
+    }
+    CHECK(strstr(err.msg, "Font size"), "the refused value is not named: %s", err.msg);
+    /* the next save makes a fresh file beside the ones set aside */
+    REQUIRE_OK(settings_save(&def, path, &err), "%s", err.msg);
+    t = s;
+    REQUIRE_OK(settings_load(path, &t, &err), "%s", err.msg);
+    CHECK(same(&t, &def), "the defaults did not round-trip");
+    CHECK(exists(GEN "/settings.json.corrupt-1"), "a save replaced a set-aside file");
+}
+
+int main(void)
+{
+    check_fields();
+    check_path();
+    check_file();
+    return TEST_REPORT();
+}
