@@ -45,6 +45,16 @@ int cli_validation_status(const vkllm_context *ctx, int status);
  * than MODEL was trained for: text past that may degrade. */
 void cli_warn_context(const vkllm_model *model, uint32_t n_ctx);
 
+/* Prints what loading V worked around in its file (a special token id out of
+ * range, an unknown pre-tokenizer), one "warning: ..." line each: every
+ * command that loads a model calls it once, after the load. */
+void cli_vocab_warnings(const vkllm_vocab *v);
+
+/* Whether VALUE, given to FLAG (--stop), is valid UTF-8; else prints an error
+ * and returns false: generated text is always valid UTF-8, so such a stop
+ * string could never match. */
+bool cli_stop_text(const char *flag, const char *value);
+
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);
 

@@ -376,9 +376,16 @@ int cmd_bench(int argc, char **argv)
     int status = 1;
 
     struct vkllm_context_params cp = {.device = device, .validation = validate};
+    /* the loader refuses, before any upload, a model that leaves no room for
+     * the sessions run_test creates: this one is at least as large as each
+     * (the longer context, the larger batch) */
+    struct vkllm_session_params largest = {.n_ctx = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen),
+                                           .n_batch = n_prompt > 0 ? (uint32_t)n_prompt : 1};
+    struct vkllm_model_params mp = {.session = &largest};
     if (vkllm_context_create(&cp, &ctx, &err) ||
-        vkllm_model_load(ctx, model_path, NULL, &model, &err))
+        vkllm_model_load(ctx, model_path, &mp, &model, &err))
         goto fail;
+    cli_vocab_warnings(vkllm_model_vocab(model));
     const char *dev_name = vkllm_context_device(ctx)->name;
     struct bench_model bm;
     describe_model(vkllm_model_gguf(model), model_path, &bm);

@@ -60,6 +60,14 @@ static void on_sigint(int sig)
     errno = saved;
 }
 
+/* Ctrl+C stops a chat template's render too (a hostile one works for a
+ * second or two). */
+static bool chat_stop(void *user)
+{
+    (void)user;
+    return atomic_load(&interrupted);
+}
+
 /* Forgets Ctrl+C presses so far. */
 static void drain_interrupts(void)
 {
@@ -138,7 +146,7 @@ static long read_line(struct lines *r, char **line)
 static void on_notice(const char *msg, void *user)
 {
     (void)user;
-    fprintf(stderr, "vkllm: %s\n", msg);
+    fprintf(stderr, "vkllm: %s\n", cli_shown(msg)); /* it may quote the model's file */
 }
 
 struct chat_state {
@@ -159,7 +167,9 @@ static bool reply(struct chat_state *cs)
     struct vkllm_chat_turn info;
     cs->turn++;
     if (vkllm_chat_prefill(cs->chat, &info, &err)) {
-        if (err.code == VKLLM_E_CONTEXT_FULL)
+        if (atomic_load(&interrupted)) /* stopped in the template's render */
+            fprintf(stderr, "vkllm: interrupted (the message is left out)\n");
+        else if (err.code == VKLLM_E_CONTEXT_FULL)
             cli_error("%s; try a larger -c (the message is left out)", err.msg);
         else if (err.code == VKLLM_E_INVALID)
             cli_error("%s (the message is left out)", err.msg);
@@ -168,10 +178,17 @@ static bool reply(struct chat_state *cs)
         /* the message that did not fit goes, so that the next one may */
         vkllm_chat_pop(cs->chat);
         cs->turn--;
-        return err.code == VKLLM_E_CONTEXT_FULL || err.code == VKLLM_E_INVALID;
+        return err.code == VKLLM_E_CONTEXT_FULL || err.code == VKLLM_E_INVALID ||
+               atomic_load(&interrupted);
     }
     fprintf(stderr, "vkllm: turn %d: %u new prompt tokens (%u cached)\n", cs->turn, info.n_new,
             info.n_cached);
+    /* the repetition penalty sees the prompt too, as llama.cpp's: what was
+     * decoded now (the cached part it saw when that was decoded) */
+    uint32_t n_tokens;
+    const int32_t *tokens = vkllm_chat_tokens(cs->chat, &n_tokens);
+    for (uint32_t i = info.n_cached; i < n_tokens; i++)
+        vkllm_sampler_accept(cs->sampler, tokens[i]);
 
     vkllm_stream_reset(cs->stream);
     const char *text;
@@ -234,16 +251,24 @@ static const char *printable(char buf[static 256], const char *s, size_t len)
     return buf;
 }
 
-/* A line starting with '/'. Returns 0 to go on, 1 to end. */
-static int command(struct chat_state *cs, const char *line, const char *system)
+/* A line starting with '/', of LEN bytes. Returns 0 to go on, 1 to end. */
+static int command(struct chat_state *cs, char *line, size_t len, const char *system)
 {
     char shown[256];
     struct vkllm_error err = {0};
-    const char *arg = strchr(line, ' ');
-    size_t name_len = arg ? (size_t)(arg - line) : strlen(line);
-    while (arg && *arg == ' ')
+    /* blanks after the last word are not part of a file name: no one sees them */
+    while (len > 1 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = 0;
+    const char *arg = strpbrk(line, " \t");
+    size_t name_len = arg ? (size_t)(arg - line) : len;
+    while (arg && (*arg == ' ' || *arg == '\t'))
         arg++;
 #define IS(s) (name_len == strlen(s) && !strncmp(line, s, name_len))
+    if ((IS("/exit") || IS("/quit") || IS("/reset")) && arg) {
+        cli_error("%.*s takes no argument (got '%s')", (int)name_len, line,
+                  printable(shown, arg, strlen(arg)));
+        return 0;
+    }
     if (IS("/exit") || IS("/quit")) return 1;
     if (IS("/reset")) {
         vkllm_chat_clear(cs->chat, system != NULL);
@@ -305,7 +330,7 @@ int cmd_chat(int argc, char **argv)
             if (!VALUE()) FAIL();
             template_path = v;
         } else if (!strcmp(a, "--stop")) {
-            if (!VALUE()) FAIL();
+            if (!VALUE() || !cli_stop_text(a, v)) FAIL();
             stops[n_stops++] = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &n_predict)) FAIL();
@@ -375,17 +400,30 @@ int cmd_chat(int argc, char **argv)
     struct vkllm_model_params mp = {.session = &ssp};
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
-    cli_warn_context(model, vkllm_session_n_ctx(cs.session));
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
+    cli_vocab_warnings(vocab);
+    cli_warn_context(model, vkllm_session_n_ctx(cs.session));
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &cs.sampler, &err)) goto fail;
     if (vkllm_stream_create(vocab, ignore_eos, &cs.stream, &err)) goto fail;
     for (int i = 0; i < n_stops; i++)
         if (vkllm_stream_add_stop(cs.stream, stops[i], &err)) goto fail;
     uint32_t reserve = n_predict > 0 ? (uint32_t)n_predict : 0;
-    struct vkllm_chat_params chp = {
-        .template_text = tmpl, .template_len = tmpl_len, .n_reserve = reserve, .notice = on_notice};
+    struct vkllm_chat_params chp = {.template_text = tmpl,
+                                    .template_len = tmpl_len,
+                                    .n_reserve = reserve,
+                                    .notice = on_notice,
+                                    .stop = chat_stop};
     if (vkllm_chat_create(model, cs.session, &chp, &cs.chat, &err)) goto fail;
     if (system && vkllm_chat_add(cs.chat, "system", system, strlen(system), &err)) goto fail;
+    /* a system prompt or template that leaves no room would fail every turn */
+    if (vkllm_chat_check(cs.chat, &err)) {
+        if (err.code == VKLLM_E_CONTEXT_FULL)
+            cli_error("%s: no message can be answered; try a larger -c%s", err.msg,
+                      system ? " or a shorter --system" : "");
+        else
+            cli_error("%s", err.msg);
+        goto done;
+    }
     fprintf(stderr, "vkllm: %s on %s, context %u tokens; seed %llu\n", cli_shown(model_path),
             vkllm_context_device(ctx)->name, vkllm_session_n_ctx(cs.session),
             (unsigned long long)sp.seed);
@@ -419,7 +457,7 @@ int cmd_chat(int argc, char **argv)
             line[--n] = 0;
         if (n == 0) continue;
         if (line[0] == '/') {
-            int r = command(&cs, line, system);
+            int r = command(&cs, line, (size_t)n, system);
             if (r > 0) break;
             continue;
         }

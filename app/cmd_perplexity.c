@@ -123,8 +123,9 @@ int cmd_perplexity(int argc, char **argv)
     if (vkllm_context_create(&cp, &ctx, &err) ||
         vkllm_model_load(ctx, model_path, &mp, &model, &err))
         goto fail;
-    cli_warn_context(model, (uint32_t)n_ctx);
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
+    cli_vocab_warnings(vocab);
+    cli_warn_context(model, (uint32_t)n_ctx);
     const int32_t n_vocab = vkllm_vocab_n_tokens(vocab);
     const bool add_bos = vkllm_vocab_add_bos(vocab) && vkllm_vocab_bos(vocab) >= 0;
 

@@ -90,7 +90,7 @@ int cmd_run(int argc, char **argv)
             if (!VALUE()) return 1;
             device = v;
         } else if (!strcmp(a, "--stop")) {
-            if (!VALUE()) return 1;
+            if (!VALUE() || !cli_stop_text(a, v)) return 1;
             if (n_stops == (int)(sizeof stops / sizeof stops[0]))
                 return cli_error("--stop: at most %d stop strings", n_stops);
             stops[n_stops++] = v;
@@ -128,8 +128,9 @@ int cmd_run(int argc, char **argv)
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
-    cli_warn_context(model, vkllm_session_n_ctx(session));
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
+    cli_vocab_warnings(vocab);
+    cli_warn_context(model, vkllm_session_n_ctx(session));
     if (vkllm_sampler_create(&sp, vkllm_vocab_n_tokens(vocab), &sampler, &err)) goto fail;
     /* text in whole UTF-8 characters, ending at EOG tokens and stop strings */
     if (vkllm_stream_create(vocab, ignore_eos, &stream, &err)) goto fail;

@@ -95,8 +95,7 @@ int cmd_tokenize(int argc, char **argv)
         return cli_error("%s", err.msg);
     }
     /* what the library worked around in the file, e.g. a BOS id out of range */
-    for (size_t i = 0; i < vkllm_vocab_warning_count(v); i++)
-        fprintf(stderr, "warning: %s\n", vkllm_vocab_warning(v, i));
+    cli_vocab_warnings(v);
     int status = 0;
     if (!cases) {
         status = print_ids(v, model_path, text, len, add_special, parse_special, false);

@@ -171,6 +171,42 @@ void cli_warn_context(const vkllm_model *model, uint32_t n_ctx)
                 n_ctx, n_ctx_train);
 }
 
+void cli_vocab_warnings(const vkllm_vocab *v)
+{
+    for (size_t i = 0; i < vkllm_vocab_warning_count(v); i++)
+        fprintf(stderr, "warning: %s\n", vkllm_vocab_warning(v, i));
+}
+
+/* RFC 3629, as the stream checks what it hands out: no overlongs, surrogates
+ * or values past U+10FFFF. */
+static bool valid_utf8(const unsigned char *p)
+{
+    while (*p) {
+        unsigned char c = *p++, lo = 0x80, hi = 0xbf;
+        int more = c < 0x80                 ? 0
+                   : c >= 0xc2 && c <= 0xdf ? 1
+                   : c >= 0xe0 && c <= 0xef ? 2
+                   : c >= 0xf0 && c <= 0xf4 ? 3
+                                            : -1;
+        if (more < 0) return false;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+        for (int i = 0; i < more; i++, p++)
+            if (*p < (i ? 0x80 : lo) || *p > (i ? 0xbf : hi)) return false;
+    }
+    return true;
+}
+
+bool cli_stop_text(const char *flag, const char *value)
+{
+    if (valid_utf8((const unsigned char *)value)) return true;
+    cli_error("%s: '%s' is not valid UTF-8, so the output (always valid UTF-8) can never hold it",
+              flag, value);
+    return false;
+}
+
 double cli_now_ms(void)
 {
     struct timespec ts;
@@ -247,8 +283,11 @@ static int finish_stdout(int status)
 int main(int argc, char **argv)
 {
     keep_standard_fds();
-    /* a pipe whose reader quit gives EPIPE, reported like any failed write,
-     * rather than a silent death by SIGPIPE halfway through freeing the device */
+    /* a pipe whose reader quit gives EPIPE, and a file past `ulimit -f` EFBIG,
+     * each reported like any failed write, rather than a silent death by
+     * SIGPIPE or SIGXFSZ halfway through freeing the device or writing a file
+     * (which would leave its temporary file behind) */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
     return finish_stdout(dispatch(argc, argv));
 }

@@ -636,8 +636,9 @@ struct vkllm_quantize_params {
     bool pure;
     int n_threads; /* 0: one per core */
     /* Called from the calling thread as each tensor starts and as its rows are
-     * done; return false to stop (vkllm_quantize then fails and writes
-     * nothing). May be NULL. */
+     * done, and now and then while the output is prepared (as the first tensor
+     * about to start); return false to stop (vkllm_quantize then fails and
+     * writes nothing). May be NULL. */
     bool (*progress)(const struct vkllm_quantize_progress *p, void *user);
     void *user;
 };
@@ -662,10 +663,20 @@ const char *vkllm_quantize_type_name(int i, const char **what);
  * may be NULL) for the caller to free. On failure *OUT is NULL and ERR says
  * why: VKLLM_E_FORMAT for a syntax error in the template or bad JSON,
  * VKLLM_E_INVALID when rendering fails; a template that calls
- * raise_exception(MSG) fails with exactly MSG. A hostile template cannot crash
- * or hang the caller: steps, nesting, output and memory are bounded. */
+ * raise_exception(MSG) fails with exactly MSG (a NUL byte in it written \x00).
+ * A hostile template cannot crash or hang the caller: steps, work, nesting,
+ * output and memory are bounded, so that any render ends within a second or
+ * two of CPU (docs/TEMPLATES.md). */
 int vkllm_template_render(const char *tmpl, size_t len, const char *context_json, char **out,
                           size_t *out_len, struct vkllm_error *err);
+/* vkllm_template_render that the caller can stop, e.g. from Ctrl+C: STOP (NULL:
+ * never) is called with USER on the rendering thread about every millisecond
+ * of the render's work; when it returns true the render ends at once, fails
+ * with VKLLM_E_IO and the message "stopped", and *OUT is NULL. STOP should only
+ * read a flag (a signal handler's, say). */
+int vkllm_template_render_stop(const char *tmpl, size_t len, const char *context_json,
+                               bool (*stop)(void *user), void *user, char **out, size_t *out_len,
+                               struct vkllm_error *err);
 
 /* ============================== Streaming text ============================== */
 
@@ -738,6 +749,11 @@ struct vkllm_chat_params {
      * user should know about: a fallback format, turns dropped. May be NULL. */
     void (*notice)(const char *msg, void *user);
     void *user;
+    /* Asked now and then while a template renders (a hostile template may
+     * work for a second or two); when it returns true the render, and the
+     * prefill or render call that needed it, fail with VKLLM_E_IO "stopped".
+     * It should only read a flag (a signal handler's). May be NULL. */
+    bool (*stop)(void *user);
 };
 
 /* What vkllm_chat_prefill did. */
@@ -781,6 +797,11 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
  * token. VKLLM_E_CONTEXT_FULL when even the last message does not fit; then
  * no turn is dropped, so that popping that message restores the chat. */
 int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm_error *err);
+/* Whether a message can be answered at all: VKLLM_E_CONTEXT_FULL when the
+ * system prompt (if any) and the template's own text, with a one-character
+ * user message, leave no token for the reply. Renders and counts; decodes
+ * nothing, and leaves the messages as they were. */
+int vkllm_chat_check(vkllm_chat *c, struct vkllm_error *err);
 /* Decodes a sampled reply token (remembering it as cached). */
 int vkllm_chat_decode_token(vkllm_chat *c, int32_t token, struct vkllm_error *err);
 /* The tokens in the cache, as this conversation knows them (*N of them). */
@@ -790,7 +811,9 @@ const int32_t *vkllm_chat_tokens(const vkllm_chat *c, uint32_t *n);
  * through a temporary file renamed over PATH. */
 int vkllm_chat_save(const vkllm_chat *c, const char *path, struct vkllm_error *err);
 /* Replaces the messages with those of a file vkllm_chat_save wrote (or any
- * JSON object with such a "messages" array). */
+ * JSON object with such a "messages" array). A file past 256 MiB is refused
+ * (VKLLM_E_IO), and so is a system prompt longer than the context can ever
+ * hold (VKLLM_E_CONTEXT_FULL); then the messages are left as they were. */
 int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err);
 
 #ifdef __cplusplus

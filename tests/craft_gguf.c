@@ -3,12 +3,17 @@
  * names, odd hyperparameters, very long tokens. A tool for tests/test_defects.sh,
  * not a test.
  *
- *   craft_gguf IN OUT [--str KEY VALUE] [--u32 KEY N] [--rename OLD NEW]
- *                     [--token-suffix TEXT]
+ *   craft_gguf IN OUT [--str KEY VALUE] [--str-x KEY VALUE] [--u32 KEY N]
+ *                     [--rename OLD NEW] [--shape NAME N0,N1,...]
+ *                     [--token-suffix TEXT] [--token-type ID TYPE]
  *
- * --str and --u32 set (or add) a key; --rename renames a tensor; --token-suffix
- * appends TEXT to every normal token of tokenizer.ggml.tokens (type 1), so
- * that whatever a model generates is that long. Each may be repeated.
+ * --str and --u32 set (or add) a key; --str-x does as --str with "\xNN" in
+ * VALUE standing for a byte (a NUL too); --rename renames a tensor; --shape
+ * gives an F32 tensor another shape of at most its elements (its first ones;
+ * a 0 makes it empty); --token-suffix appends TEXT to every normal token of
+ * tokenizer.ggml.tokens (type 1), so that whatever a model generates is that
+ * long; --token-type sets the type of token ID in tokenizer.ggml.token_type
+ * (any int32). Each may be repeated.
  */
 #include "gguf_copy.h"
 #include "vkllm.h"
@@ -23,6 +28,75 @@ static int fail(const char *what)
 {
     fprintf(stderr, "craft_gguf: %s\n", what);
     return 1;
+}
+
+static void put_le(uint8_t **p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        *(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+/* Sets KEY to VALUE with its "\xNN" escapes decoded. The writer takes C
+ * strings, so the value goes through a one-key GGUF image and copy_kv. */
+static int set_str_escaped(vkllm_gguf_writer *w, const char *key, const char *value)
+{
+    const size_t klen = strlen(key), vmax = strlen(value);
+    uint8_t *img = malloc(4 + 4 + 8 + 8 + 8 + klen + 4 + 8 + vmax), *p = img;
+    if (!img) return fail("out of memory");
+    memcpy(p, "GGUF", 4);
+    p += 4;
+    put_le(&p, 3, 4);
+    put_le(&p, 0, 8); /* tensors */
+    put_le(&p, 1, 8); /* key/values */
+    put_le(&p, klen, 8);
+    memcpy(p, key, klen);
+    p += klen;
+    put_le(&p, VKLLM_GGUF_STRING, 4);
+    uint8_t *len_at = p;
+    p += 8;
+    size_t vlen = 0;
+    for (const char *c = value; *c; vlen++) {
+        unsigned byte;
+        if (c[0] == '\\' && c[1] == 'x' && sscanf(c + 2, "%2x", &byte) == 1) {
+            *p++ = (uint8_t)byte;
+            c += 4;
+        } else {
+            *p++ = (uint8_t)*c++;
+        }
+    }
+    put_le(&len_at, vlen, 8);
+    struct vkllm_error err = {0};
+    vkllm_gguf *g = NULL;
+    int rc = vkllm_gguf_parse(img, (size_t)(p - img), "--str-x", &g, &err);
+    if (!rc) rc = vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, 0));
+    vkllm_gguf_close(g);
+    free(img);
+    return rc ? fail("--str-x: cannot set the key") : 0;
+}
+
+/* tokenizer.ggml.token_type with the type of each token IDS[i] set to TYPES[i]. */
+static int set_token_types(vkllm_gguf_writer *w, const vkllm_gguf *g, const long *ids,
+                           const long *types, int n)
+{
+    const struct vkllm_gguf_kv *kv = vkllm_gguf_find_kv(g, "tokenizer.ggml.token_type");
+    if (!kv || kv->type != VKLLM_GGUF_ARRAY || kv->arr_type != VKLLM_GGUF_INT32)
+        return fail("no int32 tokenizer.ggml.token_type");
+    int32_t *t = malloc((kv->arr_len ? kv->arr_len : 1) * sizeof *t);
+    if (!t) return fail("out of memory");
+    for (uint64_t i = 0; i < kv->arr_len; i++)
+        t[i] = (int32_t)vkllm_gguf_arr_int(kv, i);
+    int rc = 0;
+    for (int k = 0; k < n && !rc; k++) {
+        if (ids[k] < 0 || (uint64_t)ids[k] >= kv->arr_len)
+            rc = fail("--token-type: no such token");
+        else
+            t[ids[k]] = (int32_t)types[k];
+    }
+    if (!rc &&
+        vkllm_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", VKLLM_GGUF_INT32, t, kv->arr_len))
+        rc = fail("could not rewrite the token types");
+    free(t);
+    return rc;
 }
 
 /* Copies tokenizer.ggml.tokens with SUFFIX after each normal token. */
@@ -61,13 +135,15 @@ static int suffix_tokens(vkllm_gguf_writer *w, const vkllm_gguf *g, const char *
 int main(int argc, char **argv)
 {
     if (argc < 3 || argv[1][0] == '-') {
-        fputs("usage: craft_gguf IN OUT [--str KEY VALUE] [--u32 KEY N] [--rename OLD NEW]\n"
-              "                         [--token-suffix TEXT]\n",
+        fputs("usage: craft_gguf IN OUT [--str KEY VALUE] [--str-x KEY VALUE] [--u32 KEY N]\n"
+              "                         [--rename OLD NEW] [--shape NAME N0,N1,...]\n"
+              "                         [--token-suffix TEXT] [--token-type ID TYPE]\n",
               stderr);
         return 1;
     }
-    const char *renames[MAX_EDITS][2];
-    int n_renames = 0;
+    const char *renames[MAX_EDITS][2], *shapes[MAX_EDITS][2];
+    long type_ids[MAX_EDITS], types[MAX_EDITS];
+    int n_renames = 0, n_shapes = 0, n_types = 0;
     struct vkllm_error err = {0};
     vkllm_gguf *g = NULL;
     vkllm_gguf_writer *w = NULL;
@@ -80,11 +156,20 @@ int main(int argc, char **argv)
         rc = vkllm_gguf_writer_copy_kv(w, vkllm_gguf_kv_at(g, i));
     for (int i = 3; i < argc && !rc; i++) {
         const char *a = argv[i];
-        bool two = !strcmp(a, "--str") || !strcmp(a, "--u32") || !strcmp(a, "--rename");
+        bool two = !strcmp(a, "--str") || !strcmp(a, "--str-x") || !strcmp(a, "--u32") ||
+                   !strcmp(a, "--rename") || !strcmp(a, "--shape") || !strcmp(a, "--token-type");
         if (i + (two ? 2 : 1) >= argc) {
             rc = fail("an option lacks its value");
         } else if (!strcmp(a, "--str")) {
             rc = vkllm_gguf_writer_set_str(w, argv[i + 1], argv[i + 2]);
+        } else if (!strcmp(a, "--str-x")) {
+            rc = set_str_escaped(w, argv[i + 1], argv[i + 2]);
+        } else if (!strcmp(a, "--shape") && n_shapes < MAX_EDITS) {
+            shapes[n_shapes][0] = argv[i + 1];
+            shapes[n_shapes++][1] = argv[i + 2];
+        } else if (!strcmp(a, "--token-type") && n_types < MAX_EDITS) {
+            type_ids[n_types] = strtol(argv[i + 1], NULL, 10);
+            types[n_types++] = strtol(argv[i + 2], NULL, 10);
         } else if (!strcmp(a, "--u32")) {
             rc = vkllm_gguf_writer_set_uint32(w, argv[i + 1],
                                               (uint32_t)strtoul(argv[i + 2], NULL, 10));
@@ -98,6 +183,7 @@ int main(int argc, char **argv)
         }
         i += two ? 2 : 1;
     }
+    if (!rc && n_types) rc = set_token_types(w, g, type_ids, types, n_types);
     const uint64_t n = vkllm_gguf_tensor_count(g);
     struct gguf_copy *copies = calloc(n ? n : 1, sizeof *copies);
     if (!copies) rc = fail("out of memory");
@@ -108,7 +194,26 @@ int main(int argc, char **argv)
         for (int r = 0; r < n_renames; r++)
             if (!strcmp(name, renames[r][0])) snprintf(name, sizeof name, "%s", renames[r][1]);
         copies[i] = (struct gguf_copy){g, t, t->size};
-        rc = gguf_copy_add(w, name, t->n_dims, t->ne, &copies[i]);
+        uint64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        uint32_t n_dims = t->n_dims;
+        for (int k = 0; k < n_shapes; k++) {
+            if (strcmp(name, shapes[k][0])) continue;
+            char *end = (char *)shapes[k][1];
+            uint64_t nel = 1;
+            for (n_dims = 0; n_dims < 4 && *end; n_dims++) {
+                ne[n_dims] = strtoull(end, &end, 10);
+                nel *= ne[n_dims];
+                end += *end == ',';
+            }
+            for (uint32_t d = n_dims; d < 4; d++)
+                ne[d] = 1;
+            if (t->type != VKLLM_TYPE_F32 || nel * 4 > t->size || *end) {
+                rc = fail("--shape: needs an F32 tensor and at most its elements");
+                break;
+            }
+            copies[i].size = nel * 4;
+        }
+        if (!rc) rc = gguf_copy_add(w, name, n_dims, ne, &copies[i]);
     }
     if (!rc && vkllm_gguf_writer_write(w, argv[2], &err)) rc = fail(err.msg);
     if (rc && !err.msg[0]) fprintf(stderr, "craft_gguf: could not write %s\n", argv[2]);

@@ -8,7 +8,9 @@
  *   strings; NaN and infinite hyperparameters and weights; zero and absurd
  *   sizes; a vocabulary whose token count disagrees with the embedding rows;
  *   a tensor whose shape disagrees with the hyperparameters; a chat template
- *   that would run for ever; 20,000 user-defined tokens; a negative BOS id.
+ *   that would run for ever; 20,000 user-defined tokens; a negative BOS id;
+ *   200,000 keys, tensor names, tokens or BPE merges that all fall in one slot
+ *   of a table hashed with FNV-1a (hash flooding: see flood_name).
  *
  *   gen_hostile IN.gguf OUT_DIR
  *
@@ -24,6 +26,9 @@
 /* An escape sequence a terminal would act on: colour, clear screen, window
  * title (OSC ... BEL), bell and carriage return. */
 #define EVIL "\x1b[31m\x1b[2J\x1b]0;pwned\x07\r"
+
+/* What a hash-flooding case fills with colliding names. */
+enum flood { FLOOD_NONE, FLOOD_KEYS, FLOOD_TENSORS, FLOOD_TOKENS, FLOOD_MERGES };
 
 /* What one case changes. Every field is optional. */
 struct edit {
@@ -46,6 +51,8 @@ struct edit {
     const char *i32_key;    /* set this int32 key ... */
     int32_t i32_value;      /* ... to this */
     const char *evil_token; /* replace token 300 with this text */
+    enum flood flood;       /* add N_FLOOD colliding names of this kind */
+    uint32_t n_flood;
 };
 
 static void die(const char *what, const char *msg)
@@ -57,6 +64,108 @@ static void die(const char *what, const char *msg)
 static void check(int rc, const char *what)
 {
     if (rc) die(what, vkllm_strerror(rc));
+}
+
+/* ============================== Hash flooding ==============================
+ * Until engine/core/hash.c, every table in the engine hashed names with FNV-1a
+ * (64-bit) and probed linearly: names sharing the low bits of their hash made
+ * each insertion walk all the names before it (100,000 keys: 40 s to open).
+ * Such names are cheap to make: FNV-1a's low K bits depend only on the low K
+ * bits of its state, and a step h -> (h ^ c) * P is invertible modulo 2^K, so
+ * a table built backwards from one slot gives, for about half of all states,
+ * three characters that lead there. These names still make the files this
+ * tool writes: they check that the tables no longer fall for it. */
+#define FLOOD_BITS 20 /* the slot is fixed in tables of up to 2^20 slots */
+#define FLOOD_SLOT 12345u
+#define FNV_OFFSET 0xcbf29ce484222325u
+#define FNV_PRIME  0x100000001b3u
+#define FLOOD_NAME 32 /* room for a name: head, 6 letters, tail, 3 characters */
+
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * FNV_PRIME;
+    return h;
+}
+
+/* For each state (low FLOOD_BITS bits), three printable characters (c1 | c2
+ * << 8 | c3 << 16) that take it to FLOOD_SLOT, or 0. */
+static uint32_t *flood_table(void)
+{
+    const uint64_t mask = (1u << FLOOD_BITS) - 1;
+    uint64_t inv = FNV_PRIME; /* Newton's iteration: P's inverse modulo 2^64 */
+    for (int i = 0; i < 5; i++)
+        inv *= 2 - FNV_PRIME * inv;
+    uint32_t *table = calloc(mask + 1, sizeof *table);
+    if (!table) die("flooding", "out of memory");
+    for (uint32_t c3 = 33; c3 < 127; c3++) {
+        const uint64_t h2 = ((FLOOD_SLOT * inv) & mask) ^ c3;
+        for (uint32_t c2 = 33; c2 < 127; c2++) {
+            const uint64_t h1 = ((h2 * inv) & mask) ^ c2;
+            for (uint32_t c1 = 33; c1 < 127; c1++) {
+                const uint64_t h0 = ((h1 * inv) & mask) ^ c1;
+                if (!table[h0]) table[h0] = c1 | c2 << 8 | c3 << 16;
+            }
+        }
+    }
+    return table;
+}
+
+/* Name I of a flood: HEAD, I in five letters, a free letter, TAIL, then the
+ * three characters that finish it in FLOOD_SLOT. Distinct for distinct I. */
+static void flood_name(const uint32_t *table, char out[FLOOD_NAME], const char *head, uint32_t i,
+                       const char *tail)
+{
+    char id[6];
+    for (int k = 4; k >= 0; k--, i /= 26)
+        id[k] = (char)('a' + i % 26);
+    id[5] = 0;
+    for (char free = 'a'; free <= 'z'; free++) {
+        int n = snprintf(out, FLOOD_NAME - 3, "%s%s%c%s", head, id, free, tail);
+        uint32_t s = table[fnv1a(FNV_OFFSET, out, (size_t)n) & ((1u << FLOOD_BITS) - 1)];
+        if (s) {
+            out[n] = (char)(s & 0xff), out[n + 1] = (char)(s >> 8 & 0xff);
+            out[n + 2] = (char)(s >> 16), out[n + 3] = 0;
+            return;
+        }
+    }
+    die(head, "no colliding name"); /* 0.45^26 odds: never */
+}
+
+/* N names of a flood, one block (N * FLOOD_NAME bytes) to free. */
+static char (*flood_names(uint32_t n, const char *head, const char *tail))[FLOOD_NAME]
+{
+    uint32_t *table = flood_table();
+    char(*names)[FLOOD_NAME] = calloc(n ? n : 1, sizeof *names);
+    if (!names) die("flooding", "out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        flood_name(table, names[i], head, i, tail);
+    free(table);
+    return names;
+}
+
+/* Adds E's flood of keys (a bool each) or BPE merges (the vocabulary made
+ * GPT-2's kind, whose tokenizer reads them). */
+static void write_flood_kv(vkllm_gguf_writer *w, const struct edit *e)
+{
+    if (e->flood == FLOOD_KEYS) {
+        char(*keys)[FLOOD_NAME] = flood_names(e->n_flood, "k.", "");
+        for (uint32_t i = 0; i < e->n_flood; i++)
+            check(vkllm_gguf_writer_set_bool(w, keys[i], true), e->name);
+        free(keys);
+    } else if (e->flood == FLOOD_MERGES) {
+        char(*merges)[FLOOD_NAME] = flood_names(e->n_flood, "m", " z");
+        const char **strs = calloc(e->n_flood ? e->n_flood : 1, sizeof *strs);
+        if (!strs) die(e->name, "out of memory");
+        for (uint32_t i = 0; i < e->n_flood; i++)
+            strs[i] = merges[i];
+        check(vkllm_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), e->name);
+        check(vkllm_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2"), e->name);
+        check(vkllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", strs, NULL, e->n_flood),
+              e->name);
+        free(strs);
+        free(merges);
+    }
 }
 
 /* The tokenizer's arrays with E's change in the token count (or token 300). */
@@ -75,7 +184,8 @@ static void write_vocab(vkllm_gguf_writer *w, const vkllm_gguf *g, const struct 
     uint64_t *lens = calloc(n, sizeof *lens);
     float *sc = calloc(n, sizeof *sc);
     int32_t *ty = calloc(n, sizeof *ty);
-    char(*extra)[32] = calloc(n, sizeof *extra);
+    char(*extra)[FLOOD_NAME] =
+        e->flood == FLOOD_TOKENS ? flood_names((uint32_t)n, "w", "") : calloc(n, sizeof *extra);
     if (!strs || !lens || !sc || !ty || !extra) die("vocabulary", "out of memory");
     for (uint64_t i = 0; i < n; i++) {
         if (i < tokens->arr_len) {
@@ -84,8 +194,9 @@ static void write_vocab(vkllm_gguf_writer *w, const vkllm_gguf *g, const struct 
             lens[i] = s.len;
             sc[i] = (float)vkllm_gguf_arr_float(scores, i);
             ty[i] = (int32_t)vkllm_gguf_arr_int(types, i);
-        } else { /* new, distinct tokens "extraID": normal unless E says */
-            snprintf(extra[i], sizeof extra[i], "extra%llu", (unsigned long long)i);
+        } else { /* new, distinct tokens "extraID" (or a flood's): normal unless E says */
+            if (e->flood != FLOOD_TOKENS)
+                snprintf(extra[i], sizeof extra[i], "extra%llu", (unsigned long long)i);
             strs[i] = extra[i];
             lens[i] = strlen(extra[i]);
             ty[i] = e->extra_type ? e->extra_type : 1;
@@ -133,6 +244,7 @@ static void write_case(const vkllm_gguf *g, const char *dir, const struct edit *
     if (e->f32_key) check(vkllm_gguf_writer_set_float32(w, e->f32_key, e->f32_value), e->name);
     if (e->i32_key) check(vkllm_gguf_writer_set_int32(w, e->i32_key, e->i32_value), e->name);
     if (e->vocab_delta || e->evil_token) write_vocab(w, g, e);
+    write_flood_kv(w, e);
 
     for (uint64_t i = 0; i < n_tensors; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, i);
@@ -156,6 +268,15 @@ static void write_case(const vkllm_gguf *g, const char *dir, const struct edit *
         } else {
             check(gguf_copy_add(w, out_name, t->n_dims, ne, &copies[i]), e->name);
         }
+    }
+    if (e->flood == FLOOD_TENSORS) { /* 1-element F32 tensors, after the model's */
+        static const float zero[1];
+        const uint64_t ne[4] = {1, 1, 1, 1};
+        char(*names)[FLOOD_NAME] = flood_names(e->n_flood, "t.", "");
+        for (uint32_t i = 0; i < e->n_flood; i++)
+            check(vkllm_gguf_writer_add_tensor(w, names[i], VKLLM_TYPE_F32, 1, ne, zero, 4),
+                  e->name);
+        free(names);
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, e->name);
@@ -233,6 +354,11 @@ int main(int argc, char **argv)
          * (each one longer than others it starts with), a negative BOS id */
         {.name = "many-user", .vocab_delta = 20000, .extra_type = 4},
         {.name = "neg-bos", .i32_key = "tokenizer.ggml.bos_token_id", .i32_value = -7},
+        /* hash flooding: 200,000 names in one FNV-1a slot (opening took minutes) */
+        {.name = "flood-keys", .flood = FLOOD_KEYS, .n_flood = 200000},
+        {.name = "flood-tensors", .flood = FLOOD_TENSORS, .n_flood = 200000},
+        {.name = "flood-tokens", .flood = FLOOD_TOKENS, .vocab_delta = 200000},
+        {.name = "flood-merges", .flood = FLOOD_MERGES, .n_flood = 200000},
     };
     for (size_t i = 0; i < sizeof edits / sizeof *edits; i++)
         write_case(g, argv[2], &edits[i]);

@@ -12,6 +12,10 @@
  *    so, in one note and a few renderings for thousands of turns; a message
  *    that cannot fit is refused without dropping any; save and load round-trip; a failing template
  * and a missing one fall back to a built-in format and say so.
+ * 4. Text that cannot fit is refused without tokenizing it: a message longer
+ *    than the context times the longest token (a /load of 200 MiB took
+ *    seconds and gigabytes), a system prompt that leaves no room for any
+ *    message (vkllm_chat_check; in a loaded file too), a file past 256 MiB.
  */
 #include "testhelp.h"
 #include "vkllm.h"
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static vkllm_context *ctx;
 static vkllm_model *model;
@@ -366,6 +371,41 @@ static void test_fallback(void)
     vkllm_session_free(s);
 }
 
+/* Ctrl+C during a slow template's render: the stop hook ends the render, the
+ * prefill fails with "stopped", and the template is kept (not replaced by the
+ * built-in format as a failing template is). */
+static int stop_calls;
+static bool stop_after_two(void *user)
+{
+    (void)user;
+    return ++stop_calls > 2;
+}
+
+static void test_stop_render(void)
+{
+    struct vkllm_error err = {0};
+    vkllm_session *s = new_session(256, 16);
+    static const char slow[] =
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    struct vkllm_chat_params p = {.template_text = slow,
+                                  .template_len = strlen(slow),
+                                  .n_reserve = 16,
+                                  .notice = on_notice,
+                                  .stop = stop_after_two};
+    vkllm_chat *c;
+    REQUIRE(vkllm_chat_create(model, s, &p, &c, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_chat_add(c, "user", "hi", 2, &err) == VKLLM_OK);
+    int before = notices;
+    struct vkllm_chat_turn t;
+    CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_E_IO && strstr(err.msg, "stopped"),
+          "prefill of a stopped render: %s", err.msg);
+    CHECK(notices == before, "a stopped render is not a failing template: %s", last_notice);
+    /* three times in the render, once to tell a stop from a failing template */
+    CHECK(stop_calls == 4, "the hook asked %d times", stop_calls);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
 /* A sliding-window model whose caches are rings (window + batch is shorter
  * than the context): editing the first message cuts the cache back further
  * than the rings still hold, so the conversation starts over instead of
@@ -400,6 +440,71 @@ static void test_window_ring(void)
     model = saved;
 }
 
+static void test_too_long(void)
+{
+    struct vkllm_error err;
+    struct vkllm_chat_turn t;
+    vkllm_session *s = new_session(128, 16);
+    vkllm_chat *c = new_chat(s, chatml);
+    CHECK(vkllm_chat_check(c, &err) == VKLLM_OK, "%s", err.msg);
+    /* 8 MiB: refused from its length, "at least" as many tokens as the
+     * longest token's bytes make (tokenizing it took seconds) */
+    enum { BIG = 8 << 20 };
+    char *big = malloc(BIG + 1);
+    REQUIRE(big != NULL);
+    for (int i = 0; i < BIG; i++)
+        big[i] = "the park "[i % 9];
+    big[BIG] = 0;
+    REQUIRE(vkllm_chat_add(c, "user", big, BIG, &err) == VKLLM_OK);
+    CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_E_CONTEXT_FULL);
+    CHECK(strstr(err.msg, "the conversation is at least ") &&
+              strstr(err.msg, "the context holds 128"),
+          "%s", err.msg);
+    vkllm_chat_pop(c);
+    /* a system prompt too long for any message: refused at the start, in
+     * one call, whether long (from its length) or just too long (counted:
+     * as many bytes as 100 of the longest tokens make, in shorter ones, and
+     * the template's own text: ChatML's markers are not tokens here) */
+    int longest = 1;
+    for (int32_t i = 0; i < (int32_t)n_vocab; i++) {
+        int n = vkllm_token_to_piece(vkllm_model_vocab(model), i, true, NULL, 0);
+        if (n > longest) longest = n;
+    }
+    const size_t lens[] = {BIG, 100 * (size_t)longest};
+    for (int k = 0; k < 2; k++) {
+        REQUIRE(vkllm_chat_add(c, "system", big, lens[k], &err) == VKLLM_OK);
+        CHECK(vkllm_chat_check(c, &err) == VKLLM_E_CONTEXT_FULL, "system prompt of %zu bytes",
+              lens[k]);
+        CHECK(strstr(err.msg, "the system prompt and the chat template make ") &&
+                  strstr(err.msg, " tokens with a one-character message; the context holds 128") &&
+                  (strstr(err.msg, "at least") != NULL) == (k == 0),
+              "%s", err.msg);
+        CHECK(vkllm_chat_count(c) == 1, "the check left %zu messages", vkllm_chat_count(c));
+        vkllm_chat_clear(c, false);
+    }
+    REQUIRE(vkllm_chat_add(c, "system", "sys", 3, &err) == VKLLM_OK);
+    CHECK(vkllm_chat_check(c, &err) == VKLLM_OK, "%s", err.msg);
+    /* the same system prompt in a file: refused, the conversation kept */
+    const char *path = VKLLM_TEST_GEN "/chat-long-system.json";
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "{\"messages\": [{\"role\": \"system\", \"content\": \"%s\"}]}", big);
+    REQUIRE(fclose(f) == 0);
+    CHECK(vkllm_chat_load(c, path, &err) == VKLLM_E_CONTEXT_FULL);
+    CHECK(strstr(err.msg, "the system prompt is at least ") != NULL, "%s", err.msg);
+    CHECK(vkllm_chat_count(c) == 1, "a refused file changed the conversation");
+    /* past 256 MiB (a sparse file): refused before it is read */
+    REQUIRE((f = fopen(path, "w")) != NULL);
+    REQUIRE(ftruncate(fileno(f), (256 << 20) + 1) == 0);
+    REQUIRE(fclose(f) == 0);
+    CHECK(vkllm_chat_load(c, path, &err) == VKLLM_E_IO);
+    CHECK(strstr(err.msg, "larger than 256 MiB") != NULL, "%s", err.msg);
+    unlink(path);
+    free(big);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -418,6 +523,8 @@ int main(int argc, char **argv)
     test_long();
     test_fallback();
     test_window_ring();
+    test_too_long();
+    test_stop_render();
     vkllm_model_free(model);
     CHECK(vkllm_context_validation_errors(ctx) == 0, "Vulkan validation messages");
     vkllm_context_destroy(ctx);

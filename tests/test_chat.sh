@@ -18,6 +18,10 @@
 #    note per turn); a message that cannot fit, a bad command or file: one
 #    error line each, and the chat goes on with its history.
 #    -n 0 replies nothing; a reader that quits ends the chat.
+# 5. A system prompt or template that leaves no room: one error at the start;
+#    /load of special files and past 256 MiB, blanks after a file name,
+#    arguments to /exit and /reset, /save past `ulimit -f`; the repetition
+#    penalty sees the prompt; --stop that is not UTF-8 is refused.
 set -u
 vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5
 mkdir -p "$scratch"
@@ -256,6 +260,92 @@ status=${PIPESTATUS[1]}
 [ "$status" = 1 ] && grep -q "^error: stdout: " "$scratch/pipe.err" &&
     [ "$(grep -c "replied" "$scratch/pipe.err")" -lt 20 ] ||
     fail "a reader that quit: status $status, $(grep -c replied "$scratch/pipe.err") replies: $(tail -3 "$scratch/pipe.err")"
+
+# ---- 5. text that can never fit, odd /load and /save targets, arguments to
+# commands that take none, `ulimit -f`, the prompt under the repetition
+# penalty, --stop that is not UTF-8
+# a system prompt (or a template's own text) that leaves no room for any
+# message: one error line at the start and exit 1 (every turn used to fail
+# and the chat exit 0; the template's 4.5M tokens took 12 s a turn)
+sys20k=$(for i in $(seq 4000); do printf 'word '; done)
+printf 'hi\n' | timeout 60 "$vkllm" chat -c 64 -n 1 --system "$sys20k" >/dev/null 2>"$scratch/sys.err"
+status=$?
+[ $status = 1 ] && [ "$(grep -c '^error: ' "$scratch/sys.err")" = 1 ] &&
+    grep -q "^error: the system prompt and the chat template make .* tokens with a one-character message; the context holds 64: no message can be answered; try a larger -c or a shorter --system$" "$scratch/sys.err" &&
+    ! grep -q "turn 1" "$scratch/sys.err" ||
+    fail "a system prompt longer than the context: status $status: $(cat "$scratch/sys.err")"
+printf "{{ 'once upon a time ' * 900000 }}{%% for m in messages %%}{{ m.content }}{%% endfor %%}" >"$scratch/big.jinja"
+printf 'hi\n' | timeout 60 "$vkllm" chat -n 1 --chat-template-file "$scratch/big.jinja" >/dev/null 2>"$scratch/bigtmpl.err"
+status=$?
+[ $status = 1 ] && [ "$(grep -c '^error: ' "$scratch/bigtmpl.err")" = 1 ] &&
+    grep -q "^error: the chat template makes at least [0-9]* tokens with a one-character message; the context holds 2048: no message can be answered; try a larger -c$" "$scratch/bigtmpl.err" ||
+    fail "a template longer than the context: status $status: $(tail -3 "$scratch/bigtmpl.err")"
+
+# /load of a directory, /proc/self/mem, a FIFO whose writer closes at once and
+# a file past the size limit: an error line each that says why; blanks after
+# a file name are not part of it; /exit, /quit and /reset take no argument
+mkdir -p "$scratch/adir"
+rm -f "$scratch/fifo" "$scratch/out.json"*
+mkfifo "$scratch/fifo"
+truncate -s 300M "$scratch/huge.json"
+timeout 60 bash -c ': >"$1"' _ "$scratch/fifo" &
+writer=$!
+printf '%s\n' "/load $scratch/adir" "/load /proc/self/mem" "/load $scratch/fifo" "/load $scratch/huge.json" \
+    "/save $scratch/out.json   " "/exit now" "/reset extra" "/quit please" "hi" "/exit	 " "never read" |
+    timeout 120 "$vkllm" chat -m "$model" --temp 0 -n 2 >"$scratch/cmds.out" 2>"$scratch/cmds.err"
+status=$?
+kill $writer 2>/dev/null
+wait $writer 2>/dev/null
+err=$scratch/cmds.err
+[ $status = 0 ] || fail "commands: exit status $status: $(tail -3 "$err")"
+for want in "adir: cannot read: Is a directory" "/proc/self/mem: cannot read: " "fifo: the file is empty" \
+    "huge.json: larger than 256 MiB, more than vkllm reads" "/exit takes no argument (got 'now')" \
+    "/reset takes no argument (got 'extra')" "/quit takes no argument (got 'please')"; do
+    grep -qF "$want" "$err" || fail "commands: no error line '$want': $(grep '^error' "$err")"
+done
+[ "$(grep -c '^error: ' "$err")" = 7 ] || fail "commands: expected 7 error lines: $(grep '^error' "$err")"
+[ -f "$scratch/out.json" ] && ! compgen -G "$scratch/out.json?*" >/dev/null ||
+    fail "/save with blanks after the name: $(ls "$scratch" | grep out.json | cat -A)"
+grep -q "^vkllm: turn 1: replied 2 tokens" "$err" || fail "commands: 'hi' was not answered: $(cat "$err")"
+grep -q "never read" "$scratch/cmds.out" && fail "commands: '/exit' with blanks did not exit"
+
+# past `ulimit -f`, /save is an error line (SIGXFSZ killed the chat and left
+# its temporary file) and the chat goes on
+rm -f "$scratch/fsize.json"*
+(
+    ulimit -f 64
+    printf '%s\n' "/load $scratch/long.json" "/save $scratch/fsize.json" "hi" |
+        exec timeout 120 "$vkllm" chat -m "$model" -c 256 --temp 0 -n 2 >/dev/null 2>"$scratch/fsize.err"
+)
+status=$?
+[ $status = 0 ] && grep -q "^error: .*fsize.json: cannot write: File too large$" "$scratch/fsize.err" &&
+    grep -q "^vkllm: turn 1: replied 2 tokens" "$scratch/fsize.err" ||
+    fail "/save past ulimit -f: status $status: $(grep -v '^vkllm: context full' "$scratch/fsize.err")"
+compgen -G "$scratch/fsize.json*" >/dev/null && fail "/save past ulimit -f left $(ls "$scratch"/fsize.json*)"
+
+# the repetition penalty sees the prompt, as llama.cpp's: greedy, the bundled
+# model's first token after "The cat sat." is ".", which that prompt holds, and
+# after "hi" too, which it does not: the penalty changes the first reply only
+first() { printf '%s\n' "$1" | timeout 60 "$vkllm" chat --temp 0 -n 1 "${@:2}" 2>/dev/null; }
+[ "$(first "The cat sat.")" = . ] && [ "$(first hi)" = . ] ||
+    fail "greedy first tokens: '$(first "The cat sat.")', '$(first hi)'"
+[ "$(first "The cat sat." --repeat-penalty 3)" != . ] ||
+    fail "--repeat-penalty 3 did not see the '.' of the prompt"
+[ "$(first hi --repeat-penalty 3)" = . ] || fail "--repeat-penalty 3 changed the reply to 'hi'"
+
+# a stop string that is not UTF-8 (a lone lead byte, a surrogate, an
+# overlong) could never match the output: refused
+for stop in $'\xe2' $'a\xff' $'\xed\xa0\x80' $'\xc0\xae'; do
+    for cmd in run chat; do
+        "$vkllm" $cmd --stop "$stop" -n 1 </dev/null >/dev/null 2>"$scratch/stop.err"
+        status=$?
+        [ $status = 1 ] && [ "$(wc -l <"$scratch/stop.err")" = 1 ] &&
+            grep -q "^error: --stop: '.*' is not valid UTF-8" "$scratch/stop.err" ||
+            fail "$cmd --stop $(printf %q "$stop"): status $status: $(cat "$scratch/stop.err")"
+    done
+done
+printf 'hi\n' | "$vkllm" chat --stop 'é' --stop '→' -n 1 >/dev/null 2>"$scratch/stop.err" ||
+    fail "chat --stop with UTF-8: $(cat "$scratch/stop.err")"
 
 [ $failures = 0 ] && echo "test_chat.sh: all passed" || echo "test_chat.sh: $failures failures"
 [ $failures = 0 ]

@@ -10,6 +10,8 @@
 # 3. info, tokenize and devices print what they should.
 # 4. Notes and warnings on stderr are one line each: run, chat, perplexity and
 #    bench warn alike when their context exceeds the trained one.
+# 5. bench refuses a session too big for the device before uploading.
+# 6. An upload that timed out says its memory is left allocated.
 set -u
 vkllm=$1 gen_model=$2 data=$3 golden=$4 scratch=$5
 mkdir -p "$scratch"
@@ -151,6 +153,26 @@ warns 1 "$vkllm" bench "${m64[@]}" -p 80 -n 16 -r 1
 warns 1 "$vkllm" bench "${m64[@]}" -p 16 -n 80 -r 1
 warns 0 "$vkllm" bench "${m64[@]}" -p 64 -n 16 -r 1
 warns 0 "$vkllm" perplexity "${m64[@]}" -c 64 --chunks 1 -f "$scratch/text.txt"
+
+# ---- 5. bench refuses a session too big for the device before the upload,
+# as run, chat and perplexity do: the loader's line (weights, KV cache and
+# staging together), not the session's after the weights were uploaded
+checks=$((checks + 1))
+VKLLM_MAX_MEMORY=100M "$vkllm" bench -p 65536 -n 0 -r 1 >/dev/null 2>"$scratch/stderr"
+status=$?
+[ $status = 1 ] && [ "$(grep -c . "$scratch/stderr")" = 1 ] &&
+    grep -q "^error: .*stories260K.gguf: needs .* (weights .*, KV cache .* for 65536 tokens, activations .*; staging .* while loading) but .* free (VKLLM_MAX_MEMORY)" "$scratch/stderr" ||
+    fail "bench -p 65536 in 100 MiB: status $status: $(cat "$scratch/stderr")"
+
+# ---- 6. a weight upload that does not finish in time: its memory may still be
+# in use, so it is left allocated (by design, vk_fence_settle), and the error
+# says so instead of "all of it freed"
+checks=$((checks + 1))
+VKLLM_TIMEOUT=0.000000001 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    "$vkllm" run -n 1 -p Once >/dev/null 2>"$scratch/stderr"
+status=$?
+[ $status = 1 ] && grep -q "^error: .*the GPU did not finish the weight upload within 1e-09 s .* (after .* MiB of weights; the device may still be using its memory, so that is left allocated until the program ends)$" "$scratch/stderr" ||
+    fail "a weight upload that timed out: status $status: $(cat "$scratch/stderr")"
 
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]

@@ -173,5 +173,53 @@ checks=$((checks + 1))
 t "$vkllm" info "$scratch/ctx0.gguf" 2>&1 | grep -q "cannot run this file: .*context_length is 0" ||
     fail "info does not say context_length 0 is wrong"
 
+# ---- 8. hostile files, second round: each message names the real problem
+# (one was blamed on the output, one on a family vkllm runs, three were not
+# noticed at all) and odd token types are warned about
+gen_model=$(dirname "$craft")/gen_model # built beside craft_gguf
+crafted() { # NAME CRAFT_ARGS...: $scratch/NAME.gguf from the bundled model
+    local name=$1
+    shift
+    "$craft" "$model" "$scratch/$name.gguf" "$@" || fail "craft_gguf $name $*"
+}
+crafted dim0 --shape token_embd.weight 64,0
+expect_error "quantize of a 0-length dimension" \
+    "dim0.gguf: tensor token_embd.weight has a dimension of 0" \
+    "$vkllm" quantize "$scratch/dim0.gguf" "$scratch/dim0-q.gguf" Q4_K_M
+crafted arch-nul --str-x general.architecture 'llama\x00evil'
+expect_error "a NUL in the architecture" "architecture 'llama\\\\x00evil' is not supported" \
+    "$vkllm" run -m "$scratch/arch-nul.gguf" -n 1
+crafted value5 --u32 llama.attention.value_length 5
+expect_error "value_length 5, key_length absent" \
+    "llama.attention.value_length is 5 but the keys' head size is 8" \
+    "$vkllm" run -m "$scratch/value5.gguf" -n 1
+crafted value5-key8 --u32 llama.attention.key_length 8 --u32 llama.attention.value_length 5
+expect_error "value_length 5, key_length 8" "value_length is 5 but key_length is 8" \
+    "$vkllm" run -m "$scratch/value5-key8.gguf" -n 1
+crafted key0 --u32 llama.attention.key_length 0
+expect_error "key_length 0" "llama.attention.key_length is 0" "$vkllm" run -m "$scratch/key0.gguf" -n 1
+crafted embd32 --u32 llama.embedding_length 32
+expect_error "embedding_length 32 of 64" \
+    "llama.embedding_length is 32, but token_embd.weight has rows of 64 elements" \
+    "$vkllm" run -m "$scratch/embd32.gguf" -n 1
+# the head size said again is fine
+crafted value8 --u32 llama.attention.key_length 8 --u32 llama.attention.value_length 8
+checks=$((checks + 1))
+t "$vkllm" run -m "$scratch/value8.gguf" -n 1 >/dev/null 2>"$scratch/stderr" ||
+    fail "key_length = value_length = 8 refused: $(cat "$scratch/stderr")"
+"$gen_model" -o "$scratch/gemma2.gguf" --arch gemma2 --n-embd 64 --n-layer 2 --n-head 2 --n-ff 64 \
+    --n-vocab 300 || fail "gen_model gemma2"
+"$craft" "$scratch/gemma2.gguf" "$scratch/gemma2-w0.gguf" --u32 gemma2.attention.sliding_window 0 ||
+    fail "craft_gguf gemma2-w0"
+expect_error "gemma2 sliding_window 0" "gemma2.attention.sliding_window is 0" \
+    "$vkllm" run -m "$scratch/gemma2-w0.gguf" -n 1
+# token types 99 and -5: one warning for the file, with the count
+crafted types --token-type 300 99 --token-type 301 -5
+checks=$((checks + 1))
+t "$vkllm" run -m "$scratch/types.gguf" -n 1 -p Once >/dev/null 2>"$scratch/stderr"
+[ "$(grep -c '^warning: ' "$scratch/stderr")" = 1 ] &&
+    grep -q "^warning: .*types.gguf: 2 tokens of tokenizer.ggml.token_type are not a type 0..6 (token 300: 99)" \
+        "$scratch/stderr" || fail "token types 99 and -5: expected one warning, got: $(cat "$scratch/stderr")"
+
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

@@ -8,6 +8,8 @@
  *                  one way at a time: each must fail with its own code and a
  *                  message naming the problem, never crash (some go through
  *                  files on disk and vkllm_gguf_open)
+ *   hashing        the tables' hash is SipHash-1-3 (CPython's values), and the
+ *                  writer's name index keeps its order and refuses duplicates
  *   gen_model      with --gen-model PATH (the gen_model_reproducible test): the
  *                  generator is deterministic and its files read back
  *
@@ -16,6 +18,7 @@
  */
 #include "testhelp.h"
 #include "gguf_copy.h"
+#include "hash.h"
 #include "quant.h"
 #include "vkllm.h"
 
@@ -1593,6 +1596,80 @@ static void test_arr_index(void)
     free(m.p);
 }
 
+/* ============================== Hashing ============================== */
+
+/* SipHash-1-3 under the zero key, as CPython computes hash(bytes(range(N)))
+ * when PYTHONHASHSEED=0 (its secret is then all zeros); the lengths cover an
+ * empty tail, a partial one and several whole words. */
+static void test_hash(void)
+{
+    static const struct {
+        size_t n;
+        uint64_t h;
+    } known[] = {
+        {1, 0x68a914128e01e473u},  {7, 0x2f098ab0c751325au},  {8, 0xead411e67ebe2eeau},
+        {9, 0x75927f9d95124362u},  {15, 0xf30eb725bb91c9eau}, {16, 0x8972188433a5c5b7u},
+        {17, 0x4883c49a2c009c1du}, {63, 0x385d3e39e5f37359u},
+    };
+    uint8_t bytes[64], zero[16] = {0};
+    for (int i = 0; i < 64; i++)
+        bytes[i] = (uint8_t)i;
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+        struct hash_state s;
+        hash_begin_keyed(&s, zero);
+        hash_add(&s, bytes, known[k].n);
+        CHECK(hash_end(&s) == known[k].h, "SipHash-1-3 of %zu bytes", known[k].n);
+        /* in pieces, cut anywhere: the same hash */
+        for (size_t cut = 0; cut <= known[k].n; cut += 3) {
+            hash_begin_keyed(&s, zero);
+            hash_add(&s, bytes, cut);
+            hash_add(&s, bytes + cut, 0);
+            hash_add(&s, bytes + cut, known[k].n - cut);
+            CHECK(hash_end(&s) == known[k].h, "%zu bytes cut at %zu", known[k].n, cut);
+        }
+    }
+    /* the process's key is not the zero key, and stays the same */
+    CHECK(hash_bytes(bytes, 16) != 0x8972188433a5c5b7u);
+    CHECK(hash_bytes(bytes, 16) == hash_bytes(bytes, 16));
+}
+
+/* The writer's name index across several growths: a key set again keeps its
+ * place, a duplicate tensor name is refused however many came before. */
+static void test_writer_index(void)
+{
+    struct vkllm_error err = {0};
+    vkllm_gguf_writer *w;
+    REQUIRE_OK(vkllm_gguf_writer_create(&w, &err));
+    enum { N = 1000 };
+    static float one[1];
+    const uint64_t ne[4] = {1, 1, 1, 1};
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k.%d", i);
+        REQUIRE_OK(vkllm_gguf_writer_set_uint32(w, name, (uint32_t)i));
+        snprintf(name, sizeof name, "t.%d", i);
+        REQUIRE_OK(vkllm_gguf_writer_add_tensor(w, name, VKLLM_TYPE_F32, 1, ne, one, 4));
+    }
+    CHECK(vkllm_gguf_writer_set_uint32(w, "k.500", 7) == VKLLM_OK);
+    for (int i = 0; i < N; i += 99) {
+        snprintf(name, sizeof name, "t.%d", i);
+        CHECK(vkllm_gguf_writer_add_tensor(w, name, VKLLM_TYPE_F32, 1, ne, one, 4) ==
+                  VKLLM_E_INVALID,
+              "%s added twice", name);
+    }
+    REQUIRE_OK(vkllm_gguf_writer_write(w, GEN("index.gguf"), &err), "%s", err.msg);
+    vkllm_gguf_writer_destroy(w);
+
+    vkllm_gguf *g;
+    REQUIRE_OK(vkllm_gguf_open(GEN("index.gguf"), &g, &err), "%s", err.msg);
+    CHECK(vkllm_gguf_kv_count(g) == N && vkllm_gguf_tensor_count(g) == N);
+    const struct vkllm_gguf_kv *kv = vkllm_gguf_kv_at(g, 500);
+    CHECK(kv && str_is(kv->key, "k.500") && vkllm_gguf_kv_int(kv) == 7);
+    const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(g, N - 1);
+    CHECK(t && str_is(t->name, "t.999"));
+    vkllm_gguf_close(g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--gen-model") == 0) {
@@ -1614,5 +1691,7 @@ int main(int argc, char **argv)
     test_shrink_read();
     test_shrink_quantize();
     test_arr_index();
+    test_hash();
+    test_writer_index();
     return TEST_REPORT();
 }

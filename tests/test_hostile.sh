@@ -14,6 +14,10 @@
 # 4. stdout on a full disk (/dev/full) and closed.
 # 5. The GGUF and chat-template fuzz corpora through `vkllm info`, `tokenize`,
 #    `run` and `template` (fuzz_*_corpus replay them through the library).
+# 6. The tokenizer: special ids out of range, many user-defined tokens, 1 MB
+#    prompts.
+# 7. Hash flooding: names that collide in a predictable hash, and quantize of
+#    200,000 tensors.
 # Every case runs under `timeout` (a hang fails it) and must exit as expected
 # with stderr holding exactly one line "error: ..." on failure and none on
 # success (the "vkllm: " progress and "warning: " lines aside), no control
@@ -385,9 +389,9 @@ printf '{"messages": [{"role": "user\\u001b[31m", "content": "\\u001b]0;x\\u0007
 printf '/load %s\nhi\n' "$scratch/evilchat.json" >"$scratch/chat-in"
 stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
 # and lines a user might send: control characters, invalid UTF-8, NUL,
-# commands, one far longer than the context (six refused in an error line
-# each: invalid UTF-8, /, /save and /load without a file, /ESC, the long one;
-# the chat goes on)
+# commands, one far longer than the context (seven refused in an error line
+# each: invalid UTF-8, /, /reset with an argument, /save and /load without a
+# file, /ESC, the long one; the chat goes on)
 {
     printf 'hi %s\n' "$EVIL"
     printf '\xff\xfe\xc0\x80\n'
@@ -396,7 +400,7 @@ stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
     head -c 300000 "$text" | tr '\n' ' '
     printf '\n'
 } >"$scratch/chat-in"
-stdin=$scratch/chat-in check ok:6 "$vkllm" chat -n 1 -c 64
+stdin=$scratch/chat-in check ok:7 "$vkllm" chat -n 1 -c 64
 # an endless line
 stdin=/dev/zero pattern="a line of more than" check fail "$vkllm" chat -n 1
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
@@ -570,6 +574,88 @@ for f in a space digit random ff cont word; do
     limit=30 check ok "$vkllm" tokenize -m "$model" -f "$scratch/1mb-$f.txt"
     limit=30 check ok "$vkllm" tokenize -m "$g/many-user.gguf" --special -f "$scratch/1mb-$f.txt"
 done
+echo "test_hostile: $cases cases after ${SECONDS}s" >&2
+
+# ---- the vocabulary's warnings, once, from every command that loads a model
+printf 'hi\n' >"$scratch/hi-in"
+for args in "run -n 2" "chat -n 2" "perplexity -c 16 --chunks 1 -f $text" "bench -p 8 -n 4 -r 1"; do
+    # shellcheck disable=SC2086
+    stdin=$scratch/hi-in check ok "$vkllm" $args -m "$g/bad-bos.gguf"
+    [ "$(grep -c '^warning: ' "$err")" = 1 ] &&
+        grep -q "^warning: .*bad-bos.gguf: bad special token: 'tokenizer.ggml.bos_token_id'" "$err" ||
+        { failed=$((failed + 1)); report+=("FAIL $args -m bad-bos.gguf: not one warning about its BOS id: $(cat "$err")"); }
+done
+
+# a chat template of the wrong type (uint32, an array): the built-in format,
+# with a note that says the template's type is wrong (it said "no template")
+python3 - "$model" "$scratch/template-u32.gguf" "$scratch/template-arr.gguf" <<'PY'
+import struct, sys
+src = open(sys.argv[1], "rb").read()
+u32 = lambda o: struct.unpack_from("<I", src, o)[0]
+u64 = lambda o: struct.unpack_from("<Q", src, o)[0]
+size = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t, o):  # past a value of GGUF type T at O
+    if t == 8:
+        return o + 8 + u64(o)
+    if t == 9:
+        et, n, o = u32(o), u64(o + 4), o + 12
+        for _ in range(n):
+            o = skip(et, o)
+        return o
+    return o + size[t]
+n_t, n_kv, o, align = u64(8), u64(16), 24, 32
+for _ in range(n_kv):
+    key = src[o + 8:o + 8 + u64(o)]
+    o += 8 + len(key)
+    if key == b"general.alignment":
+        align = u32(o + 4)
+    o = skip(u32(o), o + 4)
+kv_end = o
+for _ in range(n_t):
+    o += 8 + u64(o)
+    o += 4 + 8 * u32(o) + 4 + 8
+data = src[-(-o // align) * align:]
+key = b"tokenizer.chat_template"
+for out, value in ((sys.argv[2], struct.pack("<II", 4, 5)), (sys.argv[3], struct.pack("<IIQII", 9, 4, 2, 1, 2))):
+    head = src[:16] + struct.pack("<Q", n_kv + 1) + src[24:kv_end]
+    head += struct.pack("<Q", len(key)) + key + value + src[kv_end:o]
+    open(out, "wb").write(head + b"\0" * (-len(head) % align) + data)
+PY
+for f in template-u32 template-arr; do
+    stdin=$scratch/hi-in check ok "$vkllm" chat -m "$scratch/$f.gguf" -n 2
+    grep -qE "^vkllm: .*$f.gguf: key 'tokenizer.chat_template' (has type|is an array of) .*, expected string; using the built-in llama2 format instead$" "$err" ||
+        { failed=$((failed + 1)); report+=("FAIL chat -m $f.gguf: no note on the template's type: $(cat "$err")"); }
+done
+
+# --stop that is not UTF-8 can never match the output: refused
+for stop in $'\xe2' $'\xff' $'\xed\xa0\x80'; do
+    pattern="is not valid UTF-8" check fail "$vkllm" run --stop "$stop" -n 2
+    pattern="is not valid UTF-8" check fail "$vkllm" chat --stop "$stop" -n 2
+done
+
+# a temporary file cannot be made beside an existing target (in /proc): the
+# error says so rather than "No such file or directory" about a file that exists
+pattern="/proc/self/mem: cannot create a temporary file beside it: " check fail "$vkllm" quantize "$model" /proc/self/mem Q8_0
+printf '/save /proc/self/mem\n' >"$scratch/chat-in"
+stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1
+grep -q "^error: /proc/self/mem: cannot create a temporary file beside it: " "$err" ||
+    { failed=$((failed + 1)); report+=("FAIL /save /proc/self/mem: $(cat "$err")"); }
+echo "test_hostile: $cases cases after ${SECONDS}s" >&2
+
+# ---- 7. hash flooding: 200,000 keys, tensor names, tokens or BPE merges in
+# one slot of the FNV-1a tables the engine had (gen_hostile's flood-*: each
+# took minutes to open), then quantize of 200,000 tensors and of 200,000 keys
+# (its writer compared each name with all before it: minutes too, deaf to
+# SIGTERM); and info of a 70,000-byte key shows it cut
+for f in keys tensors tokens merges; do
+    limit=30 check ok "$vkllm" tokenize -m "$g/flood-$f.gguf" -p "Once upon"
+done
+limit=30 check ok "$vkllm" quantize "$g/flood-tensors.gguf" "$scratch/q-flood.gguf" Q8_0
+limit=30 check ok "$vkllm" quantize "$g/flood-keys.gguf" "$scratch/q-flood.gguf" Q8_0
+rm -f "$scratch/q-flood.gguf" "$err"
+clean_stdout=1 check ok "$vkllm" info "$g/long-key.gguf"
+[ "$(wc -c <"$out")" -lt 20000 ] ||
+    { failed=$((failed + 1)); report+=("FAIL info long-key.gguf: $(wc -c <"$out") bytes, the key not cut"); }
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 
 # ---- summary

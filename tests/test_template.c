@@ -243,7 +243,20 @@ static void test_source_date_epoch(void)
     char *keep = saved ? strdup(saved) : NULL;
     setenv("SOURCE_DATE_EPOCH", "86400", 1);
     RENDERS("{{ strftime_now('%Y-%m-%d %H:%M') }}", "1970-01-02 00:00");
-    const char *bad[] = {"abc", "", "-1", "1e9", "0x10", " 5", "99999999999999999999"};
+    /* the last second Python's datetime holds; one more is out of range, like
+     * the values gmtime cannot place (these once failed the render, blaming it) */
+    setenv("SOURCE_DATE_EPOCH", "253402300799", 1);
+    RENDERS("{{ strftime_now('%Y-%m-%d %H:%M:%S') }}", "9999-12-31 23:59:59");
+    const char *bad[] = {"abc",
+                         "",
+                         "-1",
+                         "1e9",
+                         "0x10",
+                         " 5",
+                         "99999999999999999999",
+                         "9223372036854775807",
+                         "67768036191676800",
+                         "253402300800"};
     const char *tmpl = "{{ strftime_now('%s') }}"; /* glibc's %s: seconds since 1970 */
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv("SOURCE_DATE_EPOCH", bad[i], 1);
@@ -276,6 +289,12 @@ static void test_tojson(void)
         "{{ {}|tojson(indent=2) }}{{ [[]]|tojson(indent=1) }}{{ 1.5e300|tojson }}{{ none|tojson }}",
         "{}[\n []\n]1.5e+300null");
     RENDERS("{{ {1: 'a', none: true}|tojson }}", "{\"1\": \"a\", \"null\": true}");
+    /* indent=N indents by N spaces, as json.dumps (it was cut to 64 silently);
+     * past the width limit of center and zfill it is refused as they refuse */
+    RENDERS("{{ {'b': 1}|tojson(indent=70)|length }} {{ [1]|tojson(indent=0) }}|{{ "
+            "[1]|tojson(indent=-1) }}",
+            "80 [\n1\n]|[\n1\n]");
+    FAILS("{{ x|tojson(indent=100001) }}", "width too large");
     FAILS("{{ undefined_thing|tojson }}", "not JSON serializable");
 }
 
@@ -301,6 +320,10 @@ static void test_errors(void)
     const char *t = "x{{ raise_exception('Only ' ~ 2 ~ ' roles') }}";
     CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
     CHECK(!strcmp(err.msg, "Only 2 roles"), "%s", err.msg);
+    /* a NUL byte ended the message there ("a"): it is written \x00, the rest kept */
+    t = "{{ raise_exception('a\\x00b') }}";
+    CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
+    CHECK(!strcmp(err.msg, "a\\x00b"), "%s", err.msg);
     FAILS("{% if x %}", "unexpected end of template");
     FAILS("{% frobnicate %}", "unknown tag 'frobnicate'");
     FAILS("{{ 'abc }}", "unexpected end of string");
@@ -312,6 +335,53 @@ static void test_errors(void)
     t = "{}";
     CHECK(vkllm_template_render(t, 2, "[1]", &out, NULL, &err) == VKLLM_E_FORMAT, "%s", err.msg);
     CHECK(vkllm_template_render(t, 2, "{bad", &out, NULL, &err) == VKLLM_E_FORMAT, "%s", err.msg);
+}
+
+/* Calls are checked as Python checks them: [1,2]|join(1,2,3) printed "1" and
+ * f(1, a=2) ignored a=2, where Jinja2 raises a TypeError. Each expectation is
+ * Jinja2 3.1.6's (its messages name Python's functions; ours the template's). */
+static void test_arguments(void)
+{
+    FAILS("{{ [1,2]|join(1,2,3) }}", "join() takes at most 2 arguments (3 given)");
+    FAILS("{{ [1,2]|join(x=1) }}", "join() got an unexpected keyword argument 'x'");
+    FAILS("{{ [1,2]|join(',', d=',') }}", "join() got multiple values for argument 'd'");
+    FAILS("{{ 'a'|upper(1) }}", "upper() takes no arguments (1 given)");
+    FAILS("{{ 'a'|replace('a') }}", "replace() missing required argument 'new'");
+    FAILS("{{ [1]|batch }}", "batch() missing required argument 'linecount'");
+    FAILS("{{ 'a'|length(x=1) }}", "length() takes no keyword arguments");
+    FAILS("{{ 1 is odd(2) }}", "odd() takes no arguments (1 given)");
+    FAILS("{{ 1 is divisibleby }}", "divisibleby() missing required argument 'num'");
+    FAILS("{{ 'ab'.strip('a', 'b') }}", "strip() takes at most 1 argument (2 given)");
+    FAILS("{{ 'ab'.strip(chars='a') }}", "strip() takes no keyword arguments");
+    FAILS("{{ x.items(1) }}", "items() takes no arguments (1 given)");
+    FAILS("{{ range(1, 2, 3, 4) }}", "range() takes at most 3 arguments (4 given)");
+    FAILS("{{ raise_exception() }}", "raise_exception() missing required argument 'message'");
+    FAILS("{% for i in l %}{{ loop.cycle('a', x=1) }}{% endfor %}",
+          "unexpected keyword argument 'x'");
+    FAILS("{{ dict(a=1, **{'a': 2}) }}", "multiple values for keyword argument 'a'");
+    FAILS("{{ 'a'.center(5, 'xy') }}", "fill character must be exactly one character long");
+    /* a macro takes *args, **kwargs and caller only when its body uses them */
+    FAILS("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(1, a=2) }}",
+          "macro 'f' takes no keyword argument 'a'");
+    FAILS("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(1, 2) }}",
+          "macro 'f' takes not more than 1 argument(s)");
+    FAILS("{% macro f() %}x{% endmacro %}{% call f() %}y{% endcall %}",
+          "macro 'f' was invoked with two values for the special caller argument");
+    FAILS("{% macro f() %}{{ caller() }}{% endmacro %}{{ f() }}", "No caller defined");
+    RENDERS(
+        "{% macro f(a) %}{{a}}{{kwargs}}{% endmacro %}{{ f(1, a=2) }}|{% macro g(a) %}{{a}}"
+        "{{varargs}}{% endmacro %}{{ g(1, 2, 3) }}|{% macro h() %}[{{ caller() }}]{% endmacro %}"
+        "{% call h() %}y{% endcall %}",
+        "1{'a': 2}|1(2, 3)|[y]");
+    /* what the checks let through now works: start and end, keepends, keywords passed on */
+    RENDERS("{{ 'abc'.find('c', 1) }}{{ 'aaa'.rfind('aa') }}{{ 'abc'.startswith('b', 1) }}"
+            "{{ 'abc'.count('', 4) }}{{ 'abc'.find('', 5) }}{{ 'h\u00e9llo'.find('l', -2) }}"
+            "{{ 'abcabc'.rindex('c') }}",
+            "21True0-135");
+    RENDERS("{{ [1,2]|map('default', default_value=3)|list }}{{ [1,2]|select('divisibleby', "
+            "num=2)|list }}{{ 6 is divisibleby(num=3) }}{{ '%(a)s'|format(a=1) }}"
+            "{{ 'ff'|int(base=16) }}{{ '0b11'|int(base=0) }}{{ 'a\\nb\\r\\nc'.splitlines(true) }}",
+            "[1, 2][2]True12553['a\\n', 'b\\r\\n', 'c']");
 }
 
 /* ---- limits: a hostile template ends with an error, quickly */
@@ -391,6 +461,137 @@ static void test_limits(void)
     CHECK(dt < 30, "the limits took %.1f s", dt);
 }
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Renders SRC with at most STEPS steps; returns the CPU seconds it took. */
+static double timed_render(const char *src, uint64_t steps, int *rc, struct vkllm_error *e)
+{
+    struct tmpl_limits lim = tmpl_default_limits();
+    lim.max_steps = steps;
+    struct tmpl *t;
+    *rc = tmpl_parse(src, strlen(src), &lim, &t, e);
+    if (*rc) return 0;
+    char *out = NULL;
+    double t0 = cpu_s();
+    *rc = tmpl_render_json(t, NULL, &out, NULL, e);
+    double dt = cpu_s() - t0;
+    free(out);
+    tmpl_free(t);
+    return dt;
+}
+
+/* The work limit priced per 16 bytes what costs per character: a 2 MB string
+ * and s.isupper() in a loop ran for minutes (92 ms a call, the limit reached
+ * after 1,280 calls). Now every operation pays for what it does, so that the
+ * work budget runs out about as fast as the step budget. The prober's worst
+ * cases (and their kin) run with a tenth of the default budget, in CPU time
+ * against a loop that only spends steps: before, the first took 100 times as
+ * long; the bound allows 5 times (sanitizers slow the two about alike). */
+static void test_work(void)
+{
+    static const char *const cases[] = {
+        "{% set s = ' ' * 2000000 %}{% for i in range(5000) %}{% set x = s.isupper() %}"
+        "{% endfor %}",
+        "{% set s = '\u00e9' * 1000000 %}{% for i in range(5000) %}{% set x = s.isalpha() %}"
+        "{% endfor %}",
+        "{% set s = 'a b' * 1000000 %}{% for i in range(5000) %}{% set x = s|wordcount %}"
+        "{% endfor %}",
+        "{% set s = '\u00e9' * 1000000 %}{% for i in range(5000) %}{% set x = s.split() %}"
+        "{% endfor %}",
+        "{% set s = ' ' * 2000000 %}{% for i in range(5000) %}{% set x = s[-1] %}{% endfor %}",
+        "{% set s = '\u00e9' * 1000000 %}{% for i in range(5000) %}{% set x = s[500000] %}"
+        "{% endfor %}",
+        "{% set s = '\u00e9' * 1000000 %}{% for i in range(5000) %}{% set x = s|length %}"
+        "{% endfor %}",
+        "{% set s = ' ' * 2000000 %}{% for i in range(5000) %}{% set x = s.splitlines() %}"
+        "{% endfor %}",
+        "{% set s = ' ' * 2000000 %}{% for i in range(5000) %}{% set x = s|title %}{% endfor %}",
+        "{% set s = 'a' * 2000000 %}{% set t = 'a' * 2000000 %}{% for i in range(100000) %}"
+        "{% set x = s == t %}{% endfor %}",
+        "{% set s = 'a' * 2000000 %}{% set n = 'a' * 1000 + 'b' %}{% for i in range(100000) %}"
+        "{% set x = s.find(n) %}{% endfor %}",
+        "{% set l = range(100000)|map('string')|list %}{% for i in range(100000) %}"
+        "{% set x = 'x'.startswith(l) %}{% endfor %}",
+        "{% set r = range(100000) %}{% for i in range(100000) %}{% set x = r|sum %}{% endfor %}",
+        "{% set l = [0.1 + 0.2] * 100000 %}{% for i in range(100000) %}{% set x = l|tojson %}"
+        "{% endfor %}",
+        "{% set s = ['\x01' * 1000000] %}{% for i in range(100000) %}{% set x = s|string %}"
+        "{% endfor %}",
+        "{% set s = 'x' * 2000000 %}{% for i in range(100000) %}{% set x = s.format() %}"
+        "{% endfor %}",
+        "{% set b = range(100000)|list %}{% set x = [b] * 1000 %}{% for i in range(1000) %}"
+        "{{ x == x }}{% endfor %}",
+        /* nothing repeated 10^15 times looped 10^15 times */
+        "{{ '' * 1000000000000000 }}{{ [] * 1000000000000000 }}",
+    };
+    const uint64_t steps = 1000000;
+    int rc;
+    struct vkllm_error e = {0};
+    double base = timed_render("{% set r = range(100000) %}{% for a in r %}{% for b in r %}"
+                               "{% endfor %}{% endfor %}",
+                               steps, &rc, &e);
+    CHECK(rc == VKLLM_E_INVALID && strstr(e.msg, "steps"), "%s", e.msg);
+    double worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double dt = timed_render(cases[i], steps, &rc, &e);
+        CHECK(rc == VKLLM_OK || strstr(e.msg, "units of work") || strstr(e.msg, "MiB of memory"),
+              "%s: %s", cases[i], e.msg);
+        CHECK(dt < 5 * base + 0.05, "%.3f s (steps alone: %.3f s): %s", dt, base, cases[i]);
+        if (dt > worst) worst = dt, worst_i = i;
+    }
+    fprintf(stderr, "work: steps alone %.3f s, the worst case %.3f s (case %zu)\n", base, worst,
+            worst_i);
+}
+
+static int stop_calls;
+static bool stop_after(void *user)
+{
+    return ++stop_calls >= *(int *)user;
+}
+
+/* A render can be stopped (Ctrl+C in a chat): Ctrl+C was seen only after the
+ * render, which a hostile template made last minutes. */
+static void test_stop(void)
+{
+    const char *endless[] = {
+        /* work inside few steps, and steps doing little work */
+        "{% set s = ' ' * 2000000 %}{% for i in range(100000) %}{% set x = s.isupper() %}"
+        "{% endfor %}",
+        "{% set r = range(100000) %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        int after = 3;
+        stop_calls = 0;
+        char *out = (char *)"x";
+        struct vkllm_error err = {0};
+        double t0 = now_s();
+        int rc = vkllm_template_render_stop(endless[i], strlen(endless[i]), "{}", stop_after,
+                                            &after, &out, NULL, &err);
+        double dt = now_s() - t0;
+        CHECK(rc == VKLLM_E_IO && !out && !strcmp(err.msg, "stopped"), "%d %s", rc, err.msg);
+        CHECK(stop_calls == 3 && dt < 1, "%d calls, %.2f s", stop_calls, dt);
+    }
+    /* a stop function that never stops changes nothing */
+    int never = 1 << 30;
+    stop_calls = 0;
+    char *out = NULL;
+    size_t n = 0;
+    struct vkllm_error err = {0};
+    const char *t = "{% for i in range(100000) %}{% endfor %}{{ messages[0].role }}";
+    CHECK(vkllm_template_render_stop(t, strlen(t), ctx_json, stop_after, &never, &out, &n, &err) ==
+              VKLLM_OK,
+          "%s", err.msg);
+    CHECK(out && !strcmp(out, "system") && n == 6 && stop_calls > 0, "%s, %d calls", out,
+          stop_calls);
+    free(out);
+}
+
 /* ---- a GGUF with a chat template, for the CLI test */
 
 static int write_gguf(const char *path)
@@ -452,6 +653,9 @@ int main(int argc, char **argv)
     test_tojson();
     test_undefined();
     test_errors();
+    test_arguments();
     test_limits();
+    test_work();
+    test_stop();
     return TEST_REPORT();
 }

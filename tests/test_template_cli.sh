@@ -34,6 +34,14 @@ printf '{"messages": [{"role": "user", "content": "hi"}], "bos_token": "B"}' > "
 out=$("$vkllm" template -m "$work/model.gguf" --context "$work/ctx2.json") || bad "-m failed"
 [ "$out" = "B<user>hi<|eos|>" ] || bad "-m with bos_token rendered '$out'"
 
+# a context nested 600 deep renders, as with Jinja2 (it failed, naming the
+# template); one deeper than JSON files are read is an error naming the context
+deep() { printf '{"messages": [{"role": "user", "content": "hi", "x": '; printf "%${1}s" | tr ' ' '['; printf "%${1}s" | tr ' ' ']'; printf '}]}'; }
+deep 600 > "$work/deep600.json"
+deep 3000 > "$work/deep3000.json"
+out=$("$vkllm" template -m "$work/model.gguf" --context "$work/deep600.json") || bad "a context 600 deep failed"
+[ "$out" = "<|bos|><user>hi<|eos|>" ] || bad "a context 600 deep rendered '$out'"
+
 # errors: one line, non-zero exit
 expect_error() { # WHAT PATTERN ARGS...
     local what=$1 pattern=$2
@@ -50,6 +58,7 @@ expect_error "missing template" "cannot open" --template "$work/none.jinja" --co
 expect_error "missing context" "none.json" --template "$work/bad.jinja" --context "$work/none.json"
 expect_error "bad JSON" "bad.json" --template "$work/bad.jinja" --context "$work/bad.json"
 expect_error "syntax error" "bad.jinja: line 1" --template "$work/bad.jinja" --context "$work/ctx.json"
+expect_error "context too deep" "^error: $work/deep3000.json: " -m "$work/model.gguf" --context "$work/deep3000.json"
 expect_error "no template in the model" "no chat template" -m "$data/stories260K.gguf" --context "$work/ctx.json"
 expect_error "no source" "needs -m MODEL or --template" --context "$work/ctx.json"
 expect_error "no context" "needs --context" --template "$work/bad.jinja"

@@ -17,6 +17,7 @@
 # 4. OUT read-only (0444), directly or through a link: refused before any
 #    tensor is converted, the file unchanged (it was replaced).
 # 5. The chat's /save through a link and over a read-only file, the same.
+# 6. The directory is synced after the rename (seen with strace).
 set -u
 vkllm=$1 gen_model=$2 data=$3 scratch=$4
 rm -rf "$scratch"
@@ -193,6 +194,25 @@ grep -q "^error: chat-ro.json: Permission denied (the file is read-only)$" chat.
     fail "/save over a read-only file: expected its error line, got: $(grep -v '^vkllm: turn' chat.err)"
 [ "$(cat chat-ro.json)" = keep ] || fail "/save over a read-only file: it changed"
 no_leftovers "chat"
+
+# ---- 6. the directory synced after the rename (strace): without it a power
+# loss soon after can lose the new name, whatever fsync did for the data
+if strace -o /dev/null true 2>/dev/null; then
+    checks=$((checks + 1))
+    mkdir -p syncdir
+    # (LeakSanitizer cannot run under ptrace)
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+        strace -f -e trace=openat,rename,renameat,renameat2,fsync -o sync.trace \
+        "$vkllm" quantize small.gguf syncdir/out.gguf Q8_0 >/dev/null 2>sync.err ||
+        fail "quantize under strace: $(cat sync.err)"
+    awk '/rename.*"syncdir\/out.gguf"/ { renamed = 1 }
+         renamed && /openat\(.*"syncdir", .*O_DIRECTORY.*= [0-9]+$/ { fd = $NF }
+         fd != "" && $0 ~ "fsync\\(" fd "\\)" { synced = 1 }
+         END { exit !synced }' sync.trace ||
+        fail "syncdir not synced after the rename: $(grep -E 'rename|syncdir|fsync' sync.trace | tail -5)"
+else
+    echo "note: no strace here: the directory sync is not checked"
+fi
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

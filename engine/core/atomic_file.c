@@ -134,12 +134,35 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
         }
         e = errno;
     }
-    rc = e == EEXIST ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot find a free temporary name", path)
-                     : fail_target(err, path, target, e, "");
+    /* the target exists and may be writable while its directory is not (or,
+     * in /proc, holds no new files): the reason alone would be about the target */
+    if (e == EEXIST)
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot find a free temporary name", path);
+    else if (exists)
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot create a temporary file beside it: %s", path,
+                        strerror(e));
+    else
+        rc = fail_target(err, path, target, e, "");
     free(name);
 done:
     free(target);
     return rc;
+}
+
+/* Flushes the directory that holds FILE, so that a rename into it survives a
+ * power loss too. Best effort: the data is written either way, and some file
+ * systems cannot sync a directory. */
+static void sync_dir(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? strndup(file, slash == file ? 1 : (size_t)(slash - file)) : strdup(".");
+    if (!dir) return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
 }
 
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
@@ -159,7 +182,10 @@ int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
     if (fd < 0 || fsync(fd) != 0 || rename(tmp, target) != 0)
         rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot write: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
-    if (rc) unlink(tmp);
+    if (rc)
+        unlink(tmp);
+    else
+        sync_dir(target);
     free(tmp);
     free(target);
     return rc;

@@ -44,6 +44,7 @@
  * (the spec has them, llama.cpp refuses them).
  */
 #include "error.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,15 +139,8 @@ const char *vkllm_gguf_type_name(enum vkllm_gguf_type t)
 /* An open-addressing hash table over the key or name that starts each item
  * (struct vkllm_gguf_kv and struct vkllm_gguf_tensor both begin with their
  * vkllm_gguf_str), so duplicate checks and lookups stay O(1) per item even for
- * hostile files with many entries. */
-
-static uint64_t hash_bytes(const char *p, uint64_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-    for (uint64_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 0x100000001b3u;
-    return h;
-}
+ * hostile files with many entries: hash.h's keyed hash leaves a file's author
+ * no way to choose names that share a slot. */
 
 static int index_init(struct name_index *ix, uint64_t n)
 {
@@ -167,7 +161,7 @@ static const struct vkllm_gguf_str *item_name(const void *items, size_t stride, 
 static uint64_t *index_slot(const struct name_index *ix, const void *items, size_t stride,
                             const char *name, uint64_t len)
 {
-    for (uint64_t h = hash_bytes(name, len) & ix->mask;; h = (h + 1) & ix->mask) {
+    for (uint64_t h = hash_bytes(name, (size_t)len) & ix->mask;; h = (h + 1) & ix->mask) {
         uint64_t *s = &ix->slots[h];
         if (!*s) return s;
         const struct vkllm_gguf_str *o = item_name(items, stride, *s - 1);

@@ -15,6 +15,7 @@
  * offset, which is the packing llama.cpp's reader insists on.
  */
 #include "error.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,11 +45,21 @@ struct wtensor {
     void *user;
 };
 
+/* Open addressing over the key or tensor name that starts each item (struct
+ * wkv and struct wtensor both begin with it), at most half full, so that a
+ * file of 200,000 tensors is not 200,000 squared comparisons. */
+struct windex {
+    size_t *slots; /* item index + 1; 0 is an empty slot */
+    size_t mask;   /* slot count - 1 (a power of two), 0 before the first item */
+};
+
 struct vkllm_gguf_writer {
     struct wkv *kv;
     size_t n_kv, cap_kv;
+    struct windex kv_index;
     struct wtensor *t;
     size_t n_t, cap_t;
+    struct windex t_index;
     uint32_t alignment;
 };
 
@@ -132,6 +143,48 @@ static uint64_t elems_bytes(uint32_t t, uint64_t n, const uint8_t *p)
     return off;
 }
 
+/* ============================== Name index ============================== */
+
+static const char *item_name(const void *items, size_t stride, size_t i)
+{
+    return *(char *const *)((const char *)items + i * stride);
+}
+
+/* The slot holding NAME, or the empty slot where it would go. */
+static size_t *windex_slot(const struct windex *ix, const void *items, size_t stride,
+                           const char *name)
+{
+    for (size_t h = hash_bytes(name, strlen(name)) & ix->mask;; h = (h + 1) & ix->mask) {
+        size_t *s = &ix->slots[h];
+        if (!*s || !strcmp(item_name(items, stride, *s - 1), name)) return s;
+    }
+}
+
+/* The index of the item named NAME, or -1. */
+static ptrdiff_t windex_find(const struct windex *ix, const void *items, size_t stride,
+                             const char *name)
+{
+    if (!ix->slots) return -1;
+    const size_t *s = windex_slot(ix, items, stride, name);
+    return *s ? (ptrdiff_t)(*s - 1) : -1;
+}
+
+/* Makes room for item N (the N before it indexed already), growing the table
+ * when it would be more than half full. */
+static int windex_reserve(struct windex *ix, const void *items, size_t stride, size_t n)
+{
+    if (ix->slots && n < (ix->mask + 1) / 2) return VKLLM_OK;
+    size_t cap = ix->slots ? 2 * (ix->mask + 1) : 64;
+    if (cap > SIZE_MAX / sizeof *ix->slots) return VKLLM_E_NOMEM;
+    struct windex grown = {calloc(cap, sizeof *grown.slots), cap - 1};
+    if (!grown.slots) return VKLLM_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        *windex_slot(&grown, items, stride, item_name(items, stride, i)) = i + 1;
+    free(ix->slots);
+    *ix = grown;
+    return VKLLM_OK;
+}
+
 /* ============================== Key/values ============================== */
 
 int vkllm_gguf_writer_create(vkllm_gguf_writer **out, struct vkllm_error *err)
@@ -153,6 +206,8 @@ void vkllm_gguf_writer_destroy(vkllm_gguf_writer *w)
         free(w->t[i].name);
     free(w->kv);
     free(w->t);
+    free(w->kv_index.slots);
+    free(w->t_index.slots);
     free(w);
 }
 
@@ -165,13 +220,13 @@ static int set_value(vkllm_gguf_writer *w, const char *key, uint32_t type, struc
         free(b->p);
         return VKLLM_E_INVALID;
     }
-    for (size_t i = 0; i < w->n_kv; i++) {
-        if (strcmp(w->kv[i].key, key) == 0) {
-            free(w->kv[i].val);
-            w->kv[i] = (struct wkv){w->kv[i].key, type, b->p, b->len};
-            return VKLLM_OK;
-        }
+    const ptrdiff_t old = windex_find(&w->kv_index, w->kv, sizeof *w->kv, key);
+    if (old >= 0) {
+        free(w->kv[old].val);
+        w->kv[old] = (struct wkv){w->kv[old].key, type, b->p, b->len};
+        return VKLLM_OK;
     }
+    if (windex_reserve(&w->kv_index, w->kv, sizeof *w->kv, w->n_kv)) goto fail_nomem;
     if (w->n_kv == w->cap_kv) {
         size_t cap = w->cap_kv ? 2 * w->cap_kv : 32;
         struct wkv *kv = realloc(w->kv, cap * sizeof *kv);
@@ -181,7 +236,8 @@ static int set_value(vkllm_gguf_writer *w, const char *key, uint32_t type, struc
     }
     char *k = strdup(key);
     if (!k) goto fail_nomem;
-    w->kv[w->n_kv++] = (struct wkv){k, type, b->p, b->len};
+    w->kv[w->n_kv] = (struct wkv){k, type, b->p, b->len};
+    *windex_slot(&w->kv_index, w->kv, sizeof *w->kv, k) = ++w->n_kv;
     return VKLLM_OK;
 fail_nomem:
     free(b->p);
@@ -204,9 +260,7 @@ int vkllm_gguf_writer_set_alignment(vkllm_gguf_writer *w, uint32_t alignment)
 {
     if (alignment == 0 || (alignment & (alignment - 1))) return VKLLM_E_INVALID;
     w->alignment = alignment;
-    bool present = false;
-    for (size_t i = 0; i < w->n_kv; i++)
-        present |= is_alignment_key(w->kv[i].key);
+    const bool present = windex_find(&w->kv_index, w->kv, sizeof *w->kv, "general.alignment") >= 0;
     if (!present && alignment == GGUF_DEFAULT_ALIGNMENT) return VKLLM_OK;
     return set_scalar(w, "general.alignment", VKLLM_GGUF_UINT32, alignment);
 }
@@ -341,8 +395,7 @@ static int add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type, uin
     const struct vkllm_type_info *ti = vkllm_type_info(type);
     if (!name || !*name || strlen(name) >= GGUF_MAX_NAME || !ti || n_dims < 1 || n_dims > 4)
         return VKLLM_E_INVALID;
-    for (size_t i = 0; i < w->n_t; i++)
-        if (strcmp(w->t[i].name, name) == 0) return VKLLM_E_INVALID;
+    if (windex_find(&w->t_index, w->t, sizeof *w->t, name) >= 0) return VKLLM_E_INVALID;
 
     struct wtensor t = {.type = type, .n_dims = n_dims, .ne = {1, 1, 1, 1}, .data = data};
     uint64_t nel = 1;
@@ -366,8 +419,10 @@ static int add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type, uin
         w->t = p;
         w->cap_t = cap;
     }
+    if (windex_reserve(&w->t_index, w->t, sizeof *w->t, w->n_t)) return VKLLM_E_NOMEM;
     if (!(t.name = strdup(name))) return VKLLM_E_NOMEM;
-    w->t[w->n_t++] = t;
+    w->t[w->n_t] = t;
+    *windex_slot(&w->t_index, w->t, sizeof *w->t, t.name) = ++w->n_t;
     return VKLLM_OK;
 }
 

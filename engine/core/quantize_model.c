@@ -611,6 +611,12 @@ static uint64_t tensor_rows(const struct vkllm_gguf_tensor *t)
     return t->ne[0] ? tensor_elems(t) / t->ne[0] : 0;
 }
 
+/* The failure of a run the progress callback stopped. */
+static int stop_error(struct vkllm_error *err, const char *out_path)
+{
+    return vkllm_fail(err, VKLLM_E_IO, "%s: stopped; nothing was written", out_path);
+}
+
 /* Converts tensor R->i_tensor into BUF (the writer's fill callback): the
  * calling thread works too, and reports progress after each of its chunks. */
 static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
@@ -618,11 +624,9 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     struct run *r = user;
     const struct qtensor *q = &r->ts[r->i_tensor];
     const uint64_t nel = tensor_elems(q->t);
-    if (!report(r, q, 0)) goto stopped;
+    if (!report(r, q, 0)) return stop_error(err, r->out_path);
 
-    if (nel == 0) {
-        /* nothing to write (and BUF may be NULL) */
-    } else if (q->to_type == q->t->type) {
+    if (q->to_type == q->t->type) {
         int rc = vkllm_gguf_read(r->in, q->t, 0, buf, q->t->size, err);
         if (rc) return rc;
     } else {
@@ -676,16 +680,33 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
                               "%s: tensor %s has NaN or inf values, or values too large for "
                               "%s (a half float overflows); llama-quantize refuses it too",
                               vkllm_gguf_name(r->in), q->name, j.to->name);
-        if (stopped) goto stopped;
+        if (stopped) return stop_error(err, r->out_path);
     }
     r->elems_done += nel;
     r->i_tensor++;
     return VKLLM_OK;
-stopped:
-    return vkllm_fail(err, VKLLM_E_IO, "%s: stopped; nothing was written", r->out_path);
 }
 
 /* ============================== The file ============================== */
+
+/* A name from the file, for a message: escaped whole (a NUL shows as \x00
+ * instead of ending it there) up to 64 bytes, then "...". */
+#define SHOWN_MAX (4 * 64 + 4)
+static const char *shown(char out[SHOWN_MAX], const char *p, size_t len)
+{
+    size_t n = vkllm_printable(out, SHOWN_MAX - 3, p, len < 64 ? len : 64);
+    if (n < len) strcat(out, "...");
+    return out;
+}
+
+/* Asks the progress callback, every few thousand items of a setup loop,
+ * whether to go on: a file of a million tensors or keys takes seconds to
+ * prepare, and a signal must not wait for the first tensor. The callback
+ * sees the first tensor about to start. */
+static bool setup_goes_on(struct run *r, uint64_t i)
+{
+    return i % 4096 || !r->n_tensors || report(r, &r->ts[0], 0);
+}
 
 static bool key_is(const struct vkllm_gguf_kv *kv, const char *key)
 {
@@ -710,11 +731,21 @@ static int collect_tensors(const vkllm_gguf *in, struct qtensor *ts, uint64_t n,
     for (uint64_t i = 0; i < n; i++) {
         const struct vkllm_gguf_tensor *t = vkllm_gguf_tensor_at(in, i);
         struct qtensor *q = &ts[i];
-        if (t->name.len >= NAME_MAX_LEN || memchr(t->name.ptr, 0, t->name.len))
-            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor name \"%.*s\" is too long", path,
-                              (int)(t->name.len < 80 ? t->name.len : 80), t->name.ptr);
+        if (t->name.len >= NAME_MAX_LEN || memchr(t->name.ptr, 0, t->name.len)) {
+            char name[SHOWN_MAX];
+            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor name '%s' %s", path,
+                              shown(name, t->name.ptr, t->name.len),
+                              t->name.len >= NAME_MAX_LEN ? "is too long" : "holds a NUL byte");
+        }
         memcpy(q->name, t->name.ptr, t->name.len);
         q->name[t->name.len] = 0;
+        /* a tensor of no elements: ggml's n_dims would drop its 0 and write a
+         * shape whose data is missing */
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            if (t->ne[d] == 0)
+                return vkllm_fail(err, VKLLM_E_FORMAT,
+                                  "%s: tensor %s has a dimension of 0 (dimension %u of %u)", path,
+                                  q->name, d + 1, t->n_dims);
         q->t = t;
         q->n_dims = 1;
         for (uint32_t d = 0; d < 4; d++)
@@ -776,26 +807,9 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         }
     }
 
-    /* key/values in order, less those llama-quantize sets again or removes */
-    if ((rc = vkllm_gguf_writer_create(&w, err))) goto fail_close;
-    static const char *const dropped[] = {"general.quantization_version", "general.file_type",
-                                          "split.no", "split.count", "split.tensors.count"};
-    for (uint64_t i = 0; i < vkllm_gguf_kv_count(in); i++) {
-        const struct vkllm_gguf_kv *kv = vkllm_gguf_kv_at(in, i);
-        bool drop = false;
-        for (size_t k = 0; k < sizeof dropped / sizeof dropped[0]; k++)
-            drop |= key_is(kv, dropped[k]);
-        if (!drop && (rc = vkllm_gguf_writer_copy_kv(w, kv))) {
-            rc = vkllm_fail(err, rc, "%s: cannot copy key %.*s", in_path, (int)kv->key.len,
-                            kv->key.ptr);
-            goto fail_close;
-        }
-    }
-    if ((rc = vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2)) ||
-        (rc = vkllm_gguf_writer_set_uint32(w, "general.file_type", (uint32_t)qt->ftype))) {
-        rc = vkllm_fail(err, rc, "%s: out of memory", out_path);
-        goto fail_close;
-    }
+    /* the output is checked (and its temporary file made) before any work:
+     * a read-only or unreachable target is refused at once */
+    if ((rc = atomic_file_create(out_path, &tmp, err))) goto fail_close;
 
     struct run r = {
         .params = params,
@@ -806,25 +820,60 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         .n_threads = params->n_threads > 0 ? params->n_threads : default_threads(),
     };
     if (r.n_threads > MAX_THREADS) r.n_threads = MAX_THREADS;
+    for (uint64_t i = 0; i < n; i++)
+        r.elems_total += tensor_elems(ts[i].t);
+
+    /* key/values in order, less those llama-quantize sets again or removes */
+    if ((rc = vkllm_gguf_writer_create(&w, err))) goto fail_close;
+    static const char *const dropped[] = {"general.quantization_version", "general.file_type",
+                                          "split.no", "split.count", "split.tensors.count"};
+    for (uint64_t i = 0; i < vkllm_gguf_kv_count(in); i++) {
+        const struct vkllm_gguf_kv *kv = vkllm_gguf_kv_at(in, i);
+        if (!setup_goes_on(&r, i)) {
+            rc = stop_error(err, out_path);
+            goto fail_close;
+        }
+        bool drop = false;
+        for (size_t k = 0; k < sizeof dropped / sizeof dropped[0]; k++)
+            drop |= key_is(kv, dropped[k]);
+        if (!drop && (rc = vkllm_gguf_writer_copy_kv(w, kv))) {
+            char key[SHOWN_MAX];
+            const bool nul = memchr(kv->key.ptr, 0, kv->key.len) != NULL;
+            rc = vkllm_fail(err, rc, "%s: cannot copy key '%s': %s", in_path,
+                            shown(key, kv->key.ptr, kv->key.len),
+                            nul ? "it holds a NUL byte" : vkllm_strerror(rc));
+            goto fail_close;
+        }
+    }
+    if ((rc = vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2)) ||
+        (rc = vkllm_gguf_writer_set_uint32(w, "general.file_type", (uint32_t)qt->ftype))) {
+        rc = vkllm_fail(err, rc, "%s: out of memory", out_path);
+        goto fail_close;
+    }
+
     for (uint64_t i = 0; i < n; i++) {
         const struct qtensor *q = &ts[i];
         const uint64_t size = quant_row_bytes(q->to_type, q->t->ne[0]) * tensor_rows(q->t);
-        r.elems_total += tensor_elems(q->t);
+        if (!setup_goes_on(&r, i)) {
+            rc = stop_error(err, out_path);
+            goto fail_close;
+        }
         if ((rc = vkllm_gguf_writer_add_tensor_fill(w, q->name, q->to_type, q->n_dims, q->t->ne,
                                                     size, fill_tensor, &r))) {
-            rc = vkllm_fail(err, rc, "%s: cannot add tensor %s", out_path, q->name);
+            rc = vkllm_fail(err, rc, "%s: cannot add tensor %s to the output: %s", in_path, q->name,
+                            vkllm_strerror(rc));
             goto fail_close;
         }
     }
 
-    if ((rc = atomic_file_create(out_path, &tmp, err))) goto fail_close;
     if ((rc = vkllm_gguf_writer_write(w, tmp, err))) {
         rename_in_message(err, tmp, out_path);
-        atomic_file_abort(tmp);
         goto fail_close;
     }
     rc = atomic_file_commit(tmp, out_path, err);
+    tmp = NULL; /* committed or removed, and freed */
 fail_close:
+    atomic_file_abort(tmp);
     vkllm_gguf_writer_destroy(w);
     free(ts);
     vkllm_gguf_close(in);

@@ -20,6 +20,10 @@
  * the context would overflow, the oldest turns after the system prompt leave
  * the rendering (they stay in the message list, and in saved files).
  *
+ * A token stands for at most max_token_bytes of text, so a rendering longer
+ * than the context times that cannot fit: it is refused without tokenizing
+ * it (a loaded message of 200 MiB would take seconds and gigabytes).
+ *
  * Files without a chat template, or whose template fails, get a built-in
  * format chosen as llama.cpp's llm_chat_detect_template chooses it.
  */
@@ -27,11 +31,20 @@
 #include "error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A conversation file larger than this is refused, as vkllm template refuses
+ * a context file: without a limit an endless source (a FIFO fed by `yes`)
+ * would take all the memory. */
+#define CHAT_MAX_FILE (256u << 20)
 
 struct message {
     char *role, *content;
@@ -61,7 +74,9 @@ struct vkllm_chat {
     const vkllm_vocab *vocab;
     vkllm_session *session;
     uint32_t n_ctx, n_reserve;
+    uint32_t max_token_bytes; /* the longest text a token of the vocabulary stands for */
     void (*notice)(const char *msg, void *user);
+    bool (*stop)(void *user);
     void *user;
 
     char *tmpl; /* the Jinja template, NULL if none */
@@ -349,7 +364,7 @@ static int render_template(const vkllm_chat *c, const struct message *const *m, 
         json_object_set_new(ctx, "eos_token", json_string(c->eos_text)) ||
         !(js = json_dumps(ctx, JSON_COMPACT)))
         goto done;
-    rc = vkllm_template_render(c->tmpl, c->tmpl_len, js, out, out_len, err);
+    rc = vkllm_template_render_stop(c->tmpl, c->tmpl_len, js, c->stop, c->user, out, out_len, err);
     free(js);
     json_decref(ctx);
     return rc;
@@ -370,7 +385,8 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
     if (c->format == FMT_TEMPLATE) {
         struct vkllm_error terr = {0};
         rc = render_template(c, m, n, &text, &len, &terr);
-        if (rc == VKLLM_E_NOMEM) {
+        /* out of memory, or stopped: the template is not to blame */
+        if (rc == VKLLM_E_NOMEM || (rc && c->stop && c->stop(c->user))) {
             if (err) *err = terr;
             free(m);
             return rc;
@@ -420,7 +436,13 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     c->n_ctx = vkllm_session_n_ctx(session);
     uint32_t reserve = params && params->n_reserve ? params->n_reserve : c->n_ctx / 4;
     c->n_reserve = reserve < c->n_ctx / 2 ? reserve : c->n_ctx / 2;
-    if (params) c->notice = params->notice, c->user = params->user;
+    if (params) c->notice = params->notice, c->user = params->user, c->stop = params->stop;
+    /* control tokens count with their text: the template writes them as text */
+    c->max_token_bytes = 1;
+    for (int32_t t = 0; t < vkllm_vocab_n_tokens(c->vocab); t++) {
+        int n = vkllm_token_to_piece(c->vocab, t, true, NULL, 0);
+        if (n > 0 && (uint32_t)n > c->max_token_bytes) c->max_token_bytes = (uint32_t)n;
+    }
     c->bos_text = token_text(c->vocab, vkllm_vocab_bos(c->vocab));
     c->eos_text = token_text(c->vocab, vkllm_vocab_eos(c->vocab));
     c->tokens = malloc((size_t)c->n_ctx * sizeof *c->tokens);
@@ -432,14 +454,22 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     if (params && params->template_text) {
         c->tmpl = dup_text(params->template_text, params->template_len);
         c->tmpl_len = params->template_len;
-    } else if (vkllm_gguf_get_str(g, "tokenizer.chat_template", &s, NULL) == VKLLM_OK) {
-        c->tmpl = dup_text(s.ptr, (size_t)s.len);
-        c->tmpl_len = (size_t)s.len;
+    } else {
+        struct vkllm_error terr = {0};
+        int rc = vkllm_gguf_get_str(g, "tokenizer.chat_template", &s, &terr);
+        if (rc == VKLLM_OK) {
+            c->tmpl = dup_text(s.ptr, (size_t)s.len);
+            c->tmpl_len = (size_t)s.len;
+        } else if (rc != VKLLM_E_NOT_FOUND) { /* a template of the wrong type */
+            c->format = detect_format(c, g);
+            notify(c, "%s; using the built-in %s format instead", terr.msg,
+                   format_names[c->format]);
+        }
     }
     if ((params && params->template_text) || c->tmpl_len) {
         if (!c->tmpl) goto nomem;
         c->format = FMT_TEMPLATE;
-    } else {
+    } else if (c->format == FMT_TEMPLATE) {
         c->format = detect_format(c, g);
         notify(c, "the model has no chat template; using the built-in %s format",
                format_names[c->format]);
@@ -574,7 +604,17 @@ struct plan {
     int n_new;     /* tokens in the scratch buffer to decode after them */
     const int32_t *new_tokens;
     uint32_t n_marks; /* the cache's marks that still hold once it is carried out */
+    bool at_least;    /* the text was too long to tokenize: N_NEW is a lower bound */
 };
+
+/* The fewest tokens LEN bytes of text can be, when that is more than ROOM
+ * (then the text is not worth tokenizing); else 0. */
+static int too_long(const vkllm_chat *c, size_t len, int room)
+{
+    const size_t least = len / c->max_token_bytes + (len % c->max_token_bytes != 0);
+    if (least <= (size_t)room) return 0;
+    return least < INT_MAX ? (int)least : INT_MAX;
+}
 
 /* Plans the prefill of rendering R against the cache. The chat is left as it
  * was (but its scratch buffer), so that renderings may be tried in turn. */
@@ -591,9 +631,14 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
     uint32_t keep = found ? c->marks[m].n_tokens : 0;
     size_t from = found ? c->marks[m].text_len : 0;
     int room = (int)c->n_ctx + 1;
+    int least = too_long(c, rlen - from, room);
+    if (least) {
+        *p = (struct plan){keep, least, c->scratch, found ? m + 1 : 0, true};
+        return VKLLM_OK;
+    }
     int n = tokenize_tail(c, r + from, rlen - from, keep, room);
     if (n < 0) return n;
-    *p = (struct plan){keep, n, c->scratch, c->n_marks};
+    *p = (struct plan){keep, n, c->scratch, c->n_marks, false};
     if (keep == c->n_tokens || n > room) return VKLLM_OK;
 
     /* by tokens: the whole rendering against the cache */
@@ -612,7 +657,7 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
         uint32_t k = 0;
         while (k < c->n_marks && c->marks[k].n_tokens <= lcp && c->marks[k].text_len <= L)
             k++;
-        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp, k};
+        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp, k, false};
         free(by_text);
         return VKLLM_OK;
     }
@@ -688,8 +733,8 @@ static int fit_window(vkllm_chat *c, char **r, size_t *rlen, struct plan *p,
         tried = hi;
     } else if (plan_need(p) >= c->n_ctx) { /* less room for the reply is all right; none is not */
         rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
-                        "the conversation is %llu tokens; the context holds %u",
-                        (unsigned long long)plan_need(p), c->n_ctx);
+                        "the conversation is %s%llu tokens; the context holds %u",
+                        p->at_least ? "at least " : "", (unsigned long long)plan_need(p), c->n_ctx);
         goto fail;
     }
     free(starts);
@@ -788,6 +833,32 @@ done:
     return rc;
 }
 
+int vkllm_chat_check(vkllm_chat *c, struct vkllm_error *err)
+{
+    const size_t first = c->first;
+    int rc = vkllm_chat_add(c, "user", "x", 1, err);
+    if (rc) return rc;
+    c->first = c->n_msgs - 1; /* the system prompt and this message */
+    char *r = NULL;
+    size_t rlen = 0;
+    if (!(rc = vkllm_chat_render(c, &r, &rlen, err))) {
+        const int room = (int)c->n_ctx + 1, least = too_long(c, rlen, room);
+        const int n = least ? least : tokenize_tail(c, r, rlen, 0, room);
+        if (n < 0)
+            rc = vkllm_fail(err, n, "could not tokenize the conversation (%s)", vkllm_strerror(n));
+        else if ((uint32_t)n >= c->n_ctx) /* as in fit_window: no room for the reply */
+            rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                            "%s %s%d tokens with a one-character message; the context holds %u",
+                            is_system(c) ? "the system prompt and the chat template make"
+                                         : "the chat template makes",
+                            least ? "at least " : "", n, c->n_ctx);
+    }
+    free(r);
+    vkllm_chat_pop(c);
+    c->first = first;
+    return rc;
+}
+
 int vkllm_chat_decode_token(vkllm_chat *c, int32_t token, struct vkllm_error *err)
 {
     if (c->n_tokens >= c->n_ctx)
@@ -858,21 +929,76 @@ int vkllm_chat_save(const vkllm_chat *c, const char *path, struct vkllm_error *e
     return rc;
 }
 
+/* All of PATH, at most CHAT_MAX_FILE bytes, malloc'd, in *TEXT and *LEN. A
+ * FIFO is read to its end, as cat reads it. */
+static int read_file(const char *path, char **text, size_t *len, struct vkllm_error *err)
+{
+    *text = NULL;
+    if (!*path) return vkllm_fail(err, VKLLM_E_INVALID, "empty file name");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = VKLLM_OK;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > CHAT_MAX_FILE) {
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: larger than %u MiB, more than vkllm reads", path,
+                        CHAT_MAX_FILE >> 20);
+        goto done;
+    }
+    size_t n = 0, cap = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (n == cap) { /* a byte past the limit is enough to know */
+            if (cap > CHAT_MAX_FILE) {
+                rc = vkllm_fail(err, VKLLM_E_IO, "%s: larger than %u MiB, more than vkllm reads",
+                                path, CHAT_MAX_FILE >> 20);
+                break;
+            }
+            cap = cap ? cap * 2 : 1 << 16;
+            if (cap > CHAT_MAX_FILE) cap = CHAT_MAX_FILE + 1;
+            char *p = realloc(buf, cap);
+            if (!p) {
+                rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory reading it", path);
+                break;
+            }
+            buf = p;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot read: %s", path, strerror(errno));
+            break;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    if (rc) {
+        free(buf);
+    } else {
+        *text = buf;
+        *len = n;
+    }
+done:
+    close(fd);
+    return rc;
+}
+
 int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
 {
     json_error_t jerr;
-    /* opened here rather than by json_load_file, whose message repeats the path */
-    FILE *f = fopen(path, "rb");
-    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    json_t *root = json_loadf(f, JSON_ALLOW_NUL, &jerr);
-    int e = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (!root && e) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot read: %s", path, strerror(e));
+    char *text;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err);
+    if (rc) return rc;
+    if (len == 0) {
+        free(text);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: the file is empty", path);
+    }
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    free(text);
     if (!root) return vkllm_fail(err, VKLLM_E_FORMAT, "%s: not valid JSON: %s", path, jerr.text);
     json_t *msgs = json_object_get(root, "messages");
     size_t i;
     json_t *m;
-    int rc = VKLLM_OK;
     if (!json_is_array(msgs)) {
         rc = vkllm_fail(err, VKLLM_E_FORMAT, "%s: no \"messages\" array", path);
         goto done;
@@ -886,10 +1012,20 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
             goto done;
         }
     }
+    /* the system prompt is never dropped: one too long for the context would
+     * fail every turn */
+    json_t *sys = json_array_get(msgs, 0), *content = json_object_get(sys, "content");
+    int least = too_long(c, json_string_length(content), (int)c->n_ctx - 1);
+    if (sys && !strcmp(json_string_value(json_object_get(sys, "role")), "system") && least) {
+        rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                        "%s: the system prompt is at least %d tokens; the context holds %u", path,
+                        least, c->n_ctx);
+        goto done;
+    }
     vkllm_chat_clear(c, false);
     json_array_foreach(msgs, i, m)
     {
-        json_t *content = json_object_get(m, "content");
+        content = json_object_get(m, "content");
         rc = vkllm_chat_add(c, json_string_value(json_object_get(m, "role")),
                             json_string_value(content), json_string_length(content), err);
         if (rc) {

@@ -27,6 +27,16 @@ static const char *key(const struct vkllm_hparams *hp, const char *suffix)
     return buf;
 }
 
+/* A string from the file, for a message: escaped whole (a NUL shows as \x00
+ * instead of ending it there) up to 64 bytes, then "...". */
+#define SHOWN_MAX (4 * 64 + 4)
+static const char *shown(char out[SHOWN_MAX], const char *p, size_t len)
+{
+    size_t n = vkllm_printable(out, SHOWN_MAX - 3, p, len < 64 ? len : 64);
+    if (n < len) strcat(out, "...");
+    return out;
+}
+
 static int get_u32(const vkllm_gguf *g, const char *k, bool required, uint32_t fallback,
                    uint32_t *out, struct vkllm_error *err)
 {
@@ -130,8 +140,16 @@ static int gemma2_keys(const vkllm_gguf *g, struct arch_model *am, struct vkllm_
     struct arch_layers *al = &am->layers;
     int rc;
     if ((rc = get_u32(g, key(hp, "attention.sliding_window"), false, 4096, &hp->sliding_window,
-                      err)) ||
-        (rc = read_swa_pattern(g, hp, al, 2, err)) ||
+                      err)))
+        return rc;
+    /* llama.cpp masks a key `window` or more positions back: with 0, every
+     * key of a window layer, itself included (gemma3 reads 0 as no window) */
+    if (hp->sliding_window == 0)
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: %s is 0, a window that masks every position (llama.cpp would "
+                          "attend to nothing)",
+                          vkllm_gguf_name(g), key(hp, "attention.sliding_window"));
+    if ((rc = read_swa_pattern(g, hp, al, 2, err)) ||
         (rc = get_f32(g, key(hp, "rope.freq_base_swa"), hp->rope_freq_base, false,
                       &hp->rope_freq_base_swa, err)) ||
         (rc = get_f32(g, key(hp, "attn_logit_softcapping"), 50.0f, true, &hp->attn_softcap, err)) ||
@@ -254,27 +272,30 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     if (rc == VKLLM_E_NOT_FOUND)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: missing general.architecture", name);
     if (rc) return rc;
-    const int shown = (int)(arch.len > 64 ? 64 : arch.len);
     am->arch = arch_find(arch.ptr, arch.len);
     if (!am->arch) {
+        char arch_shown[SHOWN_MAX];
+        shown(arch_shown, arch.ptr, arch.len);
         for (size_t i = 0; i < sizeof moe_archs / sizeof moe_archs[0]; i++)
             if (strlen(moe_archs[i]) == arch.len && !memcmp(moe_archs[i], arch.ptr, arch.len))
                 return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                                  "%s: architecture '%.*s' is a mixture of experts, which vkllm "
+                                  "%s: architecture '%s' is a mixture of experts, which vkllm "
                                   "does not run yet",
-                                  name, shown, arch.ptr);
+                                  name, arch_shown);
         char names[256];
         size_t used = 0;
         for (size_t i = 0; i < sizeof archs / sizeof archs[0] && used < sizeof names; i++)
             used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                      archs[i].name);
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                          "%s: architecture '%.*s' is not supported (vkllm runs %s)", name, shown,
-                          arch.ptr, names);
+                          "%s: architecture '%s' is not supported (vkllm runs %s)", name,
+                          arch_shown, names);
     }
     const struct arch *a = am->arch;
     snprintf(hp->arch, sizeof hp->arch, "%s", a->name);
 
+    /* get_u32 refuses values above 2^24, so this cannot come from the file */
+    const uint32_t absent = UINT32_MAX;
     uint32_t experts = 0, key_len = 0, value_len = 0;
     const bool ln = a->norm == NORM_LAYER;
     if ((rc = get_u32(g, key(hp, "embedding_length"), true, 0, &hp->n_embd, err)) ||
@@ -284,8 +305,8 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
                       err)) ||
         (rc = get_u32(g, key(hp, "feed_forward_length"), true, 0, &hp->n_ff, err)) ||
         (rc = get_u32(g, key(hp, "context_length"), false, 2048, &hp->n_ctx_train, err)) ||
-        (rc = get_u32(g, key(hp, "attention.key_length"), false, 0, &key_len, err)) ||
-        (rc = get_u32(g, key(hp, "attention.value_length"), false, 0, &value_len, err)) ||
+        (rc = get_u32(g, key(hp, "attention.key_length"), false, absent, &key_len, err)) ||
+        (rc = get_u32(g, key(hp, "attention.value_length"), false, absent, &value_len, err)) ||
         (rc = get_u32(g, key(hp, "expert_count"), false, 0, &experts, err)) ||
         (rc = get_f32(g, key(hp, "rope.freq_base"), 10000.0f, false, &hp->rope_freq_base, err)) ||
         (rc = get_f32(
@@ -311,15 +332,36 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     if (hp->n_head % hp->n_head_kv)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %u heads is not a multiple of %u KV heads",
                           name, hp->n_head, hp->n_head_kv);
-    if (key_len && value_len && key_len != value_len)
-        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                          "%s: key length %u differs from value length %u", name, key_len,
-                          value_len);
-    if (!key_len && hp->n_embd % hp->n_head)
+    /* the width the file says before what is derived from it: a wrong
+     * embedding length would otherwise surface as a head or rope size */
+    const struct vkllm_gguf_tensor *emb = vkllm_gguf_find_tensor(g, "token_embd.weight");
+    if (emb && emb->ne[0] != hp->n_embd)
+        return vkllm_fail(
+            err, VKLLM_E_FORMAT,
+            "%s: %s.embedding_length is %u, but token_embd.weight has rows of %llu elements", name,
+            hp->arch, hp->n_embd, (unsigned long long)emb->ne[0]);
+    if (key_len == 0 || value_len == 0)
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s.attention.%s_length is 0", name, hp->arch,
+                          key_len == 0 ? "key" : "value");
+    if (key_len == absent && hp->n_embd % hp->n_head)
         return vkllm_fail(err, VKLLM_E_FORMAT,
                           "%s: embedding length %u is not a multiple of %u heads", name, hp->n_embd,
                           hp->n_head);
-    hp->head_dim = key_len ? key_len : hp->n_embd / hp->n_head;
+    hp->head_dim = key_len != absent ? key_len : hp->n_embd / hp->n_head;
+    /* llama.cpp sizes values by value_length (else n_embd / n_head) apart
+     * from keys; vkllm's attention has one head size for both */
+    if (value_len != absent && value_len != hp->head_dim) {
+        if (key_len != absent)
+            return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                              "%s: %s.attention.value_length is %u but key_length is %u (vkllm "
+                              "needs keys and values of one size)",
+                              name, hp->arch, value_len, key_len);
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%s: %s.attention.value_length is %u but the keys' head size is %u "
+                          "(embedding length %u / %u heads; vkllm needs keys and values of one "
+                          "size)",
+                          name, hp->arch, value_len, hp->head_dim, hp->n_embd, hp->n_head);
+    }
     if (hp->head_dim % 2 || hp->head_dim > MAX_HEAD_DIM)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%s: head size %u is not supported (even, at most %u)", name,
@@ -541,9 +583,10 @@ static int bind_tensors(const vkllm_gguf *g, struct arch_model *am, struct vkllm
                                   "%s: %s always uses token_embd as its output matrix; the file "
                                   "also has output.weight",
                                   name, a->name);
+            char t_shown[SHOWN_MAX];
             return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                              "%s: tensor %.*s is not part of a %s model vkllm runs", name,
-                              (int)t->name.len, t->name.ptr, a->name);
+                              "%s: tensor %s is not part of a %s model vkllm runs", name,
+                              shown(t_shown, t->name.ptr, t->name.len), a->name);
         }
         int rc = check_tensor(g, am, r, t, err);
         if (rc) return rc;

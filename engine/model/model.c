@@ -119,11 +119,14 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
     rc = upload(&ld, err);
     gpu_uploader_destroy(&ld.up);
     if (rc && err) {
-        /* what was uploaded goes with the model, below */
+        /* what was uploaded goes with the model, below; but on a device whose
+         * work may still run (a wait timed out) the pools leave it allocated */
         size_t len = strlen(err->msg);
-        snprintf(err->msg + len, sizeof err->msg - len,
-                 " (after %.1f of %.1f MiB of weights; all of it freed)", ld.done / 1048576.0,
-                 ld.total / 1048576.0);
+        snprintf(err->msg + len, sizeof err->msg - len, " (after %.1f of %.1f MiB of weights; %s)",
+                 ld.done / 1048576.0, ld.total / 1048576.0,
+                 ctx->dev.hung ? "the device may still be using its memory, so that is left "
+                                 "allocated until the program ends"
+                               : "all of it freed");
     }
     if (rc) goto fail;
     m->weight_bytes = m->pool.allocated;

@@ -17,6 +17,7 @@
  * Decoding maps the characters of a token back to bytes. llama.cpp renders a
  * character outside the mapping as "[UNK_BYTE_0x..<token text>]"; so do we.
  */
+#include "hash.h"
 #include "vocab_internal.h"
 
 #include <stdio.h>
@@ -44,16 +45,15 @@ struct bpe_model {
     size_t *piece_off; /* (n_tokens + 1) */
 };
 
-/* FNV-1a of LEFT ' ' RIGHT, the text the merge is stored as. */
+/* The hash of LEFT ' ' RIGHT, the text the merge is stored as. */
 static uint64_t hash_pair(const char *l, size_t nl, const char *r, size_t nr)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < nl; i++)
-        h = (h ^ (uint8_t)l[i]) * 1099511628211ull;
-    h = (h ^ (uint8_t)' ') * 1099511628211ull;
-    for (size_t i = 0; i < nr; i++)
-        h = (h ^ (uint8_t)r[i]) * 1099511628211ull;
-    return h;
+    struct hash_state s;
+    hash_begin(&s);
+    hash_add(&s, l, nl);
+    hash_add(&s, " ", 1);
+    hash_add(&s, r, nr);
+    return hash_end(&s);
 }
 
 /* The slot of the merge LEFT RIGHT, or the empty slot where it would go. */

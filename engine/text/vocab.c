@@ -13,6 +13,7 @@
  * The file reads top to bottom: vocabulary storage, loading, the special-token
  * partition, tokenize, token_to_piece.
  */
+#include "hash.h"
 #include "vocab_internal.h"
 
 #include <limits.h>
@@ -31,18 +32,10 @@ static const uint32_t token_type_attr[] = {
     ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE,
 };
 
-static uint64_t hash_text(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The slot holding TEXT, or the empty slot where it would go. */
 static int32_t *index_slot(const vkllm_vocab *v, const char *text, size_t len)
 {
-    for (uint64_t i = hash_text(text, len) & v->index_mask;; i = (i + 1) & v->index_mask) {
+    for (uint64_t i = hash_bytes(text, len) & v->index_mask;; i = (i + 1) & v->index_mask) {
         int32_t *slot = &v->index[i];
         if (*slot < 0) return slot;
         const struct token *t = &v->tokens[*slot];
@@ -265,6 +258,8 @@ static int load_tokens(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *
     v->index_mask = index_size - 1;
 
     char *p = v->arena;
+    uint64_t n_bad_types = 0, first_bad = 0;
+    int64_t first_bad_type = 0;
     for (uint64_t i = 0; i < n; i++) {
         struct token *t = &v->tokens[i];
         struct vkllm_gguf_str s = vkllm_gguf_arr_str(list, i);
@@ -283,16 +278,32 @@ static int load_tokens(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *
         t->attr = ATTR_NORMAL;
         if (types) {
             int64_t type = vkllm_gguf_arr_int(types, i);
-            t->attr = type >= 0 && type < (int64_t)COUNT(token_type_attr) ? token_type_attr[type]
-                                                                          : ATTR_UNDEFINED;
+            const bool known = type >= 0 && type < (int64_t)COUNT(token_type_attr);
+            t->attr = known ? token_type_attr[type] : ATTR_UNDEFINED;
+            if (!known && !n_bad_types++) {
+                first_bad = i;
+                first_bad_type = type;
+            }
         }
         int32_t *slot = index_slot(v, t->text, t->len);
-        if (*slot >= 0) /* llama.cpp asserts on this */
-            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tokens %d and %llu are both '%.*s'", name,
-                              (int)*slot, (unsigned long long)i, t->len > 64 ? 64 : (int)t->len,
-                              t->text);
+        if (*slot >= 0) { /* llama.cpp asserts on this */
+            /* escaped whole: a NUL in the text must not end it early */
+            char text[4 * 64 + 4];
+            if (vkllm_printable(text, sizeof text - 3, t->text, t->len < 64 ? t->len : 64) < t->len)
+                strcat(text, "...");
+            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tokens %d and %llu are both '%s'", name,
+                              (int)*slot, (unsigned long long)i, text);
+        }
         *slot = (int32_t)i;
     }
+    /* llama.cpp reads them as undefined too, silently: a model whose every
+     * token is one of them generates nothing */
+    if (n_bad_types)
+        vocab_warn(v,
+                   "%s: %llu tokens of tokenizer.ggml.token_type are not a type 0..%d (token "
+                   "%llu: %lld); they are read as undefined, with no text",
+                   name, (unsigned long long)n_bad_types, (int)COUNT(token_type_attr) - 1,
+                   (unsigned long long)first_bad, (long long)first_bad_type);
     return VKLLM_OK;
 }
 

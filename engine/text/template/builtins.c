@@ -48,7 +48,7 @@ struct tval *tmpl_iterate(struct teval *ev, struct tval v, size_t *n)
     case TV_TUPLE: *n = v.l->n; return v.l->v;
     case TV_DICT: *n = v.d->n; return v.d->k;
     case TV_STR: {
-        tmpl_work(ev->st, v.s.n / 16);
+        tmpl_work(ev->st, v.s.n); /* a character walked, an item made */
         size_t count = utf8_count(v.s.p, v.s.n), k = 0;
         struct tval *items = tmpl_alloc(ev->st, (count + 1) * sizeof *items);
         for (const char *p = v.s.p, *end = p + v.s.n; p < end;) {
@@ -77,11 +77,53 @@ int64_t tmpl_length(struct teval *ev, struct tval v)
 {
     switch (v.kind) {
     case TV_UNDEF: return 0;
-    case TV_STR: tmpl_work(ev->st, v.s.n / 16); return (int64_t)utf8_count(v.s.p, v.s.n);
+    case TV_STR: tmpl_work(ev->st, v.s.n); return (int64_t)utf8_count(v.s.p, v.s.n);
     case TV_LIST:
     case TV_TUPLE: return (int64_t)v.l->n;
     case TV_DICT: return (int64_t)v.d->n;
     default: tmpl_eval_fail(ev, "object of type '%s' has no len()", tv_type_name(v));
+    }
+}
+
+/* ============================== Arguments ============================== */
+
+const struct tsig *tmpl_sig_find(const struct tsig *table, const char *name)
+{
+    for (; table->name; table++)
+        if (!strcmp(table->name, name)) return table;
+    return NULL;
+}
+
+void tmpl_check_args(struct teval *ev, const struct tsig *sig, size_t n_args, const char **kw_names,
+                     size_t n_kw)
+{
+    size_t n_params = 0;
+    while (n_params < 5 && sig->params[n_params])
+        n_params++;
+    if (!(sig->flags & SIG_VARARGS) && n_args > n_params) {
+        if (!n_params) tmpl_eval_fail(ev, "%s() takes no arguments (%zu given)", sig->name, n_args);
+        tmpl_eval_fail(ev, "%s() takes at most %zu argument%s (%zu given)", sig->name, n_params,
+                       n_params == 1 ? "" : "s", n_args);
+    }
+    if (n_kw && (sig->flags & SIG_POSONLY))
+        tmpl_eval_fail(ev, "%s() takes no keyword arguments", sig->name);
+    for (size_t k = 0; k < n_kw; k++) {
+        size_t j = 0;
+        while (j < n_params && strcmp(sig->params[j], kw_names[k]))
+            j++;
+        if (j == n_params && !(sig->flags & SIG_VARKW))
+            tmpl_eval_fail(ev, "%s() got an unexpected keyword argument '%.100s'", sig->name,
+                           kw_names[k]);
+        if (j < n_params && j < n_args)
+            tmpl_eval_fail(ev, "%s() got multiple values for argument '%s'", sig->name,
+                           sig->params[j]);
+    }
+    for (size_t j = n_args; j < sig->required; j++) {
+        size_t k = 0;
+        while (k < n_kw && strcmp(sig->params[j], kw_names[k]))
+            k++;
+        if (k == n_kw)
+            tmpl_eval_fail(ev, "%s() missing required argument '%s'", sig->name, sig->params[j]);
     }
 }
 
@@ -186,15 +228,27 @@ struct tval tmpl_getitem(struct teval *ev, struct tval v, struct tval key)
     } else if ((v.kind == TV_LIST || v.kind == TV_TUPLE || v.kind == TV_STR) &&
                (key.kind == TV_INT || key.kind == TV_BOOL)) {
         int64_t i = key.kind == TV_BOOL ? key.b : key.i;
-        if (v.kind == TV_STR) tmpl_work(ev->st, v.s.n / 16);
-        int64_t len = v.kind == TV_STR ? (int64_t)utf8_count(v.s.p, v.s.n) : (int64_t)v.l->n;
-        if (i < 0) i += len;
-        if (i >= 0 && i < len) {
-            if (v.kind != TV_STR) return v.l->v[i];
+        if (v.kind == TV_STR) {
+            /* walk to the character from the nearer end: s[-1] looks at one */
             const char *p = v.s.p, *end = p + v.s.n;
-            for (int64_t k = 0; k < i; k++)
-                p += utf8_len(p, end);
-            return tv_str(p, utf8_len(p, end));
+            if (i >= 0) {
+                for (; i > 0 && p < end; i--) {
+                    tmpl_work(ev->st, 1);
+                    p += utf8_len(p, end);
+                }
+                if (p < end) return tv_str(p, utf8_len(p, end));
+            } else {
+                const char *q = end;
+                for (; i < 0 && q > p; i++) {
+                    tmpl_work(ev->st, 1);
+                    q -= utf8_back(p, q);
+                }
+                if (!i) return tv_str(q, utf8_len(q, end));
+            }
+        } else {
+            int64_t len = (int64_t)v.l->n;
+            if (i < 0) i += len;
+            if (i >= 0 && i < len) return v.l->v[i];
         }
         struct tbuf b = {0};
         tv_repr(ev->st, &b, key);
@@ -265,21 +319,64 @@ static struct tval make_dict(struct teval *ev, struct tval *args, size_t n_args,
 /* transformers' strftime_now is datetime.now().strftime(format): the local
  * time. SOURCE_DATE_EPOCH (seconds since 1970, UTC: the reproducible-builds
  * convention) fixes it, as the tests fix 2026-01-15 00:00:00 to match the
- * reference renders; true, with *TM that time, when it is set and valid.
- * A value that is not decimal seconds, or one past what the calendar holds,
- * is ignored and the clock used: reproducible-builds.org asks build tools to
- * fail on it, but vkllm is not one, and a chat that fails because a build
- * environment leaked a broken setting (transformers never reads it) is worse;
- * read as strtoll read it, "abc" was silently 1970. */
+ * reference renders; true, with *TM that time, when it is set and valid:
+ * decimal digits only (no sign, space, hex or exponent), and no later than
+ * 9999-12-31 23:59:59, the last second Python's datetime holds. Any other
+ * value is ignored and the clock used, "abc", "1e9", "-1" and "253402300800"
+ * alike: reproducible-builds.org asks build tools to fail on it, but vkllm is
+ * not one, and a chat that fails because a build environment leaked a broken
+ * setting (transformers never reads it) is worse; read as strtoll read it,
+ * "abc" was silently 1970 and "1e9" one second past it. */
 static bool fixed_time(struct tm *tm)
 {
     const char *epoch = getenv("SOURCE_DATE_EPOCH");
     uint64_t secs;
     const char *why;
-    if (!epoch || number_parse(epoch, strlen(epoch), NUMBER_COUNT, &secs, &why) || secs > INT64_MAX)
+    if (!epoch || number_parse(epoch, strlen(epoch), NUMBER_COUNT, &secs, &why) ||
+        secs > 253402300799u)
         return false;
     const time_t t = (time_t)secs;
     return (uint64_t)t == secs && gmtime_r(&t, tm);
+}
+
+/* The methods of dict and list, loop.cycle and the globals, as Python declares them */
+static const struct tsig dict_sigs[] = {
+    {"items", {NULL}, 0, 0},  {"keys", {NULL}, 0, 0},
+    {"values", {NULL}, 0, 0}, {"get", {"key", "default"}, 1, SIG_POSONLY},
+    {"copy", {NULL}, 0, 0},   {NULL, {NULL}, 0, 0},
+};
+static const struct tsig list_sigs[] = {
+    {"index", {"value", "start", "stop"}, 1, SIG_POSONLY},
+    {"count", {"value"}, 1, SIG_POSONLY},
+    {"copy", {NULL}, 0, 0},
+    {NULL, {NULL}, 0, 0},
+};
+static const struct tsig global_sigs[] = {
+    {"loop.cycle", {NULL}, 0, SIG_VARARGS},
+    {"raise_exception", {"message"}, 1, 0},
+    {"strftime_now", {"format"}, 1, 0},
+    {"namespace", {NULL}, 0, SIG_VARARGS | SIG_VARKW},
+    {"dict", {NULL}, 0, SIG_VARARGS | SIG_VARKW},
+    {"range", {"start", "stop", "step"}, 1, SIG_POSONLY},
+    {NULL, {NULL}, 0, 0},
+};
+
+/* raise_exception's message, whole: a NUL byte would end it, so it becomes \x00 */
+_Noreturn static void raise_message(struct teval *ev, struct tval msg)
+{
+    char text[sizeof ev->st->msg];
+    size_t n = 0;
+    for (size_t i = 0; i < msg.s.n && n + 5 < sizeof text; i++) {
+        if (msg.s.p[i]) {
+            text[n++] = msg.s.p[i];
+        } else {
+            memcpy(text + n, "\\x00", 4);
+            n += 4;
+        }
+    }
+    text[n] = 0;
+    ev->raised = true;
+    tmpl_fail(ev->st, VKLLM_E_INVALID, "%s", text);
 }
 
 struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *args, size_t n_args,
@@ -288,9 +385,15 @@ struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *a
     const char *name = fn->name;
     struct tval self = fn->self, none = TV_MAKE_NONE;
     tmpl_step(ev);
+    if (fn->method && self.kind == TV_STR)
+        return tstr_method(ev, name, self, args, n_args, kw_names, kw_vals, n_kw);
+    const struct tsig *sig = tmpl_sig_find(!fn->method || name_is(name, "loop.cycle") ? global_sigs
+                                           : self.kind == TV_DICT                     ? dict_sigs
+                                                                                      : list_sigs,
+                                           name);
+    if (!sig) tmpl_eval_fail(ev, "unknown function '%s'", name);
+    tmpl_check_args(ev, sig, n_args, kw_names, n_kw);
     if (fn->method) {
-        if (self.kind == TV_STR)
-            return tstr_method(ev, name, self, args, n_args, kw_names, kw_vals, n_kw);
         if (self.kind == TV_DICT && name_is(name, "loop.cycle")) {
             if (!n_args) tmpl_eval_fail(ev, "no items for cycling given");
             struct tval *i = tv_dict_getn(ev->st, self, "index0", 6);
@@ -298,7 +401,7 @@ struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *a
         }
         if (self.kind == TV_DICT) {
             if (name_is(name, "get")) {
-                struct tval *x = tv_dict_get(ev->st, self, ARG(0, "key", none));
+                struct tval *x = tv_dict_get(ev->st, self, args[0]);
                 return x ? *x : ARG(1, "default", none);
             }
             if (name_is(name, "copy")) return make_dict(ev, &self, 1, NULL, NULL, 0, false);
@@ -315,11 +418,15 @@ struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *a
         }
         if (self.kind == TV_LIST || self.kind == TV_TUPLE) {
             if (name_is(name, "copy")) return tmpl_to_list(ev, self);
-            struct tval x = ARG(0, "value", none);
-            int64_t count = 0;
-            for (size_t i = 0; i < self.l->n; i++) {
-                if (!tv_equal(ev->st, self.l->v[i], x)) continue;
-                if (name_is(name, "index")) return tv_int((int64_t)i);
+            /* index(value, start, stop): Python's slice bounds */
+            int64_t n = (int64_t)self.l->n, count = 0, lo = 0, hi = n;
+            if (n_args > 1) lo = tmpl_need_int(ev, args[1], "slice index");
+            if (n_args > 2) hi = tmpl_need_int(ev, args[2], "slice index");
+            if (lo < 0 && (lo += n) < 0) lo = 0;
+            if (hi < 0 && (hi += n) < 0) hi = 0;
+            for (int64_t i = lo; i < hi && i < n; i++) {
+                if (!tv_equal(ev->st, self.l->v[i], args[0])) continue;
+                if (name_is(name, "index")) return tv_int(i);
                 count++;
             }
             if (name_is(name, "index")) tmpl_eval_fail(ev, "value is not in list");
@@ -327,11 +434,8 @@ struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *a
         }
         tmpl_eval_fail(ev, "unknown method '%s'", name);
     }
-    if (name_is(name, "raise_exception")) {
-        struct tval msg = tv_to_str(ev->st, ARG(0, "message", tv_str("", 0)));
-        ev->raised = true;
-        tmpl_fail(ev->st, VKLLM_E_INVALID, "%.*s", (int)(msg.s.n < 4096 ? msg.s.n : 4096), msg.s.p);
-    }
+    if (name_is(name, "raise_exception"))
+        raise_message(ev, tv_to_str(ev->st, ARG(0, "message", none)));
     if (name_is(name, "strftime_now")) {
         struct tval f = tmpl_need_str(ev, ARG(0, "format", none), "format");
         if (f.s.n > 256) tmpl_eval_fail(ev, "strftime format too long");

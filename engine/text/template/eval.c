@@ -29,6 +29,10 @@ void tmpl_step(struct teval *ev)
 {
     if (++ev->steps > ev->lim->max_steps)
         tmpl_eval_fail(ev, "template exceeded %llu steps", (unsigned long long)ev->lim->max_steps);
+    /* steps that do little work still ask the caller now and then (about every 0.5 ms) */
+    struct tstate *st = ev->st;
+    if (!(ev->steps & 4095) && st->stop && st->stop(st->stop_user))
+        tmpl_fail(st, VKLLM_E_IO, "stopped");
 }
 
 static void enter(struct teval *ev)
@@ -76,7 +80,8 @@ _Noreturn static void bad_operands(struct teval *ev, const char *op, struct tval
 
 static struct tval repeat(struct teval *ev, struct tval seq, int64_t times)
 {
-    if (times < 0) times = 0;
+    /* nothing repeated any number of times is nothing, at once */
+    if (times <= 0 || (seq.kind == TV_STR ? !seq.s.n : !seq.l->n)) times = 0;
     if (seq.kind == TV_STR) {
         if (seq.s.n && (uint64_t)times > ev->st->limit / seq.s.n)
             tmpl_eval_fail(ev, "string repetition too large");
@@ -210,7 +215,7 @@ static bool contains(struct teval *ev, struct tval container, struct tval item)
         if (item.kind != TV_STR)
             tmpl_eval_fail(ev, "'in <string>' requires string as left operand, not %s",
                            tv_type_name(item));
-        tmpl_work(ev->st, container.s.n / 16);
+        tmpl_work(ev->st, WORK_SEARCH(container.s.n));
         return tstr_find(container.s.p, container.s.n, item.s.p, item.s.n) != NULL;
     case TV_LIST:
     case TV_TUPLE:
@@ -307,7 +312,7 @@ static struct tval eval_slice(struct teval *ev, struct tnode *n)
     int64_t *pick;
     if (v.kind == TV_STR) {
         /* positions count characters, not bytes */
-        tmpl_work(ev->st, v.s.n / 16);
+        tmpl_work(ev->st, v.s.n);
         size_t count = utf8_count(v.s.p, v.s.n);
         size_t *off = tmpl_alloc(ev->st, (count + 1) * sizeof *off), k = 0;
         for (const char *p = v.s.p, *end = p + v.s.n; p < end; p += utf8_len(p, end))
@@ -333,19 +338,30 @@ static struct tval eval_slice(struct teval *ev, struct tnode *n)
 
 /* ============================== Calls ============================== */
 
+/* Binds a call's arguments as Jinja2's Macro.__call__ does: positional ones
+ * first, then keywords for the parameters left; *args, **kwargs and caller
+ * exist only when the body uses them, and a call that passes what the macro
+ * does not take is a TypeError. */
 static struct tval call_macro(struct teval *ev, struct tmacro *m, struct tval *args, size_t n_args,
                               const char **kw_names, struct tval *kw_vals, size_t n_kw)
 {
     struct tnode *node = m->node;
+    const int uses = node->op & MACRO_USES;
+    const char *name = node->kind == N_CALL_BLOCK ? "caller" : node->s;
+    const int name_n = node->kind == N_CALL_BLOCK ? 6 : (int)(node->n > 100 ? 100 : node->n);
     struct tframe *saved_frame = ev->frame;
     struct tbuf *saved_out = ev->out;
     struct tframe *f = frame_new(ev, m->closure);
     ev->frame = f;
     bool *used = tmpl_alloc(ev->st, n_kw + 1);
+    /* a call block's caller comes as if it were the keyword argument caller= */
+    struct tval caller = m->caller;
+    bool caller_left = caller.kind != TV_UNDEF, explicit_caller = false;
     for (size_t i = 0; i < node->args.n; i++) {
         struct tnode *param = node->args.v[i];
         struct tval v;
-        bool found = false;
+        bool found = false, is_caller = param->n == 6 && !memcmp(param->s, "caller", 6);
+        explicit_caller |= is_caller;
         if (i < n_args) {
             v = args[i];
             found = true;
@@ -355,21 +371,57 @@ static struct tval call_macro(struct teval *ev, struct tmacro *m, struct tval *a
                 v = kw_vals[k];
                 used[k] = found = true;
             }
+        if (!found && is_caller && caller_left) {
+            v = caller;
+            caller_left = false;
+            found = true;
+        }
         if (!found)
             v = param->a ? tmpl_eval_expr(ev, param->a)
                          : tv_undef(ev->st, "parameter '%.*s' was not provided", (int)param->n,
                                     param->s);
         frame_set(ev, f, param->s, param->n, v);
     }
-    struct tval varargs = tv_list(ev->st, 0), kwargs = tv_dict(ev->st, 0);
-    varargs.kind = TV_TUPLE;
-    for (size_t i = node->args.n; i < n_args; i++)
-        tv_list_push(ev->st, varargs, args[i]);
-    for (size_t k = 0; k < n_kw; k++)
-        if (!used[k]) tv_dict_set(ev->st, kwargs, tv_cstr(kw_names[k]), kw_vals[k]);
-    frame_set(ev, f, "varargs", 7, varargs);
-    frame_set(ev, f, "kwargs", 6, kwargs);
-    if (m->caller.kind != TV_UNDEF) frame_set(ev, f, "caller", 6, m->caller);
+    if ((uses & MACRO_CALLER) && !explicit_caller) {
+        for (size_t k = 0; k < n_kw && caller_left; k++)
+            if (!used[k] && !strcmp(kw_names[k], "caller")) {
+                caller = kw_vals[k];
+                used[k] = true;
+                caller_left = false;
+            }
+        if (caller.kind == TV_UNDEF) caller = tv_undef(ev->st, "No caller defined");
+        caller_left = false;
+        frame_set(ev, f, "caller", 6, caller);
+    }
+    if (uses & MACRO_KWARGS) {
+        struct tval kwargs = tv_dict(ev->st, 0);
+        if (caller_left) tv_dict_set(ev->st, kwargs, tv_cstr("caller"), caller);
+        for (size_t k = 0; k < n_kw; k++)
+            if (!used[k]) tv_dict_set(ev->st, kwargs, tv_cstr(kw_names[k]), kw_vals[k]);
+        frame_set(ev, f, "kwargs", 6, kwargs);
+    } else {
+        const char *extra = NULL;
+        for (size_t k = 0; k < n_kw && !extra; k++)
+            if (!used[k]) extra = kw_names[k];
+        if (caller_left || (extra && !strcmp(extra, "caller")))
+            tmpl_eval_fail(ev,
+                           "macro '%.*s' was invoked with two values for the special caller "
+                           "argument. This is most likely a bug.",
+                           name_n, name);
+        if (extra)
+            tmpl_eval_fail(ev, "macro '%.*s' takes no keyword argument '%.100s'", name_n, name,
+                           extra);
+    }
+    if (uses & MACRO_VARARGS) {
+        struct tval varargs = tv_list(ev->st, 0);
+        varargs.kind = TV_TUPLE;
+        for (size_t i = node->args.n; i < n_args; i++)
+            tv_list_push(ev->st, varargs, args[i]);
+        frame_set(ev, f, "varargs", 7, varargs);
+    } else if (n_args > node->args.n) {
+        tmpl_eval_fail(ev, "macro '%.*s' takes not more than %zu argument(s)", name_n, name,
+                       node->args.n);
+    }
     struct tbuf out = {.limit = ev->lim->max_output};
     ev->out = &out;
     tmpl_exec_body(ev, node->body);
@@ -431,6 +483,13 @@ static struct targs eval_args(struct teval *ev, struct tnode *n)
         a.kw_names[a.n_kw] = tmpl_strdup(ev->st, k.s.p, k.s.n);
         a.kw_vals[a.n_kw++] = dynkw.d->v[i];
     }
+    for (size_t i = 1; i < a.n_kw; i++)
+        for (size_t j = 0; j < i; j++) {
+            tmpl_work(ev->st, 1);
+            if (!strcmp(a.kw_names[i], a.kw_names[j]))
+                tmpl_eval_fail(ev, "got multiple values for keyword argument '%.100s'",
+                               a.kw_names[i]);
+        }
     return a;
 }
 
@@ -496,7 +555,8 @@ struct tval tmpl_eval_expr(struct teval *ev, struct tnode *n)
     case E_TEST: {
         struct tval v = tmpl_eval_expr(ev, n->a);
         struct targs a = eval_args(ev, n);
-        r = tv_bool(tmpl_test(ev, n->s, v, a.v, a.n) != (n->op != 0));
+        r = tv_bool(tmpl_test(ev, n->s, v, a.v, a.n, a.kw_names, a.kw_vals, a.n_kw) !=
+                    (n->op != 0));
         break;
     }
     case E_NOT: r = tv_bool(!tv_truthy(tmpl_eval_expr(ev, n->a))); break;

@@ -61,10 +61,14 @@ static struct tval do_tojson(struct teval *ev, struct tval v, struct tval *args,
             o.indent = indent.s.p;
             o.indent_n = indent.s.n;
         } else {
+            /* json.dumps indents by ' ' * indent: none for 0 or less */
             int64_t k = tmpl_need_int(ev, indent, "indent");
-            if (k > 64) k = 64;
-            o.indent = "                                                                ";
-            o.indent_n = k > 0 ? (size_t)k : 0;
+            if (k > TMPL_WIDTH_MAX) tmpl_eval_fail(ev, "width too large");
+            struct tbuf sp = {0};
+            for (int64_t i = 0; i < k; i++)
+                tbuf_putc(ev->st, &sp, ' ');
+            o.indent = sp.p;
+            o.indent_n = sp.n;
         }
     }
     if (seps.kind != TV_NONE) {
@@ -90,25 +94,29 @@ static struct tval do_tojson(struct teval *ev, struct tval v, struct tval *args,
         if (c < 0x80) {
             tbuf_putc(ev->st, &a, (char)c);
         } else if (c < 0x10000) {
-            tbuf_printf(ev->st, &a, "\\u%04x", c);
+            tbuf_hex(ev->st, &a, "\\u", c, 4);
         } else {
             c -= 0x10000;
-            tbuf_printf(ev->st, &a, "\\u%04x\\u%04x", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF));
+            tbuf_hex(ev->st, &a, "\\u", 0xD800 + (c >> 10), 4);
+            tbuf_hex(ev->st, &a, "\\u", 0xDC00 + (c & 0x3FF), 4);
         }
         p += k;
     }
     return tbuf_val(&a);
 }
 
+/* select(v, test, *args, **kwargs): the test gets the arguments; selectattr's first is the
+ * attribute */
 static struct tval do_select(struct teval *ev, struct tval v, struct tval *args, size_t n_args,
-                             bool attr, bool reject)
+                             const char **kw_names, struct tval *kw_vals, size_t n_kw, bool attr,
+                             bool reject)
 {
     size_t n = 0;
     /* Jinja2 iterates only a true value: select on 0 or None gives nothing */
     struct tval *items = tv_truthy(v) ? tmpl_iterate(ev, v, &n) : NULL;
     struct tval out = tv_list(ev->st, 0);
     size_t first = attr ? 1 : 0;
-    if (attr && !n_args) tmpl_eval_fail(ev, "selectattr needs an attribute");
+    if (attr && !n_args) tmpl_eval_fail(ev, "Missing parameter for attribute name");
     for (size_t i = 0; i < n; i++) {
         tmpl_step(ev);
         struct tval x = attr ? tmpl_get_path(ev, items[i], args[0]) : items[i];
@@ -116,7 +124,8 @@ static struct tval do_select(struct teval *ev, struct tval v, struct tval *args,
         if (n_args > first) {
             struct tval tname = tmpl_need_str(ev, args[first], "test name");
             char *name = tmpl_strdup(ev->st, tname.s.p, tname.s.n);
-            ok = tmpl_test(ev, name, x, args + first + 1, n_args - first - 1);
+            ok = tmpl_test(ev, name, x, args + first + 1, n_args - first - 1, kw_names, kw_vals,
+                           n_kw);
         } else {
             ok = tv_truthy(x);
         }
@@ -142,7 +151,7 @@ static struct tval do_indent(struct teval *ev, struct tval s, struct tval width,
     struct tbuf text = {0};
     tbuf_put(ev->st, &text, s.s.p, s.s.n);
     tbuf_putc(ev->st, &text, '\n');
-    struct tval lines = tstr_splitlines(ev, tbuf_val(&text));
+    struct tval lines = tstr_splitlines(ev, tbuf_val(&text), false);
     struct tbuf b = {0};
     if (first) tbuf_put(ev->st, &b, ind.s.p, ind.s.n);
     for (size_t i = 0; i < lines.l->n; i++) {
@@ -156,7 +165,46 @@ static struct tval do_indent(struct teval *ev, struct tval s, struct tval width,
     return tbuf_val(&b);
 }
 
-static struct tval to_int(struct teval *ev, struct tval v, struct tval dflt)
+/* Python's int(S, BASE) for the stripped text S: true with *OUT, false for a
+ * ValueError. Underscores may sit between digits and after a prefix. */
+static bool parse_int(struct teval *ev, const char *p, const char *end, int64_t base, int64_t *out)
+{
+    bool neg = p < end && *p == '-';
+    if (p < end && (*p == '-' || *p == '+')) p++;
+    int64_t b = base;
+    if (end - p >= 2 && p[0] == '0') {
+        const char x = (char)(p[1] | 0x20);
+        const int64_t pb = x == 'x' ? 16 : x == 'o' ? 8 : x == 'b' ? 2 : 0;
+        if (pb && (base == 0 || base == pb)) {
+            b = pb;
+            p += 2;
+            if (p < end && *p == '_') p++;
+        }
+    }
+    if (b == 0) { /* no prefix: decimal, where a leading 0 must be all zeros */
+        b = 10;
+        for (const char *q = p; q < end && *p == '0'; q++)
+            if (*q != '0' && *q != '_') return false;
+    }
+    if (b < 2 || b > 36 || p >= end) return false;
+    uint64_t x = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (bool digit = false; p < end; p++) {
+        if (*p == '_' && digit && p + 1 < end && p[1] != '_') continue;
+        const int c = *p >= '0' && *p <= '9'                     ? *p - '0'
+                      : (*p | 0x20) >= 'a' && (*p | 0x20) <= 'z' ? (*p | 0x20) - 'a' + 10
+                                                                 : 99;
+        if (c >= b) return false;
+        digit = true;
+        if (x > (limit - (uint64_t)c) / (uint64_t)b) tmpl_eval_fail(ev, "integer overflow in int");
+        x = x * (uint64_t)b + (uint64_t)c;
+    }
+    *out = neg ? (int64_t)(0 - x) : (int64_t)x;
+    return true;
+}
+
+/* Jinja2's int filter: int(value, base) for a str, else int(value); when that
+ * fails, int(float(value)); when that fails too, the default */
+static struct tval to_int(struct teval *ev, struct tval v, struct tval dflt, int64_t base)
 {
     switch (v.kind) {
     case TV_INT: return v;
@@ -165,16 +213,18 @@ static struct tval to_int(struct teval *ev, struct tval v, struct tval dflt)
         if (isnan(v.f) || fabs(v.f) >= 9.2e18) return dflt;
         return tv_int((int64_t)v.f);
     case TV_STR: {
-        char buf[64];
         struct tval t = tstr_strip(ev, v, TV_MAKE_NONE, true, true);
+        int64_t x;
+        if (parse_int(ev, t.s.p, t.s.p + t.s.n, base, &x)) return tv_int(x);
+        char buf[64];
         if (!t.s.n || t.s.n >= sizeof buf) return dflt;
         size_t n = 0;
         for (size_t i = 0; i < t.s.n; i++)
             if (t.s.p[i] != '_') buf[n++] = t.s.p[i];
         buf[n] = 0;
+        /* float() reads decimal only (strtod would take hex); inf and nan give the default */
+        if (strspn(buf, "0123456789+-.eE") != n) return dflt;
         char *end;
-        long long x = strtoll(buf, &end, 10);
-        if (!*end) return tv_int(x);
         double f = strtod(buf, &end);
         if (!*end && !isnan(f) && fabs(f) < 9.2e18) return tv_int((int64_t)f);
         return dflt;
@@ -310,11 +360,63 @@ static struct tval do_round(struct teval *ev, struct tval v, int64_t precision, 
     return tv_float(strtod(q, NULL));
 }
 
+/* Jinja2's filters (transformers' tojson), with their parameters after the value */
+#define ANY (SIG_VARARGS | SIG_VARKW)
+static const struct tsig filters[] = {
+    {"default", {"default_value", "boolean"}, 0, 0},
+    {"d", {"default_value", "boolean"}, 0, 0},
+    {"length", {NULL}, 0, SIG_POSONLY},
+    {"count", {NULL}, 0, SIG_POSONLY},
+    {"string", {NULL}, 0, 0},
+    {"safe", {NULL}, 0, 0},
+    {"list", {NULL}, 0, 0},
+    {"tojson", {"ensure_ascii", "indent", "separators", "sort_keys"}, 0, 0},
+    {"items", {NULL}, 0, 0},
+    {"first", {NULL}, 0, 0},
+    {"last", {NULL}, 0, 0},
+    {"join", {"d", "attribute"}, 0, 0},
+    {"select", {NULL}, 0, ANY},
+    {"reject", {NULL}, 0, ANY},
+    {"selectattr", {NULL}, 0, ANY},
+    {"rejectattr", {NULL}, 0, ANY},
+    {"map", {NULL}, 0, ANY},
+    {"attr", {"name"}, 1, 0},
+    {"int", {"default", "base"}, 0, 0},
+    {"float", {"default"}, 0, 0},
+    {"abs", {NULL}, 0, SIG_POSONLY},
+    {"round", {"precision", "method"}, 0, 0},
+    {"dictsort", {"case_sensitive", "by", "reverse"}, 0, 0},
+    {"sort", {"reverse", "case_sensitive", "attribute"}, 0, 0},
+    {"unique", {"case_sensitive", "attribute"}, 0, 0},
+    {"min", {"case_sensitive", "attribute"}, 0, 0},
+    {"max", {"case_sensitive", "attribute"}, 0, 0},
+    {"sum", {"attribute", "start"}, 0, 0},
+    {"reverse", {NULL}, 0, 0},
+    {"batch", {"linecount", "fill_with"}, 1, 0},
+    {"trim", {"chars"}, 0, 0},
+    {"upper", {NULL}, 0, 0},
+    {"lower", {NULL}, 0, 0},
+    {"title", {NULL}, 0, 0},
+    {"capitalize", {NULL}, 0, 0},
+    {"replace", {"old", "new", "count"}, 2, 0},
+    {"indent", {"width", "first", "blank"}, 0, 0},
+    {"escape", {NULL}, 0, SIG_POSONLY},
+    {"e", {NULL}, 0, SIG_POSONLY},
+    {"forceescape", {NULL}, 0, 0},
+    {"format", {NULL}, 0, ANY},
+    {"wordcount", {NULL}, 0, 0},
+    {"center", {"width"}, 0, 0},
+    {NULL, {NULL}, 0, 0},
+};
+
 struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struct tval *args,
                         size_t n_args, const char **kw_names, struct tval *kw_vals, size_t n_kw)
 {
     struct tval none = TV_MAKE_NONE, F = tv_bool(false);
     tmpl_step(ev);
+    const struct tsig *sig = tmpl_sig_find(filters, name);
+    if (!sig) tmpl_eval_fail(ev, "No filter named '%s'.", name);
+    tmpl_check_args(ev, sig, n_args, kw_names, n_kw);
     if (name_is(name, "default") || name_is(name, "d")) {
         bool boolean = tv_truthy(ARG(1, "boolean", F));
         if (v.kind == TV_UNDEF || (boolean && !tv_truthy(v)))
@@ -354,14 +456,23 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
         return tbuf_val(&b);
     }
     if (name_is(name, "select") || name_is(name, "reject"))
-        return do_select(ev, v, args, n_args, false, name[0] == 'r');
+        return do_select(ev, v, args, n_args, kw_names, kw_vals, n_kw, false, name[0] == 'r');
     if (name_is(name, "selectattr") || name_is(name, "rejectattr"))
-        return do_select(ev, v, args, n_args, true, name[0] == 'r');
+        return do_select(ev, v, args, n_args, kw_names, kw_vals, n_kw, true, name[0] == 'r');
     if (name_is(name, "map")) {
+        /* map(attribute=A[, default=D]), or map(FILTER, *args, **kwargs) */
         size_t n = 0;
         struct tval *items = tv_truthy(v) ? tmpl_iterate(ev, v, &n) : NULL;
         struct tval out = tv_list(ev->st, n);
-        struct tval attr = ARG(99, "attribute", none);
+        struct tval attr = n_args ? none : ARG(99, "attribute", none), f = {0};
+        if (attr.kind != TV_NONE) {
+            for (size_t k = 0; k < n_kw; k++)
+                if (!name_is(kw_names[k], "attribute") && !name_is(kw_names[k], "default"))
+                    tmpl_eval_fail(ev, "Unexpected keyword argument '%.100s'", kw_names[k]);
+        } else {
+            if (!n_args) tmpl_eval_fail(ev, "map requires a filter argument");
+            f = tmpl_need_str(ev, args[0], "filter name");
+        }
         for (size_t i = 0; i < n; i++) {
             tmpl_step(ev);
             if (attr.kind != TV_NONE) {
@@ -369,19 +480,20 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
                 if (x.kind == TV_UNDEF) x = ARG(99, "default", x);
                 tv_list_push(ev->st, out, x);
             } else {
-                if (!n_args) tmpl_eval_fail(ev, "map needs a filter name or attribute=");
-                struct tval f = tmpl_need_str(ev, args[0], "filter name");
                 tv_list_push(ev->st, out,
                              tmpl_filter(ev, tmpl_strdup(ev->st, f.s.p, f.s.n), items[i], args + 1,
-                                         n_args - 1, NULL, NULL, 0));
+                                         n_args - 1, kw_names, kw_vals, n_kw));
             }
         }
         return out;
     }
-    if (name_is(name, "attr"))
-        return tmpl_getattr(ev, v, ARG(0, "name", tv_str("", 0)).s.p,
-                            ARG(0, "name", tv_str("", 0)).s.n);
-    if (name_is(name, "int")) return to_int(ev, v, ARG(0, "default", tv_int(0)));
+    if (name_is(name, "attr")) {
+        struct tval a = tmpl_need_str(ev, ARG(0, "name", none), "attribute name");
+        return tmpl_getattr(ev, v, a.s.p, a.s.n);
+    }
+    if (name_is(name, "int"))
+        return to_int(ev, v, ARG(0, "default", tv_int(0)),
+                      tmpl_need_int(ev, ARG(1, "base", tv_int(10)), "base"));
     if (name_is(name, "float")) return to_float(ev, v, ARG(0, "default", tv_float(0)));
     if (name_is(name, "abs")) {
         if (v.kind == TV_INT) {
@@ -448,6 +560,7 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
         if (sum) {
             struct tval acc = ARG(1, "start", tv_int(0));
             for (size_t i = 0; i < n; i++) {
+                tmpl_work(ev->st, 2); /* measured: an addition costs two units */
                 struct tval x = attr.kind == TV_NONE ? items[i] : tmpl_get_path(ev, items[i], attr);
                 if (!tv_is_number(x) || !tv_is_number(acc))
                     tmpl_eval_fail(ev, "sum needs numbers, not %s", tv_type_name(x));
@@ -497,7 +610,7 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
         int64_t size = tmpl_need_int(ev, ARG(0, "linecount", tv_int(1)), "linecount");
         if (size <= 0) tmpl_eval_fail(ev, "batch size must be positive");
         struct tval fill = ARG(1, "fill_with", none);
-        bool has_fill = n_args > 1 || n_kw;
+        bool has_fill = fill.kind != TV_NONE;
         size_t n;
         struct tval *items = tmpl_iterate(ev, v, &n);
         struct tval out = tv_list(ev->st, 0), cur = {0};
@@ -549,17 +662,27 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
         return tbuf_val(&b);
     }
     if (name_is(name, "format")) {
+        /* str(value) % (kwargs or args) */
+        if (n_args && n_kw)
+            tmpl_eval_fail(ev, "can't handle positional and keyword arguments at the same time");
+        if (n_kw) {
+            struct tval d = tv_dict(ev->st, n_kw);
+            for (size_t k = 0; k < n_kw; k++)
+                tv_dict_set(ev->st, d, tv_cstr(kw_names[k]), kw_vals[k]);
+            return tmpl_format(ev, s, d);
+        }
         struct tval t = tv_list(ev->st, n_args);
         t.kind = TV_TUPLE;
         for (size_t i = 0; i < n_args; i++)
             tv_list_push(ev->st, t, args[i]);
         return tmpl_format(ev, s, t);
     }
-    if (name_is(name, "wordcount")) return tv_int(tstr_words(s));
+    if (name_is(name, "wordcount")) return tv_int(tstr_words(ev, s));
     if (name_is(name, "center")) {
         int64_t w = tmpl_need_int(ev, ARG(0, "width", tv_int(80)), "width");
+        if (w > TMPL_WIDTH_MAX) tmpl_eval_fail(ev, "width too large");
+        tmpl_work(ev->st, s.s.n);
         int64_t len = (int64_t)utf8_count(s.s.p, s.s.n);
-        if (w > 100000) tmpl_eval_fail(ev, "width too large");
         if (w <= len) return s;
         int64_t left = (w - len) / 2 + ((w - len) & w & 1);
         struct tbuf b = {0};
@@ -575,26 +698,64 @@ struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struc
 
 bool tmpl_filter_exists(const char *name)
 {
-    static const char *const names[] = {
-        "default",    "d",          "length", "count",  "string",      "safe",   "list",
-        "tojson",     "items",      "first",  "last",   "join",        "select", "reject",
-        "selectattr", "rejectattr", "map",    "attr",   "int",         "float",  "abs",
-        "round",      "dictsort",   "sort",   "unique", "min",         "max",    "sum",
-        "reverse",    "batch",      "trim",   "upper",  "lower",       "title",  "capitalize",
-        "replace",    "indent",     "escape", "e",      "forceescape", "format", "wordcount",
-        "center",     NULL};
-    for (const char *const *n = names; *n; n++)
-        if (!strcmp(*n, name)) return true;
-    return false;
+    return tmpl_sig_find(filters, name) != NULL;
 }
 
 /* ============================== Tests ============================== */
 
-bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *args, size_t n_args)
+/* Jinja2's tests; the comparisons are Python's operator functions, which take no keywords */
+static const struct tsig tests[] = {
+    {"defined", {NULL}, 0, 0},
+    {"undefined", {NULL}, 0, 0},
+    {"none", {NULL}, 0, 0},
+    {"string", {NULL}, 0, 0},
+    {"number", {NULL}, 0, 0},
+    {"integer", {NULL}, 0, 0},
+    {"float", {NULL}, 0, 0},
+    {"boolean", {NULL}, 0, 0},
+    {"true", {NULL}, 0, 0},
+    {"false", {NULL}, 0, 0},
+    {"mapping", {NULL}, 0, 0},
+    {"iterable", {NULL}, 0, 0},
+    {"sequence", {NULL}, 0, 0},
+    {"callable", {NULL}, 0, SIG_POSONLY},
+    {"escaped", {NULL}, 0, 0},
+    {"sameas", {"other"}, 1, 0},
+    {"equalto", {"b"}, 1, SIG_POSONLY},
+    {"eq", {"b"}, 1, SIG_POSONLY},
+    {"==", {"b"}, 1, SIG_POSONLY},
+    {"ne", {"b"}, 1, SIG_POSONLY},
+    {"!=", {"b"}, 1, SIG_POSONLY},
+    {"lt", {"b"}, 1, SIG_POSONLY},
+    {"<", {"b"}, 1, SIG_POSONLY},
+    {"lessthan", {"b"}, 1, SIG_POSONLY},
+    {"le", {"b"}, 1, SIG_POSONLY},
+    {"<=", {"b"}, 1, SIG_POSONLY},
+    {"gt", {"b"}, 1, SIG_POSONLY},
+    {">", {"b"}, 1, SIG_POSONLY},
+    {"greaterthan", {"b"}, 1, SIG_POSONLY},
+    {"ge", {"b"}, 1, SIG_POSONLY},
+    {">=", {"b"}, 1, SIG_POSONLY},
+    {"in", {"seq"}, 1, 0},
+    {"odd", {NULL}, 0, 0},
+    {"even", {NULL}, 0, 0},
+    {"divisibleby", {"num"}, 1, 0},
+    {"lower", {NULL}, 0, 0},
+    {"upper", {NULL}, 0, 0},
+    {"filter", {NULL}, 0, 0},
+    {"test", {NULL}, 0, 0},
+    {NULL, {NULL}, 0, 0},
+};
+
+bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *args, size_t n_args,
+               const char **kw_names, struct tval *kw_vals, size_t n_kw)
 {
-    if (v.kind == TV_STR) tmpl_work(ev->st, v.s.n / 16);
+    if (v.kind == TV_STR) tmpl_work(ev->st, WORK_BYTES(v.s.n));
     tmpl_step(ev);
-    struct tval a = n_args ? args[0] : TV_MAKE_UNDEF;
+    const struct tsig *sig = tmpl_sig_find(tests, name);
+    if (!sig) tmpl_eval_fail(ev, "No test named '%s'.", name);
+    tmpl_check_args(ev, sig, n_args, kw_names, n_kw);
+    struct tval a = n_args ? args[0] : n_kw ? kw_vals[0] : TV_MAKE_UNDEF;
     if (name_is(name, "defined")) return v.kind != TV_UNDEF;
     if (name_is(name, "undefined")) return v.kind == TV_UNDEF;
     if (name_is(name, "none")) return v.kind == TV_NONE;
@@ -638,6 +799,7 @@ bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *a
         if (a.kind == TV_STR) {
             if (v.kind != TV_STR)
                 tmpl_eval_fail(ev, "'in <string>' requires string as left operand");
+            tmpl_work(ev->st, WORK_SEARCH(a.s.n));
             return tstr_find(a.s.p, a.s.n, v.s.p, v.s.n) != NULL;
         }
         if (a.kind == TV_LIST || a.kind == TV_TUPLE) {
@@ -655,7 +817,7 @@ bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *a
         return tv_equal(ev->st, tmpl_arith(ev, OP_MOD, v, a), tv_int(0));
     if (name_is(name, "lower") || name_is(name, "upper")) {
         if (v.kind != TV_STR) v = tv_to_str(ev->st, v);
-        return tstr_all_chars(v, name[0] == 'l' ? 'l' : 'u');
+        return tstr_all_chars(ev, v, name[0] == 'l' ? 'l' : 'u');
     }
     if (name_is(name, "filter") || name_is(name, "test")) {
         struct tval s = tmpl_need_str(ev, v, "name");
@@ -667,14 +829,5 @@ bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *a
 
 bool tmpl_test_exists(const char *name)
 {
-    static const char *const names[] = {
-        "defined",     "undefined", "none",     "string",  "number",   "integer",  "float",
-        "boolean",     "true",      "false",    "mapping", "iterable", "sequence", "callable",
-        "escaped",     "sameas",    "equalto",  "eq",      "==",       "ne",       "!=",
-        "lt",          "<",         "lessthan", "le",      "<=",       "gt",       ">",
-        "greaterthan", "ge",        ">=",       "in",      "odd",      "even",     "divisibleby",
-        "lower",       "upper",     "filter",   "test",    NULL};
-    for (const char *const *n = names; *n; n++)
-        if (!strcmp(*n, name)) return true;
-    return false;
+    return tmpl_sig_find(tests, name) != NULL;
 }

@@ -736,6 +736,48 @@ static void parse_signature(struct parser *p, struct tnode *n)
     expect_op(p, ")");
 }
 
+/* The special names a macro's body uses (enum tmacro_uses), as Jinja2's
+ * find_undeclared finds them to decide whether the macro takes caller,
+ * **kwargs and *args; names that are assigned are not uses. A macro or call
+ * block inside was summed up when it was parsed: its op's high bits. */
+static int special_uses(const struct tnode *n)
+{
+    if (!n) return 0;
+    if (n->kind == E_NAME) {
+        static const char *const names[] = {"caller", "kwargs", "varargs"};
+        for (int i = 0; i < 3; i++)
+            if (n->n == strlen(names[i]) && !memcmp(n->s, names[i], n->n)) return 1 << i;
+        return 0;
+    }
+    if (n->kind == N_MACRO || n->kind == N_CALL_BLOCK) return n->op >> 3 & MACRO_USES;
+    int f = 0;
+    if (n->kind != N_SET && n->kind != N_SET_BLOCK && n->kind != N_FOR) f |= special_uses(n->a);
+    f |= special_uses(n->b) | special_uses(n->c) | special_uses(n->d);
+    f |= special_uses(n->dyn_args) | special_uses(n->dyn_kwargs);
+    for (size_t i = 0; i < n->args.n; i++)
+        f |= special_uses(n->args.v[i]);
+    for (size_t i = 0; i < n->kwargs.n; i++)
+        f |= special_uses(n->kwargs.v[i]->a);
+    for (size_t i = 0; i < n->body.n; i++)
+        f |= special_uses(n->body.v[i]);
+    for (size_t i = 0; i < n->orelse.n; i++)
+        f |= special_uses(n->orelse.v[i]);
+    return f;
+}
+
+/* Sets the op of macro or call block N: what its body uses, and (above) what
+ * its whole subtree does, for a macro around it. */
+static void set_macro_uses(struct tnode *n)
+{
+    int body = 0, all;
+    for (size_t i = 0; i < n->body.n; i++)
+        body |= special_uses(n->body.v[i]);
+    all = body | special_uses(n->a);
+    for (size_t i = 0; i < n->args.n; i++) /* parameters: their defaults */
+        all |= special_uses(n->args.v[i]->a);
+    n->op = body | all << 3;
+}
+
 /* A body that break and continue cannot leave (a macro's, a call block's):
  * the loops around it do not count inside. */
 static struct tnodes parse_body_outside_loops(struct parser *p, const char *const *ends)
@@ -759,6 +801,7 @@ static struct tnode *parse_macro(struct parser *p)
     expect_kind(p, TK_BLOCK_END);
     n->body = parse_body_outside_loops(p, end_macro);
     end_tag(p);
+    set_macro_uses(n);
     return n;
 }
 
@@ -773,6 +816,7 @@ static struct tnode *parse_call_block(struct parser *p)
     expect_kind(p, TK_BLOCK_END);
     n->body = parse_body_outside_loops(p, end_call);
     end_tag(p);
+    set_macro_uses(n);
     return n;
 }
 

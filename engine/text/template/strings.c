@@ -37,7 +37,8 @@ struct tval tstr_strip(struct teval *ev, struct tval s, struct tval chars, bool 
     bool ws = chars.kind == TV_NONE || chars.kind == TV_UNDEF;
     if (!ws) tmpl_need_str(ev, chars, "strip arg");
     const char *p = s.s.p, *end = p + s.s.n;
-    uint64_t cost = ws ? 1 : 1 + chars.s.n / 16;
+    /* each character of S is looked for among the characters of CHARS */
+    uint64_t cost = ws ? 1 : 1 + chars.s.n;
     while (left && p < end) {
         tmpl_work(ev->st, cost);
         size_t k;
@@ -47,15 +48,9 @@ struct tval tstr_strip(struct teval *ev, struct tval s, struct tval chars, bool 
     }
     while (right && end > p) {
         tmpl_work(ev->st, cost);
-        const char *q = end - 1;
-        while (q > p && ((unsigned char)*q & 0xC0) == 0x80 && end - q < 4)
-            q--;
+        const char *q = end - utf8_back(p, end);
         size_t k;
         uint32_t c = utf8_decode_at(q, end, &k);
-        if (q + k != end) {
-            q = end - 1;
-            c = (unsigned char)*q;
-        }
         if (ws ? !utf8_space(q, end) : !in_chars(c, chars)) break;
         end = q;
     }
@@ -75,6 +70,7 @@ struct tval tstr_split(struct teval *ev, struct tval s, struct tval sep, int64_t
     const char *p = s.s.p, *end = p + s.s.n;
     if (sep.kind == TV_NONE || sep.kind == TV_UNDEF) {
         /* runs of whitespace; no empty strings */
+        tmpl_work(ev->st, s.s.n);
         struct tval parts = tv_list(ev->st, 0);
         while (p < end) {
             size_t k;
@@ -183,6 +179,7 @@ struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode)
     const char *p = s.s.p, *end = p + s.s.n;
     bool prev_cased = false, first = true, word_start = true;
     while (p < end) {
+        tmpl_work(ev->st, WORK_CLASS);
         size_t k;
         int32_t c = (int32_t)utf8_decode_at(p, end, &k);
         if (mode == CASE_WORDS) {
@@ -235,11 +232,12 @@ struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode)
     return tbuf_val(&b);
 }
 
-/* Python's str.tstr_splitlines() (without keepends). */
-struct tval tstr_splitlines(struct teval *ev, struct tval s)
+/* Python's str.splitlines(keepends). */
+struct tval tstr_splitlines(struct teval *ev, struct tval s, bool keepends)
 {
     struct tval out = tv_list(ev->st, 0);
     const char *p = s.s.p, *end = p + s.s.n, *line = p;
+    tmpl_work(ev->st, s.s.n);
     while (p < end) {
         size_t k;
         uint32_t c = utf8_decode_at(p, end, &k);
@@ -249,21 +247,23 @@ struct tval tstr_splitlines(struct teval *ev, struct tval s)
             p += k;
             continue;
         }
-        tv_list_push(ev->st, out, tv_str(line, (size_t)(p - line)));
+        const char *brk = p;
         p += k;
         if (c == '\r' && p < end && *p == '\n') p++;
+        tv_list_push(ev->st, out, tv_str(line, (size_t)((keepends ? p : brk) - line)));
         line = p;
     }
     if (line < end) tv_list_push(ev->st, out, tv_str(line, (size_t)(end - line)));
     return out;
 }
 
-int64_t tstr_words(struct tval s)
+int64_t tstr_words(struct teval *ev, struct tval s)
 {
     /* runs of \w, as Jinja2's wordcount counts them */
     int64_t n = 0;
     bool in_word = false;
     for (const char *p = s.s.p, *end = p + s.s.n; p < end;) {
+        tmpl_work(ev->st, WORK_CLASS);
         size_t k;
         int32_t c = (int32_t)utf8_decode_at(p, end, &k);
         utf8proc_category_t cat = utf8proc_category(c);
@@ -275,29 +275,34 @@ int64_t tstr_words(struct tval s)
     return n;
 }
 
-int64_t tstr_cp_index(const char *base, const char *at)
+int64_t tstr_cp_index(struct teval *ev, const char *base, const char *at)
 {
+    tmpl_work(ev->st, (uint64_t)(at - base));
     return (int64_t)utf8_count(base, (size_t)(at - base));
 }
 
 bool tstr_affix(struct teval *ev, struct tval s, struct tval what, bool prefix)
 {
     if (what.kind == TV_TUPLE || what.kind == TV_LIST) {
-        for (size_t i = 0; i < what.l->n; i++)
+        for (size_t i = 0; i < what.l->n; i++) {
+            tmpl_work(ev->st, 1);
             if (tstr_affix(ev, s, what.l->v[i], prefix)) return true;
+        }
         return false;
     }
     tmpl_need_str(ev, what, prefix ? "startswith arg" : "endswith arg");
+    tmpl_work(ev->st, WORK_BYTES(what.s.n));
     if (what.s.n > s.s.n) return false;
     return !memcmp(prefix ? s.s.p : s.s.p + s.s.n - what.s.n, what.s.p, what.s.n);
 }
 
-bool tstr_all_chars(struct tval s, int kind)
+bool tstr_all_chars(struct teval *ev, struct tval s, int kind)
 {
     if (!s.s.n) return false;
     const char *p = s.s.p, *end = p + s.s.n;
     bool any_cased = false;
     while (p < end) {
+        tmpl_work(ev->st, WORK_CLASS);
         size_t k;
         int32_t c = (int32_t)utf8_decode_at(p, end, &k);
         utf8proc_category_t cat = utf8proc_category(c);
@@ -488,13 +493,95 @@ struct tval tmpl_format(struct teval *ev, struct tval fmt, struct tval args)
     return tbuf_val(&b);
 }
 
-/* ============================== Methods and globals ============================== */
+/* ============================== Methods ============================== */
+
+/* str's methods as Python 3 declares them; most take no keywords */
+static const struct tsig str_sigs[] = {
+    {"strip", {"chars"}, 0, SIG_POSONLY},
+    {"lstrip", {"chars"}, 0, SIG_POSONLY},
+    {"rstrip", {"chars"}, 0, SIG_POSONLY},
+    {"split", {"sep", "maxsplit"}, 0, 0},
+    {"rsplit", {"sep", "maxsplit"}, 0, 0},
+    {"startswith", {"prefix", "start", "end"}, 1, SIG_POSONLY},
+    {"endswith", {"suffix", "start", "end"}, 1, SIG_POSONLY},
+    {"replace", {"old", "new", "count"}, 2, SIG_POSONLY},
+    {"upper", {NULL}, 0, 0},
+    {"lower", {NULL}, 0, 0},
+    {"casefold", {NULL}, 0, 0},
+    {"title", {NULL}, 0, 0},
+    {"capitalize", {NULL}, 0, 0},
+    {"swapcase", {NULL}, 0, 0},
+    {"format", {NULL}, 0, SIG_VARARGS | SIG_VARKW},
+    {"find", {"sub", "start", "end"}, 1, SIG_POSONLY},
+    {"rfind", {"sub", "start", "end"}, 1, SIG_POSONLY},
+    {"index", {"sub", "start", "end"}, 1, SIG_POSONLY},
+    {"rindex", {"sub", "start", "end"}, 1, SIG_POSONLY},
+    {"count", {"sub", "start", "end"}, 1, SIG_POSONLY},
+    {"join", {"iterable"}, 1, SIG_POSONLY},
+    {"splitlines", {"keepends"}, 0, 0},
+    {"isdigit", {NULL}, 0, 0},
+    {"isnumeric", {NULL}, 0, 0},
+    {"isdecimal", {NULL}, 0, 0},
+    {"isalpha", {NULL}, 0, 0},
+    {"isalnum", {NULL}, 0, 0},
+    {"isspace", {NULL}, 0, 0},
+    {"isupper", {NULL}, 0, 0},
+    {"islower", {NULL}, 0, 0},
+    {"removeprefix", {"prefix"}, 1, SIG_POSONLY},
+    {"removesuffix", {"suffix"}, 1, SIG_POSONLY},
+    {"zfill", {"width"}, 1, SIG_POSONLY},
+    {"center", {"width", "fillchar"}, 1, SIG_POSONLY},
+    {"ljust", {"width", "fillchar"}, 1, SIG_POSONLY},
+    {"rjust", {"width", "fillchar"}, 1, SIG_POSONLY},
+    {NULL, {NULL}, 0, 0},
+};
+
+/* S[START:END] for find, count and startswith: Python's bounds (characters;
+ * None for none; negative from the end), but a START past the end is kept
+ * past it, which no substring matches: false then. */
+static bool str_span(struct teval *ev, struct tval s, struct tval start_v, struct tval end_v,
+                     struct tval *out)
+{
+    int64_t len = -1, start = 0, end = INT64_MAX;
+    if (start_v.kind != TV_NONE) start = tmpl_need_int(ev, start_v, "slice index");
+    if (end_v.kind != TV_NONE) end = tmpl_need_int(ev, end_v, "slice index");
+    *out = s;
+    if (!start && end == INT64_MAX) return true;
+    tmpl_work(ev->st, s.s.n);
+    len = (int64_t)utf8_count(s.s.p, s.s.n);
+    if (end > len) end = len;
+    if (end < 0 && (end += len) < 0) end = 0;
+    if (start < 0 && (start += len) < 0) start = 0;
+    if (start > end) return false;
+    const char *p = s.s.p, *stop = p + s.s.n, *b;
+    for (int64_t i = 0; i < start; i++)
+        p += utf8_len(p, stop);
+    b = p;
+    for (int64_t i = start; i < end; i++)
+        p += utf8_len(p, stop);
+    *out = tv_str(b, (size_t)(p - b));
+    return true;
+}
+
+/* The last N (NN bytes) in H (HN bytes), or NULL: a backward scan, charged by the position */
+static const char *str_rfind(struct teval *ev, const char *h, size_t hn, const char *n, size_t nn)
+{
+    if (nn > hn) return NULL;
+    for (const char *c = h + hn - nn;; c--) {
+        tmpl_work(ev->st, WORK_BYTES(nn));
+        if (!memcmp(c, n, nn)) return c;
+        if (c == h) return NULL;
+    }
+}
 
 struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struct tval *args,
                         size_t n_args, const char **kw_names, struct tval *kw_vals, size_t n_kw)
 {
     struct tval none = TV_MAKE_NONE;
-    tmpl_work(ev->st, s.s.n / 16 + 1);
+    const struct tsig *sig = tmpl_sig_find(str_sigs, name);
+    if (!sig) tmpl_eval_fail(ev, "'str' object has no attribute '%s'", name);
+    tmpl_check_args(ev, sig, n_args, kw_names, n_kw);
+    tmpl_work(ev->st, WORK_BYTES(s.s.n));
     if (name_is(name, "strip")) return tstr_strip(ev, s, ARG(0, "chars", none), true, true);
     if (name_is(name, "lstrip")) return tstr_strip(ev, s, ARG(0, "chars", none), true, false);
     if (name_is(name, "rstrip")) return tstr_strip(ev, s, ARG(0, "chars", none), false, true);
@@ -503,12 +590,15 @@ struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struc
         return tstr_split(ev, s, ARG(0, "sep", none), tmpl_need_int(ev, max, "maxsplit"),
                           name[0] == 'r');
     }
-    if (name_is(name, "startswith") || name_is(name, "endswith"))
-        return tv_bool(tstr_affix(ev, s, ARG(0, "prefix", none), name[0] == 's'));
+    if (name_is(name, "startswith") || name_is(name, "endswith")) {
+        struct tval span;
+        if (!str_span(ev, s, ARG(1, "start", none), ARG(2, "end", none), &span))
+            return tv_bool(false);
+        return tv_bool(tstr_affix(ev, span, args[0], name[0] == 's'));
+    }
     if (name_is(name, "replace")) {
         struct tval count = ARG(2, "count", tv_int(-1));
-        return tstr_replace(ev, s, ARG(0, "old", none),
-                            tmpl_need_str(ev, ARG(1, "new", none), "replace arg"),
+        return tstr_replace(ev, s, args[0], tmpl_need_str(ev, args[1], "replace arg"),
                             tmpl_need_int(ev, count, "count"));
     }
     if (name_is(name, "upper")) return tstr_case(ev, s, CASE_UPPER);
@@ -519,25 +609,33 @@ struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struc
     if (name_is(name, "format")) return str_format(ev, s, args, n_args, kw_names, kw_vals, n_kw);
     if (name_is(name, "find") || name_is(name, "index") || name_is(name, "rfind") ||
         name_is(name, "rindex") || name_is(name, "count")) {
-        struct tval sub = tmpl_need_str(ev, ARG(0, "sub", none), "substring");
+        struct tval sub = tmpl_need_str(ev, args[0], "substring"), span;
         const char *hit = NULL;
         int64_t count = 0;
-        for (const char *p = s.s.p, *end = s.s.p + s.s.n; p <= end;) {
-            const char *q = tstr_find(p, (size_t)(end - p), sub.s.p, sub.s.n);
-            if (!q) break;
-            if (!hit || name[0] == 'r') hit = q;
-            count++;
-            if (name[0] != 'r' && name[0] != 'c') break;
-            p = q + (sub.s.n ? sub.s.n : utf8_len(q, end + (q == end)));
-            if (q == end) break;
+        bool in = str_span(ev, s, ARG(1, "start", none), ARG(2, "end", none), &span);
+        const char *p = span.s.p, *end = span.s.p + span.s.n;
+        if (in && name[0] == 'r') {
+            hit = str_rfind(ev, p, span.s.n, sub.s.p, sub.s.n);
+        } else if (in) {
+            tmpl_work(ev->st, WORK_SEARCH(span.s.n));
+            for (;;) { /* count: the matches that do not overlap; '' between characters */
+                const char *q = tstr_find(p, (size_t)(end - p), sub.s.p, sub.s.n);
+                if (!q) break;
+                tmpl_work(ev->st, 1);
+                if (!hit) hit = q;
+                count++;
+                if (name[0] != 'c' || q == end) break;
+                p = q + (sub.s.n ? sub.s.n : utf8_len(q, end));
+            }
         }
         if (name_is(name, "count")) return tv_int(count);
-        if (!hit && name[1] == 'n') tmpl_eval_fail(ev, "substring not found");
-        return tv_int(hit ? tstr_cp_index(s.s.p, hit) : -1);
+        if (!hit && (name_is(name, "index") || name_is(name, "rindex")))
+            tmpl_eval_fail(ev, "substring not found");
+        return tv_int(hit ? tstr_cp_index(ev, s.s.p, hit) : -1);
     }
     if (name_is(name, "join")) {
         size_t n;
-        struct tval *items = tmpl_iterate(ev, ARG(0, "iterable", none), &n);
+        struct tval *items = tmpl_iterate(ev, args[0], &n);
         struct tbuf b = {0};
         for (size_t i = 0; i < n; i++) {
             if (items[i].kind != TV_STR)
@@ -548,46 +646,47 @@ struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struc
         }
         return tbuf_val(&b);
     }
-    if (name_is(name, "splitlines")) return tstr_splitlines(ev, s);
+    if (name_is(name, "splitlines"))
+        return tstr_splitlines(ev, s, tv_truthy(ARG(0, "keepends", tv_bool(false))));
     if (name_is(name, "isdigit") || name_is(name, "isnumeric") || name_is(name, "isdecimal"))
-        return tv_bool(tstr_all_chars(s, 'd'));
-    if (name_is(name, "isalpha")) return tv_bool(tstr_all_chars(s, 'a'));
-    if (name_is(name, "isalnum")) return tv_bool(tstr_all_chars(s, 'n'));
-    if (name_is(name, "isspace")) return tv_bool(tstr_all_chars(s, 's'));
-    if (name_is(name, "isupper")) return tv_bool(tstr_all_chars(s, 'u'));
-    if (name_is(name, "islower")) return tv_bool(tstr_all_chars(s, 'l'));
+        return tv_bool(tstr_all_chars(ev, s, 'd'));
+    if (name_is(name, "isalpha")) return tv_bool(tstr_all_chars(ev, s, 'a'));
+    if (name_is(name, "isalnum")) return tv_bool(tstr_all_chars(ev, s, 'n'));
+    if (name_is(name, "isspace")) return tv_bool(tstr_all_chars(ev, s, 's'));
+    if (name_is(name, "isupper")) return tv_bool(tstr_all_chars(ev, s, 'u'));
+    if (name_is(name, "islower")) return tv_bool(tstr_all_chars(ev, s, 'l'));
     if (name_is(name, "removeprefix") || name_is(name, "removesuffix")) {
-        struct tval a = tmpl_need_str(ev, ARG(0, "prefix", none), "affix");
+        struct tval a = tmpl_need_str(ev, args[0], "affix");
         bool pre = name[6] == 'p';
         if (tstr_affix(ev, s, a, pre)) return tv_str(pre ? s.s.p + a.s.n : s.s.p, s.s.n - a.s.n);
         return s;
     }
-    if (name_is(name, "zfill") || name_is(name, "center") || name_is(name, "ljust") ||
-        name_is(name, "rjust")) {
-        int64_t w = tmpl_need_int(ev, ARG(0, "width", tv_int(0)), "width");
-        if (w > 100000) tmpl_eval_fail(ev, "width too large");
-        int64_t len = (int64_t)utf8_count(s.s.p, s.s.n);
-        if (w <= len) return s;
-        struct tval fill = ARG(1, "fillchar", tv_str(" ", 1));
-        tmpl_need_str(ev, fill, "fillchar");
-        if (name[0] == 'z') fill = tv_str("0", 1);
-        int64_t pad = w - len, left = name[0] == 'l'   ? 0
-                                      : name[0] == 'c' ? pad / 2 + (pad & w & 1)
-                                                       : pad;
-        struct tbuf b = {0};
-        const char *body = s.s.p;
-        size_t body_n = s.s.n;
-        if (name[0] == 'z' && body_n && (body[0] == '-' || body[0] == '+')) {
-            tbuf_putc(ev->st, &b, body[0]);
-            body++;
-            body_n--;
-        }
-        for (int64_t i = 0; i < left; i++)
-            tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
-        tbuf_put(ev->st, &b, body, body_n);
-        for (int64_t i = 0; i < pad - left; i++)
-            tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
-        return tbuf_val(&b);
+    /* zfill, center, ljust, rjust */
+    int64_t w = tmpl_need_int(ev, args[0], "width");
+    if (w > TMPL_WIDTH_MAX) tmpl_eval_fail(ev, "width too large");
+    struct tval fill = ARG(1, "fillchar", tv_str(" ", 1));
+    tmpl_need_str(ev, fill, "fillchar");
+    if (utf8_count(fill.s.p, fill.s.n) != 1 || utf8_len(fill.s.p, fill.s.p + fill.s.n) != fill.s.n)
+        tmpl_eval_fail(ev, "The fill character must be exactly one character long");
+    tmpl_work(ev->st, s.s.n);
+    int64_t len = (int64_t)utf8_count(s.s.p, s.s.n);
+    if (w <= len) return s;
+    if (name[0] == 'z') fill = tv_str("0", 1);
+    int64_t pad = w - len, left = name[0] == 'l'   ? 0
+                                  : name[0] == 'c' ? pad / 2 + (pad & w & 1)
+                                                   : pad;
+    struct tbuf b = {0};
+    const char *body = s.s.p;
+    size_t body_n = s.s.n;
+    if (name[0] == 'z' && body_n && (body[0] == '-' || body[0] == '+')) {
+        tbuf_putc(ev->st, &b, body[0]);
+        body++;
+        body_n--;
     }
-    tmpl_eval_fail(ev, "'str' object has no attribute '%s'", name);
+    for (int64_t i = 0; i < left; i++)
+        tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
+    tbuf_put(ev->st, &b, body, body_n);
+    for (int64_t i = 0; i < pad - left; i++)
+        tbuf_put(ev->st, &b, fill.s.p, fill.s.n);
+    return tbuf_val(&b);
 }

@@ -51,9 +51,17 @@ void tmpl_free(struct tmpl *t)
 
 /* ============================== JSON to values ============================== */
 
+/* As deep as Jansson reads a file (JSON_PARSER_MAX_DEPTH): a context that
+ * parsed converts, and only what the template does with a deep value (print,
+ * compare, tojson: 500 levels) can fail, as in Python. Deeper is a json_t built
+ * by hand, which the caller made. */
+#define CONTEXT_DEPTH_MAX 2048
+
 static struct tval from_json(struct tstate *st, const json_t *j, int depth)
 {
-    if (depth > 500) tmpl_fail(st, VKLLM_E_INVALID, "context nested too deeply");
+    if (depth > CONTEXT_DEPTH_MAX)
+        tmpl_fail(st, VKLLM_E_INVALID, "the context is nested more than %d levels deep",
+                  CONTEXT_DEPTH_MAX);
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         struct tval d = tv_dict(st, json_object_size(j));
@@ -88,6 +96,12 @@ static struct tval from_json(struct tstate *st, const json_t *j, int depth)
 int tmpl_render_json(const struct tmpl *t, const json_t *context, char **out, size_t *out_len,
                      struct vkllm_error *err)
 {
+    return tmpl_render_json_stop(t, context, NULL, NULL, out, out_len, err);
+}
+
+int tmpl_render_json_stop(const struct tmpl *t, const json_t *context, bool (*stop)(void *user),
+                          void *user, char **out, size_t *out_len, struct vkllm_error *err)
+{
     *out = NULL;
     if (out_len) *out_len = 0;
     if (!t) return vkllm_fail(err, VKLLM_E_INVALID, "no template");
@@ -96,12 +110,14 @@ int tmpl_render_json(const struct tmpl *t, const json_t *context, char **out, si
     struct tstate *st = calloc(1, sizeof *st);
     if (!st) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
     st->limit = t->lim.max_memory;
-    st->work_limit = t->lim.max_steps * 16;
+    st->work_limit = t->lim.max_steps * TMPL_WORK_PER_STEP;
+    st->stop = stop;
+    st->stop_user = user;
     struct teval ev = {.st = st, .lim = &t->lim};
     struct tbuf buf = {.limit = t->lim.max_output};
     if (setjmp(st->jmp)) {
-        /* raise_exception's message goes out as it is; others say where */
-        if (st->line && strncmp(st->msg, "line ", 5) && st->code != VKLLM_E_NOMEM && !ev.raised)
+        /* raise_exception's message goes out as it is, and "stopped"; others say where */
+        if (st->line && strncmp(st->msg, "line ", 5) && st->code == VKLLM_E_INVALID && !ev.raised)
             vkllm_fail(err, st->code, "line %d: %s", st->line, st->msg);
         else
             vkllm_fail(err, st->code, "%s", st->msg);
@@ -130,6 +146,13 @@ int tmpl_render_json(const struct tmpl *t, const json_t *context, char **out, si
 int vkllm_template_render(const char *tmpl, size_t len, const char *context_json, char **out,
                           size_t *out_len, struct vkllm_error *err)
 {
+    return vkllm_template_render_stop(tmpl, len, context_json, NULL, NULL, out, out_len, err);
+}
+
+int vkllm_template_render_stop(const char *tmpl, size_t len, const char *context_json,
+                               bool (*stop)(void *user), void *user, char **out, size_t *out_len,
+                               struct vkllm_error *err)
+{
     *out = NULL;
     if (out_len) *out_len = 0;
     json_t *ctx = NULL;
@@ -145,7 +168,7 @@ int vkllm_template_render(const char *tmpl, size_t len, const char *context_json
     }
     struct tmpl *t;
     int rc = tmpl_parse(tmpl, len, NULL, &t, err);
-    if (rc == VKLLM_OK) rc = tmpl_render_json(t, ctx, out, out_len, err);
+    if (rc == VKLLM_OK) rc = tmpl_render_json_stop(t, ctx, stop, user, out, out_len, err);
     tmpl_free(t);
     json_decref(ctx);
     return rc;

@@ -11,8 +11,9 @@
  *   free(out); tmpl_free(t);
  *
  * A template comes from a downloaded file, so nothing it does may crash, hang
- * or exhaust memory: the limits below end any render with an error. A template
- * that calls raise_exception(MSG) fails with exactly MSG as the message. */
+ * or exhaust memory: the limits below end any render with an error, within a
+ * second or two of CPU. A template that calls raise_exception(MSG) fails with
+ * exactly MSG as the message (a NUL byte in it written \x00). */
 #ifndef VKLLM_TEMPLATE_H
 #define VKLLM_TEMPLATE_H
 
@@ -29,7 +30,8 @@ struct tmpl_limits {
     int max_depth;      /* nesting of the syntax and of macro calls */
 };
 
-/* The defaults: 10 million steps, 16 MiB of output, 256 MiB of memory, depth 200. */
+/* The defaults: 10 million steps (and 10 units of work a step: tmpl.h), 16 MiB
+ * of output, 256 MiB of memory, depth 200. */
 struct tmpl_limits tmpl_default_limits(void);
 
 struct tmpl;
@@ -46,5 +48,8 @@ void tmpl_free(struct tmpl *t);
  * template, a raise_exception included, or a limit) or VKLLM_E_NOMEM. */
 int tmpl_render_json(const struct tmpl *t, const json_t *context, char **out, size_t *out_len,
                      struct vkllm_error *err);
+/* The same, stopped when STOP(USER) returns true (see vkllm_template_render_stop). */
+int tmpl_render_json_stop(const struct tmpl *t, const json_t *context, bool (*stop)(void *user),
+                          void *user, char **out, size_t *out_len, struct vkllm_error *err);
 
 #endif

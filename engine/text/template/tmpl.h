@@ -42,18 +42,44 @@ struct tstate {
     int code;                  /* status of the failure (VKLLM_E_...) */
     char msg[512];             /* its message */
     int line;                  /* source line being worked on, for messages (0: none) */
-    uint64_t work, work_limit; /* element and byte visits of the value operations; 0: no limit */
-    char *str_top;             /* end of the newest string tv_concat made, */
-    size_t str_room;           /* and the bytes reserved after it: a + b grows a in place */
+    uint64_t work, work_limit; /* units of work done (see tmpl_work); 0: no limit */
+    uint64_t work_poll;        /* when work reaches this, check the limit and STOP */
+    bool (*stop)(void *user);  /* the caller's way to stop a render (NULL: none) */
+    void *stop_user;
+    char *str_top;   /* end of the newest string tv_concat made, */
+    size_t str_room; /* and the bytes reserved after it: a + b grows a in place */
 };
 
 /* Fills ST's message and jumps to its entry point. The message is exactly FMT's
  * text (raise_exception relies on that); callers add the line themselves. */
 _Noreturn void tmpl_fail(struct tstate *st, int code, const char *fmt, ...) TMPL_PRINTF(3, 4);
 void *tmpl_alloc(struct tstate *st, size_t n); /* zeroed, 16-byte aligned */
-/* Counts N units of work (an element compared or printed, 16 bytes scanned) and fails
- * past the limit: the steps bound statements, this bounds what one step may do. */
-void tmpl_work(struct tstate *st, uint64_t n);
+/* Work: the steps bound statements; units of work bound what one step may do,
+ * priced for what it costs, so that the whole budget (10 units a step, 100
+ * million by default) takes about a second on the slowest kind of unit:
+ *   1 unit        an element made, compared, printed or looked up; a character
+ *                 walked (UTF-8 decoded or counted); a piece of output appended
+ *   WORK_BYTES(n) n bytes copied, compared or searched (memcpy, memcmp, memmem)
+ *   WORK_CLASS    a character classified or case-mapped through utf8proc
+ * tmpl_work counts N units and fails past the limit; every so often it also
+ * asks the caller's stop function, so that a long render can be stopped. */
+enum {
+    WORK_CLASS = 8,   /* see above */
+    WORK_PRINTF = 8,  /* a number or escape formatted by snprintf */
+    WORK_ESCAPE = 4,  /* a character escaped by hand (\x01, \u00e9) */
+    WORK_FLOAT = 160, /* a float printed: up to three snprintf and strtod for the shortest text */
+};
+#define TMPL_WORK_PER_STEP 10
+#define WORK_BYTES(n)      ((uint64_t)(n) / 16 + 1)
+/* N bytes searched by memmem: linear (two-way), but a few times slower than memchr
+ * on a needle made to be hard */
+#define WORK_SEARCH(n) ((uint64_t)(n) / 3 + 1)
+void tmpl_work_poll(struct tstate *st);
+static inline void tmpl_work(struct tstate *st, uint64_t n)
+{
+    st->work += n;
+    if (st->work >= st->work_poll) tmpl_work_poll(st);
+}
 /* Grows the newest allocation P (OLD bytes) to NEW bytes in place when it is
  * the last thing in its chunk; otherwise copies. Returns the block. */
 void *tmpl_realloc(struct tstate *st, void *p, size_t old, size_t new_size);
@@ -199,6 +225,9 @@ struct tbuf {
 void tbuf_put(struct tstate *st, struct tbuf *b, const char *s, size_t n);
 void tbuf_putc(struct tstate *st, struct tbuf *b, char c);
 void tbuf_printf(struct tstate *st, struct tbuf *b, const char *fmt, ...) TMPL_PRINTF(3, 4);
+void tbuf_int(struct tstate *st, struct tbuf *b, int64_t v); /* decimal */
+/* PREFIX, then C in DIGITS lowercase hex digits: "\\u" 0xe9 4 is \u00e9 */
+void tbuf_hex(struct tstate *st, struct tbuf *b, const char *prefix, uint32_t c, int digits);
 static inline struct tval tbuf_val(struct tbuf *b)
 {
     return tv_str(b->p ? b->p : "", b->n);
@@ -236,7 +265,9 @@ void tmpl_msort(struct tstate *st, size_t *idx, size_t n, int (*cmp)(void *ctx, 
 size_t utf8_len(const char *p, const char *end);
 size_t utf8_count(const char *p, size_t n);
 size_t utf8_space(const char *p, const char *end);
-/* Length of a whitespace character ending at END (0 if none). */
+/* Length of the character ending at END (0 at START), as utf8_len cuts them going
+ * forward; of a whitespace character ending at END (0 if none). */
+size_t utf8_back(const char *start, const char *end);
 size_t utf8_space_back(const char *start, const char *end);
 
 /* ============================== Syntax tree ============================== */
@@ -298,6 +329,10 @@ enum tnode_op {
     OP_NOTIN,
 };
 
+/* The special names a macro's body uses: Jinja2 gives it caller, **kwargs
+ * and *args only then, and refuses a call that passes what it does not take. */
+enum tmacro_uses { MACRO_CALLER = 1, MACRO_KWARGS = 2, MACRO_VARARGS = 4, MACRO_USES = 7 };
+
 struct tnode;
 
 struct tnodes {
@@ -307,7 +342,8 @@ struct tnodes {
 
 struct tnode {
     enum tnode_kind kind;
-    int op; /* enum tnode_op; E_TEST: negated; N_FOR: recursive */
+    int op; /* enum tnode_op; E_TEST: negated; N_FOR: recursive; N_MACRO, N_CALL_BLOCK:
+             * enum tmacro_uses of the body, and << 3 of the whole node */
     int line;
     const char *s; /* a name, or N_TEXT's bytes */
     size_t n;
@@ -367,12 +403,35 @@ struct tframe *tmpl_frame_new(struct teval *ev, struct tframe *parent, struct tv
 
 /* ---- shared by builtins.c, filters.c and strings.c */
 
+/* The widest padding a filter or method makes (center, zfill, tojson's indent...) */
+#define TMPL_WIDTH_MAX 100000
+
 static inline bool name_is(const char *name, const char *lit)
 {
     return !strcmp(name, lit);
 }
 
-/* Argument I, or keyword KW, or DFLT. */
+/* What a filter, test, method or global accepts, as Python declares it: the
+ * calls are checked against it before they run, so that an argument too many,
+ * an unknown keyword or one given twice is an error, as in Jinja2. */
+enum {
+    SIG_VARARGS = 1, /* *args: any number of positional arguments */
+    SIG_VARKW = 2,   /* **kwargs: any keyword */
+    SIG_POSONLY = 4, /* a builtin of Python's that takes no keywords ("str.strip") */
+};
+struct tsig {
+    const char *name;
+    const char *params[5]; /* in order; NULL ends the list */
+    uint8_t required;      /* how many of the first params must be given */
+    uint8_t flags;
+};
+/* The entry of TABLE (ended by a NULL name) for NAME, or NULL. */
+const struct tsig *tmpl_sig_find(const struct tsig *table, const char *name);
+/* Fails with Python's TypeError for a call of SIG that Python would refuse. */
+void tmpl_check_args(struct teval *ev, const struct tsig *sig, size_t n_args, const char **kw_names,
+                     size_t n_kw);
+
+/* Argument I, or keyword KW, or DFLT (the call checked: never both). */
 static inline struct tval arg_or(struct tval *args, size_t n_args, size_t i, const char **kw_names,
                                  struct tval *kw_vals, size_t n_kw, const char *kw,
                                  struct tval dflt)
@@ -406,12 +465,13 @@ struct tval tstr_split(struct teval *ev, struct tval s, struct tval sep, int64_t
 struct tval tstr_replace(struct teval *ev, struct tval s, struct tval old, struct tval new_s,
                          int64_t count);
 struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode);
-struct tval tstr_splitlines(struct teval *ev, struct tval s);
+struct tval tstr_splitlines(struct teval *ev, struct tval s, bool keepends);
 const char *tstr_find(const char *h, size_t hn, const char *n, size_t nn);
 bool tstr_affix(struct teval *ev, struct tval s, struct tval what, bool prefix);
-bool tstr_all_chars(struct tval s, int kind); /* 'a'lpha 'd'igit al'n'um 's'pace 'u'pper 'l'ower */
-int64_t tstr_words(struct tval s);            /* Jinja2's wordcount */
-int64_t tstr_cp_index(const char *base, const char *at);
+/* 'a'lpha 'd'igit al'n'um 's'pace 'u'pper 'l'ower */
+bool tstr_all_chars(struct teval *ev, struct tval s, int kind);
+int64_t tstr_words(struct teval *ev, struct tval s); /* Jinja2's wordcount */
+int64_t tstr_cp_index(struct teval *ev, const char *base, const char *at);
 /* "fmt" % args */
 struct tval tmpl_format(struct teval *ev, struct tval fmt, struct tval args);
 /* A method of str called with arguments. */
@@ -422,7 +482,8 @@ struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struc
 /* Applies filter NAME to V with arguments; fails for an unknown name. */
 struct tval tmpl_filter(struct teval *ev, const char *name, struct tval v, struct tval *args,
                         size_t n_args, const char **kw_names, struct tval *kw_vals, size_t n_kw);
-bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *args, size_t n_args);
+bool tmpl_test(struct teval *ev, const char *name, struct tval v, struct tval *args, size_t n_args,
+               const char **kw_names, struct tval *kw_vals, size_t n_kw);
 bool tmpl_test_exists(const char *name);
 bool tmpl_filter_exists(const char *name);
 /* Attribute NAME of V, as Jinja's sandboxed getattr: methods of str, dict and

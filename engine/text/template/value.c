@@ -3,6 +3,7 @@
  * json.dumps(ensure_ascii=False) for tojson, byte for byte. */
 #include "tmpl.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,13 +83,21 @@ char *tmpl_strdup(struct tstate *st, const char *s, size_t n)
     return p;
 }
 
-void tmpl_work(struct tstate *st, uint64_t n)
+/* 2^18 units: about a millisecond between two calls of the stop function */
+#define WORK_POLL_EVERY (1u << 18)
+
+void tmpl_work_poll(struct tstate *st)
 {
-    if (!st || !st->work_limit) return;
-    st->work += n;
+    if (!st->work_limit) { /* parsing: no limit */
+        st->work_poll = UINT64_MAX;
+        return;
+    }
     if (st->work > st->work_limit)
         tmpl_fail(st, VKLLM_E_INVALID, "template exceeded %llu units of work",
                   (unsigned long long)st->work_limit);
+    if (st->stop && st->stop(st->stop_user)) tmpl_fail(st, VKLLM_E_IO, "stopped");
+    st->work_poll = st->work_limit - st->work < WORK_POLL_EVERY ? st->work_limit + 1
+                                                                : st->work + WORK_POLL_EVERY;
 }
 
 void tmpl_arena_free(struct tstate *st)
@@ -106,6 +115,7 @@ void tmpl_arena_free(struct tstate *st)
 void tbuf_put(struct tstate *st, struct tbuf *b, const char *s, size_t n)
 {
     if (!n) return;
+    tmpl_work(st, WORK_BYTES(n));
     if (b->limit && (n > b->limit || b->n > b->limit - n))
         tmpl_fail(st, VKLLM_E_INVALID, "template output exceeds %zu bytes", b->limit);
     if (n > SIZE_MAX / 4 || b->n > SIZE_MAX / 4) tmpl_fail(st, VKLLM_E_INVALID, "string too long");
@@ -130,11 +140,36 @@ void tbuf_printf(struct tstate *st, struct tbuf *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
+    tmpl_work(st, WORK_PRINTF);
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return;
     tbuf_put(st, b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Numbers and escapes by hand: snprintf costs ten times as much, and a
+ * template may print millions of them. */
+void tbuf_int(struct tstate *st, struct tbuf *b, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--p = '-';
+    tbuf_put(st, b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void tbuf_hex(struct tstate *st, struct tbuf *b, const char *prefix, uint32_t c, int digits)
+{
+    char tmp[16];
+    size_t n = strlen(prefix);
+    tmpl_work(st, WORK_ESCAPE);
+    memcpy(tmp, prefix, n);
+    for (int i = digits - 1; i >= 0; i--)
+        tmp[n++] = "0123456789abcdef"[c >> (4 * i) & 15];
+    tbuf_put(st, b, tmp, n);
 }
 
 /* ============================== UTF-8 ============================== */
@@ -187,14 +222,22 @@ size_t utf8_space(const char *p, const char *end)
     return py_isspace(utf8_decode(p, n)) ? n : 0;
 }
 
-size_t utf8_space_back(const char *start, const char *end)
+/* Every byte that is not a continuation byte starts a character, so the last
+ * character is the one whose lead byte is nearest END, if it reaches END
+ * exactly; else the last byte is a stray one. */
+size_t utf8_back(const char *start, const char *end)
 {
     if (end <= start) return 0;
     const char *p = end - 1;
     while (p > start && end - p < 4 && ((unsigned char)*p & 0xC0) == 0x80)
         p--;
-    if (utf8_len(p, end) != (size_t)(end - p)) p = end - 1;
-    return utf8_space(p, end) == (size_t)(end - p) ? (size_t)(end - p) : 0;
+    return utf8_len(p, end) == (size_t)(end - p) ? (size_t)(end - p) : 1;
+}
+
+size_t utf8_space_back(const char *start, const char *end)
+{
+    size_t k = utf8_back(start, end);
+    return k && utf8_space(end - k, end) == k ? k : 0;
 }
 
 /* ============================== Making values ============================== */
@@ -234,6 +277,7 @@ struct tval tv_list(struct tstate *st, size_t cap)
 void tv_list_push(struct tstate *st, struct tval list, struct tval v)
 {
     struct tlist *l = list.l;
+    tmpl_work(st, 1);
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         if (cap > SIZE_MAX / sizeof(struct tval)) tmpl_fail(st, VKLLM_E_INVALID, "list too long");
@@ -269,9 +313,11 @@ struct tval *tv_dict_getn(struct tstate *st, struct tval dict, const char *key, 
 {
     struct tdict *d = dict.d;
     tmpl_work(st, d->n / 8 + 1);
-    for (size_t i = 0; i < d->n; i++)
-        if (d->k[i].kind == TV_STR && d->k[i].s.n == n && !memcmp(d->k[i].s.p, key, n))
-            return &d->v[i];
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->k[i].kind != TV_STR || d->k[i].s.n != n) continue;
+        tmpl_work(st, WORK_BYTES(n));
+        if (!memcmp(d->k[i].s.p, key, n)) return &d->v[i];
+    }
     return NULL;
 }
 
@@ -348,7 +394,10 @@ static bool equal_at(struct tstate *st, struct tval a, struct tval b, int depth)
     switch (a.kind) {
     case TV_UNDEF:
     case TV_NONE: return true;
-    case TV_STR: return a.s.n == b.s.n && !memcmp(a.s.p, b.s.p, a.s.n);
+    case TV_STR:
+        if (a.s.n != b.s.n) return false;
+        tmpl_work(st, WORK_BYTES(a.s.n));
+        return !memcmp(a.s.p, b.s.p, a.s.n);
     case TV_LIST:
     case TV_TUPLE:
         if (a.l->n != b.l->n) return false;
@@ -397,6 +446,7 @@ static int compare_at(struct tstate *st, struct tval a, struct tval b, int depth
     }
     if (a.kind == TV_STR && b.kind == TV_STR) {
         size_t n = a.s.n < b.s.n ? a.s.n : b.s.n;
+        tmpl_work(st, WORK_BYTES(n));
         int c = n ? memcmp(a.s.p, b.s.p, n) : 0;
         if (c) return c < 0 ? -1 : 1;
         return (a.s.n > b.s.n) - (a.s.n < b.s.n);
@@ -430,8 +480,13 @@ void tv_print_float(struct tstate *st, struct tbuf *b, double f)
         return;
     }
     /* the shortest %e text that reads back as F, then Python's layout of it */
+    tmpl_work(st, WORK_FLOAT);
     char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
+    /* any decimal of 15 digits or fewer survives the trip through a normal
+     * double (DBL_DIG), so when 15 digits read back as F, the shortest text is
+     * those digits less their trailing zeros; otherwise it is 16 or 17 digits.
+     * A subnormal holds fewer digits: search them all. */
+    for (int prec = fabs(f) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*e", prec - 1, f);
         if (strtod(buf, NULL) == f) break;
     }
@@ -517,7 +572,14 @@ static void repr_str(struct tstate *st, struct tbuf *b, const char *s, size_t n)
         } else if (c == '\t') {
             tbuf_put(st, b, "\\t", 2);
         } else if (!py_printable(c)) {
-            tbuf_printf(st, b, c < 0x100 ? "\\x%02x" : c < 0x10000 ? "\\u%04x" : "\\U%08x", c);
+            tbuf_hex(st, b,
+                     c < 0x100     ? "\\x"
+                     : c < 0x10000 ? "\\u"
+                                   : "\\U",
+                     c,
+                     c < 0x100     ? 2
+                     : c < 0x10000 ? 4
+                                   : 8);
         } else {
             tbuf_put(st, b, p, k);
         }
@@ -536,7 +598,7 @@ static void print_at(struct tstate *st, struct tbuf *b, struct tval v, bool repr
         return;
     case TV_NONE: tbuf_put(st, b, "None", 4); return;
     case TV_BOOL: tbuf_put(st, b, v.b ? "True" : "False", v.b ? 4 : 5); return;
-    case TV_INT: tbuf_printf(st, b, "%lld", (long long)v.i); return;
+    case TV_INT: tbuf_int(st, b, v.i); return;
     case TV_FLOAT: tv_print_float(st, b, v.f); return;
     case TV_STR:
         if (repr)
@@ -600,6 +662,7 @@ struct tval tv_concat(struct tstate *st, struct tval a, struct tval b)
 {
     if (!b.s.n) return a;
     if (!a.s.n) return b;
+    tmpl_work(st, WORK_BYTES(b.s.n));
     if (a.s.p + a.s.n == st->str_top && st->str_room >= b.s.n) {
         memcpy(st->str_top, b.s.p, b.s.n);
         st->str_top += b.s.n;
@@ -608,6 +671,7 @@ struct tval tv_concat(struct tstate *st, struct tval a, struct tval b)
     }
     if (a.s.n > SIZE_MAX / 4 || b.s.n > SIZE_MAX / 4)
         tmpl_fail(st, VKLLM_E_INVALID, "string too long");
+    tmpl_work(st, WORK_BYTES(a.s.n));
     size_t n = a.s.n + b.s.n, room = n + 64;
     if (room > (st->limit - st->used) / 2) room = 0; /* near the limit: no reserve */
     char *p = tmpl_alloc(st, n + room);
@@ -637,7 +701,7 @@ static void json_str(struct tstate *st, struct tbuf *b, const char *s, size_t n)
         case '\t': tbuf_put(st, b, "\\t", 2); break;
         case '\b': tbuf_put(st, b, "\\b", 2); break;
         case '\f': tbuf_put(st, b, "\\f", 2); break;
-        default: tbuf_printf(st, b, "\\u%04x", c);
+        default: tbuf_hex(st, b, "\\u", c, 4);
         }
     }
     tbuf_put(st, b, s + run, n - run);
@@ -668,7 +732,11 @@ static void json_key(struct tstate *st, struct tbuf *b, struct tval k)
     case TV_STR: json_str(st, b, k.s.p, k.s.n); return;
     case TV_NONE: tbuf_put(st, b, "\"null\"", 6); return;
     case TV_BOOL: tbuf_put(st, b, k.b ? "\"true\"" : "\"false\"", k.b ? 6 : 7); return;
-    case TV_INT: tbuf_printf(st, b, "\"%lld\"", (long long)k.i); return;
+    case TV_INT:
+        tbuf_putc(st, b, '"');
+        tbuf_int(st, b, k.i);
+        tbuf_putc(st, b, '"');
+        return;
     case TV_FLOAT:
         tbuf_putc(st, b, '"');
         json_float(st, b, k.f);
@@ -720,7 +788,7 @@ void tv_json(struct tstate *st, struct tbuf *b, struct tval v, const struct tjso
     switch (v.kind) {
     case TV_NONE: tbuf_put(st, b, "null", 4); return;
     case TV_BOOL: tbuf_put(st, b, v.b ? "true" : "false", v.b ? 4 : 5); return;
-    case TV_INT: tbuf_printf(st, b, "%lld", (long long)v.i); return;
+    case TV_INT: tbuf_int(st, b, v.i); return;
     case TV_FLOAT: json_float(st, b, v.f); return;
     case TV_STR: json_str(st, b, v.s.p, v.s.n); return;
     case TV_LIST:
