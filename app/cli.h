@@ -24,6 +24,12 @@ const char *cli_shown(const char *text);
  * goes nowhere. main reports the failure when the command returns. */
 bool cli_flush(void);
 
+/* Writes LEN bytes of TEXT (generated or rendered from a model's file) to
+ * stdout: on a terminal through vkllm_printable_text, so that an escape
+ * sequence in a token or a template cannot act on it; to a pipe or a file
+ * as they are, since scripts rely on the exact text. */
+void cli_write_text(const char *text, size_t len);
+
 /* All of PATH, malloc'd and NUL-terminated, its size in *LEN; NULL after an
  * error line ("PATH: cannot open: ..."). A pipe or FIFO is read as cat reads
  * it (waiting for a writer: process substitution and /dev/stdin are pipes);
@@ -50,10 +56,12 @@ void cli_warn_context(const vkllm_model *model, uint32_t n_ctx);
  * command that loads a model calls it once, after the load. */
 void cli_vocab_warnings(const vkllm_vocab *v);
 
-/* Whether VALUE, given to FLAG (--stop), is valid UTF-8; else prints an error
- * and returns false: generated text is always valid UTF-8, so such a stop
- * string could never match. */
+/* Whether vkllm_stream_add_stop takes VALUE, given to FLAG (--stop); else
+ * prints its error and returns false. */
 bool cli_stop_text(const char *flag, const char *value);
+
+/* Whether the NUL-terminated S is valid UTF-8. */
+bool cli_utf8(const char *s);
 
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);

@@ -211,7 +211,7 @@ static bool reply(struct chat_state *cs)
             cli_error("%s", vkllm_strerror(st));
             return false;
         }
-        fwrite(text, 1, len, stdout);
+        cli_write_text(text, len);
         if (!cli_flush()) return false; /* no one reads the replies */
         if (st != VKLLM_STREAM_MORE) break;
         if (cs->n_predict >= 0 && n_gen >= cs->n_predict) break;
@@ -226,7 +226,7 @@ static bool reply(struct chat_state *cs)
         }
     }
     vkllm_stream_finish(cs->stream, &text, &len);
-    fwrite(text, 1, len, stdout);
+    cli_write_text(text, len);
     fputc('\n', stdout);
     if (!cli_flush()) return false;
     if (why) fprintf(stderr, "vkllm: %s\n", why);

@@ -3,7 +3,9 @@
  * figures can be compared digit for digit:
  *
  *   - the whole text is tokenized once, with BOS if the vocabulary adds it
- *     (llama.cpp's -f also drops one trailing newline from the file);
+ *     (llama.cpp's -f also drops one trailing newline from the file); with
+ *     --chunks, only a prefix long enough for those windows is (a 100 MB text
+ *     is minutes and gigabytes of tokens that would go unused);
  *   - it is cut into non-overlapping windows of CTX tokens (a last, partial
  *     window is left out); each window starts from an empty KV cache, with its
  *     first token replaced (not preceded) by BOS;
@@ -51,6 +53,61 @@ static double token_nll(const float *logits, int32_t n_vocab, int32_t target)
     for (int32_t i = 0; i < n_vocab; i++)
         sum += expf(logits[i] - max);
     return -((double)(logits[target] - max) - log(sum));
+}
+
+/* ============================== Tokenizing ============================== */
+
+/* Tokens that a prefix's tokenization must have past the NEED ones used:
+ * the last words before a cut may tokenize differently from the whole text
+ * (a word cut short, a merge across the cut), never text this far back. */
+enum { CUT_MARGIN = 64 };
+
+/* Tokenizes the first LEN bytes of TEXT into *TOKENS (realloc'd), with BOS as
+ * the vocabulary asks; the count, or -1 after an error line. */
+static int tokenize(const vkllm_vocab *vocab, const char *path, const char *text, size_t len,
+                    int32_t **tokens)
+{
+    if (len > 16u << 20) /* one call, no progress of its own: say why it is quiet */
+        fprintf(stderr, "vkllm: tokenizing %.1f MiB of text\n", len / 1048576.0);
+    int cap = len < (size_t)(1 << 30) ? (int)len + 16 : 1 << 30, n;
+    for (;;) {
+        int32_t *p = realloc(*tokens, (size_t)cap * sizeof *p);
+        if (!p) {
+            cli_error("%s: out of memory tokenizing the text", path);
+            return -1;
+        }
+        *tokens = p;
+        n = vkllm_tokenize(vocab, text, len, true, false, *tokens, cap);
+        if (n <= cap) break;
+        cap = n;
+    }
+    if (n < 0) cli_error("%s: could not tokenize the text (%s)", path, vkllm_strerror(n));
+    return n;
+}
+
+/* The tokens of TEXT (LEN bytes) into *TOKENS, as tokenizing all of it gives
+ * them; NEED > 0 asks only for the first NEED: a prefix ending at a line (or
+ * a word) is tokenized, doubled until it gives NEED tokens and CUT_MARGIN
+ * more. *WHOLE tells whether all of the text was. The count, or -1 after an
+ * error line. */
+static int tokenize_text(const vkllm_vocab *vocab, const char *path, const char *text, size_t len,
+                         long long need, int32_t **tokens, bool *whole)
+{
+    /* a first guess of 4 bytes a token; a wrong guess costs a doubling */
+    size_t take = need > 0 && need < (long long)(len / 8) ? (size_t)need * 4 + 4096 : len;
+    for (;;) {
+        size_t cut = len;
+        if (take < len) {
+            const char *nl = memchr(text + take, '\n', len - take);
+            const char *sp = nl ? nl : memchr(text + take, ' ', len - take);
+            if (sp) cut = (size_t)(sp - text) + 1;
+        }
+        int n = tokenize(vocab, path, text, cut, tokens);
+        *whole = cut == len;
+        if (n < 0 || *whole) return n;
+        if (n >= need + CUT_MARGIN) return (int)need;
+        take = take > len / 2 ? len : take * 2;
+    }
 }
 
 /* ============================== Command ============================== */
@@ -129,23 +186,11 @@ int cmd_perplexity(int argc, char **argv)
     const int32_t n_vocab = vkllm_vocab_n_tokens(vocab);
     const bool add_bos = vkllm_vocab_add_bos(vocab) && vkllm_vocab_bos(vocab) >= 0;
 
-    /* ---- tokenize the whole text, as llama-perplexity: add_special, no parsing of <s> */
-    int cap = len < (size_t)(1 << 30) ? (int)len + 16 : 1 << 30, n_tokens;
-    for (;;) {
-        int32_t *p = realloc(tokens, (size_t)cap * sizeof *p);
-        if (!p) {
-            cli_error("%s: out of memory tokenizing the text", text_path);
-            goto done;
-        }
-        tokens = p;
-        n_tokens = vkllm_tokenize(vocab, text, len, true, false, tokens, cap);
-        if (n_tokens <= cap) break;
-        cap = n_tokens;
-    }
-    if (n_tokens < 0) {
-        cli_error("%s: could not tokenize the text (%s)", text_path, vkllm_strerror(n_tokens));
-        goto done;
-    }
+    /* ---- tokenize the text, as llama-perplexity: add_special, no parsing of <s> */
+    bool whole;
+    const int n_tokens = tokenize_text(vocab, text_path, text, len,
+                                       n_chunks > 0 ? n_chunks * n_ctx : -1, &tokens, &whole);
+    if (n_tokens < 0) goto done;
     if (n_tokens < n_ctx) {
         cli_error("%s: the text is %d tokens, shorter than one window of %lld (-c)", text_path,
                   n_tokens, n_ctx);
@@ -161,10 +206,10 @@ int cmd_perplexity(int argc, char **argv)
         cli_error("out of memory");
         goto done;
     }
-    fprintf(stderr, "vkllm: %s on %s: %d tokens, %d windows of %lld, batch %lld\n",
-            cli_shown(model_path), vkllm_context_device(ctx)->name, n_tokens, n_chunk, n_ctx,
-            n_batch);
-    if (n_tokens < 2 * n_ctx)
+    fprintf(stderr, "vkllm: %s on %s: %s%d tokens, %d windows of %lld, batch %lld\n",
+            cli_shown(model_path), vkllm_context_device(ctx)->name, whole ? "" : "the first ",
+            n_tokens, n_chunk, n_ctx, n_batch);
+    if (whole && n_tokens < 2 * n_ctx)
         fprintf(stderr,
                 "vkllm: note: llama-perplexity refuses texts under %lld tokens "
                 "(twice the window)\n",

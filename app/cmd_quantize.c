@@ -114,11 +114,13 @@ struct bar {
     bool tty;       /* stderr is a terminal: one line redrawn, else a line per tensor */
     uint64_t shown; /* tensors announced so far (plain lines) */
     double t0;
+    struct vkllm_quantize_progress last; /* its fallback counts, for the warning */
 };
 
 static bool on_progress(const struct vkllm_quantize_progress *p, void *user)
 {
     struct bar *b = user;
+    b->last = *p;
     const char *from = vkllm_type_info(p->from_type)->name, *to = vkllm_type_info(p->to_type)->name;
     char name[4 * 63 + 1]; /* a GGUF tensor name (at most 63 bytes) is file text: shown escaped */
     vkllm_printable(name, sizeof name, p->name, strlen(p->name));
@@ -136,6 +138,24 @@ static bool on_progress(const struct vkllm_quantize_progress *p, void *user)
                 (unsigned long long)p->n_tensors, name, from, to);
     }
     return !interrupted;
+}
+
+/* One line for the tensors whose rows are not whole blocks of TYPE, which
+ * llama-quantize ends with too ("N of M tensor(s) required fallback
+ * quantization"): the file is not all TYPE, though general.file_type says so. */
+static void warn_fallbacks(const struct vkllm_quantize_progress *p, const char *type)
+{
+    if (!p->n_fallback) return;
+    char types[128] = "";
+    for (uint32_t t = 0; t < 64; t++)
+        if (p->fallback_types >> t & 1)
+            snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s",
+                     types[0] ? "/" : "", vkllm_type_info(t)->name);
+    fprintf(
+        stderr,
+        "warning: %llu of %llu tensors fell back to %s: their rows are not whole blocks of %s\n",
+        (unsigned long long)p->n_fallback, (unsigned long long)p->n_quantized, types,
+        cli_shown(type));
 }
 
 static void print_types(FILE *f)
@@ -198,6 +218,7 @@ int cmd_quantize(int argc, char **argv)
         fprintf(stderr, "vkllm: wrote %s (%.2f MiB, from %.2f MiB) in %.1f s\n",
                 cli_shown(paths[1]), file_mib(paths[1]), file_mib(paths[0]),
                 (cli_now_ms() - bar.t0) / 1e3);
+    if (!rc) warn_fallbacks(&bar.last, paths[2]);
     signals_restore(&sigs);
     /* the signal was blocked, or its default action ignores it */
     if (interrupted) return 128 + interrupted;

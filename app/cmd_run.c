@@ -58,6 +58,9 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!VALUE()) return 1;
             prompt = v;
+            /* as chat refuses such a message: the echo and the output are
+             * whole UTF-8 characters */
+            if (!cli_utf8(prompt)) return cli_error("%s: the prompt is not valid UTF-8", a);
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &n_predict)) return 1;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
@@ -155,7 +158,9 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     if ((uint32_t)n_prompt >= cap) {
-        cli_error("the prompt is %d tokens; the context holds %u (use -c)", n_prompt, cap);
+        cli_error("the prompt is %d tokens, so the context needs at least %d (the prompt and one "
+                  "token to generate) but holds %u (use -c)",
+                  n_prompt, n_prompt + 1, cap);
         goto done;
     }
     if (n_prompt == 0) { /* no BOS and no text: start from token 0 rather than nothing */
@@ -165,15 +170,18 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < n_prompt; i++)
         vkllm_sampler_accept(sampler, tokens[i]);
 
-    fputs(prompt, stdout);
+    cli_write_text(prompt, strlen(prompt));
     if (!cli_flush()) goto done; /* main reports why */
     double t_prompt = cli_now_ms();
     if (vkllm_session_decode(session, tokens, (uint32_t)n_prompt, &err)) goto fail;
     t_prompt = cli_now_ms() - t_prompt;
     double gpu_prompt = vkllm_session_last_gpu_ms(session), gpu_gen = 0.0;
 
-    double t_gen = cli_now_ms();
-    long long n_gen = 0;
+    /* The first token comes from the prompt's logits; each later one costs a
+     * decode. The speed is decodes over the time from the first decode on, as
+     * llama.cpp's eval line counts it, so a short run does not overstate it. */
+    double t_gen = 0.0, t_first = 0.0;
+    long long n_gen = 0, n_decode = 0;
     bool full = false;
     const char *text;
     size_t text_len;
@@ -189,25 +197,27 @@ int cmd_run(int argc, char **argv)
             cli_error("%s", vkllm_strerror(st));
             goto done;
         }
-        fwrite(text, 1, text_len, stdout);
+        cli_write_text(text, text_len);
         if (!cli_flush()) goto done; /* no one reads the rest: main reports why */
         if (st != VKLLM_STREAM_MORE) break;
         if ((full = vkllm_session_pos(session) >= cap)) break;
         if (n_predict >= 0 && n_gen >= n_predict) break;
+        if (!n_decode) t_first = cli_now_ms();
         if (vkllm_session_decode(session, &tok, 1, &err)) goto fail;
+        n_decode++;
         gpu_gen += vkllm_session_last_gpu_ms(session);
     }
-    t_gen = cli_now_ms() - t_gen;
+    if (n_decode) t_gen = cli_now_ms() - t_first;
     vkllm_stream_finish(stream, &text, &text_len); /* what was held back */
-    fwrite(text, 1, text_len, stdout);
+    cli_write_text(text, text_len);
     fputc('\n', stdout);
     fflush(stdout); /* the story's last line before the notes on stderr */
     if (full) fprintf(stderr, "vkllm: context full (%u tokens)\n", cap);
     fprintf(stderr,
-            "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s, GPU %.1f ms); generated %lld tokens "
-            "in %.1f ms (%.1f tok/s, GPU %.2f ms per token)\n",
-            n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), gpu_prompt, n_gen, t_gen,
-            n_gen / (t_gen / 1e3), n_gen > 1 ? gpu_gen / (double)(n_gen - 1) : 0.0);
+            "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s, GPU %.1f ms); generated %lld tokens, "
+            "%lld decodes in %.1f ms (%.1f tok/s, GPU %.2f ms per token)\n",
+            n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), gpu_prompt, n_gen, n_decode, t_gen,
+            n_decode ? n_decode / (t_gen / 1e3) : 0.0, n_decode ? gpu_gen / (double)n_decode : 0.0);
     status = 0;
     goto done;
 fail:

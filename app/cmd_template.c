@@ -2,6 +2,7 @@
  * of a JSON file and prints the prompt exactly, nothing added. Needs no GPU:
  * with -m only the GGUF metadata is read. */
 #include "cli.h"
+#include "text/template/template.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -63,6 +64,11 @@ int cmd_template(int argc, char **argv)
     size_t context_len = 0;
     char *context_text = cli_read_file(context_path, &context_len);
     if (!context_text) return 1;
+    struct vkllm_error cerr = {0};
+    if (tmpl_json_check(context_text, context_len, context_path, &cerr)) {
+        free(context_text);
+        return cli_error("%s", cerr.msg);
+    }
     json_error_t jerr;
     json_t *ctx = json_loadb(context_text, context_len, JSON_ALLOW_NUL, &jerr);
     free(context_text);
@@ -120,8 +126,8 @@ int cmd_template(int argc, char **argv)
         cli_error("%s: %s", name, err.msg);
         goto done;
     }
-    fwrite(out, 1, out_len, stdout);
-    if (!cli_flush()) goto done; /* main reports why */
+    cli_write_text(out, out_len); /* a template in a model file is file text */
+    if (!cli_flush()) goto done;  /* main reports why */
     status = 0;
 done:
     free(out);

@@ -73,8 +73,11 @@ int cmd_tokenize(int argc, char **argv)
     }
     if (!model_path) model_path = getenv("VKLLM_MODEL");
     if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
-    if ((text != NULL) + (file != NULL) + (cases != NULL) != 1)
+    int n_sources = (text != NULL) + (file != NULL) + (cases != NULL);
+    if (n_sources == 0)
         return cli_error("vkllm tokenize needs one of -p TEXT, -f FILE or --cases FILE");
+    if (n_sources > 1)
+        return cli_error("vkllm tokenize takes only one of -p TEXT, -f FILE or --cases FILE");
 
     size_t len = 0;
     char *file_text = NULL;

@@ -1,6 +1,7 @@
 /* main.c: the vkllm command line: dispatch to subcommands, and the argument
  * helpers they share. */
 #include "cli.h"
+#include "number.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: vkllm COMMAND [options]\n"
@@ -111,17 +113,18 @@ char *cli_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Both through number.h: decimal only, no blanks or hex, and a number too
+ * large for 64 bits (or a double) is out of range, not "not a number". */
 bool cli_int(const char *flag, const char *value, long long min, long long max, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (!*value || *end || errno) {
+    int64_t v;
+    bool range;
+    if (number_int(value, &v, &range) && !range) {
         cli_error("%s: '%s' is not an integer", flag, value);
         return false;
     }
-    if (v < min || v > max) {
-        cli_error("%s: %lld is out of range [%lld, %lld]", flag, v, min, max);
+    if (range || v < min || v > max) {
+        cli_error("%s: %s is out of range [%lld, %lld]", flag, cli_shown(value), min, max);
         return false;
     }
     *out = v;
@@ -130,15 +133,14 @@ bool cli_int(const char *flag, const char *value, long long min, long long max, 
 
 bool cli_float(const char *flag, const char *value, double min, double max, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(value, &end);
-    if (!*value || *end || errno || isnan(v)) {
-        cli_error("%s: '%s' is not a number", flag, value);
+    double v;
+    bool range;
+    if (number_float(value, &v, &range) && !range) {
+        cli_error("%s: '%s' is not a number (decimal, e.g. 0.8 or 1e-3)", flag, value);
         return false;
     }
-    if (v < min || v > max) {
-        cli_error("%s: %g is out of range [%g, %g]", flag, v, min, max);
+    if (range || v < min || v > max) {
+        cli_error("%s: %s is out of range [%g, %g]", flag, cli_shown(value), min, max);
         return false;
     }
     *out = v;
@@ -199,12 +201,22 @@ static bool valid_utf8(const unsigned char *p)
     return true;
 }
 
+bool cli_utf8(const char *s)
+{
+    return valid_utf8((const unsigned char *)s);
+}
+
 bool cli_stop_text(const char *flag, const char *value)
 {
-    if (valid_utf8((const unsigned char *)value)) return true;
-    cli_error("%s: '%s' is not valid UTF-8, so the output (always valid UTF-8) can never hold it",
-              flag, value);
-    return false;
+    /* the engine's rule, checked here already so that a bad flag fails
+     * before the model loads */
+    struct vkllm_error err = {0};
+    vkllm_stream *s = NULL;
+    int rc = vkllm_stream_create(NULL, false, &s, &err);
+    if (!rc) rc = vkllm_stream_add_stop(s, value, &err);
+    vkllm_stream_free(s);
+    if (rc) cli_error("%s: %s", flag, err.msg);
+    return !rc;
 }
 
 double cli_now_ms(void)
@@ -212,6 +224,23 @@ double cli_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+void cli_write_text(const char *text, size_t len)
+{
+    static int tty = -1;
+    if (tty < 0) tty = isatty(STDOUT_FILENO);
+    if (!tty) {
+        fwrite(text, 1, len, stdout);
+        return;
+    }
+    char buf[4096];
+    while (len) {
+        size_t took = vkllm_printable_text(buf, sizeof buf, text, len);
+        fputs(buf, stdout);
+        text += took;
+        len -= took;
+    }
 }
 
 /* Why the first write to stdout failed, as cli_flush saw it; 0: not seen. */

@@ -82,10 +82,13 @@ int vkllm_fail(struct vkllm_error *err, int code, const char *fmt, ...)
  * cuts a character or an escape in two. Returns how many bytes of SRC it
  * took: LEN when everything fitted; 4 * LEN + 1 bytes of DST always suffice. */
 size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len);
+/* The same for running text (generated tokens, a rendered template) shown on
+ * a terminal: newlines and tabs pass as they are, everything else as above. */
+size_t vkllm_printable_text(char *dst, size_t cap, const char *src, size_t len);
 
 /* Writes LEN bytes of DATA to PATH so that PATH is always either the old file
- * or the whole new one: a temporary file beside it (NAME.tmp-XXXXXX beside the
- * file a symbolic link names, when PATH is one), fsync, rename. On failure
+ * or the whole new one: a temporary file beside it (.vkllm.tmp-XXXXXX beside
+ * the file a symbolic link names, when PATH is one), fsync, rename. On failure
  * PATH is untouched and no temporary file is left (a process killed mid-write
  * leaves one, which readers must ignore). */
 int vkllm_write_file(const char *path, const void *data, size_t len, struct vkllm_error *err);
@@ -279,8 +282,14 @@ int vkllm_gguf_writer_set_arr(vkllm_gguf_writer *w, const char *key, enum vkllm_
 /* An array of N strings, copied. LENS may be NULL for NUL-terminated strings. */
 int vkllm_gguf_writer_set_arr_str(vkllm_gguf_writer *w, const char *key, const char *const *strs,
                                   const uint64_t *lens, uint64_t n);
-/* Copies a key/value (of any type, arrays included) from an open file. */
+/* Copies a key/value (of any type, arrays included) from an open file.
+ * VKLLM_E_IO if the stop function (below) said to stop while it copied. */
 int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *kv);
+/* Sets GO_ON(USER), asked every few megabytes while _copy_kv copies and _write
+ * builds and writes the file: when it returns false they stop, and every later
+ * _copy_kv and _write fails (VKLLM_E_IO, "PATH: stopped"; nothing left at
+ * PATH). NULL (the default): never stops. */
+void vkllm_gguf_writer_set_stop(vkllm_gguf_writer *w, bool (*go_on)(void *user), void *user);
 /* Sets the data alignment (a power of two; default 32, written as general.alignment
  * only when it differs). */
 int vkllm_gguf_writer_set_alignment(vkllm_gguf_writer *w, uint32_t alignment);
@@ -624,6 +633,13 @@ struct vkllm_quantize_progress {
     const char *name;            /* its name */
     uint32_t from_type, to_type; /* enum vkllm_type */
     float fraction;              /* of all the model's elements written, 0..1 */
+    /* Of the N_QUANTIZED tensors TYPE (or its mix) gives a block format,
+     * N_FALLBACK have rows that are not whole blocks of it and get another
+     * format (as llama-quantize's "required fallback quantization": F16, or
+     * Q4_0, Q5_0, Q5_1, Q8_0, IQ4_NL for the 256-block formats);
+     * FALLBACK_TYPES has bit (1 << enum vkllm_type) set for each. general.file_type still names
+     * TYPE, as llama-quantize writes it. Known from the first call on. */
+    uint64_t n_quantized, n_fallback, fallback_types;
 };
 
 struct vkllm_quantize_params {
@@ -644,7 +660,7 @@ struct vkllm_quantize_params {
 };
 
 /* Reads IN_PATH and writes OUT_PATH, through a temporary file beside it
- * (OUT_PATH.tmp-XXXXXX) renamed at the end: a failed or stopped run leaves no
+ * (.vkllm.tmp-XXXXXX) renamed at the end: a failed or stopped run leaves no
  * OUT_PATH and no temporary file. */
 int vkllm_quantize(const char *in_path, const char *out_path,
                    const struct vkllm_quantize_params *params, struct vkllm_error *err);
@@ -700,7 +716,8 @@ enum vkllm_stream_state {
 int vkllm_stream_create(const vkllm_vocab *vocab, bool ignore_eog, vkllm_stream **out,
                         struct vkllm_error *err);
 void vkllm_stream_free(vkllm_stream *s);
-/* Adds a stop string (copied; an empty one is ignored). */
+/* Adds a stop string (copied). An empty one, or one that is not valid UTF-8,
+ * could never match: VKLLM_E_INVALID. */
 int vkllm_stream_add_stop(vkllm_stream *s, const char *stop, struct vkllm_error *err);
 /* Starts a new reply: forgets held text and the reply so far, keeps the stop strings. */
 void vkllm_stream_reset(vkllm_stream *s);

@@ -6,6 +6,7 @@
  *   craft_gguf IN OUT [--str KEY VALUE] [--str-x KEY VALUE] [--u32 KEY N]
  *                     [--rename OLD NEW] [--shape NAME N0,N1,...]
  *                     [--token-suffix TEXT] [--token-type ID TYPE]
+ *                     [--empty-strs KEY N]
  *
  * --str and --u32 set (or add) a key; --str-x does as --str with "\xNN" in
  * VALUE standing for a byte (a NUL too); --rename renames a tensor; --shape
@@ -13,7 +14,8 @@
  * a 0 makes it empty); --token-suffix appends TEXT to every normal token of
  * tokenizer.ggml.tokens (type 1), so that whatever a model generates is that
  * long; --token-type sets the type of token ID in tokenizer.ggml.token_type
- * (any int32). Each may be repeated.
+ * (any int32); --empty-strs sets KEY to an array of N empty strings (a
+ * header of 8 * N bytes that takes seconds to copy). Each may be repeated.
  */
 #include "gguf_copy.h"
 #include "vkllm.h"
@@ -132,12 +134,25 @@ static int suffix_tokens(vkllm_gguf_writer *w, const vkllm_gguf *g, const char *
     return rc ? fail("could not rewrite the tokens") : 0;
 }
 
+/* KEY = an array of N empty strings. */
+static int set_empty_strs(vkllm_gguf_writer *w, const char *key, uint64_t n)
+{
+    const char **strs = malloc((n ? n : 1) * sizeof *strs);
+    if (!strs) return fail("--empty-strs: out of memory");
+    for (uint64_t i = 0; i < n; i++)
+        strs[i] = "";
+    int rc = vkllm_gguf_writer_set_arr_str(w, key, strs, NULL, n);
+    free(strs);
+    return rc ? fail("--empty-strs: cannot set the key") : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3 || argv[1][0] == '-') {
         fputs("usage: craft_gguf IN OUT [--str KEY VALUE] [--str-x KEY VALUE] [--u32 KEY N]\n"
               "                         [--rename OLD NEW] [--shape NAME N0,N1,...]\n"
-              "                         [--token-suffix TEXT] [--token-type ID TYPE]\n",
+              "                         [--token-suffix TEXT] [--token-type ID TYPE]\n"
+              "                         [--empty-strs KEY N]\n",
               stderr);
         return 1;
     }
@@ -157,7 +172,8 @@ int main(int argc, char **argv)
     for (int i = 3; i < argc && !rc; i++) {
         const char *a = argv[i];
         bool two = !strcmp(a, "--str") || !strcmp(a, "--str-x") || !strcmp(a, "--u32") ||
-                   !strcmp(a, "--rename") || !strcmp(a, "--shape") || !strcmp(a, "--token-type");
+                   !strcmp(a, "--rename") || !strcmp(a, "--shape") || !strcmp(a, "--token-type") ||
+                   !strcmp(a, "--empty-strs");
         if (i + (two ? 2 : 1) >= argc) {
             rc = fail("an option lacks its value");
         } else if (!strcmp(a, "--str")) {
@@ -176,6 +192,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--rename") && n_renames < MAX_EDITS) {
             renames[n_renames][0] = argv[i + 1];
             renames[n_renames++][1] = argv[i + 2];
+        } else if (!strcmp(a, "--empty-strs")) {
+            rc = set_empty_strs(w, argv[i + 1], strtoull(argv[i + 2], NULL, 10));
         } else if (!strcmp(a, "--token-suffix")) {
             rc = suffix_tokens(w, g, argv[i + 1]);
         } else {

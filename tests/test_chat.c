@@ -368,6 +368,26 @@ static void test_fallback(void)
     struct vkllm_chat_turn t;
     CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
     vkllm_chat_free(c);
+    /* a template that leaves the messages out ran every turn on BOS alone,
+     * silently: one note, not one a turn */
+    c = new_chat(s, "{% for m in messages %}{% endfor %}x");
+    REQUIRE(vkllm_chat_add(c, "user", "hi", 2, &err) == VKLLM_OK);
+    before = notices;
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(notices == before + 1 && strstr(last_notice, "does not contain the user's message"),
+          "%d notes: %s", notices - before, last_notice);
+    REQUIRE(vkllm_chat_add(c, "assistant", "a", 1, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "again", 5, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(notices == before + 1, "%d notes for two turns", notices - before);
+    vkllm_chat_free(c);
+    /* one that trims the message (Llama 3's) holds it: no note */
+    c = new_chat(s, "{% for m in messages %}{{ m.content | trim }}{% endfor %}");
+    REQUIRE(vkllm_chat_add(c, "user", " hi\n", 4, &err) == VKLLM_OK);
+    before = notices;
+    REQUIRE(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(notices == before, "note: %s", last_notice);
+    vkllm_chat_free(c);
     vkllm_session_free(s);
 }
 
@@ -499,6 +519,18 @@ static void test_too_long(void)
     REQUIRE(fclose(f) == 0);
     CHECK(vkllm_chat_load(c, path, &err) == VKLLM_E_IO);
     CHECK(strstr(err.msg, "larger than 256 MiB") != NULL, "%s", err.msg);
+    /* 3 MB of "[]," (a million values): refused before Jansson builds a tree
+     * of it (30 MB of it took 15 s and 2.95 GB) */
+    REQUIRE((f = fopen(path, "w")) != NULL);
+    fputs("{\"messages\": [], \"x\": [", f);
+    for (int i = 0; i < 500000; i++)
+        fputs("[],", f);
+    fputs("[]]}", f);
+    REQUIRE(fclose(f) == 0);
+    CHECK(vkllm_chat_load(c, path, &err) == VKLLM_E_FORMAT);
+    CHECK(strstr(err.msg, "chat-long-system.json: more than 1000000 JSON values") != NULL, "%s",
+          err.msg);
+    CHECK(vkllm_chat_count(c) == 1, "a refused file changed the conversation");
     unlink(path);
     free(big);
     vkllm_chat_free(c);

@@ -221,5 +221,60 @@ t "$vkllm" run -m "$scratch/types.gguf" -n 1 -p Once >/dev/null 2>"$scratch/stde
     grep -q "^warning: .*types.gguf: 2 tokens of tokenizer.ggml.token_type are not a type 0..6 (token 300: 99)" \
         "$scratch/stderr" || fail "token types 99 and -5: expected one warning, got: $(cat "$scratch/stderr")"
 
+# ---- generated and rendered text on a terminal (probe round 2, P-5 and P-8)
+# A token (or a chat template) from the file carrying ESC ] 52 (clipboard
+# write) and BEL reached a terminal raw from run, chat and template -m; on a
+# terminal it is escaped now (newlines and tabs kept), to a pipe it stays
+# exact. A pseudo-terminal from script(1) stands in for the user's terminal.
+on_tty() { # FILE COMMAND: COMMAND's stdout, seen through a terminal, into FILE
+    local file=$1
+    shift
+    t script -qec "$* 2>/dev/null" /dev/null </dev/null >"$file" 2>/dev/null
+}
+esc=$'\e' bel=$'\a'
+"$craft" "$model" "$scratch/esc-token.gguf" --token-suffix "${esc}]52;c;cHduZWQ=${bel}" ||
+    fail "craft_gguf esc-token"
+"$craft" "$model" "$scratch/esc-tpl.gguf" --str tokenizer.chat_template \
+    "A${esc}]52;c;eA==${bel}"$'\t'"B"$'\n'"C{% for m in messages %}{{ m.content }}{% endfor %}" ||
+    fail "craft_gguf esc-tpl"
+printf '{%% for m in messages %%}{{ m.content }}{%% endfor %%}' >"$scratch/content.jinja"
+printf '{"messages":[{"role":"user","content":"hi"}]}' >"$scratch/ctx.json"
+run_esc="$vkllm run -m $scratch/esc-token.gguf -p Once -n 3 --temp 0"
+chat_esc="printf 'Once\n' | $vkllm chat -m $scratch/esc-token.gguf --chat-template-file \
+$scratch/content.jinja -n 3 --temp 0"
+tpl_esc="$vkllm template -m $scratch/esc-tpl.gguf --context $scratch/ctx.json"
+for c in run_esc chat_esc tpl_esc; do
+    on_tty "$scratch/tty" "${!c}"
+    checks=$((checks + 1))
+    grep -qF '\x1b]52;c;' "$scratch/tty" && grep -qF '\x07' "$scratch/tty" ||
+        fail "$c: no escaped sequence on the terminal: $(od -c "$scratch/tty" | head -3)"
+    # script turns each newline into CR LF: the CRs are the terminal's own;
+    # tabs are kept (checked below)
+    tr -d '\r' <"$scratch/tty" >"$scratch/tty.txt"
+    tr -d '\t' <"$scratch/tty.txt" >"$scratch/tty-notab.txt"
+    expect_printable "$c on a terminal" "$scratch/tty-notab.txt"
+    checks=$((checks + 1))
+    t bash -c "${!c}" 2>/dev/null | grep -qF "${esc}]52;c;" ||
+        fail "$c: the text to a pipe is not exact"
+done
+checks=$((checks + 1))
+grep -q $'^A\\\\x1b]52;c;eA==\\\\x07\tB$' "$scratch/tty.txt" ||
+    fail "template -m on a terminal: the tab or the newline was escaped: $(od -c "$scratch/tty.txt" | head)"
+# P-8.8: an invalid UTF-8 prompt was echoed raw; refused now, as chat refuses it
+expect_error "run -p invalid UTF-8" "-p: the prompt is not valid UTF-8" "$vkllm" run -p $'\xff\xfe' -n 1
+# P-8.1: an empty stop string was accepted and never acted
+expect_error "run --stop ''" "--stop: an empty stop string can never act" "$vkllm" run --stop '' -n 1
+expect_error "chat --stop ''" "--stop: an empty stop string can never act" "$vkllm" chat --stop '' </dev/null
+# P-4.3: a prompt as long as the context said it "holds 5"
+expect_error "run -c 5 with a 5-token prompt" "the prompt is 5 tokens, so the context needs at least 6" \
+    "$vkllm" run -c 5 -p "Once upon a time" -n 1
+# P-8.6: the first token comes from the prompt's logits: n tokens are n-1 decodes
+for n in 1 3; do
+    checks=$((checks + 1))
+    t "$vkllm" run -p Once -n $n --temp 0 --ignore-eos >/dev/null 2>"$scratch/stderr"
+    grep -q "generated $n tokens, $((n - 1)) decodes in" "$scratch/stderr" ||
+        fail "run -n $n: the speed line does not count $((n - 1)) decodes: $(tail -1 "$scratch/stderr")"
+done
+
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

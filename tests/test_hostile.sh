@@ -265,9 +265,14 @@ for cmd in $commands; do
             check fail "$vkllm" "$cmd" "$flag" "" "$@"
             check fail "$vkllm" "$cmd" "$flag" "gpu$EVIL" "$@"
             ;;
-        text) # an empty text is a text: an empty prompt, system prompt or stop string
+        text) # an empty text is a text (an empty prompt or system prompt), but an
+            # empty stop string could never act: refused
             if [ "$cmd" = chat ]; then stdin=$scratch/ctx.json; fi
-            check ok "$vkllm" "$cmd" "$flag" "" "$@"
+            if [ "$flag" = --stop ]; then
+                pattern="empty stop string" check fail "$vkllm" "$cmd" "$flag" "" "$@"
+            else
+                check ok "$vkllm" "$cmd" "$flag" "" "$@"
+            fi
             ;;
         other) echo "note: vkllm $cmd $flag $value: a placeholder this script does not know" >&2 ;;
         esac
@@ -498,9 +503,9 @@ for v in -1 " "; do check fail env VKLLM_DEVICE="$v" "$vkllm" run -n 1; done
 check fail env VKLLM_DEVICE="$huge" "$vkllm" run -n 1
 check fail env VKLLM_FORCE=",,$EVIL" "$vkllm" run -n 1
 # a prompt longer than the context; more stop strings than run keeps; a
-# temperature so small that logits / temperature overflow; an empty stop string
+# temperature so small that logits / temperature overflow
 check fail "$vkllm" run -c 32 -n 1 -p "$(head -c 20000 "$text")"
-check ok "$vkllm" run -n 2 --temp 1e-45 --stop "" -p Once
+check ok "$vkllm" run -n 2 --temp 1e-45 -p Once
 stops=()
 for i in $(seq 100); do stops+=(--stop "s$i"); done
 pattern=--stop check fail "$vkllm" run "${stops[@]}"
@@ -656,6 +661,36 @@ rm -f "$scratch/q-flood.gguf" "$err"
 clean_stdout=1 check ok "$vkllm" info "$g/long-key.gguf"
 [ "$(wc -c <"$out")" -lt 20000 ] ||
     { failed=$((failed + 1)); report+=("FAIL info long-key.gguf: $(wc -c <"$out") bytes, the key not cut"); }
+echo "test_hostile: $cases cases after ${SECONDS}s" >&2
+
+# ---- 8. messages that point at the right thing (round 2 of probing)
+# a /proc file reports a size of 0 but is not empty
+pattern="/proc/self/status: reports a size of 0 but holds data" check fail "$vkllm" info /proc/self/status
+# the vocabulary's size is the tokenizer's: token_embd.weight of 400 rows
+# against 512 tokens is the tensor named (output.weight, which agrees with the
+# tokenizer, was blamed, and a [600, 64] token_embd "expected [64, 64]")
+craft=$(dirname "$gen_hostile")/craft_gguf # built beside gen_hostile
+"$craft" "$model" "$scratch/embd400.gguf" --shape token_embd.weight 64,400 ||
+    { failed=$((failed + 1)); report+=("FAIL craft_gguf embd400"); }
+pattern="tensor token_embd.weight has shape [64, 400], expected [64, 512] (the tokenizer has 512 tokens)" \
+    check fail "$vkllm" run -m "$scratch/embd400.gguf" -p Once -n 1
+rm -f "$scratch/embd400.gguf"
+# out of memory with activations the larger part: -b/-ub is advised, not -c only
+pattern="activations 33.6 MiB (a smaller -b/-ub shrinks them)" \
+    check fail env VKLLM_MAX_MEMORY=8M "$vkllm" run -p Once -c 2048 -n 1
+# the storage buffer limit that VKLLM_MAX_BINDING set is named as such
+pattern="storage buffer limit (as VKLLM_MAX_BINDING sets it)" \
+    check fail env VKLLM_MAX_BINDING=4096 "$vkllm" run -p Once -n 1
+# a file's string in a message is escaped whole: a NUL was the end of it
+"$craft" "$model" "$scratch/rope-nul.gguf" --str-x llama.rope.scaling.type 'lin\x00\x1b[2Jear' ||
+    { failed=$((failed + 1)); report+=("FAIL craft_gguf rope-nul"); }
+pattern="rope scaling type 'lin\x00\x1b[2Jear' is unknown" \
+    check fail "$vkllm" run -m "$scratch/rope-nul.gguf" -p Once -n 1
+rm -f "$scratch/rope-nul.gguf"
+# 2^64 - 1 is an integer out of range; hex floats and blanks are not numbers
+pattern="--seed: 18446744073709551615 is out of range" check fail "$vkllm" run --seed 18446744073709551615
+pattern="--temp: '0x1p-1' is not a number" check fail "$vkllm" run --temp 0x1p-1
+pattern="--top-p: ' 0.5' is not a number" check fail "$vkllm" run --top-p " 0.5"
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 
 # ---- summary

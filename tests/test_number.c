@@ -94,5 +94,62 @@ int main(void)
                   VKLLM_E_INVALID &&
               !strcmp(err.msg, "VKLLM_X: '99999999999999999999' is too large for 64 bits"),
           "%s", err.msg);
+
+    /* the command line's integers: 2^64 - 1 is out of range, not "not an
+     * integer" (what strtoll's overflow was reported as) */
+    static const struct {
+        const char *s;
+        int rc;
+        bool range;
+        int64_t want;
+    } ints[] = {
+        {"0", VKLLM_OK, false, 0},
+        {"-1", VKLLM_OK, false, -1},
+        {"9223372036854775807", VKLLM_OK, false, INT64_MAX},
+        {"-9223372036854775808", VKLLM_OK, false, INT64_MIN},
+        {"9223372036854775808", VKLLM_E_INVALID, true, 0},
+        {"-9223372036854775809", VKLLM_E_INVALID, true, 0},
+        {"18446744073709551615", VKLLM_E_INVALID, true, 0},
+        {"99999999999999999999999", VKLLM_E_INVALID, true, 0},
+        {"", VKLLM_E_INVALID, false, 0},
+        {"-", VKLLM_E_INVALID, false, 0},
+        {" 1", VKLLM_E_INVALID, false, 0},
+        {"1 ", VKLLM_E_INVALID, false, 0},
+        {"+1", VKLLM_E_INVALID, false, 0},
+        {"0x2", VKLLM_E_INVALID, false, 0},
+        {"1e3", VKLLM_E_INVALID, false, 0},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        int64_t got;
+        bool range;
+        int rc = number_int(ints[i].s, &got, &range);
+        CHECK(rc == ints[i].rc && range == ints[i].range && got == ints[i].want,
+              "int '%s': rc %d, range %d, %lld", ints[i].s, rc, range, (long long)got);
+    }
+    /* and floats as strictly: strtod took hex, leading blanks, inf and nan */
+    static const struct {
+        const char *s;
+        int rc;
+        bool range;
+        double want;
+    } floats[] = {
+        {"0", VKLLM_OK, false, 0},           {"0.5", VKLLM_OK, false, 0.5},
+        {".5", VKLLM_OK, false, 0.5},        {"-2", VKLLM_OK, false, -2},
+        {"1e-3", VKLLM_OK, false, 1e-3},     {"2.5E+2", VKLLM_OK, false, 250},
+        {"1e999", VKLLM_E_INVALID, true, 0}, {"0x1p-1", VKLLM_E_INVALID, false, 0},
+        {"0x.8", VKLLM_E_INVALID, false, 0}, {" 1", VKLLM_E_INVALID, false, 0},
+        {"1 ", VKLLM_E_INVALID, false, 0},   {"+1", VKLLM_E_INVALID, false, 0},
+        {"inf", VKLLM_E_INVALID, false, 0},  {"nan", VKLLM_E_INVALID, false, 0},
+        {"2.", VKLLM_E_INVALID, false, 0},   {".", VKLLM_E_INVALID, false, 0},
+        {"1e", VKLLM_E_INVALID, false, 0},   {"-", VKLLM_E_INVALID, false, 0},
+        {"", VKLLM_E_INVALID, false, 0},
+    };
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        double got;
+        bool range;
+        int rc = number_float(floats[i].s, &got, &range);
+        CHECK(rc == floats[i].rc && range == floats[i].range && got == floats[i].want,
+              "float '%s': rc %d, range %d, %g", floats[i].s, rc, range, got);
+    }
     return TEST_REPORT();
 }

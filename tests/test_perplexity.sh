@@ -5,6 +5,7 @@
 #    with 128-token windows agrees with llama.cpp's (tests/golden/
 #    perplexity-stories260K.tsv) within 0.5%, over the same number of windows;
 #    so does the running value after 3 windows decoded in batches of 32.
+#    --chunks tokenizes only the prefix it needs, with the whole text's windows.
 # 2. Bad input (missing, empty or too short text, bad flags) gives one line
 #    starting with "error: " and a non-zero exit ("vkllm: " progress lines
 #    before it are allowed).
@@ -55,6 +56,22 @@ else
     windows=$(grep -o '\[[0-9]*\][0-9.]*,' "$scratch/ppl3.stderr" | wc -l)
     [ "$windows" = 3 ] || fail "--chunks 3 scored $windows windows"
 fi
+
+# --chunks tokenizes only a prefix of a long text (it tokenized all of it: a
+# 100 MB text took minutes and gigabytes for two windows), and the windows it
+# scores are those of the whole text: here the text repeated 200 times (550
+# KB) against the text alone, which is tokenized whole
+checks=$((checks + 1))
+for i in $(seq 200); do cat "$text"; done >"$scratch/long.txt"
+"$vkllm" perplexity -m "$model" -f "$text" -c 16 --chunks 5 2>"$scratch/short5.stderr" >/dev/null
+"$vkllm" perplexity -m "$model" -f "$scratch/long.txt" -c 16 --chunks 5 2>"$scratch/long5.stderr" >/dev/null
+short5=$(grep -o '^\[1\].*' "$scratch/short5.stderr")
+long5=$(grep -o '^\[1\].*' "$scratch/long5.stderr")
+[ -n "$short5" ] && [ "$short5" = "$long5" ] ||
+    fail "--chunks 5 of the long text gave '$long5', of the text alone '$short5'"
+checks=$((checks + 1))
+grep -q ": the first 80 tokens, 5 windows of 16" "$scratch/long5.stderr" ||
+    fail "--chunks 5 did not tokenize a prefix only: $(grep windows "$scratch/long5.stderr")"
 
 # ---- 2. bad input: one error line, non-zero exit
 expect_error() { # WHAT PATTERN COMMAND...

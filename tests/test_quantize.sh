@@ -9,6 +9,10 @@
 #    status 1, and leave neither OUT nor a temporary file.
 # 3. Quantized models run: `vkllm run -n 8 --temp 0` exits 0 for a model of
 #    each family (K-quant mixes, IQ4, the 32-blocks, BF16, fallbacks).
+# 4. Tensors whose rows are not whole blocks of TYPE: one warning line "N of M
+#    tensors fell back to ..." after "wrote" (the fallback was silent, and
+#    general.file_type names TYPE, as llama-quantize writes it); none when
+#    every row fits.
 set -u
 vkllm=$1 gen_model=$2 golden=$3 scratch=$4
 rm -rf "$scratch"
@@ -68,7 +72,7 @@ expect_error() { # WHAT PATTERN OUT COMMAND...
     fi
     local dir
     dir=$(dirname "$out")
-    if [ -e "$out" ] || ls "$dir" 2>/dev/null | grep -q "$(basename "$out").tmp-"; then
+    if [ -e "$out" ] || ls -A "$dir" 2>/dev/null | grep -q "^\.vkllm\.tmp-"; then
         fail "$what: left $out or a temporary file behind"
     fi
 }
@@ -108,6 +112,24 @@ for model in $keep; do
         >"$scratch/stdout" 2>"$scratch/stderr" ||
         fail "run $model: $(grep -v '^vkllm: ' "$scratch/stderr" | head -3)"
 done
+
+# ---- 4. the fallback warning
+checks=$((checks + 1))
+"$gen_model" -o "$scratch/e520.gguf" --n-embd 520 --n-layer 2 --n-head 1 --n-ff 100 \
+    --n-vocab 300 >/dev/null || fail "gen_model e520"
+"$vkllm" quantize "$scratch/e520.gguf" "$scratch/e520-q4.gguf" Q4_0 2>"$scratch/stderr" ||
+    fail "quantize e520: $(cat "$scratch/stderr")"
+want="warning: 16 of 16 tensors fell back to F16: their rows are not whole blocks of Q4_0"
+[ "$(grep -v '^vkllm: ' "$scratch/stderr")" = "$want" ] ||
+    fail "e520 Q4_0: expected '$want', got: $(grep -v '^vkllm: \[' "$scratch/stderr")"
+# Q4_K_M over 96-wide rows: 256-blocks fall back to Q5_0/Q8_0/F16 (C's 80-wide ones)
+"$vkllm" quantize "$scratch/C.gguf" "$scratch/c-mix.gguf" Q4_K_M 2>"$scratch/stderr" ||
+    fail "quantize C: $(cat "$scratch/stderr")"
+grep -Eq '^warning: [0-9]+ of [0-9]+ tensors fell back to [A-Z0-9_/]+: their rows are not whole blocks of Q4_K_M$' \
+    "$scratch/stderr" || fail "C Q4_K_M: no fallback warning: $(grep -v '^vkllm: \[' "$scratch/stderr")"
+"$vkllm" quantize "$scratch/A.gguf" "$scratch/a-q4.gguf" Q4_0 2>"$scratch/stderr" ||
+    fail "quantize A: $(cat "$scratch/stderr")"
+grep -q '^warning' "$scratch/stderr" && fail "A Q4_0 (every row whole blocks): $(cat "$scratch/stderr")"
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

@@ -324,17 +324,66 @@ static void test_errors(void)
     t = "{{ raise_exception('a\\x00b') }}";
     CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
     CHECK(!strcmp(err.msg, "a\\x00b"), "%s", err.msg);
+    /* so in other messages that quote the template's strings ('a' there) */
+    t = "{{ {}['a\\x00b'] + 1 }}";
+    CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
+    CHECK(!strcmp(err.msg, "line 1: 'dict object' has no attribute 'a\\x00b'"), "%s", err.msg);
+    t = "{{ '%(a\\x00b)s' % {} }}";
+    CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
+    CHECK(!strcmp(err.msg, "line 1: 'a\\x00b'"), "%s", err.msg);
+    t = "{{ '{a\\x00b}'.format() }}";
+    CHECK(vkllm_template_render(t, strlen(t), "{}", &out, NULL, &err) == VKLLM_E_INVALID);
+    CHECK(!strcmp(err.msg, "line 1: 'a\\x00b'"), "%s", err.msg);
     FAILS("{% if x %}", "unexpected end of template");
     FAILS("{% frobnicate %}", "unknown tag 'frobnicate'");
     FAILS("{{ 'abc }}", "unexpected end of string");
     FAILS("{{ x | nosuchfilter }}", "No filter named 'nosuchfilter'");
     FAILS("{% break %}", "outside a loop");
+    /* parsed silently, it failed in the render with "'dict' object is not callable" */
+    FAILS("{% for a in [[1], 2] recursive %}{{ loop(a) }}{% endfor %}",
+          "line 1: recursive loops are not supported");
+    FAILS("{% for a in x if a recursive %}{% endfor %}", "recursive loops are not supported");
     FAILS("{{ (1 }}", "unexpected '}'");
     /* a syntax error is reported with its line */
     FAILS("a\nb\n{{ 1 + }}", "line 3");
     t = "{}";
     CHECK(vkllm_template_render(t, 2, "[1]", &out, NULL, &err) == VKLLM_E_FORMAT, "%s", err.msg);
     CHECK(vkllm_template_render(t, 2, "{bad", &out, NULL, &err) == VKLLM_E_FORMAT, "%s", err.msg);
+}
+
+/* A context of 30 MB of "[]," took 15 s and 2.95 GB (Jansson's tree) before
+ * the render's memory limit failed, naming the template: the values are
+ * counted first, commas and brackets inside strings not. */
+static void test_json_values(void)
+{
+    struct vkllm_error err = {0};
+    size_t n = TMPL_JSON_MAX_VALUES;
+    char *big = malloc(2 * n + 64);
+    REQUIRE(big != NULL);
+    /* {"x":[0,0,...]}: N values (the object, the list, N - 2 zeros), counted as
+     * 1 + commas + brackets */
+    size_t len = (size_t)sprintf(big, "{\"x\":[");
+    for (size_t i = 0; i + 3 < n; i++)
+        len += (size_t)sprintf(big + len, "0,");
+    len += (size_t)sprintf(big + len, "0]}");
+    CHECK(tmpl_json_check(big, len, "ctx.json", &err) == VKLLM_OK, "%s", err.msg);
+    char *out = NULL;
+    CHECK(vkllm_template_render("{{ x|length }}", 14, big, &out, NULL, &err) == VKLLM_OK, "%s",
+          err.msg);
+    free(out);
+    strcpy(big + len - 2, ",0]}");
+    CHECK(tmpl_json_check(big, len + 2, "ctx.json", &err) == VKLLM_E_FORMAT);
+    CHECK(!strcmp(err.msg, "ctx.json: more than 1000000 JSON values (too large for a chat "
+                           "context)"),
+          "%s", err.msg);
+    CHECK(vkllm_template_render("x", 1, big, &out, NULL, &err) == VKLLM_E_FORMAT && !out);
+    CHECK(!strncmp(err.msg, "context: more than", 18), "%s", err.msg);
+    /* inside strings, escaped quotes included, nothing counts */
+    memset(big, ',', 2 * n);
+    memcpy(big, "{\"x\":\"\\\"", 8);
+    memcpy(big + 2 * n, "\"}", 3);
+    CHECK(tmpl_json_check(big, 2 * n + 2, "s.json", &err) == VKLLM_OK, "%s", err.msg);
+    free(big);
 }
 
 /* Calls are checked as Python checks them: [1,2]|join(1,2,3) printed "1" and
@@ -653,6 +702,7 @@ int main(int argc, char **argv)
     test_tojson();
     test_undefined();
     test_errors();
+    test_json_values();
     test_arguments();
     test_limits();
     test_work();

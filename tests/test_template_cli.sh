@@ -59,6 +59,10 @@ expect_error "missing context" "none.json" --template "$work/bad.jinja" --contex
 expect_error "bad JSON" "bad.json" --template "$work/bad.jinja" --context "$work/bad.json"
 expect_error "syntax error" "bad.jinja: line 1" --template "$work/bad.jinja" --context "$work/ctx.json"
 expect_error "context too deep" "^error: $work/deep3000.json: " -m "$work/model.gguf" --context "$work/deep3000.json"
+# a context of a million values is refused before it is parsed, naming the file
+# (30 MB of "[]," took 15 s and 2.95 GB, then blamed the template)
+{ printf '{"messages": [], "x": ['; yes '[],' | head -n 500001 | tr -d '\n'; printf '[]]}'; } > "$work/values.json"
+expect_error "a million values" "^error: $work/values.json: more than 1000000 JSON values" -m "$work/model.gguf" --context "$work/values.json"
 expect_error "no template in the model" "no chat template" -m "$data/stories260K.gguf" --context "$work/ctx.json"
 expect_error "no source" "needs -m MODEL or --template" --context "$work/ctx.json"
 expect_error "no context" "needs --context" --template "$work/bad.jinja"

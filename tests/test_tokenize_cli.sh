@@ -54,6 +54,18 @@ for args in "-p x -f y" "-p" "--cases /nonexistent" "-f /nonexistent" "--bogus";
         fail "tokenize $args: rc $rc, '$out'"
     fi
 done
+# two sources said it "needs one of" them; it takes only one
+for args in "-p x -f y" "-f y --cases z" "-p x --cases z"; do
+    checks=$((checks + 1))
+    # shellcheck disable=SC2086
+    out=$("$vkllm" tokenize -m "$qwen" $args 2>&1)
+    [[ $out == "error: vkllm tokenize takes only one of -p TEXT, -f FILE or --cases FILE" ]] ||
+        fail "tokenize $args: '$out'"
+done
+checks=$((checks + 1))
+out=$("$vkllm" tokenize -m "$qwen" 2>&1)
+[[ $out == "error: vkllm tokenize needs one of -p TEXT, -f FILE or --cases FILE" ]] ||
+    fail "tokenize without a text: '$out'"
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

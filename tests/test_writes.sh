@@ -3,7 +3,7 @@
 # signals and odd targets, through `vkllm quantize` and the chat's /save.
 #   test_writes.sh VKLLM GEN_MODEL DATA_DIR SCRATCH_DIR
 # 1. A signal that ends quantize while it writes (HUP, QUIT, USR1, USR2,
-#    ALRM, XCPU, TERM, INT) leaves neither OUT nor OUT.tmp-*, prints the
+#    ALRM, XCPU, TERM, INT) leaves neither OUT nor .vkllm.tmp-*, prints the
 #    "stopped" error line, and ends the program by that signal (status
 #    128+N: the shell sees the interruption). They killed it and left the
 #    temporary file (all but TERM and INT). An ignored SIGHUP (nohup) stays
@@ -18,6 +18,12 @@
 #    tensor is converted, the file unchanged (it was replaced).
 # 5. The chat's /save through a link and over a read-only file, the same.
 # 6. The directory is synced after the rename (seen with strace).
+# 7. A legal file name of 255 bytes is written, by quantize and /save (the
+#    temporary file was NAME.tmp-XXXXXX: "File name too long" from 245 bytes).
+# 8. SIGTERM while quantize copies and writes a header of 40 million empty
+#    strings (320 MB) ends it within half a second, no temporary file left
+#    (it went on copying and writing for a second or more; 100 million
+#    strings took 7-14 s).
 set -u
 vkllm=$1 gen_model=$2 data=$3 scratch=$4
 rm -rf "$scratch"
@@ -58,7 +64,7 @@ signal_run() { # SIG OUT
     "$vkllm" quantize -t 1 big.gguf "$2" Q4_K_M 2>"$2.err" & # not under timeout: SIG is for vkllm
     local pid=$! i
     for ((i = 0; i < 3000; i++)); do
-        compgen -G "$2.tmp-*" >/dev/null && break
+        compgen -G ".vkllm.tmp-*" >/dev/null && break
         kill -0 $pid 2>/dev/null || break
         sleep 0.01
     done
@@ -85,7 +91,7 @@ checks=$((checks + 1))
 ) &
 pid=$!
 for ((i = 0; i < 3000; i++)); do
-    compgen -G "nohup.gguf.tmp-*" >/dev/null && break
+    compgen -G ".vkllm.tmp-*" >/dev/null && break
     sleep 0.01
 done
 kill -s HUP $pid
@@ -213,6 +219,40 @@ if strace -o /dev/null true 2>/dev/null; then
 else
     echo "note: no strace here: the directory sync is not checked"
 fi
+
+# ---- 7. the longest legal names
+checks=$((checks + 1))
+mkdir -p long
+long255=$(printf 'b%.0s' {1..250}).gguf
+quantize small.gguf "long/$long255" Q8_0 >/dev/null 2>long.err ||
+    fail "quantize to a 255-byte name: $(cat long.err)"
+[ -s "long/$long255" ] || fail "quantize to a 255-byte name: no file"
+long245=$(printf 'c%.0s' {1..240}).json
+printf '%s\n' "Hello" "/save long/$long245" "/exit" |
+    timeout 300 "$vkllm" chat -m "$data/stories260K.gguf" --temp 0 -n 2 >/dev/null 2>long.err
+grep -q '"messages"' "long/$long245" 2>/dev/null ||
+    fail "/save to a 245-byte name: $(grep -v '^vkllm: turn' long.err)"
+no_leftovers "long names"
+
+# ---- 8. a signal while a huge header is copied and written
+checks=$((checks + 1))
+craft=$(dirname "$gen_model")/craft_gguf # built beside gen_model
+"$craft" "$data/stories260K.gguf" strs.gguf --empty-strs x.arr 40000000 || fail "craft_gguf strs"
+"$vkllm" quantize -t 1 strs.gguf strs-out.gguf Q8_0 2>strs.err &
+pid=$!
+for ((i = 0; i < 3000; i++)); do
+    compgen -G ".vkllm.tmp-*" >/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.01
+done
+t0=$(date +%s%N)
+kill -s TERM $pid
+wait $pid 2>/dev/null
+status=$? ms=$((($(date +%s%N) - t0) / 1000000))
+[ $status = 143 ] || fail "huge header: exit status $status: $(cat strs.err)"
+[ $ms -lt 500 ] || fail "huge header: SIGTERM took $ms ms to end quantize"
+no_leftovers "huge header"
+rm -f strs.gguf strs-out.gguf
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

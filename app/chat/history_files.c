@@ -510,7 +510,7 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
     int rc = VKLLM_OK;
     struct dirent *de;
     while (!rc && (errno = 0, de = readdir(d))) {
-        /* ID.json only: ID.json.tmp-XXXXXX (a writer's, maybe killed) and
+        /* ID.json only: .vkllm.tmp-XXXXXX (a writer's, maybe killed) and
          * ID.json.corrupt-N are not conversations */
         size_t len = strlen(de->d_name);
         char id[sizeof v->id];

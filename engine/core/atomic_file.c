@@ -14,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* what atomic_file_create appends to the target's name: commit strips it */
-#define TMP_SUFFIX ".tmp-000000"
-enum { TMP_SUFFIX_LEN = sizeof TMP_SUFFIX - 1 };
+/* the temporary file's name in the target's directory: short, so that a
+ * target of a legal name (up to NAME_MAX) has one too; hidden, and never a
+ * conversation's ID.json */
+#define TMP_NAME ".vkllm.tmp-000000"
+enum { TMP_NAME_LEN = sizeof TMP_NAME - 1 };
 
 /* Linux follows at most 40 links in one lookup (MAXSYMLINKS); so do we */
 enum { MAX_LINKS = 40 };
@@ -113,17 +115,21 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
         goto done;
     }
 
-    const size_t n = strlen(target) + TMP_SUFFIX_LEN + 1;
-    char *name = malloc(n);
+    /* one block: the temporary name, then the target's for commit */
+    const char *slash = strrchr(target, '/');
+    const size_t dir = slash ? (size_t)(slash - target) + 1 : 0, len = strlen(target);
+    const size_t n = dir + TMP_NAME_LEN + 1;
+    char *name = malloc(n + len + 1);
     if (!name) {
         rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
         goto done;
     }
+    memcpy(name + n, target, len + 1);
     uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)name;
     int e = EEXIST;
     for (int attempt = 0; attempt < 100 && e == EEXIST; attempt++) {
         x = x * 6364136223846793005u + 1442695040888963407u;
-        snprintf(name, n, "%s.tmp-%06x", target, (unsigned)(x >> 40));
+        snprintf(name, n, "%.*s.vkllm.tmp-%06x", (int)dir, target, (unsigned)(x >> 40));
         int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
             /* best effort: a file system without permissions refuses it */
@@ -167,14 +173,7 @@ static void sync_dir(const char *file)
 
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
 {
-    const size_t n = strlen(tmp) - TMP_SUFFIX_LEN;
-    char *target = malloc(n + 1);
-    if (!target) {
-        atomic_file_abort(tmp);
-        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(target, tmp, n);
-    target[n] = 0;
+    const char *target = tmp + strlen(tmp) + 1;
     int rc = VKLLM_OK;
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     /* the data on disk before the name points at it: otherwise a crash soon
@@ -187,7 +186,6 @@ int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
     else
         sync_dir(target);
     free(tmp);
-    free(target);
     return rc;
 }
 

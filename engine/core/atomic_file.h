@@ -18,16 +18,16 @@
 
 #include "error.h"
 
-/* Creates an empty TARGET.tmp-XXXXXX beside PATH's target (above), with the
- * target's permission bits if it exists (else 0666 less the umask), and sets
- * *TMP to its name (malloc'd). Refuses a target that exists and is not a
+/* Creates an empty .vkllm.tmp-XXXXXX in the directory of PATH's target
+ * (above), with the target's permission bits if it exists (else 0666 less the
+ * umask), and sets *TMP to its name (malloc'd, the target's name stored after
+ * its NUL for atomic_file_commit). Refuses a target that exists and is not a
  * regular file (renaming over a device or FIFO would replace it), or is not
  * writable. Messages name PATH. */
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err);
 
-/* Syncs TMP and renames it over the target it was made for (its name less the
- * ".tmp-XXXXXX"); on failure removes TMP. Frees TMP either way. PATH, the name
- * given to atomic_file_create, is for messages. */
+/* Syncs TMP and renames it over the target it was made for; on failure removes TMP. Frees TMP
+ * either way. PATH, the name given to atomic_file_create, is for messages. */
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err);
 
 /* Removes TMP and frees it (NULL is fine). */

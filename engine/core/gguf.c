@@ -700,7 +700,14 @@ int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err)
         goto close_fd;
     }
     if (st.st_size == 0) {
-        rc = vkllm_fail(err, VKLLM_E_FORMAT, "%s: empty file", path);
+        /* /proc and /sys files report 0 bytes and still hold text */
+        char byte;
+        rc = pread(fd, &byte, 1, 0) > 0
+                 ? vkllm_fail(err, VKLLM_E_FORMAT,
+                              "%s: reports a size of 0 but holds data (a /proc or /sys file?): "
+                              "not a regular model file",
+                              path)
+                 : vkllm_fail(err, VKLLM_E_FORMAT, "%s: empty file", path);
         goto close_fd;
     }
     if ((rc = read_header_of(fd, path, (uint64_t)st.st_size, out, err))) goto close_fd;

@@ -61,7 +61,26 @@ struct vkllm_gguf_writer {
     size_t n_t, cap_t;
     struct windex t_index;
     uint32_t alignment;
+    bool (*go_on)(void *user); /* asked every STOP_CHECK_BYTES of work; may be NULL */
+    void *go_on_user;
+    uint64_t work; /* bytes copied, walked or written since GO_ON was last asked */
+    bool stopped;  /* GO_ON said no: every later step fails */
 };
+
+/* A key of 100 million strings takes seconds to copy and write: a caller that
+ * wants to stop (a signal) waits at most this much work. */
+#define STOP_CHECK_BYTES (4u << 20)
+
+/* Counts WORK bytes done; false once the caller said to stop. */
+static bool goes_on(vkllm_gguf_writer *w, uint64_t work)
+{
+    if (w->stopped) return false;
+    w->work += work;
+    if (w->work < STOP_CHECK_BYTES || !w->go_on) return true;
+    w->work = 0;
+    w->stopped = !w->go_on(w->go_on_user);
+    return !w->stopped;
+}
 
 /* ============================== Byte buffers ============================== */
 
@@ -91,6 +110,35 @@ static void put(struct buf *b, const void *src, size_t n)
     return;
 oom:
     b->oom = true;
+}
+
+/* Makes room for N more bytes at once (a header of hundreds of megabytes would
+ * otherwise be copied again at every doubling). */
+static void reserve(struct buf *b, uint64_t n)
+{
+    if (b->oom || n <= b->cap - b->len) return;
+    uint8_t *p = n > SIZE_MAX - b->len ? NULL : realloc(b->p, b->len + (size_t)n);
+    if (!p) {
+        b->oom = true;
+        return;
+    }
+    b->p = p;
+    b->cap = b->len + (size_t)n;
+}
+
+/* put, a few megabytes at a time, asking W whether to go on between them;
+ * false if stopped. */
+static bool put_big(vkllm_gguf_writer *w, struct buf *b, const uint8_t *src, uint64_t n)
+{
+    reserve(b, n);
+    while (n && !b->oom) {
+        const size_t k = n < STOP_CHECK_BYTES ? (size_t)n : STOP_CHECK_BYTES;
+        put(b, src, k);
+        src += k;
+        n -= k;
+        if (!goes_on(w, k)) return false;
+    }
+    return true;
 }
 
 static void put_le(struct buf *b, uint64_t v, int bytes)
@@ -126,21 +174,29 @@ static uint64_t type_size(uint32_t t)
     return t < VKLLM_GGUF_TYPE_COUNT ? sizes[t] : 0;
 }
 
-/* Bytes taken by N serialized elements of type T at P, from a checked file. */
-static uint64_t elems_bytes(uint32_t t, uint64_t n, const uint8_t *p)
+/* Sets *BYTES to the bytes taken by N serialized elements of type T at P, from
+ * a checked file; false if the caller said to stop on the way. */
+static bool elems_bytes(vkllm_gguf_writer *w, uint32_t t, uint64_t n, const uint8_t *p,
+                        uint64_t *bytes)
 {
-    if (type_size(t)) return n * type_size(t);
+    *bytes = n * type_size(t);
+    if (*bytes) return true;
     uint64_t off = 0;
     for (uint64_t i = 0; i < n; i++) {
         if (t == VKLLM_GGUF_STRING) {
             off += 8 + le64(p + off);
         } else {
             uint32_t et = le32(p + off); /* a nested array: uint32 type, uint64 count */
-            uint64_t en = le64(p + off + 4);
-            off += 12 + elems_bytes(et, en, p + off + 12);
+            uint64_t en = le64(p + off + 4), sub;
+            if (!elems_bytes(w, et, en, p + off + 12, &sub)) return false;
+            off += 12 + sub;
         }
+        /* each element counts as its 8- or 12-byte head: walking an array of
+         * empty strings costs about what copying it does */
+        if (!goes_on(w, 8)) return false;
     }
-    return off;
+    *bytes = off;
+    return true;
 }
 
 /* ============================== Name index ============================== */
@@ -354,8 +410,15 @@ int vkllm_gguf_writer_set_arr_str(vkllm_gguf_writer *w, const char *key, const c
     return set_value(w, key, VKLLM_GGUF_ARRAY, &b);
 }
 
+void vkllm_gguf_writer_set_stop(vkllm_gguf_writer *w, bool (*go_on)(void *user), void *user)
+{
+    w->go_on = go_on;
+    w->go_on_user = user;
+}
+
 int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *kv)
 {
+    if (w->stopped) return VKLLM_E_IO;
     if (!kv || !kv->key.len || memchr(kv->key.ptr, 0, kv->key.len)) return VKLLM_E_INVALID;
     char *key = malloc(kv->key.len + 1);
     if (!key) return VKLLM_E_NOMEM;
@@ -369,10 +432,16 @@ int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *
                  ? vkllm_gguf_writer_set_alignment(w, (uint32_t)vkllm_gguf_kv_int(kv))
                  : VKLLM_E_INVALID;
     } else if (kv->type == VKLLM_GGUF_ARRAY) {
+        uint64_t bytes;
         put_le(&b, kv->arr_type, 4);
         put_le(&b, kv->arr_len, 8);
-        put(&b, kv->data, elems_bytes(kv->arr_type, kv->arr_len, kv->data));
-        rc = set_value(w, key, kv->type, &b);
+        if (elems_bytes(w, kv->arr_type, kv->arr_len, kv->data, &bytes) &&
+            put_big(w, &b, kv->data, bytes)) {
+            rc = set_value(w, key, kv->type, &b);
+        } else {
+            free(b.p);
+            rc = b.oom ? VKLLM_E_NOMEM : VKLLM_E_IO;
+        }
     } else if (kv->type == VKLLM_GGUF_STRING) {
         put(&b, kv->data, 8 + le64(kv->data));
         rc = set_value(w, key, kv->type, &b);
@@ -446,15 +515,24 @@ int vkllm_gguf_writer_add_tensor_fill(vkllm_gguf_writer *w, const char *name, ui
 
 struct out {
     FILE *f;
+    vkllm_gguf_writer *w;
     uint64_t pos;
     int error; /* errno of the first failed write, 0 if none */
 };
 
-static void out_write(struct out *o, const void *p, size_t n)
+/* Writes N bytes, a few megabytes at a time, and stops (the writer's STOPPED
+ * set) when its caller says so between them. */
+static void out_write(struct out *o, const void *p, uint64_t n)
 {
-    if (o->error || !n) return;
-    if (fwrite(p, 1, n, o->f) != n) o->error = errno ? errno : EIO;
-    o->pos += n;
+    const uint8_t *src = p;
+    while (n && !o->error && !o->w->stopped) {
+        const size_t k = n < STOP_CHECK_BYTES ? (size_t)n : STOP_CHECK_BYTES;
+        if (fwrite(src, 1, k, o->f) != k) o->error = errno ? errno : EIO;
+        o->pos += k;
+        src += k;
+        n -= k;
+        goes_on(o->w, k);
+    }
 }
 
 static void out_pad(struct out *o, uint64_t alignment)
@@ -475,16 +553,17 @@ static uint64_t padded(uint64_t n, uint64_t a)
 
 int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm_error *err)
 {
+    if (w->stopped) return vkllm_fail(err, VKLLM_E_IO, "%s: stopped", path);
     /* everything before the data section, built in memory */
     struct buf h = {0};
     put(&h, "GGUF", 4);
     put_le(&h, 3, 4);
     put_le(&h, w->n_t, 8);
     put_le(&h, w->n_kv, 8);
-    for (size_t i = 0; i < w->n_kv; i++) {
+    for (size_t i = 0; i < w->n_kv && !w->stopped; i++) {
         put_str(&h, w->kv[i].key, strlen(w->kv[i].key));
         put_le(&h, w->kv[i].type, 4);
-        put(&h, w->kv[i].val, w->kv[i].len);
+        put_big(w, &h, w->kv[i].val, w->kv[i].len);
     }
     uint64_t offset = 0; /* within the data section */
     for (size_t i = 0; i < w->n_t; i++) {
@@ -497,8 +576,9 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
         put_le(&h, offset, 8);
         offset += padded(t->size, w->alignment);
     }
-    if (h.oom) {
+    if (h.oom || w->stopped) {
         free(h.p);
+        if (w->stopped) return vkllm_fail(err, VKLLM_E_IO, "%s: stopped", path);
         return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory for the GGUF header", path);
     }
 
@@ -513,7 +593,7 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
                           (unsigned long long)fill_size);
     }
 
-    struct out o = {.f = fopen(path, "wb")};
+    struct out o = {.f = fopen(path, "wb"), .w = w};
     if (!o.f) {
         free(h.p);
         free(fill_buf);
@@ -523,7 +603,7 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
     free(h.p);
     out_pad(&o, w->alignment);
     int fill_rc = VKLLM_OK;
-    for (size_t i = 0; i < w->n_t && !o.error && !fill_rc; i++) {
+    for (size_t i = 0; i < w->n_t && !o.error && !fill_rc && !w->stopped; i++) {
         const struct wtensor *t = &w->t[i];
         if (t->fill && (fill_rc = t->fill(t->user, fill_buf, err)) != VKLLM_OK) break;
         out_write(&o, t->fill ? fill_buf : t->data, t->size);
@@ -537,9 +617,10 @@ int vkllm_gguf_writer_write(vkllm_gguf_writer *w, const char *path, struct vkllm
     struct stat st;
     bool regular = fstat(fileno(o.f), &st) == 0 && S_ISREG(st.st_mode);
     if (fclose(o.f) != 0 && !o.error) o.error = errno ? errno : EIO;
-    if (o.error || fill_rc) {
+    if (o.error || fill_rc || w->stopped) {
         if (regular) unlink(path);
         if (fill_rc) return fill_rc; /* the fill function said why */
+        if (!o.error) return vkllm_fail(err, VKLLM_E_IO, "%s: stopped", path);
         return vkllm_fail(err, VKLLM_E_IO, "%s: write failed: %s", path, strerror(o.error));
     }
     return VKLLM_OK;

@@ -2,6 +2,8 @@
 #include "number.h"
 
 #include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const expected[] = {
@@ -55,6 +57,62 @@ int number_parse(const char *s, size_t len, enum number_kind kind, uint64_t *out
         return VKLLM_E_INVALID;
     }
     *out = v << shift;
+    return VKLLM_OK;
+}
+
+/* The length of the digits at S. */
+static size_t digits_at(const char *s)
+{
+    size_t n = 0;
+    while (is_digit(s[n]))
+        n++;
+    return n;
+}
+
+int number_int(const char *s, int64_t *out, bool *range)
+{
+    *out = 0;
+    *range = false;
+    const bool neg = s[0] == '-';
+    const size_t n = digits_at(s + neg);
+    if (!n || s[neg + n]) return VKLLM_E_INVALID;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && !*range; i++)
+        *range = __builtin_mul_overflow(v, 10, &v) ||
+                 __builtin_add_overflow(v, (uint64_t)(s[neg + i] - '0'), &v);
+    *range |= v > (uint64_t)INT64_MAX + neg;
+    if (*range) return VKLLM_E_INVALID;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return VKLLM_OK;
+}
+
+int number_float(const char *s, double *out, bool *range)
+{
+    *out = 0;
+    *range = false;
+    size_t i = s[0] == '-';
+    size_t mantissa = digits_at(s + i);
+    i += mantissa;
+    if (s[i] == '.') {
+        const size_t frac = digits_at(s + i + 1);
+        if (!frac) return VKLLM_E_INVALID; /* "2.": a fraction needs its digits */
+        mantissa += frac;
+        i += 1 + frac;
+    }
+    if (!mantissa) return VKLLM_E_INVALID;
+    if (s[i] == 'e' || s[i] == 'E') {
+        const size_t sign = s[i + 1] == '-' || s[i + 1] == '+';
+        const size_t exp = digits_at(s + i + 1 + sign);
+        if (!exp) return VKLLM_E_INVALID;
+        i += 1 + sign + exp;
+    }
+    if (s[i]) return VKLLM_E_INVALID;
+    const double v = strtod(s, NULL); /* the shape is checked: strtod only converts */
+    if (isinf(v)) {
+        *range = true;
+        return VKLLM_E_INVALID;
+    }
+    *out = v;
     return VKLLM_OK;
 }
 

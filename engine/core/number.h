@@ -12,6 +12,7 @@
 
 #include "error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum number_kind {
@@ -30,5 +31,14 @@ int number_parse(const char *s, size_t len, enum number_kind kind, uint64_t *out
  * value is the string S; the error is "NAME: 'S' WHY". */
 int number_setting(const char *name, const char *s, enum number_kind kind, uint64_t *out,
                    struct vkllm_error *err);
+
+/* The command line's numbers, as strict: S (NUL-terminated) is an optional
+ * '-' and decimal digits (number_int), with an optional fraction and exponent
+ * (number_float: "0.5", "-2", "1e-3"); no blanks, '+', hex, "inf" or "nan".
+ * VKLLM_OK with *OUT set; VKLLM_E_INVALID with *OUT 0 and *RANGE false when S
+ * is not such a number, with *RANGE true when it is one that an int64_t (or a
+ * finite double) cannot hold. */
+int number_int(const char *s, int64_t *out, bool *range);
+int number_float(const char *s, double *out, bool *range);
 
 #endif

@@ -6,7 +6,8 @@
  * override makes one line look like another. vkllm_printable keeps valid UTF-8
  * and turns everything else, byte by byte, into "\xNN". A backslash stays as
  * it is, so escaping twice changes nothing: a message can pass through more
- * than one layer that escapes it.
+ * than one layer that escapes it. vkllm_printable_text does the same for
+ * running text (generated tokens, a rendered template), keeping its lines.
  */
 #include "vkllm.h"
 
@@ -56,7 +57,8 @@ static bool is_control(uint32_t cp)
            (cp >= 0x2066 && cp <= 0x2069);           /* bidirectional isolates */
 }
 
-size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len)
+/* KEEP_LINES lets newlines and tabs through: running text keeps its shape. */
+static size_t printable(char *dst, size_t cap, const char *src, size_t len, bool keep_lines)
 {
     static const char hex[] = "0123456789abcdef";
     if (cap == 0) return 0;
@@ -65,7 +67,7 @@ size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len)
     while (in < len) {
         uint32_t cp = 0;
         size_t n = utf8_char(s + in, len - in, &cp);
-        bool escape = n == 0 || is_control(cp);
+        bool escape = n == 0 || (is_control(cp) && !(keep_lines && (cp == '\n' || cp == '\t')));
         if (n == 0) n = 1; /* an invalid byte is escaped alone; the next one starts afresh */
         size_t need = escape ? 4 * n : n;
         if (out + need >= cap) break; /* never half a character or half an escape */
@@ -83,4 +85,14 @@ size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len)
     }
     dst[out] = '\0';
     return in;
+}
+
+size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    return printable(dst, cap, src, len, false);
+}
+
+size_t vkllm_printable_text(char *dst, size_t cap, const char *src, size_t len)
+{
+    return printable(dst, cap, src, len, true);
 }

@@ -15,6 +15,7 @@
  */
 #include "atomic_file.h"
 #include "error.h"
+#include "shown.h"
 #include "quant.h"
 
 #include <math.h>
@@ -321,6 +322,8 @@ struct qtensor {
     uint32_t n_dims; /* ggml's: trailing 1s dropped */
     uint32_t to_type;
     long sort_layer;
+    bool quantized; /* TYPE (or the mix) asked for a block format */
+    bool fell_back; /* ... that its rows cannot take: TO_TYPE is another */
 };
 
 /* llama.cpp's loader keeps tensors in a map ordered by layer ("blk.N." read
@@ -409,7 +412,10 @@ static int choose_types(const struct qtype *qt, bool pure, const vkllm_gguf *g, 
             if (mixed &&
                 (rc = mix_type(&m, category_of(q->name), q->name, q->t->ne[0], &type, err)))
                 return rc;
+            q->quantized = true;
+            const uint32_t wanted = type;
             type = quant_fallback_type(type, q->t->ne[0]);
+            q->fell_back = type != wanted;
         }
         q->to_type = type;
     }
@@ -582,7 +588,9 @@ struct run {
     struct qtensor *ts;
     uint64_t n_tensors, i_tensor;
     uint64_t elems_total, elems_done;
+    uint64_t n_quantized, n_fallback, fallback_types; /* as in the progress struct */
     int n_threads;
+    bool stopped; /* the progress callback said to stop while the writer worked */
 };
 
 /* Reports progress; false if the caller asked to stop. */
@@ -596,6 +604,9 @@ static bool report(struct run *r, const struct qtensor *q, uint64_t elems)
         .from_type = q->t->type,
         .to_type = q->to_type,
         .fraction = r->elems_total ? (float)((double)(r->elems_done + elems) / r->elems_total) : 1,
+        .n_quantized = r->n_quantized,
+        .n_fallback = r->n_fallback,
+        .fallback_types = r->fallback_types,
     };
     return r->params->progress(&p, r->params->user);
 }
@@ -689,16 +700,6 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
 
 /* ============================== The file ============================== */
 
-/* A name from the file, for a message: escaped whole (a NUL shows as \x00
- * instead of ending it there) up to 64 bytes, then "...". */
-#define SHOWN_MAX (4 * 64 + 4)
-static const char *shown(char out[SHOWN_MAX], const char *p, size_t len)
-{
-    size_t n = vkllm_printable(out, SHOWN_MAX - 3, p, len < 64 ? len : 64);
-    if (n < len) strcat(out, "...");
-    return out;
-}
-
 /* Asks the progress callback, every few thousand items of a setup loop,
  * whether to go on: a file of a million tensors or keys takes seconds to
  * prepare, and a signal must not wait for the first tensor. The callback
@@ -706,6 +707,18 @@ static const char *shown(char out[SHOWN_MAX], const char *p, size_t len)
 static bool setup_goes_on(struct run *r, uint64_t i)
 {
     return i % 4096 || !r->n_tensors || report(r, &r->ts[0], 0);
+}
+
+/* The writer's stop function: a key of millions of strings takes seconds to
+ * copy and write. The callback sees the tensor at hand (the last one while
+ * the file's end is written). */
+static bool writer_goes_on(void *user)
+{
+    struct run *r = user;
+    if (!r->n_tensors) return true;
+    const uint64_t i = r->i_tensor < r->n_tensors ? r->i_tensor : r->n_tensors - 1;
+    r->stopped = !report(r, &r->ts[i], 0);
+    return !r->stopped;
 }
 
 static bool key_is(const struct vkllm_gguf_kv *kv, const char *key)
@@ -820,11 +833,16 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         .n_threads = params->n_threads > 0 ? params->n_threads : default_threads(),
     };
     if (r.n_threads > MAX_THREADS) r.n_threads = MAX_THREADS;
-    for (uint64_t i = 0; i < n; i++)
+    for (uint64_t i = 0; i < n; i++) {
         r.elems_total += tensor_elems(ts[i].t);
+        r.n_quantized += ts[i].quantized;
+        r.n_fallback += ts[i].fell_back;
+        if (ts[i].fell_back && ts[i].to_type < 64) r.fallback_types |= 1ull << ts[i].to_type;
+    }
 
     /* key/values in order, less those llama-quantize sets again or removes */
     if ((rc = vkllm_gguf_writer_create(&w, err))) goto fail_close;
+    vkllm_gguf_writer_set_stop(w, writer_goes_on, &r);
     static const char *const dropped[] = {"general.quantization_version", "general.file_type",
                                           "split.no", "split.count", "split.tensors.count"};
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(in); i++) {
@@ -837,6 +855,10 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         for (size_t k = 0; k < sizeof dropped / sizeof dropped[0]; k++)
             drop |= key_is(kv, dropped[k]);
         if (!drop && (rc = vkllm_gguf_writer_copy_kv(w, kv))) {
+            if (r.stopped) {
+                rc = stop_error(err, out_path);
+                goto fail_close;
+            }
             char key[SHOWN_MAX];
             const bool nul = memchr(kv->key.ptr, 0, kv->key.len) != NULL;
             rc = vkllm_fail(err, rc, "%s: cannot copy key '%s': %s", in_path,
@@ -867,7 +889,10 @@ int vkllm_quantize(const char *in_path, const char *out_path,
     }
 
     if ((rc = vkllm_gguf_writer_write(w, tmp, err))) {
-        rename_in_message(err, tmp, out_path);
+        if (r.stopped)
+            rc = stop_error(err, out_path);
+        else
+            rename_in_message(err, tmp, out_path);
         goto fail_close;
     }
     rc = atomic_file_commit(tmp, out_path, err);

@@ -27,8 +27,10 @@
  * Files without a chat template, or whose template fails, get a built-in
  * format chosen as llama.cpp's llm_chat_detect_template chooses it.
  */
+#define _GNU_SOURCE /* memmem */
 #include "atomic_file.h"
 #include "error.h"
+#include "text/template/template.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +85,7 @@ struct vkllm_chat {
     size_t tmpl_len;
     enum format format;
     bool mistral_v7;           /* the mistral format with [SYSTEM_PROMPT] */
+    bool noted_no_user;        /* said that the template leaves the user's text out */
     char *bos_text, *eos_text; /* the BOS and EOS tokens' texts, "" if none */
 
     struct message *msgs; /* (n_msgs) */
@@ -374,6 +377,24 @@ done:
     return vkllm_fail(err, rc, "out of host memory");
 }
 
+/* Whether TEXT holds the last user message of M (without the blanks around it,
+ * which templates often trim); an empty one, or none, counts as held. */
+static bool holds_user_text(const struct message *const *m, size_t n, const char *text, size_t len)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (strcmp(m[i]->role, "user")) continue;
+        const char *p = m[i]->content;
+        size_t k = m[i]->len;
+        while (k && strchr(" \t\n\r\f\v", *p) && *p)
+            p++, k--;
+        while (k && p[k - 1] && strchr(" \t\n\r\f\v", p[k - 1]))
+            k--;
+        /* glibc's memmem is linear (two-way): no quadratic search on a long message */
+        return !k || memmem(text, len, p, k);
+    }
+    return true;
+}
+
 int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_error *err)
 {
     *out = NULL;
@@ -395,6 +416,11 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
             c->format = detect_format(c, NULL);
             notify(c, "the chat template failed (%s); using the built-in %s format instead",
                    terr.msg, format_names[c->format]);
+        } else if (!c->noted_no_user && !holds_user_text(m, n, text, len)) {
+            /* it runs, but every turn without what was typed: once, not each turn */
+            c->noted_no_user = true;
+            notify(c, "the chat template's output does not contain the user's message: the "
+                      "model does not see what is typed");
         }
     }
     if (c->format != FMT_TEMPLATE) {
@@ -992,6 +1018,11 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
     if (len == 0) {
         free(text);
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: the file is empty", path);
+    }
+    rc = tmpl_json_check(text, len, path, err);
+    if (rc) {
+        free(text);
+        return rc;
     }
     json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
     free(text);

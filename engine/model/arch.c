@@ -6,6 +6,7 @@
 #include "arch.h"
 
 #include "error.h"
+#include "shown.h"
 #include "kernels.h" /* MAX_HEAD_DIM: the attention kernel's shared arrays */
 #include "quant.h"
 #include "weights.h" /* gpu_weight_bytes */
@@ -25,16 +26,6 @@ static const char *key(const struct vkllm_hparams *hp, const char *suffix)
     static _Thread_local char buf[128];
     snprintf(buf, sizeof buf, "%s.%s", hp->arch, suffix);
     return buf;
-}
-
-/* A string from the file, for a message: escaped whole (a NUL shows as \x00
- * instead of ending it there) up to 64 bytes, then "...". */
-#define SHOWN_MAX (4 * 64 + 4)
-static const char *shown(char out[SHOWN_MAX], const char *p, size_t len)
-{
-    size_t n = vkllm_printable(out, SHOWN_MAX - 3, p, len < 64 ? len : 64);
-    if (n < len) strcat(out, "...");
-    return out;
 }
 
 static int get_u32(const vkllm_gguf *g, const char *k, bool required, uint32_t fallback,
@@ -494,8 +485,12 @@ static int check_tensor(const vkllm_gguf *g, const struct arch_model *am, enum t
         char have[96], expect[96];
         shape_text(have, sizeof have, t->ne, t->n_dims);
         shape_text(expect, sizeof expect, want, ri->kind == MAT || want[1] > 1 ? 2 : 1);
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor %.*s has shape %s, expected %s",
-                          vkllm_gguf_name(g), (int)t->name.len, t->name.ptr, have, expect);
+        /* the vocabulary's size comes from the tokenizer: say so */
+        char note[48] = "";
+        if (ri->ne1 == D_VOCAB && t->ne[1] != want[1])
+            snprintf(note, sizeof note, " (the tokenizer has %u tokens)", am->hp.n_vocab);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor %.*s has shape %s, expected %s%s",
+                          vkllm_gguf_name(g), (int)t->name.len, t->name.ptr, have, expect, note);
     }
     const bool readable =
         ri->kind == MAT ? quant_supported(t->type) : quant_format(t->type) != NULL;
@@ -563,10 +558,17 @@ static int bind_tensors(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     const struct arch *a = am->arch;
     const struct vkllm_gguf_tensor *emb = vkllm_gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return vkllm_fail(err, VKLLM_E_FORMAT, "%s: missing tensor token_embd.weight", name);
-    if (emb->ne[1] == 0 || emb->ne[1] > (1u << 24))
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: token_embd.weight has %llu rows", name,
-                          (unsigned long long)emb->ne[1]);
-    hp->n_vocab = (uint32_t)emb->ne[1];
+    /* the vocabulary's size is the tokenizer's: a token_embd.weight (or
+     * output.weight) of another shape is then the tensor named as wrong */
+    const struct vkllm_gguf_kv *tokens = vkllm_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    const uint64_t n_vocab = tokens && tokens->type == VKLLM_GGUF_ARRAY && tokens->arr_len
+                                 ? tokens->arr_len
+                                 : emb->ne[1];
+    if (n_vocab == 0 || n_vocab > (1u << 24))
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s has %llu %s", name,
+                          n_vocab == emb->ne[1] ? "token_embd.weight" : "the tokenizer",
+                          (unsigned long long)n_vocab, n_vocab == emb->ne[1] ? "rows" : "tokens");
+    hp->n_vocab = (uint32_t)n_vocab;
 
     am->slices = calloc((uint64_t)hp->n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST),
                         sizeof *am->slices);

@@ -10,6 +10,7 @@
 
 #include "context.h"
 #include "kernels.h"
+#include "shown.h"
 #include "model.h"
 #include "ops.h"
 #include "quant.h"
@@ -125,10 +126,11 @@ static int add_role(const struct arch_model *am, const struct vkllm_device_info 
     const uint64_t k = t->ne[0];
     const uint64_t per =
         gpu_weight_rows_per_part(t->type, k, sl->count, dev->max_storage_buffer_range);
+    char name[SHOWN_MAX];
     if (!per)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                          "%.*s: a row of %llu elements does not fit one storage buffer binding",
-                          (int)t->name.len, t->name.ptr, (unsigned long long)k);
+                          "%s: a row of %llu elements does not fit one storage buffer binding",
+                          shown(name, t->name.ptr, t->name.len), (unsigned long long)k);
     for (uint64_t r = 0; r < sl->count; r += per) {
         const uint64_t bytes =
             gpu_weight_bytes(t->type, k, sl->count - r < per ? sl->count - r : per);
@@ -197,8 +199,9 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     if (out->n_ctx > (1u << 24) || out->n_batch == 0 ||
         out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                          "a context of %u tokens does not fit %s's storage buffer limit",
-                          out->n_ctx, dev->name);
+                          "a context of %u tokens does not fit %s's storage buffer limit%s",
+                          out->n_ctx, dev->name,
+                          getenv("VKLLM_MAX_BINDING") ? " (as VKLLM_MAX_BINDING sets it)" : "");
     struct graph g;
     int rc = graph_build(am, out->logits_all, &g, err);
     if (rc) return rc;
@@ -312,6 +315,13 @@ static uint32_t fitting_ctx(const struct arch_model *am, const struct vkllm_devi
     return lo >= 256 ? lo & ~255u : lo;
 }
 
+/* -c shrinks the KV cache; the activations grow with the batch: when they are
+ * the larger part, -b/-ub is the better advice. */
+static const char *batch_note(uint64_t activations, uint64_t kv)
+{
+    return activations > kv ? " (a smaller -b/-ub shrinks them)" : "";
+}
+
 static const char *capped(const struct vk_device *d)
 {
     struct vkllm_memory_budget b;
@@ -341,12 +351,13 @@ int budget_check_load(const char *path, const struct arch_model *am, const struc
     const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free);
     if (fits) snprintf(try, sizeof try, "-c %u or ", fits);
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                      "%s: needs %s (weights %s, KV cache %s for %u tokens, activations %s; "
+                      "%s: needs %s (weights %s, KV cache %s for %u tokens, activations %s%s; "
                       "staging %s while loading) but %s has %s free%s: try %sa smaller "
                       "quantization",
                       path, a, human(b, 32, w.bytes), human(c, 32, s.kv), s.n_ctx,
-                      human(e, 32, session_bytes(&s) - s.kv), human(g, 32, w.staging), d->info.name,
-                      f, capped(d), try);
+                      human(e, 32, session_bytes(&s) - s.kv),
+                      batch_note(session_bytes(&s) - s.kv, s.kv), human(g, 32, w.staging),
+                      d->info.name, f, capped(d), try);
 }
 
 int budget_check_session(const char *path, const struct arch_model *am, const struct vk_device *d,
@@ -355,15 +366,15 @@ int budget_check_session(const char *path, const struct arch_model *am, const st
 {
     const uint64_t need = session_bytes(plan), free = free_bytes(d);
     if (need <= free) return VKLLM_OK;
-    char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-ub) or quantization";
+    char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-b/-ub) or quantization";
     human_pair(a, f, need, free);
     const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free);
     if (fits) snprintf(try, sizeof try, "-c %u", fits);
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                      "%s: a context of %u tokens needs %s (KV cache %s, activations %s) but %s "
+                      "%s: a context of %u tokens needs %s (KV cache %s, activations %s%s) but %s "
                       "has %s free after the weights%s: try %s",
                       path, plan->n_ctx, a, human(b, 32, plan->kv), human(c, 32, need - plan->kv),
-                      d->info.name, f, capped(d), try);
+                      batch_note(need - plan->kv, plan->kv), d->info.name, f, capped(d), try);
 }
 
 /* ============================== Public ============================== */

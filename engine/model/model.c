@@ -4,6 +4,7 @@
 
 #include "budget.h"
 #include "quant.h"
+#include "shown.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,9 +57,9 @@ static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
     }
     if (rc == VKLLM_E_IO) return rc; /* the file's error: it names the file */
     if (rc) {
-        char what[128];
-        snprintf(what, sizeof what, "%s: %.*s", vkllm_gguf_name(m->gguf), (int)t->name.len,
-                 t->name.ptr);
+        char what[128 + SHOWN_MAX], name[SHOWN_MAX];
+        snprintf(what, sizeof what, "%s: %s", vkllm_gguf_name(m->gguf),
+                 shown(name, t->name.ptr, t->name.len));
         vkllm_error_prefix(err, what);
         return rc;
     }

@@ -10,6 +10,7 @@
 #include "rope.h"
 
 #include "error.h"
+#include "shown.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -96,9 +97,10 @@ int rope_scaling_read(const vkllm_gguf *g, const char *arch, uint32_t n_ctx_trai
         while (i < sizeof names / sizeof names[0] &&
                !(type.len == strlen(names[i]) && !memcmp(type.ptr, names[i], type.len)))
             i++;
+        char text[SHOWN_MAX];
         if (i == sizeof names / sizeof names[0])
-            return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: rope scaling type '%.*s' is unknown",
-                              vkllm_gguf_name(g), (int)(type.len > 32 ? 32 : type.len), type.ptr);
+            return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: rope scaling type '%s' is unknown",
+                              vkllm_gguf_name(g), shown(text, type.ptr, type.len));
         out->type = (enum rope_scaling_type)i;
     } else if (rc != VKLLM_E_NOT_FOUND) {
         return rc;

@@ -86,11 +86,19 @@ void vkllm_stream_free(vkllm_stream *s)
     free(s);
 }
 
+static bool utf8_valid(const unsigned char *p, size_t n);
+
 int vkllm_stream_add_stop(vkllm_stream *s, const char *stop, struct vkllm_error *err)
 {
     if (!s || !stop) return vkllm_fail(err, VKLLM_E_INVALID, "no stop string");
     size_t len = strlen(stop);
-    if (!len) return VKLLM_OK;
+    /* either could never match: better said than silently never acting */
+    if (!len) return vkllm_fail(err, VKLLM_E_INVALID, "an empty stop string can never act");
+    if (!utf8_valid((const unsigned char *)stop, len))
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "'%s' is not valid UTF-8, so the output (always valid UTF-8) can "
+                          "never hold it",
+                          stop);
     struct stop *st = realloc(s->stops, (s->n_stops + 1) * sizeof *st);
     if (!st) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     s->stops = st;
@@ -142,6 +150,18 @@ static int utf8_check(const unsigned char *p, size_t n)
         if (p[i] < (i == 1 ? lo : 0x80) || p[i] > (i == 1 ? hi : 0xbf)) return CH_INVALID;
     }
     return n == need ? CH_COMPLETE : CH_INCOMPLETE;
+}
+
+/* Whether the N bytes of P are whole, valid characters. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = utf8_check(p + start, i + 1 - start);
+        if (r == CH_INVALID) return false;
+        if (r == CH_COMPLETE) start = i + 1;
+    }
+    return start == n;
 }
 
 /* Moves the bytes of TEXT into the held text, whole characters only. */

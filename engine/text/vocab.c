@@ -14,6 +14,7 @@
  * partition, tokenize, token_to_piece.
  */
 #include "hash.h"
+#include "shown.h"
 #include "vocab_internal.h"
 
 #include <limits.h>
@@ -287,12 +288,9 @@ static int load_tokens(vkllm_vocab *v, const vkllm_gguf *g, struct vkllm_error *
         }
         int32_t *slot = index_slot(v, t->text, t->len);
         if (*slot >= 0) { /* llama.cpp asserts on this */
-            /* escaped whole: a NUL in the text must not end it early */
-            char text[4 * 64 + 4];
-            if (vkllm_printable(text, sizeof text - 3, t->text, t->len < 64 ? t->len : 64) < t->len)
-                strcat(text, "...");
+            char text[SHOWN_MAX];
             return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tokens %d and %llu are both '%s'", name,
-                              (int)*slot, (unsigned long long)i, text);
+                              (int)*slot, (unsigned long long)i, shown(text, t->text, t->len));
         }
         *slot = (int32_t)i;
     }

@@ -180,16 +180,18 @@ static const char *in_table(const char *const *table, const char *name, size_t n
 
 static struct tval unsafe(struct teval *ev, struct tval obj, const char *name, size_t n)
 {
-    struct tval u = tv_undef(ev->st, "access to attribute '%.*s' of '%s' object is unsafe.",
-                             (int)(n > 100 ? 100 : n), name, tv_type_name(obj));
+    char q[TMPL_MSG_NAME];
+    struct tval u = tv_undef(ev->st, "access to attribute '%s' of '%s' object is unsafe.",
+                             tmpl_msg_text(q, sizeof q, name, n), tv_type_name(obj));
     u.flag = 1;
     return u;
 }
 
 static struct tval no_attr(struct teval *ev, struct tval obj, const char *name, size_t n)
 {
-    return tv_undef(ev->st, "'%s' has no attribute '%.*s'", object_repr(obj),
-                    (int)(n > 100 ? 100 : n), name);
+    char q[TMPL_MSG_NAME];
+    return tv_undef(ev->st, "'%s' has no attribute '%s'", object_repr(obj),
+                    tmpl_msg_text(q, sizeof q, name, n));
 }
 
 struct tval tmpl_getattr(struct teval *ev, struct tval v, const char *name, size_t n)
@@ -365,18 +367,8 @@ static const struct tsig global_sigs[] = {
 _Noreturn static void raise_message(struct teval *ev, struct tval msg)
 {
     char text[sizeof ev->st->msg];
-    size_t n = 0;
-    for (size_t i = 0; i < msg.s.n && n + 5 < sizeof text; i++) {
-        if (msg.s.p[i]) {
-            text[n++] = msg.s.p[i];
-        } else {
-            memcpy(text + n, "\\x00", 4);
-            n += 4;
-        }
-    }
-    text[n] = 0;
     ev->raised = true;
-    tmpl_fail(ev->st, VKLLM_E_INVALID, "%s", text);
+    tmpl_fail(ev->st, VKLLM_E_INVALID, "%s", tmpl_msg_text(text, sizeof text, msg.s.p, msg.s.n));
 }
 
 struct tval tmpl_call_builtin(struct teval *ev, struct tfunc *fn, struct tval *args, size_t n_args,

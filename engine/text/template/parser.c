@@ -679,10 +679,8 @@ static struct tnode *parse_for(struct parser *p)
         advance(p);
         n->c = parse_expression(p, true);
     }
-    if (is_name(p, "recursive")) {
-        advance(p);
-        n->op = 1;
-    }
+    /* loop(...) would call the loop variable, a dict, much later */
+    if (is_name(p, "recursive")) parse_fail(p, "recursive loops are not supported", NULL);
     expect_kind(p, TK_BLOCK_END);
     p->loops++;
     n->body = parse_body(p, end_for);

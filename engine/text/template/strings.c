@@ -378,7 +378,8 @@ static struct tval str_format(struct teval *ev, struct tval fmt, struct tval *ar
                     v = kw_vals[k];
                     found = true;
                 }
-            if (!found) tmpl_eval_fail(ev, "'%.*s'", (int)fn, f);
+            char q[TMPL_MSG_NAME];
+            if (!found) tmpl_eval_fail(ev, "'%s'", tmpl_msg_text(q, sizeof q, f, fn));
         }
         tv_print(ev->st, &b, v);
         p = close + 1;
@@ -408,7 +409,10 @@ struct tval tmpl_format(struct teval *ev, struct tval fmt, struct tval args)
             const char *close = memchr(p, ')', (size_t)(end - p));
             if (!close || args.kind != TV_DICT) tmpl_eval_fail(ev, "format requires a mapping");
             struct tval *x = tv_dict_getn(ev->st, args, p + 1, (size_t)(close - p - 1));
-            if (!x) tmpl_eval_fail(ev, "'%.*s'", (int)(close - p - 1), p + 1);
+            char q[TMPL_MSG_NAME];
+            if (!x)
+                tmpl_eval_fail(ev, "'%s'",
+                               tmpl_msg_text(q, sizeof q, p + 1, (size_t)(close - p - 1)));
             v = *x;
             p = close + 1;
         } else {

@@ -51,6 +51,25 @@ void tmpl_free(struct tmpl *t)
 
 /* ============================== JSON to values ============================== */
 
+int tmpl_json_check(const char *text, size_t len, const char *name, struct vkllm_error *err)
+{
+    size_t values = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '"') {
+            /* to the closing quote; a backslash takes the byte after it along */
+            for (i++; i < len && text[i] != '"'; i++)
+                if (text[i] == '\\') i++;
+        } else if (c == ',' || c == '[' || c == '{') {
+            if (++values > TMPL_JSON_MAX_VALUES)
+                return vkllm_fail(err, VKLLM_E_FORMAT,
+                                  "%s: more than %d JSON values (too large for a chat context)",
+                                  name, TMPL_JSON_MAX_VALUES);
+        }
+    }
+    return VKLLM_OK;
+}
+
 /* As deep as Jansson reads a file (JSON_PARSER_MAX_DEPTH): a context that
  * parsed converts, and only what the template does with a deep value (print,
  * compare, tojson: 500 levels) can fail, as in Python. Deeper is a json_t built
@@ -158,6 +177,8 @@ int vkllm_template_render_stop(const char *tmpl, size_t len, const char *context
     json_t *ctx = NULL;
     if (context_json) {
         json_error_t jerr;
+        int rc = tmpl_json_check(context_json, strlen(context_json), "context", err);
+        if (rc) return rc;
         ctx = json_loads(context_json, JSON_ALLOW_NUL, &jerr);
         if (!ctx)
             return vkllm_fail(err, VKLLM_E_FORMAT, "context: line %d: %s", jerr.line, jerr.text);

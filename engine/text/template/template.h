@@ -52,4 +52,16 @@ int tmpl_render_json(const struct tmpl *t, const json_t *context, char **out, si
 int tmpl_render_json_stop(const struct tmpl *t, const json_t *context, bool (*stop)(void *user),
                           void *user, char **out, size_t *out_len, struct vkllm_error *err);
 
+/* Refuses JSON TEXT (LEN bytes) that holds more than TMPL_JSON_MAX_VALUES
+ * values (VKLLM_E_FORMAT, "NAME: more than N JSON values ..."), before Jansson
+ * builds its tree: that costs about 300 bytes a value, so a 256 MiB file of
+ * "[]," would take gigabytes before the render's memory limit could act.
+ * Counts brackets and commas outside strings in one pass (an upper bound on
+ * the values); the syntax is left to Jansson. A message is three values (the
+ * object, role, content) and at least a token of the prompt, so even a
+ * 256K-token context of one-token messages stays under a million; a million
+ * values (333,000 messages) render in 2 s and 450 MB at most (measured). */
+#define TMPL_JSON_MAX_VALUES 1000000
+int tmpl_json_check(const char *text, size_t len, const char *name, struct vkllm_error *err);
+
 #endif

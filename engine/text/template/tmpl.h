@@ -84,6 +84,11 @@ static inline void tmpl_work(struct tstate *st, uint64_t n)
  * the last thing in its chunk; otherwise copies. Returns the block. */
 void *tmpl_realloc(struct tstate *st, void *p, size_t old, size_t new_size);
 char *tmpl_strdup(struct tstate *st, const char *s, size_t n); /* NUL-terminated copy */
+/* N bytes of P for a message, into BUF of SIZE bytes (as much as fits): a NUL
+ * byte would end the message there, so it is written \x00. Returns BUF. */
+const char *tmpl_msg_text(char *buf, size_t size, const char *p, size_t n);
+/* BUF size for a name quoted in a message: 100 bytes of it at most, as before */
+#define TMPL_MSG_NAME 105
 void tmpl_arena_free(struct tstate *st);
 
 /* ============================== Tokens ============================== */
@@ -342,7 +347,7 @@ struct tnodes {
 
 struct tnode {
     enum tnode_kind kind;
-    int op; /* enum tnode_op; E_TEST: negated; N_FOR: recursive; N_MACRO, N_CALL_BLOCK:
+    int op; /* enum tnode_op; E_TEST: negated; N_MACRO, N_CALL_BLOCK:
              * enum tmacro_uses of the body, and << 3 of the whole node */
     int line;
     const char *s; /* a name, or N_TEXT's bytes */

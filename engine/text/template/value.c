@@ -83,6 +83,21 @@ char *tmpl_strdup(struct tstate *st, const char *s, size_t n)
     return p;
 }
 
+const char *tmpl_msg_text(char *buf, size_t size, const char *p, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 5 < size; i++) {
+        if (p[i]) {
+            buf[k++] = p[i];
+        } else {
+            memcpy(buf + k, "\\x00", 4);
+            k += 4;
+        }
+    }
+    buf[k] = 0;
+    return buf;
+}
+
 /* 2^18 units: about a millisecond between two calls of the stop function */
 #define WORK_POLL_EVERY (1u << 18)
 
