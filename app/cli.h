@@ -13,6 +13,8 @@
  * or file text cannot act on the terminal. Returns 1 (the exit status for
  * failures). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* How many error lines cli_error has printed. */
+unsigned cli_error_count(void);
 
 /* TEXT (a file name, say) made printable (vkllm_printable) for a progress
  * line: escape sequences in it cannot act on the terminal. The buffer is

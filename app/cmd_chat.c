@@ -136,7 +136,11 @@ static long read_line(struct lines *r, char **line)
         }
         ssize_t got = read(0, r->buf + r->n, r->cap - r->n - 1);
         if (got < 0 && errno == EINTR) continue;
-        if (got <= 0)
+        if (got < 0) { /* stdin a directory, a lost terminal: not the end of input */
+            cli_error("stdin: %s", strerror(errno));
+            return -3;
+        }
+        if (got == 0)
             r->eof = true;
         else
             r->n += (size_t)got;
@@ -439,6 +443,9 @@ int cmd_chat(int argc, char **argv)
 
     bool tty = isatty(0);
     status = 0;
+    /* from a file or a pipe, a message left out or a command refused makes
+     * the exit status 1 (after the rest of the input) */
+    const unsigned errors_before = cli_error_count();
     for (;;) {
         if (tty) {
             fputs("> ", stdout);
@@ -473,6 +480,7 @@ int cmd_chat(int argc, char **argv)
             break;
         }
     }
+    if (!tty && cli_error_count() != errors_before) status = 1;
     goto done;
 fail:
     cli_error("%s", err.msg);

@@ -30,8 +30,16 @@ static const char usage[] =
     "\n"
     "vkllm COMMAND --help shows a command's options.\n";
 
+static unsigned errors_printed;
+
+unsigned cli_error_count(void)
+{
+    return errors_printed;
+}
+
 int cli_error(const char *fmt, ...)
 {
+    errors_printed++;
     va_list ap, again;
     va_start(ap, fmt);
     va_copy(again, ap);

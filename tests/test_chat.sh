@@ -226,7 +226,8 @@ printf '%s\n' "/load $scratch/long.json" "Hello" "$too_long" "And then?" "/save"
         >"$scratch/long.out" 2>"$scratch/long.err"
 status=$?
 err=$scratch/long.err
-[ $status = 0 ] || fail "long: exit status $status: $(tail -5 "$err")"
+# the errors carried over: the status says so at the end of the input
+[ $status = 1 ] || fail "long: exit status $status, expected 1: $(tail -5 "$err")"
 grep -q "^vkllm: loaded 8001 messages" "$err" || fail "long: /load: $(head -5 "$err")"
 [ "$(sed -n "$replied" "$err" | tr '\n' ' ')" = "4 4 4 " ] || fail "long: not 3 replies: $(cat "$err")"
 # a note per turn at most (the first drops 3,991 turns at once), none before
@@ -297,7 +298,7 @@ status=$?
 kill $writer 2>/dev/null
 wait $writer 2>/dev/null
 err=$scratch/cmds.err
-[ $status = 0 ] || fail "commands: exit status $status: $(tail -3 "$err")"
+[ $status = 1 ] || fail "commands: exit status $status, expected 1: $(tail -3 "$err")"
 for want in "adir: cannot read: Is a directory" "/proc/self/mem: cannot read: " "fifo: the file is empty" \
     "huge.json: larger than 256 MiB, more than vkllm reads" "/exit takes no argument (got 'now')" \
     "/reset takes no argument (got 'extra')" "/quit takes no argument (got 'please')"; do
@@ -318,7 +319,7 @@ rm -f "$scratch/fsize.json"*
         exec timeout 120 "$vkllm" chat -m "$model" -c 256 --temp 0 -n 2 >/dev/null 2>"$scratch/fsize.err"
 )
 status=$?
-[ $status = 0 ] && grep -q "^error: .*fsize.json: cannot write: File too large$" "$scratch/fsize.err" &&
+[ $status = 1 ] && grep -q "^error: .*fsize.json: cannot write: File too large$" "$scratch/fsize.err" &&
     grep -q "^vkllm: turn 1: replied 2 tokens" "$scratch/fsize.err" ||
     fail "/save past ulimit -f: status $status: $(grep -v '^vkllm: context full' "$scratch/fsize.err")"
 compgen -G "$scratch/fsize.json*" >/dev/null && fail "/save past ulimit -f left $(ls "$scratch"/fsize.json*)"

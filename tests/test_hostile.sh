@@ -54,8 +54,9 @@ out=$scratch/stdout err=$scratch/stderr
 stdin=/dev/null stdout_to=file pattern="" clean_stdout=0 limit=$T
 
 # check EXPECT COMMAND...: EXPECT is fail (non-zero exit, one error line), ok
-# (exit 0, no error line), any (either of those), ok:N (exit 0 and exactly N
-# error lines: a chat that reports errors and carries on) or usage (non-zero,
+# (exit 0, no error line), any (either of those), carried:N (exactly N error
+# lines and exit 1: a chat that reports errors, carries on to the end of its
+# input, and then says so in its status) or usage (non-zero,
 # the usage text on stderr: no command, or info without a file).
 check() {
     local expect=$1
@@ -89,13 +90,15 @@ check() {
         elif [ -n "$pattern" ] && ! grep -qaF -- "$pattern" <<<"$errors"; then
             problem="the error does not say '$pattern'"
         fi
+    elif [ "${expect#carried:}" != "$expect" ]; then
+        if [ $status != 1 ]; then
+            problem="exit status $status, expected 1 after the errors"
+        elif [ "$(grep -c '^error: ' <<<"$errors")" != "${expect#carried:}" ] ||
+            [ "$n_errors" != "${expect#carried:}" ]; then
+            problem="expected ${expect#carried:} 'error: ' lines on stderr"
+        fi
     elif [ $status != 0 ]; then
         problem="exit status $status"
-    elif [ "${expect#ok:}" != "$expect" ]; then
-        if [ "$(grep -c '^error: ' <<<"$errors")" != "${expect#ok:}" ] ||
-            [ "$n_errors" != "${expect#ok:}" ]; then
-            problem="expected ${expect#ok:} 'error: ' lines on stderr"
-        fi
     elif [ "$n_errors" != 0 ]; then
         problem="exit status 0 but stderr has more than progress lines"
     fi
@@ -374,20 +377,20 @@ for s in "${specials[@]}"; do
     case $s in /*) path=$s ;; *) path=$scratch/$s ;; esac
     printf '/load %s\n' "$path" >"$scratch/chat-in"
     case $s in
-    fifo) feed_fifo "$scratch/notchat.json"; stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1; stop_feed ;;
-    "$long") pattern="too long" stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1 ;;
-    *) stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1 ;;
+    fifo) feed_fifo "$scratch/notchat.json"; stdin=$scratch/chat-in check carried:1 "$vkllm" chat -n 1; stop_feed ;;
+    "$long") pattern="too long" stdin=$scratch/chat-in check carried:1 "$vkllm" chat -n 1 ;;
+    *) stdin=$scratch/chat-in check carried:1 "$vkllm" chat -n 1 ;;
     esac
 done
 printf '/save %s\n' "$scratch/dir" "$scratch/nope/chat.json" >"$scratch/chat-in"
 printf '/load %s\n' "$scratch/notchat.json" "$scratch/good.jinja" >>"$scratch/chat-in"
-stdin=$scratch/chat-in check ok:4 "$vkllm" chat -n 1
+stdin=$scratch/chat-in check carried:4 "$vkllm" chat -n 1
 # a FIFO or a device is not a file to replace with the conversation
 saves=("$scratch/fifo-save")
 [ -c "$scratch/full-save" ] && saves+=("$scratch/full-save")
 for o in "${saves[@]}"; do
     printf '/save %s\n' "$o" >"$scratch/chat-in"
-    stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1
+    stdin=$scratch/chat-in check carried:1 "$vkllm" chat -n 1
 done
 # a conversation whose role and text hold escape sequences: loaded, used
 printf '{"messages": [{"role": "user\\u001b[31m", "content": "\\u001b]0;x\\u0007"}]}' >"$scratch/evilchat.json"
@@ -405,9 +408,11 @@ stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
     head -c 300000 "$text" | tr '\n' ' '
     printf '\n'
 } >"$scratch/chat-in"
-stdin=$scratch/chat-in check ok:7 "$vkllm" chat -n 1 -c 64
+stdin=$scratch/chat-in check carried:7 "$vkllm" chat -n 1 -c 64
 # an endless line
 stdin=/dev/zero pattern="a line of more than" check fail "$vkllm" chat -n 1
+# stdin that cannot be read (it ended the chat silently, with status 0)
+stdin=$scratch pattern="stdin: Is a directory" check fail "$vkllm" chat -n 1
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 
 # ---- 3. crafted GGUF files
@@ -644,7 +649,7 @@ done
 # error says so rather than "No such file or directory" about a file that exists
 pattern="/proc/self/mem: cannot create a temporary file beside it: " check fail "$vkllm" quantize "$model" /proc/self/mem Q8_0
 printf '/save /proc/self/mem\n' >"$scratch/chat-in"
-stdin=$scratch/chat-in check ok:1 "$vkllm" chat -n 1
+stdin=$scratch/chat-in check carried:1 "$vkllm" chat -n 1
 grep -q "^error: /proc/self/mem: cannot create a temporary file beside it: " "$err" ||
     { failed=$((failed + 1)); report+=("FAIL /save /proc/self/mem: $(cat "$err")"); }
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2

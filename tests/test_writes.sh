@@ -13,7 +13,8 @@
 # 3. OUT a symbolic link (relative, in another directory, a chain): the file it
 #    names is replaced and keeps its mode, the link stays a link (the link was
 #    replaced by a file). A dangling link creates the file it names; one into
-#    a missing directory, and a loop, are one error line each.
+#    a missing directory, a loop, and /proc's link to a deleted file (it made
+#    "NAME (deleted)") are one error line each.
 # 4. OUT read-only (0444), directly or through a link: refused before any
 #    tensor is converted, the file unchanged (it was replaced).
 # 5. The chat's /save through a link and over a read-only file, the same.
@@ -174,6 +175,20 @@ ln -s loop-a.gguf loop-b.gguf
 expect_refusal "a loop of links" "loop-a.gguf.*: Too many levels of symbolic links" loop-a.gguf
 ln -s self.gguf self.gguf
 expect_refusal "a link to itself" "self.gguf: Too many levels of symbolic links" self.gguf
+# /proc's link to an open file that was deleted reads "NAME (deleted)": it
+# made a new file of that name
+checks=$((checks + 1))
+echo keep >deleted.gguf
+exec 7<>deleted.gguf
+rm deleted.gguf
+quantize big.gguf /proc/self/fd/7 Q4_0 2>refusal.err
+status=$?
+exec 7>&-
+[ $status = 1 ] || fail "a deleted file's /proc link: exit status $status, expected 1"
+one_error refusal.err "/proc/self/fd/7: the file it names has no name left" ||
+    fail "a deleted file's /proc link: got: $(cat refusal.err)"
+[ -e "deleted.gguf (deleted)" ] && fail "a deleted file's /proc link: made 'deleted.gguf (deleted)'"
+no_leftovers "a deleted file's /proc link"
 
 # ---- 4. read-only files (root too: nobody may write them)
 echo keep >ro.gguf && chmod 444 ro.gguf

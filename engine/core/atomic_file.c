@@ -99,7 +99,8 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
     struct stat st;
     /* what PATH names in the end, asked first: /proc's links to pipes and
      * terminals (/dev/stdout) have no name to follow */
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    const bool reachable = stat(path, &st) == 0;
+    if (reachable && !S_ISREG(st.st_mode))
         return vkllm_fail(err, VKLLM_E_IO, "%s: %s; vkllm writes only regular files", path,
                           S_ISDIR(st.st_mode) ? "is a directory"
                                               : "is a device, FIFO or socket, not a regular file");
@@ -107,6 +108,15 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
     bool exists = false;
     int rc = resolve_target(path, &target, &exists, &st, err);
     if (rc) return rc;
+    /* a /proc fd link to a deleted file (or a memfd) reads as "NAME (deleted)":
+     * following its text would create a new file of that name */
+    if (reachable && !exists) {
+        rc = vkllm_fail(err, VKLLM_E_IO,
+                        "%s: the file it names has no name left in a directory (deleted?); "
+                        "vkllm cannot replace it",
+                        path);
+        goto done;
+    }
     /* a file without write permission for anyone is read-only even for root,
      * who access() lets write anything */
     if (exists && ((st.st_mode & 0222) == 0 || access(target, W_OK) != 0)) {
