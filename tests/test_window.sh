@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_window.sh: the chat window (app/chat) end to end, on a virtual display
 # (Xvfb, SDL's software renderer), driven by --script with the bundled model.
-#   test_window.sh VKLLM_CHAT DATA_DIR SCRATCH_DIR
+#   test_window.sh VKLLM_CHAT DATA_DIR SCRATCH_DIR GEN_MODEL
 # The script sends two messages (the second in three scripts and with a line
 # break, typed as SDL text events), stops the second reply with Esc, regenerates
 # it, edits the first message (a branch), switches back to the first branch,
@@ -11,6 +11,8 @@
 # the help, and starts a second chat. A second run with the same data and
 # config directories (and a corrupt file among the chats) searches the saved
 # chats, reopens the first and replies in it, renames, exports and deletes.
+# Two more (the "models" section) open models from the Models panel: a good
+# one, one that is not a model, and one too big for the device.
 # Checked: the exit statuses, the conversation trees dumped through
 # history_save (branches, which one is active, how each reply ended), the
 # sidebar's lists, the settings file, the corrupt file reported once and set
@@ -18,7 +20,7 @@
 # size with more than a few colours: a blank window has one or two; light
 # where the light theme is on, dark before).
 set -u
-chat=$1 data=$2 scratch=$3
+chat=$1 data=$2 scratch=$3 gen_model=$4
 rm -rf "$scratch"
 mkdir -p "$scratch"
 cd "$scratch" || exit 1
@@ -114,6 +116,205 @@ grep -q "^vkllm-chat: error: .*not-a-model.txt" err.txt ||
 grep -q "^vkllm-chat: first frame [0-9]* ms after launch, model loaded [0-9]* ms" err.txt ||
     fail "no timing line"
 
+# ---- models: the Models panel (app/chat/panel_models.c) with a models folder
+# holding a link to the bundled model, a file that is not a model and a
+# sub-folder. Run 3 (the in-window browser: VKLLM_FILE_DIALOG=builtin) chooses
+# the model with the keyboard (it loads, a reply comes), then picks the bad
+# file (an error, the model kept, a reply still comes). Run 4 gives the device
+# 60 MiB (VKLLM_MAX_MEMORY): the bundled model (36 MiB with its session) loads,
+# and a second copy, chosen with Ctrl+O in a fake zenity, does not fit beside
+# it: the error says the sizes before anything is uploaded, and the first
+# model goes on replying.
+# Own data and config directories: the settings of the runs above stay apart.
+models=$scratch/models
+mkdir -p "$models/sub"
+ln -s "$data/stories260K.gguf" "$models/stories.gguf"
+echo "this is not a model either" > "$models/not-a-model.gguf"
+cat > models.script <<EOF
+settings models_dir $models
+open-models
+screenshot $scratch/models.png
+# the first model (not-a-model.gguf) is chosen; Down moves to stories.gguf
+key Down
+key Return
+wait-reply
+send Hello from the models folder
+wait-reply
+open-models
+pick not-a-model.gguf
+expect-error not-a-model.gguf
+wait-reply
+send Still the same model
+wait-reply
+dump-state $scratch/models-state.json
+quit
+EOF
+mkdir -p bin
+printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "%s/zenity-args"\necho "%s/stories.gguf"\n' \
+    "$scratch" "$models" > bin/zenity
+chmod +x bin/zenity
+cat > too-big.script <<EOF
+wait-reply
+key ctrl+o
+expect-error needs
+screenshot $scratch/too-big.png
+wait-reply
+send After the refusal
+wait-reply
+dump-state $scratch/too-big-state.json
+quit
+EOF
+models_window() {
+    SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/models-data" \
+        XDG_CONFIG_HOME="$scratch/models-config" timeout 600 \
+        xvfb-run -a -s "-screen 0 1280x1024x24" "$chat" -m "$data/stories260K.gguf" -n 20 --seed 7 --size 1000x720 "$@"
+}
+VKLLM_FILE_DIALOG=builtin models_window --script models.script >out3.txt 2>err3.txt
+status=$?
+[ $status = 0 ] || fail "models run: exit status $status: $(tail -5 err3.txt)"
+grep -qx "vkllm-chat: model loaded: $models/stories.gguf" err3.txt ||
+    fail "the model picked in the Models panel did not load: $(grep -v script: err3.txt)"
+grep -q "^vkllm-chat: error: $models/not-a-model.gguf: not a GGUF file" err3.txt ||
+    fail "no error for the file that is not a model: $(grep error err3.txt)"
+! grep -q "model loaded: .*not-a-model" err3.txt || fail "the file that is not a model loaded"
+VKLLM_MAX_MEMORY=60M VKLLM_FILE_DIALOG=zenity PATH="$scratch/bin:$PATH" \
+    models_window --script too-big.script >out4.txt 2>err4.txt
+status=$?
+[ $status = 0 ] || fail "too-big run: exit status $status: $(tail -5 err4.txt)"
+grep -Eq "^vkllm-chat: error: $models/stories.gguf: needs [0-9.]+ MiB \(weights [0-9.]+ MiB.* but .* has [0-9.]+ MiB free" err4.txt ||
+    fail "no too-big error with the sizes: $(grep error err4.txt)"
+grep -qx -- --file-selection zenity-args || fail "Ctrl+O did not run the file dialog"
+python3 - "$scratch" <<'EOF' || fail "see above"
+import json, os, sys
+bad = 0
+# each run's conversation: every user message answered, after the errors too
+for name, users in (("models-state.json", ["Hello from the models folder", "Still the same model"]),
+                    ("too-big-state.json", ["After the refusal"])):
+    try:
+        msgs = json.load(open(os.path.join(sys.argv[1], name)))["messages"]
+    except Exception as e:
+        print(f"FAIL: {name}: {e!r}", file=sys.stderr)
+        bad += 1
+        continue
+    got = [m["content"] for m in msgs if m["role"] == "user"]
+    replies = [m for m in msgs if m["role"] == "assistant"]
+    if got != users or len(replies) != len(users) or \
+            not all(m.get("stats", {}).get("tokens", 0) > 0 for m in replies):
+        print(f"FAIL: {name}: not every message has a reply: {msgs}", file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
+EOF
+
+# ---- status bar, context full, loading, Markdown (app/chat/status_bar.c,
+# worker.c, view_chat.c). Run 5: a context of 80 tokens and three turns with a
+# system prompt: each turn after the first drops the oldest turns, with a note
+# in the window each time; the prompt the worker sent last still opens with
+# the system prompt and no longer holds the first message; the status bar's
+# speeds and GB/s are set. Run 6: a saved conversation written by hand (a
+# code block, lists, a heading, inline styles: the bundled model writes no
+# Markdown) reopened from the sidebar, then a generated 65 MB model dropped on
+# the window and shot while it uploads; a screenshot with a 250-byte name (a
+# temporary file beside it named NAME.tmp-PID would pass the 255-byte limit).
+# Run 7: files limited to 1 KiB (ulimit -f, SIGXFSZ ignored: EFBIG), so saving
+# the chat after each reply fails on the saver's thread: the error reaches the
+# window, no temporary file stays, and the next reply comes all the same.
+# Own data and config directories.
+"$gen_model" -o "$scratch/upload.gguf" --type f16 --n-vocab 4096 --n-embd 1024 --n-layer 2 \
+    --n-head 8 --n-head-kv 8 --n-ff 2816 >/dev/null || fail "gen_model"
+cat > ctx.script <<EOF
+settings system_prompt You tell short stories.
+send Once upon a time there was a cat
+wait-reply
+send The cat liked to play with a ball
+wait-reply
+send One day the ball rolled away
+wait-reply
+expect-note dropped the oldest
+dump-worker $scratch/ctx-worker.json
+screenshot $scratch/context-full.png
+quit
+EOF
+long_name=$(printf 'w%.0s' {1..246}).png
+cat > md.script <<EOF
+wait-reply
+open-sidebar
+reopen 0
+close-sidebar
+screenshot $scratch/markdown.png
+screenshot $scratch/$long_name
+dump-state $scratch/md-state.json
+load $scratch/upload.gguf
+wait-loading
+screenshot $scratch/loading.png
+wait-reply
+quit
+EOF
+own_window() { # NAME, then the app's options
+    local name=$1
+    shift
+    SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/$name-data" \
+        XDG_CONFIG_HOME="$scratch/$name-config" VKLLM_SCRIPT_TIMEOUT=60 timeout 600 \
+        xvfb-run -a -s "-screen 0 1280x1024x24" "$chat" -m "$data/stories260K.gguf" --seed 7 \
+        --size 1000x720 "$@"
+}
+own_window ctx -c 80 -n 16 --script ctx.script >out5.txt 2>err5.txt
+status=$?
+[ $status = 0 ] || fail "context-full run: exit status $status: $(tail -5 err5.txt)"
+[ "$(grep -c '^vkllm-chat: context full: dropped the oldest' err5.txt)" = 2 ] ||
+    fail "not one note for each turn that dropped others: $(grep -v script: err5.txt)"
+mkdir -p "$scratch/md-data/vkllm/chats"
+cp "$data/window/markdown-chat.json" "$scratch/md-data/vkllm/chats/20260101-100000-d0c5ad.json"
+own_window md -n 16 --script md.script >out6.txt 2>err6.txt
+status=$?
+[ $status = 0 ] || fail "Markdown and loading run: exit status $status: $(tail -5 err6.txt)"
+[ "$(head -c 4 "$scratch/$long_name" 2>/dev/null | tail -c 3)" = PNG ] ||
+    fail "no screenshot with a 250-byte name: $(grep error err6.txt)"
+cat > save-fails.script <<EOF
+send $(printf 'the cat sat %.0s' {1..60})
+wait-reply
+expect-error File too large
+send And again
+wait-reply
+quit
+EOF
+# the limit for the app alone (Xvfb writes its keymaps), its output through a
+# pipe to a file without one
+SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/save-fails-data" \
+    XDG_CONFIG_HOME="$scratch/save-fails-config" VKLLM_SCRIPT_TIMEOUT=60 timeout 600 \
+    xvfb-run -a -s "-screen 0 1280x1024x24" \
+    bash -c 'set -o pipefail; (ulimit -f 1; trap "" XFSZ; exec "$@") 2>&1 | cat' sh \
+    "$chat" -m "$data/stories260K.gguf" --seed 7 -n 24 --script save-fails.script >err7.txt 2>&1
+status=$?
+[ $status = 0 ] || fail "failing-save run: exit status $status: $(tail -5 err7.txt)"
+[ "$(grep -c '^vkllm-chat: error: .*/chats/.*\.json: cannot write: File too large' err7.txt)" = 2 ] ||
+    fail "a failed save is not one error a reply: $(grep error err7.txt)"
+[ -z "$(ls -A "$scratch/save-fails-data/vkllm/chats")" ] || fail "a failed save left a file"
+python3 - "$scratch" "$data/window/markdown-chat.json" <<'EOF' || fail "see above"
+import json, os, sys
+scratch, fixture = sys.argv[1:]
+bad = 0
+try:
+    w = json.load(open(os.path.join(scratch, "ctx-worker.json")))
+    head = w["prompt_head"]
+    sys_at, kept_at = head.find("You tell short stories."), head.find("One day the ball rolled away")
+    if not (0 <= sys_at < kept_at) or "Once upon a time" in head or w["n_dropped"] < 2:
+        print(f"FAIL: the last prompt does not open with the system prompt, or holds a dropped "
+              f"turn: {w}", file=sys.stderr)
+        bad += 1
+    if not (w["n_gen"] == 16 and w["gen_tps"] > 0 and w["gen_gbps"] > 0 and w["ttft_ms"] > 0):
+        print(f"FAIL: the status bar's numbers: {w}", file=sys.stderr)
+        bad += 1
+    saved = [m["content"] for m in json.load(open(fixture))["messages"]]
+    got = [m["content"] for m in json.load(open(os.path.join(scratch, "md-state.json")))["messages"]]
+    if got != saved:
+        print(f"FAIL: the reopened Markdown chat is not the saved one: {got}", file=sys.stderr)
+        bad += 1
+except Exception as e:
+    print(f"FAIL: {e!r}", file=sys.stderr)
+    bad += 1
+sys.exit(1 if bad else 0)
+EOF
+
 python3 - "$scratch" <<'EOF' || fail "see above"
 import json, os, struct, sys, zlib
 
@@ -160,7 +361,8 @@ def png_colours(path):
     return w, h, len(colours), sum(bright) / len(bright)
 
 for name in ["first", "regenerated", "branches", "error", "after-error", "settings", "help",
-             "light", "sidebar", "reopened"]:
+             "light", "sidebar", "reopened", "models", "too-big", "context-full", "markdown",
+             "loading"]:
     path = os.path.join(scratch, name + ".png")
     if not os.path.exists(path):
         check(False, f"{name}.png is missing")

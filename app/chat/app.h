@@ -60,6 +60,8 @@ struct input_box;
 struct script;
 struct sidebar;
 struct panel_settings;
+struct saver;
+struct panel_models;
 
 #define MAX_OVERRIDES 8
 
@@ -87,14 +89,17 @@ struct app {
     pthread_mutex_t lock; /* guards hist and the worker's status */
     history *hist;
     struct worker *worker;
+    struct saver *saver; /* writes saved chats off the UI thread (app_chats.c) */
 
     struct chat_view *view;
     struct input_box *input;
     struct script *script;
     struct sidebar *sidebar;
     struct panel_settings *settings_panel;
+    struct panel_models *models_panel;
     struct ui_field *focus; /* the text field that has the keyboard; NULL: the input box */
     bool sidebar_open, settings_open, help_open;
+    bool models_open; /* the Models panel (panel_models.c) */
     struct settings settings; /* as saved */
     char *settings_path;      /* NULL: none could be made (then nothing is saved) */
     char *data_dir;           /* saved chats; NULL: none could be made */
@@ -110,6 +115,7 @@ struct app {
     /* what --script and the measurements need */
     char *screenshot; /* a PNG to write after this frame's drawing */
     double t_launch, t_first_frame, t_loaded;
+    double peak_gbps; /* the device's memory bandwidth (VKLLM_PEAK_GBPS); 0: unknown */
     double frame_ms_sum, frame_ms_max;
     unsigned long frames_streaming;
 };
@@ -138,6 +144,9 @@ void app_load_model(struct app *a, const char *path);
 void app_escape(struct app *a);
 /* Writes the conversation tree (history_save's JSON) to PATH. */
 int app_dump_state(struct app *a, const char *path, struct vkllm_error *err);
+/* Writes the worker's status to PATH as JSON: the last prompt's start as the
+ * model got it and the messages it left out, the speeds. */
+int app_dump_worker(struct app *a, const char *path, struct vkllm_error *err);
 /* The keys that act on the whole window (Esc, Ctrl+N, PgUp, ...); true if taken. */
 bool app_key(struct app *a, const SDL_KeyboardEvent *k);
 /* Once a frame, before drawing: errors and notes from the worker to the banner. */
@@ -145,8 +154,18 @@ void app_poll_worker(struct app *a);
 
 /* ---- saved chats (app_chats.c): each refreshes the sidebar's list */
 
-/* Saves the conversation (atomically) unless it is empty. */
+/* Starts the thread that writes saved chats; before the first save. */
+int app_saver_start(struct app *a, struct vkllm_error *err);
+/* Writes what is queued, then ends the thread. */
+void app_saver_stop(struct app *a);
+/* Queues saving the conversation (atomically) unless it is empty: serialized
+ * now, written by the saver's thread. */
 void app_save_chat(struct app *a);
+/* Once a frame: a failed write to the banner, a finished one to the sidebar. */
+void app_saver_poll(struct app *a);
+/* A reply not saved yet, or a save queued or being written (the --script
+ * waits for it). */
+bool app_saving(struct app *a);
 /* Replaces the conversation with saved one ID; the next reply prefills it. */
 bool app_reopen(struct app *a, const char *id);
 bool app_rename_chat(struct app *a, const char *id, const char *title);
@@ -243,14 +262,38 @@ void panel_settings_toggle(struct app *a);
 /* Over R (the whole window) while a->settings_open. */
 void panel_settings_frame(struct app *a, SDL_Rect r);
 
+/* The Models panel (panel_models.c): the models folder's list and the
+ * in-window file browser, over R while a->models_open. */
+int panel_models_create(struct app *a, struct panel_models **out, struct vkllm_error *err);
+/* Kills a file dialog still open. */
+void panel_models_destroy(struct panel_models *p);
+/* The Models button: the models folder's .gguf files (the setting). */
+void panel_models_open(struct app *a);
+/* The in-window browser at folder DIR; false (the reason shown) if unreadable. */
+bool panel_models_browse(struct app *a, const char *dir);
+/* Ctrl+O and Open…: the desktop's file dialog (file_dialog.h), else the browser. */
+void panel_models_open_file(struct app *a);
+void panel_models_close(struct app *a);
+/* Entry NAME of the open panel, as a click on it: ".." and a folder go
+ * there, a file loads. False when there is no such entry. */
+bool panel_models_pick(struct app *a, const char *name);
+/* Ctrl+O anywhere; the list's keys while the panel is open; true if taken. */
+bool panel_models_key(struct app *a, const SDL_KeyboardEvent *k);
+/* Once a frame: the file dialog's answer, the end of a load it started. */
+void panel_models_poll(struct app *a);
+void panel_models_frame(struct app *a, SDL_Rect r);
+
 /* F1: every shortcut, over R while a->help_open. */
 void overlay_help_frame(struct app *a, SDL_Rect r);
 
+/* Reads VKLLM_PEAK_GBPS (a bad value goes to the banner). */
+void status_bar_init(struct app *a);
 void status_bar_frame(struct app *a, SDL_Rect r);
 int status_bar_height(struct app *a);
 /* The banner above the input box: the last error (until the next action) or
- * note (a few seconds); height 0 when there is none. */
-int status_bar_banner_height(struct app *a);
+ * note (a few seconds), wrapped to the window's width W; height 0 when there
+ * is none. */
+int status_bar_banner_height(struct app *a, int w);
 void status_bar_banner(struct app *a, SDL_Rect r);
 
 /* ---- --script (script.c) and screenshots (screenshot.c) */

@@ -3,12 +3,15 @@
  * worker's jobs; and the banner that shows what went wrong. */
 #include "app.h"
 
+#include <jansson.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define NOTE_MS 6000 /* how long a note stays */
 
 double app_now_ms(void)
 {
@@ -32,7 +35,7 @@ void app_banner(struct app *a, bool error, const char *fmt, ...)
     vkllm_printable(a->banner, sizeof a->banner, line, strlen(line));
     a->banner_error = error;
     /* an error stays until the next action; a note fades */
-    a->banner_until = error ? 0 : app_now_ms() + 6000;
+    a->banner_until = error ? 0 : app_now_ms() + NOTE_MS;
     /* the terminal (and the tests) see them too */
     fprintf(stderr, "vkllm-chat: %s%s\n", error ? "error: " : "", a->banner);
 }
@@ -54,7 +57,7 @@ static bool start_reply(struct app *a)
 static bool busy(struct app *a)
 {
     pthread_mutex_lock(&a->lock);
-    bool b = worker_busy(a->worker) && worker_status(a->worker)->phase != WORKER_LOADING;
+    bool b = worker_replying(a->worker, WORKER_ANY_REPLY); /* a load is no reason to wait */
     pthread_mutex_unlock(&a->lock);
     if (b) app_banner(a, false, "a reply is being written: Esc stops it");
     return b;
@@ -175,6 +178,26 @@ int app_dump_state(struct app *a, const char *path, struct vkllm_error *err)
     return rc;
 }
 
+int app_dump_worker(struct app *a, const char *path, struct vkllm_error *err)
+{
+    pthread_mutex_lock(&a->lock);
+    const struct worker_status *st = worker_status(a->worker);
+    /* tokens may split a character: valid UTF-8 for JSON, newlines kept */
+    char head[4 * sizeof st->prompt_head + 1];
+    vkllm_printable_text(head, sizeof head, st->prompt_head, strlen(st->prompt_head));
+    json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f}", "prompt_head", head,
+                          "n_dropped", (int)st->n_dropped, "n_gen", (int)st->n_gen, "ctx_used",
+                          (int)st->ctx_used, "n_ctx", (int)st->n_ctx, "prompt_tps", st->prompt_tps,
+                          "gen_tps", st->gen_tps, "gen_gbps", st->gen_gbps, "ttft_ms", st->ttft_ms);
+    pthread_mutex_unlock(&a->lock);
+    char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+    json_decref(o);
+    int rc = text ? vkllm_write_file(path, text, strlen(text), err)
+                  : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    free(text);
+    return rc;
+}
+
 void app_escape(struct app *a)
 {
     if (a->help_open) {
@@ -242,13 +265,18 @@ void app_poll_worker(struct app *a)
     memcpy(note, st->note, sizeof note);
     a->error_seq = st->error_seq;
     a->note_seq = st->note_seq;
-    bool loaded = st->has_model;
+    bool loaded = st->has_model, busy = worker_busy(a->worker);
     bool replied = st->replies_done != a->replies_saved;
     a->replies_saved = st->replies_done;
     pthread_mutex_unlock(&a->lock);
     /* each finished reply saves the conversation */
     if (replied) app_save_chat(a);
+    app_saver_poll(a);
     if (new_note) app_banner(a, false, "%s", note);
     if (new_error) app_banner(a, true, "%s", error);
+    /* a note (turns dropped to fit the context) stays while the reply it
+     * concerns is written, and its few seconds after that */
+    if (busy && a->banner[0] && !a->banner_error && a->banner_until)
+        a->banner_until = app_now_ms() + NOTE_MS;
     if (loaded && !a->t_loaded) a->t_loaded = app_now_ms();
 }

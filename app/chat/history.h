@@ -129,6 +129,13 @@ int history_set_title(history *h, const char *title, struct vkllm_error *err);
 int history_data_dir(char **out, struct vkllm_error *err);
 /* Writes DIR/ID.json atomically (the whole tree). */
 int history_save(history *h, const char *dir, struct vkllm_error *err);
+/* history_save's first half, for a caller that writes the file elsewhere (on
+ * another thread, outside the lock that guards H): *PATH and *TEXT (*LEN
+ * bytes; both malloc'd) are what history_save would write with
+ * vkllm_write_file. The name is H's from then on, whether or not the write
+ * succeeds. */
+int history_save_prepare(history *h, const char *dir, char **path, char **text, size_t *len,
+                         struct vkllm_error *err);
 /* Reads DIR/ID.json. A corrupt file (VKLLM_E_FORMAT) is moved aside first and
  * ERR says so and where to. */
 int history_load(const char *dir, const char *id, history **out, struct vkllm_error *err);

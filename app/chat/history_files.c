@@ -266,6 +266,19 @@ int history_data_dir(char **out, struct vkllm_error *err)
 
 int history_save(history *h, const char *dir, struct vkllm_error *err)
 {
+    char *path, *text;
+    size_t len;
+    int rc = history_save_prepare(h, dir, &path, &text, &len, err);
+    if (rc) return rc;
+    rc = vkllm_write_file(path, text, len, err);
+    free(text);
+    free(path);
+    return rc;
+}
+
+int history_save_prepare(history *h, const char *dir, char **out_path, char **out_text,
+                         size_t *out_len, struct vkllm_error *err)
+{
     char *path = file_path(dir, h->id, err);
     if (!path) return VKLLM_E_NOMEM;
     /* a new conversation never takes over a file: two made in the same
@@ -283,12 +296,16 @@ int history_save(history *h, const char *dir, struct vkllm_error *err)
     }
     size_t len;
     char *text = serialize(h, &len);
-    int rc = text ? vkllm_write_file(path, text, len, err)
-                  : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
-    if (!rc) h->on_disk = true;
-    free(text);
-    free(path);
-    return rc;
+    if (!text) {
+        vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
+        free(path);
+        return VKLLM_E_NOMEM;
+    }
+    h->on_disk = true; /* the name is taken: the next save writes it again */
+    *out_path = path;
+    *out_text = text;
+    *out_len = len;
+    return VKLLM_OK;
 }
 
 /* Reads and checks PATH into *OUT (id ID). VKLLM_E_FORMAT: the file is not a

@@ -12,7 +12,7 @@
 static const char usage[] =
     "usage: vkllm-chat [-m MODEL] [options]\n"
     "\n"
-    "A chat window for a GGUF model. Drop a .gguf file on it to open another.\n"
+    "A chat window for a GGUF model. Ctrl+O opens another (or drop a .gguf file on it).\n"
     "Enter sends, Shift+Enter breaks the line, Esc stops a reply (or cancels an edit),\n"
     "Ctrl+R regenerates, Ctrl+N starts a new chat, Ctrl+B shows the saved chats,\n"
     "Ctrl+, the settings, F1 every shortcut. Chats are saved in $XDG_DATA_HOME/vkllm/chats,\n"
@@ -170,17 +170,18 @@ static void handle(struct app *a, SDL_Event *e)
     case SDL_KEYDOWN:
         /* the window's keys, then the sidebar's list, then whichever has the
          * keyboard: a text field or the input box */
-        if (app_key(a, &e->key) || panel_sidebar_key(a, &e->key)) break;
+        if (panel_models_key(a, &e->key) || app_key(a, &e->key) || panel_sidebar_key(a, &e->key))
+            break;
         if (a->focus)
             ui_field_event(a, e);
-        else if (!a->help_open && !a->settings_open)
+        else if (!a->help_open && !a->settings_open && !a->models_open)
             input_box_event(a, e);
         break;
     case SDL_TEXTINPUT:
     case SDL_TEXTEDITING:
         if (a->focus)
             ui_field_event(a, e);
-        else if (!a->help_open && !a->settings_open)
+        else if (!a->help_open && !a->settings_open && !a->models_open)
             input_box_event(a, e);
         break;
     default: break;
@@ -193,13 +194,13 @@ static void draw(struct app *a)
     SDL_SetRenderDrawColor(a->ren, th->bg.r, th->bg.g, th->bg.b, 255);
     SDL_RenderClear(a->ren);
     /* an overlay takes the mouse: the panels under it draw as if it were away */
-    bool modal = a->settings_open || a->help_open;
+    bool modal = a->settings_open || a->help_open || a->models_open;
     struct ui mouse = a->ui;
     if (modal) a->ui = (struct ui){.mx = -1, .my = -1, .taken = true, .wheel_taken = true};
     int side = panel_sidebar_width(a), x = side, w = a->w - side;
     if (side) panel_sidebar_frame(a, (SDL_Rect){0, 0, side, a->h});
     int top = top_bar_height(a), bottom = status_bar_height(a);
-    int input = input_box_height(a, w), banner = status_bar_banner_height(a);
+    int input = input_box_height(a, w), banner = status_bar_banner_height(a, w);
     int mid = a->h - top - bottom - input - banner;
     if (mid < 0) mid = 0;
     top_bar_frame(a, (SDL_Rect){x, 0, w, top});
@@ -214,6 +215,7 @@ static void draw(struct app *a)
     SDL_SetRenderDrawBlendMode(a->ren, SDL_BLENDMODE_BLEND);
     draw_rect(a, (SDL_Rect){0, 0, a->w, a->h}, veil);
     SDL_SetRenderDrawBlendMode(a->ren, SDL_BLENDMODE_NONE);
+    if (a->models_open) panel_models_frame(a, (SDL_Rect){0, 0, a->w, a->h});
     if (a->settings_open) panel_settings_frame(a, (SDL_Rect){0, 0, a->w, a->h});
     if (a->help_open) overlay_help_frame(a, (SDL_Rect){0, 0, a->w, a->h});
 }
@@ -255,6 +257,7 @@ static void run(struct app *a, bool vsync, double frame_ms)
         double t0 = app_now_ms();
         script_step(a);
         app_poll_worker(a);
+        panel_models_poll(a);
         if (a->t_loaded && !rss_loaded) memory_kib(&rss_loaded, &peak);
         draw(a);
         if (a->screenshot) {
@@ -321,12 +324,14 @@ int main(int argc, char **argv)
     measure_scale(&a);
     /* a settings or data directory that cannot be had is shown, not fatal */
     app_settings_init(&a);
+    status_bar_init(&a);
     if (history_data_dir(&a.data_dir, &err)) app_banner(&a, true, "%s", err.msg);
     wp = app_worker_params(&a);
     if (fonts_create(a.ren, app_font_px(&a), &a.fonts, &err) || history_create(&a.hist, &err) ||
         view_chat_create(&a, &a.view, &err) || input_box_create(&a, &a.input, &err) ||
         panel_sidebar_create(&a, &a.sidebar, &err) ||
-        panel_settings_create(&a, &a.settings_panel, &err) ||
+        panel_settings_create(&a, &a.settings_panel, &err) || app_saver_start(&a, &err) ||
+        panel_models_create(&a, &a.models_panel, &err) ||
         worker_start(&wp, a.hist, &a.lock, &a.worker, &err)) {
         fprintf(stderr, "error: %s\n", err.msg);
         goto done;
@@ -345,10 +350,12 @@ int main(int argc, char **argv)
     status = a.status;
 done:;
     uint32_t validation = worker_free(a.worker);
+    app_saver_stop(&a); /* the last writes finish */
     if (validation) {
         fprintf(stderr, "error: %u validation messages\n", validation);
         status = 1;
     }
+    panel_models_destroy(a.models_panel); /* kills a file dialog still open */
     panel_settings_destroy(a.settings_panel);
     panel_sidebar_destroy(a.sidebar);
     free(a.settings_path);

@@ -24,6 +24,9 @@ static const char *const shortcuts[][2] = {
     {"Ctrl+C", "copy the selection"},
     {"Ctrl+V, Ctrl+Z, Ctrl+Y", "paste, undo, redo in the message"},
     {"drop a .gguf file", "open that model"},
+    {"Ctrl+O", "open a model file (Models: the models folder's list)"},
+    {"Up, Down, Enter", "in the Models panel: choose an entry, open it"},
+    {"Backspace", "in the Models panel: the folder above"},
 };
 
 void overlay_help_frame(struct app *a, SDL_Rect r)

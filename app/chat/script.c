@@ -4,7 +4,8 @@
  *
  *   send TEXT           typed into the input box (SDL text events; "\n" is
  *                       Shift+Enter), then Enter
- *   wait-reply          until no reply or load is running or queued
+ *   wait-reply          until no reply or load is running or queued, and the
+ *                       conversation is saved
  *   wait-tokens N       until the reply has N tokens (or ended)
  *   stop                Esc
  *   regenerate          the Regenerate button
@@ -13,9 +14,14 @@
  *   new-chat            New chat
  *   load PATH           a file dropped on the window
  *   expect-error TEXT   until the window shows an error containing TEXT
+ *   expect-note TEXT    until the window shows a note containing TEXT
+ *   wait-loading        until a model is uploading, past 0% and short of 100%
  *   screenshot PATH     a PNG of the next frame
  *   dump-state PATH     the conversation tree as history_save writes it
+ *   dump-worker PATH    the worker's status as JSON (the last prompt's start,
+ *                       messages dropped, speeds)
  *   open-sidebar        Ctrl+B, unless the sidebar is open
+ *   close-sidebar       Ctrl+B, if the sidebar is open
  *   search TEXT         TEXT in the sidebar's search box, searched at once
  *   reopen N            a click on chat N of the sidebar's list (0: the top)
  *   rename N TEXT       Rename on chat N, TEXT, Enter
@@ -25,8 +31,14 @@
  *   settings KEY VALUE  one setting, as the panel sets it (settings.h's keys)
  *   theme dark|light    the theme setting
  *   open-settings       Ctrl+, unless the panel is open
+ *   open-models         the Models button: the models folder's list
+ *   browse DIR          the in-window file browser at DIR
+ *   pick NAME           a click on entry NAME of the Models panel ("..", a
+ *                       folder: it goes there; a file: it loads)
+ *   key [ctrl+][shift+]NAME  a key press, by SDL's name for it (Down, Return,
+ *                       Backspace, O): ctrl+o is Ctrl+O
  *   help                F1, unless the help is open
- *   close               Esc for an open panel or overlay
+ *   close               Esc for an open panel or overlay (the Models panel too)
  *   quit
  *
  * Text arguments are the rest of the line. A command that fails, or a wait
@@ -43,7 +55,7 @@ struct script {
     char *buf;
     char **lines;
     size_t n, next;
-    enum { WAIT_NONE, WAIT_REPLY, WAIT_TOKENS, WAIT_ERROR } wait;
+    enum { WAIT_NONE, WAIT_REPLY, WAIT_TOKENS, WAIT_ERROR, WAIT_NOTE, WAIT_LOADING } wait;
     unsigned long wait_n;
     char *wait_text;
     double wait_since, timeout_ms;
@@ -205,9 +217,13 @@ static bool waited(struct app *a)
     bool done = s->wait == WAIT_REPLY ? !busy
                 : s->wait == WAIT_TOKENS
                     ? !busy || (st->phase == WORKER_GENERATING && st->n_gen >= s->wait_n)
+                : s->wait == WAIT_LOADING
+                    ? st->phase == WORKER_LOADING && st->progress > 0 && st->progress < 1
                     : false;
     pthread_mutex_unlock(&a->lock);
-    if (s->wait == WAIT_ERROR) done = a->banner_error && strstr(a->banner, s->wait_text);
+    if (s->wait == WAIT_REPLY && done) done = !app_saving(a);
+    if (s->wait == WAIT_ERROR || s->wait == WAIT_NOTE)
+        done = a->banner_error == (s->wait == WAIT_ERROR) && strstr(a->banner, s->wait_text);
     if (done) return true;
     if (app_now_ms() - s->wait_since > s->timeout_ms) {
         fail(a, "%s: timed out", s->lines[s->next - 1]);
@@ -241,8 +257,13 @@ void script_step(struct app *a)
         if (IS("send")) {
             push_text(arg);
             push_key(SDLK_RETURN, KMOD_NONE);
-        } else if (IS("wait-reply") || IS("wait-tokens") || IS("expect-error")) {
-            s->wait = IS("wait-reply") ? WAIT_REPLY : IS("wait-tokens") ? WAIT_TOKENS : WAIT_ERROR;
+        } else if (IS("wait-reply") || IS("wait-tokens") || IS("expect-error") ||
+                   IS("expect-note") || IS("wait-loading")) {
+            s->wait = IS("wait-reply")     ? WAIT_REPLY
+                      : IS("wait-tokens")  ? WAIT_TOKENS
+                      : IS("expect-error") ? WAIT_ERROR
+                      : IS("expect-note")  ? WAIT_NOTE
+                                           : WAIT_LOADING;
             s->wait_n = strtoul(arg, NULL, 10);
             free(s->wait_text);
             s->wait_text = strdup(arg);
@@ -274,6 +295,8 @@ void script_step(struct app *a)
             a->screenshot = strdup(arg);
         } else if (IS("dump-state")) {
             if (app_dump_state(a, arg, &err)) fail(a, "%s", err.msg);
+        } else if (IS("dump-worker")) {
+            if (app_dump_worker(a, arg, &err)) fail(a, "%s", err.msg);
         } else if (IS("open-sidebar") || IS("search")) {
             if (!a->sidebar_open) panel_sidebar_toggle(a);
             if (IS("search")) panel_sidebar_search(a, arg);
@@ -290,6 +313,8 @@ void script_step(struct app *a)
                                          : app_export_chat(a, id, rest);
                 if (!ok) fail(a, "%s: failed", line);
             }
+        } else if (IS("close-sidebar")) {
+            if (a->sidebar_open) panel_sidebar_toggle(a);
         } else if (IS("dump-list")) {
             if (dump_list(a, arg, &err)) fail(a, "%s", err.msg);
         } else if (IS("settings")) {
@@ -301,10 +326,34 @@ void script_step(struct app *a)
             if (!app_setting(a, "theme", arg)) fail(a, "%s: refused", line);
         } else if (IS("open-settings")) {
             if (!a->settings_open) panel_settings_toggle(a);
+        } else if (IS("open-models")) {
+            panel_models_open(a);
+        } else if (IS("browse")) {
+            if (!panel_models_browse(a, arg)) fail(a, "%s: cannot list it", line);
+        } else if (IS("pick")) {
+            if (!panel_models_pick(a, arg)) fail(a, "%s: no such entry in the Models panel", line);
+        } else if (IS("key")) {
+            Uint16 mod = KMOD_NONE;
+            const char *k = arg;
+            for (;; k = strchr(k, '+') + 1)
+                if (!strncmp(k, "ctrl+", 5))
+                    mod |= KMOD_LCTRL;
+                else if (!strncmp(k, "shift+", 6))
+                    mod |= KMOD_LSHIFT;
+                else
+                    break;
+            SDL_Keycode sym = SDL_GetKeyFromName(k);
+            if (sym == SDLK_UNKNOWN)
+                fail(a, "%s: no such key", line);
+            else
+                push_key(sym, mod);
         } else if (IS("help")) {
             a->help_open = true;
         } else if (IS("close")) {
-            if (a->help_open || a->settings_open) app_escape(a);
+            if (a->help_open || a->settings_open)
+                app_escape(a);
+            else if (a->models_open)
+                panel_models_close(a);
         } else if (IS("quit")) {
             a->quit = true;
         } else {

@@ -1,6 +1,8 @@
 /* top_bar.c: the bar above the conversation: its title, under it the model as
  * `vkllm info` describes it (architecture, quantization, parameters, context,
- * device, GPU memory), and the buttons Chats, Settings, Help, New chat. */
+ * device, GPU memory), and the buttons Open… (Ctrl+O: the desktop's file
+ * dialog, else the in-window browser), Models (the models folder's list),
+ * Chats, Settings, Help, New chat. */
 #include "app.h"
 
 #include <stdio.h>
@@ -30,7 +32,8 @@ static void model_line(struct app *a, char *buf, size_t cap)
     struct worker_status st = *worker_status(a->worker);
     pthread_mutex_unlock(&a->lock);
     if (!st.has_model) {
-        snprintf(buf, cap, "%s", st.phase == WORKER_LOADING ? "loading a model…" : "no model");
+        snprintf(buf, cap, "%s",
+                 st.phase == WORKER_LOADING ? "loading a model…" : "no model: Ctrl+O opens one");
         return;
     }
     char params[32];
@@ -47,9 +50,10 @@ void top_bar_frame(struct app *a, SDL_Rect r)
     draw_rect(a, (SDL_Rect){r.x, r.y + r.h - 1, r.w, 1}, a->th->border);
     int pad = app_px(a, 12), gap = app_px(a, 6);
     int lh = fonts_line_height(a->fonts, MDOC_BOLD), sh = fonts_line_height(a->fonts, FONT_SMALL);
-    static const char *const labels[] = {"Chats", "Settings", "Help", "New chat"};
+    static const char *const labels[] = {"Open…",    "Models", "Chats",
+                                         "Settings", "Help",   "New chat"};
     int bh = lh + app_px(a, 4), bx = r.x + r.w - pad;
-    for (int i = 3; i >= 0; i--) {
+    for (int i = 5; i >= 0; i--) {
         int bw = ui_button_width(a, labels[i]);
         bx -= bw;
         if (!ui_button(a, (SDL_Rect){bx, r.y + (r.h - bh) / 2, bw, bh}, labels[i], true)) {
@@ -57,10 +61,14 @@ void top_bar_frame(struct app *a, SDL_Rect r)
             continue;
         }
         if (i == 0)
-            panel_sidebar_toggle(a);
+            panel_models_open_file(a);
         else if (i == 1)
-            panel_settings_toggle(a);
+            panel_models_open(a);
         else if (i == 2)
+            panel_sidebar_toggle(a);
+        else if (i == 3)
+            panel_settings_toggle(a);
+        else if (i == 4)
             a->help_open = !a->help_open;
         else
             app_new_chat(a);

@@ -31,6 +31,7 @@ struct chat_view {
     size_t n_collapsed, cap_collapsed;
     float scroll, target; /* pixels from the top */
     bool stick;           /* follow the end (while a reply streams) */
+    bool snap;            /* a conversation was opened: show its end at once, no easing */
     int page;             /* the panel's height, for PgUp/PgDn */
     int max_scroll;
     bool selecting, has_sel;
@@ -69,7 +70,7 @@ void view_chat_forget(struct app *a)
     struct chat_view *v = a->view;
     v->n_collapsed = 0;
     v->has_sel = v->selecting = false;
-    v->stick = true;
+    v->stick = v->snap = true;
     tl_view_truncate(v->tl, 0);
 }
 
@@ -110,8 +111,6 @@ static bool sync(struct app *a)
     struct vkllm_error err = {0};
     bool ok = true;
     pthread_mutex_lock(&a->lock);
-    const struct worker_status *st = worker_status(a->worker);
-    bool running = st->phase == WORKER_PREFILL || st->phase == WORKER_GENERATING;
     size_t n = history_count(a->hist);
     if (n > v->cap) {
         struct msg_info *p = realloc(v->info, n * 2 * sizeof *p);
@@ -128,10 +127,9 @@ static bool sync(struct app *a)
         struct msg_info *in = &v->info[i];
         *in = (struct msg_info){.id = m->id, .role = m->role, .len = m->len};
         history_siblings(a->hist, i, &in->sib_index, &in->sib_count);
-        /* being written, or queued (the path's last, waiting for the worker) */
+        /* being written, or queued (a load may come first) */
         in->streaming =
-            m->role == HISTORY_ASSISTANT && !m->has_stats &&
-            ((running && st->reply_id == m->id) || (i + 1 == n && worker_busy(a->worker)));
+            m->role == HISTORY_ASSISTANT && !m->has_stats && worker_replying(a->worker, m->id);
         if (m->has_stats) {
             in->has_stats = true;
             in->n_tokens = m->stats.n_tokens;
@@ -225,6 +223,21 @@ static void draw_label(struct app *a, size_t i, int x, int y, int w)
     }
 }
 
+/* The background of line L when it is code, reaching a little into the gap
+ * above the block's first line and below its last. All of them are drawn
+ * before any text: a glyph that hangs below its line (an underscore) would
+ * be painted over by the next line's background. */
+static void draw_code_bg(struct app *a, const struct tl_message *m, size_t li, int tx, int y, int w)
+{
+    const struct tl_line *l = &m->lines[li];
+    if (m->doc.blocks[l->block].kind != MDOC_B_CODE) return;
+    bool first = li == 0 || m->lines[li - 1].block != l->block;
+    bool last = li + 1 == m->n_lines || m->lines[li + 1].block != l->block;
+    int pad = app_px(a, 6), out = a->view->par.block_gap / 2;
+    int top = y - (first ? out : 0), bottom = y + l->h + (last ? out : 0);
+    draw_rect(a, (SDL_Rect){tx - pad, top, w + 2 * pad, bottom - top}, a->th->code_bg);
+}
+
 /* Decorations of line L (its block's kind) at screen (TX, Y) in a column W wide. */
 static void draw_block_line(struct app *a, size_t i, const struct tl_message *m, size_t li, int tx,
                             int y, int w)
@@ -234,7 +247,6 @@ static void draw_block_line(struct app *a, size_t i, const struct tl_message *m,
     bool first = li == 0 || m->lines[li - 1].block != l->block;
     int pad = app_px(a, 6);
     if (b->kind == MDOC_B_CODE) {
-        draw_rect(a, (SDL_Rect){tx - pad, y, w + 2 * pad, l->h}, a->th->code_bg);
         if (first) {
             int bw = ui_button_width(a, "Copy"), bh = fonts_line_height(a->fonts, FONT_SMALL);
             if (ui_button(a, (SDL_Rect){tx + w - bw, y, bw, bh}, "Copy", true))
@@ -288,6 +300,11 @@ static void draw_message(struct app *a, size_t i, int tx, int top, int w, int y0
     bool sel = selection(v, &lo, &hi) && i >= lo.message && i <= hi.message;
     size_t s_lo = sel && i == lo.message ? lo.offset : 0;
     size_t s_hi = sel && i == hi.message ? hi.offset : SIZE_MAX;
+    for (size_t li = 0; li < m->n_lines; li++) {
+        const struct tl_line *l = &m->lines[li];
+        int y = my + l->y;
+        if (y <= y1 && y + l->h >= y0) draw_code_bg(a, m, li, tx, y, w);
+    }
     for (size_t li = 0; li < m->n_lines; li++) {
         const struct tl_line *l = &m->lines[li];
         int y = my + l->y;
@@ -373,7 +390,8 @@ void view_chat_frame(struct app *a, SDL_Rect r)
     if (v->target > v->max_scroll) v->target = (float)v->max_scroll;
     if (v->target < 0) v->target = 0;
     v->scroll += (v->target - v->scroll) * 0.35f;
-    if (fabsf(v->target - v->scroll) < 0.5f) v->scroll = v->target;
+    if (fabsf(v->target - v->scroll) < 0.5f || v->snap) v->scroll = v->target;
+    v->snap = false;
     int top = r.y - (int)v->scroll;
 
     SDL_RenderSetClipRect(a->ren, &r);

@@ -5,6 +5,7 @@
 #include "worker.h"
 
 #include "app.h"
+#include "rates.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ struct engine {
     vkllm_stream *stream;
     vkllm_chat *chat;
     struct vkllm_sampler_params sampling; /* the sampler's */
+    struct decode_bytes cost;             /* what a decode step reads */
 };
 
 struct worker {
@@ -49,8 +51,9 @@ struct worker {
     struct job jobs[MAX_JOBS];
     size_t head, n_jobs;
     bool running;
-    uint64_t epoch;  /* grows at each worker_forget */
-    atomic_int stop; /* end the current reply at its next token */
+    uint64_t epoch;     /* grows at each worker_forget */
+    uint64_t run_epoch; /* the running job's */
+    atomic_int stop;    /* end the current reply at its next token */
     struct worker_status st;
     /* engine objects: the worker thread's alone */
     vkllm_context *ctx;
@@ -158,6 +161,8 @@ static void run_load(struct worker *w, const char *path)
     struct vkllm_model_params mp = {.progress = on_progress, .user = w, .session = &sp};
     if (vkllm_model_load(ctx, path, &mp, &e.model, &err)) goto fail;
     if (vkllm_session_create(e.model, &sp, &e.session, &err)) goto fail;
+    if (decode_bytes_of(vkllm_model_gguf(e.model), vkllm_model_hparams(e.model), &e.cost, &err))
+        goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(e.model);
     e.sampling = w->cur.sampling;
     if (vkllm_sampler_create(&e.sampling, vkllm_vocab_n_tokens(vocab), &e.sampler, &err)) goto fail;
@@ -200,6 +205,22 @@ fail:
 }
 
 /* ---- generating */
+
+/* The start of the prompt in the cache as text, for the status (a test
+ * checks that the system prompt leads it after turns were dropped). */
+static void prompt_head(const struct engine *e, char *out, size_t cap)
+{
+    uint32_t n;
+    const int32_t *tok = vkllm_chat_tokens(e->chat, &n);
+    const vkllm_vocab *v = vkllm_model_vocab(e->model);
+    size_t len = 0;
+    for (uint32_t i = 0; i < n && len + 1 < cap; i++) {
+        int k = vkllm_token_to_piece(v, tok[i], true, out + len, (int)(cap - 1 - len));
+        if (k < 0 || (size_t)k > cap - 1 - len) break;
+        len += (size_t)k;
+    }
+    out[len] = 0;
+}
 
 /* Appends text to the reply unless a new chat forgot it; false then. */
 static bool emit(struct worker *w, const struct job *j, const char *text, size_t len)
@@ -253,18 +274,23 @@ static void run_generate(struct worker *w, const struct job *j)
         return;
     }
     double t_prompt = now_ms();
+    char head[sizeof w->st.prompt_head];
+    prompt_head(e, head, sizeof head);
     pthread_mutex_lock(w->lock);
     w->st.phase = WORKER_GENERATING;
     w->st.prompt_tps = t_prompt > t0 ? info.n_new / ((t_prompt - t0) / 1e3) : 0;
     w->st.ctx_used = vkllm_session_pos(e->session);
     w->st.n_gen = 0;
-    w->st.gen_tps = 0;
+    w->st.gen_tps = w->st.gen_gbps = 0;
+    w->st.n_dropped = info.n_dropped;
+    memcpy(w->st.prompt_head, head, sizeof head);
     pthread_mutex_unlock(w->lock);
 
     vkllm_stream_reset(e->stream);
     enum history_end end = HISTORY_END_LENGTH;
+    struct gen_meter meter = {0};
     uint32_t n_gen = 0;
-    double t_first = 0;
+    uint64_t step_bytes = 0; /* what the decode that made the logits read */
     const char *text;
     size_t len;
     for (;;) {
@@ -278,15 +304,16 @@ static void run_generate(struct worker *w, const struct job *j)
             report(w, "sampling failed");
             break;
         }
-        n_gen++;
-        int st = vkllm_stream_push(e->stream, tok, &text, &len);
         double t = now_ms();
-        if (n_gen == 1) t_first = t;
+        gen_meter_token(&meter, t, step_bytes);
+        n_gen = meter.n;
+        int st = vkllm_stream_push(e->stream, tok, &text, &len);
         pthread_mutex_lock(w->lock);
         bool live = st >= 0 && emit(w, j, text, len);
         if (n_gen == 1) w->st.ttft_ms = t - t0;
         w->st.n_gen = n_gen;
-        w->st.gen_tps = n_gen > 1 ? (n_gen - 1) / ((t - t_first) / 1e3) : 0;
+        w->st.gen_tps = gen_meter_tps(&meter);
+        w->st.gen_gbps = gen_meter_gbps(&meter);
         pthread_mutex_unlock(w->lock);
         if (st < 0 || !live) {
             end = HISTORY_END_USER;
@@ -297,6 +324,7 @@ static void run_generate(struct worker *w, const struct job *j)
             break;
         }
         if (w->cur.n_predict >= 0 && n_gen >= (uint32_t)w->cur.n_predict) break;
+        step_bytes = decode_bytes_at(&e->cost, vkllm_session_pos(e->session));
         int rc = vkllm_chat_decode_token(e->chat, tok, &err);
         if (rc == VKLLM_E_CONTEXT_FULL) {
             on_note("the context is full: the next turn drops the oldest ones", w);
@@ -343,6 +371,7 @@ static void *run(void *arg)
         w->st.phase = j.kind == JOB_LOAD ? WORKER_LOADING : WORKER_PREFILL;
         w->st.progress = 0;
         if (j.kind == JOB_GENERATE) w->st.reply_id = j.id;
+        w->run_epoch = j.epoch;
         w->cur = w->par;
         pthread_mutex_unlock(w->lock);
         if (j.kind == JOB_LOAD)
@@ -486,4 +515,17 @@ const struct worker_status *worker_status(const struct worker *w)
 bool worker_busy(const struct worker *w)
 {
     return w->running || w->n_jobs > 0;
+}
+
+bool worker_replying(const struct worker *w, uint32_t id)
+{
+    /* ids start again with each conversation: the epoch tells them apart */
+    bool any = id == WORKER_ANY_REPLY;
+    bool replying = w->st.phase == WORKER_PREFILL || w->st.phase == WORKER_GENERATING;
+    if (replying && (any || w->st.reply_id == id) && w->run_epoch == w->epoch) return true;
+    for (size_t i = 0; i < w->n_jobs; i++) {
+        const struct job *j = &w->jobs[(w->head + i) % MAX_JOBS];
+        if (j->kind == JOB_GENERATE && (any || j->id == id) && j->epoch == w->epoch) return true;
+    }
+    return false;
 }

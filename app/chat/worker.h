@@ -60,9 +60,15 @@ struct worker_status {
     uint32_t reply_id;
     uint32_t n_ctx, ctx_used; /* tokens: the context, and what the conversation fills */
     double prompt_tps;        /* last prefill: new prompt tokens per second */
-    double gen_tps;           /* this or the last reply */
+    double gen_tps;           /* this or the last reply: tokens after the first over the
+                               * time from the first to the last, as llama.cpp counts */
+    double gen_gbps;          /* the memory those decode steps read (weights, KV cache)
+                               * over the same time, GB/s */
     double ttft_ms;           /* request to first token of the last reply */
-    uint32_t n_gen;           /* tokens of this or the last reply */
+    uint32_t n_gen;           /* tokens of this or the last reply, the first included */
+    uint32_t n_dropped;       /* messages the last prompt left out (context full) */
+    char prompt_head[1024];   /* the last prompt's start as the model got it: its
+                               * tokens' text, special ones included */
     double load_ms;           /* how long the last load took */
     uint64_t replies_done;    /* grows as each reply ends (its stats set): time to save */
     /* the last error ("FILE: what is wrong") and note (a fallback chat format,
@@ -108,5 +114,9 @@ void worker_set_history(struct worker *w, history *h);
 const struct worker_status *worker_status(const struct worker *w);
 /* A job running or queued (lock held). */
 bool worker_busy(const struct worker *w);
+/* Reply ID (WORKER_ANY_REPLY: any) of the current history is being written or
+ * waits its turn (lock held). A load is no reply. */
+#define WORKER_ANY_REPLY UINT32_MAX
+bool worker_replying(const struct worker *w, uint32_t id);
 
 #endif
