@@ -422,7 +422,8 @@ int cmd_chat(int argc, char **argv)
     /* a system prompt or template that leaves no room would fail every turn */
     if (vkllm_chat_check(cs.chat, &err)) {
         if (err.code == VKLLM_E_CONTEXT_FULL)
-            cli_error("%s: no message can be answered; try a larger -c%s", err.msg,
+            cli_error("%s: %s: no message can be answered; try a larger -c%s",
+                      template_path ? template_path : model_path, err.msg,
                       system ? " or a shorter --system" : "");
         else
             cli_error("%s", err.msg);

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -199,7 +200,11 @@ int cmd_quantize(int argc, char **argv)
     if (n_paths < 3)
         return cli_error("vkllm quantize needs IN.gguf OUT.gguf TYPE (see vkllm quantize --help)");
 
-    struct bar bar = {.tty = isatty(2) != 0, .t0 = cli_now_ms()};
+    /* the bar redraws its line with escape sequences: a dumb terminal (or
+     * none named) gets the plain lines instead */
+    const char *term = getenv("TERM");
+    const bool redraw = isatty(2) && term && *term && strcmp(term, "dumb") != 0;
+    struct bar bar = {.tty = redraw, .t0 = cli_now_ms()};
     struct vkllm_quantize_params qp = {
         .type = paths[2],
         .pure = pure,

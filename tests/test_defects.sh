@@ -260,6 +260,20 @@ done
 checks=$((checks + 1))
 grep -q $'^A\\\\x1b]52;c;eA==\\\\x07\tB$' "$scratch/tty.txt" ||
     fail "template -m on a terminal: the tab or the newline was escaped: $(od -c "$scratch/tty.txt" | head)"
+# probe round 3, Q-12.2: quantize's progress bar redraws its line with
+# "ESC [K", which a dumb terminal shows as text: TERM=dumb gets plain lines
+for term in dumb xterm; do
+    checks=$((checks + 1))
+    t script -qec "TERM=$term $vkllm quantize $model $scratch/bar-$term.gguf Q8_0" /dev/null \
+        </dev/null >"$scratch/bar-$term.txt" 2>/dev/null
+    if [ $term = dumb ]; then
+        ! grep -q "$esc" "$scratch/bar-$term.txt" && grep -q '^vkllm: \[ *1/' "$scratch/bar-$term.txt" ||
+            fail "quantize with TERM=dumb: $(od -c "$scratch/bar-$term.txt" | head -3)"
+    else # the bar itself, so that the check above can fail
+        grep -q "$esc\[K\[#*" "$scratch/bar-$term.txt" ||
+            fail "quantize with TERM=xterm: no bar: $(od -c "$scratch/bar-$term.txt" | head -3)"
+    fi
+done
 # P-8.8: an invalid UTF-8 prompt was echoed raw; refused now, as chat refuses it
 expect_error "run -p invalid UTF-8" "-p: the prompt is not valid UTF-8" "$vkllm" run -p $'\xff\xfe' -n 1
 # P-8.1: an empty stop string was accepted and never acted

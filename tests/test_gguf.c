@@ -768,6 +768,10 @@ static void test_printable(void)
     expect_printable("\xc2\x9b"
                      "2J\xe2\x80\xae\xe2\x80\xa8",
                      10, 64, "\\xc2\\x9b2J\\xe2\\x80\\xae\\xe2\\x80\\xa8", 10);
+    /* the bidirectional marks (ALM, LRM, RLM) and an isolate; zero-width
+     * joiners stay (emoji sequences) */
+    expect_printable("\xd8\x9c\xe2\x80\x8e\xe2\x80\x8f\xe2\x81\xa6\xe2\x80\x8d", 14, 128,
+                     "\\xd8\\x9c\\xe2\\x80\\x8e\\xe2\\x80\\x8f\\xe2\\x81\\xa6\xe2\x80\x8d", 14);
     /* invalid UTF-8: a lone continuation byte, 0xff, an overlong '/', a
      * surrogate, a cut-off sequence: each byte escaped, the rest resynchronized */
     expect_printable("\x80\xff\xc0\xafok\xed\xa0\x80\xe4\xb8", 11, 128,

@@ -53,8 +53,9 @@ static bool is_control(uint32_t cp)
 {
     return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || /* C0, DEL, C1 */
            cp == 0x2028 || cp == 0x2029 ||           /* line and paragraph separators */
-           (cp >= 0x202a && cp <= 0x202e) ||         /* bidirectional embeddings, overrides */
-           (cp >= 0x2066 && cp <= 0x2069);           /* bidirectional isolates */
+           /* every Bidi_Control: marks, embeddings, overrides, isolates */
+           cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /* KEEP_LINES lets newlines and tabs through: running text keeps its shape. */
