@@ -104,6 +104,15 @@ int cmd_tokenize(int argc, char **argv)
         status = print_ids(v, model_path, text, len, add_special, parse_special, false);
     } else {
         static const char sep[] = "\n__ggml_vocab_test__\n";
+        /* a file saved with CR LF holds no separator: it would be one case */
+        static const char crlf[] = "__ggml_vocab_test__\r\n";
+        if (len == 0)
+            status = cli_error("%s: no cases (texts separated by lines \"__ggml_vocab_test__\")",
+                               cases);
+        else if (find(text, len, crlf, sizeof crlf - 1))
+            status = cli_error("%s: its lines end in CR LF; the separator is the line "
+                               "\"__ggml_vocab_test__\" ending in LF alone",
+                               cases);
         for (const char *p = text, *end = text + len; p < end && !status;) {
             const char *next = find(p, (size_t)(end - p), sep, sizeof sep - 1);
             size_t n = next ? (size_t)(next - p) : (size_t)(end - p);

@@ -66,6 +66,18 @@ checks=$((checks + 1))
 out=$("$vkllm" tokenize -m "$qwen" 2>&1)
 [[ $out == "error: vkllm tokenize needs one of -p TEXT, -f FILE or --cases FILE" ]] ||
     fail "tokenize without a text: '$out'"
+# --cases files with CR LF line ends (no separator: one case of the whole
+# file, silently) and empty ones (nothing printed, status 0)
+printf 'hello\r\n__ggml_vocab_test__\r\nworld\r\n__ggml_vocab_test__\r\n' >"$scratch/crlf.inp"
+: >"$scratch/empty.inp"
+for f in crlf empty; do
+    checks=$((checks + 1))
+    out=$("$vkllm" tokenize -m "$qwen" --cases "$scratch/$f.inp" 2>&1)
+    rc=$?
+    want="error: $scratch/$f.inp: "
+    [ $rc = 1 ] && [ "${out#"$want"}" != "$out" ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] ||
+        fail "tokenize --cases $f.inp: rc $rc, '$out'"
+done
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

@@ -1,5 +1,6 @@
 /* atomic_file.c: the target (through symbolic links), its checks, then a
  * temporary file beside it, fsync, rename. The policy is in atomic_file.h. */
+#define _XOPEN_SOURCE 700 /* S_ISVTX */
 #include "atomic_file.h"
 
 #include <errno.h>
@@ -128,6 +129,23 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
     /* one block: the temporary name, then the target's for commit */
     const char *slash = strrchr(target, '/');
     const size_t dir = slash ? (size_t)(slash - target) + 1 : 0, len = strlen(target);
+    /* in a sticky directory (/tmp) only the file's or the directory's owner
+     * may rename over it: the write would fail at the end, after the work */
+    if (exists && geteuid() != 0 && st.st_uid != geteuid()) {
+        char *d = dir ? strndup(target, dir) : strdup(".");
+        struct stat ds;
+        const bool sticky =
+            d && stat(d, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != geteuid();
+        free(d);
+        if (sticky) {
+            rc =
+                vkllm_fail(err, VKLLM_E_IO,
+                           "%s: cannot replace it: its directory is sticky and the file belongs to "
+                           "another user",
+                           path);
+            goto done;
+        }
+    }
     const size_t n = dir + TMP_NAME_LEN + 1;
     char *name = malloc(n + len + 1);
     if (!name) {
