@@ -200,6 +200,12 @@ static void test_values(void)
             "a-3-02.50|1 and b");
     /* Jinja2's title filter starts words after [-\\s({[<] only, unlike str.title() */
     RENDERS("{{ \"it's (o'neil) ß-x\"|title }}|{{ \"it's\".title() }}", "It's (O'neil) SS-X|It'S");
+    /* Python's full case mappings: one character to two or three, the final
+     * sigma of a word, case folding (they were one character for one) */
+    RENDERS(
+        "{{ 'straße'|upper }}|{{ 'İ'|lower }}|{{ 'ΟΔΟΣ ΟΔΟΣ.'|lower }}|{{ 'ΌΣΟΣ\\'s'|lower }}|{{ "
+        "'Straße'.casefold() }}|{{ 'ﬁnal'|capitalize }}|{{ 'ǆ'.title() }}|{{ 'ᾳ'.swapcase() }}",
+        "STRASSE|i̇|οδος οδος.|όσοσ's|strasse|Final|ǅ|ΑΙ");
     RENDERS("{{ 5|round }} {{ 2.5|round }} {{ 2.675|round(2) }} {{ 7 is odd }} {{ 7.0 is odd }}",
             "5 2.0 2.67 True True");
     RENDERS("{{ 1 == 1.0 }}{{ true == 1 }}{{ '1' == 1 }}{{ (1, 2) == [1, 2] }}{{ 'b' in 'abc' }}"

@@ -1,5 +1,5 @@
 /* strings.c: Python's str operations as templates use them, on UTF-8: strip,
- * split, replace, case mapping (utf8proc), splitlines, str.format and
+ * split, replace, full case mapping (utf8proc and special_casing.h), splitlines, str.format and
  * printf-style %, and the str methods the sandbox allows. Positions count
  * characters, not bytes, as in Python. */
 #define _GNU_SOURCE /* memmem */
@@ -173,60 +173,122 @@ static bool is_cased(int32_t c)
            cat == UTF8PROC_CATEGORY_LT;
 }
 
+/* Unicode's Case_Ignorable, as the final-sigma rule skips it: marks, format
+ * characters, modifiers, and the apostrophes and dots inside words. */
+static bool is_case_ignorable(int32_t c)
+{
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_SK: return true;
+    default:
+        return c == '\'' || c == '.' || c == ':' || c == 0xB7 || c == 0x387 || c == 0x5F4 ||
+               c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027 || c == 0xFE13 ||
+               c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E || c == 0xFF1A;
+    }
+}
+
+#include "special_casing.h"
+
+static int cmp_special(const void *key, const void *row)
+{
+    const uint32_t a = *(const uint32_t *)key, b = ((const struct special_case *)row)->cp;
+    return a < b ? -1 : a > b;
+}
+
+enum full_case { TO_UPPER, TO_LOWER, TO_TITLE, TO_FOLD };
+
+/* C's full case mapping, as Python's str methods give it: a few characters
+ * map to two or three ('ß' -> "SS", 'İ' -> "i̇"); FINAL_SIGMA: C is a capital
+ * sigma that ends a word (lower case 'ς'). */
+static void put_case(struct tstate *st, struct tbuf *b, int32_t c, enum full_case to,
+                     bool final_sigma)
+{
+    const uint32_t key = (uint32_t)c;
+    const struct special_case *row =
+        bsearch(&key, special_cases, sizeof special_cases / sizeof *special_cases,
+                sizeof *special_cases, cmp_special);
+    const char *full = !row             ? NULL
+                       : to == TO_UPPER ? row->upper
+                       : to == TO_LOWER ? row->lower
+                       : to == TO_TITLE ? row->title
+                       : row->fold      ? row->fold
+                                        : row->lower;
+    if (full) {
+        tbuf_put(st, b, full, strlen(full));
+        return;
+    }
+    if (c == 0x3A3 && final_sigma && to == TO_LOWER) c = 0x3C2;
+    put_cp(st, b,
+           to == TO_UPPER   ? utf8proc_toupper(c)
+           : to == TO_TITLE ? utf8proc_totitle(c)
+                            : utf8proc_tolower(c));
+}
+
+/* Whether a capital sigma at P (K bytes) is the end of a word: a cased letter
+ * before it and none after it, case-ignorable characters skipped both ways
+ * (Unicode's Final_Sigma, which Python's lower() applies). AFTER_CASED: the
+ * last character before P that was not case-ignorable was cased. */
+static bool ends_word(const char *p, size_t k, const char *end, bool after_cased)
+{
+    if (!after_cased) return false;
+    for (const char *q = p + k; q < end;) {
+        size_t n;
+        int32_t c = (int32_t)utf8_decode_at(q, end, &n);
+        if (!is_case_ignorable(c)) return !is_cased(c);
+        q += n;
+    }
+    return true;
+}
+
 struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode)
 {
     struct tbuf b = {0};
     const char *p = s.s.p, *end = p + s.s.n;
-    bool prev_cased = false, first = true, word_start = true;
+    bool prev_cased = false, first = true, word_start = true, after_cased = false;
     while (p < end) {
         tmpl_work(ev->st, WORK_CLASS);
         size_t k;
         int32_t c = (int32_t)utf8_decode_at(p, end, &k);
-        if (mode == CASE_WORDS) {
-            /* Jinja2's title filter: words begin after runs of [-\s({[<] */
-            bool sep = utf8_space(p, end) || (c < 0x80 && strchr("-({[<", c) && c);
-            if (!sep && word_start) {
-                if (c == 0xDF)
-                    tbuf_put(ev->st, &b, "SS", 2);
-                else
-                    put_cp(ev->st, &b, utf8proc_toupper(c));
-            } else {
-                put_cp(ev->st, &b, sep ? c : utf8proc_tolower(c));
-            }
-            word_start = sep;
-            p += k;
-            continue;
-        }
         if (k == 1 && (unsigned char)*p >= 0x80) { /* a stray byte stays as it is */
             tbuf_put(ev->st, &b, p, 1);
             p++;
             continue;
         }
-        int32_t o = c;
-        if (c == 0xDF && (mode == CASE_UPPER || ((mode == CASE_TITLE && !prev_cased) ||
-                                                 (mode == CASE_CAPITALIZE && first)))) {
-            /* Python's full case mapping: ß has no one-letter capital */
-            tbuf_put(ev->st, &b, mode == CASE_UPPER ? "SS" : "Ss", 2);
-            prev_cased = true;
-            first = false;
+        const bool sigma = c == 0x3A3 && ends_word(p, k, end, after_cased);
+        if (!is_case_ignorable(c)) after_cased = is_cased(c);
+        if (mode == CASE_WORDS) {
+            /* Jinja2's title filter: words begin after runs of [-\s({[<]; a
+             * word's first character upper, the rest lower */
+            bool sep = utf8_space(p, end) || (c < 0x80 && strchr("-({[<", c) && c);
+            if (sep)
+                tbuf_put(ev->st, &b, p, k);
+            else
+                put_case(ev->st, &b, c, word_start ? TO_UPPER : TO_LOWER, sigma);
+            word_start = sep;
             p += k;
             continue;
         }
         switch (mode) {
-        case CASE_UPPER: o = utf8proc_toupper(c); break;
-        case CASE_LOWER: o = utf8proc_tolower(c); break;
-        case CASE_TITLE: o = prev_cased ? utf8proc_tolower(c) : utf8proc_totitle(c); break;
-        case CASE_CAPITALIZE: o = first ? utf8proc_totitle(c) : utf8proc_tolower(c); break;
-        case CASE_WORDS: break;
+        case CASE_UPPER: put_case(ev->st, &b, c, TO_UPPER, false); break;
+        case CASE_LOWER: put_case(ev->st, &b, c, TO_LOWER, sigma); break;
+        case CASE_FOLD: put_case(ev->st, &b, c, TO_FOLD, false); break;
+        case CASE_TITLE: put_case(ev->st, &b, c, prev_cased ? TO_LOWER : TO_TITLE, sigma); break;
+        case CASE_CAPITALIZE: put_case(ev->st, &b, c, first ? TO_TITLE : TO_LOWER, sigma); break;
         case CASE_SWAP:
-            o = utf8proc_isupper(c)   ? utf8proc_tolower(c)
-                : utf8proc_islower(c) ? utf8proc_toupper(c)
-                                      : c;
+            if (utf8proc_isupper(c))
+                put_case(ev->st, &b, c, TO_LOWER, sigma);
+            else if (utf8proc_islower(c))
+                put_case(ev->st, &b, c, TO_UPPER, false);
+            else
+                tbuf_put(ev->st, &b, p, k);
             break;
+        case CASE_WORDS: break;
         }
         prev_cased = is_cased(c);
         first = false;
-        put_cp(ev->st, &b, o);
         p += k;
     }
     return tbuf_val(&b);
@@ -606,7 +668,8 @@ struct tval tstr_method(struct teval *ev, const char *name, struct tval s, struc
                             tmpl_need_int(ev, count, "count"));
     }
     if (name_is(name, "upper")) return tstr_case(ev, s, CASE_UPPER);
-    if (name_is(name, "lower") || name_is(name, "casefold")) return tstr_case(ev, s, CASE_LOWER);
+    if (name_is(name, "lower")) return tstr_case(ev, s, CASE_LOWER);
+    if (name_is(name, "casefold")) return tstr_case(ev, s, CASE_FOLD);
     if (name_is(name, "title")) return tstr_case(ev, s, CASE_TITLE);
     if (name_is(name, "capitalize")) return tstr_case(ev, s, CASE_CAPITALIZE);
     if (name_is(name, "swapcase")) return tstr_case(ev, s, CASE_SWAP);

@@ -463,7 +463,15 @@ struct tval tmpl_get_path(struct teval *ev, struct tval v, struct tval path);
 /* strings.c: str's operations. CHARS/SEP of kind none (or undefined) mean
  * whitespace; MAXSPLIT/COUNT < 0: no limit. */
 /* CASE_TITLE is str.title(); CASE_WORDS Jinja2's title filter */
-enum case_mode { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE, CASE_SWAP, CASE_WORDS };
+enum case_mode {
+    CASE_UPPER,
+    CASE_LOWER,
+    CASE_FOLD,
+    CASE_TITLE,
+    CASE_CAPITALIZE,
+    CASE_SWAP,
+    CASE_WORDS
+};
 struct tval tstr_strip(struct teval *ev, struct tval s, struct tval chars, bool left, bool right);
 struct tval tstr_split(struct teval *ev, struct tval s, struct tval sep, int64_t maxsplit,
                        bool from_right);
