@@ -389,7 +389,9 @@ struct vkllm_context_params {
     /* Kernel paths to force to their fallbacks, comma-separated (also:
      * VKLLM_FORCE): "shared-reduce" reduces matvec sums through shared memory
      * instead of subgroup operations; "no-gemm" sends prompt batches through
-     * matvec instead of the tiled GEMM; "no-memory-budget" counts free memory
+     * matvec instead of the tiled GEMM; "no-tiled-attention" gives prompts
+     * the per-(token, head) attention that decode uses instead of tiles of
+     * queries sharing K and V loads; "no-memory-budget" counts free memory
      * as a device without VK_EXT_memory_budget does (the heap's size, less
      * what vkllm holds). NULL: the best the device offers. */
     const char *force;

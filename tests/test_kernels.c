@@ -937,8 +937,9 @@ static void test_attention(const struct attn_case *c)
     }
 
     char shape[160];
-    snprintf(shape, sizeof shape, "heads %u/%u x %u, %u pos, last %u/%u tok", n_head, n_head_kv, hd,
-             n_pos, n_last, batch);
+    snprintf(shape, sizeof shape, "%s, heads %u/%u x %u, %u pos, last %u/%u tok",
+             tb.ctx->attention_tiled && batch >= ATTENTION_TILED_MIN_BATCH ? "tiled" : "untiled",
+             n_head, n_head_kv, hd, n_pos, n_last, batch);
     if (c->window)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", window %u", c->window);
     if (c->ring) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", ring %u", ring);
@@ -1317,9 +1318,30 @@ int main(void)
         /* bloom: ALiBi over 12 heads (8 with slopes from m0, 4 from m1) and 6 */
         {12, 12, 16, 45, 5, 8, 0, false, 0, 0, 0, 8.0f},
         {6, 6, 32, 37, 7, 8, 0, false, 0, 0, 0, 8.0f},
+        /* tiles of queries (ops.c): groups of 3 heads (5 tokens a tile), of
+         * 20 (a full and a partial head tile), of 32 with one KV head; one
+         * token in the last step; ALiBi over 16-token tiles; a soft-cap and a
+         * window over a ring with steps of 16 */
+        {6, 2, 64, 37, 7, 16, 0, false, 0, 0, 0, 0},
+        {20, 1, 8, 29, 5, 8, 0, false, 0, 0, 0, 0},
+        {32, 1, 16, 37, 5, 8, 0, false, 0, 0, 0, 0},
+        {8, 2, 64, 37, 1, 8, 0, false, 0, 0, 0, 0},
+        {6, 3, 8, 37, 3, 8, 0, false, 0, 0, 0, 0},
+        {12, 12, 16, 45, 13, 16, 0, false, 0, 0, 0, 8.0f},
+        {8, 4, 32, 77, 3, 16, 6, true, r32, 1.0f, 3.0f, 0},
+        {4, 2, 256, 70, 11, 16, 9, true, 0, 0, 0, 0},
     };
-    for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++)
+    /* each case through the kernel its batch gets, and those of 8 tokens or
+     * more again a query at a time (as VKLLM_FORCE=no-tiled-attention) */
+    const bool tiled = tb.ctx->attention_tiled;
+    for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) {
         test_attention(&ac[i]);
+        if (tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH) {
+            tb.ctx->attention_tiled = false;
+            test_attention(&ac[i]);
+            tb.ctx->attention_tiled = true;
+        }
+    }
 
     /* every element-wise op; GELU over every half input (38k values) */
     test_eltwise(ELT_ADD, 13, 8, 5, 0.0f, false);

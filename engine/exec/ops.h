@@ -79,7 +79,10 @@ struct attention_params {
 void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint32_t *heads);
 
 /* out = causal softmax(score(q, K)) V over cached positions; SCORES holds
- * batch * n_head * n_ctx floats. */
+ * batch * n_head * n_ctx floats. A graph of ATTENTION_TILED_MIN_BATCH tokens
+ * or more runs it in tiles of queries that share K and V loads (unless the
+ * context forced "no-tiled-attention"); decode, a query per (token, head). */
+#define ATTENTION_TILED_MIN_BATCH 8
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
                  const struct gpu_buf *out, const struct attention_params *p,

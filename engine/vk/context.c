@@ -25,7 +25,7 @@ static bool forced(const char *force, const char *path)
 }
 
 /* The fallbacks VKLLM_FORCE can name. */
-static const char force_known[] = "shared-reduce,no-gemm,no-memory-budget";
+static const char force_known[] = "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -61,6 +61,9 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
     const uint32_t sg_max = d->subgroup_max_size > sg ? d->subgroup_max_size : sg;
     ctx->attention_subgroup = ctx->matvec_subgroup && sg >= 8 && sg_max <= ctx->wg_size;
     ctx->attention_per_group = ctx->attention_subgroup ? ctx->wg_size / sg_max : 1;
+    /* prompts share each K and V load among a tile of queries; no-tiled-attention
+     * gives them the per-(token, head) kernel that decode uses */
+    ctx->attention_tiled = !forced(force, "no-tiled-attention");
     ctx->gemm = !forced(force, "no-gemm");
     /* measured on lavapipe (docs/PERFORMANCE.md): more rows per thread share
      * each loaded input among more rows, more tokens each decoded weight;
@@ -73,10 +76,11 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
         snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup", ctx->gemm_tokens,
                  ctx->gemm_wg * ctx->gemm_thread_rows);
     snprintf(ctx->paths, sizeof ctx->paths,
-             "matvec: %u threads per row, %s reduction; attention: %s per head; prompts: %s; int8 "
-             "dot: %s; cooperative matrix: %s",
+             "matvec: %u threads per row, %s reduction; attention: %s per head%s; prompts: %s; "
+             "int8 dot: %s; cooperative matrix: %s",
              ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
-             ctx->attention_subgroup ? "a subgroup" : "a workgroup", gemm,
+             ctx->attention_subgroup ? "a subgroup" : "a workgroup",
+             ctx->attention_tiled ? ", prompts in tiles of queries" : "", gemm,
              d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
 }
 

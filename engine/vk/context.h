@@ -15,6 +15,7 @@ struct vkllm_context {
     uint32_t matvec_tpr;          /* matvec threads per row: within one subgroup */
     bool attention_subgroup;      /* attention gives each (token, head) a subgroup */
     uint32_t attention_per_group; /* (token, head) pairs per workgroup */
+    bool attention_tiled;         /* prompts: a workgroup per tile of queries (ops.c) */
     bool gemm;                    /* batches go through the tiled GEMM, not matvec */
     uint32_t gemm_wg;             /* threads per GEMM workgroup */
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
