@@ -214,7 +214,10 @@ static void test_regenerate(void)
     uint32_t a1, a2, a3;
     append(h, HISTORY_USER, "Tell me a joke", NULL);
     struct vkllm_error err = {0};
-    CHECK(history_regenerate(h, NULL, &err) == VKLLM_E_INVALID, "the last one is not a reply");
+    history *empty;
+    REQUIRE_OK(history_create(&empty, NULL));
+    CHECK(history_regenerate(empty, NULL, &err) == VKLLM_E_INVALID, "nothing to regenerate");
+    history_free(empty);
     append(h, HISTORY_ASSISTANT, "joke one", &a1);
     check_siblings(h, 1, 1, 1);
     REQUIRE_OK(history_regenerate(h, &a2, NULL));
@@ -237,6 +240,38 @@ static void test_regenerate(void)
     CHECK(history_switch(h, 1, +1) && !strcmp(path_of(h), "Tell me a joke|joke two"));
     CHECK(history_switch(h, 1, -1) && !strcmp(path_of(h), "Tell me a joke|joke one|another"),
           "back, and what followed is back too");
+    history_free(h);
+}
+
+/* Regression (probe 3, Q-12.9): a turn that failed before any text (a
+ * prompt longer than the context) left an empty reply in the tree and the
+ * file, and each Regenerate after it stacked another. */
+static void test_failed_turn(void)
+{
+    history *h;
+    REQUIRE_OK(history_create(&h, NULL));
+    uint32_t r, r2, a1;
+    append(h, HISTORY_USER, "Tell me a joke", NULL);
+    REQUIRE_OK(history_append(h, HISTORY_ASSISTANT, "", 0, &r, NULL));
+    CHECK(history_drop_reply(h, r), "the failed turn's reply stays");
+    CHECK(history_count(h) == 1 && !history_get(h, r), "%zu messages", history_count(h));
+    /* Regenerate after the failure asks again: one reply, not a second */
+    REQUIRE_OK(history_regenerate(h, &r2, NULL));
+    CHECK(r2 == r && history_count(h) == 2 && history_at(h, 1)->len == 0);
+    check_siblings(h, 1, 1, 1);
+    CHECK(history_drop_reply(h, r2) && history_count(h) == 1, "the retry's reply stays");
+    /* a failed regenerate: the earlier reply is shown again */
+    append(h, HISTORY_ASSISTANT, "joke one", &a1);
+    REQUIRE_OK(history_regenerate(h, &r, NULL));
+    check_siblings(h, 1, 2, 2);
+    CHECK(history_drop_reply(h, r) && !strcmp(path_of(h), "Tell me a joke|joke one"));
+    check_siblings(h, 1, 1, 1);
+    /* only an empty newest reply goes */
+    CHECK(!history_drop_reply(h, a1), "a reply with text was dropped");
+    REQUIRE_OK(history_regenerate(h, &r, NULL));
+    REQUIRE_OK(history_stream(h, r, "x", 1, NULL));
+    CHECK(!history_drop_reply(h, r), "a reply with text was dropped");
+    CHECK(!history_drop_reply(h, 0), "a user message was dropped");
     history_free(h);
 }
 
@@ -496,6 +531,26 @@ static void test_corrupt(void)
          "\"content\": \"a\", \"created\": 1, \"parent\": -1, \"active\": 0, \"stats\": "
          "{\"tokens\": -1}}]}",
          "bad \"stats\""},
+        /* probe 3, Q-4: 1e308 tokens/s printed 309 digits under the buttons */
+        {"an absurd speed",
+         "{\"version\": 1, \"created\": 1, \"updated\": 1, \"messages\": [{\"role\": \"user\", "
+         "\"content\": \"a\", \"created\": 1, \"parent\": -1, \"active\": 0, \"stats\": "
+         "{\"tokens\": 4294967295, \"tokens_per_s\": 1e308, \"model\": null, \"end\": "
+         "\"model\"}}]}",
+         "bad \"stats\""},
+        {"a negative speed",
+         "{\"version\": 1, \"created\": 1, \"updated\": 1, \"messages\": [{\"role\": \"user\", "
+         "\"content\": \"a\", \"created\": 1, \"parent\": -1, \"active\": 0, \"stats\": "
+         "{\"tokens\": 1, \"tokens_per_s\": -3, \"model\": null, \"end\": \"model\"}}]}",
+         "bad \"stats\""},
+        /* Q-4: a time localtime cannot show (the sidebar drew a garbage date) */
+        {"a time past year 9999",
+         "{\"version\": 1, \"created\": 1, \"updated\": 9223372036854775807, \"messages\": []}",
+         "no \"created\" or \"updated\" time"},
+        {"a message time past year 9999",
+         "{\"version\": 1, \"created\": 1, \"updated\": 1, \"messages\": [{\"role\": \"user\", "
+         "\"content\": \"a\", \"created\": 253402300800, \"parent\": -1, \"active\": 0}]}",
+         "message 1 needs a role"},
     };
     char path[600], aside[620];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -513,6 +568,34 @@ static void test_corrupt(void)
         snprintf(aside, sizeof aside, "%s.corrupt-1", path);
         CHECK(!exists(path) && exists(aside), "%s: set aside", cases[i].what);
         CHECK(!strcmp(read_all(aside, NULL), cases[i].text), "%s: kept as it was", cases[i].what);
+    }
+
+    /* Regression (probe 3, Q-3): a 50 MB message took 25 s and 4 GB to lay
+     * out; a message past MAX_MESSAGE_BYTES (5 MiB) is refused and set aside */
+    {
+        size_t big = (5u << 20) + 1;
+        char *text = malloc(big + 256);
+        REQUIRE(text != NULL);
+        int k = snprintf(text, 256,
+                         "{\"version\": 1, \"created\": 1, \"updated\": 1, \"active\": 0, "
+                         "\"title\": \"t\", \"renamed\": false, \"messages\": "
+                         "[{\"role\": \"user\", \"content\": \"");
+        memset(text + k, 'y', big);
+        strcpy(text + k + big, "\", \"created\": 1, \"parent\": -1, \"active\": 0}]}");
+        snprintf(path, sizeof path, "%s/long.json", dir);
+        write_all(path, text);
+        struct vkllm_error err = {0};
+        CHECK(history_load(dir, "long", &(history *){0}, &err) == VKLLM_E_FORMAT &&
+                  strstr(err.msg, "message 1: 5242881 bytes, more than the 5 MiB"),
+              "%s", err.msg);
+        text[k + big - 1] = 0; /* 5 MiB exactly: a conversation */
+        strcat(text, "\", \"created\": 1, \"parent\": -1, \"active\": 0}]}");
+        write_all(path, text);
+        history *h = NULL;
+        CHECK(history_load(dir, "long", &h, &err) == VKLLM_OK, "%s", err.msg);
+        history_free(h);
+        unlink(path);
+        free(text);
     }
 
     /* a newer vkllm's file is not corrupt: refused, left where it is */
@@ -541,7 +624,7 @@ static void test_corrupt(void)
     close(fd);
     struct vkllm_error err = {0};
     CHECK(history_load(dir, "huge", &(history *){0}, &err) == VKLLM_E_FORMAT &&
-              strstr(err.msg, "more than a conversation can be"),
+              strstr(err.msg, "more than the 256 MiB"),
           "%s", err.msg);
 
     /* the list: the good ones load, each bad one is reported once and set aside */
@@ -898,6 +981,22 @@ static void test_cost(void)
     CHECK(t1 - t0 < 2.0 && t2 - t1 < 2.0, "too slow");
     CHECK(history_count(g) == 2002);
     history_free(g);
+
+    /* Regression (probe 3, Q-13): the list parsed every file whole on the UI
+     * thread (100 chats of 2 MB: 8 s before the sidebar's first frame). It
+     * reads the header line of the files this module writes: here the
+     * messages after it are cut off, and the chat is listed all the same,
+     * with its title, time and no notice; opening it finds the damage. */
+    FILE *f = fopen(path, "r+b");
+    REQUIRE(f != NULL && ftruncate(fileno(f), st.st_size / 2) == 0);
+    fclose(f);
+    n_notices = 0;
+    REQUIRE_OK(history_list(dir, &e, &n, on_notice, NULL, NULL));
+    CHECK(n == 1 && !strcmp(e[0].id, history_id(h)) && !strcmp(e[0].title, history_title(h)) &&
+              e[0].updated == history_updated(h) && n_notices == 0,
+          "listed from more than its header: %zu entries, %d notices", n, n_notices);
+    history_entries_free(e, n);
+    CHECK(history_load(dir, history_id(h), &g, NULL) == VKLLM_E_FORMAT, "a cut file loaded");
     history_free(h);
 }
 
@@ -927,6 +1026,7 @@ int main(void)
 {
     test_append_and_stream();
     test_regenerate();
+    test_failed_turn();
     test_edit_branches();
     test_title();
     test_round_trip();

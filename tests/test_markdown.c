@@ -291,6 +291,32 @@ static void test_plain_and_empty(void)
           "\"%s\"", btext(0));
 }
 
+/* Regression: spans nested deeper than the parser keeps styles for (a model
+ * streaming a run of asterisks) read past span_style[16] and crashed the
+ * window whenever the chat was shown. */
+static void test_deep_nesting(void)
+{
+    static const size_t runs[] = {17, 40, 1000, 20000};
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        size_t k = runs[r], len = 2 * k + 1;
+        char *md = malloc(len + 1);
+        REQUIRE(md != NULL);
+        memset(md, '*', len);
+        md[k] = 'a';
+        md[len] = 0;
+        char what[48];
+        snprintf(what, sizeof what, "%zu asterisks each side", k);
+        for (unsigned flags = 0; flags <= MDOC_STREAMING; flags += MDOC_STREAMING) {
+            parse_f(md, flags);
+            check_invariants(md, len, what);
+            /* md4c pairs the asterisks as strong spans, an odd one as emphasis */
+            uint32_t want = MDOC_BOLD | (k % 2 ? MDOC_ITALIC : 0);
+            CHECK(style_of("a") == want, "%s: style %#x", what, style_of("a"));
+        }
+        free(md);
+    }
+}
+
 /* What models write: thinking, a heading, a list, code, a table, a quote. */
 static const char reply[] =
     "<think>\nThe user wants a **sort**. Quick sort is fine.\n</think>\n\n"
@@ -384,6 +410,7 @@ int main(int argc, char **argv)
     test_tables();
     test_think();
     test_plain_and_empty();
+    test_deep_nesting();
     test_streaming();
     mdoc_free(&doc);
     return TEST_REPORT();

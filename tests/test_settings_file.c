@@ -11,6 +11,7 @@
 #include "settings.h"
 #include "testhelp.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,7 @@ static void check_file(void)
     struct vkllm_error err = {0};
     const char *path = GEN "/settings.json";
     unlink(path);
-    for (int i = 1; i <= 3; i++) {
+    for (int i = 1; i <= 9; i++) {
         char f[256];
         snprintf(f, sizeof f, "%s.corrupt-%d", path, i);
         unlink(f);
@@ -185,6 +186,63 @@ static void check_file(void)
         CHECK(t.top_k == def.top_k && t.font_size == def.font_size, "a bad value was taken");
     }
     CHECK(strstr(err.msg, "Font size"), "the refused value is not named: %s", err.msg);
+
+    /* Regression (probe 3, Q-7): one refused value took the good ones before
+     * it but not those after, while the message said "defaults used". Every
+     * good value is kept now, and every refused one named. */
+    write_text(path, "{\"system_prompt\": \"KEPT\", \"temperature\": 0.3, \"theme\": \"LIGHT\", "
+                     "\"top_k\": 7, \"font_size\": 400}");
+    t = def;
+    CHECK(settings_load(path, &t, &err) == VKLLM_E_FORMAT, "a bad value was accepted");
+    CHECK(!strcmp(t.system_prompt, "KEPT") && t.temp == 0.3f && t.top_k == 7,
+          "a good value was dropped: \"%s\" %g %d", t.system_prompt, t.temp, t.top_k);
+    CHECK(t.theme == def.theme && t.font_size == def.font_size, "a refused value was taken");
+    CHECK(strstr(err.msg, "\"font_size\" (Font size: '400'") &&
+              strstr(err.msg, "\"theme\" refused") && strstr(err.msg, "the other settings kept") &&
+              !strstr(err.msg, "defaults used"),
+          "%s", err.msg);
+    CHECK(exists(GEN "/settings.json.corrupt-4"), "the file with refused values was not set aside");
+
+    /* Regression (Q-7): floats were saved with float noise (0.30000001192092896) */
+    REQUIRE_OK(settings_save(&t, path, &err), "%s", err.msg);
+    FILE *f = fopen(path, "rb");
+    char text[4096] = {0};
+    CHECK(f && fread(text, 1, sizeof text - 1, f) > 0);
+    if (f) fclose(f);
+    CHECK(strstr(text, "\"temperature\": 0.3,") && !strstr(text, "0000"),
+          "floats saved with noise:\n%s", text);
+    struct settings u = def;
+    REQUIRE_OK(settings_load(path, &u, &err), "%s", err.msg);
+    CHECK(same(&u, &t), "the shortest floats do not round-trip");
+
+    /* Regression (Q-2): a FIFO (or a directory) as settings.json blocked the
+     * window before its first frame; now refused at once, not set aside */
+    unlink(path);
+    REQUIRE(mkfifo(path, 0600) == 0, "mkfifo: %s", strerror(errno));
+    alarm(20); /* a blocking open fails the test instead of hanging it */
+    t = def;
+    CHECK(settings_load(path, &t, &err) == VKLLM_E_IO && strstr(err.msg, "not a regular file") &&
+              strstr(err.msg, "defaults used"),
+          "%s", err.msg);
+    alarm(0);
+    CHECK(exists(path) && !exists(GEN "/settings.json.corrupt-5"), "a FIFO was moved aside");
+    unlink(path);
+    REQUIRE(mkdir(path, 0700) == 0);
+    CHECK(settings_load(path, &t, &err) == VKLLM_E_IO && strstr(err.msg, "not a regular file"),
+          "%s", err.msg);
+    rmdir(path);
+    /* bigger than a settings file can be: refused and set aside */
+    f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    fputs("{\"system_prompt\": \"", f);
+    for (int i = 0; i < (1 << 20); i++)
+        fputc('x', f);
+    fputs("\"}", f);
+    fclose(f);
+    CHECK(settings_load(path, &t, &err) == VKLLM_E_FORMAT && strstr(err.msg, "more than the 1 MiB"),
+          "%s", err.msg);
+    CHECK(!exists(path) && exists(GEN "/settings.json.corrupt-5"), "a huge file was not set aside");
+
     /* the next save makes a fresh file beside the ones set aside */
     REQUIRE_OK(settings_save(&def, path, &err), "%s", err.msg);
     t = s;

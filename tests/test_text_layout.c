@@ -10,10 +10,13 @@
 #include "text_layout.h"
 #include "testhelp.h"
 
+#include <malloc.h>
+
 #include <string.h>
 #include <utf8proc.h>
 
-static long measured; /* calls of fake_width */
+static long measured;         /* calls of fake_width */
+static size_t measured_bytes; /* bytes they measured */
 
 static int cp_width(int32_t c)
 {
@@ -30,6 +33,7 @@ static int fake_width(void *user, uint32_t style, const char *s, size_t n)
     (void)user;
     (void)style;
     measured++;
+    measured_bytes += n;
     int w = 0;
     utf8proc_ssize_t at = 0;
     while ((size_t)at < n) {
@@ -368,6 +372,61 @@ static void test_cache(void)
     CHECK(tl_view_set(view, 5, "x", 1, 0, &err) == VKLLM_E_INVALID && err.msg[0]);
 }
 
+/* Regression (probe 3, Q-0b): a letter with N combining accents was one
+ * grapheme cluster, measured again at every try to fit it: 40,000 accents
+ * took 15 s, 200,000 minutes. Clusters end after 32 code points now, and the
+ * bytes measured grow with the text, not its square. */
+static void test_long_cluster(void)
+{
+    size_t sizes[] = {20000, 40000};
+    size_t bytes[2];
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        char *text = malloc(2 * n + 2);
+        REQUIRE(text != NULL);
+        text[0] = 'a';
+        for (size_t i = 0; i < n; i++)
+            memcpy(text + 1 + 2 * i, "\xcc\x81", 2); /* U+0301 */
+        text[1 + 2 * n] = 0;
+        for (unsigned flags = 0; flags <= MDOC_PLAIN; flags += MDOC_PLAIN) {
+            measured_bytes = 0;
+            tl_view_truncate(view, 0);
+            const struct tl_message *m = lay(0, text, flags);
+            CHECK(m->n_lines >= 1, "no lines");
+            bytes[k] = measured_bytes;
+        }
+        free(text);
+    }
+    CHECK(bytes[1] < 3 * bytes[0] && bytes[1] < 50 * (2 * sizes[1] + 1),
+          "measured %zu bytes for %zu accents, %zu for %zu: not linear", bytes[0], sizes[0],
+          bytes[1], sizes[1]);
+    tl_view_truncate(view, 0);
+}
+
+/* Regression (probe 3, Q-3): a long message kept its 24-byte-a-character
+ * cluster scratch after its layout (with the rest, ~80 bytes a character:
+ * 4 GB for a 50 MB message). What stays is the layout itself: a few bytes a
+ * character. (mallinfo2 counts glibc's heap; under the sanitizers it reads
+ * zero and this checks nothing.) */
+static void test_long_message_memory(void)
+{
+    size_t n = 1 << 20;
+    char *text = malloc(n + 1);
+    REQUIRE(text != NULL);
+    memset(text, 'y', n);
+    text[n] = 0;
+    tl_view_truncate(view, 0);
+    struct mallinfo2 before = mallinfo2();
+    lay(0, text, MDOC_PLAIN);
+    struct mallinfo2 after = mallinfo2();
+    double per_char = ((double)after.uordblks + (double)after.hblkhd - (double)before.uordblks -
+                       (double)before.hblkhd) /
+                      (double)n;
+    CHECK(per_char < 20, "a 1 MiB message keeps %.1f bytes a character", per_char);
+    tl_view_truncate(view, 0);
+    free(text);
+}
+
 int main(void)
 {
     struct vkllm_error err = {0};
@@ -377,6 +436,8 @@ int main(void)
     test_blocks();
     test_hits_and_copy();
     test_cache();
+    test_long_cluster();
+    test_long_message_memory();
     tl_view_destroy(view);
     return TEST_REPORT();
 }

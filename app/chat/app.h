@@ -70,6 +70,7 @@ struct app_options {
     const char *script; /* --script */
     int width, height;  /* --size, in screen coordinates */
     uint64_t seed;
+    double ui_scale; /* VKLLM_UI_SCALE; 0: from the display */
     /* settings given on the command line: for this run, never saved */
     const char *overrides[MAX_OVERRIDES][2]; /* key, value */
     int n_overrides;
@@ -99,7 +100,7 @@ struct app {
     struct panel_models *models_panel;
     struct ui_field *focus; /* the text field that has the keyboard; NULL: the input box */
     bool sidebar_open, settings_open, help_open;
-    bool models_open; /* the Models panel (panel_models.c) */
+    bool models_open;         /* the Models panel (panel_models.c) */
     struct settings settings; /* as saved */
     char *settings_path;      /* NULL: none could be made (then nothing is saved) */
     char *data_dir;           /* saved chats; NULL: none could be made */
@@ -221,8 +222,11 @@ void panel_sidebar_frame(struct app *a, SDL_Rect r);
 void panel_sidebar_toggle(struct app *a);
 /* Reads the list again (with the search box's query). */
 void panel_sidebar_refresh(struct app *a);
-/* Types QUERY into the search box and searches now. */
+/* Types QUERY into the search box and starts searching now (on the search
+ * thread; the results show when panel_sidebar_searching turns false). */
 void panel_sidebar_search(struct app *a, const char *query);
+/* A search is running (its results not shown yet). */
+bool panel_sidebar_searching(struct app *a);
 /* Entry I of the list as shown (NULL past the end). */
 const struct history_entry *panel_sidebar_entry(struct app *a, size_t i);
 size_t panel_sidebar_count(struct app *a);

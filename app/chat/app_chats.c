@@ -9,12 +9,19 @@
  * stalls no frame. Its result reaches the banner and the sidebar through
  * app_saver_poll. The actions on saved files (reopen, rename, delete,
  * export) first wait for the writes queued before them, which they read or
- * would race. */
+ * would race.
+ *
+ * Two windows on one saved chat: each save would replace the other's turns.
+ * The saver remembers the file as this window last read or wrote it (device,
+ * inode, size, modification time); a write that finds it changed by someone
+ * else is not made, and the conversation is saved as a new chat instead,
+ * "TITLE (copy)", with a note. */
 #include "app.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- the writer thread */
 
@@ -24,6 +31,36 @@ struct save_job {
     char *path, *text;
     size_t len;
 };
+
+/* A file as this window last saw it. */
+struct file_seen {
+    char *path; /* NULL: none */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+static void seen_set(struct file_seen *f, const char *path, const struct stat *st)
+{
+    if (!f->path || strcmp(f->path, path)) {
+        free(f->path);
+        f->path = strdup(path); /* NULL (no memory): nothing is checked */
+    }
+    f->dev = st->st_dev;
+    f->ino = st->st_ino;
+    f->size = st->st_size;
+    f->mtime = st->st_mtim;
+}
+
+/* Whether PATH is no longer the file F saw (it is gone: not changed). */
+static bool seen_changed(const struct file_seen *f, const char *path)
+{
+    struct stat st;
+    if (!f->path || strcmp(f->path, path) || lstat(path, &st) != 0) return false;
+    return st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
+           st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec;
+}
 
 struct saver {
     pthread_t thread;
@@ -35,6 +72,9 @@ struct saver {
     bool writing, quit;
     char error[512]; /* the last failed write's message */
     uint64_t error_seq, done_seq, error_shown, done_shown;
+    struct file_seen seen; /* the open chat's file; under mu */
+    char *conflict;        /* a path another writer changed: not written */
+    uint64_t conflict_seq, conflict_shown;
 };
 
 static void *saver_run(void *arg)
@@ -49,13 +89,26 @@ static void *saver_run(void *arg)
         s->head = (s->head + 1) % SAVE_QUEUE;
         s->n--;
         s->writing = true;
+        /* another window wrote it since this one read or wrote it: the UI
+         * saves this conversation as a copy instead (app_saver_poll) */
+        bool changed = seen_changed(&s->seen, j.path);
         pthread_mutex_unlock(&s->mu);
         struct vkllm_error err = {0};
-        int rc = vkllm_write_file(j.path, j.text, j.len, &err);
-        free(j.path);
+        struct stat st;
+        int rc = changed ? VKLLM_OK : vkllm_write_file(j.path, j.text, j.len, &err);
+        bool stat_ok = !changed && !rc && stat(j.path, &st) == 0;
         free(j.text);
         pthread_mutex_lock(&s->mu);
         s->writing = false;
+        if (changed) {
+            free(s->conflict);
+            s->conflict = j.path;
+            j.path = NULL;
+            s->conflict_seq++;
+        } else if (stat_ok) {
+            seen_set(&s->seen, j.path, &st);
+        }
+        free(j.path);
         if (rc) {
             snprintf(s->error, sizeof s->error, "%s", err.msg);
             s->error_seq++;
@@ -94,6 +147,8 @@ void app_saver_stop(struct app *a)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL); /* what is queued is written first */
+    free(s->seen.path);
+    free(s->conflict);
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
@@ -133,6 +188,53 @@ static void saver_flush(struct saver *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Remembers PATH (the open chat's file, just read or written by this
+ * window) as it is now. */
+static void saver_seen(struct saver *s, const char *path)
+{
+    struct stat st;
+    if (!s || !path || stat(path, &st) != 0) return;
+    pthread_mutex_lock(&s->mu);
+    seen_set(&s->seen, path, &st);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static char *chat_path(const struct app *a, const char *id)
+{
+    size_t n = strlen(a->data_dir) + strlen(id) + sizeof "/.json";
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s.json", a->data_dir, id);
+    return p;
+}
+
+/* The open chat's file was changed by another window: this conversation
+ * becomes a new chat, saved beside it. */
+static void save_as_copy(struct app *a, const char *conflict)
+{
+    char *path = NULL;
+    struct vkllm_error err = {0};
+    pthread_mutex_lock(&a->lock);
+    path = chat_path(a, history_id(a->hist));
+    /* a conflict on a chat this window has since left is no concern */
+    bool open = path && !strcmp(path, conflict);
+    int rc = open ? history_detach(a->hist, " (copy)", &err) : VKLLM_OK;
+    char title[256];
+    snprintf(title, sizeof title, "%s", history_title(a->hist));
+    pthread_mutex_unlock(&a->lock);
+    free(path);
+    if (!open) return;
+    if (rc) {
+        app_banner(a, true, "%s: changed by another window, and this chat cannot be copied: %s",
+                   conflict, err.msg);
+        return;
+    }
+    app_save_chat(a);
+    app_banner(a, false,
+               "%s was changed by another window: this conversation is saved as a new chat, "
+               "\"%s\"",
+               conflict, title);
+}
+
 void app_saver_poll(struct app *a)
 {
     struct saver *s = a->saver;
@@ -140,11 +242,16 @@ void app_saver_poll(struct app *a)
     char error[sizeof s->error];
     pthread_mutex_lock(&s->mu);
     bool failed = s->error_seq != s->error_shown, done = s->done_seq != s->done_shown;
+    char *conflict = s->conflict_seq != s->conflict_shown ? s->conflict : NULL;
+    s->conflict = NULL;
+    s->conflict_shown = s->conflict_seq;
     memcpy(error, s->error, sizeof error);
     s->error_shown = s->error_seq;
     s->done_shown = s->done_seq;
     pthread_mutex_unlock(&s->mu);
     if (failed) app_banner(a, true, "%s", error);
+    if (conflict) save_as_copy(a, conflict);
+    free(conflict);
     if (done) panel_sidebar_refresh(a);
 }
 
@@ -209,6 +316,9 @@ bool app_reopen(struct app *a, const char *id)
         panel_sidebar_refresh(a); /* a corrupt one is gone from the list */
         return false;
     }
+    char *path = chat_path(a, id);
+    saver_seen(a->saver, path);
+    free(path);
     worker_stop(a->worker);
     pthread_mutex_lock(&a->lock);
     worker_forget(a->worker); /* the reply being written belongs to the old one */
@@ -232,8 +342,14 @@ bool app_rename_chat(struct app *a, const char *id, const char *title)
     int rc = history_rename(a->data_dir, id, title, &err);
     /* the open one too, or its next save would bring the old title back */
     pthread_mutex_lock(&a->lock);
-    if (!rc && !strcmp(history_id(a->hist), id)) rc = history_set_title(a->hist, title, &err);
+    bool open = !strcmp(history_id(a->hist), id);
+    if (!rc && open) rc = history_set_title(a->hist, title, &err);
     pthread_mutex_unlock(&a->lock);
+    if (!rc && open) { /* this window's own write */
+        char *path = chat_path(a, id);
+        saver_seen(a->saver, path);
+        free(path);
+    }
     if (rc) app_banner(a, true, "%s", err.msg);
     panel_sidebar_refresh(a);
     return !rc;

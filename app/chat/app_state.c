@@ -104,7 +104,8 @@ bool app_regenerate(struct app *a)
     pthread_mutex_lock(&a->lock);
     size_t n = history_count(a->hist);
     const struct history_msg *last = n ? history_at(a->hist, n - 1) : NULL;
-    bool ok = last && last->role == HISTORY_ASSISTANT;
+    /* a user message last: its turn failed, Regenerate asks again */
+    bool ok = last && last->role != HISTORY_SYSTEM;
     if (ok && (history_regenerate(a->hist, &id, &err) || worker_generate(a->worker, id, &err))) {
         app_banner(a, true, "%s", err.msg);
         ok = false;

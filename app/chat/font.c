@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <utf8proc.h>
 
 enum face {
     FACE_SANS,
@@ -323,16 +324,30 @@ static void piece_script(const char *s, size_t len, const char **script, int *di
     }
 }
 
+/* the most code points glued to one base (marks, a ZWJ sequence) in a piece */
+#define MAX_MARKS 30
+
 /* The next piece of TEXT from *AT drawn by one font: its end, and the font. */
 static size_t next_piece(fonts *f, struct inst *in, const char *text, size_t len, size_t *at,
                          size_t *k)
 {
     size_t start = *at;
     *k = pick(f, in, next_cp(text, len, at));
+    /* HarfBuzz shapes a run of combining marks or a ZWJ chain in time that
+     * grows with its square (40,000 accents on one letter: 11 s): a piece
+     * ends after MAX_MARKS code points glued to one base, as Unicode's
+     * stream-safe format breaks such runs */
+    int glued = 0;
+    bool after_zwj = false;
     while (*at < len) {
         size_t peek = *at;
         uint32_t c = next_cp(text, len, &peek);
         if (!is_joiner(c) && pick(f, in, c) != *k) break;
+        bool glue =
+            after_zwj || c == 0x200D || utf8proc_get_property((utf8proc_int32_t)c)->combining_class;
+        glued = glue ? glued + 1 : 0;
+        after_zwj = c == 0x200D;
+        if (glued > MAX_MARKS) break;
         *at = peek;
     }
     return start;
@@ -366,12 +381,42 @@ static float piece_scale(const struct inst *in, TTF_Font *ft)
     return h > in->height * 13 / 10 ? (float)in->height / (float)h : 1.0f;
 }
 
+/* How far a slanted piece's ink reaches past its pen positions: left of its
+ * first glyph's origin, right of its last glyph's advance. SDL_ttf's sizes and
+ * surfaces take the ink's box, so an italic word measured that way was set
+ * with a gap on either side ("comes in  *pieces*"); the layout wants the
+ * advances. Upright faces have no overhang worth the lookups. */
+static void overhang(const struct inst *in, TTF_Font *ft, const char *s, size_t n, int *left,
+                     int *right)
+{
+    *left = *right = 0;
+    if (in->face != FACE_ITALIC && in->face != FACE_BOLD_ITALIC) return;
+    utf8proc_int32_t first = -1, last = -1, c;
+    for (size_t i = 0; i < n;) {
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0) break;
+        if (first < 0) first = c;
+        last = c;
+        i += (size_t)k;
+    }
+    int minx, maxx, miny, maxy, adv;
+    if (first >= 0 && !TTF_GlyphMetrics32(ft, (Uint32)first, &minx, &maxx, &miny, &maxy, &adv) &&
+        minx < 0)
+        *left = -minx;
+    if (last >= 0 && !TTF_GlyphMetrics32(ft, (Uint32)last, &minx, &maxx, &miny, &maxy, &adv) &&
+        maxx > adv)
+        *right = maxx - adv;
+}
+
 static int piece_width(fonts *f, struct inst *in, size_t k, const char *s, size_t n)
 {
     TTF_Font *ft = chain_font(f, in, k);
     const char *z = ft ? prepare(f, ft, s, n) : NULL;
-    int w = 0, h = 0;
+    int w = 0, h = 0, left, right;
     if (!z || TTF_SizeUTF8(ft, z, &w, &h)) return 0;
+    overhang(in, ft, s, n, &left, &right);
+    if (w > left + right) w -= left + right;
     return (int)(w * piece_scale(in, ft) + 0.5f);
 }
 
@@ -483,9 +528,12 @@ static int draw_piece(fonts *f, int inst, size_t k, const char *s, size_t n, int
     SDL_SetTextureAlphaMod(t->tex, c.a);
     /* baselines line up; a scaled piece is centred on the line instead */
     int dy = piece_scale(in, ft) < 1.0f ? (in->height - t->h) / 2 : in->ascent - TTF_FontAscent(ft);
-    SDL_Rect dst = {x, y + dy, t->w, t->h};
+    /* the ink left of the pen (a slanted descender) goes left of X */
+    int left, right;
+    overhang(in, ft, s, n, &left, &right);
+    SDL_Rect dst = {x - left, y + dy, t->w, t->h};
     SDL_RenderCopy(f->ren, t->tex, NULL, &dst);
-    return t->w;
+    return t->w > left + right ? t->w - left - right : t->w;
 }
 
 int fonts_draw(fonts *f, uint32_t style, const char *text, size_t len, int x, int y, SDL_Color c)

@@ -241,6 +241,10 @@ int hist_add_node(history *h, uint32_t parent, enum history_role role, const cha
     if (h->n_nodes >= MAX_MESSAGES)
         return vkllm_fail(err, VKLLM_E_INVALID, "more than %u messages in one conversation",
                           MAX_MESSAGES);
+    if (len > MAX_MESSAGE_BYTES)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "a message of %zu bytes, more than the %zu MiB one may hold", len,
+                          MAX_MESSAGE_BYTES >> 20);
     if (h->n_nodes == h->cap_nodes) {
         uint32_t cap = h->cap_nodes ? 2 * h->cap_nodes : 16;
         struct node **v = realloc(h->nodes, cap * sizeof *v);
@@ -321,7 +325,9 @@ int history_set_stats(history *h, uint32_t id, const struct history_stats *stats
                       struct vkllm_error *err)
 {
     if (id >= h->n_nodes) return vkllm_fail(err, VKLLM_E_INVALID, "no message %u", id);
-    if ((unsigned)stats->end > HISTORY_END_LENGTH || !isfinite(stats->tokens_per_s))
+    /* 1e9 tokens/s is past any device: more is a corrupt or crafted file */
+    if ((unsigned)stats->end > HISTORY_END_LENGTH || !(stats->tokens_per_s >= 0) ||
+        stats->tokens_per_s > 1e9)
         return vkllm_fail(err, VKLLM_E_INVALID, "bad reply statistics");
     if (stats->model && !hist_utf8_valid(stats->model, strlen(stats->model)))
         return vkllm_fail(err, VKLLM_E_INVALID, "model name is not valid UTF-8");
@@ -340,10 +346,35 @@ int history_set_stats(history *h, uint32_t id, const struct history_stats *stats
 
 int history_regenerate(history *h, uint32_t *id, struct vkllm_error *err)
 {
-    if (!h->n_path || h->nodes[h->path[h->n_path - 1]]->m.role != HISTORY_ASSISTANT)
+    const struct node *last = h->n_path ? h->nodes[h->path[h->n_path - 1]] : NULL;
+    /* a user message without a reply: its turn failed, and is tried again */
+    if (last && last->m.role == HISTORY_USER)
+        return add_active(h, h->path[h->n_path - 1], HISTORY_ASSISTANT, "", 0, id, err);
+    if (!last || last->m.role != HISTORY_ASSISTANT)
         return vkllm_fail(err, VKLLM_E_INVALID, "the last message is not a reply to regenerate");
-    return add_active(h, h->nodes[h->path[h->n_path - 1]]->parent, HISTORY_ASSISTANT, "", 0, id,
-                      err);
+    return add_active(h, last->parent, HISTORY_ASSISTANT, "", 0, id, err);
+}
+
+bool history_drop_reply(history *h, uint32_t id)
+{
+    if (id + 1 != h->n_nodes) return false;
+    struct node *nd = h->nodes[id];
+    struct kids *k = kids_of(h, nd->parent);
+    if (nd->kids.n || nd->m.len || nd->m.role != HISTORY_ASSISTANT || !k->n || k->v[k->n - 1] != id)
+        return false;
+    k->n--;
+    /* the sibling made last before it, as the reply it replaced was */
+    k->active = k->n ? k->n - 1 : 0;
+    dirty(h, nd->parent);
+    free(nd->m.text);
+    free(nd->kids.v);
+    free(nd->model);
+    free(nd->json);
+    free(nd);
+    h->n_nodes--;
+    hist_rebuild_path(h);
+    touch(h);
+    return true;
 }
 
 int history_edit(history *h, size_t i, const char *text, size_t len, uint32_t *id,
@@ -401,5 +432,21 @@ int history_set_title(history *h, const char *title, struct vkllm_error *err)
     free(h->custom_title);
     h->custom_title = b.p; /* NULL when empty: the default again */
     h->revision++;
+    return VKLLM_OK;
+}
+
+int history_detach(history *h, const char *suffix, struct vkllm_error *err)
+{
+    const char *title = history_title(h);
+    size_t n = strlen(title) + strlen(suffix) + 1;
+    char *t = malloc(n);
+    if (!t) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    snprintf(t, n, "%s%s", title, suffix);
+    int rc = history_set_title(h, t, err);
+    free(t);
+    if (rc) return rc;
+    hist_new_id(h);
+    h->on_disk = false; /* the next save finds a free name */
+    touch(h);
     return VKLLM_OK;
 }

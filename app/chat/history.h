@@ -30,6 +30,7 @@
 
 #include "vkllm.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,9 +103,14 @@ int history_stream(history *h, uint32_t id, const char *text, size_t len, struct
 /* Records how reply ID went (MODEL is copied). */
 int history_set_stats(history *h, uint32_t id, const struct history_stats *stats,
                       struct vkllm_error *err);
-/* A new, empty sibling of the last message, which must be an assistant reply;
- * the old reply stays reachable through the switcher. *ID gets the new one. */
+/* A new, empty sibling of the last message when it is an assistant reply (the
+ * old reply stays reachable through the switcher); when it is a user message
+ * whose turn failed, an empty reply to it. *ID gets the new one. */
 int history_regenerate(history *h, uint32_t *id, struct vkllm_error *err);
+/* Takes reply ID out again when its turn failed before any text came: only
+ * the newest message, empty, with no replies of its own (false otherwise,
+ * nothing changed). */
+bool history_drop_reply(history *h, uint32_t id);
 /* A new sibling of path message I with the same role and TEXT; what followed
  * the old one stays under it. The path then ends at the new message. */
 int history_edit(history *h, size_t i, const char *text, size_t len, uint32_t *id,
@@ -120,6 +126,10 @@ bool history_switch(history *h, size_t i, int step);
 const char *history_title(history *h);
 /* Renames the conversation; NULL or "" returns to the default title. */
 int history_set_title(history *h, const char *title, struct vkllm_error *err);
+/* Makes H a new conversation with the same messages: a fresh id (its next save
+ * makes a new file) and the title TITLE + SUFFIX (" (copy)"). For a saved chat
+ * that another window changed on disk: this one's turns are kept beside it. */
+int history_detach(history *h, const char *suffix, struct vkllm_error *err);
 
 /* ---- files */
 
@@ -160,6 +170,12 @@ int history_list(const char *dir, struct history_entry **out, size_t *n, history
  * QUERY, ignoring case; most recent first, each with a snippet. */
 int history_search(const char *dir, const char *query, struct history_entry **out, size_t *n,
                    history_notice_fn notice, void *user, struct vkllm_error *err);
+/* history_search, for a thread of its own: it ends early, VKLLM_E_INVALID
+ * and no entries, once *STOP is set (the next keystroke's search replaces
+ * it). */
+int history_search_stoppable(const char *dir, const char *query, const atomic_bool *stop,
+                             struct history_entry **out, size_t *n, history_notice_fn notice,
+                             void *user, struct vkllm_error *err);
 void history_entries_free(struct history_entry *e, size_t n);
 /* Renames saved conversation ID (its last-change time stays). */
 int history_rename(const char *dir, const char *id, const char *title, struct vkllm_error *err);

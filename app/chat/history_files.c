@@ -1,5 +1,6 @@
 /* history_files.c: the conversation tree's JSON files: save, load (checked,
  * a corrupt file set aside), list, search, rename, delete, Markdown export. */
+#include "file_read.h"
 #include "history_internal.h"
 
 #include <dirent.h>
@@ -17,6 +18,9 @@
 /* a conversation of 2,000 long messages is a few MiB: anything past this is
  * not one of ours, and reading it would only hold up the list */
 #define MAX_FILE_BYTES ((size_t)256 << 20)
+/* times are seconds since 1970 up to the end of year 9999 (UTC): what
+ * localtime and a four-digit year can show */
+#define MAX_TIME       ((json_int_t)253402300799)
 #define SNIPPET_BEFORE 40
 #define SNIPPET_AFTER  80
 
@@ -123,9 +127,10 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%zu messages, more than %u", json_array_size(msgs),
                           MAX_MESSAGES);
     json_int_t created, updated;
-    if (!get_int(root, "created", 0, INT64_MAX, &created) ||
-        !get_int(root, "updated", 0, INT64_MAX, &updated))
-        return vkllm_fail(err, VKLLM_E_FORMAT, "no \"created\" or \"updated\" time");
+    if (!get_int(root, "created", 0, MAX_TIME, &created) ||
+        !get_int(root, "updated", 0, MAX_TIME, &updated))
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "no \"created\" or \"updated\" time (seconds from 1970 to 9999)");
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m)
@@ -134,10 +139,14 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         const char *role = json_string_value(json_object_get(m, "role"));
         json_t *content = json_object_get(m, "content");
         if (!json_is_object(m) || !role || role_from(role) < 0 || !json_is_string(content) ||
-            !get_int(m, "created", 0, INT64_MAX, &t))
+            !get_int(m, "created", 0, MAX_TIME, &t))
             return vkllm_fail(
                 err, VKLLM_E_FORMAT,
                 "message %zu needs a role (system, user, assistant), content and time", i + 1);
+        if (json_string_length(content) > MAX_MESSAGE_BYTES)
+            return vkllm_fail(err, VKLLM_E_FORMAT,
+                              "message %zu: %zu bytes, more than the %zu MiB a message may hold",
+                              i + 1, json_string_length(content), MAX_MESSAGE_BYTES >> 20);
         /* parents come before their children: this rules out cycles too */
         if (!get_int(m, "parent", -1, (json_int_t)i - 1, &parent))
             return vkllm_fail(err, VKLLM_E_FORMAT,
@@ -155,7 +164,9 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         int e = -1;
         for (int k = 0; end && k <= HISTORY_END_LENGTH; k++)
             if (!strcmp(end, hist_end_names[k])) e = k;
-        if (!get_int(st, "tokens", 0, UINT32_MAX, &tokens) || !json_is_number(tps) || e < 0 ||
+        /* 1e9 tokens/s is past any device (1e308 ran under the buttons) */
+        if (!get_int(st, "tokens", 0, UINT32_MAX, &tokens) || !json_is_number(tps) ||
+            !(json_number_value(tps) >= 0 && json_number_value(tps) <= 1e9) || e < 0 ||
             !(json_is_null(model) || json_is_string(model)))
             return vkllm_fail(err, VKLLM_E_FORMAT, "message %zu: bad \"stats\"", i + 1);
         struct history_stats s = {(uint32_t)tokens, json_number_value(tps),
@@ -313,32 +324,11 @@ int history_save_prepare(history *h, const char *dir, char **out_path, char **ou
 static int read_tree(const char *path, const char *id, history **out, struct vkllm_error *err)
 {
     *out = NULL;
-    /* O_NONBLOCK: opening a FIFO named like a conversation must not hang the list */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
-    struct stat st;
-    char *buf = NULL;
-    int rc = VKLLM_OK;
-    if (fstat(fd, &st) != 0) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        rc = vkllm_fail(err, VKLLM_E_IO, "not a regular file");
-    } else if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        rc =
-            vkllm_fail(err, VKLLM_E_FORMAT, "%lld bytes, more than a conversation can be (%zu MiB)",
-                       (long long)st.st_size, MAX_FILE_BYTES >> 20);
-    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    }
-    size_t n = 0;
-    while (!rc && n < (size_t)st.st_size) {
-        ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) rc = vkllm_fail(err, VKLLM_E_IO, "%s", strerror(errno));
-        if (k <= 0) break; /* shorter than fstat said: parse what is there */
-        n += (size_t)k;
-    }
-    close(fd);
+    char *buf;
+    size_t n;
+    int rc = file_read(path, MAX_FILE_BYTES, &buf, &n, err);
+    /* a name listed a moment ago and gone now cannot be read */
+    if (rc == VKLLM_E_NOT_FOUND) rc = VKLLM_E_IO;
     json_t *root = NULL;
     if (!rc) {
         json_error_t jerr;
@@ -496,6 +486,54 @@ static int match(history *h, const utf8proc_int32_t *query, size_t qn, char **sn
     return VKLLM_OK;
 }
 
+/* The list's entry for DIR/ID.json from its first line alone: what this
+ * window writes starts with a line of the header's fields ending in
+ * "messages": [ (see serialize), so listing 100 chats of 2 MB reads 100
+ * short lines instead of parsing 200 MB on the UI thread (probe 3, Q-13).
+ * False when the file is not laid out so (written by hand, or corrupt): the
+ * caller reads it whole, which checks it and sets a corrupt one aside. A
+ * file whose messages are corrupt is listed; opening it reports that. */
+static bool read_header(const char *dir, const char *id, struct history_entry *out)
+{
+    enum { HEAD_MAX = 16384 }; /* a title of 240 bytes, each escaped: far less */
+    char *path = file_path(dir, id, NULL);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+    free(path);
+    if (fd < 0) return false;
+    struct stat st;
+    char buf[HEAD_MAX + 3];
+    ssize_t got = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= MAX_FILE_BYTES)
+        got = pread(fd, buf, HEAD_MAX, 0);
+    close(fd);
+    char *nl = got > 0 ? memchr(buf, '\n', (size_t)got) : NULL;
+    static const char tail[] = "\"messages\": [";
+    size_t len = nl ? (size_t)(nl - buf) : 0;
+    if (len < sizeof tail || memcmp(nl - (sizeof tail - 1), tail, sizeof tail - 1)) return false;
+    memcpy(buf + len, "]}", 2);
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len + 2, 0, &jerr);
+    json_int_t version, updated;
+    const char *format = json_string_value(json_object_get(root, "format"));
+    const char *title = json_string_value(json_object_get(root, "title"));
+    bool ok = root && format && !strcmp(format, "vkllm-chat") && title &&
+              get_int(root, "version", FORMAT_VERSION, FORMAT_VERSION, &version) &&
+              get_int(root, "updated", 0, MAX_TIME, &updated) &&
+              hist_utf8_valid(title, strlen(title));
+    if (ok) {
+        /* one line, as the sidebar shows it */
+        struct sbuf b = {0};
+        hist_put_collapsed(&b, title, strlen(title), 4 * TITLE_BYTES);
+        hist_sb_put(&b, "", 0);
+        ok = !b.oom;
+        out->title = ok ? b.p : NULL;
+        if (!ok) free(b.p);
+        out->updated = updated;
+    }
+    json_decref(root);
+    return ok;
+}
+
 static int by_recent(const void *a, const void *b)
 {
     const struct history_entry *x = a, *y = b;
@@ -516,7 +554,7 @@ void history_entries_free(struct history_entry *e, size_t n)
  * points; all when QUERY is NULL). */
 static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
                 struct history_entry **out, size_t *n_out, history_notice_fn notice, void *user,
-                struct vkllm_error *err)
+                const atomic_bool *stop, struct vkllm_error *err)
 {
     *out = NULL;
     *n_out = 0;
@@ -527,6 +565,10 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
     int rc = VKLLM_OK;
     struct dirent *de;
     while (!rc && (errno = 0, de = readdir(d))) {
+        if (stop && atomic_load(stop)) {
+            rc = vkllm_fail(err, VKLLM_E_INVALID, "search stopped");
+            break;
+        }
         /* ID.json only: .vkllm.tmp-XXXXXX (a writer's, maybe killed) and
          * ID.json.corrupt-N are not conversations */
         size_t len = strlen(de->d_name);
@@ -535,6 +577,23 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
         memcpy(id, de->d_name, len - 5);
         id[len - 5] = 0;
         if (!id_valid(id)) continue;
+        if (!query) { /* the list: the header line is enough, when it can be had */
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                struct history_entry *w = realloc(v, cap * sizeof *w);
+                if (!w) {
+                    rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+                    break;
+                }
+                v = w;
+            }
+            v[n] = (struct history_entry){0};
+            if (read_header(dir, id, &v[n])) {
+                snprintf(v[n].id, sizeof v[n].id, "%s", id);
+                n++;
+                continue;
+            }
+        }
         history *h;
         struct vkllm_error e = {0};
         int r = load_file(dir, id, &h, &e);
@@ -582,11 +641,18 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
 int history_list(const char *dir, struct history_entry **out, size_t *n, history_notice_fn notice,
                  void *user, struct vkllm_error *err)
 {
-    return scan(dir, NULL, 0, out, n, notice, user, err);
+    return scan(dir, NULL, 0, out, n, notice, user, NULL, err);
 }
 
 int history_search(const char *dir, const char *query, struct history_entry **out, size_t *n,
                    history_notice_fn notice, void *user, struct vkllm_error *err)
+{
+    return history_search_stoppable(dir, query, NULL, out, n, notice, user, err);
+}
+
+int history_search_stoppable(const char *dir, const char *query, const atomic_bool *stop,
+                             struct history_entry **out, size_t *n, history_notice_fn notice,
+                             void *user, struct vkllm_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -603,7 +669,7 @@ int history_search(const char *dir, const char *query, struct history_entry **ou
         qn++;
     }
     /* an empty query matches everything, as an empty search box shows all */
-    int rc = scan(dir, qn ? q : NULL, qn, out, n, notice, user, err);
+    int rc = scan(dir, qn ? q : NULL, qn, out, n, notice, user, stop, err);
     free(q);
     return rc;
 }

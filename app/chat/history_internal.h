@@ -9,6 +9,11 @@
 #define NO_PARENT    UINT32_MAX
 #define MAX_MESSAGES (1u << 20)
 #define TITLE_BYTES  60
+/* The most text one message may hold: more than any context the window runs
+ * (1M tokens at a few bytes each), with room to spare; a longer one is not a
+ * conversation a model could have had, and laying it out would hold the
+ * window for seconds (probe 3, Q-3: 50 MB took 25 s and 4 GB) */
+#define MAX_MESSAGE_BYTES ((size_t)5 << 20)
 
 /* A growing byte string; a failed allocation is remembered, not reported at
  * every append. */

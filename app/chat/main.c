@@ -2,12 +2,18 @@
  * SDL's events, run a step of the --script, draw the panels, present. The
  * loop never waits on the GPU: generation runs on the worker thread. */
 #include "app.h"
+#include "number.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MIN_WIDTH  200
+#define MIN_HEIGHT 150
+#define MAX_SIDE   16384
 
 static const char usage[] =
     "usage: vkllm-chat [-m MODEL] [options]\n"
@@ -25,18 +31,44 @@ static const char usage[] =
     "      --temp T         temperature from 0 (greedy) to 5 (default 0.8)\n"
     "  -s, --seed S         random seed (default: from the clock)\n"
     "      --device D       Vulkan device: index or part of its name\n"
-    "      --size WxH       the window's size (default 1000x720)\n"
+    "      --size WxH       the window's size, 200x150 to 16384x16384 (default 1000x720)\n"
     "      --script FILE    drive the window from FILE (see app/chat/script.c)\n";
 
-static bool parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out)
+/* V as the engine's strict parser reads it (decimal digits, nothing else);
+ * the error names the range. */
+static bool parse_int(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
-    char *end;
-    long long n = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || n < lo || n > hi) {
-        fprintf(stderr, "error: %s needs a number from %lld to %lld\n", flag, lo, hi);
+    int64_t n;
+    bool range;
+    if (!v || number_int(v, &n, &range) || n < lo || n > hi) {
+        char shown[200];
+        vkllm_printable(shown, sizeof shown, v ? v : "", v ? strlen(v) : 0);
+        fprintf(stderr, "error: %s: '%s' is not a whole number from %lld to %lld\n", flag, shown,
+                (long long)lo, (long long)hi);
         return false;
     }
     *out = n;
+    return true;
+}
+
+/* --size WxH: each side through parse_int, so "800x600x3" and " 800x600" are
+ * refused as the CLI refuses them. */
+static bool parse_size(const char *v, int *w, int *h)
+{
+    char side[32];
+    const char *x = v ? strchr(v, 'x') : NULL;
+    int64_t a, b;
+    if (!x || (size_t)(x - v) >= sizeof side) {
+        fprintf(stderr, "error: --size needs WIDTHxHEIGHT, from %dx%d to %dx%d (e.g. 1000x720)\n",
+                MIN_WIDTH, MIN_HEIGHT, MAX_SIDE, MAX_SIDE);
+        return false;
+    }
+    snprintf(side, sizeof side, "%.*s", (int)(x - v), v);
+    if (!parse_int("--size width", side, MIN_WIDTH, MAX_SIDE, &a) ||
+        !parse_int("--size height", x + 1, MIN_HEIGHT, MAX_SIDE, &b))
+        return false;
+    *w = (int)a;
+    *h = (int)b;
     return true;
 }
 
@@ -62,7 +94,7 @@ static bool override(struct app_options *o, const char *flag, const char *key, c
 /* Returns 0 to run, 1 after an error, 2 after --help. */
 static int parse_args(int argc, char **argv, struct app_options *o)
 {
-    long long seed = -1;
+    int64_t seed = -1;
     o->width = 1000;
     o->height = 720;
     for (int i = 1; i < argc; i++) {
@@ -81,15 +113,11 @@ static int parse_args(int argc, char **argv, struct app_options *o)
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!override(o, a, "max_tokens", v)) return 1;
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            if (!parse_int(a, v, 0, INT64_MAX, &seed)) return 1;
+            if (v && !parse_int(a, v, 0, INT64_MAX, &seed)) return 1;
         } else if (!strcmp(a, "--temp")) {
             if (!override(o, a, "temperature", v)) return 1;
         } else if (!strcmp(a, "--size")) {
-            if (!v || sscanf(v, "%dx%d", &o->width, &o->height) != 2 || o->width < 200 ||
-                o->height < 150 || o->width > 16384 || o->height > 16384) {
-                fprintf(stderr, "error: --size needs WIDTHxHEIGHT, e.g. 1000x720\n");
-                return 1;
-            }
+            if (v && !parse_size(v, &o->width, &o->height)) return 1;
         } else {
             fprintf(stderr, "error: unknown option '%s' (see vkllm-chat --help)\n", a);
             return 1;
@@ -99,6 +127,15 @@ static int parse_args(int argc, char **argv, struct app_options *o)
             return 1;
         }
         i++;
+    }
+    const char *scale = getenv("VKLLM_UI_SCALE");
+    bool range;
+    if (scale &&
+        (number_float(scale, &o->ui_scale, &range) || o->ui_scale < 1 || o->ui_scale > 4)) {
+        char shown[200];
+        vkllm_printable(shown, sizeof shown, scale, strlen(scale));
+        fprintf(stderr, "error: VKLLM_UI_SCALE: '%s' is not a number from 1 to 4\n", shown);
+        return 1;
     }
     if (!o->model) o->model = getenv("VKLLM_MODEL");
     if (!o->model) o->model = VKLLM_DEFAULT_MODEL;
@@ -122,8 +159,7 @@ static void measure_scale(struct app *a)
         scale = a->px_ratio;
     else if (!SDL_GetDisplayDPI(SDL_GetWindowDisplayIndex(a->win), &dpi, NULL, NULL) && dpi > 0)
         scale = dpi / 96.0f;
-    const char *env = getenv("VKLLM_UI_SCALE");
-    if (env && atof(env) > 0) scale = (float)atof(env);
+    if (a->opt.ui_scale > 0) scale = (float)a->opt.ui_scale; /* VKLLM_UI_SCALE, checked */
     if (scale < 1) scale = 1;
     if (scale > 4) scale = 4;
     if (a->fonts && scale != a->scale) {
@@ -284,12 +320,15 @@ static void run(struct app *a, bool vsync, double frame_ms)
     }
     long rss_end;
     memory_kib(&rss_end, &peak);
+    char loaded[128] = "model not loaded";
+    if (a->t_loaded)
+        snprintf(loaded, sizeof loaded,
+                 "model loaded %.0f ms after launch; resident memory %ld KiB with the model",
+                 a->t_loaded - a->t_launch, rss_loaded);
     fprintf(stderr,
-            "vkllm-chat: first frame %.0f ms after launch, model loaded %.0f ms after launch; "
-            "resident memory %ld KiB with the model (peak %ld KiB); %lu frames while "
+            "vkllm-chat: first frame %.0f ms after launch, %s (peak %ld KiB); %lu frames while "
             "streaming: %.2f ms mean, %.2f ms max of work a frame\n",
-            a->t_first_frame - a->t_launch, a->t_loaded ? a->t_loaded - a->t_launch : -1.0,
-            rss_loaded, peak, a->frames_streaming,
+            a->t_first_frame - a->t_launch, loaded, peak, a->frames_streaming,
             a->frames_streaming ? a->frame_ms_sum / a->frames_streaming : 0.0, a->frame_ms_max);
 }
 
@@ -297,6 +336,10 @@ int main(int argc, char **argv)
 {
     struct app a = {.editing = -1, .th = &theme_dark, .t_launch = app_now_ms()};
     struct worker_params wp;
+    /* a save past `ulimit -f` fails with EFBIG (shown in the window), and a
+     * closed stderr fails a log line with EPIPE: neither may kill the window */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     int rc = parse_args(argc, argv, &a.opt);
     if (rc) return rc == 2 ? 0 : 1;
     struct vkllm_error err = {0};

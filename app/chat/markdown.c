@@ -82,6 +82,8 @@ struct list {
     char delim;    /* '.' or ')' */
 };
 
+#define MAX_SPAN_STYLES 16
+
 struct parse {
     struct mdoc *doc;
     const char *src;       /* the whole message */
@@ -93,13 +95,22 @@ struct parse {
     int n_lists, quote_depth;
     char pending[12]; /* a list item's marker, until its first block */
     bool have_pending, pending_tight;
-    uint32_t span_style[16]; /* styles of the open spans, innermost last */
-    uint32_t link, link_len; /* the innermost open link's URL */
+    uint32_t span_style[MAX_SPAN_STYLES]; /* styles of the open spans, innermost last */
+    uint32_t link, link_len;              /* the innermost open link's URL */
     int n_open_spans;
     bool table_head;
     int cell; /* current table cell, -1 before the first */
     bool nomem;
 };
+
+/* The innermost open span's style; spans nested deeper than span_style holds
+ * (a run of a thousand asterisks) share the deepest one kept. */
+static uint32_t open_style(const struct parse *p)
+{
+    if (p->n_open_spans <= 0) return 0;
+    int i = p->n_open_spans < MAX_SPAN_STYLES ? p->n_open_spans : MAX_SPAN_STYLES;
+    return p->span_style[i - 1];
+}
 
 static struct mdoc_block *cur_block(struct parse *p)
 {
@@ -245,7 +256,7 @@ static void add_span(struct parse *p, const char *s, size_t n, uint32_t src, uin
 {
     struct mdoc *d = p->doc;
     struct mdoc_block *b = cur_block(p);
-    uint32_t style = p->base_style | (p->n_open_spans ? p->span_style[p->n_open_spans - 1] : 0);
+    uint32_t style = p->base_style | open_style(p);
     if (b->kind == MDOC_B_CODE) style |= MDOC_CODE_BLOCK;
     if (b->kind == MDOC_B_HEADING) style |= (uint32_t)b->level << MDOC_HEADING_SHIFT;
     if (b->kind == MDOC_B_ROW && p->table_head) style |= MDOC_BOLD;
@@ -455,7 +466,7 @@ static int on_leave_block(MD_BLOCKTYPE type, void *detail, void *user)
 static int on_enter_span(MD_SPANTYPE type, void *detail, void *user)
 {
     struct parse *p = user;
-    uint32_t style = p->n_open_spans ? p->span_style[p->n_open_spans - 1] : 0;
+    uint32_t style = open_style(p);
     switch (type) {
     case MD_SPAN_EM: style |= MDOC_ITALIC; break;
     case MD_SPAN_STRONG: style |= MDOC_BOLD; break;
@@ -472,8 +483,7 @@ static int on_enter_span(MD_SPANTYPE type, void *detail, void *user)
     default: break;
     }
     /* deeper nesting keeps the innermost style that fits */
-    if (p->n_open_spans < (int)(sizeof p->span_style / sizeof *p->span_style))
-        p->span_style[p->n_open_spans] = style;
+    if (p->n_open_spans < MAX_SPAN_STYLES) p->span_style[p->n_open_spans] = style;
     p->n_open_spans++;
     return p->nomem;
 }

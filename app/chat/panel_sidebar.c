@@ -2,7 +2,12 @@
  * (results as you type, after a short pause), the list newest first, and for
  * the selected chat Rename (inline), Export (to a path typed in place) and
  * Delete (after a confirm). Clicking a chat reopens it. The actions are
- * app_chats.c's; this file is the list and its widgets. */
+ * app_chats.c's; this file is the list and its widgets.
+ *
+ * The list reads each file's header line (cheap); a search reads every chat
+ * whole, which takes seconds with a few hundred long ones (probe 3, Q-13), so
+ * it runs on a thread of its own: the next keystroke's search stops it, and
+ * the window keeps drawing the previous results meanwhile. */
 #include "app.h"
 
 #include <stdio.h>
@@ -15,7 +20,28 @@
 
 enum mode { MODE_NONE, MODE_RENAME, MODE_EXPORT, MODE_CONFIRM_DELETE };
 
+#define MAX_NOTICES 8
+
+/* The search thread and what passes between it and the UI, under mu. */
+struct searcher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* a query for the thread, or a result for a waiter */
+    const char *dir;
+    char *query;          /* the next search; NULL: none asked */
+    uint64_t asked, done; /* generations: the last asked, the last finished */
+    atomic_bool stop;     /* the running search is stale */
+    bool quit;
+    struct history_entry *e; /* generation done's result, until taken */
+    size_t n;
+    bool have_result;
+    char error[512]; /* its error; "" if none */
+    char *notices[MAX_NOTICES];
+    size_t n_notices;
+};
+
 struct sidebar {
+    struct searcher q;
     struct history_entry *e;
     size_t n;
     struct ui_field search;
@@ -26,18 +52,84 @@ struct sidebar {
     int scroll;            /* rows hidden above */
 };
 
+/* On the search thread: files it could not read, shown by the UI later. */
+static void collect_notice(const char *msg, void *user)
+{
+    struct searcher *q = user;
+    pthread_mutex_lock(&q->mu);
+    if (q->n_notices < MAX_NOTICES) q->notices[q->n_notices++] = strdup(msg);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void *search_run(void *arg)
+{
+    struct searcher *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->quit && !q->query)
+            pthread_cond_wait(&q->cond, &q->mu);
+        if (q->quit) break;
+        char *query = q->query;
+        q->query = NULL;
+        uint64_t gen = q->asked;
+        atomic_store(&q->stop, false);
+        pthread_mutex_unlock(&q->mu);
+        struct history_entry *e = NULL;
+        size_t n = 0;
+        struct vkllm_error err = {0};
+        int rc = history_search_stoppable(q->dir, query, &q->stop, &e, &n, collect_notice, q, &err);
+        free(query);
+        pthread_mutex_lock(&q->mu);
+        if (gen != q->asked) { /* stopped, or stale: a newer search is asked */
+            history_entries_free(e, n);
+            continue;
+        }
+        history_entries_free(q->e, q->n);
+        q->e = e;
+        q->n = n;
+        snprintf(q->error, sizeof q->error, "%s", rc ? err.msg : "");
+        q->have_result = true;
+        q->done = gen;
+        pthread_cond_broadcast(&q->cond);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
 int panel_sidebar_create(struct app *a, struct sidebar **out, struct vkllm_error *err)
 {
     (void)a;
-    *out = calloc(1, sizeof **out);
-    if (!*out) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
-    (*out)->selected = -1;
+    struct sidebar *s = calloc(1, sizeof *s);
+    if (!s) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    s->selected = -1;
+    pthread_mutex_init(&s->q.mu, NULL);
+    pthread_cond_init(&s->q.cond, NULL);
+    if (pthread_create(&s->q.thread, NULL, search_run, &s->q)) {
+        pthread_cond_destroy(&s->q.cond);
+        pthread_mutex_destroy(&s->q.mu);
+        free(s);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "cannot start the thread that searches chats");
+    }
+    *out = s;
     return VKLLM_OK;
 }
 
 void panel_sidebar_destroy(struct sidebar *s)
 {
     if (!s) return;
+    struct searcher *q = &s->q;
+    pthread_mutex_lock(&q->mu);
+    q->quit = true;
+    atomic_store(&q->stop, true);
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->thread, NULL);
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->mu);
+    free(q->query);
+    history_entries_free(q->e, q->n);
+    for (size_t i = 0; i < q->n_notices; i++)
+        free(q->notices[i]);
     history_entries_free(s->e, s->n);
     free(s);
 }
@@ -49,17 +141,10 @@ int panel_sidebar_width(struct app *a)
     return w < a->w / 2 ? w : a->w / 2;
 }
 
-void panel_sidebar_refresh(struct app *a)
+/* Shows entries E (N of them, taken) as the list. */
+static void show(struct app *a, struct history_entry *e, size_t n)
 {
     struct sidebar *s = a->sidebar;
-    if (!a->data_dir || !s) return;
-    struct history_entry *e;
-    size_t n;
-    struct vkllm_error err = {0};
-    if (history_search(a->data_dir, s->search.text, &e, &n, app_list_notice, a, &err)) {
-        app_banner(a, true, "%s", err.msg);
-        return;
-    }
     /* keep the selection on the same chat */
     char id[sizeof e->id] = "";
     if (s->selected >= 0 && (size_t)s->selected < s->n) memcpy(id, s->e[s->selected].id, sizeof id);
@@ -70,7 +155,69 @@ void panel_sidebar_refresh(struct app *a)
     for (size_t i = 0; i < n; i++)
         if (!strcmp(e[i].id, id)) s->selected = (int)i;
     if (s->selected < 0) s->mode = MODE_NONE;
+}
+
+/* Once a frame: a finished search's results and notices. */
+static void poll_search(struct app *a)
+{
+    struct searcher *q = &a->sidebar->q;
+    struct history_entry *e = NULL;
+    size_t n = 0, n_notices;
+    char error[sizeof q->error], *notices[MAX_NOTICES];
+    pthread_mutex_lock(&q->mu);
+    bool fresh = q->have_result && q->done == q->asked;
+    if (fresh) {
+        e = q->e;
+        n = q->n;
+        q->e = NULL;
+        q->n = 0;
+        q->have_result = false;
+    }
+    memcpy(error, q->error, sizeof error);
+    n_notices = q->n_notices;
+    memcpy(notices, q->notices, n_notices * sizeof *notices);
+    q->n_notices = 0;
+    pthread_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n_notices; i++) {
+        if (notices[i]) app_list_notice(notices[i], a);
+        free(notices[i]);
+    }
+    if (!fresh) return;
+    if (error[0])
+        app_banner(a, true, "%s", error);
+    else
+        show(a, e, n);
+}
+
+void panel_sidebar_refresh(struct app *a)
+{
+    struct sidebar *s = a->sidebar;
+    if (!a->data_dir || !s) return;
+    struct searcher *q = &s->q;
     s->search_changed = 0;
+    pthread_mutex_lock(&q->mu);
+    q->asked++; /* a search still running is stale now */
+    atomic_store(&q->stop, true);
+    free(q->query);
+    q->query = NULL;
+    if (s->search.len) {
+        q->dir = a->data_dir;
+        q->query = strdup(s->search.text);
+        if (!q->query) app_banner(a, true, "out of memory");
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
+    pthread_mutex_unlock(&q->mu);
+    /* no query: the list, from each file's header line (cheap) */
+    struct history_entry *e;
+    size_t n;
+    struct vkllm_error err = {0};
+    if (history_list(a->data_dir, &e, &n, app_list_notice, a, &err)) {
+        app_banner(a, true, "%s", err.msg);
+        return;
+    }
+    show(a, e, n);
 }
 
 void panel_sidebar_toggle(struct app *a)
@@ -89,6 +236,16 @@ void panel_sidebar_search(struct app *a, const char *query)
     ui_field_set(&a->sidebar->search, query);
     a->sidebar->search.changed = false;
     panel_sidebar_refresh(a);
+}
+
+bool panel_sidebar_searching(struct app *a)
+{
+    struct sidebar *s = a->sidebar;
+    poll_search(a);
+    pthread_mutex_lock(&s->q.mu);
+    bool busy = s->search.len && s->q.done != s->q.asked;
+    pthread_mutex_unlock(&s->q.mu);
+    return busy;
 }
 
 const struct history_entry *panel_sidebar_entry(struct app *a, size_t i)
@@ -224,6 +381,7 @@ void panel_sidebar_frame(struct app *a, SDL_Rect r)
     int fh = lh + app_px(a, 10);
 
     /* the search box: results after a pause in the typing */
+    poll_search(a);
     if (s->search.changed) {
         s->search.changed = false;
         s->search_changed = app_now_ms();
@@ -277,8 +435,9 @@ void panel_sidebar_frame(struct app *a, SDL_Rect r)
         if (!sub) {
             struct tm tm;
             time_t t = (time_t)e->updated;
-            localtime_r(&t, &tm);
-            strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+            /* the file's times are checked, but localtime can still fail */
+            if (!localtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm))
+                snprintf(when, sizeof when, "unknown date");
             sub = when;
         }
         fonts_draw(a->fonts, FONT_SMALL, sub, strlen(sub), text.x, text.y + app_px(a, 4) + lh,

@@ -16,13 +16,15 @@
  *   expect-error TEXT   until the window shows an error containing TEXT
  *   expect-note TEXT    until the window shows a note containing TEXT
  *   wait-loading        until a model is uploading, past 0% and short of 100%
+ *   wait-file PATH      until PATH exists (a test's other process made it)
  *   screenshot PATH     a PNG of the next frame
  *   dump-state PATH     the conversation tree as history_save writes it
  *   dump-worker PATH    the worker's status as JSON (the last prompt's start,
  *                       messages dropped, speeds)
  *   open-sidebar        Ctrl+B, unless the sidebar is open
  *   close-sidebar       Ctrl+B, if the sidebar is open
- *   search TEXT         TEXT in the sidebar's search box, searched at once
+ *   search TEXT         TEXT in the sidebar's search box, searched at once; the
+ *                       script (not the window) waits for the results
  *   reopen N            a click on chat N of the sidebar's list (0: the top)
  *   rename N TEXT       Rename on chat N, TEXT, Enter
  *   delete N            Delete on chat N, then its confirm
@@ -45,63 +47,108 @@
  * longer than VKLLM_SCRIPT_TIMEOUT seconds (default 300), prints an error
  * and ends the program with status 1. */
 #include "app.h"
+#include "file_read.h"
+#include "number.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <utf8proc.h>
 
 struct script {
     char *path;
     char *buf;
     char **lines;
     size_t n, next;
-    enum { WAIT_NONE, WAIT_REPLY, WAIT_TOKENS, WAIT_ERROR, WAIT_NOTE, WAIT_LOADING } wait;
+    enum {
+        WAIT_NONE,
+        WAIT_REPLY,
+        WAIT_TOKENS,
+        WAIT_ERROR,
+        WAIT_NOTE,
+        WAIT_LOADING,
+        WAIT_FILE,
+        WAIT_SEARCH
+    } wait;
     unsigned long wait_n;
     char *wait_text;
     double wait_since, timeout_ms;
 };
 
+/* Scripts are a few hundred lines: a bigger file is not one */
+#define MAX_SCRIPT_BYTES (1u << 20)
+
+/* S (N bytes) as a terminal may show it: escaped, and cut (marked "...")
+ * past what BUF holds. */
+static const char *shown(char *buf, size_t cap, const char *s, size_t n)
+{
+    size_t took = vkllm_printable(buf, cap - 4, s, n);
+    if (took < n) strcat(buf, "...");
+    return buf;
+}
+
+/* Where BUF (LEN bytes) holds a NUL or is not UTF-8: its 1-based line, or 0. */
+static size_t bad_line(const char *buf, size_t len, const char **why)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)buf + i, (utf8proc_ssize_t)(len - i), &c);
+        if (k <= 0 || c == 0) {
+            *why = k <= 0 ? "not valid UTF-8" : "holds a NUL byte";
+            return line;
+        }
+        line += c == '\n';
+        i += (size_t)k;
+    }
+    return 0;
+}
+
 int script_open(const char *path, struct script **out, struct vkllm_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open", path);
-    struct script *s = calloc(1, sizeof *s);
-    char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    char chunk[4096];
-    while (s && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = (len + got + 1) * 2;
-            char *p = realloc(buf, cap);
-            if (!p) break;
-            buf = p;
-        }
-        memcpy(buf + len, chunk, got);
-        len += got;
-    }
-    fclose(f);
-    if (!s || !buf || !(s->path = strdup(path))) {
+    *out = NULL;
+    char *buf;
+    size_t len;
+    struct vkllm_error e = {0};
+    int rc = file_read(path, MAX_SCRIPT_BYTES, &buf, &len, &e);
+    if (rc) return vkllm_fail(err, rc, "%s: %s", path, e.msg);
+    const char *why;
+    size_t bad = bad_line(buf, len, &why);
+    if (bad) {
         free(buf);
-        script_free(s);
-        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s:%zu: %s", path, bad, why);
     }
-    buf[len] = 0;
-    s->buf = buf;
+    struct script *s = calloc(1, sizeof *s);
     size_t n = 1;
     for (size_t i = 0; i < len; i++)
         n += buf[i] == '\n';
-    s->lines = calloc(n, sizeof *s->lines);
-    if (!s->lines) {
+    if (!s || !(s->path = strdup(path)) || !(s->lines = calloc(n, sizeof *s->lines))) {
+        free(buf);
         script_free(s);
-        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
     }
+    s->buf = buf;
     for (char *p = buf; p; s->n++) {
         s->lines[s->n] = p;
         p = strchr(p, '\n');
         if (p) *p++ = 0;
     }
+    s->timeout_ms = 300e3;
     const char *t = getenv("VKLLM_SCRIPT_TIMEOUT");
-    s->timeout_ms = (t && atof(t) > 0 ? atof(t) : 300) * 1e3;
+    double v;
+    bool range;
+    if (t && (number_float(t, &v, &range) || !(v > 0 && v <= 86400))) {
+        char tmp[200];
+        vkllm_fail(err, VKLLM_E_INVALID,
+                   "VKLLM_SCRIPT_TIMEOUT: '%s' is not a number of seconds "
+                   "from 0 to 86400",
+                   shown(tmp, sizeof tmp, t, strlen(t)));
+        script_free(s);
+        return VKLLM_E_INVALID;
+    }
+    if (t) s->timeout_ms = v * 1e3;
     *out = s;
     return VKLLM_OK;
 }
@@ -121,12 +168,15 @@ bool script_waiting(const struct app *a)
     return a->script && (a->script->wait != WAIT_NONE || a->script->next < a->script->n);
 }
 
+/* The script's own lines and paths are shown escaped: a script may hold
+ * anything, a terminal must not act on it. */
 static void fail(struct app *a, const char *fmt, const char *arg)
 {
     struct script *s = a->script;
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
-    fprintf(stderr, "vkllm-chat: error: %s:%zu: %s\n", s->path, s->next, msg);
+    char msg[512], arg_shown[600], path_shown[600];
+    snprintf(msg, sizeof msg, fmt, shown(arg_shown, sizeof arg_shown, arg, strlen(arg)));
+    fprintf(stderr, "vkllm-chat: error: %s:%zu: %s\n",
+            shown(path_shown, sizeof path_shown, s->path, strlen(s->path)), s->next, msg);
     a->status = 1;
     a->quit = true;
 }
@@ -173,16 +223,29 @@ static void push_text(const char *text)
     }
 }
 
-/* "N REST": N, and REST after it. */
+/* "N REST": N (decimal, from 0 to MAX), and REST after it. */
+static bool count_arg(const char *arg, int64_t max, int64_t *n, const char **rest)
+{
+    size_t k = strcspn(arg, " ");
+    char num[24];
+    int64_t v;
+    bool range;
+    if (!k || k >= sizeof num) return false;
+    memcpy(num, arg, k);
+    num[k] = 0;
+    if (number_int(num, &v, &range) || v < 0 || v > max) return false;
+    *n = v;
+    for (arg += k; *arg == ' ';)
+        arg++;
+    *rest = arg;
+    return true;
+}
+
 static bool index_arg(const char *arg, size_t *n, const char **rest)
 {
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (end == arg) return false;
-    *n = v;
-    while (*end == ' ')
-        end++;
-    *rest = end;
+    int64_t v;
+    if (!count_arg(arg, UINT32_MAX, &v, rest)) return false;
+    *n = (size_t)v;
     return true;
 }
 
@@ -195,15 +258,22 @@ static const char *entry_id(struct app *a, const char *arg, const char **rest)
     return e ? e->id : NULL;
 }
 
+/* Atomic, as every file the window writes: PATH is never half-written, and a
+ * device or FIFO there is refused rather than written into. */
 static int dump_list(struct app *a, const char *path, struct vkllm_error *err)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot create", path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
     for (size_t i = 0; i < panel_sidebar_count(a); i++) {
         const struct history_entry *e = panel_sidebar_entry(a, i);
         fprintf(f, "%s\t%s\n", e->id, e->title);
     }
-    return fclose(f) ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot write", path) : VKLLM_OK;
+    int rc = fclose(f) ? vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path)
+                       : vkllm_write_file(path, text, len, err);
+    free(text);
+    return rc;
 }
 
 /* ---- running */
@@ -224,6 +294,8 @@ static bool waited(struct app *a)
     if (s->wait == WAIT_REPLY && done) done = !app_saving(a);
     if (s->wait == WAIT_ERROR || s->wait == WAIT_NOTE)
         done = a->banner_error == (s->wait == WAIT_ERROR) && strstr(a->banner, s->wait_text);
+    if (s->wait == WAIT_FILE) done = access(s->wait_text, F_OK) == 0;
+    if (s->wait == WAIT_SEARCH) done = !panel_sidebar_searching(a);
     if (done) return true;
     if (app_now_ms() - s->wait_since > s->timeout_ms) {
         fail(a, "%s: timed out", s->lines[s->next - 1]);
@@ -252,19 +324,26 @@ void script_step(struct app *a)
         struct vkllm_error err = {0};
         size_t n;
         const char *rest;
-        fprintf(stderr, "vkllm-chat: script: %s\n", line);
+        char echo[600];
+        fprintf(stderr, "vkllm-chat: script: %s\n", shown(echo, sizeof echo, line, len));
 #define IS(c) (cmd_len == strlen(c) && !strncmp(line, c, cmd_len))
         if (IS("send")) {
             push_text(arg);
             push_key(SDLK_RETURN, KMOD_NONE);
         } else if (IS("wait-reply") || IS("wait-tokens") || IS("expect-error") ||
-                   IS("expect-note") || IS("wait-loading")) {
+                   IS("expect-note") || IS("wait-loading") || IS("wait-file")) {
+            int64_t count = 0;
+            if (IS("wait-tokens") && (!count_arg(arg, 1 << 30, &count, &rest) || *rest)) {
+                fail(a, "%s: not a count of tokens from 0 to 1073741824", line);
+                return;
+            }
             s->wait = IS("wait-reply")     ? WAIT_REPLY
                       : IS("wait-tokens")  ? WAIT_TOKENS
                       : IS("expect-error") ? WAIT_ERROR
                       : IS("expect-note")  ? WAIT_NOTE
+                      : IS("wait-file")    ? WAIT_FILE
                                            : WAIT_LOADING;
-            s->wait_n = strtoul(arg, NULL, 10);
+            s->wait_n = (unsigned long)count;
             free(s->wait_text);
             s->wait_text = strdup(arg);
             s->wait_since = app_now_ms();
@@ -280,9 +359,11 @@ void script_step(struct app *a)
                 push_key(SDLK_RETURN, KMOD_NONE);
             }
         } else if (IS("switch")) {
-            long step = index_arg(arg, &n, &rest) ? strtol(rest, NULL, 10) : 0;
-            if ((step != 1 && step != -1) || !app_switch(a, n, (int)step))
-                fail(a, "%s: no such branch", line);
+            int step = !index_arg(arg, &n, &rest) ? 0
+                       : !strcmp(rest, "+1")      ? 1
+                       : !strcmp(rest, "-1")      ? -1
+                                                  : 0;
+            if (!step || !app_switch(a, n, step)) fail(a, "%s: no such branch", line);
         } else if (IS("new-chat")) {
             app_new_chat(a);
         } else if (IS("load")) {
@@ -299,7 +380,11 @@ void script_step(struct app *a)
             if (app_dump_worker(a, arg, &err)) fail(a, "%s", err.msg);
         } else if (IS("open-sidebar") || IS("search")) {
             if (!a->sidebar_open) panel_sidebar_toggle(a);
-            if (IS("search")) panel_sidebar_search(a, arg);
+            if (IS("search")) {
+                panel_sidebar_search(a, arg);
+                s->wait = WAIT_SEARCH;
+                s->wait_since = app_now_ms();
+            }
         } else if (IS("reopen") || IS("rename") || IS("delete") || IS("export")) {
             char id[48];
             const char *p = entry_id(a, arg, &rest);

@@ -2,6 +2,8 @@
  * and the JSON file (see settings.h). */
 #include "settings.h"
 
+#include "file_read.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -205,10 +207,13 @@ static int set_aside(const char *path, char *to, size_t cap)
     return e;
 }
 
-/* Reads ROOT's known keys into S; a refused value stops with ERR. */
+/* Reads ROOT's known keys into S: every good value is taken; ERR names the
+ * refused ones (the first one's reason, then the other keys). */
 static int from_json(json_t *root, struct settings *s, struct vkllm_error *err)
 {
     if (!json_is_object(root)) return vkllm_fail(err, VKLLM_E_FORMAT, "not a JSON object");
+    char first[600] = "", others[200] = ""; /* the first refused key and why; the others */
+    size_t n_refused = 0, at = 0;
     for (size_t i = 0; i < settings_n_fields; i++) {
         const struct settings_field *f = &settings_fields[i];
         json_t *v = json_object_get(root, f->key);
@@ -223,54 +228,63 @@ static int from_json(json_t *root, struct settings *s, struct vkllm_error *err)
             snprintf(num, sizeof num, "%.9g", json_real_value(v));
         else
             text = NULL;
-        if (!text)
-            return vkllm_fail(err, VKLLM_E_FORMAT, "\"%s\" is not a %s", f->key,
-                              f->kind == SETTINGS_TEXT || f->kind == SETTINGS_THEME ? "string"
-                                                                                    : "number");
         struct vkllm_error e = {0};
-        if (settings_set(s, f->key, text, &e))
-            return vkllm_fail(err, VKLLM_E_FORMAT, "\"%s\": %s", f->key, e.msg);
+        if (!text)
+            vkllm_fail(&e, VKLLM_E_FORMAT, "not a %s",
+                       f->kind == SETTINGS_TEXT || f->kind == SETTINGS_THEME ? "string" : "number");
+        else if (!settings_set(s, f->key, text, &e))
+            continue;
+        if (!n_refused++)
+            snprintf(first, sizeof first, "\"%s\" (%s)", f->key, e.msg);
+        else if (at < sizeof others)
+            at += (size_t)snprintf(others + at, sizeof others - at, ", \"%s\"", f->key);
     }
-    return VKLLM_OK;
+    if (!n_refused) return VKLLM_OK;
+    return vkllm_fail(err, VKLLM_E_FORMAT, "%s%s refused", first, others);
 }
 
 int settings_load(const char *path, struct settings *s, struct vkllm_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp && errno == ENOENT) return VKLLM_OK;
-    if (!fp) return vkllm_fail(err, VKLLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, fp) : 0;
-    bool failed = !buf || ferror(fp);
-    fclose(fp);
-    if (failed) {
-        int rc = buf ? vkllm_fail(err, VKLLM_E_IO, "%s: cannot read", path)
-                     : vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
-        free(buf);
-        return rc;
-    }
+    char *buf;
+    size_t n;
     struct vkllm_error why = {0};
-    int rc = VKLLM_OK;
-    json_t *root = NULL;
-    if (n > MAX_FILE_BYTES) {
-        rc = vkllm_fail(&why, VKLLM_E_FORMAT, "more than %d bytes", MAX_FILE_BYTES);
-    } else {
+    int rc = file_read(path, MAX_FILE_BYTES, &buf, &n, &why);
+    if (rc == VKLLM_E_NOT_FOUND) return VKLLM_OK;
+    /* a FIFO, a device, a directory: not ours to move aside */
+    if (rc && rc != VKLLM_E_FORMAT)
+        return vkllm_fail(err, rc, "%s: %s; defaults used", path, why.msg);
+    bool partial = false;
+    if (!rc) {
         json_error_t jerr;
-        root = json_loadb(buf, n, 0, &jerr);
+        json_t *root = json_loadb(buf, n, 0, &jerr);
         rc = root ? from_json(root, s, &why)
                   : vkllm_fail(&why, VKLLM_E_FORMAT, "not valid JSON (line %d: %s)", jerr.line,
                                jerr.text);
+        partial = root && json_is_object(root);
+        json_decref(root);
+        free(buf);
     }
-    json_decref(root);
-    free(buf);
     if (!rc) return VKLLM_OK;
     char to[256];
     int e = set_aside(path, to, sizeof to);
+    const char *kept = partial ? "the other settings kept" : "defaults used";
     if (e)
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s (cannot move it aside: %s)", path, why.msg,
-                          strerror(e));
-    return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; moved aside to %s, defaults used", path,
-                      why.msg, to);
+        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; %s (cannot move it aside: %s)", path,
+                          why.msg, kept, strerror(e));
+    return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; %s, the file moved aside to %s", path, why.msg,
+                      kept, to);
+}
+
+/* V as the double with the fewest digits that is still the float V, so that
+ * the file says 0.3 and not 0.30000001192092896. */
+static double shortest(float v)
+{
+    char buf[32];
+    for (int digits = 1; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) return strtod(buf, NULL);
+    }
+    return (double)v;
 }
 
 int settings_save(const struct settings *s, const char *path, struct vkllm_error *err)
@@ -281,7 +295,7 @@ int settings_save(const struct settings *s, const char *path, struct vkllm_error
     for (size_t i = 0; o && i < settings_n_fields; i++) {
         const struct settings_field *f = &settings_fields[i];
         json_t *v = f->kind == SETTINGS_TEXT    ? json_string(text_of(m, f, &cap))
-                    : f->kind == SETTINGS_FLOAT ? json_real(*float_of(m, f))
+                    : f->kind == SETTINGS_FLOAT ? json_real(shortest(*float_of(m, f)))
                     : f->kind == SETTINGS_INT
                         ? json_integer(*int_of(m, f))
                         : json_string(s->theme == SETTINGS_LIGHT ? "light" : "dark");
@@ -290,7 +304,8 @@ int settings_save(const struct settings *s, const char *path, struct vkllm_error
             o = NULL;
         }
     }
-    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    char *text =
+        o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     if (!text) return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of host memory", path);
     size_t len = strlen(text);

@@ -46,7 +46,12 @@ void status_bar_frame(struct app *a, SDL_Rect r)
     SDL_Color dim = a->th->dim;
 
     if (st.phase == WORKER_LOADING) {
-        snprintf(buf, sizeof buf, "Loading model… %3.0f%%", st.progress * 100);
+        /* past the upload the session and its pipelines are still being
+         * made: "100%" there read as if the load had stalled */
+        if (st.progress >= 1)
+            snprintf(buf, sizeof buf, "Weights uploaded; preparing the model…");
+        else
+            snprintf(buf, sizeof buf, "Loading model… %3.0f%%", st.progress * 100);
         x += fonts_draw(a->fonts, FONT_SMALL, buf, strlen(buf), x, y, a->th->text) + pad;
         gauge(a, (SDL_Rect){x, y + 2, r.w / 3, lh - 4}, st.progress, a->th->accent);
         return;

@@ -21,6 +21,13 @@
 #include <string.h>
 #include <utf8proc.h>
 
+/* the longest cluster: Unicode's stream-safe text format allows 30
+ * combining marks in a row; real text (emoji ZWJ sequences: 7 or so) has far
+ * fewer code points in one */
+#define MAX_CLUSTER_CPS 32
+/* clusters kept between layouts (a few pages of text) */
+#define SCRATCH_KEEP 65536
+
 /* ---- the view */
 
 struct layout {
@@ -171,7 +178,11 @@ static long cut_clusters(tl_view *v, const struct mdoc *d, uint32_t s0, uint32_t
             size_t start = at;
             utf8proc_int32_t state = 0;
             int32_t first = next_cp(t, sp->len, &at), last = first;
-            while (at < sp->len) {
+            /* a cluster ends after MAX_CLUSTER_CPS code points, as Unicode's
+             * stream-safe format breaks runs of combining marks: a letter
+             * with 200,000 accents was one cluster, measured again at each
+             * try to fit it, and froze the window for minutes (probe 3) */
+            for (int n_cps = 1; at < sp->len && n_cps < MAX_CLUSTER_CPS; n_cps++) {
                 size_t peek = at;
                 int32_t c = next_cp(t, sp->len, &peek);
                 if (utf8proc_grapheme_break_stateful(last, c, &state)) break;
@@ -657,6 +668,13 @@ int tl_view_set(tl_view *v, size_t i, const char *text, size_t len, unsigned fla
     int h = m->m.h;
     int rc = relayout(v, m, text, len, flags, err);
     if (rc == VKLLM_OK && m->m.h != h) restack(v, i + 1);
+    /* the clusters are scratch, 24 bytes a character: a long message's are
+     * not kept for the next (a 5 MiB one held 120 MB) */
+    if (v->cap_cl > SCRATCH_KEEP) {
+        free(v->cl);
+        v->cl = NULL;
+        v->cap_cl = 0;
+    }
     return rc;
 }
 

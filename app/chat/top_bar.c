@@ -52,8 +52,21 @@ void top_bar_frame(struct app *a, SDL_Rect r)
     int lh = fonts_line_height(a->fonts, MDOC_BOLD), sh = fonts_line_height(a->fonts, FONT_SMALL);
     static const char *const labels[] = {"Open…",    "Models", "Chats",
                                          "Settings", "Help",   "New chat"};
+    /* a narrow bar (800x600 with the sidebar open) gives the title at least
+     * half its width: buttons whose action has a shortcut go first, Help
+     * (F1), Chats (Ctrl+B), Open… (Ctrl+O), Settings (Ctrl+,) */
+    static const int drop_order[] = {4, 2, 0, 3};
+    bool shown[6] = {true, true, true, true, true, true};
+    int widths = 0;
+    for (int i = 0; i < 6; i++)
+        widths += ui_button_width(a, labels[i]) + gap;
+    for (size_t k = 0; k < sizeof drop_order / sizeof *drop_order && widths > r.w * 9 / 20; k++) {
+        shown[drop_order[k]] = false;
+        widths -= ui_button_width(a, labels[drop_order[k]]) + gap;
+    }
     int bh = lh + app_px(a, 4), bx = r.x + r.w - pad;
     for (int i = 5; i >= 0; i--) {
+        if (!shown[i]) continue;
         int bw = ui_button_width(a, labels[i]);
         bx -= bw;
         if (!ui_button(a, (SDL_Rect){bx, r.y + (r.h - bh) / 2, bw, bh}, labels[i], true)) {

@@ -234,13 +234,25 @@ static bool emit(struct worker *w, const struct job *j, const char *text, size_t
     return live;
 }
 
+/* A turn that failed before its reply got any text: the error, and the empty
+ * reply taken out of the conversation again (else it is saved, and each
+ * Regenerate after the failure stacks another). */
+static void fail_reply(struct worker *w, const struct job *j, const char *msg)
+{
+    pthread_mutex_lock(w->lock);
+    set_error(w, msg);
+    /* the user's message is kept: saved as after a reply */
+    if (j->epoch == w->epoch && history_drop_reply(w->hist, j->id)) w->st.replies_done++;
+    pthread_mutex_unlock(w->lock);
+}
+
 static void run_generate(struct worker *w, const struct job *j)
 {
     struct vkllm_error err = {0};
     struct engine *e = &w->e;
     double t0 = now_ms();
     if (!e->model) {
-        report(w, "no model is loaded: drop a .gguf file on the window");
+        fail_reply(w, j, "no model is loaded: drop a .gguf file on the window");
         return;
     }
     /* new sampling settings: a new sampler (its RNG starts again from the seed) */
@@ -248,7 +260,7 @@ static void run_generate(struct worker *w, const struct job *j)
         vkllm_sampler *sm;
         if (vkllm_sampler_create(&w->cur.sampling,
                                  vkllm_vocab_n_tokens(vkllm_model_vocab(e->model)), &sm, &err)) {
-            report(w, err.msg);
+            fail_reply(w, j, err.msg);
             return;
         }
         vkllm_sampler_free(e->sampler);
@@ -259,18 +271,18 @@ static void run_generate(struct worker *w, const struct job *j)
     const char *sys = w->cur.system_prompt;
     if (sys[0] && (!j->n_msgs || j->msgs[0].role != HISTORY_SYSTEM) &&
         vkllm_chat_add(e->chat, "system", sys, strlen(sys), &err)) {
-        report(w, err.msg);
+        fail_reply(w, j, err.msg);
         return;
     }
     for (size_t i = 0; i < j->n_msgs; i++)
         if (vkllm_chat_add(e->chat, history_role_name(j->msgs[i].role), j->msgs[i].text,
                            j->msgs[i].len, &err)) {
-            report(w, err.msg);
+            fail_reply(w, j, err.msg);
             return;
         }
     struct vkllm_chat_turn info;
     if (vkllm_chat_prefill(e->chat, &info, &err)) {
-        report(w, err.msg);
+        fail_reply(w, j, err.msg);
         return;
     }
     double t_prompt = now_ms();
@@ -291,6 +303,7 @@ static void run_generate(struct worker *w, const struct job *j)
     struct gen_meter meter = {0};
     uint32_t n_gen = 0;
     uint64_t step_bytes = 0; /* what the decode that made the logits read */
+    bool failed = false;
     const char *text;
     size_t len;
     for (;;) {
@@ -302,6 +315,7 @@ static void run_generate(struct worker *w, const struct job *j)
         int32_t tok = vkllm_sampler_sample(e->sampler, vkllm_session_logits(e->session, -1));
         if (tok < 0) {
             report(w, "sampling failed");
+            failed = true;
             break;
         }
         double t = now_ms();
@@ -332,6 +346,7 @@ static void run_generate(struct worker *w, const struct job *j)
         }
         if (rc) {
             report(w, err.msg);
+            failed = true;
             break;
         }
         pthread_mutex_lock(w->lock);
@@ -340,7 +355,13 @@ static void run_generate(struct worker *w, const struct job *j)
     }
     vkllm_stream_finish(e->stream, &text, &len);
     pthread_mutex_lock(w->lock);
-    if (emit(w, j, text, len)) {
+    const struct history_msg *reply = history_get(w->hist, j->id);
+    /* failed or stopped before any text: as if the turn had not been asked */
+    if ((failed || end == HISTORY_END_USER) && j->epoch == w->epoch && !len && reply &&
+        !reply->len) {
+        history_drop_reply(w->hist, j->id);
+        w->st.replies_done++; /* the user's message is saved all the same */
+    } else if (emit(w, j, text, len)) {
         struct history_stats hs = {
             .n_tokens = n_gen, .tokens_per_s = w->st.gen_tps, .model = w->st.model, .end = end};
         if (history_set_stats(w->hist, j->id, &hs, &err)) set_error(w, err.msg);
@@ -480,10 +501,14 @@ void worker_stop(struct worker *w)
     size_t n = 0;
     for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS) {
         struct job *j = &w->jobs[w->head];
-        if (j->kind == JOB_LOAD)
+        if (j->kind == JOB_LOAD) {
             keep[n++] = *j;
-        else
+        } else {
+            /* its reply never started: out of the conversation again (a
+             * stop, a regenerate then a load: empty replies stayed) */
+            if (j->epoch == w->epoch) history_drop_reply(w->hist, j->id);
             job_free(j);
+        }
     }
     w->head = 0;
     for (size_t i = 0; i < n; i++)

@@ -70,7 +70,8 @@ struct worker_status {
     char prompt_head[1024];   /* the last prompt's start as the model got it: its
                                * tokens' text, special ones included */
     double load_ms;           /* how long the last load took */
-    uint64_t replies_done;    /* grows as each reply ends (its stats set): time to save */
+    uint64_t replies_done;    /* grows as each reply ends (its stats set, or taken out
+                               * empty after a failure or a stop): time to save */
     /* the last error ("FILE: what is wrong") and note (a fallback chat format,
      * turns dropped); each seq grows with every new one */
     char error[512];
