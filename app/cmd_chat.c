@@ -77,10 +77,13 @@ static void drain_interrupts(void)
     atomic_store(&interrupted, 0);
 }
 
-/* Lines of stdin, read with read() so that poll() can watch the pipe too. */
+/* Lines of stdin, read with read() so that poll() can watch the pipe too.
+ * The unread text is buf[start, n): lines are taken from its front without
+ * moving the rest (one move per line made many blank lines after a long one
+ * quadratic), which moves down only when more must be read. */
 struct lines {
     char *buf;
-    size_t n, cap, skip; /* bytes held; the last line returned, to drop next time */
+    size_t start, n, cap;
     bool eof;
 };
 
@@ -92,37 +95,31 @@ struct lines {
  * at the end of input, -2 on Ctrl+C, -3 after an error line. */
 static long read_line(struct lines *r, char **line)
 {
-    if (r->skip) {
-        memmove(r->buf, r->buf + r->skip, r->n - r->skip);
-        r->n -= r->skip;
-        r->skip = 0;
-    }
     for (;;) {
-        char *nl = r->n ? memchr(r->buf, '\n', r->n) : NULL;
-        if (nl || (r->eof && r->n)) {
-            size_t len = nl ? (size_t)(nl - r->buf) : r->n;
-            r->skip = nl ? len + 1 : len;
-            if (!nl) { /* the last line has no newline: make room for the NUL */
-                char *p = realloc(r->buf, r->n + 1);
-                if (!p) {
-                    cli_error("out of memory reading stdin");
-                    return -3;
-                }
-                r->buf = p;
-            }
-            r->buf[len] = 0;
-            *line = r->buf;
+        if (atomic_load(&interrupted)) return -2;
+        char *text = r->buf + r->start;
+        const size_t held = r->n - r->start;
+        char *nl = held ? memchr(text, '\n', held) : NULL;
+        if (nl || (r->eof && held)) {
+            size_t len = nl ? (size_t)(nl - text) : held;
+            text[len] = 0; /* the newline, or the byte each read leaves free */
+            r->start += nl ? len + 1 : len;
+            *line = text;
             return (long)len;
         }
         if (r->eof) return -1;
         struct pollfd fds[2] = {{.fd = 0, .events = POLLIN}, {.fd = wake[0], .events = POLLIN}};
-        if (atomic_load(&interrupted)) return -2;
         if (poll(fds, 2, -1) < 0 && errno != EINTR) return -1;
         if (atomic_load(&interrupted) || (fds[1].revents & POLLIN)) return -2;
         if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        if (r->n >= CHAT_MAX_LINE) {
+        if (held >= CHAT_MAX_LINE) {
             cli_error("stdin: a line of more than %u MiB", CHAT_MAX_LINE >> 20);
             return -3;
+        }
+        if (r->start) { /* the lines taken go */
+            memmove(r->buf, text, held);
+            r->n = held;
+            r->start = 0;
         }
         if (r->n + 4096 > r->cap) {
             size_t cap = r->cap ? r->cap * 2 : 8192;

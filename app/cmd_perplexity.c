@@ -98,9 +98,12 @@ static int tokenize_text(const vkllm_vocab *vocab, const char *path, const char 
     for (;;) {
         size_t cut = len;
         if (take < len) {
-            const char *nl = memchr(text + take, '\n', len - take);
-            const char *sp = nl ? nl : memchr(text + take, ' ', len - take);
-            if (sp) cut = (size_t)(sp - text) + 1;
+            /* a line end close by, else the next blank: a newline far away
+             * would make the prefix the whole text */
+            const size_t near = len - take < take / 4 + 4096 ? len - take : take / 4 + 4096;
+            const char *end = memchr(text + take, '\n', near);
+            if (!end) end = memchr(text + take, ' ', len - take);
+            if (end) cut = (size_t)(end - text) + 1;
         }
         int n = tokenize(vocab, path, text, cut, tokens);
         *whole = cut == len;

@@ -411,6 +411,16 @@ stdin=$scratch/chat-in check ok "$vkllm" chat -n 1
 stdin=$scratch/chat-in check carried:7 "$vkllm" chat -n 1 -c 64
 # an endless line
 stdin=/dev/zero pattern="a line of more than" check fail "$vkllm" chat -n 1
+# blank lines after a long line: each line moved the whole rest of the
+# buffer (a 12 MiB line and 4M blank lines took 148 s, Ctrl+C unseen)
+{
+    printf '/'
+    head -c $((4 << 20)) /dev/zero | tr '\0' x
+    printf '\n'
+    head -c $((1 << 20)) /dev/zero | tr '\0' '\n'
+    printf 'hi\n'
+} >"$scratch/blank-lines"
+stdin=$scratch/blank-lines pattern="unknown command" check carried:1 "$vkllm" chat -n 1
 # stdin that cannot be read (it ended the chat silently, with status 0)
 stdin=$scratch pattern="stdin: Is a directory" check fail "$vkllm" chat -n 1
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2

@@ -73,6 +73,17 @@ checks=$((checks + 1))
 grep -q ": the first 80 tokens, 5 windows of 16" "$scratch/long5.stderr" ||
     fail "--chunks 5 did not tokenize a prefix only: $(grep windows "$scratch/long5.stderr")"
 
+# 17 MB on one line, with a newline only near its end: the prefix was cut at
+# that newline, almost the whole text (probe round 4, R-5; over 16 MiB a
+# "tokenizing N MiB" line says so)
+checks=$((checks + 1))
+for i in $(seq 32); do tr '\n' ' ' <"$scratch/long.txt"; done >"$scratch/one-line.txt"
+printf '\nThe end.\n' >>"$scratch/one-line.txt"
+"$vkllm" perplexity -m "$model" -f "$scratch/one-line.txt" -c 16 --chunks 5 2>"$scratch/one5.stderr" >/dev/null
+grep -q ": the first 80 tokens, 5 windows of 16" "$scratch/one5.stderr" &&
+    ! grep -q "tokenizing" "$scratch/one5.stderr" ||
+    fail "--chunks 5 of a one-line text did not tokenize a prefix only: $(grep -e windows -e tokenizing "$scratch/one5.stderr")"
+
 # ---- 2. bad input: one error line, non-zero exit
 expect_error() { # WHAT PATTERN COMMAND...
     local what=$1 pattern=$2

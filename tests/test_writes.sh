@@ -189,6 +189,18 @@ one_error refusal.err "/proc/self/fd/7: the file it names has no name left" ||
     fail "a deleted file's /proc link: got: $(cat refusal.err)"
 [ -e "deleted.gguf (deleted)" ] && fail "a deleted file's /proc link: made 'deleted.gguf (deleted)'"
 no_leftovers "a deleted file's /proc link"
+# ... and replaced an unrelated file that has that name
+checks=$((checks + 1))
+echo victim >"gone.gguf (deleted)"
+echo keep >gone.gguf
+exec 7<>gone.gguf
+rm gone.gguf
+quantize big.gguf /proc/self/fd/7 Q4_0 2>refusal.err
+status=$?
+exec 7>&-
+[ $status = 1 ] && [ "$(cat "gone.gguf (deleted)")" = victim ] ||
+    fail "a deleted file's /proc link beside 'NAME (deleted)': status $status, $(cat refusal.err)"
+no_leftovers "a deleted file's /proc link beside 'NAME (deleted)'"
 
 # ---- 4. read-only files (root too: nobody may write them)
 echo keep >ro.gguf && chmod 444 ro.gguf

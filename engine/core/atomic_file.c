@@ -101,6 +101,8 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
     /* what PATH names in the end, asked first: /proc's links to pipes and
      * terminals (/dev/stdout) have no name to follow */
     const bool reachable = stat(path, &st) == 0;
+    const dev_t dev = st.st_dev;
+    const ino_t ino = st.st_ino;
     if (reachable && !S_ISREG(st.st_mode))
         return vkllm_fail(err, VKLLM_E_IO, "%s: %s; vkllm writes only regular files", path,
                           S_ISDIR(st.st_mode) ? "is a directory"
@@ -110,8 +112,8 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
     int rc = resolve_target(path, &target, &exists, &st, err);
     if (rc) return rc;
     /* a /proc fd link to a deleted file (or a memfd) reads as "NAME (deleted)":
-     * following its text would create a new file of that name */
-    if (reachable && !exists) {
+     * following its text would create, or replace, a file of that name */
+    if (reachable && (!exists || st.st_dev != dev || st.st_ino != ino)) {
         rc = vkllm_fail(err, VKLLM_E_IO,
                         "%s: the file it names has no name left in a directory (deleted?); "
                         "vkllm cannot replace it",
