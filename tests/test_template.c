@@ -206,6 +206,11 @@ static void test_values(void)
         "{{ 'straße'|upper }}|{{ 'İ'|lower }}|{{ 'ΟΔΟΣ ΟΔΟΣ.'|lower }}|{{ 'ΌΣΟΣ\\'s'|lower }}|{{ "
         "'Straße'.casefold() }}|{{ 'ﬁnal'|capitalize }}|{{ 'ǆ'.title() }}|{{ 'ᾳ'.swapcase() }}",
         "STRASSE|i̇|οδος οδος.|όσοσ's|strasse|Final|ǅ|ΑΙ");
+    /* overlong forms and code points past U+10FFFF stay stray bytes: decoded,
+     * "\xc0\xbc" became a real '<' and "\xc0\x80" a NUL */
+    RENDERS("{{ 'x\xc0\xbcy'|upper }}|{{ 'x\xc0\x80y'|upper }}|{{ 'x\xf4\x90\x80\x80y'|upper }}|{{ "
+            "'\xc0\xbc'|length }}",
+            "X\xc0\xbcY|X\xc0\x80Y|X\xf4\x90\x80\x80Y|2");
     RENDERS("{{ 5|round }} {{ 2.5|round }} {{ 2.675|round(2) }} {{ 7 is odd }} {{ 7.0 is odd }}",
             "5 2.0 2.67 True True");
     RENDERS("{{ 1 == 1.0 }}{{ true == 1 }}{{ '1' == 1 }}{{ (1, 2) == [1, 2] }}{{ 'b' in 'abc' }}"

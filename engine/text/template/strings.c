@@ -267,6 +267,9 @@ struct tval tstr_case(struct teval *ev, struct tval s, enum case_mode mode)
                 tbuf_put(ev->st, &b, p, k);
             else
                 put_case(ev->st, &b, c, word_start ? TO_UPPER : TO_LOWER, sigma);
+            /* Jinja2 lowers the rest of a word alone: a sigma right after its
+             * first letter is not final-by-context ('ΑΣ' -> 'Ασ') */
+            if (word_start) after_cased = false;
             word_start = sep;
             p += k;
             continue;

@@ -189,13 +189,25 @@ void tbuf_hex(struct tstate *st, struct tbuf *b, const char *prefix, uint32_t c,
 
 /* ============================== UTF-8 ============================== */
 
+/* Overlong forms, surrogates and code points past U+10FFFF are stray bytes,
+ * one at a time: decoded, "\xc0\xbc" would become a real '<' and "\xc0\x80"
+ * a NUL in a case-mapped string. */
 size_t utf8_len(const char *p, const char *end)
 {
-    unsigned char c = (unsigned char)*p;
-    size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if ((size_t)(end - p) < n) return 1;
+    const unsigned char c = (unsigned char)*p;
+    const size_t n = c < 0x80    ? 1
+                     : c >= 0xF5 ? 1
+                     : c >= 0xF0 ? 4
+                     : c >= 0xE0 ? 3
+                     : c >= 0xC2 ? 2
+                                 : 1;
+    if (n == 1 || (size_t)(end - p) < n) return 1;
     for (size_t i = 1; i < n; i++)
         if (((unsigned char)p[i] & 0xC0) != 0x80) return 1;
+    const unsigned char c1 = (unsigned char)p[1];
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+        (c == 0xF4 && c1 > 0x8F))
+        return 1;
     return n;
 }
 
