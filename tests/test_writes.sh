@@ -222,6 +222,17 @@ if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then
         [ "$(cat sticky/theirs.gguf)" = keep ] ||
         fail "a sticky directory: status $status: $(cat refusal.err)"
     no_leftovers "a sticky directory"
+    # a link another user planted there: the kernel's protected_symlinks rule
+    # refuses to follow it, and reading its text went around that
+    checks=$((checks + 1))
+    echo mine >mine.gguf
+    runuser -u nobody -- ln -s "$PWD/mine.gguf" sticky/planted.gguf
+    quantize small.gguf sticky/planted.gguf Q4_0 2>refusal.err
+    status=$?
+    [ $status = 1 ] && one_error refusal.err "planted.gguf: a symbolic link of another user in a sticky directory" &&
+        [ "$(cat mine.gguf)" = mine ] ||
+        fail "a link planted in a sticky directory: status $status: $(cat refusal.err)"
+    no_leftovers "a link planted in a sticky directory"
 fi
 
 # ---- 5. the chat's /save

@@ -81,6 +81,25 @@ static int resolve_target(const char *path, char **target, bool *exists, struct 
             errno = ELOOP;
             break;
         }
+        /* the kernel's protected_symlinks rule, which reading the link's text
+         * bypasses: in a sticky, world-writable directory (/tmp) a link is
+         * followed only if it is ours or the directory owner's */
+        if (st->st_uid != geteuid()) {
+            const char *slash = strrchr(cur, '/');
+            char *d = slash ? strndup(cur, slash == cur ? 1 : (size_t)(slash - cur)) : strdup(".");
+            struct stat ds;
+            const bool planted = d && stat(d, &ds) == 0 && (ds.st_mode & S_ISVTX) &&
+                                 (ds.st_mode & S_IWOTH) && ds.st_uid != st->st_uid;
+            free(d);
+            if (planted) {
+                int rc = vkllm_fail(err, VKLLM_E_IO,
+                                    "%s: a symbolic link of another user in a sticky directory; "
+                                    "not followed",
+                                    path);
+                free(cur);
+                return rc;
+            }
+        }
         char *next = follow_link(cur, st);
         if (!next) break;
         free(cur);
