@@ -152,11 +152,11 @@ static void warn_fallbacks(const struct vkllm_quantize_progress *p, const char *
         if (p->fallback_types >> t & 1)
             snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s",
                      types[0] ? "/" : "", vkllm_type_info(t)->name);
-    fprintf(
-        stderr,
-        "warning: %llu of %llu tensors fell back to %s: their rows are not whole blocks of %s\n",
-        (unsigned long long)p->n_fallback, (unsigned long long)p->n_quantized, types,
-        cli_shown(type));
+    fprintf(stderr,
+            "warning: %llu of %llu tensors fell back to %s: their rows are not whole blocks of the "
+            "format %s gives them\n",
+            (unsigned long long)p->n_fallback, (unsigned long long)p->n_quantized, types,
+            cli_shown(type));
 }
 
 static void print_types(FILE *f)
