@@ -233,6 +233,12 @@ if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then
         [ "$(cat mine.gguf)" = mine ] ||
         fail "a link planted in a sticky directory: status $status: $(cat refusal.err)"
     no_leftovers "a link planted in a sticky directory"
+    # root replacing a user's file keeps its owner (the user lost access)
+    checks=$((checks + 1))
+    echo u >theirs-owned.gguf && chown nobody theirs-owned.gguf && chmod 600 theirs-owned.gguf
+    quantize small.gguf theirs-owned.gguf Q4_0 2>/dev/null
+    [ "$(stat -c %U:%a theirs-owned.gguf)" = nobody:600 ] ||
+        fail "a user's file replaced by root: now $(stat -c %U:%a theirs-owned.gguf)"
 fi
 
 # ---- 5. the chat's /save

@@ -183,6 +183,9 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
         if (fd >= 0) {
             /* best effort: a file system without permissions refuses it */
             if (exists) (void)fchmod(fd, st.st_mode & 0777);
+            /* and its owner, where we may (root replacing a user's file) */
+            if (exists && (st.st_uid != geteuid() || st.st_gid != getegid()))
+                (void)fchown(fd, st.st_uid, st.st_gid);
             close(fd);
             *tmp = name;
             goto done;
