@@ -13,6 +13,9 @@
  * or file text cannot act on the terminal. Returns 1 (the exit status for
  * failures). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The model to use: GIVEN (-m), else $VKLLM_MODEL, else the bundled one;
+ * NULL after an error line (VKLLM_MODEL set but empty). */
+const char *cli_model(const char *given);
 /* How many error lines cli_error has printed. */
 unsigned cli_error_count(void);
 

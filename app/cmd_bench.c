@@ -365,8 +365,7 @@ int cmd_bench(int argc, char **argv)
 #undef VALUE
     }
     if (n_prompt == 0 && n_gen == 0) return cli_error("nothing to measure: -p and -n are both 0");
-    if (!model_path) model_path = getenv("VKLLM_MODEL");
-    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    if (!(model_path = cli_model(model_path))) return 1;
     const bool json = !strcmp(output, "json");
 
     struct vkllm_error err = {0};

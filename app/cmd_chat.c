@@ -375,8 +375,10 @@ int cmd_chat(int argc, char **argv)
 #undef FAIL
 #undef VALUE
     }
-    if (!model_path) model_path = getenv("VKLLM_MODEL");
-    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    if (!(model_path = cli_model(model_path))) {
+        free(stops);
+        return 1;
+    }
     sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     struct vkllm_error err = {0};

@@ -152,8 +152,7 @@ int cmd_perplexity(int argc, char **argv)
 #undef VALUE
     }
     if (!text_path) return cli_error("vkllm perplexity needs -f FILE, the text to score");
-    if (!model_path) model_path = getenv("VKLLM_MODEL");
-    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    if (!(model_path = cli_model(model_path))) return 1;
     /* llama-perplexity runs a larger batch as several windows side by side;
      * one window at a time gives the same numbers */
     if (n_batch == 0 || n_batch > n_ctx) n_batch = n_ctx;

@@ -106,8 +106,7 @@ int cmd_run(int argc, char **argv)
         }
 #undef VALUE
     }
-    if (!model_path) model_path = getenv("VKLLM_MODEL");
-    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    if (!(model_path = cli_model(model_path))) return 1;
     sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     struct vkllm_error err = {0};

@@ -71,8 +71,7 @@ int cmd_tokenize(int argc, char **argv)
             return cli_error("unknown option '%s' for vkllm tokenize", a);
         }
     }
-    if (!model_path) model_path = getenv("VKLLM_MODEL");
-    if (!model_path) model_path = VKLLM_DEFAULT_MODEL;
+    if (!(model_path = cli_model(model_path))) return 1;
     int n_sources = (text != NULL) + (file != NULL) + (cases != NULL);
     if (n_sources == 0)
         return cli_error("vkllm tokenize needs one of -p TEXT, -f FILE or --cases FILE");
@@ -107,8 +106,8 @@ int cmd_tokenize(int argc, char **argv)
         /* a file saved with CR LF holds no separator: it would be one case */
         static const char crlf[] = "__ggml_vocab_test__\r\n";
         if (len == 0)
-            status = cli_error("%s: no cases (texts separated by lines \"__ggml_vocab_test__\")",
-                               cases);
+            status =
+                cli_error("%s: no cases (texts separated by lines \"__ggml_vocab_test__\")", cases);
         else if (find(text, len, crlf, sizeof crlf - 1))
             status = cli_error("%s: its lines end in CR LF; the separator is the line "
                                "\"__ggml_vocab_test__\" ending in LF alone",

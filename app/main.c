@@ -30,6 +30,17 @@ static const char usage[] =
     "\n"
     "vkllm COMMAND --help shows a command's options.\n";
 
+const char *cli_model(const char *given)
+{
+    if (given) return given;
+    const char *env = getenv("VKLLM_MODEL");
+    if (env && !*env) {
+        cli_error("VKLLM_MODEL: empty file name (unset it for the bundled model)");
+        return NULL;
+    }
+    return env ? env : VKLLM_DEFAULT_MODEL;
+}
+
 static unsigned errors_printed;
 
 unsigned cli_error_count(void)

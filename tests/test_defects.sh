@@ -162,6 +162,11 @@ expect_error "--device ' '" "device ' ' is blank" "$vkllm" run --device ' ' -n 1
 expect_error "--device ''" "device '' is blank" "$vkllm" run --device '' -n 1
 expect_error "run -m ''" "-m: empty file name$" "$vkllm" run -m '' -n 1
 expect_error "tokenize -m ''" "-m: empty file name$" "$vkllm" tokenize -m '' -p hi
+# probe round 4, R-10.4: an empty VKLLM_MODEL said "error: empty file name"
+for args in "run -p hi" "chat" "tokenize -p hi" "perplexity -f /dev/null" "bench"; do
+    # shellcheck disable=SC2086
+    expect_error "VKLLM_MODEL= $args" "VKLLM_MODEL: empty file name" env VKLLM_MODEL= "$vkllm" $args
+done
 expect_error "info ''" "empty file name$" "$vkllm" info ''
 # a newline in a file name is shown escaped (it was a space: another file's name)
 expect_error "VKLLM_MODEL with a newline" 'no\\x0aline.gguf: No such file' \
