@@ -215,6 +215,33 @@ static void check_file(void)
     REQUIRE_OK(settings_load(path, &u, &err), "%s", err.msg);
     CHECK(same(&u, &t), "the shortest floats do not round-trip");
 
+    /* Regression (probe round 4, R-19): a bad file that could not be moved
+     * aside (1000 earlier ones in the way) was then saved over: now
+     * VKLLM_E_IO, which tells the window to save nothing */
+    write_text(path, "garbage");
+    char aside[4200];
+    int made_from = 1; /* the earlier cases' files stay, for the later ones */
+    for (int i = 1; i < 1000; i++) {
+        snprintf(aside, sizeof aside, "%s.corrupt-%d", path, i);
+        if (exists(aside))
+            made_from = i + 1;
+        else
+            write_text(aside, "x");
+    }
+    t = def;
+    CHECK(settings_load(path, &t, &err) == VKLLM_E_IO && strstr(err.msg, "changes are not saved"),
+          "%s", err.msg);
+    f = fopen(path, "rb");
+    char got[16] = "";
+    CHECK(f && fread(got, 1, sizeof got - 1, f) == 7 && !strcmp(got, "garbage"),
+          "the file that could not be moved changed");
+    if (f) fclose(f);
+    for (int i = made_from; i < 1000; i++) {
+        snprintf(aside, sizeof aside, "%s.corrupt-%d", path, i);
+        unlink(aside);
+    }
+    unlink(path);
+
     /* Regression (Q-2): a FIFO (or a directory) as settings.json blocked the
      * window before its first frame; now refused at once, not set aside */
     unlink(path);

@@ -14,6 +14,10 @@ void app_settings_init(struct app *a)
     if (settings_path(&a->settings_path, &err) ||
         settings_load(a->settings_path, &a->settings, &err))
         app_banner(a, true, "%s", err.msg);
+    if (err.code == VKLLM_E_IO && a->settings_path) { /* a bad file that could not be moved */
+        free(a->settings_path);
+        a->settings_path = NULL;
+    }
     a->th = a->settings.theme == SETTINGS_LIGHT ? &theme_light : &theme_dark;
 }
 

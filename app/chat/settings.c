@@ -268,8 +268,9 @@ int settings_load(const char *path, struct settings *s, struct vkllm_error *err)
     char to[256];
     int e = set_aside(path, to, sizeof to);
     const char *kept = partial ? "the other settings kept" : "defaults used";
-    if (e)
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; %s (cannot move it aside: %s)", path,
+    if (e) /* VKLLM_E_IO: the caller must not write over it */
+        return vkllm_fail(err, VKLLM_E_IO,
+                          "%s: %s; %s (cannot move it aside: %s; changes are not saved)", path,
                           why.msg, kept, strerror(e));
     return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s; %s, the file moved aside to %s", path, why.msg,
                       kept, to);

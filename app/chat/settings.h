@@ -69,7 +69,8 @@ int settings_path(char **out, struct vkllm_error *err);
  * error. A file that is not JSON, or holds a value settings_set refuses, is
  * renamed to PATH.corrupt-N (never over another) before anything can replace
  * it: VKLLM_E_FORMAT, ERR says why and where it went, and S keeps the values
- * that were good. Unknown keys are ignored (a newer vkllm's). */
+ * that were good; VKLLM_E_IO when it could not be moved: then nothing may be
+ * saved over it. Unknown keys are ignored (a newer vkllm's). */
 int settings_load(const char *path, struct settings *s, struct vkllm_error *err);
 /* Writes S to PATH atomically. */
 int settings_save(const struct settings *s, const char *path, struct vkllm_error *err);
