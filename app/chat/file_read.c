@@ -1,10 +1,11 @@
-/* file_read.c: a whole file, read without blocking or unbounded growth (see
- * file_read.h). */
+/* file_read.c: a whole file, read without blocking or unbounded growth, and
+ * one that could not be read set aside (see file_read.h). */
 #include "file_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,4 +74,31 @@ int file_read(const char *path, size_t max, char **out, size_t *len, struct vkll
     *out = buf;
     *len = n;
     return VKLLM_OK;
+}
+
+/* Renames PATH to PATH.corrupt-N, never over an existing file; *TO gets the
+ * new name's last part. */
+int file_set_aside(const char *path, char *to, size_t cap)
+{
+    size_t n = strlen(path) + 24;
+    char *dst = malloc(n);
+    if (!dst) return ENOMEM;
+    int e = EEXIST;
+    for (int i = 1; i < 1000 && e == EEXIST; i++) {
+        snprintf(dst, n, "%s.corrupt-%d", path, i);
+        /* link then unlink: rename would replace an earlier corrupt-N */
+        if (link(path, dst) == 0) {
+            e = unlink(path) == 0 ? 0 : errno;
+        } else {
+            e = errno;
+            struct stat st;
+            /* file systems without hard links: rename to a name known to be free */
+            if (e != EEXIST && lstat(dst, &st) != 0 && errno == ENOENT)
+                e = rename(path, dst) == 0 ? 0 : errno;
+        }
+    }
+    const char *slash = strrchr(dst, '/');
+    snprintf(to, cap, "%s", slash ? slash + 1 : dst);
+    free(dst);
+    return e;
 }

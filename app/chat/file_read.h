@@ -18,5 +18,10 @@
  * more than MAX bytes; VKLLM_E_NOMEM. ERR's message does not name PATH (the
  * caller says which file it was). */
 int file_read(const char *path, size_t max, char **out, size_t *len, struct vkllm_error *err);
+/* Renames a file that could not be read (settings, a saved chat) to
+ * PATH.corrupt-N, never over an earlier one (link, then unlink; rename on
+ * file systems without hard links); *TO gets the new name's last part.
+ * 0 or an errno. */
+int file_set_aside(const char *path, char *to, size_t cap);
 
 #endif

@@ -358,33 +358,6 @@ static int read_tree(const char *path, const char *id, history **out, struct vkl
     return VKLLM_OK;
 }
 
-/* Renames PATH to PATH.corrupt-N, never over an existing file; *TO gets the
- * new name's last part. */
-static int set_aside(const char *path, char *to, size_t cap)
-{
-    size_t n = strlen(path) + 24;
-    char *dst = malloc(n);
-    if (!dst) return ENOMEM;
-    int e = EEXIST;
-    for (int i = 1; i < 1000 && e == EEXIST; i++) {
-        snprintf(dst, n, "%s.corrupt-%d", path, i);
-        /* link then unlink: rename would replace an earlier corrupt-N */
-        if (link(path, dst) == 0) {
-            e = unlink(path) == 0 ? 0 : errno;
-        } else {
-            e = errno;
-            struct stat st;
-            /* file systems without hard links: rename to a name known to be free */
-            if (e != EEXIST && lstat(dst, &st) != 0 && errno == ENOENT)
-                e = rename(path, dst) == 0 ? 0 : errno;
-        }
-    }
-    const char *slash = strrchr(dst, '/');
-    snprintf(to, cap, "%s", slash ? slash + 1 : dst);
-    free(dst);
-    return e;
-}
-
 /* read_tree, with the file name in ERR and a corrupt file moved aside. */
 static int load_file(const char *dir, const char *id, history **out, struct vkllm_error *err)
 {
@@ -396,7 +369,7 @@ static int load_file(const char *dir, const char *id, history **out, struct vkll
     int rc = read_tree(path, id, out, &e);
     if (rc == VKLLM_E_FORMAT) {
         char to[256];
-        int se = set_aside(path, to, sizeof to);
+        int se = file_set_aside(path, to, sizeof to);
         if (se)
             vkllm_fail(err, rc, "%s: %s (cannot move it aside: %s)", path, e.msg, strerror(se));
         else

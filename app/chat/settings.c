@@ -190,23 +190,6 @@ int settings_path(char **out, struct vkllm_error *err)
     return VKLLM_OK;
 }
 
-/* Renames PATH to PATH.corrupt-N, never over an existing file (link, then
- * unlink); *TO gets the new name's last part. 0 or an errno. */
-static int set_aside(const char *path, char *to, size_t cap)
-{
-    char dst[4200];
-    int e = EEXIST;
-    for (int i = 1; i < 1000 && e == EEXIST; i++) {
-        snprintf(dst, sizeof dst, "%s.corrupt-%d", path, i);
-        e = link(path, dst) == 0 ? (unlink(path) == 0 ? 0 : errno) : errno;
-    }
-    const char *slash = strrchr(dst, '/'), *base = slash ? slash + 1 : dst;
-    size_t k = strlen(base) < cap ? strlen(base) : cap - 1;
-    memcpy(to, base, k);
-    to[k] = 0;
-    return e;
-}
-
 /* Reads ROOT's known keys into S: every good value is taken; ERR names the
  * refused ones (the first one's reason, then the other keys). */
 static int from_json(json_t *root, struct settings *s, struct vkllm_error *err)
@@ -266,7 +249,7 @@ int settings_load(const char *path, struct settings *s, struct vkllm_error *err)
     }
     if (!rc) return VKLLM_OK;
     char to[256];
-    int e = set_aside(path, to, sizeof to);
+    int e = file_set_aside(path, to, sizeof to);
     const char *kept = partial ? "the other settings kept" : "defaults used";
     if (e) /* VKLLM_E_IO: the caller must not write over it */
         return vkllm_fail(err, VKLLM_E_IO,
