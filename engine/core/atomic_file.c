@@ -38,8 +38,9 @@ static int fail_target(struct vkllm_error *err, const char *path, const char *ta
  * directory that holds CUR as the kernel reads it; NULL with errno set. */
 static char *follow_link(const char *cur, const struct stat *st)
 {
-    /* st_size is the text's length, except for /proc's links (0) */
-    const size_t cap = st->st_size > 0 ? (size_t)st->st_size + 1 : PATH_MAX;
+    /* st_size is the text's length, except for /proc's links (0, or 64
+     * whatever the text's length) */
+    const size_t cap = st->st_size >= PATH_MAX ? (size_t)st->st_size + 1 : PATH_MAX;
     char *text = malloc(cap);
     if (!text) return NULL;
     ssize_t n = readlink(cur, text, cap);
