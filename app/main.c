@@ -2,6 +2,7 @@
  * helpers they share. */
 #include "cli.h"
 #include "number.h"
+#include "serve/serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ static const char usage[] =
     "  perplexity  a model's perplexity on a text, as llama-perplexity (-m MODEL -f FILE)\n"
     "  bench       prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
     "  template    render a chat template (vkllm template -m MODEL --context CONTEXT.json)\n"
+    "  serve       an OpenAI-compatible HTTP server (vkllm serve -m MODEL --port 8080)\n"
     "\n"
     "vkllm COMMAND --help shows a command's options.\n";
 
@@ -288,6 +290,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
         return 0;

@@ -15,11 +15,17 @@ packages=(
     libfontconfig-dev fonts-dejavu-core fonts-noto-color-emoji  # fonts and where to find them
     xvfb xauth                        # the window's end-to-end test runs on a virtual display
     libpng-dev                        # the window's screenshots (vkllm-chat --script)
+    libmicrohttpd-dev curl            # vkllm serve: HTTP; its test's error paths
 )
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# vkllm serve's test runs the openai npm client: Node and npm, by command, so
+# that a Node from elsewhere (nodesource bundles npm) is never shadowed by
+# Debian's packages
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "setup: installing ${missing[*]}" >&2
 sudo=""

@@ -1,0 +1,428 @@
+/* request.c: request bodies, checked with Jansson. A generation request
+ * becomes a job: its prompt rendered with the model's chat template (chat)
+ * or taken as it is (completions), tokenized, and its sampling settings
+ * checked. Anything wrong is a 400 naming the field; unknown fields are
+ * ignored, and fields that matter but that vkllm does not do (n > 1, tools,
+ * penalties) are refused rather than silently dropped. */
+#include "serve.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+bool serve_failf(struct serve_fail *f, int status, const char *param, const char *fmt, ...)
+{
+    f->status = status;
+    f->code = NULL;
+    snprintf(f->param, sizeof f->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* The body as a JSON object, or NULL with F filled. */
+static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, 0, &je);
+    if (!root) {
+        serve_failf(f, 400, NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
+                    je.column);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        serve_failf(f, 400, NULL, "the request body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+/* ============================== Typed fields ============================== */
+
+/* Each reads an optional field of O: true when absent or null (OUT kept) or
+ * valid (OUT set); false with F filled when of the wrong type or range. */
+static bool get_number(json_t *o, const char *key, double min, double max, double *out,
+                       struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_number(v)) return serve_failf(f, 400, key, "'%s' must be a number", key);
+    double d = json_number_value(v);
+    if (!(d >= min && d <= max))
+        return serve_failf(f, 400, key, "'%s' must be between %g and %g (got %g)", key, min, max,
+                           d);
+    *out = d;
+    return true;
+}
+
+static bool get_int(json_t *o, const char *key, long long min, long long max, long long *out,
+                    struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v)) return serve_failf(f, 400, key, "'%s' must be an integer", key);
+    long long n = json_integer_value(v);
+    if (n < min || n > max)
+        return serve_failf(f, 400, key, "'%s' must be between %lld and %lld (got %lld)", key, min,
+                           max, n);
+    *out = n;
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *key, bool *out, struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_boolean(v)) return serve_failf(f, 400, key, "'%s' must be true or false", key);
+    *out = json_is_true(v);
+    return true;
+}
+
+/* A field that is fine absent, null, false, empty or zero, and refused
+ * otherwise, as something vkllm does not do. */
+static bool refuse_set(json_t *o, const char *key, const char *why, struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    bool set = v && !json_is_null(v) && !json_is_false(v) &&
+               !(json_is_array(v) && json_array_size(v) == 0) &&
+               !(json_is_number(v) && json_number_value(v) == 0);
+    return !set || serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
+}
+
+/* ============================== Prompts ============================== */
+
+/* A message's content: a string, or an array of {"type": "text", "text"}
+ * parts, joined. *OUT is malloc'd. */
+static bool message_text(json_t *content, size_t i, char **out, size_t *len, struct serve_fail *f)
+{
+    char param[64];
+    snprintf(param, sizeof param, "messages[%zu].content", i);
+    if (!content || json_is_null(content)) { /* an assistant turn that called tools */
+        *out = strdup("");
+        *len = 0;
+        return *out || serve_failf(f, 500, NULL, "out of memory");
+    }
+    if (json_is_string(content)) {
+        *len = json_string_length(content);
+        *out = malloc(*len + 1);
+        if (!*out) return serve_failf(f, 500, NULL, "out of memory");
+        memcpy(*out, json_string_value(content), *len + 1);
+        return true;
+    }
+    if (!json_is_array(content))
+        return serve_failf(f, 400, param, "'%s' must be a string or an array of parts", param);
+    size_t total = 0, k;
+    json_t *part;
+    json_array_foreach(content, k, part)
+    {
+        json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "text") ||
+            !json_is_string(text))
+            return serve_failf(f, 400, param, "'%s[%zu]': only text parts are supported", param, k);
+        total += json_string_length(text);
+    }
+    if (!(*out = malloc(total + 1))) return serve_failf(f, 500, NULL, "out of memory");
+    *len = 0;
+    json_array_foreach(content, k, part)
+    {
+        json_t *text = json_object_get(part, "text");
+        memcpy(*out + *len, json_string_value(text), json_string_length(text));
+        *len += json_string_length(text);
+    }
+    (*out)[*len] = 0;
+    return true;
+}
+
+/* The chat MESSAGES rendered with the model's template and the generation
+ * prompt, malloc'd in *OUT. */
+static bool render_messages(struct serve *sv, json_t *messages, char **out, size_t *out_len,
+                            struct serve_fail *f)
+{
+    *out = NULL;
+    if (!json_is_array(messages) || json_array_size(messages) == 0)
+        return serve_failf(f, 400, "messages", "'messages' must be a non-empty array");
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m)
+    {
+        json_t *role = json_object_get(m, "role");
+        if (!json_is_object(m) || !json_is_string(role)) {
+            char param[48];
+            snprintf(param, sizeof param, "messages[%zu].role", i);
+            return serve_failf(f, 400, param, "'%s' must be a string", param);
+        }
+    }
+    struct vkllm_error err = {0};
+    int rc = VKLLM_OK;
+    bool ok = true;
+    pthread_mutex_lock(&sv->render_mu);
+    vkllm_chat_clear(sv->renderer, false);
+    json_array_foreach(messages, i, m)
+    {
+        char *text = NULL;
+        size_t len = 0;
+        if (!(ok = message_text(json_object_get(m, "content"), i, &text, &len, f))) break;
+        rc = vkllm_chat_add(sv->renderer, json_string_value(json_object_get(m, "role")), text, len,
+                            &err);
+        free(text);
+        if (rc) break;
+    }
+    if (ok && !rc) rc = vkllm_chat_render(sv->renderer, out, out_len, &err);
+    vkllm_chat_clear(sv->renderer, false);
+    pthread_mutex_unlock(&sv->render_mu);
+    if (!ok) return false;
+    if (rc)
+        return serve_failf(f, rc == VKLLM_E_NOMEM ? 500 : 400, "messages",
+                           "the chat template cannot render these messages: %s", err.msg);
+    return true;
+}
+
+/* TEXT tokenized into JOB: as vkllm chat does for a rendering (BOS, then
+ * special tokens parsed), or as vkllm run does for a raw prompt. A prompt
+ * that leaves no room for one generated token is refused. */
+static bool tokenize_prompt(struct serve *sv, struct serve_job *job, const char *text, size_t len,
+                            bool rendered, struct serve_fail *f)
+{
+    const uint32_t n_ctx = sv->n_ctx;
+    if (!(job->tokens = malloc((size_t)n_ctx * sizeof *job->tokens)))
+        return serve_failf(f, 500, NULL, "out of memory");
+    int n0 = 0, n;
+    int32_t bos = vkllm_vocab_bos(sv->vocab);
+    if (rendered && vkllm_vocab_add_bos(sv->vocab) && bos >= 0) job->tokens[n0++] = bos;
+    n = vkllm_tokenize(sv->vocab, text, len, !rendered, rendered, job->tokens + n0,
+                       (int)n_ctx - n0);
+    if (n < 0)
+        return serve_failf(f, 400, rendered ? "messages" : "prompt", "cannot tokenize: %s",
+                           vkllm_strerror(n));
+    n += n0;
+    if ((uint32_t)n >= n_ctx) {
+        serve_failf(f, 400, rendered ? "messages" : "prompt",
+                    "the prompt is %d tokens, but the context holds %u (the prompt and at least "
+                    "one generated token)",
+                    n, n_ctx);
+        f->code = "context_length_exceeded";
+        return false;
+    }
+    if (n == 0) job->tokens[n++] = 0; /* as run: no BOS and no text starts from token 0 */
+    job->n_tokens = (uint32_t)n;
+    return true;
+}
+
+/* ============================== Generation ============================== */
+
+static bool parse_stops(struct serve_job *job, json_t *stop, struct serve_fail *f)
+{
+    if (!stop || json_is_null(stop)) return true;
+    json_t *one = stop;
+    size_t n = 1;
+    if (json_is_array(stop)) {
+        n = json_array_size(stop);
+        if (n > SERVE_MAX_STOPS)
+            return serve_failf(f, 400, "stop", "'stop' holds at most %d strings", SERVE_MAX_STOPS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (json_is_array(stop)) one = json_array_get(stop, i);
+        if (!json_is_string(one) || json_string_length(one) == 0 ||
+            strlen(json_string_value(one)) != json_string_length(one))
+            return serve_failf(f, 400, "stop",
+                               "'stop' must be a non-empty string or an array of them");
+        if (!(job->stops[job->n_stops] = strdup(json_string_value(one))))
+            return serve_failf(f, 500, NULL, "out of memory");
+        job->n_stops++;
+    }
+    return true;
+}
+
+/* The sampling fields: OpenAI's, and llama-server's top_k, min_p,
+ * repeat_penalty and ignore_eos. */
+static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *f)
+{
+    struct vkllm_sampler_params *sp = &job->sampling;
+    double temp = sp->temp, top_p = sp->top_p, min_p = sp->min_p, rep = sp->repeat_penalty;
+    long long top_k = sp->top_k, seed = -1, max_tokens = -1, n = 1;
+    if (!get_number(o, "temperature", 0, 2, &temp, f) || !get_number(o, "top_p", 0, 1, &top_p, f) ||
+        !get_number(o, "min_p", 0, 1, &min_p, f) ||
+        !get_number(o, "repeat_penalty", 1e-6, 1e6, &rep, f) ||
+        !get_int(o, "top_k", 0, 1 << 30, &top_k, f) ||
+        !get_int(o, "seed", INT64_MIN, INT64_MAX, &seed, f) ||
+        !get_int(o, "max_tokens", 1, 1 << 30, &max_tokens, f) ||
+        !get_int(o, "max_completion_tokens", 1, 1 << 30, &max_tokens, f) ||
+        !get_int(o, "n", 1, 1 << 30, &n, f) || !get_bool(o, "stream", &job->stream, f) ||
+        !get_bool(o, "ignore_eos", &job->ignore_eos, f))
+        return false;
+    if (n > 1) return serve_failf(f, 400, "n", "'n' must be 1: one choice per request");
+    /* the sampler has a repetition penalty, but not OpenAI's additive ones */
+    if (!refuse_set(o, "presence_penalty", "use repeat_penalty", f) ||
+        !refuse_set(o, "frequency_penalty", "use repeat_penalty", f) ||
+        !refuse_set(o, "tools", "no tool calls", f) ||
+        !refuse_set(o, "functions", "no tool calls", f) ||
+        !refuse_set(o, "logprobs", "no log probabilities", f) ||
+        !refuse_set(o, "logit_bias", "no logit bias", f))
+        return false;
+    json_t *so = json_object_get(o, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so))
+            return serve_failf(f, 400, "stream_options", "'stream_options' must be an object");
+        if (!get_bool(so, "include_usage", &job->include_usage, f)) return false;
+    }
+    json_t *rf = json_object_get(o, "response_format");
+    if (rf && !json_is_null(rf)) {
+        json_t *type = json_object_get(rf, "type");
+        if (!json_is_string(type) || strcmp(json_string_value(type), "text"))
+            return serve_failf(f, 400, "response_format",
+                               "'response_format' is not supported beyond {\"type\": \"text\"}");
+    }
+    if (!parse_stops(job, json_object_get(o, "stop"), f)) return false;
+    sp->temp = (float)temp;
+    sp->top_p = top_p > 0 ? (float)top_p : 1e-9f; /* 0: only the most likely token */
+    sp->min_p = (float)min_p;
+    sp->repeat_penalty = (float)rep;
+    sp->top_k = (int32_t)top_k;
+    sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)job;
+    job->max_tokens = max_tokens;
+    return true;
+}
+
+struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind, const char *body,
+                                         size_t len, struct serve_fail *f)
+{
+    json_t *o = parse_object(body, len, f);
+    if (!o) return NULL;
+    struct serve_job *job = serve_job_create(kind);
+    char *text = NULL;
+    size_t text_len = 0;
+    bool ok = job != NULL;
+    if (!ok) serve_failf(f, 500, NULL, "out of memory");
+    json_t *model = json_object_get(o, "model");
+    if (ok && model && !json_is_null(model) && !json_is_string(model))
+        ok = serve_failf(f, 400, "model", "'model' must be a string");
+    if (ok) {
+        job->sampling = vkllm_sampler_defaults(0);
+        ok = parse_sampling(job, o, f);
+    }
+    if (ok && kind == SERVE_CHAT) {
+        ok = render_messages(sv, json_object_get(o, "messages"), &text, &text_len, f);
+    } else if (ok) {
+        json_t *p = json_object_get(o, "prompt");
+        if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
+        if (json_is_array(p) && json_array_size(p) > 1)
+            ok = serve_failf(f, 400, "prompt", "'prompt' must be one string: one per request");
+        else if (!json_is_string(p))
+            ok = serve_failf(f, 400, "prompt", "'prompt' must be a string");
+        else if (!(text = malloc((text_len = json_string_length(p)) + 1)))
+            ok = serve_failf(f, 500, NULL, "out of memory");
+        else /* whole: a "\u0000" in it is text too */
+            memcpy(text, json_string_value(p), text_len + 1);
+    }
+    if (ok) ok = tokenize_prompt(sv, job, text, text_len, kind == SERVE_CHAT, f);
+    free(text);
+    json_decref(o);
+    if (!ok) {
+        serve_sched_release(sv->sched, job);
+        return NULL;
+    }
+    snprintf(job->id, sizeof job->id, "%s-%llx%06llu", kind == SERVE_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)sv->started,
+             (unsigned long long)atomic_fetch_add(&sv->next_id, 1));
+    job->created = (long long)time(NULL);
+    return job;
+}
+
+/* ============================== llama-server's extras ============================== */
+
+static char *dump(json_t *o, struct serve_fail *f)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s) serve_failf(f, 500, NULL, "out of memory");
+    return s;
+}
+
+char *serve_tokenize(struct serve *sv, const char *body, size_t len, struct serve_fail *f)
+{
+    json_t *o = parse_object(body, len, f);
+    if (!o) return NULL;
+    json_t *content = json_object_get(o, "content");
+    bool add_special = false, parse_special = true;
+    char *out = NULL;
+    if (!json_is_string(content)) {
+        serve_failf(f, 400, "content", "'content' must be a string");
+    } else if (get_bool(o, "add_special", &add_special, f) &&
+               get_bool(o, "parse_special", &parse_special, f)) {
+        const char *text = json_string_value(content);
+        size_t n_text = json_string_length(content);
+        int n = vkllm_tokenize(sv->vocab, text, n_text, add_special, parse_special, NULL, 0);
+        int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+        if (n < 0) {
+            serve_failf(f, 400, "content", "cannot tokenize: %s", vkllm_strerror(n));
+        } else if (n > 0 && !ids) {
+            serve_failf(f, 500, NULL, "out of memory");
+        } else {
+            if (n) vkllm_tokenize(sv->vocab, text, n_text, add_special, parse_special, ids, n);
+            json_t *arr = json_array();
+            for (int i = 0; arr && i < n; i++)
+                json_array_append_new(arr, json_integer(ids[i]));
+            out = dump(json_pack("{s:o*}", "tokens", arr), f);
+        }
+        free(ids);
+    }
+    json_decref(o);
+    return out;
+}
+
+char *serve_detokenize(struct serve *sv, const char *body, size_t len, struct serve_fail *f)
+{
+    json_t *o = parse_object(body, len, f);
+    if (!o) return NULL;
+    json_t *tokens = json_object_get(o, "tokens"), *t;
+    char *out = NULL, piece[256];
+    size_t i;
+    const char *text;
+    size_t n;
+    /* pieces through a stream: bytes that are not whole UTF-8 characters
+     * become U+FFFD, as JSON needs */
+    vkllm_stream *st = NULL;
+    bool ok = json_is_array(tokens) ||
+              serve_failf(f, 400, "tokens", "'tokens' must be an array of token ids");
+    if (ok && vkllm_stream_create(sv->vocab, true, &st, NULL))
+        ok = serve_failf(f, 500, NULL, "out of memory");
+    json_array_foreach(ok ? tokens : NULL, i, t)
+    {
+        long long id = json_is_integer(t) ? json_integer_value(t) : -1;
+        int k = id >= 0 && id < vkllm_vocab_n_tokens(sv->vocab)
+                    ? vkllm_token_to_piece(sv->vocab, (int32_t)id, true, piece, sizeof piece)
+                    : -1;
+        if (k < 0 || k > (int)sizeof piece) {
+            ok = serve_failf(f, 400, "tokens", "'tokens[%zu]' is not a token id of this model", i);
+            break;
+        }
+        vkllm_stream_push_text(st, piece, (size_t)k, &text, &n);
+    }
+    if (ok) {
+        vkllm_stream_finish(st, &text, &n);
+        text = vkllm_stream_reply(st, &n);
+        out = dump(json_pack("{s:s%}", "content", text, n), f);
+    }
+    vkllm_stream_free(st);
+    json_decref(o);
+    return out;
+}
+
+char *serve_apply_template(struct serve *sv, const char *body, size_t len, struct serve_fail *f)
+{
+    json_t *o = parse_object(body, len, f);
+    if (!o) return NULL;
+    char *text = NULL, *out = NULL;
+    size_t n = 0;
+    if (render_messages(sv, json_object_get(o, "messages"), &text, &n, f))
+        out = dump(json_pack("{s:s%}", "prompt", text, n), f);
+    free(text);
+    json_decref(o);
+    return out;
+}

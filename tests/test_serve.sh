@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# test_serve.sh: vkllm serve with real clients.
+#   test_serve.sh VKLLM DATA_DIR MJS_DIR NPM_DIR SCRATCH_DIR
+# 1. The official `openai` npm client (installed into NPM_DIR at the first
+#    run) drives tests/serve/openai.mjs: chat completions and completions,
+#    streaming and not, equal to `vkllm run`; a burst of 4 clients x 5
+#    streaming requests; a resent conversation reusing its cached prefix.
+#    tests/serve/fuzz.mjs then sends 400 hostile bodies: each gets 200, 400
+#    or 413, and nothing stays busy.
+# 2. curl: every error path answers with its status and an OpenAI-style
+#    error object (401, 413, 400 malformed / wrong type / too long /
+#    unsupported, 404, 405); CORS headers only with --cors.
+# 3. A one-slot server with a queue of one: a third request gets 503; a
+#    client that disconnects (streaming or not) frees its slot at once; one
+#    that stalls mid-request is timed out.
+# 4. SIGTERM with a reply in progress: the stream is cut, the server exits 0
+#    (under ASan: nothing leaked), and the log has one line per request.
+# 5. A device lost mid-way: 500 for the request, 503 from /health, exit 0.
+# Exit 77 (skipped) when node or npm is missing.
+set -u
+vkllm=$1 data=$2 mjs=$3 npm_dir=$4 scratch=$5
+mkdir -p "$scratch"
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+model=$data/stories260K.gguf
+key=test-key-123
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "skipped: node and npm are needed (scripts/setup.sh installs them)" >&2
+    exit 77
+fi
+if [ ! -f "$npm_dir/node_modules/openai/package.json" ]; then
+    npm install --prefix "$npm_dir" openai@4 --no-audit --no-fund --loglevel=error >&2 ||
+        { echo "FAIL: npm install openai@4" >&2; exit 1; }
+fi
+# ES modules resolve packages from their own folder: the script runs from there
+cp "$mjs"/*.mjs "$npm_dir/"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+# Starts a server with ARGS, logging to LOG; sets $port and $server_pid.
+start_server() { # LOG ARGS...
+    local log=$1
+    shift
+    "$vkllm" serve -m "$model" --port 0 "$@" 2>"$log" &
+    server_pid=$!
+    pids+=("$server_pid")
+    port=""
+    for _ in $(seq 600); do
+        port=$(sed -n 's#^serve: listening on http://[^:]*:\([0-9]*\)$#\1#p' "$log")
+        [ -n "$port" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "FAIL: the server did not start:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# Stops the server with SIGTERM and checks it exits 0 within 30 s.
+stop_server() { # LOG
+    checks=$((checks + 1))
+    kill -TERM "$server_pid"
+    for _ in $(seq 300); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+        fail "the server did not exit on SIGTERM"
+        kill -9 "$server_pid"
+    fi
+    wait "$server_pid"
+    local rc=$?
+    [ $rc = 0 ] || { fail "the server exited with $rc on SIGTERM:"; tail -20 "$1" >&2; }
+    grep -q "^serve: SIGTERM: stopping$" "$1" || fail "no stop line in $1"
+}
+
+# curl STATUS check: expect() { WANT_STATUS WANT_IN_BODY curl-args... }
+expect() {
+    local want=$1 grep_for=$2
+    shift 2
+    checks=$((checks + 1))
+    local got args="$*"
+    args=${args:0:200} # a hostile body stays short in the message
+    got=$(curl -s -o "$scratch/body" -w '%{http_code}' "$@")
+    if [ "$got" != "$want" ]; then
+        fail "curl $args: status $got, wanted $want: $(head -c 300 "$scratch/body")"
+    elif ! grep -q -- "$grep_for" "$scratch/body"; then
+        fail "curl $args: body lacks '$grep_for': $(head -c 300 "$scratch/body")"
+    fi
+}
+
+metric() { # NAME: its value on $port
+    curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" |
+        sed -n "s/^vkllm_$1 //p"
+}
+
+# Waits up to 20 s for metric NAME to equal VALUE.
+wait_metric() { # NAME VALUE WHAT
+    checks=$((checks + 1))
+    for _ in $(seq 200); do
+        [ "$(metric "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    fail "$3: vkllm_$1 is $(metric "$1"), not $2"
+}
+
+# ---- 1. the openai client, on 4 slots of 1024 tokens; -b 16: the prompts
+# (28-76 tokens) go in chunks over several steps, and must still give run's text
+log_a=$scratch/server-a.log
+start_server "$log_a" -np 4 -c 4096 -b 16 --api-key "$key" --max-body 65536
+checks=$((checks + 1))
+node "$npm_dir/openai.mjs" "http://127.0.0.1:$port/v1" "$key" "$vkllm" || fail "openai.mjs"
+checks=$((checks + 1))
+node "$npm_dir/fuzz.mjs" "http://127.0.0.1:$port" "$key" 400 || fail "fuzz.mjs"
+
+# ---- 2. error paths
+url=http://127.0.0.1:$port
+auth=(-H "Authorization: Bearer $key")
+chat='{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}'
+expect 200 '"status":"ok"' "$url/health" # no key needed
+expect 401 '"code":"invalid_api_key"' "$url/v1/models"
+expect 401 '"type":"authentication_error"' -H "Authorization: Bearer wrong" "$url/v1/models"
+expect 401 'invalid_api_key' -H "Authorization: Bearer ${key}x" -d "$chat" "$url/v1/chat/completions"
+expect 200 '"object":"list"' "${auth[@]}" "$url/v1/models"
+head -c 70000 /dev/zero | tr '\0' 'a' >"$scratch/big"
+expect 413 '"error"' "${auth[@]}" --data-binary @"$scratch/big" "$url/v1/completions"
+expect 413 '"error"' "${auth[@]}" -H "Transfer-Encoding: chunked" --data-binary @"$scratch/big" \
+    "$url/v1/completions"
+expect 400 '"message":"malformed JSON' "${auth[@]}" -d '{"prompt": "x",' "$url/v1/completions"
+expect 400 'must be a JSON object' "${auth[@]}" -d '[1,2]' "$url/v1/completions"
+expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"x","max_tokens":"4"}' "$url/v1/completions"
+expect 400 '"param":"temperature"' "${auth[@]}" -d '{"prompt":"x","temperature":5}' "$url/v1/completions"
+expect 400 '"param":"prompt"' "${auth[@]}" -d '{"prompt":7}' "$url/v1/completions"
+expect 400 '"param":"messages"' "${auth[@]}" -d '{"messages":"Hi"}' "$url/v1/chat/completions"
+expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":5}]}' "$url/v1/chat/completions"
+expect 400 '"param":"stream"' "${auth[@]}" -d '{"prompt":"x","stream":"yes"}' "$url/v1/completions"
+expect 400 '"param":"n"' "${auth[@]}" -d '{"prompt":"x","n":3}' "$url/v1/completions"
+expect 400 '"param":"tools"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function"}]}' "$url/v1/chat/completions"
+expect 400 '"param":"presence_penalty"' "${auth[@]}" -d '{"prompt":"x","presence_penalty":0.5}' \
+    "$url/v1/completions"
+long=$(for _ in $(seq 1200); do printf 'the dog ran. '; done)
+expect 400 '"code":"context_length_exceeded"' "${auth[@]}" -d "{\"prompt\":\"$long\"}" "$url/v1/completions"
+expect 200 '"finish_reason":"length"' "${auth[@]}" \
+    -d '{"prompt":"x","max_tokens":2,"unknown_field":{"a":1}}' "$url/v1/completions"
+expect 404 '"code":"not_found"' "${auth[@]}" "$url/v2/nothing"
+expect 405 '"error"' "${auth[@]}" -X DELETE "$url/v1/chat/completions"
+expect 405 '"error"' "${auth[@]}" "$url/v1/completions"
+expect 200 '"tokens":\[1,' "${auth[@]}" -d '{"content":"Once","add_special":true}' "$url/tokenize"
+expect 200 '"content":"<s> Once"' "${auth[@]}" -d '{"tokens":[1,403]}' "$url/detokenize"
+expect 400 '"param":"tokens"' "${auth[@]}" -d '{"tokens":[1,99999999]}' "$url/detokenize"
+# hostile bodies: each a 400 (or a reply), never a crash
+deep=$(head -c 20000 /dev/zero | tr '\0' '[')
+expect 400 'malformed JSON' "${auth[@]}" -d "$deep" "$url/v1/completions"
+printf '{"prompt":"\xff\xfe"}' >"$scratch/bad-utf8"
+expect 400 'malformed JSON' "${auth[@]}" --data-binary @"$scratch/bad-utf8" "$url/v1/completions"
+expect 400 'malformed JSON' "${auth[@]}" --data-binary $'{"prompt":"a\x00b"}' "$url/v1/completions"
+expect 400 'u0000 is not allowed' "${auth[@]}" -d '{"prompt":"a\u0000b"}' "$url/v1/completions"
+expect 400 'real number overflow' "${auth[@]}" -d '{"prompt":"a","max_tokens":1e400}' "$url/v1/completions"
+expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1.5}' "$url/v1/completions"
+expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":-5}' "$url/v1/completions"
+expect 400 '"param":"messages\[0\].role"' "${auth[@]}" -d '{"messages":[{"content":"x"}]}' "$url/v1/chat/completions"
+expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}' "$url/v1/chat/completions"
+expect 400 '"param":"stream_options"' "${auth[@]}" -d '{"prompt":"a","stream_options":3}' "$url/v1/completions"
+expect 400 'malformed JSON' "${auth[@]}" -d '' "$url/v1/completions"
+checks=$((checks + 1))
+curl -s -D - -o /dev/null "$url/health" | grep -qi '^Access-Control' && fail "CORS headers without --cors"
+expect 200 'vkllm_requests_total' "${auth[@]}" "$url/metrics"
+# still serving after all that
+expect 200 '"status":"ok"' "$url/health"
+stop_server "$log_a"
+checks=$((checks + 1))
+n_log=$(grep -c '^serve: 127.0.0.1 ' "$log_a")
+[ "$n_log" -ge 60 ] || fail "server A logged $n_log request lines"
+line='prompt [0-9]* tokens ([0-9]* processed, [0-9]* cached), [0-9]* generated; queued [0-9]* ms, '
+grep -q "$line"'first token at [0-9]* ms$' "$log_a" || fail "no token counts in the log"
+
+# ---- 3. one slot, a queue of one: 503, and disconnects free the slot
+log_b=$scratch/server-b.log
+start_server "$log_b" -np 1 -c 2048 --queue 1 --cors https://example.org --timeout 1
+url=http://127.0.0.1:$port
+# a client that stalls halfway through its request is cut off (--timeout 1)
+checks=$((checks + 1))
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"pro' >&3
+timeout 10 cat <&3 >/dev/null
+[ $? = 124 ] && fail "a stalled client was not timed out"
+exec 3<&-
+long_req='{"prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"temperature":0,"stream":true}'
+curl -sN -d "$long_req" "$url/v1/completions" >"$scratch/long1" &
+curl_a=$!
+for _ in $(seq 200); do grep -q '^data: ' "$scratch/long1" && break; sleep 0.1; done
+curl -s -d '{"prompt":"The dog","max_tokens":4,"temperature":0}' "$url/v1/completions" \
+    >"$scratch/queued" &
+curl_b=$!
+wait_metric queue_length 1 "a second request"
+expect 503 '"code":"queue_full"' -d '{"prompt":"x","max_tokens":2}' "$url/v1/completions"
+kill "$curl_a" # a streaming client goes away: its slot goes to the queued request
+wait "$curl_a" 2>/dev/null
+checks=$((checks + 1))
+wait "$curl_b" || fail "the queued request failed"
+grep -q '"finish_reason":"length"' "$scratch/queued" || fail "queued request: $(cat "$scratch/queued")"
+wait_metric slots_busy 0 "a disconnected stream"
+# a non-streaming client that gives up
+curl -s -m 1 -d '{"prompt":"Once","max_tokens":2000,"ignore_eos":true}' "$url/v1/completions" >/dev/null
+wait_metric slots_busy 0 "a disconnected request"
+checks=$((checks + 1))
+curl -s -D - -o /dev/null -X OPTIONS "$url/v1/chat/completions" | tr -d '\r' |
+    grep -q '^Access-Control-Allow-Origin: https://example.org$' || fail "no CORS preflight answer"
+
+# ---- 4. SIGTERM while a reply streams
+curl -sN -d "$long_req" "$url/v1/completions" >"$scratch/long2" &
+curl_c=$!
+for _ in $(seq 200); do grep -q '^data: ' "$scratch/long2" && break; sleep 0.1; done
+stop_server "$log_b"
+wait "$curl_c" 2>/dev/null
+checks=$((checks + 1))
+grep -q '^data: ' "$scratch/long2" || fail "the stream never started"
+grep -q '^data: \[DONE\]' "$scratch/long2" && fail "a stream cut by SIGTERM ended with [DONE]"
+
+# ---- 5. a device lost mid-way (VKLLM_FAULT): requests get 500, /health 503,
+# and the server still stops cleanly
+log_c=$scratch/server-c.log
+VKLLM_FAULT=wait:200 start_server "$log_c"
+url=http://127.0.0.1:$port
+checks=$((checks + 1))
+got=""
+for _ in $(seq 100); do
+    got=$(curl -s -o "$scratch/body" -w '%{http_code}' -d '{"prompt":"Once","max_tokens":8}' \
+        "$url/v1/completions")
+    [ "$got" = 200 ] || break
+done
+[ "$got" = 500 ] && grep -q 'VKLLM_FAULT=wait:200' "$scratch/body" ||
+    fail "device loss: status $got, $(head -c 300 "$scratch/body")"
+expect 503 '"code":"device_lost"' "$url/health"
+stop_server "$log_c"
+
+echo "test_serve: $((checks - failures))/$checks checks passed"
+[ $failures = 0 ]
