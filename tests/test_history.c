@@ -659,6 +659,94 @@ static void test_corrupt(void)
     history_entries_free(e, n);
 }
 
+/* Probe 4, R-14: a chat not in the window's one-line-header layout was
+ * parsed whole at every Ctrl+B. The sidebar's thread lists with a cache: an
+ * unchanged file (inode, size, time) is not read again; a changed one is. */
+static void test_list_cache(void)
+{
+    const char *dir = fresh_dir("list-cache");
+    char path[600];
+    snprintf(path, sizeof path, "%s/one-line.json", dir);
+    write_all(path, GOOD_FILE(100, "A"));
+    history *h = branched();
+    REQUIRE_OK(history_save(h, dir, NULL));
+    history_list_cache *cache = NULL;
+    struct history_entry *e;
+    size_t n;
+    REQUIRE_OK(history_list_stoppable(dir, &cache, NULL, &e, &n, NULL, NULL, NULL));
+    CHECK(n == 2 && !strcmp(e[1].title, "A"), "%zu", n);
+    history_entries_free(e, n);
+    /* "B" over "A" in place, the time put back: to the cache it is the same file */
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    FILE *f = fopen(path, "r+");
+    REQUIRE(f);
+    fputs(GOOD_FILE(100, "B"), f);
+    fclose(f);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    REQUIRE(utimensat(AT_FDCWD, path, times, 0) == 0);
+    REQUIRE_OK(history_list_stoppable(dir, &cache, NULL, &e, &n, NULL, NULL, NULL));
+    CHECK(n == 2 && !strcmp(e[1].title, "A"), "listed from the cache, unread: %s",
+          n == 2 ? e[1].title : "?");
+    history_entries_free(e, n);
+    /* a new time: read again */
+    times[1].tv_sec += 1;
+    REQUIRE(utimensat(AT_FDCWD, path, times, 0) == 0);
+    REQUIRE_OK(history_list_stoppable(dir, &cache, NULL, &e, &n, NULL, NULL, NULL));
+    CHECK(n == 2 && !strcmp(e[1].title, "B"), "%s", n == 2 ? e[1].title : "?");
+    history_entries_free(e, n);
+    /* a deleted file leaves the list, cache or not */
+    REQUIRE(unlink(path) == 0);
+    REQUIRE_OK(history_list_stoppable(dir, &cache, NULL, &e, &n, NULL, NULL, NULL));
+    CHECK(n == 1 && !strcmp(e[0].id, history_id(h)), "%zu", n);
+    history_entries_free(e, n);
+    atomic_bool stop = true;
+    CHECK(history_list_stoppable(dir, &cache, &stop, &e, &n, NULL, NULL, NULL) == VKLLM_E_INVALID &&
+          !n);
+    history_list_cache_free(cache);
+    history_free(h);
+}
+
+/* Probe 4, R-17: a chat of a million messages took 5 s to open, 3.8 GB and
+ * over a second a frame while replying. The cap is 100,000: a bigger file is
+ * refused with its name, and left where it is (not corrupt: an older vkllm
+ * wrote up to 1M); a conversation at the cap takes no more. */
+static void test_message_cap(void)
+{
+    const char *dir = fresh_dir("cap");
+    char path[600];
+    snprintf(path, sizeof path, "%s/20260101-000000-cafe01.json", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fprintf(f, "{\"format\": \"vkllm-chat\", \"version\": 1, \"title\": \"big\", "
+               "\"renamed\": true, \"created\": 1, \"updated\": 1, \"active\": 0, "
+               "\"messages\": [\n");
+    const unsigned n = 100001;
+    for (unsigned i = 0; i < n; i++)
+        fprintf(f,
+                "%s{\"role\": \"%s\", \"content\": \"m%u\", \"created\": 1, "
+                "\"parent\": %d, \"active\": 0}",
+                i ? ",\n" : "", i % 2 ? "assistant" : "user", i, (int)i - 1);
+    fputs("]}\n", f);
+    REQUIRE(fclose(f) == 0);
+    history *h = NULL;
+    struct vkllm_error err = {0};
+    CHECK(history_load(dir, "20260101-000000-cafe01", &h, &err) == VKLLM_E_UNSUPPORTED && !h, "%s",
+          err.msg);
+    CHECK(strstr(err.msg, "cafe01.json: 100001 messages, more than the 100000"), "%s", err.msg);
+    CHECK(exists(path), "a chat over the cap is not corrupt: left where it is");
+    history_free(h);
+    /* at the cap, a conversation takes no more */
+    REQUIRE_OK(history_create(&h, NULL));
+    for (unsigned i = 0; i < 100000; i++)
+        REQUIRE_OK(history_append(h, i % 2 ? HISTORY_ASSISTANT : HISTORY_USER, "m", 1, NULL, NULL));
+    CHECK(history_append(h, HISTORY_USER, "one more", 8, NULL, &err) == VKLLM_E_INVALID &&
+              strstr(err.msg, "start a new chat"),
+          "%s", err.msg);
+    CHECK(history_count(h) == 100000, "%zu", history_count(h));
+    history_free(h);
+}
+
 /* ============================== Interrupted saves ============================== */
 
 static history *long_chat(int n_messages)
@@ -1031,6 +1119,8 @@ int main(void)
     test_title();
     test_round_trip();
     test_corrupt();
+    test_list_cache();
+    test_message_cap();
     test_leftover_temp();
     test_killed_writer();
     test_data_dir();

@@ -18,6 +18,8 @@
 #include "testhelp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +142,12 @@ static void check_many(void)
 {
     const char *dir = GEN "/many";
     mkdir(dir, 0755);
+    /* empty: no entries, and no qsort of a NULL array (UBSan) */
+    struct model_dir e;
+    struct vkllm_error e_err = {0};
+    REQUIRE_OK(model_files_list(dir, &e, &e_err), "%s", e_err.msg);
+    CHECK(e.n == 0 && !e.truncated && e.path, "%zu", e.n);
+    model_files_free(&e);
     char path[512];
     for (int i = 0; i < 10000; i++) {
         snprintf(path, sizeof path, "%s/m%d.gguf", dir, 9999 - i);
@@ -159,7 +167,16 @@ static void check_many(void)
     CHECK(order, "natural order: m0, m1, ..., m9999");
     /* a generous bound (sanitizers, a loaded machine): it is milliseconds */
     CHECK(dt < 5, "listing 10000 files took %.2f s", dt);
+    CHECK(!d.truncated && d.n_seen == 10000, "%zu", d.n_seen);
     model_files_free(&d);
+
+    /* probe 4, R-18.2: past the cap the panel said "the first 100000" of an
+     * unknown total; the rest are counted, not examined */
+    REQUIRE_OK(model_files_list_at_most(dir, 1000, &d, &err), "%s", err.msg);
+    CHECK(d.truncated && d.n_seen == 10000 && d.n == 1000, "%d: %zu of %zu", d.truncated, d.n,
+          d.n_seen);
+    model_files_free(&d);
+    REQUIRE(system("rm -rf '" GEN "/many'") == 0);
 }
 
 /* ---- paths, sizes, order, headers */
@@ -205,13 +222,81 @@ static void check_helpers(void)
 
     struct model_header h;
     struct vkllm_error err = {0};
-    REQUIRE_OK(model_files_header(VKLLM_TEST_DATA "/stories260K.gguf", &h, &err), "%s", err.msg);
+    REQUIRE_OK(model_files_header(VKLLM_TEST_DATA "/stories260K.gguf", &h, NULL, &err), "%s",
+               err.msg);
     CHECK(!strcmp(h.arch, "llama") && !strcmp(h.quant, "F32"), "%s %s", h.arch, h.quant);
     CHECK(h.n_params > 250000 && h.n_params < 350000, "%llu", (unsigned long long)h.n_params);
-    CHECK(model_files_header(GEN "/models/notes.txt", &h, &err) == VKLLM_E_FORMAT);
+    CHECK(model_files_header(GEN "/models/notes.txt", &h, NULL, &err) == VKLLM_E_FORMAT);
     CHECK(strstr(err.msg, "notes.txt: ") && h.arch[0] == 0, "%s", err.msg);
     /* a FIFO is refused, never opened */
-    CHECK(model_files_header(GEN "/models/fifo.gguf", &h, &err) == VKLLM_E_IO, "%s", err.msg);
+    CHECK(model_files_header(GEN "/models/fifo.gguf", &h, NULL, &err) == VKLLM_E_IO, "%s", err.msg);
+}
+
+/* Probe 4, R-13: a valid GGUF whose metadata is hundreds of MB (a vocabulary
+ * of 100M empty strings) was parsed whole for its row: seconds and GBs per
+ * file, and the panel joined that thread on every change of folder. Here 40
+ * MB of header: refused at the cap, and a cancel ends the walk at once. */
+static void put_u32(FILE *f, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        fputc((int)(v >> 8 * i & 0xff), f);
+}
+
+static void put_u64(FILE *f, uint64_t v)
+{
+    put_u32(f, (uint32_t)v);
+    put_u32(f, (uint32_t)(v >> 32));
+}
+
+/* A GGUF of no tensors whose second key is an array of N empty strings. */
+static void write_big_header(const char *path, uint64_t n)
+{
+    static const char zeros[1 << 16];
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "%s", path);
+    fputs("GGUF", f);
+    put_u32(f, 3);
+    put_u64(f, 0); /* tensors */
+    put_u64(f, 2); /* key/values */
+    put_u64(f, 20);
+    fputs("general.architecture", f);
+    put_u32(f, 8); /* a string */
+    put_u64(f, 5);
+    fputs("llama", f);
+    put_u64(f, 3);
+    fputs("big", f);
+    put_u32(f, 9); /* an array */
+    put_u32(f, 8); /* of strings */
+    put_u64(f, n);
+    for (uint64_t left = n * 8; left;) {
+        size_t k = left < sizeof zeros ? (size_t)left : sizeof zeros;
+        fwrite(zeros, 1, k, f);
+        left -= k;
+    }
+    REQUIRE(fclose(f) == 0, "%s", path);
+}
+
+static void check_big_header(void)
+{
+    const char *path = GEN "/big-header.gguf";
+    write_big_header(path, (MODEL_FILES_HEAD_MAX >> 3) + (1 << 20));
+    struct model_header h;
+    struct vkllm_error err = {0};
+    double t0 = now_s();
+    int rc = model_files_header(path, &h, NULL, &err);
+    double dt = now_s() - t0;
+    CHECK(rc == VKLLM_E_UNSUPPORTED && h.too_large, "rc %d: %s", rc, err.msg);
+    CHECK(strstr(err.msg, "big-header.gguf: header too large to list"), "%s", err.msg);
+    CHECK(dt < 5, "%.2f s", dt);
+    atomic_bool cancel = true;
+    rc = model_files_header(path, &h, &cancel, &err);
+    CHECK(rc == VKLLM_E_IO && strstr(err.msg, ": stopped") && !h.too_large, "rc %d: %s", rc,
+          err.msg);
+    /* the same layout under the cap is read as before */
+    write_big_header(path, 1000);
+    REQUIRE_OK(model_files_header(path, &h, NULL, &err), "%s", err.msg);
+    CHECK(!strcmp(h.arch, "llama") && !h.too_large, "%s", h.arch);
+    unlink(path);
 }
 
 /* ---- the file dialog, with fake programs */
@@ -235,6 +320,16 @@ static enum file_dialog_state wait_answer(struct file_dialog *d, char **path)
         nap_ms(5);
     if (s == FILE_DIALOG_FAILED) fprintf(stderr, "  (%s)\n", err.msg);
     return s;
+}
+
+static const char *read_file_text(const char *path)
+{
+    static char buf[4096];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    return buf;
 }
 
 static char *read_args(void)
@@ -300,6 +395,54 @@ static void check_dialog(void)
     CHECK(now_s() - t0 < 2, "closing waited %.1f s for the dialog", now_s() - t0);
     CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child was left unreaped");
 
+    /* probe 4, R-15: the dialog started with the window's open files (fonts
+     * opened without O_CLOEXEC) and its ignored SIGPIPE and SIGXFSZ; here a
+     * descriptor left open on purpose, SIGPIPE ignored, SIGUSR1 blocked */
+    int fd = open("/dev/null", O_RDONLY);
+    REQUIRE(fd >= 0 && dup2(fd, 77) == 77);
+    close(fd);
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    sigset_t usr1, old_mask;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old_mask);
+    fake("zenity", "[ -e /proc/$$/fd/77 ] && echo fd 77 > '" GEN "/leaks'\n"
+                   "while read k v; do case $k in\n"
+                   "SigIgn:) [ $((0x$v & 0x1001000)) = 0 ] || echo SigIgn $v;;\n" /* PIPE, XFSZ */
+                   "SigBlk:) [ $((0x$v)) = 0 ] || echo SigBlk $v;;\n"
+                   "esac; done < /proc/$$/status >> '" GEN "/leaks'\necho /m/x.gguf");
+    unlink(GEN "/leaks");
+    REQUIRE_OK(file_dialog_start("/", &d, &err), "%s", err.msg);
+    CHECK(wait_answer(d, &path) == FILE_DIALOG_CHOSEN && path);
+    free(path);
+    file_dialog_close(d);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    signal(SIGPIPE, old_pipe);
+    close(77);
+    struct stat st;
+    CHECK(stat(GEN "/leaks", &st) == 0 && st.st_size == 0, "the dialog inherited: %s",
+          read_file_text(GEN "/leaks"));
+    /* a wrapper that starts the dialog and exits at once: taken as cancelled,
+     * and what it left running is killed with it */
+    fake("zenity", "/bin/sleep 30 &\necho $! > '" GEN "/grandchild'\nexit 0");
+    REQUIRE_OK(file_dialog_start("/", &d, &err), "%s", err.msg);
+    CHECK(wait_answer(d, &path) == FILE_DIALOG_CANCELLED && !path);
+    file_dialog_close(d);
+    long grandchild = atol(read_file_text(GEN "/grandchild"));
+    char proc[64], state = 0;
+    snprintf(proc, sizeof proc, "/proc/%ld/stat", grandchild);
+    for (int i = 0; i < 200 && grandchild > 0; i++) { /* SIGKILL lands soon, not at once */
+        FILE *f = fopen(proc, "r");
+        state = 0;
+        if (f && fscanf(f, "%*d (%*[^)]) %c", &state) != 1) state = 0;
+        if (f) fclose(f);
+        if (!state || state == 'Z') break;
+        nap_ms(10);
+    }
+    CHECK(grandchild > 0 && (!state || state == 'Z'), "the dialog's child %ld lives on (%c)",
+          grandchild, state ? state : '-');
+    if (grandchild > 0 && state && state != 'Z') kill((pid_t)grandchild, SIGKILL);
+
     /* kdialog on KDE, and when it is the only one */
     fake("kdialog", "echo /k/model.gguf");
     setenv("XDG_CURRENT_DESKTOP", "KDE", 1);
@@ -325,6 +468,7 @@ int main(void)
     check_list();
     check_many();
     check_helpers();
+    check_big_header();
     check_dialog();
     return TEST_REPORT();
 }

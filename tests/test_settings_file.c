@@ -278,10 +278,58 @@ static void check_file(void)
     CHECK(exists(GEN "/settings.json.corrupt-1"), "a save replaced a set-aside file");
 }
 
+/* Probe 4, R-16: two windows on one settings.json. Each saved its whole
+ * copy, so B's change undid A's made after B had read the file; a save
+ * writes its own changes over the file as it is now. */
+static void check_two_windows(void)
+{
+    struct vkllm_error err = {0};
+    const char *path = GEN "/two.json";
+    unlink(path);
+    struct settings def, a, b, a_loaded, b_loaded, t;
+    settings_defaults(&def);
+    REQUIRE_OK(settings_save(&def, path, &err), "%s", err.msg);
+    a_loaded = b_loaded = def;
+    REQUIRE_OK(settings_load(path, &a_loaded, &err), "%s", err.msg);
+    REQUIRE_OK(settings_load(path, &b_loaded, &err), "%s", err.msg);
+    a = a_loaded;
+    REQUIRE_OK(settings_set(&a, "top_k", "7", &err), "%s", err.msg);
+    REQUIRE_OK(settings_save_changes(&a_loaded, &a, path, &err), "%s", err.msg);
+    b = b_loaded;
+    REQUIRE_OK(settings_set(&b, "temperature", "0.3", &err), "%s", err.msg);
+    REQUIRE_OK(settings_save_changes(&b_loaded, &b, path, &err), "%s", err.msg);
+    t = def;
+    REQUIRE_OK(settings_load(path, &t, &err), "%s", err.msg);
+    CHECK(t.top_k == 7 && t.temp == 0.3f, "A's top_k %d, B's temperature %g", t.top_k,
+          (double)t.temp);
+    CHECK(b.top_k == 7 && same(&b, &t), "B holds what it wrote: top_k %d", b.top_k);
+    /* a key both changed: the later save's value */
+    a_loaded = a;
+    REQUIRE_OK(settings_set(&a, "temperature", "0.9", &err), "%s", err.msg);
+    REQUIRE_OK(settings_save_changes(&a_loaded, &a, path, &err), "%s", err.msg);
+    t = def;
+    REQUIRE_OK(settings_load(path, &t, &err), "%s", err.msg);
+    CHECK(t.temp == 0.9f && t.top_k == 7, "%g %d", (double)t.temp, t.top_k);
+    /* a file made corrupt meanwhile: moved aside, then the change saved */
+    write_text(path, "{\"top_k\": ");
+    unlink(GEN "/two.json.corrupt-1");
+    b_loaded = b;
+    REQUIRE_OK(settings_set(&b, "top_k", "9", &err), "%s", err.msg);
+    CHECK(settings_save_changes(&b_loaded, &b, path, &err) == VKLLM_E_FORMAT &&
+              strstr(err.msg, "moved aside"),
+          "%s", err.msg);
+    t = def;
+    REQUIRE_OK(settings_load(path, &t, &err), "%s", err.msg);
+    CHECK(t.top_k == 9 && exists(GEN "/two.json.corrupt-1"), "%d", t.top_k);
+    unlink(GEN "/two.json.corrupt-1");
+    unlink(path);
+}
+
 int main(void)
 {
     check_fields();
     check_path();
     check_file();
+    check_two_windows();
     return TEST_REPORT();
 }

@@ -482,6 +482,81 @@ if sorted(l.split("\t")[1] for l in listed if l) != ["shared", "shared (copy)"]:
     bad += 1
 sys.exit(1 if bad else 0)
 EOF
+# Run 10b: another window deletes the saved chat this one has open (probe 4,
+# R-16): the next reply must not bring it back under its old name; the
+# conversation is saved as a new chat, with a note.
+mkdir -p "$scratch/gone-data/vkllm/chats"
+gone=$scratch/gone-data/vkllm/chats/20260101-000000-6a6a6a.json
+python3 - "$gone" <<'EOF'
+import json, sys
+msgs = [dict(role="user", content="Hello", created=1, parent=-1, active=0),
+        dict(role="assistant", content="Hi there", created=2, parent=0, active=0)]
+json.dump({"format": "vkllm-chat", "version": 1, "title": "doomed", "renamed": True, "created": 1,
+           "updated": 2, "active": 0, "messages": msgs}, open(sys.argv[1], "w"))
+EOF
+cat > gone.script <<EOF
+open-sidebar
+reopen 0
+dump-state $scratch/gone-opened.json
+wait-file $scratch/gone-go
+send After the delete
+wait-reply
+expect-note deleted by another window
+dump-list $scratch/gone-list.txt
+quit
+EOF
+window_limit=60 own_window gone -n 8 --script gone.script >out10b.txt 2>err10b.txt &
+window_pid=$!
+for _ in $(seq 600); do [ -e gone-opened.json ] && break; sleep 0.1; done
+rm -f "$gone"
+touch gone-go
+wait $window_pid
+status=$?
+[ $status = 0 ] || fail "deleted-chat run: exit status $status: $(tail -5 err10b.txt)"
+[ -e "$gone" ] && fail "the deleted chat came back under its old name"
+python3 - "$scratch" "$gone" <<'EOF' || fail "see above"
+import glob, json, os, sys
+scratch, gone = sys.argv[1:]
+files = glob.glob(os.path.dirname(gone) + "/*.json")
+if len(files) != 1:
+    sys.exit(f"FAIL: not one new chat for the deleted one: {files}")
+c = json.load(open(files[0]))
+texts = [m["content"] for m in c["messages"]]
+listed = [l.split("\t")[1] for l in open(os.path.join(scratch, "gone-list.txt")).read().splitlines()]
+if c["title"] != "doomed" or texts[:3] != ["Hello", "Hi there", "After the delete"] or \
+        listed != ["doomed"]:
+    sys.exit(f"FAIL: the new chat: {c['title']}: {texts}; listed {listed}")
+EOF
+# Run 10c (probe 4, R-18): the in-window browser in a folder deleted while
+# shown: Backspace climbs to the nearest folder that still exists (it was a
+# dead end, no ".." row once the listing failed). With a configuration
+# directory that is a file, a setting applies for this run (the script's
+# "settings" is not refused, as with HOME unset); a VKLLM_PEAK_GBPS of 1e-7
+# is refused with its range (it showed "78811848% of 0").
+mkdir -p "$scratch/tree/keep" "$scratch/tree/del/sub"
+echo "a file" > "$scratch/tree-config"
+cat > tree.script <<EOF
+browse $scratch/tree/del/sub
+dump-state $scratch/tree-shown.json
+wait-file $scratch/tree-go
+key Backspace
+pick keep
+settings top_k 7
+quit
+EOF
+VKLLM_PEAK_GBPS=1e-7 window_limit=60 own_window tree --script tree.script >out10c.txt 2>err10c.txt &
+window_pid=$!
+for _ in $(seq 600); do [ -e tree-shown.json ] && break; sleep 0.1; done
+rm -rf "$scratch/tree/del"
+touch tree-go
+wait $window_pid
+status=$?
+[ $status = 0 ] || fail "deleted-folder run: exit status $status: $(grep -v script: err10c.txt | tail -5)"
+grep -q "the settings apply to this run only" err10c.txt ||
+    fail "a setting with nowhere to save it: $(grep -v script: err10c.txt)"
+grep -q "VKLLM_PEAK_GBPS: '1e-7' is not a bandwidth in GB/s from 0.001 to 100000" err10c.txt ||
+    fail "VKLLM_PEAK_GBPS=1e-7: $(grep PEAK err10c.txt)"
+VKLLM_UI_SCALE=0.5 refused "VKLLM_UI_SCALE=0.5" "VKLLM_UI_SCALE: '0.5' is out of the range 1 to 4"
 # Run 11: 100 saved chats of 2 MB each (Q-13): opening the sidebar lists them
 # from their header lines; parsing them all (200 MB) held the first frame for
 # seconds. The timing line's first frame must come within 2 s (it took 3 s

@@ -185,7 +185,9 @@ void app_settings_init(struct app *a);
 /* What the worker runs with: the settings, the overrides, the seed. */
 struct worker_params app_worker_params(const struct app *a);
 /* Saves S as the settings and applies what changed (theme, font size; the
- * model is loaded again for the context, device or reply limit). */
+ * model is loaded again for the context, device or reply limit). False when
+ * they could not be saved (they apply all the same); true, with a note, where
+ * there is nowhere to save them (for this run only). */
 bool app_settings_commit(struct app *a, const struct settings *s);
 /* Sets one setting from text (the --script): refused with a message in the banner. */
 bool app_setting(struct app *a, const char *key, const char *value);
@@ -220,12 +222,13 @@ int panel_sidebar_width(struct app *a);
 void panel_sidebar_frame(struct app *a, SDL_Rect r);
 /* Ctrl+B: opens it (the list read again, the search box focused) or closes it. */
 void panel_sidebar_toggle(struct app *a);
-/* Reads the list again (with the search box's query). */
+/* Reads the list again (with the search box's query), on the search thread:
+ * the list shown changes when panel_sidebar_searching turns false. */
 void panel_sidebar_refresh(struct app *a);
 /* Types QUERY into the search box and starts searching now (on the search
  * thread; the results show when panel_sidebar_searching turns false). */
 void panel_sidebar_search(struct app *a, const char *query);
-/* A search is running (its results not shown yet). */
+/* A search or a listing is running (its results not shown yet). */
 bool panel_sidebar_searching(struct app *a);
 /* Entry I of the list as shown (NULL past the end). */
 const struct history_entry *panel_sidebar_entry(struct app *a, size_t i);

@@ -15,9 +15,12 @@
  * The saver remembers the file as this window last read or wrote it (device,
  * inode, size, modification time); a write that finds it changed by someone
  * else is not made, and the conversation is saved as a new chat instead,
- * "TITLE (copy)", with a note. */
+ * "TITLE (copy)", with a note. One that finds it deleted by someone else
+ * does not bring it back under its old name either: the conversation is
+ * saved as a new chat, with a note (probe 4, R-16). */
 #include "app.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +56,17 @@ static void seen_set(struct file_seen *f, const char *path, const struct stat *s
     f->mtime = st->st_mtim;
 }
 
-/* Whether PATH is no longer the file F saw (it is gone: not changed). */
-static bool seen_changed(const struct file_seen *f, const char *path)
+enum seen { SEEN_SAME, SEEN_CHANGED, SEEN_GONE };
+
+/* Whether PATH is still the file F saw, changed, or gone. */
+static enum seen seen_check(const struct file_seen *f, const char *path)
 {
     struct stat st;
-    if (!f->path || strcmp(f->path, path) || lstat(path, &st) != 0) return false;
-    return st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
-           st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec;
+    if (!f->path || strcmp(f->path, path)) return SEEN_SAME;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? SEEN_GONE : SEEN_SAME;
+    bool changed = st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
+                   st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec;
+    return changed ? SEEN_CHANGED : SEEN_SAME;
 }
 
 struct saver {
@@ -73,7 +80,8 @@ struct saver {
     char error[512]; /* the last failed write's message */
     uint64_t error_seq, done_seq, error_shown, done_shown;
     struct file_seen seen; /* the open chat's file; under mu */
-    char *conflict;        /* a path another writer changed: not written */
+    char *conflict;        /* a path another writer changed or deleted: not written */
+    bool conflict_gone;    /* deleted */
     uint64_t conflict_seq, conflict_shown;
 };
 
@@ -91,7 +99,8 @@ static void *saver_run(void *arg)
         s->writing = true;
         /* another window wrote it since this one read or wrote it: the UI
          * saves this conversation as a copy instead (app_saver_poll) */
-        bool changed = seen_changed(&s->seen, j.path);
+        enum seen seen = seen_check(&s->seen, j.path);
+        bool changed = seen != SEEN_SAME;
         pthread_mutex_unlock(&s->mu);
         struct vkllm_error err = {0};
         struct stat st;
@@ -103,6 +112,7 @@ static void *saver_run(void *arg)
         if (changed) {
             free(s->conflict);
             s->conflict = j.path;
+            s->conflict_gone = seen == SEEN_GONE;
             j.path = NULL;
             s->conflict_seq++;
         } else if (stat_ok) {
@@ -207,9 +217,9 @@ static char *chat_path(const struct app *a, const char *id)
     return p;
 }
 
-/* The open chat's file was changed by another window: this conversation
- * becomes a new chat, saved beside it. */
-static void save_as_copy(struct app *a, const char *conflict)
+/* The open chat's file was changed (GONE: deleted) by another window: this
+ * conversation becomes a new chat, saved beside it. */
+static void save_as_copy(struct app *a, const char *conflict, bool gone)
 {
     char *path = NULL;
     struct vkllm_error err = {0};
@@ -217,22 +227,22 @@ static void save_as_copy(struct app *a, const char *conflict)
     path = chat_path(a, history_id(a->hist));
     /* a conflict on a chat this window has since left is no concern */
     bool open = path && !strcmp(path, conflict);
-    int rc = open ? history_detach(a->hist, " (copy)", &err) : VKLLM_OK;
+    int rc = open ? history_detach(a->hist, gone ? "" : " (copy)", &err) : VKLLM_OK;
     char title[256];
     snprintf(title, sizeof title, "%s", history_title(a->hist));
     pthread_mutex_unlock(&a->lock);
     free(path);
     if (!open) return;
     if (rc) {
-        app_banner(a, true, "%s: changed by another window, and this chat cannot be copied: %s",
-                   conflict, err.msg);
+        app_banner(a, true, "%s: %s by another window, and this chat cannot be copied: %s",
+                   conflict, gone ? "deleted" : "changed", err.msg);
         return;
     }
     app_save_chat(a);
     app_banner(a, false,
-               "%s was changed by another window: this conversation is saved as a new chat, "
+               "%s was %s by another window: this conversation is saved as a new chat, "
                "\"%s\"",
-               conflict, title);
+               conflict, gone ? "deleted" : "changed", title);
 }
 
 void app_saver_poll(struct app *a)
@@ -243,6 +253,7 @@ void app_saver_poll(struct app *a)
     pthread_mutex_lock(&s->mu);
     bool failed = s->error_seq != s->error_shown, done = s->done_seq != s->done_shown;
     char *conflict = s->conflict_seq != s->conflict_shown ? s->conflict : NULL;
+    bool gone = s->conflict_gone;
     s->conflict = NULL;
     s->conflict_shown = s->conflict_seq;
     memcpy(error, s->error, sizeof error);
@@ -250,7 +261,7 @@ void app_saver_poll(struct app *a)
     s->done_shown = s->done_seq;
     pthread_mutex_unlock(&s->mu);
     if (failed) app_banner(a, true, "%s", error);
-    if (conflict) save_as_copy(a, conflict);
+    if (conflict) save_as_copy(a, conflict, gone);
     free(conflict);
     if (done) panel_sidebar_refresh(a);
 }

@@ -77,15 +77,18 @@ bool app_settings_commit(struct app *a, const struct settings *s)
         settings_get(s, settings_fields[i].key, y, sizeof y);
         if (strcmp(x, y)) forget_override(a, settings_fields[i].key);
     }
+    struct settings base = a->settings;
     a->settings = *s;
     struct vkllm_error err = {0};
     bool ok = true;
-    if (!a->settings_path) {
-        app_banner(a, true, "the settings apply to this run only: nowhere to save them");
-        ok = false;
-    } else if (settings_save(&a->settings, a->settings_path, &err)) {
+    int rc;
+    if (!a->settings_path) { /* the start said why (HOME unset, XDG_CONFIG_HOME a file) */
+        app_banner(a, false, "the settings apply to this run only: nowhere to save them");
+    } else if ((rc = settings_save_changes(&base, &a->settings, a->settings_path, &err))) {
+        /* a->settings keeps this change whatever happened to the file */
+        if (rc != VKLLM_E_FORMAT) a->settings = *s;
         app_banner(a, true, "%s", err.msg);
-        ok = false;
+        ok = rc == VKLLM_E_FORMAT; /* saved, over a corrupt file moved aside */
     }
 
     struct settings now = effective(a);

@@ -3,7 +3,12 @@
  * window asks once a frame and never waits. xdg-desktop-portal is not used:
  * it needs a D-Bus client and its Response signal, and zenity and kdialog
  * already follow the desktop (GTK's zenity goes through the portal itself
- * where GTK_USE_PORTAL is set). */
+ * where GTK_USE_PORTAL is set).
+ *
+ * The dialog starts clean (probe 4, R-15): no descriptor of the window's but
+ * its stdout pipe, every signal at its default action and none blocked (the
+ * window ignores SIGPIPE and SIGXFSZ, which a child would inherit), in a
+ * process group of its own, so that whatever it started goes with it. */
 #define _GNU_SOURCE /* pipe2 */
 #include "file_dialog.h"
 
@@ -22,6 +27,7 @@ extern char **environ;
 
 struct file_dialog {
     pid_t pid;  /* 0: reaped */
+    pid_t pgid; /* its process group, killed with it; 0: gone */
     int fd;     /* the read end of its stdout; -1: closed */
     int status; /* waitpid's, once reaped */
     char *out;  /* what it printed: the chosen path and a newline */
@@ -106,7 +112,23 @@ int file_dialog_start(const char *dir, struct file_dialog **out, struct vkllm_er
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawn(&d->pid, tool, &fa, NULL, kdialog ? kdialog_argv : zenity_argv, environ);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGXFSZ);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setpgroup(&at, 0); /* a group of its own, led by it */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
+    int rc = posix_spawn(&d->pid, tool, &fa, &at, kdialog ? kdialog_argv : zenity_argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc) {
@@ -115,6 +137,7 @@ int file_dialog_start(const char *dir, struct file_dialog **out, struct vkllm_er
         free(d);
         return e;
     }
+    d->pgid = d->pid;
     d->fd = fds[0];
     fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) | O_NONBLOCK);
     *out = d;
@@ -157,6 +180,11 @@ enum file_dialog_state file_dialog_poll(struct file_dialog *d, char **path, stru
         pid_t r = waitpid(d->pid, &d->status, WNOHANG);
         if (r == 0) return FILE_DIALOG_OPEN;
         d->pid = 0;
+        /* what it left running in its group (a wrapper that forked and
+         * exited: taken as cancelled below) goes now, while the group's
+         * number cannot yet be anyone else's */
+        if (d->pgid) kill(-d->pgid, SIGKILL);
+        d->pgid = 0;
         if (r < 0) {
             vkllm_fail(err, VKLLM_E_IO, "%s: %s", d->tool, strerror(errno));
             return FILE_DIALOG_FAILED;
@@ -193,8 +221,9 @@ void file_dialog_close(struct file_dialog *d)
 {
     if (!d) return;
     if (d->pid) {
-        /* a dialog has nothing to save: SIGKILL, so the wait below is short */
-        kill(d->pid, SIGKILL);
+        /* a dialog has nothing to save: SIGKILL (its whole group), so the
+         * wait below is short */
+        kill(d->pgid ? -d->pgid : d->pid, SIGKILL);
         while (waitpid(d->pid, &d->status, 0) < 0 && errno == EINTR) {
         }
     }

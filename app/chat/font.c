@@ -6,6 +6,7 @@
 #include "markdown.h"
 
 #include <SDL_ttf.h>
+#include <errno.h>
 #include <fontconfig/fontconfig.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -176,6 +177,23 @@ static void inst_close(struct inst *in)
     memset(in, 0, sizeof *in);
 }
 
+/* TTF_OpenFont, with the file opened close-on-exec (TTF_OpenFont's is not):
+ * a file dialog the window starts gets none of its fonts (probe 4, R-15). */
+static TTF_Font *open_font(const char *path, int px)
+{
+    FILE *fp = fopen(path, "rbe");
+    if (!fp) {
+        SDL_SetError("%s", strerror(errno));
+        return NULL;
+    }
+    SDL_RWops *rw = SDL_RWFromFP(fp, SDL_TRUE);
+    if (!rw) {
+        fclose(fp);
+        return NULL;
+    }
+    return TTF_OpenFontRW(rw, 1, px); /* 1: closes RW, and so FP, even when it fails */
+}
+
 /* Font K of instance IN's chain, opened on first use; NULL if it cannot be. */
 static TTF_Font *chain_font(fonts *f, struct inst *in, size_t k)
 {
@@ -183,7 +201,7 @@ static TTF_Font *chain_font(fonts *f, struct inst *in, size_t k)
     if (!in->tried[k]) {
         in->tried[k] = true;
         const char *path = k == 0 ? f->face_path[in->face] : f->fallback[k - 1];
-        in->font[k] = TTF_OpenFont(path, in->px);
+        in->font[k] = open_font(path, in->px);
         if (in->font[k] && k == 0 && f->face_synth[in->face])
             TTF_SetFontStyle(in->font[k], f->face_synth[in->face]);
     }
@@ -637,7 +655,7 @@ int fonts_create(SDL_Renderer *ren, int base_px, fonts **out, struct vkllm_error
         f->emoji = (int)f->n_fallback - 1;
     add_fallback(f, strdup(bundled));
     /* the bundled font must open: it is what every chain ends with */
-    TTF_Font *probe = TTF_OpenFont(bundled, base_px);
+    TTF_Font *probe = open_font(bundled, base_px);
     if (!probe) {
         int rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", bundled, TTF_GetError());
         fonts_destroy(f);

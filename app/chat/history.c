@@ -239,7 +239,9 @@ int hist_add_node(history *h, uint32_t parent, enum history_role role, const cha
 {
     if ((unsigned)role > HISTORY_ASSISTANT) return vkllm_fail(err, VKLLM_E_INVALID, "no such role");
     if (h->n_nodes >= MAX_MESSAGES)
-        return vkllm_fail(err, VKLLM_E_INVALID, "more than %u messages in one conversation",
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "this conversation holds %u messages, the most one may: start a new "
+                          "chat",
                           MAX_MESSAGES);
     if (len > MAX_MESSAGE_BYTES)
         return vkllm_fail(err, VKLLM_E_INVALID,
@@ -284,7 +286,13 @@ static int add_active(history *h, uint32_t parent, enum history_role role, const
     struct kids *k = kids_of(h, parent);
     k->active = k->n - 1;
     dirty(h, parent); /* its "active" */
-    hist_rebuild_path(h);
+    /* under the path's last message the path just grows: rebuilding it at
+     * every append made a long chat quadratic */
+    bool at_end = h->n_path ? parent == h->path[h->n_path - 1] : parent == NO_PARENT && k->n == 1;
+    if (at_end)
+        h->path[h->n_path++] = h->n_nodes - 1;
+    else
+        hist_rebuild_path(h);
     touch(h);
     if (id) *id = h->n_nodes - 1;
     return VKLLM_OK;

@@ -177,6 +177,16 @@ int history_search_stoppable(const char *dir, const char *query, const atomic_bo
                              struct history_entry **out, size_t *n, history_notice_fn notice,
                              void *user, struct vkllm_error *err);
 void history_entries_free(struct history_entry *e, size_t n);
+/* What the list remembers of each file between listings. */
+typedef struct history_list_cache history_list_cache;
+void history_list_cache_free(history_list_cache *c);
+/* history_list, for a thread of its own: a file whose inode, size and
+ * modification time are those *CACHE holds for it is listed from there,
+ * unread; *CACHE (NULL at first) is then replaced by this listing's. STOP as
+ * for history_search_stoppable. */
+int history_list_stoppable(const char *dir, history_list_cache **cache, const atomic_bool *stop,
+                           struct history_entry **out, size_t *n, history_notice_fn notice,
+                           void *user, struct vkllm_error *err);
 /* Renames saved conversation ID (its last-change time stays). */
 int history_rename(const char *dir, const char *id, const char *title, struct vkllm_error *err);
 int history_delete(const char *dir, const char *id, struct vkllm_error *err);

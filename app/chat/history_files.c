@@ -123,9 +123,11 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
                           (long long)v, FORMAT_VERSION);
     json_t *msgs = json_object_get(root, "messages");
     if (!json_is_array(msgs)) return vkllm_fail(err, VKLLM_E_FORMAT, "no \"messages\" array");
+    /* not corrupt (an older vkllm took more): left where it is */
     if (json_array_size(msgs) > MAX_MESSAGES)
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%zu messages, more than %u", json_array_size(msgs),
-                          MAX_MESSAGES);
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%zu messages, more than the %u this window opens: left as it is",
+                          json_array_size(msgs), MAX_MESSAGES);
     json_int_t created, updated;
     if (!get_int(root, "created", 0, MAX_TIME, &created) ||
         !get_int(root, "updated", 0, MAX_TIME, &updated))
@@ -523,16 +525,98 @@ void history_entries_free(struct history_entry *e, size_t n)
     free(e);
 }
 
+/* ---- what the list remembers between calls */
+
+/* A listed file, known by its inode, size and modification time: an atomic
+ * write makes a new inode, an edit in place a new time, so an entry whose
+ * three are unchanged is its file's entry still, and reopening the list
+ * opens no file at all (probe 4, R-14: 100 chats of 2 MB in one JSON line
+ * were parsed whole at every Ctrl+B). */
+struct cache_entry {
+    char id[48];
+    uint64_t ino, size;
+    int64_t mtime_s, mtime_ns;
+    char *title;
+    int64_t updated;
+};
+
+struct history_list_cache {
+    struct cache_entry *v; /* (n) by id */
+    size_t n, cap;
+    bool oom; /* memory ran out: the entries after are not kept (they are read next time) */
+};
+
+void history_list_cache_free(history_list_cache *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i].title);
+    free(c->v);
+    free(c);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct cache_entry *)a)->id, ((const struct cache_entry *)b)->id);
+}
+
+static const struct cache_entry *cache_find(const history_list_cache *c, const char *id,
+                                            const struct stat *st)
+{
+    if (!c || !c->n) return NULL;
+    struct cache_entry key;
+    snprintf(key.id, sizeof key.id, "%s", id);
+    const struct cache_entry *e = bsearch(&key, c->v, c->n, sizeof *c->v, by_id);
+    if (!e || e->ino != (uint64_t)st->st_ino || e->size != (uint64_t)st->st_size ||
+        e->mtime_s != (int64_t)st->st_mtim.tv_sec || e->mtime_ns != (int64_t)st->st_mtim.tv_nsec)
+        return NULL;
+    return e;
+}
+
+/* Remembers listed entry E of the file ST describes. */
+static void cache_add(history_list_cache *c, const struct history_entry *e, const struct stat *st)
+{
+    if (!c || c->oom) return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        struct cache_entry *v = realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            c->oom = true;
+            return;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    struct cache_entry *x = &c->v[c->n];
+    *x = (struct cache_entry){.ino = (uint64_t)st->st_ino,
+                              .size = (uint64_t)st->st_size,
+                              .mtime_s = (int64_t)st->st_mtim.tv_sec,
+                              .mtime_ns = (int64_t)st->st_mtim.tv_nsec,
+                              .title = strdup(e->title),
+                              .updated = e->updated};
+    memcpy(x->id, e->id, sizeof x->id);
+    if (!x->title)
+        c->oom = true;
+    else
+        c->n++;
+}
+
 /* Lists DIR's conversations, keeping those that contain QUERY (QN code
  * points; all when QUERY is NULL). */
 static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
                 struct history_entry **out, size_t *n_out, history_notice_fn notice, void *user,
-                const atomic_bool *stop, struct vkllm_error *err)
+                const atomic_bool *stop, history_list_cache **cache, struct vkllm_error *err)
 {
     *out = NULL;
     *n_out = 0;
     DIR *d = opendir(dir);
     if (!d) return vkllm_fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
+    /* the list (no query) with a cache: this listing's entries become the next cache */
+    history_list_cache *fresh = NULL;
+    if (!query && cache && !(fresh = calloc(1, sizeof *fresh))) {
+        closedir(d);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    }
     struct history_entry *v = NULL;
     size_t n = 0, cap = 0;
     int rc = VKLLM_OK;
@@ -550,6 +634,9 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
         memcpy(id, de->d_name, len - 5);
         id[len - 5] = 0;
         if (!id_valid(id)) continue;
+        /* the file as it is before it is read (a change after: listed again next time) */
+        struct stat st;
+        bool have_stat = fresh && !fstatat(dirfd(d), de->d_name, &st, 0) && S_ISREG(st.st_mode);
         if (!query) { /* the list: the header line is enough, when it can be had */
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
@@ -561,8 +648,18 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
                 v = w;
             }
             v[n] = (struct history_entry){0};
-            if (read_header(dir, id, &v[n])) {
+            const struct cache_entry *hit = fresh && have_stat ? cache_find(*cache, id, &st) : NULL;
+            if (hit) {
+                v[n].title = strdup(hit->title);
+                v[n].updated = hit->updated;
+                if (!v[n].title) {
+                    rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+                    break;
+                }
+            }
+            if (hit || read_header(dir, id, &v[n])) {
                 snprintf(v[n].id, sizeof v[n].id, "%s", id);
+                if (have_stat) cache_add(fresh, &v[n], &st);
                 n++;
                 continue;
             }
@@ -592,6 +689,7 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
                     .title = strdup(history_title(h)), .updated = h->updated, .snippet = snip};
                 snprintf(v[n].id, sizeof v[n].id, "%s", id);
                 snip = NULL;
+                if (v[n].title && have_stat) cache_add(fresh, &v[n], &st);
                 if (!v[n++].title) rc = VKLLM_E_NOMEM;
             }
             if (rc) rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
@@ -602,8 +700,14 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
     if (!rc && errno) rc = vkllm_fail(err, VKLLM_E_IO, "%s: %s", dir, strerror(errno));
     closedir(d);
     if (rc) {
+        history_list_cache_free(fresh);
         history_entries_free(v, n);
         return rc;
+    }
+    if (fresh) {
+        if (fresh->n) qsort(fresh->v, fresh->n, sizeof *fresh->v, by_id);
+        history_list_cache_free(*cache);
+        *cache = fresh;
     }
     if (n) qsort(v, n, sizeof *v, by_recent);
     *out = v;
@@ -614,7 +718,14 @@ static int scan(const char *dir, const utf8proc_int32_t *query, size_t qn,
 int history_list(const char *dir, struct history_entry **out, size_t *n, history_notice_fn notice,
                  void *user, struct vkllm_error *err)
 {
-    return scan(dir, NULL, 0, out, n, notice, user, NULL, err);
+    return scan(dir, NULL, 0, out, n, notice, user, NULL, NULL, err);
+}
+
+int history_list_stoppable(const char *dir, history_list_cache **cache, const atomic_bool *stop,
+                           struct history_entry **out, size_t *n, history_notice_fn notice,
+                           void *user, struct vkllm_error *err)
+{
+    return scan(dir, NULL, 0, out, n, notice, user, stop, cache, err);
 }
 
 int history_search(const char *dir, const char *query, struct history_entry **out, size_t *n,
@@ -642,7 +753,7 @@ int history_search_stoppable(const char *dir, const char *query, const atomic_bo
         qn++;
     }
     /* an empty query matches everything, as an empty search box shows all */
-    int rc = scan(dir, qn ? q : NULL, qn, out, n, notice, user, stop, err);
+    int rc = scan(dir, qn ? q : NULL, qn, out, n, notice, user, stop, NULL, err);
     free(q);
     return rc;
 }

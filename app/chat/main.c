@@ -130,12 +130,15 @@ static int parse_args(int argc, char **argv, struct app_options *o)
     }
     const char *scale = getenv("VKLLM_UI_SCALE");
     bool range;
-    if (scale &&
-        (number_float(scale, &o->ui_scale, &range) || o->ui_scale < 1 || o->ui_scale > 4)) {
-        char shown[200];
-        vkllm_printable(shown, sizeof shown, scale, strlen(scale));
-        fprintf(stderr, "error: VKLLM_UI_SCALE: '%s' is not a number from 1 to 4\n", shown);
-        return 1;
+    if (scale) {
+        bool number = !number_float(scale, &o->ui_scale, &range) || range;
+        if (!number || o->ui_scale < 1 || o->ui_scale > 4) {
+            char shown[200];
+            vkllm_printable(shown, sizeof shown, scale, strlen(scale));
+            fprintf(stderr, "error: VKLLM_UI_SCALE: '%s' is %s 1 to 4\n", shown,
+                    number ? "out of the range" : "not a number from");
+            return 1;
+        }
     }
     if (!o->model) o->model = getenv("VKLLM_MODEL");
     if (!o->model) o->model = VKLLM_DEFAULT_MODEL;

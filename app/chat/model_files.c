@@ -102,6 +102,12 @@ static bool add(struct model_dir *d, size_t *cap, const char *name, bool dir, ui
 
 int model_files_list(const char *dir, struct model_dir *out, struct vkllm_error *err)
 {
+    return model_files_list_at_most(dir, MODEL_FILES_MAX, out, err);
+}
+
+int model_files_list_at_most(const char *dir, size_t max, struct model_dir *out,
+                             struct vkllm_error *err)
+{
     memset(out, 0, sizeof *out);
     char shown[PATH_MAX * 4 + 1];
     vkllm_printable(shown, sizeof shown, dir, strlen(dir));
@@ -127,9 +133,11 @@ int model_files_list(const char *dir, struct model_dir *out, struct vkllm_error 
             break;
         }
         if (de->d_name[0] == '.') continue; /* hidden, and . and .. */
-        if (out->n == MODEL_FILES_MAX) {
+        out->n_seen++;
+        /* past the cap only counted (no stat): the panel says how many it left out */
+        if (out->n_seen > max) {
             out->truncated = true;
-            break;
+            continue;
         }
         /* stat, not lstat: a link to a model or a folder counts as one; a
          * link that loops or leads nowhere fails here and is skipped */
@@ -150,7 +158,7 @@ int model_files_list(const char *dir, struct model_dir *out, struct vkllm_error 
         model_files_free(out);
         return rc;
     }
-    qsort(out->entries, out->n, sizeof *out->entries, entry_cmp);
+    if (out->n) qsort(out->entries, out->n, sizeof *out->entries, entry_cmp); /* NULL when empty */
     return VKLLM_OK;
 }
 
@@ -201,9 +209,151 @@ void model_files_size(uint64_t bytes, char *buf, size_t cap)
 
 /* ---- the header */
 
-int model_files_header(const char *path, struct model_header *out, struct vkllm_error *err)
+/* A listing reads at most MODEL_FILES_HEAD_MAX bytes of a header: first a
+ * walk over the key/values and tensor infos that only finds where they end
+ * (one chunk held at a time, the cancel flag checked at every chunk), then,
+ * when they end within the cap, the engine's own parse of that much. A file
+ * whose metadata is hundreds of MB (a vocabulary of 100M strings: probe 4,
+ * R-13) costs the cap, not seconds and gigabytes. Whatever the walk finds
+ * malformed goes to the engine's parse too, for its message: that parse
+ * stops where the walk did, within the cap. */
+#define SCAN_CHUNK ((size_t)64 << 10)
+#define SCAN_DEPTH 16 /* as deep as the engine nests arrays */
+
+enum scan_result { SCAN_FITS, SCAN_TOO_BIG, SCAN_STOPPED, SCAN_MALFORMED };
+
+struct scan {
+    int fd;
+    uint64_t pos, end; /* the next byte wanted; the file's size */
+    const atomic_bool *cancel;
+    uint8_t *chunk; /* SCAN_CHUNK bytes of the file from chunk_at */
+    size_t chunk_len;
+    uint64_t chunk_at;
+    uint8_t num[12]; /* the bytes scan_take read last */
+};
+
+static uint64_t le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    while (n--)
+        v = v << 8 | p[n];
+    return v;
+}
+
+/* Reads N (at most 12) bytes at the position into s->num. */
+static enum scan_result scan_take(struct scan *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, s->pos++) {
+        if (s->pos >= MODEL_FILES_HEAD_MAX) return SCAN_TOO_BIG;
+        if (s->pos >= s->end) return SCAN_MALFORMED;
+        if (s->pos - s->chunk_at >= s->chunk_len) {
+            if (s->cancel && atomic_load(s->cancel)) return SCAN_STOPPED;
+            ssize_t got = pread(s->fd, s->chunk, SCAN_CHUNK, (off_t)s->pos);
+            if (got <= 0) return SCAN_MALFORMED;
+            s->chunk_at = s->pos;
+            s->chunk_len = (size_t)got;
+        }
+        s->num[i] = s->chunk[s->pos - s->chunk_at];
+    }
+    return SCAN_FITS;
+}
+
+/* Moves past N bytes without reading them. */
+static enum scan_result scan_skip(struct scan *s, uint64_t n)
+{
+    if (n > s->end - s->pos) return SCAN_MALFORMED;
+    if (n > MODEL_FILES_HEAD_MAX - s->pos) return SCAN_TOO_BIG;
+    s->pos += n;
+    return SCAN_FITS;
+}
+
+/* Past N values of GGUF type T inside arrays DEPTH deep (0: a key's value). */
+static enum scan_result scan_values(struct scan *s, uint32_t t, uint64_t n, int depth)
+{
+    /* bytes of GGUF's fixed-size value types, by id; 0: string, array, unknown */
+    static const uint8_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (t < sizeof sizes && sizes[t]) {
+        if (n > (s->end - s->pos) / sizes[t]) return SCAN_MALFORMED;
+        return scan_skip(s, n * sizes[t]);
+    }
+    if (t != VKLLM_GGUF_STRING && (t != VKLLM_GGUF_ARRAY || depth >= SCAN_DEPTH))
+        return SCAN_MALFORMED;
+    /* each string or array takes 8 bytes or more, within the cap: the loop
+     * ends by the cap at the latest */
+    for (uint64_t i = 0; i < n; i++) {
+        enum scan_result r;
+        if (t == VKLLM_GGUF_STRING)
+            r = scan_take(s, 8);
+        else
+            r = scan_take(s, 12);
+        if (r) return r;
+        if (t == VKLLM_GGUF_STRING)
+            r = scan_skip(s, le(s->num, 8));
+        else
+            r = scan_values(s, (uint32_t)le(s->num, 4), le(s->num + 4, 8), depth + 1);
+        if (r) return r;
+    }
+    return SCAN_FITS;
+}
+
+/* Where PATH's key/values and tensor infos end, into *END, when that is
+ * within the cap. */
+static enum scan_result scan_header(const char *path, const atomic_bool *cancel, uint64_t *end)
+{
+    struct stat st;
+    if (stat(path, &st) || !S_ISREG(st.st_mode)) return SCAN_MALFORMED;
+    /* O_NONBLOCK: the path may have become a FIFO since stat looked */
+    struct scan s = {.fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC),
+                     .end = (uint64_t)st.st_size,
+                     .cancel = cancel,
+                     .chunk = malloc(SCAN_CHUNK)};
+    enum scan_result r = SCAN_MALFORMED;
+    if (s.fd < 0 || !s.chunk) goto done;
+    /* magic and version: the engine's parse judges them */
+    if ((r = scan_take(&s, 8)) || (r = scan_take(&s, 8))) goto done;
+    uint64_t n_tensors = le(s.num, 8);
+    if ((r = scan_take(&s, 8))) goto done;
+    uint64_t n_kv = le(s.num, 8);
+    for (uint64_t i = 0; i < n_kv; i++) {
+        if ((r = scan_take(&s, 8)) || (r = scan_skip(&s, le(s.num, 8))) || (r = scan_take(&s, 4)))
+            goto done;
+        uint32_t t = (uint32_t)le(s.num, 4);
+        if (t == VKLLM_GGUF_ARRAY) {
+            if ((r = scan_take(&s, 12))) goto done;
+            r = scan_values(&s, (uint32_t)le(s.num, 4), le(s.num + 4, 8), 1);
+        } else {
+            r = scan_values(&s, t, 1, 0);
+        }
+        if (r) goto done;
+    }
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        if ((r = scan_take(&s, 8)) || (r = scan_skip(&s, le(s.num, 8))) || (r = scan_take(&s, 4)))
+            goto done;
+        uint64_t n_dims = le(s.num, 4);
+        if (n_dims > 8) {
+            r = SCAN_MALFORMED;
+            goto done;
+        }
+        if ((r = scan_skip(&s, n_dims * 8 + 12))) goto done;
+    }
+    *end = s.pos;
+done:
+    if (s.fd >= 0) close(s.fd);
+    free(s.chunk);
+    return r;
+}
+
+int model_files_header(const char *path, struct model_header *out, const atomic_bool *cancel,
+                       struct vkllm_error *err)
 {
     memset(out, 0, sizeof *out);
+    uint64_t end = 0;
+    enum scan_result scan = scan_header(path, cancel, &end);
+    if (scan == SCAN_STOPPED) return vkllm_fail(err, VKLLM_E_IO, "%s: stopped", path);
+    out->too_large = scan == SCAN_TOO_BIG;
+    if (scan == SCAN_TOO_BIG)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: header too large to list (over %d MiB)",
+                          path, (int)(MODEL_FILES_HEAD_MAX >> 20));
     vkllm_gguf *g;
     int rc = vkllm_gguf_open(path, &g, err);
     if (rc) return rc;

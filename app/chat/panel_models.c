@@ -9,8 +9,11 @@
  * A folder is read once when it is shown (model_files_list), never per
  * frame; the headers (architecture, quantization) are read by a thread of
  * the panel's, so a folder of big models or thousands of files never holds
- * a frame. The desktop's own dialog (file_dialog.c) runs as a child process
- * polled once a frame by panel_models_poll. */
+ * a frame. That thread reads at most MODEL_FILES_HEAD_MAX of each header
+ * and stops within milliseconds when asked (a new folder, the panel
+ * closed), so joining it never holds one either. The desktop's own dialog
+ * (file_dialog.c) runs as a child process polled once a frame by
+ * panel_models_poll. */
 #include "app.h"
 #include "file_dialog.h"
 #include "model_files.h"
@@ -24,7 +27,7 @@
 
 /* What the header thread found for one file of the listing. */
 struct row_head {
-    enum { HEAD_PENDING, HEAD_OK, HEAD_BAD } state;
+    enum { HEAD_PENDING, HEAD_OK, HEAD_BAD, HEAD_UNLISTED } state;
     struct model_header h;
     char why[160]; /* HEAD_BAD: the reason, without the path */
 };
@@ -32,6 +35,7 @@ struct row_head {
 struct panel_models {
     struct model_dir dir;     /* the folder shown; empty when it could not be read */
     char error[512];          /* why it could not, or "" */
+    char *failed;             /* the folder that could not be read (NULL: none) */
     bool models_folder;       /* the listing is the models folder (not the browser) */
     char listed_models[1024]; /* the models_dir setting it was listed for */
     int sel;                  /* the chosen row (0 is ".." where there is one) */
@@ -67,8 +71,10 @@ static void *read_heads(void *arg)
         struct vkllm_error err = {0};
         if (!path)
             snprintf(r.why, sizeof r.why, "out of memory");
-        else if (!model_files_header(path, &r.h, &err))
+        else if (!model_files_header(path, &r.h, &p->cancel, &err))
             r.state = HEAD_OK;
+        else if (r.h.too_large)
+            r.state = HEAD_UNLISTED;
         else {
             /* the row already names the file: keep the reason */
             const char *why = strstr(err.msg, ": ") ? strstr(err.msg, ": ") + 2 : err.msg;
@@ -97,9 +103,17 @@ static void stop_heads(struct panel_models *p)
 
 /* ---- what the panel shows */
 
+/* The folder the panel is at: the one listed, or the one that could not be. */
+static const char *here(const struct panel_models *p)
+{
+    return p->dir.path ? p->dir.path : p->failed;
+}
+
+/* A ".." row: also in a folder that could not be read (deleted while shown,
+ * unreadable), the way out of it (probe 4, R-18.1) */
 static bool has_up(const struct panel_models *p)
 {
-    return p->dir.path && strcmp(p->dir.path, "/");
+    return here(p) && strcmp(here(p), "/");
 }
 
 static int n_rows(const struct panel_models *p)
@@ -127,6 +141,8 @@ static bool show(struct app *a, const char *dir, const char *select)
     dir = expand(dir, buf, sizeof buf);
     stop_heads(p);
     model_files_free(&p->dir);
+    free(p->failed);
+    p->failed = NULL;
     p->error[0] = 0;
     p->sel = p->scroll = 0;
     p->follow = true;
@@ -139,6 +155,7 @@ static bool show(struct app *a, const char *dir, const char *select)
     }
     if (!ok) {
         snprintf(p->error, sizeof p->error, "%s", err.msg);
+        p->failed = strdup(dir);
         ui_field_set(&p->path, dir);
         p->path.changed = false;
         return false;
@@ -175,6 +192,8 @@ static void open_panel(struct app *a)
 void panel_models_close(struct app *a)
 {
     a->models_open = false;
+    /* no header is wanted any more; every way back in lists the folder again */
+    atomic_store(&a->models_panel->cancel, true);
     if (a->focus == &a->models_panel->path) ui_focus(a, NULL);
 }
 
@@ -190,6 +209,8 @@ void panel_models_open(struct app *a)
     }
     stop_heads(p);
     model_files_free(&p->dir);
+    free(p->failed);
+    p->failed = NULL;
     p->error[0] = 0;
     ui_field_set(&p->path, "");
     p->path.changed = false;
@@ -260,13 +281,18 @@ static void choose(struct app *a, int i)
     struct panel_models *p = a->models_panel;
     if (i < 0 || i >= n_rows(p)) return;
     if (has_up(p) && i == 0) {
-        char *up = model_files_parent(p->dir.path);
-        const char *base = strrchr(p->dir.path, '/');
-        char *from = base ? strdup(base + 1) : NULL;
+        /* up to the nearest folder that can be read: the one above may be
+         * gone too */
+        char *cur = strdup(here(p)), *up = NULL;
         p->models_folder = false;
-        if (up) show(a, up, from);
-        free(up);
-        free(from);
+        while (cur && strcmp(cur, "/") && (up = model_files_parent(cur))) {
+            const char *base = strrchr(cur, '/');
+            bool ok = show(a, up, base ? base + 1 : NULL);
+            free(cur);
+            cur = up;
+            if (ok) break;
+        }
+        free(cur);
         return;
     }
     const struct model_entry *e = &p->dir.entries[i - has_up(p)];
@@ -336,7 +362,7 @@ bool panel_models_key(struct app *a, const SDL_KeyboardEvent *k)
             panel_models_close(a);
             return true;
         }
-        ui_field_set(&p->path, p->dir.path ? p->dir.path : ""); /* the edit undone */
+        ui_field_set(&p->path, here(p) ? here(p) : ""); /* the edit undone */
         p->path.changed = false;
         return true;
     case SDLK_UP:
@@ -414,8 +440,9 @@ void panel_models_poll(struct app *a)
 
 /* ---- drawing */
 
-/* One row: the name on the left, what is known of it on the right. */
-static void row(struct app *a, SDL_Rect r, int i, const char *loaded)
+/* One row: the name on the left, what is known of it on the right; drawn
+ * within LIST (a row half out of it must not cover the footer). */
+static void row(struct app *a, SDL_Rect r, int i, const char *loaded, const SDL_Rect *list)
 {
     struct panel_models *p = a->models_panel;
     int pad = app_px(a, 8), lh = fonts_line_height(a->fonts, FONT_SMALL);
@@ -441,6 +468,8 @@ static void row(struct app *a, SDL_Rect r, int i, const char *loaded)
             pthread_mutex_unlock(&p->mu);
             if (h.state == HEAD_OK)
                 snprintf(right, sizeof right, "%s · %s · %s", h.h.arch, h.h.quant, size);
+            else if (h.state == HEAD_UNLISTED)
+                snprintf(right, sizeof right, "header too large to list · %s", size);
             else if (h.state == HEAD_BAD) {
                 snprintf(right, sizeof right, "not a model: %s · %s", h.why, size);
                 rc = a->th->error;
@@ -458,14 +487,16 @@ static void row(struct app *a, SDL_Rect r, int i, const char *loaded)
     }
     int rw = fonts_width(a->fonts, FONT_SMALL, right, strlen(right));
     int name_w = r.w - 3 * pad - rw;
-    SDL_Rect clip = {r.x + pad, r.y, name_w > 0 ? name_w : 0, r.h};
-    SDL_RenderSetClipRect(a->ren, &clip);
-    char label[1100];
-    bool folder = i < has_up(p) || p->dir.entries[i - has_up(p)].dir;
-    snprintf(label, sizeof label, "%s%s", name, folder && i >= has_up(p) ? "/" : "");
-    fonts_draw(a->fonts, style, label, strlen(label), clip.x, y,
-               folder ? a->th->accent : a->th->text);
-    SDL_RenderSetClipRect(a->ren, NULL);
+    SDL_Rect clip = {r.x + pad, r.y, name_w > 0 ? name_w : 0, r.h}, in_list;
+    if (SDL_IntersectRect(&clip, list, &in_list)) {
+        SDL_RenderSetClipRect(a->ren, &in_list);
+        char label[1100];
+        bool folder = i < has_up(p) || p->dir.entries[i - has_up(p)].dir;
+        snprintf(label, sizeof label, "%s%s", name, folder && i >= has_up(p) ? "/" : "");
+        fonts_draw(a->fonts, style, label, strlen(label), clip.x, y,
+                   folder ? a->th->accent : a->th->text);
+        SDL_RenderSetClipRect(a->ren, list);
+    }
     fonts_draw(a->fonts, FONT_SMALL, right, strlen(right), r.x + r.w - pad - rw, y, rc);
 }
 
@@ -571,7 +602,7 @@ void panel_models_frame(struct app *a, SDL_Rect r)
     int clicked = -1;
     for (int i = p->scroll; i < n && i < p->scroll + visible + 1; i++) {
         SDL_Rect rr = {list.x, list.y + (i - p->scroll) * rh, list.w, rh};
-        row(a, rr, i, loaded);
+        row(a, rr, i, loaded, &list);
         if (ui_hover(a, rr) && ui_hover(a, list) && a->ui.pressed && !a->ui.taken) {
             a->ui.taken = true;
             /* one click chooses; the second of a double click would land on
@@ -602,16 +633,19 @@ void panel_models_frame(struct app *a, SDL_Rect r)
                   ? 0
                   : snprintf(foot_text, sizeof foot_text, "%zu .gguf file%s, %zu folder%s", files,
                              files == 1 ? "" : "s", folders, folders == 1 ? "" : "s");
-    if (p->dir.truncated)
-        len += snprintf(foot_text + len, sizeof foot_text - len, " (the first %d entries)",
-                        MODEL_FILES_MAX);
+    if (p->dir.truncated) /* which ones: readdir's first, not the first in order */
+        len += snprintf(foot_text + len, sizeof foot_text - len,
+                        " in the first %d of %zu entries (in the folder's own order)",
+                        MODEL_FILES_MAX, p->dir.n_seen);
     if (p->dir.n_skipped)
         snprintf(foot_text + len, sizeof foot_text - len, ", %zu unreadable", p->dir.n_skipped);
     y = box.y + box.h - pad - lh;
-    fonts_draw(a->fonts, FONT_SMALL, foot_text, strlen(foot_text), x, y, a->th->dim);
+    int cw = fonts_draw(a->fonts, FONT_SMALL, foot_text, strlen(foot_text), x, y, a->th->dim);
+    /* the keys where the counts leave room for them */
     const char *keys = "Up/Down choose · Enter opens · Backspace: up · Esc closes";
     int kw = fonts_width(a->fonts, FONT_SMALL, keys, strlen(keys));
-    fonts_draw(a->fonts, FONT_SMALL, keys, strlen(keys), x + iw - kw, y, a->th->dim);
+    if (cw + 2 * gap + kw <= iw)
+        fonts_draw(a->fonts, FONT_SMALL, keys, strlen(keys), x + iw - kw, y, a->th->dim);
     if (under) a->ui = mouse;
     if (clicked >= 0) {
         p->sel = clicked;
@@ -637,6 +671,7 @@ void panel_models_destroy(struct panel_models *p)
     file_dialog_close(p->dialog); /* the window is going: its dialog goes too */
     stop_heads(p);
     model_files_free(&p->dir);
+    free(p->failed);
     pthread_mutex_destroy(&p->mu);
     free(p->last_dir);
     free(p->pending);

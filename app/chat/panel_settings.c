@@ -64,7 +64,7 @@ static void save(struct app *a)
     if (app_settings_commit(a, &s)) {
         a->settings_open = false;
         ui_focus(a, NULL);
-        app_banner(a, false, "settings saved");
+        if (a->settings_path) app_banner(a, false, "settings saved"); /* else: for this run */
     }
 }
 

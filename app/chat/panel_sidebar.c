@@ -7,7 +7,11 @@
  * The list reads each file's header line (cheap); a search reads every chat
  * whole, which takes seconds with a few hundred long ones (probe 3, Q-13), so
  * it runs on a thread of its own: the next keystroke's search stops it, and
- * the window keeps drawing the previous results meanwhile. */
+ * the window keeps drawing the previous results meanwhile. The list runs
+ * there too (an empty search): 100,000 chats, or chats in another layout
+ * that must be read whole, held the window for seconds per Ctrl+B (probe 4,
+ * R-14); the thread keeps what it read by file (history_list_cache), so
+ * reopening the sidebar reads only what changed. */
 #include "app.h"
 
 #include <stdio.h>
@@ -32,7 +36,8 @@ struct searcher {
     uint64_t asked, done; /* generations: the last asked, the last finished */
     atomic_bool stop;     /* the running search is stale */
     bool quit;
-    struct history_entry *e; /* generation done's result, until taken */
+    history_list_cache *cache; /* the thread's own */
+    struct history_entry *e;   /* generation done's result, until taken */
     size_t n;
     bool have_result;
     char error[512]; /* its error; "" if none */
@@ -77,7 +82,10 @@ static void *search_run(void *arg)
         struct history_entry *e = NULL;
         size_t n = 0;
         struct vkllm_error err = {0};
-        int rc = history_search_stoppable(q->dir, query, &q->stop, &e, &n, collect_notice, q, &err);
+        int rc = query[0] ? history_search_stoppable(q->dir, query, &q->stop, &e, &n,
+                                                     collect_notice, q, &err)
+                          : history_list_stoppable(q->dir, &q->cache, &q->stop, &e, &n,
+                                                   collect_notice, q, &err);
         free(query);
         pthread_mutex_lock(&q->mu);
         if (gen != q->asked) { /* stopped, or stale: a newer search is asked */
@@ -127,6 +135,7 @@ void panel_sidebar_destroy(struct sidebar *s)
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->mu);
     free(q->query);
+    history_list_cache_free(q->cache);
     history_entries_free(q->e, q->n);
     for (size_t i = 0; i < q->n_notices; i++)
         free(q->notices[i]);
@@ -199,25 +208,11 @@ void panel_sidebar_refresh(struct app *a)
     q->asked++; /* a search still running is stale now */
     atomic_store(&q->stop, true);
     free(q->query);
-    q->query = NULL;
-    if (s->search.len) {
-        q->dir = a->data_dir;
-        q->query = strdup(s->search.text);
-        if (!q->query) app_banner(a, true, "out of memory");
-        pthread_cond_broadcast(&q->cond);
-        pthread_mutex_unlock(&q->mu);
-        return;
-    }
+    q->dir = a->data_dir;
+    q->query = strdup(s->search.len ? s->search.text : ""); /* "": the list */
+    if (!q->query) app_banner(a, true, "out of memory");
+    pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->mu);
-    /* no query: the list, from each file's header line (cheap) */
-    struct history_entry *e;
-    size_t n;
-    struct vkllm_error err = {0};
-    if (history_list(a->data_dir, &e, &n, app_list_notice, a, &err)) {
-        app_banner(a, true, "%s", err.msg);
-        return;
-    }
-    show(a, e, n);
 }
 
 void panel_sidebar_toggle(struct app *a)
@@ -243,7 +238,7 @@ bool panel_sidebar_searching(struct app *a)
     struct sidebar *s = a->sidebar;
     poll_search(a);
     pthread_mutex_lock(&s->q.mu);
-    bool busy = s->search.len && s->q.done != s->q.asked;
+    bool busy = s->q.done != s->q.asked;
     pthread_mutex_unlock(&s->q.mu);
     return busy;
 }
@@ -407,7 +402,12 @@ void panel_sidebar_frame(struct app *a, SDL_Rect r)
     if (s->scroll > max_scroll) s->scroll = max_scroll;
     if (s->scroll < 0) s->scroll = 0;
     if (!s->n) {
-        const char *t = s->search.len ? "No chat matches" : "No saved chats yet";
+        pthread_mutex_lock(&s->q.mu);
+        bool busy = s->q.done != s->q.asked;
+        pthread_mutex_unlock(&s->q.mu);
+        const char *t = busy            ? "Reading the chats…"
+                        : s->search.len ? "No chat matches"
+                                        : "No saved chats yet";
         fonts_draw(a->fonts, FONT_SMALL, t, strlen(t), list.x + pad, list.y + pad, a->th->dim);
         return;
     }

@@ -55,7 +55,7 @@ double gen_meter_gbps(const struct gen_meter *m);
 
 /* The device's peak memory bandwidth in GB/s from TEXT (VKLLM_PEAK_GBPS: Vulkan
  * reports none): 0 for NULL or "" (unknown); VKLLM_E_INVALID unless a number
- * above 0 and at most 100000. */
+ * from 0.001 to 100000. */
 int rates_peak_gbps(const char *text, double *out, struct vkllm_error *err);
 
 #endif

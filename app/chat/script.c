@@ -21,11 +21,14 @@
  *   dump-state PATH     the conversation tree as history_save writes it
  *   dump-worker PATH    the worker's status as JSON (the last prompt's start,
  *                       messages dropped, speeds)
- *   open-sidebar        Ctrl+B, unless the sidebar is open
+ *   open-sidebar        Ctrl+B, unless the sidebar is open; the script waits
+ *                       for the list (read on the sidebar's thread)
  *   close-sidebar       Ctrl+B, if the sidebar is open
  *   search TEXT         TEXT in the sidebar's search box, searched at once; the
  *                       script (not the window) waits for the results
- *   reopen N            a click on chat N of the sidebar's list (0: the top)
+ *   reopen N            a click on chat N of the sidebar's list (0: the top);
+ *                       this and the other commands on the list wait for a
+ *                       listing that is running
  *   rename N TEXT       Rename on chat N, TEXT, Enter
  *   delete N            Delete on chat N, then its confirm
  *   export N PATH       Export on chat N, PATH, Enter
@@ -380,11 +383,16 @@ void script_step(struct app *a)
             if (app_dump_worker(a, arg, &err)) fail(a, "%s", err.msg);
         } else if (IS("open-sidebar") || IS("search")) {
             if (!a->sidebar_open) panel_sidebar_toggle(a);
-            if (IS("search")) {
-                panel_sidebar_search(a, arg);
-                s->wait = WAIT_SEARCH;
-                s->wait_since = app_now_ms();
-            }
+            if (IS("search")) panel_sidebar_search(a, arg);
+            s->wait = WAIT_SEARCH;
+            s->wait_since = app_now_ms();
+        } else if ((IS("reopen") || IS("rename") || IS("delete") || IS("export") ||
+                    IS("dump-list")) &&
+                   panel_sidebar_searching(a)) {
+            /* the list is being read again (a save, a rename): this line once it is */
+            s->next--;
+            s->wait = WAIT_SEARCH;
+            s->wait_since = app_now_ms();
         } else if (IS("reopen") || IS("rename") || IS("delete") || IS("export")) {
             char id[48];
             const char *p = entry_id(a, arg, &rest);

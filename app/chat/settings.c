@@ -271,6 +271,31 @@ static double shortest(float v)
     return (double)v;
 }
 
+int settings_save_changes(const struct settings *base, struct settings *s, const char *path,
+                          struct vkllm_error *err)
+{
+    /* the file as it is now: another window may have changed other keys
+     * since this one read it (probe 4, R-16: each window wrote its whole
+     * copy, undoing the other's change) */
+    struct settings disk;
+    settings_defaults(&disk);
+    struct vkllm_error why = {0};
+    int loaded = settings_load(path, &disk, &why);
+    if (loaded && loaded != VKLLM_E_FORMAT) return vkllm_fail(err, loaded, "%s", why.msg);
+    char was[sizeof s->system_prompt], now[sizeof s->system_prompt];
+    for (size_t i = 0; i < settings_n_fields; i++) {
+        const char *key = settings_fields[i].key;
+        settings_get(base, key, was, sizeof was);
+        settings_get(s, key, now, sizeof now);
+        if (strcmp(was, now)) settings_set(&disk, key, now, NULL); /* S's values are valid */
+    }
+    *s = disk;
+    int rc = settings_save(s, path, err);
+    /* a file that had become corrupt was moved aside and replaced: say so */
+    if (!rc && loaded) rc = vkllm_fail(err, loaded, "%s", why.msg);
+    return rc;
+}
+
 int settings_save(const struct settings *s, const char *path, struct vkllm_error *err)
 {
     json_t *o = json_pack("{s:s, s:i}", "format", "vkllm-chat-settings", "version", FORMAT_VERSION);

@@ -9,7 +9,7 @@
  *   if (settings_load(path, &s, &err)) show err.msg (s holds what was good)
  *   panel: settings_get(&s, key, buf, cap); the user edits buf;
  *          settings_set(&s, key, buf, &err) refuses a bad value with a message
- *   settings_save(&s, path, &err);              atomic (vkllm_write_file)
+ *   settings_save_changes(&loaded, &s, path, &err);  the changed keys, atomically
  *
  * No display, no threads: plain data. Errors are negative vkllm statuses with
  * one line in struct vkllm_error. */
@@ -74,5 +74,13 @@ int settings_path(char **out, struct vkllm_error *err);
 int settings_load(const char *path, struct settings *s, struct vkllm_error *err);
 /* Writes S to PATH atomically. */
 int settings_save(const struct settings *s, const char *path, struct vkllm_error *err);
+/* Saves the keys whose values differ between BASE (the settings as loaded
+ * or last saved) and S over the file as it is now, so that what another
+ * window saved meanwhile stays; *S becomes what was written. Nothing is
+ * written when the file as it is now cannot be read or a corrupt one cannot
+ * be moved aside (settings_load's error); VKLLM_E_FORMAT, written, when a
+ * corrupt one was moved aside (ERR says where). */
+int settings_save_changes(const struct settings *base, struct settings *s, const char *path,
+                          struct vkllm_error *err);
 
 #endif

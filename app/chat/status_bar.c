@@ -73,8 +73,8 @@ void status_bar_frame(struct app *a, SDL_Rect r)
                      st.prompt_tps, st.gen_tps, st.ttft_ms);
         if (st.gen_gbps > 0) n += snprintf(buf + n, sizeof buf - n, " · %.2f GB/s", st.gen_gbps);
         if (st.gen_gbps > 0 && a->peak_gbps > 0)
-            snprintf(buf + n, sizeof buf - n, " (%.0f%% of %.0f)", 100 * st.gen_gbps / a->peak_gbps,
-                     a->peak_gbps);
+            snprintf(buf + n, sizeof buf - n, " (%.0f%% of %.3g)", 100 * st.gen_gbps / a->peak_gbps,
+                     a->peak_gbps); /* %.3g: a peak of 0.5 is not "of 0" */
         x += fonts_draw(a->fonts, FONT_SMALL, buf, strlen(buf), x, y,
                         st.phase == WORKER_GENERATING ? a->th->text : dim) +
              2 * pad;
