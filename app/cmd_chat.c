@@ -10,9 +10,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +23,8 @@ static const char chat_usage[] =
     "\n"
     "Reads messages from stdin, one per line, and streams the model's replies.\n"
     "Commands: /reset (start over), /save FILE, /load FILE, /exit (or end of input).\n"
-    "Ctrl+C stops a reply; at the prompt it exits. A message that does not fit the context\n"
+    "Ctrl+C stops a reply; at the prompt it exits (status 130); during /save or /load the\n"
+    "command finishes and the prompt returns. A message that does not fit the context\n"
     "or a command that fails is an error line, and the chat goes on without it.\n"
     "\n"
     "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
@@ -44,16 +47,20 @@ static const char chat_usage[] =
     "      --validate         enable the Khronos validation layer\n";
 
 /* Ctrl+C: during a reply it ends the reply; at the prompt it ends the
- * program. The signal may land on any thread (the driver has its own), so the
- * handler sets a flag and writes a byte to a pipe that the line reader polls
- * beside stdin: a Ctrl+C just before the read still wakes it. */
-static atomic_int interrupted;
+ * program; a /save or /load under way finishes. SIGTERM and SIGHUP (the
+ * terminal closed) end the program once the reply or command under way
+ * stops: killed mid-/save, it left the temporary file. The signal may land on
+ * any thread (the driver has its own), so the handler sets flags and writes a
+ * byte to a pipe that the line reader polls beside stdin: a signal just
+ * before the read still wakes it. */
+static atomic_int interrupted;      /* any of them: stop the reply */
+static volatile sig_atomic_t ended; /* SIGTERM or SIGHUP, raised again at the end */
 static int wake[2] = {-1, -1};
 
-static void on_sigint(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
+    if (sig != SIGINT && !ended) ended = sig;
     atomic_store(&interrupted, 1);
     if (write(wake[1], "", 1) < 0) { /* full: a wake-up is pending anyway */
     }
@@ -68,13 +75,42 @@ static bool chat_stop(void *user)
     return atomic_load(&interrupted);
 }
 
-/* Forgets Ctrl+C presses so far. */
+/* Forgets Ctrl+C presses so far (not a request to end). */
 static void drain_interrupts(void)
 {
+    if (ended) return;
     char buf[64];
     while (read(wake[0], buf, sizeof buf) > 0) {
     }
     atomic_store(&interrupted, 0);
+}
+
+/* The signals that stop chat. An ignored SIGHUP (nohup) stays ignored. */
+static const int chat_signals[] = {SIGINT, SIGTERM, SIGHUP};
+enum { N_CHAT_SIGNALS = sizeof chat_signals / sizeof chat_signals[0] };
+
+static void signals_catch(struct sigaction old[N_CHAT_SIGNALS])
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_CHAT_SIGNALS; i++)
+        if (sigaction(chat_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
+            sigaction(chat_signals[i], &sa, NULL);
+}
+
+/* Puts the old actions back; after SIGTERM or SIGHUP ends the program by it,
+ * so that the shell sees how it ended, and returns 128 + N if it is blocked. */
+static int signals_restore(const struct sigaction old[N_CHAT_SIGNALS], int status)
+{
+    for (int i = 0; i < N_CHAT_SIGNALS; i++)
+        sigaction(chat_signals[i], &old[i], NULL);
+    const int sig = ended;
+    if (!sig) return status;
+    signal(sig, SIG_DFL);
+    fflush(stdout);
+    fflush(stderr);
+    raise(sig);
+    return 128 + sig;
 }
 
 /* Lines of stdin, read with read() so that poll() can watch the pipe too.
@@ -278,11 +314,21 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
     } else if ((IS("/save") || IS("/load")) && (!arg || !*arg)) {
         cli_error("%.*s needs a file name", (int)name_len, line);
     } else if (IS("/save")) {
-        if (vkllm_chat_save(cs->chat, arg, &err))
+        /* the file replaced keeps its other names (hard links): they hold the
+         * old conversation, which the user may not expect */
+        struct stat st;
+        const nlink_t names = stat(arg, &st) == 0 && S_ISREG(st.st_mode) ? st.st_nlink : 1;
+        if (vkllm_chat_save(cs->chat, arg, &err)) {
             cli_error("%s", err.msg);
-        else
+        } else {
             fprintf(stderr, "vkllm: saved %zu messages to %s\n", vkllm_chat_count(cs->chat),
                     printable(shown, arg, strlen(arg)));
+            if (names > 1)
+                fprintf(stderr,
+                        "vkllm: note: %s had %ju names (hard links); the others keep the old "
+                        "file\n",
+                        shown, (uintmax_t)names);
+        }
     } else if (IS("/load")) {
         if (vkllm_chat_load(cs->chat, arg, &err))
             cli_error("%s", err.msg);
@@ -388,6 +434,8 @@ int cmd_chat(int argc, char **argv)
     char *tmpl = NULL, *line = NULL;
     size_t tmpl_len = 0;
     struct lines lines = {0};
+    struct sigaction old_actions[N_CHAT_SIGNALS];
+    bool caught = false;
     int status = 1;
 
     if (template_path && !(tmpl = cli_read_file(template_path, &tmpl_len))) goto done;
@@ -436,10 +484,8 @@ int cmd_chat(int argc, char **argv)
         cli_error("cannot make a pipe: %s", strerror(errno));
         goto done;
     }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
+    signals_catch(old_actions);
+    caught = true;
 
     bool tty = isatty(0);
     status = 0;
@@ -456,8 +502,10 @@ int cmd_chat(int argc, char **argv)
             status = 1;
             break;
         }
-        if (n < 0) { /* end of input, or Ctrl+C at the prompt */
+        if (n < 0) { /* end of input, or a signal at the prompt */
             if (tty) fputc('\n', stdout);
+            /* Ctrl+C: the shell's status for an interrupted program */
+            if (n == -2 && !ended) status = 130;
             break;
         }
         while (n > 0 && line[n - 1] == '\r')
@@ -465,7 +513,8 @@ int cmd_chat(int argc, char **argv)
         if (n == 0) continue;
         if (line[0] == '/') {
             int r = command(&cs, line, (size_t)n, system);
-            if (r > 0) break;
+            if (r > 0 || ended) break;
+            drain_interrupts(); /* Ctrl+C during the command: it finished, the prompt returns */
             continue;
         }
         if (vkllm_chat_add(cs.chat, "user", line, (size_t)n, &err)) {
@@ -479,14 +528,14 @@ int cmd_chat(int argc, char **argv)
             status = 1;
             break;
         }
+        if (ended) break;
     }
-    if (!tty && cli_error_count() != errors_before) status = 1;
+    if (!tty && status == 0 && cli_error_count() != errors_before) status = 1;
     goto done;
 fail:
     cli_error("%s", err.msg);
     status = 1;
 done:
-    signal(SIGINT, SIG_DFL);
     for (int i = 0; i < 2; i++)
         if (wake[i] >= 0) close(wake[i]);
     status = cli_validation_status(ctx, status);
@@ -499,5 +548,5 @@ done:
     vkllm_session_free(cs.session);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);
-    return status;
+    return caught ? signals_restore(old_actions, status) : status;
 }

@@ -37,10 +37,15 @@ int cmd_devices(int argc, char **argv)
     if (n < 0) return cli_error("%s", err.msg);
     if (n > 16) n = 16;
 
-    /* the default is what a context without --device would pick */
+    /* the default is what a context without --device would pick. Making it
+     * also reads the settings every command refuses when bad (VKLLM_FORCE,
+     * VKLLM_FAULT, VKLLM_TIMEOUT, ...): VKLLM_E_INVALID. A VKLLM_DEVICE that
+     * matches nothing is no reason not to list what there is. */
     vkllm_context *ctx = NULL;
     uint32_t chosen = UINT32_MAX;
-    if (vkllm_context_create(NULL, &ctx, &err) == 0) chosen = vkllm_context_device(ctx)->index;
+    int rc = vkllm_context_create(NULL, &ctx, &err);
+    if (rc == VKLLM_E_INVALID) return cli_error("%s", err.msg);
+    if (rc == 0) chosen = vkllm_context_device(ctx)->index;
     vkllm_context_destroy(ctx);
 
     for (int i = 0; i < n; i++) {

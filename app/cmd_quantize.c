@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,37 @@ static void print_types(FILE *f)
         fprintf(f, "  %-8s %s\n", name, what);
 }
 
+/* The checks a load makes before it needs a device: the architecture, the
+ * hyperparameters, every tensor's name and shape, the tokenizer. A file vkllm
+ * cannot run is refused before the conversion (minutes for a big model), not
+ * after it, when the error would name the new file. */
+static bool runnable(const char *path)
+{
+    struct vkllm_error err = {0};
+    vkllm_gguf *g = NULL;
+    vkllm_vocab *v = NULL;
+    struct vkllm_hparams hp;
+    int rc = vkllm_gguf_open(path, &g, &err);
+    if (!rc) rc = vkllm_hparams_read(g, &hp, &err);
+    if (!rc) rc = vkllm_vocab_load(g, &v, &err);
+    if (!rc && vkllm_vocab_n_tokens(v) != (int32_t)hp.n_vocab)
+        rc = vkllm_fail(&err, VKLLM_E_FORMAT,
+                        "%s: the tokenizer has %d tokens but token_embd.weight has %u rows", path,
+                        vkllm_vocab_n_tokens(v), hp.n_vocab);
+    if (rc) cli_error("%s; vkllm could not run it, so nothing was converted", err.msg);
+    vkllm_vocab_free(v);
+    vkllm_gguf_close(g);
+    return rc == 0;
+}
+
+/* How many names (hard links) the file PATH would replace has: the write
+ * gives PATH a new file, and the other names keep the old one. 1 if none. */
+static nlink_t names_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_nlink : 1;
+}
+
 static double file_mib(const char *path)
 {
     struct stat st;
@@ -212,6 +244,8 @@ int cmd_quantize(int argc, char **argv)
         .progress = on_progress,
         .user = &bar,
     };
+    if (!runnable(paths[0])) return 1;
+    const nlink_t names = names_of(paths[1]);
     struct signals sigs;
     signals_catch(&sigs);
     struct vkllm_error err = {0};
@@ -224,6 +258,10 @@ int cmd_quantize(int argc, char **argv)
                 cli_shown(paths[1]), file_mib(paths[1]), file_mib(paths[0]),
                 (cli_now_ms() - bar.t0) / 1e3);
     if (!rc) warn_fallbacks(&bar.last, paths[2]);
+    if (!rc && names > 1)
+        fprintf(stderr,
+                "vkllm: note: %s had %ju names (hard links); the others keep the old file\n",
+                cli_shown(paths[1]), (uintmax_t)names);
     signals_restore(&sigs);
     /* the signal was blocked, or its default action ignores it */
     if (interrupted) return 128 + interrupted;

@@ -76,9 +76,11 @@ int vkllm_fail(struct vkllm_error *err, int code, const char *fmt, ...)
 /* Copies LEN bytes of SRC, which may come from a file (key and tensor names,
  * strings), into DST (CAP bytes, always NUL-terminated if CAP > 0) so that a
  * terminal shows them as they are: valid UTF-8 passes; control characters
- * (C0 including newline and tab, DEL, C1), line separators, bidirectional
- * overrides and bytes that are not valid UTF-8 become "\xNN", one escape per
- * byte. A backslash is kept, so escaping escaped text changes nothing. Never
+ * (C0 including newline and tab, DEL, C1), line separators, format
+ * characters (General_Category Cf: bidirectional overrides, zero-width space,
+ * TAG characters, ...; not ZWJ and ZWNJ, nor a flag's tag sequence),
+ * noncharacters and bytes that are not valid UTF-8 become "\xNN", one escape
+ * per byte. A backslash is kept, so escaping escaped text changes nothing. Never
  * cuts a character or an escape in two. Returns how many bytes of SRC it
  * took: LEN when everything fitted; 4 * LEN + 1 bytes of DST always suffice. */
 size_t vkllm_printable(char *dst, size_t cap, const char *src, size_t len);

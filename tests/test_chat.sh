@@ -10,7 +10,7 @@
 #    count still adds up to the tokens of the rendered conversation
 #    (`vkllm template` + `vkllm tokenize`); /save, /reset, /load, /exit.
 # 2. Ctrl+C in a terminal (a pty) during a reply stops the reply, not the
-#    program: the next line is answered; Ctrl+C at the prompt exits.
+#    program: the next line is answered; Ctrl+C at the prompt exits (130).
 #    A model without a template gets a built-in format, with a note.
 # 3. `vkllm run --stop` (the bundled model) ends before the stop string.
 # 4. A long saved conversation (8,000 messages) loaded into a small context:
@@ -21,7 +21,8 @@
 # 5. A system prompt or template that leaves no room: one error at the start;
 #    /load of special files and past 256 MiB, blanks after a file name,
 #    arguments to /exit and /reset, /save past `ulimit -f`; the repetition
-#    penalty sees the prompt; --stop that is not UTF-8 is refused.
+#    penalty sees the prompt; --stop that is not UTF-8 is refused; SIGTERM,
+#    SIGHUP and Ctrl+C during /save.
 set -u
 vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5
 mkdir -p "$scratch"
@@ -172,8 +173,8 @@ try:
                 pass
     else:
         sys.exit("Ctrl+C at the prompt did not end the program")
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        sys.exit(f"Ctrl+C: exit status {status}; the terminal showed:\n{seen[-2000:]!r}")
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 130:  # the shell's convention
+        sys.exit(f"Ctrl+C: exit status {status}, expected 130; the terminal showed:\n{seen[-2000:]!r}")
     if b"error" in seen:
         sys.exit(f"Ctrl+C: an error:\n{seen[-2000:]!r}")
     print("Ctrl+C: the reply stopped, the next line was answered, Ctrl+C at the prompt exited")
@@ -323,6 +324,57 @@ status=$?
     grep -q "^vkllm: turn 1: replied 2 tokens" "$scratch/fsize.err" ||
     fail "/save past ulimit -f: status $status: $(grep -v '^vkllm: context full' "$scratch/fsize.err")"
 compgen -G "$scratch/fsize.json*" >/dev/null && fail "/save past ulimit -f left $(ls "$scratch"/fsize.json*)"
+
+# signals during /save (a 30 MB conversation takes a moment to write): stopped
+# (SIGSTOP) while its temporary file exists, so that the signal lands mid-save.
+# SIGTERM and SIGHUP end the chat by that signal (128+N) after the save, with
+# no temporary file left (they killed it and left one); Ctrl+C (SIGINT) lets
+# the save finish and the next line is answered (it ended the chat, status
+# 0); Ctrl+C at the prompt ends it with status 130 (it was 0)
+python3 -c "
+import json, sys
+json.dump({'messages': [{'role': 'user', 'content': 'word ' * (6 << 20)}]}, open(sys.argv[1], 'w'))
+" "$scratch/big.json"
+sig_dir=$scratch/sig
+set -m # else a background job starts with SIGINT ignored, and an ignored signal stays ignored
+for sig in TERM HUP INT; do
+    rm -rf "$sig_dir" && mkdir -p "$sig_dir" && mkfifo "$sig_dir/in"
+    "$vkllm" chat -m "$model" -c 256 --temp 0 -n 2 <"$sig_dir/in" >/dev/null 2>"$sig_dir/err" &
+    pid=$!
+    exec 3>"$sig_dir/in"
+    printf '%s\n' "/load $scratch/big.json" "/save $sig_dir/out.json" "hi" >&3
+    for ((i = 0; i < 3000; i++)); do
+        compgen -G "$sig_dir/.vkllm.tmp-*" >/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.01
+    done
+    kill -STOP $pid
+    compgen -G "$sig_dir/.vkllm.tmp-*" >/dev/null || fail "SIG$sig: /save made no temporary file"
+    kill -s $sig $pid
+    kill -CONT $pid
+    if [ $sig = INT ]; then
+        for ((i = 0; i < 600; i++)); do
+            grep -q "turn 1: replied" "$sig_dir/err" && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -s INT $pid # at the prompt: the end
+    fi
+    wait $pid
+    status=$?
+    exec 3>&-
+    want=$((128 + $(kill -l $sig)))
+    [ $status = $want ] || fail "SIG$sig during /save: exit status $status, expected $want: $(cat "$sig_dir/err")"
+    grep -q "^vkllm: saved 1 messages" "$sig_dir/err" && grep -q '"messages"' "$sig_dir/out.json" ||
+        fail "SIG$sig during /save: not saved: $(cat "$sig_dir/err")"
+    compgen -G "$sig_dir/.vkllm.tmp-*" >/dev/null && fail "SIG$sig during /save left $(ls -A "$sig_dir")"
+    if [ $sig = INT ]; then
+        grep -q "^vkllm: turn 1: replied 2 tokens" "$sig_dir/err" ||
+            fail "Ctrl+C during /save: the next line was not answered: $(cat "$sig_dir/err")"
+    fi
+done
+set +m
+rm -rf "$sig_dir" "$scratch/big.json"
 
 # the repetition penalty sees the prompt, as llama.cpp's: greedy, the bundled
 # model's first token after "The cat sat." is ".", which that prompt holds, and

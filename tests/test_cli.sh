@@ -7,7 +7,8 @@
 # 2. Bad input (missing or malformed files, unsupported models, bad flags) gives
 #    one line starting with "error: " and a non-zero exit, never a crash (the
 #    "vkllm: " progress lines before it are allowed).
-# 3. info, tokenize and devices print what they should.
+# 3. info, tokenize and devices print what they should; devices refuses bad
+#    VKLLM_FORCE, VKLLM_FAULT and VKLLM_TIMEOUT values as the others do.
 # 4. Notes and warnings on stderr are one line each: run, chat, perplexity and
 #    bench warn alike when their context exceeds the trained one.
 # 5. bench refuses a session too big for the device before uploading.
@@ -117,6 +118,17 @@ checks=$((checks + 1))
 "$vkllm" devices >"$scratch/devices" 2>&1 || fail "devices failed"
 grep -q "\[default\]" "$scratch/devices" || fail "devices: no default marked"
 grep -q "storage buffer range" "$scratch/devices" || fail "devices: no limits"
+# devices refuses the settings every other command refuses (it listed the
+# devices, "paths none: ...", and exited 0); a VKLLM_DEVICE that matches
+# nothing still lists them
+expect_error "devices, an unknown forced path" "VKLLM_FORCE: unknown path .bogus." \
+    env VKLLM_FORCE=bogus "$vkllm" devices
+expect_error "devices, a bad fault" "VKLLM_FAULT: .bogus." env VKLLM_FAULT=bogus "$vkllm" devices
+expect_error "devices, a bad timeout" "VKLLM_TIMEOUT: .abc." env VKLLM_TIMEOUT=abc "$vkllm" devices
+checks=$((checks + 1))
+VKLLM_DEVICE=no-such-gpu "$vkllm" devices >"$scratch/devices" 2>&1 &&
+    grep -q "storage buffer range" "$scratch/devices" ||
+    fail "devices with VKLLM_DEVICE=no-such-gpu: $(cat "$scratch/devices")"
 
 # ---- 4. notes and warnings: one line each
 # a prompt that fills the context: the story ends its line on stdout, and the

@@ -189,7 +189,7 @@ crafted() { # NAME CRAFT_ARGS...: $scratch/NAME.gguf from the bundled model
 }
 crafted dim0 --shape token_embd.weight 64,0
 expect_error "quantize of a 0-length dimension" \
-    "dim0.gguf: tensor token_embd.weight has a dimension of 0" \
+    "dim0.gguf: tensor token_embd.weight has shape .64, 0." \
     "$vkllm" quantize "$scratch/dim0.gguf" "$scratch/dim0-q.gguf" Q4_K_M
 crafted arch-nul --str-x general.architecture 'llama\x00evil'
 expect_error "a NUL in the architecture" "architecture 'llama\\\\x00evil' is not supported" \

@@ -754,6 +754,20 @@ static void expect_printable(const char *src, size_t len, size_t cap, const char
           len, out, n, want);
 }
 
+/* "a", the character CH (UTF-8) escaped byte by byte, "b": an invisible
+ * character let through made two different names look the same. */
+static void expect_hidden(const char *ch)
+{
+    char src[16], want[64];
+    snprintf(src, sizeof src, "a%sb", ch);
+    size_t w = 0;
+    want[w++] = 'a';
+    for (const unsigned char *p = (const unsigned char *)ch; *p; p++)
+        w += (size_t)snprintf(want + w, sizeof want - w, "\\x%02x", *p);
+    snprintf(want + w, sizeof want - w, "b");
+    expect_printable(src, strlen(src), 64, want, strlen(src));
+}
+
 /* File text reached the terminal raw: a key, tensor name or architecture could
  * set the window title, colours, or forge lines. */
 static void test_printable(void)
@@ -772,6 +786,39 @@ static void test_printable(void)
      * joiners stay (emoji sequences) */
     expect_printable("\xd8\x9c\xe2\x80\x8e\xe2\x80\x8f\xe2\x81\xa6\xe2\x80\x8d", 14, 128,
                      "\\xd8\\x9c\\xe2\\x80\\x8e\\xe2\\x80\\x8f\\xe2\\x81\\xa6\xe2\x80\x8d", 14);
+    /* every format character (Cf) but ZWJ and ZWNJ, and the noncharacters:
+     * soft hyphen, zero-width space, word joiner, a deprecated format
+     * control, BOM, interlinear annotation, Mongolian vowel separator, Kaithi
+     * number sign, LANGUAGE TAG and TAG A (text hidden in TAG characters),
+     * U+FDD0, U+FFFE, U+1FFFF, U+10FFFF; they were let through */
+    static const char *const hidden[] = {
+        "\xc2\xad",         "\xe2\x80\x8b",     "\xe2\x81\xa0",     "\xe2\x81\xaa",
+        "\xef\xbb\xbf",     "\xef\xbf\xb9",     "\xe1\xa0\x8e",     "\xf0\x91\x82\xbd",
+        "\xf3\xa0\x80\x81", "\xf3\xa0\x81\x81", "\xef\xb7\x90",     "\xef\xbf\xbe",
+        "\xf0\x9f\xbf\xbf", "\xf4\x8f\xbf\xbf"};
+    for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++)
+        expect_hidden(hidden[i]);
+    /* ZWNJ stays (Persian, Indic scripts), and so does a flag's tag sequence
+     * (black flag, "gbsct", CANCEL TAG: Scotland), kept whole or not at all */
+    expect_printable("\xd9\x85\xe2\x80\x8c\xd9\x85", 7, 64, "\xd9\x85\xe2\x80\x8c\xd9\x85", 7);
+    static const char scotland[] = "\xf0\x9f\x8f\xb4\xf3\xa0\x81\xa7\xf3\xa0\x81\xa2\xf3\xa0\x81\xb3"
+                                   "\xf3\xa0\x81\xa3\xf3\xa0\x81\xb4\xf3\xa0\x81\xbf";
+    expect_printable(scotland, 28, 64, scotland, 28);
+    expect_printable(scotland, 28, 28, "", 0);
+    /* TAG characters after a black flag that are not a subdivision code (a
+     * space, "Hi", or seven letters) are escaped: the flag is no hiding place */
+    expect_printable("\xf0\x9f\x8f\xb4\xf3\xa0\x80\xa0\xf3\xa0\x81\xbf", 12, 128,
+                     "\xf0\x9f\x8f\xb4\\xf3\\xa0\\x80\\xa0\\xf3\\xa0\\x81\\xbf", 12);
+    expect_printable("\xf0\x9f\x8f\xb4\xf3\xa0\x81\x88\xf3\xa0\x81\xa9\xf3\xa0\x81\xbf", 16, 128,
+                     "\xf0\x9f\x8f\xb4\\xf3\\xa0\\x81\\x88\\xf3\\xa0\\x81\\xa9\\xf3\\xa0\\x81\\xbf",
+                     16);
+    char seven[64] = "\xf0\x9f\x8f\xb4";
+    for (int i = 0; i < 7; i++)
+        strcat(seven, "\xf3\xa0\x81\xa1");
+    strcat(seven, "\xf3\xa0\x81\xbf");
+    char out[256];
+    vkllm_printable(out, sizeof out, seven, strlen(seven));
+    CHECK(strncmp(out, "\xf0\x9f\x8f\xb4\\xf3", 6) == 0, "seven TAG letters kept: '%s'", out);
     /* invalid UTF-8: a lone continuation byte, 0xff, an overlong '/', a
      * surrogate, a cut-off sequence: each byte escaped, the rest resynchronized */
     expect_printable("\x80\xff\xc0\xafok\xed\xa0\x80\xe4\xb8", 11, 128,

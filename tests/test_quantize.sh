@@ -13,6 +13,8 @@
 #    tensors fell back to ..." after "wrote" (the fallback was silent, and
 #    general.file_type names TYPE, as llama-quantize writes it); none when
 #    every row fits.
+# 5. Files `vkllm run` refuses (gen_hostile's) are refused by quantize too,
+#    before the output is created.
 set -u
 vkllm=$1 gen_model=$2 golden=$3 scratch=$4
 rm -rf "$scratch"
@@ -115,7 +117,7 @@ done
 
 # ---- 4. the fallback warning
 checks=$((checks + 1))
-"$gen_model" -o "$scratch/e520.gguf" --n-embd 520 --n-layer 2 --n-head 1 --n-ff 100 \
+"$gen_model" -o "$scratch/e520.gguf" --n-embd 520 --n-layer 2 --n-head 4 --n-ff 100 \
     --n-vocab 300 >/dev/null || fail "gen_model e520"
 "$vkllm" quantize "$scratch/e520.gguf" "$scratch/e520-q4.gguf" Q4_0 2>"$scratch/stderr" ||
     fail "quantize e520: $(cat "$scratch/stderr")"
@@ -130,6 +132,36 @@ grep -Eq '^warning: [0-9]+ of [0-9]+ tensors fell back to [A-Z0-9_/]+: their row
 "$vkllm" quantize "$scratch/A.gguf" "$scratch/a-q4.gguf" Q4_0 2>"$scratch/stderr" ||
     fail "quantize A: $(cat "$scratch/stderr")"
 grep -q '^warning' "$scratch/stderr" && fail "A Q4_0 (every row whole blocks): $(cat "$scratch/stderr")"
+
+# ---- 5. files vkllm cannot run (gen_hostile's: bad hyperparameters, shapes,
+# tokenizers, names, a NaN norm) are refused before the output is created,
+# with an error naming the input: quantize converted 25 of the 46 with exit 0
+# and "wrote", and `run` refused the result only then
+gen_hostile=$(dirname "$gen_model")/gen_hostile # built beside gen_model
+model=$(dirname "$golden")/../data/stories260K.gguf
+mkdir -p "$scratch/hostile"
+"$gen_hostile" "$model" "$scratch/hostile" >/dev/null || fail "gen_hostile"
+refused=0
+for f in "$scratch"/hostile/*.gguf; do
+    name=$(basename "$f" .gguf)
+    timeout 60 "$vkllm" run -m "$f" -p Once -n 2 --temp 0 >/dev/null 2>&1 && continue
+    checks=$((checks + 1)) refused=$((refused + 1))
+    out=$scratch/hostile-out/$name.gguf
+    rm -rf "$scratch/hostile-out" && mkdir -p "$scratch/hostile-out"
+    timeout 60 "$vkllm" quantize "$f" "$out" Q8_0 >/dev/null 2>"$scratch/stderr"
+    status=$?
+    [ $status = 1 ] && [ "$(grep -vc '^vkllm: ' "$scratch/stderr")" = 1 ] &&
+        grep -q "^error: .*hostile/$name.gguf" "$scratch/stderr" ||
+        fail "quantize $name (run refuses it): status $status: $(grep -v '^vkllm: \[' "$scratch/stderr" | head -3)"
+    [ -z "$(ls -A "$scratch/hostile-out")" ] ||
+        fail "quantize $name (run refuses it) left $(ls -A "$scratch/hostile-out")"
+    # refused before the conversion (no tensor announced), but for NaN or inf
+    # values, seen as their tensor is converted
+    grep -q '^vkllm: \[' "$scratch/stderr" && ! grep -q "NaN or inf values" "$scratch/stderr" &&
+        fail "quantize $name: refused only after converting"
+done
+[ $refused -ge 20 ] || fail "only $refused of gen_hostile's files are refused by run"
+rm -rf "$scratch/hostile" "$scratch/hostile-out"
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

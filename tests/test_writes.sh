@@ -25,6 +25,8 @@
 #    strings (320 MB) ends it within half a second, no temporary file left
 #    (it went on copying and writing for a second or more; 100 million
 #    strings took 7-14 s).
+# 9. OUT with other names (hard links), by quantize and /save: one note that
+#    the others keep the old file (it was silent).
 set -u
 vkllm=$1 gen_model=$2 data=$3 scratch=$4
 rm -rf "$scratch"
@@ -270,9 +272,11 @@ if strace -o /dev/null true 2>/dev/null; then
         strace -f -e trace=openat,rename,renameat,renameat2,fsync -o sync.trace \
         "$vkllm" quantize small.gguf syncdir/out.gguf Q8_0 >/dev/null 2>sync.err ||
         fail "quantize under strace: $(cat sync.err)"
-    awk '/rename.*"syncdir\/out.gguf"/ { renamed = 1 }
-         renamed && /openat\(.*"syncdir", .*O_DIRECTORY.*= [0-9]+$/ { fd = $NF }
-         fd != "" && $0 ~ "fsync\\(" fd "\\)" { synced = 1 }
+    # the directory is held open from the start; the rename and the sync go
+    # through that descriptor
+    awk '/openat\(.*"syncdir\/?", .*O_DIRECTORY.*= [0-9]+$/ { fd = $NF }
+         fd != "" && $0 ~ "renameat2?\\(" fd ", \"[^\"]*\", " fd ", \"out.gguf\"" { renamed = 1 }
+         renamed && $0 ~ "fsync\\(" fd "\\)" { synced = 1 }
          END { exit !synced }' sync.trace ||
         fail "syncdir not synced after the rename: $(grep -E 'rename|syncdir|fsync' sync.trace | tail -5)"
 else
@@ -312,6 +316,25 @@ status=$? ms=$((($(date +%s%N) - t0) / 1000000))
 [ $ms -lt 500 ] || fail "huge header: SIGTERM took $ms ms to end quantize"
 no_leftovers "huge header"
 rm -f strs.gguf strs-out.gguf
+
+# ---- 9. a target with other names (hard links): the write gives the name
+# given a new file and says that the others keep the old one (it was silent)
+checks=$((checks + 1))
+mkdir -p hard
+echo OLD >hard/a.gguf && ln hard/a.gguf hard/b.gguf
+quantize small.gguf hard/a.gguf Q4_0 >/dev/null 2>hard.err || fail "quantize over a hard link: $(cat hard.err)"
+grep -qx "vkllm: note: hard/a.gguf had 2 names (hard links); the others keep the old file" hard.err ||
+    fail "quantize over a hard link: no note: $(cat hard.err)"
+[ "$(cat hard/b.gguf)" = OLD ] && cmp -s hard/a.gguf want.gguf || fail "quantize over a hard link: wrong contents"
+quantize small.gguf hard/a.gguf Q4_0 >/dev/null 2>hard.err
+grep -q "note:" hard.err && fail "quantize over a file of one name: $(cat hard.err)"
+echo OLD >hard/c.json && ln hard/c.json hard/d.json && ln hard/c.json hard/e.json
+printf '%s\n' "Hello" "/save hard/c.json" "/exit" |
+    timeout 300 "$vkllm" chat -m "$data/stories260K.gguf" --temp 0 -n 2 >/dev/null 2>hard.err
+grep -qx "vkllm: note: hard/c.json had 3 names (hard links); the others keep the old file" hard.err ||
+    fail "/save over a hard link: no note: $(grep -v '^vkllm: turn' hard.err)"
+[ "$(cat hard/d.json)" = OLD ] && grep -q '"messages"' hard/c.json || fail "/save over a hard link: wrong contents"
+no_leftovers "hard links"
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

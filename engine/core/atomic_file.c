@@ -1,12 +1,13 @@
 /* atomic_file.c: the target (through symbolic links), its checks, then a
  * temporary file beside it, fsync, rename. The policy is in atomic_file.h. */
-#define _XOPEN_SOURCE 700 /* S_ISVTX */
+#define _GNU_SOURCE /* S_ISVTX, O_PATH */
 #include "atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,28 @@ enum { TMP_NAME_LEN = sizeof TMP_NAME - 1 };
 
 /* Linux follows at most 40 links in one lookup (MAXSYMLINKS); so do we */
 enum { MAX_LINKS = 40 };
+
+/* What atomic_file_create hands out as TMP: NAME, the temporary file's path
+ * then the target's. DIR, the directory that holds both, stays open until
+ * commit or abort, which work relative to it: a directory renamed (or
+ * replaced by a link) meanwhile still gets the file, or loses the temporary
+ * one, instead of a path that now leads elsewhere. */
+struct pending {
+    int dir;
+    char name[];
+};
+
+static struct pending *pending_of(char *tmp)
+{
+    return (struct pending *)(void *)(tmp - offsetof(struct pending, name));
+}
+
+/* the last component of PATH */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
 
 /* Fails with errno E about PATH, or "PATH -> TARGET" when PATH is a link (the
  * user then sees which file was meant). */
@@ -168,19 +191,33 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
             goto done;
         }
     }
-    const size_t n = dir + TMP_NAME_LEN + 1;
-    char *name = malloc(n + len + 1);
-    if (!name) {
-        rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+    /* the directory is opened to read for fsync, else (write and search
+     * permission only) as a bare handle */
+    char *d = dir ? strndup(target, dir) : strdup(".");
+    int dfd = d ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0 && d && errno == EACCES) dfd = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int e = d ? errno : ENOMEM;
+    free(d);
+    if (dfd < 0) {
+        rc = fail_target(err, path, target, e, "");
         goto done;
     }
+    const size_t n = dir + TMP_NAME_LEN + 1;
+    struct pending *p = malloc(sizeof *p + n + len + 1);
+    if (!p) {
+        rc = vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory", path);
+        close(dfd);
+        goto done;
+    }
+    p->dir = dfd;
+    char *name = p->name;
     memcpy(name + n, target, len + 1);
     uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)name;
-    int e = EEXIST;
+    e = EEXIST;
     for (int attempt = 0; attempt < 100 && e == EEXIST; attempt++) {
         x = x * 6364136223846793005u + 1442695040888963407u;
         snprintf(name, n, "%.*s.vkllm.tmp-%06x", (int)dir, target, (unsigned)(x >> 40));
-        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        int fd = openat(dfd, base_name(name), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
             /* best effort: a file system without permissions refuses it */
             if (exists) (void)fchmod(fd, st.st_mode & 0777);
@@ -202,48 +239,40 @@ int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
                         strerror(e));
     else
         rc = fail_target(err, path, target, e, "");
-    free(name);
+    close(dfd);
+    free(p);
 done:
     free(target);
     return rc;
 }
 
-/* Flushes the directory that holds FILE, so that a rename into it survives a
- * power loss too. Best effort: the data is written either way, and some file
- * systems cannot sync a directory. */
-static void sync_dir(const char *file)
-{
-    const char *slash = strrchr(file, '/');
-    char *dir = slash ? strndup(file, slash == file ? 1 : (size_t)(slash - file)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err)
 {
-    const char *target = tmp + strlen(tmp) + 1;
+    struct pending *p = pending_of(tmp);
+    const char *name = base_name(tmp), *target = base_name(tmp + strlen(tmp) + 1);
     int rc = VKLLM_OK;
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int fd = openat(p->dir, name, O_RDONLY | O_CLOEXEC);
     /* the data on disk before the name points at it: otherwise a crash soon
      * after the rename can leave an empty file where the old one was */
-    if (fd < 0 || fsync(fd) != 0 || rename(tmp, target) != 0)
+    if (fd < 0 || fsync(fd) != 0 || renameat(p->dir, name, p->dir, target) != 0)
         rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot write: %s", path, strerror(errno));
     if (fd >= 0) close(fd);
+    /* the directory synced, so that the rename survives a power loss too; best
+     * effort: some file systems cannot sync a directory, an O_PATH handle none */
     if (rc)
-        unlink(tmp);
+        unlinkat(p->dir, name, 0);
     else
-        sync_dir(target);
-    free(tmp);
+        (void)fsync(p->dir);
+    close(p->dir);
+    free(p);
     return rc;
 }
 
 void atomic_file_abort(char *tmp)
 {
-    if (tmp) unlink(tmp);
-    free(tmp);
+    if (!tmp) return;
+    struct pending *p = pending_of(tmp);
+    unlinkat(p->dir, base_name(tmp), 0);
+    close(p->dir);
+    free(p);
 }

@@ -20,14 +20,18 @@
 
 /* Creates an empty .vkllm.tmp-XXXXXX in the directory of PATH's target
  * (above), with the target's permission bits if it exists (else 0666 less the
- * umask), and sets *TMP to its name (malloc'd, the target's name stored after
- * its NUL for atomic_file_commit). Refuses a target that exists and is not a
- * regular file (renaming over a device or FIFO would replace it), or is not
- * writable. Messages name PATH. */
+ * umask), and sets *TMP to its name, for the caller to open and fill. TMP
+ * belongs to atomic_file_commit or atomic_file_abort, which free it, and
+ * which work through the directory held open since now: a directory renamed
+ * (or replaced by a link) in between still gets the file, or loses the
+ * temporary one. Refuses a target that exists and is not a regular file
+ * (renaming over a device or FIFO would replace it), or is not writable.
+ * Messages name PATH. */
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err);
 
-/* Syncs TMP and renames it over the target it was made for; on failure removes TMP. Frees TMP
- * either way. PATH, the name given to atomic_file_create, is for messages. */
+/* Syncs TMP and renames it over the target it was made for; on failure
+ * removes TMP. Frees TMP either way. PATH, the name given to
+ * atomic_file_create, is for messages. */
 int atomic_file_commit(char *tmp, const char *path, struct vkllm_error *err);
 
 /* Removes TMP and frees it (NULL is fine). */

@@ -3,8 +3,10 @@
  * Key names, tensor names and strings in a GGUF file come from whoever made
  * the file. Written raw, an ESC or a C1 control starts a terminal command
  * (window title, colours, cursor moves), a carriage return or a bidirectional
- * override makes one line look like another. vkllm_printable keeps valid UTF-8
- * and turns everything else, byte by byte, into "\xNN". A backslash stays as
+ * override makes one line look like another, and an invisible format
+ * character (a zero-width space, a TAG character carrying a hidden copy of
+ * some text) makes two different names look the same. vkllm_printable keeps
+ * valid UTF-8 and turns everything else, byte by byte, into "\xNN". A backslash stays as
  * it is, so escaping twice changes nothing: a message can pass through more
  * than one layer that escapes it. vkllm_printable_text does the same for
  * running text (generated tokens, a rendered template), keeping its lines.
@@ -12,6 +14,7 @@
 #include "vkllm.h"
 
 #include <stdint.h>
+#include <utf8proc.h>
 
 /* The length of the valid UTF-8 character at S (N > 0 bytes), storing its code
  * point, or 0 if S does not start one (a stray continuation byte, an overlong
@@ -48,14 +51,41 @@ static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-/* Code points a terminal acts on or that rearrange what a line shows. */
+/* Code points a terminal acts on, that rearrange what a line shows, or that
+ * show nothing: the controls (C0, DEL, C1), the line and paragraph
+ * separators, every format character (General_Category Cf: the Bidi_Controls,
+ * zero-width space, BOM, soft hyphen, TAG characters, ...) but the zero-width
+ * joiner and non-joiner (emoji sequences and Indic scripts need them), and
+ * the noncharacters. */
 static bool is_control(uint32_t cp)
 {
-    return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || /* C0, DEL, C1 */
-           cp == 0x2028 || cp == 0x2029 ||           /* line and paragraph separators */
-           /* every Bidi_Control: marks, embeddings, overrides, isolates */
-           cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
-           (cp >= 0x2066 && cp <= 0x2069);
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return true;
+    if (cp < 0xad) return false; /* the first format character: the soft hyphen */
+    if (cp == 0x200c || cp == 0x200d) return false;
+    if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe) return true;
+    const utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
+    return c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
+}
+
+/* The length of the emoji tag sequence at S (N bytes), a flag such as
+ * Scotland's: U+1F3F4, then 1 to 6 TAG letters or digits (a subdivision
+ * code, "gbsct"), then CANCEL TAG U+E007F; 0 if S does not start one. Only
+ * such a sequence keeps its TAG characters: any other is escaped, so that no
+ * text hides in them. */
+static size_t tag_sequence(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t at = utf8_char(s, n, &cp);
+    if (at == 0 || cp != 0x1f3f4) return 0;
+    for (int tags = 0; at < n; tags++) {
+        size_t len = utf8_char(s + at, n - at, &cp);
+        if (len == 0) return 0;
+        at += len;
+        if (cp == 0xe007f) return tags > 0 ? at : 0;
+        const bool alnum = (cp >= 0xe0030 && cp <= 0xe0039) || (cp >= 0xe0061 && cp <= 0xe007a);
+        if (!alnum || tags == 6) return 0;
+    }
+    return 0;
 }
 
 /* KEEP_LINES lets newlines and tabs through: running text keeps its shape. */
@@ -67,8 +97,12 @@ static size_t printable(char *dst, size_t cap, const char *src, size_t len, bool
     size_t in = 0, out = 0;
     while (in < len) {
         uint32_t cp = 0;
-        size_t n = utf8_char(s + in, len - in, &cp);
-        bool escape = n == 0 || (is_control(cp) && !(keep_lines && (cp == '\n' || cp == '\t')));
+        size_t n = tag_sequence(s + in, len - in); /* a flag: one unit, kept whole */
+        bool escape = false;
+        if (n == 0) {
+            n = utf8_char(s + in, len - in, &cp);
+            escape = n == 0 || (is_control(cp) && !(keep_lines && (cp == '\n' || cp == '\t')));
+        }
         if (n == 0) n = 1; /* an invalid byte is escaped alone; the next one starts afresh */
         size_t need = escape ? 4 * n : n;
         if (out + need >= cap) break; /* never half a character or half an escape */

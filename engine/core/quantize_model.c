@@ -640,6 +640,10 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     if (q->to_type == q->t->type) {
         int rc = vkllm_gguf_read(r->in, q->t, 0, buf, q->t->size, err);
         if (rc) return rc;
+        /* a NaN in a copied norm makes every logit NaN: the output would not run */
+        if (!output_valid(q->t->type, buf, q->t->size))
+            return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor %s has NaN or inf values",
+                              vkllm_gguf_name(r->in), q->name);
     } else {
         struct job j = {
             .in = r->in,
