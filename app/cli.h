@@ -49,7 +49,8 @@ bool cli_float(const char *flag, const char *value, double min, double max, doub
 const char *cli_value(int argc, char **argv, int *i);
 
 /* STATUS, or 1 after an error line if the validation layer reported anything
- * on CTX (which may be NULL): the end of every command that ran the GPU. */
+ * on CTX (which may be NULL): the end of every command that ran the GPU.
+ * First prints CTX's notes (a pipeline cache it ignored), "note: ..." each. */
 int cli_validation_status(const vkllm_context *ctx, int status);
 
 /* Warns on stderr, as llama.cpp does, when a context of N_CTX tokens is longer

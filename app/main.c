@@ -179,6 +179,8 @@ const char *cli_value(int argc, char **argv, int *i)
 
 int cli_validation_status(const vkllm_context *ctx, int status)
 {
+    for (size_t i = 0; ctx && i < vkllm_context_note_count(ctx); i++)
+        fprintf(stderr, "note: %s\n", vkllm_context_note(ctx, i));
     if (ctx && vkllm_context_validation_errors(ctx))
         return cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
     return status;

@@ -406,6 +406,15 @@ void vkllm_context_destroy(vkllm_context *ctx);
 const struct vkllm_device_info *vkllm_context_device(const vkllm_context *ctx);
 /* The kernel paths chosen for the device, in one line of words. */
 const char *vkllm_context_paths(const vkllm_context *ctx);
+/* Compiled pipelines are kept between runs in $XDG_CACHE_HOME/vkllm (else
+ * ~/.cache/vkllm), one file per device model, read at create and written
+ * (atomically) at destroy when pipelines were made; VKLLM_PIPELINE_CACHE=0
+ * turns this off (1, or unset: on). What the context worked around, for the
+ * program to show as notes: a cache file that was corrupt, made for another
+ * device, driver or build, or unreadable, and was ignored. Each is one
+ * printable line, "PATH: what", valid while CTX is; NULL for I >= the count. */
+size_t vkllm_context_note_count(const vkllm_context *ctx);
+const char *vkllm_context_note(const vkllm_context *ctx, size_t i);
 /* Validation messages (warning or error) seen so far; they go to stderr too. */
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
 /* True once the device was lost (VK_ERROR_DEVICE_LOST, or a wait that timed

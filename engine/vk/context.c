@@ -131,6 +131,16 @@ const char *vkllm_context_paths(const vkllm_context *ctx)
     return ctx->paths;
 }
 
+size_t vkllm_context_note_count(const vkllm_context *ctx)
+{
+    return ctx->pipes.note[0] ? 1 : 0;
+}
+
+const char *vkllm_context_note(const vkllm_context *ctx, size_t i)
+{
+    return i < vkllm_context_note_count(ctx) ? ctx->pipes.note : NULL;
+}
+
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx)
 {
     return ctx->dev.validation_messages;

@@ -20,7 +20,7 @@ struct vkllm_context {
     uint32_t gemm_wg;             /* threads per GEMM workgroup */
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
-    char paths[256];              /* the choices above, in words */
+    char paths[384];              /* the choices above, in words */
 };
 
 #endif

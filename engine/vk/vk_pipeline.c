@@ -10,9 +10,36 @@ int vk_pipelines_init(struct vk_pipelines *p, struct vk_device *dev, struct vkll
 {
     memset(p, 0, sizeof *p);
     p->dev = dev;
-    VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
-    return VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
-                        vkCreatePipelineCache(dev->device, &ci, NULL, &p->cache));
+    int rc = pipeline_cache_load(&p->on_disk, dev, p->note, sizeof p->note, err);
+    if (rc) return rc;
+    VkPipelineCacheCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = p->on_disk.size,
+        .pInitialData = p->on_disk.data,
+    };
+    /* drivers ignore data that is not theirs (the Vulkan specification asks
+     * them to), so a cache the checks let through costs nothing if stale */
+    rc = VK_DEV_CHECK(dev, err, VK_FAULT_OBJECT,
+                      vkCreatePipelineCache(dev->device, &ci, NULL, &p->cache));
+    free(p->on_disk.data);
+    p->on_disk.data = NULL;
+    return rc;
+}
+
+/* Writes P's cache to disk, if pipelines were created: best effort, since
+ * nothing can be reported from a destroy. */
+static void cache_write(struct vk_pipelines *p)
+{
+    if (!p->cache || !p->on_disk.path || !p->n_items || p->dev->lost || p->dev->hung) return;
+    size_t size = 0;
+    if (vkGetPipelineCacheData(p->dev->device, p->cache, &size, NULL) != VK_SUCCESS || !size)
+        return;
+    void *data = malloc(size);
+    struct vkllm_error err;
+    /* VK_INCOMPLETE, were it to grow meanwhile: the next run writes it whole */
+    if (data && vkGetPipelineCacheData(p->dev->device, p->cache, &size, data) == VK_SUCCESS)
+        pipeline_cache_save(&p->on_disk, data, size, &err);
+    free(data);
 }
 
 /* Frees PL, and its Vulkan objects unless DEV is VK_NULL_HANDLE. */
@@ -32,6 +59,7 @@ static void pipeline_free(VkDevice dev, struct vk_pipeline *pl)
 void vk_pipelines_destroy(struct vk_pipelines *p)
 {
     if (!p || !p->dev) return;
+    cache_write(p);
     /* work that timed out may still run the pipelines: they are leaked */
     VkDevice dev = p->dev->hung ? VK_NULL_HANDLE : p->dev->device;
     for (uint32_t i = 0; i < p->n_items; i++)
@@ -40,6 +68,7 @@ void vk_pipelines_destroy(struct vk_pipelines *p)
     for (int i = 0; i < SHADER_COUNT && dev; i++)
         if (p->modules[i]) vkDestroyShaderModule(dev, p->modules[i], NULL);
     if (p->cache && dev) vkDestroyPipelineCache(dev, p->cache, NULL);
+    pipeline_cache_free(&p->on_disk);
     memset(p, 0, sizeof *p);
 }
 

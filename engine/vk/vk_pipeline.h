@@ -5,6 +5,7 @@
 #ifndef VKLLM_VK_PIPELINE_H
 #define VKLLM_VK_PIPELINE_H
 
+#include "pipeline_cache.h"
 #include "vk_device.h"
 
 #include "shaders.h"
@@ -25,13 +26,19 @@ struct vk_pipeline {
 
 struct vk_pipelines {
     struct vk_device *dev;
-    VkPipelineCache cache;
+    VkPipelineCache cache; /* seeded from the on-disk cache, written back at destroy */
+    struct pipeline_cache on_disk;
+    char note[512]; /* why the on-disk cache was not used; "" when it was, or none */
     VkShaderModule modules[SHADER_COUNT];
     struct vk_pipeline **items;
-    uint32_t n_items, cap_items;
+    uint32_t n_items, cap_items; /* none made: the cache has nothing new to write */
 };
 
+/* Sets up P for DEV, its cache seeded from the on-disk one (pipeline_cache.h);
+ * a cache that cannot be used leaves a line in P->note. */
 int vk_pipelines_init(struct vk_pipelines *p, struct vk_device *dev, struct vkllm_error *err);
+/* Frees P's pipelines, after writing its cache to disk when pipelines were
+ * created (a failure to write costs the next start time, nothing else). */
 void vk_pipelines_destroy(struct vk_pipelines *p);
 
 /* The pipeline for SHADER with specialization constants SPEC[0..N_SPEC),
