@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Prints "error: MSG" to stderr, MSG made printable (vkllm_printable): a path
  * or file text cannot act on the terminal. Returns 1 (the exit status for
@@ -71,6 +73,76 @@ bool cli_utf8(const char *s);
 
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);
+
+/* LoRA adapters as llama.cpp's tools take them: --lora FILE (scale 1) and
+ * --lora-scaled FILE SCALE, both repeatable, applied in the order given. */
+#define CLI_LORA_MAX 32
+#define CLI_LORA_USAGE                                                                             \
+    "      --lora FILE        apply a LoRA adapter (llama.cpp's GGUF format); repeatable\n"        \
+    "      --lora-scaled FILE S  the same at scale S; repeatable, adapters add up\n"
+struct cli_lora {
+    int n;
+    const char *path[CLI_LORA_MAX];
+    float scale[CLI_LORA_MAX];
+    vkllm_adapter *ad[CLI_LORA_MAX]; /* cli_lora_apply */
+};
+
+/* 1 if ARGV[*I] is --lora or --lora-scaled (its values taken into L, *I
+ * past them), 0 if it is another flag, -1 after an error line. */
+static inline int cli_lora_arg(struct cli_lora *l, int argc, char **argv, int *i)
+{
+    const char *flag = argv[*i], *path, *v;
+    const int scaled = !strcmp(flag, "--lora-scaled");
+    if (!scaled && strcmp(flag, "--lora")) return 0;
+    double s = 1.0;
+    if (!(path = cli_value(argc, argv, i))) return -1;
+    if (!*path) return -cli_error("%s: empty file name", flag);
+    if (scaled) {
+        if (*i + 1 >= argc) return -cli_error("%s needs a file and a scale", flag);
+        v = argv[++*i];
+        if (!cli_float(flag, v, -1e6, 1e6, &s)) return -1;
+    }
+    if (l->n == CLI_LORA_MAX) return -cli_error("%s: at most %d adapters", flag, CLI_LORA_MAX);
+    l->path[l->n] = path;
+    l->scale[l->n++] = (float)s;
+    return 1;
+}
+
+/* Loads L's adapters for M; fails with ERR filled. */
+static inline int cli_lora_load(struct cli_lora *l, vkllm_model *m, struct vkllm_error *err)
+{
+    for (int i = 0; i < l->n; i++) {
+        int rc = vkllm_adapter_load(m, l->path[i], &l->ad[i], err);
+        if (rc) return rc;
+    }
+    return VKLLM_OK;
+}
+
+/* Makes L's loaded adapters S's set (nothing when there are none). */
+static inline int cli_lora_apply(const struct cli_lora *l, vkllm_session *s,
+                                 struct vkllm_error *err)
+{
+    return l->n ? vkllm_session_set_adapters(s, l->ad, l->scale, (uint32_t)l->n, err) : VKLLM_OK;
+}
+
+/* One "vkllm: adapter ..." line per adapter of L on stderr. */
+static inline void cli_lora_describe(const struct cli_lora *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        struct vkllm_adapter_info ai;
+        vkllm_adapter_describe(l->ad[i], &ai);
+        fprintf(stderr, "vkllm: adapter %s at scale %g: %u matrices, rank %u%s, alpha %g\n",
+                cli_shown(l->path[i]), l->scale[i], ai.n_tensors, ai.rank_max,
+                ai.rank_min != ai.rank_max ? " (at most)" : "", ai.alpha);
+    }
+}
+
+/* Frees L's adapters: after the sessions that use them. */
+static inline void cli_lora_free(struct cli_lora *l)
+{
+    for (int i = 0; i < l->n; i++)
+        vkllm_adapter_free(l->ad[i]);
+}
 
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

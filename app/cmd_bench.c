@@ -31,7 +31,7 @@ static const char bench_usage[] =
     "  -r, --repetitions N    timed runs of each test, after one warm-up run (default 5)\n"
     "  -o, --output md|json   a markdown table or llama-bench's JSON (default md)\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
-    "      --validate         enable the Khronos validation layer\n";
+    "      --validate         enable the Khronos validation layer\n" CLI_LORA_USAGE;
 
 /* ============================== Model description ============================== */
 
@@ -156,7 +156,8 @@ static int run_once(vkllm_session *s, const vkllm_vocab *vocab, const struct ben
 }
 
 /* Warms up, then fills test->samples_ns. */
-static int run_test(vkllm_model *model, struct bench_test *test, int reps, struct vkllm_error *err)
+static int run_test(vkllm_model *model, const struct cli_lora *lora, struct bench_test *test,
+                    int reps, struct vkllm_error *err)
 {
     const int n = test->n_prompt + test->n_gen;
     struct vkllm_session_params sp = {.n_ctx = (uint32_t)n,
@@ -171,6 +172,7 @@ static int run_test(vkllm_model *model, struct bench_test *test, int reps, struc
         return VKLLM_E_NOMEM;
     }
     int rc = vkllm_session_create(model, &sp, &s, err);
+    if (!rc) rc = cli_lora_apply(lora, s, err);
     uint64_t rng = 1, ns;
     time_t now = time(NULL);
     strftime(test->time, sizeof test->time, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -333,6 +335,8 @@ int cmd_bench(int argc, char **argv)
     const char *model_path = NULL, *device = NULL, *output = "md";
     long long n_prompt = 512, n_gen = 128, reps = 5;
     bool validate = false;
+    struct cli_lora lora = {0};
+    int lr;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -359,6 +363,8 @@ int cmd_bench(int argc, char **argv)
             device = v;
         } else if (!strcmp(a, "--validate")) {
             validate = true;
+        } else if ((lr = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
+            if (lr < 0) return 1;
         } else {
             return cli_error("unknown option '%s' for vkllm bench (see vkllm bench --help)", a);
         }
@@ -385,6 +391,8 @@ int cmd_bench(int argc, char **argv)
         vkllm_model_load(ctx, model_path, &mp, &model, &err))
         goto fail;
     cli_vocab_warnings(vkllm_model_vocab(model));
+    if (cli_lora_load(&lora, model, &err)) goto fail;
+    cli_lora_describe(&lora);
     const char *dev_name = vkllm_context_device(ctx)->name;
     struct bench_model bm;
     describe_model(vkllm_model_gguf(model), model_path, &bm);
@@ -401,7 +409,7 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < 2; i++) {
         struct bench_test *t = &tests[i];
         if (t->n_prompt + t->n_gen == 0) continue;
-        if (run_test(model, t, (int)reps, &err)) goto fail;
+        if (run_test(model, &lora, t, (int)reps, &err)) goto fail;
         if (json)
             print_json(&bm, dev_name, t->n_prompt > 0 ? t->n_prompt : 1, t, first);
         else
@@ -420,6 +428,7 @@ done:
     status = cli_validation_status(ctx, status);
     free(tests[0].samples_ns);
     free(tests[1].samples_ns);
+    cli_lora_free(&lora);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);
     return status;

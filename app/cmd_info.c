@@ -121,6 +121,63 @@ static void print_model(const vkllm_gguf *g)
     printf("  output: %s\n", hp.tied_output ? "tied to the token embeddings" : "its own matrix");
 }
 
+/* Whether G's general.type is "adapter" (a LoRA adapter, not a model). */
+static bool is_adapter(const vkllm_gguf *g)
+{
+    struct vkllm_gguf_str t;
+    return vkllm_gguf_get_str(g, "general.type", &t, NULL) == VKLLM_OK && t.len == 7 &&
+           !memcmp(t.ptr, "adapter", 7);
+}
+
+/* A LoRA adapter's rank, alpha and the matrices it touches, as its file
+ * says (vkllm run --lora checks it against a model). */
+static void print_adapter(const vkllm_gguf *g)
+{
+    struct vkllm_gguf_str arch = {"?", 1}, type = {"?", 1};
+    vkllm_gguf_get_str(g, "general.architecture", &arch, NULL);
+    vkllm_gguf_get_str(g, "adapter.type", &type, NULL);
+    double alpha = 0;
+    const bool has_alpha = vkllm_gguf_get_float(g, "adapter.lora.alpha", &alpha, NULL) == 0;
+    fputs("\nadapter: ", stdout);
+    print_text(type.ptr, type.len);
+    fputs(" for ", stdout);
+    print_text(arch.ptr, arch.len);
+    if (has_alpha)
+        printf(", alpha %g\n", alpha);
+    else
+        printf(", no alpha (the scale applies as it is)\n");
+    uint32_t n = 0, rmin = 0, rmax = 0;
+    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {
+        const struct vkllm_gguf_tensor *a = vkllm_gguf_tensor_at(g, i);
+        if (a->name.len < 8 || memcmp(a->name.ptr + a->name.len - 7, ".lora_a", 7)) continue;
+        char bname[80], name[4 * 64 + 1];
+        snprintf(bname, sizeof bname, "%.*s.lora_b", (int)(a->name.len - 7), a->name.ptr);
+        const struct vkllm_gguf_tensor *b = vkllm_gguf_find_tensor(g, bname);
+        vkllm_printable(name, sizeof name, a->name.ptr, a->name.len - 7);
+        if (!b) {
+            printf("  %-32s no lora_b\n", name);
+            continue;
+        }
+        const uint32_t rank = (uint32_t)b->ne[0];
+        if (!n || rank < rmin) rmin = rank;
+        if (rank > rmax) rmax = rank;
+        n++;
+        const struct vkllm_type_info *ta = vkllm_type_info(a->type), *tb = vkllm_type_info(b->type);
+        printf("  %-32s rank %-4u A %" PRIu64 " x %" PRIu64 " %s, B %" PRIu64 " x %" PRIu64 " %s\n",
+               name, rank, a->ne[0], a->ne[1], ta ? ta->name : "?", b->ne[0], b->ne[1],
+               tb ? tb->name : "?");
+    }
+    if (!n) {
+        printf("  no matrices\n");
+        return;
+    }
+    printf("  %u matrices, rank %u", n, rmax);
+    if (rmin != rmax) printf(" (%u at least)", rmin);
+    if (has_alpha && alpha != 0 && rmin == rmax)
+        printf("; at scale 1 the side path is multiplied by alpha / rank = %g", alpha / rmax);
+    putchar('\n');
+}
+
 /* What the model and a session of SP take, and whether the device has it. */
 static int print_memory(const vkllm_gguf *g, const char *device,
                         const struct vkllm_session_params *sp)
@@ -198,7 +255,8 @@ int cmd_info(int argc, char **argv)
             fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [--device N|NAME]\n\n"
                   "The file's metadata and tensors, what vkllm derives, and the memory a\n"
                   "session of N tokens (-c, default: the model's, at most 4096) takes with\n"
-                  "the weights, against what the device has free.\n",
+                  "the weights, against what the device has free. For a LoRA adapter\n"
+                  "file: its rank, alpha and the matrices it touches.\n",
                   stdout);
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -252,6 +310,11 @@ int cmd_info(int argc, char **argv)
         total += t->size;
     }
     printf("  %" PRIu64 " tensors, %.2f MiB\n", vkllm_gguf_tensor_count(g), total / 1048576.0);
+    if (is_adapter(g)) {
+        print_adapter(g);
+        vkllm_gguf_close(g);
+        return 0;
+    }
     print_model(g);
     int rc = print_memory(g, device, &sp);
     vkllm_gguf_close(g);

@@ -33,7 +33,7 @@ static const char perplexity_usage[] =
     "  -f, --file FILE        the text\n"
     "  -c, --ctx-size N       window size in tokens (default 512)\n"
     "  -b, --batch-size N     tokens per decode call (default: the window size)\n"
-    "      --chunks C         score only the first C windows (default: all)\n"
+    "      --chunks C         score only the first C windows (default: all)\n" CLI_LORA_USAGE
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n"
     "\n"
@@ -120,6 +120,8 @@ int cmd_perplexity(int argc, char **argv)
     const char *model_path = NULL, *text_path = NULL, *device = NULL;
     long long n_ctx = 512, n_batch = 0, n_chunks = -1;
     bool validate = false;
+    struct cli_lora lora = {0};
+    int lr;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -145,6 +147,8 @@ int cmd_perplexity(int argc, char **argv)
             device = v;
         } else if (!strcmp(a, "--validate")) {
             validate = true;
+        } else if ((lr = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
+            if (lr < 0) return 1;
         } else {
             return cli_error(
                 "unknown option '%s' for vkllm perplexity (see vkllm perplexity --help)", a);
@@ -202,7 +206,10 @@ int cmd_perplexity(int argc, char **argv)
     const int n_chunk = n_chunks < 0 || n_chunks > n_chunk_max ? n_chunk_max : (int)n_chunks;
     const int first = (int)n_ctx / 2;
 
-    if (vkllm_session_create(model, &sp, &session, &err)) goto fail;
+    if (vkllm_session_create(model, &sp, &session, &err) || cli_lora_load(&lora, model, &err) ||
+        cli_lora_apply(&lora, session, &err))
+        goto fail;
+    cli_lora_describe(&lora);
     window = malloc((size_t)n_batch * sizeof *window);
     if (!window) {
         cli_error("out of memory");
@@ -274,6 +281,7 @@ done:
     free(tokens);
     free(text);
     vkllm_session_free(session);
+    cli_lora_free(&lora);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);
     return status;

@@ -24,7 +24,7 @@ static const char run_usage[] =
     "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S           random seed (default: from the clock)\n"
     "      --stop TEXT        stop at TEXT (not printed); may be repeated\n"
-    "      --ignore-eos       keep generating after end-of-generation tokens\n"
+    "      --ignore-eos       keep generating after end-of-generation tokens\n" CLI_LORA_USAGE
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n";
 
@@ -42,6 +42,7 @@ int cmd_run(int argc, char **argv)
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
     const char *stops[64];
     int n_stops = 0;
+    struct cli_lora lora = {0};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -101,6 +102,8 @@ int cmd_run(int argc, char **argv)
             ignore_eos = true;
         } else if (!strcmp(a, "--validate")) {
             validate = true;
+        } else if ((n = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
+            if (n < 0) return 1;
         } else {
             return cli_error("unknown option '%s' for vkllm run (see vkllm run --help)", a);
         }
@@ -130,6 +133,7 @@ int cmd_run(int argc, char **argv)
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
+    if (cli_lora_load(&lora, model, &err) || cli_lora_apply(&lora, session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     cli_vocab_warnings(vocab);
     cli_warn_context(model, vkllm_session_n_ctx(session));
@@ -143,6 +147,7 @@ int cmd_run(int argc, char **argv)
             cli_shown(model_path), vkllm_context_device(ctx)->name, t_load,
             vkllm_model_weight_bytes(model) / 1048576.0, (unsigned long long)sp.seed);
     fprintf(stderr, "vkllm: %s\n", vkllm_context_paths(ctx));
+    cli_lora_describe(&lora);
 
     /* the prompt: BOS as the vocabulary asks, then the text */
     uint32_t cap = vkllm_session_n_ctx(session);
@@ -227,6 +232,7 @@ done:
     vkllm_stream_free(stream);
     vkllm_sampler_free(sampler);
     vkllm_session_free(session);
+    cli_lora_free(&lora);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);
     return status;

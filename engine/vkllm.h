@@ -572,6 +572,45 @@ double vkllm_session_last_gpu_ms(const vkllm_session *s);
  * host-visible step and logits buffers. */
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s);
 
+/* ============================== LoRA adapters ============================== */
+
+/* Fine-tunes in llama.cpp's GGUF adapter format (general.type = adapter,
+ * adapter.type = lora, adapter.lora.alpha, tensors NAME.lora_a and
+ * NAME.lora_b beside the model's NAME), applied at run time as llama.cpp
+ * applies them: each adapted matrix W computes W x + s B (A x) with
+ * s = scale * alpha / rank (just scale when alpha is 0), the adapters of a
+ * set adding up. The base weights are never touched, so one model serves any
+ * mix of adapters. Load each adapter once (its A and B go to the device
+ * then); sessions switch between sets with no upload. */
+typedef struct vkllm_adapter vkllm_adapter;
+
+/* Reads PATH, checks it against M (the architecture, every pair's names,
+ * types F32/F16/Q8_0 and shapes; the error names the first mismatch: "PATH:
+ * blk.0.attn_q.weight.lora_a is 64x8, the model's blk.0.attn_q.weight needs
+ * 256 x rank") and uploads it. It must outlive the sessions that use it. */
+int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
+                       struct vkllm_error *err);
+void vkllm_adapter_free(vkllm_adapter *a);
+
+struct vkllm_adapter_info {
+    float alpha;                 /* adapter.lora.alpha, 0 when absent */
+    uint32_t n_tensors;          /* the model's matrices it adapts */
+    uint32_t rank_min, rank_max; /* over those matrices */
+    uint64_t bytes;              /* device memory it holds */
+};
+void vkllm_adapter_describe(const vkllm_adapter *a, struct vkllm_adapter_info *out);
+
+/* Makes ADAPTERS[0..N) (N = 0: none), at SCALES (NULL: all 1), the set that
+ * S's next decodes apply, in that order. A set or a scale that differs from
+ * the current one re-records the session's graphs (uploading nothing) and
+ * empties the KV cache: every cached key and value was computed through the
+ * old set, so none of them is valid under the new one. The exception is a
+ * change of adapters that touch only the output matrix, which computes no
+ * key or value: the cache then stays. The same set and scales again is a
+ * no-op. On failure the session keeps its previous set and cache. */
+int vkllm_session_set_adapters(vkllm_session *s, vkllm_adapter *const *adapters,
+                               const float *scales, uint32_t n, struct vkllm_error *err);
+
 /* ============================== Memory needs ============================== */
 
 /* What a model and one session take, as the loader and vkllm_session_create

@@ -37,4 +37,8 @@ void main()
     else if (OP == ELT_SOFTCAP) y[i] = tanh(v / pc.f) * pc.f;
     else if (OP == ELT_GLU_SILU) y[i] = v / (1.0 + exp(-v)) * x[i];
     else if (OP == ELT_GLU_GELU) y[i] = gelu(v) * x[i];
+    else if (OP == ELT_ADD_SCALED) {
+        precise const float t = pc.f * x[i]; /* no fused multiply-add: llama.cpp rounds it */
+        y[i] = v + t;
+    }
 }

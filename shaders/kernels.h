@@ -123,6 +123,7 @@ PUSH_END
 #define ELT_SOFTCAP  4 /* y = f * tanh(y / f) */
 #define ELT_GLU_SILU 5 /* y = silu(y) * x */
 #define ELT_GLU_GELU 6 /* y = gelu(y) * x */
+#define ELT_ADD_SCALED 7 /* y += f * x, the product rounded first (a LoRA side path, as llama.cpp) */
 
 #if !defined(VULKAN) || defined(KERNEL_ELTWISE)
 PUSH_BEGIN(push_eltwise)

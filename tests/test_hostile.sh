@@ -25,7 +25,7 @@
 #
 # HOSTILE_TIMEOUT sets the seconds a case may take (default 60).
 set -u
-vkllm=$1 gen_hostile=$2 data=$3 scratch=$4
+vkllm=$1 gen_hostile=$2 data=$3 scratch=$4 gen_lora=$5
 rm -rf "$scratch" && mkdir -p "$scratch" || exit 1
 T=${HOSTILE_TIMEOUT:-60}
 model=$data/stories260K.gguf
@@ -71,7 +71,7 @@ check() {
     status=$?
     local errors n_errors
     # perplexity's running figures ("[1]7.1234,[2]...") are progress too
-    errors=$(grep -av -e '^vkllm: ' -e '^warning: ' -e '^\[[0-9][0-9]*\]' "$err")
+    errors=$(grep -av -e '^vkllm: ' -e '^warning: ' -e '^note: ' -e '^\[[0-9][0-9]*\]' "$err")
     n_errors=$(printf '%s' "$errors" | grep -c '')
     if [ $status = 124 ] || [ $status = 137 ]; then
         problem="did not finish in ${limit}s"
@@ -197,6 +197,7 @@ good_value() { # COMMAND FLAG CLASS
     "template --context") echo "$scratch/ctx.json" ; return ;;
     "template --template" | "chat --chat-template-file") echo "$scratch/good.jinja" ; return ;;
     "tokenize -f" | "tokenize --file" | "tokenize --cases") echo "$text" ; return ;;
+    *" --lora" | *" --lora-scaled") echo "$adapter" ; return ;;
     esac
     case $2 in
     -c | --ctx-size) echo 64 ;;
@@ -218,6 +219,9 @@ good_value() { # COMMAND FLAG CLASS
 }
 
 printf '{"messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": true}' >"$scratch/ctx.json"
+# a LoRA adapter of the bundled model: what --lora and --lora-scaled accept
+adapter=$scratch/adapter.gguf
+"$gen_lora" -m "$model" -o "$adapter" --rank 4 >/dev/null || { echo "FAIL gen_lora" >&2; exit 1; }
 printf '{%% for m in messages %%}<{{ m.role }}>{{ m.content }}{%% endfor %%}' >"$scratch/good.jinja"
 
 # ---- 1. every flag with bad values
@@ -236,6 +240,7 @@ for cmd in $commands; do
         case "$cmd $flag" in
         "tokenize -f" | "tokenize --file" | "tokenize --cases") ;; # -p is the one text
         "template -m" | "template --model") ;;                       # --template is the one template
+        *" --lora-scaled") repeat_args+=("$flag" "$good" 0.5 "$flag" "$good" 0.5) ;; # FILE SCALE
         *) if [ "$value" = - ]; then repeat_args+=("$flag" "$flag"); else repeat_args+=("$flag" "$good" "$flag" "$good"); fi ;;
         esac
         [ "$value" = - ] && continue
@@ -338,12 +343,12 @@ check_special() {
 for cmd in run chat perplexity bench tokenize template; do
     while read -r flag value; do
         [ "$(class_of "$value")" = file ] || continue
-        kind=text empty=fail
-        case $flag in -m | --model) kind=model ;; esac
+        kind=text empty=fail scale=()
+        case $flag in -m | --model | --lora) kind=model ;; --lora-scaled) kind=model scale=(0.5) ;; esac
         case "$cmd $flag" in "tokenize -f" | "tokenize --cases" | "template --template") empty=any ;; esac
         # shellcheck disable=SC2046
         check_special $kind $empty "$(good_value "$cmd" "$flag" file)" \
-            "$vkllm" "$cmd" "$flag" @ $(base_args "$cmd" "$flag")
+            "$vkllm" "$cmd" "$flag" @ "${scale[@]}" $(base_args "$cmd" "$flag")
     done < <(flags_of "$cmd")
 done
 check_special model fail - "$vkllm" info @

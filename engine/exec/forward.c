@@ -16,6 +16,7 @@ enum {
 struct recorder {
     struct op_env e;
     const struct vkllm_model *m;
+    const struct vkllm_adapter *const *ad;
     const struct forward_state *st;
     uint32_t read, written; /* since the last barrier */
     uint8_t xq_of;          /* the buffer XQ holds quantized, or BUF_NONE */
@@ -40,9 +41,10 @@ static const struct gpu_buf *buf(const struct recorder *r, uint8_t b)
     return &r->st->bufs[b];
 }
 
-static int matmul(struct recorder *r, const struct graph_node *n, struct vkllm_error *err)
+/* Node N's product with W: the model's matrix, or an adapter's A or B. */
+static int matmul(struct recorder *r, const struct graph_node *n, const struct gpu_weight *w,
+                  struct vkllm_error *err)
 {
-    const struct gpu_weight *w = &model_tensor(r->m, n->layer, n->w)->mat;
     const struct gpu_buf *in = buf(r, n->src);
     int rc;
     if (quant_format(w->type)->act == ACT_Q8) {
@@ -77,7 +79,14 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
         return op_norm(&r->e, buf(r, n->src), &model_tensor(m, l, n->w)->vec,
                        n->b == T_NONE ? NULL : &model_tensor(m, l, n->b)->vec, buf(r, n->dst), n->n,
                        n->rows, n->f, n->sub & NORM_LAYER_BIT, n->sub & NORM_ROW_BIT, err);
-    case NODE_MATMUL: return matmul(r, n, err);
+    case NODE_MATMUL: return matmul(r, n, &model_tensor(m, l, n->w)->mat, err);
+    case NODE_LORA_A: {
+        const struct gpu_weight *a = &lora_weight(r->ad[n->lora], l, n->w)->a;
+        if (n->src != BUF_NONE) return matmul(r, n, a, err);
+        touch(r, 0, RES(n->dst)); /* token_embd's: the token's row of A */
+        return op_get_rows(&r->e, a, buf(r, n->dst), false, false, err);
+    }
+    case NODE_LORA_B: return matmul(r, n, &lora_weight(r->ad[n->lora], l, n->w)->b, err);
     case NODE_ELTWISE: {
         const struct gpu_buf *x = n->src != BUF_NONE ? buf(r, n->src)
                                   : n->b != T_NONE   ? &model_tensor(m, l, n->b)->vec
@@ -105,12 +114,14 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
 }
 
 int forward_record(const struct vkllm_model *m, const struct graph *gr,
-                   const struct forward_state *st, struct gpu_graph *g, uint32_t batch,
-                   const struct gpu_buf *readback, struct vkllm_error *err)
+                   const struct vkllm_adapter *const *ad, const struct forward_state *st,
+                   struct gpu_graph *g, uint32_t batch, const struct gpu_buf *readback,
+                   struct vkllm_error *err)
 {
     struct recorder r = {
         .e = {m->ctx, g, st->step, batch, GPU_NO_BARRIER},
         .m = m,
+        .ad = ad,
         .st = st,
         .xq_of = BUF_NONE,
     };

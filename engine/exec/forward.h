@@ -4,6 +4,7 @@
 #define VKLLM_FORWARD_H
 
 #include "graph.h"
+#include "lora.h"
 #include "model.h"
 #include "ops.h"
 
@@ -22,9 +23,11 @@ struct forward_state {
 
 /* Records graph GR for up to BATCH tokens into G, ending with the logits
  * copied to READBACK. Barriers are placed where a dispatch reads or
- * overwrites what an earlier one since the last barrier touched. */
+ * overwrites what an earlier one since the last barrier touched. AD are the
+ * adapters GR's LORA nodes name (NULL when it has none). */
 int forward_record(const struct vkllm_model *m, const struct graph *gr,
-                   const struct forward_state *st, struct gpu_graph *g, uint32_t batch,
-                   const struct gpu_buf *readback, struct vkllm_error *err);
+                   const struct vkllm_adapter *const *ad, const struct forward_state *st,
+                   struct gpu_graph *g, uint32_t batch, const struct gpu_buf *readback,
+                   struct vkllm_error *err);
 
 #endif

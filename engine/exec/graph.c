@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "kernels.h" /* ELT_* */
+#include "lora.h"    /* lora_scale */
 #include "ops.h"
 
 #include <math.h>
@@ -17,6 +18,10 @@ struct builder {
     struct graph *g;
     uint32_t layer;
     bool failed;
+    const struct graph_adapter *ad;
+    uint32_t n_ad;
+    uint32_t lora_width;     /* the widest rank a side path uses */
+    uint32_t lora_out_width; /* the widest B of a side path on every token */
 };
 
 static void add(struct builder *b, struct graph_node n)
@@ -79,6 +84,44 @@ static void eltwise(struct builder *b, uint32_t op, enum graph_buf dst, uint8_t 
                                .last_only = last_only});
 }
 
+/* dst += s B (A src) for each adapter of W, as llama.cpp's build_lora_mm
+ * (and its inp_embd for token_embd, SRC then BUF_NONE). The scale goes after
+ * B, as there: scaling A src instead is cheaper but changes how a Q8_0 B's
+ * input is quantized, which moved logits by 0.25 (measured). LAST_ONLY: B
+ * reads the last token's row, so A runs on every token. */
+static void side_paths(struct builder *b, enum graph_buf dst, uint8_t src, enum tensor_role w,
+                       uint32_t n_out, bool last_only)
+{
+    const uint64_t slot = arch_slice(b->am, b->layer, w) - b->am->slices;
+    for (uint32_t i = 0; i < b->n_ad; i++) {
+        const struct graph_adapter *ad = &b->ad[i];
+        const uint32_t rank = ad->rank[slot];
+        if (!rank) continue;
+        if (rank > b->lora_width) b->lora_width = rank;
+        add(b, (struct graph_node){.op = NODE_LORA_A,
+                                   .dst = BUF_LORA,
+                                   .src = src,
+                                   .w = w,
+                                   .b = T_NONE,
+                                   .lora = (uint8_t)i,
+                                   .n = rank,
+                                   .rows = 1});
+        add(b, (struct graph_node){.op = NODE_LORA_B,
+                                   .dst = BUF_LORA_OUT,
+                                   .src = BUF_LORA,
+                                   .w = w,
+                                   .b = T_NONE,
+                                   .lora = (uint8_t)i,
+                                   .n = n_out,
+                                   .rows = 1,
+                                   .last_only = last_only});
+        eltwise(b, ELT_ADD_SCALED, dst, BUF_LORA_OUT, T_NONE, n_out,
+                lora_scale(ad->scale, ad->alpha, rank), last_only);
+        uint32_t *out = last_only ? &b->g->lora_out_last : &b->lora_out_width;
+        if (n_out > *out) *out = n_out;
+    }
+}
+
 /* dst (+)= w src, then + bias where the file has one. */
 static void matmul(struct builder *b, enum graph_buf dst, enum graph_buf src, enum tensor_role w,
                    enum tensor_role bias, uint32_t n_out, bool acc, bool last_only)
@@ -92,6 +135,7 @@ static void matmul(struct builder *b, enum graph_buf dst, enum graph_buf src, en
                                .n = n_out,
                                .rows = 1,
                                .last_only = last_only});
+    side_paths(b, dst, src, w, n_out, last_only);
     if (bias != T_NONE && has(b, bias))
         eltwise(b, ELT_ADD_BIAS, dst, BUF_NONE, bias, n_out, 0, last_only);
 }
@@ -189,11 +233,18 @@ static void layer(struct builder *b)
 int graph_build(const struct arch_model *am, bool logits_all, struct graph *g,
                 struct vkllm_error *err)
 {
+    return graph_build_with(am, logits_all, NULL, 0, g, err);
+}
+
+int graph_build_with(const struct arch_model *am, bool logits_all, const struct graph_adapter *ad,
+                     uint32_t n_ad, struct graph *g, struct vkllm_error *err)
+{
     memset(g, 0, sizeof *g);
     const struct vkllm_hparams *hp = &am->hp;
     const struct arch *a = am->arch;
     const uint32_t E = hp->n_embd;
-    struct builder b = {am, g, 0, false};
+    if (n_ad > 255) return vkllm_fail(err, VKLLM_E_INVALID, "at most 255 adapters at once");
+    struct builder b = {am, g, 0, false, ad, n_ad, 0, 0};
 
     add(&b, (struct graph_node){.op = NODE_EMBED,
                                 .dst = BUF_X,
@@ -202,6 +253,7 @@ int graph_build(const struct arch_model *am, bool logits_all, struct graph *g,
                                 .b = T_NONE,
                                 .n = E,
                                 .rows = 1});
+    side_paths(&b, BUF_X, BUF_NONE, T_TOK_EMBD, E, false);
     if (has(&b, T_POS_EMBD))
         add(&b, (struct graph_node){.op = NODE_EMBED,
                                     .dst = BUF_X,
@@ -233,11 +285,13 @@ int graph_build(const struct arch_model *am, bool logits_all, struct graph *g,
 
     /* how wide each buffer the nodes name must be */
     const uint32_t Q = hp->n_head * hp->head_dim, KV = hp->n_head_kv * hp->head_dim;
-    const uint32_t widths[BUF_COUNT] = {
+    uint32_t widths[BUF_COUNT] = {
         [BUF_X] = E,   [BUF_XN] = E,          [BUF_XA] = E,        [BUF_XF] = E,
         [BUF_Q] = Q,   [BUF_K] = KV,          [BUF_V] = KV,        [BUF_ATT] = Q,
         [BUF_TMP] = E, [BUF_GATE] = hp->n_ff, [BUF_UP] = hp->n_ff, [BUF_LOGITS] = hp->n_vocab,
     };
+    widths[BUF_LORA] = b.lora_width;
+    widths[BUF_LORA_OUT] = b.lora_out_width;
     for (uint32_t i = 0; i < g->n_nodes; i++) {
         const struct graph_node *n = &g->nodes[i];
         if (n->dst != BUF_NONE) g->width[n->dst] = widths[n->dst];

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "graph.h"
 #include "kernels.h" /* ELT_* */
+#include "lora.h"
 #include "quant.h"
 #include "rope.h"
 
@@ -109,6 +110,11 @@ void ref_eltwise(uint32_t op, float *y, const float *x, uint32_t n, float f)
         case ELT_SOFTCAP: y[i] = tanhf(v / f) * f; break;
         case ELT_GLU_SILU: y[i] = v / (1.0f + expf(-v)) * x[i]; break;
         case ELT_GLU_GELU: y[i] = ref_gelu(v) * x[i]; break;
+        case ELT_ADD_SCALED: {
+            const float t = f * x[i];
+            y[i] = v + t;
+            break;
+        }
         }
     }
 }
@@ -169,8 +175,17 @@ struct ref_tensor {
     uint32_t type;
 };
 
+/* An adapter's pairs as floats, per slice of the model. */
+struct ref_adapter {
+    struct ref_tensor *a, *b; /* as am.slices; NULL data where not adapted */
+    uint32_t *rank;
+    float alpha;
+};
+
 struct ref_model {
     struct arch_model am;
+    struct ref_adapter *ad; /* ref_model_set_adapters */
+    uint32_t n_ad;
     struct graph graph;
     uint32_t n_ctx;
     bool kv_f16;
@@ -273,9 +288,28 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     return VKLLM_OK;
 }
 
+static void free_adapters(struct ref_model *m)
+{
+    const uint64_t n_slots = (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    for (uint32_t i = 0; i < m->n_ad; i++) {
+        struct ref_adapter *a = &m->ad[i];
+        for (uint64_t j = 0; a->a && j < n_slots; j++) {
+            free(a->a[j].data);
+            free(a->b[j].data);
+        }
+        free(a->a);
+        free(a->b);
+        free(a->rank);
+    }
+    free(m->ad);
+    m->ad = NULL;
+    m->n_ad = 0;
+}
+
 void ref_model_free(struct ref_model *m)
 {
     if (!m) return;
+    free_adapters(m);
     if (m->tensors) {
         const uint64_t n_slots =
             (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
@@ -302,6 +336,68 @@ const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m)
 void ref_model_reset(struct ref_model *m)
 {
     m->pos = 0;
+}
+
+int ref_model_set_adapters(struct ref_model *m, const vkllm_gguf *base, const vkllm_gguf *const *ad,
+                           const float *scales, uint32_t n, struct vkllm_error *err)
+{
+    free_adapters(m);
+    const uint64_t n_slots = (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    struct graph_adapter *ga = calloc(n + 1, sizeof *ga);
+    int rc = ga && (m->ad = calloc(n + 1, sizeof *m->ad))
+                 ? VKLLM_OK
+                 : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        struct ref_adapter *a = &m->ad[i];
+        m->n_ad = i + 1;
+        struct lora_binding bind;
+        if ((rc = lora_bind(&m->am, base, ad[i], &bind, err))) break;
+        a->alpha = bind.alpha;
+        if (!(a->a = calloc(n_slots, sizeof *a->a)) || !(a->b = calloc(n_slots, sizeof *a->b)) ||
+            !(a->rank = calloc(n_slots, sizeof *a->rank)))
+            rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        for (uint64_t j = 0; !rc && j < n_slots; j++) {
+            const struct lora_pair *p = &bind.pairs[j];
+            if (!p->a) continue;
+            const struct tensor_slice sa = {p->a, 0, p->a->ne[1]};
+            const struct tensor_slice sb = {p->b, p->b_first, p->b_count};
+            a->a[j].type = p->a->type;
+            a->b[j].type = p->b->type;
+            a->rank[j] = p->rank;
+            rc = dequant(ad[i], &sa, true, &a->a[j].data, err);
+            if (!rc) rc = dequant(ad[i], &sb, true, &a->b[j].data, err);
+        }
+        lora_binding_free(&bind);
+        ga[i] = (struct graph_adapter){a->rank, a->alpha, scales ? scales[i] : 1.0f};
+    }
+    struct graph g;
+    if (!rc) rc = graph_build_with(&m->am, false, ga, n, &g, err);
+    float *lora = NULL, *lora_out = NULL;
+    if (!rc) {
+        const uint32_t out =
+            g.width[BUF_LORA_OUT] > g.lora_out_last ? g.width[BUF_LORA_OUT] : g.lora_out_last;
+        lora = calloc(g.width[BUF_LORA] + 1, 4);
+        lora_out = calloc(out + 1, 4);
+        if (!lora || !lora_out) {
+            free(lora);
+            free(lora_out);
+            graph_free(&g);
+            rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        }
+    }
+    free(ga);
+    if (rc) {
+        free_adapters(m);
+        return rc;
+    }
+    graph_free(&m->graph);
+    m->graph = g;
+    free(m->bufs[BUF_LORA]);
+    free(m->bufs[BUF_LORA_OUT]);
+    m->bufs[BUF_LORA] = lora;
+    m->bufs[BUF_LORA_OUT] = lora_out;
+    m->pos = 0;
+    return VKLLM_OK;
 }
 
 /* Runs node N for the current token. */
@@ -334,6 +430,26 @@ static void run_node(struct ref_model *m, const struct graph_node *n, int32_t to
         if (n->acc)
             for (uint32_t i = 0; i < n->n; i++)
                 dst[i] += m->tmp[i];
+        break;
+    }
+    case NODE_LORA_A: {
+        const uint64_t slot = arch_slice(&m->am, l, n->w) - m->am.slices;
+        const struct ref_tensor *a = &m->ad[n->lora].a[slot];
+        if (!src) { /* token_embd's: the token's row of A */
+            memcpy(dst, a->data + (uint64_t)token * n->n, n->n * sizeof *dst);
+            break;
+        }
+        const uint32_t k = arch_slice(&m->am, l, n->w)->t->ne[0];
+        ref_matvec_input(a->type, src, m->in, k);
+        ref_matvec(a->data, m->in, dst, n->n, k);
+        break;
+    }
+    case NODE_LORA_B: {
+        const uint64_t slot = arch_slice(&m->am, l, n->w) - m->am.slices;
+        const struct ref_tensor *bt = &m->ad[n->lora].b[slot];
+        const uint32_t rank = m->ad[n->lora].rank[slot];
+        ref_matvec_input(bt->type, src, m->in, rank);
+        ref_matvec(bt->data, m->in, dst, n->n, rank);
         break;
     }
     case NODE_ELTWISE: ref_eltwise(n->sub, dst, src ? src : b, n->n, n->f); break;

@@ -46,6 +46,12 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
 void ref_model_free(struct ref_model *m);
 const struct vkllm_hparams *ref_model_hparams(const struct ref_model *m);
 
+/* Applies adapter files AD[0..N) at SCALES (NULL: 1 each) from now on, checked
+ * against BASE (the GGUF the model was made from) and dequantized; empties
+ * the cache. N = 0 removes them. */
+int ref_model_set_adapters(struct ref_model *m, const vkllm_gguf *base, const vkllm_gguf *const *ad,
+                           const float *scales, uint32_t n, struct vkllm_error *err);
+
 /* Runs TOKEN at the next position and writes n_vocab logits. */
 int ref_model_decode(struct ref_model *m, int32_t token, float *logits, struct vkllm_error *err);
 void ref_model_reset(struct ref_model *m);

@@ -29,6 +29,12 @@ struct vkllm_session {
     struct gpu_graph one;   /* recorded for a single token */
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
 
+    /* the adapters the graphs apply, in order, and their scales */
+    vkllm_adapter **ad;
+    float *scales;
+    uint32_t n_ad;
+    struct gpu_pool lora_pool; /* the side paths' scratch: st.bufs[BUF_LORA, BUF_LORA_OUT] */
+
     float *logits; /* with logits_all, every row of the last decode: (n_logits, n_vocab) */
     uint32_t n_logits, cap_logits;
     double last_gpu_ms;
@@ -68,6 +74,16 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
     return VKLLM_OK;
 }
 
+/* Records GR, applying adapters AD, into the session's graphs. */
+static int record(struct vkllm_session *s, const struct graph *gr,
+                  const struct vkllm_adapter *const *ad, struct vkllm_error *err)
+{
+    int rc = forward_record(s->m, gr, ad, &s->st, &s->one, 1, &s->out, err);
+    if (!rc && s->n_batch > 1)
+        rc = forward_record(s->m, gr, ad, &s->st, &s->batch, s->n_batch, &s->out, err);
+    return rc;
+}
+
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
                          vkllm_session **out, struct vkllm_error *err)
 {
@@ -93,11 +109,8 @@ int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *para
     gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, s->plan.readback_block);
     if ((rc = alloc_state(s, err))) goto fail;
     if ((rc = gpu_graph_create(&s->one, dev, err)) ||
-        (rc = forward_record(m, &s->graph, &s->st, &s->one, 1, &s->out, err)))
-        goto fail;
-    if (s->n_batch > 1 &&
-        ((rc = gpu_graph_create(&s->batch, dev, err)) ||
-         (rc = forward_record(m, &s->graph, &s->st, &s->batch, s->n_batch, &s->out, err))))
+        (s->n_batch > 1 && (rc = gpu_graph_create(&s->batch, dev, err))) ||
+        (rc = record(s, &s->graph, NULL, err)))
         goto fail;
     *out = s;
     return VKLLM_OK;
@@ -115,6 +128,9 @@ void vkllm_session_free(vkllm_session *s)
     free(s->st.v_cache);
     free(s->st.ring);
     graph_free(&s->graph);
+    free(s->ad);
+    free(s->scales);
+    gpu_pool_destroy(&s->lora_pool);
     gpu_pool_destroy(&s->readback);
     gpu_pool_destroy(&s->host);
     gpu_pool_destroy(&s->device);
@@ -279,6 +295,118 @@ int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *e
                           "longer hold the positions before it",
                           pos);
     s->pos = pos;
+    s->n_logits = 0;
+    return VKLLM_OK;
+}
+
+/* ============================== Adapters ============================== */
+
+/* Whether adapter A changes keys or values: it adapts more than the output
+ * matrix, which reads the cache's results but writes none of it. */
+static bool changes_cache(const struct vkllm_session *s, const vkllm_adapter *a)
+{
+    const struct arch_model *am = &s->m->am;
+    const uint64_t out = (uint64_t)(arch_slice(am, 0, T_OUTPUT) - am->slices);
+    const uint64_t n = (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    for (uint64_t i = 0; i < n; i++)
+        if (i != out && a->rank[i]) return true;
+    return false;
+}
+
+/* Whether the cache computed under S's set stays valid under ADAPTERS at
+ * SCALES: every place of the list where the two differ holds only adapters
+ * of the output matrix (a changed order counts as a change: the side paths
+ * add up in it). */
+static bool cache_survives(const struct vkllm_session *s, vkllm_adapter *const *adapters,
+                           const float *scales, uint32_t n)
+{
+    for (uint32_t i = 0; i < n || i < s->n_ad; i++) {
+        const vkllm_adapter *now = i < s->n_ad ? s->ad[i] : NULL;
+        const vkllm_adapter *next = i < n ? adapters[i] : NULL;
+        const float scale = scales ? scales[i] : 1.0f;
+        if (now == next && (!now || s->scales[i] == scale)) continue;
+        if ((now && changes_cache(s, now)) || (next && changes_cache(s, next))) return false;
+    }
+    return true;
+}
+
+int vkllm_session_set_adapters(vkllm_session *s, vkllm_adapter *const *adapters,
+                               const float *scales, uint32_t n, struct vkllm_error *err)
+{
+    if (n && !adapters) return vkllm_fail(err, VKLLM_E_INVALID, "no adapters given");
+    bool same = n == s->n_ad;
+    for (uint32_t i = 0; i < n; i++) {
+        const float sc = scales ? scales[i] : 1.0f;
+        if (!adapters[i] || adapters[i]->m != s->m)
+            return vkllm_fail(err, VKLLM_E_INVALID, "%s: the adapter was loaded for another model",
+                              adapters[i] ? adapters[i]->name : "(null)");
+        if (!(sc > -1e30f && sc < 1e30f))
+            return vkllm_fail(err, VKLLM_E_INVALID, "%s: the scale is not a finite number",
+                              adapters[i]->name);
+        same = same && s->ad[i] == adapters[i] && s->scales[i] == sc;
+    }
+    if (same) return VKLLM_OK;
+    const bool keep_cache = cache_survives(s, adapters, scales, n);
+
+    vkllm_adapter **ad = calloc(n + 1, sizeof *ad);
+    float *sc = calloc(n + 1, sizeof *sc);
+    struct graph_adapter *ga = calloc(n + 1, sizeof *ga);
+    struct graph g = {0};
+    struct gpu_pool pool = {0};
+    struct gpu_buf lora = s->st.bufs[BUF_LORA], lora_out = s->st.bufs[BUF_LORA_OUT];
+    int rc = ad && sc && ga ? VKLLM_OK : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        ad[i] = adapters[i];
+        sc[i] = scales ? scales[i] : 1.0f;
+        ga[i] = (struct graph_adapter){adapters[i]->rank, adapters[i]->alpha, sc[i]};
+    }
+    if (!rc) rc = graph_build_with(&s->m->am, s->logits_all, ga, n, &g, err);
+    /* the scratch grows when a wider adapter comes (both buffers anew, in a
+     * pool of their own); the rank-wide one's quantized copy fits the
+     * session's XQ, as ranks are at most n_embd (lora.c) */
+    const uint64_t need = (uint64_t)s->n_batch * g.width[BUF_LORA] * 4;
+    uint64_t need_out = (uint64_t)s->n_batch * g.width[BUF_LORA_OUT] * 4;
+    if (need_out < (uint64_t)g.lora_out_last * 4) need_out = (uint64_t)g.lora_out_last * 4;
+    if (!rc && (need > lora.size || need_out > lora_out.size)) {
+        const uint64_t align = gpu_pool_alignment(&s->m->ctx->dev.info);
+        gpu_pool_init(&pool, &s->m->ctx->dev, GPU_POOL_DEVICE, need + need_out + 2 * align);
+        rc = gpu_pool_alloc(&pool, need, &lora, err);
+        if (!rc) rc = gpu_pool_alloc(&pool, need_out, &lora_out, err);
+    }
+    if (!rc) {
+        const struct gpu_buf old = s->st.bufs[BUF_LORA], old_out = s->st.bufs[BUF_LORA_OUT];
+        s->st.bufs[BUF_LORA] = lora;
+        s->st.bufs[BUF_LORA_OUT] = lora_out;
+        rc = record(s, &g, (const struct vkllm_adapter *const *)ad, err);
+        if (rc) {
+            /* the previous graphs, recorded as they were, which worked before */
+            s->st.bufs[BUF_LORA] = old;
+            s->st.bufs[BUF_LORA_OUT] = old_out;
+            record(s, &s->graph, (const struct vkllm_adapter *const *)s->ad, NULL);
+        }
+    }
+    if (rc) {
+        gpu_pool_destroy(&pool);
+        graph_free(&g);
+        free(ad);
+        free(sc);
+        free(ga);
+        return rc;
+    }
+    if (pool.n_blocks) {
+        gpu_pool_destroy(&s->lora_pool);
+        s->lora_pool = pool;
+    }
+    graph_free(&s->graph);
+    s->graph = g;
+    free(s->ad);
+    free(s->scales);
+    free(ga);
+    s->ad = ad;
+    s->scales = sc;
+    s->n_ad = n;
+    /* the cached keys and values went through the previous adapters */
+    if (!keep_cache) s->pos = 0;
     s->n_logits = 0;
     return VKLLM_OK;
 }
