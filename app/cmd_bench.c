@@ -6,11 +6,19 @@
  *         as one batch into an empty context;
  *   tg N  N single-token decodes from an empty context (BOS, then random ids).
  *
+ * With -d D (llama-bench's depth) each test starts with D random tokens
+ * already in the context: decoded once before the timing, then kept (the
+ * cache cut back to them) for every run; the session holds D + N tokens.
+ * Decode rows add the GB/s they achieve (the bytes a step reads times steps
+ * per second) and, with --bandwidth, its share of the device's copy
+ * bandwidth, the ceiling decode works against. Before the tests, the time to
+ * a first token: cold from the model load, and warm on the loaded model.
+ *
  * Each test runs once to warm up (llama-bench warms tg with one token), then
- * -r times from a cleared KV cache. Times are wall-clock around the whole
+ * -r times from its depth. Times are wall-clock around the whole
  * test, as llama-bench's; the GPU timestamps (vkllm_session_last_gpu_ms) are
  * deliberately not used. Each test gets its own session sized for it, as
- * llama-bench gives each its own context (n_ctx = n_prompt + n_gen).
+ * llama-bench gives each its own context (n_ctx = n_depth + n_prompt + n_gen).
  */
 #include "cli.h"
 
@@ -29,7 +37,9 @@ static const char bench_usage[] =
     "  -p, --n-prompt N       prompt tokens, decoded as one batch; 0 skips the test (default 512)\n"
     "  -n, --n-gen N          tokens generated one at a time; 0 skips the test (default 128)\n"
     "  -r, --repetitions N    timed runs of each test, after one warm-up run (default 5)\n"
-    "  -o, --output md|json   a markdown table or llama-bench's JSON (default md)\n"
+    "  -d, --n-depth N[,N..]  tokens already in the context when each test starts (default 0)\n"
+    "  -o, --output md|json|csv  a markdown table, or llama-bench's JSON or CSV (default md)\n"
+    "      --bandwidth        measure the device's copy bandwidth, and each decode's share of it\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n" CLI_LORA_USAGE;
 
@@ -119,35 +129,59 @@ static int32_t random_token(uint64_t *state, int32_t n_vocab)
 }
 
 struct bench_test {
-    int n_prompt, n_gen;
+    int n_prompt, n_gen, n_depth;
+    int n_batch;       /* the session's: the prompt, else depth's steps (at most 512), else 1 */
+    double read_bytes; /* device bytes a decode step reads, on average (tg only) */
     int n_samples;
     uint64_t *samples_ns;
     char time[32]; /* when it started, RFC 3339 */
 };
 
-/* One run of TEST (or a warm-up with N_GEN tokens) from an empty cache; its
- * wall-clock time goes to *NS. */
+/* BOS where the vocabulary adds it, else a random token: what every test,
+ * and its depth, starts with (as in llama-bench). */
+static int32_t first_token(const vkllm_vocab *vocab, uint64_t *rng)
+{
+    return vkllm_vocab_add_bos(vocab) && vkllm_vocab_bos(vocab) >= 0
+               ? vkllm_vocab_bos(vocab)
+               : random_token(rng, vkllm_vocab_n_tokens(vocab));
+}
+
+/* Leaves S holding TEST's depth: its first n_depth tokens kept from an earlier
+ * run (the cache cut back to them), else decoded now, in steps of n_batch. */
+static int restore_depth(vkllm_session *s, const vkllm_vocab *vocab, const struct bench_test *test,
+                         int32_t *tokens, uint64_t *rng, struct vkllm_error *err)
+{
+    if (test->n_depth > 0 && vkllm_session_pos(s) >= (uint32_t)test->n_depth &&
+        vkllm_session_truncate(s, (uint32_t)test->n_depth, NULL) == VKLLM_OK)
+        return VKLLM_OK;
+    vkllm_session_reset(s); /* a sliding window may have lost the depth: redo it */
+    if (test->n_depth == 0) return VKLLM_OK;
+    tokens[0] = first_token(vocab, rng);
+    for (int i = 1; i < test->n_depth; i++)
+        tokens[i] = random_token(rng, vkllm_vocab_n_tokens(vocab));
+    return vkllm_session_decode(s, tokens, (uint32_t)test->n_depth, err);
+}
+
+/* One run of TEST (or a warm-up with N_GEN tokens) from its depth; its
+ * wall-clock time, the depth's decode excluded, goes to *NS. */
 static int run_once(vkllm_session *s, const vkllm_vocab *vocab, const struct bench_test *test,
                     int n_gen, int32_t *tokens, uint64_t *rng, uint64_t *ns,
                     struct vkllm_error *err)
 {
     const int32_t n_vocab = vkllm_vocab_n_tokens(vocab);
-    const int32_t first = vkllm_vocab_add_bos(vocab) && vkllm_vocab_bos(vocab) >= 0
-                              ? vkllm_vocab_bos(vocab)
-                              : random_token(rng, n_vocab);
-    vkllm_session_reset(s);
+    int rc = restore_depth(s, vocab, test, tokens, rng, err);
+    if (rc) return rc;
+    const int32_t first = first_token(vocab, rng);
     uint64_t t0 = now_ns();
     if (test->n_prompt > 0) {
         tokens[0] = first;
         for (int i = 1; i < test->n_prompt; i++)
             tokens[i] = random_token(rng, n_vocab);
-        int rc = vkllm_session_decode(s, tokens, (uint32_t)test->n_prompt, err);
-        if (rc) return rc;
+        if ((rc = vkllm_session_decode(s, tokens, (uint32_t)test->n_prompt, err))) return rc;
     } else {
         int32_t tok = first;
         for (int i = 0; i < n_gen; i++) {
-            int rc = vkllm_session_decode(s, &tok, 1, err);
-            if (rc) return rc;
+            if ((rc = vkllm_session_decode(s, &tok, 1, err))) return rc;
             tok = random_token(rng, n_vocab);
         }
     }
@@ -159,9 +193,8 @@ static int run_once(vkllm_session *s, const vkllm_vocab *vocab, const struct ben
 static int run_test(vkllm_model *model, const struct cli_lora *lora, struct bench_test *test,
                     int reps, struct vkllm_error *err)
 {
-    const int n = test->n_prompt + test->n_gen;
-    struct vkllm_session_params sp = {.n_ctx = (uint32_t)n,
-                                      .n_batch = test->n_prompt > 0 ? (uint32_t)test->n_prompt : 1};
+    const int n = test->n_depth + test->n_prompt + test->n_gen; /* llama-bench's n_ctx */
+    struct vkllm_session_params sp = {.n_ctx = (uint32_t)n, .n_batch = (uint32_t)test->n_batch};
     vkllm_session *s = NULL;
     int32_t *tokens = malloc((size_t)n * sizeof *tokens);
     test->samples_ns = calloc((size_t)reps, sizeof *test->samples_ns);
@@ -184,6 +217,61 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
     }
     vkllm_session_free(s);
     free(tokens);
+    return rc;
+}
+
+/* The device bytes a decode step of T reads, on average over its steps: every
+ * weight (of token_embd only the row it looks up, unless the output matrix
+ * shares it), and the keys and values (half floats) of the positions it
+ * attends to. A LoRA adapter's matrices are not counted. */
+static double decode_read_bytes(const vkllm_model *m, const struct bench_test *t)
+{
+    const struct vkllm_hparams *hp = vkllm_model_hparams(m);
+    const vkllm_gguf *g = vkllm_model_gguf(m);
+    double bytes = (double)vkllm_model_weight_bytes(m);
+    for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g) && !hp->tied_output; i++) {
+        const struct vkllm_gguf_tensor *w = vkllm_gguf_tensor_at(g, i);
+        if (w->name.len == 17 && !memcmp(w->name.ptr, "token_embd.weight", 17))
+            bytes -= (double)w->size - (double)w->size / (double)w->ne[1];
+    }
+    /* the step at position p attends to p + 1 of them (a sliding-window layer
+     * to at most its window): the mean over positions n_depth.. */
+    const double ctx = t->n_depth + (t->n_gen + 1) / 2.0;
+    const double window = hp->sliding_window && ctx > hp->sliding_window ? hp->sliding_window : ctx;
+    const double per_position = 2.0 * hp->n_head_kv * hp->head_dim * 2; /* K and V */
+    return bytes +
+           per_position * ((hp->n_layer - hp->n_swa_layers) * ctx + hp->n_swa_layers * window);
+}
+
+/* What a user of `run` waits for: a session of its own on M, a short prompt
+ * decoded, the first token picked (greedy). *MS is the time from T0 (a
+ * cli_now_ms reading) to that pick; *N_TOKENS the prompt's length. */
+static int time_first_token(vkllm_model *m, const struct cli_lora *lora, double t0, double *ms,
+                            int *n_tokens, struct vkllm_error *err)
+{
+    static const char prompt[] = "Once upon a time, there was a little";
+    const vkllm_vocab *vocab = vkllm_model_vocab(m);
+    int32_t tokens[2 * sizeof prompt]; /* a token per byte, and BOS and EOS, at most */
+    const int n = vkllm_tokenize(vocab, prompt, sizeof prompt - 1, true, false, tokens,
+                                 (int)(sizeof tokens / sizeof *tokens));
+    if (n <= 0 || n > (int)(sizeof tokens / sizeof *tokens))
+        return vkllm_fail(err, VKLLM_E_INVALID, "the vocabulary gives no tokens for \"%s\"",
+                          prompt);
+    struct vkllm_session_params sp = {.n_ctx = (uint32_t)n, .n_batch = (uint32_t)n};
+    struct vkllm_sampler_params greedy = vkllm_sampler_defaults(0);
+    greedy.temp = 0.0f;
+    vkllm_session *s = NULL;
+    vkllm_sampler *sampler = NULL;
+    int rc = vkllm_session_create(m, &sp, &s, err);
+    if (!rc) rc = cli_lora_apply(lora, s, err);
+    if (!rc) rc = vkllm_sampler_create(&greedy, vkllm_vocab_n_tokens(vocab), &sampler, err);
+    if (!rc) rc = vkllm_session_decode(s, tokens, (uint32_t)n, err);
+    if (!rc && vkllm_sampler_sample(sampler, vkllm_session_logits(s, -1)) < 0)
+        rc = vkllm_fail(err, VKLLM_E_INVALID, "no token sampled after the prompt");
+    *ms = cli_now_ms() - t0;
+    *n_tokens = n;
+    vkllm_sampler_free(sampler);
+    vkllm_session_free(s);
     return rc;
 }
 
@@ -246,31 +334,88 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-/* One object of llama-bench's JSON array, with its field names and number
- * formats (integers for ns, %f for t/s), plus "device". */
-static void print_json(const struct bench_model *bm, const char *device, int n_batch,
-                       const struct bench_test *t, bool first)
+/* What the run measured besides the tests, printed with each of them. */
+struct bench_run {
+    double copy_gbps;                  /* --bandwidth's figure; 0: not measured */
+    double ttft_cold_ms, ttft_warm_ms; /* time to first token, see time_first_token */
+    int ttft_tokens;                   /* the prompt's */
+};
+
+/* Decode's achieved bandwidth: the bytes a step reads times steps per second. */
+static double achieved_gbps(const struct bench_test *t, const struct bench_stats *st)
+{
+    return t->read_bytes * st->avg_ts / 1e9;
+}
+
+/* A field of a test's JSON object or CSV row: STR, or a number already
+ * formatted in NUM ("null" when it does not apply). */
+struct bench_field {
+    const char *name, *str;
+    char num[40];
+};
+
+/* llama-bench's fields that vkllm has, in llama-bench's order and number
+ * formats (integers for sizes and ns, %f for t/s), then ours: "device", the
+ * bytes a decode step reads and the GB/s it achieves, the copy bandwidth and
+ * its share, and the time to first token. Returns how many. */
+#define BENCH_FIELDS 23
+static int bench_fields(const struct bench_model *bm, const char *device,
+                        const struct bench_test *t, const struct bench_run *run,
+                        struct bench_field *f)
 {
     struct bench_stats st;
     compute_stats(t, &st);
+    const bool tg = t->n_gen > 0;
+    int n = 0;
+#define STR(k, v) f[n++] = (struct bench_field){.name = (k), .str = (v)}
+#define NUM(k, ...)                                                                                \
+    (f[n] = (struct bench_field){.name = (k)}, snprintf(f[n].num, sizeof f[n].num, __VA_ARGS__),   \
+     n++)
+    STR("gpu_info", device);
+    STR("backends", "Vulkan");
+    STR("model_filename", bm->filename);
+    STR("model_type", bm->type);
+    NUM("model_size", "%llu", (unsigned long long)bm->size);
+    NUM("model_n_params", "%llu", (unsigned long long)bm->n_params);
+    NUM("n_batch", "%d", t->n_batch);
+    NUM("n_ubatch", "%d", t->n_batch);
+    NUM("n_prompt", "%d", t->n_prompt);
+    NUM("n_gen", "%d", t->n_gen);
+    NUM("n_depth", "%d", t->n_depth);
+    STR("test_time", t->time);
+    NUM("avg_ns", "%.0f", st.avg_ns);
+    NUM("stddev_ns", "%.0f", st.stddev_ns);
+    NUM("avg_ts", "%f", st.avg_ts);
+    NUM("stddev_ts", "%f", st.stddev_ts);
+    STR("device", device);
+    NUM("read_bytes_per_token", tg ? "%.0f" : "null", t->read_bytes);
+    NUM("avg_gbps", tg ? "%f" : "null", achieved_gbps(t, &st));
+    NUM("copy_gbps", run->copy_gbps > 0 ? "%f" : "null", run->copy_gbps);
+    NUM("copy_share", tg && run->copy_gbps > 0 ? "%f" : "null",
+        achieved_gbps(t, &st) / (run->copy_gbps > 0 ? run->copy_gbps : 1.0));
+    NUM("ttft_cold_ms", "%f", run->ttft_cold_ms);
+    NUM("ttft_warm_ms", "%f", run->ttft_warm_ms);
+#undef STR
+#undef NUM
+    return n;
+}
+
+/* One object of llama-bench's JSON array, then its samples. */
+static void print_json(const struct bench_model *bm, const char *device, const struct bench_test *t,
+                       const struct bench_run *run, bool first)
+{
+    struct bench_field f[BENCH_FIELDS];
+    const int n = bench_fields(bm, device, t, run, f);
     printf("%s  {\n", first ? "" : ",\n");
-    printf("    \"model_filename\": ");
-    json_string(bm->filename);
-    printf(",\n    \"model_type\": ");
-    json_string(bm->type);
-    printf(",\n    \"model_size\": %llu,\n", (unsigned long long)bm->size);
-    printf("    \"model_n_params\": %llu,\n", (unsigned long long)bm->n_params);
-    printf("    \"backends\": \"Vulkan\",\n    \"gpu_info\": ");
-    json_string(device);
-    printf(",\n    \"n_batch\": %d,\n    \"n_ubatch\": %d,\n", n_batch, n_batch);
-    printf("    \"n_prompt\": %d,\n    \"n_gen\": %d,\n    \"n_depth\": 0,\n", t->n_prompt,
-           t->n_gen);
-    printf("    \"test_time\": \"%s\",\n", t->time);
-    printf("    \"avg_ns\": %.0f,\n    \"stddev_ns\": %.0f,\n", st.avg_ns, st.stddev_ns);
-    printf("    \"avg_ts\": %f,\n    \"stddev_ts\": %f,\n", st.avg_ts, st.stddev_ts);
-    printf("    \"device\": ");
-    json_string(device);
-    printf(",\n    \"samples_ns\": [ ");
+    for (int i = 0; i < n; i++) {
+        printf("    \"%s\": ", f[i].name);
+        if (f[i].str)
+            json_string(f[i].str);
+        else
+            fputs(f[i].num, stdout);
+        fputs(",\n", stdout);
+    }
+    printf("    \"samples_ns\": [ ");
     for (int i = 0; i < t->n_samples; i++)
         printf("%s%llu", i ? ", " : "", (unsigned long long)t->samples_ns[i]);
     printf(" ],\n    \"samples_ts\": [ ");
@@ -280,21 +425,43 @@ static void print_json(const struct bench_model *bm, const char *device, int n_b
     fflush(stdout);
 }
 
-/* llama-bench's markdown columns: width < 0 is left-aligned. */
+/* llama-bench's CSV: a header of field names, then every value quoted with
+ * '"' doubled inside; a field that does not apply is empty. */
+static void print_csv(const struct bench_model *bm, const char *device, const struct bench_test *t,
+                      const struct bench_run *run, bool header)
+{
+    struct bench_field f[BENCH_FIELDS];
+    const int n = bench_fields(bm, device, t, run, f);
+    for (int i = 0; header && i < n; i++)
+        printf("%s%s", i ? "," : "", f[i].name);
+    if (header) putchar('\n');
+    for (int i = 0; i < n; i++) {
+        const char *v = f[i].str ? f[i].str : strcmp(f[i].num, "null") ? f[i].num : "";
+        printf("%s\"", i ? "," : "");
+        for (; *v; v++)
+            printf(*v == '"' ? "\"\"" : "%c", *v);
+        putchar('"');
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* llama-bench's markdown columns (width < 0 is left-aligned), then ours for
+ * decode rows: achieved GB/s, and its share of the copy bandwidth. */
 static const struct {
     const char *name;
     int width;
-} md_cols[] = {{"model", -30},   {"size", 10}, {"params", 10},
-               {"backend", -10}, {"test", 15}, {"t/s", 20}};
-#define N_MD_COLS (int)(sizeof md_cols / sizeof *md_cols)
+} md_cols[] = {{"model", -30}, {"size", 10}, {"params", 10}, {"backend", -10},
+               {"test", 15},   {"t/s", 20},  {"GB/s", 8},    {"of copy", 8}};
+#define MD_LLAMA_COLS 6 /* llama-bench's */
 
-static void print_md_header(void)
+static void print_md_header(int n_cols)
 {
     putchar('|');
-    for (int i = 0; i < N_MD_COLS; i++)
+    for (int i = 0; i < n_cols; i++)
         printf(" %*s |", md_cols[i].width, md_cols[i].name);
     printf("\n|");
-    for (int i = 0; i < N_MD_COLS; i++) {
+    for (int i = 0; i < n_cols; i++) {
         putchar(' ');
         for (int k = 1; k < abs(md_cols[i].width); k++)
             putchar('-');
@@ -303,11 +470,12 @@ static void print_md_header(void)
     putchar('\n');
 }
 
-static void print_md_row(const struct bench_model *bm, const struct bench_test *t)
+static void print_md_row(const struct bench_model *bm, const struct bench_test *t,
+                         const struct bench_run *run, int n_cols)
 {
     struct bench_stats st;
     compute_stats(t, &st);
-    char v[N_MD_COLS][sizeof bm->type];
+    char v[sizeof md_cols / sizeof *md_cols][sizeof bm->type] = {{0}};
     if (bm->size < (1ull << 30))
         snprintf(v[1], sizeof v[1], "%.2f MiB", bm->size / 1024.0 / 1024.0);
     else
@@ -318,23 +486,51 @@ static void print_md_row(const struct bench_model *bm, const struct bench_test *
         snprintf(v[2], sizeof v[2], "%.2f B", bm->n_params / 1e9);
     snprintf(v[0], sizeof v[0], "%s", bm->type);
     snprintf(v[3], sizeof v[3], "Vulkan");
-    snprintf(v[4], sizeof v[4], t->n_prompt > 0 ? "pp%d" : "tg%d",
-             t->n_prompt > 0 ? t->n_prompt : t->n_gen);
+    int len = snprintf(v[4], sizeof v[4], t->n_prompt > 0 ? "pp%d" : "tg%d",
+                       t->n_prompt > 0 ? t->n_prompt : t->n_gen);
+    if (t->n_depth > 0) snprintf(v[4] + len, sizeof v[4] - len, " @ d%d", t->n_depth);
     snprintf(v[5], sizeof v[5], "%.2f \u00b1 %.2f", st.avg_ts, st.stddev_ts);
+    if (t->n_gen > 0) {
+        snprintf(v[6], sizeof v[6], "%.2f", achieved_gbps(t, &st));
+        if (run->copy_gbps > 0)
+            snprintf(v[7], sizeof v[7], "%.1f%%", 100.0 * achieved_gbps(t, &st) / run->copy_gbps);
+    }
     putchar('|');
-    for (int i = 0; i < N_MD_COLS; i++) /* "±" is two bytes wide in UTF-8: one more */
-        printf(" %*s |", md_cols[i].width + (i == N_MD_COLS - 1), v[i]);
+    for (int i = 0; i < n_cols; i++) /* "±" is two bytes wide in UTF-8: one more */
+        printf(" %*s |", md_cols[i].width + (i == MD_LLAMA_COLS - 1), v[i]);
     putchar('\n');
     fflush(stdout);
 }
 
 /* ============================== Command ============================== */
 
+/* -d's value: depths separated by commas, as llama-bench takes them. */
+#define BENCH_MAX_DEPTHS 16
+static bool parse_depths(const char *flag, const char *v, int *depths, int *n)
+{
+    *n = 0;
+    for (const char *p = v;; p++) {
+        const size_t len = strcspn(p, ",");
+        char one[24];
+        long long d;
+        if (*n == BENCH_MAX_DEPTHS)
+            return !cli_error("%s: at most %d depths", flag, BENCH_MAX_DEPTHS);
+        if (len >= sizeof one) return !cli_error("%s: '%s' is not a number", flag, v);
+        memcpy(one, p, len);
+        one[len] = 0;
+        if (!cli_int(flag, one, 0, 1 << 20, &d)) return false;
+        depths[(*n)++] = (int)d;
+        p += len;
+        if (!*p) return true;
+    }
+}
+
 int cmd_bench(int argc, char **argv)
 {
     const char *model_path = NULL, *device = NULL, *output = "md";
     long long n_prompt = 512, n_gen = 128, reps = 5;
-    bool validate = false;
+    int depths[BENCH_MAX_DEPTHS] = {0}, n_depths = 1;
+    bool validate = false, bandwidth = false;
     struct cli_lora lora = {0};
     int lr;
 
@@ -355,9 +551,13 @@ int cmd_bench(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 1, 1000, &reps)) return 1;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (!VALUE()) return 1;
-            if (strcmp(v, "md") && strcmp(v, "json"))
-                return cli_error("%s: '%s' is not an output format (md or json)", a, v);
+            if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
+                return cli_error("%s: '%s' is not an output format (md, json or csv)", a, v);
             output = v;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
+            if (!VALUE() || !parse_depths(a, v, depths, &n_depths)) return 1;
+        } else if (!strcmp(a, "--bandwidth")) {
+            bandwidth = true;
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) return 1;
             device = v;
@@ -372,62 +572,97 @@ int cmd_bench(int argc, char **argv)
     }
     if (n_prompt == 0 && n_gen == 0) return cli_error("nothing to measure: -p and -n are both 0");
     if (!(model_path = cli_model(model_path))) return 1;
-    const bool json = !strcmp(output, "json");
+    const bool json = !strcmp(output, "json"), csv = !strcmp(output, "csv");
 
     struct vkllm_error err = {0};
     vkllm_context *ctx = NULL;
     vkllm_model *model = NULL;
-    struct bench_test tests[2] = {{.n_prompt = (int)n_prompt}, {.n_gen = (int)n_gen}};
+    /* llama-bench's order: each depth's pp test, then its tg test */
+    struct bench_test tests[2 * BENCH_MAX_DEPTHS] = {{0}};
+    int n_tests = 0;
+    for (int d = 0; d < n_depths; d++) {
+        if (n_prompt > 0)
+            tests[n_tests++] = (struct bench_test){
+                .n_prompt = (int)n_prompt, .n_depth = depths[d], .n_batch = (int)n_prompt};
+        if (n_gen > 0) /* the depth goes in steps of up to 512, as prompts do by default */
+            tests[n_tests++] = (struct bench_test){.n_gen = (int)n_gen,
+                                                   .n_depth = depths[d],
+                                                   .n_batch = depths[d] > 512 ? 512
+                                                              : depths[d] > 0 ? depths[d]
+                                                                              : 1};
+    }
+    struct bench_run run = {0};
     int status = 1;
 
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     /* the loader refuses, before any upload, a model that leaves no room for
      * the sessions run_test creates: this one is at least as large as each
-     * (the longer context, the larger batch) */
-    struct vkllm_session_params largest = {.n_ctx = (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen),
-                                           .n_batch = n_prompt > 0 ? (uint32_t)n_prompt : 1};
+     * (the longest context, the largest batch) */
+    struct vkllm_session_params largest = {.n_ctx = 1, .n_batch = 1};
+    for (int i = 0; i < n_tests; i++) {
+        const uint32_t n = (uint32_t)(tests[i].n_depth + tests[i].n_prompt + tests[i].n_gen);
+        if (n > largest.n_ctx) largest.n_ctx = n;
+        if ((uint32_t)tests[i].n_batch > largest.n_batch)
+            largest.n_batch = (uint32_t)tests[i].n_batch;
+    }
     struct vkllm_model_params mp = {.session = &largest};
-    if (vkllm_context_create(&cp, &ctx, &err) ||
-        vkllm_model_load(ctx, model_path, &mp, &model, &err))
-        goto fail;
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    const char *dev_name = vkllm_context_device(ctx)->name;
+    /* before the load, so that the copy has the device's memory to itself */
+    if (bandwidth) {
+        if (vkllm_context_copy_bandwidth(ctx, &run.copy_gbps, &err)) goto fail;
+        fprintf(stderr, "vkllm: copy bandwidth of %s: %.2f GB/s\n", dev_name, run.copy_gbps);
+    }
+    /* cold: the process's first load (its pipelines made or read from the
+     * on-disk cache) to a first token; warm: a second session on the model */
+    const double t_load = cli_now_ms();
+    if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     cli_vocab_warnings(vkllm_model_vocab(model));
     if (cli_lora_load(&lora, model, &err)) goto fail;
     cli_lora_describe(&lora);
-    const char *dev_name = vkllm_context_device(ctx)->name;
+    if (time_first_token(model, &lora, t_load, &run.ttft_cold_ms, &run.ttft_tokens, &err) ||
+        time_first_token(model, &lora, cli_now_ms(), &run.ttft_warm_ms, &run.ttft_tokens, &err))
+        goto fail;
     struct bench_model bm;
     describe_model(vkllm_model_gguf(model), model_path, &bm);
     fprintf(stderr, "vkllm: %s on %s, %lld runs of each test after a warm-up\n",
             cli_shown(model_path), dev_name, reps);
     /* each test has a context of its own length */
-    cli_warn_context(model, (uint32_t)(n_prompt > n_gen ? n_prompt : n_gen));
+    cli_warn_context(model, largest.n_ctx);
 
+    const int md_cols_shown = MD_LLAMA_COLS + (n_gen > 0) + (n_gen > 0 && bandwidth);
     if (json)
         fputs("[\n", stdout);
-    else
-        print_md_header();
-    bool first = true;
-    for (int i = 0; i < 2; i++) {
+    else if (!csv)
+        print_md_header(md_cols_shown);
+    for (int i = 0; i < n_tests; i++) {
         struct bench_test *t = &tests[i];
-        if (t->n_prompt + t->n_gen == 0) continue;
+        if (t->n_gen > 0) t->read_bytes = decode_read_bytes(model, t);
         if (run_test(model, &lora, t, (int)reps, &err)) goto fail;
         if (json)
-            print_json(&bm, dev_name, t->n_prompt > 0 ? t->n_prompt : 1, t, first);
+            print_json(&bm, dev_name, t, &run, i == 0);
+        else if (csv)
+            print_csv(&bm, dev_name, t, &run, i == 0);
         else
-            print_md_row(&bm, t);
-        first = false;
+            print_md_row(&bm, t, &run, md_cols_shown);
     }
-    if (json)
+    if (json) {
         fputs("\n]\n", stdout);
-    else
-        printf("\nbuild: vkllm %s; device: %s\n", VKLLM_VERSION, dev_name);
+    } else if (!csv) {
+        printf("\ntime to first token (%d-token prompt): cold %.1f ms from the model load, "
+               "warm %.1f ms\n",
+               run.ttft_tokens, run.ttft_cold_ms, run.ttft_warm_ms);
+        if (bandwidth) printf("copy bandwidth: %.2f GB/s\n", run.copy_gbps);
+        printf("build: vkllm %s; device: %s\n", VKLLM_VERSION, dev_name);
+    }
     status = 0;
     goto done;
 fail:
     cli_error("%s", err.msg);
 done:
     status = cli_validation_status(ctx, status);
-    free(tests[0].samples_ns);
-    free(tests[1].samples_ns);
+    for (int i = 0; i < n_tests; i++)
+        free(tests[i].samples_ns);
     cli_lora_free(&lora);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);

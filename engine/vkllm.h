@@ -436,6 +436,14 @@ struct vkllm_memory_budget {
 };
 void vkllm_context_memory(const vkllm_context *ctx, struct vkllm_memory_budget *out);
 
+/* Measures the device's copy bandwidth into *GBPS (1e9 bytes/s, read plus
+ * written): the fastest of a few device-to-device copies of 256 MiB (less when
+ * the device's limits or an eighth of its free memory say so), timed with GPU
+ * timestamps where the queue has them, else the wall clock. Decode reads every
+ * weight once per token, so this is its ceiling. Takes a second or so; holds
+ * twice the copy's size of device memory meanwhile. */
+int vkllm_context_copy_bandwidth(vkllm_context *ctx, double *gbps, struct vkllm_error *err);
+
 /* ============================== Model ============================== */
 
 typedef struct vkllm_model vkllm_model;

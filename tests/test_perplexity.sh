@@ -11,6 +11,10 @@
 #    before it are allowed).
 # 3. bench -o json is a JSON array with llama-bench's field names and positive
 #    speeds; bench -o md has a table row for each test. No timing thresholds.
+# 4. bench --depth (-d, a comma list): n_depth in JSON and CSV, "@ dN" in md,
+#    the depth kept between runs; decode rows' achieved GB/s, --bandwidth's
+#    positive copy figure and share; time to first token; -o csv with
+#    llama-bench's columns; a bad -d value is one error line.
 set -u
 vkllm=$1 data=$2 golden=$3 scratch=$4
 mkdir -p "$scratch"
@@ -146,12 +150,88 @@ checks=$((checks + 1))
 if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 2 -o md >"$scratch/bench.md" 2>"$scratch/bench.stderr"; then
     fail "bench -o md failed: $(cat "$scratch/bench.stderr")"
 else
-    grep -q '^| model  *| *size | *params | backend  *| *test | *t/s |$' "$scratch/bench.md" ||
+    grep -q '^| model  *| *size | *params | backend  *| *test | *t/s | *GB/s |$' "$scratch/bench.md" ||
         fail "bench -o md: no header row: $(cat "$scratch/bench.md")"
     for test in pp16 tg4; do
-        grep -Eq "^\| .* \| Vulkan +\| +$test \| +[0-9]+\.[0-9]{2} ± [0-9]+\.[0-9]{2} \|$" \
+        grep -Eq "^\| .* \| Vulkan +\| +$test \| +[0-9]+\.[0-9]{2} ± [0-9]+\.[0-9]{2} \|( +[0-9.]* \|)$" \
             "$scratch/bench.md" || fail "bench -o md: no row for $test: $(cat "$scratch/bench.md")"
     done
+fi
+
+# ---- 4. depth, bandwidth, time to first token, CSV
+expect_error "bench bad depth" "-d" "$vkllm" bench -d lots
+expect_error "bench negative depth" "--n-depth" "$vkllm" bench --n-depth -1
+expect_error "bench empty depth" "-d" "$vkllm" bench -d 16,
+expect_error "bench bad output" "xlsx" "$vkllm" bench -o xlsx
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 2 -d 64 -o json >"$scratch/depth.json" 2>"$scratch/bench.stderr"; then
+    fail "bench -d 64 -o json failed: $(cat "$scratch/bench.stderr")"
+elif ! python3 -m json.tool "$scratch/depth.json" >/dev/null; then
+    fail "bench -d 64 -o json is not JSON: $(cat "$scratch/depth.json")"
+else
+    python3 - "$scratch/depth.json" <<'EOF' || fail "bench -d 64 -o json: $(cat "$scratch/depth.json")"
+import json, sys
+tests = json.load(open(sys.argv[1]))
+assert len(tests) == 2, "want 2 tests"
+llama_bench = ["gpu_info", "backends", "model_filename", "model_type", "model_size",
+               "model_n_params", "n_batch", "n_ubatch", "n_prompt", "n_gen", "n_depth",
+               "test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts"]
+for t in tests:
+    missing = [f for f in llama_bench if f not in t]
+    assert not missing, f"missing llama-bench fields {missing}"
+    assert t["n_depth"] == 64, t
+    assert t["backends"] == "Vulkan" and t["avg_ts"] > 0, t
+    assert t["ttft_cold_ms"] > 0 and t["ttft_warm_ms"] > 0, t
+    assert t["copy_gbps"] is None and t["copy_share"] is None, "no --bandwidth, yet a figure"
+pp, tg = tests
+assert (pp["n_prompt"], pp["n_gen"]) == (16, 0) and (tg["n_prompt"], tg["n_gen"]) == (0, 4)
+assert pp["avg_gbps"] is None and pp["read_bytes_per_token"] is None, pp
+# a decode step reads about every weight (not token_embd's other rows), more at depth
+assert tg["read_bytes_per_token"] > 0.5 * tg["model_size"] and tg["avg_gbps"] > 0, tg
+EOF
+fi
+# a list of depths, in llama-bench's order, each test in a context of depth +
+# test whose depth is cut back to (or decoded again) for each of the 3 runs
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 3 -d 0,64 -o md >"$scratch/depth.md" 2>"$scratch/bench.stderr"; then
+    fail "bench -d 0,64 -o md failed: $(cat "$scratch/bench.stderr")"
+else
+    got=$(grep -Eo '\| +(pp|tg)[0-9]+( @ d[0-9]+)? \|' "$scratch/depth.md" | tr -d '| ' | tr '\n' ' ')
+    [ "$got" = "pp16 tg4 pp16@d64 tg4@d64 " ] || fail "bench -d 0,64: tests '$got': $(cat "$scratch/depth.md")"
+    grep -Eq '^\| .* \| +tg4 @ d64 \| +[0-9.]+ ± [0-9.]+ \| +[0-9]+\.[0-9]{2} \|$' "$scratch/depth.md" ||
+        fail "bench -d 0,64: no GB/s in the tg4 @ d64 row: $(cat "$scratch/depth.md")"
+    grep -Eq '^time to first token \([0-9]+-token prompt\): cold [0-9.]+ ms .*, warm [0-9.]+ ms$' \
+        "$scratch/depth.md" || fail "bench -o md: no time to first token: $(cat "$scratch/depth.md")"
+fi
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 0 -n 4 -r 1 --bandwidth -o md >"$scratch/bw.md" 2>"$scratch/bench.stderr"; then
+    fail "bench --bandwidth failed: $(cat "$scratch/bench.stderr")"
+else
+    gbps=$(sed -n 's/^copy bandwidth: \([0-9.]*\) GB\/s$/\1/p' "$scratch/bw.md")
+    awk -v g="$gbps" 'BEGIN { exit !(g + 0 > 0) }' ||
+        fail "bench --bandwidth: no positive copy bandwidth: $(cat "$scratch/bw.md")"
+    grep -Eq '^\| .* \| +tg4 \| +[0-9.]+ ± [0-9.]+ \| +[0-9.]+ \| +[0-9.]+% \|$' "$scratch/bw.md" ||
+        fail "bench --bandwidth: no share in the tg4 row: $(cat "$scratch/bw.md")"
+fi
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 8 -n 2 -r 1 -d 8 --bandwidth -o csv >"$scratch/bench.csv" 2>"$scratch/bench.stderr"; then
+    fail "bench -o csv failed: $(cat "$scratch/bench.stderr")"
+else
+    python3 - "$scratch/bench.csv" <<'EOF' || fail "bench -o csv: $(cat "$scratch/bench.csv")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 2, "want 2 rows"
+for f in ["gpu_info", "backends", "model_filename", "model_type", "model_size", "model_n_params",
+          "n_batch", "n_ubatch", "n_prompt", "n_gen", "n_depth", "test_time", "avg_ns",
+          "stddev_ns", "avg_ts", "stddev_ts"]:
+    assert all(r.get(f) for r in rows), f"no {f}"
+assert [(r["n_prompt"], r["n_gen"], r["n_depth"]) for r in rows] == [("8", "0", "8"), ("0", "2", "8")]
+assert rows[0]["avg_gbps"] == "" and float(rows[1]["avg_gbps"]) > 0, rows
+assert float(rows[1]["copy_gbps"]) > 0 and float(rows[1]["copy_share"]) > 0, rows
+EOF
+    # llama-bench quotes every value
+    [ "$(grep -cv -e '^gpu_info,' -e '^".*"$' "$scratch/bench.csv")" = 0 ] ||
+        fail "bench -o csv: values not quoted as llama-bench's: $(cat "$scratch/bench.csv")"
 fi
 
 echo "$checks checks, $failures failures" >&2
