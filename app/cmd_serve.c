@@ -138,11 +138,9 @@ int cmd_serve(int argc, char **argv)
     if (serve_sched_create(sv.model, &sp, &sv.sched, &err)) goto fail;
     sv.n_ctx = serve_sched_n_ctx(sv.sched);
     cli_warn_context(sv.model, sv.n_ctx);
-    /* rendering only reads the template and the vocabulary: slot 0's session
-     * is never decoded through it */
+    /* a render-only chat (no session): the slots decode what it renders */
     struct vkllm_chat_params chp = {.notice = on_notice};
-    if (vkllm_chat_create(sv.model, serve_sched_session(sv.sched, 0), &chp, &sv.renderer, &err))
-        goto fail;
+    if (vkllm_chat_create(sv.model, NULL, &chp, &sv.renderer, &err)) goto fail;
     if (serve_sched_start(sv.sched, &err)) goto fail;
     if (serve_http_start(&sv, &err)) goto fail;
     fprintf(stderr,

@@ -839,11 +839,18 @@ struct vkllm_chat_turn {
     uint32_t n_new;     /* tokens decoded now */
     uint32_t n_prompt;  /* n_cached + n_new: the rendered conversation */
     uint32_t n_dropped; /* messages dropped (in all) to fit the context */
-    uint32_t n_renders; /* renderings tried: 1, or about log2(turns) + 2 when turns are dropped */
+    uint32_t n_renders; /* renderings tried: 1, or about 2 log2(turns) when turns are dropped */
+    /* the preparation's work, in all over the renderings tried: messages
+     * rendered and bytes of rendering tokenized. Bounded by what the context
+     * holds, not by the conversation's length (see vkllm_chat_prefill) */
+    uint64_t n_rendered, n_tokenized;
 };
 
 /* The session must be used by this conversation only; its cache is emptied.
- * Neither the model nor the session is owned. */
+ * Neither the model nor the session is owned. SESSION NULL makes a
+ * render-only chat (a server's renderer, whose prompts other sessions
+ * decode): the message functions, vkllm_chat_render, _save and _load work;
+ * vkllm_chat_prefill, _check and _decode_token return VKLLM_E_INVALID. */
 int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
                       const struct vkllm_chat_params *params, vkllm_chat **out,
                       struct vkllm_error *err);
@@ -869,7 +876,12 @@ const char *vkllm_chat_content(const vkllm_chat *c, size_t i, size_t *len);
  * the tokenizer adds anyway is removed). */
 int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_error *err);
 /* Renders, tokenizes and decodes what is not yet in the cache, dropping the
- * oldest turns after the system prompt when the context would overflow.
+ * oldest turns after the system prompt when the context would overflow. The
+ * turns to drop are searched from those the last prefill dropped (kept across
+ * vkllm_chat_clear, for a caller that adds the conversation again each turn)
+ * and only windows about as long as the one that fits are rendered: a long
+ * conversation (100,000 messages) costs a scan of its roles plus work
+ * bounded by the context.
  * Afterwards vkllm_session_logits(session, -1) predicts the reply's first
  * token. VKLLM_E_CONTEXT_FULL when even the last message does not fit; then
  * no turn is dropped, so that popping that message restores the chat. */

@@ -16,6 +16,9 @@
  *    than the context times the longest token (a /load of 200 MiB took
  *    seconds and gigabytes), a system prompt that leaves no room for any
  *    message (vkllm_chat_check; in a loaded file too), a file past 256 MiB.
+ * 5. A turn's preparation is bounded by the context, not by the conversation
+ *    (messages rendered and bytes tokenized for 10,000 and 40,000 turns), and
+ *    a chat made without a session renders but refuses to decode.
  */
 #include "testhelp.h"
 #include "vkllm.h"
@@ -315,8 +318,8 @@ static void test_long(void)
     char want[128];
     snprintf(want, sizeof want, "(%u messages no longer seen)", t.n_dropped);
     CHECK(strstr(last_notice, want) != NULL, "note: %s", last_notice);
-    /* one rendering of the whole, one of the last turn, then a bisection of
-     * the 4,000 turns (12 steps) and the one it found */
+    /* windows of 1, 2, 4, ... turns from the end, then a bisection between
+     * the last two and the one it found: never the whole conversation */
     CHECK(t.n_renders <= 15, "%u renderings for one prefill", t.n_renders);
     CHECK(t.n_dropped > 0 && t.n_dropped % 2 == 0 && t.n_dropped < 2 * N_TURNS - 2);
     CHECK(t.n_prompt + 16 <= 256, "%u tokens leave no room for the reply", t.n_prompt);
@@ -339,6 +342,94 @@ static void test_long(void)
     CHECK(t.n_dropped == 2, "one turn more than was kept: %u messages dropped", t.n_dropped);
     vkllm_chat_free(c);
     vkllm_session_free(s);
+}
+
+/* The work of one prefill of an N_TURNS-turn conversation into a small
+ * context, on a fresh chat (COLD) and then as the chat window does it,
+ * clearing and adding the conversation again (WARM). */
+static void long_work(int n_turns, struct vkllm_chat_turn *cold, struct vkllm_chat_turn *warm)
+{
+    struct vkllm_error err;
+    vkllm_session *s = new_session(256, 64);
+    vkllm_chat *c = new_chat(s, chatml);
+    add_turns(c, 0, n_turns);
+    REQUIRE(vkllm_chat_prefill(c, cold, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_chat_clear(c, false);
+    add_turns(c, 0, n_turns);
+    REQUIRE(vkllm_chat_prefill(c, warm, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(warm->n_dropped == cold->n_dropped && warm->n_prompt == cold->n_prompt,
+          "again: %u dropped, %u tokens (first %u, %u)", warm->n_dropped, warm->n_prompt,
+          cold->n_dropped, cold->n_prompt);
+    vkllm_chat_free(c);
+    vkllm_session_free(s);
+}
+
+/* A turn's preparation does not grow with the conversation's length: the
+ * chat window measured 15 s a reply for 100,000 messages, rendering the whole
+ * conversation (and tokenizing it twice) for every step of the bisection.
+ * Counted in messages rendered and bytes tokenized, not timed: 40,000 turns
+ * cost what 10,000 do, a few times what the context holds; and a conversation
+ * cleared and added again (the window's way) starts from the turns dropped
+ * before: a handful of renderings of the window that fits. */
+static void test_long_linear(void)
+{
+    struct vkllm_chat_turn cold10, warm10, cold40, warm40;
+    long_work(10000, &cold10, &warm10);
+    long_work(40000, &cold40, &warm40);
+    /* the 256-token context holds about 12 turns, 24 messages of ~20 bytes */
+    CHECK(cold10.n_rendered < 400 && cold10.n_tokenized < 8000,
+          "10k turns: %llu messages "
+          "rendered, %llu bytes tokenized",
+          (unsigned long long)cold10.n_rendered, (unsigned long long)cold10.n_tokenized);
+    CHECK(cold40.n_rendered <= cold10.n_rendered + 8 &&
+              cold40.n_tokenized <= cold10.n_tokenized + 400,
+          "40k turns: %llu messages rendered, %llu bytes tokenized (10k: %llu, %llu)",
+          (unsigned long long)cold40.n_rendered, (unsigned long long)cold40.n_tokenized,
+          (unsigned long long)cold10.n_rendered, (unsigned long long)cold10.n_tokenized);
+    /* the window that fits twice, and once with a turn (two messages) more */
+    CHECK(warm40.n_renders <= 3 &&
+              warm40.n_rendered <= 3 * (80000 - (uint64_t)warm40.n_dropped) + 2,
+          "again: %u renderings of %llu messages, %u dropped", warm40.n_renders,
+          (unsigned long long)warm40.n_rendered, warm40.n_dropped);
+    CHECK(warm10.n_renders <= 3, "again: %u renderings", warm10.n_renders);
+}
+
+/* A chat without a session renders (vkllm serve's renderer) and refuses to
+ * decode, saying why. */
+static void test_render_only(void)
+{
+    struct vkllm_error err;
+    struct vkllm_chat_turn t = {.n_renders = 7};
+    vkllm_chat *c;
+    struct vkllm_chat_params p = {.template_text = chatml, .template_len = strlen(chatml)};
+    REQUIRE(vkllm_chat_create(model, NULL, &p, &c, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_chat_add(c, "system", "sys", 3, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "hello", 5, &err) == VKLLM_OK);
+    char *text;
+    size_t len;
+    REQUIRE(vkllm_chat_render(c, &text, &len, &err) == VKLLM_OK, "%s", err.msg);
+    const char want[] = "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|"
+                        "im_start|>assistant\n";
+    CHECK(len == strlen(want) && !strcmp(text, want), "rendered: %s", text);
+    free(text);
+    err.msg[0] = 0;
+    CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_E_INVALID &&
+              strstr(err.msg, "without a session"),
+          "prefill: %s", err.msg);
+    CHECK(t.n_renders == 0, "prefill left %u renderings in its report", t.n_renders);
+    CHECK(vkllm_chat_check(c, &err) == VKLLM_E_INVALID);
+    CHECK(vkllm_chat_decode_token(c, 5, &err) == VKLLM_E_INVALID);
+    uint32_t n = 9;
+    vkllm_chat_tokens(c, &n);
+    CHECK(n == 0, "%u tokens", n);
+    /* a saved conversation loads: no context to check its system prompt against */
+    char path[] = VKLLM_TEST_GEN "/chat-render-only.json";
+    REQUIRE(vkllm_chat_save(c, path, &err) == VKLLM_OK, "%s", err.msg);
+    vkllm_chat_clear(c, false);
+    REQUIRE(vkllm_chat_load(c, path, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(vkllm_chat_count(c) == 2 && !strcmp(vkllm_chat_role(c, 1), "user"));
+    unlink(path);
+    vkllm_chat_free(c);
 }
 
 static void test_fallback(void)
@@ -553,6 +644,8 @@ int main(int argc, char **argv)
     test_reuse();
     test_full();
     test_long();
+    test_long_linear();
+    test_render_only();
     test_fallback();
     test_window_ring();
     test_too_long();

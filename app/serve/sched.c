@@ -138,11 +138,6 @@ uint32_t serve_sched_n_ctx(const struct serve_sched *s)
     return s->n_ctx;
 }
 
-vkllm_session *serve_sched_session(struct serve_sched *s, int i)
-{
-    return s->slots[i].session;
-}
-
 /* ============================== Jobs and the queue ============================== */
 
 void serve_sched_lock(struct serve_sched *s)

@@ -111,9 +111,6 @@ void serve_sched_stop(struct serve_sched *s);
 void serve_sched_destroy(struct serve_sched *s);
 
 uint32_t serve_sched_n_ctx(const struct serve_sched *s);
-/* Slot I's session, for a chat renderer that never decodes (sched is not
- * started yet when it is taken). */
-vkllm_session *serve_sched_session(struct serve_sched *s, int i);
 
 /* Queues JOB (taking a reference). False when the queue is full or the
  * server is stopping: the job is untouched and the caller answers 503. */

@@ -91,6 +91,7 @@ struct vkllm_chat {
     struct message *msgs; /* (n_msgs) */
     size_t n_msgs, cap_msgs;
     size_t first; /* the first message after the system prompt still rendered */
+    size_t hint;  /* FIRST as the last prefill left it, kept by vkllm_chat_clear */
 
     /* the cache: tokens, the text they stand for, and the marks between */
     int32_t *tokens; /* (n_ctx) */
@@ -453,13 +454,14 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
                       struct vkllm_error *err)
 {
     *out = NULL;
-    if (!model || !session) return vkllm_fail(err, VKLLM_E_INVALID, "no model or session");
+    if (!model) return vkllm_fail(err, VKLLM_E_INVALID, "no model");
     vkllm_chat *c = calloc(1, sizeof *c);
     if (!c) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     const vkllm_gguf *g = vkllm_model_gguf(model);
     c->vocab = vkllm_model_vocab(model);
     c->session = session;
-    c->n_ctx = vkllm_session_n_ctx(session);
+    /* render-only (no session): a context of 0 tokens, never used */
+    c->n_ctx = session ? vkllm_session_n_ctx(session) : 0;
     uint32_t reserve = params && params->n_reserve ? params->n_reserve : c->n_ctx / 4;
     c->n_reserve = reserve < c->n_ctx / 2 ? reserve : c->n_ctx / 2;
     if (params) c->notice = params->notice, c->user = params->user, c->stop = params->stop;
@@ -471,7 +473,7 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     }
     c->bos_text = token_text(c->vocab, vkllm_vocab_bos(c->vocab));
     c->eos_text = token_text(c->vocab, vkllm_vocab_eos(c->vocab));
-    c->tokens = malloc((size_t)c->n_ctx * sizeof *c->tokens);
+    c->tokens = malloc(((size_t)c->n_ctx + 1) * sizeof *c->tokens); /* never malloc(0) */
     c->scratch = malloc(((size_t)c->n_ctx + 1) * sizeof *c->scratch);
     c->marks = malloc(((size_t)c->n_ctx + 2) * sizeof *c->marks);
     if (!c->bos_text || !c->eos_text || !c->tokens || !c->scratch || !c->marks) goto nomem;
@@ -502,7 +504,7 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     }
     c->mistral_v7 = has_token(c->vocab, "[SYSTEM_PROMPT]");
     /* the session may hold tokens we do not know: start from an empty cache */
-    vkllm_session_truncate(session, 0, NULL);
+    if (session) vkllm_session_truncate(session, 0, NULL);
     *out = c;
     return VKLLM_OK;
 nomem:
@@ -594,6 +596,13 @@ const char *vkllm_chat_content(const vkllm_chat *c, size_t i, size_t *len)
 
 /* ============================== The cache ============================== */
 
+/* What a decoding call on a chat made without a session says. */
+static int render_only(struct vkllm_error *err)
+{
+    return vkllm_fail(err, VKLLM_E_INVALID,
+                      "the chat was made without a session: it renders, but cannot decode");
+}
+
 static int text_reserve(vkllm_chat *c, size_t need)
 {
     if (need + 1 <= c->text_cap) return VKLLM_OK;
@@ -629,8 +638,9 @@ struct plan {
     uint32_t keep; /* cached tokens kept */
     int n_new;     /* tokens in the scratch buffer to decode after them */
     const int32_t *new_tokens;
-    uint32_t n_marks; /* the cache's marks that still hold once it is carried out */
-    bool at_least;    /* the text was too long to tokenize: N_NEW is a lower bound */
+    uint32_t n_marks;   /* the cache's marks that still hold once it is carried out */
+    bool at_least;      /* the text was too long to tokenize: N_NEW is a lower bound */
+    size_t n_tokenized; /* bytes tokenized to make the plan */
 };
 
 /* The fewest tokens LEN bytes of text can be, when that is more than ROOM
@@ -659,14 +669,33 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
     int room = (int)c->n_ctx + 1;
     int least = too_long(c, rlen - from, room);
     if (least) {
-        *p = (struct plan){keep, least, c->scratch, found ? m + 1 : 0, true};
+        *p = (struct plan){keep, least, c->scratch, found ? m + 1 : 0, true, 0};
         return VKLLM_OK;
     }
     int n = tokenize_tail(c, r + from, rlen - from, keep, room);
     if (n < 0) return n;
-    *p = (struct plan){keep, n, c->scratch, c->n_marks, false};
+    *p = (struct plan){keep, n, c->scratch, c->n_marks, false, rlen - from};
     if (keep == c->n_tokens || n > room) return VKLLM_OK;
 
+    if (from == 0) {
+        /* the tail is the whole rendering (after tokens that stand for no text,
+         * BOS): its tokens against the cache's, without tokenizing it twice */
+        uint32_t lcp = keep;
+        while (lcp < c->n_tokens && lcp < keep + (uint32_t)n &&
+               c->scratch[lcp - keep] == c->tokens[lcp])
+            lcp++;
+        if (lcp == keep + (uint32_t)n) lcp--;
+        if (lcp > keep) {
+            uint32_t k = 0; /* marks that still hold, as below */
+            while (k < c->n_marks && c->marks[k].n_tokens <= lcp && c->marks[k].text_len <= L)
+                k++;
+            *p = (struct plan){
+                lcp, (int)(keep + (uint32_t)n - lcp), c->scratch + (lcp - keep), k, false, rlen};
+        } else {
+            p->n_marks = found ? m + 1 : 0;
+        }
+        return VKLLM_OK;
+    }
     /* by tokens: the whole rendering against the cache */
     int32_t *by_text = malloc((size_t)n * sizeof *by_text + 1);
     if (!by_text) return VKLLM_E_NOMEM;
@@ -683,13 +712,14 @@ static int make_plan(vkllm_chat *c, const char *r, size_t rlen, struct plan *p)
         uint32_t k = 0;
         while (k < c->n_marks && c->marks[k].n_tokens <= lcp && c->marks[k].text_len <= L)
             k++;
-        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp, k, false};
+        *p = (struct plan){lcp, total - (int)lcp, c->scratch + lcp, k, false, rlen - from + rlen};
         free(by_text);
         return VKLLM_OK;
     }
     memcpy(c->scratch, by_text, (size_t)n * sizeof *by_text);
     free(by_text);
     p->n_marks = found ? m + 1 : 0;
+    p->n_tokenized += rlen;
     return VKLLM_OK;
 }
 
@@ -702,10 +732,13 @@ static int try_window(vkllm_chat *c, size_t first, char **r, size_t *rlen, struc
     free(*r);
     *r = NULL;
     turn->n_renders++;
+    const size_t sys = is_system(c) ? 1 : 0, from = first > sys ? first : sys;
+    turn->n_rendered += sys + c->n_msgs - from;
     int rc = vkllm_chat_render(c, r, rlen, err);
     if (rc) return rc;
     if ((rc = make_plan(c, *r, *rlen, p)))
         return vkllm_fail(err, rc, "could not tokenize the conversation (%s)", vkllm_strerror(rc));
+    turn->n_tokenized += p->n_tokenized;
     return VKLLM_OK;
 }
 
@@ -714,59 +747,112 @@ static uint64_t plan_need(const struct plan *p)
     return (uint64_t)p->keep + (uint64_t)p->n_new;
 }
 
+/* Where the search for the turns to drop starts (see fit_window): the turn
+ * that opened the last prefill's rendering, when it still opens one (a caller
+ * that clears and adds the same conversation again each turn), else none
+ * dropped; but all except the last turn when the messages from there are
+ * plainly too many to fit (more than one a token, or 8 bytes a token, where a
+ * token of text holds about 4). A guess only: it sets the cost, not the
+ * result. */
+static size_t first_guess(const vkllm_chat *c, size_t from, const size_t *starts, size_t n_starts)
+{
+    size_t d = 0;
+    if (c->hint > from) {
+        size_t lo = 0, hi = n_starts; /* STARTS increases */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (starts[mid] < c->hint)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < n_starts && starts[lo] == c->hint) d = lo + 1;
+    }
+    const size_t open = d ? starts[d - 1] : from;
+    uint64_t bytes = 0;
+    for (size_t i = open; i < c->n_msgs; i++)
+        bytes += c->msgs[i].len;
+    const bool many = c->n_msgs - open > c->n_ctx || bytes > 8 * (uint64_t)c->n_ctx;
+    return many ? n_starts : d;
+}
+
 /* Fits the rendering into the context, with N_RESERVE tokens to spare if it
  * can: when the conversation from message c->first on does not, the oldest
  * turns after the system prompt (a user message and what follows it up to the
- * next one) leave the rendering, as few as make room. Dropping turns
- * shortens the rendering, so the first turn kept is bisected: a few renderings,
- * not one per turn (a loaded conversation may have thousands); what is chosen
- * has been rendered and measured, whatever the template does. *R and *P get
- * that rendering and its plan; on an error c->first is as it was, no turn
+ * next one) leave the rendering, as few as make room. Dropping turns shortens
+ * the rendering, so the number to drop is searched, not tried one by one (a
+ * loaded conversation may have 100,000 messages): exponentially from a guess
+ * (first_guess), then by bisection. Each rendering costs about its length,
+ * and the search only tries windows at most about twice as long as the one
+ * that fits, so a turn's work is bounded by what the context holds, not by
+ * the conversation's length (but a scan of the roles). What is chosen has been
+ * rendered and measured, whatever the template does. *R and *P get that
+ * rendering and its plan; on an error c->first is as it was, no turn
  * dropped. */
 static int fit_window(vkllm_chat *c, char **r, size_t *rlen, struct plan *p,
                       struct vkllm_chat_turn *turn, struct vkllm_error *err)
 {
     const size_t first = c->first, sys = is_system(c) ? 1 : 0;
-    int rc = try_window(c, first, r, rlen, p, turn, err);
-    if (rc) return rc;
-    if (plan_need(p) + c->n_reserve <= c->n_ctx) return VKLLM_OK;
-
-    /* where each turn that may open the rendering starts: the user messages
-     * after the first one rendered (the last one always stays) */
+    /* the windows: D turns dropped opens the rendering at FIRST for D = 0,
+     * else at STARTS[D - 1], the user messages after it (the last one stays) */
     size_t from = first > sys ? first : sys, n_starts = 0;
     size_t *starts = malloc((c->n_msgs + 1) * sizeof *starts);
     if (!starts) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     for (size_t i = from + 1; i < c->n_msgs; i++)
         if (!strcmp(c->msgs[i].role, "user")) starts[n_starts++] = i;
-    /* turns dropped: starts[tried - 1] opens the rendering *R holds (0: FIRST) */
-    size_t tried = 0;
-    if (n_starts) {
-        if ((rc = try_window(c, starts[n_starts - 1], r, rlen, p, turn, err))) goto fail;
-        tried = n_starts;
-    }
-    if (plan_need(p) + c->n_reserve <= c->n_ctx) {
-        /* the fewest to drop: LO turns leave no room, HI do */
-        size_t lo = 0, hi = n_starts;
-        while (hi - lo > 1) {
-            tried = lo + (hi - lo) / 2;
-            if ((rc = try_window(c, starts[tried - 1], r, rlen, p, turn, err))) goto fail;
-            if (plan_need(p) + c->n_reserve <= c->n_ctx)
-                hi = tried;
+#define TRY(d)                                                                                     \
+    do {                                                                                           \
+        held = (d);                                                                                \
+        if ((rc = try_window(c, held ? starts[held - 1] : first, r, rlen, p, turn, err)))          \
+            goto fail;                                                                             \
+        fits = plan_need(p) + c->n_reserve <= c->n_ctx;                                            \
+    } while (0)
+    /* LO turns dropped leave no room (none: -1), HI do (none: n_starts + 1) */
+    ptrdiff_t lo = -1, hi = (ptrdiff_t)n_starts + 1, held, step = 1;
+    bool fits;
+    int rc;
+    TRY((ptrdiff_t)first_guess(c, from, starts, n_starts));
+    if (fits) {
+        for (hi = held; hi > 0 && lo < 0; step *= 2) {
+            TRY(hi > step ? hi - step : 0);
+            if (fits)
+                hi = held;
             else
-                lo = tried;
+                lo = held;
         }
-        if (tried != hi && (rc = try_window(c, starts[hi - 1], r, rlen, p, turn, err))) goto fail;
-        tried = hi;
-    } else if (plan_need(p) >= c->n_ctx) { /* less room for the reply is all right; none is not */
-        rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
-                        "the conversation is %s%llu tokens; the context holds %u",
-                        p->at_least ? "at least " : "", (unsigned long long)plan_need(p), c->n_ctx);
-        goto fail;
+    } else {
+        for (lo = held; lo < (ptrdiff_t)n_starts && hi > (ptrdiff_t)n_starts; step *= 2) {
+            TRY(lo + step < (ptrdiff_t)n_starts ? lo + step : (ptrdiff_t)n_starts);
+            if (fits)
+                hi = held;
+            else
+                lo = held;
+        }
     }
+    if (hi > (ptrdiff_t)n_starts) {     /* the last turn alone leaves less room than asked */
+        if (plan_need(p) >= c->n_ctx) { /* less room for the reply is all right; none is not */
+            rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                            "the conversation is %s%llu tokens; the context holds %u",
+                            p->at_least ? "at least " : "", (unsigned long long)plan_need(p),
+                            c->n_ctx);
+            goto fail;
+        }
+    } else {
+        while (hi - lo > 1) { /* the fewest to drop */
+            TRY(lo + (hi - lo) / 2);
+            if (fits)
+                hi = held;
+            else
+                lo = held;
+        }
+        if (held != hi) TRY(hi);
+    }
+#undef TRY
     free(starts);
-    if (tried) { /* one note, however many turns */
+    c->hint = c->first;
+    if (held) { /* one note, however many turns */
         char turns[40] = "turn";
-        if (tried > 1) snprintf(turns, sizeof turns, "%zu turns", tried);
+        if (held > 1) snprintf(turns, sizeof turns, "%td turns", held);
         notify(c,
                "context full: dropped the oldest %s after the system prompt (%zu messages no "
                "longer seen)",
@@ -786,6 +872,8 @@ int vkllm_chat_prefill(vkllm_chat *c, struct vkllm_chat_turn *info, struct vkllm
     size_t rlen = 0;
     struct plan p;
     int rc;
+    if (info) *info = turn;
+    if (!c->session) return render_only(err);
     /* the cache may be shorter than we think if a decode failed */
     if (vkllm_session_pos(c->session) < c->n_tokens) {
         c->n_tokens = c->n_marks = 0;
@@ -861,6 +949,7 @@ done:
 
 int vkllm_chat_check(vkllm_chat *c, struct vkllm_error *err)
 {
+    if (!c->session) return render_only(err);
     const size_t first = c->first;
     int rc = vkllm_chat_add(c, "user", "x", 1, err);
     if (rc) return rc;
@@ -887,6 +976,7 @@ int vkllm_chat_check(vkllm_chat *c, struct vkllm_error *err)
 
 int vkllm_chat_decode_token(vkllm_chat *c, int32_t token, struct vkllm_error *err)
 {
+    if (!c->session) return render_only(err);
     if (c->n_tokens >= c->n_ctx)
         return vkllm_fail(err, VKLLM_E_CONTEXT_FULL, "context full (%u tokens)", c->n_ctx);
     int n = vkllm_token_to_piece(c->vocab, token, false, c->piece, c->piece_cap);
@@ -1044,9 +1134,9 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
         }
     }
     /* the system prompt is never dropped: one too long for the context would
-     * fail every turn */
+     * fail every turn (a render-only chat has no context to fill) */
     json_t *sys = json_array_get(msgs, 0), *content = json_object_get(sys, "content");
-    int least = too_long(c, json_string_length(content), (int)c->n_ctx - 1);
+    int least = c->session ? too_long(c, json_string_length(content), (int)c->n_ctx - 1) : 0;
     if (sys && !strcmp(json_string_value(json_object_get(sys, "role")), "system") && least) {
         rc = vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
                         "%s: the system prompt is at least %d tokens; the context holds %u", path,
