@@ -26,6 +26,8 @@ static const char serve_usage[] =
     "      --api-key KEY      require 'Authorization: Bearer KEY' (but on /health)\n"
     "      --cors ORIGIN      allow browsers on ORIGIN (\"*\": any) to call the server\n"
     "      --timeout S        close a connection idle for S seconds (default 600)\n"
+    "      --request-timeout S  a request's headers and body must arrive within S seconds\n"
+    "                         (default 30)\n"
     "      --max-body N       largest request body in bytes (default 8 MiB)\n"
     "  -b, --batch-size N     prompt tokens per GPU step (default 512)\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
@@ -49,7 +51,7 @@ int cmd_serve(int argc, char **argv)
     const char *model_path = NULL, *device = NULL, *host = "127.0.0.1", *api_key = NULL,
                *cors = NULL;
     long long port = 8080, n_ctx = 0, n_par = 1, queue = 64, timeout = 600, n_batch = 0,
-              max_body = 8 << 20;
+              request_timeout = 30, max_body = 8 << 20;
     bool validate = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -82,6 +84,8 @@ int cmd_serve(int argc, char **argv)
             cors = v;
         } else if (!strcmp(a, "--timeout")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 20, &timeout)) return 1;
+        } else if (!strcmp(a, "--request-timeout")) {
+            if (!VALUE() || !cli_int(a, v, 1, 1 << 20, &request_timeout)) return 1;
         } else if (!strcmp(a, "--max-body")) {
             if (!VALUE() || !cli_int(a, v, 1, 1LL << 32, &max_body)) return 1;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
@@ -114,6 +118,7 @@ int cmd_serve(int argc, char **argv)
                        .api_key = api_key,
                        .cors = cors,
                        .timeout_s = (int)timeout,
+                       .request_timeout_s = (int)request_timeout,
                        .max_body = (size_t)max_body,
                        .model_id = base_name(model_path),
                        .started = (long long)time(NULL)};

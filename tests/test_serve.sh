@@ -9,13 +9,20 @@
 #    or 413, and nothing stays busy.
 # 2. curl: every error path answers with its status and an OpenAI-style
 #    error object (401, 413, 400 malformed / wrong type / too long /
-#    unsupported, 404, 405); CORS headers only with --cors.
+#    unsupported, 404, 405); CORS headers only with --cors. Hostile
+#    clients (tests/serve/rawhttp.py): 401 before an 8 MB body is read, 403
+#    for a foreign Host, 415 for a non-JSON body, 400 for a body framed twice
+#    or no Host, a request trickling in cut at --request-timeout (a kept-alive
+#    connection idle longer is not), 32 connections per address.
 # 3. A one-slot server with a queue of one: a third request gets 503; a
-#    client that disconnects (streaming or not) frees its slot at once; one
-#    that stalls mid-request is timed out.
+#    client that disconnects (streaming or not) frees its slot; one that
+#    stalls mid-request is timed out (logged 408); one that half-closes after
+#    its request gets its answer; a stream queued longer than --timeout is
+#    not cut.
 # 4. SIGTERM with a reply in progress: the stream is cut, the server exits 0
 #    (under ASan: nothing leaked), and the log has one line per request.
 # 5. A device lost mid-way: 500 for the request, 503 from /health, exit 0.
+# 6. Under ulimit -n 40 the connection limit leaves room for the engine's files.
 # Exit 77 (skipped) when node or npm is missing.
 set -u
 vkllm=$1 data=$2 mjs=$3 npm_dir=$4 scratch=$5
@@ -84,13 +91,18 @@ expect() {
     checks=$((checks + 1))
     local got args="$*"
     args=${args:0:200} # a hostile body stays short in the message
-    got=$(curl -s -o "$scratch/body" -w '%{http_code}' "$@")
+    got=$(curl -s -o "$scratch/body" -w '%{http_code}' -H "Content-Type: ${ctype:-application/json}" "$@")
     if [ "$got" != "$want" ]; then
         fail "curl $args: status $got, wanted $want: $(head -c 300 "$scratch/body")"
     elif ! grep -q -- "$grep_for" "$scratch/body"; then
         fail "curl $args: body lacks '$grep_for': $(head -c 300 "$scratch/body")"
     fi
 }
+
+cj=(-H "Content-Type: application/json") # the server takes only JSON bodies
+
+# rawhttp.py send with stdin: the bytes of a request
+raw() { python3 "$mjs/rawhttp.py" send "$port" "$@"; }
 
 metric() { # NAME: its value on $port
     curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" |
@@ -110,7 +122,7 @@ wait_metric() { # NAME VALUE WHAT
 # ---- 1. the openai client, on 4 slots of 1024 tokens; -b 16: the prompts
 # (28-76 tokens) go in chunks over several steps, and must still give run's text
 log_a=$scratch/server-a.log
-start_server "$log_a" -np 4 -c 4096 -b 16 --api-key "$key" --max-body 65536
+start_server "$log_a" -np 4 -c 4096 -b 16 --api-key "$key" --max-body 65536 --request-timeout 2
 checks=$((checks + 1))
 node "$npm_dir/openai.mjs" "http://127.0.0.1:$port/v1" "$key" "$vkllm" || fail "openai.mjs"
 checks=$((checks + 1))
@@ -168,6 +180,44 @@ expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}' "$url/v1/chat/completions"
 expect 400 '"param":"stream_options"' "${auth[@]}" -d '{"prompt":"a","stream_options":3}' "$url/v1/completions"
 expect 400 'malformed JSON' "${auth[@]}" -d '' "$url/v1/completions"
+# what the headers alone decide is answered before the body is read: an
+# 8 MB upload without the key gets its 401 at once, nothing buffered
+checks=$((checks + 1))
+printf 'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n' |
+    raw --head | grep -q '^HTTP/1.1 401 ' || fail "no 401 before the body"
+# a loopback server answers only local Host names (DNS rebinding), and only
+# JSON bodies (a page may POST text/plain across origins unasked)
+expect 403 '"code":"forbidden_host"' -H "Host: attacker.example" "$url/health"
+expect 403 'forbidden_host' "${auth[@]}" -H "Host: localhost.attacker.example:$port" "$url/v1/models"
+expect 200 '"object":"list"' "${auth[@]}" -H "Host: localhost:$port" "$url/v1/models"
+expect 200 '"object":"list"' "${auth[@]}" -H "Host: [::1]" "$url/v1/models"
+ctype=text/plain expect 415 '"code":"unsupported_media_type"' "${auth[@]}" -d '{"prompt":"x"}' \
+    "$url/v1/completions"
+ctype="application/json; charset=utf-8" expect 200 '"finish_reason"' "${auth[@]}" \
+    -d '{"prompt":"x","max_tokens":1}' "$url/v1/completions"
+# a body framed twice, or no Host in HTTP/1.1: 400 (request smuggling)
+checks=$((checks + 1))
+printf 'POST /tokenize HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{}' "$key" |
+    raw | grep -q 'length is given more than once' || fail "two Content-Lengths were accepted"
+checks=$((checks + 1))
+printf 'POST /tokenize HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n' "$key" |
+    raw | grep -q 'length is given more than once' || fail "Content-Length with chunked was accepted"
+checks=$((checks + 1))
+printf 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n' | raw | grep -q '^HTTP/1.1 400 ' ||
+    fail "HTTP/1.1 without Host was accepted"
+# a request must be in within --request-timeout (2 s), however steadily it
+# trickles in (slowloris); a kept-alive connection may idle longer
+checks=$((checks + 1))
+got=$(python3 "$mjs/rawhttp.py" trickle "$port" 8)
+[ "$got" != open ] && [ "${got%.*}" -ge 2 ] && [ "${got%.*}" -le 4 ] ||
+    fail "a request trickling in for 8 s: closed after $got s, wanted 2-4"
+checks=$((checks + 1))
+got=$(python3 "$mjs/rawhttp.py" idle "$port" 3)
+[ "$got" = "HTTP/1.1 200 OK / HTTP/1.1 200 OK" ] || fail "a kept-alive connection idle 3 s: $got"
+# one client address holds at most 32 connections
+checks=$((checks + 1))
+got=$(python3 "$mjs/rawhttp.py" conns "$port" 40)
+[ "$got" = 8 ] || fail "40 connections from one address: $got closed, wanted 8"
 checks=$((checks + 1))
 curl -s -D - -o /dev/null "$url/health" | grep -qi '^Access-Control' && fail "CORS headers without --cors"
 expect 200 'vkllm_requests_total' "${auth[@]}" "$url/metrics"
@@ -177,6 +227,9 @@ stop_server "$log_a"
 checks=$((checks + 1))
 n_log=$(grep -c '^serve: 127.0.0.1 ' "$log_a")
 [ "$n_log" -ge 60 ] || fail "server A logged $n_log request lines"
+grep -q '^serve: 127.0.0.1 - /health 400 ' "$log_a" || fail "the request MHD refused was not logged"
+grep -q '^serve: 127.0.0.1 - /health 408 ' "$log_a" ||
+    fail "the trickling request was not logged"
 line='prompt [0-9]* tokens ([0-9]* processed, [0-9]* cached), [0-9]* generated; queued [0-9]* ms, '
 grep -q "$line"'first token at [0-9]* ms$' "$log_a" || fail "no token counts in the log"
 
@@ -187,15 +240,17 @@ url=http://127.0.0.1:$port
 # a client that stalls halfway through its request is cut off (--timeout 1)
 checks=$((checks + 1))
 exec 3<>"/dev/tcp/127.0.0.1/$port"
-printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"pro' >&3
+printf 'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro' >&3
 timeout 10 cat <&3 >/dev/null
 [ $? = 124 ] && fail "a stalled client was not timed out"
 exec 3<&-
+checks=$((checks + 1))
+grep -q 'POST /v1/completions 408 ' "$log_b" || fail "the stalled request was not logged as 408"
 long_req='{"prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"temperature":0,"stream":true}'
-curl -sN -d "$long_req" "$url/v1/completions" >"$scratch/long1" &
+curl "${cj[@]}" -sN -d "$long_req" "$url/v1/completions" >"$scratch/long1" &
 curl_a=$!
 for _ in $(seq 200); do grep -q '^data: ' "$scratch/long1" && break; sleep 0.1; done
-curl -s -d '{"prompt":"The dog","max_tokens":4,"temperature":0}' "$url/v1/completions" \
+curl "${cj[@]}" -s -d '{"prompt":"The dog","max_tokens":4,"temperature":0}' "$url/v1/completions" \
     >"$scratch/queued" &
 curl_b=$!
 wait_metric queue_length 1 "a second request"
@@ -207,14 +262,39 @@ wait "$curl_b" || fail "the queued request failed"
 grep -q '"finish_reason":"length"' "$scratch/queued" || fail "queued request: $(cat "$scratch/queued")"
 wait_metric slots_busy 0 "a disconnected stream"
 # a non-streaming client that gives up
-curl -s -m 1 -d '{"prompt":"Once","max_tokens":2000,"ignore_eos":true}' "$url/v1/completions" >/dev/null
+curl "${cj[@]}" -s -m 1 -d '{"prompt":"Once","max_tokens":2000,"ignore_eos":true}' "$url/v1/completions" >/dev/null
 wait_metric slots_busy 0 "a disconnected request"
 checks=$((checks + 1))
 curl -s -D - -o /dev/null -X OPTIONS "$url/v1/chat/completions" | tr -d '\r' |
     grep -q '^Access-Control-Allow-Origin: https://example.org$' || fail "no CORS preflight answer"
 
+# a client that half-closes after its request (nc -N) still gets its answer
+req='{"prompt":"Once","max_tokens":8,"temperature":0}'
+checks=$((checks + 1))
+printf 'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' ${#req} "$req" |
+    raw --shut | grep -q '"finish_reason":"length"' || fail "a half-closed client got no answer"
+req='{"prompt":"Once","max_tokens":8,"temperature":0,"stream":true}'
+checks=$((checks + 1))
+printf 'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' ${#req} "$req" |
+    raw --shut | grep -q '^data: \[DONE\]' || fail "a half-closed client's stream was cut"
+# a stream that waits for its slot longer than --timeout (1 s) is not cut:
+# only the client's own silence counts
+curl "${cj[@]}" -sN -d '{"prompt":"Once","max_tokens":700,"ignore_eos":true,"stream":true}' "$url/v1/completions" \
+    >/dev/null &
+curl_d=$!
+for _ in $(seq 50); do [ "$(metric slots_busy)" = 1 ] && break; sleep 0.1; done
+curl "${cj[@]}" -sN -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true}' \
+    "$url/v1/chat/completions" >"$scratch/queued-stream"
+checks=$((checks + 1))
+grep -q '^data: \[DONE\]' "$scratch/queued-stream" ||
+    fail "a stream queued past --timeout was cut: $(tail -c 300 "$scratch/queued-stream")"
+checks=$((checks + 1))
+grep -q 'chat/completions 200 .*queued [1-9][0-9][0-9][0-9]* ms' "$log_b" ||
+    fail "the stream did not wait over 1 s in the queue: $(grep chat/completions "$log_b")"
+wait "$curl_d"
+
 # ---- 4. SIGTERM while a reply streams
-curl -sN -d "$long_req" "$url/v1/completions" >"$scratch/long2" &
+curl "${cj[@]}" -sN -d "$long_req" "$url/v1/completions" >"$scratch/long2" &
 curl_c=$!
 for _ in $(seq 200); do grep -q '^data: ' "$scratch/long2" && break; sleep 0.1; done
 stop_server "$log_b"
@@ -231,7 +311,7 @@ url=http://127.0.0.1:$port
 checks=$((checks + 1))
 got=""
 for _ in $(seq 100); do
-    got=$(curl -s -o "$scratch/body" -w '%{http_code}' -d '{"prompt":"Once","max_tokens":8}' \
+    got=$(curl "${cj[@]}" -s -o "$scratch/body" -w '%{http_code}' -d '{"prompt":"Once","max_tokens":8}' \
         "$url/v1/completions")
     [ "$got" = 200 ] || break
 done
@@ -239,6 +319,19 @@ done
     fail "device loss: status $got, $(head -c 300 "$scratch/body")"
 expect 503 '"code":"device_lost"' "$url/health"
 stop_server "$log_c"
+
+# ---- 6. few file descriptors (ulimit -n 40): the connection limit leaves
+# room for the engine's, so that accept() never fails (MHD would spin on it)
+log_d=$scratch/server-d.log
+ulimit -n 40 # the last section: the script needs no more either
+start_server "$log_d"
+checks=$((checks + 1))
+grep -q '^serve: at most 8 connections, 8 from one address$' "$log_d" || fail "fd limit: $(head -3 "$log_d")"
+checks=$((checks + 1))
+got=$(python3 "$mjs/rawhttp.py" conns "$port" 20)
+[ "$got" = 12 ] || fail "20 connections under ulimit -n 40: $got closed, wanted 12"
+expect 200 '"status":"ok"' "http://127.0.0.1:$port/health"
+stop_server "$log_d"
 
 echo "test_serve: $((checks - failures))/$checks checks passed"
 [ $failures = 0 ]

@@ -1,17 +1,24 @@
 /* http.c: the HTTP side, on libmicrohttpd with one thread per connection (a
  * connection thread may block on its job: the engine thread never waits for
- * it). A request's life: its body is gathered (413 past the limit), the API
- * key checked (401, compared in constant time), the path routed (404, 405),
- * the answer queued, and one line logged to stderr when it is done. */
+ * it). A request's life: when its headers are in, the Host, API key (401,
+ * compared in constant time), route (404, 405) and Content-Type (415) are
+ * checked; its body is gathered (413 past the limit), the answer queued, and
+ * one line logged to stderr when it is done, however it ended. */
+#define _DEFAULT_SOURCE /* struct tcp_info */
 #include "serve.h"
 #include "../cli.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,13 +26,181 @@ struct request {
     double t0;
     char *body;
     size_t len, cap;
-    bool answered; /* a response was queued early (413) */
+    bool started;  /* on_request has seen the headers */
+    bool answered; /* a response was queued early (413, 401, ...) */
     bool too_big;  /* a chunked body past the limit, being dropped */
     size_t dropped;
     int status;
+    int route;              /* index in routes[], or ROUTE_HEALTH, ROUTE_PREFLIGHT */
     struct serve_job *job;  /* a generation, for the log line */
     char what[4 * 120 + 1]; /* "METHOD PATH", printable */
 };
+
+/* ============================== Slow requests ============================== */
+
+/* --timeout closes a connection that sends nothing, but a byte now and then
+ * keeps one open: a client sending its request that slowly (slowloris) would
+ * hold its connection for hours, and enough of them every connection. A
+ * watchdog thread gives each request --request-timeout seconds from its first
+ * byte to its last, then shuts its socket down; what the server does after
+ * (queue, generation) never counts. */
+enum conn_phase {
+    CONN_RECEIVING, /* a request is arriving (a new connection's first) */
+    CONN_ANSWERING, /* it is all in */
+    CONN_IDLE,      /* kept alive, waiting for the next: --timeout's job */
+};
+
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    enum conn_phase phase;
+    double t_start; /* RECEIVING: the request's first byte; IDLE: the last answer */
+    bool cut;       /* the watchdog shut it down */
+    bool logged;    /* a request's line said so */
+};
+
+struct serve_watch {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool stop;
+    struct conn *conns;
+    pthread_t thread;
+};
+
+/* Milliseconds since FD last received data; -1 when unknown. */
+static double since_data_ms(int fd)
+{
+    struct tcp_info ti;
+    socklen_t n = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n)) return -1;
+    return ti.tcpi_last_data_recv;
+}
+
+static void *watch_main(void *arg)
+{
+    struct serve *sv = arg;
+    struct serve_watch *w = sv->watch;
+    const double limit_ms = sv->request_timeout_s * 1e3;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250 * 1000 * 1000; /* the deadline holds to a quarter second */
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+        double now = cli_now_ms();
+        for (struct conn *c = w->conns; c; c = c->next) {
+            if (c->phase == CONN_IDLE) { /* has the next request begun? */
+                double ago = since_data_ms(c->fd);
+                /* the kernel counts in jiffies: data within 50 ms of the
+                 * answer may be the last request's (one sending its next
+                 * that early and stopping is left to --timeout) */
+                if (ago >= 0 && now - ago > c->t_start + 50) {
+                    c->phase = CONN_RECEIVING;
+                    c->t_start = now - ago;
+                }
+            }
+            if (c->phase == CONN_RECEIVING && !c->cut && now - c->t_start > limit_ms) {
+                c->cut = true; /* MHD then reads the end, and closes it */
+                shutdown(c->fd, SHUT_RDWR);
+            }
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void watch_free(struct serve *sv)
+{
+    pthread_mutex_destroy(&sv->watch->mu);
+    pthread_cond_destroy(&sv->watch->wake);
+    free(sv->watch);
+    sv->watch = NULL;
+}
+
+/* After the daemon: every connection is gone. */
+static void watch_stop(struct serve *sv)
+{
+    if (!sv->watch) return;
+    pthread_mutex_lock(&sv->watch->mu);
+    sv->watch->stop = true;
+    pthread_cond_signal(&sv->watch->wake);
+    pthread_mutex_unlock(&sv->watch->mu);
+    pthread_join(sv->watch->thread, NULL);
+    watch_free(sv);
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_phase(struct serve *sv, struct MHD_Connection *c, enum conn_phase phase)
+{
+    struct conn *k = conn_of(c);
+    if (!k) return;
+    pthread_mutex_lock(&sv->watch->mu);
+    if (phase != CONN_RECEIVING || k->phase == CONN_IDLE) {
+        k->phase = phase;
+        k->t_start = cli_now_ms();
+    }
+    pthread_mutex_unlock(&sv->watch->mu);
+}
+
+static void client_address(struct MHD_Connection *c, char *addr, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    addr, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct serve *sv = cls;
+    struct serve_watch *w = sv->watch;
+    struct conn *k = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(k = calloc(1, sizeof *k))) return; /* not watched */
+        k->fd = ci->connect_fd;
+        k->t_start = cli_now_ms();
+        pthread_mutex_lock(&w->mu);
+        k->next = w->conns;
+        if (w->conns) w->conns->prev = k;
+        w->conns = k;
+        pthread_mutex_unlock(&w->mu);
+        *socket_context = k;
+        return;
+    }
+    if (!k) return;
+    /* before MHD closes the socket: the watchdog never touches a reused fd */
+    pthread_mutex_lock(&w->mu);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        w->conns = k->next;
+    if (k->next) k->next->prev = k->prev;
+    pthread_mutex_unlock(&w->mu);
+    if (k->cut && !k->logged) { /* cut before its request line was in */
+        char addr[INET6_ADDRSTRLEN] = "?";
+        client_address(c, addr, sizeof addr);
+        fprintf(stderr, "serve: %s - 408 %.0f ms (the request did not arrive within %d s)\n", addr,
+                cli_now_ms() - k->t_start, sv->request_timeout_s);
+    }
+    free(k);
+    *socket_context = NULL;
+}
 
 /* ============================== Answers ============================== */
 
@@ -155,14 +330,125 @@ static bool is(const char *url, const char *a, const char *b)
     return !strcmp(url, a) || (b && !strcmp(url, b));
 }
 
-static enum MHD_Result route(struct serve *sv, struct MHD_Connection *c, struct request *rq,
-                             const char *url, const char *method)
+static const struct {
+    const char *path, *alias;
+    bool post;
+} routes[] = {
+    {"/v1/chat/completions", "/chat/completions", true},
+    {"/v1/completions", "/completions", true},
+    {"/tokenize", NULL, true},
+    {"/detokenize", NULL, true},
+    {"/apply-template", NULL, true},
+    {"/v1/models", "/models", false},
+    {"/metrics", NULL, false},
+};
+enum { ROUTE_HEALTH = -1, ROUTE_PREFLIGHT = -2 };
+
+/* Whether HOST (the Host header without its port) names this machine. */
+static bool local_host(const char *h)
+{
+    const char *end = h[0] == '[' ? strchr(h, ']') : strchr(h, ':');
+    size_t n = !end ? strlen(h) : h[0] == '[' ? (size_t)(end - h) + 1 : (size_t)(end - h);
+    const char *port = h + n;
+    if (*port == ':') {
+        port++;
+        if (!*port || strspn(port, "0123456789") != strlen(port)) return false;
+    } else if (*port) {
+        return false;
+    }
+    return (n == 9 && !strncasecmp(h, "localhost", 9)) || (n == 9 && !strncmp(h, "127.0.0.1", 9)) ||
+           (n == 5 && !strncmp(h, "[::1]", 5));
+}
+
+/* Whether the Content-Type is JSON (parameters such as charset allowed). */
+static bool json_type(const char *t)
+{
+    if (!t) return false;
+    t += strspn(t, " \t");
+    return !strncasecmp(t, "application/json", 16) && strchr(" \t;", t[16]);
+}
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    (void)value;
+    int *n = cls;
+    if (!strcasecmp(key, "Content-Length")) n[0]++;
+    if (!strcasecmp(key, "Transfer-Encoding")) n[1]++;
+    return MHD_YES;
+}
+
+/* Everything that the headers alone decide, checked before any of the body
+ * is read: the Host (a loopback server answers only local names, so that a web
+ * page re-pointing its own name at 127.0.0.1 cannot read the answers), the
+ * route and method (404, 405), the API key (401) and a POST's Content-Type
+ * (415: a page may send text/plain across origins without asking first).
+ * A body framed twice (two Content-Lengths, or one and chunked) is refused
+ * (400) as RFC 9112 asks: a proxy in front may have read the other one.
+ * Sets rq->route and returns true, or answers and returns false. */
+static bool admit(struct serve *sv, struct MHD_Connection *c, struct request *rq, const char *url,
+                  const char *method, enum MHD_Result *res)
 {
     const bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const bool post = !strcmp(method, "POST");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    if (sv->loopback && host && !local_host(host)) {
+        *res = fail(sv, c, rq, 403, "forbidden_host",
+                    "this server listens on a loopback address and answers only the Host names "
+                    "localhost, 127.0.0.1 and [::1]");
+        return false;
+    }
+    int framing[2] = {0, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, framing);
+    if (framing[0] + framing[1] > 1) {
+        *res = fail(sv, c, rq, 400, NULL,
+                    "the body's length is given more than once (Content-Length, "
+                    "Transfer-Encoding)");
+        return false;
+    }
+    if (sv->cors && !strcmp(method, "OPTIONS")) {
+        rq->route = ROUTE_PREFLIGHT;
+        return true;
+    }
+    if (is(url, "/health", "/v1/health")) { /* open without the key, for load balancers */
+        rq->route = ROUTE_HEALTH;
+        if (get) return true;
+        *res = fail(sv, c, rq, 405, NULL, "use GET");
+        return false;
+    }
+    if (!authorized(sv, c)) {
+        *res = fail(sv, c, rq, 401, "invalid_api_key",
+                    "a valid API key is needed: send the header 'Authorization: Bearer KEY'");
+        return false;
+    }
+    int k = -1;
+    for (int i = 0; i < (int)(sizeof routes / sizeof routes[0]); i++)
+        if (is(url, routes[i].path, routes[i].alias)) k = i;
+    if (k < 0) {
+        *res = fail(sv, c, rq, 404, "not_found", "no such endpoint");
+        return false;
+    }
+    if (routes[k].post ? !post : !get) {
+        *res = fail(sv, c, rq, 405, NULL, routes[k].post ? "use POST" : "use GET");
+        return false;
+    }
+    if (post && !json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"))) {
+        *res = fail(sv, c, rq, 415, "unsupported_media_type",
+                    "the request body must be JSON: send the header "
+                    "'Content-Type: application/json'");
+        return false;
+    }
+    rq->route = k;
+    return true;
+}
+
+/* The request is whole and admitted: its answer. */
+static enum MHD_Result route(struct serve *sv, struct MHD_Connection *c, struct request *rq)
+{
     struct serve_fail f;
     char *body;
-    if (sv->cors && !strcmp(method, "OPTIONS")) { /* a browser's preflight */
+    if (rq->route == ROUTE_PREFLIGHT) { /* a browser's preflight */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!r) return MHD_NO;
         MHD_add_response_header(r, "Access-Control-Allow-Origin", sv->cors);
@@ -173,8 +459,7 @@ static enum MHD_Result route(struct serve *sv, struct MHD_Connection *c, struct 
         MHD_destroy_response(r);
         return res;
     }
-    if (is(url, "/health", "/v1/health")) { /* open without the key, for load balancers */
-        if (!get) return fail(sv, c, rq, 405, NULL, "use GET");
+    if (rq->route == ROUTE_HEALTH) {
         struct serve_metrics m;
         serve_sched_metrics(sv->sched, &m);
         if (m.device_lost)
@@ -182,29 +467,7 @@ static enum MHD_Result route(struct serve *sv, struct MHD_Connection *c, struct 
                         "the GPU was lost: every request fails until the server is restarted");
         return answer_json(sv, c, rq, strdup("{\"status\":\"ok\"}"));
     }
-    if (!authorized(sv, c))
-        return fail(sv, c, rq, 401, "invalid_api_key",
-                    "a valid API key is needed: send the header 'Authorization: Bearer KEY'");
-
-    struct {
-        const char *path, *alias;
-        bool post;
-    } routes[] = {
-        {"/v1/chat/completions", "/chat/completions", true},
-        {"/v1/completions", "/completions", true},
-        {"/tokenize", NULL, true},
-        {"/detokenize", NULL, true},
-        {"/apply-template", NULL, true},
-        {"/v1/models", "/models", false},
-        {"/metrics", NULL, false},
-    };
-    int k = -1;
-    for (int i = 0; i < (int)(sizeof routes / sizeof routes[0]); i++)
-        if (is(url, routes[i].path, routes[i].alias)) k = i;
-    if (k < 0) return fail(sv, c, rq, 404, "not_found", "no such endpoint");
-    if (routes[k].post ? !post : !get)
-        return fail(sv, c, rq, 405, NULL, routes[k].post ? "use POST" : "use GET");
-    switch (k) {
+    switch (rq->route) {
     case 0: return generate(sv, c, rq, SERVE_CHAT);
     case 1: return generate(sv, c, rq, SERVE_COMPLETION);
     case 2: body = serve_tokenize(sv, rq->body, rq->len, &f); break;
@@ -216,6 +479,26 @@ static enum MHD_Result route(struct serve *sv, struct MHD_Connection *c, struct 
     return body ? answer_json(sv, c, rq, body) : answer_fail(sv, c, rq, &f);
 }
 
+static void name_request(struct request *rq, const char *method, const char *url)
+{
+    char what[128];
+    int n = snprintf(what, sizeof what, "%s %s", method, url);
+    vkllm_printable(rq->what, sizeof rq->what, what,
+                    n < (int)sizeof what ? (size_t)n : sizeof what - 1);
+}
+
+/* The request line is in: the request's record opens here, so that one that
+ * MHD refuses itself (a malformed header, no Host) still gets its log line. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    conn_phase(cls, c, CONN_RECEIVING); /* a pipelined request's bytes came with the last */
+    struct request *rq = calloc(1, sizeof *rq);
+    if (!rq) return NULL;
+    rq->t0 = cli_now_ms();
+    name_request(rq, "-", uri); /* the method is not known yet */
+    return rq;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -223,15 +506,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     struct serve *sv = cls;
     struct request *rq = *req_cls;
-    if (!rq) { /* the headers are in; the body follows */
-        if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
-        rq->t0 = cli_now_ms();
-        *req_cls = rq;
-        char what[128];
-        int n = snprintf(what, sizeof what, "%s %s", method, url);
-        vkllm_printable(rq->what, sizeof rq->what, what,
-                        n < (int)sizeof what ? (size_t)n : sizeof what - 1);
+    if (!rq && !(*req_cls = rq = on_uri(sv, url, c))) return MHD_NO;
+    if (!rq->started) { /* the headers are in; the body follows */
+        rq->started = true;
+        name_request(rq, method, url);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        enum MHD_Result res = MHD_YES;
+        if (!admit(sv, c, rq, url, method, &res)) {
+            rq->answered = true; /* the body, if any, is dropped unread */
+            return res;
+        }
         if (cl && strtoull(cl, NULL, 10) > sv->max_body) {
             rq->answered = true;
             return fail(sv, c, rq, 413, NULL, "the request body is too large");
@@ -266,9 +550,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq->body[rq->len] = 0;
         return MHD_YES;
     }
+    conn_phase(sv, c, CONN_ANSWERING);
     if (rq->answered) return MHD_YES;
     if (rq->too_big) return fail(sv, c, rq, 413, NULL, "the request body is too large");
-    return route(sv, c, rq, url, method);
+    return route(sv, c, rq);
 }
 
 /* One line per request: who, what, the status, the time, and for a
@@ -282,15 +567,25 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (!rq) return;
     *req_cls = NULL;
     char addr[INET6_ADDRSTRLEN] = "?";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr)
-        getnameinfo(ci->client_addr,
-                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in),
-                    addr, sizeof addr, NULL, 0, NI_NUMERICHOST);
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status < 400 && rq->status)
-        rq->status = 499;
+    client_address(c, addr, sizeof addr);
+    struct conn *k = conn_of(c);
+    pthread_mutex_lock(&sv->watch->mu);
+    bool cut = k && k->cut;
+    if (k) {
+        k->logged = true;
+        k->phase = CONN_IDLE;
+        k->t_start = cli_now_ms();
+    }
+    pthread_mutex_unlock(&sv->watch->mu);
+    if (cut && rq->status < 400) rq->status = 408;
+    /* a request that did not end with its answer sent is logged by how it
+     * ended (status 0: it died before being answered, or MHD refused it) */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && rq->status < 400)
+        rq->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED   ? 408
+                     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? 503
+                     : toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !rq->status
+                         ? 400  /* MHD's own answer to a malformed request */
+                         : 499; /* nginx's "client closed request" */
     atomic_fetch_add(&sv->requests, 1);
     if (rq->status >= 400) atomic_fetch_add(&sv->errors, 1);
     char tokens[256] = "";
@@ -326,17 +621,49 @@ int serve_http_start(struct serve *sv, struct vkllm_error *err)
     snprintf(port, sizeof port, "%d", sv->port);
     int e = getaddrinfo(sv->host, port, &hints, &ai);
     if (e) return vkllm_fail(err, VKLLM_E_INVALID, "--host %s: %s", sv->host, gai_strerror(e));
+    struct serve_watch *w = calloc(1, sizeof *w);
+    if (!w) {
+        freeaddrinfo(ai);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    sv->watch = w;
+    if (pthread_create(&w->thread, NULL, watch_main, sv)) {
+        freeaddrinfo(ai);
+        watch_free(sv);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "cannot start a thread");
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_AUTO | MHD_USE_ITC; /* ITC: quiescing wakes the listener */
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    sv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR,
-                                  ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sv,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)sv->timeout_s,
-                                  MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+    sv->loopback = ai->ai_family == AF_INET6
+                       ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)
+                       : ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24 == 127;
+    /* a connection is a socket: past the file limit accept() fails and MHD's
+     * listener spins, so the limit leaves room for the engine's own files */
+    unsigned limit = 256, per_ip = 32, reserve = 32; /* the engine holds about 10 */
+    struct rlimit nofile;
+    if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur != RLIM_INFINITY &&
+        nofile.rlim_cur < limit + reserve)
+        limit = nofile.rlim_cur > reserve + 4 ? (unsigned)nofile.rlim_cur - reserve : 4;
+    if (per_ip > limit) per_ip = limit;
+    sv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, sv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, sv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, sv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)sv->timeout_s, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+        /* RFC 9112's rules (Host required, ...): a lenient parser is what
+         * request smuggling through a proxy feeds on */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
-    if (!sv->daemon)
+    if (!sv->daemon) {
+        watch_stop(sv);
         return vkllm_fail(err, VKLLM_E_IO, "cannot listen on %s port %d (in use, or not allowed)",
                           sv->host, sv->port);
+    }
+    fprintf(stderr, "serve: at most %u connections, %u from one address\n", limit, per_ip);
     return VKLLM_OK;
 }
 
@@ -357,4 +684,5 @@ void serve_http_stop(struct serve *sv)
 {
     if (sv->daemon) MHD_stop_daemon(sv->daemon);
     sv->daemon = NULL;
+    watch_stop(sv);
 }

@@ -2,6 +2,7 @@
  * job as one JSON object, a running one as server-sent events (`data: {...}`
  * chunks ending with `data: [DONE]`), the model list and the metrics. */
 #include "serve.h"
+#include "../cli.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 static char *dump(json_t *o)
 {
@@ -122,13 +122,13 @@ char *serve_metrics_text(struct serve *sv)
 
 bool serve_peer_gone(int fd)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+    /* Only a reset (our last write bounced) or an error means gone. An end of
+     * file on the read side may be a client that half-closed after sending
+     * its request (nc -N, some proxies): it still waits for the answer, and a
+     * client that did leave is found by the next write failing. */
+    struct pollfd p = {.fd = fd, .events = 0};
     if (fd < 0 || poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
-    char c;
-    /* readable with nothing to read: the client closed its end (a pipelined
-     * next request is data, and keeps the connection alive) */
-    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    return p.revents & (POLLHUP | POLLERR | POLLNVAL);
 }
 
 struct sse {
@@ -141,6 +141,7 @@ struct sse {
     bool started;     /* the first chunk (chat: the role) is out */
     bool ended;       /* the last event is in buf */
     bool failed;      /* out of memory: end the stream with an error */
+    double t_sent_ms; /* when data last went to MHD */
 };
 
 static void sse_put(struct sse *e, const char *s, size_t n)
@@ -232,6 +233,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     struct sse *e = cls;
+    /* MHD's idle timer (--timeout) runs while this blocks and is reset only
+     * by a write: a comment line every half --timeout (at most 15 s, which
+     * also keeps proxies from closing a quiet stream) means that waiting for
+     * a slot, a long prompt or a slow token never counts against the client,
+     * while one that stops reading still times out on its full socket. */
+    const double keep_alive_ms = e->sv->timeout_s > 30 ? 15e3 : e->sv->timeout_s * 500.0;
+    static const char keep_alive[] = ": keep-alive\n\n";
     /* one thread per connection: this may block until the job moves */
     while (e->off == e->len) {
         if (e->ended) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -241,6 +249,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
                 serve_sched_unlock(e->sv->sched);
                 serve_sched_cancel(e->sv->sched, e->job);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            if (e->sv->timeout_s > 0 && cli_now_ms() - e->t_sent_ms >= keep_alive_ms) {
+                serve_sched_unlock(e->sv->sched);
+                e->t_sent_ms = cli_now_ms();
+                size_t n = sizeof keep_alive - 1 < max ? sizeof keep_alive - 1 : max;
+                memcpy(out, keep_alive, n);
+                return (ssize_t)n;
             }
             serve_sched_wait(e->sv->sched, e->job, 100);
         }
@@ -254,6 +269,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     size_t n = e->len - e->off < max ? e->len - e->off : max;
     memcpy(out, e->buf + e->off, n);
     e->off += n;
+    e->t_sent_ms = cli_now_ms();
     return (ssize_t)n;
 }
 
@@ -273,6 +289,7 @@ struct MHD_Response *serve_stream_response(struct serve *sv, struct serve_job *j
     e->sv = sv;
     e->job = job;
     e->fd = fd;
+    e->t_sent_ms = cli_now_ms();
     serve_sched_lock(sv->sched);
     job->refs++;
     serve_sched_unlock(sv->sched);

@@ -138,6 +138,7 @@ struct serve {
     const char *api_key; /* NULL: no key needed */
     const char *cors;    /* NULL: no CORS headers */
     int timeout_s;       /* an idle connection is closed after this long */
+    int request_timeout_s; /* a request's headers and body must be in within this */
     size_t max_body;     /* bytes; a larger request body gets 413 */
     const char *model_id;
 
@@ -150,6 +151,8 @@ struct serve {
     vkllm_chat *renderer;
 
     struct MHD_Daemon *daemon;
+    struct serve_watch *watch; /* http.c: cuts requests that arrive too slowly */
+    bool loopback; /* listening on a loopback address: only local Host names are served */
     atomic_ullong requests, errors;
     atomic_ullong next_id;
     long long started; /* unix seconds */
