@@ -18,11 +18,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The commands, for --help and /help. */
+#define CHAT_COMMANDS                                                                              \
+    "  /reset                 start over (a --system prompt stays)\n"                              \
+    "  /save FILE, /load FILE keep the conversation as JSON, or take one back\n"                   \
+    "  /lora                  list the LoRA adapters: number, file, scale, on/off, rank, alpha\n"  \
+    "  /lora FILE [SCALE]     load an adapter and apply it too (at scale 1 by default)\n"          \
+    "  /lora off N, /lora on N  stop or resume applying adapter N (it stays loaded)\n"             \
+    "  /lora scale N S        apply adapter N at scale S\n"                                        \
+    "  /help                  this list\n"                                                         \
+    "  /exit                  quit (so does the end of input)\n"                                   \
+    "A change of adapters empties the KV cache: the next turn reads the whole\n"                   \
+    "conversation again.\n"
+
 static const char chat_usage[] =
     "usage: vkllm chat -m MODEL [options]\n"
     "\n"
     "Reads messages from stdin, one per line, and streams the model's replies.\n"
-    "Commands: /reset (start over), /save FILE, /load FILE, /exit (or end of input).\n"
+    "Commands:\n" CHAT_COMMANDS
     "Ctrl+C stops a reply; at the prompt it exits (status 130); during /save or /load the\n"
     "command finishes and the prompt returns. A message that does not fit the context\n"
     "or a command that fails is an error line, and the chat goes on without it.\n"
@@ -42,7 +55,7 @@ static const char chat_usage[] =
     "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S           random seed (default: from the clock)\n"
     "      --stop TEXT        end a reply at TEXT (not printed); may be repeated\n"
-    "      --ignore-eos       keep generating after end-of-generation tokens\n"
+    "      --ignore-eos       keep generating after end-of-generation tokens\n" CLI_LORA_USAGE
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n";
 
@@ -186,11 +199,21 @@ static void on_notice(const char *msg, void *user)
     fprintf(stderr, "vkllm: %s\n", cli_shown(msg)); /* it may quote the model's file */
 }
 
+/* The LoRA adapters loaded (by --lora flags and /lora), in the order they
+ * apply. One switched off stays loaded, so that /lora on uploads nothing. */
+struct chat_lora {
+    struct cli_lora l;         /* paths, scales, the adapters */
+    bool on[CLI_LORA_MAX];     /* in the session's set */
+    char *owned[CLI_LORA_MAX]; /* the paths /lora copied (argv's are not) */
+};
+
 struct chat_state {
+    vkllm_model *model;
     vkllm_session *session;
     vkllm_sampler *sampler;
     vkllm_stream *stream;
     vkllm_chat *chat;
+    struct chat_lora lora;
     long long n_predict;
     int turn;
 };
@@ -288,6 +311,179 @@ static const char *printable(char buf[static 256], const char *s, size_t len)
     return buf;
 }
 
+/* ============================== /lora ============================== */
+
+static int lora_n_on(const struct chat_lora *cl)
+{
+    int n = 0;
+    for (int i = 0; i < cl->l.n; i++)
+        n += cl->on[i];
+    return n;
+}
+
+/* Makes the adapters switched on, at their scales, the session's set. A
+ * change empties the session's KV cache (unless only the output matrix is
+ * adapted); the conversation sees at its next prefill that the cache holds
+ * fewer tokens than it remembers, and decodes the conversation again. */
+static int lora_apply(struct chat_state *cs, struct vkllm_error *err)
+{
+    const struct chat_lora *cl = &cs->lora;
+    vkllm_adapter *ad[CLI_LORA_MAX];
+    float scale[CLI_LORA_MAX];
+    uint32_t n = 0;
+    for (int i = 0; i < cl->l.n; i++)
+        if (cl->on[i]) {
+            ad[n] = cl->l.ad[i];
+            scale[n++] = cl->l.scale[i];
+        }
+    return vkllm_session_set_adapters(cs->session, ad, scale, n, err);
+}
+
+/* "vkllm: lora 1: a.gguf at scale 1, on (14 matrices, rank 8, alpha 16)" */
+static void lora_show(const struct chat_lora *cl, int i)
+{
+    struct vkllm_adapter_info ai;
+    vkllm_adapter_describe(cl->l.ad[i], &ai);
+    char alpha[48] = "no alpha";
+    if (ai.alpha != 0) snprintf(alpha, sizeof alpha, "alpha %g", ai.alpha);
+    fprintf(stderr, "vkllm: lora %d: %s at scale %g, %s (%u matrices, rank %u%s, %s)\n", i + 1,
+            cli_shown(cl->l.path[i]), cl->l.scale[i], cl->on[i] ? "on" : "off", ai.n_tensors,
+            ai.rank_max, ai.rank_min != ai.rank_max ? " at most" : "", alpha);
+}
+
+/* What a change did, with how many adapters now apply. */
+static void lora_changed(const struct chat_lora *cl, const char *what)
+{
+    const int on = lora_n_on(cl);
+    fprintf(stderr, "vkllm: lora: %s (%d adapter%s on)\n", what, on, on == 1 ? "" : "s");
+}
+
+/* Splits S at blanks into at most MAX words; returns how many there are. */
+static int split_words(char *s, char **word, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, " \t"); tok; tok = strtok(NULL, " \t"))
+        if (n++ < max) word[n - 1] = tok;
+    return n;
+}
+
+/* Adapter number V (from 1) of /lora WHAT, as an index; -1 after an error line. */
+static int lora_index(const struct chat_lora *cl, const char *what, const char *v)
+{
+    long long i;
+    if (!cl->l.n) {
+        cli_error("%s: no adapter is loaded (/lora FILE adds one)", what);
+        return -1;
+    }
+    if (!cli_int(what, v, INT32_MIN, INT32_MAX, &i)) return -1;
+    if (i < 1 || i > cl->l.n) {
+        cli_error("%s: there is no adapter %lld (%d loaded; /lora lists them)", what, i, cl->l.n);
+        return -1;
+    }
+    return (int)i - 1;
+}
+
+/* /lora FILE [SCALE]: loads FILE and applies it after the others. */
+static void lora_add(struct chat_state *cs, char *arg)
+{
+    struct chat_lora *cl = &cs->lora;
+    struct vkllm_error err = {0};
+    /* the last word is the scale when it starts as a number does (so a file
+     * name whose last word does, "my 2.gguf", needs its scale given too) */
+    double scale = 1.0;
+    char *blank = NULL;
+    for (char *p = arg; *p; p++)
+        if (*p == ' ' || *p == '\t') blank = p;
+    if (blank && blank[1] && strchr("0123456789+-.", blank[1])) {
+        if (!cli_float("/lora", blank + 1, -1e6, 1e6, &scale)) return;
+        while (blank > arg && (blank[-1] == ' ' || blank[-1] == '\t'))
+            blank--;
+        *blank = 0;
+    }
+    if (cl->l.n == CLI_LORA_MAX) {
+        cli_error("/lora: at most %d adapters", CLI_LORA_MAX);
+        return;
+    }
+    char *path = strdup(arg);
+    if (!path) {
+        cli_error("out of memory");
+        return;
+    }
+    vkllm_adapter *ad = NULL;
+    if (vkllm_adapter_load(cs->model, path, &ad, &err)) {
+        cli_error("%s", err.msg);
+        free(path);
+        return;
+    }
+    const int i = cl->l.n++;
+    cl->l.path[i] = cl->owned[i] = path;
+    cl->l.ad[i] = ad;
+    cl->l.scale[i] = (float)scale;
+    cl->on[i] = true;
+    if (lora_apply(cs, &err)) {
+        cli_error("%s", err.msg);
+        cl->l.n--;
+        cl->owned[i] = NULL;
+        vkllm_adapter_free(ad);
+        free(path);
+        return;
+    }
+    char what[320];
+    snprintf(what, sizeof what, "added %s at scale %g", cli_shown(path), (double)(float)scale);
+    lora_changed(cl, what);
+}
+
+/* /lora with ARG (NULL: none): lists, adds, switches off or on, rescales. */
+static void lora_command(struct chat_state *cs, char *arg)
+{
+    struct chat_lora *cl = &cs->lora;
+    struct vkllm_error err = {0};
+    if (!arg || !*arg) {
+        if (!cl->l.n) fprintf(stderr, "vkllm: no LoRA adapters (/lora FILE [SCALE] adds one)\n");
+        for (int i = 0; i < cl->l.n; i++)
+            lora_show(cl, i);
+        return;
+    }
+    const size_t verb = strcspn(arg, " \t");
+#define VERB(s) (verb == strlen(s) && !strncmp(arg, s, verb))
+    if (!VERB("off") && !VERB("on") && !VERB("scale")) {
+        lora_add(cs, arg);
+        return;
+    }
+    const bool scale = VERB("scale");
+#undef VERB
+    char *word[3];
+    const int n = split_words(arg, word, 3);
+    if (n != (scale ? 3 : 2)) {
+        if (scale)
+            cli_error("/lora scale needs an adapter number and a scale (/lora scale 1 0.5)");
+        else
+            cli_error("/lora %s needs an adapter number (/lora lists them)", word[0]);
+        return;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "/lora %s", word[0]);
+    const int i = lora_index(cl, what, word[1]);
+    double s = 0;
+    if (i < 0 || (scale && !cli_float(what, word[2], -1e6, 1e6, &s))) return;
+    const bool was_on = cl->on[i];
+    const float was = cl->l.scale[i];
+    if (scale)
+        cl->l.scale[i] = (float)s;
+    else
+        cl->on[i] = !strcmp(word[0], "on");
+    if (lora_apply(cs, &err)) {
+        cl->on[i] = was_on;
+        cl->l.scale[i] = was;
+        cli_error("%s", err.msg);
+        return;
+    }
+    char line[320];
+    snprintf(line, sizeof line, "adapter %d (%s) %s at scale %g", i + 1, cli_shown(cl->l.path[i]),
+             cl->on[i] ? "on" : "off", cl->l.scale[i]);
+    lora_changed(cl, line);
+}
+
 /* A line starting with '/', of LEN bytes. Returns 0 to go on, 1 to end. */
 static int command(struct chat_state *cs, char *line, size_t len, const char *system)
 {
@@ -296,12 +492,12 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
     /* blanks after the last word are not part of a file name: no one sees them */
     while (len > 1 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
         line[--len] = 0;
-    const char *arg = strpbrk(line, " \t");
+    char *arg = strpbrk(line, " \t");
     size_t name_len = arg ? (size_t)(arg - line) : len;
     while (arg && (*arg == ' ' || *arg == '\t'))
         arg++;
 #define IS(s) (name_len == strlen(s) && !strncmp(line, s, name_len))
-    if ((IS("/exit") || IS("/quit") || IS("/reset")) && arg) {
+    if ((IS("/exit") || IS("/quit") || IS("/reset") || IS("/help")) && arg) {
         cli_error("%.*s takes no argument (got '%s')", (int)name_len, line,
                   printable(shown, arg, strlen(arg)));
         return 0;
@@ -311,6 +507,10 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
         vkllm_chat_clear(cs->chat, system != NULL);
         cs->turn = 0;
         fprintf(stderr, "vkllm: the conversation starts over\n");
+    } else if (IS("/help")) {
+        fputs("Commands:\n" CHAT_COMMANDS, stderr);
+    } else if (IS("/lora")) {
+        lora_command(cs, arg);
     } else if ((IS("/save") || IS("/load")) && (!arg || !*arg)) {
         cli_error("%.*s needs a file name", (int)name_len, line);
     } else if (IS("/save")) {
@@ -336,7 +536,7 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
             fprintf(stderr, "vkllm: loaded %zu messages from %s\n", vkllm_chat_count(cs->chat),
                     printable(shown, arg, strlen(arg)));
     } else {
-        cli_error("unknown command '%s' (/reset, /save FILE, /load FILE, /exit)",
+        cli_error("unknown command '%s' (/reset, /save FILE, /load FILE, /lora, /help, /exit)",
                   printable(shown, line, name_len));
     }
 #undef IS
@@ -346,9 +546,10 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
 int cmd_chat(int argc, char **argv)
 {
     const char *model_path = NULL, *device = NULL, *system = NULL, *template_path = NULL;
-    long long n_predict = -1, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
+    long long n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
     bool ignore_eos = false, validate = false;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
+    struct chat_state cs = {.n_predict = -1};
     const char **stops = calloc((size_t)argc, sizeof *stops);
     int n_stops = 0;
     if (!stops) return cli_error("out of memory");
@@ -380,7 +581,7 @@ int cmd_chat(int argc, char **argv)
             if (!VALUE() || !cli_stop_text(a, v)) FAIL();
             stops[n_stops++] = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &n_predict)) FAIL();
+            if (!VALUE() || !cli_int(a, v, -1, 1 << 30, &cs.n_predict)) FAIL();
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             if (!VALUE() || !cli_int(a, v, 0, 1 << 24, &n_ctx)) FAIL();
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
@@ -410,6 +611,8 @@ int cmd_chat(int argc, char **argv)
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) FAIL();
             device = v;
+        } else if ((n = cli_lora_arg(&cs.lora.l, argc, argv, &i)) != 0) {
+            if (n < 0) FAIL();
         } else if (!strcmp(a, "--ignore-eos")) {
             ignore_eos = true;
         } else if (!strcmp(a, "--validate")) {
@@ -430,7 +633,6 @@ int cmd_chat(int argc, char **argv)
     struct vkllm_error err = {0};
     vkllm_context *ctx = NULL;
     vkllm_model *model = NULL;
-    struct chat_state cs = {.n_predict = n_predict};
     char *tmpl = NULL, *line = NULL;
     size_t tmpl_len = 0;
     struct lines lines = {0};
@@ -451,6 +653,11 @@ int cmd_chat(int argc, char **argv)
     struct vkllm_model_params mp = {.session = &ssp};
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
+    cs.model = model;
+    for (int i = 0; i < cs.lora.l.n; i++)
+        cs.lora.on[i] = true;
+    if (cli_lora_load(&cs.lora.l, model, &err) || lora_apply(&cs, &err)) goto fail;
+    cli_lora_describe(&cs.lora.l);
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     cli_vocab_warnings(vocab);
     cli_warn_context(model, vkllm_session_n_ctx(cs.session));
@@ -458,7 +665,7 @@ int cmd_chat(int argc, char **argv)
     if (vkllm_stream_create(vocab, ignore_eos, &cs.stream, &err)) goto fail;
     for (int i = 0; i < n_stops; i++)
         if (vkllm_stream_add_stop(cs.stream, stops[i], &err)) goto fail;
-    uint32_t reserve = n_predict > 0 ? (uint32_t)n_predict : 0;
+    uint32_t reserve = cs.n_predict > 0 ? (uint32_t)cs.n_predict : 0;
     struct vkllm_chat_params chp = {.template_text = tmpl,
                                     .template_len = tmpl_len,
                                     .n_reserve = reserve,
@@ -546,6 +753,9 @@ done:
     vkllm_stream_free(cs.stream);
     vkllm_sampler_free(cs.sampler);
     vkllm_session_free(cs.session);
+    cli_lora_free(&cs.lora.l); /* after the session that used them */
+    for (int i = 0; i < cs.lora.l.n; i++)
+        free(cs.lora.owned[i]);
     vkllm_model_free(model);
     vkllm_context_destroy(ctx);
     return caught ? signals_restore(old_actions, status) : status;

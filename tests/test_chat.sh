@@ -2,7 +2,7 @@
 # test_chat.sh: `vkllm chat` as a user runs it, on two tiny generated models
 # (random weights) that speak through real tokenizers and templates: Llama 3's
 # vocabulary with Llama 3.1's template, and Qwen 2's with Qwen 2.5's (ChatML).
-#   test_chat.sh VKLLM GEN_MODEL VOCAB_DIR TEMPLATE_DIR SCRATCH_DIR
+#   test_chat.sh VKLLM GEN_MODEL VOCAB_DIR TEMPLATE_DIR SCRATCH_DIR GEN_LORA
 # 1. A multi-turn conversation through a pipe (greedy, a few tokens a reply):
 #    replies come; turn 2 decodes only what is new: the whole of turn 1's
 #    prompt comes from the cache, and turn 1's reply too where the template
@@ -23,8 +23,10 @@
 #    arguments to /exit and /reset, /save past `ulimit -f`; the repetition
 #    penalty sees the prompt; --stop that is not UTF-8 is refused; SIGTERM,
 #    SIGHUP and Ctrl+C during /save.
+# 6. LoRA adapters: --lora, --lora-scaled and /lora in one session give the
+#    replies of a fresh process started with those flags.
 set -u
-vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5
+vkllm=$1 gen_model=$2 vocabs=$3 templates=$4 scratch=$5 gen_lora=$6
 mkdir -p "$scratch"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -399,6 +401,77 @@ for stop in $'\xe2' $'a\xff' $'\xed\xa0\x80' $'\xc0\xae'; do
 done
 printf 'hi\n' | "$vkllm" chat --stop 'é' --stop '→' -n 1 >/dev/null 2>"$scratch/stop.err" ||
     fail "chat --stop with UTF-8: $(cat "$scratch/stop.err")"
+
+# ---- 6. LoRA adapters: --lora and --lora-scaled, /lora FILE [SCALE], off, on, scale
+# A greedy turn after an adapter changes mid-session equals that turn in a
+# fresh process started with the adapter (the same conversation, /load'ed):
+# the change emptied the KV cache, and the conversation knows it (the turn
+# says 0 cached; had it believed its tokens cached, it would have decoded
+# only the new message over a stale cache, or nothing at all). /lora off
+# gives the model's own reply back; each bad /lora is one error line, the
+# chat goes on, and the piped exit status is 1.
+lora=$scratch/lora lora_model=$scratch/qwen2.gguf
+rm -rf "$lora" && mkdir -p "$lora"
+"$gen_lora" -m "$lora_model" -o "$lora/a.gguf" --rank 8 --seed 3 || fail "gen_lora"
+"$gen_model" -o "$lora/other.gguf" --n-embd 96 --n-layer 1 --n-ff 64 --n-vocab 300 &&
+    "$gen_lora" -m "$lora/other.gguf" -o "$lora/other-lora.gguf" --rank 8 || fail "gen_lora (other)"
+chat_lora() { # NAME [OPTIONS...] (lines on stdin): NAME.err, NAME.status
+    timeout 300 "$vkllm" chat -m "$lora_model" --system "You are terse." --temp 0 -n 8 \
+        --ignore-eos "${@:2}" >/dev/null 2>"$lora/$1.err"
+    echo $? >"$lora/$1.status"
+}
+# the last reply saved in FILE
+last_reply() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["messages"][-1]["content"])' "$1"; }
+printf '%s\n' "Hello there" "/save $lora/s1.json" "/lora $lora/a.gguf" "/lora" "How are you today?" \
+    "/save $lora/s2.json" "/lora off 1" "Tell me more" "/save $lora/s3.json" "/lora scale 1 0.5" \
+    "/lora on 1" "Once more" "/save $lora/s4.json" | chat_lora mid
+printf '%s\n' "/load $lora/s1.json" "How are you today?" "/save $lora/flag.json" |
+    chat_lora flag --lora "$lora/a.gguf"
+printf '%s\n' "/load $lora/s3.json" "Once more" "/save $lora/scaled.json" |
+    chat_lora scaled --lora-scaled "$lora/a.gguf" 0.5
+printf '%s\n' "/load $lora/s1.json" "How are you today?" "/save $lora/base.json" \
+    "/load $lora/s2.json" "Tell me more" "/save $lora/base-off.json" | chat_lora base
+for run in mid flag scaled base; do
+    [ "$(cat "$lora/$run.status")" = 0 ] && ! grep -q '^error' "$lora/$run.err" ||
+        fail "lora $run: status $(cat "$lora/$run.status"): $(cat "$lora/$run.err")"
+done
+grep -q "^vkllm: lora: added .*/a.gguf at scale 1 (1 adapter on)$" "$lora/mid.err" &&
+    grep -q "^vkllm: lora 1: .*/a.gguf at scale 1, on (7 matrices, rank 8, alpha 8)$" "$lora/mid.err" &&
+    grep -q "^vkllm: lora: adapter 1 (.*/a.gguf) off at scale 1 (0 adapters on)$" "$lora/mid.err" &&
+    grep -q "^vkllm: adapter .*/a.gguf at scale 0.5: 7 matrices, rank 8, alpha 8$" "$lora/scaled.err" ||
+    fail "lora: the lines saying what changed: $(cat "$lora/mid.err" "$lora/scaled.err")"
+[ "$(sed -n "$cached" "$lora/mid.err" | tr '\n' ' ')" = "0 0 0 0 " ] ||
+    fail "lora: turns after a change reused a cache computed without it: $(cat "$lora/mid.err")"
+r2=$(last_reply "$lora/s2.json") r3=$(last_reply "$lora/s3.json") r4=$(last_reply "$lora/s4.json")
+[ -n "$r2" ] && [ "$r2" = "$(last_reply "$lora/flag.json")" ] ||
+    fail "lora: the reply after /lora FILE, '$r2', is not --lora's: '$(last_reply "$lora/flag.json")'"
+[ "$r2" != "$(last_reply "$lora/base.json")" ] || fail "lora: the adapter did not change the reply '$r2'"
+[ -n "$r3" ] && [ "$r3" = "$(last_reply "$lora/base-off.json")" ] ||
+    fail "lora: the reply after /lora off 1, '$r3', is not the model's: '$(last_reply "$lora/base-off.json")'"
+[ -n "$r4" ] && [ "$r4" = "$(last_reply "$lora/scaled.json")" ] ||
+    fail "lora: the reply at /lora scale 1 0.5, '$r4', is not --lora-scaled's: '$(last_reply "$lora/scaled.json")'"
+# bad /lora lines: a missing file, a model, an adapter of another model, an
+# adapter number out of range or not a number, a bad scale, a missing number
+printf '%s\n' "/lora $lora/missing.gguf" "/lora $lora_model" "/lora $lora/other-lora.gguf" \
+    "/lora off 2" "/lora on x" "/lora scale 1 abc" "/lora $lora/a.gguf 1e9" "/lora on" \
+    "Hello there" "/lora" | chat_lora bad --lora "$lora/a.gguf"
+[ "$(cat "$lora/bad.status")" = 1 ] && [ "$(grep -c '^error: ' "$lora/bad.err")" = 8 ] &&
+    grep -q "^error: .*other-lora.gguf: .*" "$lora/bad.err" &&
+    grep -q "^error: /lora off: there is no adapter 2 (1 loaded; /lora lists them)$" "$lora/bad.err" &&
+    grep -q "^vkllm: turn 1: replied 8 tokens" "$lora/bad.err" &&
+    [ "$(grep -c "^vkllm: lora [0-9]*: " "$lora/bad.err")" = 1 ] ||
+    fail "lora: bad /lora lines: status $(cat "$lora/bad.status"): $(cat "$lora/bad.err")"
+# and a bad --lora: one error line before any turn
+printf 'hi\n' | "$vkllm" chat -m "$lora_model" --lora "$lora/other-lora.gguf" >/dev/null \
+    2>"$lora/flag-bad.err"
+status=$?
+[ $status = 1 ] && [ "$(grep -c '^error' "$lora/flag-bad.err")" = 1 ] &&
+    ! grep -q "turn 1" "$lora/flag-bad.err" &&
+    grep -q "^error: .*other-lora.gguf: blk.0.attn_q.weight.lora_a is 96x8" "$lora/flag-bad.err" ||
+    fail "lora: chat --lora with another model's adapter: status $status: $(cat "$lora/flag-bad.err")"
+"$vkllm" chat --help | grep -q -- "--lora-scaled FILE S" && "$vkllm" chat --help | grep -q "/lora off N" &&
+    printf '/help\n' | "$vkllm" chat 2>&1 >/dev/null | grep -q "/lora scale N S" ||
+    fail "lora: --help or /help does not list the LoRA flags and commands"
 
 [ $failures = 0 ] && echo "test_chat.sh: all passed" || echo "test_chat.sh: $failures failures"
 [ $failures = 0 ]
