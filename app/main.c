@@ -25,6 +25,7 @@ static const char usage[] =
     "  devices     list Vulkan devices with their features and limits\n"
     "  tokenize    print the token ids of a text (vkllm tokenize -m MODEL -p TEXT)\n"
     "  quantize    convert a model to a smaller weight format (vkllm quantize IN OUT Q4_K_M)\n"
+    "  export-lora merge LoRA adapters into a new model file (-m BASE --lora A -o OUT)\n"
     "  perplexity  a model's perplexity on a text, as llama-perplexity (-m MODEL -f FILE)\n"
     "  bench       prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
     "  template    render a chat template (vkllm template -m MODEL --context CONTEXT.json)\n"
@@ -289,6 +290,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export-lora")) return cmd_export_lora(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);

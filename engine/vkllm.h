@@ -619,6 +619,37 @@ void vkllm_adapter_describe(const vkllm_adapter *a, struct vkllm_adapter_info *o
 int vkllm_session_set_adapters(vkllm_session *s, vkllm_adapter *const *adapters,
                                const float *scales, uint32_t n, struct vkllm_error *err);
 
+/* vkllm_export_lora merges adapters into a new model file, as llama.cpp's
+ * llama-export-lora does: each adapted matrix W becomes W + sum s B A (the
+ * run-time factor s), computed in F32 on the CPU (no device needed), and is
+ * written in W's own type (quantized ones re-quantized, which rounds again:
+ * llama-export-lora writes F16 instead, as merged_f16 does); every other
+ * tensor and every key is copied. Each
+ * adapter is checked against the base as vkllm_adapter_load checks it. */
+struct vkllm_lora_input {
+    const char *path;
+    float scale; /* 1 for --lora */
+};
+struct vkllm_export_lora_progress {
+    uint64_t tensor, n_tensors; /* the tensor being written, from 0, of how many */
+    const char *name;
+    bool merged; /* adapters change it (else it is copied) */
+};
+struct vkllm_export_lora_params {
+    const struct vkllm_lora_input *adapters; /* applied in this order */
+    uint32_t n_adapters;
+    bool merged_f16; /* merged quantized matrices as F16 (llama-export-lora's choice) */
+    /* Called as each tensor starts and now and then while the file is
+     * written; return false to stop (nothing is written then). May be NULL. */
+    bool (*progress)(const struct vkllm_export_lora_progress *p, void *user);
+    void *user;
+};
+/* Reads BASE_PATH and the adapters and writes OUT_PATH through a temporary
+ * file renamed at the end: a failure (the first bad adapter named, one line)
+ * leaves no OUT_PATH and no temporary file. */
+int vkllm_export_lora(const char *base_path, const char *out_path,
+                      const struct vkllm_export_lora_params *params, struct vkllm_error *err);
+
 /* ============================== Memory needs ============================== */
 
 /* What a model and one session take, as the loader and vkllm_session_create
