@@ -31,7 +31,11 @@ static const char serve_usage[] =
     "      --max-body N       largest request body in bytes (default 8 MiB)\n"
     "  -b, --batch-size N     prompt tokens per GPU step (default 512)\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
-    "      --validate         enable the Khronos validation layer\n";
+    "      --validate         enable the Khronos validation layer\n"
+    "  -a, --alias NAME       the model's id in answers (default: the file's name)\n" CLI_LORA_USAGE
+    "\n"
+    "--host takes the first address that its name resolves to (localhost: 127.0.0.1\n"
+    "on most systems; give ::1 for IPv6).\n";
 
 /* Template notes (a built-in format, a failed render): once each. */
 static void on_notice(const char *msg, void *user)
@@ -40,19 +44,23 @@ static void on_notice(const char *msg, void *user)
     fprintf(stderr, "serve: note: %s\n", msg);
 }
 
-static const char *base_name(const char *path)
+/* The model's id in answers, which JSON needs in valid UTF-8: the file's name
+ * with any other byte (a Latin-1 name) escaped as \xNN, into ID (CAP bytes). */
+static void model_id(const char *path, char *id, size_t cap)
 {
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    vkllm_printable(id, cap, name, strlen(name));
 }
 
 int cmd_serve(int argc, char **argv)
 {
     const char *model_path = NULL, *device = NULL, *host = "127.0.0.1", *api_key = NULL,
-               *cors = NULL;
+               *cors = NULL, *alias = NULL;
     long long port = 8080, n_ctx = 0, n_par = 1, queue = 64, timeout = 600, n_batch = 0,
               request_timeout = 30, max_body = 8 << 20;
     bool validate = false;
+    struct cli_lora lora = {0};
+    int n;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
 #define VALUE() ((v = cli_value(argc, argv, &i)) != NULL)
@@ -95,6 +103,13 @@ int cmd_serve(int argc, char **argv)
             device = v;
         } else if (!strcmp(a, "--validate")) {
             validate = true;
+        } else if (!strcmp(a, "-a") || !strcmp(a, "--alias")) {
+            if (!VALUE()) return 1;
+            if (!*v || !cli_utf8(v))
+                return cli_error("%s: not a UTF-8 name: '%s'", a, cli_shown(v));
+            alias = v;
+        } else if ((n = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
+            if (n < 0) return 1;
         } else {
             return cli_error("unknown option '%s' for vkllm serve (see vkllm serve --help)", a);
         }
@@ -113,6 +128,14 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     struct vkllm_error err = {0};
+    char id[4 * 255 + 1]; /* a file name is at most 255 bytes */
+    model_id(model_path, id, sizeof id);
+    char lora_ids[CLI_LORA_MAX][4 * 255 + 1];
+    const char *lora_id[CLI_LORA_MAX];
+    for (int i = 0; i < lora.n; i++) {
+        model_id(lora.path[i], lora_ids[i], sizeof lora_ids[i]);
+        lora_id[i] = lora_ids[i];
+    }
     struct serve sv = {.host = host,
                        .port = (int)port,
                        .api_key = api_key,
@@ -120,7 +143,10 @@ int cmd_serve(int argc, char **argv)
                        .timeout_s = (int)timeout,
                        .request_timeout_s = (int)request_timeout,
                        .max_body = (size_t)max_body,
-                       .model_id = base_name(model_path),
+                       .model_id = alias ? alias : id,
+                       .adapter_ids = lora_id,
+                       .adapter_scales = lora.scale,
+                       .n_adapters = lora.n,
                        .started = (long long)time(NULL)};
     pthread_mutex_init(&sv.render_mu, NULL);
     vkllm_context *ctx = NULL;
@@ -133,13 +159,17 @@ int cmd_serve(int argc, char **argv)
                                        .n_batch = (uint32_t)n_batch};
     struct vkllm_model_params mp = {.session = &ssp};
     if (vkllm_model_load(ctx, model_path, &mp, &sv.model, &err)) goto fail;
+    if (cli_lora_load(&lora, sv.model, &err)) goto fail;
     sv.vocab = vkllm_model_vocab(sv.model);
     cli_vocab_warnings(sv.vocab);
     struct serve_sched_params sp = {.ctx = ctx,
                                     .n_slots = (int)n_par,
                                     .n_ctx = ssp.n_ctx,
                                     .queue_limit = (int)queue,
-                                    .n_batch = ssp.n_batch};
+                                    .n_batch = ssp.n_batch,
+                                    .adapters = lora.ad,
+                                    .scales = lora.scale,
+                                    .n_adapters = (uint32_t)lora.n};
     if (serve_sched_create(sv.model, &sp, &sv.sched, &err)) goto fail;
     sv.n_ctx = serve_sched_n_ctx(sv.sched);
     cli_warn_context(sv.model, sv.n_ctx);
@@ -148,6 +178,7 @@ int cmd_serve(int argc, char **argv)
     if (vkllm_chat_create(sv.model, NULL, &chp, &sv.renderer, &err)) goto fail;
     if (serve_sched_start(sv.sched, &err)) goto fail;
     if (serve_http_start(&sv, &err)) goto fail;
+    cli_lora_describe(&lora);
     fprintf(stderr,
             "serve: %s on %s, loaded in %.0f ms; %lld slot%s of %u tokens\n"
             "serve: listening on http://%s:%d\n",
@@ -169,6 +200,7 @@ done:
     serve_http_stop(&sv);
     vkllm_chat_free(sv.renderer);
     serve_sched_destroy(sv.sched);
+    cli_lora_free(&lora);
     vkllm_model_free(sv.model);
     pthread_mutex_destroy(&sv.render_mu);
     status = cli_validation_status(ctx, status);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_serve.sh: vkllm serve with real clients.
-#   test_serve.sh VKLLM DATA_DIR MJS_DIR NPM_DIR SCRATCH_DIR
+#   test_serve.sh VKLLM DATA_DIR MJS_DIR NPM_DIR SCRATCH_DIR GEN_LORA
 # 1. The official `openai` npm client (installed into NPM_DIR at the first
 #    run) drives tests/serve/openai.mjs: chat completions and completions,
 #    streaming and not, equal to `vkllm run`; a burst of 4 clients x 5
@@ -13,7 +13,11 @@
 #    clients (tests/serve/rawhttp.py): 401 before an 8 MB body is read, 403
 #    for a foreign Host, 415 for a non-JSON body, 400 for a body framed twice
 #    or no Host, a request trickling in cut at --request-timeout (a kept-alive
-#    connection idle longer is not), 32 connections per address.
+#    connection idle longer is not), 32 connections per address. Known
+#    fields that change the answer (echo, best_of, suffix, top_logprobs,
+#    tool_choice), a float that rounds to 0, NUL, an empty body: 400 (a
+#    stream's before its 200); a BOM, logit_bias {}, `bearer` any case: fine;
+#    405's Allow names the route's methods.
 # 3. A one-slot server with a queue of one: a third request gets 503; a
 #    client that disconnects (streaming or not) frees its slot; one that
 #    stalls mid-request is timed out (logged 408); one that half-closes after
@@ -22,10 +26,12 @@
 # 4. SIGTERM with a reply in progress: the stream is cut, the server exits 0
 #    (under ASan: nothing leaked), and the log has one line per request.
 # 5. A device lost mid-way: 500 for the request, 503 from /health, exit 0.
-# 6. Under ulimit -n 40 the connection limit leaves room for the engine's files.
+# 6. A model file name that is not UTF-8 (its id escaped), with a LoRA adapter:
+#    greedy text equal to `vkllm run --lora`; -np too large names a set that fits.
+# 7. Under ulimit -n 40 the connection limit leaves room for the engine's files.
 # Exit 77 (skipped) when node or npm is missing.
 set -u
-vkllm=$1 data=$2 mjs=$3 npm_dir=$4 scratch=$5
+vkllm=$1 data=$2 mjs=$3 npm_dir=$4 scratch=$5 gen_lora=$6
 mkdir -p "$scratch"
 failures=0 checks=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -51,6 +57,9 @@ trap cleanup EXIT
 start_server() { # LOG ARGS...
     local log=$1
     shift
+    # emptied here: the background job truncates it only once it runs, and
+    # the loop below could read the port of an earlier run's server
+    : >"$log"
     "$vkllm" serve -m "$model" --port 0 "$@" 2>"$log" &
     server_pid=$!
     pids+=("$server_pid")
@@ -171,7 +180,7 @@ expect 400 'malformed JSON' "${auth[@]}" -d "$deep" "$url/v1/completions"
 printf '{"prompt":"\xff\xfe"}' >"$scratch/bad-utf8"
 expect 400 'malformed JSON' "${auth[@]}" --data-binary @"$scratch/bad-utf8" "$url/v1/completions"
 expect 400 'malformed JSON' "${auth[@]}" --data-binary $'{"prompt":"a\x00b"}' "$url/v1/completions"
-expect 400 'u0000 is not allowed' "${auth[@]}" -d '{"prompt":"a\u0000b"}' "$url/v1/completions"
+expect 400 'NUL characters (\\\\u0000) are not supported' "${auth[@]}" -d '{"prompt":"a\u0000b"}' "$url/v1/completions"
 expect 400 'real number overflow' "${auth[@]}" -d '{"prompt":"a","max_tokens":1e400}' "$url/v1/completions"
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1.5}' "$url/v1/completions"
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":-5}' "$url/v1/completions"
@@ -179,7 +188,34 @@ expect 400 '"param":"messages\[0\].role"' "${auth[@]}" -d '{"messages":[{"conten
 expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}' "$url/v1/chat/completions"
 expect 400 '"param":"stream_options"' "${auth[@]}" -d '{"prompt":"a","stream_options":3}' "$url/v1/completions"
-expect 400 'malformed JSON' "${auth[@]}" -d '' "$url/v1/completions"
+expect 400 'the request body is empty' "${auth[@]}" -d '' "$url/v1/completions"
+printf '\xef\xbb\xbf{"prompt":"x","max_tokens":1}' >"$scratch/bom"
+expect 200 '"finish_reason"' "${auth[@]}" --data-binary @"$scratch/bom" "$url/v1/completions"
+# a value that passes as a double but is 0 as the sampler's float: a 400
+# before a stream's 200 (it was a 200 and then an error event)
+expect 400 '"param":"top_p"' "${auth[@]}" -d '{"prompt":"a","top_p":1e-320,"stream":true}' "$url/v1/completions"
+expect 400 '"param":"min_p"' "${auth[@]}" -d '{"prompt":"a","min_p":1e-320}' "$url/v1/completions"
+# known fields that would change the answer are refused, not ignored
+expect 400 '"param":"echo"' "${auth[@]}" -d '{"prompt":"a","echo":true}' "$url/v1/completions"
+expect 400 '"param":"best_of"' "${auth[@]}" -d '{"prompt":"a","best_of":3}' "$url/v1/completions"
+expect 400 '"param":"suffix"' "${auth[@]}" -d '{"prompt":"a","suffix":"zzz"}' "$url/v1/completions"
+expect 400 '"param":"top_logprobs"' "${auth[@]}" -d '{"prompt":"a","top_logprobs":5}' "$url/v1/completions"
+expect 400 '"param":"tool_choice"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":"Hi"}],"tool_choice":"required"}' "$url/v1/chat/completions"
+expect 200 '"finish_reason"' "${auth[@]}" \
+    -d '{"prompt":"a","max_tokens":1,"echo":false,"best_of":1,"suffix":"","logit_bias":{},"tool_choice":"none"}' \
+    "$url/v1/completions"
+# the scheme is any case, and spaces around the key do not count
+expect 200 '"object":"list"' -H "Authorization: bearer $key" "$url/v1/models"
+expect 200 '"object":"list"' -H "Authorization: BEARER $(printf '\t')$key  " "$url/v1/models"
+expect 401 'invalid_api_key' -H "Authorization: Bearer${key}" "$url/v1/models"
+# a 405 names the route's own methods
+checks=$((checks + 1))
+curl -s -D - -o /dev/null "${auth[@]}" -X DELETE "$url/v1/chat/completions" | tr -d '\r' |
+    grep -q '^Allow: POST$' || fail "405 for a POST route: no 'Allow: POST'"
+checks=$((checks + 1))
+curl -s -D - -o /dev/null "${auth[@]}" "${cj[@]}" -d '{}' "$url/v1/models" | tr -d '\r' |
+    grep -q '^Allow: GET, HEAD$' || fail "405 for a GET route: no 'Allow: GET, HEAD'"
 # what the headers alone decide is answered before the body is read: an
 # 8 MB upload without the key gets its 401 at once, nothing buffered
 checks=$((checks + 1))
@@ -235,8 +271,9 @@ grep -q "$line"'first token at [0-9]* ms$' "$log_a" || fail "no token counts in 
 
 # ---- 3. one slot, a queue of one: 503, and disconnects free the slot
 log_b=$scratch/server-b.log
-start_server "$log_b" -np 1 -c 2048 --queue 1 --cors https://example.org --timeout 1
+start_server "$log_b" -np 1 -c 2048 --queue 1 --cors https://example.org --timeout 1 --alias "my model"
 url=http://127.0.0.1:$port
+expect 200 '"id":"my model"' "$url/v1/models"
 # a client that stalls halfway through its request is cut off (--timeout 1)
 checks=$((checks + 1))
 exec 3<>"/dev/tcp/127.0.0.1/$port"
@@ -318,9 +355,66 @@ done
 [ "$got" = 500 ] && grep -q 'VKLLM_FAULT=wait:200' "$scratch/body" ||
     fail "device loss: status $got, $(head -c 300 "$scratch/body")"
 expect 503 '"code":"device_lost"' "$url/health"
+# a stream's 200 goes out before its error event: the log says 500 all the same
+checks=$((checks + 1))
+curl "${cj[@]}" -sN -d '{"prompt":"Once","max_tokens":8,"stream":true}' "$url/v1/completions" \
+    >"$scratch/lost-stream"
+grep -q '^data: {"error"' "$scratch/lost-stream" || fail "lost device, stream: $(head -c 300 "$scratch/lost-stream")"
+checks=$((checks + 1))
+grep 'POST /v1/completions' "$log_c" | tail -1 | grep -q ' 500 ' ||
+    fail "a stream that ended in an error was logged as $(grep 'POST /v1/completions' "$log_c" | tail -1)"
 stop_server "$log_c"
 
-# ---- 6. few file descriptors (ulimit -n 40): the connection limit leaves
+# ---- 6. a Latin-1 file name (every answer was a 500), and a LoRA adapter
+# applied to every slot: greedy text as `vkllm run --lora` gives
+log_e=$scratch/server-e.log
+latin=$scratch/mod$(printf '\xe9')l.gguf
+ln -sf "$model" "$latin"
+"$gen_lora" -m "$model" -o "$scratch/adapter.gguf" --rank 4 >/dev/null || fail "gen_lora"
+model=$latin start_server "$log_e" -np 2 --lora-scaled "$scratch/adapter.gguf" 0.7
+url=http://127.0.0.1:$port
+expect 200 '"id":"mod\\\\xe9l.gguf"' "$url/v1/models"
+expect 200 '"adapters":\[{"id":"adapter.gguf","scale":0.69999' "$url/v1/models"
+prompt="Once upon a time"
+for stream in false true; do
+    checks=$((checks + 1))
+    curl "${cj[@]}" -sN -d "{\"prompt\":\"$prompt\",\"max_tokens\":24,\"temperature\":0,\"stream\":$stream}" \
+        "$url/v1/completions" >"$scratch/lora-$stream"
+    got=$(python3 -c '
+import json, sys
+raw = open(sys.argv[1], encoding="utf-8").read()
+if sys.argv[2] == "true":
+    print("".join(json.loads(l[6:])["choices"][0]["text"] for l in raw.splitlines()
+                  if l.startswith("data: {")), end="")
+else:
+    print(json.loads(raw)["choices"][0]["text"], end="")' "$scratch/lora-$stream" "$stream")
+    want=$("$vkllm" run -m "$latin" --lora-scaled "$scratch/adapter.gguf" 0.7 -p "$prompt" -n 24 --temp 0 2>/dev/null)
+    plain=$("$vkllm" run -m "$model" -p "$prompt" -n 24 --temp 0 2>/dev/null)
+    [ "$prompt$got" = "$want" ] || fail "--lora, stream $stream: '$got' is not run's '${want#"$prompt"}'"
+    [ "$want" != "$plain" ] || fail "the adapter changes nothing: the check proves nothing"
+done
+stop_server "$log_e"
+# more slots than fit: the advice names a whole set that does (as -np 64 on
+# stories260K did not: its -c was for the last slot alone)
+checks=$((checks + 1))
+: >"$scratch/np.log"
+"$vkllm" serve -m "$model" --port 0 -np 256 >"$scratch/np.log" 2>&1 &
+np_pid=$!
+pids+=("$np_pid")
+for _ in $(seq 300); do grep -q 'listening\|^error' "$scratch/np.log" && break; sleep 0.1; done
+kill -9 "$np_pid" 2>/dev/null
+fits=$(sed -n 's/.*: -np \([0-9]*\) -c \([0-9]*\) fits)$/-np \1 -c \2/p' "$scratch/np.log")
+if grep -q '^error' "$scratch/np.log"; then
+    if [ -z "$fits" ]; then
+        fail "-np 256: $(cat "$scratch/np.log")"
+    else
+        # shellcheck disable=SC2086
+        start_server "$scratch/np-fits.log" $fits
+        stop_server "$scratch/np-fits.log"
+    fi
+fi # else 256 slots fit this device: nothing to advise
+
+# ---- 7. few file descriptors (ulimit -n 40): the connection limit leaves
 # room for the engine's, so that accept() never fails (MHD would spin on it)
 log_d=$scratch/server-d.log
 ulimit -n 40 # the last section: the script needs no more either

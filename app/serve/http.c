@@ -32,6 +32,7 @@ struct request {
     size_t dropped;
     int status;
     int route;              /* index in routes[], or ROUTE_HEALTH, ROUTE_PREFLIGHT */
+    const char *allow;      /* a 405's Allow header: the route's methods */
     struct serve_job *job;  /* a generation, for the log line */
     char what[4 * 120 + 1]; /* "METHOD PATH", printable */
 };
@@ -221,9 +222,7 @@ static enum MHD_Result answer(struct serve *sv, struct MHD_Connection *c, struct
     }
     MHD_add_response_header(r, "Content-Type", type);
     if (sv->cors) MHD_add_response_header(r, "Access-Control-Allow-Origin", sv->cors);
-    if (status == 405) {
-        MHD_add_response_header(r, "Allow", "GET, POST");
-    }
+    if (status == 405) MHD_add_response_header(r, "Allow", rq->allow);
     rq->status = status;
     enum MHD_Result res = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -268,8 +267,11 @@ static enum MHD_Result generate(struct serve *sv, struct MHD_Connection *c, stru
     if (!job) return answer_fail(sv, c, rq, &f);
     rq->job = job; /* released when the request is done */
     if (!serve_sched_submit(sv->sched, job))
-        return fail(sv, c, rq, 503, "queue_full",
-                    "the server is busy: every slot is taken and the queue is full; retry later");
+        return serve_sched_stopping(sv->sched)
+                   ? fail(sv, c, rq, 503, "shutting_down", "the server is shutting down")
+                   : fail(sv, c, rq, 503, "queue_full",
+                          "the server is busy: every slot is taken and the queue is full; "
+                          "retry later");
     int fd = connection_fd(c);
     if (job->stream) {
         struct MHD_Response *r = serve_stream_response(sv, job, fd);
@@ -311,14 +313,19 @@ static enum MHD_Result generate(struct serve *sv, struct MHD_Connection *c, stru
 /* ============================== Routing ============================== */
 
 /* Whether the request carries "Authorization: Bearer KEY", compared in time
- * that does not depend on where they differ. */
+ * that does not depend on where they differ. The scheme is any case and
+ * spaces around the key do not count (RFC 9110 11.1, 5.6.3). */
 static bool authorized(const struct serve *sv, struct MHD_Connection *c)
 {
     if (!sv->api_key) return true;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7)) return false;
-    const char *given = h + 7;
+    if (!h) return false;
+    h += strspn(h, " \t");
+    if (strncasecmp(h, "Bearer", 6) || !strchr(" \t", h[6]) || !h[6]) return false;
+    const char *given = h + 6 + strspn(h + 6, " \t");
     size_t n = strlen(given), k = strlen(sv->api_key);
+    while (n && (given[n - 1] == ' ' || given[n - 1] == '\t'))
+        n--;
     unsigned char diff = n != k;
     for (size_t i = 0; i < k; i++)
         diff |= (unsigned char)sv->api_key[i] ^ (unsigned char)(i < n ? given[i] : 0);
@@ -414,6 +421,7 @@ static bool admit(struct serve *sv, struct MHD_Connection *c, struct request *rq
     if (is(url, "/health", "/v1/health")) { /* open without the key, for load balancers */
         rq->route = ROUTE_HEALTH;
         if (get) return true;
+        rq->allow = "GET, HEAD";
         *res = fail(sv, c, rq, 405, NULL, "use GET");
         return false;
     }
@@ -430,6 +438,7 @@ static bool admit(struct serve *sv, struct MHD_Connection *c, struct request *rq
         return false;
     }
     if (routes[k].post ? !post : !get) {
+        rq->allow = routes[k].post ? "POST" : "GET, HEAD";
         *res = fail(sv, c, rq, 405, NULL, routes[k].post ? "use POST" : "use GET");
         return false;
     }
@@ -586,13 +595,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                      : toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !rq->status
                          ? 400  /* MHD's own answer to a malformed request */
                          : 499; /* nginx's "client closed request" */
-    atomic_fetch_add(&sv->requests, 1);
-    if (rq->status >= 400) atomic_fetch_add(&sv->errors, 1);
     char tokens[256] = "";
     if (rq->job) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) serve_sched_cancel(sv->sched, rq->job);
         serve_sched_lock(sv->sched);
         const struct serve_job *j = rq->job;
+        /* a stream's 200 went out first: its error event is its real outcome */
+        if (j->finish == SERVE_FINISH_ERROR && rq->status < 400) rq->status = j->error_status;
         if (j->slot >= 0)
             snprintf(tokens, sizeof tokens,
                      " slot %d, prompt %u tokens (%u processed, %u cached), %u generated; "
@@ -603,6 +612,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         serve_sched_unlock(sv->sched);
         serve_sched_release(sv->sched, rq->job);
     }
+    atomic_fetch_add(&sv->requests, 1);
+    if (rq->status >= 400) atomic_fetch_add(&sv->errors, 1);
     fprintf(stderr, "serve: %s %s %d %.0f ms%s\n", addr, rq->what, rq->status,
             cli_now_ms() - rq->t0, tokens);
     free(rq->body);

@@ -6,6 +6,7 @@
  * penalties) are refused rather than silently dropped. */
 #include "serve.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,8 +29,21 @@ bool serve_failf(struct serve_fail *f, int status, const char *param, const char
 /* The body as a JSON object, or NULL with F filled. */
 static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
 {
+    if (len >= 3 && !memcmp(body, "\xef\xbb\xbf", 3)) { /* a BOM, which RFC 8259 lets us skip */
+        body += 3;
+        len -= 3;
+    }
+    if (!len) {
+        serve_failf(f, 400, NULL, "the request body is empty: send a JSON object");
+        return NULL;
+    }
     json_error_t je;
     json_t *root = json_loadb(body, len, 0, &je);
+    if (!root && json_error_code(&je) == json_error_null_character) {
+        /* templates, roles and stop strings are C strings: a NUL would cut them */
+        serve_failf(f, 400, NULL, "NUL characters (\\u0000) are not supported in strings");
+        return NULL;
+    }
     if (!root) {
         serve_failf(f, 400, NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
                     je.column);
@@ -58,6 +72,21 @@ static bool get_number(json_t *o, const char *key, double min, double max, doubl
         return serve_failf(f, 400, key, "'%s' must be between %g and %g (got %g)", key, min, max,
                            d);
     *out = d;
+    return true;
+}
+
+/* A number as the sampler takes it: checked after the conversion to float, so
+ * that what passes here cannot fail later (1e-320 is a double above 0 but the
+ * float 0), once a stream's 200 may have gone out. */
+static bool get_float(json_t *o, const char *key, double min, double max, float *out,
+                      struct serve_fail *f)
+{
+    double d = *out;
+    if (!get_number(o, key, min, max, &d, f)) return false;
+    if (d != 0 && (float)d == 0)
+        return serve_failf(f, 400, key, "'%s' is too close to 0 (got %g): use 0 or at least %g",
+                           key, d, (double)FLT_MIN);
+    *out = (float)d;
     return true;
 }
 
@@ -91,6 +120,8 @@ static bool refuse_set(json_t *o, const char *key, const char *why, struct serve
     json_t *v = json_object_get(o, key);
     bool set = v && !json_is_null(v) && !json_is_false(v) &&
                !(json_is_array(v) && json_array_size(v) == 0) &&
+               !(json_is_object(v) && json_object_size(v) == 0) &&
+               !(json_is_string(v) && json_string_length(v) == 0) &&
                !(json_is_number(v) && json_number_value(v) == 0);
     return !set || serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
 }
@@ -228,8 +259,7 @@ static bool parse_stops(struct serve_job *job, json_t *stop, struct serve_fail *
     }
     for (size_t i = 0; i < n; i++) {
         if (json_is_array(stop)) one = json_array_get(stop, i);
-        if (!json_is_string(one) || json_string_length(one) == 0 ||
-            strlen(json_string_value(one)) != json_string_length(one))
+        if (!json_is_string(one) || json_string_length(one) == 0)
             return serve_failf(f, 400, "stop",
                                "'stop' must be a non-empty string or an array of them");
         if (!(job->stops[job->n_stops] = strdup(json_string_value(one))))
@@ -244,25 +274,37 @@ static bool parse_stops(struct serve_job *job, json_t *stop, struct serve_fail *
 static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *f)
 {
     struct vkllm_sampler_params *sp = &job->sampling;
-    double temp = sp->temp, top_p = sp->top_p, min_p = sp->min_p, rep = sp->repeat_penalty;
-    long long top_k = sp->top_k, seed = -1, max_tokens = -1, n = 1;
-    if (!get_number(o, "temperature", 0, 2, &temp, f) || !get_number(o, "top_p", 0, 1, &top_p, f) ||
-        !get_number(o, "min_p", 0, 1, &min_p, f) ||
-        !get_number(o, "repeat_penalty", 1e-6, 1e6, &rep, f) ||
+    long long top_k = sp->top_k, seed = -1, max_tokens = -1, n = 1, best_of = 1;
+    if (!get_float(o, "temperature", 0, 2, &sp->temp, f) ||
+        !get_float(o, "top_p", 0, 1, &sp->top_p, f) ||
+        !get_float(o, "min_p", 0, 1, &sp->min_p, f) ||
+        !get_float(o, "repeat_penalty", 1e-6, 1e6, &sp->repeat_penalty, f) ||
         !get_int(o, "top_k", 0, 1 << 30, &top_k, f) ||
         !get_int(o, "seed", INT64_MIN, INT64_MAX, &seed, f) ||
         !get_int(o, "max_tokens", 1, 1 << 30, &max_tokens, f) ||
         !get_int(o, "max_completion_tokens", 1, 1 << 30, &max_tokens, f) ||
-        !get_int(o, "n", 1, 1 << 30, &n, f) || !get_bool(o, "stream", &job->stream, f) ||
-        !get_bool(o, "ignore_eos", &job->ignore_eos, f))
+        !get_int(o, "n", 1, 1 << 30, &n, f) || !get_int(o, "best_of", 1, 1 << 30, &best_of, f) ||
+        !get_bool(o, "stream", &job->stream, f) || !get_bool(o, "ignore_eos", &job->ignore_eos, f))
         return false;
     if (n > 1) return serve_failf(f, 400, "n", "'n' must be 1: one choice per request");
+    if (best_of > 1)
+        return serve_failf(f, 400, "best_of", "'best_of' must be 1: one candidate per request");
+    /* "auto" with no tools (they are refused) can only answer in text */
+    json_t *tc = json_object_get(o, "tool_choice");
+    if (tc && !json_is_null(tc) &&
+        !(json_is_string(tc) &&
+          (!strcmp(json_string_value(tc), "none") || !strcmp(json_string_value(tc), "auto"))))
+        return serve_failf(f, 400, "tool_choice",
+                           "'tool_choice' is not supported beyond \"none\": no tool calls");
     /* the sampler has a repetition penalty, but not OpenAI's additive ones */
     if (!refuse_set(o, "presence_penalty", "use repeat_penalty", f) ||
         !refuse_set(o, "frequency_penalty", "use repeat_penalty", f) ||
         !refuse_set(o, "tools", "no tool calls", f) ||
         !refuse_set(o, "functions", "no tool calls", f) ||
         !refuse_set(o, "logprobs", "no log probabilities", f) ||
+        !refuse_set(o, "top_logprobs", "no log probabilities", f) ||
+        !refuse_set(o, "echo", "the reply never repeats the prompt", f) ||
+        !refuse_set(o, "suffix", "no insertion, only a continuation", f) ||
         !refuse_set(o, "logit_bias", "no logit bias", f))
         return false;
     json_t *so = json_object_get(o, "stream_options");
@@ -279,10 +321,7 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
                                "'response_format' is not supported beyond {\"type\": \"text\"}");
     }
     if (!parse_stops(job, json_object_get(o, "stop"), f)) return false;
-    sp->temp = (float)temp;
-    sp->top_p = top_p > 0 ? (float)top_p : 1e-9f; /* 0: only the most likely token */
-    sp->min_p = (float)min_p;
-    sp->repeat_penalty = (float)rep;
+    if (sp->top_p == 0) sp->top_p = 1e-9f; /* 0: only the most likely token */
     sp->top_k = (int32_t)top_k;
     sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)job;
     job->max_tokens = max_tokens;
@@ -317,7 +356,7 @@ struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind,
             ok = serve_failf(f, 400, "prompt", "'prompt' must be a string");
         else if (!(text = malloc((text_len = json_string_length(p)) + 1)))
             ok = serve_failf(f, 500, NULL, "out of memory");
-        else /* whole: a "\u0000" in it is text too */
+        else
             memcpy(text, json_string_value(p), text_len + 1);
     }
     if (ok) ok = tokenize_prompt(sv, job, text, text_len, kind == SERVE_CHAT, f);

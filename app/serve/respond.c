@@ -67,9 +67,18 @@ char *serve_final_json(const struct serve *sv, const struct serve_job *job)
 
 char *serve_models_json(const struct serve *sv)
 {
-    return dump(json_pack("{s:s,s:[{s:s,s:s,s:I,s:s}]}", "object", "list", "data", "id",
+    /* the adapters (llama-server lists them at /lora-adapters) as an extra field */
+    json_t *adapters = sv->n_adapters ? json_array() : NULL;
+    for (int i = 0; adapters && i < sv->n_adapters; i++)
+        if (json_array_append_new(adapters, json_pack("{s:s,s:f}", "id", sv->adapter_ids[i],
+                                                      "scale", (double)sv->adapter_scales[i]))) {
+            json_decref(adapters);
+            return NULL;
+        }
+    if (sv->n_adapters && !adapters) return NULL;
+    return dump(json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:o*}]}", "object", "list", "data", "id",
                           sv->model_id, "object", "model", "created", (json_int_t)sv->started,
-                          "owned_by", "vkllm"));
+                          "owned_by", "vkllm", "adapters", adapters));
 }
 
 /* ============================== Metrics ============================== */

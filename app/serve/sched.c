@@ -103,11 +103,26 @@ int serve_sched_create(vkllm_model *model, const struct serve_sched_params *p,
     for (int i = 0; i < p->n_slots; i++) {
         struct slot *sl = &s->slots[i];
         int rc = vkllm_session_create(model, &sp, &sl->session, err);
+        if (rc == VKLLM_E_DEVICE_MEMORY && i > 0) {
+            /* its advice is for this slot alone, the earlier ones having
+             * taken their KV caches and activations: name a whole set that fits */
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            vkllm_fail(err, rc,
+                       "%s (for slot %d of %d, each with its own cache and activations: "
+                       "-np %d -c %u fits)",
+                       why, i + 1, p->n_slots, i, i * s->n_ctx);
+        }
         if (rc) {
             serve_sched_destroy(s);
             return rc;
         }
         s->n_slots = i + 1;
+        if (p->n_adapters && (rc = vkllm_session_set_adapters(sl->session, p->adapters, p->scales,
+                                                              p->n_adapters, err))) {
+            serve_sched_destroy(s);
+            return rc;
+        }
         s->n_ctx = vkllm_session_n_ctx(sl->session);
         if (!(sl->tokens = malloc((size_t)s->n_ctx * sizeof *sl->tokens))) {
             serve_sched_destroy(s);
@@ -208,6 +223,14 @@ bool serve_sched_submit(struct serve_sched *s, struct serve_job *job)
     }
     pthread_mutex_unlock(&s->mu);
     return ok;
+}
+
+bool serve_sched_stopping(struct serve_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stopping = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stopping;
 }
 
 void serve_sched_cancel(struct serve_sched *s, struct serve_job *job)

@@ -83,6 +83,10 @@ struct serve_sched_params {
     uint32_t n_ctx;           /* tokens each slot's cache holds; 0: the model's, at most 4096 */
     int queue_limit;          /* jobs that may wait for a slot beyond the free ones */
     uint32_t n_batch;         /* prompt step, as run's -b; 0: the default */
+    /* LoRA adapters (not owned, outliving the scheduler) every slot applies */
+    vkllm_adapter *const *adapters;
+    const float *scales; /* (n_adapters) */
+    uint32_t n_adapters;
 };
 
 /* What /metrics shows. */
@@ -115,6 +119,8 @@ uint32_t serve_sched_n_ctx(const struct serve_sched *s);
 /* Queues JOB (taking a reference). False when the queue is full or the
  * server is stopping: the job is untouched and the caller answers 503. */
 bool serve_sched_submit(struct serve_sched *s, struct serve_job *job);
+/* Whether serve_sched_stop has begun: submissions fail from then on. */
+bool serve_sched_stopping(struct serve_sched *s);
 /* The client went away: a queued job leaves the queue, a running one frees
  * its slot at the next step. Nothing once it has finished. */
 void serve_sched_cancel(struct serve_sched *s, struct serve_job *job);
@@ -140,7 +146,11 @@ struct serve {
     int timeout_s;       /* an idle connection is closed after this long */
     int request_timeout_s; /* a request's headers and body must be in within this */
     size_t max_body;     /* bytes; a larger request body gets 413 */
-    const char *model_id;
+    const char *model_id; /* valid UTF-8 */
+    /* the LoRA adapters every slot applies, for /v1/models */
+    const char *const *adapter_ids; /* (n_adapters) their file names, valid UTF-8 */
+    const float *adapter_scales;
+    int n_adapters;
 
     vkllm_model *model;
     const vkllm_vocab *vocab;
