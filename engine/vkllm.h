@@ -417,6 +417,12 @@ size_t vkllm_context_note_count(const vkllm_context *ctx);
 const char *vkllm_context_note(const vkllm_context *ctx, size_t i);
 /* Validation messages (warning or error) seen so far; they go to stderr too. */
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx);
+/* Bytes copied from host memory into device buffers through the staging ring
+ * since the context was created: the weights of models and adapters as they
+ * load. Per-step inputs (tokens, positions, RoPE rows) are written into mapped
+ * host-visible buffers instead and are not counted, so this stays put while
+ * sessions decode or switch adapters. */
+uint64_t vkllm_context_bytes_uploaded(const vkllm_context *ctx);
 /* True once the device was lost (VK_ERROR_DEVICE_LOST, or a wait that timed
  * out, VKLLM_TIMEOUT seconds, default 60): every later call on the context
  * and its models and sessions fails with the same error. Free them and the

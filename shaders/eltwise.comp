@@ -5,7 +5,10 @@
  * constant 1) on y, in place, with an optional second operand x. One thread
  * per element. GELU is llama.cpp's CPU GELU: the tanh form evaluated on the
  * input rounded to half and rounded to half again (its lookup table), the
- * identity from 10 up and zero from -10 down. */
+ * identity from 10 up and zero from -10 down. A graph recorded for a batch
+ * may run fewer tokens: the dispatch covers at most ELTWISE_ROWS tokens' worth
+ * of threads and each thread strides over the rest (ops.c), so a short step
+ * in a long graph launches few empty workgroups. */
 
 #define KERNEL_ELTWISE
 #include "kernels.h"
@@ -25,10 +28,8 @@ float gelu(float v)
                                            (1.0 + 0.044715 * h * h))));
 }
 
-void main()
+void apply(uint i)
 {
-    const uint i = group_index() * WG + gl_LocalInvocationID.x;
-    if (i >= (pc.last_only != 0u ? 1u : step.n_tokens) * pc.n) return;
     const float v = y[i];
     if (OP == ELT_ADD) y[i] = v + x[i];
     else if (OP == ELT_ADD_BIAS) y[i] = v + x[i % pc.n];
@@ -41,4 +42,12 @@ void main()
         precise const float t = pc.f * x[i]; /* no fused multiply-add: llama.cpp rounds it */
         y[i] = v + t;
     }
+}
+
+void main()
+{
+    const uint total = (pc.last_only != 0u ? 1u : step.n_tokens) * pc.n;
+    const uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG;
+    for (uint i = group_index() * WG + gl_LocalInvocationID.x; i < total; i += stride)
+        apply(i);
 }

@@ -125,6 +125,12 @@ PUSH_END
 #define ELT_GLU_GELU 6 /* y = gelu(y) * x */
 #define ELT_ADD_SCALED 7 /* y += f * x, the product rounded first (a LoRA side path, as llama.cpp) */
 
+/* eltwise launches threads for at most this many tokens, whatever the graph's
+ * batch, and loops over the rest: enough threads to fill a large GPU for rows
+ * of a few thousand floats, few enough that a short prompt in a 512-token
+ * graph does not launch hundreds of empty workgroups per dispatch. */
+#define ELTWISE_ROWS 16
+
 #if !defined(VULKAN) || defined(KERNEL_ELTWISE)
 PUSH_BEGIN(push_eltwise)
     PC_UINT n;         /* floats per token */

@@ -1358,6 +1358,11 @@ int main(void)
     test_eltwise(ELT_SOFTCAP, 4099, 4, 3, 50.0f, false);
     test_eltwise(ELT_SOFTCAP, 301, 8, 5, 15.0f, true);
     test_eltwise(ELT_GLU_SILU, 301, 8, 5, 0.0f, true);
+    /* steps of more than ELTWISE_ROWS tokens: each thread loops over several
+     * elements, and the rows the step leaves out of the graph's batch stay */
+    test_eltwise(ELT_ADD, 13, 512, 100, 0.0f, false);
+    test_eltwise(ELT_ADD_BIAS, 301, 40, 37, 0.0f, false);
+    test_eltwise(ELT_GLU_SILU, 4099, 64, 17, 0.0f, false);
     test_swiglu(13, 8, 5);
     test_swiglu(127, 1, 1);
     test_swiglu(11008 + 3, 16, 13);

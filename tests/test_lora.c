@@ -328,9 +328,14 @@ static void test_switching(vkllm_context *ctx, vkllm_model *m, const char *dir)
     gen_lora(p1, base, "--rank 8 --seed 21");
     gen_lora(p2, base, "--rank 16 --type f16 --targets all --seed 22");
     vkllm_adapter *a1, *a2;
+    const uint64_t up0 = vkllm_context_bytes_uploaded(ctx);
     double t = now_ms();
     REQUIRE(vkllm_adapter_load(m, p1, &a1, &err) == VKLLM_OK, "%s", err.msg);
     const double load_ms = now_ms() - t;
+    /* the counter sees adapter uploads: at least A and B of 14 matrices of rank 8 */
+    const uint64_t load_bytes = vkllm_context_bytes_uploaded(ctx) - up0;
+    CHECK(load_bytes >= 14ull * 2 * 8 * 4, "loading an adapter uploaded %llu bytes",
+          (unsigned long long)load_bytes);
     REQUIRE(vkllm_adapter_load(m, p2, &a2, &err) == VKLLM_OK, "%s", err.msg);
     struct vkllm_adapter_info i1, i2;
     vkllm_adapter_describe(a1, &i1);
@@ -355,6 +360,7 @@ static void test_switching(vkllm_context *ctx, vkllm_model *m, const char *dir)
     struct vkllm_memory_budget before, after;
     vkllm_context_memory(ctx, &before);
     const uint64_t weights = vkllm_model_weight_bytes(m);
+    const uint64_t uploaded = vkllm_context_bytes_uploaded(ctx);
 
     double switch_ms = 0;
     t = now_ms();
@@ -386,9 +392,12 @@ static void test_switching(vkllm_context *ctx, vkllm_model *m, const char *dir)
     CHECK(after.usage == before.usage, "device memory in use went from %llu to %llu bytes",
           (unsigned long long)before.usage, (unsigned long long)after.usage);
     CHECK(vkllm_model_weight_bytes(m) == weights);
-    printf("switching: %.2f ms per switch (3 switches), loading an adapter %.2f ms; device memory "
-           "in use %llu bytes before and after\n",
-           switch_ms / 3, load_ms, (unsigned long long)after.usage);
+    CHECK(vkllm_context_bytes_uploaded(ctx) == uploaded,
+          "switching and decoding uploaded %llu bytes",
+          (unsigned long long)(vkllm_context_bytes_uploaded(ctx) - uploaded));
+    printf("switching: %.2f ms per switch (3 switches), 0 bytes uploaded (loading an adapter: "
+           "%.2f ms, %llu bytes); device memory in use %llu bytes before and after\n",
+           switch_ms / 3, load_ms, (unsigned long long)load_bytes, (unsigned long long)after.usage);
 
     /* an adapter of the output matrix alone keeps the cache, and what follows
      * equals a fresh decode with it: the cache held no output */

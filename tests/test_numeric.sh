@@ -49,7 +49,8 @@ expect "run, infinity" "$inf: logits at position 4 are not finite (infinity at t
 # perplexity reads every row: the first window's first
 expect "perplexity" "$nan: logits at position 0 $suffix" \
     "$vkllm" perplexity -m "$nan" -f "$data/perplexity-stories.txt" -c 64
-expect "bench" "$nan: logits at position 7 $suffix" \
+# bench's first decode is its time to first token: a 10-token prompt
+expect "bench" "$nan: logits at position 9 $suffix" \
     "$vkllm" bench -m "$nan" -p 8 -n 4 -r 1
 checks=$((checks + 1))
 echo "Hello" | "$vkllm" chat -m "$nan" -n 8 >"$scratch/out" 2>"$scratch/err"

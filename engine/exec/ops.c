@@ -101,6 +101,10 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
  * accumulators few; a batch shares each weight load among eight tokens. */
 #define MATVEC_ROWS   2
 #define MATVEC_TOKENS 8
+/* A matrix with few rows (a LoRA A of rank 16) would fit in one workgroup and
+ * leave the other cores idle: its workgroups shrink (down to one row group of
+ * TPR threads) until there are this many. Each row sums as before. */
+#define MATVEC_MIN_GROUPS 8
 
 /* The push constants of a matvec or GEMM over one part of W. */
 static struct push_matvec matvec_push(const struct op_env *e, const struct gpu_weight *w,
@@ -169,12 +173,15 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
     uint32_t tpr = pow2_floor(units < c->matvec_tpr ? units : c->matvec_tpr);
     const uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
-    const uint32_t rows_per_wg = c->wg_size / tpr * MATVEC_ROWS;
+    uint32_t wg = c->wg_size;
+    while (wg > tpr && div_up(w->n, wg / tpr * MATVEC_ROWS) < MATVEC_MIN_GROUPS)
+        wg /= 2;
+    const uint32_t rows_per_wg = wg / tpr * MATVEC_ROWS;
     const uint32_t spec[] = {MATVEC_ROWS, nt, acc, tpr};
     const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
     struct vk_pipeline *p;
-    int rc =
-        pipeline(e, by_format(first, w->type), spec, 4, 4, sizeof(struct push_matvec), &p, err);
+    int rc = pipeline_wg(e, by_format(first, w->type), wg, spec, 4, 4, sizeof(struct push_matvec),
+                         &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = matvec_push(e, w, part, last_only);
@@ -275,7 +282,7 @@ int op_eltwise(struct op_env *e, uint32_t op, const struct gpu_buf *y, const str
     if (rc) return rc;
     struct push_eltwise pc = {n, f, last_only};
     struct gpu_buf bufs[] = {e->step, *y, x ? *x : *y};
-    const uint64_t rows = last_only ? 1 : e->batch;
+    const uint64_t rows = last_only ? 1 : e->batch < ELTWISE_ROWS ? e->batch : ELTWISE_ROWS;
     return gpu_graph_dispatch(e->graph, p, div_up(rows * n, e->ctx->wg_size), &pc, bufs, e->sync,
                               err);
 }

@@ -146,6 +146,11 @@ uint32_t vkllm_context_validation_errors(const vkllm_context *ctx)
     return ctx->dev.validation_messages;
 }
 
+uint64_t vkllm_context_bytes_uploaded(const vkllm_context *ctx)
+{
+    return ctx->dev.uploaded;
+}
+
 bool vkllm_context_lost(const vkllm_context *ctx)
 {
     return ctx->dev.lost;

@@ -28,6 +28,7 @@ struct vk_device {
     bool memory_budget;           /* VK_EXT_memory_budget is enabled */
     uint64_t max_memory;          /* VKLLM_MAX_MEMORY; 0: none */
     uint64_t allocated;           /* bytes held by this device's pools (vk_memory.c) */
+    uint64_t uploaded;            /* bytes copied host to device by gpu_upload_map */
 };
 
 /* Checks a VkResult: VK_SUCCESS gives 0, anything else fills ERR with the call,

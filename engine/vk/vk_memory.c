@@ -243,6 +243,7 @@ int gpu_upload_map(struct gpu_uploader *u, const struct gpu_buf *dst, VkDeviceSi
         .size = size,
     };
     vkCmdCopyBuffer(u->cmd, u->ring.buffer, dst->buffer, 1, &copy);
+    u->dev->uploaded += size;
     *out = (char *)u->ring.mapped + u->used;
     u->used += (size + 15) & ~(VkDeviceSize)15;
     return VKLLM_OK;
