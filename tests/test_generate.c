@@ -52,17 +52,6 @@ static int parse_floats(const char *s, double *out)
     return n;
 }
 
-static int parse_ids(const char *s, int32_t *out)
-{
-    int n = 0;
-    char *end;
-    for (long v = strtol(s, &end, 10); end != s && n < MAX_TOKENS; v = strtol(s, &end, 10)) {
-        out[n++] = (int32_t)v;
-        s = end;
-    }
-    return n;
-}
-
 /* Resolves the golden file's model line to a path, generating it if needed. */
 static void model_path(const char *golden, const char *model, char *out, size_t cap)
 {
@@ -119,12 +108,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(key, "min_compared")) {
             min_compared = atoi(value);
         } else if (!strcmp(key, "prompt_tokens")) {
-            n_prompt_ids = parse_ids(value, prompt_ids);
+            n_prompt_ids = test_parse_ids(value, prompt_ids, MAX_TOKENS);
             /* messages name the case by its text, else by its token ids */
             snprintf(label, sizeof label, "%s%s", prompt[0] ? "" : "tokens ",
                      prompt[0] ? prompt : value);
         } else if (!strcmp(key, "tokens")) {
-            n_want = parse_ids(value, want);
+            n_want = test_parse_ids(value, want, MAX_TOKENS);
         } else if (!strcmp(key, "margins")) {
             REQUIRE(m != NULL, "%s: a case before the model line", argv[1]);
             REQUIRE(min_compared >= 0, "%s: a case before the min_compared line", argv[1]);

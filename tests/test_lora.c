@@ -97,17 +97,6 @@ struct golden {
     uint32_t rows, vocab;
 };
 
-static int parse_ints(const char *s, int32_t *out)
-{
-    int n = 0;
-    char *end;
-    for (long v = strtol(s, &end, 10); end != s && n < MAX_TOKENS; v = strtol(s, &end, 10)) {
-        out[n++] = (int32_t)v;
-        s = end;
-    }
-    return n;
-}
-
 static int b64(int c)
 {
     return c >= 'A' && c <= 'Z'   ? c - 'A'
@@ -163,9 +152,9 @@ static void golden_read(const char *path, struct golden *g)
         } else if (!strcmp(line, "prompt_tokens")) {
             REQUIRE(g->n_prompts < 4);
             p = &g->prompts[g->n_prompts++];
-            p->n_tokens = parse_ints(v, p->tokens);
+            p->n_tokens = test_parse_ids(v, p->tokens, MAX_TOKENS);
         } else if (!strcmp(line, "tokens")) {
-            p->n_expect = parse_ints(v, p->expect);
+            p->n_expect = test_parse_ids(v, p->expect, MAX_TOKENS);
         } else if (!strcmp(line, "margins")) {
             char *end;
             for (int i = 0; i < p->n_expect; i++, v = end)

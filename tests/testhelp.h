@@ -5,6 +5,7 @@
 #define VKLLM_TESTHELP_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,6 +52,19 @@ static inline void test_explain(const char *fmt, ...)
     } while (0)
 
 /* Ends main: prints a summary and returns the exit status for ctest. */
+/* Whitespace-separated integers of S into OUT (at most CAP): a golden file's
+ * token-id lists. Returns how many. */
+static inline int test_parse_ids(const char *s, int32_t *out, int cap)
+{
+    int n = 0;
+    char *end;
+    for (long v = strtol(s, &end, 10); end != s && n < cap; v = strtol(s, &end, 10)) {
+        out[n++] = (int32_t)v;
+        s = end;
+    }
+    return n;
+}
+
 #define TEST_REPORT()                                                                              \
     (fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures), test_failures ? 1 : 0)
 
