@@ -553,11 +553,40 @@ struct vkllm_session_params {
     uint32_t n_ubatch;   /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
     bool logits_all;     /* keep logits for every token of a decode, not just the last */
     bool no_logit_check; /* skip the scan for NaN and infinite logits (benchmarks) */
+    uint32_t n_seq;      /* vkllm_session_group_create: sessions in the group (<= the
+                          * batch); vkllm_session_create takes 0 or 1 */
 };
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
                          vkllm_session **out, struct vkllm_error *err);
+/* Frees a session made by vkllm_session_create; a group's sessions go with
+ * their group, and this does nothing to them. */
 void vkllm_session_free(vkllm_session *s);
+
+/* A group of sessions decodes one token of each in one step: the weights are
+ * read once for all of them, so a server generating for N clients at once
+ * runs nearly N times as many tokens per second as for one. The sessions have
+ * a KV cache each (n_ctx tokens) and share the activations (each prompt's
+ * step runs alone, through the same buffers) and the adapter set (setting it
+ * through any session sets it for all, emptying each cache where it must).
+ * Not thread-safe: one thread decodes the group's sessions. */
+typedef struct vkllm_session_group vkllm_session_group;
+
+/* PARAMS->n_seq sessions (at least 1). */
+int vkllm_session_group_create(vkllm_model *m, const struct vkllm_session_params *params,
+                               vkllm_session_group **out, struct vkllm_error *err);
+void vkllm_session_group_free(vkllm_session_group *g);
+uint32_t vkllm_session_group_size(const vkllm_session_group *g);
+/* Session I (< the size), owned by the group. */
+vkllm_session *vkllm_session_group_member(vkllm_session_group *g, uint32_t i);
+/* Decodes TOKENS[i] in SESSIONS[i] (each of G's, none twice), for i < N, in
+ * one step; afterwards vkllm_session_logits(SESSIONS[i], -1) predicts the
+ * next token of each: the logits of N separate one-token decodes, bit for
+ * bit (each row runs the same kernels). All or nothing, as vkllm_session_decode: on a failure
+ * (one session's context full, a token out of range, logits not finite) no
+ * session has moved. */
+int vkllm_session_group_decode(vkllm_session_group *g, vkllm_session *const *sessions,
+                               const int32_t *tokens, uint32_t n, struct vkllm_error *err);
 
 /* Runs N tokens at the next positions. Afterwards vkllm_session_logits gives
  * the logits after the last one (and after each one with logits_all).
@@ -578,12 +607,12 @@ void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
  * next decode continues at position POS and overwrites what lay beyond, so an
  * edited or regenerated turn reprocesses only what changed. Logits are
  * forgotten until the next decode. A session is one sequence: several share a
- * model, each with its own cache. */
+ * model, each with its own cache (in a group, or not). */
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err);
 /* GPU time of the last decode, from timestamp queries (0 if unsupported). */
 double vkllm_session_last_gpu_ms(const vkllm_session *s);
 /* Bytes of device memory the session holds: KV cache, activations, and its
- * host-visible step and logits buffers. */
+ * host-visible step and logits buffers (a group's session: the group's). */
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s);
 
 /* ============================== LoRA adapters ============================== */

@@ -4,7 +4,8 @@
  * cached positions up to its own (causal), or the last `window` of them. A
  * score is dot(half(q * q_scale), k), soft-capped if asked, times kq_scale,
  * plus the head's ALiBi slope times minus the distance (llama.cpp's order).
- * Position p sits in slot p % ring of the cache (a windowed layer's ring). The SUBGROUP variant gives each
+ * Position p of the token's sequence sits in slot seq * ring + p % ring of
+ * the cache (a windowed layer's ring, one per sequence). The SUBGROUP variant gives each
  * (token, head) one subgroup, reduced by shuffles with no workgroup barrier
  * (on a CPU device barriers dominate a prompt's attention); the other gives
  * it a whole workgroup, reduced through shared memory. Scores go to a scratch
@@ -25,6 +26,7 @@ layout(std430, binding = 5) writeonly buffer Out { float o[]; };
 /* Where query head H of token T reads and writes. */
 struct Head {
     uint kv_words;  /* words per cached position (all KV heads) */
+    uint seq_word;  /* first word of its sequence's part of the cache */
     uint head_word; /* first word of its KV head in a position */
     uint q_off;     /* its query and output in q and o */
     uint first;     /* the first position it attends to */
@@ -37,13 +39,14 @@ struct Head {
 Head head_at(uint t, uint h)
 {
     const uint kvh = h / (pc.n_head / pc.n_head_kv);
-    const uint pos = step.pos0 + t;
+    const uint pos = step.rows[t].pos;
+    const uint kv_words = pc.n_head_kv * pc.head_dim / 2u;
     const uint first = pc.window > 0u && pos >= pc.window ? pos - pc.window + 1u : 0u;
     float slope = 0.0;
     if (pc.alibi_heads > 0u)
         slope = h < pc.alibi_heads ? pow(pc.alibi_m0, float(h + 1u))
                                    : pow(pc.alibi_m1, float(2u * (h - pc.alibi_heads) + 1u));
-    return Head(pc.n_head_kv * pc.head_dim / 2u, kvh * pc.head_dim / 2u,
+    return Head(kv_words, step.rows[t].seq * pc.ring * kv_words, kvh * pc.head_dim / 2u,
                 (t * pc.n_head + h) * pc.head_dim, first, first % pc.ring, pos + 1u - first,
                 (t * pc.n_head + h) * pc.n_ctx, slope);
 }
@@ -65,7 +68,7 @@ float finish_score(Head a, uint j, float dot)
 uint slot_word(Head a, uint j)
 {
     const uint s = a.first_slot + j;
-    return (s >= pc.ring ? s - pc.ring : s) * a.kv_words;
+    return a.seq_word + (s >= pc.ring ? s - pc.ring : s) * a.kv_words;
 }
 
 #ifdef SUBGROUP
@@ -134,12 +137,12 @@ void main()
         const uint half_index = a.head_word * 2u + d;
         const bool low = (half_index & 1u) == 0u;
         float acc = 0.0;
-        uint w = a.first_slot * a.kv_words + (half_index >> 1);
+        uint w = a.seq_word + a.first_slot * a.kv_words + (half_index >> 1);
         for (uint j = 0u; j < n_before_wrap; j++, w += a.kv_words) {
             const vec2 vv = unpackHalf2x16(v_cache[w]);
             acc += scores[a.srow + j] * (low ? vv.x : vv.y);
         }
-        w = half_index >> 1;
+        w = a.seq_word + (half_index >> 1);
         for (uint j = n_before_wrap; j < a.n_pos; j++, w += a.kv_words) {
             const vec2 vv = unpackHalf2x16(v_cache[w]);
             acc += scores[a.srow + j] * (low ? vv.x : vv.y);

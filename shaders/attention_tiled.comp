@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* attention_tiled: attention.comp's arithmetic for a prompt, a workgroup per
- * tile of BR consecutive tokens times HQ query heads that share one KV head
+ * tile of BR consecutive tokens (of one sequence, at consecutive positions:
+ * a prompt's step) times HQ query heads that share one KV head
  * (grouped-query attention), so that each K and V element loaded serves the
  * QT = BR * HQ queries of the tile instead of one.
  *
@@ -49,7 +50,7 @@ shared float total[QT];    /* their reductions */
 /* The first position token T attends to. */
 uint first_of(uint t)
 {
-    const uint pos = step.pos0 + t;
+    const uint pos = step.rows[t].pos;
     return pc.window > 0u && pos >= pc.window ? pos - pc.window + 1u : 0u;
 }
 
@@ -95,14 +96,15 @@ void main()
     {
         const uint t = t0 + min(i / HQ, n_t - 1u), h = h0 + min(i % HQ, n_h - 1u);
         row[i] = (t * pc.n_head + h) * pc.n_ctx;
-        last[i] = step.pos0 + t;
+        last[i] = step.rows[t].pos;
         first[i] = first_of(t);
         slope[i] = slope_of(h);
         live[i] = i / HQ < n_t && i % HQ < n_h;
     }
     /* the positions the tile walks: u0 + j for j < n_pos (< ring) */
-    const uint u0 = first_of(t0), n_pos = step.pos0 + t0 + n_t - u0;
+    const uint u0 = first_of(t0), n_pos = step.rows[t0 + n_t - 1u].pos + 1u - u0;
     const uint u0_slot = u0 % pc.ring, kv_words = pc.n_head_kv * HW, head_word = kvh * HW;
+    const uint seq_word = step.rows[t0].seq * pc.ring * kv_words; /* its sequence's cache */
 
     for (uint x = tid; x < QT * HW; x += WG) {
         const uint i = x / HW, w = x % HW;
@@ -117,7 +119,7 @@ void main()
     [[unroll]] for (uint i = 0u; i < QT; i++) m[i] = -1.0 / 0.0;
     for (uint j = tid; j < n_pos; j += WG) {
         const uint slot = u0_slot + j;
-        const uint kb = (slot >= pc.ring ? slot - pc.ring : slot) * kv_words + head_word;
+        const uint kb = seq_word + (slot >= pc.ring ? slot - pc.ring : slot) * kv_words + head_word;
         float s[QT];
         [[unroll]] for (uint i = 0u; i < QT; i++) s[i] = 0.0;
         [[dont_unroll]] for (uint w = 0u; w < HW; w++)
@@ -173,9 +175,9 @@ void main()
     uint wk[WPT]; /* the lane's words, the last repeated past the head */
     [[unroll]] for (uint k = 0u; k < WPT; k++) wk[k] = head_word + min(tid + k * WG, HW - 1u);
     const uint n_before_wrap = min(n_pos, pc.ring - u0_slot);
-    uint base = u0_slot * kv_words;
+    uint base = seq_word + u0_slot * kv_words;
     for (uint j = 0u; j < n_pos; j++, base += kv_words) {
-        if (j == n_before_wrap) base = 0u;
+        if (j == n_before_wrap) base = seq_word;
         vec2 vv[WPT];
         [[unroll]] for (uint k = 0u; k < WPT; k++) vv[k] = unpackHalf2x16(v_cache[base + wk[k]]);
         [[unroll]] for (uint i = 0u; i < QT; i++)

@@ -1,17 +1,23 @@
 /* common.glsl: what every kernel shares: the workgroup size, the step header
- * at binding 0, and a linear workgroup index. */
+ * at binding 0 (kernels.h describes it), and a linear workgroup index. */
 #extension GL_EXT_control_flow_attributes : require
 
 /* Workgroup size, set per device by specialization constant 0. */
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 0) const uint WG = 64;
 
+struct StepRow {
+    int token;
+    uint pos;
+    uint seq;
+};
+
 layout(std430, binding = 0) readonly buffer Step {
     uint n_tokens;
-    uint pos0;
     uint step_pad0;
     uint step_pad1;
-    int tokens[];
+    uint step_pad2;
+    StepRow rows[];
 } step;
 
 /* The host splits large dispatches over x and y to stay under

@@ -21,7 +21,7 @@ void main()
 {
     uint t = group_index();
     if (t >= step.n_tokens) return;
-    uint token = pc.by_position != 0u ? step.pos0 + t : uint(step.tokens[t]);
+    uint token = pc.by_position != 0u ? step.rows[t].pos : uint(step.rows[t].token);
     if (token < pc.row_begin || token >= pc.row_end) return;
     uint r = token - pc.row_begin;
 #ifdef WTYPE_BLOCKS

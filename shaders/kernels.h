@@ -23,16 +23,27 @@
 #endif
 
 /* Binding 0 of every kernel: what changes from one replay of a recorded graph
- * to the next. The host writes it before each submit. */
+ * to the next. The host writes it before each submit. Each of the step's
+ * tokens is a row: its id, its position, and the sequence whose KV cache it
+ * belongs to (a session group's caches lie one after another: sequence s's
+ * position p sits in slot s * ring + p % ring). A prompt's rows are one
+ * sequence at consecutive positions; a group's decode step has a row per
+ * sequence. */
 #define STEP_HEADER_WORDS 4
+#define STEP_ROW_WORDS    3
 #ifndef VULKAN
 struct step_header {
     uint32_t n_tokens; /* tokens in this step, <= the graph's batch size */
-    uint32_t pos0;     /* position of the first of them */
-    uint32_t pad[2];
-    /* followed by int32 tokens[batch] */
+    uint32_t pad[3];
+    /* followed by struct step_row rows[batch] */
+};
+struct step_row {
+    int32_t token;
+    uint32_t pos;
+    uint32_t seq;
 };
 _Static_assert(sizeof(struct step_header) == STEP_HEADER_WORDS * 4, "step header size");
+_Static_assert(sizeof(struct step_row) == STEP_ROW_WORDS * 4, "step row size");
 #endif
 
 /* Shared-memory and register bounds the kernels are written for. */
@@ -44,7 +55,7 @@ PUSH_BEGIN(push_get_rows)
     PC_UINT row_begin;    /* first row held by this part of the table */
     PC_UINT row_end;      /* one past the last */
     PC_UINT scale_offset; /* quantized types: word offset of the scales in the part */
-    PC_UINT by_position;  /* 1: row pos0 + t (learned positions); 0: the token's row */
+    PC_UINT by_position;  /* 1: the token's position's row (learned positions); 0: the token's */
     PC_UINT acc;          /* 1: add to the output instead of writing it */
 PUSH_END
 #endif

@@ -1,8 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-/* kv_store: appends the step's K and V rows to the layer's cache as half floats,
- * at positions pos0..pos0+n_tokens-1 (modulo the cache's length: a sliding-
- * window layer's cache is a ring). One thread per pair of values. */
+/* kv_store: writes the step's K and V rows to the layer's cache as half
+ * floats, each at its token's position in its sequence's part of the cache
+ * (modulo the part's length: a sliding-window layer's cache is a ring). One
+ * thread per pair of values. */
 #define KERNEL_KV_STORE
 #include "kernels.h"
 #include "common.glsl"
@@ -20,7 +21,7 @@ void main()
     if (t >= step.n_tokens) return;
     uint j = i % pairs;
     uint src = t * pc.n_embd_kv + 2u * j;
-    uint dst = ((step.pos0 + t) % pc.ring) * pairs + j;
+    uint dst = (step.rows[t].seq * pc.ring + step.rows[t].pos % pc.ring) * pairs + j;
     k_cache[dst] = f32_to_f16(k[src]) | (f32_to_f16(k[src + 1u]) << 16);
     v_cache[dst] = f32_to_f16(v[src]) | (f32_to_f16(v[src + 1u]) << 16);
 }

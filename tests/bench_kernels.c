@@ -78,18 +78,18 @@ static void bench(struct vkllm_context *ctx, const struct quant_format *f, const
     struct gpu_graph g;
     CHECK_OK(gpu_graph_create(&g, &ctx->dev, &err));
     struct gpu_buf step, x, xq, y;
-    CHECK_OK(gpu_pool_alloc(&host, STEP_HEADER_WORDS * 4 + batch * 4, &step, &err));
+    CHECK_OK(gpu_pool_alloc(&host, op_step_bytes(batch), &step, &err));
     CHECK_OK(gpu_pool_alloc(&device, (uint64_t)batch * s->k * 4, &x, &err));
     CHECK_OK(gpu_pool_alloc(&device, op_q8_bytes(batch, s->k < 32 ? 32 : s->k), &xq, &err));
     CHECK_OK(gpu_pool_alloc(&device, (uint64_t)batch * s->n * 4, &y, &err));
-    struct op_env e = {ctx, &g, step, batch, GPU_BARRIER};
+    struct op_env e = {ctx, &g, step, batch, GPU_BARRIER, false};
     const bool q8 = f->act == ACT_Q8;
     CHECK_OK(gpu_graph_begin(&g, &err));
     if (q8) CHECK_OK(op_quantize_q8(&e, &x, &xq, s->k, false, &err));
     CHECK_OK(op_matvec(&e, &w, q8 ? &xq : &x, &y, false, false, &err));
     CHECK_OK(gpu_graph_end(&g, &err));
     struct step_header *h = step.mapped;
-    memset(h, 0, STEP_HEADER_WORDS * 4 + batch * 4);
+    memset(h, 0, op_step_bytes(batch));
     h->n_tokens = batch;
 
     double ms[64];

@@ -130,8 +130,8 @@ static struct op_env case_begin(uint32_t batch)
 {
     gpu_pool_init(&tb.host, &tb.ctx->dev, GPU_POOL_UPLOAD, 4u << 20);
     gpu_pool_init(&tb.device, &tb.ctx->dev, GPU_POOL_DEVICE, 64u << 20);
-    struct op_env e = {tb.ctx, &tb.graph, host_buf(STEP_HEADER_WORDS * 4 + batch * 4), batch,
-                       GPU_BARRIER};
+    struct op_env e = {tb.ctx, &tb.graph,   host_buf(op_step_bytes(batch)),
+                       batch,  GPU_BARRIER, false};
     REQUIRE(gpu_graph_begin(&tb.graph, &tb.err) == 0, "%s", tb.err.msg);
     tb.t0 = now_s();
     tb.gpu_ms = 0.0;
@@ -159,17 +159,17 @@ static void record_end(void)
     REQUIRE(gpu_graph_end(&tb.graph, &tb.err) == 0, "%s", tb.err.msg);
 }
 
-/* Writes the step header (tokens past N_TOKENS are 0, a valid row, so that a
- * kernel reading them shows in the sentinel rows) and replays the graph. */
+/* Writes the step header for a prompt's step of sequence 0 (tokens past
+ * N_TOKENS are 0, a valid row, so that a kernel reading them shows in the
+ * sentinel rows) and replays the graph. */
 static void run_step(const struct op_env *e, uint32_t n_tokens, uint32_t pos0,
                      const int32_t *tokens)
 {
     struct step_header *h = e->step.mapped;
+    struct step_row *row = (struct step_row *)(h + 1);
     h->n_tokens = n_tokens;
-    h->pos0 = pos0;
-    int32_t *tok = (int32_t *)(h + 1);
     for (uint32_t t = 0; t < e->batch; t++)
-        tok[t] = tokens && t < n_tokens ? tokens[t] : 0;
+        row[t] = (struct step_row){tokens && t < n_tokens ? tokens[t] : 0, pos0 + t, 0};
     REQUIRE(gpu_graph_run(&tb.graph, &tb.err) == 0, "%s", tb.err.msg);
     tb.gpu_ms += gpu_graph_last_ms(&tb.graph);
 }

@@ -115,11 +115,11 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
 
 int forward_record(const struct vkllm_model *m, const struct graph *gr,
                    const struct vkllm_adapter *const *ad, const struct forward_state *st,
-                   struct gpu_graph *g, uint32_t batch, const struct gpu_buf *readback,
-                   struct vkllm_error *err)
+                   struct gpu_graph *g, uint32_t batch, bool mixed_rows,
+                   const struct gpu_buf *readback, struct vkllm_error *err)
 {
     struct recorder r = {
-        .e = {m->ctx, g, st->step, batch, GPU_NO_BARRIER},
+        .e = {m->ctx, g, st->step, batch, GPU_NO_BARRIER, mixed_rows},
         .m = m,
         .ad = ad,
         .st = st,
@@ -130,6 +130,8 @@ int forward_record(const struct vkllm_model *m, const struct graph *gr,
         rc = node(&r, &gr->nodes[i], err);
     if (rc) return rc;
     gpu_graph_barrier(g);
-    gpu_graph_copy(g, &st->bufs[BUF_LOGITS], readback, readback->size);
+    /* the rows this graph computes, not all the read-back buffer holds */
+    const uint64_t rows = gr->logits_all ? batch : 1;
+    gpu_graph_copy(g, &st->bufs[BUF_LOGITS], readback, rows * m->hp.n_vocab * sizeof(float));
     return gpu_graph_end(g, err);
 }

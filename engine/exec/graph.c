@@ -240,6 +240,7 @@ int graph_build_with(const struct arch_model *am, bool logits_all, const struct 
                      uint32_t n_ad, struct graph *g, struct vkllm_error *err)
 {
     memset(g, 0, sizeof *g);
+    g->logits_all = logits_all;
     const struct vkllm_hparams *hp = &am->hp;
     const struct arch *a = am->arch;
     const uint32_t E = hp->n_embd;

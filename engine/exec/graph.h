@@ -64,6 +64,7 @@ struct graph {
     uint32_t n_nodes, cap;
     uint32_t width[BUF_COUNT]; /* floats per token of each buffer; 0: unused */
     uint32_t lora_out_last;    /* floats of BUF_LORA_OUT's row 0 for last-token-only side paths */
+    bool logits_all;           /* BUF_LOGITS has a row per token, else the last token's only */
 };
 
 /* Describes AM's forward pass; LOGITS_ALL keeps every token's logits, else

@@ -70,6 +70,21 @@ int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
     return gpu_graph_dispatch(e->graph, p, e->batch * rows, &pc, bufs, e->sync, err);
 }
 
+uint64_t op_step_bytes(uint32_t batch)
+{
+    return STEP_HEADER_WORDS * 4 + (uint64_t)batch * sizeof(struct step_row);
+}
+
+void op_step_prompt(const struct gpu_buf *step, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                    uint32_t seq)
+{
+    struct step_header *h = step->mapped;
+    struct step_row *row = (struct step_row *)(h + 1);
+    h->n_tokens = n;
+    for (uint32_t t = 0; t < n; t++)
+        row[t] = (struct step_row){tokens[t], pos0 + t, seq};
+}
+
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
 {
     /* 32 int8 quants and one float scale per block; a batch that can run as a
@@ -159,7 +174,7 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
 
 bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
 {
-    return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only;
+    return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only && !e->mixed_rows;
 }
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
@@ -172,7 +187,9 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
      * fewer when a row has fewer 32-element sub-blocks than that */
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
     uint32_t tpr = pow2_floor(units < c->matvec_tpr ? units : c->matvec_tpr);
-    const uint32_t nt = (e->batch == 1 || last_only) ? 1 : MATVEC_TOKENS;
+    /* no more accumulators than the graph has tokens: a group's decode step
+     * of 4 sessions computes 4, not 8 (each token's sum is the same either way) */
+    const uint32_t nt = last_only ? 1 : e->batch < MATVEC_TOKENS ? e->batch : MATVEC_TOKENS;
     uint32_t wg = c->wg_size;
     while (wg > tpr && div_up(w->n, wg / tpr * MATVEC_ROWS) < MATVEC_MIN_GROUPS)
         wg /= 2;
@@ -235,7 +252,8 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
                  struct vkllm_error *err)
 {
     const struct vkllm_context *c = e->ctx;
-    const bool tiled = c->attention_tiled && e->batch >= ATTENTION_TILED_MIN_BATCH;
+    const bool tiled =
+        c->attention_tiled && e->batch >= ATTENTION_TILED_MIN_BATCH && !e->mixed_rows;
     /* tiled: 8 queries per workgroup, the group's heads first (they share K
      * and V rows), then tokens; a workgroup of one subgroup, at least 8 lanes.
      * Measured on lavapipe (docs/PERFORMANCE.md): 16 queries no faster and

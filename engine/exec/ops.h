@@ -13,12 +13,23 @@
 struct op_env {
     struct vkllm_context *ctx;
     struct gpu_graph *graph;
-    struct gpu_buf step; /* struct step_header + int32 tokens[batch] */
+    struct gpu_buf step; /* struct step_header + struct step_row rows[batch] (kernels.h) */
     uint32_t batch;
     enum gpu_sync sync; /* after each op */
+    /* the step's rows may be of several sequences (a group's decode): the
+     * attention is not tiled, and matmuls stay matvecs so that each row's
+     * results are its one-token decode's, bit for bit */
+    bool mixed_rows;
 };
 
-/* out[t] = row tokens[t] of TABLE as floats, or with BY_POSITION row pos0 + t;
+/* Bytes of a step buffer for BATCH tokens. */
+uint64_t op_step_bytes(uint32_t batch);
+/* Writes STEP for a prompt's step: N TOKENS of sequence SEQ at positions
+ * POS0 onwards. */
+void op_step_prompt(const struct gpu_buf *step, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                    uint32_t seq);
+
+/* out[t] = row tokens[t] of TABLE as floats, or with BY_POSITION the row of t's position;
  * ACC adds it to out[t]. */
 int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct gpu_buf *out,
                 bool by_position, bool acc, struct vkllm_error *err);
@@ -45,7 +56,8 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
               const struct gpu_buf *y, bool acc, bool last_only, struct vkllm_error *err);
 
 /* Whether op_matvec runs as a GEMM (a graph of GEMM_MIN_BATCH tokens or more,
- * all of them wanted, on a context that did not force "no-gemm"): a workgroup
+ * all of them wanted, rows not mixed, on a context that did not force
+ * "no-gemm"): a workgroup
  * then takes a tile of tokens and rows, and each output sums its k products
  * in one thread, in order. Below that batch a tile would be mostly empty. */
 #define GEMM_MIN_BATCH 16
@@ -57,8 +69,9 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
             uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox,
             struct vkllm_error *err);
 
-/* Appends K and V (N_EMBD_KV floats per token) to the half-float caches, which
- * hold RING positions (position p in slot p % ring). */
+/* Writes K and V (N_EMBD_KV floats per token) to the half-float caches, which
+ * hold RING positions per sequence (position p of sequence s in slot
+ * s * ring + p % ring). */
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
                 uint32_t ring, struct vkllm_error *err);
@@ -81,7 +94,8 @@ void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint
 /* out = causal softmax(score(q, K)) V over cached positions; SCORES holds
  * batch * n_head * n_ctx floats. A graph of ATTENTION_TILED_MIN_BATCH tokens
  * or more runs it in tiles of queries that share K and V loads (unless the
- * context forced "no-tiled-attention"); decode, a query per (token, head). */
+ * context forced "no-tiled-attention", or the rows are mixed); decode, a query
+ * per (token, head). */
 #define ATTENTION_TILED_MIN_BATCH 8
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,

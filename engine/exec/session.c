@@ -1,6 +1,9 @@
-/* session.c: one conversation: the KV cache and activations on the device, two
- * recorded graphs (one token, and a batch for prompts), and the decode loop
- * that feeds them. */
+/* session.c: sessions and their groups. A group holds what its sessions
+ * share: the activations, every sequence's KV cache (one buffer per layer,
+ * sequence after sequence), the graphs recorded for one token, a prompt's
+ * batch and (with several sequences) a token of each, and the adapters those
+ * apply. A session is one sequence of a group: its position and its logits.
+ * vkllm_session_create makes a group of one. */
 #include "budget.h"
 #include "forward.h"
 #include "kernels.h"
@@ -9,25 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct vkllm_session {
+struct vkllm_session_group {
     struct vkllm_model *m;
-    uint32_t n_ctx, n_batch;
+    uint32_t n_ctx, n_batch, n_seq;
     bool logits_all;
-    bool check_logits; /* scan read-back logits for NaN and infinities */
-    uint32_t pos;
+    bool check_logits;        /* scan read-back logits for NaN and infinities */
+    bool single;              /* made by vkllm_session_create: freed with its session */
     struct session_plan plan; /* every buffer's size (budget.c) */
 
-    struct gpu_pool device; /* activations and KV cache */
-    struct gpu_pool host;   /* step header and rope table, written every step */
+    struct gpu_pool device; /* activations and KV caches */
+    struct gpu_pool host;   /* step rows and rope tables, written every step */
     struct gpu_pool readback;
-    struct graph graph;
+    struct graph graph;       /* a token or a prompt's batch */
+    struct graph multi_graph; /* a token of each sequence, logits for each (n_seq > 1) */
     struct forward_state st;
     struct rope_params rope[2]; /* per rotary setting of the layers */
     bool windowed;              /* some layer's cache is a ring shorter than the context */
-    struct gpu_buf out;         /* logits copied for the host: (n_batch or 1, n_vocab) */
+    struct gpu_buf out;         /* logits copied for the host: (rows, n_vocab) */
 
     struct gpu_graph one;   /* recorded for a single token */
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
+    struct gpu_graph multi; /* recorded for n_seq tokens of as many sequences (n_seq > 1) */
 
     /* the adapters the graphs apply, in order, and their scales */
     vkllm_adapter **ad;
@@ -35,29 +40,38 @@ struct vkllm_session {
     uint32_t n_ad;
     struct gpu_pool lora_pool; /* the side paths' scratch: st.bufs[BUF_LORA, BUF_LORA_OUT] */
 
-    float *logits; /* with logits_all, every row of the last decode: (n_logits, n_vocab) */
+    struct vkllm_session *members; /* n_seq */
+};
+
+struct vkllm_session {
+    struct vkllm_session_group *g;
+    uint32_t seq; /* its part of the group's caches */
+    uint32_t pos;
+    /* with logits_all, every row of the last decode; else, in a group of
+     * several, a copy of the last row (the read-back buffer is shared) */
+    float *logits;
     uint32_t n_logits, cap_logits;
     double last_gpu_ms;
 };
 
-static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
+static int alloc_state(struct vkllm_session_group *g, struct vkllm_error *err)
 {
-    const struct vkllm_model *m = s->m;
+    const struct vkllm_model *m = g->m;
     const struct vkllm_hparams *hp = &m->hp;
-    const struct session_plan *p = &s->plan; /* the sizes, in the order budget.c counts them */
-    struct forward_state *st = &s->st;
+    const struct session_plan *p = &g->plan; /* the sizes, in the order budget.c counts them */
+    struct forward_state *st = &g->st;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
     int rc;
-    st->n_ctx = s->n_ctx;
-    if ((rc = gpu_pool_alloc(&s->host, p->step, &st->step, err))) return rc;
+    st->n_ctx = g->n_ctx;
+    if ((rc = gpu_pool_alloc(&g->host, p->step, &st->step, err))) return rc;
     for (uint32_t i = 0; i < m->am.layers.n_rope; i++)
-        if ((rc = gpu_pool_alloc(&s->host, p->rope, &st->rope[i], err))) return rc;
+        if ((rc = gpu_pool_alloc(&g->host, p->rope, &st->rope[i], err))) return rc;
     for (int b = 0; b < BUF_COUNT; b++)
-        if (s->graph.width[b] && (rc = gpu_pool_alloc(&s->device, p->bufs[b], &st->bufs[b], err)))
+        if (g->graph.width[b] && (rc = gpu_pool_alloc(&g->device, p->bufs[b], &st->bufs[b], err)))
             return rc;
-    if ((rc = gpu_pool_alloc(&s->device, p->xq, &st->xq, err)) ||
-        (rc = gpu_pool_alloc(&s->device, p->scores, &st->scores, err)) ||
-        (rc = gpu_pool_alloc(&s->readback, p->logits, &s->out, err)))
+    if ((rc = gpu_pool_alloc(&g->device, p->xq, &st->xq, err)) ||
+        (rc = gpu_pool_alloc(&g->device, p->scores, &st->scores, err)) ||
+        (rc = gpu_pool_alloc(&g->readback, p->logits, &g->out, err)))
         return rc;
     st->k_cache = calloc(hp->n_layer, sizeof *st->k_cache);
     st->v_cache = calloc(hp->n_layer, sizeof *st->v_cache);
@@ -65,112 +79,185 @@ static int alloc_state(struct vkllm_session *s, struct vkllm_error *err)
     if (!st->k_cache || !st->v_cache || !st->ring)
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        st->ring[l] = budget_ring(&m->am, l, s->n_ctx, s->n_batch);
-        if (st->ring[l] < s->n_ctx) s->windowed = true;
-        if ((rc = gpu_pool_alloc(&s->device, st->ring[l] * KV * 2, &st->k_cache[l], err)) ||
-            (rc = gpu_pool_alloc(&s->device, st->ring[l] * KV * 2, &st->v_cache[l], err)))
+        st->ring[l] = budget_ring(&m->am, l, g->n_ctx, g->n_batch);
+        if (st->ring[l] < g->n_ctx) g->windowed = true;
+        const uint64_t bytes = (uint64_t)g->n_seq * st->ring[l] * KV * 2;
+        if ((rc = gpu_pool_alloc(&g->device, bytes, &st->k_cache[l], err)) ||
+            (rc = gpu_pool_alloc(&g->device, bytes, &st->v_cache[l], err)))
             return rc;
     }
     return VKLLM_OK;
 }
 
-/* Records GR, applying adapters AD, into the session's graphs. */
-static int record(struct vkllm_session *s, const struct graph *gr,
+/* Records GR and MULTI (the same with every row's logits), applying adapters
+ * AD, into the group's graphs. */
+static int record(struct vkllm_session_group *g, const struct graph *gr, const struct graph *multi,
                   const struct vkllm_adapter *const *ad, struct vkllm_error *err)
 {
-    int rc = forward_record(s->m, gr, ad, &s->st, &s->one, 1, &s->out, err);
-    if (!rc && s->n_batch > 1)
-        rc = forward_record(s->m, gr, ad, &s->st, &s->batch, s->n_batch, &s->out, err);
+    int rc = forward_record(g->m, gr, ad, &g->st, &g->one, 1, false, &g->out, err);
+    if (!rc && g->n_batch > 1)
+        rc = forward_record(g->m, gr, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
+    if (!rc && g->n_seq > 1)
+        rc = forward_record(g->m, multi, ad, &g->st, &g->multi, g->n_seq, true, &g->out, err);
     return rc;
+}
+
+int vkllm_session_group_create(vkllm_model *m, const struct vkllm_session_params *params,
+                               vkllm_session_group **out, struct vkllm_error *err)
+{
+    *out = NULL;
+    struct vk_device *dev = &m->ctx->dev;
+    struct vkllm_session_group *g = calloc(1, sizeof *g);
+    if (!g) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    g->m = m;
+    /* sized, and checked against the free memory, before anything is allocated */
+    int rc = budget_session(&m->am, &dev->info, params, &g->plan, err);
+    if (!rc)
+        rc = budget_check_session(vkllm_gguf_name(m->gguf), &m->am, dev, params, &g->plan, err);
+    if (rc) goto fail;
+    g->n_ctx = g->plan.n_ctx;
+    g->n_batch = g->plan.n_batch;
+    g->n_seq = g->plan.n_seq;
+    g->logits_all = g->plan.logits_all;
+    g->check_logits = !(params && params->no_logit_check);
+
+    g->members = calloc(g->n_seq, sizeof *g->members);
+    if (!g->members) {
+        rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < g->n_seq; i++) {
+        g->members[i].g = g;
+        g->members[i].seq = i;
+        /* the copy of its last row, when the read-back buffer is shared */
+        if (g->n_seq > 1 && !g->logits_all) {
+            g->members[i].logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
+            g->members[i].cap_logits = 1;
+            if (!g->members[i].logits) {
+                rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+                goto fail;
+            }
+        }
+    }
+    if ((rc = graph_build(&m->am, g->logits_all, &g->graph, err)) ||
+        (g->n_seq > 1 && (rc = graph_build(&m->am, true, &g->multi_graph, err))))
+        goto fail;
+    rope_settings(&m->am, m->am.rope_freqs, g->n_ctx, g->rope);
+    gpu_pool_init(&g->device, dev, GPU_POOL_DEVICE, g->plan.device_block);
+    gpu_pool_init(&g->host, dev, GPU_POOL_UPLOAD, g->plan.host_block);
+    gpu_pool_init(&g->readback, dev, GPU_POOL_READBACK, g->plan.readback_block);
+    if ((rc = alloc_state(g, err))) goto fail;
+    if ((rc = gpu_graph_create(&g->one, dev, err)) ||
+        (g->n_batch > 1 && (rc = gpu_graph_create(&g->batch, dev, err))) ||
+        (g->n_seq > 1 && (rc = gpu_graph_create(&g->multi, dev, err))) ||
+        (rc = record(g, &g->graph, &g->multi_graph, NULL, err)))
+        goto fail;
+    *out = g;
+    return VKLLM_OK;
+fail:
+    vkllm_session_group_free(g);
+    return rc;
+}
+
+void vkllm_session_group_free(vkllm_session_group *g)
+{
+    if (!g) return;
+    gpu_graph_destroy(&g->multi);
+    gpu_graph_destroy(&g->batch);
+    gpu_graph_destroy(&g->one);
+    free(g->st.k_cache);
+    free(g->st.v_cache);
+    free(g->st.ring);
+    graph_free(&g->graph);
+    graph_free(&g->multi_graph);
+    free(g->ad);
+    free(g->scales);
+    gpu_pool_destroy(&g->lora_pool);
+    gpu_pool_destroy(&g->readback);
+    gpu_pool_destroy(&g->host);
+    gpu_pool_destroy(&g->device);
+    for (uint32_t i = 0; g->members && i < g->n_seq; i++)
+        free(g->members[i].logits);
+    free(g->members);
+    free(g);
+}
+
+uint32_t vkllm_session_group_size(const vkllm_session_group *g)
+{
+    return g->n_seq;
+}
+
+vkllm_session *vkllm_session_group_member(vkllm_session_group *g, uint32_t i)
+{
+    return i < g->n_seq ? &g->members[i] : NULL;
 }
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
                          vkllm_session **out, struct vkllm_error *err)
 {
     *out = NULL;
-    struct vk_device *dev = &m->ctx->dev;
-    struct vkllm_session *s = calloc(1, sizeof *s);
-    if (!s) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    s->m = m;
-    /* sized, and checked against the free memory, before anything is allocated */
-    int rc = budget_session(&m->am, &dev->info, params, &s->plan, err);
-    if (!rc)
-        rc = budget_check_session(vkllm_gguf_name(m->gguf), &m->am, dev, params, &s->plan, err);
-    if (rc) goto fail;
-    s->n_ctx = s->plan.n_ctx;
-    s->n_batch = s->plan.n_batch;
-    s->logits_all = s->plan.logits_all;
-    s->check_logits = !(params && params->no_logit_check);
-
-    if ((rc = graph_build(&m->am, s->logits_all, &s->graph, err))) goto fail;
-    rope_settings(&m->am, m->am.rope_freqs, s->n_ctx, s->rope);
-    gpu_pool_init(&s->device, dev, GPU_POOL_DEVICE, s->plan.device_block);
-    gpu_pool_init(&s->host, dev, GPU_POOL_UPLOAD, s->plan.host_block);
-    gpu_pool_init(&s->readback, dev, GPU_POOL_READBACK, s->plan.readback_block);
-    if ((rc = alloc_state(s, err))) goto fail;
-    if ((rc = gpu_graph_create(&s->one, dev, err)) ||
-        (s->n_batch > 1 && (rc = gpu_graph_create(&s->batch, dev, err))) ||
-        (rc = record(s, &s->graph, NULL, err)))
-        goto fail;
-    *out = s;
+    if (params && params->n_seq > 1)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "a session is one sequence: vkllm_session_group_create makes several");
+    vkllm_session_group *g;
+    int rc = vkllm_session_group_create(m, params, &g, err);
+    if (rc) return rc;
+    g->single = true;
+    *out = &g->members[0];
     return VKLLM_OK;
-fail:
-    vkllm_session_free(s);
-    return rc;
 }
 
 void vkllm_session_free(vkllm_session *s)
 {
-    if (!s) return;
-    gpu_graph_destroy(&s->batch);
-    gpu_graph_destroy(&s->one);
-    free(s->st.k_cache);
-    free(s->st.v_cache);
-    free(s->st.ring);
-    graph_free(&s->graph);
-    free(s->ad);
-    free(s->scales);
-    gpu_pool_destroy(&s->lora_pool);
-    gpu_pool_destroy(&s->readback);
-    gpu_pool_destroy(&s->host);
-    gpu_pool_destroy(&s->device);
-    free(s->logits);
-    free(s);
+    if (s && s->g->single) vkllm_session_group_free(s->g);
 }
 
-/* Runs tokens [0, n) at positions pos.. through the graph recorded for up to
- * that many, and keeps their logits. */
+/* The logits of S's last decoded token. */
+static const float *last_logits(const struct vkllm_session *s)
+{
+    const struct vkllm_session_group *g = s->g;
+    if (g->logits_all) return s->logits + (size_t)(s->n_logits - 1) * g->m->hp.n_vocab;
+    return g->n_seq > 1 ? s->logits : g->out.mapped;
+}
+
+/* Room for N rows of logits in S->logits. */
+static int reserve_logits(struct vkllm_session *s, uint32_t n, struct vkllm_error *err)
+{
+    if (n <= s->cap_logits) return VKLLM_OK;
+    float *p = realloc(s->logits, (size_t)n * s->g->m->hp.n_vocab * sizeof *p);
+    if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    s->logits = p;
+    s->cap_logits = n;
+    return VKLLM_OK;
+}
+
+/* Runs tokens [0, n) of S at positions pos.. through the graph recorded for
+ * up to that many, and keeps their logits. */
 static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
                     struct vkllm_error *err)
 {
-    const struct vkllm_hparams *hp = &s->m->hp;
-    struct step_header *h = s->st.step.mapped;
-    h->n_tokens = n;
-    h->pos0 = s->pos;
-    memcpy(h + 1, tokens, n * sizeof *tokens);
-    for (uint32_t i = 0; i < s->m->am.layers.n_rope && hp->n_rot; i++)
-        rope_table(&s->rope[i], s->st.rope[i].mapped, n, s->pos);
+    struct vkllm_session_group *g = s->g;
+    const struct vkllm_hparams *hp = &g->m->hp;
+    op_step_prompt(&g->st.step, tokens, n, s->pos, s->seq);
+    for (uint32_t i = 0; i < g->m->am.layers.n_rope && hp->n_rot; i++)
+        rope_table(&g->rope[i], g->st.rope[i].mapped, n, s->pos);
 
-    struct gpu_graph *g = n == 1 ? &s->one : &s->batch;
-    int rc = gpu_graph_run(g, err);
+    struct gpu_graph *gg = n == 1 ? &g->one : &g->batch;
+    int rc = gpu_graph_run(gg, err);
     if (rc) return rc;
-    s->last_gpu_ms += gpu_graph_last_ms(g);
+    s->last_gpu_ms += gpu_graph_last_ms(gg);
     s->pos += n;
 
-    if (!s->logits_all) {
-        /* the last token's logits are read where the GPU left them */
+    const size_t row = (size_t)hp->n_vocab * sizeof(float);
+    if (!g->logits_all) {
+        /* the last token's logits are read where the GPU left them, unless
+         * another session of the group may overwrite them first */
+        if (g->n_seq > 1) memcpy(s->logits, g->out.mapped, row);
         s->n_logits = 1;
         return VKLLM_OK;
     }
-    if (s->n_logits + n > s->cap_logits) {
-        uint32_t cap = s->n_logits + n;
-        float *p = realloc(s->logits, (size_t)cap * hp->n_vocab * sizeof *p);
-        if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-        s->logits = p;
-        s->cap_logits = cap;
-    }
-    memcpy(s->logits + (size_t)s->n_logits * hp->n_vocab, s->out.mapped,
-           (size_t)n * hp->n_vocab * sizeof(float));
+    if ((rc = reserve_logits(s, s->n_logits + n, err))) return rc;
+    memcpy(s->logits + (size_t)s->n_logits * hp->n_vocab, g->out.mapped, n * row);
     s->n_logits += n;
     return VKLLM_OK;
 }
@@ -199,50 +286,119 @@ static size_t first_nonfinite(const float *p, size_t n)
 static int check_logits(const struct vkllm_session *s, uint32_t pos0, uint32_t n,
                         struct vkllm_error *err)
 {
-    const size_t n_vocab = s->m->hp.n_vocab;
-    for (uint32_t row = s->logits_all ? 0 : n - 1; row < n; row++) {
-        const float *l = s->logits_all ? s->logits + row * n_vocab : s->out.mapped;
+    const struct vkllm_session_group *g = s->g;
+    const size_t n_vocab = g->m->hp.n_vocab;
+    for (uint32_t row = g->logits_all ? 0 : n - 1; row < n; row++) {
+        const float *l = g->logits_all ? s->logits + row * n_vocab : last_logits(s);
         const size_t i = first_nonfinite(l, n_vocab);
         if (i == n_vocab) continue;
+        if (g->n_ad) /* the base model may well be fine without them */
+            return vkllm_fail(err, VKLLM_E_NUMERIC,
+                              "%s: logits at position %u are not finite (%s at token %zu) with "
+                              "%u LoRA adapter%s applied (the first: %s at scale %g): an "
+                              "adapter's values, alpha or scale are too large, or a kernel failed",
+                              vkllm_gguf_name(g->m->gguf), pos0 + row,
+                              l[i] != l[i] ? "NaN" : "infinity", i, g->n_ad,
+                              g->n_ad == 1 ? "" : "s", g->ad[0]->name, (double)g->scales[0]);
         return vkllm_fail(err, VKLLM_E_NUMERIC,
                           "%s: logits at position %u are not finite (%s at token %zu): the "
                           "file's weights are broken or a kernel failed",
-                          vkllm_gguf_name(s->m->gguf), pos0 + row,
+                          vkllm_gguf_name(g->m->gguf), pos0 + row,
                           l[i] != l[i] ? "NaN" : "infinity", i);
     }
+    return VKLLM_OK;
+}
+
+/* Fails unless S can take N more tokens, all of them in the vocabulary. */
+static int check_tokens(const struct vkllm_session *s, const int32_t *tokens, uint32_t n,
+                        struct vkllm_error *err)
+{
+    const struct vkllm_session_group *g = s->g;
+    if (n > g->n_ctx - s->pos)
+        return vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
+                          "context full: %u tokens in the cache, %u more do not fit in %u", s->pos,
+                          n, g->n_ctx);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= g->m->hp.n_vocab)
+            return vkllm_fail(err, VKLLM_E_INVALID, "token id %d is outside the vocabulary of %u",
+                              tokens[i], g->m->hp.n_vocab);
     return VKLLM_OK;
 }
 
 int vkllm_session_decode(vkllm_session *s, const int32_t *tokens, uint32_t n,
                          struct vkllm_error *err)
 {
+    struct vkllm_session_group *g = s->g;
     if (n == 0) return vkllm_fail(err, VKLLM_E_INVALID, "no tokens to decode");
-    if (n > s->n_ctx - s->pos)
-        return vkllm_fail(err, VKLLM_E_CONTEXT_FULL,
-                          "context full: %u tokens in the cache, %u more do not fit in %u", s->pos,
-                          n, s->n_ctx);
-    for (uint32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
-            return vkllm_fail(err, VKLLM_E_INVALID, "token id %d is outside the vocabulary of %u",
-                              tokens[i], s->m->hp.n_vocab);
+    int rc = check_tokens(s, tokens, n, err);
+    if (rc) return rc;
     const uint32_t pos0 = s->pos;
     s->n_logits = 0;
     s->last_gpu_ms = 0;
-    int rc = VKLLM_OK;
     uint32_t written = 0; /* positions from pos0 whose cache entries may have changed */
-    for (uint32_t i = 0; i < n && !rc; i += s->n_batch) {
-        uint32_t chunk = n - i < s->n_batch ? n - i : s->n_batch;
+    for (uint32_t i = 0; i < n && !rc; i += g->n_batch) {
+        uint32_t chunk = n - i < g->n_batch ? n - i : g->n_batch;
         written = i + chunk;
         rc = run_step(s, tokens + i, chunk, err);
     }
-    if (!rc && s->check_logits) rc = check_logits(s, pos0, n, err);
+    if (!rc && g->check_logits) rc = check_logits(s, pos0, n, err);
     if (!rc) return VKLLM_OK;
     /* All or nothing: the cache past pos0 is overwritten by the next decode
      * before attention reads it. But a ring of a sliding-window layer that
      * took more than one batch has lost the window before pos0 (as in
      * vkllm_session_truncate): then nothing before pos0 is usable either. */
-    s->pos = s->windowed && written > s->n_batch ? 0 : pos0;
+    s->pos = g->windowed && written > g->n_batch ? 0 : pos0;
     s->n_logits = 0;
+    return rc;
+}
+
+int vkllm_session_group_decode(vkllm_session_group *g, vkllm_session *const *sessions,
+                               const int32_t *tokens, uint32_t n, struct vkllm_error *err)
+{
+    if (n == 0) return vkllm_fail(err, VKLLM_E_INVALID, "no tokens to decode");
+    if (n > g->n_seq)
+        return vkllm_fail(err, VKLLM_E_INVALID, "%u tokens for a group of %u sessions", n,
+                          g->n_seq);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct vkllm_session *s = sessions[i];
+        if (!s || s->g != g)
+            return vkllm_fail(err, VKLLM_E_INVALID, "session %u is not of this group", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (sessions[j] == s)
+                return vkllm_fail(err, VKLLM_E_INVALID, "session %u is given twice", i);
+        int rc = check_tokens(s, &tokens[i], 1, err);
+        if (rc) return rc;
+    }
+    if (n == 1) return vkllm_session_decode(sessions[0], tokens, 1, err);
+
+    const struct vkllm_hparams *hp = &g->m->hp;
+    struct step_header *h = g->st.step.mapped;
+    struct step_row *row = (struct step_row *)(h + 1);
+    h->n_tokens = n;
+    for (uint32_t i = 0; i < n; i++) {
+        row[i] = (struct step_row){tokens[i], sessions[i]->pos, sessions[i]->seq};
+        for (uint32_t r = 0; r < g->m->am.layers.n_rope && hp->n_rot; r++)
+            rope_table(&g->rope[r], (float *)g->st.rope[r].mapped + (size_t)i * hp->n_rot, 1,
+                       sessions[i]->pos);
+        sessions[i]->n_logits = 0;
+    }
+    int rc = gpu_graph_run(&g->multi, err);
+    /* each session's row of the logits, as its own decode of one token keeps it */
+    const size_t row_bytes = (size_t)hp->n_vocab * sizeof(float);
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        struct vkllm_session *s = sessions[i];
+        if (g->logits_all && (rc = reserve_logits(s, 1, err))) break;
+        memcpy(s->logits, (const char *)g->out.mapped + i * row_bytes, row_bytes);
+        s->n_logits = 1;
+        s->last_gpu_ms = gpu_graph_last_ms(&g->multi);
+        if (g->check_logits) rc = check_logits(s, s->pos, 1, err);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc)
+            sessions[i]->n_logits = 0; /* all or nothing: no position moved */
+        else
+            sessions[i]->pos++;
+    }
     return rc;
 }
 
@@ -250,13 +406,9 @@ const float *vkllm_session_logits(const vkllm_session *s, int32_t i)
 {
     if (s->n_logits == 0) return NULL;
     if (i < 0) i = (int32_t)s->n_logits - 1;
-    if (!s->logits_all && i != (int32_t)s->n_logits - 1) {
-        /* without logits_all only the last row exists; callers name it by -1 */
-        return NULL;
-    }
     if ((uint32_t)i >= s->n_logits) return NULL;
-    if (!s->logits_all) return s->out.mapped;
-    return s->logits + (size_t)i * s->m->hp.n_vocab;
+    if (!s->g->logits_all) return i == (int32_t)s->n_logits - 1 ? last_logits(s) : NULL;
+    return s->logits + (size_t)i * s->g->m->hp.n_vocab;
 }
 
 uint32_t vkllm_session_pos(const vkllm_session *s)
@@ -265,7 +417,7 @@ uint32_t vkllm_session_pos(const vkllm_session *s)
 }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s)
 {
-    return s->n_ctx;
+    return s->g->n_ctx;
 }
 void vkllm_session_reset(vkllm_session *s)
 {
@@ -278,7 +430,8 @@ double vkllm_session_last_gpu_ms(const vkllm_session *s)
 }
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s)
 {
-    return s->device.allocated + s->host.allocated + s->readback.allocated;
+    const struct vkllm_session_group *g = s->g;
+    return g->device.allocated + g->host.allocated + g->readback.allocated;
 }
 
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err)
@@ -289,7 +442,7 @@ int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *e
     /* attention reads positions < pos0 + t + 1 only, so what lies beyond is
      * never seen before the next decode overwrites it; but a ring may have
      * overwritten the window before POS since */
-    if (s->windowed && pos > 0 && pos < s->pos && s->pos - pos > s->n_batch)
+    if (s->g->windowed && pos > 0 && pos < s->pos && s->pos - pos > s->g->n_batch)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "cannot cut the cache back to %u tokens: the sliding-window layers no "
                           "longer hold the positions before it",
@@ -303,9 +456,9 @@ int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *e
 
 /* Whether adapter A changes keys or values: it adapts more than the output
  * matrix, which reads the cache's results but writes none of it. */
-static bool changes_cache(const struct vkllm_session *s, const vkllm_adapter *a)
+static bool changes_cache(const struct vkllm_session_group *g, const vkllm_adapter *a)
 {
-    const struct arch_model *am = &s->m->am;
+    const struct arch_model *am = &g->m->am;
     const uint64_t out = (uint64_t)(arch_slice(am, 0, T_OUTPUT) - am->slices);
     const uint64_t n = (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
     for (uint64_t i = 0; i < n; i++)
@@ -313,100 +466,108 @@ static bool changes_cache(const struct vkllm_session *s, const vkllm_adapter *a)
     return false;
 }
 
-/* Whether the cache computed under S's set stays valid under ADAPTERS at
+/* Whether the caches computed under G's set stay valid under ADAPTERS at
  * SCALES: every place of the list where the two differ holds only adapters
  * of the output matrix (a changed order counts as a change: the side paths
  * add up in it). */
-static bool cache_survives(const struct vkllm_session *s, vkllm_adapter *const *adapters,
+static bool cache_survives(const struct vkllm_session_group *g, vkllm_adapter *const *adapters,
                            const float *scales, uint32_t n)
 {
-    for (uint32_t i = 0; i < n || i < s->n_ad; i++) {
-        const vkllm_adapter *now = i < s->n_ad ? s->ad[i] : NULL;
+    for (uint32_t i = 0; i < n || i < g->n_ad; i++) {
+        const vkllm_adapter *now = i < g->n_ad ? g->ad[i] : NULL;
         const vkllm_adapter *next = i < n ? adapters[i] : NULL;
         const float scale = scales ? scales[i] : 1.0f;
-        if (now == next && (!now || s->scales[i] == scale)) continue;
-        if ((now && changes_cache(s, now)) || (next && changes_cache(s, next))) return false;
+        if (now == next && (!now || g->scales[i] == scale)) continue;
+        if ((now && changes_cache(g, now)) || (next && changes_cache(g, next))) return false;
     }
     return true;
 }
 
-int vkllm_session_set_adapters(vkllm_session *s, vkllm_adapter *const *adapters,
+int vkllm_session_set_adapters(vkllm_session *session, vkllm_adapter *const *adapters,
                                const float *scales, uint32_t n, struct vkllm_error *err)
 {
+    struct vkllm_session_group *grp = session->g; /* the set is the group's */
     if (n && !adapters) return vkllm_fail(err, VKLLM_E_INVALID, "no adapters given");
-    bool same = n == s->n_ad;
+    bool same = n == grp->n_ad;
     for (uint32_t i = 0; i < n; i++) {
         const float sc = scales ? scales[i] : 1.0f;
-        if (!adapters[i] || adapters[i]->m != s->m)
+        if (!adapters[i] || adapters[i]->m != grp->m)
             return vkllm_fail(err, VKLLM_E_INVALID, "%s: the adapter was loaded for another model",
                               adapters[i] ? adapters[i]->name : "(null)");
         if (!(sc > -1e30f && sc < 1e30f))
             return vkllm_fail(err, VKLLM_E_INVALID, "%s: the scale is not a finite number",
                               adapters[i]->name);
-        same = same && s->ad[i] == adapters[i] && s->scales[i] == sc;
+        same = same && grp->ad[i] == adapters[i] && grp->scales[i] == sc;
     }
     if (same) return VKLLM_OK;
-    const bool keep_cache = cache_survives(s, adapters, scales, n);
+    const bool keep_cache = cache_survives(grp, adapters, scales, n);
 
     vkllm_adapter **ad = calloc(n + 1, sizeof *ad);
     float *sc = calloc(n + 1, sizeof *sc);
     struct graph_adapter *ga = calloc(n + 1, sizeof *ga);
-    struct graph g = {0};
+    struct graph g = {0}, multi = {0};
     struct gpu_pool pool = {0};
-    struct gpu_buf lora = s->st.bufs[BUF_LORA], lora_out = s->st.bufs[BUF_LORA_OUT];
+    struct gpu_buf lora = grp->st.bufs[BUF_LORA], lora_out = grp->st.bufs[BUF_LORA_OUT];
     int rc = ad && sc && ga ? VKLLM_OK : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     for (uint32_t i = 0; !rc && i < n; i++) {
         ad[i] = adapters[i];
         sc[i] = scales ? scales[i] : 1.0f;
         ga[i] = (struct graph_adapter){adapters[i]->rank, adapters[i]->alpha, sc[i]};
     }
-    if (!rc) rc = graph_build_with(&s->m->am, s->logits_all, ga, n, &g, err);
+    if (!rc) rc = graph_build_with(&grp->m->am, grp->logits_all, ga, n, &g, err);
+    if (!rc && grp->n_seq > 1) rc = graph_build_with(&grp->m->am, true, ga, n, &multi, err);
     /* the scratch grows when a wider adapter comes (both buffers anew, in a
      * pool of their own); the rank-wide one's quantized copy fits the
      * session's XQ, as ranks are at most n_embd (lora.c) */
-    const uint64_t need = (uint64_t)s->n_batch * g.width[BUF_LORA] * 4;
-    uint64_t need_out = (uint64_t)s->n_batch * g.width[BUF_LORA_OUT] * 4;
+    const uint64_t need = (uint64_t)grp->n_batch * g.width[BUF_LORA] * 4;
+    uint64_t need_out = (uint64_t)grp->n_batch * g.width[BUF_LORA_OUT] * 4;
     if (need_out < (uint64_t)g.lora_out_last * 4) need_out = (uint64_t)g.lora_out_last * 4;
     if (!rc && (need > lora.size || need_out > lora_out.size)) {
-        const uint64_t align = gpu_pool_alignment(&s->m->ctx->dev.info);
-        gpu_pool_init(&pool, &s->m->ctx->dev, GPU_POOL_DEVICE, need + need_out + 2 * align);
+        const uint64_t align = gpu_pool_alignment(&grp->m->ctx->dev.info);
+        gpu_pool_init(&pool, &grp->m->ctx->dev, GPU_POOL_DEVICE, need + need_out + 2 * align);
         rc = gpu_pool_alloc(&pool, need, &lora, err);
         if (!rc) rc = gpu_pool_alloc(&pool, need_out, &lora_out, err);
     }
     if (!rc) {
-        const struct gpu_buf old = s->st.bufs[BUF_LORA], old_out = s->st.bufs[BUF_LORA_OUT];
-        s->st.bufs[BUF_LORA] = lora;
-        s->st.bufs[BUF_LORA_OUT] = lora_out;
-        rc = record(s, &g, (const struct vkllm_adapter *const *)ad, err);
+        const struct gpu_buf old = grp->st.bufs[BUF_LORA], old_out = grp->st.bufs[BUF_LORA_OUT];
+        grp->st.bufs[BUF_LORA] = lora;
+        grp->st.bufs[BUF_LORA_OUT] = lora_out;
+        rc = record(grp, &g, &multi, (const struct vkllm_adapter *const *)ad, err);
         if (rc) {
             /* the previous graphs, recorded as they were, which worked before */
-            s->st.bufs[BUF_LORA] = old;
-            s->st.bufs[BUF_LORA_OUT] = old_out;
-            record(s, &s->graph, (const struct vkllm_adapter *const *)s->ad, NULL);
+            grp->st.bufs[BUF_LORA] = old;
+            grp->st.bufs[BUF_LORA_OUT] = old_out;
+            record(grp, &grp->graph, &grp->multi_graph,
+                   (const struct vkllm_adapter *const *)grp->ad, NULL);
         }
     }
     if (rc) {
         gpu_pool_destroy(&pool);
         graph_free(&g);
+        graph_free(&multi);
         free(ad);
         free(sc);
         free(ga);
         return rc;
     }
     if (pool.n_blocks) {
-        gpu_pool_destroy(&s->lora_pool);
-        s->lora_pool = pool;
+        gpu_pool_destroy(&grp->lora_pool);
+        grp->lora_pool = pool;
     }
-    graph_free(&s->graph);
-    s->graph = g;
-    free(s->ad);
-    free(s->scales);
+    graph_free(&grp->graph);
+    graph_free(&grp->multi_graph);
+    grp->graph = g;
+    grp->multi_graph = multi;
+    free(grp->ad);
+    free(grp->scales);
     free(ga);
-    s->ad = ad;
-    s->scales = sc;
-    s->n_ad = n;
+    grp->ad = ad;
+    grp->scales = sc;
+    grp->n_ad = n;
     /* the cached keys and values went through the previous adapters */
-    if (!keep_cache) s->pos = 0;
-    s->n_logits = 0;
+    for (uint32_t i = 0; i < grp->n_seq; i++) {
+        if (!keep_cache) grp->members[i].pos = 0;
+        grp->members[i].n_logits = 0;
+    }
     return VKLLM_OK;
 }

@@ -195,13 +195,26 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     uint32_t want = params && params->n_batch ? params->n_batch : DEFAULT_N_BATCH;
     if (params && params->n_ubatch && params->n_ubatch < want) want = params->n_ubatch;
     out->n_batch = fit_batch(hp, want, out->n_ctx, out->logits_all, dev->max_storage_buffer_range);
+    out->n_seq = params && params->n_seq ? params->n_seq : 1;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const char *set_by = getenv("VKLLM_MAX_BINDING") ? " (as VKLLM_MAX_BINDING sets it)" : "";
     if (out->n_ctx > (1u << 24) || out->n_batch == 0 ||
         out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "a context of %u tokens does not fit %s's storage buffer limit%s",
-                          out->n_ctx, dev->name,
-                          getenv("VKLLM_MAX_BINDING") ? " (as VKLLM_MAX_BINDING sets it)" : "");
+                          out->n_ctx, dev->name, set_by);
+    /* a group's decode step is a batch of a token per sequence, and each
+     * layer's caches are one binding */
+    if (out->n_seq > out->n_batch)
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "%u sequences do not fit a batch of %u tokens: use fewer or a larger "
+                          "batch",
+                          out->n_seq, out->n_batch);
+    if ((uint64_t)out->n_seq * out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%u sequences of %u tokens do not fit %s's storage buffer limit%s: use "
+                          "fewer or a shorter context",
+                          out->n_seq, out->n_ctx, dev->name, set_by);
     struct graph g;
     int rc = graph_build(am, out->logits_all, &g, err);
     if (rc) return rc;
@@ -209,7 +222,7 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     /* session.c's alloc_state, pool by pool, in its order */
     const uint64_t B = out->n_batch;
     struct sizes host = {0}, device = {0}, readback = {0};
-    out->step = STEP_HEADER_WORDS * 4 + B * 4;
+    out->step = op_step_bytes((uint32_t)B);
     out->rope = B * (hp->n_rot ? hp->n_rot : 2) * 4;
     push(&host, out->step);
     for (uint32_t i = 0; i < am->layers.n_rope; i++)
@@ -217,19 +230,21 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     uint64_t widest = 0; /* longest input of a matvec */
     for (int b = 0; b < BUF_COUNT; b++) {
         if (b != BUF_LOGITS && g.width[b] > widest) widest = g.width[b];
-        const uint64_t rows = b == BUF_LOGITS && !out->logits_all ? 1 : B;
+        /* the logits of a prompt's last token, or of each sequence's token */
+        const uint64_t rows = b == BUF_LOGITS && !out->logits_all ? out->n_seq : B;
         out->bufs[b] = rows * g.width[b] * 4;
         if (g.width[b]) push(&device, out->bufs[b]);
     }
     graph_free(&g);
     out->xq = op_q8_bytes((uint32_t)B, (uint32_t)widest);
     out->scores = B * hp->n_head * out->n_ctx * 4;
-    out->logits = (out->logits_all ? B : 1) * hp->n_vocab * 4;
+    out->logits = (out->logits_all ? B : out->n_seq) * hp->n_vocab * 4;
     push(&device, out->xq);
     push(&device, out->scores);
     push(&readback, out->logits);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const uint64_t bytes = budget_ring(am, l, out->n_ctx, out->n_batch) * KV * 2;
+        const uint64_t bytes =
+            (uint64_t)out->n_seq * budget_ring(am, l, out->n_ctx, out->n_batch) * KV * 2;
         push(&device, bytes);
         push(&device, bytes);
         out->kv += 2 * align_up(bytes, gpu_pool_alignment(dev));
@@ -315,6 +330,16 @@ static uint32_t fitting_ctx(const struct arch_model *am, const struct vkllm_devi
     return lo >= 256 ? lo & ~255u : lo;
 }
 
+/* "4 sequences of 512 tokens" or "512 tokens". */
+static const char *tokens_text(char *buf, size_t n, const struct session_plan *s)
+{
+    if (s->n_seq > 1)
+        snprintf(buf, n, "%u sequences of %u tokens", s->n_seq, s->n_ctx);
+    else
+        snprintf(buf, n, "%u tokens", s->n_ctx);
+    return buf;
+}
+
 /* -c shrinks the KV cache; the activations grow with the batch: when they are
  * the larger part, -b/-ub is the better advice. */
 static const char *batch_note(uint64_t activations, uint64_t kv)
@@ -348,14 +373,16 @@ int budget_check_load(const char *path, const struct arch_model *am, const struc
                           "free%s: try a smaller quantization",
                           path, a, human(b, 32, w.bytes), human(c, 32, w.staging), d->info.name, f,
                           capped(d));
-    const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free);
+    /* several sequences share -c, as llama.cpp's -np divides it */
+    const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free) * s.n_seq;
     if (fits) snprintf(try, sizeof try, "-c %u or ", fits);
+    char n_tok[64];
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                      "%s: needs %s (weights %s, KV cache %s for %u tokens, activations %s%s; "
+                      "%s: needs %s (weights %s, KV cache %s for %s, activations %s%s; "
                       "staging %s while loading) but %s has %s free%s: try %sa smaller "
                       "quantization",
-                      path, a, human(b, 32, w.bytes), human(c, 32, s.kv), s.n_ctx,
-                      human(e, 32, session_bytes(&s) - s.kv),
+                      path, a, human(b, 32, w.bytes), human(c, 32, s.kv),
+                      tokens_text(n_tok, sizeof n_tok, &s), human(e, 32, session_bytes(&s) - s.kv),
                       batch_note(session_bytes(&s) - s.kv, s.kv), human(g, 32, w.staging),
                       d->info.name, f, capped(d), try);
 }
@@ -368,13 +395,15 @@ int budget_check_session(const char *path, const struct arch_model *am, const st
     if (need <= free) return VKLLM_OK;
     char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-b/-ub) or quantization";
     human_pair(a, f, need, free);
-    const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free);
+    const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free) * plan->n_seq;
     if (fits) snprintf(try, sizeof try, "-c %u", fits);
+    char n_tok[64];
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                      "%s: a context of %u tokens needs %s (KV cache %s, activations %s%s) but %s "
+                      "%s: a context of %s needs %s (KV cache %s, activations %s%s) but %s "
                       "has %s free after the weights%s: try %s",
-                      path, plan->n_ctx, a, human(b, 32, plan->kv), human(c, 32, need - plan->kv),
-                      batch_note(need - plan->kv, plan->kv), d->info.name, f, capped(d), try);
+                      path, tokens_text(n_tok, sizeof n_tok, plan), a, human(b, 32, plan->kv),
+                      human(c, 32, need - plan->kv), batch_note(need - plan->kv, plan->kv),
+                      d->info.name, f, capped(d), try);
 }
 
 /* ============================== Public ============================== */

@@ -23,15 +23,15 @@ struct weight_plan {
 
 /* A session's buffers as session.c allocates them, pool by pool. */
 struct session_plan {
-    uint32_t n_ctx, n_batch;
+    uint32_t n_ctx, n_batch, n_seq;
     bool logits_all;
-    uint64_t step;            /* host: the step header and the batch's tokens */
+    uint64_t step;            /* host: the step header and the batch's rows */
     uint64_t rope;            /* host: each rotary setting's cos/sin table */
     uint64_t bufs[BUF_COUNT]; /* device: the graph's activations, (batch, width); 0: unused */
     uint64_t xq;              /* device: quantized matvec inputs */
     uint64_t scores;          /* device: (batch, n_head, n_ctx) attention scratch */
     uint64_t logits;          /* readback */
-    uint64_t kv;              /* device: every layer's K and V, alignment included */
+    uint64_t kv;              /* device: every layer's K and V of every sequence, aligned */
     /* what each pool allocates, and the block size it is created with: all of
      * it in one block when that fits one allocation */
     uint64_t device, host, readback;
