@@ -155,8 +155,8 @@ int cmd_serve(int argc, char **argv)
     double t0 = cli_now_ms();
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
-    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)(n_ctx / n_par),
-                                       .n_batch = (uint32_t)n_batch};
+    struct vkllm_session_params ssp = {
+        .n_ctx = (uint32_t)(n_ctx / n_par), .n_batch = (uint32_t)n_batch, .n_seq = (uint32_t)n_par};
     struct vkllm_model_params mp = {.session = &ssp};
     if (vkllm_model_load(ctx, model_path, &mp, &sv.model, &err)) goto fail;
     if (cli_lora_load(&lora, sv.model, &err)) goto fail;

@@ -3,10 +3,9 @@
  * remembers the tokens it holds, so that a job whose prompt starts with them
  * (a conversation resent with one more turn) decodes only the rest. A step
  * advances every active slot by one token, in two phases: decode (the new
- * prompts' remainders, and each running slot's last sampled token), then
- * sample and publish. Today the decode phase is one session decode per slot;
- * a batched decode of all slots replaces that loop and nothing else. Jobs
- * wait in a bounded queue and are admitted between steps. */
+ * prompts' remainders, one slot after another, then the last sampled token of
+ * every running slot in one batched step of the session group), then sample
+ * and publish. Jobs wait in a bounded queue and are admitted between steps. */
 #include "serve.h"
 #include "../cli.h"
 
@@ -35,6 +34,7 @@ struct serve_sched {
     const vkllm_context *ctx;
     vkllm_model *model;
     const vkllm_vocab *vocab;
+    vkllm_session_group *group; /* the slots' sessions */
     struct slot *slots;
     int n_slots;
     uint32_t n_ctx;
@@ -99,30 +99,21 @@ int serve_sched_create(vkllm_model *model, const struct serve_sched_params *p,
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
-    struct vkllm_session_params sp = {.n_ctx = p->n_ctx, .n_batch = p->n_batch};
+    struct vkllm_session_params sp = {
+        .n_ctx = p->n_ctx, .n_batch = p->n_batch, .n_seq = (uint32_t)p->n_slots};
+    int rc = vkllm_session_group_create(model, &sp, &s->group, err);
+    /* the group's adapter set is every slot's */
+    if (!rc && p->n_adapters)
+        rc = vkllm_session_set_adapters(vkllm_session_group_member(s->group, 0), p->adapters,
+                                        p->scales, p->n_adapters, err);
+    if (rc) {
+        serve_sched_destroy(s);
+        return rc;
+    }
     for (int i = 0; i < p->n_slots; i++) {
         struct slot *sl = &s->slots[i];
-        int rc = vkllm_session_create(model, &sp, &sl->session, err);
-        if (rc == VKLLM_E_DEVICE_MEMORY && i > 0) {
-            /* its advice is for this slot alone, the earlier ones having
-             * taken their KV caches and activations: name a whole set that fits */
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err->msg);
-            vkllm_fail(err, rc,
-                       "%s (for slot %d of %d, each with its own cache and activations: "
-                       "-np %d -c %u fits)",
-                       why, i + 1, p->n_slots, i, i * s->n_ctx);
-        }
-        if (rc) {
-            serve_sched_destroy(s);
-            return rc;
-        }
+        sl->session = vkllm_session_group_member(s->group, (uint32_t)i);
         s->n_slots = i + 1;
-        if (p->n_adapters && (rc = vkllm_session_set_adapters(sl->session, p->adapters, p->scales,
-                                                              p->n_adapters, err))) {
-            serve_sched_destroy(s);
-            return rc;
-        }
         s->n_ctx = vkllm_session_n_ctx(sl->session);
         if (!(sl->tokens = malloc((size_t)s->n_ctx * sizeof *sl->tokens))) {
             serve_sched_destroy(s);
@@ -137,10 +128,9 @@ int serve_sched_create(vkllm_model *model, const struct serve_sched_params *p,
 void serve_sched_destroy(struct serve_sched *s)
 {
     if (!s) return;
-    for (int i = 0; i < s->n_slots; i++) {
-        vkllm_session_free(s->slots[i].session);
+    for (int i = 0; i < s->n_slots; i++)
         free(s->slots[i].tokens);
-    }
+    vkllm_session_group_free(s->group);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     free(s->slots);
@@ -436,11 +426,36 @@ static void sample_and_publish(struct serve_sched *s, struct slot *sl)
     sl->next = tok;
 }
 
+/* Decodes the last sampled token of each of slots RUN[0..N) in one step of
+ * the group; if that fails, one by one, so that the failure (a full context)
+ * is the slot's whose it is. */
+static void decode_running(struct serve_sched *s, struct slot **run, int n)
+{
+    vkllm_session *sessions[n ? n : 1];
+    int32_t tokens[n ? n : 1];
+    for (int k = 0; k < n; k++) {
+        sessions[k] = run[k]->session;
+        tokens[k] = run[k]->next;
+    }
+    struct vkllm_error err;
+    const bool batched =
+        n > 0 && !vkllm_session_group_decode(s->group, sessions, tokens, (uint32_t)n, &err);
+    for (int k = 0; k < n; k++) {
+        struct slot *sl = run[k];
+        sl->failed = batched ? VKLLM_OK : vkllm_session_decode(sl->session, &sl->next, 1, &sl->err);
+        if (!sl->failed)
+            sl->tokens[sl->n_tokens++] = sl->next;
+        else if (vkllm_session_pos(sl->session) < sl->n_tokens)
+            sl->n_tokens = vkllm_session_pos(sl->session);
+    }
+}
+
 /* One step: every active slot decodes (its prompt, or its last token), then
  * samples one token. */
 static void step(struct serve_sched *s)
 {
-    /* decode: with batched decode, one call for all the slots */
+    struct slot *run[s->n_slots];
+    int n_run = 0;
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];
         if (!sl->job) continue;
@@ -454,16 +469,12 @@ static void step(struct serve_sched *s)
             s->m.prompt_tokens_processed += sl->job->n_tokens - keep;
             pthread_mutex_unlock(&s->mu);
         }
-        if (!sl->generating) {
+        if (!sl->generating)
             sl->failed = prefill_chunk(sl, s->chunk);
-        } else {
-            sl->failed = vkllm_session_decode(sl->session, &sl->next, 1, &sl->err);
-            if (!sl->failed)
-                sl->tokens[sl->n_tokens++] = sl->next;
-            else if (vkllm_session_pos(sl->session) < sl->n_tokens)
-                sl->n_tokens = vkllm_session_pos(sl->session);
-        }
+        else
+            run[n_run++] = sl;
     }
+    decode_running(s, run, n_run);
     /* sample and publish: the slots past their prompt */
     for (int i = 0; i < s->n_slots; i++) {
         struct slot *sl = &s->slots[i];

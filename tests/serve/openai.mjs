@@ -3,7 +3,9 @@
 // Greedy replies must equal `vkllm run`'s on the same prompt (the chat's
 // rendered by the server's /apply-template): chat completion and completion,
 // streaming and not; a burst of concurrent streaming clients each get their
-// own exact reply; a resent conversation decodes only its new turn.
+// own exact reply, and so does every request of a load test of 8 clients x 20
+// requests on the server's 4 slots (batched decode, a queue); a resent
+// conversation decodes only its new turn.
 import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
 
@@ -22,8 +24,8 @@ function check(ok, what) {
 
 // `vkllm run`'s greedy continuation of PROMPT (it echoes the prompt, then
 // the text and a newline)
-function runReply(prompt) {
-    const out = execFileSync(vkllm, ['run', '-p', prompt, '-n', String(N), '--temp', '0'],
+function runReply(prompt, n = N) {
+    const out = execFileSync(vkllm, ['run', '-p', prompt, '-n', String(n), '--temp', '0'],
                              { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     if (!out.startsWith(prompt) || !out.endsWith('\n')) throw new Error(`vkllm run: odd output ${JSON.stringify(out)}`);
     return out.slice(prompt.length, -1);
@@ -57,8 +59,8 @@ async function streamText(params) {
     return { text, finish, usage, role };
 }
 
-async function streamCompletion(prompt) {
-    const stream = await client.completions.create({ model: 'm', prompt, max_tokens: N, temperature: 0, stream: true });
+async function streamCompletion(prompt, n = N) {
+    const stream = await client.completions.create({ model: 'm', prompt, max_tokens: n, temperature: 0, stream: true });
     let text = '', finish = null;
     for await (const chunk of stream) {
         for (const c of chunk.choices) {
@@ -93,7 +95,7 @@ check(streamed.usage && streamed.usage.completion_tokens === chat.usage.completi
 
 // ---- completion, whole and streamed
 const prompts = ['Once upon a time', 'The little dog', 'Lily went to the park', 'Tom had a red ball'];
-const expected = prompts.map(runReply);
+const expected = prompts.map((p) => runReply(p));
 const comp = await client.completions.create({ model: 'm', prompt: prompts[0], max_tokens: N, temperature: 0 });
 check(comp.object === 'text_completion' && comp.choices[0].text === expected[0],
       `completion: ${JSON.stringify(comp.choices[0].text)} != ${JSON.stringify(expected[0])}`);
@@ -125,14 +127,12 @@ check(processed === r2.usage.prompt_tokens - cached && processed <= r2.usage.pro
 console.log(`resend: prompt ${r2.usage.prompt_tokens} tokens, ${cached} cached, ${processed} processed`);
 
 // ---- a burst: 4 clients x 5 streaming requests, each reply exact
-async function clientRun(i, n) {
-    let tokens = 0;
+async function clientRun(i, n, want = expected, tokens = N) {
     for (let k = 0; k < n; k++) {
-        const r = await streamCompletion(prompts[i]);
-        check(r.text === expected[i] && r.finish === 'length', `burst client ${i} request ${k}: ${JSON.stringify(r.text)}`);
-        tokens += N;
+        const r = await streamCompletion(prompts[i % 4], tokens);
+        check(r.text === want[i % 4] && r.finish === 'length', `client ${i} request ${k}: ${JSON.stringify(r.text)}`);
     }
-    return tokens;
+    return n * tokens;
 }
 let t0 = performance.now();
 const single = await clientRun(0, 5);
@@ -142,6 +142,14 @@ const burst = (await Promise.all([0, 1, 2, 3].map((i) => clientRun(i, 5)))).redu
 const burstRate = burst / ((performance.now() - t0) / 1e3);
 console.log(`burst: 1 client ${singleRate.toFixed(1)} tokens/s, 4 clients ${burstRate.toFixed(1)} tokens/s in all`);
 check((await metric('slots_busy')) === 0 && (await metric('queue_length')) === 0, 'burst: slots or queue left busy');
+
+// ---- the load test: 8 clients x 20 streaming requests of 8 tokens, twice
+// the slots: every step batches 4 and the other clients wait in the queue
+const short = prompts.map((p) => runReply(p, 8));
+t0 = performance.now();
+const load = (await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => clientRun(i, 20, short, 8)))).reduce((a, b) => a + b, 0);
+console.log(`load: 8 clients x 20 requests, ${load} tokens in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
+check((await metric('slots_busy')) === 0 && (await metric('queue_length')) === 0, 'load: slots or queue left busy');
 
 // ---- the client sees the server's errors as APIError with the status
 try {
