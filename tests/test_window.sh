@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_window.sh: the chat window (app/chat) end to end, on a virtual display
 # (Xvfb, SDL's software renderer), driven by --script with the bundled model.
-#   test_window.sh VKLLM_CHAT DATA_DIR SCRATCH_DIR GEN_MODEL
+#   test_window.sh VKLLM_CHAT DATA_DIR SCRATCH_DIR GEN_MODEL GEN_LORA VKLLM
 # The script sends two messages (the second in three scripts and with a line
 # break, typed as SDL text events), stops the second reply with Esc, regenerates
 # it, edits the first message (a branch), switches back to the first branch,
@@ -12,7 +12,9 @@
 # config directories (and a corrupt file among the chats) searches the saved
 # chats, reopens the first and replies in it, renames, exports and deletes.
 # Two more (the "models" section) open models from the Models panel: a good
-# one, one that is not a model, and one too big for the device.
+# one, one that is not a model, and one too big for the device. Run L (the
+# "LoRA" section) adds LoRA adapters in the panel, by a drop and by the file
+# dialog, switches and rescales them, and compares replies with vkllm run's.
 # Checked: the exit statuses, the conversation trees dumped through
 # history_save (branches, which one is active, how each reply ended), the
 # sidebar's lists, the settings file, the corrupt file reported once and set
@@ -20,7 +22,7 @@
 # size with more than a few colours: a blank window has one or two; light
 # where the light theme is on, dark before).
 set -u
-chat=$1 data=$2 scratch=$3 gen_model=$4
+chat=$1 data=$2 scratch=$3 gen_model=$4 gen_lora=$5 vkllm=$6
 rm -rf "$scratch"
 mkdir -p "$scratch"
 cd "$scratch" || exit 1
@@ -204,6 +206,171 @@ for name, users in (("models-state.json", ["Hello from the models folder", "Stil
         bad += 1
 sys.exit(1 if bad else 0)
 EOF
+
+# ---- LoRA adapters (app/chat/panel_lora.c, worker.c). Run L, own data and
+# config directories: greedy replies to one prompt, each in a new chat, with
+# no adapter; with adapter a, added in the LoRA panel's path field; with a at
+# scale 2; with a switched off (the plain reply again: it stayed loaded);
+# then an adapter made for another model dropped on the window (its error,
+# the app goes on), adapter b dropped (its reply), adapter c through the
+# panel's Add adapter… (a fake zenity), d picked in the Models panel (added,
+# not loaded as a model); then another model dropped: the
+# adapters go (a note), and that model's own adapter loads. Each reply with
+# adapters equals `vkllm run --lora` on the prompt the window rendered (the
+# llama2 format: the bundled model has no template) and records its set, which
+# the chat's file keeps (reopened from the sidebar at the end).
+"$gen_lora" -m "$data/stories260K.gguf" -o lora-a.gguf --rank 8 --seed 3 >/dev/null &&
+    "$gen_lora" -m "$data/stories260K.gguf" -o lora-b.gguf --rank 4 --alpha 8 --type f16 \
+        --seed 5 >/dev/null &&
+    "$gen_lora" -m "$data/stories260K.gguf" -o lora-c.gguf --rank 2 --seed 6 >/dev/null &&
+    mkdir -p lora-models &&
+    "$gen_lora" -m "$data/stories260K.gguf" -o lora-models/lora-d.gguf --rank 2 --seed 7 \
+        >/dev/null &&
+    "$gen_model" -o lora-model.gguf --type f16 --n-embd 96 --n-head 8 --n-head-kv 2 --n-layer 2 \
+        --n-ff 96 --n-vocab 300 --seed 1 >/dev/null &&
+    "$gen_lora" -m lora-model.gguf -o lora-other.gguf --rank 8 >/dev/null || fail "gen_lora"
+mkdir -p lora-bin
+printf '#!/bin/sh\necho "%s/lora-c.gguf"\n' "$scratch" > lora-bin/zenity
+chmod +x lora-bin/zenity
+p="Once upon a time"
+cat > lora.script <<EOF
+settings temperature 0
+send $p
+wait-reply
+dump-state $scratch/lora-plain.json
+new-chat
+open-lora
+lora-add $scratch/lora-a.gguf
+wait-reply
+close
+send $p
+wait-reply
+dump-state $scratch/lora-a.json
+dump-worker $scratch/lora-w1.json
+new-chat
+lora-scale 1 2
+send $p
+wait-reply
+dump-state $scratch/lora-a2.json
+new-chat
+lora-toggle 1
+send $p
+wait-reply
+dump-state $scratch/lora-off.json
+load $scratch/lora-other.gguf
+expect-error lora-other.gguf: blk.0.attn_q.weight.lora_a is 96x8
+wait-reply
+load $scratch/lora-b.gguf
+expect-note LoRA adapter 2 added: lora-b.gguf
+new-chat
+send $p
+wait-reply
+dump-state $scratch/lora-b.json
+open-lora
+lora-dialog
+expect-note LoRA adapter 3 added: lora-c.gguf
+dump-worker $scratch/lora-w2.json
+screenshot $scratch/lora.png
+close
+settings models_dir $scratch/lora-models
+open-models
+pick lora-d.gguf
+expect-note LoRA adapter 4 added: lora-d.gguf
+load $scratch/lora-model.gguf
+expect-note adapters of the previous model were unloaded
+wait-reply
+dump-worker $scratch/lora-w3.json
+lora-add $scratch/lora-other.gguf
+wait-reply
+send Hello
+wait-reply
+dump-worker $scratch/lora-w4.json
+open-sidebar
+reopen 0
+dump-state $scratch/lora-reopened.json
+quit
+EOF
+SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/lora-data" \
+    XDG_CONFIG_HOME="$scratch/lora-config" VKLLM_FILE_DIALOG=zenity PATH="$scratch/lora-bin:$PATH" \
+    timeout 600 xvfb-run -a -s "-screen 0 1280x1024x24" "$chat" -m "$data/stories260K.gguf" \
+    -n 16 --seed 7 --size 1000x720 --script lora.script >out-lora.txt 2>err-lora.txt
+status=$?
+[ $status = 0 ] || fail "lora run: exit status $status: $(tail -5 err-lora.txt)"
+lora_run() {
+    "$vkllm" run -m "$data/stories260K.gguf" -p "[INST] $p [/INST]" -n 16 --temp 0 "$@" \
+        2>/dev/null || fail "vkllm run $*"
+}
+lora_run >lora-run-plain.txt
+lora_run --lora lora-a.gguf >lora-run-a.txt
+lora_run --lora-scaled lora-a.gguf 2 >lora-run-a2.txt
+lora_run --lora lora-b.gguf >lora-run-b.txt
+python3 - "$scratch" "[INST] $p [/INST]" <<'EOF' || fail "see above"
+import json, os, sys
+scratch, prompt = sys.argv[1], sys.argv[2]
+bad = 0
+def check(cond, msg):
+    global bad
+    if not cond:
+        print("FAIL: lora:", msg, file=sys.stderr)
+        bad += 1
+def load(name):
+    try:
+        return json.load(open(os.path.join(scratch, name)))
+    except Exception as e:
+        check(False, f"{name}: {e!r}")
+        return None
+def reply(name):
+    d = load(name)
+    if not d:
+        return None, None
+    m = d["messages"][-1]
+    return m["content"], m.get("stats", {}).get("adapters")
+def run(name):
+    out = open(os.path.join(scratch, f"lora-run-{name}.txt")).read()
+    check(out.startswith(prompt), f"run {name} does not echo the prompt: {out!r}")
+    return out[len(prompt):].rstrip()
+plain, none = reply("lora-plain.json")
+check(none is None, f"the plain reply records adapters: {none}")
+check(plain and plain.rstrip() == run("plain"), f"the plain reply {plain!r} is not run's")
+for name, file, want in (("a", "lora-a.json", "lora-a.gguf at 1"),
+                         ("a2", "lora-a2.json", "lora-a.gguf at 2"),
+                         ("b", "lora-b.json", "lora-b.gguf at 1")):
+    text, adapters = reply(file)
+    check(text != plain, f"{file}: the adapter changed nothing: {text!r}")
+    check(text is not None and text.rstrip() == run(name),
+          f"{file}: {text!r} is not run --lora's {run(name)!r}")
+    check(adapters == want, f"{file}: its stats record adapters {adapters!r}, not {want!r}")
+text, adapters = reply("lora-off.json")
+check(text == plain and adapters is None,
+      f"switched off, the reply is not the plain one: {text!r} ({adapters})")
+w1 = load("lora-w1.json")
+if w1:
+    check(w1["prompt_head"] == "<s> " + prompt, f"the prompt rendered: {w1['prompt_head']!r}")
+    ad = w1["adapters"]
+    check(len(ad) == 1 and ad[0]["name"] == "lora-a.gguf" and ad[0]["on"] and ad[0]["on_now"]
+          and ad[0]["rank_max"] == 8 and ad[0]["matrices"] > 0 and ad[0]["scale"] == 1,
+          f"lora-w1.json: {ad}")
+w2 = load("lora-w2.json")
+if w2:
+    got = [(l["name"], l["on"], l["on_now"], l["scale"], l["rank_max"], l["alpha"])
+           for l in w2["adapters"]]
+    # a off at 2; b on since its reply; c on from the next reply
+    check(got == [("lora-a.gguf", False, False, 2, 8, 8), ("lora-b.gguf", True, True, 1, 4, 8),
+                  ("lora-c.gguf", True, False, 1, 2, 2)], f"lora-w2.json: {got}")
+w3 = load("lora-w3.json")
+check(w3 is not None and w3["adapters"] == [],
+      f"the adapters outlived their model: {w3 and w3['adapters']}")
+w4 = load("lora-w4.json")
+check(w4 is not None and [(l["name"], l["on_now"]) for l in w4["adapters"]] ==
+      [("lora-other.gguf", True)], f"the other model's adapter: {w4 and w4['adapters']}")
+# the last chat (b's, then a turn with the other model's adapter) read back from its file
+d = load("lora-reopened.json")
+got = d and [m.get("stats", {}).get("adapters") for m in d["messages"] if m["role"] == "assistant"]
+check(got == ["lora-b.gguf at 1", "lora-other.gguf at 1"], f"reopened, the replies record {got}")
+sys.exit(1 if bad else 0)
+EOF
+grep -q "^vkllm-chat: error: $scratch/lora-other.gguf: blk.0.attn_q.weight.lora_a is 96x8, the model's blk.0.attn_q.weight needs 64 x rank" err-lora.txt ||
+    fail "no error line for the adapter of another model: $(grep error err-lora.txt)"
 
 # ---- status bar, context full, loading, Markdown (app/chat/status_bar.c,
 # worker.c, view_chat.c). Run 5: a context of 80 tokens and three turns with a
@@ -629,7 +796,7 @@ def png_colours(path):
 
 for name in ["first", "regenerated", "branches", "error", "after-error", "settings", "help",
              "light", "sidebar", "reopened", "models", "too-big", "context-full", "markdown",
-             "loading"]:
+             "loading", "lora"]:
     path = os.path.join(scratch, name + ".png")
     if not os.path.exists(path):
         check(False, f"{name}.png is missing")

@@ -43,6 +43,7 @@ struct ui {
     int clicks;   /* 1, 2 (double click) for the press */
     float wheel;  /* lines to scroll this frame, + up */
     bool wheel_taken;
+    const void *dragging; /* the slider the press went to, until the button is up */
 };
 
 /* A one-line text field (search, rename, a setting): it has the keyboard
@@ -62,6 +63,7 @@ struct sidebar;
 struct panel_settings;
 struct saver;
 struct panel_models;
+struct panel_lora;
 
 #define MAX_OVERRIDES 8
 
@@ -98,9 +100,11 @@ struct app {
     struct sidebar *sidebar;
     struct panel_settings *settings_panel;
     struct panel_models *models_panel;
+    struct panel_lora *lora_panel;
     struct ui_field *focus; /* the text field that has the keyboard; NULL: the input box */
     bool sidebar_open, settings_open, help_open;
     bool models_open;         /* the Models panel (panel_models.c) */
+    bool lora_open;           /* the LoRA panel (panel_lora.c) */
     struct settings settings; /* as saved */
     char *settings_path;      /* NULL: none could be made (then nothing is saved) */
     char *data_dir;           /* saved chats; NULL: none could be made */
@@ -141,6 +145,17 @@ void app_edit_cancel(struct app *a);
 bool app_switch(struct app *a, size_t i, int step);
 void app_new_chat(struct app *a);
 void app_load_model(struct app *a, const char *path);
+/* A file dropped on the window or picked: a LoRA adapter (general.type
+ * "adapter" in its header) is added to the model, anything else loaded as
+ * the model. */
+void app_open_file(struct app *a, const char *path);
+/* The loaded model's folder, else home (allocated; NULL: out of memory). */
+char *app_model_dir(struct app *a);
+/* Queues loading the LoRA adapter at PATH for the model, on at scale 1. */
+void app_lora_add(struct app *a, const char *path);
+/* Adapter I of the list on or off at SCALE from the next reply, with a
+ * note; false when there is no adapter I. */
+bool app_lora_set(struct app *a, size_t i, bool on, float scale);
 /* Closes the settings panel and the help overlay, else cancels an edit. */
 void app_escape(struct app *a);
 /* Writes the conversation tree (history_save's JSON) to PATH. */
@@ -203,6 +218,13 @@ bool ui_hover(const struct app *a, SDL_Rect r);
 bool ui_button(struct app *a, SDL_Rect r, const char *label, bool enabled);
 /* The width a button of LABEL takes. */
 int ui_button_width(struct app *a, const char *label);
+/* A checkbox in R (a square, filled when *ON) and LABEL after it: a click
+ * flips *ON and returns true. */
+bool ui_checkbox(struct app *a, SDL_Rect r, const char *label, bool *on);
+/* A horizontal slider in R for *V from LO to HI, ID telling it apart from
+ * the others: a press on it, then dragging, moves *V (each frame); true
+ * once, when the button goes up after that: the time to act on *V. */
+bool ui_slider(struct app *a, SDL_Rect r, const void *id, float lo, float hi, float *v);
 /* Field F in R (PLACEHOLDER while empty); a click gives it the keyboard.
  * True when Enter was pressed in it since the last call. */
 bool ui_field(struct app *a, struct ui_field *f, SDL_Rect r, const char *placeholder);
@@ -289,6 +311,24 @@ bool panel_models_key(struct app *a, const SDL_KeyboardEvent *k);
 /* Once a frame: the file dialog's answer, the end of a load it started. */
 void panel_models_poll(struct app *a);
 void panel_models_frame(struct app *a, SDL_Rect r);
+
+/* The LoRA panel (panel_lora.c): the model's adapters, each with a checkbox
+ * and a scale slider, and Add adapter… (the desktop's file dialog, else a
+ * path field), over R while a->lora_open. */
+int panel_lora_create(struct app *a, struct panel_lora **out, struct vkllm_error *err);
+/* Kills a file dialog still open. */
+void panel_lora_destroy(struct panel_lora *p);
+/* The LoRA button and Ctrl+L: opens it, or closes it. */
+void panel_lora_toggle(struct app *a);
+void panel_lora_close(struct app *a);
+/* Add adapter…: the desktop's file dialog (polled by panel_lora_poll), else
+ * a note pointing at the path field. */
+void panel_lora_open_dialog(struct app *a);
+/* The path field's text PATH, then Enter: queues adapter PATH. */
+void panel_lora_add(struct app *a, const char *path);
+/* Once a frame: the file dialog's answer. */
+void panel_lora_poll(struct app *a);
+void panel_lora_frame(struct app *a, SDL_Rect r);
 
 /* F1: every shortcut, over R while a->help_open. */
 void overlay_help_frame(struct app *a, SDL_Rect r);

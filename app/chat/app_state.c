@@ -2,6 +2,7 @@
  * key, the --script): they change the history under the lock and queue the
  * worker's jobs; and the banner that shows what went wrong. */
 #include "app.h"
+#include "model_files.h"
 
 #include <jansson.h>
 #include <libgen.h>
@@ -163,6 +164,40 @@ void app_load_model(struct app *a, const char *path)
     a->banner[0] = 0;
 }
 
+void app_open_file(struct app *a, const char *path)
+{
+    /* the header only (bounded, no weights): an adapter is added to the
+     * model, anything else goes to the model loader, whose checks report
+     * what it is not */
+    struct model_header h;
+    struct vkllm_error err = {0};
+    if (!model_files_header(path, &h, NULL, &err) && h.adapter)
+        app_lora_add(a, path);
+    else
+        app_load_model(a, path);
+}
+
+void app_lora_add(struct app *a, const char *path)
+{
+    worker_lora_add(a->worker, path, 1.0f);
+    a->banner[0] = 0;
+}
+
+bool app_lora_set(struct app *a, size_t i, bool on, float scale)
+{
+    char name[sizeof worker_status(a->worker)->lora[0].name];
+    pthread_mutex_lock(&a->lock);
+    const struct worker_status *st = worker_status(a->worker);
+    bool ok = i < st->n_lora && worker_lora_set(a->worker, (uint32_t)i, on, scale);
+    if (ok) snprintf(name, sizeof name, "%s", st->lora[i].name);
+    pthread_mutex_unlock(&a->lock);
+    /* the worker applies it as the next reply starts (one under way keeps its set) */
+    if (ok)
+        app_banner(a, false, "LoRA adapter %zu (%s) %s at scale %g from the next reply", i + 1,
+                   name, on ? "on" : "off", (double)scale);
+    return ok;
+}
+
 int app_dump_state(struct app *a, const char *path, struct vkllm_error *err)
 {
     char *copy = strdup(path);
@@ -190,6 +225,23 @@ int app_dump_worker(struct app *a, const char *path, struct vkllm_error *err)
                           "n_dropped", (int)st->n_dropped, "n_gen", (int)st->n_gen, "ctx_used",
                           (int)st->ctx_used, "n_ctx", (int)st->n_ctx, "prompt_tps", st->prompt_tps,
                           "gen_tps", st->gen_tps, "gen_gbps", st->gen_gbps, "ttft_ms", st->ttft_ms);
+    json_t *lora = json_array();
+    for (uint32_t i = 0; o && lora && i < st->n_lora; i++) {
+        const struct worker_lora *l = &st->lora[i];
+        json_array_append_new(
+            lora,
+            json_pack("{s:s, s:s, s:b, s:f, s:b, s:f, s:i, s:i, s:f, s:i, s:I}", "name", l->name,
+                      "path", l->path, "on", l->on, "scale", (double)l->scale, "on_now", l->on_now,
+                      "scale_now", (double)l->scale_now, "rank_min", (int)l->rank_min, "rank_max",
+                      (int)l->rank_max, "alpha", (double)l->alpha, "matrices", (int)l->n_tensors,
+                      "bytes", (json_int_t)l->bytes));
+    }
+    if (!o) {
+        json_decref(lora);
+    } else if (!lora || json_object_set_new(o, "adapters", lora)) {
+        json_decref(o);
+        o = NULL;
+    }
     pthread_mutex_unlock(&a->lock);
     char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
     json_decref(o);
@@ -205,6 +257,8 @@ void app_escape(struct app *a)
         a->help_open = false;
     } else if (a->settings_open) {
         panel_settings_toggle(a);
+    } else if (a->lora_open) {
+        panel_lora_close(a);
     } else {
         pthread_mutex_lock(&a->lock);
         bool generating = worker_busy(a->worker);
@@ -231,6 +285,10 @@ bool app_key(struct app *a, const SDL_KeyboardEvent *k)
     case SDLK_b:
         if (!ctrl) return false;
         panel_sidebar_toggle(a);
+        return true;
+    case SDLK_l:
+        if (!ctrl) return false;
+        panel_lora_toggle(a);
         return true;
     case SDLK_t:
         if (!ctrl) return false;
@@ -280,4 +338,15 @@ void app_poll_worker(struct app *a)
     if (busy && a->banner[0] && !a->banner_error && a->banner_until)
         a->banner_until = app_now_ms() + NOTE_MS;
     if (loaded && !a->t_loaded) a->t_loaded = app_now_ms();
+}
+
+char *app_model_dir(struct app *a)
+{
+    char buf[sizeof worker_status(a->worker)->path];
+    pthread_mutex_lock(&a->lock);
+    snprintf(buf, sizeof buf, "%s", worker_status(a->worker)->path);
+    pthread_mutex_unlock(&a->lock);
+    if (buf[0] == '/') return model_files_parent(buf);
+    const char *home = getenv("HOME");
+    return strdup(home && home[0] == '/' ? home : "/");
 }

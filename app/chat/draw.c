@@ -1,6 +1,6 @@
 /* draw.c: the drawing primitives, the two themes (palettes as data), and the
- * one widget every panel uses (a button that is hit-tested while it is
- * drawn). */
+ * widgets that are hit-tested while they are drawn: the button every panel
+ * uses, a checkbox and a slider. */
 #include "app.h"
 
 #include <string.h>
@@ -72,4 +72,51 @@ bool ui_button(struct app *a, SDL_Rect r, const char *label, bool enabled)
     int h = fonts_line_height(a->fonts, FONT_SMALL);
     fonts_draw(a->fonts, FONT_SMALL, label, n, r.x + (r.w - w) / 2, r.y + (r.h - h) / 2, c);
     return hit;
+}
+
+bool ui_checkbox(struct app *a, SDL_Rect r, const char *label, bool *on)
+{
+    bool hit = ui_hover(a, r) && a->ui.pressed && !a->ui.taken;
+    if (hit) {
+        a->ui.taken = true;
+        *on = !*on;
+    }
+    int lh = fonts_line_height(a->fonts, FONT_SMALL), side = lh - app_px(a, 2);
+    SDL_Rect box = {r.x, r.y + (r.h - side) / 2, side, side};
+    draw_rect(a, box, a->th->bg);
+    draw_outline(a, box, ui_hover(a, r) ? a->th->accent : a->th->border);
+    if (*on) {
+        int in = app_px(a, 3);
+        draw_rect(a, (SDL_Rect){box.x + in, box.y + in, side - 2 * in, side - 2 * in},
+                  a->th->accent);
+    }
+    fonts_draw(a->fonts, FONT_SMALL, label, strlen(label), box.x + side + app_px(a, 6),
+               r.y + (r.h - lh) / 2, a->th->text);
+    return hit;
+}
+
+bool ui_slider(struct app *a, SDL_Rect r, const void *id, float lo, float hi, float *v)
+{
+    if (ui_hover(a, r) && a->ui.pressed && !a->ui.taken) {
+        a->ui.taken = true;
+        a->ui.dragging = id;
+    }
+    bool mine = a->ui.dragging == id, released = false;
+    int knob = app_px(a, 10);
+    if (mine && r.w > knob) {
+        float t = (float)(a->ui.mx - r.x - knob / 2) / (float)(r.w - knob);
+        *v = lo + (t < 0 ? 0 : t > 1 ? 1 : t) * (hi - lo);
+        if (!a->ui.down) { /* let go: the value stands */
+            a->ui.dragging = NULL;
+            released = true;
+        }
+    }
+    float t = hi > lo ? (*v - lo) / (hi - lo) : 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t; /* a value past the ends shows at the end */
+    int track = app_px(a, 4), kx = r.x + (int)(t * (float)(r.w - knob));
+    draw_rect(a, (SDL_Rect){r.x, r.y + (r.h - track) / 2, r.w, track}, a->th->border);
+    draw_rect(a, (SDL_Rect){r.x, r.y + (r.h - track) / 2, kx - r.x, track}, a->th->accent);
+    draw_rect(a, (SDL_Rect){kx, r.y + app_px(a, 2), knob, r.h - app_px(a, 4)},
+              mine || ui_hover(a, r) ? a->th->text : a->th->dim);
+    return released;
 }

@@ -157,6 +157,7 @@ static void clear(history *h)
         free(h->nodes[i]->m.text);
         free(h->nodes[i]->kids.v);
         free(h->nodes[i]->model);
+        free(h->nodes[i]->adapters);
         free(h->nodes[i]->json);
         free(h->nodes[i]);
     }
@@ -352,6 +353,22 @@ int history_set_stats(history *h, uint32_t id, const struct history_stats *stats
     return VKLLM_OK;
 }
 
+int history_set_adapters(history *h, uint32_t id, const char *adapters, struct vkllm_error *err)
+{
+    if (id >= h->n_nodes) return vkllm_fail(err, VKLLM_E_INVALID, "no message %u", id);
+    if (adapters && !hist_utf8_valid(adapters, strlen(adapters)))
+        return vkllm_fail(err, VKLLM_E_INVALID, "adapter names are not valid UTF-8");
+    char *copy = adapters ? strdup(adapters) : NULL;
+    if (adapters && !copy) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    struct node *nd = h->nodes[id];
+    free(nd->adapters);
+    nd->adapters = copy;
+    nd->m.adapters = copy;
+    dirty(h, id);
+    touch(h);
+    return VKLLM_OK;
+}
+
 int history_regenerate(history *h, uint32_t *id, struct vkllm_error *err)
 {
     const struct node *last = h->n_path ? h->nodes[h->path[h->n_path - 1]] : NULL;
@@ -377,6 +394,7 @@ bool history_drop_reply(history *h, uint32_t id)
     free(nd->m.text);
     free(nd->kids.v);
     free(nd->model);
+    free(nd->adapters);
     free(nd->json);
     free(nd);
     h->n_nodes--;

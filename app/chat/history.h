@@ -65,6 +65,10 @@ struct history_msg {
     int64_t created; /* Unix time, seconds */
     bool has_stats;
     struct history_stats stats;
+    /* the LoRA adapters the reply was generated with, "a.gguf at 0.5, b.gguf
+     * at 1" (NULL: none): the conversation's record of when a change of
+     * adapters took effect; saved with the stats */
+    const char *adapters;
 };
 
 /* "system", "user", "assistant". */
@@ -103,6 +107,8 @@ int history_stream(history *h, uint32_t id, const char *text, size_t len, struct
 /* Records how reply ID went (MODEL is copied). */
 int history_set_stats(history *h, uint32_t id, const struct history_stats *stats,
                       struct vkllm_error *err);
+/* Records the LoRA adapters reply ID was generated with (copied; NULL: none). */
+int history_set_adapters(history *h, uint32_t id, const char *adapters, struct vkllm_error *err);
 /* A new, empty sibling of the last message when it is an assistant reply (the
  * old reply stays reachable through the switcher); when it is a user message
  * whose turn failed, an empty reply to it. *ID gets the new one. */

@@ -29,6 +29,8 @@
 /* The file is the header's fields, then the messages one a line:
  *   {"format": "vkllm-chat", "version": 1, "title": ..., "active": 0, "messages": [
  *   {"role": "user", "content": ..., "created": ..., "parent": -1, "active": 0},
+ *   {"role": "assistant", ..., "stats": {"tokens": 40, "tokens_per_s": 812.5,
+ *    "model": ..., "end": "model", "adapters": "a.gguf at 0.5"}},   (adapters: optional)
  *   ...]}
  * Each message's line is encoded once (by jansson) and kept until the message
  * changes, so saving after a reply re-encodes the reply, not the whole chat
@@ -45,6 +47,12 @@ static const char *node_json(struct node *nd, size_t *len)
             json_t *st = json_pack("{s:I, s:f, s:s?, s:s}", "tokens", (json_int_t)s->n_tokens,
                                    "tokens_per_s", s->tokens_per_s, "model", s->model, "end",
                                    hist_end_names[s->end]);
+            /* only where adapters applied: older files and readers see no change */
+            if (st && nd->m.adapters &&
+                json_object_set_new(st, "adapters", json_string(nd->m.adapters))) {
+                json_decref(st);
+                st = NULL;
+            }
             if (!st || json_object_set_new(o, "stats", st)) {
                 json_decref(o);
                 o = NULL;
@@ -162,6 +170,7 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         if (!st) continue;
         json_int_t tokens;
         json_t *tps = json_object_get(st, "tokens_per_s"), *model = json_object_get(st, "model");
+        json_t *adapters = json_object_get(st, "adapters");
         const char *end = json_string_value(json_object_get(st, "end"));
         int e = -1;
         for (int k = 0; end && k <= HISTORY_END_LENGTH; k++)
@@ -169,11 +178,14 @@ static int from_json(json_t *root, history *h, struct vkllm_error *err)
         /* 1e9 tokens/s is past any device (1e308 ran under the buttons) */
         if (!get_int(st, "tokens", 0, UINT32_MAX, &tokens) || !json_is_number(tps) ||
             !(json_number_value(tps) >= 0 && json_number_value(tps) <= 1e9) || e < 0 ||
-            !(json_is_null(model) || json_is_string(model)))
+            !(json_is_null(model) || json_is_string(model)) ||
+            !(!adapters || json_is_string(adapters)))
             return vkllm_fail(err, VKLLM_E_FORMAT, "message %zu: bad \"stats\"", i + 1);
         struct history_stats s = {(uint32_t)tokens, json_number_value(tps),
                                   json_string_value(model), (enum history_end)e};
         rc = history_set_stats(h, (uint32_t)i, &s, err);
+        if (!rc && adapters)
+            rc = history_set_adapters(h, (uint32_t)i, json_string_value(adapters), err);
         if (rc) return rc;
     }
     /* the active children, now that every node's children are known */

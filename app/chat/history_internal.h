@@ -39,8 +39,9 @@ struct node {
     size_t cap;      /* bytes allocated for m.text */
     uint32_t parent; /* NO_PARENT: a first message */
     struct kids kids;
-    char *model; /* m.stats.model */
-    char *json;  /* the message's line in the file; NULL: to be made (see node_json) */
+    char *model;    /* m.stats.model */
+    char *adapters; /* m.adapters */
+    char *json;     /* the message's line in the file; NULL: to be made (see node_json) */
     size_t json_len;
 };
 

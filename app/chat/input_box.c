@@ -472,7 +472,8 @@ void input_box_frame(struct app *a, SDL_Rect r)
 
     /* Send, or Stop while a reply is written; Cancel while editing */
     pthread_mutex_lock(&a->lock);
-    bool busy = worker_busy(a->worker) && worker_status(a->worker)->phase != WORKER_LOADING;
+    enum worker_phase phase = worker_status(a->worker)->phase;
+    bool busy = worker_busy(a->worker) && phase != WORKER_LOADING && phase != WORKER_LOADING_LORA;
     pthread_mutex_unlock(&a->lock);
     int bh = lh + app_px(a, 8);
     SDL_Rect btn = {box.x + box.w - bw - pad / 2, box.y + box.h - bh - pad / 2, bw, bh};

@@ -18,7 +18,8 @@
 static const char usage[] =
     "usage: vkllm-chat [-m MODEL] [options]\n"
     "\n"
-    "A chat window for a GGUF model. Ctrl+O opens another (or drop a .gguf file on it).\n"
+    "A chat window for a GGUF model. Ctrl+O opens another (or drop a .gguf file on it),\n"
+    "Ctrl+L lists its LoRA adapters (add one there, or drop an adapter's .gguf).\n"
     "Enter sends, Shift+Enter breaks the line, Esc stops a reply (or cancels an edit),\n"
     "Ctrl+R regenerates, Ctrl+N starts a new chat, Ctrl+B shows the saved chats,\n"
     "Ctrl+, the settings, F1 every shortcut. Chats are saved in $XDG_DATA_HOME/vkllm/chats,\n"
@@ -203,7 +204,7 @@ static void handle(struct app *a, SDL_Event *e)
         break;
     case SDL_MOUSEWHEEL: ui->wheel += e->wheel.preciseY; break;
     case SDL_DROPFILE:
-        app_load_model(a, e->drop.file);
+        app_open_file(a, e->drop.file);
         SDL_free(e->drop.file);
         break;
     case SDL_KEYDOWN:
@@ -213,14 +214,14 @@ static void handle(struct app *a, SDL_Event *e)
             break;
         if (a->focus)
             ui_field_event(a, e);
-        else if (!a->help_open && !a->settings_open && !a->models_open)
+        else if (!a->help_open && !a->settings_open && !a->models_open && !a->lora_open)
             input_box_event(a, e);
         break;
     case SDL_TEXTINPUT:
     case SDL_TEXTEDITING:
         if (a->focus)
             ui_field_event(a, e);
-        else if (!a->help_open && !a->settings_open && !a->models_open)
+        else if (!a->help_open && !a->settings_open && !a->models_open && !a->lora_open)
             input_box_event(a, e);
         break;
     default: break;
@@ -233,7 +234,7 @@ static void draw(struct app *a)
     SDL_SetRenderDrawColor(a->ren, th->bg.r, th->bg.g, th->bg.b, 255);
     SDL_RenderClear(a->ren);
     /* an overlay takes the mouse: the panels under it draw as if it were away */
-    bool modal = a->settings_open || a->help_open || a->models_open;
+    bool modal = a->settings_open || a->help_open || a->models_open || a->lora_open;
     struct ui mouse = a->ui;
     if (modal) a->ui = (struct ui){.mx = -1, .my = -1, .taken = true, .wheel_taken = true};
     int side = panel_sidebar_width(a), x = side, w = a->w - side;
@@ -255,6 +256,7 @@ static void draw(struct app *a)
     draw_rect(a, (SDL_Rect){0, 0, a->w, a->h}, veil);
     SDL_SetRenderDrawBlendMode(a->ren, SDL_BLENDMODE_NONE);
     if (a->models_open) panel_models_frame(a, (SDL_Rect){0, 0, a->w, a->h});
+    if (a->lora_open) panel_lora_frame(a, (SDL_Rect){0, 0, a->w, a->h});
     if (a->settings_open) panel_settings_frame(a, (SDL_Rect){0, 0, a->w, a->h});
     if (a->help_open) overlay_help_frame(a, (SDL_Rect){0, 0, a->w, a->h});
 }
@@ -297,8 +299,10 @@ static void run(struct app *a, bool vsync, double frame_ms)
         script_step(a);
         app_poll_worker(a);
         panel_models_poll(a);
+        panel_lora_poll(a);
         if (a->t_loaded && !rss_loaded) memory_kib(&rss_loaded, &peak);
         draw(a);
+        if (!a->ui.down) a->ui.dragging = NULL; /* let go over a slider no longer drawn */
         if (a->screenshot) {
             struct vkllm_error err = {0};
             if (screenshot_save(a->ren, a->screenshot, &err)) {
@@ -378,6 +382,7 @@ int main(int argc, char **argv)
         panel_sidebar_create(&a, &a.sidebar, &err) ||
         panel_settings_create(&a, &a.settings_panel, &err) || app_saver_start(&a, &err) ||
         panel_models_create(&a, &a.models_panel, &err) ||
+        panel_lora_create(&a, &a.lora_panel, &err) ||
         worker_start(&wp, a.hist, &a.lock, &a.worker, &err)) {
         fprintf(stderr, "error: %s\n", err.msg);
         goto done;
@@ -402,6 +407,7 @@ done:;
         status = 1;
     }
     panel_models_destroy(a.models_panel); /* kills a file dialog still open */
+    panel_lora_destroy(a.lora_panel);
     panel_settings_destroy(a.settings_panel);
     panel_sidebar_destroy(a.sidebar);
     free(a.settings_path);

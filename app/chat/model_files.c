@@ -366,6 +366,9 @@ int model_files_header(const char *path, struct model_header *out, const atomic_
         return rc;
     }
     vkllm_printable(out->arch, sizeof out->arch, arch.ptr, arch.len);
+    struct vkllm_gguf_str type = {0};
+    out->adapter = !vkllm_gguf_get_str(g, "general.type", &type, NULL) && type.len == 7 &&
+                   !memcmp(type.ptr, "adapter", 7);
     /* a Q4_K_M file is mostly Q4_K: name it by the type with most bytes */
     uint64_t by_type[VKLLM_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < vkllm_gguf_tensor_count(g); i++) {

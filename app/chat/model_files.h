@@ -70,6 +70,7 @@ struct model_header {
     char quant[16];    /* the type that holds most of the weights' bytes ("Q4_K") */
     uint64_t n_params; /* elements of every tensor */
     bool too_large;    /* not read: its header runs past MODEL_FILES_HEAD_MAX */
+    bool adapter;      /* general.type is "adapter": a LoRA adapter for a model of ARCH */
 };
 /* The most bytes of metadata and tensor infos a listing reads: a real
  * model's (a 256k-token vocabulary with its merges) is a few MB. */

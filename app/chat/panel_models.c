@@ -3,8 +3,9 @@
  * browser: Ctrl+O or Open… where the desktop has no file dialog), one row
  * an entry with its size and what its GGUF header says, ".." to go up, and a
  * path field to type a folder or a file. Choosing a file (a click, Enter)
- * loads it (app_load_model) and closes the panel; the worker's checks (not a
- * model, too big for the device) end up in the banner, the old model kept.
+ * loads it (app_open_file: a LoRA adapter is added to the model instead) and
+ * closes the panel; the worker's checks (not a model, too big for the device,
+ * an adapter for another model) end up in the banner, the old model kept.
  *
  * A folder is read once when it is shown (model_files_list), never per
  * frame; the headers (architecture, quantization) are read by a thread of
@@ -183,6 +184,7 @@ static bool show(struct app *a, const char *dir, const char *select)
 
 static void open_panel(struct app *a)
 {
+    if (a->lora_open) panel_lora_close(a);
     a->models_open = true;
     a->settings_open = a->help_open = false;
     a->models_panel->has_dialog = file_dialog_tool() != NULL;
@@ -231,12 +233,7 @@ static char *start_dir(struct app *a)
     char buf[4096];
     if (p->last_dir) return strdup(p->last_dir);
     if (a->settings.models_dir[0]) return strdup(expand(a->settings.models_dir, buf, sizeof buf));
-    pthread_mutex_lock(&a->lock);
-    snprintf(buf, sizeof buf, "%s", worker_status(a->worker)->path);
-    pthread_mutex_unlock(&a->lock);
-    if (buf[0] == '/') return model_files_parent(buf);
-    const char *home = getenv("HOME");
-    return strdup(home && home[0] == '/' ? home : "/");
+    return app_model_dir(a);
 }
 
 void panel_models_open_file(struct app *a)
@@ -271,7 +268,7 @@ static void load(struct app *a, const char *path)
     pthread_mutex_lock(&a->lock);
     p->pending_errors = worker_status(a->worker)->error_seq;
     pthread_mutex_unlock(&a->lock);
-    app_load_model(a, path);
+    app_open_file(a, path); /* an adapter is added to the model loaded */
     panel_models_close(a);
 }
 
@@ -467,7 +464,8 @@ static void row(struct app *a, SDL_Rect r, int i, const char *loaded, const SDL_
             struct row_head h = p->heads[k];
             pthread_mutex_unlock(&p->mu);
             if (h.state == HEAD_OK)
-                snprintf(right, sizeof right, "%s · %s · %s", h.h.arch, h.h.quant, size);
+                snprintf(right, sizeof right, "%s%s · %s · %s",
+                         h.h.adapter ? "LoRA adapter · " : "", h.h.arch, h.h.quant, size);
             else if (h.state == HEAD_UNLISTED)
                 snprintf(right, sizeof right, "header too large to list · %s", size);
             else if (h.state == HEAD_BAD) {

@@ -40,6 +40,12 @@
  *   browse DIR          the in-window file browser at DIR
  *   pick NAME           a click on entry NAME of the Models panel ("..", a
  *                       folder: it goes there; a file: it loads)
+ *   open-lora           Ctrl+L unless the LoRA panel is open
+ *   lora-add PATH       PATH typed in the LoRA panel's path field, then Enter
+ *                       (a dropped adapter: load PATH)
+ *   lora-dialog         the LoRA panel's Add adapter… button (a file dialog)
+ *   lora-toggle N       a click on adapter N's checkbox (1: the first)
+ *   lora-scale N S      adapter N's slider let go at scale S
  *   key [ctrl+][shift+]NAME  a key press, by SDL's name for it (Down, Return,
  *                       Backspace, O): ctrl+o is Ctrl+O
  *   help                F1, unless the help is open
@@ -425,6 +431,30 @@ void script_step(struct app *a)
             if (!panel_models_browse(a, arg)) fail(a, "%s: cannot list it", line);
         } else if (IS("pick")) {
             if (!panel_models_pick(a, arg)) fail(a, "%s: no such entry in the Models panel", line);
+        } else if (IS("open-lora")) {
+            if (!a->lora_open) panel_lora_toggle(a);
+        } else if (IS("lora-add")) {
+            panel_lora_add(a, arg);
+        } else if (IS("lora-dialog")) {
+            panel_lora_open_dialog(a);
+        } else if (IS("lora-toggle") || IS("lora-scale")) {
+            double scale = 0;
+            bool range, ok = index_arg(arg, &n, &rest) && n >= 1 &&
+                             (IS("lora-toggle") ? !*rest
+                                                : !number_float(rest, &scale, &range) &&
+                                                      scale >= -1e6 && scale <= 1e6);
+            pthread_mutex_lock(&a->lock);
+            const struct worker_status *st = worker_status(a->worker);
+            ok = ok && n <= st->n_lora;
+            bool on = ok && st->lora[n - 1].on;
+            float now = ok ? st->lora[n - 1].scale : 0;
+            pthread_mutex_unlock(&a->lock);
+            if (!ok)
+                fail(a, "%s: no such adapter, or not a scale", line);
+            else if (IS("lora-toggle"))
+                app_lora_set(a, n - 1, !on, now);
+            else
+                app_lora_set(a, n - 1, on, (float)scale);
         } else if (IS("key")) {
             Uint16 mod = KMOD_NONE;
             const char *k = arg;
@@ -443,7 +473,7 @@ void script_step(struct app *a)
         } else if (IS("help")) {
             a->help_open = true;
         } else if (IS("close")) {
-            if (a->help_open || a->settings_open)
+            if (a->help_open || a->settings_open || a->lora_open)
                 app_escape(a);
             else if (a->models_open)
                 panel_models_close(a);

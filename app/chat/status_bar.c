@@ -56,6 +56,11 @@ void status_bar_frame(struct app *a, SDL_Rect r)
         gauge(a, (SDL_Rect){x, y + 2, r.w / 3, lh - 4}, st.progress, a->th->accent);
         return;
     }
+    if (st.phase == WORKER_LOADING_LORA) {
+        const char *s = "Loading a LoRA adapter…";
+        fonts_draw(a->fonts, FONT_SMALL, s, strlen(s), x, y, a->th->text);
+        return;
+    }
     if (!st.has_model) {
         const char *s = "No model: drop a .gguf file on the window";
         fonts_draw(a->fonts, FONT_SMALL, s, strlen(s), x, y, dim);

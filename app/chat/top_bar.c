@@ -2,7 +2,7 @@
  * `vkllm info` describes it (architecture, quantization, parameters, context,
  * device, GPU memory), and the buttons Open… (Ctrl+O: the desktop's file
  * dialog, else the in-window browser), Models (the models folder's list),
- * Chats, Settings, Help, New chat. */
+ * LoRA (the adapters panel), Chats, Settings, Help, New chat. */
 #include "app.h"
 
 #include <stdio.h>
@@ -50,22 +50,22 @@ void top_bar_frame(struct app *a, SDL_Rect r)
     draw_rect(a, (SDL_Rect){r.x, r.y + r.h - 1, r.w, 1}, a->th->border);
     int pad = app_px(a, 12), gap = app_px(a, 6);
     int lh = fonts_line_height(a->fonts, MDOC_BOLD), sh = fonts_line_height(a->fonts, FONT_SMALL);
-    static const char *const labels[] = {"Open…",    "Models", "Chats",
+    static const char *const labels[] = {"Open…",    "Models", "LoRA",    "Chats",
                                          "Settings", "Help",   "New chat"};
     /* a narrow bar (800x600 with the sidebar open) gives the title at least
      * half its width: buttons whose action has a shortcut go first, Help
-     * (F1), Chats (Ctrl+B), Open… (Ctrl+O), Settings (Ctrl+,) */
-    static const int drop_order[] = {4, 2, 0, 3};
-    bool shown[6] = {true, true, true, true, true, true};
+     * (F1), Chats (Ctrl+B), Open… (Ctrl+O), Settings (Ctrl+,), LoRA (Ctrl+L) */
+    static const int drop_order[] = {5, 3, 0, 4, 2};
+    bool shown[7] = {true, true, true, true, true, true, true};
     int widths = 0;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         widths += ui_button_width(a, labels[i]) + gap;
     for (size_t k = 0; k < sizeof drop_order / sizeof *drop_order && widths > r.w * 9 / 20; k++) {
         shown[drop_order[k]] = false;
         widths -= ui_button_width(a, labels[drop_order[k]]) + gap;
     }
     int bh = lh + app_px(a, 4), bx = r.x + r.w - pad;
-    for (int i = 5; i >= 0; i--) {
+    for (int i = 6; i >= 0; i--) {
         if (!shown[i]) continue;
         int bw = ui_button_width(a, labels[i]);
         bx -= bw;
@@ -78,10 +78,12 @@ void top_bar_frame(struct app *a, SDL_Rect r)
         else if (i == 1)
             panel_models_open(a);
         else if (i == 2)
-            panel_sidebar_toggle(a);
+            panel_lora_toggle(a);
         else if (i == 3)
-            panel_settings_toggle(a);
+            panel_sidebar_toggle(a);
         else if (i == 4)
+            panel_settings_toggle(a);
+        else if (i == 5)
             a->help_open = !a->help_open;
         else
             app_new_chat(a);

@@ -20,6 +20,7 @@ struct msg_info {
     uint32_t n_tokens;
     double tps;
     enum history_end end;
+    char adapters[96]; /* the LoRA adapters it was generated with ("": none), cut */
 };
 
 struct chat_view {
@@ -135,6 +136,15 @@ static bool sync(struct app *a)
             in->n_tokens = m->stats.n_tokens;
             in->tps = m->stats.tokens_per_s;
             in->end = m->stats.end;
+            if (m->adapters) {
+                size_t k = (size_t)snprintf(in->adapters, sizeof in->adapters, "%s", m->adapters);
+                if (k >= sizeof in->adapters) { /* cut: not inside a character */
+                    k = sizeof in->adapters - 1;
+                    while (k && ((unsigned char)in->adapters[k] & 0xc0) == 0x80)
+                        k--;
+                    in->adapters[k] = 0;
+                }
+            }
         }
         unsigned flags = m->role == HISTORY_USER ? MDOC_PLAIN : 0;
         if (in->streaming) flags |= MDOC_STREAMING;
@@ -177,7 +187,7 @@ static void draw_label(struct app *a, size_t i, int x, int y, int w)
                                                     : "Assistant";
     int cx = x + fonts_draw(a->fonts, FONT_SMALL | MDOC_BOLD, role, strlen(role), x, y + 2,
                             a->th->accent);
-    char buf[128];
+    char buf[256];
     if (in->sib_count > 1) { /* < 1/2 > */
         cx += app_px(a, 10);
         int bw = ui_button_width(a, "<");
@@ -194,7 +204,8 @@ static void draw_label(struct app *a, size_t i, int x, int y, int w)
         const char *end = in->end == HISTORY_END_USER     ? " · stopped"
                           : in->end == HISTORY_END_LENGTH ? " · length limit"
                                                           : "";
-        snprintf(buf, sizeof buf, "  %u tokens · %.1f tok/s%s", in->n_tokens, in->tps, end);
+        snprintf(buf, sizeof buf, "  %u tokens · %.1f tok/s%s%s%s", in->n_tokens, in->tps, end,
+                 in->adapters[0] ? " · LoRA " : "", in->adapters);
         fonts_draw(a->fonts, FONT_SMALL, buf, strlen(buf), cx, y + 2, a->th->dim);
     }
     /* buttons from the right edge */

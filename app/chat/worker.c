@@ -22,8 +22,9 @@ struct job_msg {
 };
 
 struct job {
-    enum { JOB_LOAD, JOB_GENERATE } kind;
-    char *path;  /* LOAD */
+    enum { JOB_LOAD, JOB_LORA, JOB_GENERATE } kind;
+    char *path;  /* LOAD, LORA */
+    float scale; /* LORA */
     uint32_t id; /* GENERATE: the reply's message */
     uint64_t epoch;
     struct job_msg *msgs; /* GENERATE: the path before the reply */
@@ -38,6 +39,12 @@ struct engine {
     vkllm_chat *chat;
     struct vkllm_sampler_params sampling; /* the sampler's */
     struct decode_bytes cost;             /* what a decode step reads */
+    /* LoRA adapters of this model (status.lora[i] describes ad[i]), and the
+     * set the session applies: on[i] at scale[i] */
+    vkllm_adapter *ad[WORKER_LORA_MAX];
+    uint32_t n_ad;
+    bool on[WORKER_LORA_MAX];
+    float scale[WORKER_LORA_MAX];
 };
 
 struct worker {
@@ -115,6 +122,9 @@ static void engine_free(struct engine *e)
     vkllm_stream_free(e->stream);
     vkllm_sampler_free(e->sampler);
     vkllm_session_free(e->session);
+    /* after the session that applies them, before the model they belong to */
+    for (uint32_t i = 0; i < e->n_ad; i++)
+        vkllm_adapter_free(e->ad[i]);
     vkllm_model_free(e->model);
     memset(e, 0, sizeof *e);
 }
@@ -173,6 +183,7 @@ static void run_load(struct worker *w, const char *path)
                                     .user = w};
     if (vkllm_chat_create(e.model, e.session, &chp, &e.chat, &err)) goto fail;
 
+    uint32_t n_ad = w->e.n_ad;
     engine_free(&w->e); /* the previous model goes only now that this one works */
     w->e = e;
     if (new_ctx) {
@@ -195,13 +206,145 @@ static void run_load(struct worker *w, const char *path)
     w->st.ctx_used = 0;
     w->st.load_ms = now_ms() - t0;
     describe(w, &e);
+    w->st.n_lora = 0; /* they went with the previous model */
     pthread_mutex_unlock(w->lock);
+    if (n_ad)
+        on_note(n_ad == 1 ? "the LoRA adapter of the previous model was unloaded (it fits only "
+                            "that model): add one for this model"
+                          : "the LoRA adapters of the previous model were unloaded (they fit only "
+                            "that model): add some for this model",
+                w);
     return;
 fail:
     engine_free(&e);
     if (new_ctx) w->validation += vkllm_context_validation_errors(new_ctx);
     vkllm_context_destroy(new_ctx);
     report(w, err.msg);
+}
+
+/* ---- LoRA adapters */
+
+/* The file name of PATH, printable. */
+static void base_name(char *out, size_t cap, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    vkllm_printable(out, cap, base, strlen(base));
+}
+
+static void run_lora_add(struct worker *w, const char *path, float scale)
+{
+    struct engine *e = &w->e;
+    struct vkllm_error err = {0};
+    if (!e->model) {
+        snprintf(err.msg, sizeof err.msg, "%s: no model is loaded to apply the adapter to", path);
+        report(w, err.msg);
+        return;
+    }
+    if (e->n_ad == WORKER_LORA_MAX) {
+        snprintf(err.msg, sizeof err.msg, "%s: at most %d LoRA adapters", path, WORKER_LORA_MAX);
+        report(w, err.msg);
+        return;
+    }
+    /* checked against the model (names, types, shapes) before any upload */
+    vkllm_adapter *ad;
+    if (vkllm_adapter_load(e->model, path, &ad, &err)) {
+        report(w, err.msg);
+        return;
+    }
+    struct vkllm_adapter_info ai;
+    vkllm_adapter_describe(ad, &ai);
+    const uint32_t i = e->n_ad++;
+    e->ad[i] = ad;
+    e->on[i] = false; /* the session applies it from the next reply */
+    e->scale[i] = scale;
+    struct worker_lora l = {.on = true,
+                            .scale = scale,
+                            .scale_now = scale,
+                            .alpha = ai.alpha,
+                            .rank_min = ai.rank_min,
+                            .rank_max = ai.rank_max,
+                            .n_tensors = ai.n_tensors,
+                            .bytes = ai.bytes};
+    base_name(l.name, sizeof l.name, path);
+    vkllm_printable(l.path, sizeof l.path, path, strlen(path));
+    char note[sizeof w->st.note];
+    snprintf(note, sizeof note, "LoRA adapter %u added: %s at scale %g, from the next reply", i + 1,
+             l.name, (double)scale);
+    pthread_mutex_lock(w->lock);
+    w->st.lora[i] = l;
+    w->st.n_lora = e->n_ad;
+    w->st.gpu_bytes += ai.bytes;
+    pthread_mutex_unlock(w->lock);
+    on_note(note, w);
+}
+
+/* "a.gguf at 0.5, b.gguf at 1": the adapters the session applies, for a
+ * note and the reply's record; "" for none. Lock held. */
+static void applied_list(const struct worker *w, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < w->st.n_lora && len < cap; i++) {
+        const struct worker_lora *l = &w->st.lora[i];
+        if (!l->on_now) continue;
+        int k = snprintf(out + len, cap - len, "%s%s at %g", len ? ", " : "", l->name,
+                         (double)l->scale_now);
+        if (k < 0 || (size_t)k >= cap - len) { /* whole entries only: never a cut character */
+            out[len] = 0;
+            break;
+        }
+        len += (size_t)k;
+    }
+}
+
+/* Makes the set and scales the UI chose the session's, when they differ
+ * from what it applies: the engine then empties the KV cache (every cached
+ * key and value went through the old set) and the prefill that follows
+ * decodes the conversation again. On failure the old set stays, and so
+ * does the panel's view of it. */
+static int apply_lora(struct worker *w, struct vkllm_error *err)
+{
+    struct engine *e = &w->e;
+    bool on[WORKER_LORA_MAX];
+    float scale[WORKER_LORA_MAX];
+    bool same = true;
+    pthread_mutex_lock(w->lock);
+    for (uint32_t i = 0; i < e->n_ad; i++) {
+        on[i] = w->st.lora[i].on;
+        scale[i] = w->st.lora[i].scale;
+        same &= on[i] == e->on[i] && (!on[i] || scale[i] == e->scale[i]);
+    }
+    pthread_mutex_unlock(w->lock);
+    if (same) return VKLLM_OK;
+    vkllm_adapter *set[WORKER_LORA_MAX];
+    float set_scale[WORKER_LORA_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->n_ad; i++)
+        if (on[i]) {
+            set[n] = e->ad[i];
+            set_scale[n++] = scale[i];
+        }
+    int rc = vkllm_session_set_adapters(e->session, set, set_scale, n, err);
+    char list[sizeof w->st.note - 64];
+    pthread_mutex_lock(w->lock);
+    for (uint32_t i = 0; i < e->n_ad; i++) {
+        struct worker_lora *l = &w->st.lora[i];
+        if (rc) { /* the panel shows what still applies */
+            l->on = e->on[i];
+            l->scale = e->scale[i];
+            continue;
+        }
+        e->on[i] = l->on_now = on[i];
+        e->scale[i] = l->scale_now = scale[i];
+    }
+    applied_list(w, list, sizeof list);
+    pthread_mutex_unlock(w->lock);
+    if (rc) return rc;
+    char note[sizeof w->st.note];
+    snprintf(note, sizeof note, "LoRA from this reply on: %s", list[0] ? list : "none");
+    on_note(note, w);
+    return VKLLM_OK;
 }
 
 /* ---- generating */
@@ -266,6 +409,10 @@ static void run_generate(struct worker *w, const struct job *j)
         vkllm_sampler_free(e->sampler);
         e->sampler = sm;
         e->sampling = w->cur.sampling;
+    }
+    if (apply_lora(w, &err)) {
+        fail_reply(w, j, err.msg);
+        return;
     }
     vkllm_chat_clear(e->chat, false);
     const char *sys = w->cur.system_prompt;
@@ -362,9 +509,13 @@ static void run_generate(struct worker *w, const struct job *j)
         history_drop_reply(w->hist, j->id);
         w->st.replies_done++; /* the user's message is saved all the same */
     } else if (emit(w, j, text, len)) {
+        char adapters[1024];
+        applied_list(w, adapters, sizeof adapters);
         struct history_stats hs = {
             .n_tokens = n_gen, .tokens_per_s = w->st.gen_tps, .model = w->st.model, .end = end};
-        if (history_set_stats(w->hist, j->id, &hs, &err)) set_error(w, err.msg);
+        if (history_set_stats(w->hist, j->id, &hs, &err) ||
+            history_set_adapters(w->hist, j->id, adapters[0] ? adapters : NULL, &err))
+            set_error(w, err.msg);
         w->st.replies_done++;
     }
     pthread_mutex_unlock(w->lock);
@@ -389,7 +540,9 @@ static void *run(void *arg)
         }
         w->running = true;
         atomic_store(&w->stop, 0); /* a stop before this point dropped the job instead */
-        w->st.phase = j.kind == JOB_LOAD ? WORKER_LOADING : WORKER_PREFILL;
+        w->st.phase = j.kind == JOB_LOAD   ? WORKER_LOADING
+                      : j.kind == JOB_LORA ? WORKER_LOADING_LORA
+                                           : WORKER_PREFILL;
         w->st.progress = 0;
         if (j.kind == JOB_GENERATE) w->st.reply_id = j.id;
         w->run_epoch = j.epoch;
@@ -397,6 +550,8 @@ static void *run(void *arg)
         pthread_mutex_unlock(w->lock);
         if (j.kind == JOB_LOAD)
             run_load(w, j.path);
+        else if (j.kind == JOB_LORA)
+            run_lora_add(w, j.path, j.scale);
         else
             run_generate(w, &j);
         job_free(&j);
@@ -468,6 +623,25 @@ void worker_load(struct worker *w, const char *path)
     pthread_mutex_unlock(w->lock);
 }
 
+void worker_lora_add(struct worker *w, const char *path, float scale)
+{
+    struct job j = {.kind = JOB_LORA, .path = strdup(path), .scale = scale};
+    pthread_mutex_lock(w->lock);
+    if (!j.path || !push(w, &j)) {
+        set_error(w, "cannot queue the adapter: too many jobs waiting");
+        job_free(&j);
+    }
+    pthread_mutex_unlock(w->lock);
+}
+
+bool worker_lora_set(struct worker *w, uint32_t i, bool on, float scale)
+{
+    if (i >= w->st.n_lora) return false;
+    w->st.lora[i].on = on;
+    w->st.lora[i].scale = scale;
+    return true;
+}
+
 int worker_generate(struct worker *w, uint32_t reply_id, struct vkllm_error *err)
 {
     struct job j = {.kind = JOB_GENERATE, .id = reply_id, .epoch = w->epoch};
@@ -496,12 +670,12 @@ void worker_stop(struct worker *w)
 {
     pthread_mutex_lock(w->lock);
     atomic_store(&w->stop, 1);
-    /* queued replies go too; queued loads stay */
+    /* queued replies go too; queued loads (of models, of adapters) stay */
     struct job keep[MAX_JOBS];
     size_t n = 0;
     for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS) {
         struct job *j = &w->jobs[w->head];
-        if (j->kind == JOB_LOAD) {
+        if (j->kind != JOB_GENERATE) {
             keep[n++] = *j;
         } else {
             /* its reply never started: out of the conversation again (a

@@ -16,8 +16,16 @@
  *   new chat: lock; worker_forget(w); history_reset(h); unlock
  *   reopen:   lock; worker_forget(w); worker_set_history(w, loaded); unlock
  *   settings: lock; worker_configure(w, &params); unlock; worker_load(w, path)
+ *   LoRA:     worker_lora_add(w, path, scale)  queued; loaded for the model then
+ *             lock; worker_lora_set(w, i, on, scale); unlock   from the next reply
  *   worker_free(w)                             stops, joins, frees the engine
- */
+ *
+ * LoRA adapters belong to the model they were loaded for: loading another
+ * model frees them (a note says so) and the list empties. One switched off
+ * stays loaded, so switching it on again uploads nothing; the set and scales
+ * the UI chose are applied at the start of the next reply, and only when they
+ * differ from what the session applies (the engine then empties the KV
+ * cache, and that reply decodes the conversation again). */
 #ifndef VKLLM_CHAT_WORKER_H
 #define VKLLM_CHAT_WORKER_H
 
@@ -38,9 +46,27 @@ struct worker_params {
 
 enum worker_phase {
     WORKER_IDLE,
-    WORKER_LOADING,    /* progress: the fraction uploaded */
-    WORKER_PREFILL,    /* decoding the prompt */
-    WORKER_GENERATING, /* streaming into reply_id */
+    WORKER_LOADING,      /* progress: the fraction uploaded */
+    WORKER_LOADING_LORA, /* checking and uploading a LoRA adapter */
+    WORKER_PREFILL,      /* decoding the prompt */
+    WORKER_GENERATING,   /* streaming into reply_id */
+};
+
+/* The most LoRA adapters loaded at once. */
+#define WORKER_LORA_MAX 8
+
+/* A LoRA adapter of the loaded model, as the panel lists it. */
+struct worker_lora {
+    char name[128];              /* the file's name, printable */
+    char path[512];              /* printable */
+    bool on;                     /* the UI's choice: in the next reply's set */
+    float scale;                 /* the UI's choice */
+    bool on_now;                 /* what the session applies now */
+    float scale_now;             /* (a change shows as pending until a reply starts) */
+    float alpha;                 /* adapter.lora.alpha; 0: none */
+    uint32_t rank_min, rank_max; /* over its matrices */
+    uint32_t n_tensors;          /* the model's matrices it adapts */
+    uint64_t bytes;              /* device memory it holds */
 };
 
 /* What the UI shows; read under the shared mutex. */
@@ -78,6 +104,8 @@ struct worker_status {
     uint64_t error_seq;
     char note[512];
     uint64_t note_seq;
+    struct worker_lora lora[WORKER_LORA_MAX]; /* in the order they apply */
+    uint32_t n_lora;
 };
 
 struct worker;
@@ -92,6 +120,13 @@ uint32_t worker_free(struct worker *w);
 
 /* Queues loading PATH (copied). Not under the lock. */
 void worker_load(struct worker *w, const char *path);
+/* Queues loading the LoRA adapter at PATH (copied) for the model loaded by
+ * then, switched on at SCALE: checked against the model (an error names the
+ * first mismatch) and uploaded. Not under the lock. */
+void worker_lora_add(struct worker *w, const char *path, float scale);
+/* Adapter I of the status's list on or off and at SCALE, from the next reply
+ * on (lock held). False when there is no adapter I. */
+bool worker_lora_set(struct worker *w, uint32_t i, bool on, float scale);
 /* Queues generating reply REPLY_ID, an empty assistant message at the end of
  * the active path: the messages before it are copied now, as the prompt.
  * Call with the lock held. */
