@@ -4,7 +4,10 @@
  *
  *   pp N  N pseudo-random tokens (BOS first if the vocabulary adds it) decoded
  *         as one batch into an empty context;
- *   tg N  N single-token decodes from an empty context (BOS, then random ids).
+ *   tg N  N single-token decodes from an empty context (BOS, then random ids);
+ *         with -np P, P sequences at once, each step decoding a token of
+ *         every one (a session group, as serve's slots): "tg N xP", whose
+ *         t/s counts the tokens of all of them.
  *
  * With -d D (llama-bench's depth) each test starts with D random tokens
  * already in the context: decoded once before the timing, then kept (the
@@ -38,6 +41,8 @@ static const char bench_usage[] =
     "  -n, --n-gen N          tokens generated one at a time; 0 skips the test (default 128)\n"
     "  -r, --repetitions N    timed runs of each test, after one warm-up run (default 5)\n"
     "  -d, --n-depth N[,N..]  tokens already in the context when each test starts (default 0)\n"
+    "  -np, --parallel N      tg decodes N sequences at once, a token of each per step (default "
+    "1)\n"
     "  -o, --output md|json|csv  a markdown table, or llama-bench's JSON or CSV (default md)\n"
     "      --bandwidth        measure the device's copy bandwidth, and each decode's share of it\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
@@ -128,8 +133,11 @@ static int32_t random_token(uint64_t *state, int32_t n_vocab)
     return (int32_t)(z % (uint64_t)n_vocab);
 }
 
+#define BENCH_MAX_PARALLEL 64
+
 struct bench_test {
     int n_prompt, n_gen, n_depth;
+    int n_seq;         /* sequences decoded at once (tg; else 1) */
     int n_batch;       /* the session's: the prompt, else depth's steps (at most 512), else 1 */
     double read_bytes; /* device bytes a decode step reads, on average (tg only) */
     int n_samples;
@@ -162,27 +170,35 @@ static int restore_depth(vkllm_session *s, const vkllm_vocab *vocab, const struc
     return vkllm_session_decode(s, tokens, (uint32_t)test->n_depth, err);
 }
 
-/* One run of TEST (or a warm-up with N_GEN tokens) from its depth; its
- * wall-clock time, the depth's decode excluded, goes to *NS. */
-static int run_once(vkllm_session *s, const vkllm_vocab *vocab, const struct bench_test *test,
+/* One run of TEST (or a warm-up with N_GEN tokens) from its depth, in
+ * group G's sessions; its wall-clock time, the depth's decode excluded, goes
+ * to *NS. */
+static int run_once(vkllm_session_group *g, const vkllm_vocab *vocab, const struct bench_test *test,
                     int n_gen, int32_t *tokens, uint64_t *rng, uint64_t *ns,
                     struct vkllm_error *err)
 {
     const int32_t n_vocab = vkllm_vocab_n_tokens(vocab);
-    int rc = restore_depth(s, vocab, test, tokens, rng, err);
+    vkllm_session *s[BENCH_MAX_PARALLEL];
+    int32_t step[BENCH_MAX_PARALLEL];
+    int rc = VKLLM_OK;
+    for (int k = 0; k < test->n_seq && !rc; k++) {
+        s[k] = vkllm_session_group_member(g, (uint32_t)k);
+        rc = restore_depth(s[k], vocab, test, tokens, rng, err);
+        step[k] = first_token(vocab, rng);
+    }
     if (rc) return rc;
-    const int32_t first = first_token(vocab, rng);
     uint64_t t0 = now_ns();
     if (test->n_prompt > 0) {
-        tokens[0] = first;
+        tokens[0] = step[0];
         for (int i = 1; i < test->n_prompt; i++)
             tokens[i] = random_token(rng, n_vocab);
-        if ((rc = vkllm_session_decode(s, tokens, (uint32_t)test->n_prompt, err))) return rc;
+        if ((rc = vkllm_session_decode(s[0], tokens, (uint32_t)test->n_prompt, err))) return rc;
     } else {
-        int32_t tok = first;
         for (int i = 0; i < n_gen; i++) {
-            if ((rc = vkllm_session_decode(s, &tok, 1, err))) return rc;
-            tok = random_token(rng, n_vocab);
+            if ((rc = vkllm_session_group_decode(g, s, step, (uint32_t)test->n_seq, err)))
+                return rc;
+            for (int k = 0; k < test->n_seq; k++)
+                step[k] = random_token(rng, n_vocab);
         }
     }
     *ns = now_ns() - t0;
@@ -194,8 +210,9 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
                     int reps, struct vkllm_error *err)
 {
     const int n = test->n_depth + test->n_prompt + test->n_gen; /* llama-bench's n_ctx */
-    struct vkllm_session_params sp = {.n_ctx = (uint32_t)n, .n_batch = (uint32_t)test->n_batch};
-    vkllm_session *s = NULL;
+    struct vkllm_session_params sp = {
+        .n_ctx = (uint32_t)n, .n_batch = (uint32_t)test->n_batch, .n_seq = (uint32_t)test->n_seq};
+    vkllm_session_group *g = NULL;
     int32_t *tokens = malloc((size_t)n * sizeof *tokens);
     test->samples_ns = calloc((size_t)reps, sizeof *test->samples_ns);
     if (!tokens || !test->samples_ns) {
@@ -204,26 +221,28 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
         snprintf(err->msg, sizeof err->msg, "out of host memory");
         return VKLLM_E_NOMEM;
     }
-    int rc = vkllm_session_create(model, &sp, &s, err);
-    if (!rc) rc = cli_lora_apply(lora, s, err);
+    int rc = vkllm_session_group_create(model, &sp, &g, err);
+    /* the group's sessions share one adapter set */
+    if (!rc) rc = cli_lora_apply(lora, vkllm_session_group_member(g, 0), err);
     uint64_t rng = 1, ns;
     time_t now = time(NULL);
     strftime(test->time, sizeof test->time, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    if (!rc) rc = run_once(s, vkllm_model_vocab(model), test, 1, tokens, &rng, &ns, err);
+    if (!rc) rc = run_once(g, vkllm_model_vocab(model), test, 1, tokens, &rng, &ns, err);
     for (int r = 0; r < reps && !rc; r++) {
-        rc = run_once(s, vkllm_model_vocab(model), test, test->n_gen, tokens, &rng,
+        rc = run_once(g, vkllm_model_vocab(model), test, test->n_gen, tokens, &rng,
                       &test->samples_ns[r], err);
         if (!rc) test->n_samples++;
     }
-    vkllm_session_free(s);
+    vkllm_session_group_free(g);
     free(tokens);
     return rc;
 }
 
-/* The device bytes a decode step of T reads, on average over its steps: every
- * weight (of token_embd only the row it looks up, unless the output matrix
- * shares it), and the keys and values (half floats) of the positions it
- * attends to. A LoRA adapter's matrices are not counted. */
+/* The device bytes a decode step of T reads per token, on average over its
+ * steps: every weight (of token_embd only the row it looks up, unless the
+ * output matrix shares it) once for the step's n_seq tokens, and the keys and
+ * values (half floats) of the positions each token attends to. A LoRA
+ * adapter's matrices are not counted. */
 static double decode_read_bytes(const vkllm_model *m, const struct bench_test *t)
 {
     const struct vkllm_hparams *hp = vkllm_model_hparams(m);
@@ -239,7 +258,7 @@ static double decode_read_bytes(const vkllm_model *m, const struct bench_test *t
     const double ctx = t->n_depth + (t->n_gen + 1) / 2.0;
     const double window = hp->sliding_window && ctx > hp->sliding_window ? hp->sliding_window : ctx;
     const double per_position = 2.0 * hp->n_head_kv * hp->head_dim * 2; /* K and V */
-    return bytes +
+    return bytes / t->n_seq +
            per_position * ((hp->n_layer - hp->n_swa_layers) * ctx + hp->n_swa_layers * window);
 }
 
@@ -302,7 +321,7 @@ struct bench_stats {
 static void compute_stats(const struct bench_test *t, struct bench_stats *st)
 {
     double *ns = malloc((size_t)t->n_samples * 2 * sizeof *ns);
-    const int n_tokens = t->n_prompt + t->n_gen;
+    const int n_tokens = t->n_prompt + t->n_gen * t->n_seq;
     memset(st, 0, sizeof *st);
     if (!ns) return;
     double *ts = ns + t->n_samples;
@@ -358,7 +377,7 @@ struct bench_field {
  * formats (integers for sizes and ns, %f for t/s), then ours: "device", the
  * bytes a decode step reads and the GB/s it achieves, the copy bandwidth and
  * its share, and the time to first token. Returns how many. */
-#define BENCH_FIELDS 23
+#define BENCH_FIELDS 24
 static int bench_fields(const struct bench_model *bm, const char *device,
                         const struct bench_test *t, const struct bench_run *run,
                         struct bench_field *f)
@@ -395,6 +414,7 @@ static int bench_fields(const struct bench_model *bm, const char *device,
         achieved_gbps(t, &st) / (run->copy_gbps > 0 ? run->copy_gbps : 1.0));
     NUM("ttft_cold_ms", "%f", run->ttft_cold_ms);
     NUM("ttft_warm_ms", "%f", run->ttft_warm_ms);
+    NUM("n_parallel", "%d", t->n_seq);
 #undef STR
 #undef NUM
     return n;
@@ -488,6 +508,7 @@ static void print_md_row(const struct bench_model *bm, const struct bench_test *
     snprintf(v[3], sizeof v[3], "Vulkan");
     int len = snprintf(v[4], sizeof v[4], t->n_prompt > 0 ? "pp%d" : "tg%d",
                        t->n_prompt > 0 ? t->n_prompt : t->n_gen);
+    if (t->n_seq > 1) len += snprintf(v[4] + len, sizeof v[4] - len, " x%d", t->n_seq);
     if (t->n_depth > 0) snprintf(v[4] + len, sizeof v[4] - len, " @ d%d", t->n_depth);
     snprintf(v[5], sizeof v[5], "%.2f \u00b1 %.2f", st.avg_ts, st.stddev_ts);
     if (t->n_gen > 0) {
@@ -528,7 +549,7 @@ static bool parse_depths(const char *flag, const char *v, int *depths, int *n)
 int cmd_bench(int argc, char **argv)
 {
     const char *model_path = NULL, *device = NULL, *output = "md";
-    long long n_prompt = 512, n_gen = 128, reps = 5;
+    long long n_prompt = 512, n_gen = 128, reps = 5, n_par = 1;
     int depths[BENCH_MAX_DEPTHS] = {0}, n_depths = 1;
     bool validate = false, bandwidth = false;
     struct cli_lora lora = {0};
@@ -556,6 +577,8 @@ int cmd_bench(int argc, char **argv)
             output = v;
         } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
             if (!VALUE() || !parse_depths(a, v, depths, &n_depths)) return 1;
+        } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
+            if (!VALUE() || !cli_int(a, v, 1, BENCH_MAX_PARALLEL, &n_par)) return 1;
         } else if (!strcmp(a, "--bandwidth")) {
             bandwidth = true;
         } else if (!strcmp(a, "--device")) {
@@ -582,14 +605,19 @@ int cmd_bench(int argc, char **argv)
     int n_tests = 0;
     for (int d = 0; d < n_depths; d++) {
         if (n_prompt > 0)
-            tests[n_tests++] = (struct bench_test){
-                .n_prompt = (int)n_prompt, .n_depth = depths[d], .n_batch = (int)n_prompt};
-        if (n_gen > 0) /* the depth goes in steps of up to 512, as prompts do by default */
-            tests[n_tests++] = (struct bench_test){.n_gen = (int)n_gen,
+            tests[n_tests++] = (struct bench_test){.n_prompt = (int)n_prompt,
                                                    .n_depth = depths[d],
-                                                   .n_batch = depths[d] > 512 ? 512
-                                                              : depths[d] > 0 ? depths[d]
-                                                                              : 1};
+                                                   .n_seq = 1,
+                                                   .n_batch = (int)n_prompt};
+        /* the depth goes in steps of up to 512, as prompts do by default; a
+         * group's step takes a token of each sequence */
+        const int depth_batch = depths[d] > 512 ? 512 : depths[d] > 0 ? depths[d] : 1;
+        if (n_gen > 0)
+            tests[n_tests++] =
+                (struct bench_test){.n_gen = (int)n_gen,
+                                    .n_depth = depths[d],
+                                    .n_seq = (int)n_par,
+                                    .n_batch = depth_batch > n_par ? depth_batch : (int)n_par};
     }
     struct bench_run run = {0};
     int status = 1;
@@ -598,12 +626,13 @@ int cmd_bench(int argc, char **argv)
     /* the loader refuses, before any upload, a model that leaves no room for
      * the sessions run_test creates: this one is at least as large as each
      * (the longest context, the largest batch) */
-    struct vkllm_session_params largest = {.n_ctx = 1, .n_batch = 1};
+    struct vkllm_session_params largest = {.n_ctx = 1, .n_batch = 1, .n_seq = 1};
     for (int i = 0; i < n_tests; i++) {
         const uint32_t n = (uint32_t)(tests[i].n_depth + tests[i].n_prompt + tests[i].n_gen);
         if (n > largest.n_ctx) largest.n_ctx = n;
         if ((uint32_t)tests[i].n_batch > largest.n_batch)
             largest.n_batch = (uint32_t)tests[i].n_batch;
+        if ((uint32_t)tests[i].n_seq > largest.n_seq) largest.n_seq = (uint32_t)tests[i].n_seq;
     }
     struct vkllm_model_params mp = {.session = &largest};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;

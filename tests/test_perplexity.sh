@@ -234,5 +234,26 @@ EOF
         fail "bench -o csv: values not quoted as llama-bench's: $(cat "$scratch/bench.csv")"
 fi
 
+# -np: tg decodes 3 sequences at once (a session group), t/s counting all;
+# the weights are read once a step, so fewer bytes per token than one
+# sequence's at the same depth (depth.json above)
+expect_error "bench -np 0" "-np" "$vkllm" bench -np 0
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 8 -n 4 -r 1 -d 64 -np 3 -o json >"$scratch/np.json" 2>"$scratch/bench.stderr"; then
+    fail "bench -np 3 -o json failed: $(cat "$scratch/bench.stderr")"
+else
+    python3 - "$scratch/np.json" "$scratch/depth.json" <<'EOF' || fail "bench -np 3: $(cat "$scratch/np.json")"
+import json, sys
+pp, tg = json.load(open(sys.argv[1]))
+one = json.load(open(sys.argv[2]))[1]
+assert pp["n_parallel"] == 1 and tg["n_parallel"] == 3 and tg["n_gen"] == 4, (pp, tg)
+assert tg["avg_ts"] > 0 and tg["n_depth"] == 64, tg
+assert 0 < tg["read_bytes_per_token"] < one["read_bytes_per_token"], (tg, one)
+EOF
+fi
+checks=$((checks + 1))
+"$vkllm" bench -m "$model" -p 0 -n 4 -r 1 -np 2 -d 8 2>/dev/null | grep -Eq '^\| .* \| +tg4 x2 @ d8 \| +[0-9.]+ ± [0-9.]+ \| +[0-9.]+ \|$' ||
+    fail "bench -np 2 -o md: no tg4 x2 @ d8 row"
+
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]
