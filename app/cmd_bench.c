@@ -621,6 +621,7 @@ int cmd_bench(int argc, char **argv)
     }
     struct bench_run run = {0};
     int status = 1;
+    bool array_open = false; /* -o json's '[' is out */
 
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     /* the loader refuses, before any upload, a model that leaves no room for
@@ -661,7 +662,7 @@ int cmd_bench(int argc, char **argv)
 
     const int md_cols_shown = MD_LLAMA_COLS + (n_gen > 0) + (n_gen > 0 && bandwidth);
     if (json)
-        fputs("[\n", stdout);
+        array_open = fputs("[\n", stdout) >= 0;
     else if (!csv)
         print_md_header(md_cols_shown);
     for (int i = 0; i < n_tests; i++) {
@@ -687,6 +688,7 @@ int cmd_bench(int argc, char **argv)
     status = 0;
     goto done;
 fail:
+    if (array_open) fputs("\n]\n", stdout); /* what was printed stays JSON */
     cli_error("%s", err.msg);
 done:
     status = cli_validation_status(ctx, status);

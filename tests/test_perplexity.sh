@@ -255,5 +255,13 @@ checks=$((checks + 1))
 "$vkllm" bench -m "$model" -p 0 -n 4 -r 1 -np 2 -d 8 2>/dev/null | grep -Eq '^\| .* \| +tg4 x2 @ d8 \| +[0-9.]+ ± [0-9.]+ \| +[0-9.]+ \|$' ||
     fail "bench -np 2 -o md: no tg4 x2 @ d8 row"
 
+# a bench failing after its first test leaves JSON on stdout all the same
+checks=$((checks + 1))
+if VKLLM_FAULT=submit:60 "$vkllm" bench -m "$model" -p 8 -n 4 -r 2 -o json >"$scratch/cut.json" 2>"$scratch/bench.stderr"; then
+    fail "bench with a lost device exited 0"
+elif ! python3 -m json.tool "$scratch/cut.json" >/dev/null; then
+    fail "bench -o json failing midway: stdout is not JSON: $(cat "$scratch/cut.json")"
+fi
+
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]

@@ -231,7 +231,7 @@ ctype=text/plain expect 415 '"code":"unsupported_media_type"' "${auth[@]}" -d '{
     "$url/v1/completions"
 ctype="application/json; charset=utf-8" expect 200 '"finish_reason"' "${auth[@]}" \
     -d '{"prompt":"x","max_tokens":1}' "$url/v1/completions"
-# a body framed twice, or no Host in HTTP/1.1: 400 (request smuggling)
+# a body framed twice, no Host in HTTP/1.1, or two: 400 (request smuggling)
 checks=$((checks + 1))
 printf 'POST /tokenize HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{}' "$key" |
     raw | grep -q 'length is given more than once' || fail "two Content-Lengths were accepted"
@@ -241,6 +241,9 @@ printf 'POST /tokenize HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r
 checks=$((checks + 1))
 printf 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n' | raw | grep -q '^HTTP/1.1 400 ' ||
     fail "HTTP/1.1 without Host was accepted"
+checks=$((checks + 1))
+printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n' |
+    raw | grep -q 'the Host header is given more than once' || fail "two Host headers were accepted"
 # a request must be in within --request-timeout (2 s), however steadily it
 # trickles in (slowloris); a kept-alive connection may idle longer
 checks=$((checks + 1))

@@ -383,6 +383,7 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     int *n = cls;
     if (!strcasecmp(key, "Content-Length")) n[0]++;
     if (!strcasecmp(key, "Transfer-Encoding")) n[1]++;
+    if (!strcasecmp(key, "Host")) n[2]++;
     return MHD_YES;
 }
 
@@ -391,14 +392,21 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
  * page re-pointing its own name at 127.0.0.1 cannot read the answers), the
  * route and method (404, 405), the API key (401) and a POST's Content-Type
  * (415: a page may send text/plain across origins without asking first).
- * A body framed twice (two Content-Lengths, or one and chunked) is refused
- * (400) as RFC 9112 asks: a proxy in front may have read the other one.
+ * A body framed twice (two Content-Lengths, or one and chunked) and a second
+ * Host are refused (400) as RFC 9112 asks: a proxy in front may have read
+ * the other one.
  * Sets rq->route and returns true, or answers and returns false. */
 static bool admit(struct serve *sv, struct MHD_Connection *c, struct request *rq, const char *url,
                   const char *method, enum MHD_Result *res)
 {
     const bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     const bool post = !strcmp(method, "POST");
+    int framing[3] = {0, 0, 0}; /* Content-Length, Transfer-Encoding, Host */
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, framing);
+    if (framing[2] > 1) {
+        *res = fail(sv, c, rq, 400, NULL, "the Host header is given more than once");
+        return false;
+    }
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     if (sv->loopback && host && !local_host(host)) {
         *res = fail(sv, c, rq, 403, "forbidden_host",
@@ -406,8 +414,6 @@ static bool admit(struct serve *sv, struct MHD_Connection *c, struct request *rq
                     "localhost, 127.0.0.1 and [::1]");
         return false;
     }
-    int framing[2] = {0, 0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, framing);
     if (framing[0] + framing[1] > 1) {
         *res = fail(sv, c, rq, 400, NULL,
                     "the body's length is given more than once (Content-Length, "
