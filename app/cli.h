@@ -58,6 +58,10 @@ int cli_validation_status(const vkllm_context *ctx, int status);
 /* Warns on stderr, as llama.cpp does, when a context of N_CTX tokens is longer
  * than MODEL was trained for: text past that may degrade. */
 void cli_warn_context(const vkllm_model *model, uint32_t n_ctx);
+/* Prints S's profile (vkllm_session_profile) to stderr: the kernels, the
+ * weight matrices with the GB/s their matmuls read at and, when COPY_GBPS >
+ * 0, its share of that copy bandwidth, and the layers. */
+int cli_profile_print(const vkllm_session *s, double copy_gbps, struct vkllm_error *err);
 
 /* Prints what loading V worked around in its file (a special token id out of
  * range, an unknown pre-tokenizer), one "warning: ..." line each: every

@@ -45,6 +45,7 @@ static const char bench_usage[] =
     "1)\n"
     "  -o, --output md|json|csv  a markdown table, or llama-bench's JSON or CSV (default md)\n"
     "      --bandwidth        measure the device's copy bandwidth, and each decode's share of it\n"
+    "      --profile          after each test, its GPU time per kernel, weight matrix and layer\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n" CLI_LORA_USAGE;
 
@@ -205,9 +206,10 @@ static int run_once(vkllm_session_group *g, const vkllm_vocab *vocab, const stru
     return VKLLM_OK;
 }
 
-/* Warms up, then fills test->samples_ns. */
+/* Warms up, then fills test->samples_ns; with PROFILE (a context that
+ * profiles), prints where the GPU time went, held against COPY_GBPS. */
 static int run_test(vkllm_model *model, const struct cli_lora *lora, struct bench_test *test,
-                    int reps, struct vkllm_error *err)
+                    int reps, bool profile, double copy_gbps, struct vkllm_error *err)
 {
     const int n = test->n_depth + test->n_prompt + test->n_gen; /* llama-bench's n_ctx */
     struct vkllm_session_params sp = {
@@ -232,6 +234,11 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
         rc = run_once(g, vkllm_model_vocab(model), test, test->n_gen, tokens, &rng,
                       &test->samples_ns[r], err);
         if (!rc) test->n_samples++;
+    }
+    if (!rc && profile) {
+        fprintf(stderr, "profile: %s%d, a warm-up and %d run%s\n", test->n_prompt ? "pp" : "tg",
+                test->n_prompt ? test->n_prompt : test->n_gen, reps, reps == 1 ? "" : "s");
+        rc = cli_profile_print(vkllm_session_group_member(g, 0), copy_gbps, err);
     }
     vkllm_session_group_free(g);
     free(tokens);
@@ -551,7 +558,7 @@ int cmd_bench(int argc, char **argv)
     const char *model_path = NULL, *device = NULL, *output = "md";
     long long n_prompt = 512, n_gen = 128, reps = 5, n_par = 1;
     int depths[BENCH_MAX_DEPTHS] = {0}, n_depths = 1;
-    bool validate = false, bandwidth = false;
+    bool validate = false, bandwidth = false, profile = false;
     struct cli_lora lora = {0};
     int lr;
 
@@ -581,6 +588,8 @@ int cmd_bench(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 1, BENCH_MAX_PARALLEL, &n_par)) return 1;
         } else if (!strcmp(a, "--bandwidth")) {
             bandwidth = true;
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) return 1;
             device = v;
@@ -623,7 +632,9 @@ int cmd_bench(int argc, char **argv)
     int status = 1;
     bool array_open = false; /* -o json's '[' is out */
 
-    struct vkllm_context_params cp = {.device = device, .validation = validate};
+    const char *prof = getenv("VKLLM_PROFILE"); /* the context profiles then too */
+    profile = profile || (prof && *prof && strcmp(prof, "0"));
+    struct vkllm_context_params cp = {.device = device, .validation = validate, .profile = profile};
     /* the loader refuses, before any upload, a model that leaves no room for
      * the sessions run_test creates: this one is at least as large as each
      * (the longest context, the largest batch) */
@@ -668,7 +679,7 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < n_tests; i++) {
         struct bench_test *t = &tests[i];
         if (t->n_gen > 0) t->read_bytes = decode_read_bytes(model, t);
-        if (run_test(model, &lora, t, (int)reps, &err)) goto fail;
+        if (run_test(model, &lora, t, (int)reps, profile, run.copy_gbps, &err)) goto fail;
         if (json)
             print_json(&bm, dev_name, t, &run, i == 0);
         else if (csv)

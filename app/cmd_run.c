@@ -26,6 +26,8 @@ static const char run_usage[] =
     "      --stop TEXT        stop at TEXT (not printed); may be repeated\n"
     "      --ignore-eos       keep generating after end-of-generation tokens\n" CLI_LORA_USAGE
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
+    "      --profile          GPU time per kernel, weight matrix (GB/s against the device's\n"
+    "                         copy bandwidth) and layer, on stderr at the end\n"
     "      --validate         enable the Khronos validation layer\n";
 
 static void on_progress(float fraction, void *user)
@@ -38,7 +40,7 @@ int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = "", *device = NULL;
     long long n_predict = 128, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
-    bool ignore_eos = false, validate = false;
+    bool ignore_eos = false, validate = false, profile = false;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
     const char *stops[64];
     int n_stops = 0;
@@ -102,6 +104,8 @@ int cmd_run(int argc, char **argv)
             ignore_eos = true;
         } else if (!strcmp(a, "--validate")) {
             validate = true;
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
         } else if ((n = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
             if (n < 0) return 1;
         } else {
@@ -122,8 +126,13 @@ int cmd_run(int argc, char **argv)
     int status = 1;
 
     double t0 = cli_now_ms();
-    struct vkllm_context_params cp = {.device = device, .validation = validate};
-    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    struct vkllm_context_params cp = {.device = device, .validation = validate, .profile = profile};
+    const char *prof = getenv("VKLLM_PROFILE"); /* the context profiles then too */
+    profile = profile || (prof && *prof && strcmp(prof, "0"));
+    double copy_gbps = 0.0; /* the bandwidth the profile's matrices are held against */
+    if (vkllm_context_create(&cp, &ctx, &err) ||
+        (profile && vkllm_context_copy_bandwidth(ctx, &copy_gbps, &err)))
+        goto fail;
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
     /* with the session given, a context too big for the device is refused
@@ -222,6 +231,7 @@ int cmd_run(int argc, char **argv)
             "%lld decodes in %.1f ms (%.1f tok/s, GPU %.2f ms per token)\n",
             n_prompt, t_prompt, n_prompt / (t_prompt / 1e3), gpu_prompt, n_gen, n_decode, t_gen,
             n_decode ? n_decode / (t_gen / 1e3) : 0.0, n_decode ? gpu_gen / (double)n_decode : 0.0);
+    if (profile && cli_profile_print(session, copy_gbps, &err)) goto fail;
     status = 0;
     goto done;
 fail:

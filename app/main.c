@@ -187,6 +187,45 @@ int cli_validation_status(const vkllm_context *ctx, int status)
     return status;
 }
 
+int cli_profile_print(const vkllm_session *s, double copy_gbps, struct vkllm_error *err)
+{
+    struct vkllm_profile *p = malloc(sizeof *p);
+    if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    int rc = vkllm_session_profile(s, p, err);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    const double total = p->total_ms > 0 ? p->total_ms : 1.0;
+    fprintf(stderr, "profile: %.1f ms of GPU time in all", p->total_ms);
+    if (copy_gbps > 0) fprintf(stderr, "; the device copies at %.2f GB/s", copy_gbps);
+    fputc('\n', stderr);
+    fprintf(stderr, "profile: %-24s %10s %10s %6s\n", "kernel", "dispatches", "ms", "share");
+    for (uint32_t i = 0; i < p->n_kernels; i++)
+        fprintf(stderr, "profile: %-24s %10llu %10.2f %5.1f%%\n", p->kernels[i].name,
+                (unsigned long long)p->kernels[i].dispatches, p->kernels[i].ms,
+                100.0 * p->kernels[i].ms / total);
+    fprintf(stderr, "profile: %-24s %10s %10s %6s %8s %8s\n", "matrix", "dispatches", "ms", "share",
+            "GB/s", "of copy");
+    for (uint32_t i = 0; i < p->n_matrices; i++) {
+        const struct vkllm_profile_row *r = &p->matrices[i];
+        const double gbps = r->ms > 0 ? (double)r->bytes / r->ms / 1e6 : 0.0;
+        char rate[16] = "", share[16] = ""; /* only for matmuls, which read whole matrices */
+        if (r->bytes) snprintf(rate, sizeof rate, "%.2f", gbps);
+        if (copy_gbps > 0 && r->bytes)
+            snprintf(share, sizeof share, "%.1f%%", 100 * gbps / copy_gbps);
+        fprintf(stderr, "profile: %-24s %10llu %10.2f %5.1f%% %8s %8s\n", r->name,
+                (unsigned long long)r->dispatches, r->ms, 100.0 * r->ms / total, rate, share);
+    }
+    for (uint32_t l = 0; l < p->n_layers; l++)
+        fprintf(stderr, "profile: layer %-18u %10s %10.2f %5.1f%%\n", l, "", p->layer_ms[l],
+                100.0 * p->layer_ms[l] / total);
+    fprintf(stderr, "profile: %-24s %10s %10.2f %5.1f%%\n", "outside the layers", "", p->other_ms,
+            100.0 * p->other_ms / total);
+    free(p);
+    return VKLLM_OK;
+}
+
 void cli_warn_context(const vkllm_model *model, uint32_t n_ctx)
 {
     const uint32_t n_ctx_train = vkllm_model_hparams(model)->n_ctx_train;

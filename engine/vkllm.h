@@ -397,6 +397,9 @@ struct vkllm_context_params {
      * as a device without VK_EXT_memory_budget does (the heap's size, less
      * what vkllm holds). NULL: the best the device offers. */
     const char *force;
+    /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for
+     * vkllm_session_profile. Costs a timestamp per dispatch. */
+    bool profile;
 };
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
@@ -611,6 +614,33 @@ void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err);
 /* GPU time of the last decode, from timestamp queries (0 if unsupported). */
 double vkllm_session_last_gpu_ms(const vkllm_session *s);
+
+/* Where a session's GPU time went, over every decode since it was created,
+ * with the context's profile flag: per kernel (a shader variant, e.g.
+ * "matvec_q4_0"), per layer, and per weight matrix with the bytes its
+ * matmuls read (so GB/s = bytes / ms / 1e6). Each list is largest first. */
+#define VKLLM_PROFILE_MAX 64
+struct vkllm_profile_row {
+    const char *name; /* the kernel; or the matrix ("attn_q.weight", "lora" for
+                       * adapters' side paths); static */
+    uint64_t dispatches;
+    double ms;
+    uint64_t bytes; /* weights read (matrices; 0 for kernels) */
+};
+struct vkllm_profile {
+    double total_ms;
+    struct vkllm_profile_row kernels[VKLLM_PROFILE_MAX];
+    uint32_t n_kernels;
+    struct vkllm_profile_row matrices[VKLLM_PROFILE_MAX];
+    uint32_t n_matrices;
+    double layer_ms[VKLLM_PROFILE_MAX * 8]; /* per layer (at most that many) */
+    uint32_t n_layers;
+    double other_ms; /* outside the layers: embeddings, the output norm and matrix */
+};
+/* VKLLM_E_UNSUPPORTED when the context does not profile or the device has
+ * no timestamps (for S's group: a group's sessions share their graphs). */
+int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
+                          struct vkllm_error *err);
 /* Bytes of device memory the session holds: KV cache, activations, and its
  * host-visible step and logits buffers (a group's session: the group's). */
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s);

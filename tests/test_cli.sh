@@ -191,5 +191,39 @@ status=$?
             grep -q "^error: the GPU did not finish a recording of [0-9]* dispatches within 1e-09 s" "$scratch/stderr"; }
 } || fail "a weight upload that timed out: status $status: $(cat "$scratch/stderr")"
 
+# ---- 7. --profile: where the GPU time went, per kernel, weight matrix and
+# layer, each table adding up to the total; every matmul row has its GB/s
+checks=$((checks + 1))
+if ! "$vkllm" run -p Once -n 4 --temp 0 --profile >/dev/null 2>"$scratch/profile.txt"; then
+    fail "run --profile: $(cat "$scratch/profile.txt")"
+else
+    python3 - "$scratch/profile.txt" <<'EOF' || fail "run --profile: $(cat "$scratch/profile.txt")"
+import re, sys
+lines = [l[len("profile: "):] for l in open(sys.argv[1]) if l.startswith("profile: ")]
+m = re.match(r"([0-9.]+) ms of GPU time in all; the device copies at ([0-9.]+) GB/s$", lines[0])
+assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, lines[0]
+total = float(m.group(1))
+k = lines.index(next(l for l in lines if l.startswith("kernel ")))
+x = lines.index(next(l for l in lines if l.startswith("matrix ")))
+kernels = [l.split() for l in lines[k + 1:x]]
+matrices = [l.split() for l in lines[x + 1:] if not l.startswith(("layer", "outside"))]
+layers = [float(l.split()[2]) for l in lines if l.startswith("layer ")]
+other = float(next(l for l in lines if l.startswith("outside the layers")).split()[3])
+assert any(r[0].startswith("matvec_") for r in kernels), kernels
+assert abs(sum(float(r[2]) for r in kernels) - total) < 0.05 * total + 0.1, "kernels"
+assert len(layers) == 5, f"stories260K has 5 layers: {layers}"
+assert abs(sum(layers) + other - total) < 0.05 * total + 0.1, "layers"
+names = [r[0] for r in matrices]
+for w in ["attn_q.weight", "ffn_down.weight", "output.weight"]:
+    row = matrices[names.index(w)]
+    assert float(row[4]) > 0 and row[5].endswith("%"), row
+EOF
+fi
+checks=$((checks + 1))
+"$vkllm" bench -p 8 -n 2 -r 1 --profile >/dev/null 2>"$scratch/profile.txt" &&
+    [ "$(grep -c '^profile: [0-9.]* ms of GPU time in all$' "$scratch/profile.txt")" = 2 ] &&
+    grep -q '^profile: pp8, a warm-up and 1 run$' "$scratch/profile.txt" ||
+    fail "bench --profile: $(cat "$scratch/profile.txt")"
+
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]

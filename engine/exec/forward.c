@@ -126,8 +126,18 @@ int forward_record(const struct vkllm_model *m, const struct graph *gr,
         .xq_of = BUF_NONE,
     };
     int rc = gpu_graph_begin(g, err);
-    for (uint32_t i = 0; !rc && i < gr->n_nodes; i++)
-        rc = node(&r, &gr->nodes[i], err);
+    for (uint32_t i = 0; !rc && i < gr->n_nodes; i++) {
+        const struct graph_node *n = &gr->nodes[i];
+        /* for a profile: the layer, and the matrix a matmul reads */
+        const bool in_layer = i >= gr->layers_begin && i < gr->layers_end;
+        const bool side_path = n->op == NODE_LORA_A || n->op == NODE_LORA_B;
+        gpu_graph_tag(g, in_layer ? (int32_t)n->layer : -1,
+                      side_path              ? FORWARD_ROLE_LORA
+                      : n->op == NODE_MATMUL ? n->w
+                      : n->op == NODE_EMBED  ? n->w
+                                             : T_NONE);
+        rc = node(&r, n, err);
+    }
     if (rc) return rc;
     gpu_graph_barrier(g);
     /* the rows this graph computes, not all the read-back buffer holds */

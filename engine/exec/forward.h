@@ -21,6 +21,10 @@ struct forward_state {
     uint32_t n_ctx;
 };
 
+/* The role a profile gives adapters' side paths (the others: the weight's
+ * enum tensor_role, or T_NONE). */
+#define FORWARD_ROLE_LORA 0xfe
+
 /* Records graph GR for up to BATCH tokens into G, ending with the logits
  * copied to READBACK. Barriers are placed where a dispatch reads or
  * overwrites what an earlier one since the last barrier touched. AD are the

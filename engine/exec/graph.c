@@ -269,8 +269,10 @@ int graph_build_with(const struct arch_model *am, bool logits_all, const struct 
         eltwise(&b, ELT_SCALE, BUF_X, BUF_NONE, T_NONE, E, sqrtf((float)E), false);
     if (has(&b, T_TOK_NORM)) norm(&b, BUF_X, BUF_X, T_TOK_NORM, T_TOK_NORM_B, E, 1);
 
+    g->layers_begin = g->n_nodes;
     for (b.layer = 0; b.layer < hp->n_layer; b.layer++)
         layer(&b);
+    g->layers_end = g->n_nodes;
     b.layer = 0;
 
     const bool last = !logits_all;

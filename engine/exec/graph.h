@@ -65,6 +65,7 @@ struct graph {
     uint32_t width[BUF_COUNT]; /* floats per token of each buffer; 0: unused */
     uint32_t lora_out_last;    /* floats of BUF_LORA_OUT's row 0 for last-token-only side paths */
     bool logits_all;           /* BUF_LOGITS has a row per token, else the last token's only */
+    uint32_t layers_begin, layers_end; /* the nodes of the layers (the rest: embedding, output) */
 };
 
 /* Describes AM's forward pass; LOGITS_ALL keeps every token's logits, else

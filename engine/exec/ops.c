@@ -166,6 +166,7 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
         struct push_matvec pc = matvec_push(e, w, part, false);
         pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
                                 bufs, i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
     }
@@ -203,6 +204,7 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = matvec_push(e, w, part, last_only);
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg), &pc, bufs,
                                 i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
     }

@@ -5,6 +5,7 @@
  * apply. A session is one sequence of a group: its position and its logits.
  * vkllm_session_create makes a group of one. */
 #include "budget.h"
+#include "context.h"
 #include "forward.h"
 #include "kernels.h"
 #include "rope.h"
@@ -432,6 +433,64 @@ uint64_t vkllm_session_memory_bytes(const vkllm_session *s)
 {
     const struct vkllm_session_group *g = s->g;
     return g->device.allocated + g->host.allocated + g->readback.allocated;
+}
+
+/* ROW's entry named NAME in LIST (N of them), added if new; NULL when full. */
+static struct vkllm_profile_row *profile_row(struct vkllm_profile_row *list, uint32_t *n,
+                                             const char *name)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if (list[i].name == name) return &list[i];
+    if (*n == VKLLM_PROFILE_MAX) return NULL;
+    list[*n] = (struct vkllm_profile_row){.name = name};
+    return &list[(*n)++];
+}
+
+static int by_ms(const void *a, const void *b)
+{
+    const double x = ((const struct vkllm_profile_row *)a)->ms;
+    const double y = ((const struct vkllm_profile_row *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
+                          struct vkllm_error *err)
+{
+    const struct vkllm_session_group *g = s->g;
+    memset(out, 0, sizeof *out);
+    if (!g->one.profile_queries)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "no profile: the context was created without profiling, or %s has no "
+                          "timestamps",
+                          g->m->ctx->dev.info.name);
+    const struct gpu_graph *graphs[] = {&g->one, &g->batch, &g->multi};
+    for (size_t k = 0; k < sizeof graphs / sizeof *graphs; k++) {
+        for (uint32_t i = 0; i < graphs[k]->n_profile_sums; i++) {
+            const struct gpu_profile_sum *p = &graphs[k]->profile_sums[i];
+            if (!p->dispatches) continue; /* recorded, never run */
+            out->total_ms += p->ms;
+            struct vkllm_profile_row *r =
+                profile_row(out->kernels, &out->n_kernels, shader_registry[p->shader].name);
+            if (r) r->dispatches += p->dispatches, r->ms += p->ms;
+            if (p->role != T_NONE) {
+                const char *name = p->role == FORWARD_ROLE_LORA
+                                       ? "lora"
+                                       : arch_role_name((enum tensor_role)p->role);
+                r = profile_row(out->matrices, &out->n_matrices, name);
+                if (r) r->dispatches += p->dispatches, r->ms += p->ms, r->bytes += p->bytes;
+            }
+            if (p->layer >= 0 &&
+                p->layer < (int32_t)(sizeof out->layer_ms / sizeof *out->layer_ms)) {
+                out->layer_ms[p->layer] += p->ms;
+                if ((uint32_t)p->layer >= out->n_layers) out->n_layers = (uint32_t)p->layer + 1;
+            } else {
+                out->other_ms += p->ms;
+            }
+        }
+    }
+    qsort(out->kernels, out->n_kernels, sizeof *out->kernels, by_ms);
+    qsort(out->matrices, out->n_matrices, sizeof *out->matrices, by_ms);
+    return VKLLM_OK;
 }
 
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err)

@@ -105,6 +105,8 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
         vkllm_context_destroy(ctx);
         return rc;
     }
+    const char *prof = getenv("VKLLM_PROFILE");
+    ctx->dev.profile = (params && params->profile) || (prof && *prof && strcmp(prof, "0"));
     /* 64 threads: two warps, one AMD wave, eight lavapipe subgroups; within
      * every device's guaranteed minimum of 128 invocations */
     ctx->wg_size = 64;

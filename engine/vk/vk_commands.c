@@ -12,13 +12,10 @@
 
 static int profile_create(struct gpu_graph *g, struct vkllm_error *err)
 {
-    const char *env = getenv("VKLLM_PROFILE");
-    if (!env || !*env || !strcmp(env, "0") || !g->dev->timestamp_bits) return VKLLM_OK;
-    g->profile_shader = malloc(PROFILE_MAX * sizeof *g->profile_shader);
-    g->profile_ms = calloc(SHADER_COUNT, sizeof *g->profile_ms);
-    g->profile_calls = calloc(SHADER_COUNT, sizeof *g->profile_calls);
-    if (!g->profile_shader || !g->profile_ms || !g->profile_calls)
-        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    g->tag_layer = -1;
+    if (!g->dev->profile || !g->dev->timestamp_bits) return VKLLM_OK;
+    g->profile_rec = malloc(PROFILE_MAX * sizeof *g->profile_rec);
+    if (!g->profile_rec) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     VkQueryPoolCreateInfo qci = {
         .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
         .queryType = VK_QUERY_TYPE_TIMESTAMP,
@@ -28,7 +25,31 @@ static int profile_create(struct gpu_graph *g, struct vkllm_error *err)
                         vkCreateQueryPool(g->dev->device, &qci, NULL, &g->profile_queries));
 }
 
-/* Adds the last run's dispatch times to the per-kernel sums. */
+/* The index of the sum for a dispatch of SHADER with the current tag. */
+static int profile_sum_of(struct gpu_graph *g, uint32_t shader, uint32_t *out,
+                          struct vkllm_error *err)
+{
+    for (uint32_t i = 0; i < g->n_profile_sums; i++) {
+        const struct gpu_profile_sum *p = &g->profile_sums[i];
+        if (p->shader == shader && p->layer == g->tag_layer && p->role == g->tag_role) {
+            *out = i;
+            return VKLLM_OK;
+        }
+    }
+    if (g->n_profile_sums == g->cap_profile_sums) {
+        const uint32_t cap = g->cap_profile_sums ? 2 * g->cap_profile_sums : 64;
+        struct gpu_profile_sum *p = realloc(g->profile_sums, cap * sizeof *p);
+        if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        g->profile_sums = p;
+        g->cap_profile_sums = cap;
+    }
+    g->profile_sums[g->n_profile_sums] =
+        (struct gpu_profile_sum){.shader = shader, .layer = g->tag_layer, .role = g->tag_role};
+    *out = g->n_profile_sums++;
+    return VKLLM_OK;
+}
+
+/* Adds the last run's dispatch times to their sums. */
 static void profile_collect(struct gpu_graph *g)
 {
     uint32_t n = g->n_dispatches < PROFILE_MAX ? g->n_dispatches : PROFILE_MAX;
@@ -45,33 +66,24 @@ static void profile_collect(struct gpu_graph *g)
         g->dev->timestamp_bits >= 64 ? ~0ull : (1ull << g->dev->timestamp_bits) - 1;
     uint64_t prev = start;
     for (uint32_t i = 0; i < n; i++) {
-        g->profile_ms[g->profile_shader[i]] +=
-            (double)((ts[i] - prev) & mask) * g->dev->info.timestamp_period_ns * 1e-6;
-        g->profile_calls[g->profile_shader[i]]++;
+        struct gpu_profile_sum *p = &g->profile_sums[g->profile_rec[i].sum];
+        p->ms += (double)((ts[i] - prev) & mask) * g->dev->info.timestamp_period_ns * 1e-6;
+        p->dispatches++;
+        p->bytes += g->profile_rec[i].bytes;
         prev = ts[i];
     }
     free(ts);
 }
 
-static void profile_print(const struct gpu_graph *g)
+void gpu_graph_tag(struct gpu_graph *g, int32_t layer, uint32_t role)
 {
-    double total = 0.0;
-    for (uint32_t s = 0; s < SHADER_COUNT; s++)
-        total += g->profile_ms[s];
-    if (total <= 0.0) return;
-    fprintf(stderr, "profile: %-16s %10s %12s %6s\n", "kernel", "dispatches", "ms", "share");
-    for (;;) { /* largest first; few kernels, so a selection is enough */
-        uint32_t best = SHADER_COUNT;
-        for (uint32_t s = 0; s < SHADER_COUNT; s++)
-            if (g->profile_calls[s] &&
-                (best == SHADER_COUNT || g->profile_ms[s] > g->profile_ms[best]))
-                best = s;
-        if (best == SHADER_COUNT) break;
-        fprintf(stderr, "profile: %-16s %10llu %12.2f %5.1f%%\n", shader_registry[best].name,
-                (unsigned long long)g->profile_calls[best], g->profile_ms[best],
-                100.0 * g->profile_ms[best] / total);
-        g->profile_calls[best] = 0;
-    }
+    g->tag_layer = layer;
+    g->tag_role = role;
+}
+
+void gpu_graph_tag_bytes(struct gpu_graph *g, uint64_t bytes)
+{
+    g->tag_bytes = bytes;
 }
 
 int gpu_graph_create(struct gpu_graph *g, struct vk_device *dev, struct vkllm_error *err)
@@ -133,13 +145,9 @@ void gpu_graph_destroy(struct gpu_graph *g)
      * hung, and then nothing of it is destroyed) */
     const bool idle = !g->pending || vk_fence_settle(g->dev, g->fence);
     free_descriptor_pools(g);
-    if (g->profile_queries) {
-        profile_print(g);
-        if (idle) vkDestroyQueryPool(dev, g->profile_queries, NULL);
-    }
-    free(g->profile_shader);
-    free(g->profile_ms);
-    free(g->profile_calls);
+    if (g->profile_queries && idle) vkDestroyQueryPool(dev, g->profile_queries, NULL);
+    free(g->profile_rec);
+    free(g->profile_sums);
     if (!idle) {
         memset(g, 0, sizeof *g);
         return;
@@ -270,12 +278,16 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
     if (gy > info->max_workgroup_count[1])
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED, "%s: %u workgroups is too many for %s",
                           shader_registry[pipe->shader].name, n_groups, info->name);
-    vkCmdDispatch(g->cmd, gx, gy, 1);
     if (g->profile_queries && g->n_dispatches < PROFILE_MAX) {
-        g->profile_shader[g->n_dispatches] = pipe->shader;
+        struct gpu_profile_rec *r = &g->profile_rec[g->n_dispatches];
+        if ((rc = profile_sum_of(g, pipe->shader, &r->sum, err))) return rc;
+        r->bytes = g->tag_bytes;
+    }
+    g->tag_bytes = 0;
+    vkCmdDispatch(g->cmd, gx, gy, 1);
+    if (g->profile_queries && g->n_dispatches < PROFILE_MAX)
         vkCmdWriteTimestamp(g->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->profile_queries,
                             g->n_dispatches);
-    }
     g->n_dispatches++;
 
     if (sync == GPU_BARRIER) gpu_graph_barrier(g);

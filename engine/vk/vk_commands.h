@@ -1,12 +1,29 @@
 /* vk_commands.h: a recorded command buffer ("graph") of compute dispatches,
  * replayed by submitting it again; its descriptor sets live as long as it does.
- * Timestamps bracket each replay; with VKLLM_PROFILE set, each dispatch.
- * Internal to the engine. */
+ * Timestamps bracket each replay; on a profiling device (vk_device.profile),
+ * each dispatch too. Internal to the engine. */
 #ifndef VKLLM_VK_COMMANDS_H
 #define VKLLM_VK_COMMANDS_H
 
 #include "vk_memory.h"
 #include "vk_pipeline.h"
+
+/* A profiled graph's time summed over its dispatches of one kernel with one
+ * tag (gpu_graph_tag), over every replay of every recording. */
+struct gpu_profile_sum {
+    uint32_t shader;
+    int32_t layer; /* the tag's */
+    uint32_t role; /* the tag's */
+    uint64_t dispatches;
+    uint64_t bytes; /* the tagged weight bytes those dispatches read */
+    double ms;
+};
+
+/* A profiled graph's recorded dispatch. */
+struct gpu_profile_rec {
+    uint32_t sum;   /* index in profile_sums */
+    uint64_t bytes; /* the weight bytes it reads */
+};
 
 struct gpu_graph {
     struct vk_device *dev;
@@ -19,12 +36,14 @@ struct gpu_graph {
     uint32_t sets_left; /* in the newest descriptor pool */
     uint32_t n_dispatches;
     bool pending; /* submitted, and not known to be done (a wait failed) */
-    /* VKLLM_PROFILE: a timestamp after each dispatch, summed per kernel over
-     * every run and printed to stderr when the graph is destroyed */
+    /* profiling: a timestamp after each dispatch, its time added to its sum */
     VkQueryPool profile_queries;
-    uint32_t *profile_shader; /* the kernel of each recorded dispatch */
-    double *profile_ms;       /* per kernel (SHADER_COUNT) */
-    uint64_t *profile_calls;
+    struct gpu_profile_rec *profile_rec; /* per recorded dispatch */
+    struct gpu_profile_sum *profile_sums;
+    uint32_t n_profile_sums, cap_profile_sums;
+    int32_t tag_layer; /* of the dispatches recorded next */
+    uint32_t tag_role;
+    uint64_t tag_bytes; /* of the next dispatch only */
 };
 
 /* Whether a dispatch's results are read by the next one. */
@@ -44,6 +63,10 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err);
 int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
                        const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
                        struct vkllm_error *err);
+/* Profiling: the dispatches recorded from now on are of LAYER (-1: none) and
+ * ROLE (the caller's meaning), and the next one reads BYTES of weights. */
+void gpu_graph_tag(struct gpu_graph *g, int32_t layer, uint32_t role);
+void gpu_graph_tag_bytes(struct gpu_graph *g, uint64_t bytes);
 /* Records a barrier: what was dispatched before is done, and its writes
  * visible, before what is dispatched (or copied) after starts. */
 void gpu_graph_barrier(struct gpu_graph *g);

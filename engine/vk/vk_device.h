@@ -16,6 +16,7 @@ struct vk_device {
     VkQueue queue;
     uint32_t queue_family;
     uint32_t timestamp_bits; /* timestampValidBits of the queue family; 0: none */
+    bool profile;            /* time each dispatch (vk_commands.h) */
     VkPhysicalDeviceMemoryProperties mem;
     /* faults (vk_fault.c): after a loss every call fails with lost_msg; when
      * work may still run (a wait timed out), what it uses is leaked, not freed */
