@@ -130,9 +130,9 @@ int cmd_run(int argc, char **argv)
     const char *prof = getenv("VKLLM_PROFILE"); /* the context profiles then too */
     profile = profile || (prof && *prof && strcmp(prof, "0"));
     double copy_gbps = 0.0; /* the bandwidth the profile's matrices are held against */
-    if (vkllm_context_create(&cp, &ctx, &err) ||
-        (profile && vkllm_context_copy_bandwidth(ctx, &copy_gbps, &err)))
-        goto fail;
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    if (profile && vkllm_context_copy_bandwidth(ctx, &copy_gbps, &err)) /* the profile goes on */
+        fprintf(stderr, "vkllm: note: %s\n", cli_shown(err.msg));
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
     /* with the session given, a context too big for the device is refused

@@ -450,7 +450,8 @@ void vkllm_context_memory(const vkllm_context *ctx, struct vkllm_memory_budget *
  * the device's limits or an eighth of its free memory say so), timed with GPU
  * timestamps where the queue has them, else the wall clock. Decode reads every
  * weight once per token, so this is its ceiling. Takes a second or so; holds
- * twice the copy's size of device memory meanwhile. */
+ * twice the copy's size of device memory meanwhile. VKLLM_E_DEVICE_MEMORY
+ * below 64 MiB a buffer (a smaller copy would measure the caches). */
 int vkllm_context_copy_bandwidth(vkllm_context *ctx, double *gbps, struct vkllm_error *err);
 
 /* ============================== Model ============================== */
