@@ -225,5 +225,24 @@ checks=$((checks + 1))
     grep -q '^profile: pp8, a warm-up and 1 run$' "$scratch/profile.txt" ||
     fail "bench --profile: $(cat "$scratch/profile.txt")"
 
+# ---- 8. the cache directory's file system is full: Mesa's shader cache maps
+# a file there and faulted with SIGBUS (lavapipe); it is turned off, with a
+# note. Needs a small full tmpfs: in a user and mount namespace (unshare -rm)
+# where the system allows one, else skipped.
+full=$scratch/full
+mkdir -p "$full"
+if unshare -rm true 2>/dev/null; then
+    checks=$((checks + 1))
+    unshare -rm sh -c 'mount -t tmpfs -o size=600k tmpfs "$1" &&
+        dd if=/dev/zero of="$1/pad" bs=4k count=200 2>/dev/null
+        XDG_CACHE_HOME="$1" MESA_SHADER_CACHE_DIR= "$2" run -p Once -n 2 --temp 0 >/dev/null 2>"$3"' \
+        sh "$full" "$vkllm" "$scratch/full.txt"
+    status=$?
+    [ $status = 0 ] && grep -q "^note: .*/mesa_shader_cache: only 0.0 MiB free there: the driver's shader cache is off for this run" "$scratch/full.txt" ||
+        fail "a full cache disk: status $status: $(cat "$scratch/full.txt")"
+else
+    echo "skipped: a full cache disk (unshare -rm is not allowed here)" >&2
+fi
+
 echo "$checks checks, $failures failures" >&2
 [ $failures = 0 ]

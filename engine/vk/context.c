@@ -6,6 +6,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+
+/* Free bytes on the file system holding PATH (or its nearest existing
+ * ancestor); -1 when none can be asked. */
+static long long free_space(const char *path)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return -1;
+    for (;;) {
+        struct statvfs sv;
+        if (!statvfs(p, &sv)) return (long long)sv.f_bavail * (long long)sv.f_frsize;
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p) return -1;
+        *slash = 0;
+    }
+}
+
+/* Mesa's drivers keep a shader cache on disk ($MESA_SHADER_CACHE_DIR, else
+ * $XDG_CACHE_HOME/mesa_shader_cache, else ~/.cache/mesa_shader_cache) in a
+ * file they map: on a full file system a page of it faults with SIGBUS
+ * (lavapipe, Mesa 22) and the program dies mid-run with no word. With less
+ * than 32 MiB free there, the cache is turned off for this process, before
+ * any driver reads the variable, and NOTE says so (else stays ""). */
+static void guard_shader_cache(char *note, size_t cap)
+{
+    const char *off = getenv("MESA_SHADER_CACHE_DISABLE");
+    if (off && *off) return; /* the user decided */
+    const char *dir = getenv("MESA_SHADER_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    char path[4096];
+    if (dir && dir[0] == '/')
+        snprintf(path, sizeof path, "%s", dir);
+    else if (xdg && xdg[0] == '/')
+        snprintf(path, sizeof path, "%s/mesa_shader_cache", xdg);
+    else if (home && home[0] == '/')
+        snprintf(path, sizeof path, "%s/.cache/mesa_shader_cache", home);
+    else
+        return;
+    const long long left = free_space(path);
+    if (left < 0 || left >= (32ll << 20)) return;
+    setenv("MESA_SHADER_CACHE_DISABLE", "true", 1);
+    char shown[1024];
+    vkllm_printable(shown, sizeof shown, path, strlen(path));
+    snprintf(note, cap,
+             "%s: only %.1f MiB free there: the driver's shader cache is off for this run (shaders "
+             "are compiled anew)",
+             shown, left / 1048576.0);
+}
 
 /* True if the comma-separated LIST names the N characters at WORD. */
 static bool listed(const char *list, const char *word, size_t n)
@@ -94,6 +142,7 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     if (rc) return rc;
     struct vkllm_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    guard_shader_cache(ctx->disk_note, sizeof ctx->disk_note);
     const char *env = getenv("VKLLM_VALIDATE");
     bool validation = (params && params->validation) || (env && *env && strcmp(env, "0"));
     /* no-memory-budget: the heap's size and vkllm's own count, as on a device
@@ -133,14 +182,26 @@ const char *vkllm_context_paths(const vkllm_context *ctx)
     return ctx->paths;
 }
 
+/* The context's notes, in order; NULL past them. */
+static const char *note_at(const vkllm_context *ctx, size_t i)
+{
+    const char *notes[] = {ctx->disk_note, ctx->pipes.note};
+    for (size_t k = 0; k < sizeof notes / sizeof *notes; k++)
+        if (notes[k][0] && i-- == 0) return notes[k];
+    return NULL;
+}
+
 size_t vkllm_context_note_count(const vkllm_context *ctx)
 {
-    return ctx->pipes.note[0] ? 1 : 0;
+    size_t n = 0;
+    while (note_at(ctx, n))
+        n++;
+    return n;
 }
 
 const char *vkllm_context_note(const vkllm_context *ctx, size_t i)
 {
-    return i < vkllm_context_note_count(ctx) ? ctx->pipes.note : NULL;
+    return note_at(ctx, i);
 }
 
 uint32_t vkllm_context_validation_errors(const vkllm_context *ctx)

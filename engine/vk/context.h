@@ -21,6 +21,7 @@ struct vkllm_context {
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
     char paths[384];              /* the choices above, in words */
+    char disk_note[1200];         /* a note of guard_shader_cache's, or "" */
 };
 
 #endif
