@@ -70,8 +70,10 @@ check() {
     esac
     status=$?
     local errors n_errors
-    # perplexity's running figures ("[1]7.1234,[2]...") are progress too
-    errors=$(grep -av -e '^vkllm: ' -e '^warning: ' -e '^note: ' -e '^\[[0-9][0-9]*\]' "$err")
+    # perplexity's running figures ("[1]7.1234,[2]...") and --profile's
+    # tables are progress too
+    errors=$(grep -av -e '^vkllm: ' -e '^warning: ' -e '^note: ' -e '^profile: ' \
+        -e '^\[[0-9][0-9]*\]' "$err")
     n_errors=$(printf '%s' "$errors" | grep -c '')
     if [ $status = 124 ] || [ $status = 137 ]; then
         problem="did not finish in ${limit}s"
