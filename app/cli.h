@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Prints "error: MSG" to stderr, MSG made printable (vkllm_printable): a path
  * or file text cannot act on the terminal. Returns 1 (the exit status for
@@ -77,6 +78,15 @@ bool cli_utf8(const char *s);
 
 /* Milliseconds from a monotonic clock. */
 double cli_now_ms(void);
+
+/* How many names (hard links) the file PATH has, 1 if none or not a regular
+ * file: an atomic write (quantize, export-lora, chat's /save) gives PATH a new
+ * file, and the other names keep the old one, which the user may not expect. */
+static inline uintmax_t cli_names_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uintmax_t)st.st_nlink : 1;
+}
 
 /* LoRA adapters as llama.cpp's tools take them: --lora FILE (scale 1) and
  * --lora-scaled FILE SCALE, both repeatable, applied in the order given. */

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,6 +217,22 @@ struct chat_state {
     int turn;
 };
 
+static int lora_n_on(const struct chat_lora *cl);
+
+/* NaN or inf logits while adapters are on come from an adapter's values or
+ * scale (the engine's message names them), which /lora off or /lora scale
+ * mends: the turn goes, with the user's message, and the conversation stays.
+ * False for any other error. */
+static bool adapter_numeric(struct chat_state *cs, const struct vkllm_error *err, bool in_reply)
+{
+    if (err->code != VKLLM_E_NUMERIC || !lora_n_on(&cs->lora)) return false;
+    if (in_reply) fputc('\n', stdout); /* what was printed of the reply is dropped */
+    cli_error("%s (the message is left out: /lora off N or /lora scale N S mends it)", err->msg);
+    vkllm_chat_pop(cs->chat);
+    cs->turn--;
+    return true;
+}
+
 /* One reply: prefill, then sample and stream until the reply ends. Returns
  * false after a fatal error (message printed) or when stdout failed (main
  * reports it). */
@@ -227,6 +242,7 @@ static bool reply(struct chat_state *cs)
     struct vkllm_chat_turn info;
     cs->turn++;
     if (vkllm_chat_prefill(cs->chat, &info, &err)) {
+        if (adapter_numeric(cs, &err, false)) return true;
         if (atomic_load(&interrupted)) /* stopped in the template's render */
             fprintf(stderr, "vkllm: interrupted (the message is left out)\n");
         else if (err.code == VKLLM_E_CONTEXT_FULL)
@@ -281,6 +297,7 @@ static bool reply(struct chat_state *cs)
             break;
         }
         if (rc) {
+            if (adapter_numeric(cs, &err, true)) return cli_flush();
             cli_error("%s", err.msg);
             return false;
         }
@@ -516,8 +533,7 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
     } else if (IS("/save")) {
         /* the file replaced keeps its other names (hard links): they hold the
          * old conversation, which the user may not expect */
-        struct stat st;
-        const nlink_t names = stat(arg, &st) == 0 && S_ISREG(st.st_mode) ? st.st_nlink : 1;
+        const uintmax_t names = cli_names_of(arg);
         if (vkllm_chat_save(cs->chat, arg, &err)) {
             cli_error("%s", err.msg);
         } else {
@@ -527,7 +543,7 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
                 fprintf(stderr,
                         "vkllm: note: %s had %ju names (hard links); the others keep the old "
                         "file\n",
-                        shown, (uintmax_t)names);
+                        shown, names);
         }
     } else if (IS("/load")) {
         if (vkllm_chat_load(cs->chat, arg, &err))

@@ -100,17 +100,25 @@ int cmd_export_lora(int argc, char **argv)
     for (size_t i = 0; i < N_STOP_SIGNALS; i++) /* an ignored one stays ignored (nohup) */
         if (sigaction(stop_signals[i], NULL, &old[i]) == 0 && old[i].sa_handler != SIG_IGN)
             sigaction(stop_signals[i], &sa, NULL);
+    const uintmax_t names = cli_names_of(out);
     struct vkllm_error err = {0};
     const int rc = vkllm_export_lora(base, out, &params, &err);
     if (bar.tty) fputc('\n', stderr);
     for (size_t i = 0; i < N_STOP_SIGNALS; i++)
         sigaction(stop_signals[i], &old[i], NULL);
+    /* a signal during the file's last write and rename does not stop it:
+     * the file is whole, and the user is told so before the signal ends us */
+    if (!rc) {
+        fprintf(stderr, "merged %d adapter%s into %s in %.1f s\n", lora.n, lora.n == 1 ? "" : "s",
+                cli_shown(out), (cli_now_ms() - bar.t0) / 1000.0);
+        if (names > 1)
+            fprintf(stderr,
+                    "vkllm: note: %s had %ju names (hard links); the others keep the old file\n",
+                    cli_shown(out), names);
+    }
     if (interrupted) {
         fflush(stderr);
         raise(interrupted);
     }
-    if (rc) return cli_error("%s", err.msg);
-    fprintf(stderr, "merged %d adapter%s into %s in %.1f s\n", lora.n, lora.n == 1 ? "" : "s",
-            cli_shown(out), (cli_now_ms() - bar.t0) / 1000.0);
-    return 0;
+    return rc ? cli_error("%s", err.msg) : 0;
 }

@@ -661,7 +661,8 @@ typedef struct vkllm_adapter vkllm_adapter;
 /* Reads PATH, checks it against M (the architecture, every pair's names,
  * types F32/F16/Q8_0 and shapes; the error names the first mismatch: "PATH:
  * blk.0.attn_q.weight.lora_a is 64x8, the model's blk.0.attn_q.weight needs
- * 256 x rank") and uploads it. It must outlive the sessions that use it. */
+ * 256 x rank"; also a NaN or an infinity in A or B, or an alpha beyond 1024
+ * times the rank) and uploads it. It must outlive the sessions that use it. */
 int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
                        struct vkllm_error *err);
 void vkllm_adapter_free(vkllm_adapter *a);
@@ -691,7 +692,9 @@ int vkllm_session_set_adapters(vkllm_session *s, vkllm_adapter *const *adapters,
  * written in W's own type (quantized ones re-quantized, which rounds again:
  * llama-export-lora writes F16 instead, as merged_f16 does); every other
  * tensor and every key is copied. Each
- * adapter is checked against the base as vkllm_adapter_load checks it. */
+ * adapter is checked against the base as vkllm_adapter_load checks it; a
+ * merged matrix with NaN or inf values, or values too large for its type,
+ * fails (VKLLM_E_FORMAT, naming it and its adapters) and nothing is written. */
 struct vkllm_lora_input {
     const char *path;
     float scale; /* 1 for --lora */

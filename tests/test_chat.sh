@@ -461,6 +461,24 @@ printf '%s\n' "/lora $lora/missing.gguf" "/lora $lora_model" "/lora $lora/other-
     grep -q "^vkllm: turn 1: replied 8 tokens" "$lora/bad.err" &&
     [ "$(grep -c "^vkllm: lora [0-9]*: " "$lora/bad.err")" = 1 ] ||
     fail "lora: bad /lora lines: status $(cat "$lora/bad.status"): $(cat "$lora/bad.err")"
+# an adapter holding NaN is refused by /lora; one whose scale makes the
+# logits overflow used to end the chat (and the conversation) at the next
+# turn: now that turn is one error line naming the adapter, its message is
+# left out, and after /lora off the conversation goes on
+"$gen_lora" -m "$lora_model" -o "$lora/nan.gguf" --rank 8 --type f32 --mag nan --seed 4 &&
+    "$gen_lora" -m "$lora_model" -o "$lora/huge.gguf" --rank 8 --mag 1e4 --alpha 8192 \
+        --seed 5 || fail "gen_lora (nan, huge)"
+printf '%s\n' "Hello there" "/lora $lora/nan.gguf" "/lora $lora/huge.gguf 1e6" "Tell me more" \
+    "/lora off 1" "How are you today?" "/save $lora/numeric.json" | chat_lora numeric
+[ "$(cat "$lora/numeric.status")" = 1 ] && [ "$(grep -c '^error: ' "$lora/numeric.err")" = 2 ] &&
+    grep -q "^error: .*/nan.gguf: blk.0.attn_q.weight.lora_b holds NaN or infinite values$" \
+        "$lora/numeric.err" &&
+    grep -q "^error: .* are not finite .*with 1 LoRA adapter applied (the first: .*/huge.gguf at \
+scale 1e+06).*(the message is left out: /lora off N or /lora scale N S mends it)$" "$lora/numeric.err" &&
+    grep -q "^vkllm: turn 2: replied 8 tokens" "$lora/numeric.err" &&
+    [ "$(grep -c '"role": *"user"' "$lora/numeric.json")" = 2 ] &&
+    grep -q '"How are you today?"' "$lora/numeric.json" && ! grep -q '"Tell me more"' "$lora/numeric.json" ||
+    fail "lora: NaN logits with an adapter: status $(cat "$lora/numeric.status"): $(cat "$lora/numeric.err")"
 # and a bad --lora: one error line before any turn
 printf 'hi\n' | "$vkllm" chat -m "$lora_model" --lora "$lora/other-lora.gguf" >/dev/null \
     2>"$lora/flag-bad.err"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_export_lora.sh: vkllm export-lora, merging adapters into a model file.
-#   test_export_lora.sh VKLLM GEN_LORA DATA_DIR SCRATCH_DIR
+#   test_export_lora.sh VKLLM GEN_LORA DATA_DIR SCRATCH_DIR GEN_MODEL
 # On the bundled stories260K (F32) and its F16, Q8_0 and Q4_0 conversions,
 # with one Q8_0 adapter and two stacked at scales 1 and 0.5 (the second on
 # every matrix, token_embd and output included): the merged file's greedy
@@ -10,7 +10,7 @@
 # that is not one is one error line, exit status 1, and no output file nor
 # temporary file left.
 set -u
-vkllm=$1 gen_lora=$2 data=$3 scratch=$4
+vkllm=$1 gen_lora=$2 data=$3 scratch=$4 gen_model=$5
 rm -rf "$scratch"
 mkdir -p "$scratch"
 failures=0 checks=0
@@ -97,7 +97,9 @@ for t in F32 F16; do
     cmp -s "$scratch/zero-$t.gguf" "$scratch/base-$t.gguf" || fail "scale 0 $t: not the base"
 done
 
-# refusals: one error line, status 1, no output, no temporary file
+# refusals: one error line, status 1, no output, no temporary file; with
+# progress=1 the progress lines before the error line are allowed, and the
+# error must be WANT whole
 expect() {
     local what=$1 want=$2
     shift 2
@@ -106,8 +108,13 @@ expect() {
     "$vkllm" export-lora "$@" -o "$scratch/refused.gguf" >"$scratch/out" 2>"$scratch/err"
     local rc=$?
     [ $rc -eq 1 ] || fail "$what: exit status $rc"
-    [ "$(grep -c . "$scratch/err")" -eq 1 ] && grep -q "^error: .*$want" "$scratch/err" ||
-        fail "$what: $(cat "$scratch/err")"
+    if [ "${progress:-0}" = 1 ]; then
+        [ "$(grep -c '^error: ' "$scratch/err")" -eq 1 ] &&
+            tail -n 1 "$scratch/err" | grep -q "^error: $want" || fail "$what: $(tail -n 1 "$scratch/err")"
+    else
+        [ "$(grep -c . "$scratch/err")" -eq 1 ] && grep -q "^error: .*$want" "$scratch/err" ||
+            fail "$what: $(cat "$scratch/err")"
+    fi
     [ ! -e "$scratch/refused.gguf" ] || fail "$what: an output file was written"
     no_tmp || fail "$what: a temporary file is left"
 }
@@ -122,6 +129,64 @@ expect "other architecture" "qwen.gguf: an adapter for qwen2, but the model is l
     -m "$base" --lora "$scratch/qwen.gguf"
 expect "no adapter" "no adapter" -m "$base"
 expect "missing base" "nope.gguf" -m "$scratch/nope.gguf" --lora "$scratch/a.gguf"
+
+# merged values that are NaN or inf, or too large for the output type (an F16
+# value, a Q8_0 block's half-float scale), made a file that could not run,
+# with exit status 0: refused as quantize refuses them, naming the tensor and
+# the adapters (the progress lines before the error line are kept)
+refused_merge() { progress=1 expect "$@"; }
+"$gen_lora" -m "$base" -o "$scratch/nan.gguf" --rank 8 --type f32 --mag nan --seed 9 ||
+    fail "gen_lora nan"
+refused_merge "NaN adapter" \
+    "$base: merging blk.0.attn_q.weight: the adapter $scratch/nan.gguf gives NaN or inf values\$" \
+    -m "$base" --lora "$scratch/nan.gguf"
+"$gen_lora" -m "$base" -o "$scratch/big.gguf" --rank 8 --type f16 --seed 10 || fail "gen_lora big"
+refused_merge "F16 overflow" "$scratch/base-F16.gguf: merging blk.0.attn_k.weight: the adapters \
+$scratch/a.gguf, $scratch/big.gguf give NaN or inf values, or values too large for F16" \
+    -m "$scratch/base-F16.gguf" --lora "$scratch/a.gguf" --lora-scaled "$scratch/big.gguf" 1e6
+"$gen_lora" -m "$base" -o "$scratch/huge.gguf" --rank 8 --mag 1e4 --alpha 8192 --targets q \
+    --seed 11 || fail "gen_lora huge"
+refused_merge "Q8_0 scale overflow" "$scratch/base-Q8_0.gguf: merging blk.0.attn_q.weight: the \
+adapter $scratch/huge.gguf gives NaN or inf values, or values too large for Q8_0" \
+    -m "$scratch/base-Q8_0.gguf" --lora-scaled "$scratch/huge.gguf" 1e6
+
+# the progress counts to the last tensor: it once ended at "[13/12]
+# output.weight: merged", the writer's question while it wrote the last
+# tensor (every 4 MiB; this output.weight is 8 MiB) reported as one more
+checks=$((checks + 1))
+"$gen_model" -o "$scratch/wide.gguf" --n-embd 256 --n-layer 1 --n-ff 256 --n-vocab 8192 \
+    >/dev/null && "$gen_lora" -m "$scratch/wide.gguf" -o "$scratch/wide-lora.gguf" --rank 4 \
+    --targets all --seed 12 || fail "gen_model, gen_lora (wide)"
+"$vkllm" export-lora -m "$scratch/wide.gguf" --lora "$scratch/wide-lora.gguf" \
+    -o "$scratch/wide-merged.gguf" 2>"$scratch/err" || fail "export-lora wide: $(cat "$scratch/err")"
+grep '^\[' "$scratch/err" | tail -n 1 | grep -q '^\[12/12\] output.weight: merged$' &&
+    ! grep -q '^\[13/' "$scratch/err" || fail "the progress: $(tail -n 3 "$scratch/err")"
+
+# a signal during the last write and rename (strace delivers SIGTERM there)
+# no longer stops it: the file is whole, and the "merged ... into" line says
+# so before the signal ends the process (it used to end silently, the base
+# perhaps replaced); a file with other names (hard links) gets quantize's note
+if strace -o /dev/null true 2>/dev/null; then
+    checks=$((checks + 1))
+    rm -f "$scratch/sig.gguf"
+    "$vkllm" export-lora -m "$base" --lora "$scratch/b.gguf" -o "$scratch/sig-whole.gguf" 2>/dev/null
+    strace -f -o /dev/null -e trace=rename,renameat,renameat2 \
+        -e inject=rename,renameat,renameat2:signal=SIGTERM \
+        "$vkllm" export-lora -m "$base" --lora "$scratch/b.gguf" -o "$scratch/sig.gguf" \
+        2>"$scratch/err"
+    rc=$?
+    [ $rc -eq 143 ] && tail -n 1 "$scratch/err" | grep -q "^merged 1 adapter into .*/sig.gguf in " &&
+        cmp -s "$scratch/sig.gguf" "$scratch/sig-whole.gguf" ||
+        fail "SIGTERM at the rename: status $rc: $(tail -n 2 "$scratch/err")"
+else
+    echo "strace cannot run here: the signal at the rename is not checked"
+fi
+checks=$((checks + 1))
+echo OLD >"$scratch/hl-a.gguf" && ln -f "$scratch/hl-a.gguf" "$scratch/hl-b.gguf"
+"$vkllm" export-lora -m "$base" --lora "$scratch/b.gguf" -o "$scratch/hl-a.gguf" 2>"$scratch/err" &&
+    tail -n 1 "$scratch/err" | grep -q "^vkllm: note: .*/hl-a.gguf had 2 names (hard links); the \
+others keep the old file$" && [ "$(cat "$scratch/hl-b.gguf")" = OLD ] ||
+    fail "export-lora over a file with 2 names: $(tail -n 2 "$scratch/err")"
 
 echo "$checks checks, $failures failures"
 [ "$failures" -eq 0 ]

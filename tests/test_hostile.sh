@@ -718,6 +718,17 @@ rm -f "$scratch/rope-nul.gguf"
 pattern="--seed: 18446744073709551615 is out of range" check fail "$vkllm" run --seed 18446744073709551615
 pattern="--temp: '0x1p-1' is not a number" check fail "$vkllm" run --temp 0x1p-1
 pattern="--top-p: ' 0.5' is not a number" check fail "$vkllm" run --top-p " 0.5"
+# a LoRA adapter where a model goes (they sit side by side: a likely slip) is
+# named as one by every command that loads a model (it was "missing metadata
+# key llama.embedding_length", and quantize blamed the file)
+not_model="$adapter: a LoRA adapter (general.type \"adapter\"), not a model: apply it to its model with --lora"
+pattern=$not_model check fail "$vkllm" run -m "$adapter" -p Once -n 1
+pattern=$not_model check fail "$vkllm" chat -m "$adapter"
+pattern=$not_model check fail "$vkllm" bench -m "$adapter" -p 8 -n 2
+pattern=$not_model check fail "$vkllm" perplexity -m "$adapter" -f "$text"
+pattern=$not_model check fail "$vkllm" serve -m "$adapter" --port 1
+pattern=$not_model check fail "$vkllm" quantize "$adapter" "$scratch/q.gguf" Q8_0
+pattern=$not_model check fail "$vkllm" export-lora -m "$adapter" --lora "$adapter" -o "$scratch/m.gguf"
 echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 
 # ---- summary

@@ -474,6 +474,17 @@ static void test_refusals(vkllm_context *ctx, vkllm_model *m, const char *dir)
     gen_lora(p, base, "--rank 8 --general-type model");
     refused(m, p, "not a LoRA adapter (general.type is \"model\"");
     refused(m, base, "not a LoRA adapter");
+    /* NaN or inf values, or an absurd alpha, are refused at load: applied,
+     * they made every logit NaN, which the session blamed on the model */
+    snprintf(p, sizeof p, "%s/lora-bad-nan.gguf", dir);
+    gen_lora(p, base, "--rank 8 --type f32 --mag nan");
+    refused(m, p, ": blk.0.attn_q.weight.lora_b holds NaN or infinite values");
+    snprintf(p, sizeof p, "%s/lora-bad-inf.gguf", dir);
+    gen_lora(p, base, "--rank 8 --type f16 --mag 1e9"); /* beyond the half range */
+    refused(m, p, ": blk.0.attn_q.weight.lora_b holds NaN or infinite values");
+    snprintf(p, sizeof p, "%s/lora-bad-alpha.gguf", dir);
+    gen_lora(p, base, "--rank 8 --alpha 1e5");
+    refused(m, p, ": adapter.lora.alpha is 100000; vkllm accepts at most 1024 times the rank");
     /* a truncated adapter: the GGUF reader's own one line */
     char cmd[3000];
     snprintf(p, sizeof p, "%s/lora-bad-truncated.gguf", dir);

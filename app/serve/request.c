@@ -375,12 +375,39 @@ struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind,
 
 /* ============================== llama-server's extras ============================== */
 
+/* O as the answer's body. O NULL (its json_pack failed) is memory running
+ * out: text from a file or the model, which need not be UTF-8, reaches
+ * json_pack through a stream (dump_text, serve_detokenize). */
 static char *dump(json_t *o, struct serve_fail *f)
 {
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) serve_failf(f, 500, NULL, "out of memory");
     return s;
+}
+
+/* {"KEY": TEXT} for N bytes of TEXT that need not be UTF-8 (a template's
+ * rendering): through a stream, which makes bytes that are not whole UTF-8
+ * characters U+FFFD, as JSON needs. */
+static char *dump_text(const char *key, const char *text, size_t n, struct serve_fail *f)
+{
+    vkllm_stream *st = NULL;
+    const char *t;
+    size_t k;
+    if (vkllm_stream_create(NULL, true, &st, NULL)) {
+        serve_failf(f, 500, NULL, "out of memory");
+        return NULL;
+    }
+    char *out = NULL;
+    if (vkllm_stream_push_text(st, text, n, &t, &k) < 0) {
+        serve_failf(f, 500, NULL, "out of memory");
+    } else {
+        vkllm_stream_finish(st, &t, &k);
+        t = vkllm_stream_reply(st, &k);
+        out = dump(json_pack("{s:s%}", key, t, k), f);
+    }
+    vkllm_stream_free(st);
+    return out;
 }
 
 char *serve_tokenize(struct serve *sv, const char *body, size_t len, struct serve_fail *f)
@@ -420,8 +447,8 @@ char *serve_detokenize(struct serve *sv, const char *body, size_t len, struct se
     json_t *o = parse_object(body, len, f);
     if (!o) return NULL;
     json_t *tokens = json_object_get(o, "tokens"), *t;
-    char *out = NULL, piece[256];
-    size_t i;
+    char *out = NULL, small[256], *piece = small, *grown = NULL;
+    size_t i, cap = sizeof small;
     const char *text;
     size_t n;
     /* pieces through a stream: bytes that are not whole UTF-8 characters
@@ -435,9 +462,19 @@ char *serve_detokenize(struct serve *sv, const char *body, size_t len, struct se
     {
         long long id = json_is_integer(t) ? json_integer_value(t) : -1;
         int k = id >= 0 && id < vkllm_vocab_n_tokens(sv->vocab)
-                    ? vkllm_token_to_piece(sv->vocab, (int32_t)id, true, piece, sizeof piece)
+                    ? vkllm_token_to_piece(sv->vocab, (int32_t)id, true, piece, (int)cap)
                     : -1;
-        if (k < 0 || k > (int)sizeof piece) {
+        if (k > (int)cap) { /* a long piece (a file's token may be any length): room, and again */
+            char *p = realloc(grown, (size_t)k);
+            if (!p) {
+                ok = serve_failf(f, 500, NULL, "out of memory");
+                break;
+            }
+            piece = grown = p;
+            cap = (size_t)k;
+            k = vkllm_token_to_piece(sv->vocab, (int32_t)id, true, piece, (int)cap);
+        }
+        if (k < 0) {
             ok = serve_failf(f, 400, "tokens", "'tokens[%zu]' is not a token id of this model", i);
             break;
         }
@@ -449,6 +486,7 @@ char *serve_detokenize(struct serve *sv, const char *body, size_t len, struct se
         out = dump(json_pack("{s:s%}", "content", text, n), f);
     }
     vkllm_stream_free(st);
+    free(grown);
     json_decref(o);
     return out;
 }
@@ -460,7 +498,7 @@ char *serve_apply_template(struct serve *sv, const char *body, size_t len, struc
     char *text = NULL, *out = NULL;
     size_t n = 0;
     if (render_messages(sv, json_object_get(o, "messages"), &text, &n, f))
-        out = dump(json_pack("{s:s%}", "prompt", text, n), f);
+        out = dump_text("prompt", text, n, f);
     free(text);
     json_decref(o);
     return out;

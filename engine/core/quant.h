@@ -28,6 +28,15 @@ void quant_dequantize_row(uint32_t type, const void *src, float *dst, uint64_t n
  * file written here matches one from llama-quantize bit for bit. */
 void quant_quantize_row(uint32_t type, const float *src, void *dst, uint64_t n);
 
+/* llama-quantize's check of converted data (ggml_validate_row_data), in
+ * quantize_model.c. False if NBYTES of TYPE hold a NaN or an infinity, as a
+ * value (F32, F16, BF16) or as a block's half-float scale. */
+bool quant_bytes_finite(uint32_t type, const void *bytes, uint64_t nbytes);
+/* quant_quantize_row, but false (DST then undefined) if a value of SRC is not
+ * finite or the output is not (a value or a block's scale beyond the half
+ * range): quantize's "NaN or inf values, or values too large for TYPE". */
+bool quant_quantize_checked(uint32_t type, const float *src, void *dst, uint64_t n);
+
 /* Quantizes N activations (a whole number of 32-blocks) to Q8_0 as llama.cpp's
  * x86 CPU path does before a dot product with Q4_0 or Q8_0 weights: per block
  * d = amax / 127 kept as a half float, q = round-half-even(x * 127 / amax).

@@ -447,8 +447,9 @@ static bool half_finite(const uint8_t *p)
     return ((p[0] | p[1] << 8) & 0x7c00) != 0x7c00;
 }
 
-static bool output_valid(uint32_t type, const uint8_t *p, uint64_t nbytes)
+bool quant_bytes_finite(uint32_t type, const void *bytes, uint64_t nbytes)
 {
+    const uint8_t *p = bytes;
     if (type == VKLLM_TYPE_F32) {
         for (uint64_t i = 0; i < nbytes; i += 4)
             if ((p[i + 3] & 0x7f) == 0x7f && (p[i + 2] & 0x80)) return false;
@@ -480,7 +481,7 @@ struct job {
     pthread_mutex_t lock;
     uint64_t next_row, rows_done; /* under lock */
     bool stop;                    /* under lock */
-    bool invalid;                 /* under lock: a chunk failed output_valid */
+    bool invalid;                 /* under lock: a chunk failed quant_quantize_checked */
     int read_rc;                  /* under lock: the first failed read, and why */
     struct vkllm_error read_err;
 };
@@ -526,11 +527,14 @@ static uint64_t job_done(struct job *j, uint64_t count)
     return done;
 }
 
-static bool values_finite(const float *x, uint64_t n)
+bool quant_quantize_checked(uint32_t type, const float *src, void *dst, uint64_t n)
 {
+    /* a NaN input can still give finite block scales (ggml's maximum skips
+     * it), and llama-quantize then writes garbage quietly: refuse it here */
     for (uint64_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return false;
-    return true;
+        if (!isfinite(src[i])) return false;
+    quant_quantize_row(type, src, dst, n);
+    return quant_bytes_finite(type, dst, quant_row_bytes(type, n));
 }
 
 static void job_convert(struct job *j, struct chunk_bufs *b, uint64_t first, uint64_t count)
@@ -551,14 +555,7 @@ static void job_convert(struct job *j, struct chunk_bufs *b, uint64_t first, uin
         return;
     }
     j->from->dequantize(b->raw, b->f, n / j->from->block_size);
-    /* a NaN input can still give finite block scales (ggml's maximum skips
-     * it), and llama-quantize then writes garbage quietly: refuse it here */
-    bool valid = values_finite(b->f, n);
-    if (valid) {
-        j->to->quantize(b->f, out, n / j->to->block_size);
-        valid = output_valid(j->to->type, out, count * j->out_row_bytes);
-    }
-    if (!valid) {
+    if (!quant_quantize_checked(j->to->type, b->f, out, n)) {
         pthread_mutex_lock(&j->lock);
         j->invalid = j->stop = true;
         pthread_mutex_unlock(&j->lock);
@@ -641,7 +638,7 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         int rc = vkllm_gguf_read(r->in, q->t, 0, buf, q->t->size, err);
         if (rc) return rc;
         /* a NaN in a copied norm makes every logit NaN: the output would not run */
-        if (!output_valid(q->t->type, buf, q->t->size))
+        if (!quant_bytes_finite(q->t->type, buf, q->t->size))
             return vkllm_fail(err, VKLLM_E_FORMAT, "%s: tensor %s has NaN or inf values",
                               vkllm_gguf_name(r->in), q->name);
     } else {

@@ -258,6 +258,15 @@ static int read_hparams(const vkllm_gguf *g, struct arch_model *am, struct vkllm
     const char *name = vkllm_gguf_name(g);
     struct vkllm_hparams *hp = &am->hp;
     memset(hp, 0, sizeof *hp);
+    /* users keep adapters beside their models, and an adapter has none of a
+     * model's keys: say what it is rather than which key it lacks */
+    struct vkllm_gguf_str type;
+    if (vkllm_gguf_get_str(g, "general.type", &type, NULL) == VKLLM_OK && type.len == 7 &&
+        !memcmp(type.ptr, "adapter", 7))
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: a LoRA adapter (general.type \"adapter\"), not a model: apply it "
+                          "to its model with --lora",
+                          name);
     struct vkllm_gguf_str arch;
     int rc = vkllm_gguf_get_str(g, "general.architecture", &arch, err);
     if (rc == VKLLM_E_NOT_FOUND)

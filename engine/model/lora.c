@@ -10,6 +10,7 @@
 #include "quant.h"
 #include "shown.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,14 @@ int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_g
                             path, shown(s, name.ptr, name.len));
         }
     }
+    /* llama.cpp's factor is alpha / rank, and real adapters have an alpha of
+     * the order of their rank (rank or twice it, 16 or 32): a factor beyond
+     * 1024 is a broken file, whose logits would only overflow */
+    if (!rc && out->n_tensors && fabs(alpha) > 1024.0 * out->rank_max)
+        rc = vkllm_fail(err, VKLLM_E_FORMAT,
+                        "%s: adapter.lora.alpha is %g; vkllm accepts at most 1024 times the rank "
+                        "(%u here), as adapters have an alpha of the order of their rank",
+                        path, alpha, out->rank_max);
     if (rc) lora_binding_free(out);
     return rc;
 }
@@ -238,6 +247,47 @@ void lora_binding_free(struct lora_binding *b)
 }
 
 /* ============================== On the device ============================== */
+
+/* Reads every A and B of G and refuses a NaN or an infinity: it would make
+ * every logit NaN, which the session only reports later and cannot pin on
+ * the adapter. The bytes are read again to upload them (an adapter is small
+ * beside its model). */
+static int check_finite(const vkllm_gguf *g, struct vkllm_error *err)
+{
+    const uint64_t max_chunk = 1u << 20;
+    uint8_t *buf = NULL;
+    uint64_t cap = 0;
+    int rc = VKLLM_OK;
+    const uint64_t n = vkllm_gguf_tensor_count(g);
+    for (uint64_t i = 0; i < n && !rc; i++) {
+        tensor_ref t = vkllm_gguf_tensor_at(g, i);
+        if (!ends_with(t->name, ".lora_a") && !ends_with(t->name, ".lora_b")) continue;
+        /* whole rows at a time, so that a chunk is whole blocks (a row
+         * that is not, which the reader refuses anyway, is read whole) */
+        const uint64_t row = quant_row_bytes(t->type, t->ne[0]);
+        const uint64_t chunk = !row ? t->size : row >= max_chunk ? row : max_chunk / row * row;
+        if (chunk > cap) {
+            free(buf);
+            cap = 0;
+            if (!(buf = malloc(chunk))) {
+                rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+                break;
+            }
+            cap = chunk;
+        }
+        for (uint64_t at = 0; at < t->size && !rc; at += chunk) {
+            const uint64_t len = t->size - at < chunk ? t->size - at : chunk;
+            rc = vkllm_gguf_read(g, t, at, buf, len, err);
+            if (!rc && !quant_bytes_finite(t->type, buf, len)) {
+                char s[SHOWN_MAX];
+                rc = vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s holds NaN or infinite values",
+                                vkllm_gguf_name(g), shown(s, t->name.ptr, t->name.len));
+            }
+        }
+    }
+    free(buf);
+    return rc;
+}
 
 int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
                        struct vkllm_error *err)
@@ -257,6 +307,7 @@ int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
                  : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     if (!rc) rc = vkllm_gguf_open(path, &g, err);
     if (!rc) rc = lora_bind(&m->am, m->gguf, g, &bind, err);
+    if (!rc) rc = check_finite(g, err);
     if (rc) goto done;
     a->alpha = bind.alpha;
     a->n_tensors = bind.n_tensors;

@@ -106,12 +106,14 @@ static void add_delta(float *w, uint64_t r0, uint64_t rows, uint64_t k, const st
     }
 }
 
-static bool report(struct merge_run *r, const struct merge_tensor *mt)
+/* Reports tensor I at hand; false if the caller asked to stop. */
+static bool report(struct merge_run *r, uint64_t i)
 {
+    const struct merge_tensor *mt = &r->ts[i];
     const struct vkllm_export_lora_params *p = r->params;
     if (!p->progress) return true;
     const struct vkllm_export_lora_progress pr = {
-        .tensor = r->i_tensor,
+        .tensor = i,
         .n_tensors = r->n_tensors,
         .name = mt->name,
         .merged = mt->n_pairs > 0,
@@ -126,7 +128,7 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     struct merge_run *r = user;
     const struct merge_tensor *mt = &r->ts[r->i_tensor];
     tensor_ref t = mt->t;
-    if (!report(r, mt)) return vkllm_fail(err, VKLLM_E_IO, "stopped");
+    if (!report(r, r->i_tensor)) return vkllm_fail(err, VKLLM_E_IO, "stopped");
     /* W's bytes are read where they go, unless they change type */
     uint8_t *src = mt->to_type == t->type ? buf : malloc(t->size);
     int rc = src ? vkllm_gguf_read(r->base, t, 0, src, t->size, err)
@@ -144,11 +146,15 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
     if (!w || !pairs) rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     /* one pair per adapter that adapts it, in the order given */
     uint32_t np = 0;
-    char key[256 + 8];
+    char key[256 + 8], names[1024] = "";
+    size_t used = 0;
     for (uint32_t ai = 0; ai < r->n_ads && pairs && !rc; ai++) {
         snprintf(key, sizeof key, "%s.lora_a", mt->name);
         tensor_ref a = vkllm_gguf_find_tensor(r->ads[ai], key);
         if (!a) continue;
+        if (used < sizeof names)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", np ? ", " : "",
+                                     vkllm_gguf_name(r->ads[ai]));
         snprintf(key, sizeof key, "%s.lora_b", mt->name);
         tensor_ref b = vkllm_gguf_find_tensor(r->ads[ai], key);
         struct merge_pair *p = &pairs[np++];
@@ -163,8 +169,19 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
             quant_dequantize_row(t->type, src + (r0 + i) * row_bytes, w + i * k, k);
         for (uint32_t i = 0; i < mt->n_pairs; i++)
             add_delta(w, r0, rows, k, &pairs[i], mt->embd);
-        for (uint64_t i = 0; i < rows; i++)
-            quant_quantize_row(mt->to_type, w + i * k, (uint8_t *)buf + (r0 + i) * to_row_bytes, k);
+        /* a NaN in an adapter, or a scale that overflows the output type,
+         * would give a file that cannot run: refused as quantize refuses it */
+        for (uint64_t i = 0; i < rows && !rc; i++) {
+            if (quant_quantize_checked(mt->to_type, w + i * k,
+                                       (uint8_t *)buf + (r0 + i) * to_row_bytes, k))
+                continue;
+            char why[96] = "";
+            if (mt->to_type != VKLLM_TYPE_F32)
+                snprintf(why, sizeof why, ", or values too large for %s (a half float overflows)",
+                         quant_format(mt->to_type)->name);
+            rc = vkllm_fail(err, VKLLM_E_FORMAT, "the adapter%s %s give%s NaN or inf values%s",
+                            np == 1 ? "" : "s", names, np == 1 ? "s" : "", why);
+        }
     }
     if (pairs)
         for (uint32_t i = 0; i < mt->n_pairs; i++)
@@ -237,8 +254,8 @@ static bool writer_goes_on(void *user)
 {
     struct merge_run *r = user;
     if (!r->n_tensors) return true;
-    const uint64_t i = r->i_tensor < r->n_tensors ? r->i_tensor : r->n_tensors - 1;
-    return report(r, &r->ts[i]);
+    /* the last tensor while the file's end is written */
+    return report(r, r->i_tensor < r->n_tensors ? r->i_tensor : r->n_tensors - 1);
 }
 
 int vkllm_export_lora(const char *base_path, const char *out_path,
