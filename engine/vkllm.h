@@ -374,6 +374,11 @@ struct vkllm_device_info {
 /* Lists every Vulkan device into OUT (up to CAP entries) and returns how many
  * there are (which may exceed CAP), or a negative status. */
 int vkllm_devices_list(struct vkllm_device_info *out, int cap, struct vkllm_error *err);
+/* The index in DEVS[0..N) that vkllm_context_params.device = SELECTOR would
+ * use (NULL: the default), or VKLLM_E_NO_DEVICE / VKLLM_E_INVALID (a blank
+ * name), as vkllm_context_create would fail. */
+int vkllm_device_choose(const struct vkllm_device_info *devs, uint32_t n, const char *selector,
+                        struct vkllm_error *err);
 
 /* ============================== Context ============================== */
 

@@ -78,6 +78,7 @@ static void check_fields(void)
         {"context", "99999999999"}, {"font_size", "4"},
         {"theme", "blue"},          {"no_such_key", "1"},
         {"repeat_penalty", ""},     {"system_prompt", "\xff\xfe"},
+        {"context", "1"},           {"context", "7"},
     };
     struct settings before = s;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -93,6 +94,39 @@ static void check_fields(void)
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
     CHECK(settings_set(&s, "device", big, &err) == VKLLM_E_INVALID, "an overlong device taken");
+    /* a context holds 8 tokens at least, or 0: the model's (probe 6, M1: 1 was
+     * kept, and every message was then refused) */
+    settings_set(&s, "context", "7", &err);
+    CHECK(strstr(err.msg, "0 (the model's) or a whole number from 8"), "%s", err.msg);
+    REQUIRE_OK(settings_set(&s, "context", "8", &err), "%s", err.msg);
+    REQUIRE_OK(settings_set(&s, "context", "0", &err), "%s", err.msg);
+    CHECK(s.n_ctx == 0);
+}
+
+/* The device setting against a list of devices, as the window checks it when
+ * it is set and at the start (probe 6, M1: device 99 was kept and the next
+ * start loaded no model). */
+static void check_device(void)
+{
+    struct vkllm_device_info devs[2] = {{.index = 0, .name = "llvmpipe (LLVM 15.0.7, 256 bits)"},
+                                        {.index = 1, .name = "NVIDIA GeForce RTX 4090"}};
+    struct vkllm_error err = {0};
+    static const char *const good[] = {"", "0", "1", "llvm", "LLVMPIPE", "geforce rtx"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(settings_check_device(good[i], devs, 2, &err) == VKLLM_OK, "'%s': %s", good[i],
+              err.msg);
+    static const char *const bad[] = {"2", "99", "-1", "99999999999999999999", "radeon", " ", "1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(settings_check_device(bad[i], devs, 2, &err) == VKLLM_E_NO_DEVICE, "'%s' taken",
+              bad[i]);
+        /* the devices there are, by name: a window has no `vkllm devices` */
+        CHECK(strstr(err.msg, "0: llvmpipe") && strstr(err.msg, "1: NVIDIA GeForce") &&
+                  !strstr(err.msg, "vkllm devices"),
+              "'%s': %s", bad[i], err.msg);
+    }
+    CHECK(settings_check_device("0", devs, 0, &err) == VKLLM_E_NO_DEVICE);
+    CHECK(strstr(err.msg, "no Vulkan device"), "%s", err.msg);
 }
 
 static void check_path(void)
@@ -328,6 +362,7 @@ static void check_two_windows(void)
 int main(void)
 {
     check_fields();
+    check_device();
     check_path();
     check_file();
     check_two_windows();

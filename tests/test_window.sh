@@ -749,6 +749,65 @@ first=$(sed -n 's/^vkllm-chat: first frame \([0-9]*\) ms.*/\1/p' err11.txt)
     fail "the list of 100 chats: $(head -3 many-list.txt)"
 rm -rf "$scratch/many-data" # 200 MB
 
+# ---- settings that can never work (probe 6, M1) and the context's notes
+# (M2). Run 12: the saved settings name device 99, which is not there: the
+# default device serves instead, with a note naming the devices, and a reply
+# comes; then device 42 and contexts of 7 and 1 are refused when set, the old
+# values kept in the file. Run 13: the pipeline cache that run 12 wrote
+# replaced by garbage: the window shows the context's note that it ignored it.
+mkdir -p w6-config/vkllm
+echo '{"device": "99"}' > w6-config/vkllm/settings.json
+cat > w6.script <<EOF
+wait-reply
+send Hello on the default device
+wait-reply
+dump-state $scratch/w6-state.json
+settings-refused device 42
+settings-refused context 7
+settings-refused context 1
+quit
+EOF
+printf 'wait-reply\nquit\n' > w6b.script
+w6_window() {
+    SDL_VIDEODRIVER=x11 SDL_RENDER_DRIVER=software XDG_DATA_HOME="$scratch/w6-data" \
+        XDG_CONFIG_HOME="$scratch/w6-config" XDG_CACHE_HOME="$scratch/w6-cache" timeout 600 \
+        xvfb-run -a -s "-screen 0 1280x1024x24" "$chat" -m "$data/stories260K.gguf" -n 8 --seed 7 --size 1000x720 "$@"
+}
+w6_window --script w6.script >out12.txt 2>err12.txt
+status=$?
+[ $status = 0 ] || fail "device-99 run: exit status $status: $(tail -5 err12.txt)"
+grep -q "^vkllm-chat: Device: '99' is none of the devices here (0: .*): the default device is used" err12.txt ||
+    fail "no note for the saved device that is not there: $(grep -i device err12.txt)"
+grep -q "^vkllm-chat: first frame .*, model loaded [0-9]* ms after launch" err12.txt ||
+    fail "no model loaded on the default device: $(grep -v script: err12.txt | tail -3)"
+grep -q "^vkllm-chat: error: Device: '42' is none of the devices here (0: " err12.txt ||
+    fail "device 42 not refused when set: $(grep error err12.txt)"
+[ "$(grep -c "^vkllm-chat: error: Context length: '[17]' is not 0 (the model's) or a whole number from 8" err12.txt)" = 2 ] ||
+    fail "contexts of 7 and 1 not refused when set: $(grep error err12.txt)"
+! grep -q "see vkllm devices\|no model is loaded" err12.txt || fail "$(grep -m1 'vkllm devices\|no model' err12.txt)"
+python3 - "$scratch" <<'EOF' || fail "see above"
+import json, os, sys
+d = sys.argv[1]
+msgs = json.load(open(os.path.join(d, "w6-state.json")))["messages"]
+ok = len(msgs) == 2 and msgs[1]["role"] == "assistant" and msgs[1]["content"]
+st = json.load(open(os.path.join(d, "w6-config", "vkllm", "settings.json")))
+ok = ok and st["device"] == "99" and st.get("context", 0) == 0
+if not ok:
+    print(f"FAIL: device-99 run: reply {msgs[1:]}, settings {st}", file=sys.stderr)
+    sys.exit(1)
+EOF
+caches=(w6-cache/vkllm/pipelines-*.bin)
+if [ -f "${caches[0]}" ]; then
+    printf 'not a pipeline cache' > "${caches[0]}"
+    w6_window --script w6b.script >out13.txt 2>err13.txt
+    status=$?
+    [ $status = 0 ] || fail "garbage-cache run: exit status $status: $(tail -5 err13.txt)"
+    grep -q "^vkllm-chat: .*${caches[0]##*/}: .*ignored" err13.txt ||
+        fail "no note for the garbage pipeline cache: $(grep -v script: err13.txt | tail -3)"
+else
+    fail "run 12 wrote no pipeline cache under w6-cache"
+fi
+
 python3 - "$scratch" <<'EOF' || fail "see above"
 import json, os, struct, sys, zlib
 

@@ -106,6 +106,7 @@ struct app {
     bool models_open;         /* the Models panel (panel_models.c) */
     bool lora_open;           /* the LoRA panel (panel_lora.c) */
     struct settings settings; /* as saved */
+    bool device_gone;         /* the device setting picks no device: the default is used */
     char *settings_path;      /* NULL: none could be made (then nothing is saved) */
     char *data_dir;           /* saved chats; NULL: none could be made */
     int editing;              /* path index of the user message being edited; -1: none */
@@ -116,6 +117,14 @@ struct app {
     uint64_t replies_saved;       /* the worker's replies_done at the last save */
     bool quit;
     int status; /* the exit status (a failed script command: 1) */
+
+    /* the Vulkan devices, listed once at the start: listing them again while
+     * the worker holds a context would reload volk's instance functions under
+     * it (with validation on, its messenger's destroy became NULL) */
+    struct vkllm_device_info devs[16];
+    /* how many devs holds; negative: listing failed, devs_error says why */
+    int n_devs;
+    char devs_error[512];
 
     /* what --script and the measurements need */
     char *screenshot; /* a PNG to write after this frame's drawing */

@@ -7,6 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The settings this run uses: the saved ones and the command line's. */
+static struct settings effective(const struct app *a)
+{
+    struct settings s = a->settings;
+    struct vkllm_error err;
+    /* main.c checked these with settings_set: they cannot fail here */
+    for (int i = 0; i < a->opt.n_overrides; i++)
+        settings_set(&s, a->opt.overrides[i][0], a->opt.overrides[i][1], &err);
+    if (a->device_gone) s.device[0] = 0;
+    return s;
+}
+
+/* DEVICE ("": the default) against the devices listed at the start. */
+static int check_device(const struct app *a, const char *device, struct vkllm_error *err)
+{
+    if (!device[0]) return VKLLM_OK;
+    if (a->n_devs < 0) return vkllm_fail(err, a->n_devs, "Device: %s", a->devs_error);
+    return settings_check_device(device, a->devs, a->n_devs, err);
+}
+
 void app_settings_init(struct app *a)
 {
     struct vkllm_error err = {0};
@@ -19,17 +39,19 @@ void app_settings_init(struct app *a)
         a->settings_path = NULL;
     }
     a->th = a->settings.theme == SETTINGS_LIGHT ? &theme_light : &theme_dark;
-}
-
-/* The settings this run uses: the saved ones and the command line's. */
-static struct settings effective(const struct app *a)
-{
-    struct settings s = a->settings;
-    struct vkllm_error err;
-    /* main.c checked these with settings_set: they cannot fail here */
-    for (int i = 0; i < a->opt.n_overrides; i++)
-        settings_set(&s, a->opt.overrides[i][0], a->opt.overrides[i][1], &err);
-    return s;
+    /* a device gone since it was chosen (an eGPU unplugged, another machine's
+     * settings) would leave no model loaded: the default one serves instead
+     * (probe 6, M1) */
+    struct vkllm_error why = {0};
+    a->n_devs = vkllm_devices_list(a->devs, (int)(sizeof a->devs / sizeof a->devs[0]), &why);
+    if (a->n_devs > (int)(sizeof a->devs / sizeof a->devs[0]))
+        a->n_devs = (int)(sizeof a->devs / sizeof a->devs[0]);
+    snprintf(a->devs_error, sizeof a->devs_error, "%s", why.msg);
+    struct settings now = effective(a);
+    if (check_device(a, now.device, &err)) {
+        app_banner(a, false, "%s: the default device is used", err.msg);
+        a->device_gone = true;
+    }
 }
 
 struct worker_params app_worker_params(const struct app *a)
@@ -70,6 +92,12 @@ static void forget_override(struct app *a, const char *key)
 
 bool app_settings_commit(struct app *a, const struct settings *s)
 {
+    struct vkllm_error err = {0};
+    /* refused now, the old value kept, rather than at the next load */
+    if (strcmp(s->device, a->settings.device) && check_device(a, s->device, &err)) {
+        app_banner(a, true, "%s", err.msg);
+        return false;
+    }
     struct settings before = effective(a);
     char x[sizeof s->system_prompt], y[sizeof s->system_prompt];
     for (size_t i = 0; i < settings_n_fields; i++) {
@@ -77,9 +105,9 @@ bool app_settings_commit(struct app *a, const struct settings *s)
         settings_get(s, settings_fields[i].key, y, sizeof y);
         if (strcmp(x, y)) forget_override(a, settings_fields[i].key);
     }
+    if (strcmp(s->device, a->settings.device)) a->device_gone = false; /* a device chosen now */
     struct settings base = a->settings;
     a->settings = *s;
-    struct vkllm_error err = {0};
     bool ok = true;
     int rc;
     if (!a->settings_path) { /* the start said why (HOME unset, XDG_CONFIG_HOME a file) */

@@ -74,7 +74,8 @@ static void label(struct app *a, const struct settings_field *f, int x, int y)
     if (f->kind == SETTINGS_FLOAT)
         snprintf(buf, sizeof buf, "%s (%g to %g)", f->label, f->lo, f->hi);
     else if (f->kind == SETTINGS_INT)
-        snprintf(buf, sizeof buf, "%s (%.0f to %.0f)", f->label, f->lo, f->hi);
+        snprintf(buf, sizeof buf, "%s (%s%.0f to %.0f)", f->label, f->zero ? "0 or " : "", f->lo,
+                 f->hi);
     else if (f->kind == SETTINGS_THEME)
         snprintf(buf, sizeof buf, "%s (dark, light)", f->label);
     else

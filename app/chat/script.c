@@ -34,6 +34,8 @@
  *   export N PATH       Export on chat N, PATH, Enter
  *   dump-list PATH      the sidebar's list, "ID<TAB>TITLE" a line
  *   settings KEY VALUE  one setting, as the panel sets it (settings.h's keys)
+ *   settings-refused KEY VALUE  the same, which must be refused (the error
+ *                       in the banner, the old value kept)
  *   theme dark|light    the theme setting
  *   open-settings       Ctrl+, unless the panel is open
  *   open-models         the Models button: the models folder's list
@@ -416,11 +418,13 @@ void script_step(struct app *a)
             if (a->sidebar_open) panel_sidebar_toggle(a);
         } else if (IS("dump-list")) {
             if (dump_list(a, arg, &err)) fail(a, "%s", err.msg);
-        } else if (IS("settings")) {
+        } else if (IS("settings") || IS("settings-refused")) {
             char key[64];
             const char *value = strchr(arg, ' ');
             snprintf(key, sizeof key, "%.*s", value ? (int)(value - arg) : 0, arg);
-            if (!value || !app_setting(a, key, value + 1)) fail(a, "%s: refused", line);
+            bool taken = value && app_setting(a, key, value + 1);
+            if (!value || taken != IS("settings"))
+                fail(a, taken ? "%s: taken" : "%s: refused", line);
         } else if (IS("theme")) {
             if (!app_setting(a, "theme", arg)) fail(a, "%s: refused", line);
         } else if (IS("open-settings")) {

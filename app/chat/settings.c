@@ -4,6 +4,7 @@
 
 #include "file_read.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -18,18 +19,20 @@
 #define MAX_FILE_BYTES (1 << 20)
 
 const struct settings_field settings_fields[] = {
-    {"system_prompt", "System prompt", SETTINGS_TEXT, 0, 0, false},
-    {"temperature", "Temperature", SETTINGS_FLOAT, 0, 5, false},
-    {"top_k", "Top-k", SETTINGS_INT, 0, 1000, false},
-    {"top_p", "Top-p", SETTINGS_FLOAT, 0.01, 1, false},
-    {"min_p", "Min-p", SETTINGS_FLOAT, 0, 1, false},
-    {"repeat_penalty", "Repetition penalty", SETTINGS_FLOAT, 0.5, 2, false},
-    {"max_tokens", "Max reply tokens", SETTINGS_INT, -1, 1 << 20, true},
-    {"context", "Context length", SETTINGS_INT, 0, 1 << 20, true},
-    {"device", "Device", SETTINGS_TEXT, 0, 0, true},
-    {"models_dir", "Models folder", SETTINGS_TEXT, 0, 0, false},
-    {"font_size", "Font size", SETTINGS_INT, 10, 32, false},
-    {"theme", "Theme", SETTINGS_THEME, 0, 0, false},
+    {"system_prompt", "System prompt", SETTINGS_TEXT, 0, 0, false, false},
+    {"temperature", "Temperature", SETTINGS_FLOAT, 0, 5, false, false},
+    {"top_k", "Top-k", SETTINGS_INT, 0, 1000, false, false},
+    {"top_p", "Top-p", SETTINGS_FLOAT, 0.01, 1, false, false},
+    {"min_p", "Min-p", SETTINGS_FLOAT, 0, 1, false, false},
+    {"repeat_penalty", "Repetition penalty", SETTINGS_FLOAT, 0.5, 2, false, false},
+    {"max_tokens", "Max reply tokens", SETTINGS_INT, -1, 1 << 20, true, false},
+    /* 8 as serve's minimum: fewer tokens than that hold no template's turn
+     * (probe 6, M1: a context of 1 was kept and refused every message) */
+    {"context", "Context length", SETTINGS_INT, 8, 1 << 20, true, true},
+    {"device", "Device", SETTINGS_TEXT, 0, 0, true, false},
+    {"models_dir", "Models folder", SETTINGS_TEXT, 0, 0, false, false},
+    {"font_size", "Font size", SETTINGS_INT, 10, 32, false, false},
+    {"theme", "Theme", SETTINGS_THEME, 0, 0, false, false},
 };
 const size_t settings_n_fields = sizeof settings_fields / sizeof settings_fields[0];
 
@@ -113,10 +116,10 @@ int settings_set(struct settings *s, const char *key, const char *text, struct v
         long v = strtol(text, &end, 10);
         while (*end == ' ')
             end++;
-        if (end == text || *end || errno || v < f->lo || v > f->hi)
+        if (end == text || *end || errno || ((v < f->lo || v > f->hi) && !(f->zero && v == 0)))
             return vkllm_fail(err, VKLLM_E_INVALID,
-                              "%s: '%s' is not a whole number from %.0f to %.0f", f->label, text,
-                              f->lo, f->hi);
+                              "%s: '%s' is not %sa whole number from %.0f to %.0f", f->label, text,
+                              f->zero ? "0 (the model's) or " : "", f->lo, f->hi);
         *int_of(s, f) = (int)v;
         return VKLLM_OK;
     }
@@ -128,6 +131,27 @@ int settings_set(struct settings *s, const char *key, const char *text, struct v
         return VKLLM_OK;
     }
     return VKLLM_E_INVALID;
+}
+
+/* ---- the device, against the devices there are */
+
+int settings_check_device(const char *device, const struct vkllm_device_info *devs, int n,
+                          struct vkllm_error *err)
+{
+    if (!device[0]) return VKLLM_OK;
+    /* the engine's own rules; the window says what there is instead of
+     * pointing at `vkllm devices` */
+    if (n > 0 && vkllm_device_choose(devs, (uint32_t)n, device, NULL) >= 0) return VKLLM_OK;
+    char list[400] = "";
+    size_t at = 0;
+    for (int i = 0; i < n && at < sizeof list; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%d: %s", i ? ", " : "", i,
+                               devs[i].name);
+    if (!n)
+        return vkllm_fail(err, VKLLM_E_NO_DEVICE, "Device: '%s': there is no Vulkan device",
+                          device);
+    return vkllm_fail(err, VKLLM_E_NO_DEVICE, "Device: '%s' is none of the devices here (%s)",
+                      device, list);
 }
 
 void settings_get(const struct settings *s, const char *key, char *buf, size_t cap)

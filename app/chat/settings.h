@@ -46,6 +46,7 @@ struct settings_field {
     enum settings_kind kind;
     double lo, hi;
     bool reload; /* takes effect by loading the model again */
+    bool zero;   /* 0 is taken too, below LO (the context: 0 is the model's) */
 };
 
 extern const struct settings_field settings_fields[];
@@ -58,6 +59,13 @@ const struct settings_field *settings_field(const char *key);
  * range in ERR, for an unknown key or a value that does not parse or is out
  * of range; S is unchanged then. */
 int settings_set(struct settings *s, const char *key, const char *text, struct vkllm_error *err);
+/* Whether DEVICE (the device setting: an index or part of a name, as
+ * vkllm_context_params.device takes it; "": the default) picks one of the N
+ * devices DEVS lists, by the engine's rules. VKLLM_E_NO_DEVICE when it picks
+ * none, ERR naming the devices there are (a window has no `vkllm devices`
+ * to point to). */
+int settings_check_device(const char *device, const struct vkllm_device_info *devs, int n,
+                          struct vkllm_error *err);
 /* KEY's value as settings_set takes it. */
 void settings_get(const struct settings *s, const char *key, char *buf, size_t cap);
 

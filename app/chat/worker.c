@@ -154,6 +154,19 @@ static void describe(struct worker *w, const struct engine *e)
     w->st.gpu_bytes = vkllm_model_weight_bytes(e->model) + vkllm_session_memory_bytes(e->session);
 }
 
+/* What CTX worked around (a corrupt or foreign pipeline cache ignored), as
+ * one note: the channel keeps the last one only (probe 6, M2: the window
+ * never said why every start compiled the pipelines again). */
+static void context_notes(struct worker *w, const vkllm_context *ctx)
+{
+    char line[sizeof w->st.note] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < vkllm_context_note_count(ctx) && at < sizeof line; i++)
+        at += (size_t)snprintf(line + at, sizeof line - at, "%s%s", i ? "; " : "",
+                               vkllm_context_note(ctx, i));
+    if (at) on_note(line, w);
+}
+
 static void run_load(struct worker *w, const char *path)
 {
     struct vkllm_error err = {0};
@@ -165,6 +178,7 @@ static void run_load(struct worker *w, const char *path)
         struct vkllm_context_params cp = {.device = w->cur.device[0] ? w->cur.device : NULL};
         if (vkllm_context_create(&cp, &new_ctx, &err)) goto fail;
         ctx = new_ctx;
+        context_notes(w, ctx);
     }
     struct vkllm_session_params sp = {.n_ctx = w->cur.n_ctx};
     /* a model or context too big for the device is refused before any upload */

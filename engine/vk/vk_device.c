@@ -411,8 +411,8 @@ static bool contains_nocase(const char *hay, const char *needle)
     return n == 0;
 }
 
-static int choose(const struct vkllm_device_info *infos, uint32_t n, const char *selector,
-                  struct vkllm_error *err)
+int vkllm_device_choose(const struct vkllm_device_info *infos, uint32_t n, const char *selector,
+                        struct vkllm_error *err)
 {
     if (selector) {
         const char *p = selector;
@@ -489,7 +489,7 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
     }
     for (uint32_t i = 0; i < n; i++)
         describe(phys[i], i, &infos[i]);
-    int chosen = choose(infos, n, selector, err);
+    int chosen = vkllm_device_choose(infos, n, selector, err);
     if (chosen >= 0) {
         d->phys = phys[chosen];
         d->info = infos[chosen];
