@@ -190,14 +190,6 @@ static bool runnable(const char *path)
     return rc == 0;
 }
 
-/* How many names (hard links) the file PATH would replace has: the write
- * gives PATH a new file, and the other names keep the old one. 1 if none. */
-static nlink_t names_of(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_nlink : 1;
-}
-
 static double file_mib(const char *path)
 {
     struct stat st;
@@ -245,7 +237,7 @@ int cmd_quantize(int argc, char **argv)
         .user = &bar,
     };
     if (!runnable(paths[0])) return 1;
-    const nlink_t names = names_of(paths[1]);
+    const uintmax_t names = cli_names_of(paths[1]);
     struct signals sigs;
     signals_catch(&sigs);
     struct vkllm_error err = {0};
@@ -261,7 +253,7 @@ int cmd_quantize(int argc, char **argv)
     if (!rc && names > 1)
         fprintf(stderr,
                 "vkllm: note: %s had %ju names (hard links); the others keep the old file\n",
-                cli_shown(paths[1]), (uintmax_t)names);
+                cli_shown(paths[1]), names);
     signals_restore(&sigs);
     /* the signal was blocked, or its default action ignores it */
     if (interrupted) return 128 + interrupted;

@@ -163,5 +163,17 @@ done
 [ $refused -ge 20 ] || fail "only $refused of gen_hostile's files are refused by run"
 rm -rf "$scratch/hostile" "$scratch/hostile-out"
 
+# the progress counts to the last tensor: it once ended at "[13/12]", the
+# writer's question while it wrote the last tensor (every 4 MiB; this
+# ffn_up is 8 MiB as F16) reported as one more
+checks=$((checks + 1))
+"$gen_model" -o "$scratch/wide.gguf" --n-embd 256 --n-layer 1 --n-ff 16384 --n-vocab 1024 \
+    >/dev/null || fail "gen_model (wide)"
+"$vkllm" quantize "$scratch/wide.gguf" "$scratch/wide-F16.gguf" F16 2>"$scratch/err" ||
+    fail "quantize wide: $(cat "$scratch/err")"
+grep '^vkllm: \[' "$scratch/err" | tail -n 1 | grep -q '^vkllm: \[ 12/ 12\] blk.0.ffn_up.weight ' &&
+    ! grep -q '^vkllm: \[ 13/' "$scratch/err" || fail "the progress: $(tail -n 3 "$scratch/err")"
+rm -f "$scratch/wide.gguf" "$scratch/wide-F16.gguf"
+
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

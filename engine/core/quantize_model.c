@@ -590,12 +590,12 @@ struct run {
     bool stopped; /* the progress callback said to stop while the writer worked */
 };
 
-/* Reports progress; false if the caller asked to stop. */
+/* Reports progress on tensor Q (of r->ts); false if the caller asked to stop. */
 static bool report(struct run *r, const struct qtensor *q, uint64_t elems)
 {
     if (!r->params->progress) return true;
     struct vkllm_quantize_progress p = {
-        .tensor = r->i_tensor,
+        .tensor = (uint64_t)(q - r->ts), /* not i_tensor: past the last while the end is written */
         .n_tensors = r->n_tensors,
         .name = q->name,
         .from_type = q->t->type,
