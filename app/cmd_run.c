@@ -21,6 +21,8 @@ static const char run_usage[] =
     "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
     "      --min-p P          drop tokens below P times the most likely (default 0.05)\n"
     "      --repeat-penalty F penalize recent tokens; 1 is off (default 1.0)\n"
+    "      --presence-penalty F  subtract F (-2 to 2) from recent tokens' logits (default 0)\n"
+    "      --frequency-penalty F subtract F (-2 to 2) times each recent token's count (default 0)\n"
     "      --repeat-last-n N  how many recent tokens the penalty sees (default 64)\n"
     "  -s, --seed S           random seed (default: from the clock)\n"
     "      --stop TEXT        stop at TEXT (not printed); may be repeated\n"
@@ -87,6 +89,12 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--repeat-penalty")) {
             if (!VALUE() || !cli_float(a, v, 1e-6, 1e6, &f)) return 1;
             sp.repeat_penalty = (float)f;
+        } else if (!strcmp(a, "--presence-penalty")) {
+            if (!VALUE() || !cli_float(a, v, -2, 2, &f)) return 1;
+            sp.presence_penalty = (float)f;
+        } else if (!strcmp(a, "--frequency-penalty")) {
+            if (!VALUE() || !cli_float(a, v, -2, 2, &f)) return 1;
+            sp.frequency_penalty = (float)f;
         } else if (!strcmp(a, "--repeat-last-n")) {
             if (!VALUE() || !cli_int(a, v, 0, 1 << 20, &n)) return 1;
             sp.repeat_last_n = (int32_t)n;

@@ -756,16 +756,22 @@ int vkllm_memory_check(const vkllm_gguf *g, const vkllm_context *ctx,
 
 typedef struct vkllm_sampler vkllm_sampler;
 
-/* Applied in this order: repetition penalty, top-k, top-p, min-p, temperature,
- * then a draw from the seeded RNG. temp <= 0 is greedy (lowest id wins a tie). */
+/* Applied in this order: the penalties, top-k, top-p, min-p, temperature,
+ * then a draw from the seeded RNG. temp <= 0 is greedy (lowest id wins a tie).
+ * The penalties, as llama.cpp's, on each distinct token of the last
+ * repeat_last_n accepted: the logit divided by repeat_penalty (multiplied
+ * when not positive), then minus its count times frequency_penalty and minus
+ * presence_penalty (OpenAI's). */
 struct vkllm_sampler_params {
     float temp;            /* 0.8 */
     int32_t top_k;         /* 40; <= 0 keeps all */
     float top_p;           /* 0.95; in (0, 1], 1 keeps all */
     float min_p;           /* 0.05; <= 0 keeps all */
     float repeat_penalty;  /* 1.0 = off */
-    int32_t repeat_last_n; /* 64: how many recent tokens the penalty looks at */
+    int32_t repeat_last_n; /* 64: how many recent tokens the penalties look at */
     uint64_t seed;
+    float frequency_penalty; /* 0 = off */
+    float presence_penalty;  /* 0 = off */
 };
 
 /* The defaults above (llama.cpp's), with SEED. */

@@ -468,6 +468,50 @@ static void test_penalty(void)
     vkllm_sampler_free(s);
 }
 
+/* OpenAI's additive penalties, as llama.cpp applies them: after the
+ * repetition penalty, each distinct token of the window loses count *
+ * frequency_penalty + presence_penalty. */
+static void test_additive_penalties(void)
+{
+    const float l[4] = {3.0f, 2.5f, 2.2f, -1.0f};
+    struct vkllm_sampler_params p = penalty_params(1.0f, 64);
+    p.presence_penalty = 0.6f; /* 3.0 - 0.6 = 2.4 < 2.5 */
+    vkllm_sampler *s = make(p, 4);
+    vkllm_sampler_accept(s, 0);
+    CHECK(vkllm_sampler_sample(s, l) == 1, "presence: 3.0 - 0.6 < 2.5");
+    vkllm_sampler_free(s);
+
+    /* frequency counts every occurrence: 3.0 - 2 * 0.2 = 2.6 > 2.5, then
+     * 3.0 - 3 * 0.2 = 2.4 < 2.5 */
+    p = penalty_params(1.0f, 64);
+    p.frequency_penalty = 0.2f;
+    s = make(p, 4);
+    vkllm_sampler_accept(s, 0);
+    vkllm_sampler_accept(s, 0);
+    CHECK(vkllm_sampler_sample(s, l) == 0, "frequency: 3.0 - 2 * 0.2 > 2.5");
+    /* that sample accepted 0: three in the window */
+    CHECK(vkllm_sampler_sample(s, l) == 1, "frequency: 3.0 - 3 * 0.2 < 2.5");
+    vkllm_sampler_free(s);
+
+    /* after the repetition penalty: 3.0 / 1.2 = 2.5, minus 0.05 < 2.5 */
+    p = penalty_params(1.2f, 64);
+    p.presence_penalty = 0.05f;
+    s = make(p, 4);
+    vkllm_sampler_accept(s, 0);
+    CHECK(vkllm_sampler_sample(s, l) == 1, "repetition then presence");
+    vkllm_sampler_free(s);
+
+    /* negative values boost: 2.2 + 1.0 > 3.0; outside the window, nothing */
+    p = penalty_params(1.0f, 1);
+    p.presence_penalty = -1.0f;
+    s = make(p, 4);
+    vkllm_sampler_accept(s, 2);
+    CHECK(vkllm_sampler_sample(s, l) == 2, "a negative presence penalty boosts");
+    vkllm_sampler_accept(s, 3); /* the window of one now holds 3 only */
+    CHECK(vkllm_sampler_sample(s, l) == 0, "2 left the window");
+    vkllm_sampler_free(s);
+}
+
 /* ============================== Special logits ============================== */
 
 static void test_special_logits(void)
@@ -574,6 +618,8 @@ static void test_params(void)
     BAD(repeat_penalty, NAN);
     BAD(repeat_penalty, INFINITY);
     BAD(repeat_last_n, -1);
+    BAD(frequency_penalty, NAN);
+    BAD(presence_penalty, INFINITY);
 #undef BAD
     expect_invalid("n_vocab = 0", d, 0);
     expect_invalid("n_vocab = -5", d, -5);
@@ -696,6 +742,7 @@ int main(void)
     test_truncation_random(5000, 30, 20, 1000);
     test_truncation_random(20000, 20, 30, 0);
     test_penalty();
+    test_additive_penalties();
     test_special_logits();
     test_params();
     test_large_vocab();

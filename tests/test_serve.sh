@@ -162,8 +162,20 @@ expect 400 '"param":"stream"' "${auth[@]}" -d '{"prompt":"x","stream":"yes"}' "$
 expect 400 '"param":"n"' "${auth[@]}" -d '{"prompt":"x","n":3}' "$url/v1/completions"
 expect 400 '"param":"tools"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function"}]}' "$url/v1/chat/completions"
-expect 400 '"param":"presence_penalty"' "${auth[@]}" -d '{"prompt":"x","presence_penalty":0.5}' \
+expect 400 '"param":"presence_penalty"' "${auth[@]}" -d '{"prompt":"x","presence_penalty":2.5}' \
     "$url/v1/completions"
+# OpenAI's additive penalties: the text `vkllm run` gives with the same ones
+checks=$((checks + 1))
+curl -s "${auth[@]}" "${cj[@]}" -o "$scratch/penalties" -d '{"prompt":"Once upon a time",
+    "max_tokens":40,"temperature":0,"frequency_penalty":1.5,"presence_penalty":0.5}' \
+    "$url/v1/completions"
+got=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"], end="")' \
+    "$scratch/penalties")
+want=$("$vkllm" run -p "Once upon a time" -n 40 --temp 0 --frequency-penalty 1.5 \
+    --presence-penalty 0.5 2>/dev/null)
+plain=$("$vkllm" run -p "Once upon a time" -n 40 --temp 0 2>/dev/null)
+[ "Once upon a time$got" = "$want" ] || fail "penalties: '$got' is not run's '${want#Once upon a time}'"
+[ "$want" != "$plain" ] || fail "the penalties change nothing: the check proves nothing"
 long=$(for _ in $(seq 1200); do printf 'the dog ran. '; done)
 expect 400 '"code":"context_length_exceeded"' "${auth[@]}" -d "{\"prompt\":\"$long\"}" "$url/v1/completions"
 expect 200 '"finish_reason":"length"' "${auth[@]}" \

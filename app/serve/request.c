@@ -279,6 +279,8 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
         !get_float(o, "top_p", 0, 1, &sp->top_p, f) ||
         !get_float(o, "min_p", 0, 1, &sp->min_p, f) ||
         !get_float(o, "repeat_penalty", 1e-6, 1e6, &sp->repeat_penalty, f) ||
+        !get_float(o, "presence_penalty", -2, 2, &sp->presence_penalty, f) ||
+        !get_float(o, "frequency_penalty", -2, 2, &sp->frequency_penalty, f) ||
         !get_int(o, "top_k", 0, 1 << 30, &top_k, f) ||
         !get_int(o, "seed", INT64_MIN, INT64_MAX, &seed, f) ||
         !get_int(o, "max_tokens", 1, 1 << 30, &max_tokens, f) ||
@@ -296,10 +298,7 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
           (!strcmp(json_string_value(tc), "none") || !strcmp(json_string_value(tc), "auto"))))
         return serve_failf(f, 400, "tool_choice",
                            "'tool_choice' is not supported beyond \"none\": no tool calls");
-    /* the sampler has a repetition penalty, but not OpenAI's additive ones */
-    if (!refuse_set(o, "presence_penalty", "use repeat_penalty", f) ||
-        !refuse_set(o, "frequency_penalty", "use repeat_penalty", f) ||
-        !refuse_set(o, "tools", "no tool calls", f) ||
+    if (!refuse_set(o, "tools", "no tool calls", f) ||
         !refuse_set(o, "functions", "no tool calls", f) ||
         !refuse_set(o, "logprobs", "no log probabilities", f) ||
         !refuse_set(o, "top_logprobs", "no log probabilities", f) ||

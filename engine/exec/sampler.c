@@ -3,8 +3,9 @@
  * One call of vkllm_sampler_sample runs, in llama.cpp's order:
  *
  *   load        copy the logits into the candidate buffer (NaN -> -inf)
- *   penalty     repetition penalty on each distinct token of the last
- *               repeat_last_n accepted ones (logit > 0 divided, <= 0 multiplied)
+ *   penalty     on each distinct token of the last repeat_last_n accepted
+ *               ones: repetition (logit > 0 divided, <= 0 multiplied), then
+ *               minus count * frequency_penalty + presence_penalty
  *   greedy      temp <= 0 or top_k == 1: argmax, the lowest id wins a tie
  *   top-k       heap selection of the k best, O(n log k), then sorted
  *   weights     e_i = exp(l_i - l_max), Z = sum of e_i
@@ -100,6 +101,11 @@ static int check_params(const struct vkllm_sampler_params *p, int32_t n_vocab,
         return vkllm_fail(err, VKLLM_E_INVALID,
                           "sampler: repeat_penalty is %g, must be finite and > 0 (1 is off)",
                           (double)p->repeat_penalty);
+    if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty))
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "sampler: frequency_penalty %g and presence_penalty %g must be finite "
+                          "(0 is off)",
+                          (double)p->frequency_penalty, (double)p->presence_penalty);
     if (p->repeat_last_n < 0)
         return vkllm_fail(err, VKLLM_E_INVALID,
                           "sampler: repeat_last_n is %d, must be >= 0 (0 is off)",
@@ -404,13 +410,20 @@ int32_t vkllm_sampler_sample(vkllm_sampler *s, const float *logits)
         c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
         c[i].id = i;
     }
-    /* Recomputing from the caller's logits makes a token that occurs twice in
-     * the window get the penalty once, as in llama.cpp. */
-    const float penalty = s->p.repeat_penalty;
-    if (penalty != 1.0f) {
+    /* Each distinct token of the window once, with its count, as in
+     * llama.cpp; the count is kept in e, which the weights set later. */
+    const float penalty = s->p.repeat_penalty, freq = s->p.frequency_penalty,
+                presence = s->p.presence_penalty;
+    if (penalty != 1.0f || freq != 0.0f || presence != 0.0f) {
+        for (int32_t j = 0; j < s->hist_len; j++)
+            c[s->hist[j]].e = 0.0f;
+        for (int32_t j = 0; j < s->hist_len; j++)
+            c[s->hist[j]].e += 1.0f;
         for (int32_t j = 0; j < s->hist_len; j++) {
-            int32_t t = s->hist[j];
-            c[t].logit = penalize(isnan(logits[t]) ? -INFINITY : logits[t], penalty);
+            const int32_t t = s->hist[j];
+            if (c[t].e == 0.0f) continue; /* done at its first occurrence */
+            c[t].logit = penalize(c[t].logit, penalty) - (c[t].e * freq + presence);
+            c[t].e = 0.0f;
         }
     }
 
