@@ -162,6 +162,20 @@ expect 400 '"param":"stream"' "${auth[@]}" -d '{"prompt":"x","stream":"yes"}' "$
 expect 400 '"param":"n"' "${auth[@]}" -d '{"prompt":"x","n":3}' "$url/v1/completions"
 expect 400 '"param":"tools"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function"}]}' "$url/v1/chat/completions"
+# a resent conversation holding tool calls (its template would not see them),
+# a completion's logprobs of 0 (the chosen tokens' log probabilities), and
+# llama-server's per-request adapters: refused, not ignored
+expect 400 '"param":"messages\[1\].tool_calls"' "${auth[@]}" -d '{"messages":[{"role":"user",
+    "content":"Hi"},{"role":"assistant","content":null,"tool_calls":[{"id":"1","type":"function",
+    "function":{"name":"f","arguments":"{}"}}]},{"role":"tool","content":"42","tool_call_id":"1"}]}' \
+    "$url/v1/chat/completions"
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"messages":[{"role":"user","content":"Hi",
+    "tool_calls":[]}],"max_tokens":1}' "$url/v1/chat/completions"
+expect 400 '"param":"logprobs"' "${auth[@]}" -d '{"prompt":"x","logprobs":0}' "$url/v1/completions"
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"messages":[{"role":"user","content":"Hi"}],
+    "logprobs":false,"max_tokens":1}' "$url/v1/chat/completions"
+expect 400 '"param":"lora"' "${auth[@]}" -d '{"prompt":"x","lora":[{"id":0,"scale":0}]}' \
+    "$url/v1/completions"
 expect 400 '"param":"presence_penalty"' "${auth[@]}" -d '{"prompt":"x","presence_penalty":2.5}' \
     "$url/v1/completions"
 # OpenAI's additive penalties: the text `vkllm run` gives with the same ones

@@ -183,11 +183,17 @@ static bool render_messages(struct serve *sv, json_t *messages, char **out, size
     json_array_foreach(messages, i, m)
     {
         json_t *role = json_object_get(m, "role");
+        char param[48];
         if (!json_is_object(m) || !json_is_string(role)) {
-            char param[48];
             snprintf(param, sizeof param, "messages[%zu].role", i);
             return serve_failf(f, 400, param, "'%s' must be a string", param);
         }
+        /* only role and content reach the template: a resent conversation
+         * holding tool calls would be rendered without them */
+        snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+        json_t *calls = json_object_get(m, "tool_calls");
+        if (calls && !json_is_null(calls) && !(json_is_array(calls) && !json_array_size(calls)))
+            return serve_failf(f, 400, param, "'%s' is not supported: no tool calls", param);
     }
     struct vkllm_error err = {0};
     int rc = VKLLM_OK;
@@ -301,6 +307,10 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
     if (!refuse_set(o, "tools", "no tool calls", f) ||
         !refuse_set(o, "functions", "no tool calls", f) ||
         !refuse_set(o, "logprobs", "no log probabilities", f) ||
+        /* a completion's logprobs is a count, and 0 asks for the chosen tokens' */
+        (json_is_number(json_object_get(o, "logprobs")) &&
+         !serve_failf(f, 400, "logprobs", "'logprobs' is not supported: no log probabilities")) ||
+        !refuse_set(o, "lora", "the server's adapters (--lora) apply to every request", f) ||
         !refuse_set(o, "top_logprobs", "no log probabilities", f) ||
         !refuse_set(o, "echo", "the reply never repeats the prompt", f) ||
         !refuse_set(o, "suffix", "no insertion, only a continuation", f) ||
