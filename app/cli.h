@@ -63,6 +63,8 @@ void cli_warn_context(const vkllm_model *model, uint32_t n_ctx);
  * weight matrices with the GB/s their matmuls read at and, when COPY_GBPS >
  * 0, its share of that copy bandwidth, and the layers. */
 int cli_profile_print(const vkllm_session *s, double copy_gbps, struct vkllm_error *err);
+/* --profile (FLAG) or VKLLM_PROFILE=1, which makes the context profile too. */
+bool cli_profile_wanted(bool flag);
 
 /* Prints what loading V worked around in its file (a special token id out of
  * range, an unknown pre-tokenizer), one "warning: ..." line each: every

@@ -632,8 +632,7 @@ int cmd_bench(int argc, char **argv)
     int status = 1;
     bool array_open = false; /* -o json's '[' is out */
 
-    const char *prof = getenv("VKLLM_PROFILE"); /* the context profiles then too */
-    profile = profile || (prof && *prof && strcmp(prof, "0"));
+    profile = cli_profile_wanted(profile);
     struct vkllm_context_params cp = {.device = device, .validation = validate, .profile = profile};
     /* the loader refuses, before any upload, a model that leaves no room for
      * the sessions run_test creates: this one is at least as large as each

@@ -135,8 +135,7 @@ int cmd_run(int argc, char **argv)
 
     double t0 = cli_now_ms();
     struct vkllm_context_params cp = {.device = device, .validation = validate, .profile = profile};
-    const char *prof = getenv("VKLLM_PROFILE"); /* the context profiles then too */
-    profile = profile || (prof && *prof && strcmp(prof, "0"));
+    profile = cli_profile_wanted(profile);
     double copy_gbps = 0.0; /* the bandwidth the profile's matrices are held against */
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     if (profile && vkllm_context_copy_bandwidth(ctx, &copy_gbps, &err)) /* the profile goes on */

@@ -187,6 +187,12 @@ int cli_validation_status(const vkllm_context *ctx, int status)
     return status;
 }
 
+bool cli_profile_wanted(bool flag)
+{
+    const char *env = getenv("VKLLM_PROFILE");
+    return flag || (env && *env && strcmp(env, "0"));
+}
+
 int cli_profile_print(const vkllm_session *s, double copy_gbps, struct vkllm_error *err)
 {
     struct vkllm_profile *p = malloc(sizeof *p);

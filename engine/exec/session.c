@@ -471,13 +471,20 @@ int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
             out->total_ms += p->ms;
             struct vkllm_profile_row *r =
                 profile_row(out->kernels, &out->n_kernels, shader_registry[p->shader].name);
-            if (r) r->dispatches += p->dispatches, r->ms += p->ms;
+            if (r) {
+                r->dispatches += p->dispatches;
+                r->ms += p->ms;
+            }
             if (p->role != T_NONE) {
                 const char *name = p->role == FORWARD_ROLE_LORA
                                        ? "lora"
                                        : arch_role_name((enum tensor_role)p->role);
                 r = profile_row(out->matrices, &out->n_matrices, name);
-                if (r) r->dispatches += p->dispatches, r->ms += p->ms, r->bytes += p->bytes;
+                if (r) {
+                    r->dispatches += p->dispatches;
+                    r->ms += p->ms;
+                    r->bytes += p->bytes;
+                }
             }
             if (p->layer >= 0 &&
                 p->layer < (int32_t)(sizeof out->layer_ms / sizeof *out->layer_ms)) {
