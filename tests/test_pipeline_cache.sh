@@ -6,7 +6,8 @@
 #    note and the same text.
 # 2. A corrupt cache: the run succeeds with one "note:" line naming the file,
 #    and the file is replaced by a valid one, so the next run is note-free.
-# 3. A cache home that cannot be written is no error.
+# 3. Other builds' caches of this device: kept while used, removed when stale.
+# 4. A cache home that cannot be written is no error.
 set -u
 vkllm=$1 data=$2
 model=$data/stories260K.gguf
@@ -51,7 +52,28 @@ head -c 50 "$cache" >"$tmp/cut" && mv "$tmp/cut" "$cache"
 run
 check "notes over a truncated cache" 1 "$(grep -c '^note:.*truncated' "$tmp/err")"
 
-# ---- 3. a cache home nobody may write (root writes through permissions: a
+# ---- 3. other builds' caches of this device: a recent one is kept (two
+# builds used in turn keep a cache each), one unused for 40 days goes when a
+# cache is written; one of another device is never touched
+base=${cache%-*}
+printf x >"$base-0000000000000001.bin"
+printf x >"$base-0000000000000002.bin" && touch -d '40 days ago' "$base-0000000000000002.bin"
+printf x >"$XDG_CACHE_HOME/vkllm/pipelines-ffff-ffff-0000000000000003.bin"
+touch -d '40 days ago' "$XDG_CACHE_HOME/vkllm/pipelines-ffff-ffff-0000000000000003.bin"
+rm "$cache"
+run
+check "run beside other builds' caches" 0 $?
+check "its notes" 0 "$(grep -c '^note:' "$tmp/err")"
+check "our cache written" VKLLMPC "$(head -c 7 "$cache" 2>/dev/null)"
+check "a recent cache of another build kept" x "$(cat "$base-0000000000000001.bin" 2>/dev/null)"
+check "a stale cache of another build removed" no "$([ -e "$base-0000000000000002.bin" ] && echo yes || echo no)"
+check "another device's cache kept" yes \
+    "$([ -e "$XDG_CACHE_HOME/vkllm/pipelines-ffff-ffff-0000000000000003.bin" ] && echo yes || echo no)"
+touch -d '40 days ago' "$cache"
+run
+check "a loaded cache is marked used" yes "$(find "$cache" -mtime -1 | grep -q . && echo yes || echo no)"
+
+# ---- 4. a cache home nobody may write (root writes through permissions: a
 # file system it may not write stands in)
 if [ "$(id -u)" = 0 ]; then export XDG_CACHE_HOME=/proc/self; else
     mkdir -m 500 "$tmp/ro" && export XDG_CACHE_HOME=$tmp/ro; fi

@@ -5,6 +5,7 @@
 #include "hash.h"
 #include "shaders.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char magic[8] = "VKLLMPC";
@@ -111,19 +113,23 @@ bool pipeline_cache_parse(const uint8_t *buf, size_t len, const struct pipeline_
 
 /* ============================== The file ============================== */
 
-/* "$XDG_CACHE_HOME/vkllm/pipelines-VENDOR-DEVICE.bin" (else under
+/* "$XDG_CACHE_HOME/vkllm/pipelines-VENDOR-DEVICE-SHADERS.bin" (else under
  * "$HOME/.cache"), malloc'd; NULL when neither is an absolute path, as the
- * XDG base directory specification asks. */
+ * XDG base directory specification asks. The shaders' hash is in the name so
+ * that two builds used in turn (a release and a developer's) each keep their
+ * own cache instead of replacing each other's at every start. */
 static char *cache_path(const struct pipeline_cache_key *key)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     const char *base = xdg && xdg[0] == '/' ? xdg : home && home[0] == '/' ? home : NULL;
     if (!base) return NULL;
     const char *sub = base == xdg ? "" : "/.cache";
-    const char *fmt = "%s%s/vkllm/pipelines-%04" PRIx32 "-%04" PRIx32 ".bin";
-    int n = snprintf(NULL, 0, fmt, base, sub, key->vendor_id, key->device_id);
+    const char *fmt = "%s%s/vkllm/pipelines-%04" PRIx32 "-%04" PRIx32 "-%016" PRIx64 ".bin";
+    int n = snprintf(NULL, 0, fmt, base, sub, key->vendor_id, key->device_id, key->shader_hash);
     char *path = n > 0 ? malloc((size_t)n + 1) : NULL;
-    if (path) snprintf(path, (size_t)n + 1, fmt, base, sub, key->vendor_id, key->device_id);
+    if (path)
+        snprintf(path, (size_t)n + 1, fmt, base, sub, key->vendor_id, key->device_id,
+                 key->shader_hash);
     return path;
 }
 
@@ -206,6 +212,8 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
             memmove(buf, data, pc->size);
             pc->data = buf;
             pc->checksum = pipeline_cache_checksum(pc->data, pc->size);
+            /* in use: pruning goes by modification time (see prune_stale) */
+            utimensat(AT_FDCWD, pc->path, NULL, 0);
             return VKLLM_OK;
         }
         free(buf);
@@ -239,6 +247,32 @@ static int make_dirs(const char *path, struct vkllm_error *err)
     return rc;
 }
 
+/* Removes this device's caches of other builds unused for PIPELINE_CACHE_STALE_DAYS
+ * (a load marks its file used), so that updates do not pile them up. Best
+ * effort: a cache left behind costs disk, never correctness. */
+static void prune_stale(const char *path)
+{
+    const char *name = strrchr(path, '/') + 1;
+    const char *hash = strrchr(name, '-'); /* "pipelines-VVVV-DDDD" before it */
+    const size_t prefix = (size_t)(hash - name) + 1;
+    char *dir_path = strndup(path, (size_t)(name - path));
+    DIR *dir = dir_path ? opendir(dir_path) : NULL;
+    const time_t before = time(NULL) - (time_t)PIPELINE_CACHE_STALE_DAYS * 24 * 3600;
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        const size_t len = strlen(e->d_name);
+        if (len != strlen(name) || strncmp(e->d_name, name, prefix) ||
+            strcmp(e->d_name + len - 4, ".bin") || !strcmp(e->d_name, name))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_mtime < before)
+            unlinkat(dirfd(dir), e->d_name, 0);
+    }
+    if (dir) closedir(dir);
+    free(dir_path);
+}
+
 int pipeline_cache_save(struct pipeline_cache *pc, const void *data, size_t size,
                         struct vkllm_error *err)
 {
@@ -270,6 +304,7 @@ int pipeline_cache_save(struct pipeline_cache *pc, const void *data, size_t size
     if (!rc) {
         pc->size = size;
         pc->checksum = sum;
+        prune_stale(pc->path);
     }
     return rc;
 }

@@ -1,8 +1,9 @@
 /* pipeline_cache.h: the on-disk pipeline cache, so that a second start does not
  * compile again what the first compiled. Internal to the engine.
  *
- * One file per device model, $XDG_CACHE_HOME/vkllm/pipelines-VENDOR-DEVICE.bin
- * (else ~/.cache/vkllm/), holds our header and then what
+ * One file per device model and build of the shaders,
+ * $XDG_CACHE_HOME/vkllm/pipelines-VENDOR-DEVICE-SHADERHASH.bin (else
+ * ~/.cache/vkllm/), holds our header and then what
  * vkGetPipelineCacheData gave at the end of the last run:
  *
  *   magic "VKLLMPC\0", version 1, header size
@@ -15,7 +16,9 @@
  * file that fails any check is ignored with a note and replaced at the next
  * write; it is opened without blocking (a FIFO never waits for a writer) and
  * read only if it is a regular file of at most PIPELINE_CACHE_MAX bytes.
- * VKLLM_PIPELINE_CACHE=0 turns the on-disk cache off. */
+ * Writing one removes the same device's files of other builds not used for
+ * PIPELINE_CACHE_STALE_DAYS. VKLLM_PIPELINE_CACHE=0 turns the on-disk cache
+ * off. */
 #ifndef VKLLM_PIPELINE_CACHE_H
 #define VKLLM_PIPELINE_CACHE_H
 
@@ -25,6 +28,7 @@
 #include <stdint.h>
 
 #define PIPELINE_CACHE_MAX ((size_t)256 << 20)
+#define PIPELINE_CACHE_STALE_DAYS 30
 
 /* What the cache was made for: a file with another key is foreign. */
 struct pipeline_cache_key {

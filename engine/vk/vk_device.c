@@ -182,6 +182,7 @@ static int instance_create(struct vk_device *d, bool validation, struct vkllm_er
     if (validation && (rc = VK_CHECK(err, vkCreateDebugUtilsMessengerEXT(d->instance, &msg, NULL,
                                                                          &d->messenger))))
         return rc;
+    d->destroy_messenger = vkDestroyDebugUtilsMessengerEXT;
     return VKLLM_OK;
 }
 
@@ -597,7 +598,7 @@ void vk_device_destroy(struct vk_device *d)
         vkDeviceWaitIdle(d->device);
         vkDestroyDevice(d->device, NULL);
     }
-    if (d->messenger) vkDestroyDebugUtilsMessengerEXT(d->instance, d->messenger, NULL);
+    if (d->messenger) d->destroy_messenger(d->instance, d->messenger, NULL);
     if (d->instance) vkDestroyInstance(d->instance, NULL);
     memset(d, 0, sizeof *d);
 }

@@ -11,6 +11,10 @@
 struct vk_device {
     VkInstance instance;
     VkDebugUtilsMessengerEXT messenger; /* only with validation */
+    /* volk's instance functions are global and follow the last instance
+     * made: one made without validation (vkllm_devices_list's) has no
+     * messenger functions, so each device keeps the one it needs */
+    PFN_vkDestroyDebugUtilsMessengerEXT destroy_messenger;
     VkPhysicalDevice phys;
     VkDevice device;
     VkQueue queue;
