@@ -169,6 +169,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_export_lora(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const char usage[] =
     "  export-lora merge LoRA adapters into a new model file (-m BASE --lora A -o OUT)\n"
     "  perplexity  a model's perplexity on a text, as llama-perplexity (-m MODEL -f FILE)\n"
     "  bench       prompt and generation speed, as llama-bench (vkllm bench -m MODEL)\n"
+    "  tune        time kernel variants on this device and keep the fastest (-m MODEL)\n"
     "  template    render a chat template (vkllm template -m MODEL --context CONTEXT.json)\n"
     "  serve       an OpenAI-compatible HTTP server (vkllm serve -m MODEL --port 8080)\n"
     "\n"
@@ -338,6 +339,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "export-lora")) return cmd_export_lora(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -515,6 +515,34 @@ const vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
 /* Bytes of device memory holding the weights. */
 uint64_t vkllm_model_weight_bytes(const vkllm_model *m);
 
+/* ============================== Tuning ============================== */
+
+/* One weight shape as vkllm_tune measured it. */
+struct vkllm_tune_shape {
+    const char *tensor; /* the role of its first tensor ("attn_q.weight") */
+    const char *type;   /* its format ("Q4_0") */
+    uint32_t k, n;      /* row length, rows */
+    uint32_t uses;      /* matrices of this shape: its matvecs per decoded token */
+    uint32_t n_candidates;
+    uint32_t tpr[8];        /* the decode matvec's threads per row, each tried */
+    double ms[8];           /* the GPU milliseconds of each's fastest run */
+    uint32_t default_index; /* the untuned choice */
+    uint32_t chosen;        /* the one kept: the default unless another beat it by 3% */
+};
+typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint32_t n,
+                              void *user);
+
+/* Times the variants of the decode matvec for each weight shape of M on its
+ * context's device (REPS runs of each, 1..64, in turns after a warm-up), keeps
+ * the fastest in the context and writes them beside the on-disk pipeline
+ * cache (vkllm_tune_path), where every later context on this device, driver
+ * and build of the shaders reads them; VKLLM_TUNE=0 ignores them. FN, if not
+ * NULL, gets each shape as it is done (I of N). VKLLM_E_IO when there is no
+ * cache directory (VKLLM_PIPELINE_CACHE=0, no HOME). */
+int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vkllm_error *err);
+/* The file the context reads its tuning from and vkllm_tune writes, or NULL. */
+const char *vkllm_tune_path(const vkllm_context *ctx);
+
 /* ============================== Tokenizer ============================== */
 
 typedef struct vkllm_vocab vkllm_vocab;

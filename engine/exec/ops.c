@@ -187,7 +187,12 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     /* threads per row: the subgroup size (the shuffles stay inside one), or
      * fewer when a row has fewer 32-element sub-blocks than that */
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
-    uint32_t tpr = pow2_floor(units < c->matvec_tpr ? units : c->matvec_tpr);
+    /* `vkllm tune` may have found fewer faster for this shape (on lavapipe, a
+     * thread per row of a small matrix: its input loads are then the same
+     * for every lane) */
+    const uint32_t tuned = tune_table_matvec_tpr(&c->tune, w->type, w->k, w->n);
+    const uint32_t want = tuned && tuned < c->matvec_tpr ? tuned : c->matvec_tpr;
+    uint32_t tpr = pow2_floor(units < want ? units : want);
     /* no more accumulators than the graph has tokens: a group's decode step
      * of 4 sessions computes 4, not 8 (each token's sum is the same either way) */
     const uint32_t nt = last_only ? 1 : e->batch < MATVEC_TOKENS ? e->batch : MATVEC_TOKENS;

@@ -150,6 +150,7 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation,
                           forced(force, "no-memory-budget"), err);
     if (!rc) rc = vk_pipelines_init(&ctx->pipes, &ctx->dev, err);
+    if (!rc) rc = tune_table_load(&ctx->tune, &ctx->pipes.on_disk, err);
     if (rc) {
         vkllm_context_destroy(ctx);
         return rc;
@@ -160,6 +161,11 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
      * every device's guaranteed minimum of 128 invocations */
     ctx->wg_size = 64;
     choose_paths(ctx, force);
+    if (ctx->tune.n) {
+        const size_t n = strlen(ctx->paths);
+        snprintf(ctx->paths + n, sizeof ctx->paths - n, "; matvec tuned for %u shapes",
+                 ctx->tune.n);
+    }
     *out = ctx;
     return VKLLM_OK;
 }
@@ -168,6 +174,7 @@ void vkllm_context_destroy(vkllm_context *ctx)
 {
     if (!ctx) return;
     vk_pipelines_destroy(&ctx->pipes);
+    tune_table_free(&ctx->tune);
     vk_device_destroy(&ctx->dev);
     free(ctx);
 }
@@ -185,7 +192,7 @@ const char *vkllm_context_paths(const vkllm_context *ctx)
 /* The context's notes, in order; NULL past them. */
 static const char *note_at(const vkllm_context *ctx, size_t i)
 {
-    const char *notes[] = {ctx->disk_note, ctx->pipes.note};
+    const char *notes[] = {ctx->disk_note, ctx->pipes.note, ctx->tune.note};
     for (size_t k = 0; k < sizeof notes / sizeof *notes; k++)
         if (notes[k][0] && i-- == 0) return notes[k];
     return NULL;

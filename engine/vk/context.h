@@ -3,6 +3,7 @@
 #ifndef VKLLM_CONTEXT_H
 #define VKLLM_CONTEXT_H
 
+#include "tune_table.h"
 #include "vk_device.h"
 #include "vk_pipeline.h"
 
@@ -20,6 +21,7 @@ struct vkllm_context {
     uint32_t gemm_wg;             /* threads per GEMM workgroup */
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
+    struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
     char paths[384];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */
 };

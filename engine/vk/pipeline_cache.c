@@ -212,7 +212,7 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
             memmove(buf, data, pc->size);
             pc->data = buf;
             pc->checksum = pipeline_cache_checksum(pc->data, pc->size);
-            /* in use: pruning goes by modification time (see prune_stale) */
+            /* in use: pruning goes by modification time (pipeline_cache_prune_stale) */
             utimensat(AT_FDCWD, pc->path, NULL, 0);
             return VKLLM_OK;
         }
@@ -226,9 +226,7 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
     return VKLLM_OK;
 }
 
-/* Creates PATH's directory and the one above it (the cache home), 0700 as
- * the XDG specification asks; the home itself must exist. */
-static int make_dirs(const char *path, struct vkllm_error *err)
+int pipeline_cache_make_dirs(const char *path, struct vkllm_error *err)
 {
     char *dir = strdup(path);
     if (!dir) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
@@ -247,14 +245,12 @@ static int make_dirs(const char *path, struct vkllm_error *err)
     return rc;
 }
 
-/* Removes this device's caches of other builds unused for PIPELINE_CACHE_STALE_DAYS
- * (a load marks its file used), so that updates do not pile them up. Best
- * effort: a cache left behind costs disk, never correctness. */
-static void prune_stale(const char *path)
+void pipeline_cache_prune_stale(const char *path)
 {
     const char *name = strrchr(path, '/') + 1;
     const char *hash = strrchr(name, '-'); /* "pipelines-VVVV-DDDD" before it */
     const size_t prefix = (size_t)(hash - name) + 1;
+    const char *ext = strrchr(name, '.');
     char *dir_path = strndup(path, (size_t)(name - path));
     DIR *dir = dir_path ? opendir(dir_path) : NULL;
     const time_t before = time(NULL) - (time_t)PIPELINE_CACHE_STALE_DAYS * 24 * 3600;
@@ -262,7 +258,7 @@ static void prune_stale(const char *path)
     while (dir && (e = readdir(dir))) {
         const size_t len = strlen(e->d_name);
         if (len != strlen(name) || strncmp(e->d_name, name, prefix) ||
-            strcmp(e->d_name + len - 4, ".bin") || !strcmp(e->d_name, name))
+            strcmp(e->d_name + len - strlen(ext), ext) || !strcmp(e->d_name, name))
             continue;
         struct stat st;
         if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -298,13 +294,13 @@ int pipeline_cache_save(struct pipeline_cache *pc, const void *data, size_t size
     if (!file) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     memcpy(file, &h, sizeof h);
     memcpy(file + sizeof h, data, size);
-    int rc = make_dirs(pc->path, err);
+    int rc = pipeline_cache_make_dirs(pc->path, err);
     if (!rc) rc = vkllm_write_file(pc->path, file, sizeof h + size, err);
     free(file);
     if (!rc) {
         pc->size = size;
         pc->checksum = sum;
-        prune_stale(pc->path);
+        pipeline_cache_prune_stale(pc->path);
     }
     return rc;
 }

@@ -84,6 +84,16 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
 int pipeline_cache_save(struct pipeline_cache *pc, const void *data, size_t size,
                         struct vkllm_error *err);
 
+/* Creates PATH's directory and the one above it (the cache home), 0700 as
+ * the XDG specification asks; the home itself must exist. */
+int pipeline_cache_make_dirs(const char *path, struct vkllm_error *err);
+/* Removes the files beside PATH that differ from its name only in the part
+ * after the last '-' (this device's files of other builds) and have not been
+ * modified for PIPELINE_CACHE_STALE_DAYS (a load marks its file used), so
+ * that updates do not pile them up. Best effort: a file left behind costs
+ * disk, never correctness. */
+void pipeline_cache_prune_stale(const char *path);
+
 void pipeline_cache_free(struct pipeline_cache *pc);
 
 #endif

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# test_tune.sh: `vkllm tune` and the tuning every later context reads.
+#   test_tune.sh VKLLM DATA_DIR
+# 1. tune writes one file beside the pipeline cache (no temporary left) with
+#    a line per shape it printed, and prints each shape's variants and the gain.
+# 2. A run reads it: its paths line says so, and the greedy text is the
+#    untuned one's, with every shape forced to 1 and to 2 threads per row
+#    (each variant computes the same sums in another order).
+# 3. A corrupt or foreign file is ignored with one note; VKLLM_TUNE=0 ignores
+#    a good one; bad VKLLM_TUNE values, -r values and a missing cache
+#    directory are one error line each.
+set -u
+vkllm=$1 data=$2
+model=$data/stories260K.gguf
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+check() { # WHAT EXPECTED ACTUAL
+    checks=$((checks + 1))
+    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
+}
+export XDG_CACHE_HOME=$tmp/cache
+unset VKLLM_PIPELINE_CACHE VKLLM_TUNE
+run() { "$vkllm" run -m "$model" -p "Once upon a time" -n 24 --temp 0 >"$tmp/out" 2>"$tmp/err"; }
+
+# ---- 1. tune
+"$vkllm" tune -m "$model" -r 2 >"$tmp/tune.out" 2>"$tmp/tune.err"
+check "tune's status" 0 $?
+check "tune's stderr" "" "$(cat "$tmp/tune.err")"
+files=("$XDG_CACHE_HOME"/vkllm/tune-*.txt)
+check "one tune file" 1 "${#files[@]}"
+file=${files[0]}
+check "tune names its file" "saved $file" "$(tail -1 "$tmp/tune.out")"
+check "the file's first line" "vkllm tune 1" "$(head -1 "$file" 2>/dev/null)"
+check "no temporary file" 0 "$(find "$XDG_CACHE_HOME" -name '.vkllm.tmp*' | wc -l)"
+shapes=$(grep -c ' x[0-9]' "$tmp/tune.out")
+checks=$((checks + 1))
+[ "$shapes" -ge 3 ] || fail "tune printed $shapes shapes"
+check "each shape has one choice" "$shapes" "$(grep ' x[0-9]' "$tmp/tune.out" | grep -c ' -> tpr [0-9]* (')"
+check "the gain line" 1 "$(grep -c '^decode matvecs per token: .* ms with the defaults, .* ms tuned (.*x)$' "$tmp/tune.out")"
+check "a line per shape that beat its default" "$(grep ' x[0-9]' "$tmp/tune.out" | grep -c '[0-9]x)$')" \
+    "$(grep -c '^matvec ' "$file")"
+
+# ---- 2. read by a run: forced variants give the untuned text
+VKLLM_TUNE=0 run
+check "untuned run" 0 $?
+check "untuned paths" 0 "$(grep -c 'matvec tuned' "$tmp/err")"
+cp "$tmp/out" "$tmp/out.untuned"
+key=$(sed -n 2p "$file")
+for tpr in 1 2; do
+    { echo "vkllm tune 1"; echo "$key"
+      grep ' x[0-9]' "$tmp/tune.out" | awk -v t=$tpr '{print "matvec", $2, $3, $5, t}'; } >"$file"
+    run
+    check "run with every shape at $tpr" 0 $?
+    check "its paths line" 1 "$(grep -c "matvec tuned for $shapes shapes" "$tmp/err")"
+    check "its notes" 0 "$(grep -c '^note:' "$tmp/err")"
+    checks=$((checks + 1))
+    cmp -s "$tmp/out" "$tmp/out.untuned" || fail "at $tpr threads per row the text differs: $(cat "$tmp/out")"
+done
+VKLLM_TUNE=0 run
+check "VKLLM_TUNE=0 ignores it" 0 "$(grep -c 'matvec tuned' "$tmp/err")"
+
+# ---- 3. bad files and settings
+printf 'vkllm tune 1\n%s\nmatvec Q4_0 256 256 3\n' "$key" >"$file"
+run
+check "run over a bad line" 0 $?
+check "its note" 1 "$(grep -c "^note: $file: line 3 is not 'matvec TYPE K N TPR'; tuning ignored" "$tmp/err")"
+check "nothing tuned" 0 "$(grep -c 'matvec tuned' "$tmp/err")"
+printf 'vkllm tune 1\nkey 0 0 0 0 0\n' >"$file"
+run
+check "run over a foreign file" 0 $?
+check "its note" 1 "$(grep -c "^note: $file: made for another device, driver or build of the shaders; tuning ignored" "$tmp/err")"
+head -c 3000 /dev/urandom >"$file"
+run
+check "run over garbage" 0 $?
+check "its notes" 1 "$(grep -c '^note:.*tuning ignored' "$tmp/err")"
+cmp -s "$tmp/out" "$tmp/out.untuned" || fail "the text over a bad file differs"
+VKLLM_TUNE=2 run
+check "VKLLM_TUNE=2" 1 $?
+check "its error" "error: VKLLM_TUNE: '2' is neither 0 (off) nor 1 (on)" "$(cat "$tmp/err")"
+"$vkllm" tune -m "$model" -r 0 >/dev/null 2>"$tmp/err"
+check "-r 0" 1 $?
+check "its error lines" 1 "$(grep -c '^error: ' "$tmp/err")"
+VKLLM_PIPELINE_CACHE=0 "$vkllm" tune -m "$model" -r 1 >/dev/null 2>"$tmp/err"
+check "tune without a cache directory" 1 $?
+check "its error" 1 "$(grep -c '^error: no cache directory to keep the tuning in' "$tmp/err")"
+
+echo "test_tune: $checks checks, $failures failures"
+[ "$failures" = 0 ]
