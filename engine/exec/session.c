@@ -150,9 +150,15 @@ int vkllm_session_group_create(vkllm_model *m, const struct vkllm_session_params
     if ((rc = alloc_state(g, err))) goto fail;
     if ((rc = gpu_graph_create(&g->one, dev, err)) ||
         (g->n_batch > 1 && (rc = gpu_graph_create(&g->batch, dev, err))) ||
-        (g->n_seq > 1 && (rc = gpu_graph_create(&g->multi, dev, err))) ||
-        (rc = record(g, &g->graph, &g->multi_graph, NULL, err)))
+        (g->n_seq > 1 && (rc = gpu_graph_create(&g->multi, dev, err))))
         goto fail;
+    /* a first recording learns the pipelines the graphs need, which are then
+     * compiled on all cores (a cold start's longest wait), then the real one */
+    vk_pipelines_defer(&m->ctx->pipes);
+    rc = record(g, &g->graph, &g->multi_graph, NULL, err);
+    int built = vk_pipelines_build_deferred(&m->ctx->pipes, rc ? &(struct vkllm_error){0} : err);
+    if (!rc) rc = built;
+    if (rc || (rc = record(g, &g->graph, &g->multi_graph, NULL, err))) goto fail;
     *out = g;
     return VKLLM_OK;
 fail:

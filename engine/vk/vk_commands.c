@@ -239,7 +239,9 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
                        const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
                        struct vkllm_error *err)
 {
-    if (n_groups == 0) return VKLLM_OK;
+    /* n_groups 0, or a pipeline not built yet (vk_pipelines_defer): a
+     * recording that only learns which pipelines the graph needs */
+    if (n_groups == 0 || !pipe->pipeline) return VKLLM_OK;
     const struct vkllm_device_info *info = &g->dev->info;
     VkDescriptorSet set;
     int rc = descriptor_set_alloc(g, pipe->set_layout, &set, err);

@@ -3,8 +3,11 @@
 
 #include "vk_fault.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int vk_pipelines_init(struct vk_pipelines *p, struct vk_device *dev, struct vkllm_error *err)
 {
@@ -84,7 +87,8 @@ static int module_get(struct vk_pipelines *p, enum shader_id s, struct vkllm_err
                         vkCreateShaderModule(p->dev->device, &ci, NULL, &p->modules[s]));
 }
 
-static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct vkllm_error *err)
+/* PL's shader module, descriptor set layout and pipeline layout. */
+static int pipeline_layouts(struct vk_pipelines *p, struct vk_pipeline *pl, struct vkllm_error *err)
 {
     VkDevice dev = p->dev->device;
     int rc = module_get(p, pl->shader, err);
@@ -121,6 +125,12 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
                            vkCreatePipelineLayout(dev, &lci, NULL, &pl->layout))))
         return rc;
 
+    return VKLLM_OK;
+}
+
+/* PL's pipeline itself: the slow part (the driver compiles the shader). */
+static VkResult pipeline_compile(struct vk_pipelines *p, struct vk_pipeline *pl)
+{
     VkSpecializationMapEntry entries[PIPELINE_MAX_SPEC];
     for (uint32_t i = 0; i < pl->n_spec; i++)
         entries[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
@@ -142,8 +152,15 @@ static int pipeline_build(struct vk_pipelines *p, struct vk_pipeline *pl, struct
             },
         .layout = pl->layout,
     };
-    rc = VK_DEV_CHECK(p->dev, err, VK_FAULT_PIPELINE,
-                      vkCreateComputePipelines(dev, p->cache, 1, &ci, NULL, &pl->pipeline));
+    return VK_FAULTY(VK_FAULT_PIPELINE, vkCreateComputePipelines(p->dev->device, p->cache, 1, &ci,
+                                                                 NULL, &pl->pipeline));
+}
+
+/* PL's result R as an error, named after its shader. */
+static int compile_check(struct vk_pipelines *p, const struct vk_pipeline *pl, VkResult r,
+                         struct vkllm_error *err)
+{
+    int rc = vk_dev_check(p->dev, err, r, "vkCreateComputePipelines", __FILE__, __LINE__);
     if (rc) vkllm_error_prefix(err, shader_registry[pl->shader].name);
     return rc;
 }
@@ -182,11 +199,89 @@ int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_
     memcpy(pl->spec, spec, n_spec * sizeof *spec);
     pl->n_bindings = n_bindings;
     pl->push_size = push_size;
-    if ((rc = pipeline_build(p, pl, err))) {
+    if (!(rc = pipeline_layouts(p, pl, err)) && !p->deferring)
+        rc = compile_check(p, pl, pipeline_compile(p, pl), err);
+    if (rc) {
         pipeline_free(p->dev->device, pl);
         return rc;
     }
     p->items[p->n_items++] = pl;
     *out = pl;
     return VKLLM_OK;
+}
+
+/* ============================== Deferred, in parallel ============================== */
+
+void vk_pipelines_defer(struct vk_pipelines *p)
+{
+    p->deferring = true;
+}
+
+struct compile_job {
+    struct vk_pipelines *p;
+    atomic_uint next;
+    pthread_mutex_t lock; /* a failure's report: it may mark the device lost */
+    int rc;
+    struct vkllm_error err;
+};
+
+static void *compile_worker(void *arg)
+{
+    struct compile_job *j = arg;
+    struct vk_pipelines *p = j->p;
+    for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < p->n_items;) {
+        struct vk_pipeline *pl = p->items[i];
+        if (pl->pipeline) continue;
+        VkResult r = pipeline_compile(p, pl);
+        if (r == VK_SUCCESS) continue;
+        /* reported on this thread, which knows whether VKLLM_FAULT injected it */
+        struct vkllm_error e;
+        pthread_mutex_lock(&j->lock);
+        int rc = compile_check(p, pl, r, &e);
+        if (!j->rc) {
+            j->rc = rc;
+            j->err = e;
+        }
+        pthread_mutex_unlock(&j->lock);
+    }
+    return NULL;
+}
+
+int vk_pipelines_build_deferred(struct vk_pipelines *p, struct vkllm_error *err)
+{
+    p->deferring = false;
+    uint32_t pending = 0;
+    for (uint32_t i = 0; i < p->n_items; i++)
+        pending += !p->items[i]->pipeline;
+    if (!pending) return VKLLM_OK;
+    struct compile_job j = {.p = p, .rc = VKLLM_OK};
+    atomic_init(&j.next, 0);
+    pthread_mutex_init(&j.lock, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t n_threads = cpus < 1                      ? 1
+                         : cpus > PIPELINE_MAX_THREADS ? PIPELINE_MAX_THREADS
+                                                       : (uint32_t)cpus;
+    if (n_threads > pending) n_threads = pending;
+    pthread_t threads[PIPELINE_MAX_THREADS];
+    uint32_t started = 0;
+    /* this thread is one of them; a thread that cannot start leaves more to the others */
+    while (started + 1 < n_threads &&
+           pthread_create(&threads[started], NULL, compile_worker, &j) == 0)
+        started++;
+    compile_worker(&j);
+    for (uint32_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&j.lock);
+    if (!j.rc) return VKLLM_OK;
+    /* none may stay without its pipeline: a later get would find it */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < p->n_items; i++) {
+        if (p->items[i]->pipeline)
+            p->items[kept++] = p->items[i];
+        else
+            pipeline_free(p->dev->device, p->items[i]);
+    }
+    p->n_items = kept;
+    *err = j.err;
+    return j.rc;
 }

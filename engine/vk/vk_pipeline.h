@@ -12,6 +12,7 @@
 
 #define PIPELINE_MAX_SPEC     8
 #define PIPELINE_MAX_BINDINGS 8
+#define PIPELINE_MAX_THREADS  8 /* compiling deferred pipelines */
 
 struct vk_pipeline {
     enum shader_id shader;
@@ -32,6 +33,7 @@ struct vk_pipelines {
     VkShaderModule modules[SHADER_COUNT];
     struct vk_pipeline **items;
     uint32_t n_items, cap_items; /* none made: the cache has nothing new to write */
+    bool deferring;              /* vk_pipelines_defer */
 };
 
 /* Sets up P for DEV, its cache seeded from the on-disk one (pipeline_cache.h);
@@ -43,9 +45,20 @@ void vk_pipelines_destroy(struct vk_pipelines *p);
 
 /* The pipeline for SHADER with specialization constants SPEC[0..N_SPEC),
  * N_BINDINGS storage buffers and PUSH_SIZE bytes of push constants; built on
- * first use and owned by P. */
+ * first use and owned by P. While P defers, a new one comes without its
+ * VkPipeline (a dispatch of it records nothing) until
+ * vk_pipelines_build_deferred. */
 int vk_pipeline_get(struct vk_pipelines *p, enum shader_id shader, const uint32_t *spec,
                     uint32_t n_spec, uint32_t n_bindings, uint32_t push_size,
                     struct vk_pipeline **out, struct vkllm_error *err);
+
+/* From now on vk_pipeline_get leaves new pipelines' compilation for
+ * vk_pipelines_build_deferred: record a graph once to learn what it needs,
+ * build, then record it for real. */
+void vk_pipelines_defer(struct vk_pipelines *p);
+/* Compiles every pipeline still without its VkPipeline, on up to
+ * PIPELINE_MAX_THREADS threads (drivers compile each on the calling
+ * thread), and stops deferring. After a failure none of them is kept. */
+int vk_pipelines_build_deferred(struct vk_pipelines *p, struct vkllm_error *err);
 
 #endif
