@@ -3,23 +3,44 @@
 /* gemm: y = W x for a batch of tokens (a prompt). A workgroup takes TB tokens
  * and WG * RPT rows: each thread holds RPT rows (WG apart, so neighbouring
  * threads read neighbouring rows). It walks the rows in steps of 32 elements:
- * every thread decodes its rows' 32-element sub-blocks into registers once,
- * then adds their dot products with each of the TB tokens' inputs. The inputs
- * are read at the same address by every thread of the workgroup (a broadcast),
- * so a decoded weight serves TB tokens and a loaded input RPT rows; no shared
- * memory or barrier is needed. TB, RPT and WG are specialization constants
- * (ops.c). With ACC the result is added to y.
+ * every thread decodes its rows' 32-element sub-blocks once, then adds their
+ * dot products with each of the TB tokens' inputs, so a decoded weight serves
+ * TB tokens and an input RPT rows. TB, RPT, TT and WG are specialization
+ * constants (ops.c). With ACC the result is added to y.
+ *
+ * Every thread needs the same inputs, but lavapipe (Mesa 22.3) turns a load
+ * inside a loop into a loop over the 8 lanes of a subgroup, one lane at a
+ * time, unless its address is made of constants and push constants only. So
+ * reading an input where it is used costs a lane loop per 4 inputs per
+ * token, and those loops took most of the time. The SUBGROUP variant has
+ * lanes 0..7 load the sub-block's 8 vec4s of a token, one each, and hands
+ * them to every lane by shuffles with constant indices (a permute on
+ * lavapipe; a broadcast there searches for the first active lane every
+ * time): one lane loop per token and sub-block instead of 8. The other
+ * variant (devices without subgroup shuffles, or VKLLM_FORCE=shared-reduce)
+ * reads them directly. Every lane reaches the loop (rows and tokens past the
+ * end are clamped, not masked), as the shuffles need.
+ *
+ * The tokens go through in tiles of TT: the TT x RPT partial sums of a tile
+ * (vec4s) live over one sub-block and go to the TB x RPT totals once per
+ * sub-block, so a CPU device (a thread's float is one AVX register of 8
+ * lanes) keeps few of them in registers at a time. (gallivm multiplies and
+ * adds separately: fma() gave the same code.)
  *
  * Inputs are floats. For Q4_0 and Q8_0 weights they are the Q8_0-rounded
  * activations that a decode step's matvec sees (quantize_q8.comp writes them
  * as floats for a GEMM); F16 and BF16 weights round them to their type here. */
+#ifdef SUBGROUP
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #define KERNEL_MATVEC /* the same push constants */
 #include "kernels.h"
 #include "common.glsl"
 
-layout(constant_id = 1) const uint TB = 16;  /* tokens per workgroup */
-layout(constant_id = 2) const uint ACC = 0;  /* 1: y += W x */
-layout(constant_id = 3) const uint RPT = 16; /* rows per thread */
+layout(constant_id = 1) const uint TB = 32; /* tokens per workgroup */
+layout(constant_id = 2) const uint ACC = 0; /* 1: y += W x */
+layout(constant_id = 3) const uint RPT = 8; /* rows per thread */
+layout(constant_id = 4) const uint TT = 3;  /* tokens per register tile */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 #include "quant.glsl"
@@ -28,6 +49,46 @@ layout(std430, binding = 2) readonly buffer X { float x[]; };
 /* the same input as vec4s, for block formats (rows a multiple of 32 floats) */
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 3) buffer Y { float y[]; };
+
+/* Elements k0 .. k0+31 of row R, as v[i] = elements 4i .. 4i+3; past the end
+ * of a float row, zeros. */
+void load32(uint r, uint k0, out vec4 v[8])
+{
+#ifdef WTYPE_BLOCKS
+    const uint nb = pc.k / QK;
+    dequant32(r * nb + k0 / QK, (k0 % QK) / 32u, pc.scale_offset, v);
+#else
+    [[unroll]] for (uint i = 0u; i < 32u; i++) {
+        const uint k = k0 + i;
+        v[i / 4u][i % 4u] = k < pc.k ? weight_at(r, k, pc.k, 0u) : 0.0;
+    }
+#endif
+}
+
+/* Inputs k0 + 4i .. k0 + 4i + 3 of the token whose row starts at T; past the
+ * end of a float row, its last element again (its weights are zeros). */
+vec4 input4(uint t, uint k0, uint i)
+{
+#ifdef WTYPE_BLOCKS
+    return x4[(t + k0) / 4u + i];
+#else
+    vec4 v;
+    [[unroll]] for (uint c = 0u; c < 4u; c++) v[c] = act(x[t + min(k0 + 4u * i + c, pc.k - 1u)]);
+    return v;
+#endif
+}
+
+/* Inputs k0 .. k0+31 of the token whose row starts at T, as v[i] = 4i .. 4i+3 */
+void inputs32(uint t, uint k0, out vec4 v[8])
+{
+#ifdef SUBGROUP
+    /* lanes 0..7 load one vec4 each (further lanes repeat them), all take all */
+    const vec4 mine = input4(t, k0, gl_SubgroupInvocationID % 8u);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) v[i] = subgroupShuffle(mine, i);
+#else
+    [[unroll]] for (uint i = 0u; i < 8u; i++) v[i] = input4(t, k0, i);
+#endif
+}
 
 void main()
 {
@@ -50,33 +111,36 @@ void main()
     [[unroll]] for (uint t = 0u; t < TB; t++)
         [[unroll]] for (uint r = 0u; r < RPT; r++) acc[t][r] = 0.0;
 
-#ifdef WTYPE_BLOCKS
-    const uint nb = pc.k / QK;
     for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
         vec4 w[RPT][8];
-        [[unroll]] for (uint r = 0u; r < RPT; r++)
-            dequant32(rows[r] * nb + k0 / QK, (k0 % QK) / 32u, pc.scale_offset, w[r]);
-        [[unroll]] for (uint t = 0u; t < TB; t++) {
-            vec4 s[RPT];
-            [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] = vec4(0.0);
+        [[unroll]] for (uint r = 0u; r < RPT; r++) load32(rows[r], k0, w[r]);
+        /* a tile past TB (TB not a multiple of TT) drops out at
+         * specialization: its conditions are constants */
+        [[unroll]] for (uint t0 = 0u; t0 < TB; t0 += TT) {
+            vec4 xv[TT][8];
+            [[unroll]] for (uint j = 0u; j < TT; j++)
+                if (t0 + j < TB) inputs32(toks[t0 + j], k0, xv[j]);
+            /* summed as vec4s, then across: the order (and so the rounding)
+             * of every GEMM before this one, which greedy goldens near a tie
+             * notice */
+            vec4 s[TT][RPT];
+            [[unroll]] for (uint j = 0u; j < TT; j++)
+                [[unroll]] for (uint r = 0u; r < RPT; r++) s[j][r] = vec4(0.0);
             [[unroll]] for (uint i = 0u; i < 8u; i++) {
-                const vec4 xv = x4[(toks[t] + k0) / 4u + i];
-                [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] += w[r][i] * xv;
+                [[unroll]] for (uint j = 0u; j < TT; j++) {
+                    if (t0 + j < TB) {
+                        [[unroll]] for (uint r = 0u; r < RPT; r++) s[j][r] += w[r][i] * xv[j][i];
+                    }
+                }
             }
-            [[unroll]] for (uint r = 0u; r < RPT; r++)
-                acc[t][r] += (s[r].x + s[r].y) + (s[r].z + s[r].w);
+            [[unroll]] for (uint j = 0u; j < TT; j++) {
+                [[unroll]] for (uint r = 0u; r < RPT; r++) {
+                    const vec4 v = s[j][r];
+                    if (t0 + j < TB) acc[t0 + j][r] += (v.x + v.y) + (v.z + v.w);
+                }
+            }
         }
     }
-#else
-    for (uint k = 0u; k < pc.k; k++) {
-        float w[RPT];
-        [[unroll]] for (uint r = 0u; r < RPT; r++) w[r] = weight_at(rows[r], k, pc.k, 0u);
-        [[unroll]] for (uint t = 0u; t < TB; t++) {
-            const float xv = act(x[toks[t] + k]);
-            [[unroll]] for (uint r = 0u; r < RPT; r++) acc[t][r] += w[r] * xv;
-        }
-    }
-#endif
 
     [[unroll]] for (uint t = 0u; t < TB; t++) {
         [[unroll]] for (uint r = 0u; r < RPT; r++) {

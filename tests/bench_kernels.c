@@ -2,13 +2,15 @@
  * and shape, as llm.c's dev/cuda benchmarks do: achieved GB/s of weights read
  * for mat-vec (one token: decode) and GFLOP/s for a batch (prefill).
  *
- *   bench_kernels [--formats Q4_0,Q4_K,...] [--batch N] [--reps R] [--quick]
+ *   bench_kernels [--formats Q4_0,Q4_K,...] [--shapes attn_q,ffn_up,ffn_down]
+ *                 [--batch N] [--reps R] [--quick]
  *
  * Shapes are TinyLlama 1.1B's (2048 wide, FFN 5632, 32000 vocabulary) and a
  * small model's (256 wide). Weights are random blocks with small scales: the
  * kernels' speed does not depend on the values. Medians of R timed replays
- * after one warm-up, from the GPU's timestamps. Not a test: it prints numbers
- * (ctest runs it with --quick only to keep it building and running). */
+ * after one warm-up, from the GPU's timestamps, and of the process's CPU time.
+ * Not a test: it prints numbers (ctest runs it with --quick only to keep it
+ * building and running). */
 #include "context.h"
 #include "kernels.h"
 #include "ops.h"
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct vkllm_error err;
 
@@ -28,6 +31,14 @@ static struct vkllm_error err;
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
+
+/* CPU time of the whole process (every thread, the CPU device's included), ms */
+static double cpu_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -92,20 +103,27 @@ static void bench(struct vkllm_context *ctx, const struct quant_format *f, const
     memset(h, 0, op_step_bytes(batch));
     h->n_tokens = batch;
 
-    double ms[64];
+    double ms[64], cpu[64];
     if (reps > 64) reps = 64;
     CHECK_OK(gpu_graph_run(&g, &err)); /* warm-up: pipeline creation, caches */
     for (int i = 0; i < reps; i++) {
+        const double c0 = cpu_ms();
         CHECK_OK(gpu_graph_run(&g, &err));
+        cpu[i] = cpu_ms() - c0;
         ms[i] = gpu_graph_last_ms(&g);
     }
     qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
-    const double med = ms[reps / 2];
+    qsort(cpu, (size_t)reps, sizeof *cpu, cmp_double);
+    const double med = ms[reps / 2], cpu_med = cpu[reps / 2];
     const double bytes = (double)gpu_weight_bytes(f->type, s->k, s->n);
     const double flops = 2.0 * s->k * s->n * batch;
-    printf("%-7s %-12s k=%-5u n=%-6u batch %-4u %9.3f ms  %8.2f GB/s  %8.2f GFLOP/s\n", f->name,
-           s->name, s->k, s->n, batch, med, med > 0 ? bytes / med / 1e6 : 0.0,
-           med > 0 ? flops / med / 1e6 : 0.0);
+    /* On a CPU device (lavapipe) the process's CPU time per run is the work
+     * itself, which other jobs on a shared machine disturb far less than the
+     * elapsed time: GFLOP per CPU-second compares kernels there. */
+    printf("%-7s %-12s k=%-5u n=%-6u batch %-4u %9.3f ms  %8.2f GB/s  %8.2f GFLOP/s  cpu %8.2f "
+           "GFLOP/s\n",
+           f->name, s->name, s->k, s->n, batch, med, med > 0 ? bytes / med / 1e6 : 0.0,
+           med > 0 ? flops / med / 1e6 : 0.0, cpu_med > 0 ? flops / cpu_med / 1e6 : 0.0);
     fflush(stdout);
     gpu_graph_destroy(&g);
     gpu_weight_free(&w);
@@ -129,13 +147,15 @@ static bool wanted(const char *list, const char *name)
 
 int main(int argc, char **argv)
 {
-    const char *formats = NULL;
+    const char *formats = NULL, *shape_names = NULL;
     uint32_t batch = 512;
     int reps = 5;
     bool quick = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--formats") && i + 1 < argc)
             formats = argv[++i];
+        else if (!strcmp(argv[i], "--shapes") && i + 1 < argc)
+            shape_names = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -144,7 +164,8 @@ int main(int argc, char **argv)
             quick = true;
         else {
             fprintf(stderr,
-                    "usage: bench_kernels [--formats A,B] [--batch N] [--reps R] [--quick]\n");
+                    "usage: bench_kernels [--formats A,B] [--shapes attn_q,...] [--batch N] "
+                    "[--reps R] [--quick]\n");
             return 1;
         }
     }
@@ -162,6 +183,7 @@ int main(int argc, char **argv)
         const struct quant_format *f = &quant_formats[i];
         if (!wanted(formats, f->name)) continue;
         for (size_t j = 0; j < n_shapes; j++) {
+            if (!wanted(shape_names, shapes[j].name)) continue;
             bench(ctx, f, &shapes[j], 1, reps);
             if (batch > 1) bench(ctx, f, &shapes[j], batch, reps);
         }

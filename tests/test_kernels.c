@@ -918,6 +918,9 @@ static void test_attention(const struct attn_case *c)
         }
         p0 += nt;
     }
+    const bool tiled = tb.ctx->attention_tiled && batch >= ATTENTION_TILED_MIN_BATCH && hd % 8 == 0;
+    const bool split =
+        !tiled && tb.ctx->attention_splits && hd % 8 == 0 && hd >= 2 * tb.ctx->attention_splits;
     const double nmse = diff_nmse(&d);
     CHECK(nmse <= NMSE_MAX, "attention NMSE %.3g > %.3g", nmse, NMSE_MAX);
     if (mutant.n)
@@ -938,7 +941,9 @@ static void test_attention(const struct attn_case *c)
 
     char shape[160];
     snprintf(shape, sizeof shape, "%s, heads %u/%u x %u, %u pos, last %u/%u tok",
-             tb.ctx->attention_tiled && batch >= ATTENTION_TILED_MIN_BATCH ? "tiled" : "untiled",
+             tiled   ? "tiled"
+             : split ? "split"
+                     : "untiled",
              n_head, n_head_kv, hd, n_pos, n_last, batch);
     if (c->window)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", window %u", c->window);
@@ -1330,17 +1335,38 @@ int main(void)
         {12, 12, 16, 45, 13, 16, 0, false, 0, 0, 0, 8.0f},
         {8, 4, 32, 77, 3, 16, 6, true, r32, 1.0f, 3.0f, 0},
         {4, 2, 256, 70, 11, 16, 9, true, 0, 0, 0, 0},
+        /* a lane per query, several queries per lane on a CPU device: the
+         * small test model's shape (64-token tiles at head_dim 32) over a
+         * batch of two tiles, the second partial; a head_dim that is not a
+         * multiple of 8 (the untiled kernel at any batch) */
+        {8, 8, 32, 150, 70, 80, 0, false, 0, 0, 0, 0},
+        {4, 2, 12, 37, 5, 8, 0, false, 0, 0, 0, 0},
+        /* decode split over positions (attention_decode.comp): 9 chunks' worth
+         * clamped to 8; a window over a ring that wraps inside chunks, grouped
+         * heads; ALiBi and a soft-cap over several chunks; one chunk of many
+         * positions at head_dim 256 */
+        {8, 8, 32, 700, 1, 4, 0, false, 0, 0, 0, 0},
+        {8, 2, 32, 900, 1, 4, 300, true, 0, 0, 0, 0},
+        {8, 8, 16, 500, 3, 4, 0, false, 0, 0, 0, 8.0f},
+        {8, 4, 32, 400, 1, 4, 0, false, r32, 1.0f, 2.0f, 0},
+        {4, 2, 256, 530, 1, 2, 0, false, 0, 0, 0, 0},
     };
     /* each case through the kernel its batch gets, and those of 8 tokens or
-     * more again a query at a time (as VKLLM_FORCE=no-tiled-attention) */
+     * more again a query at a time (as VKLLM_FORCE=no-tiled-attention), split
+     * over positions and not (as no-split-attention) */
     const bool tiled = tb.ctx->attention_tiled;
+    const uint32_t splits = tb.ctx->attention_splits;
     for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) {
+        const bool by_tiles = tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH;
         test_attention(&ac[i]);
-        if (tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH) {
-            tb.ctx->attention_tiled = false;
+        tb.ctx->attention_tiled = false;
+        if (by_tiles) test_attention(&ac[i]);
+        if (splits && ac[i].hd % 8 == 0 && ac[i].hd >= 2 * splits) {
+            tb.ctx->attention_splits = 0;
             test_attention(&ac[i]);
-            tb.ctx->attention_tiled = true;
+            tb.ctx->attention_splits = splits;
         }
+        tb.ctx->attention_tiled = tiled;
     }
 
     /* every element-wise op; GELU over every half input (38k values) */

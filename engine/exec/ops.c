@@ -146,6 +146,10 @@ static uint32_t pow2_floor(uint32_t v)
     return p;
 }
 
+/* Tokens whose sums a GEMM thread keeps in registers at once: 3 x 8 rows
+ * measured best on lavapipe (docs/PERFORMANCE.md) */
+#define GEMM_TILE_TOKENS 3
+
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
                 const struct gpu_buf *y, bool acc, struct vkllm_error *err)
 {
@@ -156,9 +160,10 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     const uint32_t fill = pow2_floor(w->n / c->gemm_wg ? w->n / c->gemm_wg : 1);
     if (rpt > fill) rpt = fill;
     const uint32_t rows_per_wg = c->gemm_wg * rpt;
-    const uint32_t spec[] = {tb, acc, rpt};
+    const uint32_t spec[] = {tb, acc, rpt, GEMM_TILE_TOKENS};
+    const enum shader_id first = c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32;
     struct vk_pipeline *p;
-    int rc = pipeline_wg(e, by_format(SHADER_GEMM_F32, w->type), c->gemm_wg, spec, 3, 4,
+    int rc = pipeline_wg(e, by_format(first, w->type), c->gemm_wg, spec, 4, 4,
                          sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, tb);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
@@ -253,32 +258,82 @@ void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint
     *m1 = powf(2.0f, -(max_bias / 2.0f) / (float)h);
 }
 
+/* Decode attention split over positions (attention_decode.comp): scores and
+ * values each in a workgroup per (token, head, chunk), then a merge per
+ * (token, head) that the host always records (a query of one chunk skips it). */
+static int attention_split(struct op_env *e, const struct attention_params *a,
+                           const struct push_attention *pc, const struct gpu_buf *bufs,
+                           struct vkllm_error *err)
+{
+    const struct vkllm_context *c = e->ctx;
+    const uint32_t hd = a->head_dim, splits = c->attention_splits;
+    /* a workgroup of one subgroup (8 lanes on lavapipe: one AVX2 vector),
+     * reduced by subgroup operations where its size is fixed; else 8 or more
+     * lanes whose sums (wg x hd floats) fit 16 KiB of shared memory */
+    const struct vkllm_device_info *d = &c->dev.info;
+    const uint32_t sg_min = d->subgroup_min_size ? d->subgroup_min_size : d->subgroup_size;
+    const uint32_t sg_max = d->subgroup_max_size ? d->subgroup_max_size : d->subgroup_size;
+    const bool sub = c->matvec_subgroup && (d->subgroup_ops & VKLLM_SUBGROUP_ARITHMETIC) &&
+                     sg_min == sg_max && sg_max <= c->wg_size;
+    uint32_t wg = d->subgroup_size < 8 ? 8 : d->subgroup_size;
+    if (sub) wg = sg_max;
+    while (!sub && wg > 8 && wg * hd * 4 > 16384)
+        wg /= 2;
+    if (wg > c->wg_size) wg = c->wg_size;
+    /* every chunk but the last holds min_chunk or more positions, the last
+     * min_chunk - splits + 1 or more: at least hd, whose sums then overwrite
+     * its own scores only */
+    const uint32_t min_chunk = div_up(hd + splits, wg) * wg;
+    const uint32_t spec[] = {hd, splits, min_chunk};
+    const uint32_t chunks = e->batch * a->n_head * splits, queries = e->batch * a->n_head;
+    struct vk_pipeline *scores, *values, *merge;
+    int rc = pipeline_wg(e, sub ? SHADER_ATTENTION_DECODE : SHADER_ATTENTION_DECODE_SH, wg, spec, 3,
+                         6, sizeof *pc, &scores, err);
+    if (!rc)
+        rc = pipeline_wg(e, sub ? SHADER_ATTENTION_VALUES : SHADER_ATTENTION_VALUES_SH, wg, spec, 3,
+                         6, sizeof *pc, &values, err);
+    if (!rc) rc = pipeline_wg(e, SHADER_ATTENTION_MERGE, wg, spec, 3, 6, sizeof *pc, &merge, err);
+    /* each reads what the one before wrote */
+    if (!rc) rc = gpu_graph_dispatch(e->graph, scores, chunks, pc, bufs, GPU_BARRIER, err);
+    if (!rc) rc = gpu_graph_dispatch(e->graph, values, chunks, pc, bufs, GPU_BARRIER, err);
+    if (!rc) rc = gpu_graph_dispatch(e->graph, merge, queries, pc, bufs, e->sync, err);
+    return rc;
+}
+
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
                  const struct gpu_buf *out, const struct attention_params *a,
                  struct vkllm_error *err)
 {
     const struct vkllm_context *c = e->ctx;
-    const bool tiled =
-        c->attention_tiled && e->batch >= ATTENTION_TILED_MIN_BATCH && !e->mixed_rows;
-    /* tiled: 8 queries per workgroup, the group's heads first (they share K
-     * and V rows), then tokens; a workgroup of one subgroup, at least 8 lanes.
-     * Measured on lavapipe (docs/PERFORMANCE.md): 16 queries no faster and
-     * twice as slow to compile, 4 slower; 16 lanes slower than 8 */
-    const uint32_t group = a->n_head / a->n_head_kv, qt = 8;
-    const uint32_t hq = group < qt ? group : qt, br = qt / hq;
+    const bool tiled = c->attention_tiled && e->batch >= ATTENTION_TILED_MIN_BATCH &&
+                       !e->mixed_rows && a->head_dim % 8 == 0;
+    /* tiled: a workgroup of one subgroup (at least 8 lanes), R queries per
+     * lane, the group's heads first (they share K and V rows), then tokens.
+     * A lane holds R * head_dim floats of queries and as many of sums: a CPU
+     * device spills them to plain loads, cheap next to its loads of K and V
+     * (which R more queries share); a GPU keeps one query per lane */
+    const uint32_t group = a->n_head / a->n_head_kv;
     const struct vkllm_device_info *d = &c->dev.info;
     uint32_t wg = d->subgroup_max_size > d->subgroup_size ? d->subgroup_max_size : d->subgroup_size;
     wg = wg < 8 ? 8 : wg > c->wg_size ? c->wg_size : wg;
-    const uint32_t spec[] = {br, hq, a->head_dim};
+    uint32_t r = d->type == VKLLM_DEVICE_CPU ? ATTENTION_TILED_LANE_FLOATS / a->head_dim : 1;
+    r = r < 1 ? 1 : r > ATTENTION_TILED_MAX_R ? ATTENTION_TILED_MAX_R : r;
+    const uint32_t qt = wg * r, hq = group < qt ? group : qt, br = qt / hq;
+    const uint32_t spec[] = {br, hq, a->head_dim, r};
     /* untiled: a subgroup per (token, head) where the device reduces by
      * subgroups, else a workgroup */
     const uint32_t per_group = c->attention_per_group;
-    struct vk_pipeline *p;
-    int rc = tiled ? pipeline_wg(e, SHADER_ATTENTION_TILED, wg, spec, 3, 6,
-                                 sizeof(struct push_attention), &p, err)
-                   : pipeline(e, c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH,
-                              NULL, 0, 6, sizeof(struct push_attention), &p, err);
+    /* decode: split over positions (8 halves per load; 2 floats per chunk in
+     * the output row) */
+    const bool split = !tiled && c->attention_splits && a->head_dim % 8 == 0 &&
+                       a->head_dim >= 2 * c->attention_splits;
+    struct vk_pipeline *p = NULL;
+    int rc = split   ? 0
+             : tiled ? pipeline_wg(e, SHADER_ATTENTION_TILED, wg, spec, 4, 6,
+                                   sizeof(struct push_attention), &p, err)
+                     : pipeline(e, c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH,
+                                NULL, 0, 6, sizeof(struct push_attention), &p, err);
     if (rc) return rc;
     struct push_attention pc = {
         .head_dim = a->head_dim,
@@ -294,6 +349,7 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
     if (a->alibi_max_bias > 0)
         attention_alibi(a->n_head, a->alibi_max_bias, &pc.alibi_m0, &pc.alibi_m1, &pc.alibi_heads);
     struct gpu_buf bufs[] = {e->step, *q, *k_cache, *v_cache, *scores, *out};
+    if (split) return attention_split(e, a, &pc, bufs, err);
     const uint32_t groups = tiled ? div_up(e->batch, br) * a->n_head_kv * div_up(group, hq)
                                   : div_up((uint64_t)e->batch * a->n_head, per_group);
     return gpu_graph_dispatch(e->graph, p, groups, &pc, bufs, e->sync, err);

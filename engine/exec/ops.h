@@ -94,9 +94,17 @@ void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint
 /* out = causal softmax(score(q, K)) V over cached positions; SCORES holds
  * batch * n_head * n_ctx floats. A graph of ATTENTION_TILED_MIN_BATCH tokens
  * or more runs it in tiles of queries that share K and V loads (unless the
- * context forced "no-tiled-attention", or the rows are mixed); decode, a query
- * per (token, head). */
+ * context forced "no-tiled-attention", the rows are mixed, or head_dim is not
+ * a multiple of 8); decode, a query per (token, head). */
 #define ATTENTION_TILED_MIN_BATCH 8
+/* On a CPU device a tiled lane holds R queries, R = ATTENTION_TILED_LANE_FLOATS
+ * / head_dim within [1, ATTENTION_TILED_MAX_R]: each K and V load serves R
+ * queries per lane, which keeps R * head_dim floats of queries and as many of
+ * sums. Measured on lavapipe (docs/PERFORMANCE.md, 2026-12-03, fourth
+ * session): 256 floats 1.3-1.6x faster than 128; 512 no faster at head_dim
+ * 32, 1.4x at 64, but three to four times slower to compile */
+#define ATTENTION_TILED_LANE_FLOATS 256
+#define ATTENTION_TILED_MAX_R       8
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
                  const struct gpu_buf *out, const struct attention_params *p,

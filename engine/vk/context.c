@@ -73,7 +73,8 @@ static bool forced(const char *force, const char *path)
 }
 
 /* The fallbacks VKLLM_FORCE can name. */
-static const char force_known[] = "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention";
+static const char force_known[] =
+    "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -112,23 +113,32 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
     /* prompts share each K and V load among a tile of queries; no-tiled-attention
      * gives them the per-(token, head) kernel that decode uses */
     ctx->attention_tiled = !forced(force, "no-tiled-attention");
+    /* decode: a query's positions in up to 8 chunks that workgroups take in
+     * parallel (attention_decode.comp; on lavapipe 8 and 16 measured alike, 4
+     * slower); no-split-attention gives decode the per-(token, head) kernel */
+    ctx->attention_splits = forced(force, "no-split-attention") ? 0 : 8;
     ctx->gemm = !forced(force, "no-gemm");
-    /* measured on lavapipe (docs/PERFORMANCE.md): more rows per thread share
-     * each loaded input among more rows, more tokens each decoded weight;
+    /* measured on lavapipe (docs/PERFORMANCE.md): with inputs shuffled, 8 rows
+     * per thread beat 16, and 32 tokens amortize the K-quants' decoding;
      * workgroups of two subgroups leave narrow matrices enough of them */
     ctx->gemm_wg = 2 * sg_max < ctx->wg_size ? 2 * sg_max : ctx->wg_size;
-    ctx->gemm_tokens = 16;
-    ctx->gemm_thread_rows = 16;
+    ctx->gemm_tokens = 32;
+    ctx->gemm_thread_rows = 8;
+    /* lanes 0..7 of each subgroup load a token's 32 inputs and shuffle them
+     * to the others (gemm.comp): subgroups of 8 or more */
+    const uint32_t sg_min = d->subgroup_min_size ? d->subgroup_min_size : sg;
+    ctx->gemm_shuffle = ctx->matvec_subgroup && sg_min >= 8;
     char gemm[80] = "matvec";
     if (ctx->gemm)
         snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup", ctx->gemm_tokens,
                  ctx->gemm_wg * ctx->gemm_thread_rows);
     snprintf(ctx->paths, sizeof ctx->paths,
-             "matvec: %u threads per row, %s reduction; attention: %s per head%s; prompts: %s; "
+             "matvec: %u threads per row, %s reduction; attention: %s per head%s%s; prompts: %s; "
              "int8 dot: %s; cooperative matrix: %s",
              ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
              ctx->attention_subgroup ? "a subgroup" : "a workgroup",
-             ctx->attention_tiled ? ", prompts in tiles of queries" : "", gemm,
+             ctx->attention_tiled ? ", prompts in tiles of queries" : "",
+             ctx->attention_splits ? ", decode split over positions" : "", gemm,
              d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
 }
 
