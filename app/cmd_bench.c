@@ -45,7 +45,7 @@ static const char bench_usage[] =
     "1)\n"
     "  -o, --output md|json|csv  a markdown table, or llama-bench's JSON or CSV (default md)\n"
     "      --bandwidth        measure the device's copy bandwidth, and each decode's share of it\n"
-    "      --profile          after each test, its GPU time per kernel, weight matrix and layer\n"
+    "      --profile          each test's last run: GPU time per kernel, weight matrix, layer\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n" CLI_LORA_USAGE;
 
@@ -188,6 +188,9 @@ static int run_once(vkllm_session_group *g, const vkllm_vocab *vocab, const stru
         step[k] = first_token(vocab, rng);
     }
     if (rc) return rc;
+    /* a profile of this run alone, as the time: without the depth's decode
+     * (a prompt's kernels, before a tg test), and each run the same work */
+    vkllm_session_profile_reset(s[0]);
     uint64_t t0 = now_ns();
     if (test->n_prompt > 0) {
         tokens[0] = step[0];
@@ -206,14 +209,54 @@ static int run_once(vkllm_session_group *g, const vkllm_vocab *vocab, const stru
     return VKLLM_OK;
 }
 
+/* The session T runs in: llama-bench's n_ctx (n_depth + n_prompt + n_gen). */
+static struct vkllm_session_params test_session(const struct bench_test *t)
+{
+    return (struct vkllm_session_params){.n_ctx = (uint32_t)(t->n_depth + t->n_prompt + t->n_gen),
+                                         .n_batch = (uint32_t)t->n_batch,
+                                         .n_seq = (uint32_t)t->n_seq};
+}
+
+/* The session of the test among TESTS[0..N) that needs the most device memory
+ * with the model at PATH: each test has a session of its own, one at a time,
+ * so the loader's check of this one, before any upload, covers them all
+ * (their longest context, largest batch and most sequences together may be
+ * no test's). */
+static int largest_session(const vkllm_context *ctx, const char *path,
+                           const struct bench_test *tests, int n, struct vkllm_session_params *out,
+                           struct vkllm_error *err)
+{
+    vkllm_gguf *g = NULL;
+    uint64_t most = 0;
+    int rc = vkllm_gguf_open(path, &g, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const struct vkllm_session_params sp = test_session(&tests[i]);
+        struct vkllm_memory_needs needs;
+        if (!(rc = vkllm_memory_needs(g, ctx, &sp, &needs, err)) && needs.total >= most) {
+            most = needs.total;
+            *out = sp;
+        }
+    }
+    vkllm_gguf_close(g);
+    return rc;
+}
+
+/* T as the table names it: "pp512", "tg128 x4 @ d512". */
+static void test_name(const struct bench_test *t, char *buf, size_t n)
+{
+    int len = snprintf(buf, n, t->n_prompt > 0 ? "pp%d" : "tg%d",
+                       t->n_prompt > 0 ? t->n_prompt : t->n_gen);
+    if (t->n_seq > 1) len += snprintf(buf + len, n - len, " x%d", t->n_seq);
+    if (t->n_depth > 0) snprintf(buf + len, n - len, " @ d%d", t->n_depth);
+}
+
 /* Warms up, then fills test->samples_ns; with PROFILE (a context that
  * profiles), prints where the GPU time went, held against COPY_GBPS. */
 static int run_test(vkllm_model *model, const struct cli_lora *lora, struct bench_test *test,
                     int reps, bool profile, double copy_gbps, struct vkllm_error *err)
 {
-    const int n = test->n_depth + test->n_prompt + test->n_gen; /* llama-bench's n_ctx */
-    struct vkllm_session_params sp = {
-        .n_ctx = (uint32_t)n, .n_batch = (uint32_t)test->n_batch, .n_seq = (uint32_t)test->n_seq};
+    const struct vkllm_session_params sp = test_session(test);
+    const int n = (int)sp.n_ctx;
     vkllm_session_group *g = NULL;
     int32_t *tokens = malloc((size_t)n * sizeof *tokens);
     test->samples_ns = calloc((size_t)reps, sizeof *test->samples_ns);
@@ -236,8 +279,11 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
         if (!rc) test->n_samples++;
     }
     if (!rc && profile) {
-        fprintf(stderr, "profile: %s%d, a warm-up and %d run%s\n", test->n_prompt ? "pp" : "tg",
-                test->n_prompt ? test->n_prompt : test->n_gen, reps, reps == 1 ? "" : "s");
+        char name[64];
+        test_name(test, name, sizeof name);
+        fprintf(stderr,
+                "profile: %s, its last timed run (as its time, without the depth's decode)\n",
+                name);
         rc = cli_profile_print(vkllm_session_group_member(g, 0), copy_gbps, err);
     }
     vkllm_session_group_free(g);
@@ -325,10 +371,18 @@ struct bench_stats {
     double avg_ns, stddev_ns, avg_ts, stddev_ts;
 };
 
+/* The tokens one run of T decodes: its prompt, or a token of each of its
+ * sequences per step. Every t/s figure (avg_ts, samples_ts, the table)
+ * divides this by a run's time. */
+static int test_tokens(const struct bench_test *t)
+{
+    return t->n_prompt + t->n_gen * t->n_seq;
+}
+
 static void compute_stats(const struct bench_test *t, struct bench_stats *st)
 {
     double *ns = malloc((size_t)t->n_samples * 2 * sizeof *ns);
-    const int n_tokens = t->n_prompt + t->n_gen * t->n_seq;
+    const int n_tokens = test_tokens(t);
     memset(st, 0, sizeof *st);
     if (!ns) return;
     double *ts = ns + t->n_samples;
@@ -447,7 +501,7 @@ static void print_json(const struct bench_model *bm, const char *device, const s
         printf("%s%llu", i ? ", " : "", (unsigned long long)t->samples_ns[i]);
     printf(" ],\n    \"samples_ts\": [ ");
     for (int i = 0; i < t->n_samples; i++)
-        printf("%s%g", i ? ", " : "", 1e9 * (t->n_prompt + t->n_gen) / (double)t->samples_ns[i]);
+        printf("%s%g", i ? ", " : "", 1e9 * test_tokens(t) / (double)t->samples_ns[i]);
     printf(" ]\n  }");
     fflush(stdout);
 }
@@ -513,10 +567,7 @@ static void print_md_row(const struct bench_model *bm, const struct bench_test *
         snprintf(v[2], sizeof v[2], "%.2f B", bm->n_params / 1e9);
     snprintf(v[0], sizeof v[0], "%s", bm->type);
     snprintf(v[3], sizeof v[3], "Vulkan");
-    int len = snprintf(v[4], sizeof v[4], t->n_prompt > 0 ? "pp%d" : "tg%d",
-                       t->n_prompt > 0 ? t->n_prompt : t->n_gen);
-    if (t->n_seq > 1) len += snprintf(v[4] + len, sizeof v[4] - len, " x%d", t->n_seq);
-    if (t->n_depth > 0) snprintf(v[4] + len, sizeof v[4] - len, " @ d%d", t->n_depth);
+    test_name(t, v[4], sizeof v[4]);
     snprintf(v[5], sizeof v[5], "%.2f \u00b1 %.2f", st.avg_ts, st.stddev_ts);
     if (t->n_gen > 0) {
         snprintf(v[6], sizeof v[6], "%.2f", achieved_gbps(t, &st));
@@ -635,18 +686,18 @@ int cmd_bench(int argc, char **argv)
     profile = cli_profile_wanted(profile);
     struct vkllm_context_params cp = {.device = device, .validation = validate, .profile = profile};
     /* the loader refuses, before any upload, a model that leaves no room for
-     * the sessions run_test creates: this one is at least as large as each
-     * (the longest context, the largest batch) */
-    struct vkllm_session_params largest = {.n_ctx = 1, .n_batch = 1, .n_seq = 1};
-    for (int i = 0; i < n_tests; i++) {
-        const uint32_t n = (uint32_t)(tests[i].n_depth + tests[i].n_prompt + tests[i].n_gen);
-        if (n > largest.n_ctx) largest.n_ctx = n;
-        if ((uint32_t)tests[i].n_batch > largest.n_batch)
-            largest.n_batch = (uint32_t)tests[i].n_batch;
-        if ((uint32_t)tests[i].n_seq > largest.n_seq) largest.n_seq = (uint32_t)tests[i].n_seq;
-    }
-    struct vkllm_model_params mp = {.session = &largest};
-    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+     * the largest session run_test creates, in bench's own terms */
+    struct vkllm_session_params largest = {0};
+    uint32_t longest = 0; /* context */
+    for (int i = 0; i < n_tests; i++)
+        if (test_session(&tests[i]).n_ctx > longest) longest = test_session(&tests[i]).n_ctx;
+    struct vkllm_model_params mp = {.session = &largest,
+                                    .adapters = lora.path,
+                                    .n_adapters = (uint32_t)lora.n,
+                                    .advice = "fewer -np or a smaller -d, -p or -n"};
+    if (vkllm_context_create(&cp, &ctx, &err) ||
+        largest_session(ctx, model_path, tests, n_tests, &largest, &err))
+        goto fail;
     const char *dev_name = vkllm_context_device(ctx)->name;
     /* before the load, so that the copy has the device's memory to itself */
     if (bandwidth) {
@@ -668,7 +719,7 @@ int cmd_bench(int argc, char **argv)
     fprintf(stderr, "vkllm: %s on %s, %lld runs of each test after a warm-up\n",
             cli_shown(model_path), dev_name, reps);
     /* each test has a context of its own length */
-    cli_warn_context(model, largest.n_ctx);
+    cli_warn_context(model, longest);
 
     const int md_cols_shown = MD_LLAMA_COLS + (n_gen > 0) + (n_gen > 0 && bandwidth);
     if (json)

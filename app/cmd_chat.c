@@ -261,11 +261,13 @@ static bool reply(struct chat_state *cs)
     }
     fprintf(stderr, "vkllm: turn %d: %u new prompt tokens (%u cached)\n", cs->turn, info.n_new,
             info.n_cached);
-    /* the repetition penalty sees the prompt too, as llama.cpp's: what was
-     * decoded now (the cached part it saw when that was decoded) */
+    /* the repetition penalty sees the whole prompt, as run's and serve's do
+     * for the same conversation: a history of this conversation alone, not
+     * one kept across /reset and /load (probe 7, C-1) */
     uint32_t n_tokens;
     const int32_t *tokens = vkllm_chat_tokens(cs->chat, &n_tokens);
-    for (uint32_t i = info.n_cached; i < n_tokens; i++)
+    vkllm_sampler_reset(cs->sampler);
+    for (uint32_t i = 0; i < n_tokens; i++)
         vkllm_sampler_accept(cs->sampler, tokens[i]);
 
     vkllm_stream_reset(cs->stream);
@@ -673,8 +675,10 @@ int cmd_chat(int argc, char **argv)
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
-    /* a context too big for the device is refused before any upload */
-    struct vkllm_model_params mp = {.session = &ssp};
+    /* a context too big for the device, or a wrong adapter, is refused
+     * before any upload */
+    struct vkllm_model_params mp = {
+        .session = &ssp, .adapters = cs.lora.l.path, .n_adapters = (uint32_t)cs.lora.l.n};
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
     cs.model = model;

@@ -18,7 +18,9 @@ static const char export_lora_usage[] =
     "  -m, --model FILE   the base model\n"
     "  -o, --output FILE  the merged model (written whole or not at all)\n"
     "      --merged-f16   merged matrices of a quantized base as F16 (no second rounding;\n"
-    "                     what llama-export-lora writes)\n" CLI_LORA_USAGE;
+    "                     what llama-export-lora writes)\n"
+    "  -t, --threads N    threads that merge (default: one per core; the file is the "
+    "same)\n" CLI_LORA_USAGE;
 
 /* The signal that asked us to stop, 0 if none: the engine then removes its
  * temporary file, and the signal is raised again so the shell sees it. */
@@ -59,8 +61,9 @@ int cmd_export_lora(int argc, char **argv)
     const char *base = NULL, *out = NULL;
     struct cli_lora lora = {0};
     bool merged_f16 = false;
+    long long threads = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
         int lr;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(export_lora_usage, stdout);
@@ -71,6 +74,8 @@ int cmd_export_lora(int argc, char **argv)
             if (!(out = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "--merged-f16")) {
             merged_f16 = true;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 256, &threads)) return 1;
         } else if ((lr = cli_lora_arg(&lora, argc, argv, &i)) != 0) {
             if (lr < 0) return 1;
         } else {
@@ -90,6 +95,7 @@ int cmd_export_lora(int argc, char **argv)
         .adapters = in,
         .n_adapters = (uint32_t)lora.n,
         .merged_f16 = merged_f16,
+        .n_threads = (int)threads,
         .progress = progress,
         .user = &bar,
     };

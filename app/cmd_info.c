@@ -129,6 +129,18 @@ static bool is_adapter(const vkllm_gguf *g)
            !memcmp(t.ptr, "adapter", 7);
 }
 
+/* Why vkllm would refuse the adapter G with any model, as a broken model
+ * file gets "model: vkllm cannot run this file" (run --lora checks the rest
+ * against the model). */
+static void print_adapter_refusal(const vkllm_gguf *g)
+{
+    struct vkllm_error err = {0};
+    if (!vkllm_adapter_check(NULL, g, &err)) return;
+    fputs("\nadapter: vkllm cannot use this file: ", stdout);
+    print_text(err.msg, strlen(err.msg));
+    putchar('\n');
+}
+
 /* A LoRA adapter's rank, alpha and the matrices it touches, as its file
  * says (vkllm run --lora checks it against a model). */
 static void print_adapter(const vkllm_gguf *g)
@@ -312,6 +324,7 @@ int cmd_info(int argc, char **argv)
     printf("  %" PRIu64 " tensors, %.2f MiB\n", vkllm_gguf_tensor_count(g), total / 1048576.0);
     if (is_adapter(g)) {
         print_adapter(g);
+        print_adapter_refusal(g);
         vkllm_gguf_close(g);
         return 0;
     }

@@ -180,8 +180,13 @@ int cmd_perplexity(int argc, char **argv)
 
     struct vkllm_session_params sp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .logits_all = true};
-    /* a context too big for the device is refused before any upload */
-    struct vkllm_model_params mp = {.session = &sp};
+    /* a context too big for the device, or a wrong adapter, is refused
+     * before any upload */
+    /* with logits for every token, the activations grow with -b */
+    struct vkllm_model_params mp = {.session = &sp,
+                                    .adapters = lora.path,
+                                    .n_adapters = (uint32_t)lora.n,
+                                    .advice = "a smaller -b (activations) or -c (KV cache)"};
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err) ||
         vkllm_model_load(ctx, model_path, &mp, &model, &err))

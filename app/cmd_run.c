@@ -142,9 +142,12 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "vkllm: note: %s\n", cli_shown(err.msg));
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
-    /* with the session given, a context too big for the device is refused
-     * before any weight is uploaded */
-    struct vkllm_model_params mp = {.progress = on_progress, .session = &ssp};
+    /* with the session and adapters given, a context too big for the
+     * device, or a wrong adapter, is refused before any weight is uploaded */
+    struct vkllm_model_params mp = {.progress = on_progress,
+                                    .session = &ssp,
+                                    .adapters = lora.path,
+                                    .n_adapters = (uint32_t)lora.n};
     int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;

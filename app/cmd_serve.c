@@ -157,7 +157,8 @@ int cmd_serve(int argc, char **argv)
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     struct vkllm_session_params ssp = {
         .n_ctx = (uint32_t)(n_ctx / n_par), .n_batch = (uint32_t)n_batch, .n_seq = (uint32_t)n_par};
-    struct vkllm_model_params mp = {.session = &ssp};
+    struct vkllm_model_params mp = {
+        .session = &ssp, .adapters = lora.path, .n_adapters = (uint32_t)lora.n};
     if (vkllm_model_load(ctx, model_path, &mp, &sv.model, &err)) goto fail;
     if (cli_lora_load(&lora, sv.model, &err)) goto fail;
     sv.vocab = vkllm_model_vocab(sv.model);
@@ -179,11 +180,13 @@ int cmd_serve(int argc, char **argv)
     if (serve_sched_start(sv.sched, &err)) goto fail;
     if (serve_http_start(&sv, &err)) goto fail;
     cli_lora_describe(&lora);
+    const bool v6 = strchr(host, ':') != NULL; /* an IPv6 literal: a URL brackets it */
     fprintf(stderr,
             "serve: %s on %s, loaded in %.0f ms; %lld slot%s of %u tokens\n"
-            "serve: listening on http://%s:%d\n",
+            "serve: listening on http://%s%s%s:%d\n",
             cli_shown(model_path), vkllm_context_device(ctx)->name, cli_now_ms() - t0, n_par,
-            n_par == 1 ? "" : "s", sv.n_ctx, host, serve_http_port(&sv));
+            n_par == 1 ? "" : "s", sv.n_ctx, v6 ? "[" : "", host, v6 ? "]" : "",
+            serve_http_port(&sv));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

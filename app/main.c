@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "number.h"
 #include "serve/serve.h"
+#include "std_fds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -190,8 +191,9 @@ int cli_validation_status(const vkllm_context *ctx, int status)
 
 bool cli_profile_wanted(bool flag)
 {
+    /* any value but "", 0 and 1 is refused by vkllm_context_create */
     const char *env = getenv("VKLLM_PROFILE");
-    return flag || (env && *env && strcmp(env, "0"));
+    return flag || (env && !strcmp(env, "1"));
 }
 
 int cli_profile_print(const vkllm_session *s, double copy_gbps, struct vkllm_error *err)
@@ -354,17 +356,6 @@ static int dispatch(int argc, char **argv)
     return 1;
 }
 
-/* Started with a standard descriptor closed (`>&-`), the program would hand
- * that number to the next file it opens (a model, a driver's device node) and
- * printf would write into it. Each closed one gets /dev/null instead: stdout
- * read-only, so that writing to it still fails and is reported. */
-static void keep_standard_fds(void)
-{
-    for (int fd = 0; fd <= 2; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
-            open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY); /* the lowest free number: fd */
-}
-
 /* Every command's output is checked here, once: text lost to a full disk, a
  * closed stdout or a reader that quit is an error, not exit status 0. The
  * reason is this last flush's, or the one cli_flush saw. */
@@ -384,7 +375,7 @@ static int finish_stdout(int status)
 
 int main(int argc, char **argv)
 {
-    keep_standard_fds();
+    std_fds_keep(); /* before anything is opened */
     /* a pipe whose reader quit gives EPIPE, and a file past `ulimit -f` EFBIG,
      * each reported like any failed write, rather than a silent death by
      * SIGPIPE or SIGXFSZ halfway through freeing the device or writing a file

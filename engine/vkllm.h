@@ -287,6 +287,9 @@ int vkllm_gguf_writer_set_arr_str(vkllm_gguf_writer *w, const char *key, const c
 /* Copies a key/value (of any type, arrays included) from an open file.
  * VKLLM_E_IO if the stop function (below) said to stop while it copied. */
 int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *kv);
+/* Why _copy_kv failed on KV with RC, for "cannot copy key 'K': WHY": a key
+ * holding a NUL byte, say (GGUF allows it; the writer's keys are C strings). */
+const char *vkllm_gguf_writer_copy_kv_why(const struct vkllm_gguf_kv *kv, int rc);
 /* Sets GO_ON(USER), asked every few megabytes while _copy_kv copies and _write
  * builds and writes the file: when it returns false they stop, and every later
  * _copy_kv and _write fails (VKLLM_E_IO, "PATH: stopped"; nothing left at
@@ -504,6 +507,16 @@ struct vkllm_model_params {
      * this session's KV cache and activations when given (else those are
      * checked by vkllm_session_create). */
     const struct vkllm_session_params *session;
+    /* The adapter files (N_ADAPTERS of them) the caller will load with
+     * vkllm_adapter_load: each is checked against the model's file before
+     * any upload (a wrong one fails the load in a moment, not after the
+     * weights' upload), and their device memory counts in that check. */
+    const char *const *adapters;
+    uint32_t n_adapters;
+    /* What a refusal for memory advises, in the calling program's own options
+     * ("fewer -np or a smaller -d"); NULL: a -c that fits and a smaller
+     * -b/-ub, as run, chat and serve take them. */
+    const char *advice;
 };
 
 int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_model_params *params,
@@ -675,6 +688,10 @@ struct vkllm_profile {
  * no timestamps (for S's group: a group's sessions share their graphs). */
 int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
                           struct vkllm_error *err);
+/* Forgets the sums so far (for S's group: every session's), so that the
+ * profile covers the decodes from now on: a benchmark's timed run, say,
+ * without the decodes that set it up. */
+void vkllm_session_profile_reset(vkllm_session *s);
 /* Bytes of device memory the session holds: KV cache, activations, and its
  * host-visible step and logits buffers (a group's session: the group's). */
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s);
@@ -695,10 +712,18 @@ typedef struct vkllm_adapter vkllm_adapter;
  * types F32/F16/Q8_0 and shapes; the error names the first mismatch: "PATH:
  * blk.0.attn_q.weight.lora_a is 64x8, the model's blk.0.attn_q.weight needs
  * 256 x rank"; also a NaN or an infinity in A or B, or an alpha beyond 1024
- * times the rank) and uploads it. It must outlive the sessions that use it. */
+ * times the rank) and uploads it. VKLLM_E_DEVICE_MEMORY, with the numbers,
+ * when it does not fit the device's free memory beside what is loaded (the
+ * check comes before the upload). It must outlive the sessions that use it. */
 int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
                        struct vkllm_error *err);
 void vkllm_adapter_free(vkllm_adapter *a);
+/* The checks of vkllm_adapter_load without a device: ADAPTER against the
+ * model file MODEL, or with MODEL NULL those that need no model (the type
+ * keys, alpha, each lora_a's lora_b, their types and equal ranks). Reads A
+ * and B for NaN and infinities. VKLLM_OK, or the loader's error. */
+int vkllm_adapter_check(const vkllm_gguf *model, const vkllm_gguf *adapter,
+                        struct vkllm_error *err);
 
 struct vkllm_adapter_info {
     float alpha;                 /* adapter.lora.alpha, 0 when absent */
@@ -741,8 +766,11 @@ struct vkllm_export_lora_params {
     const struct vkllm_lora_input *adapters; /* applied in this order */
     uint32_t n_adapters;
     bool merged_f16; /* merged quantized matrices as F16 (llama-export-lora's choice) */
-    /* Called as each tensor starts and now and then while the file is
-     * written; return false to stop (nothing is written then). May be NULL. */
+    int n_threads;   /* that merge a matrix's rows; 0: one per core (the output is the same) */
+    /* Called as each tensor starts, between chunks of rows of a merged
+     * matrix (a fraction of a second apart) and now and then while the file
+     * is written, from the calling thread; return false to stop (nothing is
+     * written then). May be NULL. */
     bool (*progress)(const struct vkllm_export_lora_progress *p, void *user);
     void *user;
 };
@@ -810,6 +838,10 @@ int vkllm_sampler_create(const struct vkllm_sampler_params *params, int32_t n_vo
 void vkllm_sampler_free(vkllm_sampler *s);
 /* Remembers TOKEN for the repetition penalty (prompt tokens and chosen ones). */
 void vkllm_sampler_accept(vkllm_sampler *s, int32_t token);
+/* Forgets every accepted token (the RNG is untouched): before giving the
+ * penalties a conversation's tokens again, from its start, as a reply does
+ * after /reset or in a new chat; else the old conversation's would count. */
+void vkllm_sampler_reset(vkllm_sampler *s);
 /* Chooses a token from N_VOCAB logits (not modified) and accepts it; a
  * negative status for NULL arguments. NaN logits count as -inf; if any are
  * +inf, those share all the probability. */

@@ -13,8 +13,8 @@
  * gives an F32 tensor another shape of at most its elements (its first ones;
  * a 0 makes it empty); --token-suffix appends TEXT to every normal token of
  * tokenizer.ggml.tokens (type 1), so that whatever a model generates is that
- * long; --token-type sets the type of token ID in tokenizer.ggml.token_type
- * (any int32); --empty-strs sets KEY to an array of N empty strings (a
+ * long (with "\xNN" escapes, as --str-x); --token-type sets the type of
+ * token ID in tokenizer.ggml.token_type (any int32); --empty-strs sets KEY to an array of N empty strings (a
  * header of 8 * N bytes that takes seconds to copy). Each may be repeated.
  */
 #include "gguf_copy.h"
@@ -109,7 +109,18 @@ static int suffix_tokens(vkllm_gguf_writer *w, const vkllm_gguf *g, const char *
     if (!toks || toks->type != VKLLM_GGUF_ARRAY || toks->arr_type != VKLLM_GGUF_STRING)
         return fail("no tokenizer.ggml.tokens");
     uint64_t n = toks->arr_len;
-    size_t extra = strlen(suffix);
+    /* "\xNN" stands for a byte, a NUL too (a token holding U+0000) */
+    char raw[1024];
+    size_t extra = 0;
+    for (const char *c = suffix; *c && extra < sizeof raw; extra++) {
+        unsigned byte;
+        if (c[0] == '\\' && c[1] == 'x' && sscanf(c + 2, "%2x", &byte) == 1) {
+            raw[extra] = (char)byte;
+            c += 4;
+        } else {
+            raw[extra] = *c++;
+        }
+    }
     char **strs = calloc(n, sizeof *strs);
     uint64_t *lens = calloc(n, sizeof *lens);
     int rc = !strs || !lens;
@@ -122,7 +133,7 @@ static int suffix_tokens(vkllm_gguf_writer *w, const vkllm_gguf *g, const char *
             break;
         }
         memcpy(strs[i], s.ptr, s.len);
-        if (normal) memcpy(strs[i] + s.len, suffix, extra);
+        if (normal) memcpy(strs[i] + s.len, raw, extra);
     }
     if (!rc)
         rc = vkllm_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs,

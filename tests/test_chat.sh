@@ -388,6 +388,24 @@ first() { printf '%s\n' "$1" | timeout 60 "$vkllm" chat --temp 0 -n 1 "${@:2}" 2
     fail "--repeat-penalty 3 did not see the '.' of the prompt"
 [ "$(first hi --repeat-penalty 3)" = . ] || fail "--repeat-penalty 3 changed the reply to 'hi'"
 
+# ... and only this conversation's (probe 7, C-1): the sampler lived across
+# /reset and /load, so a message after /reset got another greedy reply than
+# in a fresh chat, and one after /load depended on what came before it (a
+# reply may hold line breaks: the fresh output must end the other)
+pen() { printf "$1" | timeout 120 "$vkllm" chat --temp 0 -n 24 "${@:2}" 2>/dev/null; }
+pen "Tim had a red ball\n/save $scratch/pen.json\n" >/dev/null
+for flag in "--presence-penalty 2" "--repeat-penalty 1.3"; do
+    replies=$(pen 'Once upon a time\n/reset\nOnce upon a time\n' $flag)
+    twice=$(pen 'Once upon a time\n' $flag && pen 'Once upon a time\n' $flag)
+    [ -n "$twice" ] && [ "$replies" = "$twice" ] ||
+        fail "$flag: the same message after /reset got another reply: $replies"
+    # a window longer than the loaded conversation, else it hides the old one
+    after=$(pen "Once upon a time\n/load $scratch/pen.json\nand then\n" $flag --repeat-last-n 256)
+    fresh=$(pen "/load $scratch/pen.json\nand then\n" $flag --repeat-last-n 256)
+    [ -n "$fresh" ] && [[ "$after" == *$'\n'"$fresh" ]] ||
+        fail "$flag: a turn after /load differs from a fresh chat's: '$after' vs '$fresh'"
+done
+
 # a stop string that is not UTF-8 (a lone lead byte, a surrogate, an
 # overlong) could never match the output: refused
 for stop in $'\xe2' $'a\xff' $'\xed\xa0\x80' $'\xc0\xae'; do

@@ -693,6 +693,25 @@ echo "test_hostile: $cases cases after ${SECONDS}s" >&2
 # ---- 8. messages that point at the right thing (round 2 of probing)
 # a /proc file reports a size of 0 but is not empty
 pattern="/proc/self/status: reports a size of 0 but holds data" check fail "$vkllm" info /proc/self/status
+# ... or cannot be read at its start (EIO): it was "empty file" (probe 7, M6)
+pattern="/proc/self/mem: reports a size of 0 but cannot be read as a file" \
+    check fail "$vkllm" run -m /proc/self/mem -p Once -n 1
+pattern="/proc/self/mem: reports a size of 0 but cannot be read as a file" \
+    check fail "$vkllm" run --lora /proc/self/mem -p Once -n 1
+# on/off variables take 0 and 1 only: "false" and "off" turned profiling and
+# validation on (probe 7, M1); "" is unset
+for v in false off no 2 " 1"; do
+    pattern="VKLLM_PROFILE: '$v' is neither 0 (off) nor 1 (on)" \
+        check fail env VKLLM_PROFILE="$v" "$vkllm" run -p Once -n 1
+    pattern="VKLLM_VALIDATE: '$v' is neither 0 (off) nor 1 (on)" \
+        check fail env VKLLM_VALIDATE="$v" "$vkllm" run -p Once -n 1
+done
+check ok env VKLLM_PROFILE= "$vkllm" run -p Once -n 1
+grep -q "^profile:" "$err" && { failed=$((failed + 1)); report+=("FAIL VKLLM_PROFILE= profiled"); }
+check ok env VKLLM_PROFILE=0 "$vkllm" run -p Once -n 1
+grep -q "^profile:" "$err" && { failed=$((failed + 1)); report+=("FAIL VKLLM_PROFILE=0 profiled"); }
+check ok env VKLLM_PROFILE=1 "$vkllm" run -p Once -n 1
+grep -q "^profile:" "$err" || { failed=$((failed + 1)); report+=("FAIL VKLLM_PROFILE=1 did not profile"); }
 # the vocabulary's size is the tokenizer's: token_embd.weight of 400 rows
 # against 512 tokens is the tensor named (output.weight, which agrees with the
 # tokenizer, was blamed, and a [600, 64] token_embd "expected [64, 64]")

@@ -7,7 +7,9 @@
 # a bad adapter is one "error:" line and exit status 1; and 60 randomly
 # corrupted adapter files (bytes overwritten, or the file cut short, as
 # test_hostile.sh does to models) never crash run: each exits 0 or 1, with
-# at most one error line.
+# at most one error line. info says why an adapter would be refused; a
+# wrong --lora is refused before the model's upload; adapters count in the
+# memory budget (run, serve, chat's /lora).
 set -u
 vkllm=$1 gen_model=$2 gen_lora=$3 scratch=$4
 mkdir -p "$scratch"
@@ -84,6 +86,66 @@ expect "perplexity, other base" "is 96x8" \
     "$vkllm" perplexity -m "$base" -f "$text" -c 64 --lora "$scratch/other-lora.gguf"
 expect "bench, other base" "is 96x8" \
     "$vkllm" bench -m "$base" -p 16 -n 4 -r 1 --lora "$scratch/other-lora.gguf"
+
+# ---- info names what every loader refuses, with or without a model: it
+# described such adapters as usable (a lora_b of another rank than its lora_a
+# as "rank 4", an alpha of NaN as "alpha / rank = nan"); exit status 0, as
+# for a model file vkllm cannot run
+"$gen_lora" -m "$base" -o "$scratch/rank-b.gguf" --rank 8 --rank-b 4 --targets q --seed 5 &&
+    "$gen_lora" -m "$base" -o "$scratch/alpha-nan.gguf" --alpha nan --targets q --seed 5 ||
+    fail "gen_lora (info refusals)"
+for want in "rank-b.gguf: blk.0.attn_q.weight.lora_a has rank 8 but blk.0.attn_q.weight.lora_b has 4" \
+    "alpha-nan.gguf: adapter.lora.alpha is not a finite number"; do
+    checks=$((checks + 1))
+    out=$("$vkllm" info "$scratch/${want%%:*}" 2>&1) || fail "info ${want%%:*}: exit status $?"
+    grep -q "^adapter: vkllm cannot use this file: .*$want" <<<"$out" ||
+        fail "info ${want%%:*}: no refusal in: $(tail -n 3 <<<"$out")"
+done
+checks=$((checks + 1))
+"$vkllm" info "$scratch/a.gguf" | grep -q "cannot use" && fail "info refuses a good adapter"
+
+# ---- a wrong adapter is found before the model is uploaded (it took a whole
+# load first, minutes for a big model): with too little memory for the model
+# the adapter's error comes first, in every command that takes --lora
+wrong=(--lora "$scratch/other-lora.gguf")
+first() { # WHAT COMMAND...: the adapter's error, not the memory's
+    local what=$1
+    shift
+    VKLLM_MAX_MEMORY=64K expect "$what, before the upload" \
+        "other-lora.gguf: blk.0.attn_q.weight.lora_a is 96x8, the model's" "$@"
+}
+first run "$vkllm" run -m "$base" -n 1 "${wrong[@]}"
+first perplexity "$vkllm" perplexity -m "$base" -f "$text" -c 64 "${wrong[@]}"
+first bench "$vkllm" bench -m "$base" -p 16 -n 4 -r 1 "${wrong[@]}"
+first chat "$vkllm" chat -m "$base" "${wrong[@]}"
+first serve "$vkllm" serve -m "$base" --port 0 "${wrong[@]}"
+VKLLM_MAX_MEMORY=64K expect "a typo, before the upload" "nope.gguf" \
+    "$vkllm" run -m "$base" -n 1 --lora "$scratch/nope.gguf"
+
+# ---- adapters count in the memory budget (they were uploaded unchecked):
+# with the device holding exactly the model and its context, an adapter is
+# refused before any upload, in numbers that name it; chat's /lora (the
+# window's panel loads through the same call) refuses it and goes on (the
+# error makes a script's exit status 1)
+tot=$("$vkllm" info -m "$base" -c 256 | awk '$1 == "total" { print $2 }')
+VKLLM_MAX_MEMORY=$tot expect "run: no room for the adapter" \
+    "base.gguf: needs .* (weights .*, adapter .*, KV cache .*) but .* free (VKLLM_MAX_MEMORY)" \
+    "$vkllm" run -m "$base" -c 256 -n 1 --lora "$scratch/b.gguf"
+VKLLM_MAX_MEMORY=$tot expect "serve: no room for the adapters" \
+    "base.gguf: needs .* (weights .*, adapters .*, KV cache" \
+    "$vkllm" serve -m "$base" -c 256 --port 0 --lora "$scratch/a.gguf" --lora "$scratch/b.gguf"
+room=$((tot + 2 * $(stat -c %s "$scratch/b.gguf")))
+checks=$((checks + 1))
+VKLLM_MAX_MEMORY=$room "$vkllm" run -m "$base" -c 256 -p Hi -n 2 --lora "$scratch/b.gguf" \
+    >/dev/null 2>"$scratch/err" || fail "run with room for the adapter: $(cat "$scratch/err")"
+checks=$((checks + 1))
+printf '/lora %s\n/lora\nHi\n' "$scratch/b.gguf" |
+    VKLLM_MAX_MEMORY=$tot "$vkllm" chat -m "$base" -c 256 -n 2 >"$scratch/out" 2>"$scratch/err"
+status=$?
+[ $status -eq 1 ] && grep -q "^error: .*b.gguf: the adapter needs .* free beside the model, its \
+sessions and the adapters already loaded (VKLLM_MAX_MEMORY)$" "$scratch/err" &&
+    grep -q "no LoRA adapters" "$scratch/err" && grep -q "replied 2 tokens" "$scratch/err" ||
+    fail "chat /lora without room: status $status: $(cat "$scratch/err")"
 
 # ---- corrupted adapters: never a crash. A fixed seed makes it repeatable.
 RANDOM=11

@@ -146,6 +146,19 @@ assert (tests[0]["n_prompt"], tests[0]["n_gen"]) == (16, 0), tests[0]
 assert (tests[1]["n_prompt"], tests[1]["n_gen"]) == (0, 4), tests[1]
 EOF
 fi
+# with -np, samples_ts counts every sequence's tokens, as avg_ts (it
+# counted one: its mean was avg_ts / 3)
+checks=$((checks + 1))
+if ! "$vkllm" bench -m "$model" -p 0 -n 4 -r 2 -np 3 -o json >"$scratch/bench-np.json" 2>"$scratch/bench.stderr"; then
+    fail "bench -np 3 -o json failed: $(cat "$scratch/bench.stderr")"
+else
+    python3 - "$scratch/bench-np.json" <<'EOF' || fail "bench -np 3 -o json: $(cat "$scratch/bench-np.json")"
+import json, sys
+t = json.load(open(sys.argv[1]))[0]
+mean = sum(t["samples_ts"]) / len(t["samples_ts"])
+assert t["n_parallel"] == 3 and abs(mean - t["avg_ts"]) < 1e-3 * t["avg_ts"], t
+EOF
+fi
 checks=$((checks + 1))
 if ! "$vkllm" bench -m "$model" -p 16 -n 4 -r 2 -o md >"$scratch/bench.md" 2>"$scratch/bench.stderr"; then
     fail "bench -o md failed: $(cat "$scratch/bench.stderr")"

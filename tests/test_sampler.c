@@ -468,6 +468,45 @@ static void test_penalty(void)
     vkllm_sampler_free(s);
 }
 
+/* vkllm_sampler_reset empties the penalties' history and leaves the RNG: chat
+ * and the window gave a reply after /reset or in a new chat the old chat's
+ * tokens as history (probe 7, C-1). */
+static void test_reset(void)
+{
+    const float pos[8] = {2.0f, 1.5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    vkllm_sampler *s = make(penalty_params(2.0f, 3), 8);
+    vkllm_sampler_accept(s, 0);
+    vkllm_sampler_accept(s, 4);
+    vkllm_sampler_reset(s);
+    CHECK(vkllm_sampler_sample(s, pos) == 0, "0 is still penalized after the reset");
+    /* the ring after a reset: 0 (just sampled), 5, 6 fill it; 7 pushes 0 out */
+    vkllm_sampler_reset(s);
+    vkllm_sampler_accept(s, 0);
+    vkllm_sampler_accept(s, 5);
+    vkllm_sampler_accept(s, 6);
+    CHECK(vkllm_sampler_sample(s, pos) == 1, "the window {0,5,6} holds 0");
+    vkllm_sampler_reset(s);
+    vkllm_sampler_accept(s, 0);
+    for (int i = 0; i < 3; i++)
+        vkllm_sampler_accept(s, 5 + i);
+    CHECK(vkllm_sampler_sample(s, pos) == 0, "the window {5,6,7} has dropped 0");
+    vkllm_sampler_free(s);
+    vkllm_sampler_reset(NULL);
+
+    /* the RNG goes on: two samplers of one seed, one reset between draws,
+     * draw the same tokens (no penalty here, so only the RNG decides) */
+    const float flat[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    vkllm_sampler *a = make(plain(1.0f, 11), 4), *b = make(plain(1.0f, 11), 4);
+    bool same = true;
+    for (int i = 0; i < 32; i++) {
+        if (i == 16) vkllm_sampler_reset(b);
+        same &= vkllm_sampler_sample(a, flat) == vkllm_sampler_sample(b, flat);
+    }
+    CHECK(same, "a reset changed the random draws");
+    vkllm_sampler_free(a);
+    vkllm_sampler_free(b);
+}
+
 /* OpenAI's additive penalties, as llama.cpp applies them: after the
  * repetition penalty, each distinct token of the window loses count *
  * frequency_penalty + presence_penalty. */
@@ -742,6 +781,7 @@ int main(void)
     test_truncation_random(5000, 30, 20, 1000);
     test_truncation_random(20000, 20, 30, 0);
     test_penalty();
+    test_reset();
     test_additive_penalties();
     test_special_logits();
     test_params();

@@ -15,16 +15,18 @@
 #    or no Host, a request trickling in cut at --request-timeout (a kept-alive
 #    connection idle longer is not), 32 connections per address. Known
 #    fields that change the answer (echo, best_of, suffix, top_logprobs,
-#    tool_choice), a float that rounds to 0, NUL, an empty body: 400 (a
-#    stream's before its 200); a BOM, logit_bias {}, `bearer` any case: fine;
+#    tool_choice, llama-server's grammar, mirostat...), a float that rounds
+#    to 0, NUL in a role or stop, an empty body: 400 (a stream's before its
+#    200); NUL in content, n_predict, a BOM, logit_bias {}, `bearer` any case: fine;
 #    405's Allow names the route's methods.
 # 3. A one-slot server with a queue of one: a third request gets 503; a
 #    client that disconnects (streaming or not) frees its slot; one that
 #    stalls mid-request is timed out (logged 408); one that half-closes after
 #    its request gets its answer; a stream queued longer than --timeout is
 #    not cut.
-# 4. SIGTERM with a reply in progress: the stream is cut, the server exits 0
-#    (under ASan: nothing leaked), and the log has one line per request.
+# 4. SIGTERM with a reply in progress: the stream is cut (logged 503, not
+#    499), the server exits 0 (under ASan: nothing leaked), and the log has
+#    one line per request.
 # 5. A device lost mid-way: 500 for the request, 503 from /health, exit 0.
 # 6. A model file name that is not UTF-8 (its id escaped), with a LoRA adapter:
 #    greedy text equal to `vkllm run --lora`; -np too large names a set that fits.
@@ -206,7 +208,17 @@ expect 400 'malformed JSON' "${auth[@]}" -d "$deep" "$url/v1/completions"
 printf '{"prompt":"\xff\xfe"}' >"$scratch/bad-utf8"
 expect 400 'malformed JSON' "${auth[@]}" --data-binary @"$scratch/bad-utf8" "$url/v1/completions"
 expect 400 'malformed JSON' "${auth[@]}" --data-binary $'{"prompt":"a\x00b"}' "$url/v1/completions"
-expect 400 'NUL characters (\\\\u0000) are not supported' "${auth[@]}" -d '{"prompt":"a\u0000b"}' "$url/v1/completions"
+# U+0000, which the model may generate: a client resending its answer is
+# served; where the server would cut a C string (a role, a stop), a 400
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"prompt":"a\u0000b","max_tokens":1}' "$url/v1/completions"
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"messages":[{"role":"user","content":"Once"},
+    {"role":"assistant","content":". Every dayx\u0000y"},{"role":"user","content":"more"}],"max_tokens":2}' \
+    "$url/v1/chat/completions"
+expect 200 '"prompt":"\[INST\] a\\u0000b \[/INST\]"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":[{"type":"text","text":"a\u0000b"}]}]}' "$url/apply-template"
+expect 400 '"param":"messages\[0\].role"' "${auth[@]}" \
+    -d '{"messages":[{"role":"us\u0000er","content":"Hi"}]}' "$url/v1/chat/completions"
+expect 400 '"param":"stop"' "${auth[@]}" -d '{"prompt":"a","stop":["x\u0000"]}' "$url/v1/completions"
 expect 400 'real number overflow' "${auth[@]}" -d '{"prompt":"a","max_tokens":1e400}' "$url/v1/completions"
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1.5}' "$url/v1/completions"
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":-5}' "$url/v1/completions"
@@ -230,6 +242,33 @@ expect 400 '"param":"tool_choice"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":"Hi"}],"tool_choice":"required"}' "$url/v1/chat/completions"
 expect 200 '"finish_reason"' "${auth[@]}" \
     -d '{"prompt":"a","max_tokens":1,"echo":false,"best_of":1,"suffix":"","logit_bias":{},"tool_choice":"none"}' \
+    "$url/v1/completions"
+# llama-server's fields that change the answer: refused, or done (n_predict,
+# repeat_last_n); their neutral values (what its web UI sends) are fine
+for field in '"grammar":"root ::= \"yes\""' '"json_schema":{}' '"n_probs":3' '"mirostat":2' \
+    '"typical_p":0.1' '"dry_multiplier":0.8' '"dry_whatever":1' '"samplers":["top_k"]'; do
+    name=${field%%\":*}
+    expect 400 "\"param\":\"${name#\"}\"" "${auth[@]}" -d "{\"prompt\":\"a\",$field}" "$url/v1/completions"
+done
+expect 200 '"completion_tokens":3,' "${auth[@]}" -d '{"prompt":"Once","n_predict":3}' "$url/v1/completions"
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1,"mirostat":0,"typical_p":1,
+    "n_probs":0,"dry_multiplier":0,"dry_base":1.75,"dry_allowed_length":2,"samplers":[],"repeat_last_n":-1}' \
+    "$url/v1/completions"
+expect 400 '"param":"repeat_last_n"' "${auth[@]}" -d '{"prompt":"a","repeat_last_n":-2}' "$url/v1/completions"
+# repeat_last_n 0 turns the penalty off: the text of no penalty at all
+checks=$((checks + 1))
+for rln in 0 64; do
+    curl -s "${auth[@]}" "${cj[@]}" -o "$scratch/rln-$rln" -d '{"prompt":"Once upon a time",
+        "max_tokens":40,"temperature":0,"frequency_penalty":1.5,"repeat_last_n":'$rln'}' "$url/v1/completions"
+done
+curl -s "${auth[@]}" "${cj[@]}" -o "$scratch/rln-none" -d '{"prompt":"Once upon a time",
+    "max_tokens":40,"temperature":0}' "$url/v1/completions"
+text() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["choices"][0]["text"])' "$1"; }
+[ "$(text "$scratch/rln-0")" = "$(text "$scratch/rln-none")" ] &&
+    [ "$(text "$scratch/rln-64")" != "$(text "$scratch/rln-none")" ] ||
+    fail "repeat_last_n 0 did not turn the penalty off: $(text "$scratch/rln-0")"
+# a value just past a limit is shown as it is, not rounded onto the limit
+expect 400 'between -2 and 2 (got 2.000001)' "${auth[@]}" -d '{"prompt":"a","frequency_penalty":2.000001}' \
     "$url/v1/completions"
 # the scheme is any case, and spaces around the key do not count
 expect 200 '"object":"list"' -H "Authorization: bearer $key" "$url/v1/models"
@@ -370,6 +409,12 @@ wait "$curl_c" 2>/dev/null
 checks=$((checks + 1))
 grep -q '^data: ' "$scratch/long2" || fail "the stream never started"
 grep -q '^data: \[DONE\]' "$scratch/long2" && fail "a stream cut by SIGTERM ended with [DONE]"
+# the server cut it, not the client: 503 in the log (the stream whose
+# client left in section 3 stays 499)
+checks=$((checks + 1))
+grep 'POST /v1/completions' "$log_b" | tail -1 | grep -q ' 503 .* slot 0' ||
+    fail "a stream cut by SIGTERM was logged as $(grep 'POST /v1/completions' "$log_b" | tail -1)"
+grep -q 'POST /v1/completions 499 .* slot 0' "$log_b" || fail "the stream whose client left is not logged 499"
 
 # ---- 5. a device lost mid-way (VKLLM_FAULT): requests get 500, /health 503,
 # and the server still stops cleanly

@@ -8,6 +8,7 @@
 #    token id of this model"; now its whole text.
 # 3. An adapter holding NaN: the server started, and every generation was a
 #    500 blaming the model's file; now it is refused at start, one line.
+# 4. (round 7) --host ::1 printed http://::1:PORT; now http://[::1]:PORT.
 # Exit 77 (skipped) when curl is missing.
 set -u
 vkllm=$1 data=$2 scratch=$3 craft=$4 gen_lora=$5
@@ -90,6 +91,22 @@ rc=$?
 [ $rc = 1 ] && [ "$(grep -c . "$scratch/nan.log")" = 1 ] &&
     grep -q "^error: .*/nan.gguf: blk.0.attn_q.weight.lora_b holds NaN or infinite values$" \
         "$scratch/nan.log" || fail "serve --lora NaN: status $rc: $(cat "$scratch/nan.log")"
+
+# ---- 4. an IPv6 address: the URL brackets it (it printed http://::1:PORT)
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    : >"$scratch/v6.log"
+    "$vkllm" serve -m "$model" --port 0 --host ::1 2>"$scratch/v6.log" &
+    server_pid=$!
+    checks=$((checks + 1))
+    for _ in $(seq 600); do
+        grep -q 'listening' "$scratch/v6.log" || ! kill -0 "$server_pid" 2>/dev/null && break
+        sleep 0.1
+    done
+    v6url=$(sed -n 's#^serve: listening on \(http://\[::1\]:[0-9]*\)$#\1#p' "$scratch/v6.log")
+    [ -n "$v6url" ] && curl -s -g "$v6url/health" | grep -q '"status":"ok"' ||
+        fail "--host ::1: $(cat "$scratch/v6.log")"
+    stop_server "$scratch/v6.log"
+fi
 
 echo "test_serve_hostile: $checks checks, $failures failures"
 [ $failures = 0 ]

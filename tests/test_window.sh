@@ -945,5 +945,85 @@ except Exception as e:
 sys.exit(1 if bad else 0)
 EOF
 
+# ---- probe 7. Run P: greedy replies with a repetition penalty, in a chat,
+# regenerated, and in a new chat, are all `vkllm chat`'s reply to the same
+# message: the window's sampler kept its penalty history across replies and
+# chats, and never saw the prompt (C-1). Then a context the chat format cannot
+# fit (16 tokens) is refused with what to do, and the model loaded before
+# answers on, no message left unanswered (M5). Run N: a model whose tokens
+# all hold a NUL byte: the reply goes on to its end, the NULs shown (and
+# saved) as U+FFFD, with no error and no "stopped by the user" (W-2). Run C:
+# stderr closed: its log lines went into the X connection (descriptor 2),
+# and the window froze for good (W-1).
+cat > pen.script <<EOF
+wait-reply
+settings temperature 0
+settings repeat_penalty 1.5
+settings max_tokens 20
+send Once upon a time
+wait-reply
+regenerate
+wait-reply
+dump-state $scratch/pen1.json
+new-chat
+send Once upon a time
+wait-reply
+dump-state $scratch/pen2.json
+settings context 16
+expect-error raise Context length
+send Once upon a time
+wait-reply
+dump-state $scratch/pen3.json
+quit
+EOF
+own_window pen --script pen.script >out-pen.txt 2>err-pen.txt
+status=$?
+[ $status = 0 ] || fail "penalty run: exit status $status: $(tail -5 err-pen.txt)"
+printf 'Once upon a time\n' | "$vkllm" chat -m "$data/stories260K.gguf" --temp 0 --repeat-penalty 1.5 \
+    -n 20 2>/dev/null >pen-cli.txt || fail "vkllm chat with a penalty"
+"$(dirname "$gen_model")/craft_gguf" "$data/stories260K.gguf" nul.gguf --token-suffix 'x\x00y' ||
+    fail "craft_gguf nul.gguf"
+printf 'wait-reply\nsettings temperature 0\nsettings max_tokens 8\nsend Once upon a time
+wait-reply\ndump-state %s\nquit\n' "$scratch/nul.json" >nul.script
+own_window nul -m nul.gguf --script nul.script >out-nul.txt 2>err-nul.txt
+status=$?
+[ $status = 0 ] || fail "NUL run: exit status $status: $(tail -5 err-nul.txt)"
+grep -q "error" err-nul.txt && fail "NUL run: $(grep error err-nul.txt)"
+printf 'wait-reply\nsend hi\nwait-reply\ndump-state %s\nquit\n' "$scratch/closed.json" >closed.script
+window_limit=180 own_window closed --script closed.script >out-closed.txt 2>&-
+status=$?
+[ $status = 0 ] && [ -s closed.json ] || fail "stderr closed: exit status $status, no dump"
+python3 - "$scratch" <<'EOF' || fail "see above"
+import json, os, sys
+scratch = sys.argv[1]
+bad = 0
+def check(cond, msg):
+    global bad
+    if not cond:
+        print("FAIL: probe 7:", msg, file=sys.stderr)
+        bad += 1
+def msgs(name):
+    try:
+        return json.load(open(os.path.join(scratch, name)))["messages"]
+    except Exception as e:
+        check(False, f"{name}: {e!r}")
+        return []
+cli = open(os.path.join(scratch, "pen-cli.txt")).read().rstrip("\n")
+m1, m2, m3 = msgs("pen1.json"), msgs("pen2.json"), msgs("pen3.json")
+replies = [m["content"] for m in m1 if m["role"] == "assistant"]
+check(len(replies) == 2 and replies[0] == replies[1] == cli,
+      f"a reply and its regeneration are not vkllm chat's {cli!r}: {replies}")
+check([m["content"] for m in m2][-1:] == [cli], f"the new chat's reply: {m2[-1:]}")
+check([m["role"] for m in m3] == ["user", "assistant"] * 2 and m3[-1]["content"],
+      f"after context 16 was refused: {[(m['role'], m['content']) for m in m3]}")
+n = msgs("nul.json")
+stats = n[1].get("stats", {}) if len(n) == 2 else {}
+check(stats.get("end") == "length" and stats.get("tokens") == 8 and
+      n[1]["content"].count("x\ufffdy") == 8, f"the reply of NUL tokens: {n[1:]}")
+c = msgs("closed.json")
+check(len(c) == 2 and c[1]["content"], f"stderr closed: {c}")
+sys.exit(1 if bad else 0)
+EOF
+
 [ $failures = 0 ] && echo "test_window: ok"
 [ $failures = 0 ]

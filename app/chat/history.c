@@ -50,6 +50,17 @@ bool hist_utf8_valid(const char *s, size_t n)
     return true;
 }
 
+/* A message's text as the tree takes it, or an error saying why not. */
+static int check_text(const char *text, size_t len, struct vkllm_error *err)
+{
+    if (!text && len) return vkllm_fail(err, VKLLM_E_INVALID, "no text");
+    if (len && memchr(text, 0, len))
+        return vkllm_fail(err, VKLLM_E_INVALID, "text holds a NUL byte (U+0000)");
+    if (!hist_utf8_valid(text, len))
+        return vkllm_fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
+    return VKLLM_OK;
+}
+
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -279,10 +290,9 @@ int hist_add_node(history *h, uint32_t parent, enum history_role role, const cha
 static int add_active(history *h, uint32_t parent, enum history_role role, const char *text,
                       size_t len, uint32_t *id, struct vkllm_error *err)
 {
-    if (!text && len) return vkllm_fail(err, VKLLM_E_INVALID, "no text");
-    if (!hist_utf8_valid(text, len))
-        return vkllm_fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
-    int rc = hist_add_node(h, parent, role, text, len, now(), err);
+    int rc = check_text(text, len, err);
+    if (rc) return rc;
+    rc = hist_add_node(h, parent, role, text, len, now(), err);
     if (rc) return rc;
     struct kids *k = kids_of(h, parent);
     k->active = k->n - 1;
@@ -310,8 +320,8 @@ int history_stream(history *h, uint32_t id, const char *text, size_t len, struct
 {
     if (id >= h->n_nodes) return vkllm_fail(err, VKLLM_E_INVALID, "no message %u", id);
     if (!len) return VKLLM_OK;
-    if (!text || !hist_utf8_valid(text, len))
-        return vkllm_fail(err, VKLLM_E_INVALID, "text is not valid UTF-8");
+    int rc = check_text(text, len, err);
+    if (rc) return rc;
     struct node *nd = h->nodes[id];
     if (nd->m.len + len + 1 > nd->cap) {
         /* doubling: a reply of N tokens is copied O(log N) times, not N */

@@ -3,6 +3,7 @@
  * loop never waits on the GPU: generation runs on the worker thread. */
 #include "app.h"
 #include "number.h"
+#include "std_fds.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -343,6 +344,7 @@ int main(int argc, char **argv)
 {
     struct app a = {.editing = -1, .th = &theme_dark, .t_launch = app_now_ms()};
     struct worker_params wp;
+    std_fds_keep(); /* before the display's socket could take descriptor 2 */
     /* a save past `ulimit -f` fails with EFBIG (shown in the window), and a
      * closed stderr fails a log line with EPIPE: neither may kill the window */
     signal(SIGXFSZ, SIG_IGN);

@@ -196,6 +196,24 @@ static void run_load(struct worker *w, const char *path)
                                     .notice = on_note,
                                     .user = w};
     if (vkllm_chat_create(e.model, e.session, &chp, &e.chat, &err)) goto fail;
+    /* a context the chat format cannot fit would fail every message, each
+     * kept unanswered (probe 7, M5): refused now, as `vkllm chat -c` refuses
+     * it at start, and the model loaded before (if any) goes on. At load,
+     * not when the setting is typed: only the model's template and tokenizer
+     * can say, and a context change loads the model again anyway. */
+    const char *sys = w->cur.system_prompt;
+    int rc = sys[0] ? vkllm_chat_add(e.chat, "system", sys, strlen(sys), &err) : VKLLM_OK;
+    if (!rc) rc = vkllm_chat_check(e.chat, &err);
+    vkllm_chat_clear(e.chat, false);
+    if (rc == VKLLM_E_CONTEXT_FULL) {
+        char why[sizeof err.msg];
+        snprintf(why, sizeof why, "%s", err.msg);
+        snprintf(err.msg, sizeof err.msg,
+                 "%.200s: no message can be answered: raise Context "
+                 "length%s",
+                 why, sys[0] ? " or shorten the system prompt" : "");
+    }
+    if (rc) goto fail;
 
     uint32_t n_ad = w->e.n_ad;
     engine_free(&w->e); /* the previous model goes only now that this one works */
@@ -379,16 +397,30 @@ static void prompt_head(const struct engine *e, char *out, size_t cap)
     out[len] = 0;
 }
 
-/* Appends text to the reply unless a new chat forgot it; false then. */
-static bool emit(struct worker *w, const struct job *j, const char *text, size_t len)
+/* Appends text to the reply; a NUL (U+0000, valid UTF-8 that a token may
+ * hold) as U+FFFD: the window's texts are C strings, and SDL_ttf would end
+ * the line there; the chat file keeps what the window shows (probe 7, W-2:
+ * the reply ended at the NUL, recorded as stopped by the user). Lock held.
+ * Returns 1 when kept, 0 when a new chat forgot the reply, -1 (and the error
+ * set) when it could not be kept. */
+static int emit(struct worker *w, const struct job *j, const char *text, size_t len)
 {
     struct vkllm_error err = {0};
-    bool live = j->epoch == w->epoch;
-    if (live && len && history_stream(w->hist, j->id, text, len, &err)) {
-        set_error(w, err.msg);
-        live = false;
+    if (j->epoch != w->epoch) return 0;
+    while (len) {
+        const char *nul = memchr(text, 0, len);
+        size_t n = nul ? (size_t)(nul - text) : len;
+        if ((n && history_stream(w->hist, j->id, text, n, &err)) ||
+            (nul && history_stream(w->hist, j->id, "\xEF\xBF\xBD", 3, &err))) {
+            char msg[sizeof w->st.error];
+            snprintf(msg, sizeof msg, "the reply cannot be kept (it ends here): %.400s", err.msg);
+            set_error(w, msg);
+            return -1;
+        }
+        text += n + (nul != NULL);
+        len -= n + (nul != NULL);
     }
-    return live;
+    return 1;
 }
 
 /* A turn that failed before its reply got any text: the error, and the empty
@@ -447,6 +479,15 @@ static void run_generate(struct worker *w, const struct job *j)
         return;
     }
     double t_prompt = now_ms();
+    /* the penalties see this conversation's prompt and nothing else, as
+     * `vkllm chat`, run and serve do: the sampler lives across replies and
+     * chats, and a new chat or Regenerate got the old text's penalties
+     * (probe 7, C-1) */
+    uint32_t n_tokens;
+    const int32_t *tokens = vkllm_chat_tokens(e->chat, &n_tokens);
+    vkllm_sampler_reset(e->sampler);
+    for (uint32_t i = 0; i < n_tokens; i++)
+        vkllm_sampler_accept(e->sampler, tokens[i]);
     char head[sizeof w->st.prompt_head];
     prompt_head(e, head, sizeof head);
     pthread_mutex_lock(w->lock);
@@ -463,8 +504,8 @@ static void run_generate(struct worker *w, const struct job *j)
     enum history_end end = HISTORY_END_LENGTH;
     struct gen_meter meter = {0};
     uint32_t n_gen = 0;
-    uint64_t step_bytes = 0; /* what the decode that made the logits read */
-    bool failed = false;
+    uint64_t step_bytes = 0;           /* what the decode that made the logits read */
+    bool failed = false, lost = false; /* lost: the reply's text could not be kept */
     const char *text;
     size_t len;
     for (;;) {
@@ -484,13 +525,18 @@ static void run_generate(struct worker *w, const struct job *j)
         n_gen = meter.n;
         int st = vkllm_stream_push(e->stream, tok, &text, &len);
         pthread_mutex_lock(w->lock);
-        bool live = st >= 0 && emit(w, j, text, len);
+        int kept = st >= 0 ? emit(w, j, text, len) : -1;
+        if (st < 0) set_error(w, vkllm_strerror(st));
         if (n_gen == 1) w->st.ttft_ms = t - t0;
         w->st.n_gen = n_gen;
         w->st.gen_tps = gen_meter_tps(&meter);
         w->st.gen_gbps = gen_meter_gbps(&meter);
         pthread_mutex_unlock(w->lock);
-        if (st < 0 || !live) {
+        if (kept < 0) {
+            failed = lost = true;
+            break;
+        }
+        if (!kept) { /* a new chat forgot it */
             end = HISTORY_END_USER;
             break;
         }
@@ -522,11 +568,15 @@ static void run_generate(struct worker *w, const struct job *j)
         !reply->len) {
         history_drop_reply(w->hist, j->id);
         w->st.replies_done++; /* the user's message is saved all the same */
-    } else if (emit(w, j, text, len)) {
+    } else if (j->epoch == w->epoch) {
+        if (!lost && emit(w, j, text, len) < 0) failed = true;
         char adapters[1024];
         applied_list(w, adapters, sizeof adapters);
-        struct history_stats hs = {
-            .n_tokens = n_gen, .tokens_per_s = w->st.gen_tps, .model = w->st.model, .end = end};
+        /* a failure is no end the user chose, nor the limit: not known */
+        struct history_stats hs = {.n_tokens = n_gen,
+                                   .tokens_per_s = w->st.gen_tps,
+                                   .model = w->st.model,
+                                   .end = failed ? HISTORY_END_NONE : end};
         if (history_set_stats(w->hist, j->id, &hs, &err) ||
             history_set_adapters(w->hist, j->id, adapters[0] ? adapters : NULL, &err))
             set_error(w, err.msg);

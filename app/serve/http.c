@@ -606,8 +606,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) serve_sched_cancel(sv->sched, rq->job);
         serve_sched_lock(sv->sched);
         const struct serve_job *j = rq->job;
-        /* a stream's 200 went out first: its error event is its real outcome */
-        if (j->finish == SERVE_FINISH_ERROR && rq->status < 400) rq->status = j->error_status;
+        /* a stream's 200 went out first: its error event is its real outcome,
+         * and a stream the server ended (a 503 as it stops) was cut by the
+         * server, not by a client leaving */
+        if (j->finish == SERVE_FINISH_ERROR && (rq->status < 400 || rq->status == 499))
+            rq->status = j->error_status;
         if (j->slot >= 0)
             snprintf(tokens, sizeof tokens,
                      " slot %d, prompt %u tokens (%u processed, %u cached), %u generated; "

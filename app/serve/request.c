@@ -3,7 +3,8 @@
  * or taken as it is (completions), tokenized, and its sampling settings
  * checked. Anything wrong is a 400 naming the field; unknown fields are
  * ignored, and fields that matter but that vkllm does not do (n > 1, tools,
- * penalties) are refused rather than silently dropped. */
+ * grammars, llama-server's other samplers) are refused rather than silently
+ * dropped. */
 #include "serve.h"
 
 #include <float.h>
@@ -26,6 +27,66 @@ bool serve_failf(struct serve_fail *f, int status, const char *param, const char
     return false;
 }
 
+/* Whether V holds a string with U+0000 in it, at any depth. */
+static bool holds_nul(json_t *v)
+{
+    const char *key;
+    json_t *e;
+    if (json_is_string(v)) return strlen(json_string_value(v)) != json_string_length(v);
+    for (size_t i = 0; i < json_array_size(v); i++) /* 0 for anything but an array */
+        if (holds_nul(json_array_get(v, i))) return true;
+    json_object_foreach(v, key, e)
+    {
+        if (holds_nul(e)) return true;
+    }
+    return false;
+}
+
+/* U+0000 is a character, and the model may generate it: the text fields (a
+ * prompt, a message's content or text parts, /tokenize's content) keep it,
+ * their lengths carried to the template and the tokenizer, so that a client
+ * can resend what it was answered. Every other string (a role, a stop string,
+ * a name compared as a C string) would be cut at it: refused, with the field
+ * in F's param. */
+static bool nul_outside_text(json_t *root, struct serve_fail *f)
+{
+    const char *key, *mkey;
+    json_t *v, *m, *mv, *part;
+    size_t i, k;
+    char param[96];
+    json_object_foreach(root, key, v)
+    {
+        if (!strcmp(key, "prompt") || !strcmp(key, "content")) continue;
+        snprintf(param, sizeof param, "%s", key);
+        if (strcmp(key, "messages") || !json_is_array(v)) {
+            if (holds_nul(v)) goto refuse;
+            continue;
+        }
+        json_array_foreach(v, i, m)
+        {
+            json_object_foreach(json_is_object(m) ? m : NULL, mkey, mv)
+            {
+                snprintf(param, sizeof param, "messages[%zu].%s", i, mkey);
+                if (strcmp(mkey, "content")) {
+                    if (holds_nul(mv)) goto refuse;
+                    continue;
+                }
+                json_array_foreach(json_is_array(mv) ? mv : NULL, k, part)
+                {
+                    snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, k);
+                    if (holds_nul(json_object_get(part, "type"))) goto refuse;
+                }
+            }
+        }
+    }
+    return false;
+refuse:
+    serve_failf(f, 400, param,
+                "'%s' holds a NUL character (\\u0000): only prompts and message contents may",
+                param);
+    return true;
+}
+
 /* The body as a JSON object, or NULL with F filled. */
 static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
 {
@@ -38,12 +99,7 @@ static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
         return NULL;
     }
     json_error_t je;
-    json_t *root = json_loadb(body, len, 0, &je);
-    if (!root && json_error_code(&je) == json_error_null_character) {
-        /* templates, roles and stop strings are C strings: a NUL would cut them */
-        serve_failf(f, 400, NULL, "NUL characters (\\u0000) are not supported in strings");
-        return NULL;
-    }
+    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
     if (!root) {
         serve_failf(f, 400, NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
                     je.column);
@@ -54,6 +110,10 @@ static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
         serve_failf(f, 400, NULL, "the request body must be a JSON object");
         return NULL;
     }
+    if (nul_outside_text(root, f)) {
+        json_decref(root);
+        return NULL;
+    }
     return root;
 }
 
@@ -61,6 +121,18 @@ static json_t *parse_object(const char *body, size_t len, struct serve_fail *f)
 
 /* Each reads an optional field of O: true when absent or null (OUT kept) or
  * valid (OUT set); false with F filled when of the wrong type or range. */
+/* D as the shortest text that reads back as D: a value just past a limit
+ * (2.000001) must not show as the limit itself, as %g would. */
+static const char *exact(double d, char buf[32])
+{
+    for (int digits = 6; digits < 17; digits++) {
+        snprintf(buf, 32, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d) return buf;
+    }
+    snprintf(buf, 32, "%.17g", d);
+    return buf;
+}
+
 static bool get_number(json_t *o, const char *key, double min, double max, double *out,
                        struct serve_fail *f)
 {
@@ -68,9 +140,10 @@ static bool get_number(json_t *o, const char *key, double min, double max, doubl
     if (!v || json_is_null(v)) return true;
     if (!json_is_number(v)) return serve_failf(f, 400, key, "'%s' must be a number", key);
     double d = json_number_value(v);
+    char got[32];
     if (!(d >= min && d <= max))
-        return serve_failf(f, 400, key, "'%s' must be between %g and %g (got %g)", key, min, max,
-                           d);
+        return serve_failf(f, 400, key, "'%s' must be between %g and %g (got %s)", key, min, max,
+                           exact(d, got));
     *out = d;
     return true;
 }
@@ -83,9 +156,10 @@ static bool get_float(json_t *o, const char *key, double min, double max, float 
 {
     double d = *out;
     if (!get_number(o, key, min, max, &d, f)) return false;
+    char got[32];
     if (d != 0 && (float)d == 0)
-        return serve_failf(f, 400, key, "'%s' is too close to 0 (got %g): use 0 or at least %g",
-                           key, d, (double)FLT_MIN);
+        return serve_failf(f, 400, key, "'%s' is too close to 0 (got %s): use 0 or at least %g",
+                           key, exact(d, got), (double)FLT_MIN);
     *out = (float)d;
     return true;
 }
@@ -124,6 +198,36 @@ static bool refuse_set(json_t *o, const char *key, const char *why, struct serve
                !(json_is_string(v) && json_string_length(v) == 0) &&
                !(json_is_number(v) && json_number_value(v) == 0);
     return !set || serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
+}
+
+/* A field refused unless absent, null or NEUTRAL (the value that changes
+ * nothing: typical_p 1). */
+static bool refuse_unless(json_t *o, const char *key, double neutral, const char *why,
+                          struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    return !v || json_is_null(v) || (json_is_number(v) && json_number_value(v) == neutral) ||
+           serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
+}
+
+/* llama-server's DRY sampler: off while dry_multiplier is 0, when its other
+ * settings (which its web UI always sends) change nothing; any other dry_
+ * field is one this server does not know, and refused. */
+static bool refuse_dry(json_t *o, struct serve_fail *f)
+{
+    static const char *const inert[] = {"dry_base", "dry_allowed_length", "dry_penalty_last_n",
+                                        "dry_sequence_breakers"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strncmp(key, "dry_", 4)) continue;
+        bool known = false;
+        for (size_t i = 0; i < sizeof inert / sizeof *inert; i++)
+            known = known || !strcmp(key, inert[i]);
+        if (!known && !refuse_set(o, key, "no DRY repetition penalty", f)) return false;
+    }
+    return true;
 }
 
 /* ============================== Prompts ============================== */
@@ -276,12 +380,18 @@ static bool parse_stops(struct serve_job *job, json_t *stop, struct serve_fail *
 }
 
 /* The sampling fields: OpenAI's, and llama-server's top_k, min_p,
- * repeat_penalty and ignore_eos. */
-static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *f)
+ * repeat_penalty, repeat_last_n (-1: the slot's context N_CTX), n_predict
+ * (max_tokens' older name; -1: no limit) and ignore_eos. */
+static bool parse_sampling(struct serve_job *job, json_t *o, uint32_t n_ctx, struct serve_fail *f)
 {
     struct vkllm_sampler_params *sp = &job->sampling;
     long long top_k = sp->top_k, seed = -1, max_tokens = -1, n = 1, best_of = 1;
-    if (!get_float(o, "temperature", 0, 2, &sp->temp, f) ||
+    long long last_n = sp->repeat_last_n;
+    if (!get_int(o, "n_predict", -1, 1 << 30, &max_tokens, f)) return false;
+    if (max_tokens == 0)
+        return serve_failf(f, 400, "n_predict", "'n_predict' must be -1 (no limit) or at least 1");
+    if (!get_int(o, "repeat_last_n", -1, 1 << 20, &last_n, f) ||
+        !get_float(o, "temperature", 0, 2, &sp->temp, f) ||
         !get_float(o, "top_p", 0, 1, &sp->top_p, f) ||
         !get_float(o, "min_p", 0, 1, &sp->min_p, f) ||
         !get_float(o, "repeat_penalty", 1e-6, 1e6, &sp->repeat_penalty, f) ||
@@ -314,8 +424,22 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
         !refuse_set(o, "top_logprobs", "no log probabilities", f) ||
         !refuse_set(o, "echo", "the reply never repeats the prompt", f) ||
         !refuse_set(o, "suffix", "no insertion, only a continuation", f) ||
-        !refuse_set(o, "logit_bias", "no logit bias", f))
+        !refuse_set(o, "logit_bias", "no logit bias", f) ||
+        /* llama-server's: each would change the answer, or add to it */
+        !refuse_set(o, "grammar", "no grammars", f) ||
+        !refuse_set(o, "n_probs", "no token probabilities", f) ||
+        !refuse_set(o, "mirostat", "no Mirostat sampling", f) ||
+        !refuse_unless(o, "typical_p", 1, "no locally typical sampling", f) ||
+        !refuse_set(o, "xtc_probability", "no XTC sampling", f) ||
+        !refuse_set(o, "dynatemp_range", "no dynamic temperature", f) ||
+        !refuse_set(o, "samplers",
+                    "the order is fixed (penalties, top-k, min-p, top-p, temperature)", f) ||
+        !refuse_dry(o, f))
         return false;
+    /* even {} asks for JSON */
+    json_t *schema = json_object_get(o, "json_schema");
+    if (schema && !json_is_null(schema))
+        return serve_failf(f, 400, "json_schema", "'json_schema' is not supported: no grammars");
     json_t *so = json_object_get(o, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so))
@@ -332,6 +456,7 @@ static bool parse_sampling(struct serve_job *job, json_t *o, struct serve_fail *
     if (!parse_stops(job, json_object_get(o, "stop"), f)) return false;
     if (sp->top_p == 0) sp->top_p = 1e-9f; /* 0: only the most likely token */
     sp->top_k = (int32_t)top_k;
+    sp->repeat_last_n = (int32_t)(last_n < 0 ? n_ctx : last_n);
     sp->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)job;
     job->max_tokens = max_tokens;
     return true;
@@ -352,7 +477,7 @@ struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind,
         ok = serve_failf(f, 400, "model", "'model' must be a string");
     if (ok) {
         job->sampling = vkllm_sampler_defaults(0);
-        ok = parse_sampling(job, o, f);
+        ok = parse_sampling(job, o, sv->n_ctx, f);
     }
     if (ok && kind == SERVE_CHAT) {
         ok = render_messages(sv, json_object_get(o, "messages"), &text, &text_len, f);

@@ -700,14 +700,16 @@ int vkllm_gguf_open(const char *path, vkllm_gguf **out, struct vkllm_error *err)
         goto close_fd;
     }
     if (st.st_size == 0) {
-        /* /proc and /sys files report 0 bytes and still hold text */
+        /* /proc and /sys files report 0 bytes and still hold text; some
+         * cannot even be read from their start (/proc/self/mem: EIO), which
+         * is no empty file either (probe 7, M6) */
         char byte;
-        rc = pread(fd, &byte, 1, 0) > 0
-                 ? vkllm_fail(err, VKLLM_E_FORMAT,
-                              "%s: reports a size of 0 but holds data (a /proc or /sys file?): "
-                              "not a regular model file",
-                              path)
-                 : vkllm_fail(err, VKLLM_E_FORMAT, "%s: empty file", path);
+        const ssize_t n = pread(fd, &byte, 1, 0);
+        rc = n == 0 ? vkllm_fail(err, VKLLM_E_FORMAT, "%s: empty file", path)
+                    : vkllm_fail(err, VKLLM_E_FORMAT,
+                                 "%s: reports a size of 0 but %s (a /proc or /sys file?): not a "
+                                 "regular model file",
+                                 path, n > 0 ? "holds data" : "cannot be read as a file");
         goto close_fd;
     }
     if ((rc = read_header_of(fd, path, (uint64_t)st.st_size, out, err))) goto close_fd;

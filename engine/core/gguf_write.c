@@ -455,6 +455,16 @@ int vkllm_gguf_writer_copy_kv(vkllm_gguf_writer *w, const struct vkllm_gguf_kv *
     return rc;
 }
 
+const char *vkllm_gguf_writer_copy_kv_why(const struct vkllm_gguf_kv *kv, int rc)
+{
+    if (rc != VKLLM_E_INVALID || !kv) return vkllm_strerror(rc);
+    if (!kv->key.len) return "the key is empty";
+    if (memchr(kv->key.ptr, 0, kv->key.len)) return "it holds a NUL byte";
+    if (kv->key.len == 17 && !memcmp(kv->key.ptr, "general.alignment", 17))
+        return "the alignment is not a power of two of type uint32";
+    return "its value's type is unknown";
+}
+
 /* ============================== Tensors ============================== */
 
 static int add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,

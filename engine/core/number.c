@@ -116,6 +116,13 @@ int number_float(const char *s, double *out, bool *range)
     return VKLLM_OK;
 }
 
+int number_switch(const char *name, const char *s, bool *on, struct vkllm_error *err)
+{
+    *on = s && !strcmp(s, "1");
+    if (!s || !*s || *on || !strcmp(s, "0")) return VKLLM_OK;
+    return vkllm_fail(err, VKLLM_E_INVALID, "%s: '%s' is neither 0 (off) nor 1 (on)", name, s);
+}
+
 int number_setting(const char *name, const char *s, enum number_kind kind, uint64_t *out,
                    struct vkllm_error *err)
 {

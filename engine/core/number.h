@@ -32,6 +32,12 @@ int number_parse(const char *s, size_t len, enum number_kind kind, uint64_t *out
 int number_setting(const char *name, const char *s, enum number_kind kind, uint64_t *out,
                    struct vkllm_error *err);
 
+/* The on/off setting NAME (VKLLM_VALIDATE, VKLLM_PROFILE) whose value is S:
+ * NULL or "" (unset) and "0" are off, "1" is on; anything else is
+ * VKLLM_E_INVALID, "NAME: 'S' is neither 0 (off) nor 1 (on)" (a "false" or
+ * "off" read as on, probe 7 M1). */
+int number_switch(const char *name, const char *s, bool *on, struct vkllm_error *err);
+
 /* The command line's numbers, as strict: S (NUL-terminated) is an optional
  * '-' and decimal digits (number_int), with an optional fraction and exponent
  * (number_float: "0.5", "-2", "1e-3"); no blanks, '+', hex, "inf" or "nan".

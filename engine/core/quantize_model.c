@@ -861,10 +861,9 @@ int vkllm_quantize(const char *in_path, const char *out_path,
                 goto fail_close;
             }
             char key[SHOWN_MAX];
-            const bool nul = memchr(kv->key.ptr, 0, kv->key.len) != NULL;
             rc = vkllm_fail(err, rc, "%s: cannot copy key '%s': %s", in_path,
                             shown(key, kv->key.ptr, kv->key.len),
-                            nul ? "it holds a NUL byte" : vkllm_strerror(rc));
+                            vkllm_gguf_writer_copy_kv_why(kv, rc));
             goto fail_close;
         }
     }

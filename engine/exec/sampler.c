@@ -300,6 +300,15 @@ void vkllm_sampler_accept(vkllm_sampler *s, int32_t token)
     if (s->hist_len < s->p.repeat_last_n) s->hist_len++;
 }
 
+/* A new conversation, or the same one given again in whole: the penalties
+ * must see only its tokens (the RNG goes on, as between replies). */
+void vkllm_sampler_reset(vkllm_sampler *s)
+{
+    if (!s) return;
+    s->hist_len = 0;
+    s->hist_next = 0;
+}
+
 static float penalize(float logit, float penalty)
 {
     return logit > 0.0f ? logit / penalty : logit * penalty;

@@ -506,6 +506,18 @@ int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
     return VKLLM_OK;
 }
 
+void vkllm_session_profile_reset(vkllm_session *s)
+{
+    struct vkllm_session_group *g = s->g;
+    struct gpu_graph *graphs[] = {&g->one, &g->batch, &g->multi};
+    for (size_t k = 0; k < sizeof graphs / sizeof *graphs; k++)
+        for (uint32_t i = 0; i < graphs[k]->n_profile_sums; i++) {
+            struct gpu_profile_sum *p = &graphs[k]->profile_sums[i];
+            p->dispatches = p->bytes = 0; /* the recordings still point at their sums */
+            p->ms = 0;
+        }
+}
+
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err)
 {
     if (pos > s->pos)

@@ -1,8 +1,9 @@
-/* budget.c: what a model and a session take in device memory, from the parsed
- * model alone, and the check against the device's free memory that comes
- * before any upload. The sizes follow the allocations one by one (model.c's
- * upload order, session.c's alloc_state), and a pool's block size comes from
- * them, so what is reported is what the pools allocate.
+/* budget.c: what a model, its LoRA adapters and a session take in device
+ * memory, from the parsed files alone, and the check against the device's
+ * free memory that comes before any upload. The sizes follow the allocations
+ * one by one (model.c's upload order, lora.c's, session.c's alloc_state), and
+ * a pool's block size comes from them, so what is reported is what the pools
+ * allocate.
  *
  * The session's buffers depend on the layer graph (exec/graph.h), which is
  * built from the architecture alone: the one place model/ looks up to exec/. */
@@ -10,6 +11,7 @@
 
 #include "context.h"
 #include "kernels.h"
+#include "lora.h"
 #include "shown.h"
 #include "model.h"
 #include "ops.h"
@@ -110,6 +112,27 @@ static int pool_plan(const struct sizes *s, const struct vkllm_device_info *dev,
 
 /* ============================== Weights ============================== */
 
+/* The parts weights.c uploads ROWS rows of T as: no larger than a binding
+ * (their bytes added to *BYTES). */
+static int push_matrix(struct sizes *s, tensor_ref t, uint64_t rows,
+                       const struct vkllm_device_info *dev, uint64_t *bytes,
+                       struct vkllm_error *err)
+{
+    const uint64_t k = t->ne[0];
+    const uint64_t per = gpu_weight_rows_per_part(t->type, k, rows, dev->max_storage_buffer_range);
+    char name[SHOWN_MAX];
+    if (!per)
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%s: a row of %llu elements does not fit one storage buffer binding",
+                          shown(name, t->name.ptr, t->name.len), (unsigned long long)k);
+    for (uint64_t r = 0; r < rows; r += per) {
+        const uint64_t part = gpu_weight_bytes(t->type, k, rows - r < per ? rows - r : per);
+        push(s, part);
+        *bytes += part;
+    }
+    return VKLLM_OK;
+}
+
 /* The ranges model.c's load_tensor allocates for ROLE in LAYER. */
 static int add_role(const struct arch_model *am, const struct vkllm_device_info *dev,
                     uint32_t layer, enum tensor_role role, struct sizes *s, struct weight_plan *out,
@@ -123,21 +146,7 @@ static int add_role(const struct arch_model *am, const struct vkllm_device_info 
         out->by_type[VKLLM_TYPE_F32] += sl->count * 4;
         return VKLLM_OK;
     }
-    const uint64_t k = t->ne[0];
-    const uint64_t per =
-        gpu_weight_rows_per_part(t->type, k, sl->count, dev->max_storage_buffer_range);
-    char name[SHOWN_MAX];
-    if (!per)
-        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
-                          "%s: a row of %llu elements does not fit one storage buffer binding",
-                          shown(name, t->name.ptr, t->name.len), (unsigned long long)k);
-    for (uint64_t r = 0; r < sl->count; r += per) {
-        const uint64_t bytes =
-            gpu_weight_bytes(t->type, k, sl->count - r < per ? sl->count - r : per);
-        push(s, bytes);
-        out->by_type[t->type] += bytes;
-    }
-    return VKLLM_OK;
+    return push_matrix(s, t, sl->count, dev, &out->by_type[t->type], err);
 }
 
 int budget_weights(const struct arch_model *am, const struct vkllm_device_info *dev,
@@ -155,6 +164,36 @@ int budget_weights(const struct arch_model *am, const struct vkllm_device_info *
     if (!rc) rc = pool_plan(&s, dev, WEIGHT_BLOCK, &out->block, &out->bytes, err);
     /* a ring that holds every weight copies any part or chunk in one go */
     out->staging = out->bytes < STAGING_BYTES ? out->bytes : STAGING_BYTES;
+    free(s.v);
+    return rc;
+}
+
+/* ============================== Adapters ============================== */
+
+int budget_adapter(const struct lora_pair *pairs, uint64_t n_pairs,
+                   const struct vkllm_device_info *dev, struct adapter_plan *out,
+                   struct vkllm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct sizes s = {0};
+    uint64_t widest_row = 0, parts = 0;
+    int rc = VKLLM_OK;
+    /* lora.c's order: each adapted slice's A, then its B */
+    for (uint64_t i = 0; i < n_pairs && !rc; i++) {
+        const struct lora_pair *p = &pairs[i];
+        if (!p->a) continue;
+        rc = push_matrix(&s, p->a, p->a->ne[1], dev, &parts, err);
+        if (!rc) rc = push_matrix(&s, p->b, p->b_count, dev, &parts, err);
+        const uint64_t row = gpu_weight_bytes(p->a->type, p->a->ne[0], 2);
+        if (row > widest_row) widest_row = row;
+    }
+    if (!rc && s.n) rc = pool_plan(&s, dev, WEIGHT_BLOCK, &out->block, &out->bytes, err);
+    if (!rc && s.n) {
+        /* a small ring: an adapter is small beside its model; two rows of the
+         * widest A at least, which an upload copies in one go */
+        out->staging = out->bytes < (4u << 20) ? out->bytes : 4u << 20;
+        if (out->staging < 2 * widest_row + 64) out->staging = 2 * widest_row + 64;
+    }
     free(s.v);
     return rc;
 }
@@ -301,19 +340,24 @@ static uint64_t session_bytes(const struct session_plan *p)
     return p->device + p->host + p->readback;
 }
 
-/* The most held at once: the weights, then the staging ring while loading
- * and the session after it. */
-static uint64_t peak(const struct weight_plan *w, uint64_t session)
+/* The most held at once: the weights and adapters, then the staging ring
+ * while the weights load and the session beside an adapter's ring after it
+ * (run loads its adapters after the session). W NULL: the weights (and AD)
+ * are on the device already and count in the free memory. */
+static uint64_t peak(const struct weight_plan *w, const struct adapter_plan *ad, uint64_t session)
 {
-    return w->bytes + (w->staging > session ? w->staging : session);
+    if (!w) return session;
+    const uint64_t after = session + ad->staging;
+    return w->bytes + ad->bytes + (w->staging > after ? w->staging : after);
 }
 
 /* The largest context under N_CTX whose session fits FREE beside the weights
- * W (none: already in use), rounded down to 256 tokens when that large; 0 if
- * none does. */
+ * W and adapters AD (W NULL: already in use), rounded down to 256 tokens when
+ * that large; 0 if none does. */
 static uint32_t fitting_ctx(const struct arch_model *am, const struct vkllm_device_info *dev,
                             const struct vkllm_session_params *params, uint32_t n_ctx,
-                            const struct weight_plan *w, uint64_t free)
+                            const struct weight_plan *w, const struct adapter_plan *ad,
+                            uint64_t free)
 {
     struct vkllm_session_params p = params ? *params : (struct vkllm_session_params){0};
     uint32_t lo = 0, hi = n_ctx; /* lo fits (or is 0), hi does not */
@@ -321,8 +365,7 @@ static uint32_t fitting_ctx(const struct arch_model *am, const struct vkllm_devi
         uint32_t mid = lo + (hi - lo) / 2;
         struct session_plan plan;
         p.n_ctx = mid;
-        if (!budget_session(am, dev, &p, &plan, NULL) &&
-            (w ? peak(w, session_bytes(&plan)) : session_bytes(&plan)) <= free)
+        if (!budget_session(am, dev, &p, &plan, NULL) && peak(w, ad, session_bytes(&plan)) <= free)
             lo = mid;
         else
             hi = mid;
@@ -354,37 +397,92 @@ static const char *capped(const struct vk_device *d)
     return d->max_memory && b.budget == d->max_memory ? " (VKLLM_MAX_MEMORY)" : "";
 }
 
-int budget_check_load(const char *path, const struct arch_model *am, const struct vk_device *d,
-                      const struct vkllm_session_params *params, struct vkllm_error *err)
+/* budget_check_load's check, with adapters AD beside the weights. */
+static int check_load(const char *path, const struct arch_model *am, const struct vk_device *d,
+                      const struct vkllm_session_params *params, const struct adapter_plan *ad,
+                      uint32_t n_adapters, const char *advice, struct vkllm_error *err)
 {
     struct weight_plan w;
     struct session_plan s = {0};
     int rc = budget_weights(am, &d->info, &w, err);
     if (!rc && params) rc = budget_session(am, &d->info, params, &s, err);
     if (rc) return rc;
-    const uint64_t need = peak(&w, params ? session_bytes(&s) : 0), free = free_bytes(d);
+    const uint64_t need = peak(&w, ad, params ? session_bytes(&s) : 0), free = free_bytes(d);
     if (need <= free) return VKLLM_OK;
 
-    char a[32], b[32], c[32], e[32], f[32], g[32], try[48] = "";
+    char a[32], b[32], c[32], e[32], f[32], g[32], h[32], try[128] = "", adapters[96] = "";
     human_pair(a, f, need, free);
+    if (n_adapters)
+        snprintf(adapters, sizeof adapters, ", %s %s", n_adapters == 1 ? "adapter" : "adapters",
+                 human(h, 32, ad->bytes));
     if (!params)
         return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                          "%s: needs %s (weights %s, staging %s while loading) but %s has %s "
+                          "%s: needs %s (weights %s%s, staging %s while loading) but %s has %s "
                           "free%s: try a smaller quantization",
-                          path, a, human(b, 32, w.bytes), human(c, 32, w.staging), d->info.name, f,
-                          capped(d));
+                          path, a, human(b, 32, w.bytes), adapters, human(c, 32, w.staging),
+                          d->info.name, f, capped(d));
     /* several sequences share -c, as llama.cpp's -np divides it */
-    const uint32_t fits = fitting_ctx(am, &d->info, params, s.n_ctx, &w, free) * s.n_seq;
+    const uint32_t fits =
+        advice ? 0 : fitting_ctx(am, &d->info, params, s.n_ctx, &w, ad, free) * s.n_seq;
     if (fits) snprintf(try, sizeof try, "-c %u or ", fits);
+    if (advice) snprintf(try, sizeof try, "%s or ", advice); /* the caller's options */
     char n_tok[64];
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
-                      "%s: needs %s (weights %s, KV cache %s for %s, activations %s%s; "
+                      "%s: needs %s (weights %s%s, KV cache %s for %s, activations %s%s; "
                       "staging %s while loading) but %s has %s free%s: try %sa smaller "
                       "quantization",
-                      path, a, human(b, 32, w.bytes), human(c, 32, s.kv),
+                      path, a, human(b, 32, w.bytes), adapters, human(c, 32, s.kv),
                       tokens_text(n_tok, sizeof n_tok, &s), human(e, 32, session_bytes(&s) - s.kv),
-                      batch_note(session_bytes(&s) - s.kv, s.kv), human(g, 32, w.staging),
-                      d->info.name, f, capped(d), try);
+                      advice ? "" : batch_note(session_bytes(&s) - s.kv, s.kv),
+                      human(g, 32, w.staging), d->info.name, f, capped(d), try);
+}
+
+int budget_check_load(const char *path, const struct arch_model *am, const struct vk_device *d,
+                      const struct vkllm_session_params *params, struct vkllm_error *err)
+{
+    const struct adapter_plan none = {0};
+    return check_load(path, am, d, params, &none, 0, NULL, err);
+}
+
+int budget_check_model(const char *path, const struct arch_model *am, const vkllm_gguf *g,
+                       const struct vk_device *d, const struct vkllm_model_params *params,
+                       struct vkllm_error *err)
+{
+    const uint32_t n = params && params->adapters ? params->n_adapters : 0;
+    struct adapter_plan all = {0};
+    int rc = VKLLM_OK;
+    /* each adapter is bound as vkllm_adapter_load binds it: a wrong one fails
+     * here, before the weights' upload, which can take minutes */
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        vkllm_gguf *ad = NULL;
+        struct lora_binding bind;
+        struct adapter_plan one = {0};
+        if (!(rc = vkllm_gguf_open(params->adapters[i], &ad, err)) &&
+            !(rc = lora_bind(am, g, ad, &bind, err))) {
+            rc = budget_adapter(bind.pairs, lora_slots(am), &d->info, &one, err);
+            lora_binding_free(&bind);
+        }
+        vkllm_gguf_close(ad);
+        all.bytes += one.bytes;
+        if (one.staging > all.staging) all.staging = one.staging;
+    }
+    if (!rc)
+        rc = check_load(path, am, d, params ? params->session : NULL, &all, n,
+                        params ? params->advice : NULL, err);
+    return rc;
+}
+
+int budget_check_adapter(const char *path, const struct adapter_plan *plan,
+                         const struct vk_device *d, struct vkllm_error *err)
+{
+    const uint64_t need = plan->bytes + plan->staging, free = free_bytes(d);
+    if (need <= free) return VKLLM_OK;
+    char a[32], b[32], f[32];
+    human_pair(a, f, need, free);
+    return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
+                      "%s: the adapter needs %s (%s of it staging while it loads) but %s has %s "
+                      "free beside the model, its sessions and the adapters already loaded%s",
+                      path, a, human(b, 32, plan->staging), d->info.name, f, capped(d));
 }
 
 int budget_check_session(const char *path, const struct arch_model *am, const struct vk_device *d,
@@ -395,7 +493,8 @@ int budget_check_session(const char *path, const struct arch_model *am, const st
     if (need <= free) return VKLLM_OK;
     char a[32], b[32], c[32], f[32], try[64] = "a smaller batch (-b/-ub) or quantization";
     human_pair(a, f, need, free);
-    const uint32_t fits = fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, free) * plan->n_seq;
+    const uint32_t fits =
+        fitting_ctx(am, &d->info, params, plan->n_ctx, NULL, NULL, free) * plan->n_seq;
     if (fits) snprintf(try, sizeof try, "-c %u", fits);
     char n_tok[64];
     return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
@@ -432,7 +531,8 @@ int vkllm_memory_needs(const vkllm_gguf *g, const vkllm_context *ctx,
         out->activations = s.device - s.kv;
         out->session_host = s.host + s.readback;
         out->staging = w.staging;
-        out->total = peak(&w, s.device + s.host + s.readback);
+        const struct adapter_plan none = {0};
+        out->total = peak(&w, &none, s.device + s.host + s.readback);
         out->n_ctx = s.n_ctx;
         out->n_batch = s.n_batch;
     }

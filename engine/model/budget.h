@@ -10,6 +10,8 @@
 #include "graph.h"
 #include "vk_device.h"
 
+struct lora_pair;
+
 #define WEIGHT_BLOCK  (256ull << 20) /* the weight pool's blocks, when one cannot hold them all */
 #define STAGING_BYTES (32ull << 20)  /* the upload ring, at most */
 
@@ -19,6 +21,13 @@ struct weight_plan {
     uint64_t block;                     /* its block size */
     uint64_t staging;                   /* the upload ring: no larger than the weights */
     uint64_t by_type[VKLLM_TYPE_COUNT]; /* each type's tensors (vectors are F32) */
+};
+
+/* An adapter as lora.c uploads it: one pool, and a ring of its own. */
+struct adapter_plan {
+    uint64_t bytes;   /* the pool's allocations; 0: an adapter of nothing */
+    uint64_t block;   /* its block size */
+    uint64_t staging; /* the upload ring */
 };
 
 /* A session's buffers as session.c allocates them, pool by pool. */
@@ -43,6 +52,12 @@ struct session_plan {
 int budget_weights(const struct arch_model *am, const struct vkllm_device_info *dev,
                    struct weight_plan *out, struct vkllm_error *err);
 
+/* The adapter pool's allocations on DEV for PAIRS[0..N_PAIRS) (a
+ * lora_binding's, NULL where a slice is not adapted). */
+int budget_adapter(const struct lora_pair *pairs, uint64_t n_pairs,
+                   const struct vkllm_device_info *dev, struct adapter_plan *out,
+                   struct vkllm_error *err);
+
 /* Positions layer LAYER's cache holds: the context, or a sliding window and
  * one batch where that is shorter. */
 uint32_t budget_ring(const struct arch_model *am, uint32_t layer, uint32_t n_ctx, uint32_t n_batch);
@@ -57,6 +72,16 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
  * staging and (unless PARAMS is NULL) a session do not fit D's free memory. */
 int budget_check_load(const char *path, const struct arch_model *am, const struct vk_device *d,
                       const struct vkllm_session_params *params, struct vkllm_error *err);
+/* budget_check_load for vkllm_model_load: PARAMS's adapter files (if any)
+ * are bound to the model G (lora_bind: the first bad one fails here, before
+ * any upload) and their device memory counted beside the weights. */
+int budget_check_model(const char *path, const struct arch_model *am, const vkllm_gguf *g,
+                       const struct vk_device *d, const struct vkllm_model_params *params,
+                       struct vkllm_error *err);
+/* VKLLM_E_DEVICE_MEMORY with the numbers if the adapter PATH of PLAN does not
+ * fit D's free memory beside what is already loaded. */
+int budget_check_adapter(const char *path, const struct adapter_plan *plan,
+                         const struct vk_device *d, struct vkllm_error *err);
 /* The same for a session PLAN created once the weights are on the device. */
 int budget_check_session(const char *path, const struct arch_model *am, const struct vk_device *d,
                          const struct vkllm_session_params *params, const struct session_plan *plan,

@@ -5,6 +5,7 @@
  * pair is checked against the model before anything is uploaded. */
 #include "lora.h"
 
+#include "budget.h"
 #include "error.h"
 #include "model.h"
 #include "quant.h"
@@ -16,11 +17,6 @@
 #include <string.h>
 
 /* ============================== Binding ============================== */
-
-static uint64_t n_slots(const struct arch_model *am)
-{
-    return (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
-}
 
 static enum tensor_role slot_role(const struct arch_model *am, uint64_t i)
 {
@@ -60,7 +56,8 @@ static bool lora_type(uint32_t t)
     return t == VKLLM_TYPE_F32 || t == VKLLM_TYPE_F16 || t == VKLLM_TYPE_Q8_0;
 }
 
-/* Checks the pair A, B for the model's tensor W named NAME. */
+/* Checks the pair A, B for the model's tensor W named NAME (W NULL: no
+ * model at hand, the checks that need none). */
 static int check_pair(const char *path, const char *name, tensor_ref w, tensor_ref a, tensor_ref b,
                       bool embd, uint32_t width, struct vkllm_error *err)
 {
@@ -78,8 +75,8 @@ static int check_pair(const char *path, const char *name, tensor_ref w, tensor_r
         }
     }
     const unsigned long long a0 = a->ne[0], a1 = a->ne[1], b0 = b->ne[0], b1 = b->ne[1];
-    const unsigned long long k = w->ne[0], n = w->ne[1];
-    if (embd) { /* A (rank, n_vocab), B (rank, n_embd): flipped, as llama.cpp's inp_embd */
+    const unsigned long long k = w ? w->ne[0] : 0, n = w ? w->ne[1] : 0;
+    if (w && embd) { /* A (rank, n_vocab), B (rank, n_embd): flipped, as llama.cpp's inp_embd */
         if (a1 != n)
             return vkllm_fail(err, VKLLM_E_FORMAT,
                               "%s: %s.lora_a is %llux%llu, the model's %s needs rank x %llu", path,
@@ -88,7 +85,7 @@ static int check_pair(const char *path, const char *name, tensor_ref w, tensor_r
             return vkllm_fail(err, VKLLM_E_FORMAT,
                               "%s: %s.lora_b is %llux%llu, the model's %s needs rank x %llu", path,
                               name, b0, b1, name, k);
-    } else {
+    } else if (w) {
         if (a0 != k)
             return vkllm_fail(err, VKLLM_E_FORMAT,
                               "%s: %s.lora_a is %llux%llu, the model's %s needs %llu x rank", path,
@@ -105,11 +102,13 @@ static int check_pair(const char *path, const char *name, tensor_ref w, tensor_r
                           "stored transposed, as llama.cpp's convert_lora_to_gguf.py writes it)",
                           path, name, rank_a, name, b0);
     /* the rank-wide scratch and its quantized copy are sized by the model's width */
-    if (b0 == 0 || b0 > width)
-        return vkllm_fail(
-            err, VKLLM_E_UNSUPPORTED,
-            "%s: %s has rank %llu; ranks from 1 to the model's width %u are supported", path, name,
-            b0, width);
+    if (b0 == 0 || (w && b0 > width)) {
+        char upto[48] = "";
+        if (w) snprintf(upto, sizeof upto, " to the model's width %u", width);
+        return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
+                          "%s: %s has rank %llu; ranks from 1%s are supported", path, name, b0,
+                          upto);
+    }
     return VKLLM_OK;
 }
 
@@ -134,15 +133,20 @@ static int bind_pair(const struct arch_model *am, const vkllm_gguf *base, const 
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: %s.%s has no %s.%s beside it", path,
                           shown(s, p, len), a ? "lora_a" : "lora_b", shown(s, p, len),
                           a ? "lora_b" : "lora_a");
-    tensor_ref w = vkllm_gguf_find_tensor(base, name);
-    if (!w)
+    uint32_t found = 0;
+    tensor_ref w = NULL;
+    if (!am) { /* no model: the pair alone */
+        int rc = check_pair(path, name, NULL, a, b, !strcmp(name, "token_embd.weight"), 0, err);
+        if (rc) return rc;
+        found = 1;
+    } else if (!(w = vkllm_gguf_find_tensor(base, name))) {
         return vkllm_fail(err, VKLLM_E_FORMAT,
                           "%s: %s.lora_a adapts %s, which the model %s does not have (an adapter "
                           "for another model?)",
                           path, shown(s, p, len), shown(s, p, len), vkllm_gguf_name(base));
+    }
     /* the slices the model cut from W (one, or q/k/v of a fused attn_qkv) */
-    uint32_t found = 0;
-    const uint64_t slots = n_slots(am);
+    const uint64_t slots = am ? lora_slots(am) : 0;
     for (uint64_t i = 0; i < slots; i++) {
         const struct tensor_slice *sl = &am->slices[i];
         const enum tensor_role role = slot_role(am, i);
@@ -194,7 +198,8 @@ int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_g
     if ((rc = vkllm_gguf_get_str(ad, "general.architecture", &arch, err)) == VKLLM_E_NOT_FOUND)
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: no general.architecture key", path);
     if (rc) return rc;
-    if (arch.len != strlen(am->arch->name) || memcmp(arch.ptr, am->arch->name, arch.len) != 0) {
+    if (am &&
+        (arch.len != strlen(am->arch->name) || memcmp(arch.ptr, am->arch->name, arch.len) != 0)) {
         char s[SHOWN_MAX];
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: an adapter for %s, but the model is %s", path,
                           shown(s, arch.ptr, arch.len), am->arch->name);
@@ -207,7 +212,7 @@ int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_g
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: adapter.lora.alpha is not a finite number",
                           path);
     out->alpha = (float)alpha;
-    if (!(out->pairs = calloc(n_slots(am), sizeof *out->pairs)))
+    if (am && !(out->pairs = calloc(lora_slots(am), sizeof *out->pairs)))
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
 
     /* every lora_a names a pair; a lora_b is checked from its lora_a's side */
@@ -300,13 +305,18 @@ int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
     struct lora_binding bind = {0};
     struct gpu_uploader up = {0};
     struct vk_device *dev = &m->ctx->dev;
-    const uint64_t slots = n_slots(&m->am);
+    const uint64_t slots = lora_slots(&m->am);
     int rc = (a->name = strdup(path)) && (a->w = calloc(slots, sizeof *a->w)) &&
                      (a->rank = calloc(slots, sizeof *a->rank))
                  ? VKLLM_OK
                  : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     if (!rc) rc = vkllm_gguf_open(path, &g, err);
+    struct adapter_plan plan;
     if (!rc) rc = lora_bind(&m->am, m->gguf, g, &bind, err);
+    /* nothing is uploaded before the adapter is known to fit beside what
+     * the model, its sessions and other adapters hold */
+    if (!rc) rc = budget_adapter(bind.pairs, slots, &dev->info, &plan, err);
+    if (!rc) rc = budget_check_adapter(path, &plan, dev, err);
     if (!rc) rc = check_finite(g, err);
     if (rc) goto done;
     a->alpha = bind.alpha;
@@ -314,23 +324,9 @@ int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
     a->rank_min = bind.rank_min;
     a->rank_max = bind.rank_max;
 
-    /* one block for all of it: the pairs' bytes, each range aligned */
-    const uint64_t align = gpu_pool_alignment(&dev->info);
-    uint64_t total = 0, widest_row = 0;
-    for (uint64_t i = 0; i < slots; i++) {
-        const struct lora_pair *p = &bind.pairs[i];
-        if (!p->a) continue;
-        total += gpu_weight_bytes(p->a->type, p->a->ne[0], p->a->ne[1]) + align;
-        total += gpu_weight_bytes(p->b->type, p->b->ne[0], p->b_count) + align;
-        const uint64_t row = gpu_weight_bytes(p->a->type, p->a->ne[0], 2);
-        if (row > widest_row) widest_row = row;
-    }
-    if (!total) goto done; /* an adapter of nothing, as llama.cpp accepts */
-    gpu_pool_init(&a->pool, dev, GPU_POOL_DEVICE, total);
-    uint64_t staging = 4u << 20;
-    if (staging > total) staging = total;
-    if (staging < 2 * widest_row + 64) staging = 2 * widest_row + 64;
-    if ((rc = gpu_uploader_create(&up, dev, staging, err))) goto done;
+    if (!plan.bytes) goto done; /* an adapter of nothing, as llama.cpp accepts */
+    gpu_pool_init(&a->pool, dev, GPU_POOL_DEVICE, plan.block);
+    if ((rc = gpu_uploader_create(&up, dev, plan.staging, err))) goto done;
     for (uint64_t i = 0; i < slots && !rc; i++) {
         const struct lora_pair *p = &bind.pairs[i];
         if (!p->a) continue;
@@ -358,11 +354,25 @@ done:
     return VKLLM_OK;
 }
 
+int vkllm_adapter_check(const vkllm_gguf *model, const vkllm_gguf *adapter, struct vkllm_error *err)
+{
+    struct arch_model am = {0};
+    struct lora_binding bind;
+    int rc = model ? arch_bind(model, &am, err) : VKLLM_OK;
+    if (!rc) rc = lora_bind(model ? &am : NULL, model, adapter, &bind, err);
+    if (!rc) {
+        lora_binding_free(&bind);
+        rc = check_finite(adapter, err);
+    }
+    if (model) arch_model_free(&am);
+    return rc;
+}
+
 void vkllm_adapter_free(vkllm_adapter *a)
 {
     if (!a) return;
     if (a->w) {
-        const uint64_t slots = n_slots(&a->m->am);
+        const uint64_t slots = lora_slots(&a->m->am);
         for (uint64_t i = 0; i < slots; i++) {
             gpu_weight_free(&a->w[i].a);
             gpu_weight_free(&a->w[i].b);

@@ -18,6 +18,12 @@ struct lora_pair {
     uint32_t rank; /* B's row length, which llama.cpp's scale divides by */
 };
 
+/* The slices of AM, as am->slices: each layer's roles, then the model's. */
+static inline uint64_t lora_slots(const struct arch_model *am)
+{
+    return (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+}
+
 /* An adapter file checked against a model: a pair per slice, as am->slices. */
 struct lora_binding {
     float alpha;             /* adapter.lora.alpha; 0: the scale is used as it is */
@@ -28,7 +34,9 @@ struct lora_binding {
 
 /* Checks adapter file AD against the model AM (whose file is BASE): its
  * type keys, architecture, names, types (F32, F16, Q8_0) and every shape as
- * llama.cpp expects them; the error names the first mismatch. */
+ * llama.cpp expects them; the error names the first mismatch. With AM and
+ * BASE NULL, only what needs no model (OUT has no pairs then): the keys,
+ * alpha, that every lora_a has its lora_b, their types and equal ranks. */
 int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_gguf *ad,
               struct lora_binding *out, struct vkllm_error *err);
 void lora_binding_free(struct lora_binding *b);

@@ -18,9 +18,13 @@
 #include "quant.h"
 #include "shown.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define MAX_THREADS 256
 
 /* One adapter's pair for a file matrix, as F32. */
 struct merge_pair {
@@ -47,6 +51,7 @@ struct merge_run {
     const struct vkllm_export_lora_params *params;
     struct merge_tensor *ts;
     uint64_t n_tensors, i_tensor;
+    int n_threads;
     bool stopped;
 };
 
@@ -122,6 +127,123 @@ static bool report(struct merge_run *r, uint64_t i)
     return !r->stopped;
 }
 
+/* A matrix's rows are cut into chunks of at most 4 MiB of floats that the
+ * threads take in turn, as quantize does: each dequantizes its rows, adds
+ * every pair's delta and converts them to the output type. Every row is
+ * independent, so the bytes do not depend on the number of threads. */
+struct merge_job {
+    const struct merge_tensor *mt;
+    const uint8_t *src; /* W as read */
+    uint8_t *dst;       /* the output (may be SRC: rows go back where they were) */
+    const struct merge_pair *pairs;
+    uint64_t k, n_rows, chunk, row_bytes, to_row_bytes;
+    pthread_mutex_t lock;
+    uint64_t next; /* under lock: the first row no thread has taken */
+    bool stop;     /* under lock: stopped, or a row failed */
+    bool invalid;  /* under lock: a merged row has NaN or inf values */
+};
+
+/* Takes the next chunk: false when none is left or the job was stopped. */
+static bool job_take(struct merge_job *j, uint64_t *r0, uint64_t *rows)
+{
+    pthread_mutex_lock(&j->lock);
+    const bool ok = !j->stop && j->next < j->n_rows;
+    if (ok) {
+        *r0 = j->next;
+        *rows = j->n_rows - *r0 < j->chunk ? j->n_rows - *r0 : j->chunk;
+        j->next += *rows;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return ok;
+}
+
+/* Merges ROWS rows from R0 through W (CHUNK rows of floats). */
+static void job_merge(struct merge_job *j, float *w, uint64_t r0, uint64_t rows)
+{
+    const uint32_t type = j->mt->t->type, to_type = j->mt->to_type;
+    const uint64_t k = j->k;
+    for (uint64_t i = 0; i < rows; i++)
+        quant_dequantize_row(type, j->src + (r0 + i) * j->row_bytes, w + i * k, k);
+    for (uint32_t i = 0; i < j->mt->n_pairs; i++)
+        add_delta(w, r0, rows, k, &j->pairs[i], j->mt->embd);
+    /* a NaN in an adapter, or a scale that overflows the output type,
+     * would give a file that cannot run: refused as quantize refuses it */
+    for (uint64_t i = 0; i < rows; i++)
+        if (!quant_quantize_checked(to_type, w + i * k, j->dst + (r0 + i) * j->to_row_bytes, k)) {
+            pthread_mutex_lock(&j->lock);
+            j->invalid = j->stop = true;
+            pthread_mutex_unlock(&j->lock);
+            return;
+        }
+}
+
+static void *job_worker(void *arg)
+{
+    struct merge_job *j = arg;
+    float *w = malloc(j->chunk * j->k * sizeof *w);
+    uint64_t r0, rows;
+    /* without a buffer this thread takes no rows; the others do them */
+    while (w && job_take(j, &r0, &rows))
+        job_merge(j, w, r0, rows);
+    free(w);
+    return NULL;
+}
+
+/* Merges MT's pairs into its rows at SRC, written to DST; the calling thread
+ * works too and reports after each of its chunks, so that a stop is seen
+ * within a chunk, not after a whole matrix of every adapter. */
+static int merge_rows(struct merge_run *r, const struct merge_tensor *mt,
+                      const struct merge_pair *pairs, const uint8_t *src, uint8_t *dst,
+                      bool *invalid, struct vkllm_error *err)
+{
+    const uint64_t k = mt->t->ne[0], row_bytes = quant_row_bytes(mt->t->type, k);
+    struct merge_job j = {
+        .mt = mt,
+        .src = src,
+        .dst = dst,
+        .pairs = pairs,
+        .k = k,
+        .n_rows = mt->t->size / row_bytes,
+        .chunk = (4u << 20) / (k * sizeof(float)),
+        .row_bytes = row_bytes,
+        .to_row_bytes = quant_row_bytes(mt->to_type, k),
+    };
+    /* and about 0.1 s of multiply-adds on one core, for a stop to come soon */
+    uint64_t ranks = 0;
+    for (uint32_t i = 0; i < mt->n_pairs; i++)
+        ranks += pairs[i].rank;
+    const uint64_t work_rows = (1ull << 27) / (k * (ranks ? ranks : 1));
+    if (j.chunk > work_rows) j.chunk = work_rows;
+    if (j.chunk > j.n_rows) j.chunk = j.n_rows;
+    if (j.chunk < 1) j.chunk = 1;
+    float *w = malloc(j.chunk * k * sizeof *w);
+    if (!w || pthread_mutex_init(&j.lock, NULL)) {
+        free(w);
+        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    }
+    const uint64_t n_chunks = (j.n_rows + j.chunk - 1) / j.chunk;
+    pthread_t threads[MAX_THREADS];
+    int n_started = 0;
+    for (int i = 1; i < r->n_threads && (uint64_t)i < n_chunks; i++)
+        n_started += pthread_create(&threads[n_started], NULL, job_worker, &j) == 0;
+    uint64_t r0, rows;
+    bool stopped = false;
+    while (job_take(&j, &r0, &rows)) {
+        job_merge(&j, w, r0, rows);
+        if (!report(r, r->i_tensor)) {
+            pthread_mutex_lock(&j.lock);
+            j.stop = stopped = true;
+            pthread_mutex_unlock(&j.lock);
+        }
+    }
+    for (int i = 0; i < n_started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&j.lock);
+    free(w);
+    *invalid = j.invalid;
+    return stopped && !j.invalid ? vkllm_fail(err, VKLLM_E_IO, "stopped") : VKLLM_OK;
+}
+
 /* The writer's fill: the next tensor's bytes. */
 static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
 {
@@ -135,15 +257,8 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
                  : vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     if (rc || !mt->n_pairs) goto done;
 
-    /* a few rows at a time: W's bytes become floats, get every adapter's
-     * delta, and go to the output type */
-    const uint64_t k = t->ne[0], row_bytes = quant_row_bytes(t->type, k);
-    const uint64_t n = t->size / row_bytes, to_row_bytes = quant_row_bytes(mt->to_type, k);
-    uint64_t chunk = (4u << 20) / (k * sizeof(float));
-    if (chunk < 1) chunk = 1;
-    float *w = malloc((chunk < n ? chunk : n) * k * sizeof *w);
     struct merge_pair *pairs = calloc(mt->n_pairs, sizeof *pairs);
-    if (!w || !pairs) rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    if (!pairs) rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     /* one pair per adapter that adapts it, in the order given */
     uint32_t np = 0;
     char key[256 + 8], names[1024] = "";
@@ -163,31 +278,20 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         rc = read_floats(r->ads[ai], a, &p->a, err);
         if (!rc) rc = read_floats(r->ads[ai], b, &p->b, err);
     }
-    for (uint64_t r0 = 0; r0 < n && !rc; r0 += chunk) {
-        const uint64_t rows = n - r0 < chunk ? n - r0 : chunk;
-        for (uint64_t i = 0; i < rows; i++)
-            quant_dequantize_row(t->type, src + (r0 + i) * row_bytes, w + i * k, k);
-        for (uint32_t i = 0; i < mt->n_pairs; i++)
-            add_delta(w, r0, rows, k, &pairs[i], mt->embd);
-        /* a NaN in an adapter, or a scale that overflows the output type,
-         * would give a file that cannot run: refused as quantize refuses it */
-        for (uint64_t i = 0; i < rows && !rc; i++) {
-            if (quant_quantize_checked(mt->to_type, w + i * k,
-                                       (uint8_t *)buf + (r0 + i) * to_row_bytes, k))
-                continue;
-            char why[96] = "";
-            if (mt->to_type != VKLLM_TYPE_F32)
-                snprintf(why, sizeof why, ", or values too large for %s (a half float overflows)",
-                         quant_format(mt->to_type)->name);
-            rc = vkllm_fail(err, VKLLM_E_FORMAT, "the adapter%s %s give%s NaN or inf values%s",
-                            np == 1 ? "" : "s", names, np == 1 ? "s" : "", why);
-        }
+    bool invalid = false;
+    if (!rc) rc = merge_rows(r, mt, pairs, src, buf, &invalid, err);
+    if (!rc && invalid) {
+        char why[96] = "";
+        if (mt->to_type != VKLLM_TYPE_F32)
+            snprintf(why, sizeof why, ", or values too large for %s (a half float overflows)",
+                     quant_format(mt->to_type)->name);
+        rc = vkllm_fail(err, VKLLM_E_FORMAT, "the adapter%s %s give%s NaN or inf values%s",
+                        np == 1 ? "" : "s", names, np == 1 ? "s" : "", why);
     }
     if (pairs)
         for (uint32_t i = 0; i < mt->n_pairs; i++)
             merge_pair_free(&pairs[i]);
     free(pairs);
-    free(w);
 done:
     if (src != buf) free(src);
     if (rc && rc != VKLLM_E_IO) {
@@ -263,7 +367,13 @@ int vkllm_export_lora(const char *base_path, const char *out_path,
 {
     if (!base_path || !out_path || !params || (params->n_adapters && !params->adapters))
         return vkllm_fail(err, VKLLM_E_INVALID, "no file given");
-    struct merge_run r = {.params = params, .n_ads = params->n_adapters};
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    struct merge_run r = {.params = params,
+                          .n_ads = params->n_adapters,
+                          .n_threads = params->n_threads > 0 ? params->n_threads
+                                       : cores > 0           ? (int)cores
+                                                             : 1};
+    if (r.n_threads > MAX_THREADS) r.n_threads = MAX_THREADS;
     struct arch_model am = {0};
     vkllm_gguf *base = NULL;
     vkllm_gguf_writer *w = NULL;
@@ -300,7 +410,8 @@ int vkllm_export_lora(const char *base_path, const char *out_path,
             char key[SHOWN_MAX];
             rc = r.stopped ? vkllm_fail(err, VKLLM_E_IO, "%s: stopped", out_path)
                            : vkllm_fail(err, rc, "%s: cannot copy key '%s': %s", base_path,
-                                        shown(key, kv->key.ptr, kv->key.len), vkllm_strerror(rc));
+                                        shown(key, kv->key.ptr, kv->key.len),
+                                        vkllm_gguf_writer_copy_kv_why(kv, rc));
         }
     }
     for (uint64_t i = 0; i < r.n_tensors && !rc; i++) {

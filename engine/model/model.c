@@ -107,7 +107,7 @@ int vkllm_model_load(vkllm_context *ctx, const char *path, const struct vkllm_mo
     /* nothing is allocated before the whole model is known to fit */
     struct weight_plan plan;
     if ((rc = budget_weights(&m->am, info, &plan, err)) ||
-        (rc = budget_check_load(path, &m->am, &ctx->dev, params ? params->session : NULL, err)))
+        (rc = budget_check_model(path, &m->am, m->gguf, &ctx->dev, params, err)))
         goto fail;
     ld.total = arch_device_bytes(&m->am);
     gpu_pool_init(&m->pool, &ctx->dev, GPU_POOL_DEVICE, plan.block);

@@ -1,15 +1,18 @@
 /* context.c: vkllm_context, a chosen device with its pipeline registry. */
 #include "context.h"
 
+#include "number.h"
 #include "vk_fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/statvfs.h>
 
 /* Free bytes on the file system holding PATH (or its nearest existing
- * ancestor); -1 when none can be asked. */
+ * ancestor; a relative PATH is relative to the working directory, as the
+ * driver reads it); -1 when none can be asked. */
 static long long free_space(const char *path)
 {
     char p[4096];
@@ -17,33 +20,51 @@ static long long free_space(const char *path)
     for (;;) {
         struct statvfs sv;
         if (!statvfs(p, &sv)) return (long long)sv.f_bavail * (long long)sv.f_frsize;
+        if (!strcmp(p, "/") || !strcmp(p, ".")) return -1;
         char *slash = strrchr(p, '/');
-        if (!slash || slash == p) return -1;
-        *slash = 0;
+        if (!slash)
+            strcpy(p, "."); /* "full": its directory is the working one */
+        else
+            slash[slash == p] = 0; /* "/full" asks "/" next */
     }
 }
 
-/* Mesa's drivers keep a shader cache on disk ($MESA_SHADER_CACHE_DIR, else
- * $XDG_CACHE_HOME/mesa_shader_cache, else ~/.cache/mesa_shader_cache) in a
- * file they map: on a full file system a page of it faults with SIGBUS
- * (lavapipe, Mesa 22) and the program dies mid-run with no word. With less
- * than 32 MiB free there, the cache is turned off for this process, before
- * any driver reads the variable, and NOTE says so (else stays ""). */
+/* Mesa's env_var_as_boolean: only these mean true; "false", "0" or anything
+ * else leave its default (the cache on). */
+static bool mesa_true(const char *v)
+{
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "y") ||
+                 !strcasecmp(v, "yes"));
+}
+
+/* Mesa's drivers keep a shader cache on disk in a file they map: on a full
+ * file system a page of it faults with SIGBUS (lavapipe, Mesa 22) and the
+ * program dies mid-run with no word. The directory is found as Mesa 22 finds
+ * it: $MESA_SHADER_CACHE_DIR (else the deprecated $MESA_GLSL_CACHE_DIR),
+ * else $XDG_CACHE_HOME/mesa_shader_cache, else ~/.cache/mesa_shader_cache;
+ * a relative one is relative to the working directory, and an empty one
+ * makes Mesa keep no cache. With less than 32 MiB free there, the cache is
+ * turned off for this process, before any driver reads the variable, and
+ * NOTE says so (else stays ""). */
 static void guard_shader_cache(char *note, size_t cap)
 {
+    /* the deprecated names count where the new ones are unset */
     const char *off = getenv("MESA_SHADER_CACHE_DISABLE");
-    if (off && *off) return; /* the user decided */
-    const char *dir = getenv("MESA_SHADER_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
+    if (!off) off = getenv("MESA_GLSL_CACHE_DISABLE");
+    if (mesa_true(off)) return; /* off already ("false" leaves it on) */
+    const char *dir = getenv("MESA_SHADER_CACHE_DIR");
+    if (!dir) dir = getenv("MESA_GLSL_CACHE_DIR");
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char path[4096];
-    if (dir && dir[0] == '/')
+    if (dir)
         snprintf(path, sizeof path, "%s", dir);
-    else if (xdg && xdg[0] == '/')
-        snprintf(path, sizeof path, "%s/mesa_shader_cache", xdg);
+    else if (xdg)
+        snprintf(path, sizeof path, "%s%s", xdg, *xdg ? "/mesa_shader_cache" : "");
     else if (home && home[0] == '/')
         snprintf(path, sizeof path, "%s/.cache/mesa_shader_cache", home);
     else
         return;
+    if (!path[0]) return; /* Mesa cannot make "": no cache */
     const long long left = free_space(path);
     if (left < 0 || left >= (32ll << 20)) return;
     setenv("MESA_SHADER_CACHE_DISABLE", "true", 1);
@@ -149,12 +170,15 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     const char *force = params && params->force ? params->force : getenv("VKLLM_FORCE");
     int rc = vk_fault_init(err);
     if (!rc) rc = check_force(force, err);
+    /* strict: VKLLM_VALIDATE=false turned validation on (probe 7, M1) */
+    bool validation = false, profile = false;
+    if (!rc) rc = number_switch("VKLLM_VALIDATE", getenv("VKLLM_VALIDATE"), &validation, err);
+    if (!rc) rc = number_switch("VKLLM_PROFILE", getenv("VKLLM_PROFILE"), &profile, err);
     if (rc) return rc;
     struct vkllm_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     guard_shader_cache(ctx->disk_note, sizeof ctx->disk_note);
-    const char *env = getenv("VKLLM_VALIDATE");
-    bool validation = (params && params->validation) || (env && *env && strcmp(env, "0"));
+    validation |= params && params->validation;
     /* no-memory-budget: the heap's size and vkllm's own count, as on a device
      * without VK_EXT_memory_budget (lavapipe), where the driver has it */
     rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation,
@@ -165,8 +189,7 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
         vkllm_context_destroy(ctx);
         return rc;
     }
-    const char *prof = getenv("VKLLM_PROFILE");
-    ctx->dev.profile = (params && params->profile) || (prof && *prof && strcmp(prof, "0"));
+    ctx->dev.profile = profile || (params && params->profile);
     /* 64 threads: two warps, one AMD wave, eight lavapipe subgroups; within
      * every device's guaranteed minimum of 128 invocations */
     ctx->wg_size = 64;
