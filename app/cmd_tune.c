@@ -3,7 +3,6 @@
 #include "cli.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +12,8 @@ static const char tune_usage[] =
     "Times each variant of the decode matvec (threads per row) on this device for\n"
     "every weight shape of MODEL and keeps the fastest beside the pipeline cache\n"
     "($XDG_CACHE_HOME/vkllm), where every later run on this device reads them\n"
-    "(VKLLM_TUNE=0 ignores them). Prints each shape's times and the gain.\n"
+    "(VKLLM_TUNE=0 ignores them). Other models' shapes in that file are kept.\n"
+    "Prints each shape's times and the gain against the untuned default.\n"
     "\n"
     "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
     "  -r, --repetitions N    timed runs of each variant, 1 to 64 (default 5)\n"
@@ -77,8 +77,6 @@ int cmd_tune(int argc, char **argv)
     vkllm_model *model = NULL;
     int status = 1;
     struct vkllm_context_params cp = {.device = device, .validation = validate};
-    /* the defaults are what is measured against: not an older tuning */
-    setenv("VKLLM_TUNE", "0", 1);
     if (vkllm_context_create(&cp, &ctx, &err) ||
         vkllm_model_load(ctx, model_path, NULL, &model, &err))
         goto fail;

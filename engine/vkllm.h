@@ -547,9 +547,11 @@ typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint
 
 /* Times the variants of the decode matvec for each weight shape of M on its
  * context's device (REPS runs of each, 1..64, in turns after a warm-up), keeps
- * the fastest in the context and writes them beside the on-disk pipeline
- * cache (vkllm_tune_path), where every later context on this device, driver
- * and build of the shaders reads them; VKLLM_TUNE=0 ignores them. FN, if not
+ * the fastest in the context's table (other shapes' entries stay) and writes
+ * it beside the on-disk pipeline cache (vkllm_tune_path), where every later
+ * context on this device, driver and build of the shaders reads it;
+ * VKLLM_TUNE=0 ignores it (and a context made so starts the file afresh
+ * here). FN, if not
  * NULL, gets each shape as it is done (I of N). VKLLM_E_IO when there is no
  * cache directory (VKLLM_PIPELINE_CACHE=0, no HOME). */
 int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vkllm_error *err);

@@ -42,6 +42,12 @@ check "the gain line" 1 "$(grep -c '^decode matvecs per token: .* ms with the de
 check "a line per shape that beat its default" "$(grep ' x[0-9]' "$tmp/tune.out" | grep -c '[0-9]x)$')" \
     "$(grep -c '^matvec ' "$file")"
 
+# a second tune keeps the shapes of other models in the file
+echo "matvec Q4_0 256 99 1" >>"$file"
+"$vkllm" tune -m "$model" -r 1 >"$tmp/tune2.out" 2>"$tmp/tune.err"
+check "a second tune" 0 $?
+check "another model's shape kept" 1 "$(grep -c '^matvec Q4_0 256 99 1$' "$file")"
+
 # ---- 2. read by a run: forced variants give the untuned text
 VKLLM_TUNE=0 run
 check "untuned run" 0 $?
