@@ -3,6 +3,7 @@
 #include "pipeline_cache.h"
 
 #include "hash.h"
+#include "number.h"
 #include "shaders.h"
 
 #include <dirent.h>
@@ -133,10 +134,8 @@ static char *cache_path(const struct pipeline_cache_key *key)
     return path;
 }
 
-/* Reads PATH whole into *BUF (malloc'd) and *LEN. Returns 0, with *BUF NULL
- * when there is no file; -1 with WHY filled when it cannot be read or is not
- * a regular file of at most the cap. */
-static int read_cache(const char *path, uint8_t **buf, size_t *len, char *why, size_t cap)
+int pipeline_cache_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, char *why,
+                             size_t cap)
 {
     *buf = NULL;
     *len = 0;
@@ -153,10 +152,10 @@ static int read_cache(const char *path, uint8_t **buf, size_t *len, char *why, s
         snprintf(why, cap, "cannot read: %s", strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         snprintf(why, cap, "not a regular file");
-    } else if ((uint64_t)st.st_size > PIPELINE_CACHE_MAX + sizeof(struct pipeline_cache_header)) {
+    } else if ((uint64_t)st.st_size > max) {
         snprintf(why, cap, "%" PRIu64 " bytes, over the %zu MiB limit", (uint64_t)st.st_size,
-                 PIPELINE_CACHE_MAX >> 20);
-    } else if (!(*buf = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+                 max >> 20);
+    } else if (!(*buf = malloc((size_t)st.st_size + 1))) {
         snprintf(why, cap, "out of host memory");
     } else {
         rc = 0;
@@ -176,6 +175,8 @@ static int read_cache(const char *path, uint8_t **buf, size_t *len, char *why, s
     if (rc) {
         free(*buf);
         *buf = NULL;
+    } else {
+        (*buf)[*len] = 0;
     }
     return rc;
 }
@@ -186,10 +187,10 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
     memset(pc, 0, sizeof *pc);
     note[0] = '\0';
     const char *env = getenv("VKLLM_PIPELINE_CACHE");
-    if (env && *env && strcmp(env, "0") && strcmp(env, "1"))
-        return vkllm_fail(err, VKLLM_E_INVALID,
-                          "VKLLM_PIPELINE_CACHE: '%s' is neither 0 (off) nor 1 (on)", env);
-    if (env && !strcmp(env, "0")) return VKLLM_OK;
+    bool on;
+    int rc = number_switch("VKLLM_PIPELINE_CACHE", env, &on, err);
+    if (rc) return rc;
+    if (env && *env && !on) return VKLLM_OK; /* unset or empty: on */
 
     VkPhysicalDeviceProperties props;
     vkGetPhysicalDeviceProperties(dev->phys, &props);
@@ -205,7 +206,9 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
     size_t len;
     char why[256];
     const uint8_t *data;
-    if (read_cache(pc->path, &buf, &len, why, sizeof why) == 0) {
+    if (pipeline_cache_read_file(pc->path,
+                                 PIPELINE_CACHE_MAX + sizeof(struct pipeline_cache_header), &buf,
+                                 &len, why, sizeof why) == 0) {
         if (!buf) return VKLLM_OK; /* the first start */
         if (pipeline_cache_parse(buf, len, &pc->key, &data, &pc->size, why, sizeof why)) {
             /* Vulkan's part moves to the start of the buffer, which PC keeps */
@@ -261,8 +264,8 @@ void pipeline_cache_prune_stale(const char *path)
             strcmp(e->d_name + len - strlen(ext), ext) || !strcmp(e->d_name, name))
             continue;
         struct stat st;
-        if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode) && st.st_mtime < before)
+        if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_mtime < before)
             unlinkat(dirfd(dir), e->d_name, 0);
     }
     if (dir) closedir(dir);

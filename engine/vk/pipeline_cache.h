@@ -84,6 +84,12 @@ int pipeline_cache_load(struct pipeline_cache *pc, const struct vk_device *dev, 
 int pipeline_cache_save(struct pipeline_cache *pc, const void *data, size_t size,
                         struct vkllm_error *err);
 
+/* Reads PATH (this device's cache or tuning file) whole into *BUF (malloc'd,
+ * a NUL after its *LEN bytes). Returns 0, with *BUF NULL when there is no
+ * file; -1 with WHY filled when it cannot be read or is not a regular file
+ * of at most MAX bytes. Opened without blocking: a FIFO never waits. */
+int pipeline_cache_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, char *why,
+                             size_t cap);
 /* Creates PATH's directory and the one above it (the cache home), 0700 as
  * the XDG specification asks; the home itself must exist. */
 int pipeline_cache_make_dirs(const char *path, struct vkllm_error *err);

@@ -3,6 +3,7 @@
 #include "tune_table.h"
 
 #include "error.h"
+#include "number.h"
 #include "quant.h"
 
 #include <errno.h>
@@ -89,41 +90,23 @@ int tune_table_load(struct tune_table *t, const struct pipeline_cache *pc, struc
 {
     memset(t, 0, sizeof *t);
     const char *env = getenv("VKLLM_TUNE");
-    if (env && *env && strcmp(env, "0") && strcmp(env, "1"))
-        return vkllm_fail(err, VKLLM_E_INVALID, "VKLLM_TUNE: '%s' is neither 0 (off) nor 1 (on)",
-                          env);
+    bool on;
+    int rc = number_switch("VKLLM_TUNE", env, &on, err);
+    if (rc) return rc;
     if (!pc->path) return VKLLM_OK;
     if (!(t->path = tune_path(pc->path))) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
-    if (env && !strcmp(env, "0")) return VKLLM_OK;
+    if (env && *env && !on) return VKLLM_OK; /* unset or empty: on */
 
     char why[200] = "";
-    /* O_NONBLOCK: opening a FIFO would wait for a writer */
-    int fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0 && errno == ENOENT) return VKLLM_OK;
-    struct stat st;
-    char *buf = NULL;
-    int rc = VKLLM_OK;
-    if (fd < 0) {
-        snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
-    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE) {
-        snprintf(why, sizeof why, "not a regular file of at most %d KiB", MAX_FILE >> 10);
-    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
-    } else {
-        size_t len = 0;
-        ssize_t got;
-        while (len < (size_t)st.st_size &&
-               ((got = read(fd, buf + len, (size_t)st.st_size - len)) > 0 ||
-                (got < 0 && errno == EINTR)))
-            len += got > 0 ? (size_t)got : 0;
-        buf[len] = '\0';
-        if (strlen(buf) != len)
+    uint8_t *buf;
+    size_t len;
+    if (pipeline_cache_read_file(t->path, MAX_FILE, &buf, &len, why, sizeof why) == 0 && buf) {
+        if (strlen((char *)buf) != len)
             snprintf(why, sizeof why, "holds a NUL byte");
-        else if (parse(t, buf, &pc->key, why, sizeof why, err, &rc))
+        else if (parse(t, (char *)buf, &pc->key, why, sizeof why, err, &rc))
             utimensat(AT_FDCWD, t->path, NULL, 0); /* in use: kept from pruning */
+        free(buf);
     }
-    if (fd >= 0) close(fd);
-    free(buf);
     if (!rc && why[0]) {
         t->n = 0;
         struct vkllm_error e; /* the message machinery makes the path printable */
