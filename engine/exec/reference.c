@@ -247,7 +247,7 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
     const struct vkllm_hparams *hp = &m->am.hp;
     m->n_ctx = n_ctx ? n_ctx : hp->n_ctx_train;
     m->kv_f16 = kv_f16;
-    const uint64_t n_slots = (uint64_t)hp->n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint64_t n_slots = arch_slot_count(&m->am);
     if (!(m->tensors = calloc(n_slots, sizeof *m->tensors))) {
         ref_model_free(m);
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory for the reference model");
@@ -290,7 +290,7 @@ int ref_model_create(const vkllm_gguf *g, uint32_t n_ctx, bool kv_f16, struct re
 
 static void free_adapters(struct ref_model *m)
 {
-    const uint64_t n_slots = (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint64_t n_slots = arch_slot_count(&m->am);
     for (uint32_t i = 0; i < m->n_ad; i++) {
         struct ref_adapter *a = &m->ad[i];
         for (uint64_t j = 0; a->a && j < n_slots; j++) {
@@ -311,8 +311,7 @@ void ref_model_free(struct ref_model *m)
     if (!m) return;
     free_adapters(m);
     if (m->tensors) {
-        const uint64_t n_slots =
-            (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+        const uint64_t n_slots = arch_slot_count(&m->am);
         if (m->am.hp.tied_output)
             m->tensors[arch_slice(&m->am, 0, T_OUTPUT) - m->am.slices].data = NULL;
         for (uint64_t i = 0; i < n_slots; i++)
@@ -342,7 +341,7 @@ int ref_model_set_adapters(struct ref_model *m, const vkllm_gguf *base, const vk
                            const float *scales, uint32_t n, struct vkllm_error *err)
 {
     free_adapters(m);
-    const uint64_t n_slots = (uint64_t)m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint64_t n_slots = arch_slot_count(&m->am);
     struct graph_adapter *ga = calloc(n + 1, sizeof *ga);
     int rc = ga && (m->ad = calloc(n + 1, sizeof *m->ad))
                  ? VKLLM_OK

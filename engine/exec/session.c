@@ -544,7 +544,7 @@ static bool changes_cache(const struct vkllm_session_group *g, const vkllm_adapt
 {
     const struct arch_model *am = &g->m->am;
     const uint64_t out = (uint64_t)(arch_slice(am, 0, T_OUTPUT) - am->slices);
-    const uint64_t n = (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint64_t n = arch_slot_count(am);
     for (uint64_t i = 0; i < n; i++)
         if (i != out && a->rank[i]) return true;
     return false;

@@ -88,19 +88,12 @@ static int measure(struct vkllm_context *ctx, const struct gpu_weight *w, int re
     return rc;
 }
 
-static enum tensor_role role_of(const struct vkllm_model *m, uint32_t i)
-{
-    const uint32_t per_layer = m->am.hp.n_layer * T_LAYER_COUNT;
-    return i < per_layer ? (enum tensor_role)(i % T_LAYER_COUNT)
-                         : (enum tensor_role)(T_MODEL_FIRST + i - per_layer);
-}
-
 /* Whether slice I of M is a matrix that decode multiplies by: not an
  * embedding table, which is read by rows (a tied output is token_embd's
  * matrix in the output's slot, and counts). */
 static bool is_matvec_weight(const struct vkllm_model *m, uint32_t i)
 {
-    const enum tensor_role role = role_of(m, i);
+    const enum tensor_role role = arch_slot_role(&m->am, i);
     return m->tensors[i].mat.n_parts && arch_role_is_matrix(role) && role != T_TOK_EMBD &&
            role != T_POS_EMBD;
 }
@@ -122,7 +115,7 @@ int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vk
     if (reps < 1 || reps > MAX_REPS)
         return vkllm_fail(err, VKLLM_E_INVALID, "tuning takes 1 to %d runs per variant, not %d",
                           MAX_REPS, reps);
-    const uint32_t n_slices = m->am.hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint32_t n_slices = (uint32_t)arch_slot_count(&m->am);
     uint32_t n_shapes = 0, done = 0;
     for (uint32_t i = 0; i < n_slices; i++)
         n_shapes += is_matvec_weight(m, i) && first_of_shape(m, i) == i;
@@ -132,7 +125,7 @@ int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vk
         const struct gpu_weight *w = &m->tensors[i].mat;
         const struct quant_format *f = quant_format(w->type);
         struct vkllm_tune_shape s = {
-            .tensor = arch_role_name(role_of(m, i)),
+            .tensor = arch_role_name(arch_slot_role(&m->am, i)),
             .type = f->name,
             .k = w->k,
             .n = w->n,

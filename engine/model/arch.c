@@ -579,8 +579,7 @@ static int bind_tensors(const vkllm_gguf *g, struct arch_model *am, struct vkllm
                           (unsigned long long)n_vocab, n_vocab == emb->ne[1] ? "rows" : "tokens");
     hp->n_vocab = (uint32_t)n_vocab;
 
-    am->slices = calloc((uint64_t)hp->n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST),
-                        sizeof *am->slices);
+    am->slices = calloc(arch_slot_count(am), sizeof *am->slices);
     if (!am->slices) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
 
     /* every tensor of the file takes a role this family has, once */

@@ -147,6 +147,18 @@ static inline const struct tensor_slice *arch_slice(const struct arch_model *am,
         return &am->slices[(uint64_t)am->hp.n_layer * T_LAYER_COUNT + (role - T_MODEL_FIRST)];
     return &am->slices[(uint64_t)layer * T_LAYER_COUNT + role];
 }
+/* The slices of AM, as am->slices holds them: each layer's roles, then the
+ * model's; and the role of slice I. */
+static inline uint64_t arch_slot_count(const struct arch_model *am)
+{
+    return (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+}
+static inline enum tensor_role arch_slot_role(const struct arch_model *am, uint64_t i)
+{
+    const uint64_t layers = (uint64_t)am->hp.n_layer * T_LAYER_COUNT;
+    return i >= layers ? (enum tensor_role)(T_MODEL_FIRST + (i - layers))
+                       : (enum tensor_role)(i % T_LAYER_COUNT);
+}
 static inline bool arch_has(const struct arch_model *am, uint32_t layer, enum tensor_role role)
 {
     return arch_slice(am, layer, role)->t != NULL;

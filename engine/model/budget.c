@@ -459,7 +459,7 @@ int budget_check_model(const char *path, const struct arch_model *am, const vkll
         struct adapter_plan one = {0};
         if (!(rc = vkllm_gguf_open(params->adapters[i], &ad, err)) &&
             !(rc = lora_bind(am, g, ad, &bind, err))) {
-            rc = budget_adapter(bind.pairs, lora_slots(am), &d->info, &one, err);
+            rc = budget_adapter(bind.pairs, arch_slot_count(am), &d->info, &one, err);
             lora_binding_free(&bind);
         }
         vkllm_gguf_close(ad);

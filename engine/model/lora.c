@@ -18,13 +18,6 @@
 
 /* ============================== Binding ============================== */
 
-static enum tensor_role slot_role(const struct arch_model *am, uint64_t i)
-{
-    const uint64_t layers = (uint64_t)am->hp.n_layer * T_LAYER_COUNT;
-    return i >= layers ? (enum tensor_role)(T_MODEL_FIRST + (i - layers))
-                       : (enum tensor_role)(i % T_LAYER_COUNT);
-}
-
 static bool ends_with(struct vkllm_gguf_str s, const char *suffix)
 {
     const size_t n = strlen(suffix);
@@ -146,10 +139,10 @@ static int bind_pair(const struct arch_model *am, const vkllm_gguf *base, const 
                           path, shown(s, p, len), shown(s, p, len), vkllm_gguf_name(base));
     }
     /* the slices the model cut from W (one, or q/k/v of a fused attn_qkv) */
-    const uint64_t slots = am ? lora_slots(am) : 0;
+    const uint64_t slots = am ? arch_slot_count(am) : 0;
     for (uint64_t i = 0; i < slots; i++) {
         const struct tensor_slice *sl = &am->slices[i];
-        const enum tensor_role role = slot_role(am, i);
+        const enum tensor_role role = arch_slot_role(am, i);
         if (sl->t != w || !arch_role_is_matrix(role)) continue;
         if (role == T_POS_EMBD)
             return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
@@ -212,7 +205,7 @@ int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_g
         return vkllm_fail(err, VKLLM_E_FORMAT, "%s: adapter.lora.alpha is not a finite number",
                           path);
     out->alpha = (float)alpha;
-    if (am && !(out->pairs = calloc(lora_slots(am), sizeof *out->pairs)))
+    if (am && !(out->pairs = calloc(arch_slot_count(am), sizeof *out->pairs)))
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
 
     /* every lora_a names a pair; a lora_b is checked from its lora_a's side */
@@ -305,7 +298,7 @@ int vkllm_adapter_load(vkllm_model *m, const char *path, vkllm_adapter **out,
     struct lora_binding bind = {0};
     struct gpu_uploader up = {0};
     struct vk_device *dev = &m->ctx->dev;
-    const uint64_t slots = lora_slots(&m->am);
+    const uint64_t slots = arch_slot_count(&m->am);
     int rc = (a->name = strdup(path)) && (a->w = calloc(slots, sizeof *a->w)) &&
                      (a->rank = calloc(slots, sizeof *a->rank))
                  ? VKLLM_OK
@@ -372,7 +365,7 @@ void vkllm_adapter_free(vkllm_adapter *a)
 {
     if (!a) return;
     if (a->w) {
-        const uint64_t slots = lora_slots(&a->m->am);
+        const uint64_t slots = arch_slot_count(&a->m->am);
         for (uint64_t i = 0; i < slots; i++) {
             gpu_weight_free(&a->w[i].a);
             gpu_weight_free(&a->w[i].b);

@@ -18,12 +18,6 @@ struct lora_pair {
     uint32_t rank; /* B's row length, which llama.cpp's scale divides by */
 };
 
-/* The slices of AM, as am->slices: each layer's roles, then the model's. */
-static inline uint64_t lora_slots(const struct arch_model *am)
-{
-    return (uint64_t)am->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
-}
-
 /* An adapter file checked against a model: a pair per slice, as am->slices. */
 struct lora_binding {
     float alpha;             /* adapter.lora.alpha; 0: the scale is used as it is */

@@ -70,7 +70,7 @@ static int load_tensor(struct loader *ld, uint32_t layer, enum tensor_role role,
 static int upload(struct loader *ld, struct vkllm_error *err)
 {
     struct vkllm_model *m = ld->m;
-    const uint64_t n_slots = (uint64_t)m->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+    const uint64_t n_slots = arch_slot_count(&m->am);
     m->tensors = calloc(n_slots, sizeof *m->tensors);
     if (!m->tensors) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     int rc;
@@ -142,8 +142,7 @@ void vkllm_model_free(vkllm_model *m)
 {
     if (!m) return;
     if (m->tensors) {
-        const uint64_t n_slots =
-            (uint64_t)m->hp.n_layer * T_LAYER_COUNT + (T_COUNT - T_MODEL_FIRST);
+        const uint64_t n_slots = arch_slot_count(&m->am);
         struct gpu_tensor *out = (struct gpu_tensor *)model_tensor(m, 0, T_OUTPUT);
         if (m->hp.tied_output) out->mat = (struct gpu_weight){0}; /* token_embd's */
         for (uint64_t i = 0; i < n_slots; i++)
