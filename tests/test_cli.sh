@@ -186,6 +186,14 @@ checks=$((checks + 1))
 VKLLM_MAX_MEMORY=12M "$vkllm" bench -p 0 -n 2 -r 1 -np 64 -d 300 >/dev/null 2>"$scratch/stderr"
 grep -q "KV cache .* for 64 sequences of 302 tokens.*: try fewer -np or a smaller -d, -p or -n or a smaller quantization$" \
     "$scratch/stderr" || fail "bench -np 64 -d 300 in 12 MiB: $(cat "$scratch/stderr")"
+# -np with no tg test (-n 0) would measure nothing it names: one error line,
+# before any load (issue 10: it was ignored quietly)
+checks=$((checks + 1))
+"$vkllm" bench -p 8 -n 0 -r 1 -np 4 >"$scratch/stdout" 2>"$scratch/stderr"
+status=$?
+[ $status = 1 ] && [ ! -s "$scratch/stdout" ] &&
+    [ "$(cat "$scratch/stderr")" = "error: -np 4: only the tg test decodes sequences in parallel, and -n 0 skips it" ] ||
+    fail "bench -n 0 -np 4: status $status: $(cat "$scratch/stderr")"
 # perplexity has -b but no -ub: its advice says so
 checks=$((checks + 1))
 VKLLM_MAX_MEMORY=5M "$vkllm" perplexity -f "$scratch/text.txt" -c 2048 >/dev/null 2>"$scratch/stderr"
@@ -273,9 +281,12 @@ if unshare -rm true 2>/dev/null; then
             xdg) export XDG_CACHE_HOME="$1" ;;
             relative) export MESA_SHADER_CACHE_DIR=full/mesa ;;
             glsl) export MESA_GLSL_CACHE_DIR="$1/g" ;;
-            disable-false) export MESA_SHADER_CACHE_DISABLE=false XDG_CACHE_HOME="$1" ;;
+            disable-false) export MESA_SHADER_CACHE_DISABLE=false MESA_SHADER_CACHE_DIR="$1/mesa" ;;
             esac
-            "$2" run -p Once -n 2 --temp 0 >/dev/null 2>"$3"' \
+            # the model run compiles every shader anew (15 s here); the other
+            # ways need only some compiles through the same guarded device
+            if [ $4 = xdg ]; then "$2" run -p Once -n 2 --temp 0
+            else "$2" tune -r 1; fi >/dev/null 2>"$3"' \
             sh "$full" "$vkllm" "$scratch/full.txt" $how
         status=$?
         [ $status = 0 ] && grep -q "^note: .*: only 0.0 MiB free there: the driver's shader cache is off for this run" "$scratch/full.txt" ||

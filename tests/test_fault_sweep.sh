@@ -4,13 +4,14 @@
 # For each kind of VKLLM_FAULT (engine/vk/vk_fault.h) it finds how many calls
 # of that kind `vkllm run -n 4 --temp 0 -p Once` makes (the smallest N whose
 # run succeeds, found by doubling and halving), then runs it with
-# VKLLM_FAULT=KIND:N for every N (SAMPLE 0) or for SAMPLE of them, first and
-# last included (the sanitizer build, where a run takes seconds). Each run must
-# exit with status 1 within its timeout, print exactly one "error: " line that
-# names the injected fault, and nothing else but "vkllm: " progress lines: no
-# validation message, no AddressSanitizer, UBSan or LeakSanitizer report. The
-# runs past the last call must print the fault-free text. Bad VKLLM_FAULT and
-# VKLLM_TIMEOUT values are one error line too.
+# VKLLM_FAULT=KIND:N for every N (SAMPLE 0) or for SAMPLE of them, spread
+# evenly, first and last included (neighbouring calls of a kind are mostly the
+# same code). Each run must exit with status 1 within its timeout, print
+# exactly one "error: " line that names the injected fault, and nothing else
+# but "vkllm: " progress lines: no validation message, no AddressSanitizer,
+# UBSan or LeakSanitizer report. The runs past the last call must print the
+# fault-free text. Bad VKLLM_FAULT and VKLLM_TIMEOUT values are one error line
+# too.
 set -u
 vkllm=$1 scratch=$2 sample=${3:-0}
 mkdir -p "$scratch"
