@@ -48,12 +48,23 @@ char *cli_read_file(const char *path, size_t *len);
 bool cli_int(const char *flag, const char *value, long long min, long long max, long long *out);
 bool cli_float(const char *flag, const char *value, double min, double max, double *out);
 
+/* A KV cache type given to FLAG (-ctk/--cache-type-k, -ctv/--cache-type-v:
+ * f16 or q8_0) into *OUT (enum vkllm_cache_type); an empty or unknown name is
+ * an error line listing the types. As for every flag, the last one given wins. */
+bool cli_cache_type(const char *flag, const char *value, uint32_t *out);
+/* Whether ARG is -ctk/--cache-type-k (*IS_K true) or -ctv/--cache-type-v. */
+bool cli_is_cache_flag(const char *arg, bool *is_k);
+
 /* Returns the value after flag ARGV[*I] and advances *I, or prints an error. */
 const char *cli_value(int argc, char **argv, int *i);
 
+/* Prints CTX's notes (a pipeline cache or tuning file it ignored), "note:
+ * ..." each, on stderr; nothing for NULL. Right after vkllm_context_create:
+ * an error line, if any, comes after them, last (issue 10, M-1), and serve
+ * shows them before it serves, not when it stops. */
+void cli_context_notes(const vkllm_context *ctx);
 /* STATUS, or 1 after an error line if the validation layer reported anything
- * on CTX (which may be NULL): the end of every command that ran the GPU.
- * First prints CTX's notes (a pipeline cache it ignored), "note: ..." each. */
+ * on CTX (which may be NULL): the end of every command that ran the GPU. */
 int cli_validation_status(const vkllm_context *ctx, int status);
 
 /* Warns on stderr, as llama.cpp does, when a context of N_CTX tokens is longer
@@ -159,6 +170,12 @@ static inline void cli_lora_free(struct cli_lora *l)
     for (int i = 0; i < l->n; i++)
         vkllm_adapter_free(l->ad[i]);
 }
+
+/* Tunes M's decode kernels for this device when its tuning file lacks M's
+ * shapes (vkllm_tune_auto: a model's first run, about 3 s), with one line on
+ * stderr; after the load, before any session. A failure is a note: the
+ * defaults work. Returns the milliseconds it took. */
+double cli_autotune(vkllm_model *m);
 
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

@@ -41,6 +41,8 @@ static const char bench_usage[] =
     "  -n, --n-gen N          tokens generated one at a time; 0 skips the test (default 128)\n"
     "  -r, --repetitions N    timed runs of each test, after one warm-up run (default 5)\n"
     "  -d, --n-depth N[,N..]  tokens already in the context when each test starts (default 0)\n"
+    "  -ctk, --cache-type-k f16|q8_0  KV cache type of K (default f16)\n"
+    "  -ctv, --cache-type-v f16|q8_0  KV cache type of V (default f16)\n"
     "  -np, --parallel N      tg decodes N sequences at once, a token of each per step (default "
     "1)\n"
     "  -o, --output md|json|csv  a markdown table, or llama-bench's JSON or CSV (default md)\n"
@@ -140,6 +142,7 @@ struct bench_test {
     int n_prompt, n_gen, n_depth;
     int n_seq;         /* sequences decoded at once (tg; else 1) */
     int n_batch;       /* the session's: the prompt, else depth's steps (at most 512), else 1 */
+    uint32_t type_k, type_v; /* the KV cache's types (-ctk, -ctv) */
     double read_bytes; /* device bytes a decode step reads, on average (tg only) */
     int n_samples;
     uint64_t *samples_ns;
@@ -214,7 +217,9 @@ static struct vkllm_session_params test_session(const struct bench_test *t)
 {
     return (struct vkllm_session_params){.n_ctx = (uint32_t)(t->n_depth + t->n_prompt + t->n_gen),
                                          .n_batch = (uint32_t)t->n_batch,
-                                         .n_seq = (uint32_t)t->n_seq};
+                                         .n_seq = (uint32_t)t->n_seq,
+                                         .type_k = t->type_k,
+                                         .type_v = t->type_v};
 }
 
 /* The session of the test among TESTS[0..N) that needs the most device memory
@@ -310,7 +315,10 @@ static double decode_read_bytes(const vkllm_model *m, const struct bench_test *t
      * to at most its window): the mean over positions n_depth.. */
     const double ctx = t->n_depth + (t->n_gen + 1) / 2.0;
     const double window = hp->sliding_window && ctx > hp->sliding_window ? hp->sliding_window : ctx;
-    const double per_position = 2.0 * hp->n_head_kv * hp->head_dim * 2; /* K and V */
+    /* K and V: halves, or Q8_0's 34 bytes per 32 values */
+    const double kv = (double)hp->n_head_kv * hp->head_dim;
+    const double per_position = kv * (t->type_k == VKLLM_CACHE_Q8_0 ? 34.0 / 32 : 2) +
+                                kv * (t->type_v == VKLLM_CACHE_Q8_0 ? 34.0 / 32 : 2);
     return bytes / t->n_seq +
            per_position * ((hp->n_layer - hp->n_swa_layers) * ctx + hp->n_swa_layers * window);
 }
@@ -438,7 +446,7 @@ struct bench_field {
  * formats (integers for sizes and ns, %f for t/s), then ours: "device", the
  * bytes a decode step reads and the GB/s it achieves, the copy bandwidth and
  * its share, and the time to first token. Returns how many. */
-#define BENCH_FIELDS 24
+#define BENCH_FIELDS 26
 static int bench_fields(const struct bench_model *bm, const char *device,
                         const struct bench_test *t, const struct bench_run *run,
                         struct bench_field *f)
@@ -459,6 +467,8 @@ static int bench_fields(const struct bench_model *bm, const char *device,
     NUM("model_n_params", "%llu", (unsigned long long)bm->n_params);
     NUM("n_batch", "%d", t->n_batch);
     NUM("n_ubatch", "%d", t->n_batch);
+    STR("type_k", vkllm_cache_type_name(t->type_k));
+    STR("type_v", vkllm_cache_type_name(t->type_v));
     NUM("n_prompt", "%d", t->n_prompt);
     NUM("n_gen", "%d", t->n_gen);
     NUM("n_depth", "%d", t->n_depth);
@@ -536,13 +546,19 @@ static const struct {
                {"test", 15},   {"t/s", 20},  {"GB/s", 8},    {"of copy", 8}};
 #define MD_LLAMA_COLS 6 /* llama-bench's */
 
-static void print_md_header(int n_cols)
+/* With KV, llama-bench's type_k and type_v columns before "test" (it shows
+ * them when a cache type is not f16). */
+#define MD_KV_AT 4
+static void print_md_header(int n_cols, bool kv)
 {
     putchar('|');
-    for (int i = 0; i < n_cols; i++)
+    for (int i = 0; i < n_cols; i++) {
+        if (i == MD_KV_AT && kv) printf(" %-6s | %-6s |", "type_k", "type_v");
         printf(" %*s |", md_cols[i].width, md_cols[i].name);
+    }
     printf("\n|");
     for (int i = 0; i < n_cols; i++) {
+        if (i == MD_KV_AT && kv) printf(" ------ | ------ |");
         putchar(' ');
         for (int k = 1; k < abs(md_cols[i].width); k++)
             putchar('-');
@@ -552,7 +568,7 @@ static void print_md_header(int n_cols)
 }
 
 static void print_md_row(const struct bench_model *bm, const struct bench_test *t,
-                         const struct bench_run *run, int n_cols)
+                         const struct bench_run *run, int n_cols, bool kv)
 {
     struct bench_stats st;
     compute_stats(t, &st);
@@ -575,8 +591,12 @@ static void print_md_row(const struct bench_model *bm, const struct bench_test *
             snprintf(v[7], sizeof v[7], "%.1f%%", 100.0 * achieved_gbps(t, &st) / run->copy_gbps);
     }
     putchar('|');
-    for (int i = 0; i < n_cols; i++) /* "±" is two bytes wide in UTF-8: one more */
+    for (int i = 0; i < n_cols; i++) { /* "±" is two bytes wide in UTF-8: one more */
+        if (i == MD_KV_AT && kv)
+            printf(" %-6s | %-6s |", vkllm_cache_type_name(t->type_k),
+                   vkllm_cache_type_name(t->type_v));
         printf(" %*s |", md_cols[i].width + (i == MD_LLAMA_COLS - 1), v[i]);
+    }
     putchar('\n');
     fflush(stdout);
 }
@@ -609,7 +629,8 @@ int cmd_bench(int argc, char **argv)
     const char *model_path = NULL, *device = NULL, *output = "md";
     long long n_prompt = 512, n_gen = 128, reps = 5, n_par = 1;
     int depths[BENCH_MAX_DEPTHS] = {0}, n_depths = 1;
-    bool validate = false, bandwidth = false, profile = false;
+    bool validate = false, bandwidth = false, profile = false, is_k;
+    uint32_t type_k = VKLLM_CACHE_F16, type_v = VKLLM_CACHE_F16; /* -ctk, -ctv */
     struct cli_lora lora = {0};
     int lr;
 
@@ -637,6 +658,8 @@ int cmd_bench(int argc, char **argv)
             if (!VALUE() || !parse_depths(a, v, depths, &n_depths)) return 1;
         } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
             if (!VALUE() || !cli_int(a, v, 1, BENCH_MAX_PARALLEL, &n_par)) return 1;
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            if (!VALUE() || !cli_cache_type(a, v, is_k ? &type_k : &type_v)) return 1;
         } else if (!strcmp(a, "--bandwidth")) {
             bandwidth = true;
         } else if (!strcmp(a, "--profile")) {
@@ -654,6 +677,12 @@ int cmd_bench(int argc, char **argv)
 #undef VALUE
     }
     if (n_prompt == 0 && n_gen == 0) return cli_error("nothing to measure: -p and -n are both 0");
+    /* llama-bench has no -np; ours batches the tg test only (a pp test is one
+     * sequence's batch already): with no tg test it would be ignored quietly */
+    if (n_par > 1 && n_gen == 0)
+        return cli_error("-np %lld: only the tg test decodes sequences in parallel, and -n 0 "
+                         "skips it",
+                         n_par);
     if (!(model_path = cli_model(model_path))) return 1;
     const bool json = !strcmp(output, "json"), csv = !strcmp(output, "csv");
 
@@ -679,6 +708,9 @@ int cmd_bench(int argc, char **argv)
                                     .n_seq = (int)n_par,
                                     .n_batch = depth_batch > n_par ? depth_batch : (int)n_par};
     }
+    const bool kv_cols = type_k != VKLLM_CACHE_F16 || type_v != VKLLM_CACHE_F16;
+    for (int i = 0; i < n_tests; i++)
+        tests[i].type_k = type_k, tests[i].type_v = type_v;
     struct bench_run run = {0};
     int status = 1;
     bool array_open = false; /* -o json's '[' is out */
@@ -695,9 +727,9 @@ int cmd_bench(int argc, char **argv)
                                     .adapters = lora.path,
                                     .n_adapters = (uint32_t)lora.n,
                                     .advice = "fewer -np or a smaller -d, -p or -n"};
-    if (vkllm_context_create(&cp, &ctx, &err) ||
-        largest_session(ctx, model_path, tests, n_tests, &largest, &err))
-        goto fail;
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    cli_context_notes(ctx);
+    if (largest_session(ctx, model_path, tests, n_tests, &largest, &err)) goto fail;
     const char *dev_name = vkllm_context_device(ctx)->name;
     /* before the load, so that the copy has the device's memory to itself */
     if (bandwidth) {
@@ -708,10 +740,12 @@ int cmd_bench(int argc, char **argv)
      * on-disk cache) to a first token; warm: a second session on the model */
     const double t_load = cli_now_ms();
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
+    const double t_tune = cli_autotune(model); /* not counted in the time to a first token */
     cli_vocab_warnings(vkllm_model_vocab(model));
     if (cli_lora_load(&lora, model, &err)) goto fail;
     cli_lora_describe(&lora);
-    if (time_first_token(model, &lora, t_load, &run.ttft_cold_ms, &run.ttft_tokens, &err) ||
+    if (time_first_token(model, &lora, t_load + t_tune, &run.ttft_cold_ms, &run.ttft_tokens,
+                         &err) ||
         time_first_token(model, &lora, cli_now_ms(), &run.ttft_warm_ms, &run.ttft_tokens, &err))
         goto fail;
     struct bench_model bm;
@@ -725,7 +759,7 @@ int cmd_bench(int argc, char **argv)
     if (json)
         array_open = fputs("[\n", stdout) >= 0;
     else if (!csv)
-        print_md_header(md_cols_shown);
+        print_md_header(md_cols_shown, kv_cols);
     for (int i = 0; i < n_tests; i++) {
         struct bench_test *t = &tests[i];
         if (t->n_gen > 0) t->read_bytes = decode_read_bytes(model, t);
@@ -735,7 +769,7 @@ int cmd_bench(int argc, char **argv)
         else if (csv)
             print_csv(&bm, dev_name, t, &run, i == 0);
         else
-            print_md_row(&bm, t, &run, md_cols_shown);
+            print_md_row(&bm, t, &run, md_cols_shown, kv_cols);
     }
     if (json) {
         fputs("\n]\n", stdout);

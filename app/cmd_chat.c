@@ -46,6 +46,8 @@ static const char chat_usage[] =
     "  -c, --ctx-size N       context size in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N     prompt tokens per GPU step, as one batch (default 512)\n"
     "  -ub, --ubatch-size N   physical batch: steps of at most N tokens (default 512)\n"
+    "  -ctk, --cache-type-k f16|q8_0  KV cache type of K (default f16)\n"
+    "  -ctv, --cache-type-v f16|q8_0  KV cache type of V (default f16)\n"
     "      --temp T           temperature; 0 is greedy (default 0.8)\n"
     "      --top-k K          keep the K most likely tokens; 0 keeps all (default 40)\n"
     "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
@@ -541,8 +543,8 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
         if (vkllm_chat_save(cs->chat, arg, &err)) {
             cli_error("%s", err.msg);
         } else {
-            fprintf(stderr, "vkllm: saved %zu messages to %s\n", vkllm_chat_count(cs->chat),
-                    printable(shown, arg, strlen(arg)));
+            fprintf(stderr, "vkllm: saved %zu message%s to %s\n", vkllm_chat_count(cs->chat),
+                    vkllm_chat_count(cs->chat) == 1 ? "" : "s", printable(shown, arg, strlen(arg)));
             if (names > 1)
                 fprintf(stderr,
                         "vkllm: note: %s had %ju names (hard links); the others keep the old "
@@ -553,8 +555,8 @@ static int command(struct chat_state *cs, char *line, size_t len, const char *sy
         if (vkllm_chat_load(cs->chat, arg, &err))
             cli_error("%s", err.msg);
         else
-            fprintf(stderr, "vkllm: loaded %zu messages from %s\n", vkllm_chat_count(cs->chat),
-                    printable(shown, arg, strlen(arg)));
+            fprintf(stderr, "vkllm: loaded %zu message%s from %s\n", vkllm_chat_count(cs->chat),
+                    vkllm_chat_count(cs->chat) == 1 ? "" : "s", printable(shown, arg, strlen(arg)));
     } else {
         cli_error("unknown command '%s' (/reset, /save FILE, /load FILE, /lora, /help, /exit)",
                   printable(shown, line, name_len));
@@ -567,7 +569,8 @@ int cmd_chat(int argc, char **argv)
 {
     const char *model_path = NULL, *device = NULL, *system = NULL, *template_path = NULL;
     long long n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
-    bool ignore_eos = false, validate = false;
+    uint32_t type_k = VKLLM_CACHE_F16, type_v = VKLLM_CACHE_F16; /* -ctk, -ctv */
+    bool ignore_eos = false, validate = false, is_k;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
     struct chat_state cs = {.n_predict = -1};
     const char **stops = calloc((size_t)argc, sizeof *stops);
@@ -608,6 +611,8 @@ int cmd_chat(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) FAIL();
         } else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_ubatch)) FAIL();
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            if (!VALUE() || !cli_cache_type(a, v, is_k ? &type_k : &type_v)) FAIL();
         } else if (!strcmp(a, "--temp")) {
             if (!VALUE() || !cli_float(a, v, 0, 1e6, &f)) FAIL();
             sp.temp = (float)f;
@@ -673,13 +678,18 @@ int cmd_chat(int argc, char **argv)
     }
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
-    struct vkllm_session_params ssp = {
-        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
+    cli_context_notes(ctx);
+    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx,
+                                       .n_batch = (uint32_t)n_batch,
+                                       .n_ubatch = (uint32_t)n_ubatch,
+                                       .type_k = type_k,
+                                       .type_v = type_v};
     /* a context too big for the device, or a wrong adapter, is refused
      * before any upload */
     struct vkllm_model_params mp = {
         .session = &ssp, .adapters = cs.lora.l.path, .n_adapters = (uint32_t)cs.lora.l.n};
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
+    cli_autotune(model); /* before the session records the matvecs */
     if (vkllm_session_create(model, &ssp, &cs.session, &err)) goto fail;
     cs.model = model;
     for (int i = 0; i < cs.lora.l.n; i++)

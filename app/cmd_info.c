@@ -207,6 +207,7 @@ static int print_memory(const vkllm_gguf *g, const char *device,
         return cli_error("%s", err.msg);
     char no_device[600] = "";
     if (rc) snprintf(no_device, sizeof no_device, "%s", err.msg);
+    cli_context_notes(ctx);
     struct vkllm_memory_needs n;
     if (vkllm_memory_needs(g, ctx, sp, &n, &err)) {
         fputs("\nmemory: ", stdout);
@@ -230,7 +231,10 @@ static int print_memory(const vkllm_gguf *g, const char *device,
             snprintf(name, sizeof name, "  %s", vkllm_type_info(t)->name);
             ROW(name, n.weights_type[t], "");
         }
-    ROW("KV cache", n.kv_cache, "  (F16)");
+    char kv_note[48];
+    snprintf(kv_note, sizeof kv_note, "  (K %s, V %s)", vkllm_cache_type_name(sp->type_k),
+             vkllm_cache_type_name(sp->type_v));
+    ROW("KV cache", n.kv_cache, kv_note);
     ROW("activations", n.activations, "");
     ROW("host buffers", n.session_host, "  (the session's tokens and logits)");
     ROW("staging", n.staging, "  (while loading)");
@@ -263,11 +267,14 @@ int cmd_info(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long v;
+        bool is_k;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [--device N|NAME]\n\n"
+            fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [-ctk f16|q8_0] [-ctv f16|q8_0] "
+                  "[--device N|NAME]\n\n"
                   "The file's metadata and tensors, what vkllm derives, and the memory a\n"
                   "session of N tokens (-c, default: the model's, at most 4096) takes with\n"
-                  "the weights, against what the device has free. For a LoRA adapter\n"
+                  "the weights, against what the device has free; -ctk and -ctv set the KV\n"
+                  "cache's types for K and V (default f16). For a LoRA adapter\n"
                   "file: its rank, alpha and the matrices it touches.\n",
                   stdout);
             return 0;
@@ -277,6 +284,9 @@ int cmd_info(int argc, char **argv)
             const char *val = cli_value(argc, argv, &i);
             if (!val || !cli_int(a, val, 1, 1 << 24, &v)) return 1;
             sp.n_ctx = (uint32_t)v;
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            const char *val = cli_value(argc, argv, &i);
+            if (!val || !cli_cache_type(a, val, is_k ? &sp.type_k : &sp.type_v)) return 1;
         } else if (!strcmp(a, "--device")) {
             if (!(device = cli_value(argc, argv, &i))) return 1;
         } else if (a[0] == '-' && a[1]) {
@@ -288,7 +298,9 @@ int cmd_info(int argc, char **argv)
         }
     }
     if (!path) {
-        fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [--device N|NAME]\n", stderr);
+        fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [-ctk f16|q8_0] [-ctv f16|q8_0] [--device "
+              "N|NAME]\n",
+              stderr);
         return 1;
     }
     struct vkllm_error err = {0};

@@ -33,6 +33,8 @@ static const char perplexity_usage[] =
     "  -f, --file FILE        the text\n"
     "  -c, --ctx-size N       window size in tokens (default 512)\n"
     "  -b, --batch-size N     tokens per decode call (default: the window size)\n"
+    "  -ctk, --cache-type-k f16|q8_0  KV cache type of K (default f16)\n"
+    "  -ctv, --cache-type-v f16|q8_0  KV cache type of V (default f16)\n"
     "      --chunks C         score only the first C windows (default: all)\n" CLI_LORA_USAGE
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n"
@@ -119,7 +121,8 @@ int cmd_perplexity(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL, *device = NULL;
     long long n_ctx = 512, n_batch = 0, n_chunks = -1;
-    bool validate = false;
+    uint32_t type_k = VKLLM_CACHE_F16, type_v = VKLLM_CACHE_F16; /* -ctk, -ctv */
+    bool validate = false, is_k;
     struct cli_lora lora = {0};
     int lr;
 
@@ -140,6 +143,8 @@ int cmd_perplexity(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 3, 1 << 24, &n_ctx)) return 1;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 24, &n_batch)) return 1;
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            if (!VALUE() || !cli_cache_type(a, v, is_k ? &type_k : &type_v)) return 1;
         } else if (!strcmp(a, "--chunks")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 30, &n_chunks)) return 1;
         } else if (!strcmp(a, "--device")) {
@@ -178,8 +183,11 @@ int cmd_perplexity(int argc, char **argv)
     int32_t *tokens = NULL, *window = NULL;
     int status = 1;
 
-    struct vkllm_session_params sp = {
-        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .logits_all = true};
+    struct vkllm_session_params sp = {.n_ctx = (uint32_t)n_ctx,
+                                      .n_batch = (uint32_t)n_batch,
+                                      .logits_all = true,
+                                      .type_k = type_k,
+                                      .type_v = type_v};
     /* a context too big for the device, or a wrong adapter, is refused
      * before any upload */
     /* with logits for every token, the activations grow with -b */
@@ -188,9 +196,9 @@ int cmd_perplexity(int argc, char **argv)
                                     .n_adapters = (uint32_t)lora.n,
                                     .advice = "a smaller -b (activations) or -c (KV cache)"};
     struct vkllm_context_params cp = {.device = device, .validation = validate};
-    if (vkllm_context_create(&cp, &ctx, &err) ||
-        vkllm_model_load(ctx, model_path, &mp, &model, &err))
-        goto fail;
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    cli_context_notes(ctx);
+    if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
     cli_vocab_warnings(vocab);
     cli_warn_context(model, (uint32_t)n_ctx);

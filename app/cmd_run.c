@@ -16,6 +16,8 @@ static const char run_usage[] =
     "  -c, --ctx-size N       context size in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N     prompt tokens per GPU step, as one batch (default 512)\n"
     "  -ub, --ubatch-size N   physical batch: steps of at most N tokens (default 512)\n"
+    "  -ctk, --cache-type-k f16|q8_0  KV cache type of K (default f16)\n"
+    "  -ctv, --cache-type-v f16|q8_0  KV cache type of V (default f16)\n"
     "      --temp T           temperature; 0 is greedy (default 0.8)\n"
     "      --top-k K          keep the K most likely tokens; 0 keeps all (default 40)\n"
     "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"
@@ -42,7 +44,8 @@ int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt = "", *device = NULL;
     long long n_predict = 128, n_ctx = 0, n_batch = 0, n_ubatch = 0, seed = -1;
-    bool ignore_eos = false, validate = false, profile = false;
+    uint32_t type_k = VKLLM_CACHE_F16, type_v = VKLLM_CACHE_F16; /* -ctk, -ctv */
+    bool ignore_eos = false, validate = false, profile = false, is_k;
     struct vkllm_sampler_params sp = vkllm_sampler_defaults(0);
     const char *stops[64];
     int n_stops = 0;
@@ -74,6 +77,8 @@ int cmd_run(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) return 1;
         } else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_ubatch)) return 1;
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            if (!VALUE() || !cli_cache_type(a, v, is_k ? &type_k : &type_v)) return 1;
         } else if (!strcmp(a, "--temp")) {
             if (!VALUE() || !cli_float(a, v, 0, 1e6, &f)) return 1;
             sp.temp = (float)f;
@@ -138,10 +143,14 @@ int cmd_run(int argc, char **argv)
     profile = cli_profile_wanted(profile);
     double copy_gbps = 0.0; /* the bandwidth the profile's matrices are held against */
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    cli_context_notes(ctx);
     if (profile && vkllm_context_copy_bandwidth(ctx, &copy_gbps, &err)) /* the profile goes on */
         fprintf(stderr, "vkllm: note: %s\n", cli_shown(err.msg));
-    struct vkllm_session_params ssp = {
-        .n_ctx = (uint32_t)n_ctx, .n_batch = (uint32_t)n_batch, .n_ubatch = (uint32_t)n_ubatch};
+    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)n_ctx,
+                                       .n_batch = (uint32_t)n_batch,
+                                       .n_ubatch = (uint32_t)n_ubatch,
+                                       .type_k = type_k,
+                                       .type_v = type_v};
     /* with the session and adapters given, a context too big for the
      * device, or a wrong adapter, is refused before any weight is uploaded */
     struct vkllm_model_params mp = {.progress = on_progress,
@@ -151,6 +160,7 @@ int cmd_run(int argc, char **argv)
     int rc = vkllm_model_load(ctx, model_path, &mp, &model, &err);
     if (isatty(2)) fputs("\r              \r", stderr);
     if (rc) goto fail;
+    cli_autotune(model); /* before the session records the matvecs */
     if (vkllm_session_create(model, &ssp, &session, &err)) goto fail;
     if (cli_lora_load(&lora, model, &err) || cli_lora_apply(&lora, session, &err)) goto fail;
     const vkllm_vocab *vocab = vkllm_model_vocab(model);
@@ -234,7 +244,7 @@ int cmd_run(int argc, char **argv)
     vkllm_stream_finish(stream, &text, &text_len); /* what was held back */
     cli_write_text(text, text_len);
     fputc('\n', stdout);
-    fflush(stdout); /* the story's last line before the notes on stderr */
+    fflush(stdout); /* the story's last line before the timings on stderr */
     if (full) fprintf(stderr, "vkllm: context full (%u tokens)\n", cap);
     fprintf(stderr,
             "vkllm: prompt %d tokens in %.1f ms (%.1f tok/s, GPU %.1f ms); generated %lld tokens, "

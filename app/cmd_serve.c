@@ -3,11 +3,17 @@
 #include "cli.h"
 #include "serve/serve.h"
 
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char serve_usage[] =
     "usage: vkllm serve [options]\n"
@@ -30,6 +36,8 @@ static const char serve_usage[] =
     "                         (default 30)\n"
     "      --max-body N       largest request body in bytes (default 8 MiB)\n"
     "  -b, --batch-size N     prompt tokens per GPU step (default 512)\n"
+    "  -ctk, --cache-type-k f16|q8_0  KV cache type of K (default f16)\n"
+    "  -ctv, --cache-type-v f16|q8_0  KV cache type of V (default f16)\n"
     "      --device D         Vulkan device: index or part of its name (see vkllm devices)\n"
     "      --validate         enable the Khronos validation layer\n"
     "  -a, --alias NAME       the model's id in answers (default: the file's name)\n" CLI_LORA_USAGE
@@ -42,6 +50,41 @@ static void on_notice(const char *msg, void *user)
 {
     (void)user;
     fprintf(stderr, "serve: note: %s\n", msg);
+}
+
+/* Whether the daemon can listen on HOST:PORT, checked before the model loads
+ * (seconds, gigabytes) rather than after it (issue 10, M-3): the name
+ * resolved as serve_http_start resolves it, a scope that names an interface
+ * (a bind ignores an unknown one on ::1), and a bind, undone at once: another
+ * process may still take the port before the daemon does. */
+static int check_listen(const char *host, int port)
+{
+    if (!*host) return cli_error("--host: an empty address");
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *ai = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    const int e = getaddrinfo(host, service, &hints, &ai);
+    if (e) return cli_error("--host %s: %s", cli_shown(host), gai_strerror(e));
+    int rc = 0;
+    char name[IF_NAMESIZE];
+    if (ai->ai_family == AF_INET6) {
+        const uint32_t scope = ((const struct sockaddr_in6 *)ai->ai_addr)->sin6_scope_id;
+        if (scope && !if_indextoname(scope, name))
+            rc = cli_error("--host %s: no network interface %u", cli_shown(host), scope);
+    }
+    const int fd = rc ? -1 : socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd >= 0) {
+        const int on = 1; /* as the daemon's socket: a closed connection's port is free */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+            rc = cli_error("--host %s --port %d: %s", cli_shown(host), port, strerror(errno));
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return rc;
 }
 
 /* The model's id in answers, which JSON needs in valid UTF-8: the file's name
@@ -58,7 +101,8 @@ int cmd_serve(int argc, char **argv)
                *cors = NULL, *alias = NULL;
     long long port = 8080, n_ctx = 0, n_par = 1, queue = 64, timeout = 600, n_batch = 0,
               request_timeout = 30, max_body = 8 << 20;
-    bool validate = false;
+    uint32_t type_k = VKLLM_CACHE_F16, type_v = VKLLM_CACHE_F16; /* -ctk, -ctv */
+    bool validate = false, is_k;
     struct cli_lora lora = {0};
     int n;
     for (int i = 1; i < argc; i++) {
@@ -98,6 +142,8 @@ int cmd_serve(int argc, char **argv)
             if (!VALUE() || !cli_int(a, v, 1, 1LL << 32, &max_body)) return 1;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
             if (!VALUE() || !cli_int(a, v, 1, 1 << 16, &n_batch)) return 1;
+        } else if (cli_is_cache_flag(a, &is_k)) {
+            if (!VALUE() || !cli_cache_type(a, v, is_k ? &type_k : &type_v)) return 1;
         } else if (!strcmp(a, "--device")) {
             if (!VALUE()) return 1;
             device = v;
@@ -118,6 +164,7 @@ int cmd_serve(int argc, char **argv)
     if (!(model_path = cli_model(model_path))) return 1;
     if (n_ctx && n_ctx / n_par < 8)
         return cli_error("-c %lld gives each of %lld slots fewer than 8 tokens", n_ctx, n_par);
+    if (check_listen(host, (int)port)) return 1;
 
     /* SIGINT and SIGTERM go to sigwait below, never to a handler on some
      * thread: blocked here, before any thread (the driver's too) exists */
@@ -155,11 +202,16 @@ int cmd_serve(int argc, char **argv)
     double t0 = cli_now_ms();
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
-    struct vkllm_session_params ssp = {
-        .n_ctx = (uint32_t)(n_ctx / n_par), .n_batch = (uint32_t)n_batch, .n_seq = (uint32_t)n_par};
+    cli_context_notes(ctx);
+    struct vkllm_session_params ssp = {.n_ctx = (uint32_t)(n_ctx / n_par),
+                                       .n_batch = (uint32_t)n_batch,
+                                       .n_seq = (uint32_t)n_par,
+                                       .type_k = type_k,
+                                       .type_v = type_v};
     struct vkllm_model_params mp = {
         .session = &ssp, .adapters = lora.path, .n_adapters = (uint32_t)lora.n};
     if (vkllm_model_load(ctx, model_path, &mp, &sv.model, &err)) goto fail;
+    cli_autotune(sv.model); /* before the slots' sessions record the matvecs */
     if (cli_lora_load(&lora, sv.model, &err)) goto fail;
     sv.vocab = vkllm_model_vocab(sv.model);
     cli_vocab_warnings(sv.vocab);
@@ -168,6 +220,8 @@ int cmd_serve(int argc, char **argv)
                                     .n_ctx = ssp.n_ctx,
                                     .queue_limit = (int)queue,
                                     .n_batch = ssp.n_batch,
+                                    .type_k = ssp.type_k,
+                                    .type_v = ssp.type_v,
                                     .adapters = lora.ad,
                                     .scales = lora.scale,
                                     .n_adapters = (uint32_t)lora.n};

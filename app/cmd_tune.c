@@ -2,6 +2,7 @@
  * for a model's weight shapes and keep the fastest (vkllm_tune). */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,9 +78,9 @@ int cmd_tune(int argc, char **argv)
     vkllm_model *model = NULL;
     int status = 1;
     struct vkllm_context_params cp = {.device = device, .validation = validate};
-    if (vkllm_context_create(&cp, &ctx, &err) ||
-        vkllm_model_load(ctx, model_path, NULL, &model, &err))
-        goto fail;
+    if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
+    cli_context_notes(ctx);
+    if (vkllm_model_load(ctx, model_path, NULL, &model, &err)) goto fail;
     printf("tuning %s on %s (%lld runs of each variant)\n", cli_shown(model_path),
            vkllm_context_device(ctx)->name, reps);
     struct totals t = {0};
@@ -99,4 +100,39 @@ done:
     status = cli_validation_status(ctx, status);
     vkllm_context_destroy(ctx);
     return status;
+}
+
+/* ---- automatic tuning, called by the programs that run a model */
+
+/* Stops tuning at a pending SIGINT or SIGTERM: serve blocks them until it
+ * waits for them, and a server told to stop should not tune first. (Where
+ * they are not blocked they end the process, which leaves no file behind:
+ * the tuning file is written atomically.) */
+static int stop_pending(void *user)
+{
+    (void)user;
+    sigset_t set;
+    return sigpending(&set) == 0 && (sigismember(&set, SIGINT) || sigismember(&set, SIGTERM));
+}
+
+double cli_autotune(vkllm_model *m)
+{
+    double budget;
+    if (!vkllm_tune_pending(m, &budget)) return 0.0;
+    fprintf(stderr,
+            "vkllm: tuning the mat-vec for this device (once, about %.3g s; VKLLM_TUNE=manual "
+            "skips)... ",
+            budget);
+    struct vkllm_error err = {0};
+    struct vkllm_tune_auto_result r;
+    const struct vkllm_tune_auto_params p = {.stop = stop_pending};
+    if (vkllm_tune_auto(m, &p, &r, &err)) {
+        fprintf(stderr, "not done\nvkllm: note: %s\n", cli_shown(err.msg));
+        return r.seconds * 1e3;
+    }
+    fprintf(stderr, "%u shape%s in %.1f s", r.measured, r.measured == 1 ? "" : "s", r.seconds);
+    if (r.after > 0) fprintf(stderr, ", their mat-vecs %.2fx as fast", r.before / r.after);
+    if (r.left) fprintf(stderr, "; %u left for the next run", r.left);
+    fputc('\n', stderr);
+    return r.seconds * 1e3;
 }

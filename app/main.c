@@ -1,5 +1,6 @@
 /* main.c: the vkllm command line: dispatch to subcommands, and the argument
  * helpers they share. */
+#define _GNU_SOURCE /* fopencookie */
 #include "cli.h"
 #include "number.h"
 #include "serve/serve.h"
@@ -155,6 +156,24 @@ bool cli_int(const char *flag, const char *value, long long min, long long max, 
     return true;
 }
 
+bool cli_cache_type(const char *flag, const char *value, uint32_t *out)
+{
+    const int t = vkllm_cache_type_parse(value);
+    if (t < 0) {
+        cli_error("%s: %s%s%s is not a KV cache type (f16, q8_0)", flag, *value ? "'" : "",
+                  *value ? cli_shown(value) : "an empty name", *value ? "'" : "");
+        return false;
+    }
+    *out = (uint32_t)t;
+    return true;
+}
+
+bool cli_is_cache_flag(const char *arg, bool *is_k)
+{
+    *is_k = !strcmp(arg, "-ctk") || !strcmp(arg, "--cache-type-k");
+    return *is_k || !strcmp(arg, "-ctv") || !strcmp(arg, "--cache-type-v");
+}
+
 bool cli_float(const char *flag, const char *value, double min, double max, double *out)
 {
     double v;
@@ -180,10 +199,14 @@ const char *cli_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-int cli_validation_status(const vkllm_context *ctx, int status)
+void cli_context_notes(const vkllm_context *ctx)
 {
     for (size_t i = 0; ctx && i < vkllm_context_note_count(ctx); i++)
         fprintf(stderr, "note: %s\n", vkllm_context_note(ctx, i));
+}
+
+int cli_validation_status(const vkllm_context *ctx, int status)
+{
     if (ctx && vkllm_context_validation_errors(ctx))
         return cli_error("%u Vulkan validation messages", vkllm_context_validation_errors(ctx));
     return status;
@@ -315,8 +338,49 @@ void cli_write_text(const char *text, size_t len)
     }
 }
 
-/* Why the first write to stdout failed, as cli_flush saw it; 0: not seen. */
+/* Why the first write to stdout failed; 0: none did. */
 static int stdout_errno;
+
+/* stdout's writes go through here, which keeps the first failure's errno:
+ * stdio keeps only a flag, and by the time finish_stdout looks errno is some
+ * later call's (issue 10, M-5: a closed stdout, a full disk, a reader that
+ * quit all said "write error"). */
+static ssize_t stdout_write(void *cookie, const char *buf, size_t len)
+{
+    (void)cookie;
+    size_t done = 0;
+    while (done < len) {
+        const ssize_t n = write(STDOUT_FILENO, buf + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (!stdout_errno) stdout_errno = n < 0 ? errno : EIO;
+            return done ? (ssize_t)done : -1;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* Closing stdout closes the descriptor: where a file system reports a
+ * failed write only then (NFS), that is an error too. */
+static int stdout_close(void *cookie)
+{
+    (void)cookie;
+    if (close(STDOUT_FILENO) == 0) return 0;
+    if (!stdout_errno) stdout_errno = errno;
+    return -1;
+}
+
+/* stdout made the stream above, buffered as stdio buffers a descriptor: by
+ * lines on a terminal, else in blocks. */
+static void stdout_track(void)
+{
+    FILE *out = fopencookie(NULL, "w",
+                            (cookie_io_functions_t){.write = stdout_write, .close = stdout_close});
+    if (!out) return; /* out of memory: stdio's own, its errors told as "write error" */
+    setvbuf(out, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ);
+    stdout = out;
+}
 
 bool cli_flush(void)
 {
@@ -358,16 +422,13 @@ static int dispatch(int argc, char **argv)
 
 /* Every command's output is checked here, once: text lost to a full disk, a
  * closed stdout or a reader that quit is an error, not exit status 0. The
- * reason is this last flush's, or the one cli_flush saw. */
+ * reason is the first failed write's (stdout_write). */
 static int finish_stdout(int status)
 {
     errno = 0;
     int failed = fflush(stdout) != 0 || ferror(stdout);
-    int e = errno ? errno : stdout_errno;
-    if (fclose(stdout) != 0 && !failed) {
-        failed = 1;
-        e = errno;
-    }
+    failed |= fclose(stdout) != 0;
+    const int e = stdout_errno ? stdout_errno : errno;
     if (!failed) return status;
     cli_error("stdout: %s", e ? strerror(e) : "write error");
     return 1;
@@ -382,5 +443,6 @@ int main(int argc, char **argv)
      * (which would leave its temporary file behind) */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
+    stdout_track();
     return finish_stdout(dispatch(argc, argv));
 }

@@ -549,7 +549,8 @@ typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint
  * context's device (REPS runs of each, 1..64, in turns after a warm-up), keeps
  * the fastest in the context's table (other shapes' entries stay) and writes
  * it beside the on-disk pipeline cache (vkllm_tune_path), where every later
- * context on this device, driver and build of the shaders reads it;
+ * context on this device, driver and build of the shaders reads it
+ * (every shape measured has a line, the default's included);
  * VKLLM_TUNE=0 ignores it (and a context made so starts the file afresh
  * here). FN, if not
  * NULL, gets each shape as it is done (I of N). VKLLM_E_IO when there is no
@@ -557,6 +558,38 @@ typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint
 int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vkllm_error *err);
 /* The file the context reads its tuning from and vkllm_tune writes, or NULL. */
 const char *vkllm_tune_path(const vkllm_context *ctx);
+
+/* Automatic tuning, for a model's first run on a device: the library never
+ * starts it by itself; vkllm's programs call it after each model load, before
+ * the sessions record their command buffers. */
+struct vkllm_tune_auto_params {
+    /* Measuring time: no shape starts past it. 0: $VKLLM_TUNE_SECONDS, else
+     * 3 s (VKLLM_TUNE_SECONDS=0 measures nothing). */
+    double seconds;
+    /* Polled between shapes, if not NULL: nonzero stops there (the shapes
+     * measured are kept). */
+    int (*stop)(void *user);
+    void *user;
+};
+struct vkllm_tune_auto_result {
+    uint32_t measured;    /* shapes measured now, and saved */
+    uint32_t left;        /* shapes still unmeasured: past the budget, or stopped */
+    double seconds;       /* the time it took */
+    double before, after; /* the measured shapes' matvec ms per token: defaults, tuned */
+};
+/* How many of M's weight shapes the tuning file lacks (none measured yet):
+ * what vkllm_tune_auto would measure. 0 when automatic tuning is off:
+ * VKLLM_TUNE=0 (no tuning read either), VKLLM_TUNE=manual (only vkllm_tune),
+ * or no cache directory. *SECONDS (if not NULL) gets the default budget. */
+uint32_t vkllm_tune_pending(const vkllm_model *m, double *seconds);
+/* Measures M's shapes that vkllm_tune_pending counts, the ones read most
+ * per token first, within P's budget (P may be NULL), with fewer runs than
+ * vkllm_tune, and saves them as vkllm_tune does, other shapes in the file
+ * kept; the shapes the budget left stay untuned and unrecorded, for the
+ * next call. Before measuring anything, VKLLM_E_IO when the cache directory
+ * cannot be written (tuning would be lost and repeated at every run). */
+int vkllm_tune_auto(vkllm_model *m, const struct vkllm_tune_auto_params *p,
+                    struct vkllm_tune_auto_result *out, struct vkllm_error *err);
 
 /* ============================== Tokenizer ============================== */
 
@@ -607,7 +640,16 @@ struct vkllm_session_params {
     bool no_logit_check; /* skip the scan for NaN and infinite logits (benchmarks) */
     uint32_t n_seq;      /* vkllm_session_group_create: sessions in the group (<= the
                           * batch); vkllm_session_create takes 0 or 1 */
+    uint32_t type_k, type_v; /* the KV cache's types: enum vkllm_cache_type (0: F16) */
 };
+
+/* A KV cache type (llama.cpp's -ctk/-ctv): F16, or Q8_0 in llama.cpp's
+ * blocks (an f16 scale and 32 int8, 34 bytes; the head size a multiple of 32). */
+enum vkllm_cache_type { VKLLM_CACHE_F16 = 0, VKLLM_CACHE_Q8_0 = 1, VKLLM_CACHE_TYPE_COUNT };
+/* "f16", "q8_0"; NULL for an unknown type. */
+const char *vkllm_cache_type_name(uint32_t type);
+/* The type named NAME (as vkllm_cache_type_name spells it), or -1. */
+int vkllm_cache_type_parse(const char *name);
 
 int vkllm_session_create(vkllm_model *m, const struct vkllm_session_params *params,
                          vkllm_session **out, struct vkllm_error *err);
@@ -1004,6 +1046,10 @@ struct vkllm_chat_params {
      * prefill or render call that needed it, fail with VKLLM_E_IO "stopped".
      * It should only read a flag (a signal handler's). May be NULL. */
     bool (*stop)(void *user);
+    /* A render-only chat's context (no session), which vkllm_chat_check
+     * measures against: a window checks a system prompt on its own thread
+     * while the session is busy. 0: none. A session's own context wins. */
+    uint32_t n_ctx;
 };
 
 /* What vkllm_chat_prefill did. */
@@ -1023,7 +1069,8 @@ struct vkllm_chat_turn {
  * Neither the model nor the session is owned. SESSION NULL makes a
  * render-only chat (a server's renderer, whose prompts other sessions
  * decode): the message functions, vkllm_chat_render, _save and _load work;
- * vkllm_chat_prefill, _check and _decode_token return VKLLM_E_INVALID. */
+ * vkllm_chat_prefill and _decode_token return VKLLM_E_INVALID, and so does
+ * _check unless params->n_ctx gives a context. */
 int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
                       const struct vkllm_chat_params *params, vkllm_chat **out,
                       struct vkllm_error *err);

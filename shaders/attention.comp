@@ -20,6 +20,11 @@
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, binding = 2) readonly buffer KCache { uint k_cache[]; };
 layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
+#if defined(K_Q8) || defined(V_Q8)
+/* K's (K_Q8) or V's (V_Q8) cache in Q8_0 blocks (kv_q8.glsl); the head size
+ * is then a multiple of 32 (budget.c) */
+#include "kv_q8.glsl"
+#endif
 layout(std430, binding = 4) coherent buffer Scores { float scores[]; };
 layout(std430, binding = 5) writeonly buffer Out { float o[]; };
 
@@ -71,6 +76,29 @@ uint slot_word(Head a, uint j)
     return a.seq_word + (s >= pc.ring ? s - pc.ring : s) * a.kv_words;
 }
 
+#if defined(K_Q8) || defined(V_Q8)
+/* The head's first Q8_0 block at position first + J. */
+uint slot_block(Head a, uint j)
+{
+    const uint s = a.first_slot + j;
+    return (a.seq_word / a.kv_words + (s >= pc.ring ? s - pc.ring : s)) *
+               (pc.n_head_kv * pc.head_dim / 32u) +
+           a.head_word / 16u;
+}
+
+/* OUT += the dot product of QS(0..32) with block B of the K cache. */
+#define Q8_DOT(QS, B, OUT)                                                                       \
+    {                                                                                            \
+        float d_, sb_ = 0.0;                                                                     \
+        uint qw_[8];                                                                             \
+        Q8_LOAD(k_cache, B, d_, qw_);                                                            \
+        for (uint k_ = 0u; k_ < 8u; k_++)                                                        \
+            sb_ += dot(vec4(QS(4u * k_), QS(4u * k_ + 1u), QS(4u * k_ + 2u), QS(4u * k_ + 3u)),   \
+                       q8_unpack4(qw_[k_]));                                                     \
+        OUT += d_ * sb_;                                                                         \
+    }
+#endif
+
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_shuffle : require
 
@@ -106,12 +134,22 @@ void main()
     /* scores (lanes across positions) and their maximum */
     float m = -1.0 / 0.0;
     for (uint j = lane; j < a.n_pos; j += SG) {
+#ifdef K_Q8
+        const uint kb = slot_block(a, j);
+        float s = 0.0;
+        for (uint i = 0u; i < hd / 32u; i++) {
+#define QS(x) qs[sg][32u * i + (x)]
+            Q8_DOT(QS, kb + i, s);
+#undef QS
+        }
+#else
         const uint kb = slot_word(a, j) + a.head_word;
         float s = 0.0;
         for (uint i = 0u; i < hd / 2u; i++) {
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[sg][2u * i] * kk.x + qs[sg][2u * i + 1u] * kk.y;
         }
+#endif
         s = finish_score(a, j, s);
         scores[a.srow + j] = s;
         m = max(m, s);
@@ -132,6 +170,15 @@ void main()
 
     /* weighted sum of V: lanes across the head's dimensions; the positions in
      * two runs, before and after the ring wraps, each walked by one add */
+#ifdef V_Q8
+    /* a scale and an int8 per value: two loads */
+    for (uint d = lane; d < hd; d += SG) {
+        float acc = 0.0;
+        for (uint j = 0u; j < a.n_pos; j++)
+            acc += scores[a.srow + j] * Q8_AT(v_cache, slot_block(a, j) + d / 32u, d % 32u);
+        o[a.q_off + d] = acc;
+    }
+#else
     const uint n_before_wrap = min(a.n_pos, pc.ring - a.first_slot);
     for (uint d = lane; d < hd; d += SG) {
         const uint half_index = a.head_word * 2u + d;
@@ -149,6 +196,7 @@ void main()
         }
         o[a.q_off + d] = acc;
     }
+#endif
 }
 
 #else
@@ -190,12 +238,22 @@ void main()
     /* scores and their maximum */
     float m = -1.0 / 0.0;
     for (uint j = tid; j < a.n_pos; j += WG) {
+#ifdef K_Q8
+        const uint kb = slot_block(a, j);
+        float s = 0.0;
+        for (uint i = 0u; i < hd / 32u; i++) {
+#define QS(x) qs[32u * i + (x)]
+            Q8_DOT(QS, kb + i, s);
+#undef QS
+        }
+#else
         const uint kb = slot_word(a, j) + a.head_word;
         float s = 0.0;
         for (uint i = 0u; i < hd / 2u; i++) {
             const vec2 kk = unpackHalf2x16(k_cache[kb + i]);
             s += qs[2u * i] * kk.x + qs[2u * i + 1u] * kk.y;
         }
+#endif
         s = finish_score(a, j, s);
         scores[a.srow + j] = s;
         m = max(m, s);
@@ -229,8 +287,12 @@ void main()
             float acc = 0.0;
             const uint half_index = a.head_word * 2u + d;
             for (uint j = g; j < a.n_pos; j += G) {
+#ifdef V_Q8
+                acc += scores[a.srow + j] * Q8_AT(v_cache, slot_block(a, j) + d / 32u, d % 32u);
+#else
                 const vec2 vv = unpackHalf2x16(v_cache[slot_word(a, j) + (half_index >> 1)]);
                 acc += scores[a.srow + j] * ((half_index & 1u) == 0u ? vv.x : vv.y);
+#endif
             }
             partial[g * hd + d] = acc;
         }

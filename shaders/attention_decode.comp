@@ -34,8 +34,21 @@ layout(std430, binding = 1) readonly buffer Q { float q[]; };
 /* 4 words (8 halves) per load: on lavapipe a load whose address differs
  * between lanes is a loop over the lanes, fetching all its components at
  * once (head_dim is a multiple of 8, ops.c checks) */
+#if defined(K_Q8) || defined(V_Q8)
+/* a cache of Q8_0 blocks (kv_q8.glsl), K's with K_Q8 (phase 1), V's with
+ * V_Q8 (phase 2); the head size is then a multiple of 32 (budget.c) */
+#include "kv_q8.glsl"
+#endif
+#ifdef K_Q8
+layout(std430, binding = 2) readonly buffer KCache { uint k_cache[]; };
+#else
 layout(std430, binding = 2) readonly buffer KCache { uvec4 k_cache[]; };
+#endif
+#ifdef V_Q8
+layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
+#else
 layout(std430, binding = 3) readonly buffer VCache { uvec4 v_cache[]; };
+#endif
 layout(std430, binding = 4) coherent buffer Scratch { float part[]; };
 /* coherent: phase 2's lanes read (m, l) pairs that other lanes overwrite */
 layout(std430, binding = 5) coherent buffer Out { float o[]; };
@@ -88,6 +101,12 @@ void main()
     /* the slot of position first + j: j < n_pos <= ring, so one subtraction
      * wraps it */
     const uint first_slot = a.first % pc.ring;
+#if defined(K_Q8) || defined(V_Q8)
+    /* in Q8_0 blocks */
+    const uint kv_blocks = pc.n_head_kv * HD / 32u;
+    const uint seq_block =
+        step.rows[t].seq * pc.ring * kv_blocks + h / (pc.n_head / pc.n_head_kv) * (HD / 32u);
+#endif
 
 #if PHASE == 1
     float slope = 0.0;
@@ -99,6 +118,21 @@ void main()
     float m = -1.0 / 0.0, l = 0.0; /* this lane's maximum and sum */
     for (uint j = c * a.chunk + lane; j < j_end; j += WG) {
         const uint s0 = first_slot + j;
+#ifdef K_Q8
+        const uint b = seq_block + (s0 >= pc.ring ? s0 - pc.ring : s0) * kv_blocks;
+        float s = 0.0;
+        for (uint i = 0u; i < HD / 32u; i++) {
+            float d;
+            uint qw[8];
+            Q8_LOAD(k_cache, b + i, d, qw);
+            float sb = 0.0;
+            for (uint k = 0u; k < 8u; k++) {
+                const uint e = 32u * i + 4u * k;
+                sb += dot(vec4(qv[e], qv[e + 1u], qv[e + 2u], qv[e + 3u]), q8_unpack4(qw[k]));
+            }
+            s += d * sb;
+        }
+#else
         const uint w = seq_quad + (s0 >= pc.ring ? s0 - pc.ring : s0) * kv_quads;
         float s = 0.0;
         for (uint i = 0u; i < HD / 8u; i++) {
@@ -108,6 +142,7 @@ void main()
                 s += qv[8u * i + 2u * k] * kh.x + qv[8u * i + 2u * k + 1u] * kh.y;
             }
         }
+#endif
         if (pc.softcap > 0.0) s = tanh(s / pc.softcap) * pc.softcap;
         s *= pc.kq_scale;
         /* minus the distance, as llama.cpp's ALiBi mask holds it */
@@ -145,6 +180,19 @@ void main()
     for (uint d = 0u; d < HD; d++) acc[d] = 0.0;
     for (uint j = c * a.chunk + lane; j < j_end; j += WG) {
         const uint s0 = first_slot + j;
+#ifdef V_Q8
+        const uint b = seq_block + (s0 >= pc.ring ? s0 - pc.ring : s0) * kv_blocks;
+        const float p = round_f16(exp(part[a.prow + j] - mm) * inv);
+        for (uint i = 0u; i < HD / 32u; i++) {
+            float d;
+            uint qw[8];
+            Q8_LOAD(v_cache, b + i, d, qw);
+            for (uint k = 0u; k < 8u; k++) {
+                const vec4 x = d * q8_unpack4(qw[k]); /* exact: 11 by 8 bits */
+                for (uint n = 0u; n < 4u; n++) acc[32u * i + 4u * k + n] += p * x[n];
+            }
+        }
+#else
         const uint w = seq_quad + (s0 >= pc.ring ? s0 - pc.ring : s0) * kv_quads;
         const float p = round_f16(exp(part[a.prow + j] - mm) * inv);
         for (uint i = 0u; i < HD / 8u; i++) {
@@ -155,6 +203,7 @@ void main()
                 acc[8u * i + 2u * k + 1u] += p * vh.y;
             }
         }
+#endif
     }
     /* every lane has read its (m, l) pairs and scores before any lane
      * overwrites them below */

@@ -40,8 +40,21 @@ const uint HW = HD / 2u; /* words per K or V row of a head */
 const uint H8 = HD / 8u; /* uvec4s per K or V row of a head */
 
 layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };
+#if defined(K_Q8) || defined(V_Q8)
+/* K's (K_Q8) or V's (V_Q8) cache in Q8_0 blocks (kv_q8.glsl): 9 loads per 32
+ * values; the head size is then a multiple of 32 (budget.c) */
+#include "kv_q8.glsl"
+#endif
+#ifdef K_Q8
+layout(std430, binding = 2) readonly buffer KCache { uint k_cache[]; };
+#else
 layout(std430, binding = 2) readonly buffer KCache { uvec4 k_cache[]; };
+#endif
+#ifdef V_Q8
+layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
+#else
 layout(std430, binding = 3) readonly buffer VCache { uvec4 v_cache[]; };
+#endif
 /* binding 4, the untiled kernel's score scratch, is not used */
 layout(std430, binding = 5) writeonly buffer Out { vec4 o4[]; };
 
@@ -107,6 +120,28 @@ void main()
     const uint u0 = first_of(t0), n_pos = step.rows[t0 + n_t - 1u].pos + 1u - u0;
     const uint u0_slot = u0 % pc.ring, kv_rows = pc.n_head_kv * H8, head_row = kvh * H8;
     const uint seq_row = step.rows[t0].seq * pc.ring * kv_rows; /* its sequence's cache */
+#if defined(K_Q8) || defined(V_Q8)
+    /* the same in Q8_0 blocks */
+    const uint kv_blocks = pc.n_head_kv * HD / 32u;
+    const uint seq_block = step.rows[t0].seq * pc.ring * kv_blocks + kvh * (HD / 32u);
+#endif
+#ifdef K_Q8
+    /* s[r] += the dot products of the lanes' queries with the K row at block KQ */
+#define K_DOTS(KQ)                                                                               \
+    [[unroll]] for (uint c = 0u; c < HD / 32u; c++)                                              \
+    {                                                                                            \
+        float d, sb[R];                                                                          \
+        uint qw[8];                                                                              \
+        Q8_LOAD(k_cache, (KQ) + c, d, qw);                                                       \
+        [[unroll]] for (uint r = 0u; r < R; r++) sb[r] = 0.0;                                    \
+        [[unroll]] for (uint k = 0u; k < 8u; k++)                                                \
+        {                                                                                        \
+            const vec4 x = q8_unpack4(qw[k]);                                                    \
+            [[unroll]] for (uint r = 0u; r < R; r++) sb[r] += dot(qv[r][8u * c + k], x);         \
+        }                                                                                        \
+        [[unroll]] for (uint r = 0u; r < R; r++) s[r] += d * sb[r];                              \
+    }
+#endif
 
     /* pass 1: each query's maximum score and sum of exponentials */
     float m[R], l[R];
@@ -116,6 +151,9 @@ void main()
         const uint kb = seq_row + slot * kv_rows + head_row;
         float s[R];
         [[unroll]] for (uint r = 0u; r < R; r++) s[r] = 0.0;
+#ifdef K_Q8
+        K_DOTS(seq_block + slot * kv_blocks);
+#else
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
@@ -123,6 +161,7 @@ void main()
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
+#endif
         const uint p = u0 + j;
         [[unroll]] for (uint r = 0u; r < R; r++)
         {
@@ -151,6 +190,9 @@ void main()
         const uint kb = seq_row + slot * kv_rows + head_row;
         float s[R];
         [[unroll]] for (uint r = 0u; r < R; r++) s[r] = 0.0;
+#ifdef K_Q8
+        K_DOTS(seq_block + slot * kv_blocks);
+#else
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
@@ -158,6 +200,7 @@ void main()
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
+#endif
         const uint p = u0 + j;
         float pr[R];
         [[unroll]] for (uint r = 0u; r < R; r++)
@@ -169,6 +212,19 @@ void main()
             const bool in_range = p >= first[r] && p <= last[r];
             pr[r] = in_range ? round_f16(exp(sc - m[r]) * inv[r]) : 0.0;
         }
+#ifdef V_Q8
+        [[unroll]] for (uint c = 0u; c < HD / 32u; c++)
+        {
+            float d;
+            uint qw[8];
+            Q8_LOAD(v_cache, seq_block + slot * kv_blocks + c, d, qw);
+            [[unroll]] for (uint k = 0u; k < 8u; k++)
+            {
+                const vec4 x = d * q8_unpack4(qw[k]); /* exact: 11 by 8 bits */
+                [[unroll]] for (uint r = 0u; r < R; r++) acc[r][8u * c + k] += pr[r] * x;
+            }
+        }
+#else
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
@@ -179,6 +235,7 @@ void main()
                 acc[r][2u * c + 1u] += pr[r] * hi;
             }
         }
+#endif
         slot = slot + 1u == pc.ring ? 0u : slot + 1u;
     }
     [[unroll]] for (uint r = 0u; r < R; r++) if (live[r])

@@ -22,10 +22,11 @@
  * end are clamped, not masked), as the shuffles need.
  *
  * The tokens go through in tiles of TT: the TT x RPT partial sums of a tile
- * (vec4s) live over one sub-block and go to the TB x RPT totals once per
- * sub-block, so a CPU device (a thread's float is one AVX register of 8
- * lanes) keeps few of them in registers at a time. (gallivm multiplies and
- * adds separately: fma() gave the same code.)
+ * (vec4s, one component at a time) live over one sub-block and go to the
+ * TB x RPT totals once per sub-block, so a CPU device (a thread's float is
+ * one AVX register of 8 lanes) keeps them in registers. (gallivm multiplies
+ * and adds separately: fma() gave the same code.) The weights are read four
+ * words per load (WEIGHTS4 in quant.glsl).
  *
  * Inputs are floats. For Q4_0 and Q8_0 weights they are the Q8_0-rounded
  * activations that a decode step's matvec sees (quantize_q8.comp writes them
@@ -43,6 +44,9 @@ layout(constant_id = 3) const uint RPT = 8; /* rows per thread */
 layout(constant_id = 4) const uint TT = 3;  /* tokens per register tile */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
+/* the same words four at a time (quant.glsl) */
+layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
+#define WEIGHTS4 1
 #include "quant.glsl"
 
 layout(std430, binding = 2) readonly buffer X { float x[]; };
@@ -122,21 +126,31 @@ void main()
                 if (t0 + j < TB) inputs32(toks[t0 + j], k0, xv[j]);
             /* summed as vec4s, then across: the order (and so the rounding)
              * of every GEMM before this one, which greedy goldens near a tie
-             * notice */
-            vec4 s[TT][RPT];
-            [[unroll]] for (uint j = 0u; j < TT; j++)
-                [[unroll]] for (uint r = 0u; r < RPT; r++) s[j][r] = vec4(0.0);
-            [[unroll]] for (uint i = 0u; i < 8u; i++) {
-                [[unroll]] for (uint j = 0u; j < TT; j++) {
-                    if (t0 + j < TB) {
-                        [[unroll]] for (uint r = 0u; r < RPT; r++) s[j][r] += w[r][i] * xv[j][i];
+             * notice. The four components are independent sums, so they go
+             * one after another: TT x RPT running sums at a time (24 floats,
+             * registers on a CPU device) rather than four times as many,
+             * which spilled to memory and cost a load and a store per
+             * multiply-add. */
+            float s[TT][RPT][4];
+            [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                float sc[TT][RPT];
+                [[unroll]] for (uint j = 0u; j < TT; j++)
+                    [[unroll]] for (uint r = 0u; r < RPT; r++) sc[j][r] = 0.0;
+                [[unroll]] for (uint i = 0u; i < 8u; i++) {
+                    [[unroll]] for (uint j = 0u; j < TT; j++) {
+                        if (t0 + j < TB) {
+                            [[unroll]] for (uint r = 0u; r < RPT; r++)
+                                sc[j][r] += w[r][i][c] * xv[j][i][c];
+                        }
                     }
                 }
+                [[unroll]] for (uint j = 0u; j < TT; j++)
+                    [[unroll]] for (uint r = 0u; r < RPT; r++) s[j][r][c] = sc[j][r];
             }
             [[unroll]] for (uint j = 0u; j < TT; j++) {
                 [[unroll]] for (uint r = 0u; r < RPT; r++) {
-                    const vec4 v = s[j][r];
-                    if (t0 + j < TB) acc[t0 + j][r] += (v.x + v.y) + (v.z + v.w);
+                    const float v[4] = s[j][r];
+                    if (t0 + j < TB) acc[t0 + j][r] += (v[0] + v[1]) + (v[2] + v[3]);
                 }
             }
         }

@@ -28,12 +28,19 @@ layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
 layout(constant_id = 4) const uint TPR = 8; /* threads per group, a power of two <= WG */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
+/* the same words four at a time (quant.glsl) */
+layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
+#define WEIGHTS4 1
 #include "quant.glsl"
 
 #ifdef ACT_Q8
 layout(std430, binding = 2) readonly buffer X { uint xq[]; };
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
+/* the same input as vec4s, for block formats (rows a multiple of 32 floats):
+ * on lavapipe each load at a per-thread address is a loop over the lanes,
+ * so four floats per load are a quarter of the loops */
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
 #endif
 layout(std430, binding = 3) buffer Y { float y[]; };
 
@@ -102,11 +109,9 @@ void main()
                 dequant32(b, sb % SUBS, pc.scale_offset, v);
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = min(t0 + tt, t_end - 1u);
-                    const uint xo = t * pc.x_stride + sb * 32u;
+                    const uint xo = (t * pc.x_stride + sb * 32u) / 4u;
                     float s = 0.0;
-                    [[unroll]] for (uint i = 0u; i < 8u; i++)
-                        s += dot(v[i], vec4(x[xo + 4u * i], x[xo + 4u * i + 1u], x[xo + 4u * i + 2u],
-                                            x[xo + 4u * i + 3u]));
+                    [[unroll]] for (uint i = 0u; i < 8u; i++) s += dot(v[i], x4[xo + i]);
                     acc[r * NT + tt] += s;
                 }
 #endif

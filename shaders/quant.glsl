@@ -14,6 +14,12 @@
  * they are GGUF's minus 2. Everything is read as 32-bit words, so no 8- or
  * 16-bit storage feature is needed.
  *
+ * A kernel that also declares the same binding as `uvec4 weights4[]` and
+ * defines WEIGHTS4 gets four words per load where a block's words are
+ * 16-byte aligned (BW a multiple of 4: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K). That is
+ * the same data; it matters on lavapipe, which loads a buffer at a per-thread
+ * address one lane at a time, whatever the width: a quarter of the lane loops.
+ *
  * Block formats provide dequant32(b, s, scale_offset, v): elements 32s .. 32s+31
  * of block b of the part, as v[i] = elements 4i .. 4i+3. */
 
@@ -27,6 +33,14 @@
 #define SUBS (QK / 32u) /* 32-element sub-blocks per block */
 
 uint bword(uint b, uint i) { return weights[b * BW + i]; }
+
+/* (the preprocessor cannot read BW's unsigned literals) */
+#if defined(WEIGHTS4) && ((HALF_AT >= 0 && (BLOCK_BYTES - 2) % 16 == 0) ||                         \
+                          (HALF_AT < 0 && BLOCK_BYTES % 16 == 0))
+#define BLOCK_WORDS4 1
+/* words 4i .. 4i+3 of block B */
+uvec4 bword4(uint b, uint i) { return weights4[b * (BW / 4u) + i]; }
+#endif
 
 /* byte O of block B */
 uint bbyte(uint b, uint o) { return bitfieldExtract(bword(b, o >> 2), int(8u * (o & 3u)), 8); }
@@ -64,15 +78,15 @@ vec4 iq4(vec4 idx)
 #endif
 
 #if defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
-/* scale and min J of the 8 6-bit pairs at bytes 4..15: pairs 0-3 are the low
- * six bits of bytes 4+j and 8+j; pairs 4-7 take their low four bits from the
- * nibbles of byte 12+(j-4) and their high two from the top bits of bytes j-4
- * and j. Three word loads and selects, no branch. */
-vec2 k4_scale_min(uint b, uint j)
+/* scale and min J of the 8 6-bit pairs at bytes 4..15 (HEAD: words 0..3 of
+ * the block): pairs 0-3 are the low six bits of bytes 4+j and 8+j; pairs 4-7
+ * take their low four bits from the nibbles of byte 12+(j-4) and their high
+ * two from the top bits of bytes j-4 and j. Selects, no branch. */
+vec2 k4_scale_min(uvec4 head, uint j)
 {
     const uint sh = 8u * (j & 3u);
-    const uint b1 = (bword(b, 1u) >> sh) & 0xffu, b2 = (bword(b, 2u) >> sh) & 0xffu;
-    const uint b3 = (bword(b, 3u) >> sh) & 0xffu;
+    const uint b1 = (head[1] >> sh) & 0xffu, b2 = (head[2] >> sh) & 0xffu;
+    const uint b3 = (head[3] >> sh) & 0xffu;
     const uint d = j < 4u ? b1 & 63u : (b3 & 0xfu) | ((b1 >> 6) << 4);
     const uint m = j < 4u ? b2 & 63u : (b3 >> 4) | ((b2 >> 6) << 4);
     return vec2(d, m);
@@ -83,8 +97,15 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
 {
 #if defined(WTYPE_Q4_0)
     const float d = block_scale(scale_offset, b);
+#ifdef BLOCK_WORDS4
+    const uvec4 q4 = bword4(b, 0u);
+#endif
     [[unroll]] for (uint w = 0u; w < 4u; w++) {
+#ifdef BLOCK_WORDS4
+        const uint q = q4[w];
+#else
         const uint q = bword(b, w);
+#endif
         v[w] = (lo4(q) - 8.0) * d;
         v[4u + w] = (hi4(q) - 8.0) * d;
     }
@@ -113,7 +134,12 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     }
 #elif defined(WTYPE_Q8_0)
     const float d = block_scale(scale_offset, b);
+#ifdef BLOCK_WORDS4
+    const uvec4 q4[2] = uvec4[2](bword4(b, 0u), bword4(b, 1u));
+    [[unroll]] for (uint w = 0u; w < 8u; w++) v[w] = s8x4(q4[w / 4u][w % 4u]) * d;
+#else
     [[unroll]] for (uint w = 0u; w < 8u; w++) v[w] = s8x4(bword(b, w)) * d;
+#endif
 #elif defined(WTYPE_IQ4_NL)
     const float d = block_scale(scale_offset, b);
     [[unroll]] for (uint w = 0u; w < 4u; w++) {
@@ -154,16 +180,41 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     /* d, dmin: word 0; scales: bytes 4..15; quants: 64 elements per 32 bytes
      * (low nibbles first) from byte 16 (Q4_K), or from byte 48 after Q5_K's
      * high bits at bytes 16..47 (bit s of byte l for element l of sub-block s) */
-    const vec2 dm = unpackHalf2x16(bword(b, 0u));
-    const vec2 sm = k4_scale_min(b, s);
+#ifdef BLOCK_WORDS4
+    const uvec4 head = bword4(b, 0u);
+#else
+    const uvec4 head = uvec4(bword(b, 0u), bword(b, 1u), bword(b, 2u), bword(b, 3u));
+#endif
+    const vec2 dm = unpackHalf2x16(head[0]);
+    const vec2 sm = k4_scale_min(head, s);
     const float dl = dm.x * sm.x, ml = dm.y * sm.y;
     const uint g = s / 2u;
+#if defined(WTYPE_Q4_K)
+    const uint q0 = 4u + 8u * g; /* the word of the quants */
+#else
+    const uint q0 = 12u + 8u * g;
+#endif
+    uint q[8];
+#ifdef BLOCK_WORDS4
+    const uvec4 qa = bword4(b, q0 / 4u), qb = bword4(b, q0 / 4u + 1u);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) q[i] = qa[i], q[4u + i] = qb[i];
+#else
+    [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = bword(b, q0 + i);
+#endif
+#if defined(WTYPE_Q5_K)
+    uint qh[8];
+#ifdef BLOCK_WORDS4
+    const uvec4 ha = bword4(b, 1u), hb = bword4(b, 2u);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) qh[i] = ha[i], qh[4u + i] = hb[i];
+#else
+    [[unroll]] for (uint i = 0u; i < 8u; i++) qh[i] = bword(b, 4u + i);
+#endif
+#endif
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
 #if defined(WTYPE_Q4_K)
-        v[i] = dl * nib4(bword(b, 4u + 8u * g + i), 4u * (s & 1u)) - ml;
+        v[i] = dl * nib4(q[i], 4u * (s & 1u)) - ml;
 #else
-        const vec4 q = nib4(bword(b, 12u + 8u * g + i), 4u * (s & 1u));
-        v[i] = dl * (q + bit16(bword(b, 4u + i), s)) - ml;
+        v[i] = dl * (nib4(q[i], 4u * (s & 1u)) + bit16(qh[i], s)) - ml;
 #endif
     }
 #elif defined(WTYPE_Q6_K)
@@ -172,11 +223,25 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
      * the nibble (s%4 / 2), the 32-byte run (s%4 & 1) and the high-bit pair. */
     const float d = block_scale(scale_offset, b);
     const uint h = s / 4u, qq = s % 4u;
+    const uint l0 = 16u * h + 8u * (qq & 1u), h0 = 32u + 8u * h; /* words of ql, qh */
+#ifdef BLOCK_WORDS4
+    /* the scales' 16 bytes are words 48..51 */
+    const uint sw = bword4(b, 12u)[(8u * h + 2u * qq) / 4u] >> (8u * ((2u * qq) % 4u));
+    const float dl0 = d * float(bitfieldExtract(int(sw), 0, 8));
+    const float dl1 = d * float(bitfieldExtract(int(sw), 8, 8));
+    const uvec4 la = bword4(b, l0 / 4u), lb = bword4(b, l0 / 4u + 1u);
+    const uvec4 ha = bword4(b, h0 / 4u), hb = bword4(b, h0 / 4u + 1u);
+#else
     const float dl0 = d * float(bitfieldExtract(int(bbyte(b, 192u + 8u * h + 2u * qq)), 0, 8));
     const float dl1 = d * float(bitfieldExtract(int(bbyte(b, 193u + 8u * h + 2u * qq)), 0, 8));
+#endif
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        const uint ql = bword(b, 16u * h + 8u * (qq & 1u) + i);
-        const uint qh = bword(b, 32u + 8u * h + i);
+#ifdef BLOCK_WORDS4
+        const uint ql = i < 4u ? la[i % 4u] : lb[i % 4u], qh = i < 4u ? ha[i % 4u] : hb[i % 4u];
+#else
+        const uint ql = bword(b, l0 + i);
+        const uint qh = bword(b, h0 + i);
+#endif
         const vec4 lo = nib4(ql, 4u * (qq >> 1));
         const vec4 hi = vec4((uvec4(qh, qh >> 8, qh >> 16, qh >> 24) >> (2u * qq)) & 3u);
         v[i] = (i < 4u ? dl0 : dl1) * (lo + hi * 16.0 - 32.0);

@@ -459,6 +459,24 @@ static void test_fallback(void)
     struct vkllm_chat_turn t;
     CHECK(vkllm_chat_prefill(c, &t, &err) == VKLLM_OK, "%s", err.msg);
     vkllm_chat_free(c);
+    /* a template that refuses one conversation (two user messages in a row,
+     * as Mistral's) falls back for that render only: a server renders every
+     * client's request with one chat, and kept the built-in format for all */
+    c = new_chat(s, "{% for m in messages %}{% if loop.index0 > 0 and m.role == "
+                    "messages[loop.index0 - 1].role %}{{ raise_exception('alternate') }}"
+                    "{% endif %}<|im_start|>{{ m.content }}{% endfor %}");
+    REQUIRE(vkllm_chat_add(c, "user", "a", 1, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "b", 1, &err) == VKLLM_OK);
+    before = notices;
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK);
+    CHECK(notices == before + 1 && strstr(last_notice, "alternate"), "notice: %s", last_notice);
+    free(text);
+    vkllm_chat_clear(c, false);
+    REQUIRE(vkllm_chat_add(c, "user", "a", 1, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK);
+    CHECK(!strcmp(text, "<|im_start|>a"), "after a refused render: '%s'", text);
+    free(text);
+    vkllm_chat_free(c);
     /* a template that leaves the messages out ran every turn on BOS alone,
      * silently: one note, not one a turn */
     c = new_chat(s, "{% for m in messages %}{% endfor %}x");

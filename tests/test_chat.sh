@@ -367,7 +367,7 @@ for sig in TERM HUP INT; do
     exec 3>&-
     want=$((128 + $(kill -l $sig)))
     [ $status = $want ] || fail "SIG$sig during /save: exit status $status, expected $want: $(cat "$sig_dir/err")"
-    grep -q "^vkllm: saved 1 messages" "$sig_dir/err" && grep -q '"messages"' "$sig_dir/out.json" ||
+    grep -q "^vkllm: saved 1 message " "$sig_dir/err" && grep -q '"messages"' "$sig_dir/out.json" ||
         fail "SIG$sig during /save: not saved: $(cat "$sig_dir/err")"
     compgen -G "$sig_dir/.vkllm.tmp-*" >/dev/null && fail "SIG$sig during /save left $(ls -A "$sig_dir")"
     if [ $sig = INT ]; then

@@ -736,6 +736,14 @@ rm -f "$scratch/rope-nul.gguf"
 # 2^64 - 1 is an integer out of range; hex floats and blanks are not numbers
 pattern="--seed: 18446744073709551615 is out of range" check fail "$vkllm" run --seed 18446744073709551615
 pattern="--temp: '0x1p-1' is not a number" check fail "$vkllm" run --temp 0x1p-1
+# KV cache types: a name that is none, empty, the last of a repeated flag; a
+# Q8_0 cache on the bundled model, whose head size (8) is not a multiple of 32
+pattern="-ctk: 'q4_7' is not a KV cache type (f16, q8_0)" check fail "$vkllm" run -ctk q4_7 -n 1
+pattern="--cache-type-v: an empty name is not a KV cache type" check fail "$vkllm" bench --cache-type-v "" -p 1 -n 1 -r 1
+pattern="-ctv: 'q8_1' is not a KV cache type" check fail "$vkllm" perplexity -ctv q8_0 -ctv q8_1 -f "$text"
+pattern="$model: --cache-type-k q8_0 needs a head size that is a multiple of 32 (this model's is 8)" check fail "$vkllm" run -ctk q8_0 -n 1
+pattern="$model: --cache-type-v q8_0 needs a head size that is a multiple of 32" check fail "$vkllm" serve -ctv q8_0 --port 1
+check ok "$vkllm" run -ctk q8_0 -ctk f16 -n 1 # the last one wins
 pattern="--top-p: ' 0.5' is not a number" check fail "$vkllm" run --top-p " 0.5"
 # a LoRA adapter where a model goes (they sit side by side: a likely slip) is
 # named as one by every command that loads a model (it was "missing metadata

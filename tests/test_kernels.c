@@ -792,6 +792,32 @@ struct attn_case {
     float softcap, alibi_max_bias; /* 0: none */
 };
 
+/* Bytes of a cache of TYPE holding N values. */
+static uint64_t cache_bytes(uint32_t type, uint64_t n)
+{
+    return type == VKLLM_CACHE_Q8_0 ? n / 32 * sizeof(struct block_q8_0) : n * 2;
+}
+
+/* Row X of N values as a cache of TYPE holds it: rounded to half, or through
+ * Q8_0 (the reference then runs on what the GPU reads, so the tolerance
+ * below, derived for |k|, |v| <= 1, holds for either: a Q8_0 value is at
+ * most its block's amax). Writes the cache's bytes to BYTES (if not NULL). */
+static void cache_row(uint32_t type, const float *x, float *out, void *bytes, uint32_t n)
+{
+    if (type != VKLLM_CACHE_Q8_0) {
+        for (uint32_t i = 0; i < n; i++) {
+            out[i] = ref_round_f16(x[i]);
+            if (bytes) ((uint16_t *)bytes)[i] = f32_to_fp16(x[i]);
+        }
+        return;
+    }
+    struct block_q8_0 b[64];
+    REQUIRE(n / 32 <= 64);
+    quant_quantize_row(VKLLM_TYPE_Q8_0, x, b, n);
+    quant_dequantize_row(VKLLM_TYPE_Q8_0, b, out, n);
+    if (bytes) memcpy(bytes, b, n / 32 * sizeof *b);
+}
+
 /* The GPU cache's slots at the end: which position each holds, or -1. */
 static int64_t slot_position(uint32_t slot, uint32_t n_pos, uint32_t ring)
 {
@@ -799,7 +825,8 @@ static int64_t slot_position(uint32_t slot, uint32_t n_pos, uint32_t ring)
     return slot + (int64_t)ring * ((n_pos - 1 - slot) / ring);
 }
 
-static void test_attention(const struct attn_case *c)
+/* A case with a cache of TYPE_K and TYPE_V (enum vkllm_cache_type). */
+static void test_attention(const struct attn_case *c, uint32_t type_k, uint32_t type_v)
 {
     const uint32_t n_head = c->n_head, n_head_kv = c->n_head_kv, hd = c->hd, n_pos = c->n_pos;
     const uint32_t n_last = c->n_last, batch = c->batch;
@@ -811,8 +838,8 @@ static void test_attention(const struct attn_case *c)
     struct gpu_buf kb = host_buf((uint64_t)batch * kv_dim * 4),
                    vb = host_buf((uint64_t)batch * kv_dim * 4),
                    qb = host_buf((uint64_t)batch * q_dim * 4),
-                   kc = host_buf((uint64_t)ring * kv_dim * 2),
-                   vc = host_buf((uint64_t)ring * kv_dim * 2),
+                   kc = host_buf(cache_bytes(type_k, (uint64_t)ring * kv_dim)),
+                   vc = host_buf(cache_bytes(type_v, (uint64_t)ring * kv_dim)),
                    out = host_buf((uint64_t)batch * q_dim * 4), scores;
     REQUIRE(gpu_pool_alloc(&tb.device, (uint64_t)batch * n_head * n_ctx * 4, &scores, &tb.err) == 0,
             "%s", tb.err.msg);
@@ -827,8 +854,11 @@ static void test_attention(const struct attn_case *c)
         .kq_scale = c->kq_scale ? c->kq_scale : 1.0f / sqrtf((float)hd),
         .softcap = c->softcap,
         .alibi_max_bias = c->alibi_max_bias,
+        .type_k = type_k,
+        .type_v = type_v,
     };
-    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, ring, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_kv_store(&e, &kb, &vb, &kc, &vc, kv_dim, ring, type_k, type_v, &tb.err) == 0, "%s",
+            tb.err.msg);
     REQUIRE(op_attention(&e, &qb, &kc, &vc, &scores, &out, &ap, &tb.err) == 0, "%s", tb.err.msg);
     record_end();
 
@@ -853,8 +883,12 @@ static void test_attention(const struct attn_case *c)
           *mutated = malloc(q_dim * 4);
     REQUIRE(K && V && Kr && Vr && Q && want && mutated);
     for (uint64_t i = 0; i < (uint64_t)n_pos * kv_dim; i++) {
-        Kr[i] = ref_round_f16(K[i] = frand(&r));
-        Vr[i] = ref_round_f16(V[i] = frand(&r));
+        K[i] = frand(&r);
+        V[i] = frand(&r);
+    }
+    for (uint64_t p = 0; p < n_pos; p++) {
+        cache_row(type_k, K + p * kv_dim, Kr + p * kv_dim, NULL, kv_dim);
+        cache_row(type_v, V + p * kv_dim, Vr + p * kv_dim, NULL, kv_dim);
     }
     for (uint64_t i = 0; i < (uint64_t)n_pos * q_dim; i++)
         Q[i] = frand(&r) * QSCALE;
@@ -929,15 +963,28 @@ static void test_attention(const struct attn_case *c)
     /* the cache, bit for bit: the last position written to each slot, and
      * NaN in slots never written */
     struct diff dc = {0};
-    const uint16_t *kh = kc.mapped, *vh = vc.mapped;
+    const uint64_t row_k = cache_bytes(type_k, kv_dim), row_v = cache_bytes(type_v, kv_dim);
+    uint8_t *want_k = malloc(row_k), *want_v = malloc(row_v);
+    float *scratch = malloc(kv_dim * sizeof *scratch);
+    REQUIRE(want_k && want_v && scratch);
     for (uint32_t slot = 0; slot < ring; slot++) {
         const int64_t p = slot_position(slot, n_pos, ring);
-        for (uint32_t i = 0; i < kv_dim; i++) {
-            const uint64_t j = (uint64_t)slot * kv_dim + i, src = (uint64_t)p * kv_dim + i;
-            diff_add(&dc, kh[j], p >= 0 ? f32_to_fp16(K[src]) : 0xffff, 0.0, "k_cache", j);
-            diff_add(&dc, vh[j], p >= 0 ? f32_to_fp16(V[src]) : 0xffff, 0.0, "v_cache", j);
+        memset(want_k, 0xff, row_k);
+        memset(want_v, 0xff, row_v);
+        if (p >= 0) {
+            cache_row(type_k, K + (uint64_t)p * kv_dim, scratch, want_k, kv_dim);
+            cache_row(type_v, V + (uint64_t)p * kv_dim, scratch, want_v, kv_dim);
         }
+        const uint8_t *kh = (const uint8_t *)kc.mapped + slot * row_k;
+        const uint8_t *vh = (const uint8_t *)vc.mapped + slot * row_v;
+        for (uint64_t i = 0; i < row_k; i++)
+            diff_add(&dc, kh[i], want_k[i], 0.0, "k_cache byte", slot * row_k + i);
+        for (uint64_t i = 0; i < row_v; i++)
+            diff_add(&dc, vh[i], want_v[i], 0.0, "v_cache byte", slot * row_v + i);
     }
+    free(want_k);
+    free(want_v);
+    free(scratch);
 
     char shape[160];
     snprintf(shape, sizeof shape, "%s, heads %u/%u x %u, %u pos, last %u/%u tok",
@@ -948,6 +995,10 @@ static void test_attention(const struct attn_case *c)
     if (c->window)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", window %u", c->window);
     if (c->ring) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", ring %u", ring);
+    if (type_k || type_v)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", cache %s/%s%s",
+                 vkllm_cache_type_name(type_k), vkllm_cache_type_name(type_v),
+                 tb.ctx->attention_subgroup ? "" : " (no subgroups)");
     diff_report("kv_store", shape, &dc);
     if (ap.q_scale != 1.0f)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", q*%.3g kq*%.3g",
@@ -968,6 +1019,54 @@ static void test_attention(const struct attn_case *c)
     free(want);
     free(mutated);
     case_end();
+}
+
+/* A Q8_0 cache (K, V or both; test_kernels --kv-q8): rows of an even and an
+ * odd number of blocks (a word shared by two positions' blocks), tiles,
+ * decode split and not, a ring, a soft-cap, ALiBi, head_dim 32 to 256; each
+ * through the kernels its batch gets, then untiled and unsplit, then both
+ * again without subgroup operations (attention_sh, attention_decode_sh). */
+static void test_attention_q8(void)
+{
+    const float r32 = 1.0f / sqrtf(32.0f);
+    const bool tiled = tb.ctx->attention_tiled;
+    const uint32_t splits = tb.ctx->attention_splits;
+
+    const uint32_t CQ8 = VKLLM_CACHE_Q8_0;
+    const struct {
+        struct attn_case c;
+        uint32_t type_k, type_v;
+    } q8[] = {
+        {{8, 2, 64, 37, 5, 8, 0, false, 0, 0, 0, 0}, CQ8, CQ8},
+        {{6, 3, 32, 37, 7, 8, 0, false, 0, 0, 0, 0}, CQ8, CQ8},
+        {{6, 3, 32, 41, 3, 4, 6, true, r32, 1.0f, 3.0f, 0}, CQ8, CQ8},
+        {{8, 2, 64, 37, 5, 8, 0, false, 0, 0, 0, 0}, CQ8, 0},
+        {{6, 3, 32, 600, 13, 16, 0, false, 0, 0, 0, 0}, 0, CQ8},
+        {{8, 8, 32, 700, 1, 4, 0, false, 0, 0, 0, 0}, CQ8, CQ8},
+        {{8, 2, 32, 900, 1, 4, 300, true, 0, 0, 0, 0}, CQ8, CQ8},
+        {{6, 6, 32, 500, 3, 4, 0, false, 0, 0, 0, 8.0f}, CQ8, CQ8},
+        {{8, 4, 32, 400, 1, 4, 0, false, r32, 1.0f, 2.0f, 0}, CQ8, 0},
+        {{4, 2, 256, 530, 1, 2, 0, false, 0, 0, 0, 0}, 0, CQ8},
+        {{8, 2, 128, 90, 13, 16, 20, true, 0, 0, 0, 0}, CQ8, CQ8},
+    };
+    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) {
+        const bool sub = tb.ctx->attention_subgroup, mv = tb.ctx->matvec_subgroup;
+        const uint32_t per_group = tb.ctx->attention_per_group;
+        test_attention(&q8[i].c, q8[i].type_k, q8[i].type_v);
+        tb.ctx->attention_tiled = false;
+        tb.ctx->attention_splits = 0;
+        test_attention(&q8[i].c, q8[i].type_k, q8[i].type_v);
+        tb.ctx->attention_subgroup = tb.ctx->matvec_subgroup = false;
+        tb.ctx->attention_per_group = 1; /* as context.c sets it without subgroups */
+        tb.ctx->attention_splits = splits;
+        test_attention(&q8[i].c, q8[i].type_k, q8[i].type_v);
+        tb.ctx->attention_splits = 0;
+        test_attention(&q8[i].c, q8[i].type_k, q8[i].type_v);
+        tb.ctx->attention_subgroup = sub, tb.ctx->matvec_subgroup = mv;
+        tb.ctx->attention_per_group = per_group;
+        tb.ctx->attention_tiled = tiled;
+        tb.ctx->attention_splits = splits;
+    }
 }
 
 /* ============================== eltwise ============================== */
@@ -1173,8 +1272,10 @@ static void test_many_workgroups(void)
 
 /* ============================== Main ============================== */
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --kv-q8: the attention kernels with a Q8_0 KV cache only */
+    const bool kv_q8 = argc > 1 && !strcmp(argv[1], "--kv-q8");
     double t_start = now_s();
     int rc = vkllm_context_create(NULL, &tb.ctx, &tb.err);
     REQUIRE(rc == 0, "%s", tb.err.msg);
@@ -1184,6 +1285,10 @@ int main(void)
            vkllm_context_paths(tb.ctx));
     REQUIRE(gpu_uploader_create(&tb.up, &tb.ctx->dev, 16u << 20, &tb.err) == 0, "%s", tb.err.msg);
     REQUIRE(gpu_graph_create(&tb.graph, &tb.ctx->dev, &tb.err) == 0, "%s", tb.err.msg);
+    if (kv_q8) {
+        test_attention_q8();
+        goto done;
+    }
 
     /* odd row lengths (F16 rows then start mid-word), odd row counts, parts */
     const uint32_t F32 = VKLLM_TYPE_F32, F16 = VKLLM_TYPE_F16, Q8 = VKLLM_TYPE_Q8_0,
@@ -1358,12 +1463,12 @@ int main(void)
     const uint32_t splits = tb.ctx->attention_splits;
     for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) {
         const bool by_tiles = tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH;
-        test_attention(&ac[i]);
+        test_attention(&ac[i], 0, 0);
         tb.ctx->attention_tiled = false;
-        if (by_tiles) test_attention(&ac[i]);
+        if (by_tiles) test_attention(&ac[i], 0, 0);
         if (splits && ac[i].hd % 8 == 0 && ac[i].hd >= 2 * splits) {
             tb.ctx->attention_splits = 0;
-            test_attention(&ac[i]);
+            test_attention(&ac[i], 0, 0);
             tb.ctx->attention_splits = splits;
         }
         tb.ctx->attention_tiled = tiled;
@@ -1393,6 +1498,7 @@ int main(void)
     test_swiglu(127, 1, 1);
     test_swiglu(11008 + 3, 16, 13);
 
+done:
     gpu_graph_destroy(&tb.graph);
     gpu_uploader_destroy(&tb.up);
     uint32_t messages = vkllm_context_validation_errors(tb.ctx);

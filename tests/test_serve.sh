@@ -255,6 +255,34 @@ expect 200 '"finish_reason"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1,"miro
     "n_probs":0,"dry_multiplier":0,"dry_base":1.75,"dry_allowed_length":2,"samplers":[],"repeat_last_n":-1}' \
     "$url/v1/completions"
 expect 400 '"param":"repeat_last_n"' "${auth[@]}" -d '{"prompt":"a","repeat_last_n":-2}' "$url/v1/completions"
+# more of llama-server's that were answered 200 and ignored (issue 10); an
+# id_slot that is not one of the 4 slots is refused
+for field in '"top_n_sigma":1' '"t_max_predict_ms":1' '"return_tokens":true' '"post_sampling_probs":true' \
+    '"response_fields":["x"]' '"min_keep":5' '"n_cmpl":2' '"n_indent":4' '"adaptive_target":0.5' \
+    '"thinking_budget_tokens":0' '"reasoning_format":"auto"' '"parse_tool_calls":true' '"id_slot":4' \
+    '"id_slot":-2' '"n_keep":"all"'; do
+    name=${field%%\":*}
+    expect 400 "\"param\":\"${name#\"}\"" "${auth[@]}" \
+        -d "{\"prompt\":\"Once\",\"max_tokens\":2,\"temperature\":0,$field}" "$url/v1/completions"
+done
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"prompt":"Once","max_tokens":2,"temperature":0,
+    "top_n_sigma":-1,"t_max_predict_ms":0,"return_tokens":false,"post_sampling_probs":false,
+    "response_fields":[],"min_keep":0,"n_keep":-1,"n_discard":0,"id_slot":3,"n_cmpl":1,
+    "adaptive_target":-1,"thinking_budget_tokens":-1,"reasoning_format":"none","cache_prompt":false}' \
+    "$url/v1/completions"
+# how the template renders: the generation prompt is always added, a last
+# message never continued; this model has no template, so no variable of
+# chat_template_kwargs is read (test_serve_hostile: one that is)
+for field in '"add_generation_prompt":false' '"continue_final_message":true' '"chat_template_kwargs":3'; do
+    name=${field%%\":*}
+    for path in /v1/chat/completions /apply-template; do
+        expect 400 "\"param\":\"${name#\"}\"" "${auth[@]}" \
+            -d "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":1,$field}" "$url$path"
+    done
+done
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":1,
+    "add_generation_prompt":true,"chat_template_kwargs":{"enable_thinking":false},"reasoning_effort":"none"}' \
+    "$url/v1/chat/completions"
 # repeat_last_n 0 turns the penalty off: the text of no penalty at all
 checks=$((checks + 1))
 for rln in 0 64; do
@@ -342,6 +370,9 @@ log_b=$scratch/server-b.log
 start_server "$log_b" -np 1 -c 2048 --queue 1 --cors https://example.org --timeout 1 --alias "my model"
 url=http://127.0.0.1:$port
 expect 200 '"id":"my model"' "$url/v1/models"
+# the one slot is 0: another id_slot is refused, not ignored (issue 10)
+expect 400 '"param":"id_slot"' -d '{"prompt":"Once","max_tokens":2,"id_slot":1}' "$url/v1/completions"
+expect 200 '"finish_reason"' -d '{"prompt":"Once","max_tokens":2,"id_slot":0}' "$url/v1/completions"
 # a client that stalls halfway through its request is cut off (--timeout 1)
 checks=$((checks + 1))
 exec 3<>"/dev/tcp/127.0.0.1/$port"

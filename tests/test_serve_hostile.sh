@@ -9,6 +9,10 @@
 # 3. An adapter holding NaN: the server started, and every generation was a
 #    500 blaming the model's file; now it is refused at start, one line.
 # 4. (round 7) --host ::1 printed http://::1:PORT; now http://[::1]:PORT.
+# 5. (issue 10) chat_template_kwargs and reasoning_effort were ignored, the
+#    template rendered without them: now a 400 when the template reads the
+#    variable, and passed when it never names it.
+# 6. (issue 10) a --host it cannot listen on is refused before the model loads.
 # Exit 77 (skipped) when curl is missing.
 set -u
 vkllm=$1 data=$2 scratch=$3 craft=$4 gen_lora=$5
@@ -107,6 +111,35 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2
         fail "--host ::1: $(cat "$scratch/v6.log")"
     stop_server "$scratch/v6.log"
 fi
+
+# ---- 5. a template reading enable_thinking, as Qwen3's: the variables a
+# request would give it are refused, those it never names pass
+"$craft" "$model" "$scratch/think.gguf" --str tokenizer.chat_template \
+    '{% for m in messages %}{{ m.content }}{% endfor %}{% if enable_thinking is defined and not enable_thinking %}/no_think{% endif %}' ||
+    fail "craft_gguf think"
+start_server "$scratch/think.log" "$scratch/think.gguf"
+msgs='"messages":[{"role":"user","content":"Hi"}],"max_tokens":1'
+for path in /v1/chat/completions /apply-template; do
+    for extra in '"chat_template_kwargs":{"enable_thinking":false}' '"reasoning_effort":"none"'; do
+        post $path "{$msgs,$extra}"
+        [ "$status" = 400 ] && grep -q "the chat template reads 'enable_thinking'" "$scratch/body" ||
+            fail "$path with $extra: $status $(head -c 300 "$scratch/body")"
+    done
+    post $path "{$msgs,\"chat_template_kwargs\":{\"unread\":1},\"reasoning_effort\":\"high\"}"
+    [ "$status" = 200 ] || fail "$path, variables the template never names: $status $(head -c 300 "$scratch/body")"
+done
+stop_server "$scratch/think.log"
+
+# ---- 6. (issue 10, M-3) a --host it cannot listen on loaded the whole model
+# first, and ::1 with an unknown interface was taken: now refused before the
+# model is opened (a missing one would be the error otherwise)
+for host in "" localhost. "[::1]" 1.2.3.4 "::1%99"; do
+    checks=$((checks + 1))
+    timeout 20 "$vkllm" serve -m "$scratch/none.gguf" --host "$host" --port 0 >/dev/null 2>"$scratch/host.err"
+    rc=$?
+    [ $rc = 1 ] && [ "$(wc -l <"$scratch/host.err")" = 1 ] && grep -q '^error: --host' "$scratch/host.err" ||
+        fail "--host '$host': status $rc, $(head -c 300 "$scratch/host.err")"
+done
 
 echo "test_serve_hostile: $checks checks, $failures failures"
 [ $failures = 0 ]

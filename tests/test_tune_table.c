@@ -3,7 +3,9 @@
  * - A saved table reads back entry for entry, for its key only: another
  *   device's key, a bad line, a NUL byte, a directory or an empty file each
  *   give an empty table and one note naming the file; no file is no note.
- * - Setting an entry twice replaces it; TPR 0 removes it.
+ * - Setting an entry twice replaces it; TPR 0 removes it. Numbers are
+ *   strict decimal, a file holds at most 4096 lines, and a save merges into
+ *   the file as it is, also under VKLLM_TUNE=0 (issue 10).
  * - op_matvec follows the table: an entry for a weight's shape makes it
  *   record another pipeline variant (the threads per row are a
  *   specialization constant), other shapes keep theirs, and every variant's
@@ -91,9 +93,13 @@ static void test_file(void)
         tune_table_free(&t);
     }
     /* a good key with a bad entry: the whole file is ignored */
-    static const char *lines[] = {"matvec Q4_0 256 256 3", "matvec Q9_9 256 256 1",
-                                  "matvec Q4_0 256 256 2048", "matvec Q4_0 0 256 1",
-                                  "matvec Q4_0 256 256 1 extra"};
+    static const char *lines[] = {
+        "matvec Q4_0 256 256 3", "matvec Q9_9 256 256 1", "matvec Q4_0 256 256 2048",
+        "matvec Q4_0 0 256 1", "matvec Q4_0 256 256 1 extra",
+        /* issue 10, M-4: sscanf's %u took these */
+        "matvec F32 64 64 4294967297", "matvec F32 +64 64 1", "matvec F32 0064 64 1",
+        "matvec F32 64 64 01", "matvec F32 64 99999999999 1", "matvec F32 64  64 1",
+        "matvec F32 64 64 -1", "matvec F32 64 64 1 ", "\nmatvec F32 64 64 1"};
     char keyline[200];
     REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg); /* for its key line */
     tune_table_free(&t);
@@ -114,6 +120,50 @@ static void test_file(void)
               "'%s': %u entries, note '%s'", lines[i], t.n, t.note);
         tune_table_free(&t);
     }
+    /* issue 10, T-3: 53,000 shapes cost every start 2 s; more lines than a
+     * real file holds are refused, and the most it may hold read back, in
+     * the worst order for a sorted table */
+    for (int lines_n = 4094; lines_n <= 4095; lines_n++) {
+        FILE *f = fopen(path, "w");
+        REQUIRE(f);
+        fprintf(f, "vkllm tune 1\n%s", keyline);
+        for (int i = lines_n; i > 0; i--)
+            fprintf(f, "matvec F32 %d %d 1\n", 64 + i % 7, i);
+        fclose(f);
+        REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
+        if (lines_n == 4094) {
+            CHECK(t.n == 4094 && !t.note[0], "4096 lines: %u entries, note '%s'", t.n, t.note);
+            for (int i = 1; i <= lines_n; i += 97)
+                CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 64 + i % 7, i) == 1, "entry %d", i);
+            CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 64, 1) == 0, "another shape");
+        } else {
+            CHECK(t.n == 0 && strstr(t.note, "more than 4096 lines"), "4097 lines: note '%s'",
+                  t.note);
+        }
+        tune_table_free(&t);
+    }
+    /* issue 10, T-1: saving merges into the file as it is, also under
+     * VKLLM_TUNE=0 (which reads no file at load), which kept only its own */
+    {
+        struct tune_table a;
+        unlink(path);
+        REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
+        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_Q4_0, 256, 99, 1, &err), "%s", err.msg);
+        REQUIRE_OK(tune_table_save(&a, &pc, &err), "%s", err.msg);
+        tune_table_free(&a);
+        setenv("VKLLM_TUNE", "0", 1);
+        REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
+        CHECK(a.n == 0, "VKLLM_TUNE=0 read %u entries", a.n);
+        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_F32, 64, 64, 2, &err), "%s", err.msg);
+        REQUIRE_OK(tune_table_save(&a, &pc, &err), "%s", err.msg);
+        tune_table_free(&a);
+        unsetenv("VKLLM_TUNE");
+        REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
+        CHECK(a.n == 2 && tune_table_matvec_tpr(&a, VKLLM_TYPE_Q4_0, 256, 99) == 1 &&
+                  tune_table_matvec_tpr(&a, VKLLM_TYPE_F32, 64, 64) == 2,
+              "after a save under VKLLM_TUNE=0: %u entries", a.n);
+        tune_table_free(&a);
+    }
     /* a directory in its place: one note, no wait */
     unlink(path);
     REQUIRE(mkdir(path, 0700) == 0);
@@ -124,7 +174,7 @@ static void test_file(void)
 
     setenv("VKLLM_TUNE", "yes", 1);
     CHECK(tune_table_load(&t, &pc, &err) == VKLLM_E_INVALID &&
-              strstr(err.msg, "VKLLM_TUNE: 'yes' is neither 0 (off) nor 1 (on)"),
+              strstr(err.msg, "VKLLM_TUNE: 'yes' is neither 0 (off), 1 (on) nor manual"),
           "%s", err.msg);
     tune_table_free(&t);
     unsetenv("VKLLM_TUNE");

@@ -374,7 +374,8 @@ grep -q "^vkllm-chat: error: $scratch/lora-other.gguf: blk.0.attn_q.weight.lora_
 
 # ---- status bar, context full, loading, Markdown (app/chat/status_bar.c,
 # worker.c, view_chat.c). Run 5: a context of 80 tokens and three turns with a
-# system prompt: each turn after the first drops the oldest turns, with a note
+# system prompt (a longer one, which leaves no room, is refused when set): each
+# turn after the first drops the oldest turns, with a note
 # in the window each time; the prompt the worker sent last still opens with
 # the system prompt and no longer holds the first message; the status bar's
 # speeds and GB/s are set. Run 6: a saved conversation written by hand (a
@@ -392,6 +393,7 @@ cat > ctx.script <<EOF
 settings system_prompt You tell short stories.
 send Once upon a time there was a cat
 wait-reply
+settings-refused system_prompt $(printf 'The cat sat on the mat. %.0s' {1..12})
 send The cat liked to play with a ball
 wait-reply
 send One day the ball rolled away
@@ -429,6 +431,12 @@ status=$?
 [ $status = 0 ] || fail "context-full run: exit status $status: $(tail -5 err5.txt)"
 [ "$(grep -c '^vkllm-chat: context full: dropped the oldest' err5.txt)" = 2 ] ||
     fail "not one note for each turn that dropped others: $(grep -v script: err5.txt)"
+# a system prompt that leaves no room is refused when set (issue 10: it was
+# taken, and every message failed), and the chat goes on with the old one
+grep -q '^vkllm-chat: error: System prompt: .* the context holds 80: no message can be answered: raise Context length or shorten the system prompt$' err5.txt &&
+    ! grep -q 'error: the conversation is' err5.txt &&
+    grep -q '"system_prompt": "You tell short stories."' "$scratch/ctx-config/vkllm/settings.json" ||
+    fail "a system prompt too long for the context: not refused: $(grep -v script: err5.txt)"
 mkdir -p "$scratch/md-data/vkllm/chats"
 cp "$data/window/markdown-chat.json" "$scratch/md-data/vkllm/chats/20260101-100000-d0c5ad.json"
 own_window md -n 16 --script md.script >out6.txt 2>err6.txt

@@ -98,6 +98,18 @@ bool app_settings_commit(struct app *a, const struct settings *s)
         app_banner(a, true, "%s", err.msg);
         return false;
     }
+    /* a system prompt that leaves no room would fail every message: refused
+     * against the loaded model's context (a new context is checked by the
+     * load it causes) */
+    if (strcmp(s->system_prompt, a->settings.system_prompt) && s->n_ctx == a->settings.n_ctx) {
+        pthread_mutex_lock(&a->lock);
+        int rc = worker_check_system(a->worker, s->system_prompt, &err);
+        pthread_mutex_unlock(&a->lock);
+        if (rc) {
+            app_banner(a, true, "System prompt: %s", err.msg);
+            return false;
+        }
+    }
     struct settings before = effective(a);
     char x[sizeof s->system_prompt], y[sizeof s->system_prompt];
     for (size_t i = 0; i < settings_n_fields; i++) {

@@ -67,6 +67,9 @@ struct worker {
     char ctx_device[sizeof(struct worker_params){0}.device]; /* what ctx was made for */
     uint32_t validation; /* messages counted by contexts already destroyed */
     struct engine e;
+    /* a render-only chat of e's model and context, for the UI thread to check
+     * a system prompt while a reply runs (lock held); NULL without a model */
+    vkllm_chat *checker;
 };
 
 static double now_ms(void)
@@ -167,10 +170,57 @@ static void context_notes(struct worker *w, const vkllm_context *ctx)
     if (at) on_note(line, w);
 }
 
+static int tune_stopped(void *user)
+{
+    return atomic_load(&((struct worker *)user)->stop);
+}
+
+/* Tunes M's decode kernels on a device's first run (vkllm_tune_auto, about
+ * 3 s; closing the window stops it), the outcome in the status line. */
+static void autotune(struct worker *w, vkllm_model *m)
+{
+    double budget;
+    if (!vkllm_tune_pending(m, &budget)) return;
+    char line[sizeof w->st.note];
+    snprintf(line, sizeof line, "tuning the mat-vec for this device (once, about %.3g s)...",
+             budget);
+    on_note(line, w);
+    struct vkllm_error err = {0};
+    struct vkllm_tune_auto_result r;
+    const struct vkllm_tune_auto_params p = {.stop = tune_stopped, .user = w};
+    if (vkllm_tune_auto(m, &p, &r, &err))
+        snprintf(line, sizeof line, "tuning not done: %.480s", err.msg);
+    else
+        snprintf(line, sizeof line, "tuned the mat-vec for this device: %u shapes in %.1f s",
+                 r.measured, r.seconds);
+    on_note(line, w);
+}
+
+/* Whether a message can be answered in CHAT (its messages are left none)
+ * with system prompt SYS ("": none): VKLLM_E_CONTEXT_FULL says what to
+ * change. A system prompt that leaves no room would fail every message, each
+ * kept unanswered (probe 7, M5; issue 10): refused instead, as `vkllm chat -c`
+ * refuses it at start. */
+static int check_fits(vkllm_chat *chat, const char *sys, struct vkllm_error *err)
+{
+    int rc = sys[0] ? vkllm_chat_add(chat, "system", sys, strlen(sys), err) : VKLLM_OK;
+    if (!rc) rc = vkllm_chat_check(chat, err);
+    vkllm_chat_clear(chat, false);
+    if (rc == VKLLM_E_CONTEXT_FULL) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        snprintf(err->msg, sizeof err->msg,
+                 "%.200s: no message can be answered: raise Context length%s", why,
+                 sys[0] ? " or shorten the system prompt" : "");
+    }
+    return rc;
+}
+
 static void run_load(struct worker *w, const char *path)
 {
     struct vkllm_error err = {0};
     struct engine e = {0};
+    vkllm_chat *checker = NULL;
     double t0 = now_ms();
     vkllm_context *ctx = w->ctx, *new_ctx = NULL;
     /* another device: a context of its own, the old one kept until this works */
@@ -184,6 +234,7 @@ static void run_load(struct worker *w, const char *path)
     /* a model or context too big for the device is refused before any upload */
     struct vkllm_model_params mp = {.progress = on_progress, .user = w, .session = &sp};
     if (vkllm_model_load(ctx, path, &mp, &e.model, &err)) goto fail;
+    autotune(w, e.model); /* before the session records the matvecs */
     if (vkllm_session_create(e.model, &sp, &e.session, &err)) goto fail;
     if (decode_bytes_of(vkllm_model_gguf(e.model), vkllm_model_hparams(e.model), &e.cost, &err))
         goto fail;
@@ -196,27 +247,22 @@ static void run_load(struct worker *w, const char *path)
                                     .notice = on_note,
                                     .user = w};
     if (vkllm_chat_create(e.model, e.session, &chp, &e.chat, &err)) goto fail;
-    /* a context the chat format cannot fit would fail every message, each
-     * kept unanswered (probe 7, M5): refused now, as `vkllm chat -c` refuses
-     * it at start, and the model loaded before (if any) goes on. At load,
-     * not when the setting is typed: only the model's template and tokenizer
-     * can say, and a context change loads the model again anyway. */
-    const char *sys = w->cur.system_prompt;
-    int rc = sys[0] ? vkllm_chat_add(e.chat, "system", sys, strlen(sys), &err) : VKLLM_OK;
-    if (!rc) rc = vkllm_chat_check(e.chat, &err);
-    vkllm_chat_clear(e.chat, false);
-    if (rc == VKLLM_E_CONTEXT_FULL) {
-        char why[sizeof err.msg];
-        snprintf(why, sizeof why, "%s", err.msg);
-        snprintf(err.msg, sizeof err.msg,
-                 "%.200s: no message can be answered: raise Context "
-                 "length%s",
-                 why, sys[0] ? " or shorten the system prompt" : "");
-    }
-    if (rc) goto fail;
+    /* a context the chat format cannot fit: the model loaded before (if any)
+     * goes on. Checked at load for the context (only the model's template
+     * and tokenizer can say, and a context change loads the model again);
+     * a system prompt changed later is checked through the checker */
+    if (check_fits(e.chat, w->cur.system_prompt, &err)) goto fail;
+    const struct vkllm_chat_params ckp = {.n_ctx = vkllm_session_n_ctx(e.session)};
+    if (vkllm_chat_create(e.model, NULL, &ckp, &checker, &err)) goto fail;
 
     uint32_t n_ad = w->e.n_ad;
-    engine_free(&w->e); /* the previous model goes only now that this one works */
+    /* the previous model goes only now that this one works, its checker first */
+    pthread_mutex_lock(w->lock);
+    vkllm_chat *old_checker = w->checker;
+    w->checker = checker;
+    pthread_mutex_unlock(w->lock);
+    vkllm_chat_free(old_checker);
+    engine_free(&w->e);
     w->e = e;
     if (new_ctx) {
         if (w->ctx) w->validation += vkllm_context_validation_errors(w->ctx);
@@ -248,6 +294,7 @@ static void run_load(struct worker *w, const char *path)
                 w);
     return;
 fail:
+    vkllm_chat_free(checker);
     engine_free(&e);
     if (new_ctx) w->validation += vkllm_context_validation_errors(new_ctx);
     vkllm_context_destroy(new_ctx);
@@ -668,6 +715,7 @@ uint32_t worker_free(struct worker *w)
     pthread_join(w->thread, NULL);
     for (; w->n_jobs; w->n_jobs--, w->head = (w->head + 1) % MAX_JOBS)
         job_free(&w->jobs[w->head]);
+    vkllm_chat_free(w->checker);
     engine_free(&w->e);
     uint32_t n = w->validation + (w->ctx ? vkllm_context_validation_errors(w->ctx) : 0);
     vkllm_context_destroy(w->ctx);
@@ -758,6 +806,11 @@ void worker_forget(struct worker *w)
 {
     w->epoch++;
     atomic_store(&w->stop, 1);
+}
+
+int worker_check_system(struct worker *w, const char *system, struct vkllm_error *err)
+{
+    return w->checker ? check_fits(w->checker, system, err) : VKLLM_OK;
 }
 
 void worker_configure(struct worker *w, const struct worker_params *params)

@@ -142,6 +142,11 @@ void worker_forget(struct worker *w);
  * with the next reply; the context size, device and reply limit with the
  * next load (the caller queues one). */
 void worker_configure(struct worker *w, const struct worker_params *params);
+/* Whether SYSTEM ("": none) as the system prompt leaves room for a message in
+ * the loaded model's context (lock held; it renders and tokenizes, a few
+ * milliseconds): VKLLM_E_CONTEXT_FULL with the reason and the remedy if not.
+ * VKLLM_OK without a model: its load checks. */
+int worker_check_system(struct worker *w, const char *system, struct vkllm_error *err);
 /* Another history to stream into (lock held), after worker_forget: a
  * conversation reopened from its file. */
 void worker_set_history(struct worker *w, history *h);

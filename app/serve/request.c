@@ -3,8 +3,9 @@
  * or taken as it is (completions), tokenized, and its sampling settings
  * checked. Anything wrong is a 400 naming the field; unknown fields are
  * ignored, and fields that matter but that vkllm does not do (n > 1, tools,
- * grammars, llama-server's other samplers) are refused rather than silently
- * dropped. */
+ * grammars, llama-server's other samplers, template variables) are refused
+ * rather than silently dropped. */
+#define _GNU_SOURCE /* memmem */
 #include "serve.h"
 
 #include <float.h>
@@ -210,6 +211,16 @@ static bool refuse_unless(json_t *o, const char *key, double neutral, const char
            serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
 }
 
+/* A number field refused unless absent, null or at most OFF, the largest
+ * value that leaves the feature off (top_n_sigma 0, t_max_predict_ms 0). */
+static bool refuse_above(json_t *o, const char *key, double off, const char *why,
+                         struct serve_fail *f)
+{
+    json_t *v = json_object_get(o, key);
+    return !v || json_is_null(v) || (json_is_number(v) && json_number_value(v) <= off) ||
+           serve_failf(f, 400, key, "'%s' is not supported: %s", key, why);
+}
+
 /* llama-server's DRY sampler: off while dry_multiplier is 0, when its other
  * settings (which its web UI always sends) change nothing; any other dry_
  * field is one this server does not know, and refused. */
@@ -274,12 +285,71 @@ static bool message_text(json_t *content, size_t i, char **out, size_t *len, str
     return true;
 }
 
-/* The chat MESSAGES rendered with the model's template and the generation
- * prompt, malloc'd in *OUT. */
-static bool render_messages(struct serve *sv, json_t *messages, char **out, size_t *out_len,
+/* Whether the model's chat template could read a variable called NAME: only
+ * if its text holds the name (a Jinja template names what it reads). The
+ * built-in formats, used without a template, read none. */
+static bool template_reads(struct serve *sv, const char *name)
+{
+    struct vkllm_gguf_str t = {0};
+    struct vkllm_error err = {0};
+    if (vkllm_gguf_get_str(vkllm_model_gguf(sv->model), "tokenizer.chat_template", &t, &err))
+        return false;
+    return memmem(t.ptr, t.len, name, strlen(name)) != NULL;
+}
+
+/* llama-server's fields that change how the chat template renders, for a
+ * chat completion and /apply-template. The renderer always adds the
+ * generation prompt and passes the template no variables of the client's, so
+ * a variable the template reads is refused; one it never names changes
+ * nothing and passes (Open WebUI sends enable_thinking to every model). */
+static bool template_fields(struct serve *sv, json_t *o, struct serve_fail *f)
+{
+    bool gen_prompt = true;
+    if (!get_bool(o, "add_generation_prompt", &gen_prompt, f)) return false;
+    if (!gen_prompt)
+        return serve_failf(f, 400, "add_generation_prompt",
+                           "'add_generation_prompt' is not supported beyond true: the reply is "
+                           "always a new assistant turn");
+    if (!refuse_set(o, "continue_final_message",
+                    "the reply is always a new assistant turn, never the last message continued",
+                    f))
+        return false;
+    const char *key;
+    json_t *v, *kw = json_object_get(o, "chat_template_kwargs");
+    if (kw && !json_is_null(kw) && !json_is_object(kw))
+        return serve_failf(f, 400, "chat_template_kwargs",
+                           "'chat_template_kwargs' must be an object");
+    json_object_foreach(json_is_object(kw) ? kw : NULL, key, v)
+    {
+        if (template_reads(sv, key))
+            return serve_failf(f, 400, "chat_template_kwargs",
+                               "'chat_template_kwargs' is not supported: the chat template reads "
+                               "'%.100s', and vkllm passes it no variables of the request's",
+                               key);
+    }
+    /* llama-server gives the template "none" as enable_thinking false, and
+     * any other effort as the variable reasoning_effort */
+    json_t *effort = json_object_get(o, "reasoning_effort");
+    if (effort && !json_is_null(effort) && !json_is_string(effort))
+        return serve_failf(f, 400, "reasoning_effort", "'reasoning_effort' must be a string");
+    const char *e = json_is_string(effort) ? json_string_value(effort) : "";
+    const char *var = !strcmp(e, "none") ? "enable_thinking" : "reasoning_effort";
+    if (*e && template_reads(sv, var))
+        return serve_failf(f, 400, "reasoning_effort",
+                           "'reasoning_effort' is not supported: the chat template reads '%s', "
+                           "and vkllm passes it no variables of the request's",
+                           var);
+    return true;
+}
+
+/* The chat messages of body O rendered with the model's template and the
+ * generation prompt, malloc'd in *OUT. */
+static bool render_messages(struct serve *sv, json_t *o, char **out, size_t *out_len,
                             struct serve_fail *f)
 {
     *out = NULL;
+    json_t *messages = json_object_get(o, "messages");
+    if (!template_fields(sv, o, f)) return false;
     if (!json_is_array(messages) || json_array_size(messages) == 0)
         return serve_failf(f, 400, "messages", "'messages' must be a non-empty array");
     size_t i;
@@ -381,12 +451,14 @@ static bool parse_stops(struct serve_job *job, json_t *stop, struct serve_fail *
 
 /* The sampling fields: OpenAI's, and llama-server's top_k, min_p,
  * repeat_penalty, repeat_last_n (-1: the slot's context N_CTX), n_predict
- * (max_tokens' older name; -1: no limit) and ignore_eos. */
-static bool parse_sampling(struct serve_job *job, json_t *o, uint32_t n_ctx, struct serve_fail *f)
+ * (max_tokens' older name; -1: no limit) and ignore_eos. Of N_SLOTS, the
+ * slot a llama-server client may name (id_slot). */
+static bool parse_sampling(struct serve_job *job, json_t *o, uint32_t n_ctx, int n_slots,
+                           struct serve_fail *f)
 {
     struct vkllm_sampler_params *sp = &job->sampling;
     long long top_k = sp->top_k, seed = -1, max_tokens = -1, n = 1, best_of = 1;
-    long long last_n = sp->repeat_last_n;
+    long long last_n = sp->repeat_last_n, unused = 0;
     if (!get_int(o, "n_predict", -1, 1 << 30, &max_tokens, f)) return false;
     if (max_tokens == 0)
         return serve_failf(f, 400, "n_predict", "'n_predict' must be -1 (no limit) or at least 1");
@@ -402,7 +474,16 @@ static bool parse_sampling(struct serve_job *job, json_t *o, uint32_t n_ctx, str
         !get_int(o, "max_tokens", 1, 1 << 30, &max_tokens, f) ||
         !get_int(o, "max_completion_tokens", 1, 1 << 30, &max_tokens, f) ||
         !get_int(o, "n", 1, 1 << 30, &n, f) || !get_int(o, "best_of", 1, 1 << 30, &best_of, f) ||
-        !get_bool(o, "stream", &job->stream, f) || !get_bool(o, "ignore_eos", &job->ignore_eos, f))
+        !get_bool(o, "stream", &job->stream, f) ||
+        !get_bool(o, "ignore_eos", &job->ignore_eos, f) ||
+        /* what llama-server keeps and drops in a context shift: this server
+         * shifts none (as llama-server without --context-shift), a reply
+         * stops at the context's end, so no token is ever dropped */
+        !get_int(o, "n_keep", -1, INT32_MAX, &unused, f) ||
+        !get_int(o, "n_discard", 0, INT32_MAX, &unused, f) ||
+        /* a slot of this server, or -1: any. The slot sharing the longest
+         * prefix is taken whatever the client names; the answer is the same */
+        !get_int(o, "id_slot", -1, n_slots - 1, &unused, f))
         return false;
     if (n > 1) return serve_failf(f, 400, "n", "'n' must be 1: one choice per request");
     if (best_of > 1)
@@ -434,8 +515,27 @@ static bool parse_sampling(struct serve_job *job, json_t *o, uint32_t n_ctx, str
         !refuse_set(o, "dynatemp_range", "no dynamic temperature", f) ||
         !refuse_set(o, "samplers",
                     "the order is fixed (penalties, top-k, min-p, top-p, temperature)", f) ||
-        !refuse_dry(o, f))
+        !refuse_dry(o, f) || !refuse_above(o, "top_n_sigma", 0, "no top-n-sigma sampling", f) ||
+        !refuse_above(o, "adaptive_target", -FLT_MIN, "no adaptive-p sampling", f) ||
+        /* every sampler keeps at least one token: more only with min_keep */
+        !refuse_above(o, "min_keep", 1, "no minimum of tokens kept by the samplers", f) ||
+        !refuse_above(o, "n_cmpl", 1, "one choice per request", f) ||
+        !refuse_above(o, "n_indent", 0, "no stop on indentation", f) ||
+        !refuse_above(o, "t_max_predict_ms", 0, "no time limit: use max_tokens", f) ||
+        !refuse_above(o, "reasoning_budget_tokens", -1, "no reasoning budget", f) ||
+        !refuse_above(o, "thinking_budget_tokens", -1, "no reasoning budget", f) ||
+        !refuse_set(o, "return_tokens", "no token ids in the answer", f) ||
+        !refuse_set(o, "post_sampling_probs", "no token probabilities", f) ||
+        !refuse_set(o, "response_fields", "the answer has all its fields", f) ||
+        !refuse_set(o, "parse_tool_calls", "no tool calls", f))
         return false;
+    /* "none" is what this server does: the reply's text as the model wrote it */
+    json_t *rfmt = json_object_get(o, "reasoning_format");
+    if (rfmt && !json_is_null(rfmt) &&
+        !(json_is_string(rfmt) && !strcmp(json_string_value(rfmt), "none")))
+        return serve_failf(f, 400, "reasoning_format",
+                           "'reasoning_format' is not supported beyond \"none\": the reasoning "
+                           "stays in the content");
     /* even {} asks for JSON */
     json_t *schema = json_object_get(o, "json_schema");
     if (schema && !json_is_null(schema))
@@ -477,10 +577,12 @@ struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind,
         ok = serve_failf(f, 400, "model", "'model' must be a string");
     if (ok) {
         job->sampling = vkllm_sampler_defaults(0);
-        ok = parse_sampling(job, o, sv->n_ctx, f);
+        struct serve_metrics m;
+        serve_sched_metrics(sv->sched, &m);
+        ok = parse_sampling(job, o, sv->n_ctx, m.n_slots, f);
     }
     if (ok && kind == SERVE_CHAT) {
-        ok = render_messages(sv, json_object_get(o, "messages"), &text, &text_len, f);
+        ok = render_messages(sv, o, &text, &text_len, f);
     } else if (ok) {
         json_t *p = json_object_get(o, "prompt");
         if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
@@ -631,8 +733,7 @@ char *serve_apply_template(struct serve *sv, const char *body, size_t len, struc
     if (!o) return NULL;
     char *text = NULL, *out = NULL;
     size_t n = 0;
-    if (render_messages(sv, json_object_get(o, "messages"), &text, &n, f))
-        out = dump_text("prompt", text, n, f);
+    if (render_messages(sv, o, &text, &n, f)) out = dump_text("prompt", text, n, f);
     free(text);
     json_decref(o);
     return out;

@@ -99,8 +99,11 @@ int serve_sched_create(vkllm_model *model, const struct serve_sched_params *p,
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
-    struct vkllm_session_params sp = {
-        .n_ctx = p->n_ctx, .n_batch = p->n_batch, .n_seq = (uint32_t)p->n_slots};
+    struct vkllm_session_params sp = {.n_ctx = p->n_ctx,
+                                      .n_batch = p->n_batch,
+                                      .n_seq = (uint32_t)p->n_slots,
+                                      .type_k = p->type_k,
+                                      .type_v = p->type_v};
     int rc = vkllm_session_group_create(model, &sp, &s->group, err);
     /* the group's adapter set is every slot's */
     if (!rc && p->n_adapters)

@@ -83,6 +83,7 @@ struct serve_sched_params {
     uint32_t n_ctx;           /* tokens each slot's cache holds; 0: the model's, at most 4096 */
     int queue_limit;          /* jobs that may wait for a slot beyond the free ones */
     uint32_t n_batch;         /* prompt step, as run's -b; 0: the default */
+    uint32_t type_k, type_v;  /* the KV cache's types (-ctk, -ctv) */
     /* LoRA adapters (not owned, outliving the scheduler) every slot applies */
     vkllm_adapter *const *adapters;
     const float *scales; /* (n_adapters) */

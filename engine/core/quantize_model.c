@@ -17,17 +17,15 @@
 #include "error.h"
 #include "shown.h"
 #include "quant.h"
+#include "row_pool.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define NAME_MAX_LEN 64 /* ggml's GGML_MAX_NAME, NUL included */
-#define MAX_THREADS  256
 
 /* ============================== Type names ==============================
  * llama-quantize's names (tools/quantize/quantize.cpp) for what vkllm runs,
@@ -471,61 +469,17 @@ bool quant_bytes_finite(uint32_t type, const void *bytes, uint64_t nbytes)
     return true;
 }
 
+/* A tensor's conversion: what a chunk of rows needs. */
 struct job {
+    struct run *run; /* for the progress */
     const vkllm_gguf *in;
     const struct qtensor *q;
     const struct quant_format *from, *to;
-    uint64_t n_per_row, n_rows, rows_per_chunk;
+    uint64_t n_per_row;
     uint64_t in_row_bytes, out_row_bytes;
+    size_t floats_at; /* where the floats start in a thread's scratch, after the bytes read */
     uint8_t *out;
-    pthread_mutex_t lock;
-    uint64_t next_row, rows_done; /* under lock */
-    bool stop;                    /* under lock */
-    bool invalid;                 /* under lock: a chunk failed quant_quantize_checked */
-    int read_rc;                  /* under lock: the first failed read, and why */
-    struct vkllm_error read_err;
 };
-
-/* A thread's buffers: a chunk's bytes as read, and as floats. */
-struct chunk_bufs {
-    uint8_t *raw;
-    float *f;
-};
-
-static bool bufs_alloc(const struct job *j, struct chunk_bufs *b)
-{
-    b->raw = malloc(j->rows_per_chunk * j->in_row_bytes);
-    b->f = malloc(j->rows_per_chunk * j->n_per_row * sizeof *b->f);
-    return b->raw && b->f;
-}
-
-static void bufs_free(struct chunk_bufs *b)
-{
-    free(b->raw);
-    free(b->f);
-}
-
-/* Takes the next chunk: false when none is left or the job was stopped. */
-static bool job_take(struct job *j, uint64_t *first, uint64_t *count)
-{
-    pthread_mutex_lock(&j->lock);
-    bool ok = !j->stop && j->next_row < j->n_rows;
-    if (ok) {
-        *first = j->next_row;
-        *count = j->n_rows - *first < j->rows_per_chunk ? j->n_rows - *first : j->rows_per_chunk;
-        j->next_row += *count;
-    }
-    pthread_mutex_unlock(&j->lock);
-    return ok;
-}
-
-static uint64_t job_done(struct job *j, uint64_t count)
-{
-    pthread_mutex_lock(&j->lock);
-    uint64_t done = j->rows_done += count;
-    pthread_mutex_unlock(&j->lock);
-    return done;
-}
 
 bool quant_quantize_checked(uint32_t type, const float *src, void *dst, uint64_t n)
 {
@@ -537,44 +491,25 @@ bool quant_quantize_checked(uint32_t type, const float *src, void *dst, uint64_t
     return quant_bytes_finite(type, dst, quant_row_bytes(type, n));
 }
 
-static void job_convert(struct job *j, struct chunk_bufs *b, uint64_t first, uint64_t count)
+/* Converts COUNT rows from FIRST (a row_pool job), reading them into the
+ * start of SCRATCH and dequantizing them after. */
+static int job_convert(void *user, void *scratch, uint64_t first, uint64_t count,
+                       struct vkllm_error *err)
 {
+    const struct job *j = user;
     const uint64_t n = count * j->n_per_row;
-    uint8_t *out = j->out + first * j->out_row_bytes;
-    struct vkllm_error e = {0};
-    int rc = vkllm_gguf_read(j->in, j->q->t, first * j->in_row_bytes, b->raw,
-                             count * j->in_row_bytes, &e);
-    if (rc) {
-        pthread_mutex_lock(&j->lock);
-        if (!j->read_rc) {
-            j->read_rc = rc;
-            j->read_err = e;
-        }
-        j->stop = true;
-        pthread_mutex_unlock(&j->lock);
-        return;
-    }
-    j->from->dequantize(b->raw, b->f, n / j->from->block_size);
-    if (!quant_quantize_checked(j->to->type, b->f, out, n)) {
-        pthread_mutex_lock(&j->lock);
-        j->invalid = j->stop = true;
-        pthread_mutex_unlock(&j->lock);
-    }
-}
-
-static void *job_worker(void *arg)
-{
-    struct job *j = arg;
-    struct chunk_bufs b;
-    uint64_t first, count;
-    /* without buffers this thread takes no rows; the others do them */
-    if (bufs_alloc(j, &b))
-        while (job_take(j, &first, &count)) {
-            job_convert(j, &b, first, count);
-            job_done(j, count);
-        }
-    bufs_free(&b);
-    return NULL;
+    uint8_t *raw = scratch, *out = j->out + first * j->out_row_bytes;
+    float *f = (float *)(raw + j->floats_at);
+    int rc =
+        vkllm_gguf_read(j->in, j->q->t, first * j->in_row_bytes, raw, count * j->in_row_bytes, err);
+    if (rc) return rc;
+    j->from->dequantize(raw, f, n / j->from->block_size);
+    if (!quant_quantize_checked(j->to->type, f, out, n))
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: tensor %s has NaN or inf values, or values too large for %s (a "
+                          "half float overflows); llama-quantize refuses it too",
+                          vkllm_gguf_name(j->in), j->q->name, j->to->name);
+    return VKLLM_OK;
 }
 
 /* The state of one vkllm_quantize call, shared with the fill callbacks. */
@@ -619,6 +554,13 @@ static uint64_t tensor_rows(const struct vkllm_gguf_tensor *t)
     return t->ne[0] ? tensor_elems(t) / t->ne[0] : 0;
 }
 
+/* The row pool's question after each chunk of the calling thread. */
+static bool tensor_goes_on(void *user, uint64_t rows_done)
+{
+    const struct job *j = user;
+    return report(j->run, j->q, rows_done * j->n_per_row);
+}
+
 /* The failure of a run the progress callback stopped. */
 static int stop_error(struct vkllm_error *err, const char *out_path)
 {
@@ -643,55 +585,34 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
                               vkllm_gguf_name(r->in), q->name);
     } else {
         struct job j = {
+            .run = r,
             .in = r->in,
             .q = q,
             .from = quant_format(q->t->type),
             .to = quant_format(q->to_type),
             .n_per_row = q->t->ne[0],
-            .n_rows = tensor_rows(q->t),
+            .in_row_bytes = quant_row_bytes(q->t->type, q->t->ne[0]),
+            .out_row_bytes = quant_row_bytes(q->to_type, q->t->ne[0]),
             .out = buf,
         };
         const uint64_t min_chunk = 32 * 512;
-        j.rows_per_chunk =
+        const uint64_t chunk =
             j.n_per_row >= min_chunk ? 1 : (min_chunk + j.n_per_row - 1) / j.n_per_row;
-        j.in_row_bytes = quant_row_bytes(q->t->type, j.n_per_row);
-        j.out_row_bytes = quant_row_bytes(q->to_type, j.n_per_row);
-        const uint64_t n_chunks = (j.n_rows + j.rows_per_chunk - 1) / j.rows_per_chunk;
-        struct chunk_bufs own;
-        if (!bufs_alloc(&j, &own) || pthread_mutex_init(&j.lock, NULL)) {
-            bufs_free(&own);
-            return vkllm_fail(err, VKLLM_E_NOMEM, "%s: out of memory converting %s", r->out_path,
-                              q->name);
-        }
-        pthread_t threads[MAX_THREADS];
-        int n_started = 0;
-        for (int i = 1; i < r->n_threads && (uint64_t)i < n_chunks; i++)
-            n_started += pthread_create(&threads[n_started], NULL, job_worker, &j) == 0;
-
-        uint64_t first, count;
-        bool stopped = false;
-        while (job_take(&j, &first, &count)) {
-            job_convert(&j, &own, first, count);
-            const uint64_t done = job_done(&j, count);
-            if (!report(r, q, done * j.n_per_row)) {
-                pthread_mutex_lock(&j.lock);
-                j.stop = stopped = true;
-                pthread_mutex_unlock(&j.lock);
-            }
-        }
-        for (int i = 0; i < n_started; i++)
-            pthread_join(threads[i], NULL);
-        pthread_mutex_destroy(&j.lock);
-        bufs_free(&own);
-        if (j.read_rc) {
-            if (err) *err = j.read_err;
-            return j.read_rc;
-        }
-        if (j.invalid)
-            return vkllm_fail(err, VKLLM_E_FORMAT,
-                              "%s: tensor %s has NaN or inf values, or values too large for "
-                              "%s (a half float overflows); llama-quantize refuses it too",
-                              vkllm_gguf_name(r->in), q->name, j.to->name);
+        j.floats_at = (chunk * j.in_row_bytes + 63) & ~(size_t)63;
+        const struct row_pool pool = {
+            .n_rows = tensor_rows(q->t),
+            .chunk = chunk,
+            .n_threads = r->n_threads,
+            .scratch_bytes = j.floats_at + chunk * j.n_per_row * sizeof(float),
+            .work = job_convert,
+            .goes_on = tensor_goes_on,
+            .user = &j,
+        };
+        bool stopped;
+        int rc = row_pool_run(&pool, &stopped, err);
+        if (rc == VKLLM_E_NOMEM)
+            return vkllm_fail(err, rc, "%s: out of memory converting %s", r->out_path, q->name);
+        if (rc) return rc;
         if (stopped) return stop_error(err, r->out_path);
     }
     r->elems_done += nel;
@@ -775,12 +696,6 @@ static int collect_tensors(const vkllm_gguf *in, struct qtensor *ts, uint64_t n,
     return VKLLM_OK;
 }
 
-static int default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
-}
-
 int vkllm_quantize(const char *in_path, const char *out_path,
                    const struct vkllm_quantize_params *params, struct vkllm_error *err)
 {
@@ -831,9 +746,8 @@ int vkllm_quantize(const char *in_path, const char *out_path,
         .out_path = out_path,
         .ts = ts,
         .n_tensors = n,
-        .n_threads = params->n_threads > 0 ? params->n_threads : default_threads(),
+        .n_threads = row_pool_threads(params->n_threads),
     };
-    if (r.n_threads > MAX_THREADS) r.n_threads = MAX_THREADS;
     for (uint64_t i = 0; i < n; i++) {
         r.elems_total += tensor_elems(ts[i].t);
         r.n_quantized += ts[i].quantized;

@@ -220,18 +220,18 @@ static void put_trimmed(struct out *o, const char *s, size_t n)
 }
 
 /* llama.cpp's llm_chat_apply_template for the formats we fall back on. */
-static void render_builtin(const vkllm_chat *c, const struct message *const *m, size_t n,
-                           struct out *o)
+static void render_builtin(const vkllm_chat *c, enum format format, const struct message *const *m,
+                           size_t n, struct out *o)
 {
     bool inside = true; /* llama2: within an [INST] turn */
     const char *pending_system = NULL;
     size_t pending_len = 0;
-    if (c->format == FMT_LLAMA2) puts_(o, "[INST] ");
+    if (format == FMT_LLAMA2) puts_(o, "[INST] ");
     for (size_t i = 0; i < n; i++) {
         const char *role = m[i]->role, *text = m[i]->content;
         size_t len = m[i]->len;
         bool sys = !strcmp(role, "system"), user = !strcmp(role, "user");
-        switch (c->format) {
+        switch (format) {
         case FMT_LLAMA2:
             if (!inside) {
                 puts_(o, "<s>[INST] ");
@@ -301,7 +301,7 @@ static void render_builtin(const vkllm_chat *c, const struct message *const *m, 
             puts_(o, role);
             puts_(o, "|>\n");
             put(o, text, len);
-            puts_(o, c->format == FMT_PHI3 ? "<|end|>\n" : "<|endoftext|>\n");
+            puts_(o, format == FMT_PHI3 ? "<|end|>\n" : "<|endoftext|>\n");
             break;
         default: /* chatml */
             puts_(o, "<|im_start|>");
@@ -313,7 +313,7 @@ static void render_builtin(const vkllm_chat *c, const struct message *const *m, 
         }
     }
     /* the generation prompt */
-    switch (c->format) {
+    switch (format) {
     case FMT_LLAMA2:
     case FMT_MISTRAL: break;
     case FMT_LLAMA3: puts_(o, "<|start_header_id|>assistant<|end_header_id|>\n\n"); break;
@@ -404,7 +404,8 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
     size_t n = window(c, m), len = 0;
     char *text = NULL;
     int rc = VKLLM_OK;
-    if (c->format == FMT_TEMPLATE) {
+    enum format format = c->format;
+    if (format == FMT_TEMPLATE) {
         struct vkllm_error terr = {0};
         rc = render_template(c, m, n, &text, &len, &terr);
         /* out of memory, or stopped: the template is not to blame */
@@ -414,9 +415,12 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
             return rc;
         }
         if (rc) {
-            c->format = detect_format(c, NULL);
+            /* for this render only: one malformed conversation (a server's
+             * client sending two user messages in a row) must not change how
+             * every later one is rendered */
+            format = detect_format(c, NULL);
             notify(c, "the chat template failed (%s); using the built-in %s format instead",
-                   terr.msg, format_names[c->format]);
+                   terr.msg, format_names[format]);
         } else if (!c->noted_no_user && !holds_user_text(m, n, text, len)) {
             /* it runs, but every turn without what was typed: once, not each turn */
             c->noted_no_user = true;
@@ -424,9 +428,9 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
                       "model does not see what is typed");
         }
     }
-    if (c->format != FMT_TEMPLATE) {
+    if (format != FMT_TEMPLATE) {
         struct out o = {0};
-        render_builtin(c, m, n, &o);
+        render_builtin(c, format, m, n, &o);
         puts_(&o, "");
         if (o.failed) {
             free(o.p);
@@ -460,8 +464,8 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     const vkllm_gguf *g = vkllm_model_gguf(model);
     c->vocab = vkllm_model_vocab(model);
     c->session = session;
-    /* render-only (no session): a context of 0 tokens, never used */
-    c->n_ctx = session ? vkllm_session_n_ctx(session) : 0;
+    /* render-only (no session): the context vkllm_chat_check measures against */
+    c->n_ctx = session ? vkllm_session_n_ctx(session) : params ? params->n_ctx : 0;
     uint32_t reserve = params && params->n_reserve ? params->n_reserve : c->n_ctx / 4;
     c->n_reserve = reserve < c->n_ctx / 2 ? reserve : c->n_ctx / 2;
     if (params) c->notice = params->notice, c->user = params->user, c->stop = params->stop;
@@ -854,9 +858,9 @@ static int fit_window(vkllm_chat *c, char **r, size_t *rlen, struct plan *p,
         char turns[40] = "turn";
         if (held > 1) snprintf(turns, sizeof turns, "%td turns", held);
         notify(c,
-               "context full: dropped the oldest %s after the system prompt (%zu messages no "
+               "context full: dropped the oldest %s after the system prompt (%zu message%s no "
                "longer seen)",
-               turns, c->first - sys);
+               turns, c->first - sys, c->first - sys == 1 ? "" : "s");
     }
     return VKLLM_OK;
 fail:
@@ -949,7 +953,7 @@ done:
 
 int vkllm_chat_check(vkllm_chat *c, struct vkllm_error *err)
 {
-    if (!c->session) return render_only(err);
+    if (!c->session && !c->n_ctx) return render_only(err);
     const size_t first = c->first;
     int rc = vkllm_chat_add(c, "user", "x", 1, err);
     if (rc) return rc;
@@ -1114,7 +1118,9 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
         free(text);
         return rc;
     }
-    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    /* a byte-order mark, which Windows editors add and RFC 8259 lets a reader skip */
+    const size_t bom = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;
+    json_t *root = json_loadb(text + bom, len - bom, JSON_ALLOW_NUL, &jerr);
     free(text);
     if (!root) return vkllm_fail(err, VKLLM_E_FORMAT, "%s: not valid JSON: %s", path, jerr.text);
     json_t *msgs = json_object_get(root, "messages");
@@ -1144,6 +1150,13 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
         goto done;
     }
     vkllm_chat_clear(c, false);
+    /* the file's conversation is tokenized as a fresh process tokenizes it:
+     * the cache is kept only where its tokens equal the whole rendering's
+     * (by tokens), never by text, which would keep a reply's sampled tokens,
+     * or a prompt tokenized up to a message join, where the file's text
+     * tokenizes otherwise (and the replies then differ) */
+    while (c->n_marks && c->marks[c->n_marks - 1].text_len > 0)
+        c->n_marks--;
     json_array_foreach(msgs, i, m)
     {
         content = json_object_get(m, "content");

@@ -101,10 +101,12 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
     case NODE_KV_STORE:
         touch(r, RES(BUF_K) | RES(BUF_V), RES(RES_KV));
         return op_kv_store(&r->e, buf(r, BUF_K), buf(r, BUF_V), &st->k_cache[l], &st->v_cache[l],
-                           n->n, st->ring[l], err);
+                           n->n, st->ring[l], st->type_k, st->type_v, err);
     case NODE_ATTENTION: {
         struct attention_params p;
         graph_attention_params(&m->am, l, st->n_ctx, st->ring[l], &p);
+        p.type_k = st->type_k;
+        p.type_v = st->type_v;
         touch(r, RES(n->src) | RES(RES_KV) | RES(RES_SCORES), RES(n->dst) | RES(RES_SCORES));
         return op_attention(&r->e, buf(r, n->src), &st->k_cache[l], &st->v_cache[l], &st->scores,
                             buf(r, n->dst), &p, err);

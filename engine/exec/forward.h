@@ -16,9 +16,10 @@ struct forward_state {
     struct gpu_buf bufs[BUF_COUNT]; /* the graph's activations, (batch, width) each */
     struct gpu_buf xq;              /* the input of quantized matvecs: op_q8_bytes(batch, widest) */
     struct gpu_buf scores;          /* (batch, n_head, n_ctx) attention scratch */
-    struct gpu_buf *k_cache, *v_cache; /* per layer: (n_seq, ring, n_head_kv * head_dim) halves */
+    struct gpu_buf *k_cache, *v_cache; /* per layer: (n_seq, ring, n_head_kv * head_dim) values */
     uint32_t *ring;                    /* per layer: positions its cache holds per sequence */
     uint32_t n_ctx;
+    uint32_t type_k, type_v; /* the caches' types: halves, or Q8_0 blocks (enum vkllm_cache_type) */
 };
 
 /* The role a profile gives adapters' side paths (the others: the weight's

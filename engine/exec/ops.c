@@ -234,16 +234,25 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
                               err);
 }
 
+/* The offset of a KV cache kernel's variant for TYPE_K and TYPE_V from its
+ * F16 one (shaders/CMakeLists.txt): 1 if K is Q8_0, plus 2 if V is. */
+static uint32_t kv_q8_variant(uint32_t type_k, uint32_t type_v)
+{
+    return (type_k == VKLLM_CACHE_Q8_0) + 2 * (type_v == VKLLM_CACHE_Q8_0);
+}
+
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
-                uint32_t ring, struct vkllm_error *err)
+                uint32_t ring, uint32_t type_k, uint32_t type_v, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_KV_STORE, NULL, 0, 5, sizeof(struct push_kv_store), &p, err);
+    const uint32_t q8 = kv_q8_variant(type_k, type_v);
+    int rc = pipeline(e, SHADER_KV_STORE + q8, NULL, 0, 5, sizeof(struct push_kv_store), &p, err);
     if (rc) return rc;
     struct push_kv_store pc = {n_embd_kv, ring};
     struct gpu_buf bufs[] = {e->step, *k, *v, *k_cache, *v_cache};
-    uint64_t threads = (uint64_t)e->batch * (n_embd_kv / 2);
+    /* a thread per pair of halves, or per block of 32 with a Q8_0 cache */
+    uint64_t threads = (uint64_t)e->batch * (q8 ? n_embd_kv / 32 : n_embd_kv / 2);
     return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, e->sync,
                               err);
 }
@@ -287,11 +296,13 @@ static int attention_split(struct op_env *e, const struct attention_params *a,
     const uint32_t spec[] = {hd, splits, min_chunk};
     const uint32_t chunks = e->batch * a->n_head * splits, queries = e->batch * a->n_head;
     struct vk_pipeline *scores, *values, *merge;
-    int rc = pipeline_wg(e, sub ? SHADER_ATTENTION_DECODE : SHADER_ATTENTION_DECODE_SH, wg, spec, 3,
-                         6, sizeof *pc, &scores, err);
+    /* phase 1 reads K only, phase 2 V only */
+    const uint32_t k8 = a->type_k == VKLLM_CACHE_Q8_0, v8 = a->type_v == VKLLM_CACHE_Q8_0;
+    int rc = pipeline_wg(e, (sub ? SHADER_ATTENTION_DECODE : SHADER_ATTENTION_DECODE_SH) + k8, wg,
+                         spec, 3, 6, sizeof *pc, &scores, err);
     if (!rc)
-        rc = pipeline_wg(e, sub ? SHADER_ATTENTION_VALUES : SHADER_ATTENTION_VALUES_SH, wg, spec, 3,
-                         6, sizeof *pc, &values, err);
+        rc = pipeline_wg(e, (sub ? SHADER_ATTENTION_VALUES : SHADER_ATTENTION_VALUES_SH) + v8, wg,
+                         spec, 3, 6, sizeof *pc, &values, err);
     if (!rc) rc = pipeline_wg(e, SHADER_ATTENTION_MERGE, wg, spec, 3, 6, sizeof *pc, &merge, err);
     /* each reads what the one before wrote */
     if (!rc) rc = gpu_graph_dispatch(e->graph, scores, chunks, pc, bufs, GPU_BARRIER, err);
@@ -329,11 +340,13 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
     const bool split = !tiled && c->attention_splits && a->head_dim % 8 == 0 &&
                        a->head_dim >= 2 * c->attention_splits;
     struct vk_pipeline *p = NULL;
-    int rc = split   ? 0
-             : tiled ? pipeline_wg(e, SHADER_ATTENTION_TILED, wg, spec, 4, 6,
-                                   sizeof(struct push_attention), &p, err)
-                     : pipeline(e, c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH,
-                                NULL, 0, 6, sizeof(struct push_attention), &p, err);
+    const uint32_t q8 = kv_q8_variant(a->type_k, a->type_v);
+    int rc =
+        split   ? 0
+        : tiled ? pipeline_wg(e, SHADER_ATTENTION_TILED + q8, wg, spec, 4, 6,
+                              sizeof(struct push_attention), &p, err)
+                : pipeline(e, (c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH) + q8,
+                           NULL, 0, 6, sizeof(struct push_attention), &p, err);
     if (rc) return rc;
     struct push_attention pc = {
         .head_dim = a->head_dim,

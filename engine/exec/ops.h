@@ -69,12 +69,13 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
             uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox,
             struct vkllm_error *err);
 
-/* Writes K and V (N_EMBD_KV floats per token) to the half-float caches, which
- * hold RING positions per sequence (position p of sequence s in slot
- * s * ring + p % ring). */
+/* Writes K and V (N_EMBD_KV floats per token) to the caches, of types TYPE_K
+ * and TYPE_V (enum vkllm_cache_type: halves, or Q8_0 blocks when N_EMBD_KV is
+ * a multiple of 32), which hold RING positions per sequence (position p of
+ * sequence s in slot s * ring + p % ring). */
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
-                uint32_t ring, struct vkllm_error *err);
+                uint32_t ring, uint32_t type_k, uint32_t type_v, struct vkllm_error *err);
 
 /* What shapes an attention's scores (push_attention in kernels.h says how
  * each is applied). */
@@ -85,6 +86,7 @@ struct attention_params {
     uint32_t window; /* 0: every earlier position */
     float q_scale, kq_scale, softcap;
     float alibi_max_bias; /* 0: no ALiBi */
+    uint32_t type_k, type_v; /* the cache's types: enum vkllm_cache_type */
 };
 
 /* The ALiBi slopes' bases as llama.cpp derives them from the maximum bias:

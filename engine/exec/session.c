@@ -61,9 +61,10 @@ static int alloc_state(struct vkllm_session_group *g, struct vkllm_error *err)
     const struct vkllm_hparams *hp = &m->hp;
     const struct session_plan *p = &g->plan; /* the sizes, in the order budget.c counts them */
     struct forward_state *st = &g->st;
-    const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
     int rc;
     st->n_ctx = g->n_ctx;
+    st->type_k = p->type_k;
+    st->type_v = p->type_v;
     if ((rc = gpu_pool_alloc(&g->host, p->step, &st->step, err))) return rc;
     for (uint32_t i = 0; i < m->am.layers.n_rope; i++)
         if ((rc = gpu_pool_alloc(&g->host, p->rope, &st->rope[i], err))) return rc;
@@ -82,9 +83,9 @@ static int alloc_state(struct vkllm_session_group *g, struct vkllm_error *err)
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         st->ring[l] = budget_ring(&m->am, l, g->n_ctx, g->n_batch);
         if (st->ring[l] < g->n_ctx) g->windowed = true;
-        const uint64_t bytes = (uint64_t)g->n_seq * st->ring[l] * KV * 2;
-        if ((rc = gpu_pool_alloc(&g->device, bytes, &st->k_cache[l], err)) ||
-            (rc = gpu_pool_alloc(&g->device, bytes, &st->v_cache[l], err)))
+        const uint64_t slots = (uint64_t)g->n_seq * st->ring[l];
+        if ((rc = gpu_pool_alloc(&g->device, slots * p->row_k, &st->k_cache[l], err)) ||
+            (rc = gpu_pool_alloc(&g->device, slots * p->row_v, &st->v_cache[l], err)))
             return rc;
     }
     return VKLLM_OK;

@@ -12,8 +12,14 @@
 #include "ops.h"
 #include "quant.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { MAX_CANDIDATES = 8, MAX_REPS = 64 };
 
@@ -47,7 +53,11 @@ static int measure(struct vkllm_context *ctx, const struct gpu_weight *w, int re
     if (!rc) rc = gpu_pool_alloc(&device, x_bytes, &x, err);
     if (!rc) rc = gpu_pool_alloc(&device, op_q8_bytes(1, w->k < 32 ? 32 : w->k), &xq, err);
     if (!rc) rc = gpu_pool_alloc(&device, (uint64_t)w->n * sizeof(float), &y, err);
-    /* an input of ordinary values: a CPU device is slow on NaNs and subnormals */
+    /* an input of ordinary values: a CPU device is slow on NaNs and subnormals.
+     * The weights' own values are not checked: a model whose weights hold
+     * NaN or inf values gets its NaN products at the same speed on GPUs and
+     * lavapipe (SSE/AVX run NaN and inf operands at full speed), so its
+     * timings hold for every model of its shapes */
     if (!rc) rc = gpu_uploader_create(&up, &ctx->dev, x_bytes, err);
     float *xs;
     if (!rc && !(rc = gpu_upload_map(&up, &x, 0, x_bytes, (void **)&xs, err))) {
@@ -109,6 +119,59 @@ static uint32_t first_of_shape(const struct vkllm_model *m, uint32_t i)
     return i;
 }
 
+/* The shape of matvec weight I of M, its candidates (every power of two up
+ * to the default: op_matvec's limits are the subgroup and the row's
+ * 32-element sub-blocks) and its uses, unmeasured. */
+static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
+{
+    const struct gpu_weight *w = &m->tensors[i].mat;
+    const struct quant_format *f = quant_format(w->type);
+    struct vkllm_tune_shape s = {
+        .tensor = arch_role_name(arch_slot_role(&m->am, i)),
+        .type = f->name,
+        .k = w->k,
+        .n = w->n,
+    };
+    const uint32_t n_slices = (uint32_t)arch_slot_count(&m->am);
+    for (uint32_t j = i; j < n_slices; j++)
+        s.uses += is_matvec_weight(m, j) && first_of_shape(m, j) == i;
+    const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
+    for (uint32_t t = 1; t <= m->ctx->matvec_tpr && t <= units && s.n_candidates < MAX_CANDIDATES;
+         t *= 2)
+        s.tpr[s.n_candidates++] = t;
+    s.default_index = s.n_candidates - 1;
+    return s;
+}
+
+/* Measures weight I's shape S (REPS runs of each candidate) and keeps the
+ * winner in the context's table: the default's TPR too, which marks the
+ * shape measured. */
+static int tune_shape(struct vkllm_model *m, uint32_t i, int reps, struct vkllm_tune_shape *s,
+                      struct vkllm_error *err)
+{
+    const struct gpu_weight *w = &m->tensors[i].mat;
+    int rc = s->n_candidates > 1 ? measure(m->ctx, w, reps, s, err) : VKLLM_OK;
+    if (rc) return rc;
+    s->chosen = s->default_index;
+    for (uint32_t c = 0; c < s->n_candidates; c++)
+        if (s->ms[c] < s->ms[s->chosen] && s->ms[c] < s->ms[s->default_index] * (1.0 - TUNE_MARGIN))
+            s->chosen = c;
+    return tune_table_set(&m->ctx->tune, w->type, w->k, w->n, s->tpr[s->chosen], err);
+}
+
+/* The context's description (vkllm_context_paths) with its table's count,
+ * as context creation words it: tuning changed the count. */
+static void describe_tuning(struct vkllm_context *ctx)
+{
+    char *at = strstr(ctx->paths, "; matvec tuned for ");
+    size_t n = at ? (size_t)(at - ctx->paths) : strlen(ctx->paths);
+    if (ctx->tune.n)
+        snprintf(ctx->paths + n, sizeof ctx->paths - n, "; matvec tuned for %u shapes",
+                 ctx->tune.n);
+    else
+        ctx->paths[n] = '\0';
+}
+
 int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vkllm_error *err)
 {
     struct vkllm_context *ctx = m->ctx;
@@ -120,36 +183,133 @@ int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vk
     for (uint32_t i = 0; i < n_slices; i++)
         n_shapes += is_matvec_weight(m, i) && first_of_shape(m, i) == i;
     int rc = VKLLM_OK;
+    struct tune_table measured = {0}; /* merged into the file as it is at the end */
     for (uint32_t i = 0; !rc && i < n_slices; i++) {
         if (!is_matvec_weight(m, i) || first_of_shape(m, i) != i) continue;
+        struct vkllm_tune_shape s = shape_of(m, i);
         const struct gpu_weight *w = &m->tensors[i].mat;
-        const struct quant_format *f = quant_format(w->type);
-        struct vkllm_tune_shape s = {
-            .tensor = arch_role_name(arch_slot_role(&m->am, i)),
-            .type = f->name,
-            .k = w->k,
-            .n = w->n,
-        };
-        for (uint32_t j = i; j < n_slices; j++)
-            s.uses += is_matvec_weight(m, j) && first_of_shape(m, j) == i;
-        /* every power of two up to the default (op_matvec's limits: the
-         * subgroup, and the row's 32-element sub-blocks) */
-        const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
-        for (uint32_t t = 1; t <= ctx->matvec_tpr && t <= units && s.n_candidates < MAX_CANDIDATES;
-             t *= 2)
-            s.tpr[s.n_candidates++] = t;
-        s.default_index = s.n_candidates - 1;
-        if (s.n_candidates > 1) rc = measure(ctx, w, reps, &s, err);
-        if (rc) break;
-        s.chosen = s.default_index;
-        for (uint32_t c = 0; c < s.n_candidates; c++)
-            if (s.ms[c] < s.ms[s.chosen] && s.ms[c] < s.ms[s.default_index] * (1.0 - TUNE_MARGIN))
-                s.chosen = c;
-        rc = tune_table_set(&ctx->tune, w->type, w->k, w->n,
-                            s.chosen == s.default_index ? 0 : s.tpr[s.chosen], err);
+        rc = tune_shape(m, i, reps, &s, err);
+        if (!rc) rc = tune_table_set(&measured, w->type, w->k, w->n, s.tpr[s.chosen], err);
         if (!rc && fn) fn(&s, done++, n_shapes, user);
     }
-    if (!rc) rc = tune_table_save(&ctx->tune, &ctx->pipes.on_disk, err);
+    if (!rc) rc = tune_table_save(&measured, &ctx->pipes.on_disk, err);
+    tune_table_free(&measured);
+    describe_tuning(ctx);
+    return rc;
+}
+
+/* ---- automatic tuning: a model's first run on a device */
+
+/* Runs of each variant when tuning automatically: fewer than vkllm tune's 5,
+ * for the budget; the fastest of 3 still drops a disturbed run. */
+enum { AUTO_REPS = 3 };
+
+struct pending {
+    uint32_t slice;
+    double bytes; /* one matrix's bytes: what measuring it costs */
+    double share; /* the bytes of the shape read per token: its share of the decode */
+};
+
+/* The slices of M's matvec shapes that the table lacks, the most bytes read
+ * per token first (they gain most: a budget that runs out leaves the small
+ * ones); their count. P holds at most CAP. */
+static uint32_t pending_shapes(const struct vkllm_model *m, struct pending *p, uint32_t cap)
+{
+    const struct tune_table *t = &m->ctx->tune;
+    const uint32_t n_slices = (uint32_t)arch_slot_count(&m->am);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < n_slices; i++) {
+        const struct gpu_weight *w = &m->tensors[i].mat;
+        if (!is_matvec_weight(m, i) || first_of_shape(m, i) != i ||
+            tune_table_matvec_tpr(t, w->type, w->k, w->n))
+            continue;
+        if (n < cap) {
+            const struct quant_format *f = quant_format(w->type);
+            const double bytes = (double)w->n * w->k / f->block_size * f->block_bytes;
+            struct pending e = {i, bytes, bytes * shape_of(m, i).uses};
+            uint32_t at = n;
+            for (; at > 0 && p[at - 1].share < e.share; at--)
+                p[at] = p[at - 1];
+            p[at] = e;
+        }
+        n++;
+    }
+    return n;
+}
+
+uint32_t vkllm_tune_pending(const vkllm_model *m, double *seconds)
+{
+    const struct tune_table *t = &m->ctx->tune;
+    if (seconds) *seconds = t->budget_ns / 1e9;
+    return t->automatic ? pending_shapes(m, NULL, 0) : 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The directory of the tuning file, made and writable: else measuring would
+ * be lost, and repeated at every run. */
+static int check_writable(const char *path, struct vkllm_error *err)
+{
+    int rc = pipeline_cache_make_dirs(path, err);
+    const size_t dir = (size_t)(strrchr(path, '/') - path);
+    char buf[PATH_MAX];
+    if (!rc && dir < sizeof buf) {
+        memcpy(buf, path, dir);
+        buf[dir] = '\0';
+        if (access(buf, W_OK) != 0)
+            rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot keep the tuning there: %s", buf,
+                            strerror(errno));
+    }
+    return rc;
+}
+
+int vkllm_tune_auto(vkllm_model *m, const struct vkllm_tune_auto_params *params,
+                    struct vkllm_tune_auto_result *out, struct vkllm_error *err)
+{
+    struct vkllm_context *ctx = m->ctx;
+    const double t0 = now_ms();
+    memset(out, 0, sizeof *out);
+    if (!ctx->tune.automatic) return VKLLM_OK;
+    const double budget_ms =
+        params && params->seconds > 0 ? params->seconds * 1e3 : ctx->tune.budget_ns / 1e6;
+    const uint32_t n = pending_shapes(m, NULL, 0);
+    struct pending *todo = n ? calloc(n, sizeof *todo) : NULL;
+    if (n && !todo) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+    pending_shapes(m, todo, n);
+    out->left = n;
+    int rc = n && budget_ms > 0 ? check_writable(ctx->tune.path, err) : VKLLM_OK;
+    struct tune_table measured = {0}; /* merged into the file as it is at the end */
+    double last_ms = 0.0, last_bytes = 1.0;
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        /* no shape started past the budget, nor one that would end past
+         * it: each takes about the last one's time, scaled by its bytes */
+        const double spent = now_ms() - t0;
+        if (spent + last_ms * todo[k].bytes / last_bytes >= budget_ms) break;
+        if (params && params->stop && params->stop(params->user)) break;
+        const double t = now_ms();
+        struct vkllm_tune_shape s = shape_of(m, todo[k].slice);
+        const struct gpu_weight *w = &m->tensors[todo[k].slice].mat;
+        if ((rc = tune_shape(m, todo[k].slice, AUTO_REPS, &s, err))) break;
+        rc = tune_table_set(&measured, w->type, w->k, w->n, s.tpr[s.chosen], err);
+        last_ms = now_ms() - t;
+        last_bytes = todo[k].bytes;
+        out->measured++;
+        out->left--;
+        if (s.n_candidates > 1) {
+            out->before += s.uses * s.ms[s.default_index];
+            out->after += s.uses * s.ms[s.chosen];
+        }
+    }
+    if (!rc && out->measured) rc = tune_table_save(&measured, &ctx->pipes.on_disk, err);
+    tune_table_free(&measured);
+    free(todo);
+    describe_tuning(ctx);
+    out->seconds = (now_ms() - t0) / 1e3;
     return rc;
 }
 

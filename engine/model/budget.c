@@ -221,6 +221,60 @@ static uint32_t fit_batch(const struct vkllm_hparams *hp, uint32_t want, uint32_
     return most < want ? (uint32_t)most : want;
 }
 
+/* ============================== KV cache types ============================== */
+
+/* name, values per block, bytes per block (llama.cpp's block_q8_0) */
+static const struct {
+    const char *name;
+    uint32_t block, bytes;
+} cache_types[VKLLM_CACHE_TYPE_COUNT] = {
+    [VKLLM_CACHE_F16] = {"f16", 1, 2},
+    [VKLLM_CACHE_Q8_0] = {"q8_0", 32, 34},
+};
+
+const char *vkllm_cache_type_name(uint32_t type)
+{
+    return type < VKLLM_CACHE_TYPE_COUNT ? cache_types[type].name : NULL;
+}
+
+int vkllm_cache_type_parse(const char *name)
+{
+    for (int i = 0; name && i < VKLLM_CACHE_TYPE_COUNT; i++)
+        if (!strcmp(name, cache_types[i].name)) return i;
+    return -1;
+}
+
+/* Checks the cache type TYPE (of K when IS_K) against head size HEAD_DIM and
+ * sets *ROW to the bytes of one position's N values; the error names PATH
+ * when it is not NULL. */
+static int cache_row(const char *path, uint32_t type, bool is_k, uint32_t head_dim, uint64_t n,
+                     uint64_t *row, struct vkllm_error *err)
+{
+    const char *flag = is_k ? "--cache-type-k" : "--cache-type-v";
+    const char *sep = path ? ": " : "";
+    if (!path) path = "";
+    if (type >= VKLLM_CACHE_TYPE_COUNT)
+        return vkllm_fail(err, VKLLM_E_INVALID, "%s%s%s: unknown KV cache type %u", path, sep, flag,
+                          type);
+    if (head_dim % cache_types[type].block)
+        return vkllm_fail(
+            err, VKLLM_E_UNSUPPORTED,
+            "%s%s%s %s needs a head size that is a multiple of %u (this model's is %u)", path, sep,
+            flag, cache_types[type].name, cache_types[type].block, head_dim);
+    *row = n / cache_types[type].block * cache_types[type].bytes;
+    return VKLLM_OK;
+}
+
+/* PARAMS's cache types against the model AM (the error names PATH). */
+static int check_cache_types(const char *path, const struct arch_model *am,
+                             const struct vkllm_session_params *params, struct vkllm_error *err)
+{
+    uint64_t row;
+    const uint32_t hd = am->hp.head_dim;
+    int rc = cache_row(path, params->type_k, true, hd, hd, &row, err);
+    return rc ? rc : cache_row(path, params->type_v, false, hd, hd, &row, err);
+}
+
 int budget_session(const struct arch_model *am, const struct vkllm_device_info *dev,
                    const struct vkllm_session_params *params, struct session_plan *out,
                    struct vkllm_error *err)
@@ -236,9 +290,16 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     out->n_batch = fit_batch(hp, want, out->n_ctx, out->logits_all, dev->max_storage_buffer_range);
     out->n_seq = params && params->n_seq ? params->n_seq : 1;
     const uint64_t KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    out->type_k = params ? params->type_k : VKLLM_CACHE_F16;
+    out->type_v = params ? params->type_v : VKLLM_CACHE_F16;
+    int rc = cache_row(NULL, out->type_k, true, hp->head_dim, KV, &out->row_k, err);
+    if (!rc) rc = cache_row(NULL, out->type_v, false, hp->head_dim, KV, &out->row_v, err);
+    if (rc) return rc;
+    /* the larger of the two rows bounds a binding */
+    const uint64_t row = out->row_k > out->row_v ? out->row_k : out->row_v;
     const char *set_by = getenv("VKLLM_MAX_BINDING") ? " (as VKLLM_MAX_BINDING sets it)" : "";
     if (out->n_ctx > (1u << 24) || out->n_batch == 0 ||
-        out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
+        out->n_ctx * row > dev->max_storage_buffer_range)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "a context of %u tokens does not fit %s's storage buffer limit%s",
                           out->n_ctx, dev->name, set_by);
@@ -249,13 +310,13 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
                           "%u sequences do not fit a batch of %u tokens: use fewer or a larger "
                           "batch",
                           out->n_seq, out->n_batch);
-    if ((uint64_t)out->n_seq * out->n_ctx * KV * 2 > dev->max_storage_buffer_range)
+    if ((uint64_t)out->n_seq * out->n_ctx * row > dev->max_storage_buffer_range)
         return vkllm_fail(err, VKLLM_E_UNSUPPORTED,
                           "%u sequences of %u tokens do not fit %s's storage buffer limit%s: use "
                           "fewer or a shorter context",
                           out->n_seq, out->n_ctx, dev->name, set_by);
     struct graph g;
-    int rc = graph_build(am, out->logits_all, &g, err);
+    rc = graph_build(am, out->logits_all, &g, err);
     if (rc) return rc;
 
     /* session.c's alloc_state, pool by pool, in its order */
@@ -282,11 +343,11 @@ int budget_session(const struct arch_model *am, const struct vkllm_device_info *
     push(&device, out->scores);
     push(&readback, out->logits);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const uint64_t bytes =
-            (uint64_t)out->n_seq * budget_ring(am, l, out->n_ctx, out->n_batch) * KV * 2;
-        push(&device, bytes);
-        push(&device, bytes);
-        out->kv += 2 * align_up(bytes, gpu_pool_alignment(dev));
+        const uint64_t slots = (uint64_t)out->n_seq * budget_ring(am, l, out->n_ctx, out->n_batch);
+        push(&device, slots * out->row_k);
+        push(&device, slots * out->row_v);
+        out->kv += align_up(slots * out->row_k, gpu_pool_alignment(dev)) +
+                   align_up(slots * out->row_v, gpu_pool_alignment(dev));
     }
     rc = pool_plan(&device, dev, SESSION_BLOCK, &out->device_block, &out->device, err);
     if (!rc) rc = pool_plan(&host, dev, HOST_BLOCK, &out->host_block, &out->host, err);
@@ -404,7 +465,8 @@ static int check_load(const char *path, const struct arch_model *am, const struc
 {
     struct weight_plan w;
     struct session_plan s = {0};
-    int rc = budget_weights(am, &d->info, &w, err);
+    int rc = params ? check_cache_types(path, am, params, err) : VKLLM_OK;
+    if (!rc) rc = budget_weights(am, &d->info, &w, err);
     if (!rc && params) rc = budget_session(am, &d->info, params, &s, err);
     if (rc) return rc;
     const uint64_t need = peak(&w, ad, params ? session_bytes(&s) : 0), free = free_bytes(d);

@@ -41,6 +41,8 @@ struct session_plan {
     uint64_t scores;          /* device: (batch, n_head, n_ctx) attention scratch */
     uint64_t logits;          /* readback */
     uint64_t kv;              /* device: every layer's K and V of every sequence, aligned */
+    uint32_t type_k, type_v;  /* the cache's types (enum vkllm_cache_type) */
+    uint64_t row_k, row_v;    /* bytes of one position's K, V (every KV head) */
     /* what each pool allocates, and the block size it is created with: all of
      * it in one block when that fits one allocation */
     uint64_t device, host, readback;

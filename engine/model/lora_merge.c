@@ -16,15 +16,12 @@
 #include "atomic_file.h"
 #include "lora.h"
 #include "quant.h"
+#include "row_pool.h"
 #include "shown.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#define MAX_THREADS 256
 
 /* One adapter's pair for a file matrix, as F32. */
 struct merge_pair {
@@ -128,38 +125,24 @@ static bool report(struct merge_run *r, uint64_t i)
 }
 
 /* A matrix's rows are cut into chunks of at most 4 MiB of floats that the
- * threads take in turn, as quantize does: each dequantizes its rows, adds
- * every pair's delta and converts them to the output type. Every row is
- * independent, so the bytes do not depend on the number of threads. */
+ * threads take in turn (row_pool.h), as quantize does: each dequantizes its
+ * rows, adds every pair's delta and converts them to the output type. */
 struct merge_job {
+    struct merge_run *run; /* for the progress */
     const struct merge_tensor *mt;
     const uint8_t *src; /* W as read */
     uint8_t *dst;       /* the output (may be SRC: rows go back where they were) */
     const struct merge_pair *pairs;
-    uint64_t k, n_rows, chunk, row_bytes, to_row_bytes;
-    pthread_mutex_t lock;
-    uint64_t next; /* under lock: the first row no thread has taken */
-    bool stop;     /* under lock: stopped, or a row failed */
-    bool invalid;  /* under lock: a merged row has NaN or inf values */
+    uint64_t k, row_bytes, to_row_bytes;
 };
 
-/* Takes the next chunk: false when none is left or the job was stopped. */
-static bool job_take(struct merge_job *j, uint64_t *r0, uint64_t *rows)
+/* Merges ROWS rows from R0 through W, a chunk of rows of floats (a row_pool
+ * job): VKLLM_E_FORMAT when a merged row has NaN or inf values (the caller
+ * says which adapters gave them). */
+static int job_merge(void *user, void *scratch, uint64_t r0, uint64_t rows, struct vkllm_error *err)
 {
-    pthread_mutex_lock(&j->lock);
-    const bool ok = !j->stop && j->next < j->n_rows;
-    if (ok) {
-        *r0 = j->next;
-        *rows = j->n_rows - *r0 < j->chunk ? j->n_rows - *r0 : j->chunk;
-        j->next += *rows;
-    }
-    pthread_mutex_unlock(&j->lock);
-    return ok;
-}
-
-/* Merges ROWS rows from R0 through W (CHUNK rows of floats). */
-static void job_merge(struct merge_job *j, float *w, uint64_t r0, uint64_t rows)
-{
+    const struct merge_job *j = user;
+    float *w = scratch;
     const uint32_t type = j->mt->t->type, to_type = j->mt->to_type;
     const uint64_t k = j->k;
     for (uint64_t i = 0; i < rows; i++)
@@ -169,79 +152,58 @@ static void job_merge(struct merge_job *j, float *w, uint64_t r0, uint64_t rows)
     /* a NaN in an adapter, or a scale that overflows the output type,
      * would give a file that cannot run: refused as quantize refuses it */
     for (uint64_t i = 0; i < rows; i++)
-        if (!quant_quantize_checked(to_type, w + i * k, j->dst + (r0 + i) * j->to_row_bytes, k)) {
-            pthread_mutex_lock(&j->lock);
-            j->invalid = j->stop = true;
-            pthread_mutex_unlock(&j->lock);
-            return;
-        }
+        if (!quant_quantize_checked(to_type, w + i * k, j->dst + (r0 + i) * j->to_row_bytes, k))
+            return vkllm_fail(err, VKLLM_E_FORMAT, "NaN or inf values");
+    return VKLLM_OK;
 }
 
-static void *job_worker(void *arg)
+/* The row pool's question after each chunk of the calling thread. */
+static bool merge_goes_on(void *user, uint64_t rows_done)
 {
-    struct merge_job *j = arg;
-    float *w = malloc(j->chunk * j->k * sizeof *w);
-    uint64_t r0, rows;
-    /* without a buffer this thread takes no rows; the others do them */
-    while (w && job_take(j, &r0, &rows))
-        job_merge(j, w, r0, rows);
-    free(w);
-    return NULL;
+    (void)rows_done;
+    struct merge_run *r = ((const struct merge_job *)user)->run;
+    return report(r, r->i_tensor);
 }
 
-/* Merges MT's pairs into its rows at SRC, written to DST; the calling thread
- * works too and reports after each of its chunks, so that a stop is seen
- * within a chunk, not after a whole matrix of every adapter. */
+/* Merges MT's pairs into its rows at SRC, written to DST: VKLLM_E_FORMAT when
+ * a merged row has NaN or inf values, VKLLM_E_IO when the caller stopped it. */
 static int merge_rows(struct merge_run *r, const struct merge_tensor *mt,
                       const struct merge_pair *pairs, const uint8_t *src, uint8_t *dst,
-                      bool *invalid, struct vkllm_error *err)
+                      struct vkllm_error *err)
 {
     const uint64_t k = mt->t->ne[0], row_bytes = quant_row_bytes(mt->t->type, k);
     struct merge_job j = {
+        .run = r,
         .mt = mt,
         .src = src,
         .dst = dst,
         .pairs = pairs,
         .k = k,
-        .n_rows = mt->t->size / row_bytes,
-        .chunk = (4u << 20) / (k * sizeof(float)),
         .row_bytes = row_bytes,
         .to_row_bytes = quant_row_bytes(mt->to_type, k),
     };
+    const uint64_t n_rows = mt->t->size / row_bytes;
+    uint64_t chunk = (4u << 20) / (k * sizeof(float));
     /* and about 0.1 s of multiply-adds on one core, for a stop to come soon */
     uint64_t ranks = 0;
     for (uint32_t i = 0; i < mt->n_pairs; i++)
         ranks += pairs[i].rank;
     const uint64_t work_rows = (1ull << 27) / (k * (ranks ? ranks : 1));
-    if (j.chunk > work_rows) j.chunk = work_rows;
-    if (j.chunk > j.n_rows) j.chunk = j.n_rows;
-    if (j.chunk < 1) j.chunk = 1;
-    float *w = malloc(j.chunk * k * sizeof *w);
-    if (!w || pthread_mutex_init(&j.lock, NULL)) {
-        free(w);
-        return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
-    }
-    const uint64_t n_chunks = (j.n_rows + j.chunk - 1) / j.chunk;
-    pthread_t threads[MAX_THREADS];
-    int n_started = 0;
-    for (int i = 1; i < r->n_threads && (uint64_t)i < n_chunks; i++)
-        n_started += pthread_create(&threads[n_started], NULL, job_worker, &j) == 0;
-    uint64_t r0, rows;
-    bool stopped = false;
-    while (job_take(&j, &r0, &rows)) {
-        job_merge(&j, w, r0, rows);
-        if (!report(r, r->i_tensor)) {
-            pthread_mutex_lock(&j.lock);
-            j.stop = stopped = true;
-            pthread_mutex_unlock(&j.lock);
-        }
-    }
-    for (int i = 0; i < n_started; i++)
-        pthread_join(threads[i], NULL);
-    pthread_mutex_destroy(&j.lock);
-    free(w);
-    *invalid = j.invalid;
-    return stopped && !j.invalid ? vkllm_fail(err, VKLLM_E_IO, "stopped") : VKLLM_OK;
+    if (chunk > work_rows) chunk = work_rows;
+    if (chunk > n_rows) chunk = n_rows;
+    if (chunk < 1) chunk = 1;
+    const struct row_pool pool = {
+        .n_rows = n_rows,
+        .chunk = chunk,
+        .n_threads = r->n_threads,
+        .scratch_bytes = chunk * k * sizeof(float),
+        .work = job_merge,
+        .goes_on = merge_goes_on,
+        .user = &j,
+    };
+    bool stopped;
+    int rc = row_pool_run(&pool, &stopped, err);
+    return !rc && stopped ? vkllm_fail(err, VKLLM_E_IO, "stopped") : rc;
 }
 
 /* The writer's fill: the next tensor's bytes. */
@@ -278,9 +240,7 @@ static int fill_tensor(void *user, void *buf, struct vkllm_error *err)
         rc = read_floats(r->ads[ai], a, &p->a, err);
         if (!rc) rc = read_floats(r->ads[ai], b, &p->b, err);
     }
-    bool invalid = false;
-    if (!rc) rc = merge_rows(r, mt, pairs, src, buf, &invalid, err);
-    if (!rc && invalid) {
+    if (!rc && (rc = merge_rows(r, mt, pairs, src, buf, err)) == VKLLM_E_FORMAT) {
         char why[96] = "";
         if (mt->to_type != VKLLM_TYPE_F32)
             snprintf(why, sizeof why, ", or values too large for %s (a half float overflows)",
@@ -367,13 +327,9 @@ int vkllm_export_lora(const char *base_path, const char *out_path,
 {
     if (!base_path || !out_path || !params || (params->n_adapters && !params->adapters))
         return vkllm_fail(err, VKLLM_E_INVALID, "no file given");
-    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct merge_run r = {.params = params,
                           .n_ads = params->n_adapters,
-                          .n_threads = params->n_threads > 0 ? params->n_threads
-                                       : cores > 0           ? (int)cores
-                                                             : 1};
-    if (r.n_threads > MAX_THREADS) r.n_threads = MAX_THREADS;
+                          .n_threads = row_pool_threads(params->n_threads)};
     struct arch_model am = {0};
     vkllm_gguf *base = NULL;
     vkllm_gguf_writer *w = NULL;

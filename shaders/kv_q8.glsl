@@ -1,0 +1,34 @@
+/* kv_q8.glsl: a KV cache of Q8_0 blocks, llama.cpp's block_q8_0 (an f16
+ * scale d, then 32 int8 q; value = d q; 34 bytes) one after another in a
+ * buffer of words, so that block B starts at byte 34 B: at a word when B is
+ * even, half a word in when it is odd. A position's row is its KV heads'
+ * blocks in order, as llama.cpp's K cache rows. */
+
+/* The 4 int8 of word W as floats, the lowest byte first. */
+vec4 q8_unpack4(uint w)
+{
+    const int i = int(w);
+    return vec4(bitfieldExtract(i, 0, 8), bitfieldExtract(i, 8, 8), bitfieldExtract(i, 16, 8),
+                bitfieldExtract(i, 24, 8));
+}
+
+/* Block B of the word buffer BUF: D its scale, QW[8] its 32 int8 in words.
+ * Nine loads either way (on lavapipe the count of loads is the cost): an odd
+ * block's int8 are whole words, an even one's straddle two. */
+#define Q8_LOAD(BUF, B, D, QW)                                                                   \
+    {                                                                                            \
+        const uint b_ = (B), w0_ = b_ * 17u / 2u;                                                \
+        const bool odd_ = (b_ & 1u) != 0u;                                                       \
+        uint prev_ = BUF[w0_];                                                                   \
+        D = unpackHalf2x16(odd_ ? prev_ >> 16 : prev_).x;                                        \
+        for (uint i_ = 0u; i_ < 8u; i_++) {                                                      \
+            const uint next_ = BUF[w0_ + 1u + i_];                                               \
+            QW[i_] = odd_ ? next_ : (prev_ >> 16) | (next_ << 16);                               \
+            prev_ = next_;                                                                       \
+        }                                                                                        \
+    }
+
+/* Value I (< 32) of block B of BUF: two loads, the scale's and the int8's. */
+#define Q8_AT(BUF, B, I)                                                                         \
+    (unpackHalf2x16(BUF[(B) * 17u / 2u] >> (((B) & 1u) * 16u)).x *                              \
+     float(bitfieldExtract(int(BUF[((B) * 34u + 2u + (I)) >> 2]), int((((B) * 34u + 2u + (I)) & 3u) * 8u), 8)))
