@@ -384,8 +384,7 @@ static void stdout_track(void)
 
 bool cli_flush(void)
 {
-    errno = 0;
-    if (fflush(stdout) != 0 && !stdout_errno) stdout_errno = errno;
+    fflush(stdout); /* a failure's errno is stdout_write's to keep */
     return !ferror(stdout);
 }
 

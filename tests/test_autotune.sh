@@ -15,16 +15,7 @@
 # 5. SIGINT during the tuning ends the run, leaving no temporary file and no
 #    partial file; the next run completes the tuning.
 set -u
-vkllm=$1 data=$2
-model=$data/stories260K.gguf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-check() { # WHAT EXPECTED ACTUAL
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-}
+. "$(dirname "$0")/model_test.sh"
 unset VKLLM_PIPELINE_CACHE VKLLM_TUNE VKLLM_TUNE_SECONDS
 run() { "$vkllm" run -m "$model" -p "Once upon a time" -n 24 --temp 0 >"$tmp/out" 2>"$tmp/err"; }
 tuning_lines() { grep -c '^vkllm: tuning the mat-vec for this device (once, about 3 s; VKLLM_TUNE=manual skips)\.\.\. ' "$tmp/err"; }

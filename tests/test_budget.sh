@@ -13,16 +13,7 @@
 # 5. VKLLM_FORCE=no-memory-budget counts free memory as a driver without
 #    VK_EXT_memory_budget does.
 set -u
-vkllm=$1 data=$2
-model=$data/stories260K.gguf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-check() { # WHAT EXPECTED ACTUAL
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-}
+. "$(dirname "$0")/model_test.sh"
 # the bytes of a breakdown line: "  NAME  BYTES bytes  MIB MiB"
 field() { awk -v k="$1" '$0 ~ "^  "k" " { for (i = 1; i < NF; i++) if ($(i+1) == "bytes") { print $i; exit } }'; }
 

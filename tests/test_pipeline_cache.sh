@@ -9,16 +9,7 @@
 # 3. Other builds' caches of this device: kept while used, removed when stale.
 # 4. A cache home that cannot be written is no error.
 set -u
-vkllm=$1 data=$2
-model=$data/stories260K.gguf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-check() { # WHAT EXPECTED ACTUAL
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-}
+. "$(dirname "$0")/model_test.sh"
 export XDG_CACHE_HOME=$tmp/cache
 unset VKLLM_PIPELINE_CACHE
 run() { "$vkllm" run -m "$model" -p "Once upon a time" -n 4 --temp 0 >"$tmp/out" 2>"$tmp/err"; }

@@ -10,16 +10,7 @@
 #    a good one; bad VKLLM_TUNE values, -r values and a missing cache
 #    directory are one error line each.
 set -u
-vkllm=$1 data=$2
-model=$data/stories260K.gguf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0 checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-check() { # WHAT EXPECTED ACTUAL
-    checks=$((checks + 1))
-    [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"
-}
+. "$(dirname "$0")/model_test.sh"
 export XDG_CACHE_HOME=$tmp/cache
 unset VKLLM_PIPELINE_CACHE
 export VKLLM_TUNE=manual # the file as vkllm tune leaves it (test_autotune.sh: the automatic kind)

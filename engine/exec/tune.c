@@ -12,14 +12,11 @@
 #include "ops.h"
 #include "quant.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 enum { MAX_CANDIDATES = 8, MAX_REPS = 64 };
 
@@ -251,23 +248,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* The directory of the tuning file, made and writable: else measuring would
- * be lost, and repeated at every run. */
-static int check_writable(const char *path, struct vkllm_error *err)
-{
-    int rc = pipeline_cache_make_dirs(path, err);
-    const size_t dir = (size_t)(strrchr(path, '/') - path);
-    char buf[PATH_MAX];
-    if (!rc && dir < sizeof buf) {
-        memcpy(buf, path, dir);
-        buf[dir] = '\0';
-        if (access(buf, W_OK) != 0)
-            rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot keep the tuning there: %s", buf,
-                            strerror(errno));
-    }
-    return rc;
-}
-
 int vkllm_tune_auto(vkllm_model *m, const struct vkllm_tune_auto_params *params,
                     struct vkllm_tune_auto_result *out, struct vkllm_error *err)
 {
@@ -282,7 +262,7 @@ int vkllm_tune_auto(vkllm_model *m, const struct vkllm_tune_auto_params *params,
     if (n && !todo) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
     pending_shapes(m, todo, n);
     out->left = n;
-    int rc = n && budget_ms > 0 ? check_writable(ctx->tune.path, err) : VKLLM_OK;
+    int rc = n && budget_ms > 0 ? tune_table_writable(&ctx->tune, err) : VKLLM_OK;
     struct tune_table measured = {0}; /* merged into the file as it is at the end */
     double last_ms = 0.0, last_bytes = 1.0;
     for (uint32_t k = 0; !rc && k < n; k++) {

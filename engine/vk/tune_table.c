@@ -205,11 +205,17 @@ static uint32_t lower_bound(const struct tune_table *t, uint32_t type, uint32_t 
     return lo;
 }
 
-static struct tune_entry *find(const struct tune_table *t, uint32_t type, uint32_t k, uint32_t n)
+/* Entry I (lower_bound's) if it is (TYPE, K, N), else NULL. */
+static struct tune_entry *entry_at(const struct tune_table *t, uint32_t i, uint32_t type,
+                                   uint32_t k, uint32_t n)
 {
-    const uint32_t i = lower_bound(t, type, k, n);
     struct tune_entry *e = i < t->n ? &t->e[i] : NULL;
     return e && e->type == type && e->k == k && e->n == n ? e : NULL;
+}
+
+static struct tune_entry *find(const struct tune_table *t, uint32_t type, uint32_t k, uint32_t n)
+{
+    return entry_at(t, lower_bound(t, type, k, n), type, k, n);
 }
 
 uint32_t tune_table_matvec_tpr(const struct tune_table *t, uint32_t type, uint32_t k, uint32_t n)
@@ -222,7 +228,7 @@ int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n, 
                    struct vkllm_error *err)
 {
     const uint32_t i = lower_bound(t, type, k, n);
-    struct tune_entry *e = find(t, type, k, n);
+    struct tune_entry *e = entry_at(t, i, type, k, n);
     if (e && !tpr) {
         memmove(e, e + 1, (t->n - i - 1) * sizeof *e);
         t->n--;
@@ -259,6 +265,18 @@ static int lock_dir(const char *path)
             fd = -1;
         }
     return fd;
+}
+
+int tune_table_writable(const struct tune_table *t, struct vkllm_error *err)
+{
+    int rc = pipeline_cache_make_dirs(t->path, err);
+    char *dir = rc ? NULL : strndup(t->path, (size_t)(strrchr(t->path, '/') - t->path));
+    if (!rc && !dir) return vkllm_fail(err, VKLLM_E_NOMEM, "out of memory");
+    if (!rc && access(dir, W_OK) != 0)
+        rc = vkllm_fail(err, VKLLM_E_IO, "%s: cannot keep the tuning there: %s", dir,
+                        strerror(errno));
+    free(dir);
+    return rc;
 }
 
 /* Writes T to PATH for KEY, atomically. */

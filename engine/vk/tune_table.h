@@ -59,6 +59,9 @@ int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n, 
  * directory. */
 int tune_table_save(const struct tune_table *t, const struct pipeline_cache *pc,
                     struct vkllm_error *err);
+/* T's directory (T has a path) made, and writable: else what tuning measures
+ * would be lost, and measured again at every run. */
+int tune_table_writable(const struct tune_table *t, struct vkllm_error *err);
 void tune_table_free(struct tune_table *t);
 
 #endif
