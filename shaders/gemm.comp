@@ -127,8 +127,9 @@ void main()
             /* summed as vec4s, then across: the order (and so the rounding)
              * of every GEMM before this one, which greedy goldens near a tie
              * notice. The four components are independent sums, so they go
-             * one after another: TT x RPT running sums at a time (24 floats,
-             * registers on a CPU device) rather than four times as many,
+             * one after another: TT x RPT running sums at a time (8 floats
+             * with ops.c's TT of 1: registers on a CPU device, where a
+             * TT of 3 spilled some) rather than four times as many,
              * which spilled to memory and cost a load and a store per
              * multiply-add. */
             float s[TT][RPT][4];

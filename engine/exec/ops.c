@@ -146,9 +146,10 @@ static uint32_t pow2_floor(uint32_t v)
     return p;
 }
 
-/* Tokens whose sums a GEMM thread keeps in registers at once: 3 x 8 rows
- * measured best on lavapipe (docs/PERFORMANCE.md) */
-#define GEMM_TILE_TOKENS 3
+/* Tokens whose sums a GEMM thread keeps in registers at once: 1 x 8 rows
+ * measured best on lavapipe (8 sums and their operands fit its 16 AVX
+ * registers; docs/PERFORMANCE.md) */
+#define GEMM_TILE_TOKENS 1
 
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
                 const struct gpu_buf *y, bool acc, struct vkllm_error *err)
