@@ -283,6 +283,15 @@ static int run_test(vkllm_model *model, const struct cli_lora *lora, struct benc
                       &test->samples_ns[r], err);
         if (!rc) test->n_samples++;
     }
+    if (!rc && test->n_gen > 0) {
+        /* the launches a decoded token costs, whatever the device's speed */
+        uint32_t dispatches, barriers;
+        char name[64];
+        test_name(test, name, sizeof name);
+        vkllm_session_step_counts(vkllm_session_group_member(g, 0), &dispatches, &barriers);
+        fprintf(stderr, "vkllm: %s: %.1f dispatches, %.1f barriers per decoded token\n", name,
+                (double)dispatches / test->n_seq, (double)barriers / test->n_seq);
+    }
     if (!rc && profile) {
         char name[64];
         test_name(test, name, sizeof name);

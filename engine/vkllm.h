@@ -403,7 +403,9 @@ struct vkllm_context_params {
      * the per-(token, head) attention that decode uses instead of tiles of
      * queries sharing K and V loads; "no-memory-budget" counts free memory
      * as a device without VK_EXT_memory_budget does (the heap's size, less
-     * what vkllm holds). NULL: the best the device offers. */
+     * what vkllm holds); "no-fuse" records every graph node as its own
+     * dispatch (no RoPE fused with the KV cache write, no norm with the
+     * quantization of its output). NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for
      * vkllm_session_profile. Costs a timestamp per dispatch. */
@@ -705,6 +707,10 @@ void vkllm_session_reset(vkllm_session *s); /* forget all tokens */
 int vkllm_session_truncate(vkllm_session *s, uint32_t pos, struct vkllm_error *err);
 /* GPU time of the last decode, from timestamp queries (0 if unsupported). */
 double vkllm_session_last_gpu_ms(const vkllm_session *s);
+/* Dispatches and barriers recorded for one decode step of a token of each of
+ * S's group's sequences (one token when the group is of one): what a step
+ * costs in launches, whatever the device. */
+void vkllm_session_step_counts(const vkllm_session *s, uint32_t *dispatches, uint32_t *barriers);
 
 /* Where a session's GPU time went, over every decode since it was created,
  * with the context's profile flag: per kernel (a shader variant, e.g.

@@ -68,6 +68,7 @@ PUSH_BEGIN(push_norm)
     PC_UINT layer_norm; /* 1: subtract the mean first (LayerNorm); 0: RMSNorm */
     PC_UINT has_bias;   /* 1: add binding 3 after scaling by binding 2 */
     PC_UINT row_weights; /* 1: each of a token's rows has its own weights (n * rows) */
+    PC_UINT q8_scale_offset; /* norm_q8: word offset of the block scales in binding 5 */
 PUSH_END
 #endif
 
@@ -99,6 +100,17 @@ PUSH_BEGIN(push_rope)
     PC_UINT x_stride; /* floats between tokens */
     PC_UINT neox;     /* 1: pairs (i, i + n_rot/2); 0: pairs (2i, 2i+1) */
     PC_UINT table_stride; /* floats between tokens in the cos/sin table */
+PUSH_END
+#endif
+
+#if !defined(VULKAN) || defined(KERNEL_ROPE_KV_STORE)
+PUSH_BEGIN(push_rope_kv_store)
+    PC_UINT n_head;    /* Q's heads */
+    PC_UINT n_head_kv; /* K's and V's */
+    PC_UINT head_dim;
+    PC_UINT n_rot;     /* leading dimensions of each head that rotate (even); the table's stride */
+    PC_UINT neox;      /* 1: pairs (i, i + n_rot/2); 0: pairs (2i, 2i+1) */
+    PC_UINT ring;      /* positions the cache holds; position p goes to p % ring */
 PUSH_END
 #endif
 
@@ -152,11 +164,12 @@ PUSH_END
 
 #ifndef VULKAN
 _Static_assert(sizeof(struct push_get_rows) == 24, "push_get_rows");
-_Static_assert(sizeof(struct push_norm) == 24, "push_norm");
+_Static_assert(sizeof(struct push_norm) == 28, "push_norm");
 _Static_assert(sizeof(struct push_matvec) == 32, "push_matvec");
 _Static_assert(sizeof(struct push_rope) == 24, "push_rope");
 _Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");
 _Static_assert(sizeof(struct push_kv_store) == 8, "push_kv_store");
+_Static_assert(sizeof(struct push_rope_kv_store) == 24, "push_rope_kv_store");
 _Static_assert(sizeof(struct push_attention) == 48, "push_attention");
 _Static_assert(sizeof(struct push_eltwise) == 12, "push_eltwise");
 #endif

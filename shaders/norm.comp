@@ -9,7 +9,8 @@
  * computes it (sums in double, then 1.0f / sqrtf(...)): float-float sums and
  * correctly rounded sqrt and division, so the normalized values match it to
  * the last bit and a Q8_0 quantization of them rounds the same way. In place
- * (x = out) is allowed: each thread rewrites only the elements it read. */
+ * (x = out) is allowed: each thread rewrites only the elements it read.
+ * QUANTIZE (norm_q8) adds the output's Q8_0 blocks, below. */
 
 #define KERNEL_NORM
 #include "kernels.h"
@@ -18,7 +19,20 @@
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer W { float w[]; };
 layout(std430, binding = 3) readonly buffer B { float b[]; };
+#ifdef QUANTIZE
+/* norm_q8: the output quantized too, for the quantized matmul that reads it
+ * (one launch fewer than norm then quantize_q8): once the row is written,
+ * its blocks are quantized from what was written, by quantize_q8.comp's
+ * operations (quantize_q8.glsl), so the bits are the same. coherent: a
+ * thread reads what others of its workgroup wrote. */
+layout(std430, binding = 4) coherent buffer Out { float y[]; };
+layout(constant_id = 1) const uint FLOATS = 0;
+layout(std430, binding = 5) writeonly buffer XQ { uint xq[]; };
+layout(std430, binding = 5) writeonly buffer XF { float xf[]; };
+#include "quantize_q8.glsl"
+#else
 layout(std430, binding = 4) buffer Out { float y[]; };
+#endif
 
 shared vec2 partial[WG];
 
@@ -73,4 +87,12 @@ void main()
         precise float v = (x[o + i] - mean) * scale * w[wo + i];
         y[o + i] = pc.has_bias != 0u ? v + b[i] : v;
     }
+#ifdef QUANTIZE
+    memoryBarrierBuffer();
+    barrier();
+    /* a token's rows are consecutive: block j of this row is block
+     * row * nb + j of the token-major blocks */
+    const uint nb = pc.n / 32u;
+    for (uint j = tid; j < nb; j += WG) Q8_ACT_STORE(y, o + 32u * j, row * nb + j, pc.q8_scale_offset);
+#endif
 }

@@ -26,6 +26,9 @@ void main()
     uint a = base + (pc.neox != 0u ? p : 2u * p);
     uint b = pc.neox != 0u ? a + half_rot : a + 1u;
     float x0 = x[a], x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    /* rounded as written (no fused multiply-add), as rope_kv_store.comp's */
+    precise float y0 = x0 * c - x1 * s;
+    precise float y1 = x0 * s + x1 * c;
+    x[a] = y0;
+    x[b] = y1;
 }

@@ -41,6 +41,9 @@
  *   rope       x0 c - x1 s on both sides from the same table, each possibly
  *              fused into an fma: tol = 4u (|x0| + |x1|); dimensions past
  *              n_rot are untouched (exact).
+ *   fused      rope_kv_store and norm_q8 against the ops they replace (rope,
+ *              rope, kv_store; norm, quantize_q8), run on the same inputs:
+ *              exact, byte for byte, their contract (forward.c swaps them).
  *   swiglu     Vulkan allows exp (3 + 2|x|) ulp and division 2.5 ulp (an ulp
  *              is at most 2u relative): tol = (17 + 4|g|) u |out|.
  *   softcap    f tanh(y / f). Vulkan specifies tanh only through sinh/cosh
@@ -1069,6 +1072,154 @@ static void test_attention_q8(void)
     }
 }
 
+/* ============================== fused ops ============================== */
+
+/* Fills the N bytes at P with a pattern no op writes by chance. */
+static void fill_bytes(void *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        ((uint8_t *)p)[i] = (uint8_t)(0xa5 ^ (i * 7));
+}
+
+/* Whether N bytes at A and B are equal; reports the first difference. */
+static bool same_bytes(const void *a, const void *b, uint64_t n, const char *what)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (((const uint8_t *)a)[i] != ((const uint8_t *)b)[i]) {
+            fprintf(stderr, "  %s: byte %llu differs\n", what, (unsigned long long)i);
+            return false;
+        }
+    return true;
+}
+
+/* rope_kv_store against rope(Q), rope(K), kv_store on the same inputs, for a
+ * cache of RING positions of types TYPE_K and TYPE_V; with FACTORS, a table
+ * with frequency factors (Llama 3.1's rope_freqs). */
+static void test_rope_kv_store(uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uint32_t n_rot,
+                               bool neox, bool factors, uint32_t type_k, uint32_t type_v,
+                               uint32_t pos0, uint32_t batch, uint32_t n_tokens, uint32_t ring)
+{
+    const uint32_t q_dim = n_head * hd, kv_dim = n_head_kv * hd;
+    const uint64_t kc_bytes = (cache_bytes(type_k, (uint64_t)ring * kv_dim) + 3) & ~3ull;
+    const uint64_t vc_bytes = (cache_bytes(type_v, (uint64_t)ring * kv_dim) + 3) & ~3ull;
+    struct op_env e = case_begin(batch);
+    struct gpu_buf table = host_buf((uint64_t)batch * n_rot * 4);
+    struct gpu_buf q[2], k[2], kc[2], vc[2], v = host_buf((uint64_t)batch * kv_dim * 4);
+    for (int i = 0; i < 2; i++) {
+        q[i] = host_buf((uint64_t)batch * q_dim * 4);
+        k[i] = host_buf((uint64_t)batch * kv_dim * 4);
+        kc[i] = host_buf(kc_bytes);
+        vc[i] = host_buf(vc_bytes);
+    }
+    REQUIRE(op_rope(&e, &table, &q[0], n_head, hd, n_rot, neox, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_rope(&e, &table, &k[0], n_head_kv, hd, n_rot, neox, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_kv_store(&e, &k[0], &v, &kc[0], &vc[0], kv_dim, ring, type_k, type_v, &tb.err) == 0,
+            "%s", tb.err.msg);
+    const struct rope_kv_shape sh = {n_head, n_head_kv, hd, n_rot, neox, ring, type_k, type_v};
+    REQUIRE(op_rope_kv_store(&e, &table, &q[1], &k[1], &v, &kc[1], &vc[1], &sh, &tb.err) == 0, "%s",
+            tb.err.msg);
+    record_end();
+
+    float ff[MAX_HEAD_DIM / 2];
+    for (uint32_t i = 0; i < n_rot / 2; i++)
+        ff[i] = 1.0f + (float)i * 0.37f;
+    const struct rope_params rp = {.n_rot = n_rot,
+                                   .freq_base = 10000.0f,
+                                   .freq_scale = 1.0f,
+                                   .attn_factor = 1.0f,
+                                   .freq_factors = factors ? ff : NULL};
+    rope_table(&rp, table.mapped, n_tokens, pos0);
+    struct rng r;
+    rng_seed(&r, 31 + hd + n_rot);
+    float *k0 = malloc((uint64_t)batch * kv_dim * sizeof *k0);
+    REQUIRE(k0);
+    for (uint64_t i = 0; i < (uint64_t)batch * q_dim; i++)
+        ((float *)q[0].mapped)[i] = ((float *)q[1].mapped)[i] = frand(&r) * 3.0f;
+    for (uint64_t i = 0; i < (uint64_t)batch * kv_dim; i++) {
+        ((float *)k[0].mapped)[i] = ((float *)k[1].mapped)[i] = k0[i] = frand(&r);
+        ((float *)v.mapped)[i] = frand(&r);
+    }
+    for (int i = 0; i < 2; i++) {
+        fill_bytes(kc[i].mapped, kc_bytes);
+        fill_bytes(vc[i].mapped, vc_bytes);
+    }
+    run_step(&e, n_tokens, pos0, NULL);
+
+    char shape[128];
+    snprintf(shape, sizeof shape,
+             "%s%s %u/%u heads x %u, n_rot %u, K %s V %s, pos %u+%u/%u, ring %u",
+             neox ? "neox" : "normal", factors ? " +ff" : "", n_head, n_head_kv, hd, n_rot,
+             type_k == VKLLM_CACHE_Q8_0 ? "q8_0" : "f16",
+             type_v == VKLLM_CACHE_Q8_0 ? "q8_0" : "f16", pos0, n_tokens, batch, ring);
+    const bool same = same_bytes(q[0].mapped, q[1].mapped, (uint64_t)batch * q_dim * 4, "Q") &&
+                      same_bytes(kc[0].mapped, kc[1].mapped, kc_bytes, "K cache") &&
+                      same_bytes(vc[0].mapped, vc[1].mapped, vc_bytes, "V cache") &&
+                      same_bytes(k[1].mapped, k0, (uint64_t)batch * kv_dim * 4, "K (unrotated)");
+    /* not vacuous: the unfused ops wrote the cache */
+    uint8_t *pattern = malloc(kc_bytes);
+    REQUIRE(pattern);
+    fill_bytes(pattern, kc_bytes);
+    const bool wrote = memcmp(kc[0].mapped, pattern, kc_bytes) != 0;
+    free(pattern);
+    printf("%-9s %-58s %s\n", "rope_kv", shape, same ? "same bytes" : "DIFFERENT");
+    CHECK(same && wrote, "rope_kv_store %s: not the unfused ops' bytes", shape);
+    free(k0);
+    case_end();
+}
+
+/* norm_q8 against norm then quantize_q8 on the same inputs (LAST_ONLY picks
+ * the quantized layout, or the GEMM's floats for a batch of 16 or more). */
+static void test_norm_q8(uint32_t n, uint32_t rows, uint32_t batch, uint32_t n_tokens,
+                         bool layer_norm, bool bias, bool in_place, bool last_only)
+{
+    const uint32_t k = n * rows;
+    struct op_env e = case_begin(batch);
+    const uint64_t xq_bytes = op_q8_bytes(batch, k);
+    struct gpu_buf w = host_buf((uint64_t)n * 4), b = host_buf((uint64_t)n * 4);
+    struct gpu_buf x[2], out[2], xq[2];
+    for (int i = 0; i < 2; i++) {
+        x[i] = host_buf((uint64_t)batch * k * 4);
+        out[i] = in_place ? x[i] : host_buf((uint64_t)batch * k * 4);
+        xq[i] = host_buf(xq_bytes);
+    }
+    REQUIRE(op_norm(&e, &x[0], &w, bias ? &b : NULL, &out[0], n, rows, 1e-5f, layer_norm, false,
+                    &tb.err) == 0,
+            "%s", tb.err.msg);
+    REQUIRE(op_quantize_q8(&e, &out[0], &xq[0], k, last_only, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_norm_q8(&e, &x[1], &w, bias ? &b : NULL, &out[1], &xq[1], n, rows, 1e-5f, layer_norm,
+                       false, last_only, &tb.err) == 0,
+            "%s", tb.err.msg);
+    record_end();
+
+    struct rng r;
+    rng_seed(&r, 41 + n);
+    for (uint32_t i = 0; i < n; i++) {
+        ((float *)w.mapped)[i] = 1.0f + frand(&r) * 0.9f;
+        ((float *)b.mapped)[i] = frand(&r);
+    }
+    for (uint64_t i = 0; i < (uint64_t)batch * k; i++)
+        ((float *)x[0].mapped)[i] = ((float *)x[1].mapped)[i] = frand(&r) * (i % 97 ? 1.0f : 40.0f);
+    for (int i = 0; i < 2; i++) {
+        if (!in_place) fill_bytes(out[i].mapped, (uint64_t)batch * k * 4);
+        fill_bytes(xq[i].mapped, xq_bytes);
+    }
+    run_step(&e, n_tokens, 0, NULL);
+
+    char shape[128];
+    snprintf(shape, sizeof shape, "%s n=%u x%u%s%s %u/%u tok%s", layer_norm ? "layer" : "rms", n,
+             rows, bias ? " +b" : "", in_place ? " in place" : "", n_tokens, batch,
+             op_matvec_uses_gemm(&e, last_only) ? " (GEMM floats)" : "");
+    const bool same = same_bytes(out[0].mapped, out[1].mapped, (uint64_t)batch * k * 4, "out") &&
+                      same_bytes(xq[0].mapped, xq[1].mapped, xq_bytes, "xq");
+    /* not vacuous: the quantize wrote its first block */
+    uint8_t pattern[32];
+    fill_bytes(pattern, sizeof pattern);
+    const bool wrote = memcmp(xq[0].mapped, pattern, sizeof pattern) != 0;
+    printf("%-9s %-58s %s\n", "norm_q8", shape, same ? "same bytes" : "DIFFERENT");
+    CHECK(same && wrote, "norm_q8 %s: not norm then quantize_q8's bytes", shape);
+    case_end();
+}
+
 /* ============================== eltwise ============================== */
 
 /* One ulp of the half float nearest V: the spacing of halves there (2^-24
@@ -1399,6 +1550,27 @@ int main(int argc, char **argv)
     test_rope(3, 80, 32, false, 10000.0f, 1000, 16, 13);
     test_rope(7, 96, 96, true, 1e6f, 4095, 8, 5);
     test_rope(1, 6, 4, true, 10000.0f, 3, 4, 3);
+
+    /* fused: decode and prompt steps, both rope kinds, partial n_rot,
+     * frequency factors, GQA, every cache type pair, a ring that wraps, an
+     * odd head size (F16 caches only: Q8_0 needs blocks of 32) */
+    const uint32_t CF16 = VKLLM_CACHE_F16, CQ8 = VKLLM_CACHE_Q8_0;
+    test_rope_kv_store(8, 2, 64, 64, false, false, CF16, CF16, 0, 1, 1, 16);
+    test_rope_kv_store(8, 2, 64, 64, true, true, CQ8, CQ8, 37, 8, 7, 64);
+    test_rope_kv_store(6, 3, 96, 32, true, false, CQ8, CF16, 90, 16, 13, 40);
+    test_rope_kv_store(5, 5, 128, 64, false, true, CF16, CQ8, 5, 4, 3, 8);
+    test_rope_kv_store(3, 1, 6, 4, true, false, CF16, CF16, 3, 4, 3, 7);
+    test_rope_kv_store(4, 2, 32, 32, false, false, CQ8, CQ8, 1000, 1, 1, 1024);
+
+    /* decode, a prompt's batch as matvec input and as GEMM floats, LayerNorm
+     * with bias, in place, rows longer than a workgroup's threads' blocks,
+     * several rows per token */
+    test_norm_q8(256, 1, 1, 1, false, false, false, false);
+    test_norm_q8(96, 1, 5, 3, false, false, true, false);
+    test_norm_q8(4160, 1, 4, 4, false, false, false, true);
+    test_norm_q8(288, 1, 16, 13, true, true, false, false);
+    test_norm_q8(288, 1, 16, 13, false, false, false, true);
+    test_norm_q8(64, 3, 8, 7, false, false, false, false);
 
     const float r32 = 1.0f / sqrtf(32.0f), r128 = 1.0f / sqrtf(128.0f);
     /* heads, kv heads, head_dim, positions, last step, batch; window, ring;

@@ -1,6 +1,10 @@
 /* forward.c: executing a graph (graph.h) on the device: each node becomes one
  * op, a quantized matmul's input is quantized once for every matmul that reads
- * it, and barriers come from what each dispatch reads and writes. */
+ * it, and barriers come from what each dispatch reads and writes. Unless the
+ * context forced "no-fuse", some runs of nodes become one dispatch: RoPE of Q
+ * and K with the KV cache write, and a norm with the quantization of its
+ * output for the matmul that reads it (a decode step of a small model costs
+ * its launches more than its arithmetic). */
 #include "forward.h"
 
 #include "quant.h"
@@ -63,6 +67,95 @@ static int matmul(struct recorder *r, const struct graph_node *n, const struct g
     return op_matvec(&r->e, w, in, buf(r, n->dst), n->acc, n->last_only, err);
 }
 
+/* The weight node N multiplies by (a MATMUL or LORA_* node). */
+static const struct gpu_weight *matmul_weight(const struct recorder *r, const struct graph_node *n)
+{
+    if (n->op == NODE_MATMUL) return &model_tensor(r->m, n->layer, n->w)->mat;
+    const struct lora_weight *p = lora_weight(r->ad[n->lora], n->layer, (enum tensor_role)n->w);
+    return n->op == NODE_LORA_A ? &p->a : &p->b;
+}
+
+/* Whether a node after node I of GR reads buffer B before one overwrites it;
+ * *READER: the first that reads it, if any. */
+static bool read_later(const struct graph *gr, uint32_t i, uint8_t b,
+                       const struct graph_node **reader)
+{
+    for (uint32_t j = i + 1; j < gr->n_nodes; j++) {
+        const struct graph_node *n = &gr->nodes[j];
+        const bool kv = n->op == NODE_KV_STORE && (b == BUF_K || b == BUF_V);
+        /* ROPE and ELTWISE read their dst, as ACC nodes do */
+        const bool reads_dst = n->op == NODE_ROPE || n->op == NODE_ELTWISE || n->acc;
+        if (n->src == b || kv || (n->dst == b && reads_dst)) {
+            *reader = n;
+            return true;
+        }
+        if (n->dst == b) break;
+    }
+    *reader = NULL;
+    return false;
+}
+
+/* Whether nodes I.. of GR are RoPE of Q, RoPE of K and the KV cache write of
+ * one layer, with nothing after them reading K (which the fused op leaves
+ * unrotated). */
+static bool rope_kv_follows(const struct graph *gr, uint32_t i)
+{
+    if (i + 2 >= gr->n_nodes) return false;
+    const struct graph_node *q = &gr->nodes[i], *k = q + 1, *kv = q + 2;
+    const struct graph_node *reader;
+    return q->op == NODE_ROPE && q->dst == BUF_Q && k->op == NODE_ROPE && k->dst == BUF_K &&
+           k->sub == q->sub && k->n == q->n && kv->op == NODE_KV_STORE && kv->n == k->n * k->rows &&
+           k->layer == q->layer && kv->layer == q->layer && !read_later(gr, i + 2, BUF_K, &reader);
+}
+
+static int rope_kv_store(struct recorder *r, const struct graph_node *q, const struct graph_node *k,
+                         struct vkllm_error *err)
+{
+    const struct forward_state *st = r->st;
+    const uint32_t l = q->layer;
+    const struct rope_kv_shape s = {
+        .n_head = q->rows,
+        .n_head_kv = k->rows,
+        .head_dim = q->n,
+        .n_rot = r->m->hp.n_rot,
+        .neox = r->m->hp.rope_neox,
+        .ring = st->ring[l],
+        .type_k = st->type_k,
+        .type_v = st->type_v,
+    };
+    touch(r, RES(BUF_Q) | RES(BUF_K) | RES(BUF_V), RES(BUF_Q) | RES(RES_KV));
+    return op_rope_kv_store(&r->e, &st->rope[q->sub], buf(r, BUF_Q), buf(r, BUF_K), buf(r, BUF_V),
+                            &st->k_cache[l], &st->v_cache[l], &s, err);
+}
+
+/* The matmul that reads norm node I's output first, when it quantizes it to
+ * Q8_0 as the norm can (its rows' length a multiple of 32); else NULL. */
+static const struct graph_node *q8_reader(const struct recorder *r, const struct graph *gr,
+                                          uint32_t i)
+{
+    const struct graph_node *n = &gr->nodes[i], *reader;
+    if (n->n % 32 || !read_later(gr, i, n->dst, &reader)) return NULL;
+    const bool matmul =
+        reader->op == NODE_MATMUL || reader->op == NODE_LORA_A || reader->op == NODE_LORA_B;
+    if (!matmul || reader->src != n->dst) return NULL;
+    const struct gpu_weight *w = matmul_weight(r, reader);
+    return quant_format(w->type)->act == ACT_Q8 && w->k == n->n * n->rows ? reader : NULL;
+}
+
+/* Norm node N, its output quantized for the matmul READER as well. */
+static int norm_q8(struct recorder *r, const struct graph_node *n, const struct graph_node *reader,
+                   struct vkllm_error *err)
+{
+    const struct vkllm_model *m = r->m;
+    touch(r, RES(n->src), RES(n->dst) | RES(RES_XQ));
+    r->xq_of = n->dst;
+    r->xq_last_only = reader->last_only;
+    return op_norm_q8(&r->e, buf(r, n->src), &model_tensor(m, n->layer, n->w)->vec,
+                      n->b == T_NONE ? NULL : &model_tensor(m, n->layer, n->b)->vec, buf(r, n->dst),
+                      &r->st->xq, n->n, n->rows, n->f, n->sub & NORM_LAYER_BIT,
+                      n->sub & NORM_ROW_BIT, reader->last_only, err);
+}
+
 static int node(struct recorder *r, const struct graph_node *n, struct vkllm_error *err)
 {
     const struct vkllm_model *m = r->m;
@@ -79,14 +172,12 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
         return op_norm(&r->e, buf(r, n->src), &model_tensor(m, l, n->w)->vec,
                        n->b == T_NONE ? NULL : &model_tensor(m, l, n->b)->vec, buf(r, n->dst), n->n,
                        n->rows, n->f, n->sub & NORM_LAYER_BIT, n->sub & NORM_ROW_BIT, err);
-    case NODE_MATMUL: return matmul(r, n, &model_tensor(m, l, n->w)->mat, err);
-    case NODE_LORA_A: {
-        const struct gpu_weight *a = &lora_weight(r->ad[n->lora], l, n->w)->a;
-        if (n->src != BUF_NONE) return matmul(r, n, a, err);
+    case NODE_MATMUL:
+    case NODE_LORA_B: return matmul(r, n, matmul_weight(r, n), err);
+    case NODE_LORA_A:
+        if (n->src != BUF_NONE) return matmul(r, n, matmul_weight(r, n), err);
         touch(r, 0, RES(n->dst)); /* token_embd's: the token's row of A */
-        return op_get_rows(&r->e, a, buf(r, n->dst), false, false, err);
-    }
-    case NODE_LORA_B: return matmul(r, n, &lora_weight(r->ad[n->lora], l, n->w)->b, err);
+        return op_get_rows(&r->e, matmul_weight(r, n), buf(r, n->dst), false, false, err);
     case NODE_ELTWISE: {
         const struct gpu_buf *x = n->src != BUF_NONE ? buf(r, n->src)
                                   : n->b != T_NONE   ? &model_tensor(m, l, n->b)->vec
@@ -138,7 +229,17 @@ int forward_record(const struct vkllm_model *m, const struct graph *gr,
                       : n->op == NODE_MATMUL ? n->w
                       : n->op == NODE_EMBED  ? n->w
                                              : T_NONE);
-        rc = node(&r, n, err);
+        const struct graph_node *reader;
+        if (!m->ctx->fuse) {
+            rc = node(&r, n, err);
+        } else if (rope_kv_follows(gr, i)) {
+            rc = rope_kv_store(&r, n, n + 1, err);
+            i += 2;
+        } else if (n->op == NODE_NORM && (reader = q8_reader(&r, gr, i))) {
+            rc = norm_q8(&r, n, reader, err);
+        } else {
+            rc = node(&r, n, err);
+        }
     }
     if (rc) return rc;
     gpu_graph_barrier(g);

@@ -65,8 +65,29 @@ int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_NORM, NULL, 0, 5, sizeof(struct push_norm), &p, err);
     if (rc) return rc;
-    struct push_norm pc = {n, eps, rows, layer_norm, b != NULL, row_weights};
+    struct push_norm pc = {n, eps, rows, layer_norm, b != NULL, row_weights, 0};
     struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out};
+    return gpu_graph_dispatch(e->graph, p, e->batch * rows, &pc, bufs, e->sync, err);
+}
+
+/* Word offset of the scales in a quantized activation buffer. */
+static uint32_t q8_scale_offset(uint32_t batch, uint32_t k)
+{
+    return batch * (k / 32) * 8;
+}
+
+int op_norm_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
+               const struct gpu_buf *b, const struct gpu_buf *out, const struct gpu_buf *xq,
+               uint32_t n, uint32_t rows, float eps, bool layer_norm, bool row_weights,
+               bool last_only, struct vkllm_error *err)
+{
+    const uint32_t floats = op_matvec_uses_gemm(e, last_only);
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_NORM_Q8, &floats, 1, 6, sizeof(struct push_norm), &p, err);
+    if (rc) return rc;
+    struct push_norm pc = {
+        n, eps, rows, layer_norm, b != NULL, row_weights, q8_scale_offset(e->batch, n * rows)};
+    struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out, *xq};
     return gpu_graph_dispatch(e->graph, p, e->batch * rows, &pc, bufs, e->sync, err);
 }
 
@@ -90,12 +111,6 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
     /* 32 int8 quants and one float scale per block; a batch that can run as a
      * GEMM needs room for the floats it reads instead */
     return (uint64_t)batch * (k / 32) * (batch >= GEMM_MIN_BATCH ? 32 * 4 : 32 + 4);
-}
-
-/* Word offset of the scales in a quantized activation buffer. */
-static uint32_t q8_scale_offset(uint32_t batch, uint32_t k)
-{
-    return batch * (k / 32) * 8;
 }
 
 int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
@@ -256,6 +271,27 @@ int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf 
     uint64_t threads = (uint64_t)e->batch * (q8 ? n_embd_kv / 32 : n_embd_kv / 2);
     return gpu_graph_dispatch(e->graph, p, div_up(threads, e->ctx->wg_size), &pc, bufs, e->sync,
                               err);
+}
+
+int op_rope_kv_store(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf *q,
+                     const struct gpu_buf *k, const struct gpu_buf *v,
+                     const struct gpu_buf *k_cache, const struct gpu_buf *v_cache,
+                     const struct rope_kv_shape *s, struct vkllm_error *err)
+{
+    struct vk_pipeline *p;
+    const uint32_t q8 = kv_q8_variant(s->type_k, s->type_v);
+    int rc = pipeline(e, SHADER_ROPE_KV_STORE + q8, NULL, 0, 7, sizeof(struct push_rope_kv_store),
+                      &p, err);
+    if (rc) return rc;
+    struct push_rope_kv_store pc = {s->n_head, s->n_head_kv, s->head_dim,
+                                    s->n_rot,  s->neox,      s->ring};
+    struct gpu_buf bufs[] = {e->step, *table, *q, *k, *v, *k_cache, *v_cache};
+    /* per token: a thread per rotated pair of Q, then per pair of K and V
+     * values (per block of 32 with a Q8_0 cache) */
+    const uint32_t n_embd_kv = s->n_head_kv * s->head_dim;
+    const uint64_t per_token = s->n_head * (s->n_rot / 2) + (q8 ? n_embd_kv / 32 : n_embd_kv / 2);
+    return gpu_graph_dispatch(e->graph, p, div_up(e->batch * per_token, e->ctx->wg_size), &pc, bufs,
+                              e->sync, err);
 }
 
 void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint32_t *heads)

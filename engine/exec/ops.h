@@ -42,6 +42,14 @@ int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
             const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
             float eps, bool layer_norm, bool row_weights, struct vkllm_error *err);
 
+/* op_norm with rows of a multiple of 32 floats, whose output also goes to
+ * XQ quantized, as op_quantize_q8 (k = N * ROWS, LAST_ONLY for the matvec
+ * that reads it) would write it from OUT: one dispatch instead of two. */
+int op_norm_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
+               const struct gpu_buf *b, const struct gpu_buf *out, const struct gpu_buf *xq,
+               uint32_t n, uint32_t rows, float eps, bool layer_norm, bool row_weights,
+               bool last_only, struct vkllm_error *err);
+
 /* XQ = X quantized to Q8_0 blocks, K floats per token (a multiple of 32): the
  * input of a quantized op_matvec with the same LAST_ONLY. When that matvec runs
  * as a GEMM, XQ gets the values the blocks stand for, as floats. XQ holds
@@ -76,6 +84,23 @@ int op_rope(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf 
 int op_kv_store(struct op_env *e, const struct gpu_buf *k, const struct gpu_buf *v,
                 const struct gpu_buf *k_cache, const struct gpu_buf *v_cache, uint32_t n_embd_kv,
                 uint32_t ring, uint32_t type_k, uint32_t type_v, struct vkllm_error *err);
+
+/* The shapes op_rope_kv_store works on. */
+struct rope_kv_shape {
+    uint32_t n_head, n_head_kv, head_dim;
+    uint32_t n_rot; /* leading dimensions of each head that rotate */
+    bool neox;
+    uint32_t ring;           /* positions the cache holds per sequence */
+    uint32_t type_k, type_v; /* the caches' types: enum vkllm_cache_type */
+};
+
+/* op_rope of Q and of K by TABLE, then op_kv_store, in one dispatch: Q
+ * rotated in place, K rotated into the cache (K itself is left as it was)
+ * and V stored, with the same bits as the three ops. */
+int op_rope_kv_store(struct op_env *e, const struct gpu_buf *table, const struct gpu_buf *q,
+                     const struct gpu_buf *k, const struct gpu_buf *v,
+                     const struct gpu_buf *k_cache, const struct gpu_buf *v_cache,
+                     const struct rope_kv_shape *s, struct vkllm_error *err);
 
 /* What shapes an attention's scores (push_attention in kernels.h says how
  * each is applied). */

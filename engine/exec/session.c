@@ -436,6 +436,12 @@ double vkllm_session_last_gpu_ms(const vkllm_session *s)
 {
     return s->last_gpu_ms;
 }
+void vkllm_session_step_counts(const vkllm_session *s, uint32_t *dispatches, uint32_t *barriers)
+{
+    const struct gpu_graph *gg = s->g->n_seq > 1 ? &s->g->multi : &s->g->one;
+    *dispatches = gg->n_dispatches;
+    *barriers = gg->n_barriers;
+}
 uint64_t vkllm_session_memory_bytes(const vkllm_session *s)
 {
     const struct vkllm_session_group *g = s->g;

@@ -95,7 +95,7 @@ static bool forced(const char *force, const char *path)
 
 /* The fallbacks VKLLM_FORCE can name. */
 static const char force_known[] =
-    "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention";
+    "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,no-fuse";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -139,6 +139,8 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * slower); no-split-attention gives decode the per-(token, head) kernel */
     ctx->attention_splits = forced(force, "no-split-attention") ? 0 : 8;
     ctx->gemm = !forced(force, "no-gemm");
+    /* no-fuse: every op its own dispatch, the path fused ones must equal */
+    ctx->fuse = !forced(force, "no-fuse");
     /* measured on lavapipe (docs/PERFORMANCE.md): with inputs shuffled, 8 rows
      * per thread beat 16, and 32 tokens amortize the K-quants' decoding;
      * workgroups of two subgroups leave narrow matrices enough of them */

@@ -19,6 +19,7 @@ struct vkllm_context {
     bool attention_tiled;         /* prompts: a workgroup per tile of queries (ops.c) */
     uint32_t attention_splits;    /* decode: chunks a query's positions split into; 0: unsplit */
     bool gemm;                    /* batches go through the tiled GEMM, not matvec */
+    bool fuse;                    /* forward.c records fused kernels where the graph allows */
     uint32_t gemm_wg;             /* threads per GEMM workgroup */
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */

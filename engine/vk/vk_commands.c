@@ -164,6 +164,7 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
     if (rc) return rc;
     free_descriptor_pools(g);
     g->n_dispatches = 0;
+    g->n_barriers = 0;
     rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkResetCommandBuffer(g->cmd, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     if (!rc) rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkBeginCommandBuffer(g->cmd, &bi));
@@ -308,6 +309,7 @@ void gpu_graph_barrier(struct gpu_graph *g)
     vkCmdPipelineBarrier(g->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0,
                          1, &mb, 0, NULL, 0, NULL);
+    g->n_barriers++;
 }
 
 void gpu_graph_copy(struct gpu_graph *g, const struct gpu_buf *src, const struct gpu_buf *dst,

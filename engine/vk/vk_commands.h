@@ -34,7 +34,8 @@ struct gpu_graph {
     VkDescriptorPool *desc_pools;
     uint32_t n_desc_pools;
     uint32_t sets_left; /* in the newest descriptor pool */
-    uint32_t n_dispatches;
+    uint32_t n_dispatches; /* in the recording */
+    uint32_t n_barriers;   /* in the recording, gpu_graph_barrier's */
     bool pending; /* submitted, and not known to be done (a wait failed) */
     /* profiling: a timestamp after each dispatch, its time added to its sum */
     VkQueryPool profile_queries;
