@@ -362,8 +362,9 @@ for sig in TERM HUP INT; do
         done
         kill -s INT $pid # at the prompt: the end
     fi
-    wait $pid
-    status=$?
+    # with job control, wait also returns when the job stops: the SIGSTOP
+    # above, if bash saw it only now (then the process is still saving)
+    while wait $pid; status=$?; [ $status = $((128 + $(kill -l STOP))) ]; do :; done
     exec 3>&-
     want=$((128 + $(kill -l $sig)))
     [ $status = $want ] || fail "SIG$sig during /save: exit status $status, expected $want: $(cat "$sig_dir/err")"
