@@ -19,6 +19,10 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The model to use: GIVEN (-m), else $VKLLM_MODEL, else the bundled one;
  * NULL after an error line (VKLLM_MODEL set but empty). */
 const char *cli_model(const char *given);
+/* 0 when PATH opens as a GGUF file, else 1 after its error line. Called
+ * before the Vulkan context is made, so that a wrong file is reported without
+ * waiting for a device (vkllm_model_load reads the header again: it is small). */
+int cli_model_check(const char *path);
 /* How many error lines cli_error has printed. */
 unsigned cli_error_count(void);
 

@@ -676,6 +676,7 @@ int cmd_chat(int argc, char **argv)
         cli_error("%s: the template is empty", template_path);
         goto done;
     }
+    if (cli_model_check(model_path)) goto done;
     struct vkllm_context_params cp = {.device = device, .validation = validate};
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     cli_context_notes(ctx);

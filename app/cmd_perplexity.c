@@ -196,6 +196,7 @@ int cmd_perplexity(int argc, char **argv)
                                     .n_adapters = (uint32_t)lora.n,
                                     .advice = "a smaller -b (activations) or -c (KV cache)"};
     struct vkllm_context_params cp = {.device = device, .validation = validate};
+    if (cli_model_check(model_path)) goto done;
     if (vkllm_context_create(&cp, &ctx, &err)) goto fail;
     cli_context_notes(ctx);
     if (vkllm_model_load(ctx, model_path, &mp, &model, &err)) goto fail;

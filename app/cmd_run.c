@@ -126,7 +126,7 @@ int cmd_run(int argc, char **argv)
         }
 #undef VALUE
     }
-    if (!(model_path = cli_model(model_path))) return 1;
+    if (!(model_path = cli_model(model_path)) || cli_model_check(model_path)) return 1;
     sp.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     struct vkllm_error err = {0};

@@ -45,7 +45,7 @@ static const char serve_usage[] =
     "--host takes the first address that its name resolves to (localhost: 127.0.0.1\n"
     "on most systems; give ::1 for IPv6).\n";
 
-/* Template notes (a built-in format, a failed render): once each. */
+/* Template notes (a model without a template gets a built-in format) */
 static void on_notice(const char *msg, void *user)
 {
     (void)user;
@@ -164,7 +164,7 @@ int cmd_serve(int argc, char **argv)
     if (!(model_path = cli_model(model_path))) return 1;
     if (n_ctx && n_ctx / n_par < 8)
         return cli_error("-c %lld gives each of %lld slots fewer than 8 tokens", n_ctx, n_par);
-    if (check_listen(host, (int)port)) return 1;
+    if (check_listen(host, (int)port) || cli_model_check(model_path)) return 1;
 
     /* SIGINT and SIGTERM go to sigwait below, never to a handler on some
      * thread: blocked here, before any thread (the driver's too) exists */
@@ -228,9 +228,8 @@ int cmd_serve(int argc, char **argv)
     if (serve_sched_create(sv.model, &sp, &sv.sched, &err)) goto fail;
     sv.n_ctx = serve_sched_n_ctx(sv.sched);
     cli_warn_context(sv.model, sv.n_ctx);
-    /* a render-only chat (no session): the slots decode what it renders */
-    struct vkllm_chat_params chp = {.notice = on_notice};
-    if (vkllm_chat_create(sv.model, NULL, &chp, &sv.renderer, &err)) goto fail;
+    /* render-only chats (no session): the slots decode what they render */
+    if (serve_renderers_start(&sv, on_notice, &err)) goto fail;
     if (serve_sched_start(sv.sched, &err)) goto fail;
     if (serve_http_start(&sv, &err)) goto fail;
     cli_lora_describe(&lora);
@@ -255,7 +254,7 @@ done:
     serve_http_quiesce(&sv);
     serve_sched_stop(sv.sched);
     serve_http_stop(&sv);
-    vkllm_chat_free(sv.renderer);
+    serve_renderers_free(&sv);
     serve_sched_destroy(sv.sched);
     cli_lora_free(&lora);
     vkllm_model_free(sv.model);

@@ -71,7 +71,7 @@ int cmd_tune(int argc, char **argv)
             return cli_error("unknown option '%s' for vkllm tune (see vkllm tune --help)", a);
         }
     }
-    if (!(model_path = cli_model(model_path))) return 1;
+    if (!(model_path = cli_model(model_path)) || cli_model_check(model_path)) return 1;
 
     struct vkllm_error err = {0};
     vkllm_context *ctx = NULL;

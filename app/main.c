@@ -47,6 +47,15 @@ const char *cli_model(const char *given)
     return env ? env : VKLLM_DEFAULT_MODEL;
 }
 
+int cli_model_check(const char *path)
+{
+    struct vkllm_error err = {0};
+    vkllm_gguf *g = NULL;
+    if (vkllm_gguf_open(path, &g, &err)) return cli_error("%s", err.msg);
+    vkllm_gguf_close(g);
+    return 0;
+}
+
 static unsigned errors_printed;
 
 unsigned cli_error_count(void)

@@ -51,6 +51,7 @@ enum vkllm_status {
     VKLLM_E_CONTEXT_FULL = -9,  /* more tokens than the session's context holds */
     VKLLM_E_NOT_FOUND = -10,    /* an optional GGUF key is absent (not an error in itself) */
     VKLLM_E_NUMERIC = -11,      /* the model computed NaN or infinite logits */
+    VKLLM_E_TOO_LONG = -12,     /* text the pre-tokenizer's regex bounds cannot split */
 };
 
 /* Details of the last failure. msg is one line, no trailing newline, safe to
@@ -1056,6 +1057,10 @@ struct vkllm_chat_params {
      * measures against: a window checks a system prompt on its own thread
      * while the session is busy. 0: none. A session's own context wins. */
     uint32_t n_ctx;
+    /* True: a template that fails to render these messages fails the render
+     * (with the template's message) instead of falling back to a built-in
+     * format for it: a server answers its client with the error. */
+    bool template_errors;
 };
 
 /* What vkllm_chat_prefill did. */

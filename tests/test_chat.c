@@ -477,6 +477,27 @@ static void test_fallback(void)
     CHECK(!strcmp(text, "<|im_start|>a"), "after a refused render: '%s'", text);
     free(text);
     vkllm_chat_free(c);
+    /* a server's renderer gets the template's error instead (a 400 for its
+     * client), and no note */
+    struct vkllm_chat_params strict = {.template_text = "{% if messages | length > 1 %}{{ "
+                                                        "raise_exception('alternate') }}{% endif %}x",
+                                       .template_errors = true,
+                                       .notice = on_notice};
+    strict.template_len = strlen(strict.template_text);
+    REQUIRE(vkllm_chat_create(model, NULL, &strict, &c, &err) == VKLLM_OK, "%s", err.msg);
+    REQUIRE(vkllm_chat_add(c, "user", "a", 1, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_add(c, "user", "b", 1, &err) == VKLLM_OK);
+    before = notices;
+    text = NULL;
+    int rc = vkllm_chat_render(c, &text, NULL, &err);
+    CHECK(rc == VKLLM_E_INVALID && !text && strstr(err.msg, "alternate") && notices == before,
+          "strict render: status %d, '%s', %d notes", rc, err.msg, notices - before);
+    vkllm_chat_clear(c, false);
+    REQUIRE(vkllm_chat_add(c, "user", "a", 1, &err) == VKLLM_OK);
+    REQUIRE(vkllm_chat_render(c, &text, NULL, &err) == VKLLM_OK, "%s", err.msg);
+    CHECK(!strcmp(text, "x"), "strict, one message: '%s'", text);
+    free(text);
+    vkllm_chat_free(c);
     /* a template that leaves the messages out ran every turn on BOS alone,
      * silently: one note, not one a turn */
     c = new_chat(s, "{% for m in messages %}{% endfor %}x");

@@ -13,6 +13,9 @@
 #    template rendered without them: now a 400 when the template reads the
 #    variable, and passed when it never names it.
 # 6. (issue 10) a --host it cannot listen on is refused before the model loads.
+# 7. (round 9, B-2) a template that refuses a client's messages (two user turns
+#    in a row, as Gemma's) answered 200 with a built-in format's prompt: now a
+#    400 with the template's message, and the next request renders as before.
 # Exit 77 (skipped) when curl is missing.
 set -u
 vkllm=$1 data=$2 scratch=$3 craft=$4 gen_lora=$5
@@ -140,6 +143,23 @@ for host in "" localhost. "[::1]" 1.2.3.4 "::1%99"; do
     [ $rc = 1 ] && [ "$(wc -l <"$scratch/host.err")" = 1 ] && grep -q '^error: --host' "$scratch/host.err" ||
         fail "--host '$host': status $rc, $(head -c 300 "$scratch/host.err")"
 done
+
+# ---- 7. (round 9, B-2) a refused conversation is the client's 400, not a
+# prompt in a format the model never saw; the next one renders by the template
+"$craft" "$model" "$scratch/alt.gguf" --str tokenizer.chat_template \
+    "{% for m in messages %}{% if loop.index0 > 0 and m.role == messages[loop.index0 - 1].role %}{{ raise_exception('Conversation roles must alternate') }}{% endif %}<{{ m.role }}>{{ m.content }}{% endfor %}" ||
+    fail "craft_gguf alt"
+start_server "$scratch/alt.log" "$scratch/alt.gguf"
+for path in /v1/chat/completions /apply-template; do
+    post $path '{"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}],"max_tokens":1}'
+    [ "$status" = 400 ] && grep -q "Conversation roles must alternate" "$scratch/body" ||
+        fail "$path, two user turns: $status $(head -c 300 "$scratch/body")"
+done
+post /apply-template '{"messages":[{"role":"user","content":"a"}]}'
+[ "$status" = 200 ] && grep -q '<user>a' "$scratch/body" ||
+    fail "/apply-template after a refused one: $status $(head -c 300 "$scratch/body")"
+grep -q "built-in" "$scratch/alt.log" && fail "the server fell back: $(grep built-in "$scratch/alt.log")"
+stop_server "$scratch/alt.log"
 
 echo "test_serve_hostile: $checks checks, $failures failures"
 [ $failures = 0 ]

@@ -436,6 +436,32 @@ static void test_digit_triples(void)
     pretok_destroy(slow);
 }
 
+/* A run of letters with no break needs regex work in proportion to its length
+ * (a backtracking point a letter in GPT-4o's cased-word pattern): past the
+ * match bounds the split fails as too long, not as "not supported" */
+static void test_long_run(void)
+{
+    const struct pretok_info *info = pretok_find("gpt-4o", 6);
+    REQUIRE(info);
+    struct pretok *p;
+    struct vkllm_error err = {0};
+    REQUIRE_OK(pretok_create(info, &p, &err), "%s", err.msg);
+    const char han[] = "\xe4\xb8\xad"; /* U+4E2D */
+    const size_t n = 2000000, len = n * 3;
+    char *text = malloc(len);
+    REQUIRE(text);
+    for (size_t i = 0; i < n; i++)
+        memcpy(text + 3 * i, han, 3);
+    struct pretok_words w = {0};
+    int rc = pretok_split(p, text, 3000, &w);
+    CHECK(rc == VKLLM_OK && w.n == 1, "1000 characters: status %d, %zu words", rc, w.n);
+    rc = pretok_split(p, text, len, &w);
+    CHECK(rc == VKLLM_E_TOO_LONG, "2,000,000 characters: status %d (%s)", rc, vkllm_strerror(rc));
+    free(text);
+    pretok_words_free(&w);
+    pretok_destroy(p);
+}
+
 int main(void)
 {
     test_overlaps();
@@ -443,5 +469,6 @@ int main(void)
     test_many_specials();
     test_warnings();
     test_digit_triples();
+    test_long_run();
     return TEST_REPORT();
 }

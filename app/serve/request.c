@@ -342,6 +342,48 @@ static bool template_fields(struct serve *sv, json_t *o, struct serve_fail *f)
     return true;
 }
 
+/* A client whose messages the template refuses gets its error (400), as from
+ * llama-server, not a format the model never saw. */
+static const struct vkllm_chat_params renderer_params = {.template_errors = true};
+
+int serve_renderers_start(struct serve *sv, void (*notice)(const char *msg, void *user),
+                          struct vkllm_error *err)
+{
+    struct vkllm_chat_params p = renderer_params;
+    p.notice = notice;
+    vkllm_chat *r;
+    int rc = vkllm_chat_create(sv->model, NULL, &p, &r, err);
+    if (!rc) sv->idle_renderers[sv->n_idle_renderers++] = r;
+    return rc;
+}
+
+void serve_renderers_free(struct serve *sv)
+{
+    while (sv->n_idle_renderers > 0)
+        vkllm_chat_free(sv->idle_renderers[--sv->n_idle_renderers]);
+}
+
+/* An idle renderer, or a new one (no notes: the first one gave them). */
+static vkllm_chat *renderer_take(struct serve *sv, struct vkllm_error *err)
+{
+    vkllm_chat *r = NULL;
+    pthread_mutex_lock(&sv->render_mu);
+    if (sv->n_idle_renderers > 0) r = sv->idle_renderers[--sv->n_idle_renderers];
+    pthread_mutex_unlock(&sv->render_mu);
+    if (!r && vkllm_chat_create(sv->model, NULL, &renderer_params, &r, err)) return NULL;
+    return r;
+}
+
+static void renderer_give(struct serve *sv, vkllm_chat *r)
+{
+    vkllm_chat_clear(r, false);
+    pthread_mutex_lock(&sv->render_mu);
+    if (sv->n_idle_renderers < SERVE_IDLE_RENDERERS)
+        sv->idle_renderers[sv->n_idle_renderers++] = r, r = NULL;
+    pthread_mutex_unlock(&sv->render_mu);
+    vkllm_chat_free(r);
+}
+
 /* The chat messages of body O rendered with the model's template and the
  * generation prompt, malloc'd in *OUT. */
 static bool render_messages(struct serve *sv, json_t *o, char **out, size_t *out_len,
@@ -370,23 +412,21 @@ static bool render_messages(struct serve *sv, json_t *o, char **out, size_t *out
             return serve_failf(f, 400, param, "'%s' is not supported: no tool calls", param);
     }
     struct vkllm_error err = {0};
+    vkllm_chat *r = renderer_take(sv, &err);
+    if (!r) return serve_failf(f, 500, NULL, "%s", err.msg);
     int rc = VKLLM_OK;
     bool ok = true;
-    pthread_mutex_lock(&sv->render_mu);
-    vkllm_chat_clear(sv->renderer, false);
     json_array_foreach(messages, i, m)
     {
         char *text = NULL;
         size_t len = 0;
         if (!(ok = message_text(json_object_get(m, "content"), i, &text, &len, f))) break;
-        rc = vkllm_chat_add(sv->renderer, json_string_value(json_object_get(m, "role")), text, len,
-                            &err);
+        rc = vkllm_chat_add(r, json_string_value(json_object_get(m, "role")), text, len, &err);
         free(text);
         if (rc) break;
     }
-    if (ok && !rc) rc = vkllm_chat_render(sv->renderer, out, out_len, &err);
-    vkllm_chat_clear(sv->renderer, false);
-    pthread_mutex_unlock(&sv->render_mu);
+    if (ok && !rc) rc = vkllm_chat_render(r, out, out_len, &err);
+    renderer_give(sv, r);
     if (!ok) return false;
     if (rc)
         return serve_failf(f, rc == VKLLM_E_NOMEM ? 500 : 400, "messages",

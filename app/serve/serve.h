@@ -40,6 +40,8 @@ enum serve_finish {
 };
 
 #define SERVE_MAX_STOPS 4 /* as OpenAI allows */
+/* render-only chats kept between requests; more renders at once make their own */
+#define SERVE_IDLE_RENDERERS 8
 
 struct serve_job {
     /* the request, fixed before it is submitted */
@@ -157,9 +159,11 @@ struct serve {
     const vkllm_vocab *vocab;
     struct serve_sched *sched;
     uint32_t n_ctx;
-    /* renders chat templates for every connection thread, one at a time */
+    /* render-only chats for the connection threads, each taken by one render
+     * at a time (request.c): a slow template holds up its own client only */
     pthread_mutex_t render_mu;
-    vkllm_chat *renderer;
+    vkllm_chat *idle_renderers[SERVE_IDLE_RENDERERS];
+    int n_idle_renderers;
 
     struct MHD_Daemon *daemon;
     struct serve_watch *watch; /* http.c: cuts requests that arrive too slowly */
@@ -190,6 +194,11 @@ struct serve_job *serve_parse_generation(struct serve *sv, enum serve_kind kind,
 char *serve_tokenize(struct serve *sv, const char *body, size_t len, struct serve_fail *f);
 char *serve_detokenize(struct serve *sv, const char *body, size_t len, struct serve_fail *f);
 char *serve_apply_template(struct serve *sv, const char *body, size_t len, struct serve_fail *f);
+/* Makes the first renderer, its notes (a model without a template) to NOTICE:
+ * the later ones would only repeat them. Frees the idle ones at the end. */
+int serve_renderers_start(struct serve *sv, void (*notice)(const char *msg, void *user),
+                          struct vkllm_error *err);
+void serve_renderers_free(struct serve *sv);
 
 /* respond.c: the answer bodies (malloc'd text; NULL when out of memory). */
 char *serve_error_json(const struct serve_fail *f);

@@ -21,6 +21,7 @@ const char *vkllm_strerror(int code)
     case VKLLM_E_CONTEXT_FULL: return "context full";
     case VKLLM_E_NOT_FOUND: return "not found";
     case VKLLM_E_NUMERIC: return "non-finite logits";
+    case VKLLM_E_TOO_LONG: return "a run of text without a break is too long for the pre-tokenizer";
     }
     return "unknown error";
 }

@@ -86,6 +86,7 @@ struct vkllm_chat {
     enum format format;
     bool mistral_v7;           /* the mistral format with [SYSTEM_PROMPT] */
     bool noted_no_user;        /* said that the template leaves the user's text out */
+    bool template_errors;      /* a failing render is an error, not a fallback */
     char *bos_text, *eos_text; /* the BOS and EOS tokens' texts, "" if none */
 
     struct message *msgs; /* (n_msgs) */
@@ -409,7 +410,8 @@ int vkllm_chat_render(vkllm_chat *c, char **out, size_t *out_len, struct vkllm_e
         struct vkllm_error terr = {0};
         rc = render_template(c, m, n, &text, &len, &terr);
         /* out of memory, or stopped: the template is not to blame */
-        if (rc == VKLLM_E_NOMEM || (rc && c->stop && c->stop(c->user))) {
+        if (rc == VKLLM_E_NOMEM || (rc && c->stop && c->stop(c->user)) ||
+            (rc && c->template_errors)) {
             if (err) *err = terr;
             free(m);
             return rc;
@@ -468,7 +470,10 @@ int vkllm_chat_create(const vkllm_model *model, vkllm_session *session,
     c->n_ctx = session ? vkllm_session_n_ctx(session) : params ? params->n_ctx : 0;
     uint32_t reserve = params && params->n_reserve ? params->n_reserve : c->n_ctx / 4;
     c->n_reserve = reserve < c->n_ctx / 2 ? reserve : c->n_ctx / 2;
-    if (params) c->notice = params->notice, c->user = params->user, c->stop = params->stop;
+    if (params) {
+        c->notice = params->notice, c->user = params->user, c->stop = params->stop;
+        c->template_errors = params->template_errors;
+    }
     /* control tokens count with their text: the template writes them as text */
     c->max_token_bytes = 1;
     for (int32_t t = 0; t < vkllm_vocab_n_tokens(c->vocab); t++) {

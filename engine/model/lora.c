@@ -202,8 +202,9 @@ int lora_bind(const struct arch_model *am, const vkllm_gguf *base, const vkllm_g
     if (rc && rc != VKLLM_E_NOT_FOUND) return rc;
     rc = VKLLM_OK; /* absent: 0, as llama.cpp reads it */
     if (!(alpha > -1e30 && alpha < 1e30))
-        return vkllm_fail(err, VKLLM_E_FORMAT, "%s: adapter.lora.alpha is not a finite number",
-                          path);
+        return vkllm_fail(err, VKLLM_E_FORMAT,
+                          "%s: adapter.lora.alpha is %g, must be a number of magnitude under 1e30",
+                          path, alpha);
     out->alpha = (float)alpha;
     if (am && !(out->pairs = calloc(arch_slot_count(am), sizeof *out->pairs)))
         return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");

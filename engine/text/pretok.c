@@ -898,6 +898,9 @@ static int split_regex(struct run *r, const struct step *st, size_t begin, size_
             options = 0;
             continue;
         }
+        if (m == PCRE2_ERROR_MATCHLIMIT || m == PCRE2_ERROR_DEPTHLIMIT ||
+            m == PCRE2_ERROR_HEAPLIMIT)
+            return VKLLM_E_TOO_LONG; /* the bounds above: a long run without a break */
         if (m < 0) return m == PCRE2_ERROR_NOMEMORY ? VKLLM_E_NOMEM : VKLLM_E_UNSUPPORTED;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         size_t ms = ov[0], me = ov[1];
