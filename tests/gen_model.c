@@ -82,7 +82,9 @@
  * gives byte-identical files anywhere.
  *
  * TYPE is any format of engine/core/formats.h (f32, f16, bf16, q4_0 ... q6_k,
- * iq4_nl, iq4_xs; case does not matter). 2-D tensors get TYPE when their rows
+ * iq4_nl, iq4_xs; case does not matter), or a mix as llama-quantize names it
+ * (Q4_K_M, Q5_K_S, ...: each tensor's format as `vkllm quantize` chooses it,
+ * quant_mix.c; not with --from, which `vkllm quantize` does). 2-D tensors get TYPE when their rows
  * (ne[0]) are a whole number of blocks, else llama-quantize's fallback (Q4_K ->
  * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms, biases) and
  * 2-D norms ("*_norm.weight") stay F32, and position_embd.weight, which
@@ -90,18 +92,25 @@
  * general.file_type is llama.cpp's number for TYPE. With --from it copies
  * every key/value and tensor of IN, converting them the same way. The
  * quantizers are quantize.c's, bit-exact with ggml's.
+ *
+ * --fast makes big models for benchmarks in seconds (an 8B shape on a machine
+ * of many cores): each matrix's rows are whole blocks copied at random from 16
+ * rows drawn and quantized as above, by every core. Still reproducible: each
+ * run of 64 rows has its own random stream, whatever the number of threads.
  */
 #include "quant.h"
 #include "rng.h"
 #include "vkllm.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF /* no FMAs: the same roundings on every machine */
@@ -169,7 +178,10 @@ static const struct family families[] = {
 struct args {
     const char *out, *from, *vocab_from, *template_file;
     const struct family *fam;
-    uint32_t type;
+    uint32_t type;   /* the format, or the mix's default format */
+    const char *mix; /* TYPE when it names a mix (Q4_K_M, ...), else NULL */
+    bool fast;       /* --fast */
+    int threads;     /* --threads, 0: one a core */
     uint64_t seed;
     uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_rot;
     uint32_t window, swa_pattern;
@@ -181,27 +193,12 @@ struct args {
     bool tied, qk_norm, falcon_norm2, shape_given;
 };
 
-/* llama.cpp's LLAMA_FTYPE values (llama.h) for files all of one type; a
- * K-quant's is its _M mix's, as llama-quantize names them */
-static uint32_t file_type(uint32_t type)
+/* general.file_type: llama.cpp's LLAMA_FTYPE for TYPE (a K-quant format's is
+ * its _M mix's, as llama-quantize names them) */
+static uint32_t file_type(const struct args *a)
 {
-    switch (type) {
-    case VKLLM_TYPE_F16: return 1;
-    case VKLLM_TYPE_Q4_0: return 2;
-    case VKLLM_TYPE_Q4_1: return 3;
-    case VKLLM_TYPE_Q8_0: return 7;
-    case VKLLM_TYPE_Q5_0: return 8;
-    case VKLLM_TYPE_Q5_1: return 9;
-    case VKLLM_TYPE_Q2_K: return 10;
-    case VKLLM_TYPE_Q3_K: return 12;
-    case VKLLM_TYPE_Q4_K: return 15;
-    case VKLLM_TYPE_Q5_K: return 17;
-    case VKLLM_TYPE_Q6_K: return 18;
-    case VKLLM_TYPE_IQ4_NL: return 25;
-    case VKLLM_TYPE_IQ4_XS: return 30;
-    case VKLLM_TYPE_BF16: return 32;
-    default: return 0;
-    }
+    int ft = quant_mix_file_type(a->mix ? a->mix : vkllm_type_info(a->type)->name);
+    return ft > 0 ? (uint32_t)ft : 0;
 }
 
 #if defined(__GNUC__)
@@ -346,13 +343,13 @@ static bool ends_with(const char *s, const char *tail)
     return n >= m && !strcmp(s + n - m, tail);
 }
 
-/* Adds NAME (N_DIMS, NE) from the floats X as TYPE, or its fallback when its
- * rows are not a whole number of TYPE's blocks. Like llama-quantize, it leaves
- * alone 1-D tensors, norms and position_embd: those keep ORIG (the type they
- * had in --from's input; -1 for a new model: F32, or TYPE when TYPE is a float
- * format and the tensor is position_embd). */
-static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
-                       const float *x, uint32_t type, int orig)
+/* The format tensor NAME (N_DIMS, rows of NE0) is stored in: TYPE, or its
+ * fallback when its rows are not a whole number of TYPE's blocks. Like
+ * llama-quantize, it leaves alone 1-D tensors, norms and position_embd: those
+ * keep ORIG (the type they had in --from's input; -1 for a new model: F32, or
+ * TYPE when TYPE is a float format and the tensor is position_embd). */
+static uint32_t stored_type(const char *name, uint32_t n_dims, uint64_t ne0, uint32_t type,
+                            int orig)
 {
     const bool float_type =
         type == VKLLM_TYPE_F32 || type == VKLLM_TYPE_F16 || type == VKLLM_TYPE_BF16;
@@ -362,12 +359,128 @@ static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, 
         type = orig >= 0 ? (uint32_t)orig : VKLLM_TYPE_F32;
     else if (!strcmp(name, "position_embd.weight"))
         type = orig >= 0 ? (uint32_t)orig : float_type ? type : VKLLM_TYPE_F32;
-    type = quant_fallback_type(type, ne[0]);
+    return quant_fallback_type(type, ne0);
+}
+
+/* Adds NAME (N_DIMS, NE) from the floats X as stored_type says. */
+static void add_tensor(vkllm_gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       const float *x, uint32_t type, int orig)
+{
+    type = stored_type(name, n_dims, ne[0], type, orig);
     uint64_t nel = ne[0] * ne[1] * ne[2] * ne[3];
     uint64_t size = quant_row_bytes(type, ne[0]) * ne[1] * ne[2] * ne[3];
     void *data = keep(malloc(size ? size : 1));
     quant_quantize_row(type, x, data, nel);
     if (vkllm_gguf_writer_add_tensor(w, name, type, n_dims, ne, data, size) != VKLLM_OK)
+        die("cannot add tensor %s", name);
+}
+
+/* With a mix TYPE, a first pass over the model only notes its tensors
+ * (plan.noting), quant_mix_types chooses each one's format, and the second
+ * pass makes them in the same order. */
+static struct {
+    bool noting;
+    struct quant_mix_tensor *ts;
+    char (*names)[96];
+    uint64_t n, next;
+} plan;
+
+static void plan_note(const char *name, uint64_t ne0, uint64_t ne1)
+{
+    if (!(plan.n & (plan.n + 1))) { /* 0, 1, 3, 7, ...: double the room */
+        plan.ts = realloc(plan.ts, (2 * plan.n + 1) * sizeof *plan.ts);
+        plan.names = realloc(plan.names, (2 * plan.n + 1) * sizeof *plan.names);
+        if (!plan.ts || !plan.names) die("out of memory");
+    }
+    snprintf(plan.names[plan.n], sizeof plan.names[plan.n], "%s", name);
+    plan.ts[plan.n] =
+        (struct quant_mix_tensor){.n_dims = ne1 > 1 ? 2 : 1, .ne0 = ne0, .type = VKLLM_TYPE_F32};
+    plan.n++;
+}
+
+/* The format of the next tensor: the plan's, else TYPE. */
+static uint32_t plan_type(const struct args *a, const char *name)
+{
+    if (!a->mix) return a->type;
+    if (plan.next >= plan.n || strcmp(plan.names[plan.next], name))
+        die("internal error: tensor %s is not the one planned", name);
+    return plan.ts[plan.next++].type;
+}
+
+/* --fast: rows of whole blocks (UNIT bytes) copied at random from a pool of
+ * FAST_POOL_ROWS quantized rows, FAST_CHUNK_ROWS rows at a time on each thread,
+ * each run of rows with its own random stream. */
+#define FAST_POOL_ROWS  16
+#define FAST_CHUNK_ROWS 64
+
+struct fast_fill {
+    const uint8_t *pool;
+    uint8_t *out;
+    uint64_t row_bytes, unit, n_rows, seed;
+    uint64_t next_chunk; /* taken atomically */
+};
+
+static void *fast_fill_rows(void *user)
+{
+    struct fast_fill *f = user;
+    for (;;) {
+        const uint64_t c = __atomic_fetch_add(&f->next_chunk, 1, __ATOMIC_RELAXED);
+        const uint64_t r0 = c * FAST_CHUNK_ROWS;
+        if (r0 >= f->n_rows) return NULL;
+        const uint64_t r1 = r0 + FAST_CHUNK_ROWS < f->n_rows ? r0 + FAST_CHUNK_ROWS : f->n_rows;
+        struct rng r;
+        rng_seed(&r, f->seed + c);
+        for (uint64_t row = r0; row < r1; row++)
+            for (uint64_t at = 0; at < f->row_bytes; at += f->unit) {
+                const uint64_t from = rng_next(&r) >> 60; /* 0 .. FAST_POOL_ROWS - 1 */
+                memcpy(f->out + row * f->row_bytes + at, f->pool + from * f->row_bytes + at,
+                       f->unit);
+            }
+    }
+}
+
+/* Fills N_ROWS rows of ROW_BYTES from the POOL's rows of TYPE, on every core. */
+static void fast_fill(uint32_t type, uint64_t ne0, const void *pool, void *out, uint64_t row_bytes,
+                      uint64_t n_rows, int threads)
+{
+    const struct quant_format *qf = quant_format(type);
+    uint64_t unit = qf->block_bytes;
+    if (qf->block_size == 1) /* a float format: 32 elements at a time where rows allow */
+        for (uint64_t k = 32; k > 1; k /= 2)
+            if (ne0 % k == 0) {
+                unit *= k;
+                break;
+            }
+    struct fast_fill f = {.pool = pool,
+                          .out = out,
+                          .row_bytes = row_bytes,
+                          .unit = unit,
+                          .n_rows = n_rows,
+                          .seed = rng_next(&rng)};
+    long n_cpu = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    int n = n_cpu < 1 ? 1 : n_cpu > 64 ? 64 : (int)n_cpu;
+    pthread_t th[64];
+    int started = 0;
+    while (started < n - 1 && !pthread_create(&th[started], NULL, fast_fill_rows, &f))
+        started++;
+    fast_fill_rows(&f);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* Adds matrix NAME [ne0, ne1] as add_tensor would from the floats X of its
+ * first FAST_POOL_ROWS rows, the rest filled from them. */
+static void add_fast_matrix(vkllm_gguf_writer *w, const struct args *a, const char *name,
+                            uint64_t ne0, uint64_t ne1, const float *x, uint32_t type)
+{
+    type = stored_type(name, 2, ne0, type, -1);
+    const uint64_t ne[4] = {ne0, ne1, 1, 1}, row_bytes = quant_row_bytes(type, ne0);
+    void *pool = malloc(row_bytes * FAST_POOL_ROWS), *data = keep(malloc(row_bytes * ne1));
+    if (!pool) die("out of memory");
+    quant_quantize_row(type, x, pool, ne0 * FAST_POOL_ROWS);
+    fast_fill(type, ne0, pool, data, row_bytes, ne1, a->threads);
+    free(pool);
+    if (vkllm_gguf_writer_add_tensor(w, name, type, 2, ne, data, row_bytes * ne1) != VKLLM_OK)
         die("cannot add tensor %s", name);
 }
 
@@ -380,7 +493,13 @@ enum kind { MATRIX, NORM, BIAS };
 static void add_random_gain(vkllm_gguf_writer *w, const struct args *a, const char *name,
                             uint64_t ne0, uint64_t ne1, enum kind kind, double gain)
 {
-    uint64_t ne[4] = {ne0, ne1 ? ne1 : 1, 1, 1}, n = ne0 * ne[1];
+    if (plan.noting) {
+        plan_note(name, ne0, ne1);
+        return;
+    }
+    const uint32_t type = plan_type(a, name);
+    const bool fast = a->fast && kind == MATRIX && ne1 > FAST_POOL_ROWS;
+    uint64_t ne[4] = {ne0, ne1 ? ne1 : 1, 1, 1}, n = ne0 * (fast ? FAST_POOL_ROWS : ne[1]);
     float *x = malloc(n * sizeof *x);
     if (!x) die("out of memory");
     const double f = a->scale / sqrt((double)ne0);
@@ -389,7 +508,10 @@ static void add_random_gain(vkllm_gguf_writer *w, const struct args *a, const ch
                         : kind == NORM ? 1.0 + 0.1 * normal()
                                        : 0.1 * normal()) *
                        gain);
-    add_tensor(w, name, ne1 ? 2 : 1, ne, x, a->type, -1);
+    if (fast)
+        add_fast_matrix(w, a, name, ne0, ne1, x, type);
+    else
+        add_tensor(w, name, ne1 ? 2 : 1, ne, x, type, -1);
     free(x);
 }
 
@@ -529,7 +651,7 @@ static void build_random(vkllm_gguf_writer *w, const struct args *a, const vkllm
         rc |= vkllm_gguf_writer_set_bool(w, k, a->par_res != 0);
     }
     rc |= vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2);
-    rc |= vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a->type));
+    rc |= vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a));
 
     if (vocab) {
         copy_tokenizer(w, vocab, a->vocab_from);
@@ -662,7 +784,7 @@ static void build_from(vkllm_gguf_writer *w, const struct args *a, const vkllm_g
             die("%s: cannot copy a key/value", a->from);
     }
     if (vkllm_gguf_writer_set_uint32(w, "general.quantization_version", 2) != VKLLM_OK ||
-        vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a->type)) != VKLLM_OK)
+        vkllm_gguf_writer_set_uint32(w, "general.file_type", file_type(a)) != VKLLM_OK)
         die("out of memory");
     uint64_t n = vkllm_gguf_tensor_count(in);
     struct named *order = malloc((n ? n : 1) * sizeof *order);
@@ -707,10 +829,13 @@ static void usage(void)
         "                 [--window N] [--swa-pattern N] [--rope-base-swa F]\n"
         "                 [--attn-softcap F] [--final-softcap F] [--parallel-residual 0|1]\n"
         "                 [--qk-norm] [--falcon-norm2] [--rope-scaling T] [--rope-factor F]\n"
-        "                 [--rope-orig-ctx N] [--rope-factors]\n"
+        "                 [--rope-orig-ctx N] [--rope-factors] [--fast [--threads N]]\n"
         "NAME: llama (default), qwen2, qwen3, phi3, gemma, gemma2, gemma3, falcon, gptneox,\n"
         "      stablelm, starcoder, bloom, starcoder2; gptj (a file llama.cpp refuses)\n"
-        "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...)\n"
+        "TYPE: a format of engine/core/formats.h (f32, f16, bf16, q8_0, q4_k, iq4_xs, ...),\n"
+        "      or a mix as llama-quantize names it (q4_k_m, q5_k_s, q3_k_l, ...)\n"
+        "--fast                  for benchmarks: rows copied at random from 16 drawn ones, on\n"
+        "                        every core or N threads (seconds for an 8B shape)\n"
         "--n-rot N               rotary dimensions per head (phi3, gptneox, stablelm; default "
         "all)\n"
         "--fused-qkv             attn_qkv instead of attn_q/k/v (llama, qwen*, gemma*, stablelm;\n"
@@ -798,6 +923,10 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->qk_norm = model_option = true;
             continue;
         }
+        if (!strcmp(o, "--fast")) {
+            a->fast = model_option = true;
+            continue;
+        }
         if (!strcmp(o, "--falcon-norm2")) {
             a->falcon_norm2 = model_option = true;
             continue;
@@ -862,6 +991,8 @@ static void parse_args(int argc, char **argv, struct args *a)
             a->seed = parse_uint(o, v, UINT64_MAX);
         else if (!strcmp(o, "--rope-base"))
             a->rope_base = parse_float(o, v), a->shape_given = true;
+        else if (!strcmp(o, "--threads"))
+            a->threads = (int)parse_uint(o, v, 64);
         else if (!strcmp(o, "--scale"))
             a->scale = parse_float(o, v);
         else if (!strcmp(o, "--rope-scaling"))
@@ -876,8 +1007,24 @@ static void parse_args(int argc, char **argv, struct args *a)
             uint32_t f = 0;
             while (f < quant_format_count && strcasecmp(v, quant_formats[f].name))
                 f++;
-            if (f == quant_format_count) die("--type %s: not a format of formats.h", v);
+            if (f < quant_format_count) {
+                a->type = quant_formats[f].type;
+                a->mix = NULL;
+                continue;
+            }
+            /* a mix: its default format is the format of its name's stem */
+            const char *name;
+            for (int i = 0; (name = vkllm_quantize_type_name(i, NULL)); i++)
+                if (!strcasecmp(v, name)) break;
+            size_t stem = name ? strlen(name) - 2 : 0;
+            for (f = 0; name && f < quant_format_count; f++)
+                if (strlen(quant_formats[f].name) == stem &&
+                    !strncasecmp(name, quant_formats[f].name, stem))
+                    break;
+            if (!name || f == quant_format_count)
+                die("--type %s: neither a format of formats.h nor a mix (Q4_K_M, ...)", v);
             a->type = quant_formats[f].type;
+            a->mix = name;
         } else {
             usage();
             die("unknown option %s", o);
@@ -900,6 +1047,7 @@ static void parse_args(int argc, char **argv, struct args *a)
     if (a->n_head % a->n_head_kv)
         die("--n-head %u is not a multiple of --n-head-kv %u", a->n_head, a->n_head_kv);
     if (a->from && a->vocab_from) die("--vocab-from makes a new model: leave out --from");
+    if (a->from && a->mix) die("--type %s: a mix with --from is `vkllm quantize`'s job", a->mix);
     if (a->n_vocab < 260 && !a->vocab_from)
         die("--n-vocab %u is too small: the vocabulary has 259 special and byte tokens, and "
             "at least \"\xe2\x96\x81\"",
@@ -940,6 +1088,28 @@ static void parse_args(int argc, char **argv, struct args *a)
     if (f->output == NEVER) a->tied = true; /* gemma, gemma2: token_embd is the output */
 }
 
+/* The first pass of a mix: the model's tensors noted, their formats chosen. */
+static void plan_types(const struct args *a, const vkllm_gguf *vocab)
+{
+    const struct rng start = rng;
+    vkllm_gguf_writer *notes;
+    struct vkllm_error err;
+    if (vkllm_gguf_writer_create(&notes, &err) != VKLLM_OK) die("%s", err.msg);
+    plan.noting = true;
+    build_random(notes, a, vocab);
+    plan.noting = false;
+    vkllm_gguf_writer_destroy(notes);
+    rng = start;
+    for (uint64_t i = 0; i < plan.n; i++)
+        plan.ts[i].name = plan.names[i];
+    const struct quant_mix_model m = {.name = a->out,
+                                      .arch = a->fam->name,
+                                      .n_layer = a->n_layer,
+                                      .n_head = a->n_head,
+                                      .n_head_kv = a->n_head_kv};
+    if (quant_mix_types(a->mix, false, &m, plan.ts, plan.n, &err) != VKLLM_OK) die("%s", err.msg);
+}
+
 int main(int argc, char **argv)
 {
     struct args a;
@@ -961,6 +1131,7 @@ int main(int argc, char **argv)
                 a.n_vocab = (uint32_t)tokens->arr_len;
         }
         rng_seed(&rng, a.seed);
+        if (a.mix) plan_types(&a, vocab);
         build_random(w, &a, vocab);
     }
     if (a.template_file) set_template(w, a.template_file);
@@ -971,5 +1142,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_bufs; i++)
         free(bufs[i]);
     free(bufs);
+    free(plan.ts);
+    free(plan.names);
     return 0;
 }

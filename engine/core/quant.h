@@ -161,6 +161,38 @@ extern const int8_t quant_iq4nl_values[16];
  * about the same size, else F16. TYPE itself when its blocks fit. */
 uint32_t quant_fallback_type(uint32_t type, uint64_t ne0);
 
+/* ============================== Mixes ==============================
+ * The format each tensor of a model gets for a TYPE of vkllm_quantize
+ * (quantize_model.c): llama-quantize's rules, shared by whatever writes whole
+ * models (vkllm_quantize, tests/gen_model). */
+struct quant_mix_model {
+    const char *name; /* the file, for messages */
+    const char *arch; /* general.architecture, "" if none */
+    uint64_t n_layer, n_head, n_head_kv, n_expert;
+};
+
+struct quant_mix_tensor {
+    const char *name;
+    uint32_t n_dims; /* ggml's: trailing 1s dropped */
+    uint64_t ne0;    /* row length */
+    uint32_t type;   /* in: its type now; out: the type it gets */
+    bool quantized;  /* out: TYPE (or its mix) asked for a block format */
+    bool fell_back;  /* out: ... which its rows cannot take, so TYPE is another */
+};
+
+/* Chooses the types of N tensors given in llama.cpp's loader order (the mix
+ * counts attn_v and ffn_down tensors as they come). TYPE is a name of
+ * vkllm_quantize_type_name; PURE gives every matrix TYPE's own format
+ * (--pure). VKLLM_E_INVALID for an unknown TYPE, VKLLM_E_FORMAT when the mix
+ * needs a layer count the model lacks. */
+int quant_mix_types(const char *type, bool pure, const struct quant_mix_model *m,
+                    struct quant_mix_tensor *ts, uint64_t n, struct vkllm_error *err);
+
+/* llama.cpp's general.file_type (LLAMA_FTYPE) for TYPE, a name of
+ * vkllm_quantize_type_name (a format's plain name is its _M mix's, as
+ * llama-quantize names them); -1 if TYPE is not one. */
+int quant_mix_file_type(const char *type);
+
 /* Reference quantizers (quantize.c), one per block format: N blocks. */
 #define QUANTIZER(NAME, id, bs, bb, half, act)                                                     \
     void quantize_##NAME(const float *x, void *y, uint64_t n);
