@@ -264,18 +264,25 @@ int cmd_info(int argc, char **argv)
 {
     const char *path = NULL, *device = NULL;
     struct vkllm_session_params sp = {0};
+    bool options_done = false; /* after "--", a file even if it starts with '-' */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long v;
         bool is_k;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!options_done && !strcmp(a, "--")) {
+            options_done = true;
+        } else if (options_done || a[0] != '-' || !a[1]) {
+            if (path) return cli_error("vkllm info takes one model; '%s' is a second", a);
+            path = a;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs("usage: vkllm info [-m] MODEL.gguf [-c N] [-ctk f16|q8_0] [-ctv f16|q8_0] "
                   "[--device N|NAME]\n\n"
                   "The file's metadata and tensors, what vkllm derives, and the memory a\n"
                   "session of N tokens (-c, default: the model's, at most 4096) takes with\n"
                   "the weights, against what the device has free; -ctk and -ctv set the KV\n"
                   "cache's types for K and V (default f16). For a LoRA adapter\n"
-                  "file: its rank, alpha and the matrices it touches.\n",
+                  "file: its rank, alpha and the matrices it touches. After --, an argument\n"
+                  "is the model even if it starts with '-'.\n",
                   stdout);
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -289,12 +296,8 @@ int cmd_info(int argc, char **argv)
             if (!val || !cli_cache_type(a, val, is_k ? &sp.type_k : &sp.type_v)) return 1;
         } else if (!strcmp(a, "--device")) {
             if (!(device = cli_value(argc, argv, &i))) return 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_error("unknown option '%s' for vkllm info", a);
-        } else if (!path) {
-            path = a;
         } else {
-            return cli_error("vkllm info takes one model; '%s' is a second", a);
+            return cli_error("unknown option '%s' for vkllm info", a);
         }
     }
     if (!path) {

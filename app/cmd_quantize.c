@@ -19,6 +19,7 @@ static const char quantize_usage[] =
     "  --pure           every 2-D weight in TYPE itself (a row that is not whole blocks\n"
     "                   of it still falls back to a 32-block type or F16, as llama.cpp)\n"
     "  -t, --threads N  threads (default: one per core)\n"
+    "  --               what follows is IN, OUT and TYPE, even a name starting with '-'\n"
     "\n"
     "Without --pure the quantized TYPEs follow llama.cpp's rules: output.weight (or\n"
     "a tied token_embd) gets Q6_K (Q8_0 keeps Q8_0), and the K-quant mixes give\n"
@@ -201,10 +202,16 @@ int cmd_quantize(int argc, char **argv)
     const char *paths[3] = {NULL, NULL, NULL};
     int n_paths = 0;
     long long threads = 0;
-    bool pure = false;
+    bool pure = false, options_done = false; /* after "--": files even if they start with '-' */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!options_done && !strcmp(a, "--")) {
+            options_done = true;
+        } else if (options_done || a[0] != '-' || !a[1]) {
+            if (n_paths == 3)
+                return cli_error("too many arguments: '%s' (see vkllm quantize --help)", a);
+            paths[n_paths++] = a;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(quantize_usage, stdout);
             print_types(stdout);
             return 0;
@@ -212,13 +219,9 @@ int cmd_quantize(int argc, char **argv)
             pure = true;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_int(a, v, 1, 256, &threads)) return 1;
-        } else if (a[0] == '-' && a[1]) {
+        } else {
             return cli_error("unknown option '%s' for vkllm quantize (see vkllm quantize --help)",
                              a);
-        } else if (n_paths < 3) {
-            paths[n_paths++] = a;
-        } else {
-            return cli_error("too many arguments: '%s' (see vkllm quantize --help)", a);
         }
     }
     if (n_paths < 3)

@@ -110,6 +110,16 @@ checks=$((checks + 1))
 "$vkllm" info "$data/stories260K.gguf" >"$scratch/info" 2>&1 || fail "info failed"
 grep -q "llama.context_length *uint32 *2048" "$scratch/info" || fail "info: no context length"
 grep -q "blk.4.ffn_down.weight *F32 *172 x 64" "$scratch/info" || fail "info: no tensor row"
+# "--" ends the options: a file may start with '-'
+checks=$((checks + 1))
+cp "$data/stories260K.gguf" "$scratch/-dash.gguf"
+(cd "$scratch" && "$vkllm" quantize -- -dash.gguf -dash-q8.gguf Q8_0 >/dev/null 2>&1) ||
+    fail "quantize -- -dash.gguf failed"
+(cd "$scratch" && "$vkllm" info -- -dash-q8.gguf 2>&1) | grep -q "general.file_type *uint32 *7" ||
+    fail "info -- -dash-q8.gguf: not the Q8_0 file"
+expect_error "an option where the file was meant" "unknown option '-dash.gguf'" \
+    "$vkllm" info -dash.gguf
+rm -f "$scratch/-dash.gguf" "$scratch/-dash-q8.gguf"
 checks=$((checks + 1))
 ids=$("$vkllm" tokenize -m "$data/stories260K.gguf" -p "Once upon a time" | tr '\n' ' ')
 [ "$ids" = "1 403 407 261 378 " ] || fail "tokenize gave '$ids'"
