@@ -233,6 +233,14 @@ static void test_reuse(void)
     fclose(f);
     CHECK(vkllm_chat_load(c2, VKLLM_TEST_GEN "/chat-bad.json", &err) == VKLLM_E_FORMAT);
     CHECK(vkllm_chat_count(c2) == vkllm_chat_count(c), "a bad file changes nothing");
+    /* a NUL in a role would cut it short: the file is refused, not loaded as "us" */
+    f = fopen(VKLLM_TEST_GEN "/chat-bad.json", "w");
+    REQUIRE(f != NULL);
+    fputs("{\"messages\": [{\"role\": \"us\\u0000er\", \"content\": \"hi\"}]}", f);
+    fclose(f);
+    CHECK(vkllm_chat_load(c2, VKLLM_TEST_GEN "/chat-bad.json", &err) == VKLLM_E_FORMAT);
+    CHECK(strstr(err.msg, "NUL") != NULL, "%s", err.msg);
+    CHECK(vkllm_chat_count(c2) == vkllm_chat_count(c), "a bad file changes nothing");
     CHECK(vkllm_chat_load(c2, VKLLM_TEST_GEN "/nope.json", &err) < 0);
     vkllm_chat_free(c2);
     vkllm_chat_free(c);

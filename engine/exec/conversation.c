@@ -1143,6 +1143,13 @@ int vkllm_chat_load(vkllm_chat *c, const char *path, struct vkllm_error *err)
                             "%s: message %zu needs \"role\" and \"content\" strings", path, i + 1);
             goto done;
         }
+        /* a role is a name: "\u0000" in one would cut it short unseen */
+        json_t *role = json_object_get(m, "role");
+        if (strlen(json_string_value(role)) != json_string_length(role)) {
+            rc = vkllm_fail(err, VKLLM_E_FORMAT, "%s: message %zu: its role holds a NUL character",
+                            path, i + 1);
+            goto done;
+        }
     }
     /* the system prompt is never dropped: one too long for the context would
      * fail every turn (a render-only chat has no context to fill) */
