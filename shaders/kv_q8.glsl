@@ -37,22 +37,37 @@ vec4 q8_unpack4(uint w)
  * word-aligned, so the word a block shares with its neighbour is written by
  * atomics on its own half. */
 
-/* roundf's: halves away from zero */
-float round_away(float x) { return sign(x) * floor(abs(x) + 0.5); }
+/* roundf's: halves away from zero. x - trunc(x) is exact, where
+ * floor(abs(x) + 0.5) would round the sum first (0.49999997 -> 1). */
+float round_away(float x)
+{
+    const float t = trunc(x);
+    precise float frac = abs(x - t);
+    return frac >= 0.5 ? t + sign(x) : t;
+}
+
+/* round_away(x * id) as int8 bits, the product rounded on its own (a fused
+ * multiply-add would not) */
+uint q8_quant(float x, float id)
+{
+    precise float p = x * id;
+    return uint(int(round_away(p))) & 0xffu;
+}
 
 /* The 32 floats of SRC from S0 quantized as llama.cpp's quantize_row_q8_0
- * (d = amax / 127 rounded to half; q = round(x / d) with the unrounded d)
- * to block B of BUF. */
+ * (d = amax / 127 rounded to half; q = round(x * (1 / d)) with the unrounded
+ * d) to block B of BUF. Both divisions correctly rounded (div_rn): GLSL's may
+ * be off in the last bit (it is on NVIDIA), and then a q near a half flips. */
 #define Q8_STORE(SRC, S0, BUF, B)                                                                \
     {                                                                                            \
         float amax_ = 0.0;                                                                       \
         for (uint i_ = 0u; i_ < 32u; i_++) amax_ = max(amax_, abs(SRC[(S0) + i_]));             \
-        const float d_ = amax_ / 127.0, id_ = d_ != 0.0 ? 1.0 / d_ : 0.0;                        \
+        const float d_ = div_rn(amax_, 127.0), id_ = d_ != 0.0 ? div_rn(1.0, d_) : 0.0;          \
         uint h_[17]; /* the block's 17 half-words */                                             \
         h_[0] = f32_to_f16(d_);                                                                  \
         for (uint i_ = 0u; i_ < 16u; i_++)                                                       \
-            h_[i_ + 1u] = (uint(int(round_away(SRC[(S0) + 2u * i_] * id_))) & 0xffu) |           \
-                          (uint(int(round_away(SRC[(S0) + 2u * i_ + 1u] * id_))) & 0xffu) << 8;  \
+            h_[i_ + 1u] = q8_quant(SRC[(S0) + 2u * i_], id_) |                                   \
+                          q8_quant(SRC[(S0) + 2u * i_ + 1u], id_) << 8;                          \
         const uint b_ = (B), w0_ = b_ * 17u / 2u;                                                \
         if ((b_ & 1u) == 0u) {                                                                   \
             for (uint i_ = 0u; i_ < 8u; i_++) BUF[w0_ + i_] = h_[2u * i_] | h_[2u * i_ + 1u] << 16; \
