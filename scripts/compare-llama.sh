@@ -84,7 +84,7 @@ fi
 if [ "$use_bench" = 1 ] && [ -z "$bench_bin" ]; then
     bench_bin=$cache/llama-vulkan/llama-bench
     if [ ! -x "$bench_bin" ]; then
-        tarball=$(find "$shared/llama-vulkan" "$root/.bench" -maxdepth 1 -name 'llama-vulkan-*.tar.xz' 2>/dev/null | head -1 || true)
+        tarball=$(find "$shared/llama-vulkan" "$root/.bench" "$root/.gpu" -maxdepth 1 -name 'llama-vulkan-*.tar.xz' 2>/dev/null | head -1 || true)
         [ -n "$tarball" ] || die "no llama.cpp: neither the oracle (node, and npm install in $shared/oracle) nor a llama-vulkan archive"
         tar -xJf "$tarball" -C "$cache"
     fi
