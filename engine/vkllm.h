@@ -458,7 +458,9 @@ void vkllm_context_memory(const vkllm_context *ctx, struct vkllm_memory_budget *
 
 /* Measures the device's copy bandwidth into *GBPS (1e9 bytes/s, read plus
  * written): the fastest of a few device-to-device copies of 256 MiB (less when
- * the device's limits or an eighth of its free memory say so), timed with GPU
+ * the device's limits or an eighth of its free memory say so), each made by
+ * vkCmdCopyBuffer and by a kernel (a driver's copy engine may be the slower
+ * of the two), timed with GPU
  * timestamps where the queue has them, else the wall clock. Decode reads every
  * weight once per token, so this is its ceiling. Takes a second or so; holds
  * twice the copy's size of device memory meanwhile. VKLLM_E_DEVICE_MEMORY

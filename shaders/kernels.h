@@ -162,6 +162,12 @@ PUSH_BEGIN(push_eltwise)
 PUSH_END
 #endif
 
+#if !defined(VULKAN) || defined(KERNEL_COPY)
+PUSH_BEGIN(push_copy)
+    PC_UINT n; /* 16-byte words */
+PUSH_END
+#endif
+
 #ifndef VULKAN
 _Static_assert(sizeof(struct push_get_rows) == 24, "push_get_rows");
 _Static_assert(sizeof(struct push_norm) == 28, "push_norm");
@@ -172,6 +178,7 @@ _Static_assert(sizeof(struct push_kv_store) == 8, "push_kv_store");
 _Static_assert(sizeof(struct push_rope_kv_store) == 24, "push_rope_kv_store");
 _Static_assert(sizeof(struct push_attention) == 48, "push_attention");
 _Static_assert(sizeof(struct push_eltwise) == 12, "push_eltwise");
+_Static_assert(sizeof(struct push_copy) == 4, "push_copy");
 #endif
 
 /* clang-format on */
