@@ -8,7 +8,10 @@
  * identity from 10 up and zero from -10 down. A graph recorded for a batch
  * may run fewer tokens: the dispatch covers at most ELTWISE_ROWS tokens' worth
  * of threads and each thread strides over the rest (ops.c), so a short step
- * in a long graph launches few empty workgroups. */
+ * in a long graph launches few empty workgroups. QUANTIZE (eltwise_q8) also
+ * writes the output's Q8_0 blocks for the quantized matmul that reads it (a
+ * GLU's for ffn_down): a thread per block of 32, which it quantizes from what
+ * it wrote, by quantize_q8.comp's operations, so the bits are the same. */
 
 #define KERNEL_ELTWISE
 #include "kernels.h"
@@ -18,6 +21,12 @@ layout(constant_id = 1) const uint OP = 0;
 
 layout(std430, binding = 1) buffer Y { float y[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
+#ifdef QUANTIZE
+layout(constant_id = 2) const uint FLOATS = 0;
+layout(std430, binding = 3) writeonly buffer XQ { uint xq[]; };
+layout(std430, binding = 3) writeonly buffer XF { float xf[]; };
+#include "quantize_q8.glsl"
+#endif
 
 float gelu(float v)
 {
@@ -48,6 +57,14 @@ void main()
 {
     const uint total = (pc.last_only != 0u ? 1u : step.n_tokens) * pc.n;
     const uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG;
+#ifdef QUANTIZE
+    /* block b is floats 32 b..: token-major, as quantize_q8's (n % 32 == 0) */
+    for (uint b = group_index() * WG + gl_LocalInvocationID.x; b < total / 32u; b += stride) {
+        for (uint j = 0u; j < 32u; j++) apply(32u * b + j);
+        Q8_ACT_STORE(y, 32u * b, b, pc.q8_scale_offset);
+    }
+#else
     for (uint i = group_index() * WG + gl_LocalInvocationID.x; i < total; i += stride)
         apply(i);
+#endif
 }

@@ -159,6 +159,7 @@ PUSH_BEGIN(push_eltwise)
     PC_UINT n;         /* floats per token */
     PC_FLOAT f;
     PC_UINT last_only; /* 1: only row 0 (the step's last token, as a last-only matvec leaves it) */
+    PC_UINT q8_scale_offset; /* eltwise_q8: word offset of the block scales in binding 3 */
 PUSH_END
 #endif
 
@@ -177,7 +178,7 @@ _Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");
 _Static_assert(sizeof(struct push_kv_store) == 8, "push_kv_store");
 _Static_assert(sizeof(struct push_rope_kv_store) == 24, "push_rope_kv_store");
 _Static_assert(sizeof(struct push_attention) == 48, "push_attention");
-_Static_assert(sizeof(struct push_eltwise) == 12, "push_eltwise");
+_Static_assert(sizeof(struct push_eltwise) == 16, "push_eltwise");
 _Static_assert(sizeof(struct push_copy) == 4, "push_copy");
 #endif
 

@@ -1220,6 +1220,57 @@ static void test_norm_q8(uint32_t n, uint32_t rows, uint32_t batch, uint32_t n_t
     case_end();
 }
 
+/* eltwise_q8 against eltwise then quantize_q8: the same bytes in y and xq.
+ * LAST_ONLY: the eltwise and the matvec reading it take row 0 only. */
+static void test_eltwise_q8(uint32_t op, uint32_t n, uint32_t batch, uint32_t n_tokens,
+                            bool last_only)
+{
+    struct op_env e = case_begin(batch);
+    const uint64_t xq_bytes = op_q8_bytes(batch, n), floats = (uint64_t)batch * n;
+    struct gpu_buf x = host_buf(floats * 4), y[2], xq[2];
+    for (int i = 0; i < 2; i++) {
+        y[i] = host_buf(floats * 4);
+        xq[i] = host_buf(xq_bytes);
+    }
+    REQUIRE(op_eltwise(&e, op, &y[0], &x, n, 0.5f, last_only, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_quantize_q8(&e, &y[0], &xq[0], n, last_only, &tb.err) == 0, "%s", tb.err.msg);
+    REQUIRE(op_eltwise_q8(&e, op, &y[1], &x, &xq[1], n, 0.5f, last_only, last_only, &tb.err) == 0,
+            "%s", tb.err.msg);
+    record_end();
+
+    struct rng r;
+    rng_seed(&r, 43 + n);
+    for (uint64_t i = 0; i < floats; i++) {
+        ((float *)x.mapped)[i] = frand(&r) * 3.0f;
+        ((float *)y[0].mapped)[i] = ((float *)y[1].mapped)[i] = frand(&r) * (i % 89 ? 4.0f : 30.0f);
+    }
+    for (int i = 0; i < 2; i++)
+        fill_bytes(xq[i].mapped, xq_bytes);
+    run_step(&e, n_tokens, 0, NULL);
+
+    /* rows the matvec reads: row 0 with LAST_ONLY (the rest is left as it was) */
+    const uint64_t rows = last_only ? 1 : n_tokens;
+    char shape[128];
+    snprintf(shape, sizeof shape, "op %u n=%u %u/%u tok%s%s", op, n, n_tokens, batch,
+             last_only ? " last only" : "",
+             op_matvec_uses_gemm(&e, last_only) ? " (GEMM floats)" : "");
+    bool same = same_bytes(y[0].mapped, y[1].mapped, rows * n * 4, "y");
+    if (op_matvec_uses_gemm(&e, last_only)) {
+        same = same && same_bytes(xq[0].mapped, xq[1].mapped, rows * n * 4, "xf");
+    } else {
+        const uint64_t scales = (uint64_t)batch * n; /* after every token's quants */
+        same = same && same_bytes(xq[0].mapped, xq[1].mapped, rows * n, "xq quants") &&
+               same_bytes((uint8_t *)xq[0].mapped + scales, (uint8_t *)xq[1].mapped + scales,
+                          rows * n / 32 * 4, "xq scales");
+    }
+    uint8_t pattern[32];
+    fill_bytes(pattern, sizeof pattern);
+    const bool wrote = memcmp(xq[1].mapped, pattern, sizeof pattern) != 0;
+    printf("%-9s %-58s %s\n", "elt_q8", shape, same ? "same bytes" : "DIFFERENT");
+    CHECK(same && wrote, "eltwise_q8 %s: not eltwise then quantize_q8's bytes", shape);
+    case_end();
+}
+
 /* ============================== eltwise ============================== */
 
 /* One ulp of the half float nearest V: the spacing of halves there (2^-24
@@ -1571,6 +1622,11 @@ int main(int argc, char **argv)
     test_norm_q8(288, 1, 16, 13, true, true, false, false);
     test_norm_q8(288, 1, 16, 13, false, false, false, true);
     test_norm_q8(64, 3, 8, 7, false, false, false, false);
+    test_eltwise_q8(ELT_GLU_SILU, 5632, 1, 1, false);
+    test_eltwise_q8(ELT_GLU_SILU, 96, 16, 13, false);
+    test_eltwise_q8(ELT_GLU_GELU, 2048, 40, 33, false);
+    test_eltwise_q8(ELT_GLU_SILU, 160, 6, 6, true);
+    test_eltwise_q8(ELT_ADD, 64, 4, 2, false);
 
     const float r32 = 1.0f / sqrtf(32.0f), r128 = 1.0f / sqrtf(128.0f);
     /* heads, kv heads, head_dim, positions, last step, batch; window, ring;

@@ -2,9 +2,9 @@
  * op, a quantized matmul's input is quantized once for every matmul that reads
  * it, and barriers come from what each dispatch reads and writes. Unless the
  * context forced "no-fuse", some runs of nodes become one dispatch: RoPE of Q
- * and K with the KV cache write, and a norm with the quantization of its
- * output for the matmul that reads it (a decode step of a small model costs
- * its launches more than its arithmetic). */
+ * and K with the KV cache write, and a norm or an element-wise op (a GLU) with
+ * the quantization of its output for the matmul that reads it (a decode step
+ * of a small model costs its launches more than its arithmetic). */
 #include "forward.h"
 
 #include "quant.h"
@@ -128,18 +128,20 @@ static int rope_kv_store(struct recorder *r, const struct graph_node *q, const s
                             &st->k_cache[l], &st->v_cache[l], &s, err);
 }
 
-/* The matmul that reads norm node I's output first, when it quantizes it to
- * Q8_0 as the norm can (its rows' length a multiple of 32); else NULL. */
+/* The matmul that reads norm or eltwise node I's output first, when it
+ * quantizes it to Q8_0 as those can (its rows' length a multiple of 32); else
+ * NULL. */
 static const struct graph_node *q8_reader(const struct recorder *r, const struct graph *gr,
                                           uint32_t i)
 {
     const struct graph_node *n = &gr->nodes[i], *reader;
+    const uint32_t k = n->op == NODE_NORM ? n->n * n->rows : n->n; /* floats per token */
     if (n->n % 32 || !read_later(gr, i, n->dst, &reader)) return NULL;
     const bool matmul =
         reader->op == NODE_MATMUL || reader->op == NODE_LORA_A || reader->op == NODE_LORA_B;
     if (!matmul || reader->src != n->dst) return NULL;
     const struct gpu_weight *w = matmul_weight(r, reader);
-    return quant_format(w->type)->act == ACT_Q8 && w->k == n->n * n->rows ? reader : NULL;
+    return quant_format(w->type)->act == ACT_Q8 && w->k == k ? reader : NULL;
 }
 
 /* Norm node N, its output quantized for the matmul READER as well. */
@@ -154,6 +156,25 @@ static int norm_q8(struct recorder *r, const struct graph_node *n, const struct 
                       n->b == T_NONE ? NULL : &model_tensor(m, n->layer, n->b)->vec, buf(r, n->dst),
                       &r->st->xq, n->n, n->rows, n->f, n->sub & NORM_LAYER_BIT,
                       n->sub & NORM_ROW_BIT, reader->last_only, err);
+}
+
+/* The operand of eltwise node N: a buffer, a model tensor, or none. */
+static const struct gpu_buf *eltwise_operand(const struct recorder *r, const struct graph_node *n)
+{
+    return n->src != BUF_NONE ? buf(r, n->src)
+           : n->b != T_NONE   ? &model_tensor(r->m, n->layer, n->b)->vec
+                              : NULL;
+}
+
+/* Eltwise node N, its output quantized for the matmul READER as well. */
+static int eltwise_q8(struct recorder *r, const struct graph_node *n,
+                      const struct graph_node *reader, struct vkllm_error *err)
+{
+    touch(r, RES(n->dst) | (n->src != BUF_NONE ? RES(n->src) : 0), RES(n->dst) | RES(RES_XQ));
+    r->xq_of = n->dst;
+    r->xq_last_only = reader->last_only;
+    return op_eltwise_q8(&r->e, n->sub, buf(r, n->dst), eltwise_operand(r, n), &r->st->xq, n->n,
+                         n->f, n->last_only, reader->last_only, err);
 }
 
 static int node(struct recorder *r, const struct graph_node *n, struct vkllm_error *err)
@@ -178,13 +199,10 @@ static int node(struct recorder *r, const struct graph_node *n, struct vkllm_err
         if (n->src != BUF_NONE) return matmul(r, n, matmul_weight(r, n), err);
         touch(r, 0, RES(n->dst)); /* token_embd's: the token's row of A */
         return op_get_rows(&r->e, matmul_weight(r, n), buf(r, n->dst), false, false, err);
-    case NODE_ELTWISE: {
-        const struct gpu_buf *x = n->src != BUF_NONE ? buf(r, n->src)
-                                  : n->b != T_NONE   ? &model_tensor(m, l, n->b)->vec
-                                                     : NULL;
+    case NODE_ELTWISE:
         touch(r, RES(n->dst) | (n->src != BUF_NONE ? RES(n->src) : 0), RES(n->dst));
-        return op_eltwise(&r->e, n->sub, buf(r, n->dst), x, n->n, n->f, n->last_only, err);
-    }
+        return op_eltwise(&r->e, n->sub, buf(r, n->dst), eltwise_operand(r, n), n->n, n->f,
+                          n->last_only, err);
     case NODE_ROPE:
         touch(r, RES(n->dst), RES(n->dst));
         return op_rope(&r->e, &st->rope[n->sub], buf(r, n->dst), n->rows, n->n, hp->n_rot,
@@ -237,6 +255,8 @@ int forward_record(const struct vkllm_model *m, const struct graph *gr,
             i += 2;
         } else if (n->op == NODE_NORM && (reader = q8_reader(&r, gr, i))) {
             rc = norm_q8(&r, n, reader, err);
+        } else if (n->op == NODE_ELTWISE && (reader = q8_reader(&r, gr, i))) {
+            rc = eltwise_q8(&r, n, reader, err);
         } else {
             rc = node(&r, n, err);
         }

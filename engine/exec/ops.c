@@ -411,9 +411,24 @@ int op_eltwise(struct op_env *e, uint32_t op, const struct gpu_buf *y, const str
     struct vk_pipeline *p;
     int rc = pipeline(e, SHADER_ELTWISE, &op, 1, 3, sizeof(struct push_eltwise), &p, err);
     if (rc) return rc;
-    struct push_eltwise pc = {n, f, last_only};
+    struct push_eltwise pc = {n, f, last_only, 0};
     struct gpu_buf bufs[] = {e->step, *y, x ? *x : *y};
     const uint64_t rows = last_only ? 1 : e->batch < ELTWISE_ROWS ? e->batch : ELTWISE_ROWS;
     return gpu_graph_dispatch(e->graph, p, div_up(rows * n, e->ctx->wg_size), &pc, bufs, e->sync,
                               err);
+}
+
+int op_eltwise_q8(struct op_env *e, uint32_t op, const struct gpu_buf *y, const struct gpu_buf *x,
+                  const struct gpu_buf *xq, uint32_t n, float f, bool last_only,
+                  bool reader_last_only, struct vkllm_error *err)
+{
+    const uint32_t spec[] = {op, op_matvec_uses_gemm(e, reader_last_only)};
+    struct vk_pipeline *p;
+    int rc = pipeline(e, SHADER_ELTWISE_Q8, spec, 2, 4, sizeof(struct push_eltwise), &p, err);
+    if (rc) return rc;
+    struct push_eltwise pc = {n, f, last_only, q8_scale_offset(e->batch, n)};
+    struct gpu_buf bufs[] = {e->step, *y, x ? *x : *y, *xq};
+    const uint64_t rows = last_only ? 1 : e->batch;
+    return gpu_graph_dispatch(e->graph, p, div_up(rows * n / 32, e->ctx->wg_size), &pc, bufs,
+                              e->sync, err);
 }

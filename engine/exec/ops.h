@@ -110,7 +110,7 @@ struct attention_params {
     uint32_t ring;   /* positions the cache holds */
     uint32_t window; /* 0: every earlier position */
     float q_scale, kq_scale, softcap;
-    float alibi_max_bias; /* 0: no ALiBi */
+    float alibi_max_bias;    /* 0: no ALiBi */
     uint32_t type_k, type_v; /* the cache's types: enum vkllm_cache_type */
 };
 
@@ -141,5 +141,11 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
  * parameter; X may be NULL for operations without one; LAST_ONLY: row 0 only. */
 int op_eltwise(struct op_env *e, uint32_t op, const struct gpu_buf *y, const struct gpu_buf *x,
                uint32_t n, float f, bool last_only, struct vkllm_error *err);
+/* op_eltwise with N a multiple of 32, whose result also goes to XQ quantized,
+ * as op_quantize_q8 (k = N, READER_LAST_ONLY for the matvec that reads it)
+ * would write it from Y: one dispatch instead of two. */
+int op_eltwise_q8(struct op_env *e, uint32_t op, const struct gpu_buf *y, const struct gpu_buf *x,
+                  const struct gpu_buf *xq, uint32_t n, float f, bool last_only,
+                  bool reader_last_only, struct vkllm_error *err);
 
 #endif
