@@ -84,10 +84,11 @@
  * TYPE is any format of engine/core/formats.h (f32, f16, bf16, q4_0 ... q6_k,
  * iq4_nl, iq4_xs; case does not matter), or a mix as llama-quantize names it
  * (Q4_K_M, Q5_K_S, ...: each tensor's format as `vkllm quantize` chooses it,
- * quant_mix.c; not with --from, which `vkllm quantize` does). 2-D tensors get TYPE when their rows
- * (ne[0]) are a whole number of blocks, else llama-quantize's fallback (Q4_K ->
- * Q5_0, ...; F16 when even that does not fit); 1-D tensors (norms, biases) and
- * 2-D norms ("*_norm.weight") stay F32, and position_embd.weight, which
+ * quant_mix.c; not with --from, which `vkllm quantize` does). 2-D tensors get
+ * TYPE when their rows (ne[0]) are a whole number of blocks, else
+ * llama-quantize's fallback (Q4_K -> Q5_0, ...; F16 when even that does not
+ * fit); 1-D tensors (norms, biases) and 2-D norms ("*_norm.weight") stay F32,
+ * and position_embd.weight, which
  * llama-quantize does not quantize either, is F32 for a quantized TYPE;
  * general.file_type is llama.cpp's number for TYPE. With --from it copies
  * every key/value and tensor of IN, converting them the same way. The
