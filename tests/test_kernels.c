@@ -1169,6 +1169,18 @@ static void test_rope_kv_store(uint32_t n_head, uint32_t n_head_kv, uint32_t hd,
 
 /* norm_q8 against norm then quantize_q8 on the same inputs (LAST_ONLY picks
  * the quantized layout, or the GEMM's floats for a batch of 16 or more). */
+/* The verdict on a fused kernel (KERNEL, e.g. "norm_q8") against the ops it
+ * replaces: SAME bytes, and not vacuously (its quantized output XQ no longer
+ * holds fill_bytes' pattern at its start). */
+static void fused_verdict(const char *kernel, const char *shape, bool same, const void *xq)
+{
+    uint8_t pattern[32];
+    fill_bytes(pattern, sizeof pattern);
+    const bool wrote = memcmp(xq, pattern, sizeof pattern) != 0;
+    printf("%-9s %-58s %s\n", kernel, shape, same ? "same bytes" : "DIFFERENT");
+    CHECK(same && wrote, "%s %s: not the unfused ops' bytes", kernel, shape);
+}
+
 static void test_norm_q8(uint32_t n, uint32_t rows, uint32_t batch, uint32_t n_tokens,
                          bool layer_norm, bool bias, bool in_place, bool last_only)
 {
@@ -1211,12 +1223,7 @@ static void test_norm_q8(uint32_t n, uint32_t rows, uint32_t batch, uint32_t n_t
              op_matvec_uses_gemm(&e, last_only) ? " (GEMM floats)" : "");
     const bool same = same_bytes(out[0].mapped, out[1].mapped, (uint64_t)batch * k * 4, "out") &&
                       same_bytes(xq[0].mapped, xq[1].mapped, xq_bytes, "xq");
-    /* not vacuous: the quantize wrote its first block */
-    uint8_t pattern[32];
-    fill_bytes(pattern, sizeof pattern);
-    const bool wrote = memcmp(xq[0].mapped, pattern, sizeof pattern) != 0;
-    printf("%-9s %-58s %s\n", "norm_q8", shape, same ? "same bytes" : "DIFFERENT");
-    CHECK(same && wrote, "norm_q8 %s: not norm then quantize_q8's bytes", shape);
+    fused_verdict("norm_q8", shape, same, xq[1].mapped);
     case_end();
 }
 
@@ -1263,11 +1270,7 @@ static void test_eltwise_q8(uint32_t op, uint32_t n, uint32_t batch, uint32_t n_
                same_bytes((uint8_t *)xq[0].mapped + scales, (uint8_t *)xq[1].mapped + scales,
                           rows * n / 32 * 4, "xq scales");
     }
-    uint8_t pattern[32];
-    fill_bytes(pattern, sizeof pattern);
-    const bool wrote = memcmp(xq[1].mapped, pattern, sizeof pattern) != 0;
-    printf("%-9s %-58s %s\n", "elt_q8", shape, same ? "same bytes" : "DIFFERENT");
-    CHECK(same && wrote, "eltwise_q8 %s: not eltwise then quantize_q8's bytes", shape);
+    fused_verdict("elt_q8", shape, same, xq[1].mapped);
     case_end();
 }
 
