@@ -42,6 +42,11 @@ uint f32_to_f16(float f)
     return sign | (r >> 13);
 }
 
+/* The exact float arithmetic below relies on `precise` (NoContraction).
+ * Never call it inside an [[unroll]] loop: spirv-opt's unroller (SPIRV-Tools
+ * 2023.1) drops the decoration on the copies it makes, and lavapipe then
+ * fuses them into FMAs (norm.comp's sums lost their last bits that way). */
+
 /* a * b exactly as hi + lo (Dekker: 12-bit halves multiply without rounding). */
 vec2 two_prod(float a, float b)
 {

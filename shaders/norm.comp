@@ -10,7 +10,12 @@
  * correctly rounded sqrt and division, so the normalized values match it to
  * the last bit and a Q8_0 quantization of them rounds the same way. In place
  * (x = out) is allowed: each thread rewrites only the elements it read.
- * QUANTIZE (norm_q8) adds the output's Q8_0 blocks, below. */
+ *
+ * Each thread takes chunks of CH consecutive elements, their loads issued
+ * together: a row of 4096 is a few rounds of loads rather than 64 one after
+ * another (which kept a decode norm at 35 us on a big GPU, one workgroup per
+ * row). QUANTIZE (norm_q8) adds the output's Q8_0 blocks: a chunk is then one
+ * block, quantized from the registers that hold it. */
 
 #define KERNEL_NORM
 #include "kernels.h"
@@ -19,19 +24,18 @@
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 2) readonly buffer W { float w[]; };
 layout(std430, binding = 3) readonly buffer B { float b[]; };
+layout(std430, binding = 4) writeonly buffer Out { float y[]; };
 #ifdef QUANTIZE
 /* norm_q8: the output quantized too, for the quantized matmul that reads it
- * (one launch fewer than norm then quantize_q8): once the row is written,
- * its blocks are quantized from what was written, by quantize_q8.comp's
- * operations (quantize_q8.glsl), so the bits are the same. coherent: a
- * thread reads what others of its workgroup wrote. */
-layout(std430, binding = 4) coherent buffer Out { float y[]; };
+ * (one launch fewer than norm then quantize_q8), by quantize_q8.comp's
+ * operations (quantize_q8.glsl), so the bits are the same. */
 layout(constant_id = 1) const uint FLOATS = 0;
 layout(std430, binding = 5) writeonly buffer XQ { uint xq[]; };
 layout(std430, binding = 5) writeonly buffer XF { float xf[]; };
 #include "quantize_q8.glsl"
+#define CH 32u
 #else
-layout(std430, binding = 4) buffer Out { float y[]; };
+#define CH 4u
 #endif
 
 shared vec2 partial[WG];
@@ -67,32 +71,47 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
     const uint o = row * pc.n;
     const float n = float(pc.n);
+    const uint chunks = (pc.n + CH - 1u) / CH;
 
     float mean = 0.0;
     if (pc.layer_norm != 0u) {
         vec2 sum = vec2(0.0);
-        for (uint i = tid; i < pc.n; i += WG) sum = ff_add(sum, vec2(x[o + i], 0.0));
+        for (uint c = tid; c < chunks; c += WG) {
+            for (uint j = 0u; j < CH; j++) {
+                const uint i = c * CH + j;
+                if (i < pc.n) sum = ff_add(sum, vec2(x[o + i], 0.0));
+            }
+        }
         mean = mean_of(reduce(tid, sum), n);
     }
     vec2 sum = vec2(0.0);
-    for (uint i = tid; i < pc.n; i += WG) {
-        precise float v = x[o + i] - mean;
-        precise float sq = v * v; /* rounded to float, as llama.cpp's x*x is */
-        sum = ff_add(sum, vec2(sq, 0.0));
+    for (uint c = tid; c < chunks; c += WG) {
+        for (uint j = 0u; j < CH; j++) {
+            const uint i = c * CH + j;
+            if (i < pc.n) {
+                precise float v = x[o + i] - mean;
+                precise float sq = v * v; /* rounded to float, as llama.cpp's x*x is */
+                sum = ff_add(sum, vec2(sq, 0.0));
+            }
+        }
     }
     precise float denom = sqrt_rn(mean_of(reduce(tid, sum), n) + pc.eps);
     const float scale = div_rn(1.0, denom);
     const uint wo = pc.row_weights != 0u ? (row % pc.rows) * pc.n : 0u;
-    for (uint i = tid; i < pc.n; i += WG) {
-        precise float v = (x[o + i] - mean) * scale * w[wo + i];
-        y[o + i] = pc.has_bias != 0u ? v + b[i] : v;
-    }
+    for (uint c = tid; c < chunks; c += WG) {
+        float v[CH];
+        for (uint j = 0u; j < CH; j++) {
+            const uint i = c * CH + j;
+            if (i < pc.n) {
+                precise float s = (x[o + i] - mean) * scale * w[wo + i];
+                v[j] = pc.has_bias != 0u ? s + b[i] : s;
+                y[o + i] = v[j];
+            }
+        }
 #ifdef QUANTIZE
-    memoryBarrierBuffer();
-    barrier();
-    /* a token's rows are consecutive: block j of this row is block
-     * row * nb + j of the token-major blocks */
-    const uint nb = pc.n / 32u;
-    for (uint j = tid; j < nb; j += WG) Q8_ACT_STORE(y, o + 32u * j, row * nb + j, pc.q8_scale_offset);
+        /* a token's rows are consecutive: block c of this row is block
+         * row * nb + c of the token-major blocks (pc.n % 32 == 0) */
+        Q8_ACT_STORE_FROM(v, 0u, o + CH * c, row * (pc.n / 32u) + c, pc.q8_scale_offset);
 #endif
+    }
 }

@@ -5,22 +5,24 @@
  * includer declares the output XQ (words), its alias XF (floats) and the
  * specialization constant FLOATS. */
 
-/* Block I (the I-th 32 floats, token-major) of the floats SRC, which start at
- * BASE = 32 I, to XQ: its int8 quants in 8 words at 8 I, and its d (a float)
- * at word SCALE_OFFSET + I. With FLOATS, the values d * q as floats at XF[BASE..]. */
-#define Q8_ACT_STORE(SRC, BASE, I, SCALE_OFFSET)                                                 \
+/* Block I (the I-th 32 floats, token-major), SRC[SRC_BASE..], to XQ: its
+ * int8 quants in 8 words at 8 I, and its d (a float) at word
+ * SCALE_OFFSET + I. With FLOATS, the values d * q as floats at XF[BASE..],
+ * BASE = 32 I. */
+#define Q8_ACT_STORE(SRC, BASE, I, SCALE_OFFSET) Q8_ACT_STORE_FROM(SRC, BASE, BASE, I, SCALE_OFFSET)
+#define Q8_ACT_STORE_FROM(SRC, SRC_BASE, BASE, I, SCALE_OFFSET)                                  \
     {                                                                                            \
         float amax_ = 0.0;                                                                       \
-        for (uint j_ = 0u; j_ < 32u; j_++) amax_ = max(amax_, abs(SRC[(BASE) + j_]));           \
+        [[unroll]] for (uint j_ = 0u; j_ < 32u; j_++) amax_ = max(amax_, abs(SRC[(SRC_BASE) + j_]));           \
         const float id_ = amax_ != 0.0 ? div_rn(127.0, amax_) : 0.0;                             \
         const float d_ = round_f16(div_rn(amax_, 127.0));                                        \
         if (FLOATS != 0u) {                                                                      \
-            for (uint j_ = 0u; j_ < 32u; j_++) xf[(BASE) + j_] = d_ * roundEven(SRC[(BASE) + j_] * id_); \
+            [[unroll]] for (uint j_ = 0u; j_ < 32u; j_++) xf[(BASE) + j_] = d_ * roundEven(SRC[(SRC_BASE) + j_] * id_); \
         } else {                                                                                 \
-            for (uint w_ = 0u; w_ < 8u; w_++) {                                                  \
+            [[unroll]] for (uint w_ = 0u; w_ < 8u; w_++) {                                                  \
                 uint word_ = 0u;                                                                 \
-                for (uint j_ = 0u; j_ < 4u; j_++) {                                              \
-                    int q_ = int(roundEven(SRC[(BASE) + 4u * w_ + j_] * id_));                   \
+                [[unroll]] for (uint j_ = 0u; j_ < 4u; j_++) {                                              \
+                    int q_ = int(roundEven(SRC[(SRC_BASE) + 4u * w_ + j_] * id_));                   \
                     word_ |= uint(q_ & 0xff) << (8u * j_);                                       \
                 }                                                                                \
                 xq[(I) * 8u + w_] = word_;                                                       \

@@ -58,12 +58,26 @@ int op_get_rows(struct op_env *e, const struct gpu_weight *table, const struct g
     return rc;
 }
 
+/* A norm's threads per workgroup (its one row): a thread per chunk of CHUNK
+ * elements (norm.comp's CH), up to the context's norm_wg and the device's
+ * limit, at least 16 */
+static uint32_t norm_wg(const struct op_env *e, uint32_t n, uint32_t chunk)
+{
+    uint32_t max = e->ctx->dev.info.max_workgroup_invocations;
+    if (max > e->ctx->norm_wg) max = e->ctx->norm_wg;
+    uint32_t wg = 16;
+    while (wg < max && wg * chunk < n)
+        wg *= 2;
+    return wg;
+}
+
 int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
             const struct gpu_buf *b, const struct gpu_buf *out, uint32_t n, uint32_t rows,
             float eps, bool layer_norm, bool row_weights, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_NORM, NULL, 0, 5, sizeof(struct push_norm), &p, err);
+    int rc = pipeline_wg(e, SHADER_NORM, norm_wg(e, n, 4), NULL, 0, 5, sizeof(struct push_norm),
+                         &p, err);
     if (rc) return rc;
     struct push_norm pc = {n, eps, rows, layer_norm, b != NULL, row_weights, 0};
     struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out};
@@ -83,7 +97,8 @@ int op_norm_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *
 {
     const uint32_t floats = op_matvec_uses_gemm(e, last_only);
     struct vk_pipeline *p;
-    int rc = pipeline(e, SHADER_NORM_Q8, &floats, 1, 6, sizeof(struct push_norm), &p, err);
+    int rc = pipeline_wg(e, SHADER_NORM_Q8, norm_wg(e, n, 32), &floats, 1, 6,
+                         sizeof(struct push_norm), &p, err);
     if (rc) return rc;
     struct push_norm pc = {
         n, eps, rows, layer_norm, b != NULL, row_weights, q8_scale_offset(e->batch, n * rows)};

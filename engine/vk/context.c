@@ -138,6 +138,11 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * parallel (attention_decode.comp; on lavapipe 8 and 16 measured alike, 4
      * slower); no-split-attention gives decode the per-(token, head) kernel */
     ctx->attention_splits = forced(force, "no-split-attention") ? 0 : 8;
+    /* a norm's row in one workgroup: on a GPU, 256 threads keep a decode
+     * step's few rows from being a long chain of loads on one core; a CPU
+     * device runs a workgroup on one thread, where more invocations only add
+     * rounds to the reduction (lavapipe: 64 as fast as 32, 256 slower) */
+    ctx->norm_wg = d->type == VKLLM_DEVICE_CPU ? 64 : 256;
     ctx->gemm = !forced(force, "no-gemm");
     /* no-fuse: every op its own dispatch, the path fused ones must equal */
     ctx->fuse = !forced(force, "no-fuse");

@@ -10,7 +10,8 @@
 struct vkllm_context {
     struct vk_device dev;
     struct vk_pipelines pipes;
-    uint32_t wg_size; /* workgroup size of every kernel: a power of two */
+    uint32_t wg_size; /* workgroup size of most kernels: a power of two */
+    uint32_t norm_wg; /* most threads a norm's workgroup takes: a power of two */
     /* the paths chosen for this device (vkllm_context_paths says why) */
     bool matvec_subgroup;         /* matvec reduces with subgroup shuffles, not shared memory */
     uint32_t matvec_tpr;          /* matvec threads per row: within one subgroup */
