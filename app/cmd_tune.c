@@ -34,8 +34,8 @@ static void on_shape(const struct vkllm_tune_shape *s, uint32_t i, uint32_t n, v
     }
     printf("%-18s %-7s %6u x %-6u x%-3u", s->tensor, s->type, s->k, s->n, s->uses);
     for (uint32_t c = 0; s->n_candidates > 1 && c < s->n_candidates; c++)
-        printf("  tpr %u %.3f ms", s->tpr[c], s->ms[c]);
-    printf("  -> tpr %u ", s->tpr[s->chosen]);
+        printf("  %u/%u %.3f ms", s->tpr[c], s->rows[c], s->ms[c]);
+    printf("  -> tpr %u rows %u ", s->tpr[s->chosen], s->rows[s->chosen]);
     if (s->n_candidates < 2)
         printf("(the only one)\n");
     else if (s->chosen == s->default_index)

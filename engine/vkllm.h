@@ -542,8 +542,9 @@ struct vkllm_tune_shape {
     uint32_t k, n;      /* row length, rows */
     uint32_t uses;      /* matrices of this shape: its matvecs per decoded token */
     uint32_t n_candidates;
-    uint32_t tpr[8];        /* the decode matvec's threads per row, each tried */
-    double ms[8];           /* the GPU milliseconds of each's fastest run */
+    uint32_t tpr[12];       /* the decode matvec's threads per row, each tried */
+    uint32_t rows[12];      /* with its rows per thread group */
+    double ms[12];          /* the GPU milliseconds of each's fastest run */
     uint32_t default_index; /* the untuned choice */
     uint32_t chosen;        /* the one kept: the default unless another beat it by 3% */
 };

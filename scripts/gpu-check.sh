@@ -16,13 +16,19 @@
 # prefill at depth 4096 (19 s a run) is what makes the 8B comparison long.
 # --small: lavapipe-sized (a dry run on a machine without a GPU): test_devices
 # and bench_kernels --quick, a 4-layer model, pp64,tg16 once, no time budget.
+# GPU_CHECK_TESTS=kernels: of the GPU tests only test_kernels, without the
+# validation layer (25 s instead of 6 min, for a run after shader changes
+# whose API use an earlier run validated). GPU_CHECK_8B_TESTS: the 8B
+# comparison's tests (pp512,tg128,tg128@4096). Before the comparison,
+# `vkllm tune` on the 8B file (1.1B with --small) and its decode alternately
+# untuned (VKLLM_TUNE=0) and tuned: the tuning's gain.
 set -uo pipefail
 
 small=0
 case ${1:-} in
     --small) small=1 ;;
     '') ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "gpu-check.sh: unknown option '$1' (--small or nothing)" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -222,6 +228,8 @@ tests_until=$((budget * 45 / 100)) # by 216 s of 480
 if [ "$small" = 1 ]; then
     step test_devices "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_devices"
     step bench_kernels_quick "$(cap 300 "$tests_until")" "${testenv[@]}" "$bin/bench_kernels" --quick --formats Q4_0,Q4_K
+elif [ "${GPU_CHECK_TESTS:-all}" = kernels ]; then
+    step test_kernels "$(cap 150 "$tests_until")" "${testenv[@]}" VKLLM_VALIDATE=0 "$bin/test_kernels"
 else
     step test_kernels "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_kernels"
     step test_kernels_kv_q8 "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_kernels" --kv-q8
@@ -243,6 +251,26 @@ for g in "${gens[@]}"; do
     cat "$models/$gname.log" >>"$log" 2>/dev/null
 done
 
+# ---- e0. tuning: vkllm tune, then the decode untuned and tuned in turns
+tf=$f8b
+have() { [ -n "$1" ] && [ -s "$1" ]; }
+have "$tf" || tf=$f1
+if have "$tf"; then
+    TAIL=12 step "tune $(basename "$tf")" "$(cap 60 $((budget - 200)))" "$bin/vkllm" tune -m "$tf" -r 5
+    tune_gain() {
+        local i
+        for i in 1 2; do
+            echo "-- untuned"; VKLLM_TUNE=0 "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
+            echo "-- tuned"; VKLLM_TUNE=manual "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
+        done
+    }
+    export -f tune_gain
+    export bin
+    gn=128
+    [ "$small" = 0 ] || gn=16
+    TAIL=12 step "tune gain $(basename "$tf")" "$(cap 90 $((budget - 180)))" bash -c 'tune_gain "$@"' tune_gain "$tf" "$gn"
+else say "SKIPPED: tune (no model)"; failed+=("tune (no model)"); fi
+
 # ---- e. vkllm against llama.cpp
 compare() { # TITLE TESTS REPS FILE...: compare-llama.sh's table appended to compare.md
     local title=$1 tests=$2 reps=$3
@@ -254,7 +282,6 @@ compare() { # TITLE TESTS REPS FILE...: compare-llama.sh's table appended to com
 }
 export -f compare # run by `timeout bash -c`
 export cmp fakebuild ccache
-have() { [ -n "$1" ] && [ -s "$1" ]; }
 if [ "$small" = 1 ]; then
     if have "$f1"; then
         TAIL=8 step "compare small" "$(cap 1800 "$budget")" bash -c 'compare "$@"' compare "small model, lavapipe" pp64,tg16 1 "$f1"
@@ -262,7 +289,7 @@ if [ "$small" = 1 ]; then
 else
     if have "$f8b"; then
         # at least 95 s kept for the 1.1B files, the profile and the copies
-        TAIL=8 step "compare 8B" "$(cap 240 $((budget - 95)))" bash -c 'compare "$@"' compare "Llama-3-8B shape, $kq" pp512,tg128,tg128@4096 3 "$f8b"
+        TAIL=8 step "compare 8B" "$(cap 240 $((budget - 95)))" bash -c 'compare "$@"' compare "Llama-3-8B shape, $kq" "${GPU_CHECK_8B_TESTS:-pp512,tg128,tg128@4096}" 3 "$f8b"
     else say "SKIPPED: compare 8B (no model)"; failed+=("compare 8B (no model)"); fi
     tl_files=()
     have "$f1" && tl_files+=("$f1")

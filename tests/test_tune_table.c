@@ -7,8 +7,8 @@
  *   strict decimal, a file holds at most 4096 lines, and a save merges into
  *   the file as it is, also under VKLLM_TUNE=0 (issue 10).
  * - op_matvec follows the table: an entry for a weight's shape makes it
- *   record another pipeline variant (the threads per row are a
- *   specialization constant), other shapes keep theirs, and every variant's
+ *   record another pipeline variant (the threads per row and rows per
+ *   group are specialization constants), other shapes keep theirs, and every variant's
  *   results equal the untuned ones to float rounding, for a float and a
  *   quantized (Q8 input) format. */
 #include "context.h"
@@ -31,6 +31,8 @@ static const struct pipeline_cache_key key = {
 
 static char dir[] = "/tmp/vkllm-tune-XXXXXX";
 
+#define V(tpr, rows) ((struct matvec_variant){(tpr), (rows)})
+
 static void test_file(void)
 {
     char cache_path[256];
@@ -44,11 +46,11 @@ static void test_file(void)
     CHECK(t.n == 0 && !t.note[0], "no file: %u entries, note '%s'", t.n, t.note);
     CHECK(t.path && strstr(t.path, "/vkllm/tune-1002-73bf-0000000000000abc.txt"), "path %s",
           t.path);
-    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q4_0, 2048, 2048, 1, &err), "%s", err.msg);
-    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, 2, &err), "%s", err.msg);
-    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, 4, &err), "%s", err.msg);
-    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, 8, &err), "%s", err.msg);
-    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, 0, &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q4_0, 2048, 2048, V(1, 2), &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, V(2, 2), &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, V(4, 8), &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, V(8, 2), &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, V(0, 0), &err), "%s", err.msg);
     CHECK(t.n == 2, "%u entries after a replacement and a removal", t.n);
     REQUIRE_OK(tune_table_save(&t, &pc, &err), "%s", err.msg);
     char path[300];
@@ -57,10 +59,11 @@ static void test_file(void)
 
     REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
     CHECK(t.n == 2 && !t.note[0], "read back: %u entries, note '%s'", t.n, t.note);
-    CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_Q4_0, 2048, 2048) == 1);
-    CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 64, 512) == 4);
-    CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 512, 64) == 0, "another shape");
-    CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_Q6_K, 2048, 32000) == 0, "a removed entry");
+    CHECK(tune_table_matvec(&t, VKLLM_TYPE_Q4_0, 2048, 2048).tpr == 1);
+    CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).tpr == 4 &&
+          tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).rows == 8);
+    CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 512, 64).tpr == 0, "another shape");
+    CHECK(tune_table_matvec(&t, VKLLM_TYPE_Q6_K, 2048, 32000).tpr == 0, "a removed entry");
     tune_table_free(&t);
 
     struct pipeline_cache other = pc;
@@ -77,9 +80,9 @@ static void test_file(void)
         const char *why;
     } bad[] = {
         {"", 0, "truncated"},
-        {"vkllm tune 2\n", 13, "not a vkllm tune file of version 1"},
-        {"matvec Q4_0 1 1 1\n", 18, "not a vkllm tune file"},
-        {"vkllm tune 1\nkey\0x\n", 19, "holds a NUL byte"},
+        {"vkllm tune 1\n", 13, "not a vkllm tune file of version 2"},
+        {"matvec Q4_0 1 1 1 2\n", 20, "not a vkllm tune file"},
+        {"vkllm tune 2\nkey\0x\n", 19, "holds a NUL byte"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "wb");
@@ -94,12 +97,15 @@ static void test_file(void)
     }
     /* a good key with a bad entry: the whole file is ignored */
     static const char *lines[] = {
-        "matvec Q4_0 256 256 3", "matvec Q9_9 256 256 1", "matvec Q4_0 256 256 2048",
-        "matvec Q4_0 0 256 1", "matvec Q4_0 256 256 1 extra",
+        "matvec Q4_0 256 256 3 2", "matvec Q9_9 256 256 1 2", "matvec Q4_0 256 256 2048 2",
+        "matvec Q4_0 0 256 1 2", "matvec Q4_0 256 256 1 2 extra",
+        /* a version 1 line; rows not a power of two, or past 8 */
+        "matvec Q4_0 256 256 1", "matvec Q4_0 256 256 1 3", "matvec Q4_0 256 256 1 16",
+        "matvec Q4_0 256 256 1 0",
         /* issue 10, M-4: sscanf's %u took these */
-        "matvec F32 64 64 4294967297", "matvec F32 +64 64 1", "matvec F32 0064 64 1",
-        "matvec F32 64 64 01", "matvec F32 64 99999999999 1", "matvec F32 64  64 1",
-        "matvec F32 64 64 -1", "matvec F32 64 64 1 ", "\nmatvec F32 64 64 1"};
+        "matvec F32 64 64 4294967297 2", "matvec F32 +64 64 1 2", "matvec F32 0064 64 1 2",
+        "matvec F32 64 64 01 2", "matvec F32 64 99999999999 1 2", "matvec F32 64  64 1 2",
+        "matvec F32 64 64 -1 2", "matvec F32 64 64 1 2 ", "\nmatvec F32 64 64 1 2"};
     char keyline[200];
     REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg); /* for its key line */
     tune_table_free(&t);
@@ -113,10 +119,10 @@ static void test_file(void)
         fclose(f);
         f = fopen(path, "w");
         REQUIRE(f);
-        fprintf(f, "vkllm tune 1\n%smatvec F32 64 64 2\n%s\n", keyline, lines[i]);
+        fprintf(f, "vkllm tune 2\n%smatvec F32 64 64 2 2\n%s\n", keyline, lines[i]);
         fclose(f);
         REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
-        CHECK(t.n == 0 && strstr(t.note, "line 4 is not 'matvec TYPE K N TPR'"),
+        CHECK(t.n == 0 && strstr(t.note, "line 4 is not 'matvec TYPE K N TPR ROWS'"),
               "'%s': %u entries, note '%s'", lines[i], t.n, t.note);
         tune_table_free(&t);
     }
@@ -126,16 +132,16 @@ static void test_file(void)
     for (int lines_n = 4094; lines_n <= 4095; lines_n++) {
         FILE *f = fopen(path, "w");
         REQUIRE(f);
-        fprintf(f, "vkllm tune 1\n%s", keyline);
+        fprintf(f, "vkllm tune 2\n%s", keyline);
         for (int i = lines_n; i > 0; i--)
-            fprintf(f, "matvec F32 %d %d 1\n", 64 + i % 7, i);
+            fprintf(f, "matvec F32 %d %d 1 2\n", 64 + i % 7, i);
         fclose(f);
         REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
         if (lines_n == 4094) {
             CHECK(t.n == 4094 && !t.note[0], "4096 lines: %u entries, note '%s'", t.n, t.note);
             for (int i = 1; i <= lines_n; i += 97)
-                CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 64 + i % 7, i) == 1, "entry %d", i);
-            CHECK(tune_table_matvec_tpr(&t, VKLLM_TYPE_F32, 64, 1) == 0, "another shape");
+                CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 64 + i % 7, i).tpr == 1, "entry %d", i);
+            CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 1).tpr == 0, "another shape");
         } else {
             CHECK(t.n == 0 && strstr(t.note, "more than 4096 lines"), "4097 lines: note '%s'",
                   t.note);
@@ -148,19 +154,19 @@ static void test_file(void)
         struct tune_table a;
         unlink(path);
         REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
-        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_Q4_0, 256, 99, 1, &err), "%s", err.msg);
+        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_Q4_0, 256, 99, V(1, 2), &err), "%s", err.msg);
         REQUIRE_OK(tune_table_save(&a, &pc, &err), "%s", err.msg);
         tune_table_free(&a);
         setenv("VKLLM_TUNE", "0", 1);
         REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
         CHECK(a.n == 0, "VKLLM_TUNE=0 read %u entries", a.n);
-        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_F32, 64, 64, 2, &err), "%s", err.msg);
+        REQUIRE_OK(tune_table_set(&a, VKLLM_TYPE_F32, 64, 64, V(2, 2), &err), "%s", err.msg);
         REQUIRE_OK(tune_table_save(&a, &pc, &err), "%s", err.msg);
         tune_table_free(&a);
         unsetenv("VKLLM_TUNE");
         REQUIRE_OK(tune_table_load(&a, &pc, &err), "%s", err.msg);
-        CHECK(a.n == 2 && tune_table_matvec_tpr(&a, VKLLM_TYPE_Q4_0, 256, 99) == 1 &&
-                  tune_table_matvec_tpr(&a, VKLLM_TYPE_F32, 64, 64) == 2,
+        CHECK(a.n == 2 && tune_table_matvec(&a, VKLLM_TYPE_Q4_0, 256, 99).tpr == 1 &&
+                  tune_table_matvec(&a, VKLLM_TYPE_F32, 64, 64).tpr == 2,
               "after a save under VKLLM_TUNE=0: %u entries", a.n);
         tune_table_free(&a);
     }
@@ -189,10 +195,10 @@ static void fill(float *v, size_t n, uint64_t seed)
         v[i] = (float)((int64_t)(rng_next(&r) >> 40) - (1 << 23)) / (1 << 23);
 }
 
-/* W (TYPE, K x N) times one input, recorded with TPR threads per row in the
- * table (0: untuned) into OUT; *NEW_PIPELINES counts the variants it made. */
+/* W (TYPE, K x N) times one input, recorded with variant V in the table
+ * (tpr 0: untuned) into OUT; *NEW_PIPELINES counts the variants it made. */
 static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, uint32_t n,
-                        uint32_t tpr, float *out, uint32_t *new_pipelines)
+                        struct matvec_variant v, float *out, uint32_t *new_pipelines)
 {
     struct vkllm_error err = {0};
     const struct quant_format *f = quant_format(type);
@@ -218,7 +224,7 @@ static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, ui
     fill(x.mapped, k, 2);
     op_step_prompt(&step, (const int32_t[]){0}, 1, 0, 0);
 
-    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n, tpr, &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n, v, &err), "%s", err.msg);
     struct gpu_graph g;
     REQUIRE_OK(gpu_graph_create(&g, &ctx->dev, &err), "%s", err.msg);
     struct op_env e = {ctx, &g, step, 1, GPU_BARRIER, false};
@@ -231,7 +237,7 @@ static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, ui
     *new_pipelines = ctx->pipes.n_items - before;
     REQUIRE_OK(gpu_graph_run(&g, &err), "%s", err.msg);
     memcpy(out, y.mapped, (size_t)n * sizeof *out);
-    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n, 0, &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n, V(0, 0), &err), "%s", err.msg);
 
     gpu_graph_destroy(&g);
     gpu_uploader_destroy(&up);
@@ -253,27 +259,34 @@ static void test_matvec(uint32_t type)
     const uint32_t k = 512, n = 96;
     float want[96], got[96];
     uint32_t made;
-    matvec_with(ctx, type, k, n, 0, want, &made);
+    matvec_with(ctx, type, k, n, V(0, 0), want, &made);
     CHECK(made >= 1, "the untuned matvec made %u pipelines", made);
-    matvec_with(ctx, type, k, n, 0, got, &made);
+    matvec_with(ctx, type, k, n, V(0, 0), got, &made);
     CHECK(made == 0, "the same variant again made %u pipelines", made);
-    for (uint32_t tpr = 1; tpr < ctx->matvec_tpr; tpr *= 2) {
-        matvec_with(ctx, type, k, n, tpr, got, &made);
-        CHECK(made == 1, "%s at %u threads per row made %u pipelines", quant_format(type)->name,
-              tpr, made);
+    /* every threads-per-row below the default, then the default's with
+     * 1, 4 and 8 rows per group */
+    struct matvec_variant vs[16];
+    uint32_t n_vs = 0;
+    for (uint32_t tpr = 1; tpr < ctx->matvec_tpr; tpr *= 2)
+        vs[n_vs++] = V(tpr, OP_MATVEC_ROWS);
+    for (uint32_t rows = 1; rows <= 8; rows *= 2)
+        if (rows != OP_MATVEC_ROWS) vs[n_vs++] = V(ctx->matvec_tpr, rows);
+    for (uint32_t i = 0; i < n_vs; i++) {
+        matvec_with(ctx, type, k, n, vs[i], got, &made);
+        const char *name = quant_format(type)->name;
+        CHECK(made == 1, "%s at %u threads per row, %u rows made %u pipelines", name, vs[i].tpr,
+              vs[i].rows, made);
         double num = 0, den = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            num += (double)(got[i] - want[i]) * (got[i] - want[i]);
-            den += (double)want[i] * want[i];
+        for (uint32_t r = 0; r < n; r++) {
+            num += (double)(got[r] - want[r]) * (got[r] - want[r]);
+            den += (double)want[r] * want[r];
         }
-        CHECK(den > 0 && num / den<1e-10, "%s at %u threads per row: NMSE %g",
-                                   quant_format(type)->name, tpr, den> 0
-                  ? num / den
-                  : -1.0);
+        CHECK(den > 0 && num / den < 1e-10, "%s at %u threads per row, %u rows: NMSE %g", name,
+              vs[i].tpr, vs[i].rows, den > 0 ? num / den : -1.0);
     }
     /* a tuning for another shape changes nothing here */
-    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n + 1, 1, &err), "%s", err.msg);
-    matvec_with(ctx, type, k, n, 0, got, &made);
+    REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n + 1, V(1, 2), &err), "%s", err.msg);
+    matvec_with(ctx, type, k, n, V(0, 0), got, &made);
     CHECK(made == 0, "another shape's tuning made %u pipelines", made);
     CHECK(vkllm_context_validation_errors(ctx) == 0);
     vkllm_context_destroy(ctx);

@@ -142,10 +142,12 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
                               &pc, bufs, e->sync, err);
 }
 
-/* Rows per thread group, and tokens per pass: one token for decode keeps the
- * accumulators few; a batch shares each weight load among eight tokens. */
-#define MATVEC_ROWS   2
-#define MATVEC_TOKENS 8
+/* Tokens per pass: one token for decode keeps the accumulators few; a batch
+ * shares each weight load among eight tokens. A thread keeps at most
+ * MATVEC_MAX_SUMS sums (rows x tokens): a tuned variant of more rows takes
+ * fewer for a batch. */
+#define MATVEC_TOKENS   8
+#define MATVEC_MAX_SUMS 16
 /* A matrix with few rows (a LoRA A of rank 16) would fit in one workgroup and
  * leave the other cores idle: its workgroups shrink (down to one row group of
  * TPR threads) until there are this many. Each row sums as before. */
@@ -226,17 +228,20 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     /* `vkllm tune` may have found fewer faster for this shape (on lavapipe, a
      * thread per row of a small matrix: its input loads are then the same
      * for every lane) */
-    const uint32_t tuned = tune_table_matvec_tpr(&c->tune, w->type, w->k, w->n);
-    const uint32_t want = tuned && tuned < c->matvec_tpr ? tuned : c->matvec_tpr;
+    const struct matvec_variant tuned = tune_table_matvec(&c->tune, w->type, w->k, w->n);
+    const uint32_t want = tuned.tpr && tuned.tpr < c->matvec_tpr ? tuned.tpr : c->matvec_tpr;
     uint32_t tpr = pow2_floor(units < want ? units : want);
     /* no more accumulators than the graph has tokens: a group's decode step
      * of 4 sessions computes 4, not 8 (each token's sum is the same either way) */
     const uint32_t nt = last_only ? 1 : e->batch < MATVEC_TOKENS ? e->batch : MATVEC_TOKENS;
+    uint32_t rows = tuned.rows ? tuned.rows : OP_MATVEC_ROWS;
+    while (rows > 1 && rows * nt > MATVEC_MAX_SUMS)
+        rows /= 2;
     uint32_t wg = c->wg_size;
-    while (wg > tpr && div_up(w->n, wg / tpr * MATVEC_ROWS) < MATVEC_MIN_GROUPS)
+    while (wg > tpr && div_up(w->n, wg / tpr * rows) < MATVEC_MIN_GROUPS)
         wg /= 2;
-    const uint32_t rows_per_wg = wg / tpr * MATVEC_ROWS;
-    const uint32_t spec[] = {MATVEC_ROWS, nt, acc, tpr};
+    const uint32_t rows_per_wg = wg / tpr * rows;
+    const uint32_t spec[] = {rows, nt, acc, tpr};
     const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, by_format(first, w->type), wg, spec, 4, 4, sizeof(struct push_matvec),

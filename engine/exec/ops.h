@@ -58,6 +58,9 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
                    bool last_only, struct vkllm_error *err);
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 
+/* The decode matvec's rows per thread group where no tuning says otherwise. */
+#define OP_MATVEC_ROWS 2
+
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.
  * For quantized W, X is the output of op_quantize_q8; otherwise floats. */
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,

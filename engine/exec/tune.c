@@ -5,7 +5,9 @@
  * lane then loads the same input words, which a CPU does once) and loses on
  * big ones (eight rows read at once defeat the caches), with the crossover
  * depending on the machine; on GPUs the subgroup per row is the usual winner,
- * but measuring costs seconds and settles it. */
+ * but measuring costs seconds and settles it. Rows per thread group trade
+ * the input's loads (shared by the group's rows) against weight loads in
+ * flight and registers: also the device's to say. */
 #include "context.h"
 #include "error.h"
 #include "model.h"
@@ -18,11 +20,17 @@
 #include <string.h>
 #include <time.h>
 
-enum { MAX_CANDIDATES = 8, MAX_REPS = 64 };
+enum { MAX_CANDIDATES = 12, MAX_REPS = 64 };
 
 /* Keeps a variant only if it beats the default by more than this: noise
  * must not flip a choice. */
 #define TUNE_MARGIN 0.03
+
+/* Candidate C of S. */
+static struct matvec_variant variant(const struct vkllm_tune_shape *s, uint32_t c)
+{
+    return (struct matvec_variant){s->tpr[c], s->rows[c]};
+}
 
 struct shape_bench {
     struct gpu_graph g[MAX_CANDIDATES];
@@ -30,7 +38,7 @@ struct shape_bench {
 };
 
 /* Times W's matvec (one token, after its input's Q8 quantization where the
- * format takes one) with each of S->tpr's threads per row: a warm-up, then
+ * format takes one) in each of S's variants: a warm-up, then
  * REPS rounds of every candidate in turn, so that a disturbance meets them
  * all; S->ms gets the fastest run of each (the least disturbed: on a shared
  * machine a median of a few runs still catches another process's burst). */
@@ -64,14 +72,14 @@ static int measure(struct vkllm_context *ctx, const struct gpu_weight *w, int re
     }
     if (!rc) {
         op_step_prompt(&step, (const int32_t[]){0}, 1, 0, 0);
-        const uint32_t saved = tune_table_matvec_tpr(&ctx->tune, w->type, w->k, w->n);
+        const struct matvec_variant saved = tune_table_matvec(&ctx->tune, w->type, w->k, w->n);
         for (uint32_t c = 0; !rc && c < s->n_candidates; c++) {
             struct gpu_graph *g = &b.g[b.n_graphs];
             if ((rc = gpu_graph_create(g, &ctx->dev, err))) break;
             b.n_graphs++;
             struct op_env e = {ctx, g, step, 1, GPU_BARRIER, false};
             /* op_matvec reads the table as it records */
-            rc = tune_table_set(&ctx->tune, w->type, w->k, w->n, s->tpr[c], err);
+            rc = tune_table_set(&ctx->tune, w->type, w->k, w->n, variant(s, c), err);
             if (!rc) rc = gpu_graph_begin(g, err);
             if (!rc && q8) rc = op_quantize_q8(&e, &x, &xq, w->k, false, err);
             if (!rc) rc = op_matvec(&e, w, q8 ? &xq : &x, &y, false, false, err);
@@ -116,9 +124,11 @@ static uint32_t first_of_shape(const struct vkllm_model *m, uint32_t i)
     return i;
 }
 
-/* The shape of matvec weight I of M, its candidates (every power of two up
- * to the default: op_matvec's limits are the subgroup and the row's
- * 32-element sub-blocks) and its uses, unmeasured. */
+/* The shape of matvec weight I of M, its candidates and its uses,
+ * unmeasured. The candidates: threads per row every power of two up to the
+ * default (op_matvec's limits are the subgroup and the row's 32-element
+ * sub-blocks) at the default rows per group, then the default threads with
+ * 1, 4 and 8 rows. */
 static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
 {
     const struct gpu_weight *w = &m->tensors[i].mat;
@@ -134,9 +144,18 @@ static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
         s.uses += is_matvec_weight(m, j) && first_of_shape(m, j) == i;
     const uint32_t units = f->block_size == 1 ? w->k : w->k / 32;
     for (uint32_t t = 1; t <= m->ctx->matvec_tpr && t <= units && s.n_candidates < MAX_CANDIDATES;
-         t *= 2)
-        s.tpr[s.n_candidates++] = t;
+         t *= 2) {
+        s.tpr[s.n_candidates] = t;
+        s.rows[s.n_candidates++] = OP_MATVEC_ROWS;
+    }
     s.default_index = s.n_candidates - 1;
+    const uint32_t tpr = s.tpr[s.default_index];
+    /* more rows only where the matrix has a group's worth for each */
+    for (uint32_t r = 1; r <= 8 && r <= w->n && s.n_candidates < MAX_CANDIDATES; r *= 2) {
+        if (r == OP_MATVEC_ROWS) continue;
+        s.tpr[s.n_candidates] = tpr;
+        s.rows[s.n_candidates++] = r;
+    }
     return s;
 }
 
@@ -153,7 +172,7 @@ static int tune_shape(struct vkllm_model *m, uint32_t i, int reps, struct vkllm_
     for (uint32_t c = 0; c < s->n_candidates; c++)
         if (s->ms[c] < s->ms[s->chosen] && s->ms[c] < s->ms[s->default_index] * (1.0 - TUNE_MARGIN))
             s->chosen = c;
-    return tune_table_set(&m->ctx->tune, w->type, w->k, w->n, s->tpr[s->chosen], err);
+    return tune_table_set(&m->ctx->tune, w->type, w->k, w->n, variant(s, s->chosen), err);
 }
 
 /* The context's description (vkllm_context_paths) with its table's count,
@@ -186,7 +205,7 @@ int vkllm_tune(vkllm_model *m, int reps, vkllm_tune_fn fn, void *user, struct vk
         struct vkllm_tune_shape s = shape_of(m, i);
         const struct gpu_weight *w = &m->tensors[i].mat;
         rc = tune_shape(m, i, reps, &s, err);
-        if (!rc) rc = tune_table_set(&measured, w->type, w->k, w->n, s.tpr[s.chosen], err);
+        if (!rc) rc = tune_table_set(&measured, w->type, w->k, w->n, variant(&s, s.chosen), err);
         if (!rc && fn) fn(&s, done++, n_shapes, user);
     }
     if (!rc) rc = tune_table_save(&measured, &ctx->pipes.on_disk, err);
@@ -218,7 +237,7 @@ static uint32_t pending_shapes(const struct vkllm_model *m, struct pending *p, u
     for (uint32_t i = 0; i < n_slices; i++) {
         const struct gpu_weight *w = &m->tensors[i].mat;
         if (!is_matvec_weight(m, i) || first_of_shape(m, i) != i ||
-            tune_table_matvec_tpr(t, w->type, w->k, w->n))
+            tune_table_matvec(t, w->type, w->k, w->n).tpr)
             continue;
         if (n < cap) {
             const struct quant_format *f = quant_format(w->type);
@@ -275,7 +294,7 @@ int vkllm_tune_auto(vkllm_model *m, const struct vkllm_tune_auto_params *params,
         struct vkllm_tune_shape s = shape_of(m, todo[k].slice);
         const struct gpu_weight *w = &m->tensors[todo[k].slice].mat;
         if ((rc = tune_shape(m, todo[k].slice, AUTO_REPS, &s, err))) break;
-        rc = tune_table_set(&measured, w->type, w->k, w->n, s.tpr[s.chosen], err);
+        rc = tune_table_set(&measured, w->type, w->k, w->n, variant(&s, s.chosen), err);
         last_ms = now_ms() - t;
         last_bytes = todo[k].bytes;
         out->measured++;

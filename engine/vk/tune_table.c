@@ -18,7 +18,7 @@
 
 /* MAX_LINES: a real file holds a few shapes per model; more than this is
  * not one of ours, and would cost every start its parsing. */
-enum { FORMAT_VERSION = 1, MAX_FILE = 1 << 20, MAX_TPR = 1024, MAX_LINES = 4096 };
+enum { FORMAT_VERSION = 2, MAX_FILE = 1 << 20, MAX_TPR = 1024, MAX_ROWS = 8, MAX_LINES = 4096 };
 
 /* PC's path with "pipelines-" made "tune-" and ".bin" ".txt", malloc'd. */
 static char *tune_path(const char *cache_path)
@@ -104,14 +104,16 @@ static bool parse(struct tune_table *t, char *buf, const struct pipeline_cache_k
             continue;
         }
         char *rest = line, *op = field(&rest), *type = field(&rest), *ks = field(&rest),
-             *ns = field(&rest), *tprs = field(&rest);
+             *ns = field(&rest), *tprs = field(&rest), *rows = field(&rest);
         const struct quant_format *f = type ? format_named(type) : NULL;
-        uint32_t k, n, tpr;
+        uint32_t k, n;
+        struct matvec_variant v;
         if (!rest && !strcmp(op, "matvec") && f && number(ks, UINT32_MAX, &k) &&
-            number(ns, UINT32_MAX, &n) && number(tprs, MAX_TPR, &tpr) && !(tpr & (tpr - 1))) {
-            if ((*rc = tune_table_set(t, f->type, k, n, tpr, err))) return false;
+            number(ns, UINT32_MAX, &n) && number(tprs, MAX_TPR, &v.tpr) &&
+            !(v.tpr & (v.tpr - 1)) && number(rows, MAX_ROWS, &v.rows) && !(v.rows & (v.rows - 1))) {
+            if ((*rc = tune_table_set(t, f->type, k, n, v, err))) return false;
         } else {
-            snprintf(why, cap, "line %u is not 'matvec TYPE K N TPR'", line_no);
+            snprintf(why, cap, "line %u is not 'matvec TYPE K N TPR ROWS'", line_no);
             return false;
         }
     }
@@ -218,23 +220,24 @@ static struct tune_entry *find(const struct tune_table *t, uint32_t type, uint32
     return entry_at(t, lower_bound(t, type, k, n), type, k, n);
 }
 
-uint32_t tune_table_matvec_tpr(const struct tune_table *t, uint32_t type, uint32_t k, uint32_t n)
+struct matvec_variant tune_table_matvec(const struct tune_table *t, uint32_t type, uint32_t k,
+                                        uint32_t n)
 {
     const struct tune_entry *e = find(t, type, k, n);
-    return e ? e->tpr : 0;
+    return e ? e->v : (struct matvec_variant){0, 0};
 }
 
-int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n, uint32_t tpr,
-                   struct vkllm_error *err)
+int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n,
+                   struct matvec_variant v, struct vkllm_error *err)
 {
     const uint32_t i = lower_bound(t, type, k, n);
     struct tune_entry *e = entry_at(t, i, type, k, n);
-    if (e && !tpr) {
+    if (e && !v.tpr) {
         memmove(e, e + 1, (t->n - i - 1) * sizeof *e);
         t->n--;
         return VKLLM_OK;
     }
-    if (!tpr) return VKLLM_OK;
+    if (!v.tpr) return VKLLM_OK;
     if (!e) {
         if (t->n == t->cap) {
             uint32_t cap = t->cap ? 2 * t->cap : 16;
@@ -247,7 +250,7 @@ int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n, 
         memmove(e + 1, e, (t->n - i) * sizeof *e);
         t->n++;
     }
-    *e = (struct tune_entry){type, k, n, tpr};
+    *e = (struct tune_entry){type, k, n, v};
     return VKLLM_OK;
 }
 
@@ -291,8 +294,10 @@ static int write_table(const struct tune_table *t, const char *path,
     n += strlen(text + n);
     text[n++] = '\n';
     for (uint32_t i = 0; i < t->n; i++)
-        n += (size_t)snprintf(text + n, cap - n, "matvec %s %" PRIu32 " %" PRIu32 " %" PRIu32 "\n",
-                              quant_format(t->e[i].type)->name, t->e[i].k, t->e[i].n, t->e[i].tpr);
+        n += (size_t)snprintf(text + n, cap - n,
+                              "matvec %s %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 "\n",
+                              quant_format(t->e[i].type)->name, t->e[i].k, t->e[i].n,
+                              t->e[i].v.tpr, t->e[i].v.rows);
     int rc = vkllm_write_file(path, text, n, err);
     free(text);
     return rc;
@@ -315,7 +320,7 @@ int tune_table_save(const struct tune_table *t, const struct pipeline_cache *pc,
     char why[200]; /* a bad file is replaced */
     if (!rc) rc = read_file(&disk, path, &pc->key, why, sizeof why, err);
     for (uint32_t i = 0; !rc && i < t->n; i++)
-        rc = tune_table_set(&disk, t->e[i].type, t->e[i].k, t->e[i].n, t->e[i].tpr, err);
+        rc = tune_table_set(&disk, t->e[i].type, t->e[i].k, t->e[i].n, t->e[i].v, err);
     if (!rc) rc = write_table(&disk, path, &pc->key, err);
     if (!rc) pipeline_cache_prune_stale(path);
     if (lock >= 0) close(lock);

@@ -5,15 +5,17 @@
  * $XDG_CACHE_HOME/vkllm/tune-VENDOR-DEVICE-SHADERHASH.txt (the pipeline
  * cache's directory and key), written atomically, is text:
  *
- *   vkllm tune 1
+ *   vkllm tune 2
  *   key VENDOR DEVICE DRIVER UUID SHADERHASH      (hex; all must match)
- *   matvec TYPE K N TPR                           (one line per shape)
+ *   matvec TYPE K N TPR ROWS                      (one line per shape)
  *
  * TYPE is a format's name (Q4_0), K a row's length, N the rows, TPR the
- * threads per row (a power of two) of matvec.comp; numbers are plain decimal
- * (no sign, no leading zero), at most 4096 lines. Every measured shape has
- * a line, the default's TPR included, so that a shape without one is known
- * unmeasured (automatic tuning measures those). A file that fails any check
+ * threads per row and ROWS the rows per thread group (powers of two, ROWS at
+ * most 8) of matvec.comp; numbers are plain decimal (no sign, no leading
+ * zero), at most 4096 lines. Every measured shape has a line, the default
+ * variant included, so that a shape without one is known unmeasured
+ * (automatic tuning measures those). Version 1 files (no ROWS) are ignored
+ * with the note of any file made for something else. A file that fails any check
  * is ignored with a note; VKLLM_TUNE=0 ignores it too (the defaults, for
  * measuring against them), VKLLM_TUNE=manual reads it but turns automatic
  * tuning off. */
@@ -27,9 +29,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A variant of the decode matvec (matvec.comp); tpr 0: none. */
+struct matvec_variant {
+    uint32_t tpr;  /* threads per row */
+    uint32_t rows; /* rows per thread group */
+};
+
 struct tune_entry {
     uint32_t type, k, n; /* the weight's format and shape */
-    uint32_t tpr;        /* matvec threads per row */
+    struct matvec_variant v;
 };
 
 struct tune_table {
@@ -46,11 +54,12 @@ struct tune_table {
  * note. Fails only when out of memory, VKLLM_TUNE is not 0, 1 or manual, or
  * VKLLM_TUNE_SECONDS is not a number of seconds. */
 int tune_table_load(struct tune_table *t, const struct pipeline_cache *pc, struct vkllm_error *err);
-/* Matvec threads per row for a weight of TYPE, K x N; 0 when not tuned. */
-uint32_t tune_table_matvec_tpr(const struct tune_table *t, uint32_t type, uint32_t k, uint32_t n);
-/* Sets (or replaces) the entry for TYPE, K x N; TPR 0 removes it. */
-int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n, uint32_t tpr,
-                   struct vkllm_error *err);
+/* The matvec variant for a weight of TYPE, K x N; tpr 0 when not tuned. */
+struct matvec_variant tune_table_matvec(const struct tune_table *t, uint32_t type, uint32_t k,
+                                        uint32_t n);
+/* Sets (or replaces) the entry for TYPE, K x N; a variant of tpr 0 removes it. */
+int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n,
+                   struct matvec_variant v, struct vkllm_error *err);
 /* Merges T's entries into PC's file: under an advisory lock on its
  * directory (taken where it can be), reads the file as it is then (whatever
  * VKLLM_TUNE says; a bad one as empty), sets T's entries over it and writes
