@@ -10,11 +10,12 @@
 static const char tune_usage[] =
     "usage: vkllm tune [options]\n"
     "\n"
-    "Times each variant of the decode matvec (threads per row) on this device for\n"
-    "every weight shape of MODEL and keeps the fastest beside the pipeline cache\n"
-    "($XDG_CACHE_HOME/vkllm), where every later run on this device reads them\n"
-    "(VKLLM_TUNE=0 ignores them). Other models' shapes in that file are kept.\n"
-    "Prints each shape's times and the gain against the untuned default.\n"
+    "Times each variant of the decode matvec on this device for every weight shape\n"
+    "of MODEL and keeps the fastest beside the pipeline cache ($XDG_CACHE_HOME/vkllm),\n"
+    "where every later run on this device reads them (VKLLM_TUNE=0 ignores them).\n"
+    "Other models' shapes in that file are kept. Prints each shape's times, a\n"
+    "variant as THREADS/ROWS (threads per row, rows per thread group; a trailing w:\n"
+    "a word of quants per lane), and the gain against the untuned default.\n"
     "\n"
     "  -m, --model FILE       GGUF model (default: the bundled stories260K.gguf)\n"
     "  -r, --repetitions N    timed runs of each variant, 1 to 64 (default 5)\n"
@@ -34,8 +35,9 @@ static void on_shape(const struct vkllm_tune_shape *s, uint32_t i, uint32_t n, v
     }
     printf("%-18s %-7s %6u x %-6u x%-3u", s->tensor, s->type, s->k, s->n, s->uses);
     for (uint32_t c = 0; s->n_candidates > 1 && c < s->n_candidates; c++)
-        printf("  %u/%u %.3f ms", s->tpr[c], s->rows[c], s->ms[c]);
-    printf("  -> tpr %u rows %u ", s->tpr[s->chosen], s->rows[s->chosen]);
+        printf("  %u/%u%s %.3f ms", s->tpr[c], s->rows[c], s->by_word[c] ? "w" : "", s->ms[c]);
+    printf("  -> tpr %u rows %u%s ", s->tpr[s->chosen], s->rows[s->chosen],
+           s->by_word[s->chosen] ? " words" : "");
     if (s->n_candidates < 2)
         printf("(the only one)\n");
     else if (s->chosen == s->default_index)

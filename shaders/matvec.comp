@@ -26,6 +26,12 @@ layout(constant_id = 1) const uint NR = 2;  /* rows per thread group */
 layout(constant_id = 2) const uint NT = 4;  /* tokens per pass over the rows */
 layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
 layout(constant_id = 4) const uint TPR = 8; /* threads per group, a power of two <= WG */
+/* Q4_K: 1 gives a lane a word of a block's quants at a time (8 elements:
+ * four low nibbles, four high) instead of a 32-element sub-block, so that a
+ * group's lanes read consecutive quant words and consecutive inputs; with
+ * a lane per sub-block, each of a lane's eight input loads is 128 bytes
+ * from its neighbour's, 32 cache lines for one load instruction of a warp */
+layout(constant_id = 5) const uint BY_WORD = 0;
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 /* the same words four at a time (quant.glsl) */
@@ -80,6 +86,30 @@ void main()
 
 #ifdef WTYPE_BLOCKS
         const uint nb = pc.k / QK;
+#if defined(WTYPE_Q4_K) && !defined(ACT_Q8)
+        /* quant word w of block bi holds elements 64j + 4m .. +3 (low
+         * nibbles, sub-block 2j) and 64j + 32 + 4m .. +3 (high, 2j + 1),
+         * j = w / 8, m = w % 8 (quant.glsl) */
+        if (BY_WORD != 0u) {
+            for (uint i = lane; i < nb * 32u; i += TPR) {
+                const uint bi = i / 32u, w = i % 32u, j = w / 8u;
+                [[unroll]] for (uint r = 0u; r < NR; r++) {
+                    const uint b = min(row0 + r, pc.n_rows - 1u) * nb + bi;
+                    const uvec4 head = bword4(b, 0u);
+                    const vec2 dm = unpackHalf2x16(head[0]);
+                    const vec2 s0 = k4_scale_min(head, 2u * j), s1 = k4_scale_min(head, 2u * j + 1u);
+                    const uint q = bword(b, 4u + w);
+                    const vec4 lo = dm.x * s0.x * nib4(q, 0u) - dm.y * s0.y;
+                    const vec4 hi = dm.x * s1.x * nib4(q, 4u) - dm.y * s1.y;
+                    [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                        const uint t = min(t0 + tt, t_end - 1u);
+                        const uint xo = (t * pc.x_stride + bi * 256u + 64u * j + 4u * (w % 8u)) / 4u;
+                        acc[r * NT + tt] += dot(lo, x4[xo]) + dot(hi, x4[xo + 8u]);
+                    }
+                }
+            }
+        } else
+#endif
         for (uint sb = lane; sb < pc.k / 32u; sb += TPR) {
             /* rows past the part decode its last row, unused: a `continue`
              * here can keep the compiler from unrolling, and acc from staying

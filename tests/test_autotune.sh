@@ -48,16 +48,16 @@ check "no tuning the second time" 0 "$(tuning_lines)"
 check "the file unchanged" "" "$(cmp "$file" "$tmp/tuned.txt" 2>&1)"
 
 # ---- 2. only what is missing; other models' shapes kept
-{ head -n -1 "$tmp/tuned.txt"; echo "matvec Q4_0 256 99 1 2"; } >"$file"
+{ head -n -1 "$tmp/tuned.txt"; echo "matvec Q4_0 256 99 1 2 blocks"; } >"$file"
 run
 check "a run with one shape missing" 0 $?
 check "it tunes one" 1 "$(grep -c '\.\.\. 1 shape in' "$tmp/err")"
-check "the shape back" "$shapes" "$(grep '^matvec ' "$file" | grep -vc ' 256 99 1 2$')"
-check "another model's shape kept" 1 "$(grep -c '^matvec Q4_0 256 99 1 2$' "$file")"
+check "the shape back" "$shapes" "$(grep '^matvec ' "$file" | grep -vc ' 256 99 1 2 blocks$')"
+check "another model's shape kept" 1 "$(grep -c '^matvec Q4_0 256 99 1 2 blocks$' "$file")"
 
 # a shape whose line holds the default (when no variant beat it) is measured
 default=$(grep -o 'matvec: [0-9]* threads per row' "$tmp/err" | grep -o '[0-9]*')
-sed -i "s/^\(matvec .*\) [0-9]* [0-9]*$/\1 $default 2/" "$file"
+sed -i "s/^\(matvec .*\) [0-9]* [0-9]* [a-z]*$/\1 $default 2 blocks/" "$file"
 run
 check "a run over defaults" 0 $?
 check "it does not tune" 0 "$(tuning_lines)"

@@ -10,7 +10,8 @@
  *   record another pipeline variant (the threads per row and rows per
  *   group are specialization constants), other shapes keep theirs, and every variant's
  *   results equal the untuned ones to float rounding, for a float and a
- *   quantized (Q8 input) format. */
+ *   quantized (Q8 input) format and Q4_K, whose lanes can also take a word
+ *   of quants at a time. */
 #include "context.h"
 #include "ops.h"
 #include "quant.h"
@@ -31,7 +32,8 @@ static const struct pipeline_cache_key key = {
 
 static char dir[] = "/tmp/vkllm-tune-XXXXXX";
 
-#define V(tpr, rows) ((struct matvec_variant){(tpr), (rows)})
+#define V(tpr, rows) ((struct matvec_variant){(tpr), (rows), 0})
+#define W(tpr, rows) ((struct matvec_variant){(tpr), (rows), 1})
 
 static void test_file(void)
 {
@@ -49,19 +51,23 @@ static void test_file(void)
     REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q4_0, 2048, 2048, V(1, 2), &err), "%s", err.msg);
     REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, V(2, 2), &err), "%s", err.msg);
     REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_F32, 64, 512, V(4, 8), &err), "%s", err.msg);
+    REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q4_K, 4096, 512, W(32, 4), &err), "%s", err.msg);
     REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, V(8, 2), &err), "%s", err.msg);
     REQUIRE_OK(tune_table_set(&t, VKLLM_TYPE_Q6_K, 2048, 32000, V(0, 0), &err), "%s", err.msg);
-    CHECK(t.n == 2, "%u entries after a replacement and a removal", t.n);
+    CHECK(t.n == 3, "%u entries after a replacement and a removal", t.n);
     REQUIRE_OK(tune_table_save(&t, &pc, &err), "%s", err.msg);
     char path[300];
     snprintf(path, sizeof path, "%s", t.path);
     tune_table_free(&t);
 
     REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
-    CHECK(t.n == 2 && !t.note[0], "read back: %u entries, note '%s'", t.n, t.note);
+    CHECK(t.n == 3 && !t.note[0], "read back: %u entries, note '%s'", t.n, t.note);
     CHECK(tune_table_matvec(&t, VKLLM_TYPE_Q4_0, 2048, 2048).tpr == 1);
     CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).tpr == 4 &&
-          tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).rows == 8);
+          tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).rows == 8 &&
+          !tune_table_matvec(&t, VKLLM_TYPE_F32, 64, 512).by_word);
+    CHECK(tune_table_matvec(&t, VKLLM_TYPE_Q4_K, 4096, 512).by_word &&
+          tune_table_matvec(&t, VKLLM_TYPE_Q4_K, 4096, 512).rows == 4);
     CHECK(tune_table_matvec(&t, VKLLM_TYPE_F32, 512, 64).tpr == 0, "another shape");
     CHECK(tune_table_matvec(&t, VKLLM_TYPE_Q6_K, 2048, 32000).tpr == 0, "a removed entry");
     tune_table_free(&t);
@@ -80,9 +86,9 @@ static void test_file(void)
         const char *why;
     } bad[] = {
         {"", 0, "truncated"},
-        {"vkllm tune 1\n", 13, "not a vkllm tune file of version 2"},
-        {"matvec Q4_0 1 1 1 2\n", 20, "not a vkllm tune file"},
-        {"vkllm tune 2\nkey\0x\n", 19, "holds a NUL byte"},
+        {"vkllm tune 2\n", 13, "not a vkllm tune file of version 3"},
+        {"matvec Q4_0 1 1 1 2 blocks\n", 27, "not a vkllm tune file"},
+        {"vkllm tune 3\nkey\0x\n", 19, "holds a NUL byte"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "wb");
@@ -97,15 +103,19 @@ static void test_file(void)
     }
     /* a good key with a bad entry: the whole file is ignored */
     static const char *lines[] = {
-        "matvec Q4_0 256 256 3 2", "matvec Q9_9 256 256 1 2", "matvec Q4_0 256 256 2048 2",
-        "matvec Q4_0 0 256 1 2", "matvec Q4_0 256 256 1 2 extra",
-        /* a version 1 line; rows not a power of two, or past 8 */
-        "matvec Q4_0 256 256 1", "matvec Q4_0 256 256 1 3", "matvec Q4_0 256 256 1 16",
-        "matvec Q4_0 256 256 1 0",
+        "matvec Q4_0 256 256 3 2 blocks", "matvec Q9_9 256 256 1 2 blocks",
+        "matvec Q4_0 256 256 2048 2 blocks", "matvec Q4_0 0 256 1 2 blocks",
+        "matvec Q4_0 256 256 1 2 blocks extra",
+        /* earlier versions' lines; rows not a power of two, or past 8; lanes */
+        "matvec Q4_0 256 256 1", "matvec Q4_0 256 256 1 2", "matvec Q4_0 256 256 1 3 blocks",
+        "matvec Q4_0 256 256 1 16 blocks", "matvec Q4_0 256 256 1 0 blocks",
+        "matvec Q4_0 256 256 1 2 word", "matvec Q4_0 256 256 1 2 Blocks",
         /* issue 10, M-4: sscanf's %u took these */
-        "matvec F32 64 64 4294967297 2", "matvec F32 +64 64 1 2", "matvec F32 0064 64 1 2",
-        "matvec F32 64 64 01 2", "matvec F32 64 99999999999 1 2", "matvec F32 64  64 1 2",
-        "matvec F32 64 64 -1 2", "matvec F32 64 64 1 2 ", "\nmatvec F32 64 64 1 2"};
+        "matvec F32 64 64 4294967297 2 blocks", "matvec F32 +64 64 1 2 blocks",
+        "matvec F32 0064 64 1 2 blocks", "matvec F32 64 64 01 2 blocks",
+        "matvec F32 64 99999999999 1 2 blocks", "matvec F32 64  64 1 2 blocks",
+        "matvec F32 64 64 -1 2 blocks", "matvec F32 64 64 1 2 blocks ",
+        "\nmatvec F32 64 64 1 2 blocks"};
     char keyline[200];
     REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg); /* for its key line */
     tune_table_free(&t);
@@ -119,10 +129,10 @@ static void test_file(void)
         fclose(f);
         f = fopen(path, "w");
         REQUIRE(f);
-        fprintf(f, "vkllm tune 2\n%smatvec F32 64 64 2 2\n%s\n", keyline, lines[i]);
+        fprintf(f, "vkllm tune 3\n%smatvec F32 64 64 2 2 blocks\n%s\n", keyline, lines[i]);
         fclose(f);
         REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
-        CHECK(t.n == 0 && strstr(t.note, "line 4 is not 'matvec TYPE K N TPR ROWS'"),
+        CHECK(t.n == 0 && strstr(t.note, "line 4 is not 'matvec TYPE K N TPR ROWS blocks|words'"),
               "'%s': %u entries, note '%s'", lines[i], t.n, t.note);
         tune_table_free(&t);
     }
@@ -132,9 +142,9 @@ static void test_file(void)
     for (int lines_n = 4094; lines_n <= 4095; lines_n++) {
         FILE *f = fopen(path, "w");
         REQUIRE(f);
-        fprintf(f, "vkllm tune 2\n%s", keyline);
+        fprintf(f, "vkllm tune 3\n%s", keyline);
         for (int i = lines_n; i > 0; i--)
-            fprintf(f, "matvec F32 %d %d 1 2\n", 64 + i % 7, i);
+            fprintf(f, "matvec F32 %d %d 1 2 blocks\n", 64 + i % 7, i);
         fclose(f);
         REQUIRE_OK(tune_table_load(&t, &pc, &err), "%s", err.msg);
         if (lines_n == 4094) {
@@ -271,18 +281,21 @@ static void test_matvec(uint32_t type)
         vs[n_vs++] = V(tpr, OP_MATVEC_ROWS);
     for (uint32_t rows = 1; rows <= 8; rows *= 2)
         if (rows != OP_MATVEC_ROWS) vs[n_vs++] = V(ctx->matvec_tpr, rows);
+    /* and a word of quants per lane, where the format has that variant */
+    for (uint32_t rows = 1; op_matvec_by_word(type) && rows <= 4; rows *= 2)
+        vs[n_vs++] = W(ctx->matvec_tpr, rows);
     for (uint32_t i = 0; i < n_vs; i++) {
         matvec_with(ctx, type, k, n, vs[i], got, &made);
         const char *name = quant_format(type)->name;
-        CHECK(made == 1, "%s at %u threads per row, %u rows made %u pipelines", name, vs[i].tpr,
-              vs[i].rows, made);
+        CHECK(made == 1, "%s at %u threads per row, %u rows%s made %u pipelines", name, vs[i].tpr,
+              vs[i].rows, vs[i].by_word ? ", words" : "", made);
         double num = 0, den = 0;
         for (uint32_t r = 0; r < n; r++) {
             num += (double)(got[r] - want[r]) * (got[r] - want[r]);
             den += (double)want[r] * want[r];
         }
-        CHECK(den > 0 && num / den < 1e-10, "%s at %u threads per row, %u rows: NMSE %g", name,
-              vs[i].tpr, vs[i].rows, den > 0 ? num / den : -1.0);
+        CHECK(den > 0 && num / den < 1e-10, "%s at %u threads per row, %u rows%s: NMSE %g", name,
+              vs[i].tpr, vs[i].rows, vs[i].by_word ? ", words" : "", den > 0 ? num / den : -1.0);
     }
     /* a tuning for another shape changes nothing here */
     REQUIRE_OK(tune_table_set(&ctx->tune, type, k, n + 1, V(1, 2), &err), "%s", err.msg);
@@ -298,6 +311,7 @@ int main(void)
     test_file();
     test_matvec(VKLLM_TYPE_F32);
     test_matvec(VKLLM_TYPE_Q4_0);
+    test_matvec(VKLLM_TYPE_Q4_K);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

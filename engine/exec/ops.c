@@ -216,6 +216,11 @@ bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
     return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only && !e->mixed_rows;
 }
 
+bool op_matvec_by_word(uint32_t type)
+{
+    return type == VKLLM_TYPE_Q4_K && quant_format(type)->act != ACT_Q8;
+}
+
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
               const struct gpu_buf *y, bool acc, bool last_only, struct vkllm_error *err)
 {
@@ -241,10 +246,10 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     while (wg > tpr && div_up(w->n, wg / tpr * rows) < MATVEC_MIN_GROUPS)
         wg /= 2;
     const uint32_t rows_per_wg = wg / tpr * rows;
-    const uint32_t spec[] = {rows, nt, acc, tpr};
+    const uint32_t spec[] = {rows, nt, acc, tpr, tuned.by_word && op_matvec_by_word(w->type)};
     const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
     struct vk_pipeline *p;
-    int rc = pipeline_wg(e, by_format(first, w->type), wg, spec, 4, 4, sizeof(struct push_matvec),
+    int rc = pipeline_wg(e, by_format(first, w->type), wg, spec, 5, 4, sizeof(struct push_matvec),
                          &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];

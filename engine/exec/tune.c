@@ -29,7 +29,7 @@ enum { MAX_CANDIDATES = 12, MAX_REPS = 64 };
 /* Candidate C of S. */
 static struct matvec_variant variant(const struct vkllm_tune_shape *s, uint32_t c)
 {
-    return (struct matvec_variant){s->tpr[c], s->rows[c]};
+    return (struct matvec_variant){s->tpr[c], s->rows[c], s->by_word[c]};
 }
 
 struct shape_bench {
@@ -128,7 +128,8 @@ static uint32_t first_of_shape(const struct vkllm_model *m, uint32_t i)
  * unmeasured. The candidates: threads per row every power of two up to the
  * default (op_matvec's limits are the subgroup and the row's 32-element
  * sub-blocks) at the default rows per group, then the default threads with
- * 1, 4 and 8 rows. */
+ * 1, 4 and 8 rows, and where the format has it (Q4_K) a word of quants per
+ * lane with 1, 2 and 4 rows. */
 static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
 {
     const struct gpu_weight *w = &m->tensors[i].mat;
@@ -155,6 +156,13 @@ static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
         if (r == OP_MATVEC_ROWS) continue;
         s.tpr[s.n_candidates] = tpr;
         s.rows[s.n_candidates++] = r;
+    }
+    for (uint32_t r = 1;
+         op_matvec_by_word(w->type) && r <= 4 && r <= w->n && s.n_candidates < MAX_CANDIDATES;
+         r *= 2) {
+        s.tpr[s.n_candidates] = tpr;
+        s.rows[s.n_candidates] = r;
+        s.by_word[s.n_candidates++] = true;
     }
     return s;
 }

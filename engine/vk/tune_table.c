@@ -18,7 +18,7 @@
 
 /* MAX_LINES: a real file holds a few shapes per model; more than this is
  * not one of ours, and would cost every start its parsing. */
-enum { FORMAT_VERSION = 2, MAX_FILE = 1 << 20, MAX_TPR = 1024, MAX_ROWS = 8, MAX_LINES = 4096 };
+enum { FORMAT_VERSION = 3, MAX_FILE = 1 << 20, MAX_TPR = 1024, MAX_ROWS = 8, MAX_LINES = 4096 };
 
 /* PC's path with "pipelines-" made "tune-" and ".bin" ".txt", malloc'd. */
 static char *tune_path(const char *cache_path)
@@ -104,16 +104,18 @@ static bool parse(struct tune_table *t, char *buf, const struct pipeline_cache_k
             continue;
         }
         char *rest = line, *op = field(&rest), *type = field(&rest), *ks = field(&rest),
-             *ns = field(&rest), *tprs = field(&rest), *rows = field(&rest);
+             *ns = field(&rest), *tprs = field(&rest), *rows = field(&rest), *lanes = field(&rest);
         const struct quant_format *f = type ? format_named(type) : NULL;
         uint32_t k, n;
         struct matvec_variant v;
         if (!rest && !strcmp(op, "matvec") && f && number(ks, UINT32_MAX, &k) &&
-            number(ns, UINT32_MAX, &n) && number(tprs, MAX_TPR, &v.tpr) &&
-            !(v.tpr & (v.tpr - 1)) && number(rows, MAX_ROWS, &v.rows) && !(v.rows & (v.rows - 1))) {
+            number(ns, UINT32_MAX, &n) && number(tprs, MAX_TPR, &v.tpr) && !(v.tpr & (v.tpr - 1)) &&
+            number(rows, MAX_ROWS, &v.rows) && !(v.rows & (v.rows - 1)) && lanes &&
+            (!strcmp(lanes, "blocks") || !strcmp(lanes, "words"))) {
+            v.by_word = !strcmp(lanes, "words");
             if ((*rc = tune_table_set(t, f->type, k, n, v, err))) return false;
         } else {
-            snprintf(why, cap, "line %u is not 'matvec TYPE K N TPR ROWS'", line_no);
+            snprintf(why, cap, "line %u is not 'matvec TYPE K N TPR ROWS blocks|words'", line_no);
             return false;
         }
     }
@@ -224,7 +226,7 @@ struct matvec_variant tune_table_matvec(const struct tune_table *t, uint32_t typ
                                         uint32_t n)
 {
     const struct tune_entry *e = find(t, type, k, n);
-    return e ? e->v : (struct matvec_variant){0, 0};
+    return e ? e->v : (struct matvec_variant){0, 0, 0};
 }
 
 int tune_table_set(struct tune_table *t, uint32_t type, uint32_t k, uint32_t n,
@@ -295,9 +297,9 @@ static int write_table(const struct tune_table *t, const char *path,
     text[n++] = '\n';
     for (uint32_t i = 0; i < t->n; i++)
         n += (size_t)snprintf(text + n, cap - n,
-                              "matvec %s %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 "\n",
-                              quant_format(t->e[i].type)->name, t->e[i].k, t->e[i].n,
-                              t->e[i].v.tpr, t->e[i].v.rows);
+                              "matvec %s %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %s\n",
+                              quant_format(t->e[i].type)->name, t->e[i].k, t->e[i].n, t->e[i].v.tpr,
+                              t->e[i].v.rows, t->e[i].v.by_word ? "words" : "blocks");
     int rc = vkllm_write_file(path, text, n, err);
     free(text);
     return rc;

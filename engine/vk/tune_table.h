@@ -5,17 +5,19 @@
  * $XDG_CACHE_HOME/vkllm/tune-VENDOR-DEVICE-SHADERHASH.txt (the pipeline
  * cache's directory and key), written atomically, is text:
  *
- *   vkllm tune 2
+ *   vkllm tune 3
  *   key VENDOR DEVICE DRIVER UUID SHADERHASH      (hex; all must match)
- *   matvec TYPE K N TPR ROWS                      (one line per shape)
+ *   matvec TYPE K N TPR ROWS LANES                (one line per shape)
  *
  * TYPE is a format's name (Q4_0), K a row's length, N the rows, TPR the
  * threads per row and ROWS the rows per thread group (powers of two, ROWS at
- * most 8) of matvec.comp; numbers are plain decimal (no sign, no leading
- * zero), at most 4096 lines. Every measured shape has a line, the default
- * variant included, so that a shape without one is known unmeasured
- * (automatic tuning measures those). Version 1 files (no ROWS) are ignored
- * with the note of any file made for something else. A file that fails any check
+ * most 8) of matvec.comp, LANES what a lane takes at a time: "blocks" (a
+ * 32-element sub-block) or "words" (a word of Q4_K quants); numbers are
+ * plain decimal (no sign, no leading zero), at most 4096 lines. Every
+ * measured shape has a line, the default variant included, so that a shape
+ * without one is known unmeasured (automatic tuning measures those). Files
+ * of earlier versions are ignored with the note of any file made for
+ * something else. A file that fails any check
  * is ignored with a note; VKLLM_TUNE=0 ignores it too (the defaults, for
  * measuring against them), VKLLM_TUNE=manual reads it but turns automatic
  * tuning off. */
@@ -31,8 +33,9 @@
 
 /* A variant of the decode matvec (matvec.comp); tpr 0: none. */
 struct matvec_variant {
-    uint32_t tpr;  /* threads per row */
-    uint32_t rows; /* rows per thread group */
+    uint32_t tpr;     /* threads per row */
+    uint32_t rows;    /* rows per thread group */
+    uint32_t by_word; /* 1: a lane takes a word of Q4_K quants at a time */
 };
 
 struct tune_entry {
