@@ -26,11 +26,13 @@ layout(constant_id = 1) const uint NR = 2;  /* rows per thread group */
 layout(constant_id = 2) const uint NT = 4;  /* tokens per pass over the rows */
 layout(constant_id = 3) const uint ACC = 0; /* 1: y += W x */
 layout(constant_id = 4) const uint TPR = 8; /* threads per group, a power of two <= WG */
-/* Q4_K: 1 gives a lane a word of a block's quants at a time (8 elements:
- * four low nibbles, four high) instead of a 32-element sub-block, so that a
- * group's lanes read consecutive quant words and consecutive inputs; with
- * a lane per sub-block, each of a lane's eight input loads is 128 bytes
- * from its neighbour's, 32 cache lines for one load instruction of a warp */
+/* Q4_K, Q6_K: 1 gives a lane a word of a block's quants at a time (Q4_K: 8
+ * elements, four low nibbles and four high; Q6_K: 16, a word of each of its
+ * two low-bit runs and of its high bits) instead of a 32-element sub-block,
+ * so that a group's lanes read consecutive quant words and consecutive
+ * inputs; with a lane per sub-block, each of a lane's eight input loads is
+ * 128 bytes from its neighbour's, 32 cache lines for one load instruction of
+ * a warp */
 layout(constant_id = 5) const uint BY_WORD = 0;
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
@@ -86,7 +88,7 @@ void main()
 
 #ifdef WTYPE_BLOCKS
         const uint nb = pc.k / QK;
-#if defined(WTYPE_Q4_K) && !defined(ACT_Q8)
+#if defined(WTYPE_Q4_K)
         /* quant word w of block bi holds elements 64j + 4m .. +3 (low
          * nibbles, sub-block 2j) and 64j + 32 + 4m .. +3 (high, 2j + 1),
          * j = w / 8, m = w % 8 (quant.glsl) */
@@ -105,6 +107,41 @@ void main()
                         const uint t = min(t0 + tt, t_end - 1u);
                         const uint xo = (t * pc.x_stride + bi * 256u + 64u * j + 4u * (w % 8u)) / 4u;
                         acc[r * NT + tt] += dot(lo, x4[xo]) + dot(hi, x4[xo + 8u]);
+                    }
+                }
+            }
+        } else
+#elif defined(WTYPE_Q6_K)
+        /* half h of block bi: ql word 16h + m holds elements 128h + 4m .. +3
+         * (low nibbles, quarter 0) and 128h + 64 + 4m .. (high, quarter 2),
+         * ql word 16h + 8 + m quarters 1 and 3, qh word 32 + 8h + m the
+         * high bit pairs of all four quarters; the quarters' int8 scales are
+         * bytes 8h + 2q + m / 4 of words 48..51 (quant.glsl) */
+        if (BY_WORD != 0u) {
+            for (uint i = lane; i < nb * 16u; i += TPR) {
+                const uint bi = i / 16u, h = (i / 8u) % 2u, m = i % 8u;
+                [[unroll]] for (uint r = 0u; r < NR; r++) {
+                    const uint b = min(row0 + r, pc.n_rows - 1u) * nb + bi;
+                    const float d = block_scale(pc.scale_offset, b);
+                    const uvec4 sc = bword4(b, 12u);
+                    const uint s01 = sc[2u * h] >> (8u * (m / 4u));
+                    const uint s23 = sc[2u * h + 1u] >> (8u * (m / 4u));
+                    const uint qa = bword(b, 16u * h + m), qb = bword(b, 16u * h + 8u + m);
+                    const uint qh = bword(b, 32u + 8u * h + m);
+                    const uvec4 hb = uvec4(qh, qh >> 8, qh >> 16, qh >> 24);
+                    const vec4 v0 = d * float(bitfieldExtract(int(s01), 0, 8)) *
+                                    (nib4(qa, 0u) + vec4(hb & 3u) * 16.0 - 32.0);
+                    const vec4 v1 = d * float(bitfieldExtract(int(s01), 16, 8)) *
+                                    (nib4(qb, 0u) + vec4((hb >> 2) & 3u) * 16.0 - 32.0);
+                    const vec4 v2 = d * float(bitfieldExtract(int(s23), 0, 8)) *
+                                    (nib4(qa, 4u) + vec4((hb >> 4) & 3u) * 16.0 - 32.0);
+                    const vec4 v3 = d * float(bitfieldExtract(int(s23), 16, 8)) *
+                                    (nib4(qb, 4u) + vec4((hb >> 6) & 3u) * 16.0 - 32.0);
+                    [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                        const uint t = min(t0 + tt, t_end - 1u);
+                        const uint xo = (t * pc.x_stride + bi * 256u + 128u * h + 4u * m) / 4u;
+                        acc[r * NT + tt] += dot(v0, x4[xo]) + dot(v1, x4[xo + 8u]) +
+                                            dot(v2, x4[xo + 16u]) + dot(v3, x4[xo + 24u]);
                     }
                 }
             }

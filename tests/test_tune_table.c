@@ -10,7 +10,7 @@
  *   record another pipeline variant (the threads per row and rows per
  *   group are specialization constants), other shapes keep theirs, and every variant's
  *   results equal the untuned ones to float rounding, for a float and a
- *   quantized (Q8 input) format and Q4_K, whose lanes can also take a word
+ *   quantized (Q8 input) format and Q4_K and Q6_K, whose lanes can also take a word
  *   of quants at a time. */
 #include "context.h"
 #include "ops.h"
@@ -312,6 +312,7 @@ int main(void)
     test_matvec(VKLLM_TYPE_F32);
     test_matvec(VKLLM_TYPE_Q4_0);
     test_matvec(VKLLM_TYPE_Q4_K);
+    test_matvec(VKLLM_TYPE_Q6_K);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

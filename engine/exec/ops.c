@@ -76,8 +76,8 @@ int op_norm(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *w,
             float eps, bool layer_norm, bool row_weights, struct vkllm_error *err)
 {
     struct vk_pipeline *p;
-    int rc = pipeline_wg(e, SHADER_NORM, norm_wg(e, n, 4), NULL, 0, 5, sizeof(struct push_norm),
-                         &p, err);
+    int rc = pipeline_wg(e, SHADER_NORM, norm_wg(e, n, 4), NULL, 0, 5, sizeof(struct push_norm), &p,
+                         err);
     if (rc) return rc;
     struct push_norm pc = {n, eps, rows, layer_norm, b != NULL, row_weights, 0};
     struct gpu_buf bufs[] = {e->step, *x, *w, b ? *b : *w, *out};
@@ -218,7 +218,8 @@ bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
 
 bool op_matvec_by_word(uint32_t type)
 {
-    return type == VKLLM_TYPE_Q4_K && quant_format(type)->act != ACT_Q8;
+    return (type == VKLLM_TYPE_Q4_K || type == VKLLM_TYPE_Q6_K) &&
+           quant_format(type)->act != ACT_Q8;
 }
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,

@@ -61,7 +61,7 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 /* The decode matvec's rows per thread group where no tuning says otherwise. */
 #define OP_MATVEC_ROWS 2
 /* Whether the matvec of TYPE has the variant that gives a lane a word of
- * quants at a time (tune_table.h's "words"; Q4_K). */
+ * quants at a time (tune_table.h's "words"; Q4_K, Q6_K). */
 bool op_matvec_by_word(uint32_t type);
 
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.

@@ -128,7 +128,7 @@ static uint32_t first_of_shape(const struct vkllm_model *m, uint32_t i)
  * unmeasured. The candidates: threads per row every power of two up to the
  * default (op_matvec's limits are the subgroup and the row's 32-element
  * sub-blocks) at the default rows per group, then the default threads with
- * 1, 4 and 8 rows, and where the format has it (Q4_K) a word of quants per
+ * 1, 4 and 8 rows, and where the format has it (Q4_K, Q6_K) a word of quants per
  * lane with 1, 2 and 4 rows. */
 static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
 {

@@ -12,7 +12,7 @@
  * TYPE is a format's name (Q4_0), K a row's length, N the rows, TPR the
  * threads per row and ROWS the rows per thread group (powers of two, ROWS at
  * most 8) of matvec.comp, LANES what a lane takes at a time: "blocks" (a
- * 32-element sub-block) or "words" (a word of Q4_K quants); numbers are
+ * 32-element sub-block) or "words" (a word of Q4_K or Q6_K quants); numbers are
  * plain decimal (no sign, no leading zero), at most 4096 lines. Every
  * measured shape has a line, the default variant included, so that a shape
  * without one is known unmeasured (automatic tuning measures those). Files
@@ -35,7 +35,7 @@
 struct matvec_variant {
     uint32_t tpr;     /* threads per row */
     uint32_t rows;    /* rows per thread group */
-    uint32_t by_word; /* 1: a lane takes a word of Q4_K quants at a time */
+    uint32_t by_word; /* 1: a lane takes a word of quants at a time (Q4_K, Q6_K) */
 };
 
 struct tune_entry {
