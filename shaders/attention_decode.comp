@@ -74,6 +74,12 @@ Query query_at(uint t, uint h)
 }
 
 #if PHASE == 1 || PHASE == 2
+#if PHASE == 1
+/* the query rounded to half, once per workgroup: every lane needs all of it,
+ * and rounding it in each lane cost a lane HD roundings (on a GPU, a decode
+ * step's scores took 17 us at short depth) */
+shared float q_half[HD];
+#endif
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #else
@@ -113,8 +119,10 @@ void main()
     if (pc.alibi_heads > 0u)
         slope = h < pc.alibi_heads ? pow(pc.alibi_m0, float(h + 1u))
                                    : pow(pc.alibi_m1, float(2u * (h - pc.alibi_heads) + 1u));
+    for (uint d = lane; d < HD; d += WG) q_half[d] = round_f16(q[a.q_off + d] * pc.q_scale);
+    barrier();
     float qv[HD];
-    for (uint d = 0u; d < HD; d++) qv[d] = round_f16(q[a.q_off + d] * pc.q_scale);
+    for (uint d = 0u; d < HD; d++) qv[d] = q_half[d];
     float m = -1.0 / 0.0, l = 0.0; /* this lane's maximum and sum */
     for (uint j = c * a.chunk + lane; j < j_end; j += WG) {
         const uint s0 = first_slot + j;
