@@ -544,7 +544,7 @@ struct vkllm_tune_shape {
     uint32_t n_candidates;
     uint32_t tpr[12];       /* the decode matvec's threads per row, each tried */
     uint32_t rows[12];      /* with its rows per thread group */
-    bool by_word[12];       /* and a word of quants per lane at a time (Q4_K, Q6_K), not a sub-block */
+    bool by_word[12];       /* a lane takes a word of quants (Q4_K, Q6_K), not a sub-block */
     double ms[12];          /* the GPU milliseconds of each's fastest run */
     uint32_t default_index; /* the untuned choice */
     uint32_t chosen;        /* the one kept: the default unless another beat it by 3% */

@@ -99,13 +99,15 @@ void main()
                     const uint b = min(row0 + r, pc.n_rows - 1u) * nb + bi;
                     const uvec4 head = bword4(b, 0u);
                     const vec2 dm = unpackHalf2x16(head[0]);
-                    const vec2 s0 = k4_scale_min(head, 2u * j), s1 = k4_scale_min(head, 2u * j + 1u);
+                    const vec2 s0 = k4_scale_min(head, 2u * j);
+                    const vec2 s1 = k4_scale_min(head, 2u * j + 1u);
                     const uint q = bword(b, 4u + w);
                     const vec4 lo = dm.x * s0.x * nib4(q, 0u) - dm.y * s0.y;
                     const vec4 hi = dm.x * s1.x * nib4(q, 4u) - dm.y * s1.y;
                     [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                         const uint t = min(t0 + tt, t_end - 1u);
-                        const uint xo = (t * pc.x_stride + bi * 256u + 64u * j + 4u * (w % 8u)) / 4u;
+                        const uint xo =
+                            (t * pc.x_stride + bi * 256u + 64u * j + 4u * (w % 8u)) / 4u;
                         acc[r * NT + tt] += dot(lo, x4[xo]) + dot(hi, x4[xo + 8u]);
                     }
                 }
