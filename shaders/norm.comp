@@ -14,7 +14,9 @@
  * Each thread takes chunks of CH consecutive elements, their loads issued
  * together: a row of 4096 is a few rounds of loads rather than 64 one after
  * another (which kept a decode norm at 35 us on a big GPU, one workgroup per
- * row). QUANTIZE (norm_q8) adds the output's Q8_0 blocks: a chunk is then one
+ * row). The chunk loops carry no [[unroll]], which would lose their
+ * `precise` (common.glsl); drivers unroll such short constant loops anyway.
+ * QUANTIZE (norm_q8) adds the output's Q8_0 blocks: a chunk is then one
  * block, quantized from the registers that hold it. */
 
 #define KERNEL_NORM
