@@ -145,6 +145,7 @@ void gpu_graph_destroy(struct gpu_graph *g)
      * hung, and then nothing of it is destroyed) */
     const bool idle = !g->pending || vk_fence_settle(g->dev, g->fence);
     free_descriptor_pools(g);
+    free(g->cold);
     if (g->profile_queries && idle) vkDestroyQueryPool(dev, g->profile_queries, NULL);
     free(g->profile_rec);
     free(g->profile_sums);
@@ -165,6 +166,7 @@ int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err)
     free_descriptor_pools(g);
     g->n_dispatches = 0;
     g->n_barriers = 0;
+    g->n_cold = 0;
     rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkResetCommandBuffer(g->cmd, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     if (!rc) rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkBeginCommandBuffer(g->cmd, &bi));
@@ -236,6 +238,23 @@ static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layou
     }
 }
 
+/* Adds PIPE to G's pipelines that have not run, unless it has or is there. */
+static int note_cold(struct gpu_graph *g, const struct vk_pipeline *pipe, struct vkllm_error *err)
+{
+    if (atomic_load(&pipe->ran)) return VKLLM_OK;
+    for (uint32_t i = 0; i < g->n_cold; i++)
+        if (g->cold[i] == pipe) return VKLLM_OK;
+    if (g->n_cold == g->cap_cold) {
+        const uint32_t cap = g->cap_cold ? 2 * g->cap_cold : 16;
+        struct vk_pipeline **p = realloc(g->cold, cap * sizeof *p);
+        if (!p) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        g->cold = p;
+        g->cap_cold = cap;
+    }
+    g->cold[g->n_cold++] = (struct vk_pipeline *)pipe; /* only its `ran` is written */
+    return VKLLM_OK;
+}
+
 int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
                        const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
                        struct vkllm_error *err)
@@ -244,8 +263,9 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
      * recording that only learns which pipelines the graph needs */
     if (n_groups == 0 || !pipe->pipeline) return VKLLM_OK;
     const struct vkllm_device_info *info = &g->dev->info;
+    int rc = note_cold(g, pipe, err);
     VkDescriptorSet set;
-    int rc = descriptor_set_alloc(g, pipe->set_layout, &set, err);
+    if (!rc) rc = descriptor_set_alloc(g, pipe->set_layout, &set, err);
     if (rc) return rc;
 
     VkDescriptorBufferInfo bi[PIPELINE_MAX_BINDINGS];
@@ -350,8 +370,11 @@ int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err)
     g->pending = true;
     char what[48];
     snprintf(what, sizeof what, "a recording of %u dispatches", g->n_dispatches);
-    if ((rc = vk_fence_wait(g->dev, g->fence, what, err))) return rc;
+    if ((rc = vk_fence_wait_first(g->dev, g->fence, what, g->n_cold, err))) return rc;
     g->pending = false;
+    for (uint32_t i = 0; i < g->n_cold; i++)
+        atomic_store(&g->cold[i]->ran, true);
+    g->n_cold = 0;
     rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_NONE, vkResetFences(g->dev->device, 1, &g->fence));
     if (!rc && g->profile_queries) profile_collect(g);
     return rc;

@@ -33,10 +33,14 @@ struct gpu_graph {
     VkQueryPool queries; /* 2 timestamps, or VK_NULL_HANDLE */
     VkDescriptorPool *desc_pools;
     uint32_t n_desc_pools;
-    uint32_t sets_left; /* in the newest descriptor pool */
+    uint32_t sets_left;    /* in the newest descriptor pool */
     uint32_t n_dispatches; /* in the recording */
-    uint32_t n_barriers;   /* in the recording, gpu_graph_barrier's */
-    bool pending; /* submitted, and not known to be done (a wait failed) */
+    /* the recording's pipelines that have not run yet, each once: its first
+     * run may include their compilation, and waits longer (gpu_graph_run) */
+    struct vk_pipeline **cold;
+    uint32_t n_cold, cap_cold;
+    uint32_t n_barriers; /* in the recording, gpu_graph_barrier's */
+    bool pending;        /* submitted, and not known to be done (a wait failed) */
     /* profiling: a timestamp after each dispatch, its time added to its sum */
     VkQueryPool profile_queries;
     struct gpu_profile_rec *profile_rec; /* per recorded dispatch */

@@ -202,34 +202,48 @@ int vk_dev_usable(const struct vk_device *d, struct vkllm_error *err)
 
 /* ============================== Waits ============================== */
 
-int vk_fence_wait(struct vk_device *d, VkFence fence, const char *what, struct vkllm_error *err)
+int vk_fence_wait_first(struct vk_device *d, VkFence fence, const char *what, uint32_t n_new,
+                        struct vkllm_error *err)
 {
     /* both kinds count every wait, so that their Ns mean the same calls */
     const bool lost = vk_fault_hit(VK_FAULT_WAIT);
     const bool late = vk_fault_hit(VK_FAULT_TIMEOUT);
+    uint64_t timeout = cfg.timeout_ns;
+    if (n_new) {
+        const uint64_t extra = (uint64_t)(VK_FIRST_RUN_SECONDS * 1e9);
+        timeout = timeout > MAX_TIMEOUT_NS - extra ? MAX_TIMEOUT_NS : timeout + extra;
+    }
     VkResult r = lost   ? VK_ERROR_DEVICE_LOST
                  : late ? VK_TIMEOUT
-                        : vkWaitForFences(d->device, 1, &fence, VK_TRUE, cfg.timeout_ns);
+                        : vkWaitForFences(d->device, 1, &fence, VK_TRUE, timeout);
     if (r == VK_SUCCESS) return VKLLM_OK;
-    char note[64], msg[sizeof d->lost_msg];
+    char note[64], msg[sizeof d->lost_msg], first[96] = "";
     injected_note(note, sizeof note);
+    if (n_new)
+        snprintf(first, sizeof first,
+                 " (the first run of %u kernels, which the driver may compile)", n_new);
     if (r == VK_ERROR_DEVICE_LOST) {
         snprintf(msg, sizeof msg,
-                 "the GPU was lost during %s (vkWaitForFences returned "
+                 "the GPU was lost during %s%s (vkWaitForFences returned "
                  "VK_ERROR_DEVICE_LOST%s); " LOST_WHY,
-                 what, note);
+                 what, first, note);
         return lose(d, err, msg);
     }
     if (r == VK_TIMEOUT) {
         snprintf(msg, sizeof msg,
-                 "the GPU did not finish %s within %g s (vkWaitForFences returned VK_TIMEOUT%s): "
+                 "the GPU did not finish %s%s within %g s (vkWaitForFences returned VK_TIMEOUT%s): "
                  "it hangs, or its driver's watchdog stopped it and the device is lost; a slow "
                  "device may need a longer VKLLM_TIMEOUT",
-                 what, cfg.timeout_ns / 1e9, note);
+                 what, first, timeout / 1e9, note);
         return lose(d, err, msg);
     }
     return vkllm_fail(err, VKLLM_E_VULKAN, "waiting for %s: vkWaitForFences failed with %s%s", what,
                       vk_result_name(r), note);
+}
+
+int vk_fence_wait(struct vk_device *d, VkFence fence, const char *what, struct vkllm_error *err)
+{
+    return vk_fence_wait_first(d, fence, what, 0, err);
 }
 
 bool vk_fence_settle(struct vk_device *d, VkFence fence)

@@ -70,6 +70,13 @@ int vk_dev_usable(const struct vk_device *d, struct vkllm_error *err);
  * most VKLLM_TIMEOUT. A timeout or a loss marks D lost; the work may then still
  * be running: see vk_fence_settle. */
 int vk_fence_wait(struct vk_device *d, VkFence fence, const char *what, struct vkllm_error *err);
+/* The same for work that runs N_NEW kernels for the first time (none: as
+ * vk_fence_wait): a driver may compile them as it starts them (lavapipe
+ * does), which is no hang, so the wait is VK_FIRST_RUN_SECONDS longer (issue
+ * 10, B-1: a short VKLLM_TIMEOUT lost the device to a compile under load). */
+#define VK_FIRST_RUN_SECONDS 300.0
+int vk_fence_wait_first(struct vk_device *d, VkFence fence, const char *what, uint32_t n_new,
+                        struct vkllm_error *err);
 /* For a destroy after a failed wait: true when the work behind FENCE is over
  * (done, or the device lost, so it never will be) and what it uses may be
  * destroyed; false, and D marked hung, when it may still be running. */

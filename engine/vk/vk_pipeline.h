@@ -8,6 +8,8 @@
 #include "pipeline_cache.h"
 #include "vk_device.h"
 
+#include <stdatomic.h>
+
 #include "shaders.h"
 
 #define PIPELINE_MAX_SPEC     8
@@ -23,6 +25,9 @@ struct vk_pipeline {
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
     VkPipeline pipeline;
+    /* a recording that dispatches it has finished: a driver that compiles a
+     * kernel when it first runs it (lavapipe) has done so */
+    atomic_bool ran;
 };
 
 struct vk_pipelines {
