@@ -8,8 +8,9 @@
 # (below, with what was measured); scale 0 writes the base byte for byte (so
 # every tensor and key is copied unchanged); a mismatched adapter or a file
 # that is not one is one error line, exit status 1, and no output file nor
-# temporary file left. Any number of threads writes the same file, and
-# SIGTERM stops a merge inside a matrix.
+# temporary file left; -o naming the base or an adapter is refused. Any
+# number of threads writes the same file, and SIGTERM stops a merge inside a
+# matrix.
 set -u
 vkllm=$1 gen_lora=$2 data=$3 scratch=$4 gen_model=$5
 rm -rf "$scratch"
@@ -216,6 +217,22 @@ for t in 1 3; do
         cmp -s "$scratch/wide-t$t.gguf" "$scratch/wide-merged.gguf" ||
         fail "export-lora -t $t differs from the default threads: $(tail -n 1 "$scratch/err")"
 done
+
+# -o naming the base or an adapter (directly or through a link) is refused
+# before any work, both unchanged (the merge replaced the file it read)
+checks=$((checks + 1))
+ln -sf base-Q8_0.gguf "$scratch/base-link.gguf"
+cp "$scratch/base-Q8_0.gguf" "$scratch/base-copy.gguf" && cp "$scratch/a.gguf" "$scratch/a-copy.gguf"
+for out in "$scratch/base-Q8_0.gguf" "$scratch/base-link.gguf" "$scratch/a.gguf"; do
+    "$vkllm" export-lora -m "$scratch/base-Q8_0.gguf" --lora "$scratch/a.gguf" -o "$out" \
+        >/dev/null 2>"$scratch/err"
+    rc=$?
+    [ $rc = 1 ] && [ "$(wc -l <"$scratch/err")" = 1 ] &&
+        grep -qx "error: $out: is the input file .*; write the result to another file" "$scratch/err" ||
+        fail "export-lora -o $out: status $rc: $(cat "$scratch/err")"
+done
+cmp -s "$scratch/base-Q8_0.gguf" "$scratch/base-copy.gguf" && cmp -s "$scratch/a.gguf" "$scratch/a-copy.gguf" &&
+    no_tmp || fail "export-lora over its input: the input changed, or a temporary file was left"
 
 # a signal is seen between chunks of a matrix: it waited for the whole merge
 # of token_embd by every adapter (here 32 of rank 64 on 16000 x 512: about 20

@@ -27,6 +27,7 @@
 #    strings took 7-14 s).
 # 9. OUT with other names (hard links), by quantize and /save: one note that
 #    the others keep the old file (it was silent).
+# 10. OUT naming IN, through any link: refused, IN unchanged (it was replaced).
 set -u
 vkllm=$1 gen_model=$2 data=$3 scratch=$4
 rm -rf "$scratch"
@@ -335,6 +336,20 @@ grep -qx "vkllm: note: hard/c.json had 3 names (hard links); the others keep the
     fail "/save over a hard link: no note: $(grep -v '^vkllm: turn' hard.err)"
 [ "$(cat hard/d.json)" = OLD ] && grep -q '"messages"' hard/c.json || fail "/save over a hard link: wrong contents"
 no_leftovers "hard links"
+
+# ---- 10. OUT naming IN (the same name, a symbolic or a hard link): refused
+# before any work, IN unchanged (it was replaced by its own conversion)
+checks=$((checks + 1))
+mkdir -p self && cp small.gguf self/in.gguf && ln -s in.gguf self/sym.gguf && ln self/in.gguf self/hard.gguf
+for out in self/in.gguf ./self/in.gguf self/sym.gguf self/hard.gguf; do
+    quantize self/in.gguf "$out" Q4_0 >/dev/null 2>self.err
+    status=$?
+    [ $status = 1 ] && [ "$(wc -l <self.err)" = 1 ] &&
+        grep -qx "error: $out: is the input file self/in.gguf; write the result to another file" self.err ||
+        fail "quantize IN onto $out: status $status: $(cat self.err)"
+done
+cmp -s self/in.gguf small.gguf || fail "quantize IN onto itself: IN changed"
+no_leftovers "OUT naming IN"
 
 echo "$checks checks, $failures failures"
 [ $failures = 0 ]

@@ -136,6 +136,16 @@ static int resolve_target(const char *path, char **target, bool *exists, struct 
     return rc;
 }
 
+int atomic_file_refuse_input(const char *path, const char *input, struct vkllm_error *err)
+{
+    struct stat out, in;
+    /* a name that does not exist (yet) is no input */
+    if (stat(path, &out) != 0 || stat(input, &in) != 0) return VKLLM_OK;
+    if (out.st_dev != in.st_dev || out.st_ino != in.st_ino) return VKLLM_OK;
+    return vkllm_fail(err, VKLLM_E_INVALID,
+                      "%s: is the input file %s; write the result to another file", path, input);
+}
+
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err)
 {
     *tmp = NULL;

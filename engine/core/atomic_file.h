@@ -29,6 +29,11 @@
  * Messages name PATH. */
 int atomic_file_create(const char *path, char **tmp, struct vkllm_error *err);
 
+/* Refuses PATH when it names the file INPUT (through any link, hard or
+ * symbolic), as `cp a a` does: the new file would replace what it was made
+ * from. Messages name PATH and INPUT. */
+int atomic_file_refuse_input(const char *path, const char *input, struct vkllm_error *err);
+
 /* Syncs TMP and renames it over the target it was made for; on failure
  * removes TMP. Frees TMP either way. PATH, the name given to
  * atomic_file_create, is for messages. */

@@ -423,7 +423,9 @@ int vkllm_quantize(const char *in_path, const char *out_path,
 
     /* the output is checked (and its temporary file made) before any work:
      * a read-only or unreachable target is refused at once */
-    if ((rc = atomic_file_create(out_path, &tmp, err))) goto fail_close;
+    if ((rc = atomic_file_refuse_input(out_path, in_path, err)) ||
+        (rc = atomic_file_create(out_path, &tmp, err)))
+        goto fail_close;
 
     struct run r = {
         .params = params,

@@ -357,7 +357,10 @@ int vkllm_export_lora(const char *base_path, const char *out_path,
     if (rc || (rc = plan(&r, &am, err))) goto done;
 
     /* the output is checked (and its temporary file made) before any work */
-    if ((rc = atomic_file_create(out_path, &tmp, err))) goto done;
+    if ((rc = atomic_file_refuse_input(out_path, base_path, err))) goto done;
+    for (uint32_t i = 0; i < r.n_ads && !rc; i++)
+        rc = atomic_file_refuse_input(out_path, params->adapters[i].path, err);
+    if (rc || (rc = atomic_file_create(out_path, &tmp, err))) goto done;
     if ((rc = vkllm_gguf_writer_create(&w, err))) goto done;
     vkllm_gguf_writer_set_stop(w, writer_goes_on, &r);
     for (uint64_t i = 0; i < vkllm_gguf_kv_count(base) && !rc; i++) {
