@@ -223,6 +223,15 @@ expect 400 'real number overflow' "${auth[@]}" -d '{"prompt":"a","max_tokens":1e
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":1.5}' "$url/v1/completions"
 expect 400 '"param":"max_tokens"' "${auth[@]}" -d '{"prompt":"a","max_tokens":-5}' "$url/v1/completions"
 expect 400 '"param":"messages\[0\].role"' "${auth[@]}" -d '{"messages":[{"content":"x"}]}' "$url/v1/chat/completions"
+# a message without its text (it was rendered as an empty one); an assistant
+# turn that called tools has none
+expect 400 "'messages\[1\].content' is missing: a user message" "${auth[@]}" \
+    -d '{"messages":[{"role":"system","content":"x"},{"role":"user"}]}' "$url/v1/chat/completions"
+expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
+    -d '{"messages":[{"role":"user","content":null}]}' "$url/v1/chat/completions"
+expect 200 '"finish_reason"' "${auth[@]}" -d '{"messages":[{"role":"user","content":"Hi"},
+    {"role":"assistant","content":null},{"role":"user","content":"Go on"}],"max_tokens":1}' \
+    "$url/v1/chat/completions"
 expect 400 '"param":"messages\[0\].content"' "${auth[@]}" \
     -d '{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}' "$url/v1/chat/completions"
 expect 400 '"param":"stream_options"' "${auth[@]}" -d '{"prompt":"a","stream_options":3}' "$url/v1/completions"

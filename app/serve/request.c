@@ -245,11 +245,17 @@ static bool refuse_dry(json_t *o, struct serve_fail *f)
 
 /* A message's content: a string, or an array of {"type": "text", "text"}
  * parts, joined. *OUT is malloc'd. */
-static bool message_text(json_t *content, size_t i, char **out, size_t *len, struct serve_fail *f)
+static bool message_text(json_t *content, const char *role, size_t i, char **out, size_t *len,
+                         struct serve_fail *f)
 {
     char param[64];
     snprintf(param, sizeof param, "messages[%zu].content", i);
-    if (!content || json_is_null(content)) { /* an assistant turn that called tools */
+    /* only an assistant turn that called tools comes without its text: any
+     * other would be rendered as an empty message the client never sent */
+    if ((!content || json_is_null(content)) && strcmp(role, "assistant"))
+        return serve_failf(f, 400, param, "'%s' is missing: a %s message needs its text", param,
+                           role);
+    if (!content || json_is_null(content)) {
         *out = strdup("");
         *len = 0;
         return *out || serve_failf(f, 500, NULL, "out of memory");
@@ -420,8 +426,9 @@ static bool render_messages(struct serve *sv, json_t *o, char **out, size_t *out
     {
         char *text = NULL;
         size_t len = 0;
-        if (!(ok = message_text(json_object_get(m, "content"), i, &text, &len, f))) break;
-        rc = vkllm_chat_add(r, json_string_value(json_object_get(m, "role")), text, len, &err);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!(ok = message_text(json_object_get(m, "content"), role, i, &text, &len, f))) break;
+        rc = vkllm_chat_add(r, role, text, len, &err);
         free(text);
         if (rc) break;
     }
