@@ -6,7 +6,9 @@
  * every thread decodes its rows' 32-element sub-blocks once, then adds their
  * dot products with each of the TB tokens' inputs, so a decoded weight serves
  * TB tokens and an input RPT rows. TB, RPT, TT and WG are specialization
- * constants (ops.c). With ACC the result is added to y.
+ * constants (ops.c). With pc.acc the result is added to y: a push constant,
+ * not a specialization, as every variant costs lavapipe 0.5-2 s to create
+ * (its loops unroll into thousands of multiply-adds; docs/PERFORMANCE.md).
  *
  * Every thread needs the same inputs, but lavapipe (Mesa 22.3) turns a load
  * inside a loop into a loop over the 8 lanes of a subgroup, one lane at a
@@ -39,9 +41,8 @@
 #include "common.glsl"
 
 layout(constant_id = 1) const uint TB = 32; /* tokens per workgroup */
-layout(constant_id = 2) const uint ACC = 0; /* 1: y += W x */
-layout(constant_id = 3) const uint RPT = 8; /* rows per thread */
-layout(constant_id = 4) const uint TT = 3;  /* tokens per register tile */
+layout(constant_id = 2) const uint RPT = 8; /* rows per thread */
+layout(constant_id = 3) const uint TT = 3;  /* tokens per register tile */
 
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 /* the same words four at a time (quant.glsl) */
@@ -162,7 +163,7 @@ void main()
             const uint row = row0 + r * WG;
             if (t < n_tok && row < pc.n_rows) {
                 const uint o = (tok0 + t) * pc.y_stride + pc.row_offset + row;
-                y[o] = ACC != 0u ? y[o] + acc[t][r] : acc[t][r];
+                y[o] = pc.acc != 0u ? y[o] + acc[t][r] : acc[t][r];
             }
         }
     }

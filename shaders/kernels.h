@@ -82,6 +82,7 @@ PUSH_BEGIN(push_matvec)
     PC_UINT x_scale_offset; /* quantized types: word offset of the input's block scales */
     PC_UINT y_stride;     /* floats between tokens in the output */
     PC_UINT last_only;    /* 1: only the step's last token, into output row 0 */
+    PC_UINT acc;          /* the GEMM's 1: y += W x (a matvec's is a specialization constant) */
 PUSH_END
 #endif
 
@@ -172,7 +173,7 @@ PUSH_END
 #ifndef VULKAN
 _Static_assert(sizeof(struct push_get_rows) == 24, "push_get_rows");
 _Static_assert(sizeof(struct push_norm) == 28, "push_norm");
-_Static_assert(sizeof(struct push_matvec) == 32, "push_matvec");
+_Static_assert(sizeof(struct push_matvec) == 36, "push_matvec");
 _Static_assert(sizeof(struct push_rope) == 24, "push_rope");
 _Static_assert(sizeof(struct push_quantize_q8) == 8, "push_quantize_q8");
 _Static_assert(sizeof(struct push_kv_store) == 8, "push_kv_store");

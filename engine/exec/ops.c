@@ -188,21 +188,22 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
 {
     const struct vkllm_context *c = e->ctx;
     const uint32_t tb = c->gemm_tokens;
-    /* fewer rows per thread where the matrix has too few rows to fill them */
-    uint32_t rpt = c->gemm_thread_rows;
-    const uint32_t fill = pow2_floor(w->n / c->gemm_wg ? w->n / c->gemm_wg : 1);
-    if (rpt > fill) rpt = fill;
+    /* one row a thread where the matrix has too few rows to fill the full
+     * count (a LoRA A of rank 16): only two variants, as each costs lavapipe
+     * 0.5-2 s to create; a row's sum is the same either way */
+    const uint32_t rpt = w->n >= c->gemm_wg * c->gemm_thread_rows ? c->gemm_thread_rows : 1;
     const uint32_t rows_per_wg = c->gemm_wg * rpt;
-    const uint32_t spec[] = {tb, acc, rpt, GEMM_TILE_TOKENS};
+    const uint32_t spec[] = {tb, rpt, GEMM_TILE_TOKENS};
     const enum shader_id first = c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32;
     struct vk_pipeline *p;
-    int rc = pipeline_wg(e, by_format(first, w->type), c->gemm_wg, spec, 4, 4,
+    int rc = pipeline_wg(e, by_format(first, w->type), c->gemm_wg, spec, 3, 4,
                          sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, tb);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = matvec_push(e, w, part, false);
         pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
+        pc.acc = acc;
         struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
