@@ -9,8 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 jobs=$(nproc)
-sanitized_share=(-L 'unit|gpu|sanitize')
-[ "${VKLLM_SANITIZE_ALL:-0}" = 1 ] && sanitized_share=()
 for config in "build -DCMAKE_BUILD_TYPE=Release" \
               "build-asan -DCMAKE_BUILD_TYPE=Debug -DVKLLM_SANITIZE=ON"; do
     set -- $config
@@ -20,6 +18,6 @@ for config in "build -DCMAKE_BUILD_TYPE=Release" \
     cmake -S . -B "$dir" "$@" --log-level=WARNING
     cmake --build "$dir" -j"$jobs"
     share=()
-    [ "$dir" = build-asan ] && share=("${sanitized_share[@]}")
+    [ "$dir" = build-asan ] && [ "${VKLLM_SANITIZE_ALL:-0}" != 1 ] && share=(-L 'unit|gpu|sanitize')
     (cd "$dir" && ctest -j"$jobs" --output-on-failure "${share[@]}")
 done

@@ -250,12 +250,12 @@ static bool message_text(json_t *content, const char *role, size_t i, char **out
 {
     char param[64];
     snprintf(param, sizeof param, "messages[%zu].content", i);
-    /* only an assistant turn that called tools comes without its text: any
-     * other would be rendered as an empty message the client never sent */
-    if ((!content || json_is_null(content)) && strcmp(role, "assistant"))
-        return serve_failf(f, 400, param, "'%s' is missing: a %s message needs its text", param,
-                           role);
     if (!content || json_is_null(content)) {
+        /* only an assistant turn that called tools comes without its text: any
+         * other would be rendered as an empty message the client never sent */
+        if (strcmp(role, "assistant"))
+            return serve_failf(f, 400, param, "'%s' is missing: a %s message needs its text",
+                               param, role);
         *out = strdup("");
         *len = 0;
         return *out || serve_failf(f, 500, NULL, "out of memory");
