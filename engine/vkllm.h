@@ -402,11 +402,15 @@ struct vkllm_context_params {
      * instead of subgroup operations; "no-gemm" sends prompt batches through
      * matvec instead of the tiled GEMM; "no-tiled-attention" gives prompts
      * the per-(token, head) attention that decode uses instead of tiles of
-     * queries sharing K and V loads; "no-memory-budget" counts free memory
-     * as a device without VK_EXT_memory_budget does (the heap's size, less
-     * what vkllm holds); "no-fuse" records every graph node as its own
-     * dispatch (no RoPE fused with the KV cache write, no norm with the
-     * quantization of its output). NULL: the best the device offers. */
+     * queries sharing K and V loads; "no-split-attention" gives decode one
+     * workgroup per (token, head) instead of splitting its positions over
+     * several; "no-grouped-attention" gives a split's workgroup one query
+     * head instead of those that share a KV head (a CPU device's choice);
+     * "no-memory-budget" counts free memory as a device without
+     * VK_EXT_memory_budget does (the heap's size, less what vkllm holds);
+     * "no-fuse" records every graph node as its own dispatch (no RoPE fused
+     * with the KV cache write, no norm with the quantization of its output).
+     * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for
      * vkllm_session_profile. Costs a timestamp per dispatch. */

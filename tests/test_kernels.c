@@ -991,9 +991,10 @@ static void test_attention(const struct attn_case *c, uint32_t type_k, uint32_t 
 
     char shape[160];
     snprintf(shape, sizeof shape, "%s, heads %u/%u x %u, %u pos, last %u/%u tok",
-             tiled   ? "tiled"
-             : split ? "split"
-                     : "untiled",
+             tiled                                        ? "tiled"
+             : split && tb.ctx->attention_split_heads > 1 ? "split, grouped"
+             : split                                      ? "split"
+                                                          : "untiled",
              n_head, n_head_kv, hd, n_pos, n_last, batch);
     if (c->window)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), ", window %u", c->window);
@@ -1686,18 +1687,28 @@ int main(int argc, char **argv)
         {8, 8, 16, 500, 3, 4, 0, false, 0, 0, 0, 8.0f},
         {8, 4, 32, 400, 1, 4, 0, false, r32, 1.0f, 2.0f, 0},
         {4, 2, 256, 530, 1, 2, 0, false, 0, 0, 0, 0},
+        /* a KV head's queries in one workgroup: groups of 8 at head_dim 64
+         * (TinyLlama's), of 6 with ALiBi, of 3 at 128 */
+        {16, 2, 64, 600, 1, 4, 0, false, 0, 0, 0, 0},
+        {12, 2, 32, 500, 3, 4, 0, false, 0, 0, 0, 8.0f},
+        {6, 2, 128, 450, 1, 3, 0, false, 0, 0, 0, 0},
     };
     /* each case through the kernel its batch gets, and those of 8 tokens or
      * more again a query at a time (as VKLLM_FORCE=no-tiled-attention), split
-     * over positions and not (as no-split-attention) */
+     * over positions and not (as no-split-attention), the split with the
+     * heads of a KV head in one workgroup and one a workgroup (as
+     * no-grouped-attention), whichever the device chose */
     const bool tiled = tb.ctx->attention_tiled;
-    const uint32_t splits = tb.ctx->attention_splits;
+    const uint32_t splits = tb.ctx->attention_splits, split_heads = tb.ctx->attention_split_heads;
     for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) {
         const bool by_tiles = tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH;
         test_attention(&ac[i], 0, 0);
         tb.ctx->attention_tiled = false;
         if (by_tiles) test_attention(&ac[i], 0, 0);
         if (splits && ac[i].hd % 8 == 0 && ac[i].hd >= 2 * splits) {
+            tb.ctx->attention_split_heads = split_heads > 1 ? 1 : ATTENTION_SPLIT_LANE_FLOATS;
+            test_attention(&ac[i], 0, 0);
+            tb.ctx->attention_split_heads = split_heads;
             tb.ctx->attention_splits = 0;
             test_attention(&ac[i], 0, 0);
             tb.ctx->attention_splits = splits;

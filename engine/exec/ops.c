@@ -332,7 +332,7 @@ void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint
 }
 
 /* Decode attention split over positions (attention_decode.comp): scores and
- * values each in a workgroup per (token, head, chunk), then a merge per
+ * values each in a workgroup per (token, tile of heads, chunk), then a merge per
  * (token, head) that the host always records (a query of one chunk skips it). */
 static int attention_split(struct op_env *e, const struct attention_params *a,
                            const struct push_attention *pc, const struct gpu_buf *bufs,
@@ -353,20 +353,29 @@ static int attention_split(struct op_env *e, const struct attention_params *a,
     while (!sub && wg > 8 && wg * hd * 4 > 16384)
         wg /= 2;
     if (wg > c->wg_size) wg = c->wg_size;
+    /* query heads per workgroup, of one KV head: at most the context's, and
+     * at most ATTENTION_SPLIT_LANE_FLOATS floats of queries (and of sums) a
+     * lane, whose shared-memory sums fit 16 KiB too; a divisor of the group,
+     * so that no tile repeats a head */
+    const uint32_t group = a->n_head / a->n_head_kv;
+    uint32_t hq = c->attention_split_heads < group ? c->attention_split_heads : group;
+    while (hq > 1 && (group % hq || hq * hd > ATTENTION_SPLIT_LANE_FLOATS ||
+                      (!sub && wg * hq * hd * 4 > 16384)))
+        hq--;
     /* every chunk but the last holds min_chunk or more positions, the last
      * min_chunk - splits + 1 or more: at least hd, whose sums then overwrite
      * its own scores only */
     const uint32_t min_chunk = div_up(hd + splits, wg) * wg;
-    const uint32_t spec[] = {hd, splits, min_chunk};
-    const uint32_t chunks = e->batch * a->n_head * splits, queries = e->batch * a->n_head;
+    const uint32_t spec[] = {hd, splits, min_chunk, hq};
+    const uint32_t chunks = e->batch * (a->n_head / hq) * splits, queries = e->batch * a->n_head;
     struct vk_pipeline *scores, *values, *merge;
     /* phase 1 reads K only, phase 2 V only */
     const uint32_t k8 = a->type_k == VKLLM_CACHE_Q8_0, v8 = a->type_v == VKLLM_CACHE_Q8_0;
     int rc = pipeline_wg(e, (sub ? SHADER_ATTENTION_DECODE : SHADER_ATTENTION_DECODE_SH) + k8, wg,
-                         spec, 3, 6, sizeof *pc, &scores, err);
+                         spec, 4, 6, sizeof *pc, &scores, err);
     if (!rc)
         rc = pipeline_wg(e, (sub ? SHADER_ATTENTION_VALUES : SHADER_ATTENTION_VALUES_SH) + v8, wg,
-                         spec, 3, 6, sizeof *pc, &values, err);
+                         spec, 4, 6, sizeof *pc, &values, err);
     if (!rc) rc = pipeline_wg(e, SHADER_ATTENTION_MERGE, wg, spec, 3, 6, sizeof *pc, &merge, err);
     /* each reads what the one before wrote */
     if (!rc) rc = gpu_graph_dispatch(e->graph, scores, chunks, pc, bufs, GPU_BARRIER, err);

@@ -138,6 +138,11 @@ void attention_alibi(uint32_t n_head, float max_bias, float *m0, float *m1, uint
  * 32, 1.4x at 64, but three to four times slower to compile */
 #define ATTENTION_TILED_LANE_FLOATS 256
 #define ATTENTION_TILED_MAX_R       8
+/* Decode split over positions: a workgroup takes up to the context's
+ * attention_split_heads query heads of one KV head, at most
+ * ATTENTION_SPLIT_LANE_FLOATS / head_dim, each K and V load serving them all
+ * (a lane keeps their queries and sums) */
+#define ATTENTION_SPLIT_LANE_FLOATS 256
 int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf *k_cache,
                  const struct gpu_buf *v_cache, const struct gpu_buf *scores,
                  const struct gpu_buf *out, const struct attention_params *p,

@@ -95,7 +95,8 @@ static bool forced(const char *force, const char *path)
 
 /* The fallbacks VKLLM_FORCE can name. */
 static const char force_known[] =
-    "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,no-fuse";
+    "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
+    "no-grouped-attention,no-fuse";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -138,6 +139,12 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * parallel (attention_decode.comp; on lavapipe 8 and 16 measured alike, 4
      * slower); no-split-attention gives decode the per-(token, head) kernel */
     ctx->attention_splits = forced(force, "no-split-attention") ? 0 : 8;
+    /* a split's workgroup takes the query heads that share a KV head, on a
+     * CPU device: each K and V load serves them all (on lavapipe the count of
+     * loads is the cost); a GPU's registers would not hold their queries and
+     * sums. no-grouped-attention gives each workgroup one head */
+    ctx->attention_split_heads =
+        d->type == VKLLM_DEVICE_CPU && !forced(force, "no-grouped-attention") ? 8 : 1;
     /* a norm's row in one workgroup: on a GPU, 256 threads keep a decode
      * step's few rows from being a long chain of loads on one core; a CPU
      * device runs a workgroup on one thread, where more invocations only add
@@ -166,8 +173,12 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
              ctx->matvec_tpr, ctx->matvec_subgroup ? "subgroup" : "shared-memory",
              ctx->attention_subgroup ? "a subgroup" : "a workgroup",
              ctx->attention_tiled ? ", prompts in tiles of queries" : "",
-             ctx->attention_splits ? ", decode split over positions" : "", gemm,
-             d->int_dot ? "available, unused" : "no", d->coopmat ? "available, unused" : "no");
+             !ctx->attention_splits ? ""
+             : ctx->attention_split_heads > 1
+                 ? ", decode split over positions, a KV head's queries together"
+                 : ", decode split over positions",
+             gemm, d->int_dot ? "available, unused" : "no",
+             d->coopmat ? "available, unused" : "no");
 }
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,

@@ -19,6 +19,7 @@ struct vkllm_context {
     uint32_t attention_per_group; /* (token, head) pairs per workgroup */
     bool attention_tiled;         /* prompts: a workgroup per tile of queries (ops.c) */
     uint32_t attention_splits;    /* decode: chunks a query's positions split into; 0: unsplit */
+    uint32_t attention_split_heads; /* decode: most query heads a split's workgroup takes */
     bool gemm;                    /* batches go through the tiled GEMM, not matvec */
     bool fuse;                    /* forward.c records fused kernels where the graph allows */
     uint32_t gemm_wg;             /* threads per GEMM workgroup */
@@ -26,7 +27,7 @@ struct vkllm_context {
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
     bool gemm_shuffle;            /* GEMM inputs loaded once per subgroup, shuffled */
     struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
-    char paths[384];              /* the choices above, in words */
+    char paths[512];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */
 };
 
