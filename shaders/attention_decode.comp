@@ -187,9 +187,11 @@ void main()
             /* minus the distance, as llama.cpp's ALiBi mask holds it */
             if (pc.alibi_heads > 0u) sc += slope[r] * -float(a.n_pos - 1u - j);
             if (r < n_h) part[prow[r] + j] = sc;
-            const float m_new = max(m[r], sc);
-            l[r] = l[r] * exp(m[r] - m_new) + exp(sc - m_new);
-            m[r] = m_new;
+            /* l exp(m - m') + exp(sc - m') with m' = max(m, sc), by one
+             * exponential: the other factor is exp(0) = 1 either way */
+            const float e = exp(-abs(sc - m[r]));
+            l[r] = sc > m[r] ? l[r] * e + 1.0 : l[r] + e;
+            m[r] = max(m[r], sc);
         }
     }
     /* the chunk's: every lane's sum scaled to the common maximum (a lane

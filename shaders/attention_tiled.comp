@@ -171,10 +171,13 @@ void main()
             /* minus the distance, as llama.cpp's ALiBi mask holds it */
             if (pc.alibi_heads > 0u) sc += slope[r] * -float(last[r] - p);
             const bool in_range = p >= first[r] && p <= last[r];
-            const float mn = in_range ? max(m[r], sc) : m[r];
-            const float add = in_range ? exp(sc - mn) : 0.0;
-            l[r] = l[r] * (mn == m[r] ? 1.0 : exp(m[r] - mn)) + add;
-            m[r] = mn;
+            /* l exp(m - m') + exp(sc - m') with m' = max(m, sc), by one
+             * exponential: the other factor is exp(0) = 1 either way */
+            const float e = exp(-abs(sc - m[r]));
+            if (in_range) {
+                l[r] = sc > m[r] ? l[r] * e + 1.0 : l[r] + e;
+                m[r] = max(m[r], sc);
+            }
         }
         slot = slot + 1u == pc.ring ? 0u : slot + 1u;
     }
