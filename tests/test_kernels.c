@@ -1706,7 +1706,7 @@ int main(int argc, char **argv)
         tb.ctx->attention_tiled = false;
         if (by_tiles) test_attention(&ac[i], 0, 0);
         if (splits && ac[i].hd % 8 == 0 && ac[i].hd >= 2 * splits) {
-            tb.ctx->attention_split_heads = split_heads > 1 ? 1 : ATTENTION_SPLIT_LANE_FLOATS;
+            tb.ctx->attention_split_heads = split_heads > 1 ? 1 : UINT32_MAX; /* as many as fit */
             test_attention(&ac[i], 0, 0);
             tb.ctx->attention_split_heads = split_heads;
             tb.ctx->attention_splits = 0;
