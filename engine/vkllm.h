@@ -356,7 +356,8 @@ struct vkllm_device_info {
     bool int8;                  /* shaderInt8 */
     bool storage16;             /* storageBuffer16BitAccess */
     bool storage8;              /* storageBuffer8BitAccess */
-    bool int_dot;               /* VK_KHR_shader_integer_dot_product */
+    bool int_dot;               /* shaderIntegerDotProduct (Vulkan 1.3) */
+    bool int_dot_accelerated;   /* ... and packed signed 4x8-bit dots run in hardware */
     bool coopmat;               /* VK_KHR_cooperative_matrix */
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control / Vulkan 1.3 */
     uint32_t subgroup_size;
@@ -409,7 +410,11 @@ struct vkllm_context_params {
      * "no-memory-budget" counts free memory as a device without
      * VK_EXT_memory_budget does (the heap's size, less what vkllm holds);
      * "no-fuse" records every graph node as its own dispatch (no RoPE fused
-     * with the KV cache write, no norm with the quantization of its output).
+     * with the KV cache write, no norm with the quantization of its output);
+     * "no-int-dot" sums Q4_0 and Q8_0 matvecs' integer products one at a
+     * time where the device has packed 4x8-bit dot instructions in hardware,
+     * and "int-dot" uses those instructions wherever the device has them,
+     * accelerated or not (lavapipe: not), so that the path is tested there.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for

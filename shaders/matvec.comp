@@ -13,13 +13,17 @@
  * The input is prepared as llama.cpp's CPU backend prepares it where vkllm
  * matches it token for token: Q4_0 and Q8_0 weights take activations quantized
  * to Q8_0 blocks (quantize_q8.comp; the block dot product is then an exact
- * integer sum), F16 and BF16 weights take activations rounded to their type.
- * The other formats take the floats as they are. */
+ * integer sum, four products an instruction in the INT_DOT variant), F16
+ * and BF16 weights take activations rounded to their type. The other
+ * formats take the floats as they are. */
 #define KERNEL_MATVEC
 #include "kernels.h"
 #include "common.glsl"
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_shuffle : require
+#endif
+#ifdef INT_DOT
+#extension GL_EXT_spirv_intrinsics : require
 #endif
 
 layout(constant_id = 1) const uint NR = 2;  /* rows per thread group */
@@ -56,7 +60,26 @@ layout(std430, binding = 3) buffer Y { float y[]; };
 shared float red[NR * NT * WG];
 #endif
 
-#ifdef ACT_Q8
+#ifdef INT_DOT
+/* OpSDot on four packed int8 pairs (SPV_KHR_integer_dot_product, core in
+ * Vulkan 1.3): glslang 12 has no GL_EXT_integer_dot_product to spell it */
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
+                  id = 4450)
+int sdot_packed(uint a, uint b, spirv_literal int packed_vector_format);
+#define SDOT(a, b) sdot_packed(a, b, 0) /* PackedVectorFormat4x8Bit */
+
+/* the nibbles at SHIFT of W's four bytes minus 8, as packed int8: n + 120
+ * stays within its byte (at most 135), and flipping bit 7 subtracts 128 */
+uint s4x4(uint w, int shift)
+{
+    return (((w >> shift) & 0x0F0F0F0Fu) + 0x78787878u) ^ 0x80808080u;
+}
+
+/* the integer dot of a Q8_0 word's four quants (a Q4_0 word's eight) with
+ * the activations' words */
+int q8_word_dot(uint w, uint x) { return SDOT(w, x); }
+int q4_word_dot(uint w, uint lo, uint hi) { return SDOT(s4x4(w, 0), lo) + SDOT(s4x4(w, 4), hi); }
+#elif defined(ACT_Q8)
 ivec4 i8x4(uint w)
 {
     return ivec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
@@ -70,6 +93,12 @@ ivec4 u4x4(uint w, int shift)
 }
 
 int dot4(ivec4 a, ivec4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+
+int q8_word_dot(uint w, uint x) { return dot4(i8x4(w), i8x4(x)); }
+int q4_word_dot(uint w, uint lo, uint hi)
+{
+    return dot4(u4x4(w, 0), i8x4(lo)) + dot4(u4x4(w, 4), i8x4(hi));
+}
 #endif
 
 void main()
@@ -164,12 +193,10 @@ void main()
                     int s = 0;
 #if defined(WTYPE_Q8_0)
                     [[unroll]] for (uint i = 0u; i < 8u; i++)
-                        s += dot4(i8x4(bword(b, i)), i8x4(xq[xo + i]));
+                        s += q8_word_dot(bword(b, i), xq[xo + i]);
 #else
-                    [[unroll]] for (uint i = 0u; i < 4u; i++) {
-                        const uint w = bword(b, i);
-                        s += dot4(u4x4(w, 0), i8x4(xq[xo + i])) + dot4(u4x4(w, 4), i8x4(xq[xo + 4u + i]));
-                    }
+                    [[unroll]] for (uint i = 0u; i < 4u; i++)
+                        s += q4_word_dot(bword(b, i), xq[xo + i], xq[xo + 4u + i]);
 #endif
                     acc[r * NT + tt] += (dw * dx) * float(s);
                 }

@@ -26,7 +26,9 @@
  *              values: four more roundings per term. So
  *              tol = (ceil(k/T) + log2(T) + 6) u sum_i |w_i x_i|, plus
  *              2u (|y0| + |y|) with ACC. A dropped or repeated term at k = 4096
- *              is ~sum|w x| / k, fifty times larger.
+ *              is ~sum|w x| / k, fifty times larger. Q4_0 and Q8_0 run both
+ *              ways, with packed int8 dot instructions and without, where the
+ *              device has them: exact, the same integer sums scaled alike.
  *   norm       the scale differs in how it is rounded (GPU: float squares,
  *              mean (and LayerNorm's variance), + eps, sqrt and 1/x each
  *              rounded, as llama.cpp; reference: double, rounded once): about
@@ -485,6 +487,18 @@ static void test_matvec(const struct matvec_case *c)
     }
     REQUIRE(op_matvec(&e, &w, quantized ? &xq : &x, &y, c->acc, c->last_only, &tb.err) == 0, "%s",
             tb.err.msg);
+    /* Q8_0 activations: the other integer-dot path too, where the device has
+     * the instructions; its integer sums, so its outputs, must be the same */
+    const bool other_dot = quant_format(c->type)->act == ACT_Q8 && tb.ctx->dev.info.int_dot &&
+                           !op_matvec_uses_gemm(&e, c->last_only);
+    struct gpu_buf y2 = {0};
+    if (other_dot) {
+        y2 = host_buf((uint64_t)B * n * 4);
+        tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
+        int rc = op_matvec(&e, &w, &xq, &y2, c->acc, c->last_only, &tb.err);
+        tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
+        REQUIRE(rc == 0, "%s", tb.err.msg);
+    }
     record_end();
 
     /* tokens of different magnitudes, so that Q8_0 blocks get different scales;
@@ -499,9 +513,19 @@ static void test_matvec(const struct matvec_case *c)
     REQUIRE(y0);
     for (uint64_t i = 0; i < (uint64_t)B * n; i++)
         ys[i] = y0[i] = frand(&r) * 4.0f;
+    if (other_dot) memcpy(y2.mapped, y0, (uint64_t)B * n * sizeof *y0);
     run_step(&e, c->n_tokens, 0, NULL);
 
     struct diff d = {0};
+    if (other_dot) {
+        struct diff d2 = {0};
+        for (uint64_t i = 0; i < (uint64_t)B * n; i++)
+            diff_add(&d2, ((const float *)y2.mapped)[i], ys[i], 0.0, "y", i);
+        char shape[64];
+        snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok, %s integer dot", type_name(c->type),
+                 k, n, c->n_tokens, B, tb.ctx->matvec_int_dot ? "emulated" : "packed");
+        diff_report("matvec", shape, &d2);
+    }
     if (quantized)
         check_q8_input(xs, xq.mapped, B, c->n_tokens, k, op_matvec_uses_gemm(&e, c->last_only), &d);
     /* each thread of a row sums k / tpr products, then log2(tpr) steps add the

@@ -249,10 +249,14 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
         wg /= 2;
     const uint32_t rows_per_wg = wg / tpr * rows;
     const uint32_t spec[] = {rows, nt, acc, tpr, tuned.by_word && op_matvec_by_word(w->type)};
-    const enum shader_id first = c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32;
+    enum shader_id id =
+        by_format(c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32, w->type);
+    if (c->matvec_int_dot && f->act == ACT_Q8) /* Q4_0: the first ACT_Q8 line of formats.h */
+        id = (enum shader_id)(
+            (c->matvec_subgroup ? SHADER_MATVEC_DOT_Q4_0 : SHADER_MATVEC_DOT_SH_Q4_0) +
+            quant_q8_index(w->type));
     struct vk_pipeline *p;
-    int rc = pipeline_wg(e, by_format(first, w->type), wg, spec, 5, 4, sizeof(struct push_matvec),
-                         &p, err);
+    int rc = pipeline_wg(e, id, wg, spec, 5, 4, sizeof(struct push_matvec), &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = matvec_push(e, w, part, last_only);

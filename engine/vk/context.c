@@ -93,10 +93,12 @@ static bool forced(const char *force, const char *path)
     return listed(force, path, strlen(path));
 }
 
-/* The fallbacks VKLLM_FORCE can name. */
+/* The fallbacks VKLLM_FORCE can name, and int-dot: the integer-dot matvec
+ * where the device has the instructions but does not run them in hardware
+ * (lavapipe), so that the path is tested there. */
 static const char force_known[] =
     "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
-    "no-grouped-attention,no-fuse";
+    "no-grouped-attention,no-fuse,int-dot,no-int-dot";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -126,6 +128,11 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;
     if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
+    /* Q4_0 and Q8_0 matvecs sum each block's integer products with one
+     * instruction per four where the device has it in hardware (the same sums
+     * as the emulated path, bit for bit) */
+    ctx->matvec_int_dot = d->int_dot && !forced(force, "no-int-dot") &&
+                          (d->int_dot_accelerated || forced(force, "int-dot"));
     /* attention: a subgroup per (token, head), counted at the largest size
      * the device may run (extra pairs find no token); its shared arrays
      * assume subgroups of 8 or more */
@@ -177,7 +184,10 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
              : ctx->attention_split_heads > 1
                  ? ", decode split over positions, a KV head's queries together"
                  : ", decode split over positions",
-             gemm, d->int_dot ? "available, unused" : "no",
+             gemm,
+             ctx->matvec_int_dot ? "Q4_0 and Q8_0 matvecs"
+             : d->int_dot        ? "available, unused"
+                                 : "no",
              d->coopmat ? "available, unused" : "no");
 }
 

@@ -15,6 +15,7 @@ struct vkllm_context {
     /* the paths chosen for this device (vkllm_context_paths says why) */
     bool matvec_subgroup;         /* matvec reduces with subgroup shuffles, not shared memory */
     uint32_t matvec_tpr;          /* matvec threads per row: within one subgroup */
+    bool matvec_int_dot;          /* Q8_0-activation matvecs use packed 4x8-bit dots */
     bool attention_subgroup;      /* attention gives each (token, head) a subgroup */
     uint32_t attention_per_group; /* (token, head) pairs per workgroup */
     bool attention_tiled;         /* prompts: a workgroup per tile of queries (ops.c) */

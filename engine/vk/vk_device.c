@@ -276,6 +276,8 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->subgroup_size_control =
         v13 || has_device_extension(phys, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     const bool maint4 = v13 || has_device_extension(phys, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+    /* the 1.3 structures need a 1.3 instance too */
+    const bool core13 = v13 && instance_version() >= VK_API_VERSION_1_3;
 
     VkPhysicalDeviceMaintenance4Properties m4 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
@@ -289,12 +291,18 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &drv};
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &m3};
+    VkPhysicalDeviceShaderIntegerDotProductProperties dot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES,
+        .pNext = &sg};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                         .pNext = &sg};
+                                         .pNext = core13 ? (void *)&dot : (void *)&sg};
     vkGetPhysicalDeviceProperties2(phys, &props);
 
+    VkPhysicalDeviceVulkan13Features f13 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+        .pNext = core13 ? &f13 : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
@@ -327,7 +335,8 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->int8 = f12.shaderInt8;
     info->storage16 = f11.storageBuffer16BitAccess;
     info->storage8 = f12.storageBuffer8BitAccess;
-    info->int_dot = v13 || has_device_extension(phys, "VK_KHR_shader_integer_dot_product");
+    info->int_dot = f13.shaderIntegerDotProduct; /* only at 1.3, as vk_device_create enables it */
+    info->int_dot_accelerated = info->int_dot && dot.integerDotProduct4x8BitPackedSignedAccelerated;
     info->coopmat = has_device_extension(phys, "VK_KHR_cooperative_matrix");
     info->subgroup_size = sg.subgroupSize;
     info->subgroup_min_size = info->subgroup_size_control ? ssc.minSubgroupSize : sg.subgroupSize;
@@ -568,6 +577,7 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
     };
     VkPhysicalDeviceFeatures2 enable = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                         .pNext = &e11};
+    if (!e13.shaderIntegerDotProduct) d->info.int_dot = d->info.int_dot_accelerated = false;
     enable.features.shaderInt16 = have.features.shaderInt16;
     const char *budget_ext = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     d->memory_budget = d->info.memory_budget;
