@@ -1,13 +1,14 @@
 /* session.c: sessions and their groups. A group holds what its sessions
  * share: the activations, every sequence's KV cache (one buffer per layer,
- * sequence after sequence), the graphs recorded for one token, a prompt's
- * batch and (with several sequences) a token of each, and the adapters those
- * apply. A session is one sequence of a group: its position and its logits.
- * vkllm_session_create makes a group of one. */
+ * sequence after sequence), the graphs recorded for one token, a short
+ * prompt, a prompt's batch and (with several sequences) a token of each, and
+ * the adapters those apply. A session is one sequence of a group: its
+ * position and its logits. vkllm_session_create makes a group of one. */
 #include "budget.h"
 #include "context.h"
 #include "forward.h"
 #include "kernels.h"
+#include "ops.h"
 #include "rope.h"
 
 #include <stdlib.h>
@@ -31,8 +32,14 @@ struct vkllm_session_group {
     bool windowed;              /* some layer's cache is a ring shorter than the context */
     struct gpu_buf out;         /* logits copied for the host: (rows, n_vocab) */
 
-    struct gpu_graph one;   /* recorded for a single token */
+    struct gpu_graph one; /* recorded for a single token */
+    /* recorded for n_short tokens (when n_batch > n_short > 1): steps too
+     * short for the GEMM take the matvecs, whose pipelines cost a CPU device
+     * little to create, so that a short prompt never waits for the GEMM's */
+    struct gpu_graph short_batch;
+    uint32_t n_short;
     struct gpu_graph batch; /* recorded for n_batch tokens (when n_batch > 1) */
+    bool batch_stale;       /* batch is recorded (and its pipelines made) at its first step */
     struct gpu_graph multi; /* recorded for n_seq tokens of as many sequences (n_seq > 1) */
 
     /* the adapters the graphs apply, in order, and their scales */
@@ -92,15 +99,46 @@ static int alloc_state(struct vkllm_session_group *g, struct vkllm_error *err)
 }
 
 /* Records GR and MULTI (the same with every row's logits), applying adapters
- * AD, into the group's graphs. */
+ * AD, into the group's graphs; the full batch's only with BATCH, else it is
+ * left for its first step (record_built). */
 static int record(struct vkllm_session_group *g, const struct graph *gr, const struct graph *multi,
-                  const struct vkllm_adapter *const *ad, struct vkllm_error *err)
+                  const struct vkllm_adapter *const *ad, bool batch, struct vkllm_error *err)
 {
     int rc = forward_record(g->m, gr, ad, &g->st, &g->one, 1, false, &g->out, err);
-    if (!rc && g->n_batch > 1)
+    if (!rc && g->n_short)
+        rc = forward_record(g->m, gr, ad, &g->st, &g->short_batch, g->n_short, false, &g->out, err);
+    g->batch_stale = g->n_batch > 1;
+    if (!rc && g->batch_stale && batch) {
         rc = forward_record(g->m, gr, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
+        g->batch_stale = rc != 0;
+    }
     if (!rc && g->n_seq > 1)
         rc = forward_record(g->m, multi, ad, &g->st, &g->multi, g->n_seq, true, &g->out, err);
+    return rc;
+}
+
+/* Records the full batch's graph alone (BATCH_ONLY), or every graph but it
+ * where a short prompt's graph stands in for it until a long prompt comes. */
+static int record_pass(struct vkllm_session_group *g, bool batch_only, struct vkllm_error *err)
+{
+    const struct vkllm_adapter *const *ad = (const struct vkllm_adapter *const *)g->ad;
+    if (!batch_only) return record(g, &g->graph, &g->multi_graph, ad, !g->n_short, err);
+    int rc =
+        forward_record(g->m, &g->graph, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
+    g->batch_stale = rc != 0;
+    return rc;
+}
+
+/* record_pass, its pipelines compiled on all cores (a cold start's longest
+ * wait): a first pass learns which they are, the second is the real one. */
+static int record_built(struct vkllm_session_group *g, bool batch_only, struct vkllm_error *err)
+{
+    vk_pipelines_defer(&g->m->ctx->pipes);
+    int rc = record_pass(g, batch_only, err);
+    int built = vk_pipelines_build_deferred(&g->m->ctx->pipes, rc ? &(struct vkllm_error){0} : err);
+    if (!rc) rc = built;
+    if (!rc) rc = record_pass(g, batch_only, err);
+    if (rc && g->n_batch > 1) g->batch_stale = true; /* recorded without its pipelines */
     return rc;
 }
 
@@ -119,6 +157,7 @@ int vkllm_session_group_create(vkllm_model *m, const struct vkllm_session_params
     if (rc) goto fail;
     g->n_ctx = g->plan.n_ctx;
     g->n_batch = g->plan.n_batch;
+    g->n_short = g->n_batch >= GEMM_MIN_BATCH && m->ctx->gemm ? GEMM_MIN_BATCH - 1 : 0;
     g->n_seq = g->plan.n_seq;
     g->logits_all = g->plan.logits_all;
     g->check_logits = !(params && params->no_logit_check);
@@ -150,16 +189,11 @@ int vkllm_session_group_create(vkllm_model *m, const struct vkllm_session_params
     gpu_pool_init(&g->readback, dev, GPU_POOL_READBACK, g->plan.readback_block);
     if ((rc = alloc_state(g, err))) goto fail;
     if ((rc = gpu_graph_create(&g->one, dev, err)) ||
+        (g->n_short && (rc = gpu_graph_create(&g->short_batch, dev, err))) ||
         (g->n_batch > 1 && (rc = gpu_graph_create(&g->batch, dev, err))) ||
         (g->n_seq > 1 && (rc = gpu_graph_create(&g->multi, dev, err))))
         goto fail;
-    /* a first recording learns the pipelines the graphs need, which are then
-     * compiled on all cores (a cold start's longest wait), then the real one */
-    vk_pipelines_defer(&m->ctx->pipes);
-    rc = record(g, &g->graph, &g->multi_graph, NULL, err);
-    int built = vk_pipelines_build_deferred(&m->ctx->pipes, rc ? &(struct vkllm_error){0} : err);
-    if (!rc) rc = built;
-    if (rc || (rc = record(g, &g->graph, &g->multi_graph, NULL, err))) goto fail;
+    if ((rc = record_built(g, false, err))) goto fail;
     *out = g;
     return VKLLM_OK;
 fail:
@@ -172,6 +206,7 @@ void vkllm_session_group_free(vkllm_session_group *g)
     if (!g) return;
     gpu_graph_destroy(&g->multi);
     gpu_graph_destroy(&g->batch);
+    gpu_graph_destroy(&g->short_batch);
     gpu_graph_destroy(&g->one);
     free(g->st.k_cache);
     free(g->st.v_cache);
@@ -250,8 +285,9 @@ static int run_step(struct vkllm_session *s, const int32_t *tokens, uint32_t n,
     for (uint32_t i = 0; i < g->m->am.layers.n_rope && hp->n_rot; i++)
         rope_table(&g->rope[i], g->st.rope[i].mapped, n, s->pos);
 
-    struct gpu_graph *gg = n == 1 ? &g->one : &g->batch;
-    int rc = gpu_graph_run(gg, err);
+    struct gpu_graph *gg = n == 1 ? &g->one : n <= g->n_short ? &g->short_batch : &g->batch;
+    int rc = gg == &g->batch && g->batch_stale ? record_built(g, true, err) : VKLLM_OK;
+    if (!rc) rc = gpu_graph_run(gg, err);
     if (rc) return rc;
     s->last_gpu_ms += gpu_graph_last_ms(gg);
     s->pos += n;
@@ -476,7 +512,7 @@ int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
                           "no profile: the context was created without profiling, or %s has no "
                           "timestamps",
                           g->m->ctx->dev.info.name);
-    const struct gpu_graph *graphs[] = {&g->one, &g->batch, &g->multi};
+    const struct gpu_graph *graphs[] = {&g->one, &g->short_batch, &g->batch, &g->multi};
     for (size_t k = 0; k < sizeof graphs / sizeof *graphs; k++) {
         for (uint32_t i = 0; i < graphs[k]->n_profile_sums; i++) {
             const struct gpu_profile_sum *p = &graphs[k]->profile_sums[i];
@@ -516,7 +552,7 @@ int vkllm_session_profile(const vkllm_session *s, struct vkllm_profile *out,
 void vkllm_session_profile_reset(vkllm_session *s)
 {
     struct vkllm_session_group *g = s->g;
-    struct gpu_graph *graphs[] = {&g->one, &g->batch, &g->multi};
+    struct gpu_graph *graphs[] = {&g->one, &g->short_batch, &g->batch, &g->multi};
     for (size_t k = 0; k < sizeof graphs / sizeof *graphs; k++)
         for (uint32_t i = 0; i < graphs[k]->n_profile_sums; i++) {
             struct gpu_profile_sum *p = &graphs[k]->profile_sums[i];
@@ -623,13 +659,14 @@ int vkllm_session_set_adapters(vkllm_session *session, vkllm_adapter *const *ada
         const struct gpu_buf old = grp->st.bufs[BUF_LORA], old_out = grp->st.bufs[BUF_LORA_OUT];
         grp->st.bufs[BUF_LORA] = lora;
         grp->st.bufs[BUF_LORA_OUT] = lora_out;
-        rc = record(grp, &g, &multi, (const struct vkllm_adapter *const *)ad, err);
+        rc = record(grp, &g, &multi, (const struct vkllm_adapter *const *)ad, !grp->batch_stale,
+                    err);
         if (rc) {
             /* the previous graphs, recorded as they were, which worked before */
             grp->st.bufs[BUF_LORA] = old;
             grp->st.bufs[BUF_LORA_OUT] = old_out;
             record(grp, &grp->graph, &grp->multi_graph,
-                   (const struct vkllm_adapter *const *)grp->ad, NULL);
+                   (const struct vkllm_adapter *const *)grp->ad, !grp->batch_stale, NULL);
         }
     }
     if (rc) {
