@@ -314,7 +314,13 @@ kill -s TERM $pid
 wait $pid 2>/dev/null
 status=$? ms=$((($(date +%s%N) - t0) / 1000000))
 [ $status = 143 ] || fail "huge header: exit status $status: $(cat strs.err)"
-[ $ms -lt 500 ] || fail "huge header: SIGTERM took $ms ms to end quantize"
+# under the sanitizers the free of 40 million strings alone takes ~450 ms
+# (Release: ~55 ms in all), and more beside other tests (613 ms once beside
+# test_hostile): there the bound is 2 s. The defect kept writing for a second or
+# more in Release, and the sanitized build runs this code ~8x slower.
+limit=500
+grep -qa __asan_init "$vkllm" && limit=2000
+[ $ms -lt $limit ] || fail "huge header: SIGTERM took $ms ms to end quantize"
 no_leftovers "huge header"
 rm -f strs.gguf strs-out.gguf
 
