@@ -98,6 +98,15 @@ static int alloc_state(struct vkllm_session_group *g, struct vkllm_error *err)
     return VKLLM_OK;
 }
 
+/* Records the full batch's graph from GR; it is stale until that works. */
+static int record_batch(struct vkllm_session_group *g, const struct graph *gr,
+                        const struct vkllm_adapter *const *ad, struct vkllm_error *err)
+{
+    int rc = forward_record(g->m, gr, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
+    g->batch_stale = rc != 0;
+    return rc;
+}
+
 /* Records GR and MULTI (the same with every row's logits), applying adapters
  * AD, into the group's graphs; the full batch's only with BATCH, else it is
  * left for its first step (record_built). */
@@ -108,10 +117,7 @@ static int record(struct vkllm_session_group *g, const struct graph *gr, const s
     if (!rc && g->n_short)
         rc = forward_record(g->m, gr, ad, &g->st, &g->short_batch, g->n_short, false, &g->out, err);
     g->batch_stale = g->n_batch > 1;
-    if (!rc && g->batch_stale && batch) {
-        rc = forward_record(g->m, gr, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
-        g->batch_stale = rc != 0;
-    }
+    if (!rc && g->batch_stale && batch) rc = record_batch(g, gr, ad, err);
     if (!rc && g->n_seq > 1)
         rc = forward_record(g->m, multi, ad, &g->st, &g->multi, g->n_seq, true, &g->out, err);
     return rc;
@@ -122,11 +128,8 @@ static int record(struct vkllm_session_group *g, const struct graph *gr, const s
 static int record_pass(struct vkllm_session_group *g, bool batch_only, struct vkllm_error *err)
 {
     const struct vkllm_adapter *const *ad = (const struct vkllm_adapter *const *)g->ad;
-    if (!batch_only) return record(g, &g->graph, &g->multi_graph, ad, !g->n_short, err);
-    int rc =
-        forward_record(g->m, &g->graph, ad, &g->st, &g->batch, g->n_batch, false, &g->out, err);
-    g->batch_stale = rc != 0;
-    return rc;
+    return batch_only ? record_batch(g, &g->graph, ad, err)
+                      : record(g, &g->graph, &g->multi_graph, ad, !g->n_short, err);
 }
 
 /* record_pass, its pipelines compiled on all cores (a cold start's longest
