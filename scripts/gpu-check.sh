@@ -271,20 +271,22 @@ if have "$tf"; then
     TAIL=12 step "tune gain $(basename "$tf")" "$(cap 90 $((budget - 180)))" bash -c 'tune_gain "$@"' tune_gain "$tf" "$gn"
 else say "SKIPPED: tune (no model)"; failed+=("tune (no model)"); fi
 
-# ---- e0b. the packed int8 dot matvec (default where accelerated) against the
-# integer products one at a time, in turns, on the Q4_0 file
-if have "$f1"; then
-    int_dot_gain() {
-        local i
-        for i in 1 2; do
-            echo "-- no-int-dot"; VKLLM_FORCE=no-int-dot "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
-            echo "-- default"; "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
-        done
-    }
-    export -f int_dot_gain
-    export bin
-    TAIL=12 step "int-dot gain $(basename "$f1")" "$(cap 45 $((budget - 170)))" bash -c 'int_dot_gain "$@"' int_dot_gain "$f1" 128
-fi
+# ---- e0b. the packed int8 dot matvecs (default where accelerated) against
+# the other path, in turns: on the Q4_0 file integer products one at a time,
+# on the Q4_K_M file float activations
+int_dot_gain() {
+    local i
+    for i in 1 2; do
+        echo "-- no-int-dot"; VKLLM_FORCE=no-int-dot "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
+        echo "-- default"; "$bin/vkllm" bench -m "$1" -p 0 -n "$2" -r 3 | grep '| *tg'
+    done
+}
+export -f int_dot_gain
+export bin
+for idf in "$f1" "$f2"; do
+    have "$idf" || continue
+    TAIL=12 step "int-dot gain $(basename "$idf")" "$(cap 45 $((budget - 170)))" bash -c 'int_dot_gain "$@"' int_dot_gain "$idf" 128
+done
 
 # ---- e. vkllm against llama.cpp
 compare() { # TITLE TESTS REPS FILE...: compare-llama.sh's table appended to compare.md

@@ -15,7 +15,11 @@
  * to Q8_0 blocks (quantize_q8.comp; the block dot product is then an exact
  * integer sum, four products an instruction in the INT_DOT variant), F16
  * and BF16 weights take activations rounded to their type. The other
- * formats take the floats as they are. */
+ * formats take the floats as they are, except in their INT_DOT variants,
+ * which the host takes where the device has the instructions in hardware:
+ * those take Q8_0 activations too, and sum each half sub-block's products
+ * as integers (quant.glsl's quants32), so that their results differ from the
+ * float path's by the activations' rounding. */
 #define KERNEL_MATVEC
 #include "kernels.h"
 #include "common.glsl"
@@ -24,6 +28,9 @@
 #endif
 #ifdef INT_DOT
 #extension GL_EXT_spirv_intrinsics : require
+#endif
+#if defined(ACT_Q8) || defined(INT_DOT)
+#define Q8_INPUT 1 /* the input is Q8_0 blocks (quantize_q8.comp) */
 #endif
 
 layout(constant_id = 1) const uint NR = 2;  /* rows per thread group */
@@ -45,8 +52,10 @@ layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
 #define WEIGHTS4 1
 #include "quant.glsl"
 
-#ifdef ACT_Q8
+#ifdef Q8_INPUT
 layout(std430, binding = 2) readonly buffer X { uint xq[]; };
+/* the same words four at a time: a block's 8 quant words are 32-byte aligned */
+layout(std430, binding = 2) readonly buffer X4 { uvec4 xq4[]; };
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 /* the same input as vec4s, for block formats (rows a multiple of 32 floats):
@@ -117,7 +126,7 @@ void main()
 
 #ifdef WTYPE_BLOCKS
         const uint nb = pc.k / QK;
-#if defined(WTYPE_Q4_K)
+#if defined(WTYPE_Q4_K) && !defined(INT_DOT)
         /* quant word w of block bi holds elements 64j + 4m .. +3 (low
          * nibbles, sub-block 2j) and 64j + 32 + 4m .. +3 (high, 2j + 1),
          * j = w / 8, m = w % 8 (quant.glsl) */
@@ -142,7 +151,7 @@ void main()
                 }
             }
         } else
-#elif defined(WTYPE_Q6_K)
+#elif defined(WTYPE_Q6_K) && !defined(INT_DOT)
         /* half h of block bi: ql word 16h + m holds elements 128h + 4m .. +3
          * (low nibbles, quarter 0) and 128h + 64 + 4m .. (high, quarter 2),
          * ql word 16h + 8 + m quarters 1 and 3, qh word 32 + 8h + m the
@@ -199,6 +208,32 @@ void main()
                         s += q4_word_dot(bword(b, i), xq[xo + i], xq[xo + 4u + i]);
 #endif
                     acc[r * NT + tt] += (dw * dx) * float(s);
+                }
+#elif defined(INT_DOT)
+                uint q[8];
+                vec4 sm;
+                quants32(b, sb % SUBS, pc.scale_offset, q, sm);
+                [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
+                    const uint t = min(t0 + tt, t_end - 1u);
+                    const uint xo = (t * pc.x_stride + sb * 8u) / 4u;
+                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * (pc.k / 32u) + sb]);
+                    const uvec4 xa = xq4[xo], xb = xq4[xo + 1u];
+                    int s0 = 0, s1 = 0;
+                    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                        s0 += SDOT(q[i], xa[i]);
+                        s1 += SDOT(q[4u + i], xb[i]);
+                    }
+                    float v = sm.x * float(s0) + sm.y * float(s1);
+#ifdef QUANTS_MIN
+                    /* the mins times the halves' sums of activations */
+                    int m0 = 0, m1 = 0;
+                    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                        m0 += SDOT(0x01010101u, xa[i]);
+                        m1 += SDOT(0x01010101u, xb[i]);
+                    }
+                    v += sm.z * float(m0) + sm.w * float(m1);
+#endif
+                    acc[r * NT + tt] += dx * v;
                 }
 #else
                 vec4 v[8];

@@ -93,6 +93,36 @@ vec2 k4_scale_min(uvec4 head, uint j)
 }
 #endif
 
+#if defined(WTYPE_Q3_K)
+/* the scales of the two 16-element halves of Q3_K sub-block S of block B:
+ * d times a 6-bit scale less 32, its low four bits in the nibbles of bytes
+ * 96..103, its high two in bytes 104..107 */
+vec2 q3k_scales(uint b, uint s, uint scale_offset)
+{
+    const float d = block_scale(scale_offset, b);
+    vec2 dl;
+    [[unroll]] for (uint part = 0u; part < 2u; part++) {
+        const uint is = 8u * (s / 4u) + 2u * (s % 4u) + part;
+        const uint low = is < 8u ? bbyte(b, 96u + is) & 0xfu : bbyte(b, 96u + is - 8u) >> 4;
+        const uint high = (bbyte(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
+        dl[part] = d * (float(low | (high << 4)) - 32.0);
+    }
+    return dl;
+}
+#endif
+
+#if defined(WTYPE_IQ4_XS)
+/* the scale of IQ4_XS sub-block S of block B: d (word 0's low half) times a
+ * 6-bit scale less 32, its low four bits in the nibbles of bytes 4..7, its
+ * high two in word 0's high half */
+float iq4xs_scale(uint b, uint s)
+{
+    const uint w0 = bword(b, 0u);
+    const uint ls = ((bbyte(b, 4u + s / 2u) >> (4u * (s & 1u))) & 0xfu) | (((w0 >> (16u + 2u * s)) & 3u) << 4);
+    return unpackHalf2x16(w0).x * (float(ls) - 32.0);
+}
+#endif
+
 void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
 {
 #if defined(WTYPE_Q4_0)
@@ -162,15 +192,8 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     }
 #elif defined(WTYPE_Q3_K)
     /* hmask: bytes 0..31; quants: bytes 32..95; 16 6-bit scales: bytes 96..107 */
-    const float d = block_scale(scale_offset, b);
     const uint h = s / 4u, j = s % 4u, shift = 2u * j, hbit = 4u * h + j;
-    float dl[2];
-    [[unroll]] for (uint part = 0u; part < 2u; part++) {
-        const uint is = 8u * h + 2u * j + part;
-        const uint low = is < 8u ? bbyte(b, 96u + is) & 0xfu : bbyte(b, 96u + is - 8u) >> 4;
-        const uint high = (bbyte(b, 104u + is % 4u) >> (2u * (is / 4u))) & 3u;
-        dl[part] = d * (float(low | (high << 4)) - 32.0);
-    }
+    const vec2 dl = q3k_scales(b, s, scale_offset);
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         const uint q = bword(b, 8u + 8u * h + i), m = bword(b, i);
         const vec4 lo = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
@@ -247,12 +270,8 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
         v[i] = (i < 4u ? dl0 : dl1) * (lo + hi * 16.0 - 32.0);
     }
 #elif defined(WTYPE_IQ4_XS)
-    /* d, scales_h: word 0; scales_l: bytes 4..7; indices: bytes 8..135, 16 per
-     * sub-block with Q4_0's nibble order */
-    const vec2 dh = unpackHalf2x16(bword(b, 0u));
-    const uint scales_h = bword(b, 0u) >> 16;
-    const uint ls = ((bbyte(b, 4u + s / 2u) >> (4u * (s & 1u))) & 0xfu) | (((scales_h >> (2u * s)) & 3u) << 4);
-    const float dl = dh.x * (float(ls) - 32.0);
+    /* indices: bytes 8..135, 16 per sub-block with Q4_0's nibble order */
+    const float dl = iq4xs_scale(b, s);
     [[unroll]] for (uint w = 0u; w < 4u; w++) {
         const uint q = bword(b, 2u + 4u * s + w);
         v[w] = iq4(lo4(q)) * dl;
@@ -260,6 +279,145 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
     }
 #endif
 }
+#if defined(INT_DOT) && !defined(ACT_Q8)
+/* For the integer-dot matvec of the formats whose float matvec takes float
+ * activations (matvec.comp): sub-block S of block B as 32 int8 quants, q[i]
+ * = elements 4i .. 4i+3 packed low byte first, element e standing for
+ * sm.x * q + sm.z (e < 16) or sm.y * q + sm.w (e >= 16): the scales and
+ * mins of its two halves, as Q2_K, Q3_K and Q6_K scale every 16 elements.
+ * The formats with a min define QUANTS_MIN. The products are those of the
+ * dequantized weights (dequant32) with the activations, grouped otherwise. */
+
+/* bits 0..3 of BITS, each to bit AT of its byte */
+uint spread4(uint bits, uint at)
+{
+    return ((bits & 1u) | ((bits & 2u) << 7) | ((bits & 4u) << 14) | ((bits & 8u) << 21)) << at;
+}
+
+/* each byte of W less BIAS, as int8: a byte of at most 127 + BIAS plus
+ * 128 - BIAS stays within its byte, and flipping bit 7 subtracts 128 */
+uint minus_bias(uint w, uint bias) { return (w + (128u - bias) * 0x01010101u) ^ 0x80808080u; }
+
+#if defined(WTYPE_IQ4_NL) || defined(WTYPE_IQ4_XS)
+const int iq4nl_ints[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
+                                   89, 113);
+/* the table values of the nibbles at SHIFT of W's four bytes, as int8 */
+uint iq4_bytes(uint w, uint shift)
+{
+    uint r = 0u;
+    [[unroll]] for (uint j = 0u; j < 4u; j++)
+        r |= uint(iq4nl_ints[(w >> (8u * j + shift)) & 0xfu] & 0xff) << (8u * j);
+    return r;
+}
+#endif
+
+#if defined(WTYPE_Q4_1) || defined(WTYPE_Q5_1) || defined(WTYPE_Q2_K) || defined(WTYPE_Q4_K) ||  \
+    defined(WTYPE_Q5_K)
+#define QUANTS_MIN 1
+#endif
+
+void quants32(uint b, uint s, uint scale_offset, out uint q[8], out vec4 sm)
+{
+#if defined(WTYPE_Q4_1) || defined(WTYPE_Q5_1)
+    const vec2 dm = unpackHalf2x16(bword(b, 0u));
+#if defined(WTYPE_Q5_1)
+    const uint qh = bword(b, 1u), q0 = 2u;
+#else
+    const uint q0 = 1u;
+#endif
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint x = bword(b, q0 + w);
+        q[w] = x & 0x0F0F0F0Fu;
+        q[4u + w] = (x >> 4) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_1)
+        q[w] |= spread4(qh >> (4u * w), 4u);
+        q[4u + w] |= spread4(qh >> (16u + 4u * w), 4u);
+#endif
+    }
+    sm = vec4(dm.x, dm.x, dm.y, dm.y);
+#elif defined(WTYPE_Q5_0)
+    const float d = block_scale(scale_offset, b);
+    const uint qh = bword(b, 0u);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint x = bword(b, 1u + w);
+        q[w] = minus_bias((x & 0x0F0F0F0Fu) | spread4(qh >> (4u * w), 4u), 16u);
+        q[4u + w] = minus_bias(((x >> 4) & 0x0F0F0F0Fu) | spread4(qh >> (16u + 4u * w), 4u), 16u);
+    }
+    sm = vec4(d, d, 0.0, 0.0);
+#elif defined(WTYPE_IQ4_NL)
+    const float d = block_scale(scale_offset, b);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint x = bword(b, w);
+        q[w] = iq4_bytes(x, 0u);
+        q[4u + w] = iq4_bytes(x, 4u);
+    }
+    sm = vec4(d, d, 0.0, 0.0);
+#elif defined(WTYPE_Q2_K)
+    /* as dequant32 */
+    const vec2 dm = unpackHalf2x16(bword(b, 20u));
+    const uint h = s / 4u, shift = 2u * (s % 4u);
+    const uint sc0 = bbyte(b, 8u * h + 2u * (s % 4u)), sc1 = bbyte(b, 8u * h + 2u * (s % 4u) + 1u);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = (bword(b, 4u + 8u * h + i) >> shift) & 0x03030303u;
+    sm = vec4(dm.x * float(sc0 & 0xfu), dm.x * float(sc1 & 0xfu), -(dm.y * float(sc0 >> 4)),
+              -(dm.y * float(sc1 >> 4)));
+#elif defined(WTYPE_Q3_K)
+    /* as dequant32: 2 low bits, and 4 taken away where the high bit is clear */
+    const uint h = s / 4u, j = s % 4u, shift = 2u * j, hbit = 4u * h + j;
+    const vec2 dl = q3k_scales(b, s, scale_offset);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint x = bword(b, 8u + 8u * h + i), m = bword(b, i);
+        q[i] = minus_bias(((x >> shift) & 0x03030303u) | (((m >> hbit) & 0x01010101u) << 2), 4u);
+    }
+    sm = vec4(dl[0], dl[1], 0.0, 0.0);
+#elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
+    /* as dequant32 */
+    const uvec4 head = bword4(b, 0u);
+    const vec2 dm = unpackHalf2x16(head[0]);
+    const vec2 scm = k4_scale_min(head, s);
+    const float dl = dm.x * scm.x, ml = dm.y * scm.y;
+#if defined(WTYPE_Q4_K)
+    const uint q0 = 4u + 8u * (s / 2u);
+#else
+    const uint q0 = 12u + 8u * (s / 2u);
+    const uvec4 ha = bword4(b, 1u), hb = bword4(b, 2u);
+#endif
+    const uvec4 qa = bword4(b, q0 / 4u), qb = bword4(b, q0 / 4u + 1u);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        q[i] = ((i < 4u ? qa[i % 4u] : qb[i % 4u]) >> (4u * (s & 1u))) & 0x0F0F0F0Fu;
+#if defined(WTYPE_Q5_K)
+        q[i] |= (((i < 4u ? ha[i % 4u] : hb[i % 4u]) >> s) & 0x01010101u) << 4;
+#endif
+    }
+    sm = vec4(dl, dl, -ml, -ml);
+#elif defined(WTYPE_Q6_K)
+    /* as dequant32: 4 low bits and 2 high, less 32 */
+    const float d = block_scale(scale_offset, b);
+    const uint h = s / 4u, qq = s % 4u;
+    const uint l0 = 16u * h + 8u * (qq & 1u), h0 = 32u + 8u * h;
+    const uint sw = bword4(b, 12u)[(8u * h + 2u * qq) / 4u] >> (8u * ((2u * qq) % 4u));
+    const uvec4 la = bword4(b, l0 / 4u), lb = bword4(b, l0 / 4u + 1u);
+    const uvec4 ha = bword4(b, h0 / 4u), hb = bword4(b, h0 / 4u + 1u);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        const uint ql = i < 4u ? la[i % 4u] : lb[i % 4u], qh = i < 4u ? ha[i % 4u] : hb[i % 4u];
+        q[i] = minus_bias(((ql >> (4u * (qq >> 1))) & 0x0F0F0F0Fu) |
+                              (((qh >> (2u * qq)) & 0x03030303u) << 4),
+                          32u);
+    }
+    sm = vec4(d * float(bitfieldExtract(int(sw), 0, 8)), d * float(bitfieldExtract(int(sw), 8, 8)),
+              0.0, 0.0);
+#elif defined(WTYPE_IQ4_XS)
+    /* as dequant32 */
+    const float dl = iq4xs_scale(b, s);
+    [[unroll]] for (uint w = 0u; w < 4u; w++) {
+        const uint x = bword(b, 2u + 4u * s + w);
+        q[w] = iq4_bytes(x, 0u);
+        q[4u + w] = iq4_bytes(x, 4u);
+    }
+    sm = vec4(dl, dl, 0.0, 0.0);
+#endif
+}
+#endif
+
 #endif /* QK > 1 */
 
 /* An input element as a weight of this format multiplies it (ACT_*). */

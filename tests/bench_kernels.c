@@ -94,7 +94,7 @@ static void bench(struct vkllm_context *ctx, const struct quant_format *f, const
     CHECK_OK(gpu_pool_alloc(&device, op_q8_bytes(batch, s->k < 32 ? 32 : s->k), &xq, &err));
     CHECK_OK(gpu_pool_alloc(&device, (uint64_t)batch * s->n * 4, &y, &err));
     struct op_env e = {ctx, &g, step, batch, GPU_BARRIER, false};
-    const bool q8 = f->act == ACT_Q8;
+    const bool q8 = op_matvec_takes_q8(&e, f->type, false);
     CHECK_OK(gpu_graph_begin(&g, &err));
     if (q8) CHECK_OK(op_quantize_q8(&e, &x, &xq, s->k, false, &err));
     CHECK_OK(op_matvec(&e, &w, q8 ? &xq : &x, &y, false, false, &err));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_formats.sh: files quantized by llama.cpp's own llama-quantize load and run.
-#   test_formats.sh VKLLM DATA_DIR GOLDEN_TSV FORMATS_H SCRATCH_DIR
+#   test_formats.sh VKLLM DATA_DIR GOLDEN_TSV FORMATS_H SCRATCH_DIR [ONLY]
 # DATA_DIR/formats holds llama-quantize's output for every format of
 # engine/core/formats.h and the common mixes (provenance in tests/data/README.md;
 # real-width K-quants need rows of 256, so those come from a 256-wide gen_model
@@ -14,11 +14,13 @@
 # 2. `vkllm run --temp 0 -n 8` exits 0 and prints the prompt.
 # 3. Together the files hold a tensor of every format in FORMATS_H, and every
 #    file in DATA_DIR/formats is checked.
+# With ONLY (a regular expression), 1 and 2 for the files it matches, not 3:
+# a path that VKLLM_FORCE takes, checked on files that reach its formats.
 # What this does not catch: small errors in one sub-block's scale barely move a
 # random-weight model's perplexity (test_quant and test_kernels check the
 # decoders against ggml's bits and the CPU reference).
 set -u
-vkllm=$1 data=$2 golden=$3 formats_h=$4 scratch=$5
+vkllm=$1 data=$2 golden=$3 formats_h=$4 scratch=$5 only=${6:-}
 mkdir -p "$scratch"
 failures=0 checks=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -28,6 +30,7 @@ text=$data/perplexity-stories.txt
 : >"$scratch/types"
 while IFS=$'\t' read -r file _ want; do
     case $file in '#'* | '') continue ;; esac
+    [ -n "$only" ] && ! [[ $file =~ $only ]] && continue
     model=$data/formats/$file
     checks=$((checks + 1))
     if [ ! -f "$model" ]; then
@@ -58,6 +61,11 @@ while IFS=$'\t' read -r file _ want; do
 done <"$golden"
 
 # ---- 3. every format is covered, every file is checked
+if [ -n "$only" ]; then
+    echo "$checks checks, $failures failures" >&2
+    [ $checks -gt 0 ] && [ $failures = 0 ]
+    exit
+fi
 checks=$((checks + 1))
 for format in $(sed -n 's/^ *FORMAT(\([A-Z0-9_]*\),.*/\1/p' "$formats_h"); do
     grep -qx "$format" "$scratch/types" || fail "no file of $data/formats has a tensor of type $format"

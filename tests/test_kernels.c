@@ -243,12 +243,6 @@ static const char *type_name(uint32_t type)
     return vkllm_type_info(type)->name;
 }
 
-/* True if a matvec with TYPE reads Q8_0-quantized activations. */
-static bool is_quantized(uint32_t type)
-{
-    return quant_format(type)->act == ACT_Q8;
-}
-
 /* Byte offsets of the half floats (scales) in a block of each format: random
  * bytes there could be infinities or NaNs, so these get sane random scales. */
 static void block_halves(uint32_t type, int offsets[2])
@@ -466,8 +460,10 @@ static void check_q8_input(const float *x, const uint8_t *xq, uint32_t batch, ui
 static void test_matvec(const struct matvec_case *c)
 {
     const uint32_t k = c->k, n = c->n, B = c->batch;
-    const bool quantized = is_quantized(c->type);
     struct op_env e = case_begin(B);
+    const bool quantized = op_matvec_takes_q8(&e, c->type, c->last_only);
+    /* the integer-dot path of a format whose float path takes floats */
+    const bool int8 = quantized && quant_format(c->type)->act != ACT_Q8;
     double t_setup = now_s();
     struct matrix m = matrix_make(c->type, k, n, 1000 + k * 7 + n);
     struct gpu_weight w = weight_upload(c->type, k, n, m.data, c->part_rows);
@@ -537,7 +533,10 @@ static void test_matvec(const struct matvec_case *c)
     for (uint32_t t = 0; t < B; t++) {
         const bool written = c->last_only ? t == 0 : t < c->n_tokens;
         const uint32_t src = c->last_only ? c->n_tokens - 1 : t;
-        if (written) ref_matvec_input(c->type, xs + (uint64_t)src * k, in, k);
+        if (written && quantized)
+            ref_q8_round(xs + (uint64_t)src * k, in, k);
+        else if (written)
+            ref_matvec_input(c->type, xs + (uint64_t)src * k, in, k);
         for (uint32_t row = 0; row < n; row++) {
             const uint64_t o = (uint64_t)t * n + row;
             if (!written) {
@@ -560,9 +559,9 @@ static void test_matvec(const struct matvec_case *c)
         }
     }
     char shape[96];
-    snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s", type_name(c->type), k,
-             n, c->n_tokens, B, c->acc ? " acc" : "", c->last_only ? " last" : "", w.n_parts,
-             c->sample > 1 ? " sampled" : "");
+    snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s%s", type_name(c->type),
+             k, n, c->n_tokens, B, c->acc ? " acc" : "", c->last_only ? " last" : "", w.n_parts,
+             c->sample > 1 ? " sampled" : "", int8 ? ", int8 dot" : "");
     diff_report(op_matvec_uses_gemm(&e, c->last_only) ? "gemm" : "matvec", shape, &d);
     if (c->part_rows == 0 && c->sample > 1)
         printf("%-9s (of which %.0f ms making and uploading the matrix)\n", "", t_setup * 1e3);
@@ -1597,6 +1596,15 @@ int main(int argc, char **argv)
         };
         for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
             test_matvec(&fc[j]);
+        /* a block format's other matvec path too, integer dots or floats
+         * (lavapipe: integer dots, not accelerated there), where it is no GEMM */
+        if (bs > 1 && tb.ctx->dev.info.int_dot) {
+            tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
+            for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
+                if (fc[j].batch < GEMM_MIN_BATCH || fc[j].last_only || !tb.ctx->gemm)
+                    test_matvec(&fc[j]);
+            tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
+        }
     }
 
     test_matvec_big();

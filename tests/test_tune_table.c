@@ -211,7 +211,6 @@ static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, ui
                         struct matvec_variant v, float *out, uint32_t *new_pipelines)
 {
     struct vkllm_error err = {0};
-    const struct quant_format *f = quant_format(type);
     struct gpu_pool host, device, readback;
     gpu_pool_init(&host, &ctx->dev, GPU_POOL_UPLOAD, 1u << 20);
     gpu_pool_init(&device, &ctx->dev, GPU_POOL_DEVICE, 4u << 20);
@@ -238,7 +237,7 @@ static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, ui
     struct gpu_graph g;
     REQUIRE_OK(gpu_graph_create(&g, &ctx->dev, &err), "%s", err.msg);
     struct op_env e = {ctx, &g, step, 1, GPU_BARRIER, false};
-    const bool q8 = f->act == ACT_Q8;
+    const bool q8 = op_matvec_takes_q8(&e, type, false);
     const uint32_t before = ctx->pipes.n_items;
     REQUIRE_OK(gpu_graph_begin(&g, &err), "%s", err.msg);
     if (q8) REQUIRE_OK(op_quantize_q8(&e, &x, &xq, k, false, &err), "%s", err.msg);

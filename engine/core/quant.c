@@ -412,11 +412,11 @@ int quant_format_index(uint32_t type)
     return -1;
 }
 
-int quant_q8_index(uint32_t type)
+int quant_int_dot_index(uint32_t type)
 {
     int n = 0;
     for (uint32_t i = 0; i < quant_format_count; i++) {
-        if (quant_formats[i].act != ACT_Q8) continue;
+        if (quant_formats[i].block_size == 1) continue;
         if (quant_formats[i].type == type) return n;
         n++;
     }

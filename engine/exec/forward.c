@@ -7,8 +7,6 @@
  * of a small model costs its launches more than its arithmetic). */
 #include "forward.h"
 
-#include "quant.h"
-
 /* What a dispatch may touch, as bits: the graph's buffers, then these. */
 enum {
     RES_XQ = BUF_COUNT, /* quantized matmul input */
@@ -51,7 +49,7 @@ static int matmul(struct recorder *r, const struct graph_node *n, const struct g
 {
     const struct gpu_buf *in = buf(r, n->src);
     int rc;
-    if (quant_format(w->type)->act == ACT_Q8) {
+    if (op_matvec_takes_q8(&r->e, w->type, n->last_only)) {
         if (r->xq_of != n->src || r->xq_last_only != n->last_only) {
             touch(r, RES(n->src), RES(RES_XQ));
             rc = op_quantize_q8(&r->e, in, &r->st->xq, w->k, n->last_only, err);
@@ -141,7 +139,7 @@ static const struct graph_node *q8_reader(const struct recorder *r, const struct
         reader->op == NODE_MATMUL || reader->op == NODE_LORA_A || reader->op == NODE_LORA_B;
     if (!matmul || reader->src != n->dst) return NULL;
     const struct gpu_weight *w = matmul_weight(r, reader);
-    return quant_format(w->type)->act == ACT_Q8 && w->k == k ? reader : NULL;
+    return op_matvec_takes_q8(&r->e, w->type, reader->last_only) && w->k == k ? reader : NULL;
 }
 
 /* Norm node N, its output quantized for the matmul READER as well. */

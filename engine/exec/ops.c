@@ -157,7 +157,7 @@ int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_b
 static struct push_matvec matvec_push(const struct op_env *e, const struct gpu_weight *w,
                                       const struct gpu_weight_part *part, bool last_only)
 {
-    const bool q8 = quant_format(w->type)->act == ACT_Q8;
+    const bool q8 = op_matvec_takes_q8(e, w->type, last_only);
     return (struct push_matvec){
         .k = w->k,
         .n_rows = part->n_rows,
@@ -217,6 +217,17 @@ bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
     return e->ctx->gemm && e->batch >= GEMM_MIN_BATCH && !last_only && !e->mixed_rows;
 }
 
+bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only)
+{
+    return e->ctx->matvec_int_dot && quant_format(type)->block_size > 1 &&
+           !op_matvec_uses_gemm(e, last_only);
+}
+
+bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only)
+{
+    return quant_format(type)->act == ACT_Q8 || op_matvec_int_dot(e, type, last_only);
+}
+
 bool op_matvec_by_word(uint32_t type)
 {
     return (type == VKLLM_TYPE_Q4_K || type == VKLLM_TYPE_Q6_K) &&
@@ -251,10 +262,10 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     const uint32_t spec[] = {rows, nt, acc, tpr, tuned.by_word && op_matvec_by_word(w->type)};
     enum shader_id id =
         by_format(c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32, w->type);
-    if (c->matvec_int_dot && f->act == ACT_Q8) /* Q4_0: the first ACT_Q8 line of formats.h */
+    if (op_matvec_int_dot(e, w->type, last_only)) /* Q4_0: the first block format of formats.h */
         id = (enum shader_id)(
             (c->matvec_subgroup ? SHADER_MATVEC_DOT_Q4_0 : SHADER_MATVEC_DOT_SH_Q4_0) +
-            quant_q8_index(w->type));
+            quant_int_dot_index(w->type));
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, wg, spec, 5, 4, sizeof(struct push_matvec), &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {

@@ -64,8 +64,19 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
  * quants at a time (tune_table.h's "words"; Q4_K, Q6_K). */
 bool op_matvec_by_word(uint32_t type);
 
+/* Whether op_matvec of a TYPE weight with LAST_ONLY sums packed 4x8-bit
+ * integer dots: a block format, not run as a GEMM, on a context whose
+ * matvec_int_dot is on (the device has the instructions in hardware, or
+ * VKLLM_FORCE says "int-dot"). */
+bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only);
+/* Whether that matvec's input X is op_quantize_q8's output (with the same
+ * LAST_ONLY) rather than floats: for Q4_0 and Q8_0 always (their
+ * activations are Q8_0, as llama.cpp's CPU backend makes them), for the
+ * other block formats on the integer-dot path. */
+bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only);
+
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.
- * For quantized W, X is the output of op_quantize_q8; otherwise floats. */
+ * X as op_matvec_takes_q8 says. */
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
               const struct gpu_buf *y, bool acc, bool last_only, struct vkllm_error *err);
 

@@ -46,17 +46,22 @@ void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k
     }
 }
 
+void ref_q8_round(const float *x, float *out, uint32_t k)
+{
+    int8_t q[32];
+    float d;
+    for (uint32_t b = 0; b < k / 32; b++) {
+        quant_q8_activations(x + 32 * b, q, &d, 32);
+        for (int j = 0; j < 32; j++)
+            out[32 * b + j] = d * q[j];
+    }
+}
+
 void ref_matvec_input(uint32_t type, const float *x, float *out, uint32_t k)
 {
     const enum quant_act act = quant_format(type) ? quant_format(type)->act : ACT_F32;
     if (act == ACT_Q8) {
-        int8_t q[32];
-        float d;
-        for (uint32_t b = 0; b < k / 32; b++) {
-            quant_q8_activations(x + 32 * b, q, &d, 32);
-            for (int j = 0; j < 32; j++)
-                out[32 * b + j] = d * q[j];
-        }
+        ref_q8_round(x, out, k);
     } else if (act == ACT_F16) {
         for (uint32_t i = 0; i < k; i++)
             out[i] = ref_round_f16(x[i]);

@@ -14,6 +14,9 @@ void ref_norm(const float *x, const float *w, const float *b, float *out, uint32
               bool layer_norm);
 /* y[r] = sum_k W[r][k] x[k]; W is (n, k) row-major floats */
 void ref_matvec(const float *w, const float *x, float *y, uint32_t n, uint32_t k);
+/* K floats (a multiple of 32) as the Q8_0 blocks they quantize to stand for
+ * (quant_q8_activations): what an integer-dot matvec multiplies. */
+void ref_q8_round(const float *x, float *out, uint32_t k);
 /* The input a weight of TYPE multiplies, as llama.cpp's CPU path (and vkllm's
  * shaders) prepare it: Q8_0-quantized activations for Q8_0/Q4_0 weights,
  * rounded to half for F16 and to bfloat16 for BF16, unchanged for the other

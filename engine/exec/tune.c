@@ -45,8 +45,6 @@ struct shape_bench {
 static int measure(struct vkllm_context *ctx, const struct gpu_weight *w, int reps,
                    struct vkllm_tune_shape *s, struct vkllm_error *err)
 {
-    const struct quant_format *f = quant_format(w->type);
-    const bool q8 = f->act == ACT_Q8;
     struct gpu_pool host, device;
     gpu_pool_init(&host, &ctx->dev, GPU_POOL_UPLOAD, 1u << 20);
     gpu_pool_init(&device, &ctx->dev, GPU_POOL_DEVICE, 16u << 20);
@@ -81,6 +79,7 @@ static int measure(struct vkllm_context *ctx, const struct gpu_weight *w, int re
             /* op_matvec reads the table as it records */
             rc = tune_table_set(&ctx->tune, w->type, w->k, w->n, variant(s, c), err);
             if (!rc) rc = gpu_graph_begin(g, err);
+            const bool q8 = op_matvec_takes_q8(&e, w->type, false);
             if (!rc && q8) rc = op_quantize_q8(&e, &x, &xq, w->k, false, err);
             if (!rc) rc = op_matvec(&e, w, q8 ? &xq : &x, &y, false, false, err);
             if (!rc) rc = gpu_graph_end(g, err);

@@ -128,9 +128,10 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * the device does not say (or has subgroups of one) */
     ctx->matvec_tpr = sg >= 2 ? sg : 32;
     if (ctx->matvec_tpr > ctx->wg_size) ctx->matvec_tpr = ctx->wg_size;
-    /* Q4_0 and Q8_0 matvecs sum each block's integer products with one
-     * instruction per four where the device has it in hardware (the same sums
-     * as the emulated path, bit for bit) */
+    /* matvecs of block formats sum integer products of their quants and
+     * Q8_0 activations, one instruction per four, where the device has it in
+     * hardware (for Q4_0 and Q8_0 the same sums as their emulated path, bit
+     * for bit; the other formats' float path takes float activations) */
     ctx->matvec_int_dot = d->int_dot && !forced(force, "no-int-dot") &&
                           (d->int_dot_accelerated || forced(force, "int-dot"));
     /* attention: a subgroup per (token, head), counted at the largest size
@@ -185,7 +186,7 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
                  ? ", decode split over positions, a KV head's queries together"
                  : ", decode split over positions",
              gemm,
-             ctx->matvec_int_dot ? "Q4_0 and Q8_0 matvecs"
+             ctx->matvec_int_dot ? "block-format matvecs"
              : d->int_dot        ? "available, unused"
                                  : "no",
              d->coopmat ? "available, unused" : "no");
