@@ -412,11 +412,11 @@ struct vkllm_context_params {
      * "no-fuse" records every graph node as its own dispatch (no RoPE fused
      * with the KV cache write, no norm with the quantization of its output);
      * "no-int-dot" keeps block-format matvecs off packed 4x8-bit dot
-     * instructions where the device has them in hardware (Q4_0 and Q8_0 sum
-     * their integer products one at a time, the other formats take float
-     * activations), and "int-dot" uses those instructions wherever the
-     * device has them, accelerated or not (lavapipe: not), so that the path
-     * is tested there.
+     * instructions where the device would take them (in hardware, or
+     * emulated on a CPU device: Q4_0 and Q8_0 then sum their integer
+     * products one at a time, the other formats take float activations),
+     * and "int-dot" uses those instructions wherever the device has them,
+     * accelerated or not, so that the path is tested there.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for

@@ -1597,7 +1597,8 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
             test_matvec(&fc[j]);
         /* a block format's other matvec path too, integer dots or floats
-         * (lavapipe: integer dots, not accelerated there), where it is no GEMM */
+         * (lavapipe, a CPU device, takes the integer dots by default), where
+         * it is no GEMM */
         if (bs > 1 && tb.ctx->dev.info.int_dot) {
             tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
             for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)

@@ -258,13 +258,21 @@ static void matvec_with(struct vkllm_context *ctx, uint32_t type, uint32_t k, ui
     gpu_pool_destroy(&readback);
 }
 
-static void test_matvec(uint32_t type)
+/* TYPE's variants on the float path, or with INT_DOT the integer-dot one */
+static void test_matvec(uint32_t type, bool int_dot)
 {
     struct vkllm_error err = {0};
     struct vkllm_context *ctx;
     setenv("VKLLM_TUNE", "0", 1); /* not a tuning of this machine's cache */
     REQUIRE_OK(vkllm_context_create(NULL, &ctx, &err), "%s", err.msg);
     unsetenv("VKLLM_TUNE");
+    if (int_dot && !ctx->dev.info.int_dot) {
+        printf("(no integer dot instructions: %s's variants not checked with them)\n",
+               quant_format(type)->name);
+        vkllm_context_destroy(ctx);
+        return;
+    }
+    ctx->matvec_int_dot = int_dot;
     /* three K-quant super-blocks a row (an odd number for lanes that split a
      * row), and rows that fill no group of 2, 4 or 8 evenly */
     const uint32_t k = 768, n = 99;
@@ -283,7 +291,7 @@ static void test_matvec(uint32_t type)
     for (uint32_t rows = 1; rows <= 8; rows *= 2)
         if (rows != OP_MATVEC_ROWS) vs[n_vs++] = V(ctx->matvec_tpr, rows);
     /* and a word of quants per lane, where the format has that variant */
-    for (uint32_t rows = 1; op_matvec_by_word(type) && rows <= 4; rows *= 2)
+    for (uint32_t rows = 1; op_matvec_by_word(ctx, type) && rows <= 4; rows *= 2)
         vs[n_vs++] = W(ctx->matvec_tpr, rows);
     for (uint32_t i = 0; i < n_vs; i++) {
         matvec_with(ctx, type, k, n, vs[i], got, &made);
@@ -310,10 +318,12 @@ int main(void)
 {
     REQUIRE(mkdtemp(dir));
     test_file();
-    test_matvec(VKLLM_TYPE_F32);
-    test_matvec(VKLLM_TYPE_Q4_0);
-    test_matvec(VKLLM_TYPE_Q4_K);
-    test_matvec(VKLLM_TYPE_Q6_K);
+    test_matvec(VKLLM_TYPE_F32, false);
+    const uint32_t blocks[] = {VKLLM_TYPE_Q4_0, VKLLM_TYPE_Q4_K, VKLLM_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        test_matvec(blocks[i], false);
+        test_matvec(blocks[i], true);
+    }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

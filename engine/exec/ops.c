@@ -228,10 +228,9 @@ bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only)
     return quant_format(type)->act == ACT_Q8 || op_matvec_int_dot(e, type, last_only);
 }
 
-bool op_matvec_by_word(uint32_t type)
+bool op_matvec_by_word(const struct vkllm_context *c, uint32_t type)
 {
-    return (type == VKLLM_TYPE_Q4_K || type == VKLLM_TYPE_Q6_K) &&
-           quant_format(type)->act != ACT_Q8;
+    return (type == VKLLM_TYPE_Q4_K || type == VKLLM_TYPE_Q6_K) && !c->matvec_int_dot;
 }
 
 int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
@@ -259,7 +258,7 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     while (wg > tpr && div_up(w->n, wg / tpr * rows) < MATVEC_MIN_GROUPS)
         wg /= 2;
     const uint32_t rows_per_wg = wg / tpr * rows;
-    const uint32_t spec[] = {rows, nt, acc, tpr, tuned.by_word && op_matvec_by_word(w->type)};
+    const uint32_t spec[] = {rows, nt, acc, tpr, tuned.by_word && op_matvec_by_word(c, w->type)};
     enum shader_id id =
         by_format(c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32, w->type);
     if (op_matvec_int_dot(e, w->type, last_only)) /* Q4_0: the first block format of formats.h */

@@ -60,9 +60,10 @@ uint64_t op_q8_bytes(uint32_t batch, uint32_t k);
 
 /* The decode matvec's rows per thread group where no tuning says otherwise. */
 #define OP_MATVEC_ROWS 2
-/* Whether the matvec of TYPE has the variant that gives a lane a word of
- * quants at a time (tune_table.h's "words"; Q4_K, Q6_K). */
-bool op_matvec_by_word(uint32_t type);
+/* Whether the matvec of TYPE on C has the variant that gives a lane a word
+ * of quants at a time (tune_table.h's "words"; Q4_K and Q6_K, on the float
+ * path: the integer-dot one takes a sub-block a lane). */
+bool op_matvec_by_word(const struct vkllm_context *c, uint32_t type);
 
 /* Whether op_matvec of a TYPE weight with LAST_ONLY sums packed 4x8-bit
  * integer dots: a block format, not run as a GEMM, on a context whose

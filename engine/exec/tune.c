@@ -156,8 +156,8 @@ static struct vkllm_tune_shape shape_of(const struct vkllm_model *m, uint32_t i)
         s.tpr[s.n_candidates] = tpr;
         s.rows[s.n_candidates++] = r;
     }
-    for (uint32_t r = 1;
-         op_matvec_by_word(w->type) && r <= 4 && r <= w->n && s.n_candidates < MAX_CANDIDATES;
+    for (uint32_t r = 1; op_matvec_by_word(m->ctx, w->type) && r <= 4 && r <= w->n &&
+                         s.n_candidates < MAX_CANDIDATES;
          r *= 2) {
         s.tpr[s.n_candidates] = tpr;
         s.rows[s.n_candidates] = r;

@@ -131,9 +131,13 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
     /* matvecs of block formats sum integer products of their quants and
      * Q8_0 activations, one instruction per four, where the device has it in
      * hardware (for Q4_0 and Q8_0 the same sums as their emulated path, bit
-     * for bit; the other formats' float path takes float activations) */
-    ctx->matvec_int_dot = d->int_dot && !forced(force, "no-int-dot") &&
-                          (d->int_dot_accelerated || forced(force, "int-dot"));
+     * for bit; the other formats' float path takes float activations), and
+     * on a CPU device, where it is emulated but still cheaper than decoding
+     * to floats (lavapipe: 1.5x the decode of a 1.1B Q4_K_M file, Q4_0 and
+     * Q8_0 alike; docs/PERFORMANCE.md) */
+    ctx->matvec_int_dot =
+        d->int_dot && !forced(force, "no-int-dot") &&
+        (d->int_dot_accelerated || d->type == VKLLM_DEVICE_CPU || forced(force, "int-dot"));
     /* attention: a subgroup per (token, head), counted at the largest size
      * the device may run (extra pairs find no token); its shared arrays
      * assume subgroups of 8 or more */
