@@ -16,8 +16,8 @@
  * integer sum, four products an instruction in the INT_DOT variant), F16
  * and BF16 weights take activations rounded to their type. The other
  * formats take the floats as they are, except in their INT_DOT variants,
- * which the host takes where the device has the instructions in hardware:
- * those take Q8_0 activations too, and sum each half sub-block's products
+ * which the host takes where the device runs the instructions in hardware
+ * or is a CPU (engine/vk/context.c): those take Q8_0 activations too, and sum each half sub-block's products
  * as integers (quant.glsl's quants32), so that their results differ from the
  * float path's by the activations' rounding. */
 #define KERNEL_MATVEC

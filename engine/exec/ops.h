@@ -67,8 +67,8 @@ bool op_matvec_by_word(const struct vkllm_context *c, uint32_t type);
 
 /* Whether op_matvec of a TYPE weight with LAST_ONLY sums packed 4x8-bit
  * integer dots: a block format, not run as a GEMM, on a context whose
- * matvec_int_dot is on (the device has the instructions in hardware, or
- * VKLLM_FORCE says "int-dot"). */
+ * matvec_int_dot is on (the device has the instructions in hardware or is
+ * a CPU, or VKLLM_FORCE says "int-dot"). */
 bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only);
 /* Whether that matvec's input X is op_quantize_q8's output (with the same
  * LAST_ONLY) rather than floats: for Q4_0 and Q8_0 always (their

@@ -94,8 +94,8 @@ static bool forced(const char *force, const char *path)
 }
 
 /* The fallbacks VKLLM_FORCE can name, and int-dot: the integer-dot matvec
- * where the device has the instructions but does not run them in hardware
- * (lavapipe), so that the path is tested there. */
+ * where the device has the instructions but would not take them (neither in
+ * hardware nor a CPU device), so that the path is tested there. */
 static const char force_known[] =
     "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
     "no-grouped-attention,no-fuse,int-dot,no-int-dot";
