@@ -93,6 +93,20 @@ vec2 k4_scale_min(uvec4 head, uint j)
 }
 #endif
 
+#if defined(WTYPE_Q2_K)
+/* the scales and mins of the two 16-element halves of Q2_K sub-block S of
+ * block B, as (scale0, scale1, min0, min1): d and dmin (word 20) times the
+ * nibbles of scale bytes 8(S/4) + 2(S%4) and the next */
+vec4 q2k_scales(uint b, uint s)
+{
+    const vec2 dm = unpackHalf2x16(bword(b, 20u));
+    const uint i = 8u * (s / 4u) + 2u * (s % 4u);
+    const uint sc0 = bbyte(b, i), sc1 = bbyte(b, i + 1u);
+    return vec4(dm.x * float(sc0 & 0xfu), dm.x * float(sc1 & 0xfu), dm.y * float(sc0 >> 4),
+                dm.y * float(sc1 >> 4));
+}
+#endif
+
 #if defined(WTYPE_Q3_K)
 /* the scales of the two 16-element halves of Q3_K sub-block S of block B:
  * d times a 6-bit scale less 32, its low four bits in the nibbles of bytes
@@ -180,15 +194,12 @@ void dequant32(uint b, uint s, uint scale_offset, out vec4 v[8])
 #elif defined(WTYPE_Q2_K)
     /* scales: bytes 0..15; quants: bytes 16..79; d, dmin: word 20. Sub-block s
      * is bits 2(s%4) of quant bytes 32(s/4) .. +31, two scales of 16 each. */
-    const vec2 dm = unpackHalf2x16(bword(b, 20u));
     const uint h = s / 4u, shift = 2u * (s % 4u);
-    const uint sc0 = bbyte(b, 8u * h + 2u * (s % 4u)), sc1 = bbyte(b, 8u * h + 2u * (s % 4u) + 1u);
-    const float dl0 = dm.x * float(sc0 & 0xfu), ml0 = dm.y * float(sc0 >> 4);
-    const float dl1 = dm.x * float(sc1 & 0xfu), ml1 = dm.y * float(sc1 >> 4);
+    const vec4 sc = q2k_scales(b, s);
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
         const uint q = bword(b, 4u + 8u * h + i);
         const vec4 qv = vec4((uvec4(q, q >> 8, q >> 16, q >> 24) >> shift) & 3u);
-        v[i] = i < 4u ? dl0 * qv - ml0 : dl1 * qv - ml1;
+        v[i] = i < 4u ? sc.x * qv - sc.z : sc.y * qv - sc.w;
     }
 #elif defined(WTYPE_Q3_K)
     /* hmask: bytes 0..31; quants: bytes 32..95; 16 6-bit scales: bytes 96..107 */
@@ -354,12 +365,10 @@ void quants32(uint b, uint s, uint scale_offset, out uint q[8], out vec4 sm)
     sm = vec4(d, d, 0.0, 0.0);
 #elif defined(WTYPE_Q2_K)
     /* as dequant32 */
-    const vec2 dm = unpackHalf2x16(bword(b, 20u));
     const uint h = s / 4u, shift = 2u * (s % 4u);
-    const uint sc0 = bbyte(b, 8u * h + 2u * (s % 4u)), sc1 = bbyte(b, 8u * h + 2u * (s % 4u) + 1u);
     [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = (bword(b, 4u + 8u * h + i) >> shift) & 0x03030303u;
-    sm = vec4(dm.x * float(sc0 & 0xfu), dm.x * float(sc1 & 0xfu), -(dm.y * float(sc0 >> 4)),
-              -(dm.y * float(sc1 >> 4)));
+    const vec4 sc = q2k_scales(b, s);
+    sm = vec4(sc.xy, -sc.zw);
 #elif defined(WTYPE_Q3_K)
     /* as dequant32: 2 low bits, and 4 taken away where the high bit is clear */
     const uint h = s / 4u, j = s % 4u, shift = 2u * j, hbit = 4u * h + j;
