@@ -373,6 +373,10 @@ struct vkllm_device_info {
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants;
     uint64_t min_storage_buffer_offset_alignment;
+    /* uniform texel buffers of vec4 floats (R32G32B32A32_SFLOAT): 0 elements
+     * where the format cannot be one */
+    uint32_t max_texel_buffer_elements;
+    uint64_t min_texel_buffer_offset_alignment;
     float timestamp_period_ns; /* 0 if the compute queue has no timestamps */
 };
 
@@ -416,7 +420,10 @@ struct vkllm_context_params {
      * emulated on a CPU device: Q4_0 and Q8_0 then sum their integer
      * products one at a time, the other formats take float activations),
      * and "int-dot" uses those instructions wherever the device has them,
-     * accelerated or not, so that the path is tested there.
+     * accelerated or not, so that the path is tested there; "no-texel-gemm"
+     * has the GEMM of block formats read its inputs from a storage buffer
+     * where it would read them through a uniform texel buffer (a CPU
+     * device), and "texel-gemm" the other way.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for

@@ -20,7 +20,10 @@
  * lavapipe; a broadcast there searches for the first active lane every
  * time): one lane loop per token and sub-block instead of 8. The other
  * variant (devices without subgroup shuffles, or VKLLM_FORCE=shared-reduce)
- * reads them directly. Every lane reaches the loop (rows and tokens past the
+ * reads them directly. The TEXEL_BINDING variant (block formats, on a CPU
+ * device; ops.c) reads them through a uniform texel buffer instead: there the
+ * same per-lane load is a fetch of 8 vec4s without branches, while a storage
+ * buffer's is a loop over the lanes with a bounds check per component. Every lane reaches the loop (rows and tokens past the
  * end are clamped, not masked), as the shuffles need.
  *
  * The tokens go through in tiles of TT: the TT x RPT partial sums of a tile
@@ -50,9 +53,16 @@ layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
 #define WEIGHTS4 1
 #include "quant.glsl"
 
+#ifdef TEXEL_BINDING
+#ifndef WTYPE_BLOCKS
+#error "texel inputs are read as vec4s: block formats only"
+#endif
+layout(binding = TEXEL_BINDING) uniform samplerBuffer x_texels;
+#else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 /* the same input as vec4s, for block formats (rows a multiple of 32 floats) */
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
+#endif
 layout(std430, binding = 3) buffer Y { float y[]; };
 
 /* Elements k0 .. k0+31 of row R, as v[i] = elements 4i .. 4i+3; past the end
@@ -74,7 +84,9 @@ void load32(uint r, uint k0, out vec4 v[8])
  * end of a float row, its last element again (its weights are zeros). */
 vec4 input4(uint t, uint k0, uint i)
 {
-#ifdef WTYPE_BLOCKS
+#if defined(TEXEL_BINDING)
+    return texelFetch(x_texels, int((t + k0) / 4u + i));
+#elif defined(WTYPE_BLOCKS)
     return x4[(t + k0) / 4u + i];
 #else
     vec4 v;

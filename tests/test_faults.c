@@ -92,6 +92,61 @@ static void test_descriptor_count(void)
     vkllm_context_destroy(ctx);
 }
 
+/* A texel binding (the GEMM's inputs on a CPU device): its view is made once
+ * per range and recording, a failure to make it is one error naming the
+ * kernel, and a range the device cannot view is refused before Vulkan sees
+ * it. */
+static void test_texel_views(void)
+{
+    vkllm_context *ctx = context();
+    if (!ctx->dev.info.max_texel_buffer_elements) {
+        printf("note: the device has no vec4 texel buffers; test_texel_views skipped\n");
+        vkllm_context_destroy(ctx);
+        return;
+    }
+    struct vkllm_error err = {0};
+    /* one token, one row a thread: the smallest variant to compile */
+    const uint32_t spec[4] = {ctx->gemm_wg, 1, 1, 1};
+    struct vk_pipeline *pipe;
+    REQUIRE_OK(vk_pipeline_get(&ctx->pipes, SHADER_GEMM_TX_Q4_0, spec, 4, 4,
+                               sizeof(struct push_matvec), &pipe, &err),
+               "%s", err.msg);
+    struct gpu_pool pool;
+    gpu_pool_init(&pool, &ctx->dev, GPU_POOL_DEVICE, 1 << 16);
+    struct gpu_buf bufs[4];
+    for (int i = 0; i < 4; i++)
+        REQUIRE_OK(gpu_pool_alloc(&pool, 4096, &bufs[i], &err), "%s", err.msg);
+    struct gpu_graph g;
+    REQUIRE_OK(gpu_graph_create(&g, &ctx->dev, &err), "%s", err.msg);
+    REQUIRE_OK(gpu_graph_begin(&g, &err), "%s", err.msg);
+    struct push_matvec pc = {0}; /* no rows: nothing is computed */
+    /* object:1 is the descriptor pool, object:2 the set, object:3 the view */
+    REQUIRE_OK(vk_fault_configure("object:3", NULL, &err), "%s", err.msg);
+    int rc = gpu_graph_dispatch(&g, pipe, 1, &pc, bufs, GPU_NO_BARRIER, &err);
+    CHECK(rc != VKLLM_OK && contains(err.msg, "gemm_tx_q4_0") &&
+              contains(err.msg, "vkCreateBufferView failed") &&
+              contains(err.msg, "injected by VKLLM_FAULT=object:3"),
+          "rc %d: %s", rc, err.msg);
+    REQUIRE_OK(vk_fault_configure(NULL, NULL, &err), "%s", err.msg);
+    for (int i = 0; i < 3; i++)
+        REQUIRE_OK(gpu_graph_dispatch(&g, pipe, 1, &pc, bufs, GPU_NO_BARRIER, &err), "%s", err.msg);
+    CHECK(g.n_views == 1, "3 dispatches of one range made %u views", g.n_views);
+    struct gpu_buf other[4] = {bufs[0], bufs[1], bufs[2], bufs[3]};
+    other[2].size = 2048;
+    REQUIRE_OK(gpu_graph_dispatch(&g, pipe, 1, &pc, other, GPU_NO_BARRIER, &err), "%s", err.msg);
+    CHECK(g.n_views == 2, "a second range made %u views in all", g.n_views);
+    other[2].size = 2040; /* not whole texels */
+    CHECK(!gpu_texel_range_ok(&ctx->dev, &other[2]), "2040 bytes passed as vec4 texels");
+    rc = gpu_graph_dispatch(&g, pipe, 1, &pc, other, GPU_NO_BARRIER, &err);
+    CHECK(rc == VKLLM_E_INVALID && contains(err.msg, "does not suit the device"), "rc %d: %s", rc,
+          err.msg);
+    REQUIRE_OK(gpu_graph_end(&g, &err), "%s", err.msg);
+    gpu_graph_destroy(&g);
+    gpu_pool_destroy(&pool);
+    CHECK(vkllm_context_validation_errors(ctx) == 0);
+    vkllm_context_destroy(ctx);
+}
+
 /* An upload whose wait fails with FAULT ("wait:1", "timeout:1", or "submit:1"):
  * the error says WANT, the context is lost, every later call fails with the
  * same message, and destroying everything leaves the validation layer quiet
@@ -198,6 +253,7 @@ int main(void)
     test_settings();
     test_registry();
     test_descriptor_count();
+    test_texel_views();
     test_lost_upload("wait:1", NULL, "the GPU was lost during the weight upload");
     test_lost_upload("submit:1", NULL, "the GPU was lost: vkQueueSubmit failed");
     test_lost_upload("timeout:1", "2.5",

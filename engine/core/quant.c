@@ -412,7 +412,7 @@ int quant_format_index(uint32_t type)
     return -1;
 }
 
-int quant_int_dot_index(uint32_t type)
+int quant_block_format_index(uint32_t type)
 {
     int n = 0;
     for (uint32_t i = 0; i < quant_format_count; i++) {

@@ -68,9 +68,10 @@ extern const struct quant_format quant_formats[];
 extern const uint32_t quant_format_count;
 /* Index of TYPE in quant_formats, or -1. */
 int quant_format_index(uint32_t type);
-/* Index of TYPE among the block formats of quant_formats (the integer-dot
- * matvec variants' order), or -1 for F32, F16 and BF16, which have none. */
-int quant_int_dot_index(uint32_t type);
+/* Index of TYPE among the block formats of quant_formats (the order of the
+ * kernel variants that only block formats have: the integer-dot matvecs, the
+ * texel-input GEMMs), or -1 for F32, F16 and BF16. */
+int quant_block_format_index(uint32_t type);
 
 /* ============================== Block layouts ==============================
  * As ggml stores them in GGUF files. Half floats are uint16_t. */

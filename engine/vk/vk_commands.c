@@ -134,6 +134,11 @@ static void free_descriptor_pools(struct gpu_graph *g)
     g->desc_pools = NULL;
     g->n_desc_pools = 0;
     g->sets_left = 0;
+    for (uint32_t i = 0; i < g->n_views && !g->dev->hung; i++)
+        vkDestroyBufferView(g->dev->device, g->views[i].view, NULL);
+    free(g->views);
+    g->views = NULL;
+    g->n_views = g->cap_views = 0;
 }
 
 void gpu_graph_destroy(struct gpu_graph *g)
@@ -203,15 +208,15 @@ static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layou
             VkDescriptorPool *pools = realloc(g->desc_pools, (g->n_desc_pools + 1) * sizeof *pools);
             if (!pools) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
             g->desc_pools = pools;
-            VkDescriptorPoolSize size = {
-                .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                .descriptorCount = SETS_PER_POOL * PIPELINE_MAX_BINDINGS,
+            VkDescriptorPoolSize sizes[] = {
+                {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * PIPELINE_MAX_BINDINGS},
+                {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL},
             };
             VkDescriptorPoolCreateInfo ci = {
                 .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                 .maxSets = SETS_PER_POOL,
-                .poolSizeCount = 1,
-                .pPoolSizes = &size,
+                .poolSizeCount = sizeof sizes / sizeof *sizes,
+                .pPoolSizes = sizes,
             };
             int rc = VK_DEV_CHECK(
                 g->dev, err, VK_FAULT_OBJECT,
@@ -236,6 +241,55 @@ static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layou
         if (r == VK_SUCCESS) g->sets_left--;
         return vk_dev_check(g->dev, err, r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
     }
+}
+
+bool gpu_texel_range_ok(const struct vk_device *dev, const struct gpu_buf *b)
+{
+    const struct vkllm_device_info *info = &dev->info;
+    const VkDeviceSize align = info->min_texel_buffer_offset_alignment;
+    return info->max_texel_buffer_elements && b->size % 16 == 0 &&
+           b->size / 16 <= info->max_texel_buffer_elements && (!align || b->offset % align == 0);
+}
+
+/* A view of B as vec4 floats, made once per recording and range. */
+static int texel_view(struct gpu_graph *g, const struct gpu_buf *b, VkBufferView *out,
+                      struct vkllm_error *err)
+{
+    for (uint32_t i = 0; i < g->n_views; i++) {
+        const struct gpu_view *v = &g->views[i];
+        if (v->buffer == b->buffer && v->offset == b->offset && v->size == b->size) {
+            *out = v->view;
+            return VKLLM_OK;
+        }
+    }
+    if (!gpu_texel_range_ok(g->dev, b))
+        return vkllm_fail(err, VKLLM_E_INVALID,
+                          "a texel binding of %llu bytes at %llu does not suit the device",
+                          (unsigned long long)b->size, (unsigned long long)b->offset);
+    if (g->n_views == g->cap_views) {
+        const uint32_t cap = g->cap_views ? 2 * g->cap_views : 8;
+        struct gpu_view *v = realloc(g->views, cap * sizeof *v);
+        if (!v) return vkllm_fail(err, VKLLM_E_NOMEM, "out of host memory");
+        g->views = v;
+        g->cap_views = cap;
+    }
+    VkBufferViewCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = b->buffer,
+        .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+        .offset = b->offset,
+        .range = b->size,
+    };
+    struct gpu_view *v = &g->views[g->n_views];
+    int rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_OBJECT,
+                          vkCreateBufferView(g->dev->device, &ci, NULL, &v->view));
+    if (rc) return rc;
+    v->buffer = b->buffer;
+    v->offset = b->offset;
+    v->size = b->size;
+    g->n_views++;
+    *out = v->view;
+    return VKLLM_OK;
 }
 
 /* Adds PIPE to G's pipelines that have not run, unless it has or is there. */
@@ -269,8 +323,25 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
     if (rc) return rc;
 
     VkDescriptorBufferInfo bi[PIPELINE_MAX_BINDINGS];
+    VkBufferView views[PIPELINE_MAX_BINDINGS];
     VkWriteDescriptorSet writes[PIPELINE_MAX_BINDINGS];
+    const uint32_t texels = shader_registry[pipe->shader].texel_bindings;
     for (uint32_t i = 0; i < pipe->n_bindings; i++) {
+        writes[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+        };
+        if (texels & (1u << i)) {
+            if ((rc = texel_view(g, &bufs[i], &views[i], err))) {
+                vkllm_error_prefix(err, shader_registry[pipe->shader].name);
+                return rc;
+            }
+            writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+            writes[i].pTexelBufferView = &views[i];
+            continue;
+        }
         if (bufs[i].size > info->max_storage_buffer_range)
             return vkllm_fail(err, VKLLM_E_INVALID,
                               "%s: binding %u is %llu bytes, over the device's limit of %llu",
@@ -278,14 +349,8 @@ int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint
                               (unsigned long long)bufs[i].size,
                               (unsigned long long)info->max_storage_buffer_range);
         bi[i] = (VkDescriptorBufferInfo){bufs[i].buffer, bufs[i].offset, bufs[i].size};
-        writes[i] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = set,
-            .dstBinding = i,
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .pBufferInfo = &bi[i],
-        };
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &bi[i];
     }
     vkUpdateDescriptorSets(g->dev->device, pipe->n_bindings, writes, 0, NULL);
 

@@ -25,6 +25,13 @@ struct gpu_profile_rec {
     uint64_t bytes; /* the weight bytes it reads */
 };
 
+/* A view of a buffer range as vec4 floats, for a texel binding. */
+struct gpu_view {
+    VkBuffer buffer;
+    VkDeviceSize offset, size;
+    VkBufferView view;
+};
+
 struct gpu_graph {
     struct vk_device *dev;
     VkCommandPool cmd_pool;
@@ -34,6 +41,8 @@ struct gpu_graph {
     VkDescriptorPool *desc_pools;
     uint32_t n_desc_pools;
     uint32_t sets_left;    /* in the newest descriptor pool */
+    struct gpu_view *views; /* the recording's texel bindings, each range once */
+    uint32_t n_views, cap_views;
     uint32_t n_dispatches; /* in the recording */
     /* the recording's pipelines that have not run yet, each once: its first
      * run may include their compilation, and waits longer (gpu_graph_run) */
@@ -64,7 +73,8 @@ void gpu_graph_destroy(struct gpu_graph *g);
 int gpu_graph_begin(struct gpu_graph *g, struct vkllm_error *err);
 /* Records PIPE over N_GROUPS workgroups (split over x and y when above the
  * device's limit; kernels use group_index()), binding BUFS to bindings
- * 0..pipe->n_bindings-1 and PUSH (pipe->push_size bytes). */
+ * 0..pipe->n_bindings-1 and PUSH (pipe->push_size bytes). A texel binding's
+ * range must suit gpu_texel_range_ok. */
 int gpu_graph_dispatch(struct gpu_graph *g, const struct vk_pipeline *pipe, uint32_t n_groups,
                        const void *push, const struct gpu_buf *bufs, enum gpu_sync sync,
                        struct vkllm_error *err);
@@ -79,6 +89,9 @@ void gpu_graph_barrier(struct gpu_graph *g);
 void gpu_graph_copy(struct gpu_graph *g, const struct gpu_buf *src, const struct gpu_buf *dst,
                     VkDeviceSize size);
 int gpu_graph_end(struct gpu_graph *g, struct vkllm_error *err);
+/* Whether B can be bound as a uniform texel buffer of vec4 floats on DEV:
+ * its offset aligned, its size whole texels and within the device's count. */
+bool gpu_texel_range_ok(const struct vk_device *dev, const struct gpu_buf *b);
 
 /* Submits the recording and waits for it to finish. */
 int gpu_graph_run(struct gpu_graph *g, struct vkllm_error *err);

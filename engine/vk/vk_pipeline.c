@@ -98,7 +98,9 @@ static int pipeline_layouts(struct vk_pipelines *p, struct vk_pipeline *pl, stru
     for (uint32_t i = 0; i < pl->n_bindings; i++)
         bindings[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = shader_registry[pl->shader].texel_bindings & (1u << i)
+                                  ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                  : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };

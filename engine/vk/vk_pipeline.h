@@ -20,7 +20,7 @@ struct vk_pipeline {
     enum shader_id shader;
     uint32_t spec[PIPELINE_MAX_SPEC]; /* constant_id i = spec[i]; 0 is the workgroup size */
     uint32_t n_spec;
-    uint32_t n_bindings; /* storage buffers at bindings 0..n-1 */
+    uint32_t n_bindings; /* buffers at bindings 0..n-1 (shader_code.texel_bindings says which kind) */
     uint32_t push_size;
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
