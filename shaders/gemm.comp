@@ -21,10 +21,11 @@
  * time): one lane loop per token and sub-block instead of 8. The other
  * variant (devices without subgroup shuffles, or VKLLM_FORCE=shared-reduce)
  * reads them directly. The TEXEL_BINDING variant (block formats, on a CPU
- * device; ops.c) reads them through a uniform texel buffer instead: there the
- * same per-lane load is a fetch of 8 vec4s without branches, while a storage
- * buffer's is a loop over the lanes with a bounds check per component. Every lane reaches the loop (rows and tokens past the
- * end are clamped, not masked), as the shuffles need.
+ * device; ops.c) has lanes 0..7 read them through a uniform texel buffer
+ * instead: on lavapipe that is a 16-byte load per lane without branches,
+ * where a storage buffer's is a loop over the lanes with a bounds check per
+ * component. Every lane reaches the loop (rows and tokens past the end are
+ * clamped, not masked), as the shuffles need.
  *
  * The tokens go through in tiles of TT: the TT x RPT partial sums of a tile
  * (vec4s, one component at a time) live over one sub-block and go to the
