@@ -373,7 +373,7 @@ struct vkllm_device_info {
     uint32_t max_workgroup_count[3];
     uint32_t max_push_constants;
     uint64_t min_storage_buffer_offset_alignment;
-    /* uniform texel buffers of vec4 floats (R32G32B32A32_SFLOAT): 0 elements
+    /* uniform texel buffers of uvec4 words (R32G32B32A32_UINT): 0 elements
      * where the format cannot be one */
     uint32_t max_texel_buffer_elements;
     uint64_t min_texel_buffer_offset_alignment;
@@ -420,10 +420,10 @@ struct vkllm_context_params {
      * emulated on a CPU device: Q4_0 and Q8_0 then sum their integer
      * products one at a time, the other formats take float activations),
      * and "int-dot" uses those instructions wherever the device has them,
-     * accelerated or not, so that the path is tested there; "no-texel-gemm"
-     * has the GEMM of block formats read its inputs from a storage buffer
-     * where it would read them through a uniform texel buffer (a CPU
-     * device), and "texel-gemm" the other way.
+     * accelerated or not, so that the path is tested there; "no-texel-loads"
+     * has the integer-dot matvec and the GEMM read a block format's weights
+     * and their input from storage buffers where they would read them as
+     * uniform texel buffers (a CPU device), and "texel-loads" the other way.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for

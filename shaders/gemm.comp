@@ -20,11 +20,11 @@
  * lavapipe; a broadcast there searches for the first active lane every
  * time): one lane loop per token and sub-block instead of 8. The other
  * variant (devices without subgroup shuffles, or VKLLM_FORCE=shared-reduce)
- * reads them directly. The TEXEL_BINDING variant (block formats, on a CPU
+ * reads them directly. The TEXEL_INPUT variant (block formats, on a CPU
  * device; ops.c) has lanes 0..7 read them through a uniform texel buffer
  * instead: on lavapipe that is a 16-byte load per lane without branches,
  * where a storage buffer's is a loop over the lanes with a bounds check per
- * component. Every lane reaches the loop (rows and tokens past the end are
+ * component; it reads the weights so too (TEXEL_WEIGHTS, quant.glsl). Every lane reaches the loop (rows and tokens past the end are
  * clamped, not masked), as the shuffles need.
  *
  * The tokens go through in tiles of TT: the TT x RPT partial sums of a tile
@@ -48,17 +48,19 @@ layout(constant_id = 1) const uint TB = 32; /* tokens per workgroup */
 layout(constant_id = 2) const uint RPT = 8; /* rows per thread */
 layout(constant_id = 3) const uint TT = 3;  /* tokens per register tile */
 
+#ifndef TEXEL_WEIGHTS /* else quant.glsl reads them */
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 /* the same words four at a time (quant.glsl) */
 layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
 #define WEIGHTS4 1
+#endif
 #include "quant.glsl"
 
-#ifdef TEXEL_BINDING
+#ifdef TEXEL_INPUT
 #ifndef WTYPE_BLOCKS
 #error "texel inputs are read as vec4s: block formats only"
 #endif
-layout(binding = TEXEL_BINDING) uniform samplerBuffer x_texels;
+layout(binding = 2) uniform usamplerBuffer x_texels; /* the floats' bits */
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 /* the same input as vec4s, for block formats (rows a multiple of 32 floats) */
@@ -85,8 +87,8 @@ void load32(uint r, uint k0, out vec4 v[8])
  * end of a float row, its last element again (its weights are zeros). */
 vec4 input4(uint t, uint k0, uint i)
 {
-#if defined(TEXEL_BINDING)
-    return texelFetch(x_texels, int((t + k0) / 4u + i));
+#if defined(TEXEL_INPUT)
+    return uintBitsToFloat(texelFetch(x_texels, int((t + k0) / 4u + i)));
 #elif defined(WTYPE_BLOCKS)
     return x4[(t + k0) / 4u + i];
 #else

@@ -46,16 +46,28 @@ layout(constant_id = 4) const uint TPR = 8; /* threads per group, a power of two
  * a warp */
 layout(constant_id = 5) const uint BY_WORD = 0;
 
+#ifndef TEXEL_WEIGHTS /* else quant.glsl reads them */
 layout(std430, binding = 1) readonly buffer Weights { uint weights[]; };
 /* the same words four at a time (quant.glsl) */
 layout(std430, binding = 1) readonly buffer Weights4 { uvec4 weights4[]; };
 #define WEIGHTS4 1
+#endif
 #include "quant.glsl"
 
-#ifdef Q8_INPUT
+#if defined(TEXEL_INPUT)
+#ifndef INT_DOT
+#error "texel input: the Q8_0 words of the integer-dot variant only"
+#endif
+/* the Q8_0 words as a uniform texel buffer of uvec4s (quant.glsl says why) */
+layout(binding = 2) uniform usamplerBuffer x_texels;
+uint xword(uint i) { return texelFetch(x_texels, int(i >> 2))[i & 3u]; }
+uvec4 xword4(uint i) { return texelFetch(x_texels, int(i)); }
+#elif defined(Q8_INPUT)
 layout(std430, binding = 2) readonly buffer X { uint xq[]; };
 /* the same words four at a time: a block's 8 quant words are 32-byte aligned */
 layout(std430, binding = 2) readonly buffer X4 { uvec4 xq4[]; };
+uint xword(uint i) { return xq[i]; }
+uvec4 xword4(uint i) { return xq4[i]; }
 #else
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 /* the same input as vec4s, for block formats (rows a multiple of 32 floats):
@@ -198,14 +210,14 @@ void main()
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = min(t0 + tt, t_end - 1u); /* past the step: unused */
                     const uint xo = t * pc.x_stride + sb * 8u;
-                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * nb + sb]);
+                    const float dx = uintBitsToFloat(xword(pc.x_scale_offset + t * nb + sb));
                     int s = 0;
 #if defined(WTYPE_Q8_0)
                     [[unroll]] for (uint i = 0u; i < 8u; i++)
-                        s += q8_word_dot(bword(b, i), xq[xo + i]);
+                        s += q8_word_dot(bword(b, i), xword(xo + i));
 #else
                     [[unroll]] for (uint i = 0u; i < 4u; i++)
-                        s += q4_word_dot(bword(b, i), xq[xo + i], xq[xo + 4u + i]);
+                        s += q4_word_dot(bword(b, i), xword(xo + i), xword(xo + 4u + i));
 #endif
                     acc[r * NT + tt] += (dw * dx) * float(s);
                 }
@@ -216,8 +228,9 @@ void main()
                 [[unroll]] for (uint tt = 0u; tt < NT; tt++) {
                     const uint t = min(t0 + tt, t_end - 1u);
                     const uint xo = (t * pc.x_stride + sb * 8u) / 4u;
-                    const float dx = uintBitsToFloat(xq[pc.x_scale_offset + t * (pc.k / 32u) + sb]);
-                    const uvec4 xa = xq4[xo], xb = xq4[xo + 1u];
+                    const float dx =
+                        uintBitsToFloat(xword(pc.x_scale_offset + t * (pc.k / 32u) + sb));
+                    const uvec4 xa = xword4(xo), xb = xword4(xo + 1u);
                     int s0 = 0, s1 = 0;
                     [[unroll]] for (uint i = 0u; i < 4u; i++) {
                         s0 += SDOT(q[i], xa[i]);

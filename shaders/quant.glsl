@@ -20,6 +20,11 @@
  * the same data; it matters on lavapipe, which loads a buffer at a per-thread
  * address one lane at a time, whatever the width: a quarter of the lane loops.
  *
+ * With TEXEL_WEIGHTS (block formats) the kernel declares no weights: they are
+ * read here from binding 1 as a uniform texel buffer of uvec4 words. lavapipe
+ * fetches a texel at a per-thread address without the lane loop of a storage
+ * buffer's load (docs/PERFORMANCE.md).
+ *
  * Block formats provide dequant32(b, s, scale_offset, v): elements 32s .. 32s+31
  * of block b of the part, as v[i] = elements 4i .. 4i+3. */
 
@@ -32,14 +37,26 @@
 #endif
 #define SUBS (QK / 32u) /* 32-element sub-blocks per block */
 
-uint bword(uint b, uint i) { return weights[b * BW + i]; }
+#ifdef TEXEL_WEIGHTS
+layout(binding = 1) uniform usamplerBuffer weight_texels;
+/* word I of the part */
+uint wword(uint i) { return texelFetch(weight_texels, int(i >> 2))[i & 3u]; }
+#define WEIGHTS4 1
+#else
+uint wword(uint i) { return weights[i]; }
+#endif
+uint bword(uint b, uint i) { return wword(b * BW + i); }
 
 /* (the preprocessor cannot read BW's unsigned literals) */
 #if defined(WEIGHTS4) && ((HALF_AT >= 0 && (BLOCK_BYTES - 2) % 16 == 0) ||                         \
                           (HALF_AT < 0 && BLOCK_BYTES % 16 == 0))
 #define BLOCK_WORDS4 1
 /* words 4i .. 4i+3 of block B */
+#ifdef TEXEL_WEIGHTS
+uvec4 bword4(uint b, uint i) { return texelFetch(weight_texels, int(b * (BW / 4u) + i)); }
+#else
 uvec4 bword4(uint b, uint i) { return weights4[b * (BW / 4u) + i]; }
+#endif
 #endif
 
 /* byte O of block B */
@@ -48,7 +65,7 @@ uint bbyte(uint b, uint o) { return bitfieldExtract(bword(b, o >> 2), int(8u * (
 /* the scale half the layout moved out of block B */
 float block_scale(uint scale_offset, uint b)
 {
-    uint word = weights[scale_offset + (b >> 1)];
+    uint word = wword(scale_offset + (b >> 1));
     return (b & 1u) == 0u ? f16_lo(word) : f16_hi(word);
 }
 

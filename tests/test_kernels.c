@@ -572,21 +572,20 @@ static void test_matvec(const struct matvec_case *c)
     case_end();
 }
 
-/* The GEMMs among CASES[0..N) again with the GEMM's other way of reading its
- * inputs, through a uniform texel buffer or from a storage buffer (a CPU
- * device takes the texels by default). Only block formats have the texel
- * variant, and its inputs are read alike for all of them: Q4_0 and Q4_K
- * stand for the rest (each variant costs lavapipe seconds to compile). */
-static void test_gemm_other_input(const struct matvec_case *cases, size_t n)
+/* The Q4_0 and Q4_K cases among CASES[0..N) again with the other way of
+ * reading weights and input, as texel buffers or storage buffers (a CPU
+ * device takes the texels by default, where the integer-dot matvec or the
+ * shuffled GEMM runs). Only the loads differ between the two, the same for
+ * every block format: Q4_0 (Q8_0 input words) and Q4_K (quants32) stand for
+ * the rest, as each variant costs lavapipe seconds to compile. */
+static void test_other_loads(const struct matvec_case *cases, size_t n)
 {
-    if (!tb.ctx->gemm || !tb.ctx->gemm_shuffle || !tb.ctx->dev.info.max_texel_buffer_elements)
-        return;
-    tb.ctx->gemm_texel = !tb.ctx->gemm_texel;
+    if (!tb.ctx->dev.info.max_texel_buffer_elements) return;
+    tb.ctx->texel_loads = !tb.ctx->texel_loads;
     for (size_t i = 0; i < n; i++)
-        if ((cases[i].type == VKLLM_TYPE_Q4_0 || cases[i].type == VKLLM_TYPE_Q4_K) &&
-            cases[i].batch >= GEMM_MIN_BATCH && !cases[i].last_only)
+        if (cases[i].type == VKLLM_TYPE_Q4_0 || cases[i].type == VKLLM_TYPE_Q4_K)
             test_matvec(&cases[i]);
-    tb.ctx->gemm_texel = !tb.ctx->gemm_texel;
+    tb.ctx->texel_loads = !tb.ctx->texel_loads;
 }
 
 /* The big case: one tensor larger than the device's storage-buffer range must
@@ -1589,7 +1588,7 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
         test_matvec(&mv[i]);
-    test_gemm_other_input(mv, sizeof mv / sizeof mv[0]);
+    test_other_loads(mv, sizeof mv / sizeof mv[0]);
 
     /* every other format: rows of one and of several blocks (not a multiple of
      * the threads per row), batches, ACC and LAST_ONLY, parts */
@@ -1624,7 +1623,7 @@ int main(int argc, char **argv)
                     test_matvec(&fc[j]);
             tb.ctx->matvec_int_dot = !tb.ctx->matvec_int_dot;
         }
-        test_gemm_other_input(fc, sizeof fc / sizeof fc[0]);
+        test_other_loads(fc, sizeof fc / sizeof fc[0]);
     }
 
     test_matvec_big();

@@ -178,6 +178,20 @@ static uint32_t pow2_floor(uint32_t v)
     return p;
 }
 
+/* Whether W's matvec or GEMM reads W and X as texel buffers (their
+ * kernels' _tx variants): where the context takes texel loads, for block
+ * formats, and where the device can view every part and X so. */
+static bool texel_loads(const struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x)
+{
+    const struct vk_device *dev = &e->ctx->dev;
+    if (!e->ctx->texel_loads || quant_block_format_index(w->type) < 0 ||
+        !gpu_texel_range_ok(dev, x))
+        return false;
+    for (uint32_t i = 0; i < w->n_parts; i++)
+        if (!gpu_texel_range_ok(dev, &w->parts[i].buf)) return false;
+    return true;
+}
+
 /* Tokens whose sums a GEMM thread keeps in registers at once: 1 x 8 rows
  * measured best on lavapipe (8 sums and their operands fit its 16 AVX
  * registers; docs/PERFORMANCE.md) */
@@ -194,15 +208,9 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     const uint32_t rpt = w->n >= c->gemm_wg * c->gemm_thread_rows ? c->gemm_thread_rows : 1;
     const uint32_t rows_per_wg = c->gemm_wg * rpt;
     const uint32_t spec[] = {tb, rpt, GEMM_TILE_TOKENS};
-    /* the texel variants read the inputs as vec4s: block formats only */
-    struct gpu_buf xin = *x;
-    xin.size -= xin.size % 16; /* whole texels; the rows used end on one */
     enum shader_id id = by_format(c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32, w->type);
-    if (c->gemm_texel && quant_block_format_index(w->type) >= 0 &&
-        gpu_texel_range_ok(&c->dev, &xin)) /* Q4_0: the first block format of formats.h */
+    if (c->gemm_shuffle && texel_loads(e, w, x)) /* Q4_0: the first block format */
         id = (enum shader_id)(SHADER_GEMM_TX_Q4_0 + quant_block_format_index(w->type));
-    else
-        xin = *x;
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, c->gemm_wg, spec, 3, 4, sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, tb);
@@ -211,7 +219,7 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
         struct push_matvec pc = matvec_push(e, w, part, false);
         pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
         pc.acc = acc;
-        struct gpu_buf bufs[] = {e->step, part->buf, xin, *y};
+        struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
         gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
                                 bufs, i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
@@ -269,9 +277,10 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
     enum shader_id id =
         by_format(c->matvec_subgroup ? SHADER_MATVEC_F32 : SHADER_MATVEC_SH_F32, w->type);
     if (op_matvec_int_dot(e, w->type, last_only)) /* Q4_0: the first block format of formats.h */
-        id = (enum shader_id)(
-            (c->matvec_subgroup ? SHADER_MATVEC_DOT_Q4_0 : SHADER_MATVEC_DOT_SH_Q4_0) +
-            quant_block_format_index(w->type));
+        id = (enum shader_id)((!c->matvec_subgroup    ? SHADER_MATVEC_DOT_SH_Q4_0
+                               : texel_loads(e, w, x) ? SHADER_MATVEC_DOT_TX_Q4_0
+                                                      : SHADER_MATVEC_DOT_Q4_0) +
+                              quant_block_format_index(w->type));
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, wg, spec, 5, 4, sizeof(struct push_matvec), &p, err);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {

@@ -93,12 +93,12 @@ static bool forced(const char *force, const char *path)
     return listed(force, path, strlen(path));
 }
 
-/* The fallbacks VKLLM_FORCE can name, and int-dot and texel-gemm: the
- * integer-dot matvec and the texel-input GEMM where the device could take them
- * but would not (a GPU), so that the paths are tested there. */
+/* The fallbacks VKLLM_FORCE can name, and int-dot and texel-loads: the
+ * integer-dot matvec and the texel loads where the device could take them but
+ * would not (a GPU), so that the paths are tested there. */
 static const char force_known[] =
     "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
-    "no-grouped-attention,no-fuse,int-dot,no-int-dot,texel-gemm,no-texel-gemm";
+    "no-grouped-attention,no-fuse,int-dot,no-int-dot,texel-loads,no-texel-loads";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -175,19 +175,20 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * to the others (gemm.comp): subgroups of 8 or more */
     const uint32_t sg_min = d->subgroup_min_size ? d->subgroup_min_size : sg;
     ctx->gemm_shuffle = ctx->matvec_subgroup && sg_min >= 8;
-    /* those loads through a uniform texel buffer on a CPU device: lavapipe
-     * turns a storage-buffer load whose address differs between lanes into a
-     * loop over the lanes, a texel fetch into 8 loads without branches
-     * (about 1.1x the GEMM, 1.12x a 1.1B model's prompt; docs/PERFORMANCE.md).
-     * A GPU keeps the storage buffer, its loads not known to lose (texel-gemm
-     * takes the texels there, no-texel-gemm leaves them on a CPU device). */
-    ctx->gemm_texel = ctx->gemm_shuffle && d->max_texel_buffer_elements &&
-                      !forced(force, "no-texel-gemm") &&
-                      (d->type == VKLLM_DEVICE_CPU || forced(force, "texel-gemm"));
+    /* on a CPU device, the integer-dot matvec and the shuffled GEMM read a
+     * block format's weights and their input as uniform texel buffers:
+     * lavapipe turns a storage-buffer load whose address differs between
+     * lanes into a loop over the lanes, a texel fetch into 8 loads without
+     * branches (docs/PERFORMANCE.md). A GPU keeps the storage buffers, not
+     * known to lose there (texel-loads takes the texels on any device,
+     * no-texel-loads leaves them) */
+    ctx->texel_loads = d->max_texel_buffer_elements && !forced(force, "no-texel-loads") &&
+                       (d->type == VKLLM_DEVICE_CPU || forced(force, "texel-loads"));
     char gemm[96] = "matvec";
     if (ctx->gemm)
         snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s", ctx->gemm_tokens,
-                 ctx->gemm_wg * ctx->gemm_thread_rows, ctx->gemm_texel ? ", inputs as texels" : "");
+                 ctx->gemm_wg * ctx->gemm_thread_rows,
+                 ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "");
     snprintf(ctx->paths, sizeof ctx->paths,
              "matvec: %u threads per row, %s reduction; attention: %s per head%s%s; prompts: %s; "
              "int8 dot: %s; cooperative matrix: %s",
@@ -199,9 +200,11 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
                  ? ", decode split over positions, a KV head's queries together"
                  : ", decode split over positions",
              gemm,
-             ctx->matvec_int_dot ? "block-format matvecs"
-             : d->int_dot        ? "available, unused"
-                                 : "no",
+             ctx->matvec_int_dot && ctx->matvec_subgroup && ctx->texel_loads
+                 ? "block-format matvecs, texel loads"
+             : ctx->matvec_int_dot ? "block-format matvecs"
+             : d->int_dot          ? "available, unused"
+                                   : "no",
              d->coopmat ? "available, unused" : "no");
 }
 

@@ -27,7 +27,9 @@ struct vkllm_context {
     uint32_t gemm_tokens;         /* tokens per GEMM workgroup */
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
     bool gemm_shuffle;            /* GEMM inputs loaded once per subgroup, shuffled */
-    bool gemm_texel;              /* ... through a texel buffer, for block formats */
+    /* block formats' weights and inputs read by the integer-dot matvec and
+     * the shuffled GEMM as uniform texel buffers */
+    bool texel_loads;
     struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
     char paths[512];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */

@@ -243,15 +243,22 @@ static int descriptor_set_alloc(struct gpu_graph *g, VkDescriptorSetLayout layou
     }
 }
 
+/* B's size in whole 16-byte texels: gpu_pool_alloc leaves room for the last */
+static VkDeviceSize texel_bytes(const struct gpu_buf *b)
+{
+    return (b->size + 15) & ~(VkDeviceSize)15;
+}
+
 bool gpu_texel_range_ok(const struct vk_device *dev, const struct gpu_buf *b)
 {
     const struct vkllm_device_info *info = &dev->info;
     const VkDeviceSize align = info->min_texel_buffer_offset_alignment;
-    return info->max_texel_buffer_elements && b->size % 16 == 0 &&
-           b->size / 16 <= info->max_texel_buffer_elements && (!align || b->offset % align == 0);
+    return info->max_texel_buffer_elements &&
+           texel_bytes(b) / 16 <= info->max_texel_buffer_elements &&
+           (!align || b->offset % align == 0);
 }
 
-/* A view of B as vec4 floats, made once per recording and range. */
+/* A view of B as uvec4 words, made once per recording and range. */
 static int texel_view(struct gpu_graph *g, const struct gpu_buf *b, VkBufferView *out,
                       struct vkllm_error *err)
 {
@@ -276,9 +283,9 @@ static int texel_view(struct gpu_graph *g, const struct gpu_buf *b, VkBufferView
     VkBufferViewCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
         .buffer = b->buffer,
-        .format = VK_FORMAT_R32G32B32A32_SFLOAT,
+        .format = VK_FORMAT_R32G32B32A32_UINT,
         .offset = b->offset,
-        .range = b->size,
+        .range = texel_bytes(b),
     };
     struct gpu_view *v = &g->views[g->n_views];
     int rc = VK_DEV_CHECK(g->dev, err, VK_FAULT_OBJECT,

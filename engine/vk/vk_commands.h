@@ -25,7 +25,7 @@ struct gpu_profile_rec {
     uint64_t bytes; /* the weight bytes it reads */
 };
 
-/* A view of a buffer range as vec4 floats, for a texel binding. */
+/* A view of a buffer range as uvec4 words, for a texel binding. */
 struct gpu_view {
     VkBuffer buffer;
     VkDeviceSize offset, size;
@@ -89,8 +89,9 @@ void gpu_graph_barrier(struct gpu_graph *g);
 void gpu_graph_copy(struct gpu_graph *g, const struct gpu_buf *src, const struct gpu_buf *dst,
                     VkDeviceSize size);
 int gpu_graph_end(struct gpu_graph *g, struct vkllm_error *err);
-/* Whether B can be bound as a uniform texel buffer of vec4 floats on DEV:
- * its offset aligned, its size whole texels and within the device's count. */
+/* Whether B can be bound as a uniform texel buffer of uvec4 words on DEV: its
+ * offset aligned, its 16-byte texels (the last one rounded up: gpu_pool_alloc
+ * leaves room) within the device's count. */
 bool gpu_texel_range_ok(const struct vk_device *dev, const struct gpu_buf *b);
 
 /* Submits the recording and waits for it to finish. */

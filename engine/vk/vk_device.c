@@ -354,7 +354,7 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->max_push_constants = lim->maxPushConstantsSize;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     VkFormatProperties fmt;
-    vkGetPhysicalDeviceFormatProperties(phys, VK_FORMAT_R32G32B32A32_SFLOAT, &fmt);
+    vkGetPhysicalDeviceFormatProperties(phys, VK_FORMAT_R32G32B32A32_UINT, &fmt);
     if (fmt.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT)
         info->max_texel_buffer_elements = lim->maxTexelBufferElements;
     info->min_texel_buffer_offset_alignment = lim->minTexelBufferOffsetAlignment;

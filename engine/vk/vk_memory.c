@@ -41,7 +41,7 @@ static int block_create(struct gpu_pool *p, VkDeviceSize size, struct gpu_block 
     VkBufferCreateInfo bci = {
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
-        /* texel: the GEMM may read its inputs through a buffer view (ops.c) */
+        /* texel: matvecs and GEMMs may read through buffer views (ops.c) */
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                  VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
@@ -135,17 +135,20 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
     if (rc) return rc;
     const VkDeviceSize align = gpu_pool_alignment(info);
     size = gpu_range_bytes(size);
+    /* the space taken ends on a whole 16 bytes, so that a texel view of the
+     * range (vk_commands.c) may round its end up */
+    const VkDeviceSize span = (size + 15) & ~(VkDeviceSize)15;
 
     struct gpu_block *b = NULL;
     for (uint32_t i = 0; i < p->n_blocks && !b; i++) {
         struct gpu_block *c = &p->blocks[i];
         VkDeviceSize start = (c->used + align - 1) / align * align;
-        if (start + size <= c->size) b = c;
+        if (start + span <= c->size) b = c;
     }
     if (!b) {
         const VkDeviceSize limit = gpu_pool_limit(info);
-        const VkDeviceSize bs = gpu_new_block_bytes(size, p->block_size, limit);
-        if (limit && size > limit)
+        const VkDeviceSize bs = gpu_new_block_bytes(span, p->block_size, limit);
+        if (limit && span > limit)
             return vkllm_fail(err, VKLLM_E_DEVICE_MEMORY,
                               "a buffer of %.1f MiB exceeds %s's allocation limit of %.1f MiB",
                               size / 1048576.0, info->name, limit / 1048576.0);
@@ -160,7 +163,7 @@ int gpu_pool_alloc(struct gpu_pool *p, VkDeviceSize size, struct gpu_buf *out,
         b = &p->blocks[p->n_blocks++];
     }
     VkDeviceSize start = (b->used + align - 1) / align * align;
-    b->used = start + size;
+    b->used = start + span;
     out->buffer = b->buffer;
     out->offset = start;
     out->size = size;
