@@ -56,6 +56,31 @@ static void test_registry(void)
     vkllm_context_destroy(ctx);
 }
 
+/* N buffers of BYTES each from POOL, and G recording: what a dispatch test
+ * binds and records into. */
+static void graph_begin(vkllm_context *ctx, struct gpu_pool *pool, struct gpu_buf *bufs, int n,
+                        VkDeviceSize bytes, struct gpu_graph *g)
+{
+    struct vkllm_error err = {0};
+    gpu_pool_init(pool, &ctx->dev, GPU_POOL_DEVICE, 1 << 16);
+    for (int i = 0; i < n; i++)
+        REQUIRE_OK(gpu_pool_alloc(pool, bytes, &bufs[i], &err), "%s", err.msg);
+    REQUIRE_OK(gpu_graph_create(g, &ctx->dev, &err), "%s", err.msg);
+    REQUIRE_OK(gpu_graph_begin(g, &err), "%s", err.msg);
+}
+
+/* Ends and frees what graph_begin made, then CTX, which must have had no
+ * validation message. */
+static void graph_end(vkllm_context *ctx, struct gpu_pool *pool, struct gpu_graph *g)
+{
+    struct vkllm_error err = {0};
+    REQUIRE_OK(gpu_graph_end(g, &err), "%s", err.msg);
+    gpu_graph_destroy(g);
+    gpu_pool_destroy(pool);
+    CHECK(vkllm_context_validation_errors(ctx) == 0);
+    vkllm_context_destroy(ctx);
+}
+
 /* One failed descriptor-set allocation, then a pool's worth (256) of sets:
  * they fit the first pool only if the failure did not count. */
 static void test_descriptor_count(void)
@@ -67,13 +92,9 @@ static void test_descriptor_count(void)
     REQUIRE_OK(vk_pipeline_get(&ctx->pipes, SHADER_GET_ROWS_F32, spec, 1, 3,
                                sizeof(struct push_get_rows), &pipe, &err));
     struct gpu_pool pool;
-    gpu_pool_init(&pool, &ctx->dev, GPU_POOL_DEVICE, 1 << 16);
     struct gpu_buf bufs[3];
-    for (int i = 0; i < 3; i++)
-        REQUIRE_OK(gpu_pool_alloc(&pool, 256, &bufs[i], &err), "%s", err.msg);
     struct gpu_graph g;
-    REQUIRE_OK(gpu_graph_create(&g, &ctx->dev, &err), "%s", err.msg);
-    REQUIRE_OK(gpu_graph_begin(&g, &err), "%s", err.msg);
+    graph_begin(ctx, &pool, bufs, 3, 256, &g);
     struct push_get_rows pc = {0};
     /* object:1 is the first dispatch's descriptor pool, object:2 its set */
     REQUIRE_OK(vk_fault_configure("object:2", NULL, &err), "%s", err.msg);
@@ -85,11 +106,7 @@ static void test_descriptor_count(void)
     for (int i = 0; i < 256; i++)
         REQUIRE_OK(gpu_graph_dispatch(&g, pipe, 1, &pc, bufs, GPU_NO_BARRIER, &err), "%s", err.msg);
     CHECK(g.n_desc_pools == 1, "256 sets took %u descriptor pools", g.n_desc_pools);
-    REQUIRE_OK(gpu_graph_end(&g, &err), "%s", err.msg);
-    gpu_graph_destroy(&g);
-    gpu_pool_destroy(&pool);
-    CHECK(vkllm_context_validation_errors(ctx) == 0);
-    vkllm_context_destroy(ctx);
+    graph_end(ctx, &pool, &g);
 }
 
 /* Texel bindings (weights and inputs on a CPU device): a view is made once
@@ -112,13 +129,9 @@ static void test_texel_views(void)
                                sizeof(struct push_matvec), &pipe, &err),
                "%s", err.msg);
     struct gpu_pool pool;
-    gpu_pool_init(&pool, &ctx->dev, GPU_POOL_DEVICE, 1 << 16);
     struct gpu_buf bufs[4];
-    for (int i = 0; i < 4; i++)
-        REQUIRE_OK(gpu_pool_alloc(&pool, 4096, &bufs[i], &err), "%s", err.msg);
     struct gpu_graph g;
-    REQUIRE_OK(gpu_graph_create(&g, &ctx->dev, &err), "%s", err.msg);
-    REQUIRE_OK(gpu_graph_begin(&g, &err), "%s", err.msg);
+    graph_begin(ctx, &pool, bufs, 4, 4096, &g);
     struct push_matvec pc = {0}; /* no rows: nothing is computed */
     /* object:1 is the descriptor pool, object:2 the set, object:3 the
      * weights' view (binding 1), object:4 the input's */
@@ -141,11 +154,7 @@ static void test_texel_views(void)
     rc = gpu_graph_dispatch(&g, pipe, 1, &pc, other, GPU_NO_BARRIER, &err);
     CHECK(rc == VKLLM_E_INVALID && contains(err.msg, "does not suit the device"), "rc %d: %s", rc,
           err.msg);
-    REQUIRE_OK(gpu_graph_end(&g, &err), "%s", err.msg);
-    gpu_graph_destroy(&g);
-    gpu_pool_destroy(&pool);
-    CHECK(vkllm_context_validation_errors(ctx) == 0);
-    vkllm_context_destroy(ctx);
+    graph_end(ctx, &pool, &g);
 }
 
 /* An upload whose wait fails with FAULT ("wait:1", "timeout:1", or "submit:1"):
