@@ -422,8 +422,12 @@ struct vkllm_context_params {
      * and "int-dot" uses those instructions wherever the device has them,
      * accelerated or not, so that the path is tested there; "no-texel-loads"
      * has the integer-dot matvec and the GEMM read a block format's weights
-     * and their input from storage buffers where they would read them as
-     * uniform texel buffers (a CPU device), and "texel-loads" the other way.
+     * and their input, and prompt attention an F16 KV cache, from storage
+     * buffers where they would read them as uniform texel buffers (a CPU
+     * device), and "texel-loads" the other way; "no-gemm-pairs" has Q4_0
+     * GEMMs multiply floats where they would multiply two tokens' int8
+     * inputs at once in integers (a CPU device, with texel loads), and
+     * "gemm-pairs" the other way.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for

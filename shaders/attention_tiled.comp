@@ -45,15 +45,31 @@ layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };
  * values; the head size is then a multiple of 32 (budget.c) */
 #include "kv_q8.glsl"
 #endif
+#ifdef TEXEL_KV
+/* an F16 cache through uniform texel buffers (a CPU device; ops.c): every
+ * lane reads the same K or V row, which lavapipe fetches as a 16-byte load
+ * per lane, where a storage buffer's is a loop over the lanes, one
+ * component at a time */
+#if defined(K_Q8) || defined(V_Q8)
+#error "texel K and V rows are uvec4s of halves"
+#endif
+layout(binding = 2) uniform usamplerBuffer k_texels;
+layout(binding = 3) uniform usamplerBuffer v_texels;
+#define K_ROW(i) texelFetch(k_texels, int(i))
+#define V_ROW(i) texelFetch(v_texels, int(i))
+#else
 #ifdef K_Q8
 layout(std430, binding = 2) readonly buffer KCache { uint k_cache[]; };
 #else
 layout(std430, binding = 2) readonly buffer KCache { uvec4 k_cache[]; };
+#define K_ROW(i) k_cache[i]
 #endif
 #ifdef V_Q8
 layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
 #else
 layout(std430, binding = 3) readonly buffer VCache { uvec4 v_cache[]; };
+#define V_ROW(i) v_cache[i]
+#endif
 #endif
 /* binding 4, the untiled kernel's score scratch, is not used */
 layout(std430, binding = 5) writeonly buffer Out { vec4 o4[]; };
@@ -157,7 +173,7 @@ void main()
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(k_cache[kb + c], lo, hi);
+            unpack8(K_ROW(kb + c), lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
@@ -199,7 +215,7 @@ void main()
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(k_cache[kb + c], lo, hi);
+            unpack8(K_ROW(kb + c), lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
@@ -231,7 +247,7 @@ void main()
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(v_cache[kb + c], lo, hi);
+            unpack8(V_ROW(kb + c), lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++)
             {
                 acc[r][2u * c] += pr[r] * lo;

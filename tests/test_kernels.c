@@ -588,6 +588,21 @@ static void test_other_loads(const struct matvec_case *cases, size_t n)
     tb.ctx->texel_loads = !tb.ctx->texel_loads;
 }
 
+/* The Q4_0 GEMM cases among CASES[0..N) again with the other way of
+ * multiplying, floats or token pairs in integers (a CPU device pairs them by
+ * default; the pairs read their inputs as texels). */
+static void test_other_products(const struct matvec_case *cases, size_t n)
+{
+    const bool texels = tb.ctx->texel_loads;
+    tb.ctx->texel_loads = tb.ctx->dev.info.max_texel_buffer_elements && tb.ctx->gemm_shuffle;
+    if (!tb.ctx->texel_loads) return;
+    tb.ctx->gemm_pairs = !tb.ctx->gemm_pairs;
+    for (size_t i = 0; i < n; i++)
+        if (cases[i].type == VKLLM_TYPE_Q4_0) test_matvec(&cases[i]);
+    tb.ctx->gemm_pairs = !tb.ctx->gemm_pairs;
+    tb.ctx->texel_loads = texels;
+}
+
 /* The big case: one tensor larger than the device's storage-buffer range must
  * be split by the device limit itself (max_part_bytes = 0). */
 static void test_matvec_big(void)
@@ -1589,6 +1604,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
         test_matvec(&mv[i]);
     test_other_loads(mv, sizeof mv / sizeof mv[0]);
+    test_other_products(mv, sizeof mv / sizeof mv[0]);
 
     /* every other format: rows of one and of several blocks (not a multiple of
      * the threads per row), batches, ACC and LAST_ONLY, parts */
@@ -1748,12 +1764,19 @@ int main(int argc, char **argv)
      * more again a query at a time (as VKLLM_FORCE=no-tiled-attention), split
      * over positions and not (as no-split-attention), the split with the
      * heads of a KV head in one workgroup and one a workgroup (as
-     * no-grouped-attention), whichever the device chose */
+     * no-grouped-attention), whichever the device chose; the first tiled
+     * case and those at head_dim 64 with the cache read the other way too,
+     * texels or storage buffers (as no-texel-loads) */
     const bool tiled = tb.ctx->attention_tiled;
     const uint32_t splits = tb.ctx->attention_splits, split_heads = tb.ctx->attention_split_heads;
     for (size_t i = 0; i < sizeof ac / sizeof ac[0]; i++) {
         const bool by_tiles = tiled && ac[i].batch >= ATTENTION_TILED_MIN_BATCH;
         test_attention(&ac[i], 0, 0);
+        if (by_tiles && (i == 0 || ac[i].hd == 64) && tb.ctx->dev.info.max_texel_buffer_elements) {
+            tb.ctx->texel_loads = !tb.ctx->texel_loads;
+            test_attention(&ac[i], 0, 0);
+            tb.ctx->texel_loads = !tb.ctx->texel_loads;
+        }
         tb.ctx->attention_tiled = false;
         if (by_tiles) test_attention(&ac[i], 0, 0);
         if (splits && ac[i].hd % 8 == 0 && ac[i].hd >= 2 * splits) {

@@ -211,6 +211,7 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     enum shader_id id = by_format(c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32, w->type);
     if (c->gemm_shuffle && texel_loads(e, w, x)) /* Q4_0: the first block format */
         id = (enum shader_id)(SHADER_GEMM_TX_Q4_0 + quant_block_format_index(w->type));
+    if (id == SHADER_GEMM_TX_Q4_0 && c->gemm_pairs) id = SHADER_GEMM_PAIRS_Q4_0;
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, c->gemm_wg, spec, 3, 4, sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, tb);
@@ -444,10 +445,14 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
                        a->head_dim >= 2 * c->attention_splits;
     struct vk_pipeline *p = NULL;
     const uint32_t q8 = kv_q8_variant(a->type_k, a->type_v);
+    /* tiled, an F16 cache is read as texels where the context takes them */
+    enum shader_id tiled_id = (enum shader_id)(SHADER_ATTENTION_TILED + q8);
+    if (!q8 && c->texel_loads && gpu_texel_range_ok(&c->dev, k_cache) &&
+        gpu_texel_range_ok(&c->dev, v_cache))
+        tiled_id = SHADER_ATTENTION_TILED_TX;
     int rc =
         split   ? 0
-        : tiled ? pipeline_wg(e, SHADER_ATTENTION_TILED + q8, wg, spec, 4, 6,
-                              sizeof(struct push_attention), &p, err)
+        : tiled ? pipeline_wg(e, tiled_id, wg, spec, 4, 6, sizeof(struct push_attention), &p, err)
                 : pipeline(e, (c->attention_subgroup ? SHADER_ATTENTION : SHADER_ATTENTION_SH) + q8,
                            NULL, 0, 6, sizeof(struct push_attention), &p, err);
     if (rc) return rc;

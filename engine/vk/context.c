@@ -93,12 +93,14 @@ static bool forced(const char *force, const char *path)
     return listed(force, path, strlen(path));
 }
 
-/* The fallbacks VKLLM_FORCE can name, and int-dot and texel-loads: the
- * integer-dot matvec and the texel loads where the device could take them but
- * would not (a GPU), so that the paths are tested there. */
+/* The fallbacks VKLLM_FORCE can name, and int-dot, texel-loads and
+ * gemm-pairs: the integer-dot matvec, the texel loads and the paired GEMM
+ * where the device could take them but would not (a GPU), so that the paths
+ * are tested there. */
 static const char force_known[] =
     "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
-    "no-grouped-attention,no-fuse,int-dot,no-int-dot,texel-loads,no-texel-loads";
+    "no-grouped-attention,no-fuse,int-dot,no-int-dot,texel-loads,no-texel-loads,gemm-pairs,"
+    "no-gemm-pairs";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -184,11 +186,18 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * no-texel-loads leaves them) */
     ctx->texel_loads = d->max_texel_buffer_elements && !forced(force, "no-texel-loads") &&
                        (d->type == VKLLM_DEVICE_CPU || forced(force, "texel-loads"));
-    char gemm[96] = "matvec";
+    /* a CPU device multiplies and adds floats in two instructions (lavapipe
+     * fuses none), ints two tokens at a time in one (gemm.comp's PAIRS): a
+     * Q4_0 GEMM 1.3-1.4x faster there (docs/PERFORMANCE.md). It reads its
+     * inputs as texels. A GPU has fused multiply-adds: gemm-pairs to test it */
+    ctx->gemm_pairs = ctx->texel_loads && ctx->gemm_shuffle && !forced(force, "no-gemm-pairs") &&
+                      (d->type == VKLLM_DEVICE_CPU || forced(force, "gemm-pairs"));
+    char gemm[128] = "matvec";
     if (ctx->gemm)
-        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s", ctx->gemm_tokens,
+        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s%s", ctx->gemm_tokens,
                  ctx->gemm_wg * ctx->gemm_thread_rows,
-                 ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "");
+                 ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "",
+                 ctx->gemm_pairs ? ", Q4_0 in token pairs" : "");
     snprintf(ctx->paths, sizeof ctx->paths,
              "matvec: %u threads per row, %s reduction; attention: %s per head%s%s; prompts: %s; "
              "int8 dot: %s; cooperative matrix: %s",

@@ -28,8 +28,10 @@ struct vkllm_context {
     uint32_t gemm_thread_rows;    /* rows per GEMM thread (WG of them apart) */
     bool gemm_shuffle;            /* GEMM inputs loaded once per subgroup, shuffled */
     /* block formats' weights and inputs read by the integer-dot matvec and
-     * the shuffled GEMM as uniform texel buffers */
+     * the shuffled GEMM as uniform texel buffers, and an F16 KV cache by
+     * prompt attention */
     bool texel_loads;
+    bool gemm_pairs; /* Q4_0 GEMMs with two tokens' products per integer multiply */
     struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
     char paths[512];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */
