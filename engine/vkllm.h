@@ -425,8 +425,8 @@ struct vkllm_context_params {
      * and their input, and prompt attention an F16 KV cache, from storage
      * buffers where they would read them as uniform texel buffers (a CPU
      * device), and "texel-loads" the other way; "no-gemm-pairs" has Q4_0
-     * GEMMs multiply floats where they would multiply two tokens' int8
-     * inputs at once in integers (a CPU device, with texel loads), and
+     * and Q4_K GEMMs multiply floats where they would multiply two tokens'
+     * int8 inputs at once in integers (a CPU device, with texel loads), and
      * "gemm-pairs" the other way.
      * NULL: the best the device offers. */
     const char *force;

@@ -38,18 +38,20 @@
  * activations that a decode step's matvec sees (quantize_q8.comp writes them
  * as floats for a GEMM); F16 and BF16 weights round them to their type here.
  *
- * PAIRS (Q4_0, on a CPU device; ops.c): two tokens' products in one 32-bit
- * integer multiply. gallivm never fuses a multiply and an add, so the float
- * loop above costs two instructions a product; here a sub-block's int8
- * inputs of tokens A and B go in one int, qa + 65536 qb, and its weights
- * (-8..7) times that sum to sa + 65536 sb over the 32 elements, where |sa|
- * <= 8 * 127 * 32 < 32768 leaves both recoverable: two products per multiply
- * and add. The inputs' int8 quants come back from their floats: a Q8_0
- * block's largest magnitude is 127 d exactly (d a half), so q = x 127 / amax
- * rounds to the integer. A sub-block's sum is then exact, scaled by the
- * weights' d and the input's 127 d (the 127 divided out once, at the end), as
- * the integer-dot matvec and llama.cpp's CPU path scale theirs. 1.3-1.4x the
- * float loop's speed on lavapipe (docs/PERFORMANCE.md). */
+ * PAIRS (Q4_0 and Q4_K, on a CPU device; ops.c): two tokens' products in
+ * one 32-bit integer multiply. gallivm never fuses a multiply and an add, so
+ * the float loop above costs two instructions a product; here a sub-block's
+ * int8 inputs of tokens A and B go in one int, qa + 65536 qb, and its weights
+ * as ints -8..7 (Q4_K's 0..15 less 8) times that sum to sa + 65536 sb over
+ * the 32 elements, where |sa| <= 8 * 127 * 32 < 32768 leaves both
+ * recoverable: two products per multiply and add. The inputs are Q8_0-rounded
+ * floats (ops.c has Q4_K's rounded too) whose int8 quants come back exactly:
+ * a block's largest magnitude is 127 d (d a half), so q = x 127 / amax rounds
+ * to the integer. A sub-block's sum is then exact, scaled by the weights' d
+ * and the input's 127 d (the 127 divided out once, at the end), as the
+ * integer-dot matvec and llama.cpp's CPU path scale theirs; Q4_K adds its
+ * min and the 8 taken off times the inputs' sum. 1.3-1.4x the float loop's
+ * speed on lavapipe (docs/PERFORMANCE.md). */
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
@@ -124,20 +126,38 @@ void inputs32(uint t, uint k0, out vec4 v[8])
 }
 
 #ifdef PAIRS
-#if !defined(WTYPE_Q4_0) || !defined(TEXEL_INPUT) || !defined(SUBGROUP)
-#error "paired products: Q4_0 weights, texel inputs, subgroup shuffles"
+#if !(defined(WTYPE_Q4_0) || defined(WTYPE_Q4_K)) || !defined(TEXEL_INPUT) || !defined(SUBGROUP)
+#error "paired products: Q4_0 or Q4_K weights, texel inputs, subgroup shuffles"
 #endif
-/* Row R's sub-block at K0 as ints (-8..7), element i at w[i], and its d */
-void load32_ints(uint r, uint k0, out int w[32], out float d)
+/* Row R's sub-block at K0 as ints -8..7, element i at w[i] standing for
+ * ab.x w[i] + ab.y */
+void load32_ints(uint r, uint k0, out int w[32], out vec2 ab)
 {
     const uint b = r * (pc.k / QK) + k0 / QK;
-    d = block_scale(pc.scale_offset, b);
+#if defined(WTYPE_Q4_0)
+    ab = vec2(block_scale(pc.scale_offset, b), 0.0);
     const uvec4 q4 = bword4(b, 0u);
     [[unroll]] for (uint i = 0u; i < 4u; i++)
         [[unroll]] for (uint j = 0u; j < 4u; j++) {
             w[4u * i + j] = int((q4[i] >> (8u * j)) & 15u) - 8;
             w[16u + 4u * i + j] = int((q4[i] >> (8u * j + 4u)) & 15u) - 8;
         }
+#else
+    /* quants32: 0..15 standing for sm.x q + sm.z (both halves alike) */
+    uint q[8];
+    vec4 sm;
+    quants32(b, (k0 % QK) / 32u, pc.scale_offset, q, sm);
+    ab = vec2(sm.x, 8.0 * sm.x + sm.z);
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) w[4u * i + j] = int((q[i] >> (8u * j)) & 15u) - 8;
+#endif
+}
+
+/* S = sa + 65536 sb as (sa, sb), |sa| < 32768 */
+ivec2 split_pair(int s)
+{
+    const int sa = (s << 16) >> 16;
+    return ivec2(sa, (s - sa) >> 16);
 }
 
 /* Tokens A and B's inputs k0 .. k0+31: p[i] = qa + 65536 qb for element i,
@@ -187,8 +207,8 @@ void main()
 #ifdef PAIRS
     for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
         int w[RPT][32];
-        float d[RPT];
-        [[unroll]] for (uint r = 0u; r < RPT; r++) load32_ints(rows[r], k0, w[r], d[r]);
+        vec2 ab[RPT];
+        [[unroll]] for (uint r = 0u; r < RPT; r++) load32_ints(rows[r], k0, w[r], ab[r]);
         [[unroll]] for (uint t = 0u; t < TB; t += 2u) {
             int p[32];
             float da, db;
@@ -197,10 +217,21 @@ void main()
             [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] = 0;
             [[unroll]] for (uint i = 0u; i < 32u; i++)
                 [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] += w[r][i] * p[i];
+#ifdef QUANTS_MIN
+            int sum = 0; /* the inputs' sums, paired as the products */
+            [[unroll]] for (uint i = 0u; i < 32u; i++) sum += p[i];
+            const vec2 sx = vec2(split_pair(sum));
+#endif
             [[unroll]] for (uint r = 0u; r < RPT; r++) {
-                const int sa = (s[r] << 16) >> 16, sb = (s[r] - sa) >> 16;
-                acc[t][r] += float(sa) * (d[r] * da);
-                if (t + 1u < TB) acc[t + 1u][r] += float(sb) * (d[r] * db);
+                const vec2 sp = vec2(split_pair(s[r]));
+#ifdef QUANTS_MIN
+                const vec2 v = ab[r].x * sp + ab[r].y * sx;
+                acc[t][r] += v.x * da;
+                if (t + 1u < TB) acc[t + 1u][r] += v.y * db;
+#else
+                acc[t][r] += sp.x * (ab[r].x * da);
+                if (t + 1u < TB) acc[t + 1u][r] += sp.y * (ab[r].x * db);
+#endif
             }
         }
     }

@@ -197,6 +197,13 @@ static bool texel_loads(const struct op_env *e, const struct gpu_weight *w, cons
  * registers; docs/PERFORMANCE.md) */
 #define GEMM_TILE_TOKENS 1
 
+/* Whether a GEMM of TYPE multiplies two tokens at a time in integers
+ * (gemm.comp's PAIRS), where it reads texels */
+static bool gemm_pairs(const struct vkllm_context *c, uint32_t type)
+{
+    return c->gemm_pairs && (type == VKLLM_TYPE_Q4_0 || type == VKLLM_TYPE_Q4_K);
+}
+
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
                 const struct gpu_buf *y, bool acc, struct vkllm_error *err)
 {
@@ -211,7 +218,8 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     enum shader_id id = by_format(c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32, w->type);
     if (c->gemm_shuffle && texel_loads(e, w, x)) /* Q4_0: the first block format */
         id = (enum shader_id)(SHADER_GEMM_TX_Q4_0 + quant_block_format_index(w->type));
-    if (id == SHADER_GEMM_TX_Q4_0 && c->gemm_pairs) id = SHADER_GEMM_PAIRS_Q4_0;
+    if (id == SHADER_GEMM_TX_Q4_0 && gemm_pairs(c, w->type)) id = SHADER_GEMM_PAIRS_Q4_0;
+    if (id == SHADER_GEMM_TX_Q4_K && gemm_pairs(c, w->type)) id = SHADER_GEMM_PAIRS_Q4_K;
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, c->gemm_wg, spec, 3, 4, sizeof(struct push_matvec), &p, err);
     const uint32_t tok_tiles = div_up(e->batch, tb);
@@ -241,7 +249,8 @@ bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only)
 
 bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only)
 {
-    return quant_format(type)->act == ACT_Q8 || op_matvec_int_dot(e, type, last_only);
+    return quant_format(type)->act == ACT_Q8 || op_matvec_int_dot(e, type, last_only) ||
+           (op_matvec_uses_gemm(e, last_only) && gemm_pairs(e->ctx, type));
 }
 
 bool op_matvec_by_word(const struct vkllm_context *c, uint32_t type)

@@ -31,7 +31,7 @@ struct vkllm_context {
      * the shuffled GEMM as uniform texel buffers, and an F16 KV cache by
      * prompt attention */
     bool texel_loads;
-    bool gemm_pairs; /* Q4_0 GEMMs with two tokens' products per integer multiply */
+    bool gemm_pairs; /* Q4_0 and Q4_K GEMMs: two tokens' products per integer multiply */
     struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
     char paths[512];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */
