@@ -1,5 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#ifdef TEXEL_KV
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 /* attention_tiled: attention.comp's arithmetic for a prompt, a workgroup per
  * tile of BR consecutive tokens (of one sequence, at consecutive positions:
  * a prompt's step) times HQ query heads that share one KV head
@@ -45,31 +48,42 @@ layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };
  * values; the head size is then a multiple of 32 (budget.c) */
 #include "kv_q8.glsl"
 #endif
+/* A K or V row at uvec4 BASE of SRC, as halves 8c .. 8c+7 in LO and HI
+ * for c < H8: ROW_FETCH once per row, then ROW_PART for each c. */
 #ifdef TEXEL_KV
 /* an F16 cache through uniform texel buffers (a CPU device; ops.c): every
- * lane reads the same K or V row, which lavapipe fetches as a 16-byte load
- * per lane, where a storage buffer's is a loop over the lanes, one
- * component at a time */
+ * lane needs the same row, which lavapipe fetches from a texel buffer as a
+ * 16-byte load per lane, from a storage buffer as a loop over the lanes, one
+ * component at a time. Lane l fetches and converts the row's uvec4s l, l +
+ * 8, ...; the others come from it by shuffles from constant lanes (a
+ * permute), so the halves are converted once, not in every lane. */
 #if defined(K_Q8) || defined(V_Q8)
 #error "texel K and V rows are uvec4s of halves"
 #endif
-layout(binding = 2) uniform usamplerBuffer k_texels;
-layout(binding = 3) uniform usamplerBuffer v_texels;
-#define K_ROW(i) texelFetch(k_texels, int(i))
-#define V_ROW(i) texelFetch(v_texels, int(i))
+layout(binding = 2) uniform usamplerBuffer k_cache;
+layout(binding = 3) uniform usamplerBuffer v_cache;
+const uint G8 = (H8 + 7u) / 8u; /* uvec4s of a row a lane fetches */
+#define ROW_FETCH(SRC, BASE, LO, HI)                                                             \
+    vec4 LO[G8], HI[G8];                                                                         \
+    [[unroll]] for (uint g_ = 0u; g_ < G8; g_++)                                                 \
+        unpack8(texelFetch(SRC, int((BASE) + min(8u * g_ + gl_SubgroupInvocationID % 8u, H8 - 1u))), \
+                LO[g_], HI[g_])
+#define ROW_PART(SRC, BASE, LO, HI, C, lo, hi)                                                   \
+    lo = subgroupShuffle(LO[(C) / 8u], (C) % 8u);                                                \
+    hi = subgroupShuffle(HI[(C) / 8u], (C) % 8u)
 #else
 #ifdef K_Q8
 layout(std430, binding = 2) readonly buffer KCache { uint k_cache[]; };
 #else
 layout(std430, binding = 2) readonly buffer KCache { uvec4 k_cache[]; };
-#define K_ROW(i) k_cache[i]
 #endif
 #ifdef V_Q8
 layout(std430, binding = 3) readonly buffer VCache { uint v_cache[]; };
 #else
 layout(std430, binding = 3) readonly buffer VCache { uvec4 v_cache[]; };
-#define V_ROW(i) v_cache[i]
 #endif
+#define ROW_FETCH(SRC, BASE, LO, HI)
+#define ROW_PART(SRC, BASE, LO, HI, C, lo, hi) unpack8(SRC[(BASE) + (C)], lo, hi)
 #endif
 /* binding 4, the untiled kernel's score scratch, is not used */
 layout(std430, binding = 5) writeonly buffer Out { vec4 o4[]; };
@@ -170,10 +184,11 @@ void main()
 #ifdef K_Q8
         K_DOTS(seq_block + slot * kv_blocks);
 #else
+        ROW_FETCH(k_cache, kb, k_lo, k_hi);
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(K_ROW(kb + c), lo, hi);
+            ROW_PART(k_cache, kb, k_lo, k_hi, c, lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
@@ -212,10 +227,11 @@ void main()
 #ifdef K_Q8
         K_DOTS(seq_block + slot * kv_blocks);
 #else
+        ROW_FETCH(k_cache, kb, k_lo, k_hi);
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(K_ROW(kb + c), lo, hi);
+            ROW_PART(k_cache, kb, k_lo, k_hi, c, lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++) s[r] +=
                 dot(qv[r][2u * c], lo) + dot(qv[r][2u * c + 1u], hi);
         }
@@ -244,10 +260,11 @@ void main()
             }
         }
 #else
+        ROW_FETCH(v_cache, kb, v_lo, v_hi);
         [[unroll]] for (uint c = 0u; c < H8; c++)
         {
             vec4 lo, hi;
-            unpack8(V_ROW(kb + c), lo, hi);
+            ROW_PART(v_cache, kb, v_lo, v_hi, c, lo, hi);
             [[unroll]] for (uint r = 0u; r < R; r++)
             {
                 acc[r][2u * c] += pr[r] * lo;

@@ -454,9 +454,10 @@ int op_attention(struct op_env *e, const struct gpu_buf *q, const struct gpu_buf
                        a->head_dim >= 2 * c->attention_splits;
     struct vk_pipeline *p = NULL;
     const uint32_t q8 = kv_q8_variant(a->type_k, a->type_v);
-    /* tiled, an F16 cache is read as texels where the context takes them */
+    /* tiled, an F16 cache is read as texels where the context takes them,
+     * each row's parts shuffled as the GEMM's inputs are (subgroups of 8+) */
     enum shader_id tiled_id = (enum shader_id)(SHADER_ATTENTION_TILED + q8);
-    if (!q8 && c->texel_loads && gpu_texel_range_ok(&c->dev, k_cache) &&
+    if (!q8 && c->texel_loads && c->gemm_shuffle && gpu_texel_range_ok(&c->dev, k_cache) &&
         gpu_texel_range_ok(&c->dev, v_cache))
         tiled_id = SHADER_ATTENTION_TILED_TX;
     int rc =
