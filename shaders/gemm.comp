@@ -45,13 +45,16 @@
  * as ints -8..7 (Q4_K's 0..15 less 8) times that sum to sa + 65536 sb over
  * the 32 elements, where |sa| <= 8 * 127 * 32 < 32768 leaves both
  * recoverable: two products per multiply and add. The inputs are Q8_0-rounded
- * floats (ops.c has Q4_K's rounded too) whose int8 quants come back exactly:
- * a block's largest magnitude is 127 d (d a half), so q = x 127 / amax rounds
- * to the integer. A sub-block's sum is then exact, scaled by the weights' d
- * and the input's 127 d (the 127 divided out once, at the end), as the
- * integer-dot matvec and llama.cpp's CPU path scale theirs; Q4_K adds its
- * min and the 8 taken off times the inputs' sum. 1.3-1.4x the float loop's
- * speed on lavapipe (docs/PERFORMANCE.md). */
+ * floats (ops.c has Q4_K's rounded too) that pair_inputs.comp turns into
+ * those ints, with each block's 127 d and the paired sums, before the GEMM
+ * (ops.c), so that the loop here only reads them: recovering them per
+ * workgroup took a fifth of its time. A sub-block's sum is exact, scaled by
+ * the weights' d and the input's 127 d (the 127 divided out once, at the
+ * end), as the integer-dot matvec and llama.cpp's CPU path scale theirs;
+ * Q4_K adds its min and the 8 taken off times the inputs' sum. Binding 2 is
+ * then pair_inputs' output, pc.x_stride its pairs per block and
+ * pc.x_scale_offset the texel of its scales. 1.3-1.4x the float loop's speed
+ * on lavapipe (docs/PERFORMANCE.md). */
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
@@ -160,26 +163,14 @@ ivec2 split_pair(int s)
     return ivec2(sa, (s - sa) >> 16);
 }
 
-/* Tokens A and B's inputs k0 .. k0+31: p[i] = qa + 65536 qb for element i,
- * and each block's d. Lanes 0..7 take 4 elements each, every lane gets all. */
-void input_pairs(uint a, uint b, uint k0, out int p[32], out float da, out float db)
+/* Pair J's inputs k0 .. k0+31 as pair_inputs.comp wrote them: p[i] = qa +
+ * 65536 qb for element i. Lanes 0..7 read a texel each, every lane gets all. */
+void input_pairs(uint j, uint k0, out int p[32])
 {
-    const uint lane = gl_SubgroupInvocationID % 8u;
-    const vec4 xa = input4(a, k0, lane), xb = input4(b, k0, lane);
-    vec2 amax = vec2(max(max(abs(xa.x), abs(xa.y)), max(abs(xa.z), abs(xa.w))),
-                     max(max(abs(xb.x), abs(xb.y)), max(abs(xb.z), abs(xb.w))));
-    /* lanes 0..7's maxima to every lane: shuffles from constant lanes (an
-     * xor's lane differs between lanes, which lavapipe does lane by lane) */
-    vec2 all = amax;
-    [[unroll]] for (uint i = 0u; i < 8u; i++) all = max(all, subgroupShuffle(amax, i));
-    amax = all;
-    /* 127 d, the scale: the sums are divided by 127 once, at the end */
-    da = amax.x;
-    db = amax.y;
-    const vec2 inv = mix(127.0 / amax, vec2(0.0), equal(amax, vec2(0.0)));
-    const ivec4 mine = ivec4(round(xa * inv.x)) + (ivec4(round(xb * inv.y)) << 16);
+    const ivec4 mine = ivec4(texelFetch(x_texels, int(8u * (j * (pc.k / 32u) + k0 / 32u) +
+                                                      gl_SubgroupInvocationID % 8u)));
     [[unroll]] for (uint i = 0u; i < 8u; i++)
-        [[unroll]] for (uint j = 0u; j < 4u; j++) p[4u * i + j] = subgroupShuffle(mine[j], i);
+        [[unroll]] for (uint c = 0u; c < 4u; c++) p[4u * i + c] = subgroupShuffle(mine[c], i);
 }
 #endif
 
@@ -197,30 +188,39 @@ void main()
      * from staying in registers. */
     uint rows[RPT];
     [[unroll]] for (uint r = 0u; r < RPT; r++) rows[r] = min(row0 + r * WG, pc.n_rows - 1u);
+#ifndef PAIRS
     uint toks[TB];
     [[unroll]] for (uint t = 0u; t < TB; t++) toks[t] = (tok0 + min(t, n_tok - 1u)) * pc.x_stride;
+#endif
 
     float acc[TB][RPT];
     [[unroll]] for (uint t = 0u; t < TB; t++)
         [[unroll]] for (uint r = 0u; r < RPT; r++) acc[t][r] = 0.0;
 
 #ifdef PAIRS
+    /* the workgroup's TB / 2 pairs (pc.x_stride of them per block; the
+     * last ones may be past the step's tokens: read, never stored) */
+    const uint pair0 = tok0 / 2u;
     for (uint k0 = 0u; k0 < pc.k; k0 += 32u) {
         int w[RPT][32];
         vec2 ab[RPT];
         [[unroll]] for (uint r = 0u; r < RPT; r++) load32_ints(rows[r], k0, w[r], ab[r]);
+        /* the pairs' scales and sums: lane l reads those of pairs l, l + 8, .. */
+        uvec4 scales[(TB / 2u + 7u) / 8u];
+        [[unroll]] for (uint g = 0u; g < (TB / 2u + 7u) / 8u; g++)
+            scales[g] = texelFetch(x_texels, int(pc.x_scale_offset + (k0 / 32u) * pc.x_stride + pair0 +
+                                                 8u * g + gl_SubgroupInvocationID % 8u));
         [[unroll]] for (uint t = 0u; t < TB; t += 2u) {
             int p[32];
-            float da, db;
-            input_pairs(toks[t], toks[min(t + 1u, TB - 1u)], k0, p, da, db);
+            input_pairs(pair0 + t / 2u, k0, p);
+            const uvec4 sc = subgroupShuffle(scales[t / 16u], (t / 2u) % 8u);
+            const float da = uintBitsToFloat(sc.x), db = uintBitsToFloat(sc.y);
             int s[RPT];
             [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] = 0;
             [[unroll]] for (uint i = 0u; i < 32u; i++)
                 [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] += w[r][i] * p[i];
 #ifdef QUANTS_MIN
-            int sum = 0; /* the inputs' sums, paired as the products */
-            [[unroll]] for (uint i = 0u; i < 32u; i++) sum += p[i];
-            const vec2 sx = vec2(split_pair(sum));
+            const vec2 sx = vec2(split_pair(int(sc.z))); /* the inputs' sums */
 #endif
             [[unroll]] for (uint r = 0u; r < RPT; r++) {
                 const vec2 sp = vec2(split_pair(s[r]));

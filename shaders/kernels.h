@@ -93,6 +93,14 @@ PUSH_BEGIN(push_quantize_q8)
 PUSH_END
 #endif
 
+#if !defined(VULKAN) || defined(KERNEL_PAIR_INPUTS)
+PUSH_BEGIN(push_pair_inputs)
+    PC_UINT k;           /* floats per token, a multiple of 32 */
+    PC_UINT n_pairs;     /* pairs of tokens the output has room for */
+    PC_UINT scale_texel; /* uvec4 offset of the scales in the output */
+PUSH_END
+#endif
+
 #if !defined(VULKAN) || defined(KERNEL_ROPE)
 PUSH_BEGIN(push_rope)
     PC_UINT n_heads;

@@ -121,11 +121,38 @@ void op_step_prompt(const struct gpu_buf *step, const int32_t *tokens, uint32_t 
         row[t] = (struct step_row){tokens[t], pos0 + t, seq};
 }
 
+/* A GEMM in token pairs (gemm.comp's PAIRS) reads its input as
+ * pair_inputs.comp writes it from the floats, where those end in the
+ * quantized input buffer (at a multiple of 256 bytes, the most that Vulkan
+ * lets a device ask of a binding's offset): per pair of tokens and 32-element
+ * block, 8 uvec4 texels of paired quants, then a texel of scales per pair and
+ * block. Room for the pairs of whole 64-token tiles: a workgroup reads its
+ * tile's pairs past the step's tokens, and never stores their sums. */
+#define PAIRS_TILE 64
+static uint32_t pairs_room(uint32_t batch)
+{
+    return div_up(batch, PAIRS_TILE) * (PAIRS_TILE / 2);
+}
+
+/* The part of XQ that holds those pairs, for BATCH tokens of K floats */
+static struct gpu_buf pairs_part(const struct gpu_buf *xq, uint32_t batch, uint32_t k)
+{
+    const uint64_t at = ((uint64_t)batch * (k / 32) * 32 * 4 + 255) / 256 * 256;
+    return (struct gpu_buf){
+        .buffer = xq->buffer,
+        .offset = xq->offset + at,
+        .size = (uint64_t)pairs_room(batch) * (k / 32) * 9 * 16,
+        .mapped = xq->mapped ? (uint8_t *)xq->mapped + at : NULL,
+    };
+}
+
 uint64_t op_q8_bytes(uint32_t batch, uint32_t k)
 {
     /* 32 int8 quants and one float scale per block; a batch that can run as a
-     * GEMM needs room for the floats it reads instead */
-    return (uint64_t)batch * (k / 32) * (batch >= GEMM_MIN_BATCH ? 32 * 4 : 32 + 4);
+     * GEMM needs room for the floats it reads instead, and for their pairs */
+    if (batch < GEMM_MIN_BATCH) return (uint64_t)batch * (k / 32) * (32 + 4);
+    const struct gpu_buf none = {0}, pairs = pairs_part(&none, batch, k);
+    return pairs.offset + pairs.size;
 }
 
 int op_quantize_q8(struct op_env *e, const struct gpu_buf *x, const struct gpu_buf *xq, uint32_t k,
@@ -218,17 +245,36 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     enum shader_id id = by_format(c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32, w->type);
     if (c->gemm_shuffle && texel_loads(e, w, x)) /* Q4_0: the first block format */
         id = (enum shader_id)(SHADER_GEMM_TX_Q4_0 + quant_block_format_index(w->type));
-    if (id == SHADER_GEMM_TX_Q4_0 && gemm_pairs(c, w->type)) id = SHADER_GEMM_PAIRS_Q4_0;
-    if (id == SHADER_GEMM_TX_Q4_K && gemm_pairs(c, w->type)) id = SHADER_GEMM_PAIRS_Q4_K;
+    const struct gpu_buf pairs = pairs_part(x, e->batch, w->k);
+    if (gemm_pairs(c, w->type) && gpu_texel_range_ok(&c->dev, &pairs) && tb <= PAIRS_TILE) {
+        if (id == SHADER_GEMM_TX_Q4_0) id = SHADER_GEMM_PAIRS_Q4_0;
+        if (id == SHADER_GEMM_TX_Q4_K) id = SHADER_GEMM_PAIRS_Q4_K;
+    }
+    const bool paired = id == SHADER_GEMM_PAIRS_Q4_0 || id == SHADER_GEMM_PAIRS_Q4_K;
+    const uint32_t n_pairs = pairs_room(e->batch);
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, c->gemm_wg, spec, 3, 4, sizeof(struct push_matvec), &p, err);
+    if (!rc && paired) {
+        /* the pairs go where the previous GEMM may still read its own */
+        gpu_graph_barrier(e->graph);
+        struct vk_pipeline *pp;
+        rc = pipeline(e, SHADER_PAIR_INPUTS, NULL, 0, 3, sizeof(struct push_pair_inputs), &pp, err);
+        const struct push_pair_inputs ppc = {w->k, n_pairs, n_pairs * (w->k / 32) * 8};
+        const struct gpu_buf pbufs[] = {e->step, *x, pairs};
+        if (!rc)
+            rc = gpu_graph_dispatch(e->graph, pp,
+                                    div_up((uint64_t)div_up(e->batch, 2) * (w->k / 32), c->wg_size),
+                                    &ppc, pbufs, GPU_BARRIER, err);
+    }
     const uint32_t tok_tiles = div_up(e->batch, tb);
     for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
         const struct gpu_weight_part *part = &w->parts[i];
         struct push_matvec pc = matvec_push(e, w, part, false);
-        pc.x_stride = w->k; /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0 */
+        /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0, or their pairs */
+        pc.x_stride = paired ? n_pairs : w->k;
+        pc.x_scale_offset = paired ? n_pairs * (w->k / 32) * 8 : 0;
         pc.acc = acc;
-        struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        struct gpu_buf bufs[] = {e->step, part->buf, paired ? pairs : *x, *y};
         gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
         rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
                                 bufs, i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
