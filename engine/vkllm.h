@@ -424,8 +424,8 @@ struct vkllm_context_params {
      * has the integer-dot matvec and the GEMM read a block format's weights
      * and their input, and prompt attention an F16 KV cache, from storage
      * buffers where they would read them as uniform texel buffers (a CPU
-     * device), and "texel-loads" the other way; "no-gemm-pairs" has Q4_0
-     * and Q4_K GEMMs multiply floats where they would multiply two tokens'
+     * device), and "texel-loads" the other way; "no-gemm-pairs" has Q4_0,
+     * Q4_K and Q6_K GEMMs multiply floats where they would multiply two tokens'
      * int8 inputs at once in integers (a CPU device, with texel loads), and
      * "gemm-pairs" the other way.
      * NULL: the best the device offers. */

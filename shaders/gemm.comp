@@ -38,14 +38,16 @@
  * activations that a decode step's matvec sees (quantize_q8.comp writes them
  * as floats for a GEMM); F16 and BF16 weights round them to their type here.
  *
- * PAIRS (Q4_0 and Q4_K, on a CPU device; ops.c): two tokens' products in
+ * PAIRS (Q4_0, Q4_K and Q6_K, on a CPU device; ops.c): two tokens' products in
  * one 32-bit integer multiply. gallivm never fuses a multiply and an add, so
  * the float loop above costs two instructions a product; here a sub-block's
  * int8 inputs of tokens A and B go in one int, qa + 65536 qb, and its weights
  * as ints -8..7 (Q4_K's 0..15 less 8) times that sum to sa + 65536 sb over
  * the 32 elements, where |sa| <= 8 * 127 * 32 < 32768 leaves both
- * recoverable: two products per multiply and add. The inputs are Q8_0-rounded
- * floats (ops.c has Q4_K's rounded too) that pair_inputs.comp turns into
+ * recoverable: two products per multiply and add (Q6_K's weights, -32..31,
+ * allow 8 products per sum: its sums are split every 8 elements). The inputs
+ * are Q8_0-rounded floats (ops.c has the K-quants' rounded too) that
+ * pair_inputs.comp turns into
  * those ints, with each block's 127 d and the paired sums, before the GEMM
  * (ops.c), so that the loop here only reads them: recovering them per
  * workgroup took a fifth of its time. A sub-block's sum is exact, scaled by
@@ -54,7 +56,7 @@
  * Q4_K adds its min and the 8 taken off times the inputs' sum. Binding 2 is
  * then pair_inputs' output, pc.x_stride its pairs per block and
  * pc.x_scale_offset the texel of its scales. 1.3-1.4x the float loop's speed
- * on lavapipe (docs/PERFORMANCE.md). */
+ * on lavapipe, Q6_K's 1.3x (docs/PERFORMANCE.md). */
 #ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
@@ -129,11 +131,13 @@ void inputs32(uint t, uint k0, out vec4 v[8])
 }
 
 #ifdef PAIRS
-#if !(defined(WTYPE_Q4_0) || defined(WTYPE_Q4_K)) || !defined(TEXEL_INPUT) || !defined(SUBGROUP)
-#error "paired products: Q4_0 or Q4_K weights, texel inputs, subgroup shuffles"
+#if !(defined(WTYPE_Q4_0) || defined(WTYPE_Q4_K) || defined(WTYPE_Q6_K)) || !defined(TEXEL_INPUT) || \
+    !defined(SUBGROUP)
+#error "paired products: Q4_0, Q4_K or Q6_K weights, texel inputs, subgroup shuffles"
 #endif
 /* Row R's sub-block at K0 as ints -8..7, element i at w[i] standing for
- * ab.x w[i] + ab.y */
+ * ab.x w[i] + ab.y; Q6_K's as ints -32..31 standing for ab.x w[i] (i < 16)
+ * or ab.y w[i] */
 void load32_ints(uint r, uint k0, out int w[32], out vec2 ab)
 {
     const uint b = r * (pc.k / QK) + k0 / QK;
@@ -145,6 +149,14 @@ void load32_ints(uint r, uint k0, out int w[32], out vec2 ab)
             w[4u * i + j] = int((q4[i] >> (8u * j)) & 15u) - 8;
             w[16u + 4u * i + j] = int((q4[i] >> (8u * j + 4u)) & 15u) - 8;
         }
+#elif defined(WTYPE_Q6_K)
+    /* quants32: int8 bytes, each half scaled by its own */
+    uint q[8];
+    vec4 sm;
+    quants32(b, (k0 % QK) / 32u, pc.scale_offset, q, sm);
+    ab = sm.xy;
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) w[4u * i + j] = bitfieldExtract(int(q[i]), int(8u * j), 8);
 #else
     /* quants32: 0..15 standing for sm.x q + sm.z (both halves alike) */
     uint q[8];
@@ -215,6 +227,24 @@ void main()
             input_pairs(pair0 + t / 2u, k0, p);
             const uvec4 sc = subgroupShuffle(scales[t / 16u], (t / 2u) % 8u);
             const float da = uintBitsToFloat(sc.x), db = uintBitsToFloat(sc.y);
+#if defined(WTYPE_Q6_K)
+            /* 8 products of weights -32..31 at a time keep |sa| <= 8 * 32 *
+             * 127 < 32768: each 8's sums split, those of a half added */
+            ivec2 halves[RPT][2];
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                int s[RPT];
+                [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] = 0;
+                [[unroll]] for (uint i = 0u; i < 8u; i++)
+                    [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] += w[r][8u * e + i] * p[8u * e + i];
+                [[unroll]] for (uint r = 0u; r < RPT; r++)
+                    halves[r][e / 2u] = e % 2u == 0u ? split_pair(s[r]) : halves[r][e / 2u] + split_pair(s[r]);
+            }
+            [[unroll]] for (uint r = 0u; r < RPT; r++) {
+                const vec2 v = ab[r].x * vec2(halves[r][0]) + ab[r].y * vec2(halves[r][1]);
+                acc[t][r] += v.x * da;
+                if (t + 1u < TB) acc[t + 1u][r] += v.y * db;
+            }
+#else
             int s[RPT];
             [[unroll]] for (uint r = 0u; r < RPT; r++) s[r] = 0;
             [[unroll]] for (uint i = 0u; i < 32u; i++)
@@ -233,6 +263,7 @@ void main()
                 if (t + 1u < TB) acc[t + 1u][r] += sp.y * (ab[r].x * db);
 #endif
             }
+#endif
         }
     }
     [[unroll]] for (uint t = 0u; t < TB; t++)

@@ -224,11 +224,23 @@ static bool texel_loads(const struct op_env *e, const struct gpu_weight *w, cons
  * registers; docs/PERFORMANCE.md) */
 #define GEMM_TILE_TOKENS 1
 
-/* Whether a GEMM of TYPE multiplies two tokens at a time in integers
- * (gemm.comp's PAIRS), where it reads texels */
-static bool gemm_pairs(const struct vkllm_context *c, uint32_t type)
+/* The GEMM variants that multiply two tokens at a time in integers
+ * (gemm.comp's PAIRS), reading texels, for the formats that have one */
+static const struct {
+    uint32_t type;
+    enum shader_id id;
+} paired_gemms[] = {
+    {VKLLM_TYPE_Q4_0, SHADER_GEMM_PAIRS_Q4_0},
+    {VKLLM_TYPE_Q4_K, SHADER_GEMM_PAIRS_Q4_K},
+    {VKLLM_TYPE_Q6_K, SHADER_GEMM_PAIRS_Q6_K},
+};
+
+/* The paired GEMM of TYPE where C takes them, else SHADER_COUNT */
+static enum shader_id gemm_pairs(const struct vkllm_context *c, uint32_t type)
 {
-    return c->gemm_pairs && (type == VKLLM_TYPE_Q4_0 || type == VKLLM_TYPE_Q4_K);
+    for (size_t i = 0; c->gemm_pairs && i < sizeof paired_gemms / sizeof paired_gemms[0]; i++)
+        if (paired_gemms[i].type == type) return paired_gemms[i].id;
+    return SHADER_COUNT;
 }
 
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
@@ -243,14 +255,15 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
     const uint32_t rows_per_wg = c->gemm_wg * rpt;
     const uint32_t spec[] = {tb, rpt, GEMM_TILE_TOKENS};
     enum shader_id id = by_format(c->gemm_shuffle ? SHADER_GEMM_F32 : SHADER_GEMM_SH_F32, w->type);
-    if (c->gemm_shuffle && texel_loads(e, w, x)) /* Q4_0: the first block format */
+    const bool texels = c->gemm_shuffle && texel_loads(e, w, x);
+    if (texels) /* Q4_0: the first block format */
         id = (enum shader_id)(SHADER_GEMM_TX_Q4_0 + quant_block_format_index(w->type));
+    /* the pairs where the texels would run (their inputs' floats are there too) */
     const struct gpu_buf pairs = pairs_part(x, e->batch, w->k);
-    if (gemm_pairs(c, w->type) && gpu_texel_range_ok(&c->dev, &pairs) && tb <= PAIRS_TILE) {
-        if (id == SHADER_GEMM_TX_Q4_0) id = SHADER_GEMM_PAIRS_Q4_0;
-        if (id == SHADER_GEMM_TX_Q4_K) id = SHADER_GEMM_PAIRS_Q4_K;
-    }
-    const bool paired = id == SHADER_GEMM_PAIRS_Q4_0 || id == SHADER_GEMM_PAIRS_Q4_K;
+    const enum shader_id paired_id = gemm_pairs(c, w->type);
+    const bool paired = texels && paired_id != SHADER_COUNT && tb <= PAIRS_TILE &&
+                        gpu_texel_range_ok(&c->dev, &pairs);
+    if (paired) id = paired_id;
     const uint32_t n_pairs = pairs_room(e->batch);
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, id, c->gemm_wg, spec, 3, 4, sizeof(struct push_matvec), &p, err);
@@ -296,7 +309,7 @@ bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only)
 bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only)
 {
     return quant_format(type)->act == ACT_Q8 || op_matvec_int_dot(e, type, last_only) ||
-           (op_matvec_uses_gemm(e, last_only) && gemm_pairs(e->ctx, type));
+           (op_matvec_uses_gemm(e, last_only) && gemm_pairs(e->ctx, type) != SHADER_COUNT);
 }
 
 bool op_matvec_by_word(const struct vkllm_context *c, uint32_t type)

@@ -73,8 +73,8 @@ bool op_matvec_int_dot(const struct op_env *e, uint32_t type, bool last_only);
 /* Whether that matvec's input X is op_quantize_q8's output (with the same
  * LAST_ONLY) rather than floats: for Q4_0 and Q8_0 always (their
  * activations are Q8_0, as llama.cpp's CPU backend makes them), for the
- * other block formats on the integer-dot path, and for Q4_K through a GEMM
- * in token pairs (ops.c). */
+ * other block formats on the integer-dot path, and for Q4_K and Q6_K through
+ * a GEMM in token pairs (ops.c). */
 bool op_matvec_takes_q8(const struct op_env *e, uint32_t type, bool last_only);
 
 /* y[t] (+)= W x[t]. ACC adds into y. LAST_ONLY: only the last token, to row 0.

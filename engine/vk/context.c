@@ -187,8 +187,8 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
     ctx->texel_loads = d->max_texel_buffer_elements && !forced(force, "no-texel-loads") &&
                        (d->type == VKLLM_DEVICE_CPU || forced(force, "texel-loads"));
     /* a CPU device multiplies and adds floats in two instructions (lavapipe
-     * fuses none), ints two tokens at a time in one (gemm.comp's PAIRS): Q4_0
-     * and Q4_K GEMMs 1.1-1.4x faster there (docs/PERFORMANCE.md). It reads
+     * fuses none), ints two tokens at a time in one (gemm.comp's PAIRS): Q4_0,
+     * Q4_K and Q6_K GEMMs 1.1-1.4x faster there (docs/PERFORMANCE.md). It reads
      * its inputs as texels. A GPU has fused multiply-adds: gemm-pairs tests it */
     ctx->gemm_pairs = ctx->texel_loads && ctx->gemm_shuffle && !forced(force, "no-gemm-pairs") &&
                       (d->type == VKLLM_DEVICE_CPU || forced(force, "gemm-pairs"));
@@ -197,7 +197,7 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
         snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s%s", ctx->gemm_tokens,
                  ctx->gemm_wg * ctx->gemm_thread_rows,
                  ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "",
-                 ctx->gemm_pairs ? ", Q4_0 and Q4_K in token pairs" : "");
+                 ctx->gemm_pairs ? ", Q4_0, Q4_K and Q6_K in token pairs" : "");
     snprintf(ctx->paths, sizeof ctx->paths,
              "matvec: %u threads per row, %s reduction; attention: %s per head%s%s; prompts: %s; "
              "int8 dot: %s; cooperative matrix: %s",
