@@ -22,9 +22,13 @@ layout(constant_id = 1) const uint OP = 0;
 layout(std430, binding = 1) buffer Y { float y[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
 #ifdef QUANTIZE
+layout(std430, binding = 1) buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
+#endif
+#ifdef QUANTIZE
 layout(constant_id = 2) const uint FLOATS = 0;
 layout(std430, binding = 3) writeonly buffer XQ { uint xq[]; };
-layout(std430, binding = 3) writeonly buffer XF { float xf[]; };
+layout(std430, binding = 3) writeonly buffer XF4 { vec4 xf4[]; };
 #include "quantize_q8.glsl"
 #endif
 
@@ -37,34 +41,47 @@ float gelu(float v)
                                            (1.0 + 0.044715 * h * h))));
 }
 
-void apply(uint i)
+/* OP on an element V of y and its operand XV (x[i], or x[i % n] for a bias) */
+float op(float v, float xv)
 {
-    const float v = y[i];
-    if (OP == ELT_ADD) y[i] = v + x[i];
-    else if (OP == ELT_ADD_BIAS) y[i] = v + x[i % pc.n];
-    else if (OP == ELT_SCALE) y[i] = v * pc.f;
-    else if (OP == ELT_GELU) y[i] = gelu(v);
-    else if (OP == ELT_SOFTCAP) y[i] = tanh(v / pc.f) * pc.f;
-    else if (OP == ELT_GLU_SILU) y[i] = v / (1.0 + exp(-v)) * x[i];
-    else if (OP == ELT_GLU_GELU) y[i] = gelu(v) * x[i];
-    else if (OP == ELT_ADD_SCALED) {
-        precise const float t = pc.f * x[i]; /* no fused multiply-add: llama.cpp rounds it */
-        y[i] = v + t;
-    }
+    if (OP == ELT_ADD || OP == ELT_ADD_BIAS) return v + xv;
+    if (OP == ELT_SCALE) return v * pc.f;
+    if (OP == ELT_GELU) return gelu(v);
+    if (OP == ELT_SOFTCAP) return tanh(v / pc.f) * pc.f;
+    if (OP == ELT_GLU_SILU) return v / (1.0 + exp(-v)) * xv;
+    if (OP == ELT_GLU_GELU) return gelu(v) * xv;
+    /* ELT_ADD_SCALED: no fused multiply-add, llama.cpp rounds the product */
+    precise const float t = pc.f * xv;
+    return v + t;
 }
+
+/* whether OP reads x (otherwise bound to y, and not read) */
+const bool USES_X = OP == ELT_ADD || OP == ELT_ADD_BIAS || OP == ELT_GLU_SILU ||
+                    OP == ELT_GLU_GELU || OP == ELT_ADD_SCALED;
 
 void main()
 {
     const uint total = (pc.last_only != 0u ? 1u : step.n_tokens) * pc.n;
     const uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG;
 #ifdef QUANTIZE
-    /* block b is floats 32 b..: token-major, as quantize_q8's (n % 32 == 0) */
+    /* block b is floats 32 b..: token-major, as quantize_q8's (n % 32 == 0),
+     * read and written as vec4s (one lane loop on lavapipe where 4 floats
+     * are 4), quantized from the registers */
     for (uint b = group_index() * WG + gl_LocalInvocationID.x; b < total / 32u; b += stride) {
-        for (uint j = 0u; j < 32u; j++) apply(32u * b + j);
-        Q8_ACT_STORE(y, 32u * b, b, pc.q8_scale_offset);
+        float v[32];
+        [[unroll]] for (uint w = 0u; w < 8u; w++) {
+            const uint i = 32u * b + 4u * w;
+            const vec4 yv = y4[i / 4u];
+            const vec4 xv = USES_X ? x4[(OP == ELT_ADD_BIAS ? i % pc.n : i) / 4u] : vec4(0.0);
+            vec4 r;
+            [[unroll]] for (uint c = 0u; c < 4u; c++) r[c] = op(yv[c], xv[c]);
+            y4[i / 4u] = r;
+            [[unroll]] for (uint c = 0u; c < 4u; c++) v[4u * w + c] = r[c];
+        }
+        Q8_ACT_STORE_FROM(v, 0u, 32u * b, b, pc.q8_scale_offset);
     }
 #else
     for (uint i = group_index() * WG + gl_LocalInvocationID.x; i < total; i += stride)
-        apply(i);
+        y[i] = op(y[i], USES_X ? x[OP == ELT_ADD_BIAS ? i % pc.n : i] : 0.0);
 #endif
 }

@@ -33,11 +33,45 @@ layout(std430, binding = 4) writeonly buffer Out { float y[]; };
  * operations (quantize_q8.glsl), so the bits are the same. */
 layout(constant_id = 1) const uint FLOATS = 0;
 layout(std430, binding = 5) writeonly buffer XQ { uint xq[]; };
-layout(std430, binding = 5) writeonly buffer XF { float xf[]; };
+layout(std430, binding = 5) writeonly buffer XF4 { vec4 xf4[]; };
 #include "quantize_q8.glsl"
 #define CH 32u
+/* rows of a multiple of 32: x, w, b and out read and written as vec4s, a
+ * lane loop on lavapipe where 4 floats are 4 */
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 2) readonly buffer W4 { vec4 w4[]; };
+layout(std430, binding = 3) readonly buffer B4 { vec4 b4[]; };
+layout(std430, binding = 4) writeonly buffer Out4 { vec4 y4[]; };
 #else
 #define CH 4u
+#endif
+
+/* Chunk C (elements C CH ..) of the row at O in x, or of w or b (at O):
+ * zeros past the row's end */
+#ifdef QUANTIZE
+#define CHUNK(NAME, ARRAY4)                                                    \
+    void NAME(uint o, uint c, out float v[CH])                                 \
+    {                                                                          \
+        [[unroll]] for (uint q = 0u; q < CH / 4u; q++) {                       \
+            const vec4 f = ARRAY4[(o + CH * c) / 4u + q];                      \
+            [[unroll]] for (uint j = 0u; j < 4u; j++) v[4u * q + j] = f[j];    \
+        }                                                                      \
+    }
+CHUNK(x_chunk, x4)
+CHUNK(w_chunk, w4)
+CHUNK(b_chunk, b4)
+#else
+#define CHUNK(NAME, ARRAY)                                                     \
+    void NAME(uint o, uint c, out float v[CH])                                 \
+    {                                                                          \
+        [[unroll]] for (uint j = 0u; j < CH; j++) {                            \
+            const uint i = c * CH + j;                                         \
+            v[j] = i < pc.n ? ARRAY[o + i] : 0.0;                              \
+        }                                                                      \
+    }
+CHUNK(x_chunk, x)
+CHUNK(w_chunk, w)
+CHUNK(b_chunk, b)
 #endif
 
 shared vec2 partial[WG];
@@ -79,19 +113,21 @@ void main()
     if (pc.layer_norm != 0u) {
         vec2 sum = vec2(0.0);
         for (uint c = tid; c < chunks; c += WG) {
+            float xs[CH];
+            x_chunk(o, c, xs);
             for (uint j = 0u; j < CH; j++) {
-                const uint i = c * CH + j;
-                if (i < pc.n) sum = ff_add(sum, vec2(x[o + i], 0.0));
+                if (c * CH + j < pc.n) sum = ff_add(sum, vec2(xs[j], 0.0));
             }
         }
         mean = mean_of(reduce(tid, sum), n);
     }
     vec2 sum = vec2(0.0);
     for (uint c = tid; c < chunks; c += WG) {
+        float xs[CH];
+        x_chunk(o, c, xs);
         for (uint j = 0u; j < CH; j++) {
-            const uint i = c * CH + j;
-            if (i < pc.n) {
-                precise float v = x[o + i] - mean;
+            if (c * CH + j < pc.n) {
+                precise float v = xs[j] - mean;
                 precise float sq = v * v; /* rounded to float, as llama.cpp's x*x is */
                 sum = ff_add(sum, vec2(sq, 0.0));
             }
@@ -101,15 +137,22 @@ void main()
     const float scale = div_rn(1.0, denom);
     const uint wo = pc.row_weights != 0u ? (row % pc.rows) * pc.n : 0u;
     for (uint c = tid; c < chunks; c += WG) {
-        float v[CH];
+        float xs[CH], ws[CH], bs[CH], v[CH];
+        x_chunk(o, c, xs);
+        w_chunk(wo, c, ws);
+        if (pc.has_bias != 0u) b_chunk(0u, c, bs);
         for (uint j = 0u; j < CH; j++) {
+            precise float s = (xs[j] - mean) * scale * ws[j];
+            v[j] = pc.has_bias != 0u ? s + bs[j] : s;
+#ifndef QUANTIZE
             const uint i = c * CH + j;
-            if (i < pc.n) {
-                precise float s = (x[o + i] - mean) * scale * w[wo + i];
-                v[j] = pc.has_bias != 0u ? s + b[i] : s;
-                y[o + i] = v[j];
-            }
+            if (i < pc.n) y[o + i] = v[j];
+#endif
         }
+#ifdef QUANTIZE
+        [[unroll]] for (uint q = 0u; q < CH / 4u; q++)
+            y4[(o + CH * c) / 4u + q] = vec4(v[4u * q], v[4u * q + 1u], v[4u * q + 2u], v[4u * q + 3u]);
+#endif
 #ifdef QUANTIZE
         /* a token's rows are consecutive: block c of this row is block
          * row * nb + c of the token-major blocks (pc.n % 32 == 0) */

@@ -2,12 +2,13 @@
  * quantizes them (engine/core/quant.c quant_q8_activations), for
  * quantize_q8.comp and norm.comp's norm_q8, so that both give the same bits:
  * d = amax / 127 rounded to half, q = round-half-even(x * 127 / amax). The
- * includer declares the output XQ (words), its alias XF (floats) and the
+ * includer declares the output XQ (words), its alias XF4 (vec4s: a vector
+ * store is one lane loop on lavapipe where 4 floats are 4) and the
  * specialization constant FLOATS. */
 
 /* Block I (the I-th 32 floats, token-major), SRC[SRC_BASE..], to XQ: its
  * int8 quants in 8 words at 8 I, and its d (a float) at word
- * SCALE_OFFSET + I. With FLOATS, the values d * q as floats at XF[BASE..],
+ * SCALE_OFFSET + I. With FLOATS, the values d * q as floats at XF4[BASE / 4..],
  * BASE = 32 I. */
 #define Q8_ACT_STORE(SRC, BASE, I, SCALE_OFFSET) Q8_ACT_STORE_FROM(SRC, BASE, BASE, I, SCALE_OFFSET)
 #define Q8_ACT_STORE_FROM(SRC, SRC_BASE, BASE, I, SCALE_OFFSET)                                  \
@@ -17,7 +18,11 @@
         const float id_ = amax_ != 0.0 ? div_rn(127.0, amax_) : 0.0;                             \
         const float d_ = round_f16(div_rn(amax_, 127.0));                                        \
         if (FLOATS != 0u) {                                                                      \
-            [[unroll]] for (uint j_ = 0u; j_ < 32u; j_++) xf[(BASE) + j_] = d_ * roundEven(SRC[(SRC_BASE) + j_] * id_); \
+            [[unroll]] for (uint w_ = 0u; w_ < 8u; w_++) {                                                  \
+                vec4 f_;                                                                         \
+                [[unroll]] for (uint j_ = 0u; j_ < 4u; j_++) f_[j_] = d_ * roundEven(SRC[(SRC_BASE) + 4u * w_ + j_] * id_); \
+                xf4[(BASE) / 4u + w_] = f_;                                                      \
+            }                                                                                    \
         } else {                                                                                 \
             [[unroll]] for (uint w_ = 0u; w_ < 8u; w_++) {                                                  \
                 uint word_ = 0u;                                                                 \
