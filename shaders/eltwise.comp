@@ -24,8 +24,6 @@ layout(std430, binding = 2) readonly buffer X { float x[]; };
 #ifdef QUANTIZE
 layout(std430, binding = 1) buffer Y4 { vec4 y4[]; };
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };
-#endif
-#ifdef QUANTIZE
 layout(constant_id = 2) const uint FLOATS = 0;
 layout(std430, binding = 3) writeonly buffer XQ { uint xq[]; };
 layout(std430, binding = 3) writeonly buffer XF4 { vec4 xf4[]; };

@@ -152,8 +152,6 @@ void main()
 #ifdef QUANTIZE
         [[unroll]] for (uint q = 0u; q < CH / 4u; q++)
             y4[(o + CH * c) / 4u + q] = vec4(v[4u * q], v[4u * q + 1u], v[4u * q + 2u], v[4u * q + 3u]);
-#endif
-#ifdef QUANTIZE
         /* a token's rows are consecutive: block c of this row is block
          * row * nb + c of the token-major blocks (pc.n % 32 == 0) */
         Q8_ACT_STORE_FROM(v, 0u, o + CH * c, row * (pc.n / 32u) + c, pc.q8_scale_offset);

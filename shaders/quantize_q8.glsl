@@ -1,16 +1,15 @@
 /* quantize_q8.glsl: a block of activations to Q8_0 as llama.cpp's CPU path
  * quantizes them (engine/core/quant.c quant_q8_activations), for
- * quantize_q8.comp and norm.comp's norm_q8, so that both give the same bits:
- * d = amax / 127 rounded to half, q = round-half-even(x * 127 / amax). The
- * includer declares the output XQ (words), its alias XF4 (vec4s: a vector
- * store is one lane loop on lavapipe where 4 floats are 4) and the
- * specialization constant FLOATS. */
+ * quantize_q8.comp, norm.comp's norm_q8 and eltwise.comp's eltwise_q8, so
+ * that all give the same bits: d = amax / 127 rounded to half, q =
+ * round-half-even(x * 127 / amax). The includer declares the output XQ
+ * (words), its alias XF4 (vec4s: a vector store is one lane loop on lavapipe
+ * where 4 floats are 4) and the specialization constant FLOATS. */
 
 /* Block I (the I-th 32 floats, token-major), SRC[SRC_BASE..], to XQ: its
  * int8 quants in 8 words at 8 I, and its d (a float) at word
  * SCALE_OFFSET + I. With FLOATS, the values d * q as floats at XF4[BASE / 4..],
  * BASE = 32 I. */
-#define Q8_ACT_STORE(SRC, BASE, I, SCALE_OFFSET) Q8_ACT_STORE_FROM(SRC, BASE, BASE, I, SCALE_OFFSET)
 #define Q8_ACT_STORE_FROM(SRC, SRC_BASE, BASE, I, SCALE_OFFSET)                                  \
     {                                                                                            \
         float amax_ = 0.0;                                                                       \
