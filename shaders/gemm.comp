@@ -47,10 +47,9 @@
  * recoverable: two products per multiply and add (Q6_K's weights, -32..31,
  * allow 8 products per sum: its sums are split every 8 elements). The inputs
  * are Q8_0-rounded floats (ops.c has the K-quants' rounded too) that
- * pair_inputs.comp turns into
- * those ints, with each block's 127 d and the paired sums, before the GEMM
- * (ops.c), so that the loop here only reads them: recovering them per
- * workgroup took a fifth of its time. A sub-block's sum is exact, scaled by
+ * pair_inputs.comp turns into those ints, with each block's 127 d and the
+ * paired sums, before the GEMM (ops.c), so that the loop here only reads
+ * them: recovering them per workgroup took a fifth of its time. A sub-block's sum is exact, scaled by
  * the weights' d and the input's 127 d (the 127 divided out once, at the
  * end), as the integer-dot matvec and llama.cpp's CPU path scale theirs;
  * Q4_K adds its min and the 8 taken off times the inputs' sum. Binding 2 is
