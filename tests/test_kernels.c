@@ -588,10 +588,10 @@ static void test_other_loads(const struct matvec_case *cases, size_t n)
     tb.ctx->texel_loads = !tb.ctx->texel_loads;
 }
 
-/* The Q4_0, Q4_K and Q6_K cases among CASES[0..N) again with the other way
- * a GEMM multiplies, floats or token pairs in integers (a CPU device pairs
- * them by default; the pairs read their inputs as texels, the K-quants'
- * rounded to Q8_0 as Q4_0's are). */
+/* The cases among CASES[0..N) whose format pairs (formats.h) again with the
+ * other way a GEMM multiplies, floats or token pairs in integers (a CPU
+ * device pairs them by default; the pairs read their inputs as texels, the
+ * K-quants' rounded to Q8_0 as Q4_0's are). */
 static void test_other_products(const struct matvec_case *cases, size_t n)
 {
     const bool texels = tb.ctx->texel_loads;
@@ -599,9 +599,7 @@ static void test_other_products(const struct matvec_case *cases, size_t n)
     if (!tb.ctx->texel_loads) return;
     tb.ctx->gemm_pairs = !tb.ctx->gemm_pairs;
     for (size_t i = 0; i < n; i++)
-        if (cases[i].type == VKLLM_TYPE_Q4_0 || cases[i].type == VKLLM_TYPE_Q4_K ||
-            cases[i].type == VKLLM_TYPE_Q6_K)
-            test_matvec(&cases[i]);
+        if (quant_format(cases[i].type)->pairs) test_matvec(&cases[i]);
     tb.ctx->gemm_pairs = !tb.ctx->gemm_pairs;
     tb.ctx->texel_loads = texels;
 }

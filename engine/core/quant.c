@@ -397,11 +397,15 @@ static void dequantize_IQ4_XS(const void *src, float *y, uint64_t n)
 
 /* ============================== The format table ============================== */
 
-#define NONE (-1)
-#define FORMAT_ENTRY(NAME, id, bs, bb, half, act)                                                  \
-    {id, #NAME, bs, bb, half, act, dequantize_##NAME, quantize_##NAME},
+#define NONE     (-1)
+#define PAIRS    true
+#define NO_PAIRS false
+#define FORMAT_ENTRY(NAME, id, bs, bb, half, act, pairs)                                           \
+    {id, #NAME, bs, bb, half, act, pairs, dequantize_##NAME, quantize_##NAME},
 const struct quant_format quant_formats[] = {VKLLM_FORMATS(FORMAT_ENTRY)};
 #undef FORMAT_ENTRY
+#undef NO_PAIRS
+#undef PAIRS
 #undef NONE
 const uint32_t quant_format_count = sizeof quant_formats / sizeof quant_formats[0];
 
@@ -417,6 +421,17 @@ int quant_block_format_index(uint32_t type)
     int n = 0;
     for (uint32_t i = 0; i < quant_format_count; i++) {
         if (quant_formats[i].block_size == 1) continue;
+        if (quant_formats[i].type == type) return n;
+        n++;
+    }
+    return -1;
+}
+
+int quant_paired_format_index(uint32_t type)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < quant_format_count; i++) {
+        if (!quant_formats[i].pairs) continue;
         if (quant_formats[i].type == type) return n;
         n++;
     }

@@ -55,6 +55,7 @@ struct quant_format {
     uint32_t block_bytes; /* bytes per block in GGUF */
     int32_t half_at;      /* byte offset of the scale the device layout moves out, or -1 */
     enum quant_act act;   /* what the matvec multiplies the weights by */
+    bool pairs;           /* has a GEMM in token pairs (gemm_pairs_<name>) */
     /* N blocks (elements, for F32/F16/BF16) of the format to floats */
     void (*dequantize)(const void *src, float *dst, uint64_t n);
     /* N blocks from floats, bit-exact with ggml's reference quantizer (quantize.c) */
@@ -72,6 +73,9 @@ int quant_format_index(uint32_t type);
  * kernel variants that only block formats have: the integer-dot matvecs, the
  * texel-input GEMMs), or -1 for F32, F16 and BF16. */
 int quant_block_format_index(uint32_t type);
+/* Index of TYPE among the formats with a GEMM in token pairs (their
+ * gemm_pairs_<name> variants' order), or -1 where it has none. */
+int quant_paired_format_index(uint32_t type);
 
 /* ============================== Block layouts ==============================
  * As ggml stores them in GGUF files. Half floats are uint16_t. */
@@ -198,7 +202,7 @@ int quant_mix_types(const char *type, bool pure, const struct quant_mix_model *m
 int quant_mix_file_type(const char *type);
 
 /* Reference quantizers (quantize.c), one per block format: N blocks. */
-#define QUANTIZER(NAME, id, bs, bb, half, act)                                                     \
+#define QUANTIZER(NAME, id, bs, bb, half, act, pairs)                                              \
     void quantize_##NAME(const float *x, void *y, uint64_t n);
 VKLLM_FORMATS(QUANTIZER)
 #undef QUANTIZER

@@ -224,23 +224,13 @@ static bool texel_loads(const struct op_env *e, const struct gpu_weight *w, cons
  * registers; docs/PERFORMANCE.md) */
 #define GEMM_TILE_TOKENS 1
 
-/* The GEMM variants that multiply two tokens at a time in integers
- * (gemm.comp's PAIRS), reading texels, for the formats that have one */
-static const struct {
-    uint32_t type;
-    enum shader_id id;
-} paired_gemms[] = {
-    {VKLLM_TYPE_Q4_0, SHADER_GEMM_PAIRS_Q4_0},
-    {VKLLM_TYPE_Q4_K, SHADER_GEMM_PAIRS_Q4_K},
-    {VKLLM_TYPE_Q6_K, SHADER_GEMM_PAIRS_Q6_K},
-};
-
-/* The paired GEMM of TYPE where C takes them, else SHADER_COUNT */
+/* The GEMM of TYPE that multiplies two tokens at a time in integers
+ * (gemm.comp's PAIRS), reading texels, where the format has one (the pairs
+ * column of formats.h; Q4_0 is the first) and C takes them, else SHADER_COUNT */
 static enum shader_id gemm_pairs(const struct vkllm_context *c, uint32_t type)
 {
-    for (size_t i = 0; c->gemm_pairs && i < sizeof paired_gemms / sizeof paired_gemms[0]; i++)
-        if (paired_gemms[i].type == type) return paired_gemms[i].id;
-    return SHADER_COUNT;
+    const int i = quant_paired_format_index(type);
+    return c->gemm_pairs && i >= 0 ? (enum shader_id)(SHADER_GEMM_PAIRS_Q4_0 + i) : SHADER_COUNT;
 }
 
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,

@@ -2,6 +2,7 @@
 #include "context.h"
 
 #include "number.h"
+#include "quant.h"
 #include "vk_fault.h"
 
 #include <stdio.h>
@@ -192,12 +193,17 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * its inputs as texels. A GPU has fused multiply-adds: gemm-pairs tests it */
     ctx->gemm_pairs = ctx->texel_loads && ctx->gemm_shuffle && !forced(force, "no-gemm-pairs") &&
                       (d->type == VKLLM_DEVICE_CPU || forced(force, "gemm-pairs"));
-    char gemm[128] = "matvec";
+    char paired[64] = "";
+    for (uint32_t i = 0; ctx->gemm_pairs && i < quant_format_count; i++)
+        if (quant_formats[i].pairs)
+            snprintf(paired + strlen(paired), sizeof paired - strlen(paired), ", %s",
+                     quant_formats[i].name);
+    char gemm[160] = "matvec";
     if (ctx->gemm)
-        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s%s", ctx->gemm_tokens,
-                 ctx->gemm_wg * ctx->gemm_thread_rows,
-                 ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "",
-                 ctx->gemm_pairs ? ", Q4_0, Q4_K and Q6_K in token pairs" : "");
+        snprintf(gemm, sizeof gemm, "GEMM, %u tokens x %u rows per workgroup%s%s%s",
+                 ctx->gemm_tokens, ctx->gemm_wg * ctx->gemm_thread_rows,
+                 ctx->texel_loads && ctx->gemm_shuffle ? ", texel loads" : "", paired,
+                 *paired ? " in token pairs" : "");
     snprintf(ctx->paths, sizeof ctx->paths,
              "matvec: %u threads per row, %s reduction; attention: %s per head%s%s; prompts: %s; "
              "int8 dot: %s; cooperative matrix: %s",
