@@ -124,7 +124,7 @@ static void check_refusals(const char *path)
     progress_calls = 0;
     struct vkllm_model_params mp = {.progress = on_progress};
     int rc = vkllm_model_load(ctx, path, &mp, &m, &err);
-    CHECK(rc == VKLLM_E_DEVICE_MEMORY && !m, "rc %d", rc);
+    REQUIRE(rc == VKLLM_E_DEVICE_MEMORY && !m, "rc %d: %s", rc, err.msg);
     CHECK(strstr(err.msg, path) == err.msg && strstr(err.msg, "needs") &&
               strstr(err.msg, "weights") && strstr(err.msg, "free") &&
               strstr(err.msg, "smaller quantization") && !strchr(err.msg, '\n'),
@@ -149,8 +149,9 @@ static void check_refusals(const char *path)
     ctx = context_with(max);
     progress_calls = 0;
     rc = vkllm_model_load(ctx, path, &mp, &m, &err);
-    CHECK(rc == VKLLM_E_DEVICE_MEMORY && progress_calls == 0 && ctx->dev.allocated == 0, "rc %d",
-          rc);
+    REQUIRE(rc == VKLLM_E_DEVICE_MEMORY && !m, "rc %d: %s", rc, err.msg);
+    CHECK(progress_calls == 0 && ctx->dev.allocated == 0, "%d uploads, %llu bytes", progress_calls,
+          (unsigned long long)ctx->dev.allocated);
     CHECK(strstr(err.msg, "KV cache") && strstr(err.msg, "for 256 tokens") &&
               strstr(err.msg, "(VKLLM_MAX_MEMORY)"),
           "%s", err.msg);
@@ -159,8 +160,8 @@ static void check_refusals(const char *path)
     CHECK(fits.n_ctx > 0 && fits.n_ctx < sp.n_ctx, "%s", err.msg);
     if (fits.n_ctx) {
         mp.session = &fits;
-        CHECK(vkllm_model_load(ctx, path, &mp, &m, &err) == VKLLM_OK, "%s", err.msg);
-        CHECK(!m || vkllm_session_create(m, &fits, &s, &err) == VKLLM_OK, "%s", err.msg);
+        REQUIRE_OK(vkllm_model_load(ctx, path, &mp, &m, &err), "%s", err.msg);
+        CHECK(vkllm_session_create(m, &fits, &s, &err) == VKLLM_OK, "%s", err.msg);
         vkllm_session_free(s);
         s = NULL;
         vkllm_model_free(m);
@@ -175,7 +176,9 @@ static void check_refusals(const char *path)
     REQUIRE_OK(vkllm_model_load(ctx, path, &mp, &m, &err), "%s", err.msg);
     const uint64_t held = ctx->dev.allocated;
     rc = vkllm_session_create(m, &sp, &s, &err);
-    CHECK(rc == VKLLM_E_DEVICE_MEMORY && !s && ctx->dev.allocated == held, "rc %d", rc);
+    REQUIRE(rc == VKLLM_E_DEVICE_MEMORY && !s, "rc %d: %s", rc, err.msg);
+    CHECK(ctx->dev.allocated == held, "%llu bytes held, %llu before",
+          (unsigned long long)ctx->dev.allocated, (unsigned long long)held);
     CHECK(strstr(err.msg, "a context of 256 tokens needs") &&
               strstr(err.msg, "free after the weights") && !strchr(err.msg, '\n'),
           "%s", err.msg);
