@@ -60,7 +60,11 @@ int cmd_devices(int argc, char **argv)
         printf("   features      fp16 %s, int8 %s, 16-bit storage %s, 8-bit storage %s, "
                "integer dot %s, cooperative matrix %s\n",
                yes(d->fp16), yes(d->int8), yes(d->storage16), yes(d->storage8),
-               d->int_dot_accelerated ? "yes (accelerated)" : yes(d->int_dot), yes(d->coopmat));
+               d->int_dot_accelerated ? "yes (accelerated)" : yes(d->int_dot),
+               d->coopmat && d->coopmat_nv ? "KHR and NV"
+               : d->coopmat_nv             ? "NV"
+               : d->coopmat                ? "KHR"
+                                           : "no");
         printf("   subgroups     size %u (%u..%u%s), ops:%s%s%s%s%s%s%s%s\n", d->subgroup_size,
                d->subgroup_min_size, d->subgroup_max_size,
                d->subgroup_size_control ? ", controllable" : "",

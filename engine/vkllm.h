@@ -352,13 +352,18 @@ struct vkllm_device_info {
     bool memory_budget;          /* the driver reports budgets (VK_EXT_memory_budget) */
 
     /* features the shaders can use */
-    bool fp16;                  /* shaderFloat16 */
-    bool int8;                  /* shaderInt8 */
-    bool storage16;             /* storageBuffer16BitAccess */
-    bool storage8;              /* storageBuffer8BitAccess */
-    bool int_dot;               /* shaderIntegerDotProduct (Vulkan 1.3) */
-    bool int_dot_accelerated;   /* ... and packed signed 4x8-bit dots run in hardware */
-    bool coopmat;               /* VK_KHR_cooperative_matrix */
+    bool fp16;                /* shaderFloat16 */
+    bool int8;                /* shaderInt8 */
+    bool storage16;           /* storageBuffer16BitAccess */
+    bool storage8;            /* storageBuffer8BitAccess */
+    bool int_dot;             /* shaderIntegerDotProduct (Vulkan 1.3) */
+    bool int_dot_accelerated; /* ... and packed signed 4x8-bit dots run in hardware */
+    bool coopmat;             /* VK_KHR_cooperative_matrix */
+    /* VK_NV_cooperative_matrix with 16 x 16 x 16 half-float products summed
+     * in floats, subgroups of 32 and the features its shaders need: what
+     * gemm_coop.comp runs on (the toolchain vkllm builds with predates the
+     * KHR extension's shaders) */
+    bool coopmat_nv;
     bool subgroup_size_control; /* VK_EXT_subgroup_size_control / Vulkan 1.3 */
     uint32_t subgroup_size;
     uint32_t subgroup_min_size, subgroup_max_size;
@@ -427,7 +432,10 @@ struct vkllm_context_params {
      * device), and "texel-loads" the other way; "no-gemm-pairs" has Q4_0,
      * Q4_K and Q6_K GEMMs multiply floats where they would multiply two tokens'
      * int8 inputs at once in integers (a CPU device, with texel loads), and
-     * "gemm-pairs" the other way.
+     * "gemm-pairs" the other way; "coopmat" runs block-format GEMMs on
+     * VK_NV_cooperative_matrix's matrix units where the device has them (off
+     * by default until it has passed on a GPU), and "coopmat-emulate" the
+     * same kernel with its products in plain code, on any device.
      * NULL: the best the device offers. */
     const char *force;
     /* Time every dispatch (GPU timestamps; also: VKLLM_PROFILE=1) for
@@ -571,8 +579,7 @@ struct vkllm_tune_shape {
     uint32_t default_index; /* the untuned choice */
     uint32_t chosen;        /* the one kept: the default unless another beat it by 3% */
 };
-typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint32_t n,
-                              void *user);
+typedef void (*vkllm_tune_fn)(const struct vkllm_tune_shape *s, uint32_t i, uint32_t n, void *user);
 
 /* Times the variants of the decode matvec for each weight shape of M on its
  * context's device (REPS runs of each, 1..64, in turns after a warm-up), keeps
@@ -660,15 +667,15 @@ int vkllm_token_to_piece(const vkllm_vocab *v, int32_t token, bool special, char
 typedef struct vkllm_session vkllm_session;
 
 struct vkllm_session_params {
-    uint32_t n_ctx;      /* tokens the KV cache holds; 0: the model's, at most 4096 */
-    uint32_t n_batch;    /* most tokens one GPU step takes (a prompt is cut into steps
-                          * of this many, each through every layer as one batch);
-                          * 0: 512. Lowered to what the device's buffers hold. */
-    uint32_t n_ubatch;   /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
-    bool logits_all;     /* keep logits for every token of a decode, not just the last */
-    bool no_logit_check; /* skip the scan for NaN and infinite logits (benchmarks) */
-    uint32_t n_seq;      /* vkllm_session_group_create: sessions in the group (<= the
-                          * batch); vkllm_session_create takes 0 or 1 */
+    uint32_t n_ctx;          /* tokens the KV cache holds; 0: the model's, at most 4096 */
+    uint32_t n_batch;        /* most tokens one GPU step takes (a prompt is cut into steps
+                              * of this many, each through every layer as one batch);
+                              * 0: 512. Lowered to what the device's buffers hold. */
+    uint32_t n_ubatch;       /* if nonzero and smaller, the step size instead (llama.cpp's -ub) */
+    bool logits_all;         /* keep logits for every token of a decode, not just the last */
+    bool no_logit_check;     /* skip the scan for NaN and infinite logits (benchmarks) */
+    uint32_t n_seq;          /* vkllm_session_group_create: sessions in the group (<= the
+                              * batch); vkllm_session_create takes 0 or 1 */
     uint32_t type_k, type_v; /* the KV cache's types: enum vkllm_cache_type (0: F16) */
 };
 

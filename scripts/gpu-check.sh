@@ -21,14 +21,15 @@
 # whose API use an earlier run validated). GPU_CHECK_8B_TESTS: the 8B
 # comparison's tests (pp512,tg128,tg128@4096). Before the comparison,
 # `vkllm tune` on the 8B file (1.1B with --small) and its decode alternately
-# untuned (VKLLM_TUNE=0) and tuned: the tuning's gain.
+# untuned (VKLLM_TUNE=0) and tuned: the tuning's gain; then prompts with the
+# cooperative-matrix GEMM (VKLLM_FORCE=coopmat) and without, in turns.
 set -uo pipefail
 
 small=0
 case ${1:-} in
     --small) small=1 ;;
     '') ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "gpu-check.sh: unknown option '$1' (--small or nothing)" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -229,8 +230,12 @@ if [ "$small" = 1 ]; then
     step test_devices "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_devices"
     step bench_kernels_quick "$(cap 300 "$tests_until")" "${testenv[@]}" "$bin/bench_kernels" --quick --formats Q4_0,Q4_K
 elif [ "${GPU_CHECK_TESTS:-all}" = kernels ]; then
+    step test_kernels_coop "$(cap 60 "$tests_until")" "${testenv[@]}" VKLLM_FORCE=coopmat "$bin/test_kernels" --coop
     step test_kernels "$(cap 150 "$tests_until")" "${testenv[@]}" VKLLM_VALIDATE=0 "$bin/test_kernels"
 else
+    # the cooperative-matrix GEMM on matrix units (VK_NV_cooperative_matrix):
+    # its first run on a GPU decides whether it may be on by default
+    step test_kernels_coop "$(cap 60 "$tests_until")" "${testenv[@]}" VKLLM_FORCE=coopmat "$bin/test_kernels" --coop
     step test_kernels "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_kernels"
     step test_kernels_kv_q8 "$(cap 150 "$tests_until")" "${testenv[@]}" "$bin/test_kernels" --kv-q8
     # without the layer: the run above validated the same shaders (7x faster)
@@ -286,6 +291,22 @@ export bin
 for idf in "$f1" "$f2"; do
     have "$idf" || continue
     TAIL=12 step "int-dot gain $(basename "$idf")" "$(cap 45 $((budget - 170)))" bash -c 'int_dot_gain "$@"' int_dot_gain "$idf" 128
+done
+
+# ---- e0c. prompts through the cooperative-matrix GEMM (VKLLM_FORCE=coopmat,
+# off by default until test_kernels_coop has passed on such a device) against
+# the default GEMM, in turns
+coop_gain() {
+    local i
+    for i in 1 2; do
+        echo "-- default"; "$bin/vkllm" bench -m "$1" -p 512 -n 0 -r 2 | grep '| *pp'
+        echo "-- coopmat"; VKLLM_FORCE=coopmat "$bin/vkllm" bench -m "$1" -p 512 -n 0 -r 2 | grep '| *pp'
+    done
+}
+export -f coop_gain
+for cf in "$f8b" "$f2"; do
+    have "$cf" || continue
+    TAIL=12 step "coopmat gain $(basename "$cf")" "$(cap 60 $((budget - 160)))" bash -c 'coop_gain "$@"' coop_gain "$cf"
 done
 
 # ---- e. vkllm against llama.cpp

@@ -462,6 +462,8 @@ static void test_matvec(const struct matvec_case *c)
     const uint32_t k = c->k, n = c->n, B = c->batch;
     struct op_env e = case_begin(B);
     const bool quantized = op_matvec_takes_q8(&e, c->type, c->last_only);
+    /* matrix units: weights and inputs rounded to half floats */
+    const bool coop = op_matvec_uses_coop(&e, c->type, c->last_only);
     /* the integer-dot path of a format whose float path takes floats */
     const bool int8 = quantized && quant_format(c->type)->act != ACT_Q8;
     double t_setup = now_s();
@@ -528,8 +530,8 @@ static void test_matvec(const struct matvec_case *c)
      * threads' sums; a few more for dequantizing and the input's rounding */
     const double tpr = op_matvec_uses_gemm(&e, c->last_only) ? 1 : tb.ctx->matvec_tpr;
     const double roundings = ceil((double)k / tpr) + log2(tpr) + 6;
-    float *in = malloc(k * sizeof *in);
-    REQUIRE(in);
+    float *in = malloc(k * sizeof *in), *half_row = malloc(k * sizeof *half_row);
+    REQUIRE(in && half_row);
     for (uint32_t t = 0; t < B; t++) {
         const bool written = c->last_only ? t == 0 : t < c->n_tokens;
         const uint32_t src = c->last_only ? c->n_tokens - 1 : t;
@@ -537,6 +539,8 @@ static void test_matvec(const struct matvec_case *c)
             ref_q8_round(xs + (uint64_t)src * k, in, k);
         else if (written)
             ref_matvec_input(c->type, xs + (uint64_t)src * k, in, k);
+        for (uint32_t i = 0; written && coop && i < k; i++)
+            in[i] = ref_round_f16(in[i]);
         for (uint32_t row = 0; row < n; row++) {
             const uint64_t o = (uint64_t)t * n + row;
             if (!written) {
@@ -545,6 +549,11 @@ static void test_matvec(const struct matvec_case *c)
             }
             if (!row_sampled(&w, c->sample, row)) continue;
             const float *wr = m.deq + (uint64_t)row * k;
+            if (coop) {
+                for (uint32_t i = 0; i < k; i++)
+                    half_row[i] = ref_round_f16(wr[i]);
+                wr = half_row;
+            }
             float want;
             double mag = 0.0;
             ref_matvec(wr, in, &want, 1, k);
@@ -559,13 +568,17 @@ static void test_matvec(const struct matvec_case *c)
         }
     }
     char shape[96];
-    snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s%s", type_name(c->type),
+    snprintf(shape, sizeof shape, "%s k=%u n=%u %u/%u tok%s%s %u part(s)%s%s%s", type_name(c->type),
              k, n, c->n_tokens, B, c->acc ? " acc" : "", c->last_only ? " last" : "", w.n_parts,
-             c->sample > 1 ? " sampled" : "", int8 ? ", int8 dot" : "");
+             c->sample > 1 ? " sampled" : "", int8 ? ", int8 dot" : "",
+             !coop                                     ? ""
+             : tb.ctx->gemm_coop == GEMM_COOP_EMULATED ? ", coop emulated"
+                                                       : ", coop");
     diff_report(op_matvec_uses_gemm(&e, c->last_only) ? "gemm" : "matvec", shape, &d);
     if (c->part_rows == 0 && c->sample > 1)
         printf("%-9s (of which %.0f ms making and uploading the matrix)\n", "", t_setup * 1e3);
     free(in);
+    free(half_row);
     free(y0);
     gpu_weight_free(&w);
     matrix_free(&m);
@@ -602,6 +615,30 @@ static void test_other_products(const struct matvec_case *cases, size_t n)
         if (quant_format(cases[i].type)->pairs) test_matvec(&cases[i]);
     tb.ctx->gemm_pairs = !tb.ctx->gemm_pairs;
     tb.ctx->texel_loads = texels;
+}
+
+/* --coop: every block format's GEMM on matrix units (VKLLM_FORCE=coopmat) or
+ * their emulation (coopmat-emulate: any device): rows of odd blocks in parts,
+ * partial tiles of rows (64 a workgroup) and of tokens (64), ACC */
+static void test_coop_gemms(void)
+{
+    REQUIRE(tb.ctx->gemm_coop != GEMM_COOP_OFF,
+            "--coop: VKLLM_FORCE names neither coopmat (on a device that has it) nor "
+            "coopmat-emulate");
+    for (uint32_t i = 0; i < quant_format_count; i++) {
+        const struct quant_format *f = &quant_formats[i];
+        const uint32_t bs = f->block_size;
+        if (bs == 1) continue;
+        const uint32_t odd = bs == 256 ? bs * 5 : bs * 37;
+        const struct matvec_case fc[] = {
+            {f->type, odd, 129, 16, 13, true, false, 30, 0},
+            {f->type, bs * 2, 100, 80, 70, true, false, 0, 0},
+            {f->type, bs, 64 * 3 + 37, 16, 16, false, false, 0, 0},
+            {f->type, bs * 2, 65, 130, 129, false, false, 0, 0},
+        };
+        for (size_t j = 0; j < sizeof fc / sizeof fc[0]; j++)
+            test_matvec(&fc[j]);
+    }
 }
 
 /* The big case: one tensor larger than the device's storage-buffer range must
@@ -1535,8 +1572,10 @@ static void test_many_workgroups(void)
 
 int main(int argc, char **argv)
 {
-    /* --kv-q8: the attention kernels with a Q8_0 KV cache only */
+    /* --kv-q8: the attention kernels with a Q8_0 KV cache only; --coop: the
+     * cooperative-matrix GEMM only */
     const bool kv_q8 = argc > 1 && !strcmp(argv[1], "--kv-q8");
+    const bool coop = argc > 1 && !strcmp(argv[1], "--coop");
     double t_start = now_s();
     int rc = vkllm_context_create(NULL, &tb.ctx, &tb.err);
     REQUIRE(rc == 0, "%s", tb.err.msg);
@@ -1548,6 +1587,10 @@ int main(int argc, char **argv)
     REQUIRE(gpu_graph_create(&tb.graph, &tb.ctx->dev, &tb.err) == 0, "%s", tb.err.msg);
     if (kv_q8) {
         test_attention_q8();
+        goto done;
+    }
+    if (coop) {
+        test_coop_gemms();
         goto done;
     }
 

@@ -233,10 +233,47 @@ static enum shader_id gemm_pairs(const struct vkllm_context *c, uint32_t type)
     return c->gemm_pairs && i >= 0 ? (enum shader_id)(SHADER_GEMM_PAIRS_Q4_0 + i) : SHADER_COUNT;
 }
 
+/* gemm_coop.comp's tile: 64 rows by 64 tokens, a workgroup of 128 threads
+ * (four subgroups of 32 on matrix units) */
+#define COOP_ROWS    64
+#define COOP_TOKENS  64
+#define COOP_THREADS 128
+
+bool op_matvec_uses_coop(const struct op_env *e, uint32_t type, bool last_only)
+{
+    return e->ctx->gemm_coop != GEMM_COOP_OFF && quant_block_format_index(type) >= 0 &&
+           op_matvec_uses_gemm(e, last_only);
+}
+
+/* The GEMM on matrix units, or its emulation (e->ctx->gemm_coop): X floats */
+static int gemm_coop(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
+                     const struct gpu_buf *y, bool acc, struct vkllm_error *err)
+{
+    const enum shader_id first =
+        e->ctx->gemm_coop == GEMM_COOP_NV ? SHADER_GEMM_COOP_Q4_0 : SHADER_GEMM_COOP_EMU_Q4_0;
+    struct vk_pipeline *p;
+    int rc = pipeline_wg(e, (enum shader_id)(first + quant_block_format_index(w->type)),
+                         COOP_THREADS, NULL, 0, 4, sizeof(struct push_matvec), &p, err);
+    const uint32_t tok_tiles = div_up(e->batch, COOP_TOKENS);
+    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
+        const struct gpu_weight_part *part = &w->parts[i];
+        struct push_matvec pc = matvec_push(e, w, part, false);
+        pc.x_stride = w->k;
+        pc.x_scale_offset = 0;
+        pc.acc = acc;
+        const struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        gpu_graph_tag_bytes(e->graph, part->buf.size);
+        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, COOP_ROWS) * tok_tiles, &pc, bufs,
+                                i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
+    }
+    return rc;
+}
+
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
                 const struct gpu_buf *y, bool acc, struct vkllm_error *err)
 {
     const struct vkllm_context *c = e->ctx;
+    if (op_matvec_uses_coop(e, w->type, false)) return gemm_coop(e, w, x, y, acc, err);
     const uint32_t tb = c->gemm_tokens;
     /* one row a thread where the matrix has too few rows to fill the full
      * count (a LoRA A of rank 16): only two variants, as each costs lavapipe

@@ -89,6 +89,9 @@ int op_matvec(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf
  * in one thread, in order. Below that batch a tile would be mostly empty. */
 #define GEMM_MIN_BATCH 16
 bool op_matvec_uses_gemm(const struct op_env *e, bool last_only);
+/* Whether that GEMM runs on matrix units (or their emulation: the context's
+ * gemm_coop), its weights and inputs rounded to half floats: block formats */
+bool op_matvec_uses_coop(const struct op_env *e, uint32_t type, bool last_only);
 
 /* Rotates x in place: N_HEADS heads of HEAD_DIM per token, the first N_ROT of
  * each, by TABLE (per token: n_rot/2 pairs of cos, sin). */

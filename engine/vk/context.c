@@ -97,11 +97,12 @@ static bool forced(const char *force, const char *path)
 /* The fallbacks VKLLM_FORCE can name, and int-dot, texel-loads and
  * gemm-pairs: the integer-dot matvec, the texel loads and the paired GEMM
  * where the device could take them but would not (a GPU), so that the paths
- * are tested there. */
+ * are tested there; coopmat and coopmat-emulate: the cooperative-matrix GEMM,
+ * off until it has passed on a device that has one. */
 static const char force_known[] =
     "shared-reduce,no-gemm,no-memory-budget,no-tiled-attention,no-split-attention,"
     "no-grouped-attention,no-fuse,int-dot,no-int-dot,texel-loads,no-texel-loads,gemm-pairs,"
-    "no-gemm-pairs";
+    "no-gemm-pairs,coopmat,coopmat-emulate";
 
 /* Refuses a FORCE that names a path force_known does not, before any device
  * is made. */
@@ -191,7 +192,17 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
      * fuses none), ints two tokens at a time in one (gemm.comp's PAIRS): Q4_0,
      * Q4_K and Q6_K GEMMs 1.1-1.4x faster there (docs/PERFORMANCE.md). It reads
      * its inputs as texels. A GPU has fused multiply-adds: gemm-pairs tests it */
-    ctx->gemm_pairs = ctx->texel_loads && ctx->gemm_shuffle && !forced(force, "no-gemm-pairs") &&
+    /* VK_NV_cooperative_matrix's GEMM only where asked (coopmat): its first
+     * GPU run is still to come (issue 5). coopmat-emulate runs the same kernel
+     * with its products in plain code, on any device, so that the rest of it
+     * is tested. Either takes the block formats' GEMMs from the others. */
+    const bool coop_fits = d->max_shared_memory >= 27u << 10; /* its tiles' 27 KiB at most */
+    ctx->gemm_coop = !ctx->gemm || !coop_fits                    ? GEMM_COOP_OFF
+                     : d->coopmat_nv && forced(force, "coopmat") ? GEMM_COOP_NV
+                     : forced(force, "coopmat-emulate")          ? GEMM_COOP_EMULATED
+                                                                 : GEMM_COOP_OFF;
+    ctx->gemm_pairs = ctx->texel_loads && ctx->gemm_shuffle && !ctx->gemm_coop &&
+                      !forced(force, "no-gemm-pairs") &&
                       (d->type == VKLLM_DEVICE_CPU || forced(force, "gemm-pairs"));
     char paired[64] = "";
     for (uint32_t i = 0; ctx->gemm_pairs && i < quant_format_count; i++)
@@ -220,7 +231,11 @@ static void choose_paths(struct vkllm_context *ctx, const char *force)
              : ctx->matvec_int_dot ? "block-format matvecs"
              : d->int_dot          ? "available, unused"
                                    : "no",
-             d->coopmat ? "available, unused" : "no");
+             ctx->gemm_coop == GEMM_COOP_NV         ? "NV, block-format GEMMs"
+             : ctx->gemm_coop == GEMM_COOP_EMULATED ? "emulated, block-format GEMMs"
+             : d->coopmat_nv                        ? "NV, unused (VKLLM_FORCE=coopmat)"
+             : d->coopmat                           ? "KHR, unused"
+                                                    : "no");
 }
 
 int vkllm_context_create(const struct vkllm_context_params *params, vkllm_context **out,
@@ -242,7 +257,7 @@ int vkllm_context_create(const struct vkllm_context_params *params, vkllm_contex
     /* no-memory-budget: the heap's size and vkllm's own count, as on a device
      * without VK_EXT_memory_budget (lavapipe), where the driver has it */
     rc = vk_device_create(&ctx->dev, params ? params->device : NULL, validation,
-                          forced(force, "no-memory-budget"), err);
+                          forced(force, "no-memory-budget"), forced(force, "coopmat"), err);
     if (!rc) rc = vk_pipelines_init(&ctx->pipes, &ctx->dev, err);
     if (!rc) rc = tune_table_load(&ctx->tune, &ctx->pipes.on_disk, err);
     if (rc) {

@@ -7,6 +7,13 @@
 #include "vk_device.h"
 #include "vk_pipeline.h"
 
+/* Which gemm_coop.comp variant block-format GEMMs run, if any */
+enum gemm_coop {
+    GEMM_COOP_OFF,
+    GEMM_COOP_NV,       /* VK_NV_cooperative_matrix */
+    GEMM_COOP_EMULATED, /* its products in plain code: its tests, on any device */
+};
+
 struct vkllm_context {
     struct vk_device dev;
     struct vk_pipelines pipes;
@@ -31,7 +38,8 @@ struct vkllm_context {
      * the shuffled GEMM as uniform texel buffers, and an F16 KV cache by
      * prompt attention */
     bool texel_loads;
-    bool gemm_pairs; /* Q4_0 and Q4_K GEMMs: two tokens' products per integer multiply */
+    bool gemm_pairs; /* GEMMs of formats.h's PAIRS: two tokens' products per integer multiply */
+    enum gemm_coop gemm_coop; /* block-format GEMMs on matrix units (gemm_coop.comp) */
     struct tune_table tune;       /* variants `vkllm tune` measured fastest here */
     char paths[512];              /* the choices above, in words */
     char disk_note[1200];         /* a note of guard_shader_cache's, or "" */

@@ -265,6 +265,40 @@ void vk_device_memory(const struct vk_device *d, struct vkllm_memory_budget *out
                       d->allocated, d->max_memory, out);
 }
 
+/* Whether PHYS has VK_NV_cooperative_matrix with the shape gemm_coop.comp
+ * multiplies: 16 x 16 x 16, half-float A and B, float C and D, per subgroup */
+static bool coopmat_nv_usable(VkPhysicalDevice phys)
+{
+    if (!has_device_extension(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) ||
+        !vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        return false;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                       .pNext = &cm};
+    vkGetPhysicalDeviceFeatures2(phys, &feats);
+    uint32_t n = 0;
+    if (!cm.cooperativeMatrix ||
+        vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(phys, &n, NULL) != VK_SUCCESS || !n)
+        return false;
+    VkCooperativeMatrixPropertiesNV *props = calloc(n, sizeof *props);
+    if (!props) return false;
+    for (uint32_t i = 0; i < n; i++)
+        props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    bool found = false;
+    if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(phys, &n, props) >= VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) {
+            const VkCooperativeMatrixPropertiesNV *p = &props[i];
+            found = p->MSize == 16 && p->NSize == 16 && p->KSize == 16 &&
+                    p->AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p->BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p->CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p->DType == VK_COMPONENT_TYPE_FLOAT32_NV && p->scope == VK_SCOPE_SUBGROUP_NV;
+        }
+    free(props);
+    return found;
+}
+
 static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -338,6 +372,10 @@ static void describe(VkPhysicalDevice phys, uint32_t index, struct vkllm_device_
     info->int_dot = f13.shaderIntegerDotProduct; /* only at 1.3, as vk_device_create enables it */
     info->int_dot_accelerated = info->int_dot && dot.integerDotProduct4x8BitPackedSignedAccelerated;
     info->coopmat = has_device_extension(phys, "VK_KHR_cooperative_matrix");
+    info->coopmat_nv = f12.shaderFloat16 && f12.vulkanMemoryModel && sg.subgroupSize == 32 &&
+                       (!info->subgroup_size_control ||
+                        (ssc.minSubgroupSize == 32 && ssc.maxSubgroupSize == 32)) &&
+                       coopmat_nv_usable(phys);
     info->subgroup_size = sg.subgroupSize;
     info->subgroup_min_size = info->subgroup_size_control ? ssc.minSubgroupSize : sg.subgroupSize;
     info->subgroup_max_size = info->subgroup_size_control ? ssc.maxSubgroupSize : sg.subgroupSize;
@@ -484,7 +522,7 @@ static int apply_binding_override(struct vkllm_device_info *info, struct vkllm_e
 }
 
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
-                     bool no_memory_budget, struct vkllm_error *err)
+                     bool no_memory_budget, bool coopmat, struct vkllm_error *err)
 {
     memset(d, 0, sizeof *d);
     /* an empty VKLLM_DEVICE is unset; an empty --device is a blank name */
@@ -551,6 +589,7 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
         .pQueuePriorities = &priority,
     };
     /* the features the kernels may use, enabled where the device has them */
+    const bool coop = coopmat && d->info.coopmat_nv;
     const bool v13 =
         d->info.api_version >= VK_API_VERSION_1_3 && instance_version() >= VK_API_VERSION_1_3;
     VkPhysicalDeviceVulkan13Features f13 = {
@@ -574,25 +613,33 @@ int vk_device_create(struct vk_device *d, const char *selector, bool validation,
         .shaderFloat16 = f12.shaderFloat16,
         .shaderInt8 = f12.shaderInt8,
         .storageBuffer8BitAccess = f12.storageBuffer8BitAccess,
+        .vulkanMemoryModel = coop, /* the cooperative-matrix shaders' */
     };
     VkPhysicalDeviceVulkan11Features e11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &e12,
         .storageBuffer16BitAccess = f11.storageBuffer16BitAccess,
     };
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV ecm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+        .pNext = &e11,
+        .cooperativeMatrix = VK_TRUE};
     VkPhysicalDeviceFeatures2 enable = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
-                                        .pNext = &e11};
+                                        .pNext = coop ? (void *)&ecm : (void *)&e11};
     if (!e13.shaderIntegerDotProduct) d->info.int_dot = d->info.int_dot_accelerated = false;
     enable.features.shaderInt16 = have.features.shaderInt16;
-    const char *budget_ext = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    const char *exts[2];
+    uint32_t n_exts = 0;
     d->memory_budget = d->info.memory_budget;
+    if (d->memory_budget) exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (coop) exts[n_exts++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &enable,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
-        .enabledExtensionCount = d->memory_budget ? 1 : 0,
-        .ppEnabledExtensionNames = &budget_ext,
+        .enabledExtensionCount = n_exts,
+        .ppEnabledExtensionNames = exts,
     };
     if ((rc = VK_DEV_CHECK(d, err, VK_FAULT_DEVICE,
                            vkCreateDevice(d->phys, &dci, NULL, &d->device))))

@@ -45,9 +45,11 @@ const char *vk_result_name(VkResult r);
 
 /* Creates the instance and device chosen by SELECTOR (see vkllm_context_params).
  * NO_MEMORY_BUDGET leaves VK_EXT_memory_budget off where the device has it, to
- * test the path of devices without it (VKLLM_FORCE=no-memory-budget). */
+ * test the path of devices without it (VKLLM_FORCE=no-memory-budget). COOPMAT
+ * enables VK_NV_cooperative_matrix where the device has it (VKLLM_FORCE=coopmat):
+ * until gemm_coop.comp has passed on a GPU, no device is made with it unasked. */
 int vk_device_create(struct vk_device *d, const char *selector, bool validation,
-                     bool no_memory_budget, struct vkllm_error *err);
+                     bool no_memory_budget, bool coopmat, struct vkllm_error *err);
 void vk_device_destroy(struct vk_device *d);
 
 /* The device-local heap's size, what this process may use of it and uses now:
