@@ -29,6 +29,14 @@
  *              is ~sum|w x| / k, fifty times larger. Q4_0 and Q8_0 run both
  *              ways, with packed int8 dot instructions and without, where the
  *              device has them: exact, the same integer sums scaled alike.
+ *              The cooperative-matrix GEMM (--coop) rounds each weight and
+ *              input to a half float (to nearest even) before multiplying;
+ *              the reference rounds them alike, so each product is exact in
+ *              a float and the bound above holds for its sums in any order
+ *              (the matrix units' order is theirs: T = 1 covers it). Against
+ *              unrounded values that rounding alone is up to 2^-10 sum|w x|,
+ *              more than a dropped term at k = 4096: hence the rounded
+ *              reference rather than a wider tolerance.
  *   norm       the scale differs in how it is rounded (GPU: float squares,
  *              mean (and LayerNorm's variance), + eps, sqrt and 1/x each
  *              rounded, as llama.cpp; reference: double, rounded once): about
