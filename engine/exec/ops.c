@@ -233,6 +233,30 @@ static enum shader_id gemm_pairs(const struct vkllm_context *c, uint32_t type)
     return c->gemm_pairs && i >= 0 ? (enum shader_id)(SHADER_GEMM_PAIRS_Q4_0 + i) : SHADER_COUNT;
 }
 
+/* Records GEMM pipeline P over W's parts, a workgroup per tile of ROWS rows
+ * by TOKENS tokens; its input X has X_STRIDE per token (its scales, if any,
+ * at X_SCALE_OFFSET) */
+static int gemm_parts(struct op_env *e, const struct gpu_weight *w, struct vk_pipeline *p,
+                      const struct gpu_buf *x, uint32_t x_stride, uint32_t x_scale_offset,
+                      const struct gpu_buf *y, bool acc, uint32_t rows, uint32_t tokens,
+                      struct vkllm_error *err)
+{
+    const uint32_t tok_tiles = div_up(e->batch, tokens);
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
+        const struct gpu_weight_part *part = &w->parts[i];
+        struct push_matvec pc = matvec_push(e, w, part, false);
+        pc.x_stride = x_stride;
+        pc.x_scale_offset = x_scale_offset;
+        pc.acc = acc;
+        const struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
+        gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
+        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows) * tok_tiles, &pc, bufs,
+                                i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
+    }
+    return rc;
+}
+
 /* gemm_coop.comp's tile: 64 rows by 64 tokens, a workgroup of 128 threads
  * (four subgroups of 32 on matrix units) */
 #define COOP_ROWS    64
@@ -254,19 +278,7 @@ static int gemm_coop(struct op_env *e, const struct gpu_weight *w, const struct 
     struct vk_pipeline *p;
     int rc = pipeline_wg(e, (enum shader_id)(first + quant_block_format_index(w->type)),
                          COOP_THREADS, NULL, 0, 4, sizeof(struct push_matvec), &p, err);
-    const uint32_t tok_tiles = div_up(e->batch, COOP_TOKENS);
-    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
-        const struct gpu_weight_part *part = &w->parts[i];
-        struct push_matvec pc = matvec_push(e, w, part, false);
-        pc.x_stride = w->k;
-        pc.x_scale_offset = 0;
-        pc.acc = acc;
-        const struct gpu_buf bufs[] = {e->step, part->buf, *x, *y};
-        gpu_graph_tag_bytes(e->graph, part->buf.size);
-        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, COOP_ROWS) * tok_tiles, &pc, bufs,
-                                i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
-    }
-    return rc;
+    return rc ? rc : gemm_parts(e, w, p, x, w->k, 0, y, acc, COOP_ROWS, COOP_TOKENS, err);
 }
 
 static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_buf *x,
@@ -306,20 +318,12 @@ static int gemm(struct op_env *e, const struct gpu_weight *w, const struct gpu_b
                                     div_up((uint64_t)div_up(e->batch, 2) * (w->k / 32), c->wg_size),
                                     &ppc, pbufs, GPU_BARRIER, err);
     }
-    const uint32_t tok_tiles = div_up(e->batch, tb);
-    for (uint32_t i = 0; !rc && i < w->n_parts; i++) {
-        const struct gpu_weight_part *part = &w->parts[i];
-        struct push_matvec pc = matvec_push(e, w, part, false);
-        /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0, or their pairs */
-        pc.x_stride = paired ? n_pairs : w->k;
-        pc.x_scale_offset = paired ? n_pairs * (w->k / 32) * 8 : 0;
-        pc.acc = acc;
-        struct gpu_buf bufs[] = {e->step, part->buf, paired ? pairs : *x, *y};
-        gpu_graph_tag_bytes(e->graph, part->buf.size); /* read once a step */
-        rc = gpu_graph_dispatch(e->graph, p, div_up(part->n_rows, rows_per_wg) * tok_tiles, &pc,
-                                bufs, i + 1 == w->n_parts ? e->sync : GPU_NO_BARRIER, err);
-    }
-    return rc;
+    /* the GEMM reads floats, Q8_0-rounded for Q4_0 and Q8_0, or their pairs */
+    if (rc) return rc;
+    if (paired)
+        return gemm_parts(e, w, p, &pairs, n_pairs, n_pairs * (w->k / 32) * 8, y, acc, rows_per_wg,
+                          tb, err);
+    return gemm_parts(e, w, p, x, w->k, 0, y, acc, rows_per_wg, tb, err);
 }
 
 bool op_matvec_uses_gemm(const struct op_env *e, bool last_only)
